@@ -1,0 +1,49 @@
+# segflow: two commands on a fresh machine (`make run`, `make test`); the rest are conveniences.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+USERS ?= 2000
+DAYS ?= 60
+SEED ?= 7
+
+export SEGFLOW_HOME ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(SEGFLOW_HOME)/dagster_home
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install run test dev lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## run: generate demo data and run the main daily job over the last $(DAYS) days
+run: $(STAMP)
+	$(BIN)/segflow run --users $(USERS) --days $(DAYS) --seed $(SEED)
+
+## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q tests
+
+## dev: the Dagster UI on http://127.0.0.1:3000
+dev: $(STAMP)
+	$(BIN)/segflow prepare
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/transform.py
+	$(BIN)/python bench/model_quality.py
+	$(BIN)/python bench/sync.py
+
+clean:
+	rm -rf data dbt_project/target dbt_project/logs

@@ -1,0 +1,118 @@
+"""All runtime settings, read from environment variables with the embedded defaults.
+
+Plain Python (no Dagster import) so the CLI, the logic modules and the tests share one
+source of truth. Every variable here is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class SettingError(ValueError):
+    """A setting has a value segflow cannot use; the message names the variable."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingError(f"{name}={raw!r}: expected a number") from exc
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingError(f"{name}={raw!r}: expected an integer") from exc
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in allowed:
+        raise SettingError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _date(name: str, default: str) -> date:
+    raw = _env(name, default)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise SettingError(f"{name}={raw!r}: expected a date YYYY-MM-DD") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with `Settings.from_env()`; never holds secrets in repr."""
+
+    home: Path
+    duckdb_path: Path
+    source: str
+    landing_dir: Path
+    demo_dir: Path
+    demo_truth_dir: Path
+    partitions_start: date
+    late_arrival_days: int
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: Path
+    dbt_target: str
+    destination: str
+    outbox_dir: Path
+    customerio_region: str
+    customerio_track_url: str
+    sync_rate_limit: float
+    sync_max_change_share: float
+    sync_max_attempts: int
+    quarantine_max_share: float
+    extras: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(_env("SEGFLOW_HOME", str(PROJECT_ROOT / "data"))).resolve()
+        mlflow_dir = home / "mlflow"
+        region = _choice("CUSTOMERIO_REGION", "us", ("us", "eu"))
+        default_track = "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
+        return cls(
+            home=home,
+            duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
+            source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
+            landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
+            demo_dir=Path(_env("SEGFLOW_DEMO_DIR", str(home / "demo" / "landing"))).resolve(),
+            demo_truth_dir=Path(_env("SEGFLOW_DEMO_TRUTH_DIR", str(home / "demo" / "truth"))).resolve(),
+            partitions_start=_date("SEGFLOW_PARTITIONS_START", "2025-01-01"),
+            late_arrival_days=_int("SEGFLOW_LATE_ARRIVAL_DAYS", 3),
+            mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
+            mlflow_artifact_root=Path(_env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))),
+            dbt_target=_env("SEGFLOW_DBT_TARGET", "duckdb"),
+            destination=_choice("SEGFLOW_DESTINATION", "outbox", ("outbox", "csv", "customerio")),
+            outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
+            customerio_region=region,
+            customerio_track_url=_env("CUSTOMERIO_TRACK_URL", default_track).rstrip("/"),
+            sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", 100.0),
+            sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", 0.5),
+            sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", 5),
+            quarantine_max_share=_float("SEGFLOW_QUARANTINE_MAX_SHARE", 0.05),
+        )
+
+    @property
+    def source_dir(self) -> Path:
+        """Landing folder the ingest reads: the generated demo folder or the user's files."""
+        return self.demo_dir if self.source == "demo" else self.landing_dir
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.duckdb_path.parent, self.outbox_dir, self.mlflow_artifact_root):
+            path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,50 @@
+"""The tracking plan (event names -> milestones, core features, support, billing) lives in
+`dbt_project/dbt_project.yml` vars so dbt and Python read one file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from orchestration.settings import DBT_PROJECT_DIR
+
+
+@dataclass(frozen=True)
+class TrackingPlan:
+    milestones: tuple[tuple[str, tuple[str, ...]], ...]
+    core_features: tuple[str, ...]
+    support_events: tuple[str, ...]
+    upgrade_events: tuple[str, ...]
+    cancel_events: tuple[str, ...]
+    other_events: tuple[str, ...]
+    paid_plans: tuple[str, ...]
+    plans: tuple[str, ...]
+
+    @property
+    def milestone_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.milestones)
+
+    @property
+    def known_events(self) -> frozenset[str]:
+        names = {e for _, events in self.milestones for e in events}
+        for group in (self.core_features, self.support_events, self.upgrade_events,
+                      self.cancel_events, self.other_events):
+            names.update(group)
+        return frozenset(names)
+
+
+@cache
+def load(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> TrackingPlan:
+    try:
+        raw = yaml.safe_load(project_file.read_text())["vars"]["tracking_plan"]
+        return TrackingPlan(
+            milestones=tuple((m["name"], tuple(m["events"])) for m in raw["milestones"]),
+            **{key: tuple(raw[key]) for key in (
+                "core_features", "support_events", "upgrade_events", "cancel_events",
+                "other_events", "paid_plans", "plans")},
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{project_file}: vars.tracking_plan is missing or malformed ({exc!r})") from exc
