@@ -85,18 +85,26 @@ class Settings:
         home = Path(_env("SEGFLOW_HOME", str(PROJECT_ROOT / "data"))).resolve()
         mlflow_dir = home / "mlflow"
         region = _choice("CUSTOMERIO_REGION", "us", ("us", "eu"))
-        default_track = "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
+        default_track = (
+            "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
+        )
         return cls(
             home=home,
             duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
             source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
             landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
             demo_dir=Path(_env("SEGFLOW_DEMO_DIR", str(home / "demo" / "landing"))).resolve(),
-            demo_truth_dir=Path(_env("SEGFLOW_DEMO_TRUTH_DIR", str(home / "demo" / "truth"))).resolve(),
+            demo_truth_dir=Path(
+                _env("SEGFLOW_DEMO_TRUTH_DIR", str(home / "demo" / "truth"))
+            ).resolve(),
             partitions_start=_date("SEGFLOW_PARTITIONS_START", "2025-01-01"),
             late_arrival_days=_int("SEGFLOW_LATE_ARRIVAL_DAYS", 3),
-            mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
-            mlflow_artifact_root=Path(_env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))),
+            mlflow_tracking_uri=_env(
+                "MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+            ),
+            mlflow_artifact_root=Path(
+                _env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))
+            ),
             dbt_target=_env("SEGFLOW_DBT_TARGET", "duckdb"),
             destination=_choice("SEGFLOW_DESTINATION", "outbox", ("outbox", "csv", "customerio")),
             outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
@@ -114,5 +122,10 @@ class Settings:
         return self.demo_dir if self.source == "demo" else self.landing_dir
 
     def ensure_dirs(self) -> None:
-        for path in (self.home, self.duckdb_path.parent, self.outbox_dir, self.mlflow_artifact_root):
+        for path in (
+            self.home,
+            self.duckdb_path.parent,
+            self.outbox_dir,
+            self.mlflow_artifact_root,
+        ):
             path.mkdir(parents=True, exist_ok=True)

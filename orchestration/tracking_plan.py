@@ -30,8 +30,13 @@ class TrackingPlan:
     @property
     def known_events(self) -> frozenset[str]:
         names = {e for _, events in self.milestones for e in events}
-        for group in (self.core_features, self.support_events, self.upgrade_events,
-                      self.cancel_events, self.other_events):
+        for group in (
+            self.core_features,
+            self.support_events,
+            self.upgrade_events,
+            self.cancel_events,
+            self.other_events,
+        ):
             names.update(group)
         return frozenset(names)
 
@@ -42,9 +47,20 @@ def load(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> TrackingPl
         raw = yaml.safe_load(project_file.read_text())["vars"]["tracking_plan"]
         return TrackingPlan(
             milestones=tuple((m["name"], tuple(m["events"])) for m in raw["milestones"]),
-            **{key: tuple(raw[key]) for key in (
-                "core_features", "support_events", "upgrade_events", "cancel_events",
-                "other_events", "paid_plans", "plans")},
+            **{
+                key: tuple(raw[key])
+                for key in (
+                    "core_features",
+                    "support_events",
+                    "upgrade_events",
+                    "cancel_events",
+                    "other_events",
+                    "paid_plans",
+                    "plans",
+                )
+            },
         )
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{project_file}: vars.tracking_plan is missing or malformed ({exc!r})") from exc
+        raise ValueError(
+            f"{project_file}: vars.tracking_plan is missing or malformed ({exc!r})"
+        ) from exc
