@@ -1,0 +1,220 @@
+"""Run a table's suites in a GX context and turn the results into `CheckOutcome`s.
+
+The caller passes an open DuckDB connection (the Dagster wiring's single-writer pool) and
+optionally a GX directory (`<SEGFLOW_HOME>/gx`): with one, suites, results and Data Docs are
+written there; without one, an ephemeral context is used and no HTML is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import great_expectations as gx
+import pandas as pd
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from expectations.config import QualityConfig
+from expectations.frames import declared_columns, partition_frame, row_frame, schema_frame
+from expectations.outcome import CheckOutcome, SuiteResult, json_safe
+from expectations.suites import Rule, partition_rules, row_rules, schema_rules
+from expectations.tables import TableSpec, table_spec
+
+DOCS_SITE = "segflow"
+_DATASOURCE = "segflow_duckdb_frames"
+
+
+def open_context(gx_dir: Path | None) -> Any:
+    """A file context rooted at `gx_dir` (Data Docs under `gx_dir/data_docs`) or ephemeral."""
+    if gx_dir is None:
+        context = gx.get_context(mode="ephemeral")
+    else:
+        gx_dir = Path(gx_dir)
+        context = gx.get_context(mode="file", context_root_dir=str(gx_dir))
+        if DOCS_SITE not in context.get_site_names():
+            context.add_data_docs_site(site_name=DOCS_SITE, site_config={
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str((gx_dir / "data_docs").resolve())},
+            })
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def validate_table(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    partition_dates: Sequence[date],
+    config: QualityConfig | None = None,
+    *,
+    gx_dir: Path | None = None,
+    now: datetime | None = None,
+) -> SuiteResult:
+    """Validate `table`'s partitions (read-only) and return every check's outcome.
+
+    `table` is "events"/"raw.events"/"fct_user_features"...; `now` (naive UTC) defaults to the
+    current time and bounds "not in the future".
+    """
+    config = config or QualityConfig()
+    spec = table_spec(table)
+    dates = sorted(set(partition_dates))
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    suite_name = f"{spec.schema}_{spec.short_name}"
+    declared = declared_columns(conn, spec)
+    if declared is None:
+        missing = CheckOutcome(
+            check=f"{spec.short_name}.table.exists", table=spec.name, column=None,
+            expectation="table_exists", severity="error", passed=False,
+            expected=f"table {spec.name} in the warehouse",
+            message=f"{spec.name} does not exist in the warehouse: expected the table "
+                    f"(load or build it first); found no such table",
+            partitions=[d.isoformat() for d in dates],
+        )
+        return SuiteResult(suite_name, spec.name, dates, 0, [missing], None, now)
+
+    frames: list[tuple[str, pd.DataFrame, list[Rule], list[str]]] = [
+        ("schema", schema_frame(declared), schema_rules(spec), []),
+    ]
+    row_count = 0
+    if spec.partition_column in declared:
+        rows = row_frame(conn, spec, declared, dates, config)
+        row_count = len(rows)
+        locators = [c for c in spec.locator_columns if c in rows.columns]
+        frames.append(("rows", rows, row_rules(spec, rows.columns, config, now), locators))
+        parts = partition_frame(conn, spec, declared, dates, config)
+        frames.append(("partitions", parts, partition_rules(spec, config), ["partition_date"]))
+
+    context = open_context(gx_dir)
+    outcomes: list[CheckOutcome] = []
+    for frame_name, frame, rules, locators in frames:
+        if rules:
+            outcomes += _run_frame(context, f"{suite_name}__{frame_name}", frame, rules,
+                                   locators, spec, dates, config)
+    docs_index = build_data_docs(context, gx_dir) if gx_dir is not None else None
+    return SuiteResult(suite_name, spec.name, dates, row_count, outcomes, docs_index, now)
+
+
+def build_data_docs(context: Any, gx_dir: Path) -> Path:
+    """Render the HTML site with GX's own builder; returns index.html (checked to exist)."""
+    context.build_data_docs(site_names=[DOCS_SITE])
+    index = (Path(gx_dir) / "data_docs" / "index.html").resolve()
+    if not index.is_file():
+        raise RuntimeError(f"GX Data Docs build finished but {index} was not written")
+    return index
+
+
+def _run_frame(
+    context: Any, name: str, frame: pd.DataFrame, rules: list[Rule], locators: list[str],
+    spec: TableSpec, dates: list[date], config: QualityConfig,
+) -> list[CheckOutcome]:
+    source = context.data_sources.add_or_update_pandas(name=_DATASOURCE)
+    asset = next((a for a in source.assets if a.name == name), None)
+    asset = asset or source.add_dataframe_asset(name=name)
+    batch = next((b for b in asset.batch_definitions if b.name == "whole"), None)
+    batch = batch or asset.add_batch_definition_whole_dataframe("whole")
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(name=name, expectations=[r.expectation for r in rules]))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    result_format: dict[str, Any] = {
+        "result_format": "SUMMARY", "partial_unexpected_count": config.sample_size,
+    }
+    if locators:
+        result_format["unexpected_index_column_names"] = locators
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+    by_check = {r.expectation_config.meta.get("check"): r for r in result.results}
+    return [_outcome(rule, by_check.get(rule.name), spec, dates) for rule in rules]
+
+
+def _exception_text(info: Any) -> str | None:
+    if not info:
+        return None
+    entries = info.values() if "raised_exception" not in info else [info]
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("raised_exception"):
+            return str(entry.get("exception_message"))
+    return None
+
+
+def _outcome(rule: Rule, result: Any, spec: TableSpec, dates: list[date]) -> CheckOutcome:
+    where = _where(spec, dates)
+    base = dict(check=rule.name, table=spec.name, column=rule.column,
+                expectation=rule.expectation.expectation_type, severity=rule.severity,
+                expected=rule.expected, partitions=[d.isoformat() for d in dates])
+    if result is None:
+        return CheckOutcome(**base, passed=False,
+                            message=f"{where}: check {rule.name} produced no GX result")
+    error = _exception_text(result.exception_info)
+    if error:
+        return CheckOutcome(**base, passed=False,
+                            message=f"{where} {_col(rule)}: GX could not evaluate "
+                                    f"'{rule.expected}': {error}")
+    details = result.result or {}
+    samples = details.get("partial_unexpected_index_list") or details.get(
+        "partial_unexpected_list") or []
+    sample = json_safe(list(samples))
+    observed = json_safe(details.get("observed_value"))
+    count = details.get("unexpected_count")
+    percent = details.get("unexpected_percent")
+    passed = bool(result.success)
+    message = _message(rule, where, passed, count, percent, sample, observed, details)
+    return CheckOutcome(
+        **base, passed=passed, message=message,
+        unexpected_count=int(count) if count is not None else None,
+        unexpected_percent=json_safe(float(percent)) if percent is not None else None,
+        sample_unexpected=sample, observed_value=observed,
+    )
+
+
+def _where(spec: TableSpec, dates: list[date]) -> str:
+    shown = ", ".join(d.isoformat() for d in dates[:3])
+    if len(dates) > 3:
+        shown += f", ... ({len(dates)} partitions)"
+    return f"{spec.name} [{shown}]"
+
+
+def _col(rule: Rule) -> str:
+    return f"column '{rule.column}'" if rule.column else "table"
+
+
+def _message(
+    rule: Rule, where: str, passed: bool, count: Any, percent: Any, sample: list[Any],
+    observed: Any, details: dict[str, Any],
+) -> str:
+    status = "ok" if passed else "FAILED" if rule.severity == "error" else "WARNING"
+    if rule.frame == "schema" and rule.column is None:
+        missing = (details.get("details") or {}).get("mismatched", {}).get("missing") or []
+        found = ", ".join(observed or [])
+        if missing:
+            return (f"{status} {where}: missing column(s) {', '.join(missing)}; expected "
+                    f"{rule.expected}; found {found}")
+        return f"{status} {where}: all contract columns present"
+    if rule.frame == "schema":
+        found = sample[0].get(rule.column) if sample and isinstance(sample[0], dict) else (
+            sample[0] if sample else None)
+        return (f"{status} {where} {_col(rule)}: expected {rule.expected}"
+                + ("" if passed else f", found {found}"))
+    if count is None:  # aggregate expectation (mean, ...)
+        return f"{status} {where} {_col(rule)}: expected {rule.expected}; observed {observed}"
+    if not count:
+        return f"{status} {where} {_col(rule)}: {rule.expected}"
+    shown = "; ".join(_describe(s) for s in sample[:3])
+    return (f"{status} {where} {_col(rule)}: {count} row(s) ({float(percent or 0):.2f}%) "
+            f"break '{rule.expected}', e.g. {shown}")
+
+
+def _describe(sample: Any) -> str:
+    if not isinstance(sample, dict):
+        return repr(sample)
+    loc = sample.get("_source_file")
+    line = sample.get("_source_line")
+    values = {k: v for k, v in sample.items()
+              if k not in ("_source_file", "_source_line", "_partition_date")}
+    where = f" at {loc}:{line}" if loc else ""
+    part = sample.get("_partition_date")
+    return f"{values}{where}" + (f" (partition {str(part)[:10]})" if part else "")

@@ -1,0 +1,284 @@
+"""The expectation suites, as code. Each rule is a GX expectation plus a stable check name,
+a severity (`error` blocks downstream assets, `warn` flags a soft anomaly) and a sentence
+saying what was expected, so a failure message can be read without opening GX.
+
+Three frames are validated per table: `schema` (one row of declared DuckDB types),
+`rows` (the partition's rows plus a few derived `dq_*` columns) and `partitions` (one row
+per partition: row count against the trailing median, ids already seen on earlier days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import great_expectations.expectations as gxe
+from great_expectations.expectations.expectation import Expectation
+
+from expectations.config import QualityConfig
+from expectations.tables import TYPE_FAMILIES, TableSpec
+
+Severity = Literal["error", "warn"]
+Frame = Literal["schema", "rows", "partitions"]
+_GX_SEVERITY = {"error": "critical", "warn": "warning"}
+EARLIEST_VALID = datetime(2000, 1, 1)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # stable, e.g. "events.message_id.not_null"
+    severity: Severity
+    frame: Frame
+    expectation: Expectation
+    column: str | None
+    expected: str  # human sentence: what a good table has
+
+
+def _rule(
+    spec: TableSpec, frame: Frame, name: str, severity: Severity, subject: str | None,
+    expected: str, expectation_cls: type[Expectation], **kwargs: object,
+) -> Rule:
+    """`subject` is the contract column a person should look at (may differ from the GX
+    column when a derived `dq_*` column is checked)."""
+    check = f"{spec.short_name}.{name}"
+    expectation = expectation_cls(
+        **kwargs,
+        severity=_GX_SEVERITY[severity],
+        description=f"{check}: {expected}",
+        meta={"check": check, "severity": severity},
+    )
+    return Rule(check, severity, frame, expectation, subject, expected)
+
+
+def schema_rules(spec: TableSpec) -> list[Rule]:
+    """Presence of every contract column, and each present column's declared type."""
+    rules = [
+        _rule(spec, "schema", "columns.present", "error", None,
+              f"columns {', '.join(spec.columns)}",
+              gxe.ExpectTableColumnsToMatchSet, column_set=list(spec.columns), exact_match=False),
+    ]
+    for column, contract_type in spec.columns.items():
+        accepted = TYPE_FAMILIES[contract_type]
+        rules.append(_rule(
+            spec, "schema", f"{column}.type", "error", column,
+            f"type {' or '.join(accepted)}",
+            gxe.ExpectColumnValuesToBeInSet, column=column, value_set=list(accepted),
+        ))
+    return rules
+
+
+def _not_null(spec: TableSpec, column: str, severity: Severity = "error") -> Rule:
+    return _rule(spec, "rows", f"{column}.not_null", severity, column, "no nulls",
+                 gxe.ExpectColumnValuesToNotBeNull, column=column)
+
+
+def _non_empty(spec: TableSpec, column: str) -> Rule:
+    return _rule(spec, "rows", f"{column}.not_empty", "error", column, "no empty strings",
+                 gxe.ExpectColumnValueLengthsToBeBetween, column=column, min_value=1)
+
+
+def _in_set(
+    spec: TableSpec, column: str, values: Collection[str], severity: Severity,
+    what: str, name: str | None = None, check_column: str | None = None,
+) -> Rule:
+    shown = sorted(values)
+    preview = ", ".join(shown[:12]) + (f", ... ({len(shown)} values)" if len(shown) > 12 else "")
+    return _rule(spec, "rows", name or f"{column}.accepted_values", severity, column,
+                 f"{what}: one of {preview}", gxe.ExpectColumnValuesToBeInSet,
+                 column=check_column or column, value_set=shown)
+
+
+def _unique_key(spec: TableSpec, column: str, config: QualityConfig) -> Rule:
+    share = config.duplicate_warn_share
+    return _rule(spec, "rows", f"{column}.duplicates", "warn", column,
+                 f"at most {share:.1%} of rows sharing a {column} (staging de-duplicates)",
+                 gxe.ExpectColumnValuesToBeUnique, column=column, mostly=1.0 - share)
+
+
+def _timestamp_rules(
+    spec: TableSpec, column: str, config: QualityConfig, now: datetime, lower_window: bool,
+) -> list[Rule]:
+    """Timestamps after 2000, never in the future, inside the partition (+ late window)."""
+    latest = now + timedelta(minutes=config.future_tolerance_minutes)
+    rules = [
+        _rule(spec, "rows", f"{column}.after_2000", "error", column,
+              f"{column} on or after {EARLIEST_VALID.date()}",
+              gxe.ExpectColumnValuesToBeBetween, column=column, min_value=EARLIEST_VALID),
+        _rule(spec, "rows", f"{column}.not_in_future", "error", column,
+              f"{column} not after the validation time {latest:%Y-%m-%d %H:%M} UTC",
+              gxe.ExpectColumnValuesToBeBetween, column=column, max_value=latest),
+        _rule(spec, "rows", f"{column}.not_after_partition", "error", column,
+              f"{column} before the end of its partition day",
+              gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A="dq_window_end",
+              column_B=column, or_equal=False, ignore_row_if="either_value_is_missing"),
+    ]
+    if lower_window:
+        rules.append(_rule(
+            spec, "rows", f"{column}.within_late_window", "error", column,
+            f"{column} no more than {config.late_arrival_days} day(s) before its partition day",
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A=column,
+            column_B="dq_window_start", or_equal=True, ignore_row_if="either_value_is_missing",
+        ))
+    return rules
+
+
+def row_rules(
+    spec: TableSpec, columns: Collection[str], config: QualityConfig, now: datetime,
+) -> list[Rule]:
+    """Row-level rules for the columns present (a missing column fails the schema frame)."""
+    builder = {
+        "raw.crm_contacts": _contacts_rules,
+        "raw.events": _events_rules,
+        "raw.billing_invoices": _invoices_rules,
+        "main.fct_user_features": _features_rules,
+    }[spec.name]
+    present = set(columns)
+    return [rule for rule in builder(spec, config, now)
+            if all(c in present for c in _columns_of(rule))]
+
+
+def _columns_of(rule: Rule) -> list[str]:
+    kwargs = rule.expectation.configuration.kwargs
+    names = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
+    return names + list(kwargs.get("column_list") or [])
+
+
+def _contacts_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
+    accepted = config.accepted
+    return [
+        _not_null(spec, "user_id"), _non_empty(spec, "user_id"),
+        _unique_key(spec, "user_id", config),
+        _not_null(spec, "signup_at"),
+        *_timestamp_rules(spec, "signup_at", config, now, lower_window=False),
+        *_timestamp_rules(spec, "updated_at", config, now, lower_window=False),
+        _in_set(spec, "plan", accepted.plans, "warn", "plan"),
+        _in_set(spec, "company_size", accepted.company_sizes, "warn", "company size bucket"),
+    ]
+
+
+def _events_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
+    accepted = config.accepted
+    rules = [
+        _not_null(spec, "message_id"), _non_empty(spec, "message_id"),
+        _unique_key(spec, "message_id", config),
+        _rule(spec, "rows", "identity.not_null", "error", "user_id",
+              "user_id or anonymous_id on every event", gxe.ExpectColumnValuesToNotBeNull,
+              column="dq_identity"),
+        _not_null(spec, "type"),
+        _in_set(spec, "type", accepted.event_types, "error", "event type"),
+        _not_null(spec, "timestamp"),
+        *_timestamp_rules(spec, "timestamp", config, now, lower_window=True),
+    ]
+    if accepted.event_names is not None:
+        rules.append(_in_set(
+            spec, "event", accepted.event_names, "warn", "track event name in the tracking plan",
+            name="event.in_tracking_plan", check_column="dq_track_event",
+        ))
+    for heavy in spec.heavy_columns:
+        rules.append(_rule(
+            spec, "rows", f"{heavy}.size", "warn", heavy,
+            f"{heavy} JSON at most {config.max_property_bytes:,} bytes",
+            gxe.ExpectColumnValuesToBeBetween, column=f"{heavy}_bytes",
+            max_value=config.max_property_bytes,
+        ))
+    return rules
+
+
+def _invoices_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
+    accepted = config.accepted
+    return [
+        _not_null(spec, "invoice_id"), _non_empty(spec, "invoice_id"),
+        _unique_key(spec, "invoice_id", config),
+        _not_null(spec, "user_id"), _non_empty(spec, "user_id"),
+        _not_null(spec, "amount"),
+        _rule(spec, "rows", "amount.non_negative", "error", "amount", "amount >= 0",
+              gxe.ExpectColumnValuesToBeBetween, column="amount", min_value=0),
+        _rule(spec, "rows", "amount.max", "warn", "amount",
+              f"amount <= {config.max_amount:,.0f}",
+              gxe.ExpectColumnValuesToBeBetween, column="amount", max_value=config.max_amount),
+        _in_set(spec, "currency", accepted.currencies, "error", "currency"),
+        _in_set(spec, "status", accepted.invoice_statuses, "error", "invoice status"),
+        _not_null(spec, "period_start"), _not_null(spec, "period_end"),
+        _rule(spec, "rows", "period.ordered", "error", "period_end",
+              "period_end on or after period_start",
+              gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A="period_end",
+              column_B="period_start", or_equal=True, ignore_row_if="either_value_is_missing"),
+        *_timestamp_rules(spec, "period_start", config, now, lower_window=False)[:1],
+        *_timestamp_rules(spec, "paid_at", config, now, lower_window=True),
+    ]
+
+
+def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
+    accepted = config.accepted
+    required = [c for c in spec.columns if c not in spec.nullable]
+    rules = [_not_null(spec, c) for c in required]
+    rules.append(_rule(
+        spec, "rows", "grain.unique", "error", "user_id", "one row per user_id and snapshot_date",
+        gxe.ExpectCompoundColumnsToBeUnique, column_list=["user_id", "snapshot_date"],
+    ))
+
+    def between(column: str, low: float | None, high: float | None, sev: Severity = "error"):
+        text = (f"{column} in [{low}, {high}]" if low is not None and high is not None
+                else f"{column} >= {low}" if low is not None else f"{column} <= {high}")
+        return _rule(spec, "rows", f"{column}.range", sev, column, text,
+                     gxe.ExpectColumnValuesToBeBetween, column=column,
+                     min_value=low, max_value=high)
+
+    rules += [
+        between("onboarding_completion", 0, 1),
+        between("days_since_signup", 0, None),
+        between("days_since_last_active", 0, None),
+        between("active_days_7d", 0, 7),
+        between("active_days_28d", 0, 28),
+        between("milestones_reached", 0, None),
+        between("days_to_first_value", 0, None),
+        between("mrr", 0, None),
+        between("revenue_to_date", 0, None),
+        between("avg_session_minutes_28d", 0, config.max_session_minutes, "warn"),
+    ]
+    for count in ("events_7d", "events_28d", "sessions_7d", "sessions_28d", "events_prev_7d",
+                  "feature_breadth_28d", "feature_depth_28d", "support_tickets_28d",
+                  "support_tickets_total", "teammates_invited", "integrations_connected"):
+        rules.append(between(count, 0, None))
+    low, high = config.features_min_mean_events_28d, config.features_max_mean_events_28d
+    rules.append(_rule(
+        spec, "rows", "events_28d.mean", "warn", "events_28d",
+        f"mean events_28d in [{low}, {high}]", gxe.ExpectColumnMeanToBeBetween,
+        column="events_28d", min_value=low, max_value=high,
+    ))
+    rules.append(_in_set(spec, "plan", accepted.plans, "warn", "plan"))
+    rules.append(_in_set(spec, "company_size", accepted.company_sizes, "warn",
+                         "company size bucket"))
+    return rules
+
+
+def partition_rules(spec: TableSpec, config: QualityConfig) -> list[Rule]:
+    """Per-partition rules: volume against the trailing median, ids repeated from earlier days."""
+    drop = config.row_count_drop_share
+    rules = [
+        _rule(spec, "partitions", "row_count.not_empty",
+              "error" if spec.schema == "main" else "warn", "row_count",
+              "at least one row per partition",
+              gxe.ExpectColumnValuesToBeBetween, column="row_count", min_value=1),
+    ]
+    if spec.volume_checked:
+        rules.append(_rule(
+            spec, "partitions", "row_count.vs_trailing_median", "error", "row_count",
+            f"row count no more than {drop:.0%} below the median of the previous "
+            f"{config.row_count_history_days} days (needs {config.row_count_min_history} "
+            "days of history)",
+            gxe.ExpectColumnValuesToBeBetween, column="row_count_ratio", min_value=1.0 - drop,
+        ))
+    if spec.key_column and spec.schema == "raw" and spec.key_column != "user_id":
+        share = config.duplicate_warn_share
+        rules.append(_rule(
+            spec, "partitions", f"{spec.key_column}.duplicates_across_partitions", "warn",
+            spec.key_column,
+            f"at most {share:.1%} of a partition's rows reusing a {spec.key_column} "
+            "of an earlier partition",
+            gxe.ExpectColumnValuesToBeBetween, column="cross_partition_duplicate_share",
+            max_value=share,
+        ))
+    return rules
