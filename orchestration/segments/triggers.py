@@ -1,0 +1,110 @@
+"""Behavioural triggers: a firing is the day a condition has held for exactly `for_days`
+consecutive days (for_days=1: false -> true), so each occurrence fires once. Runs that began
+on the first day of data are left-censored (we did not see the transition) and never fire.
+Re-running a day replaces that day's firings."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from orchestration.segments.config import SegmentConfig, Trigger
+from orchestration.segments.tables import ensure_tables, input_relation
+
+TRIGGER_COLUMNS = ["user_id", "trigger", "fired_at", "context"]
+
+
+def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
+                  dates: list[date]) -> pd.DataFrame:
+    """Evaluate every trigger for `dates`, replace those days in `user_triggers`, return
+    the firings written."""
+    ensure_tables(conn)
+    dates = sorted(set(dates))
+    firings = [_fire(conn, config, trigger, dates) for trigger in config.triggers]
+    result = (pd.concat(firings, ignore_index=True) if firings
+              else pd.DataFrame(columns=TRIGGER_COLUMNS))
+    result = result.sort_values(["fired_at", "trigger", "user_id"], ignore_index=True)
+    conn.execute("begin transaction")
+    try:
+        conn.execute("delete from main.user_triggers where fired_at in "
+                     "(select unnest($dates::DATE[]))", {"dates": dates})
+        if len(result):
+            conn.register("_new_triggers", result)
+            conn.execute('insert into main.user_triggers select user_id, "trigger", '
+                         "fired_at::DATE, context from _new_triggers")
+            conn.unregister("_new_triggers")
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    return result
+
+
+def _fire(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, trigger: Trigger,
+          dates: list[date]) -> pd.DataFrame:
+    low = dates[0] - timedelta(days=trigger.for_days)
+    window = {"low": low, "high": dates[-1]}
+    if trigger.rule is not None:
+        relation, _ = input_relation(conn)
+        context_cols = "".join(f', "{c}"' for c in trigger.rule.columns)
+        frame = conn.execute(
+            f"select user_id, snapshot_date as day, {trigger.rule.sql} as cond{context_cols} "
+            f"from {relation} where snapshot_date between $low and $high",
+            {**trigger.rule.params, **window}).df()
+        data_start = conn.execute("select min(snapshot_date) from main.fct_user_features"
+                                  ).fetchone()[0]
+    else:
+        frame = conn.execute(
+            "select user_id, segment_date as day, list_contains(segments, $segment) as cond, "
+            "primary_segment from main.user_segments where segment_date between $low and $high",
+            {"segment": trigger.entered_segment, **window}).df()
+        data_start = conn.execute("select min(segment_date) from main.user_segments").fetchone()[0]
+    if frame.empty:
+        return pd.DataFrame(columns=TRIGGER_COLUMNS)
+    frame["day"] = pd.to_datetime(frame["day"])
+    frame = frame.sort_values(["user_id", "day"], ignore_index=True)
+    cond = frame["cond"].to_numpy(dtype=bool)
+    users = frame["user_id"].to_numpy()
+    days = frame["day"].to_numpy()
+    continues = np.zeros(len(frame), dtype=bool)
+    continues[1:] = ((users[1:] == users[:-1]) & cond[:-1]
+                     & (days[1:] - days[:-1] == np.timedelta64(1, "D")))
+    starts = cond & ~continues
+    run_start = pd.Series(np.where(starts, days, np.datetime64("NaT"))).ffill().to_numpy()
+    with np.errstate(invalid="ignore"):  # NaT before a user's first true day: never fires
+        run_length = (days - run_start) // np.timedelta64(1, "D") + 1
+    wanted = np.isin(days.astype("datetime64[D]"), np.array(dates, dtype="datetime64[D]"))
+    fire = (cond & (run_length == trigger.for_days) & wanted
+            & (run_start != np.datetime64(data_start, "ns")))
+    fired = frame.loc[fire].copy()
+    since = pd.Series(run_start[fire]).dt.date.to_numpy()
+    context_columns = [c for c in fired.columns if c not in ("user_id", "day", "cond")]
+    contexts = []
+    for record, started in zip(fired[context_columns].to_dict("records"), since, strict=True):
+        values = {k: _json_value(v) for k, v in record.items()}
+        if trigger.for_days > 1:
+            values["condition_since"] = started.isoformat()
+        if trigger.entered_segment:
+            values["segment"] = trigger.entered_segment
+        contexts.append(json.dumps(values, sort_keys=True))
+    return pd.DataFrame({"user_id": fired["user_id"].to_numpy(), "trigger": trigger.name,
+                         "fired_at": fired["day"].dt.date.to_numpy(), "context": contexts})
+
+
+def _json_value(value: object) -> object:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
