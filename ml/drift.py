@@ -1,0 +1,122 @@
+"""Population stability index (PSI) between the training reference and today's data.
+
+PSI = sum over bins of (current% - reference%) * ln(current% / reference%). Rule of thumb:
+< 0.1 stable, 0.1-0.2 moderate, > 0.2 drift worth a look. Numeric columns use quantile bins
+of the reference (so each bin holds ~1/bins of it); categorical columns compare shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml import registry
+from ml.features import FeatureSpec, prepare_features
+
+EPSILON = 1e-4  # floor for empty bins so the log stays finite
+MISSING = "(missing)"
+
+
+def _psi_from_shares(reference: np.ndarray, current: np.ndarray) -> float:
+    ref = np.clip(reference, EPSILON, None)
+    cur = np.clip(current, EPSILON, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def population_stability_index(
+    reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray, bins: int = 10
+) -> float:
+    """PSI of one column. Numeric: reference-quantile bins plus a bin for missing values;
+    anything else: category shares (unseen categories count against stability)."""
+    ref = pd.Series(reference)
+    cur = pd.Series(current)
+    if len(ref) == 0 or len(cur) == 0:
+        return float("nan")
+    numeric = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
+    if numeric and pd.api.types.is_numeric_dtype(cur):
+        ref_values = ref.to_numpy(dtype=float)
+        cur_values = cur.to_numpy(dtype=float)
+        finite = ref_values[np.isfinite(ref_values)]
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1))) if len(finite) else []
+        inner = np.asarray(edges)[1:-1]
+
+        def shares(values: np.ndarray) -> np.ndarray:
+            missing = ~np.isfinite(values)
+            counts = np.bincount(np.searchsorted(inner, values[~missing], side="right"),
+                                 minlength=len(inner) + 1).astype(float)
+            return np.append(counts, missing.sum()) / len(values)
+
+        return _psi_from_shares(shares(ref_values), shares(cur_values))
+    ref_shares = ref.astype(object).where(ref.notna(), MISSING).astype(str).value_counts(normalize=True)
+    cur_shares = cur.astype(object).where(cur.notna(), MISSING).astype(str).value_counts(normalize=True)
+    categories = ref_shares.index.union(cur_shares.index)
+    return _psi_from_shares(ref_shares.reindex(categories, fill_value=0).to_numpy(),
+                            cur_shares.reindex(categories, fill_value=0).to_numpy())
+
+
+@dataclass
+class DriftReport:
+    """Per-column PSI and the columns above the threshold (worst first)."""
+
+    psi: dict[str, float]
+    threshold: float
+    drifting: list[str]
+    reference_rows: int
+    current_rows: int
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.drifting
+
+    @property
+    def max_psi(self) -> float:
+        finite = [v for v in self.psi.values() if np.isfinite(v)]
+        return max(finite) if finite else 0.0
+
+    def table(self) -> pd.DataFrame:
+        frame = pd.DataFrame({"column": list(self.psi), "psi": list(self.psi.values())})
+        frame["drifting"] = frame["column"].isin(self.drifting)
+        return frame.sort_values("psi", ascending=False).reset_index(drop=True)
+
+
+def feature_drift(
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    threshold: float = 0.2,
+    columns: list[str] | None = None,
+    bins: int = 10,
+) -> DriftReport:
+    """PSI for every shared column (or `columns`); columns missing on one side are listed
+    in `skipped` rather than silently ignored."""
+    wanted = columns or list(reference_df.columns)
+    psi: dict[str, float] = {}
+    skipped = []
+    for name in wanted:
+        if name not in reference_df.columns or name not in current_df.columns:
+            skipped.append(name)
+            continue
+        psi[name] = population_stability_index(reference_df[name], current_df[name], bins)
+    drifting = sorted((n for n, v in psi.items() if np.isfinite(v) and v > threshold),
+                      key=lambda n: -psi[n])
+    return DriftReport(psi, threshold, drifting, len(reference_df), len(current_df), skipped)
+
+
+def champion_drift(
+    features_df: pd.DataFrame,
+    scores: pd.Series | None,
+    tracking_uri: str,
+    model_name: str = "segflow-churn",
+    threshold: float = 0.2,
+) -> DriftReport:
+    """Compare today's features (and scores, as `prediction`) with the reference sample
+    logged with the champion: the daily drift asset check."""
+    loaded = registry.load_by_alias(model_name, tracking_uri)
+    reference = registry.load_reference_sample(model_name, tracking_uri)
+    spec = FeatureSpec.from_dict(loaded.meta["feature_spec"])
+    current = prepare_features(features_df, spec)
+    if scores is not None:
+        current = current.assign(prediction=np.asarray(scores, dtype=float))
+    return feature_drift(reference, current, threshold)

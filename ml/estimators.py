@@ -1,0 +1,116 @@
+"""scikit-learn pipelines for the three models and their baselines.
+
+Only stock scikit-learn classes, so MLflow's default skops serialization stores and loads
+them safely without custom-code trust.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from ml.features import FeatureSpec
+
+RANDOM_STATE = 0
+# Below this many training rows isotonic calibration overfits; sigmoid is the safer fit.
+ISOTONIC_MIN_ROWS = 20_000
+
+
+def _one_hot(n_rows: int) -> OneHotEncoder:
+    return OneHotEncoder(
+        handle_unknown="infrequent_if_exist",
+        min_frequency=max(5, n_rows // 1000),
+        sparse_output=False,
+    )
+
+
+def _tree_preprocessor(spec: FeatureSpec, n_rows: int) -> ColumnTransformer:
+    """Numbers pass through (gradient boosting handles NaN natively); strings one-hot."""
+    transformers: list = [("num", "passthrough", list(spec.numeric + spec.boolean))]
+    if spec.categorical:
+        transformers.append(("cat", _one_hot(n_rows), list(spec.categorical)))
+    return ColumnTransformer(transformers, verbose_feature_names_out=False)
+
+
+def _linear_preprocessor(spec: FeatureSpec, n_rows: int) -> ColumnTransformer:
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    transformers: list = [("num", numeric, list(spec.numeric + spec.boolean))]
+    if spec.categorical:
+        transformers.append(("cat", _one_hot(n_rows), list(spec.categorical)))
+    return ColumnTransformer(transformers, verbose_feature_names_out=False)
+
+
+def calibrated_classifier(spec: FeatureSpec, n_rows: int) -> Pipeline:
+    """Gradient boosting with cross-validated calibration so probabilities mean what they say."""
+    booster = HistGradientBoostingClassifier(
+        learning_rate=0.06,
+        max_iter=300,
+        max_leaf_nodes=31,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        random_state=RANDOM_STATE,
+    )
+    method = "isotonic" if n_rows >= ISOTONIC_MIN_ROWS else "sigmoid"
+    return Pipeline([
+        ("prep", _tree_preprocessor(spec, n_rows)),
+        ("model", CalibratedClassifierCV(booster, method=method, cv=3)),
+    ])
+
+
+def logistic_baseline(spec: FeatureSpec, n_rows: int) -> Pipeline:
+    return Pipeline([
+        ("prep", _linear_preprocessor(spec, n_rows)),
+        ("model", LogisticRegression(max_iter=2000, C=1.0)),
+    ])
+
+
+def revenue_regressor(spec: FeatureSpec, n_rows: int) -> Pipeline:
+    """Poisson-loss boosting: predicts a non-negative mean and copes with many zero rows."""
+    booster = HistGradientBoostingRegressor(
+        loss="poisson",
+        learning_rate=0.06,
+        max_iter=400,
+        max_leaf_nodes=31,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        random_state=RANDOM_STATE,
+    )
+    return Pipeline([("prep", _tree_preprocessor(spec, n_rows)), ("model", booster)])
+
+
+class GroupMeanBaseline:
+    """Mean training outcome per group (e.g. plan), global mean for unseen groups.
+
+    Evaluation-only: its metrics are logged beside the model's, it is never registered.
+    """
+
+    def __init__(self, group_column: str | None):
+        self.group_column = group_column
+        self.means: dict[str, float] = {}
+        self.global_mean = 0.0
+
+    def fit(self, features: pd.DataFrame, target: np.ndarray) -> GroupMeanBaseline:
+        self.global_mean = float(np.mean(target))
+        if self.group_column and self.group_column in features.columns:
+            grouped = pd.Series(target, index=features.index).groupby(features[self.group_column])
+            self.means = {str(key): float(value) for key, value in grouped.mean().items()}
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        if not self.means:
+            return np.full(len(features), self.global_mean)
+        mapped = features[self.group_column].astype(str).map(self.means)
+        return mapped.fillna(self.global_mean).to_numpy(dtype=float)

@@ -1,0 +1,135 @@
+"""Pick model inputs from a mart generically and put them in the dtype the model expects.
+
+The marts (docs/contracts.md) may gain columns; the models take every numeric, boolean and
+string column that is not an id, a date or a label, so nothing here knows the demo data.
+The chosen spec travels with the model, so scoring prepares features exactly as training did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+SNAPSHOT_COLUMN = "snapshot_date"
+USER_COLUMN = "user_id"
+# Columns that hold outcomes after the snapshot date; never inputs, whichever mart they sit in.
+LABEL_COLUMNS = frozenset(
+    {"churned_28d", "converted_28d", "revenue_next_90d", "revenue_next_365d"}
+)
+MISSING_CATEGORY = "(missing)"
+
+
+class FeatureError(ValueError):
+    """A feature table does not match what the model needs; the message names the column."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which columns feed the model and their training reference values.
+
+    `reference` holds the training median (numeric/boolean) or mode (categorical): reason
+    codes measure how far a user's value moves the prediction away from this typical user.
+    """
+
+    numeric: tuple[str, ...]
+    boolean: tuple[str, ...]
+    categorical: tuple[str, ...]
+    reference: dict[str, float | str]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.boolean + self.categorical
+
+    def to_dict(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> FeatureSpec:
+        return cls(
+            numeric=tuple(raw["numeric"]),
+            boolean=tuple(raw["boolean"]),
+            categorical=tuple(raw["categorical"]),
+            reference=dict(raw["reference"]),
+        )
+
+
+def _is_excluded(name: str) -> bool:
+    lowered = name.lower()
+    return (
+        lowered in LABEL_COLUMNS
+        or "_next_" in lowered  # any forward-looking outcome column
+        or lowered == USER_COLUMN
+        or lowered.endswith("_id")
+        or lowered.endswith("_date")
+        or lowered.endswith("_at")
+        or lowered == "email"
+    )
+
+
+def infer_feature_spec(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> FeatureSpec:
+    """Classify the usable columns of a training table by dtype and record reference values."""
+    numeric: list[str] = []
+    boolean: list[str] = []
+    categorical: list[str] = []
+    for name in df.columns:
+        if name in exclude or _is_excluded(name):
+            continue
+        dtype = df[name].dtype
+        if pd.api.types.is_bool_dtype(dtype):
+            boolean.append(name)
+        elif pd.api.types.is_numeric_dtype(dtype):
+            numeric.append(name)
+        elif pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+            non_null = df[name].dropna()
+            if len(non_null) and not non_null.map(lambda v: isinstance(v, str)).all():
+                continue  # nested / mixed values (lists, dicts) are not model inputs
+            categorical.append(name)
+    if not (numeric or boolean or categorical):
+        raise FeatureError(
+            f"no usable feature columns among {list(df.columns)}: expected numeric, boolean "
+            "or string columns besides ids, dates and labels"
+        )
+    spec = FeatureSpec(tuple(numeric), tuple(boolean), tuple(categorical), {})
+    prepared = prepare_features(df, spec)
+    reference: dict[str, float | str] = {}
+    for name in spec.numeric + spec.boolean:
+        median = prepared[name].median()
+        reference[name] = float(median) if pd.notna(median) else 0.0
+    for name in spec.categorical:
+        modes = prepared[name].mode()
+        reference[name] = str(modes.iloc[0]) if len(modes) else MISSING_CATEGORY
+    return FeatureSpec(spec.numeric, spec.boolean, spec.categorical, reference)
+
+
+def prepare_features(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Return the model input frame: numerics and booleans as float64, strings as object.
+
+    Missing categories become an explicit level so the one-hot encoder sees one string type.
+    """
+    missing = [name for name in spec.columns if name not in df.columns]
+    if missing:
+        raise FeatureError(
+            f"feature table lacks column(s) {missing} that the model was trained on; "
+            f"present: {sorted(df.columns)}"
+        )
+    out = pd.DataFrame(index=df.index)
+    for name in spec.numeric + spec.boolean:
+        try:
+            out[name] = pd.to_numeric(df[name], errors="raise").astype("float64")
+        except (TypeError, ValueError) as exc:
+            raise FeatureError(f"column {name!r}: expected numeric/boolean values ({exc})") from exc
+    for name in spec.categorical:
+        values = df[name].astype("object")
+        out[name] = values.where(values.notna(), MISSING_CATEGORY).astype(str).astype(object)
+    out = out.replace([np.inf, -np.inf], np.nan)
+    return out[list(spec.columns)]
+
+
+def require_columns(df: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:
+    """Fail with the table and column names when an input lacks required columns."""
+    missing = [name for name in columns if name not in df.columns]
+    if missing:
+        raise FeatureError(f"{table}: missing required column(s) {missing}")

@@ -1,0 +1,169 @@
+"""MLflow plumbing: experiments with an explicit artifact folder, the model registry's
+champion/challenger aliases, and loading a model together with the metadata stored with it.
+
+Aliases replace the deprecated stages: `challenger` marks the newest version, `champion` the
+one scoring uses. Rolling back is `set_champion(name, version)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+META_KEY = "segflow"
+META_ARTIFACT = "segflow_model_meta.json"
+REFERENCE_ARTIFACT_DIR = "reference"
+REFERENCE_FILE = "reference_sample.parquet"
+
+
+class ModelNotFoundError(LookupError):
+    """No registered version carries the requested alias."""
+
+
+def connect(tracking_uri: str) -> MlflowClient:
+    """Point the fluent API and a client at one store (the registry lives in the same store)."""
+    if not tracking_uri:
+        raise ValueError("MLflow tracking URI is empty: set MLFLOW_TRACKING_URI or pass one")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """Create the experiment with artifacts under `artifact_root/<name>` (not the cwd)."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if artifact_root is not None:
+        folder = Path(artifact_root).resolve() / name
+        folder.mkdir(parents=True, exist_ok=True)
+        location = folder.as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements, given explicitly so MLflow skips its slow inference subprocess."""
+    names = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
+    return [f"{name}=={package_version(name)}" for name in names]
+
+
+def skops_trusted_types(model: Any) -> list[str]:
+    """Types skops would refuse on load; only stock scientific-stack types are trusted."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    foreign = [name for name in untrusted
+               if not name.startswith(("sklearn.", "numpy.", "scipy.", "builtins."))]
+    if foreign:
+        raise TypeError(f"model contains types outside the scientific stack: {foreign}")
+    return list(untrusted)
+
+
+def version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def set_champion(model_name: str, version: int | str, tracking_uri: str) -> ModelVersion:
+    """Make `version` the champion (promotion or rollback); scoring picks it up on its next run.
+
+    The move is recorded as a tag on the version so the registry shows who holds the alias why.
+    """
+    client = connect(tracking_uri)
+    try:
+        target = client.get_model_version(model_name, str(version))
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"registered model {model_name!r} has no version {version}"
+        ) from exc
+    previous = version_by_alias(client, model_name, CHAMPION)
+    client.set_registered_model_alias(model_name, CHAMPION, str(target.version))
+    client.set_model_version_tag(
+        model_name, str(target.version), "segflow.champion_since_replacing",
+        previous.version if previous else "none",
+    )
+    return client.get_model_version(model_name, str(target.version))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model_name: str
+    version: str
+    run_id: str
+    model: Any
+    meta: dict
+
+
+def load_by_alias(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> LoadedModel:
+    """Load `models:/<name>@<alias>` with the metadata (feature spec, bands) logged with it."""
+    client = connect(tracking_uri)
+    found = version_by_alias(client, model_name, alias)
+    if found is None:
+        raise ModelNotFoundError(
+            f"no version of registered model {model_name!r} has alias {alias!r} in "
+            f"{_safe_uri(tracking_uri)}: train it first (segflow train / the *_model asset)"
+        )
+    uri = f"models:/{model_name}/{found.version}"
+    model = mlflow.sklearn.load_model(uri)
+    meta = (mlflow.models.get_model_info(uri).metadata or {}).get(META_KEY)
+    if not meta:
+        raise ModelNotFoundError(f"{model_name} v{found.version}: no segflow metadata stored")
+    return LoadedModel(model_name, str(found.version), found.run_id, model, meta)
+
+
+def log_json_artifact(payload: dict, artifact_name: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / artifact_name
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        mlflow.log_artifact(str(path))
+
+
+def log_reference_sample(sample: pd.DataFrame) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / REFERENCE_FILE
+        sample.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=REFERENCE_ARTIFACT_DIR)
+
+
+def load_reference_sample(
+    model_name: str, tracking_uri: str, alias: str = CHAMPION
+) -> pd.DataFrame:
+    """The training feature sample (+ `prediction`) logged with the aliased version, for drift."""
+    client = connect(tracking_uri)
+    found = version_by_alias(client, model_name, alias)
+    if found is None:
+        raise ModelNotFoundError(f"no version of {model_name!r} has alias {alias!r}")
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=found.run_id,
+            artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{REFERENCE_FILE}",
+            dst_path=folder,
+        )
+        return pd.read_parquet(local)
+
+
+def _safe_uri(uri: str) -> str:
+    """Tracking URI without credentials, for error messages."""
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return uri

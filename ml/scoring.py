@@ -1,0 +1,146 @@
+"""Daily scoring with the champion models into the `user_scores` contract table.
+
+Active users = the rows of `fct_user_features` for the score date (signed up, not churned):
+each gets exactly one row. The churn champion is required; LTV and conversion columns stay
+null (with a null model version) until a champion for them exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from ml import registry
+from ml.features import (
+    SNAPSHOT_COLUMN,
+    USER_COLUMN,
+    FeatureError,
+    FeatureSpec,
+    prepare_features,
+    require_columns,
+)
+from ml.reasons import reason_strings
+
+CHURN_MODEL = "segflow-churn"
+LTV_MODEL = "segflow-ltv"
+CONVERSION_MODEL = "segflow-conversion"
+PAID_FLAG_COLUMN = "is_paid"
+
+USER_SCORES_COLUMNS = [
+    "user_id", "score_date", "churn_probability", "churn_band", "ltv_90d", "ltv_band",
+    "conversion_probability", "churn_reasons", "ltv_reasons", "churn_model_version",
+    "ltv_model_version", "conversion_model_version",
+]
+
+
+@dataclass(frozen=True)
+class _Champion:
+    loaded: registry.LoadedModel
+    spec: FeatureSpec
+
+    def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
+        return prepare_features(features, self.spec)
+
+
+def _champion(name: str, tracking_uri: str, required: bool) -> _Champion | None:
+    try:
+        loaded = registry.load_by_alias(name, tracking_uri)
+    except registry.ModelNotFoundError:
+        if required:
+            raise
+        return None
+    return _Champion(loaded, FeatureSpec.from_dict(loaded.meta["feature_spec"]))
+
+
+def assign_bands(values: np.ndarray, bands: dict) -> np.ndarray:
+    """`labels[i]` for values below `thresholds[i]`, the last label at or above the last one."""
+    labels = np.asarray(bands["labels"], dtype=object)
+    index = np.searchsorted(np.asarray(bands["thresholds"], dtype=float), values, side="right")
+    return labels[index]
+
+
+def _active_rows(features_df: pd.DataFrame, score_date: date) -> pd.DataFrame:
+    require_columns(features_df, (USER_COLUMN, SNAPSHOT_COLUMN), "fct_user_features")
+    snapshot = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.date
+    rows = features_df.loc[snapshot == score_date]
+    duplicated = rows[USER_COLUMN].duplicated(keep=False)
+    if duplicated.any():
+        examples = sorted(rows.loc[duplicated, USER_COLUMN].astype(str).unique())[:5]
+        raise FeatureError(
+            f"fct_user_features has several rows for user(s) {examples} on {score_date}; "
+            "expected one row per user per snapshot_date"
+        )
+    if rows[USER_COLUMN].isna().any():
+        raise FeatureError(f"fct_user_features has rows with null user_id on {score_date}")
+    return rows.sort_values(USER_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def _not_paid(rows: pd.DataFrame) -> np.ndarray:
+    if PAID_FLAG_COLUMN not in rows.columns:
+        raise FeatureError(
+            f"fct_user_features lacks {PAID_FLAG_COLUMN!r}; needed to score conversion only "
+            "for users not on a paid plan"
+        )
+    return ~rows[PAID_FLAG_COLUMN].fillna(False).astype(bool).to_numpy()
+
+
+def score_users(
+    features_df: pd.DataFrame,
+    tracking_uri: str,
+    score_date: date,
+    top_reasons: int = 3,
+) -> pd.DataFrame:
+    """Score every active user on `score_date` with the champions; `user_scores` schema.
+
+    Deterministic for the same models and data: rows are sorted by user_id and every model
+    and reason computation is free of randomness.
+    """
+    rows = _active_rows(features_df, score_date)
+    churn = _champion(CHURN_MODEL, tracking_uri, required=True)
+    ltv = _champion(LTV_MODEL, tracking_uri, required=False)
+    conversion = _champion(CONVERSION_MODEL, tracking_uri, required=False)
+    n = len(rows)
+    out = pd.DataFrame({USER_COLUMN: rows[USER_COLUMN].astype(str),
+                        "score_date": pd.Series([score_date] * n, dtype=object)})
+
+    if n:
+        X = churn.prepare(rows)
+        churn_predict = _probability(churn.loaded.model)
+        out["churn_probability"] = churn_predict(X)
+        out["churn_band"] = assign_bands(out["churn_probability"].to_numpy(),
+                                         churn.loaded.meta["bands"])
+        out["churn_reasons"] = reason_strings(X, churn.spec, churn_predict, top_reasons).to_numpy()
+    else:
+        out = out.assign(churn_probability=np.nan, churn_band=None, churn_reasons=None)
+
+    if ltv is not None and n:
+        X = ltv.prepare(rows)
+        ltv_predict = _revenue(ltv.loaded.model)
+        out["ltv_90d"] = ltv_predict(X)
+        out["ltv_band"] = assign_bands(out["ltv_90d"].to_numpy(), ltv.loaded.meta["bands"])
+        out["ltv_reasons"] = reason_strings(X, ltv.spec, ltv_predict, top_reasons).to_numpy()
+    else:
+        out = out.assign(ltv_90d=np.nan, ltv_band=None, ltv_reasons=None)
+
+    out["conversion_probability"] = np.nan
+    if conversion is not None and n:
+        eligible = _not_paid(rows)
+        if eligible.any():
+            X = conversion.prepare(rows.loc[eligible])
+            out.loc[eligible, "conversion_probability"] = _probability(conversion.loaded.model)(X)
+
+    out["churn_model_version"] = churn.loaded.version
+    out["ltv_model_version"] = ltv.loaded.version if ltv else None
+    out["conversion_model_version"] = conversion.loaded.version if conversion else None
+    return out[USER_SCORES_COLUMNS]
+
+
+def _probability(model):
+    return lambda X: model.predict_proba(X)[:, 1]
+
+
+def _revenue(model):
+    return lambda X: np.clip(model.predict(X), 0.0, None)

@@ -1,0 +1,338 @@
+"""Train one model (churn, LTV or conversion) from its dbt training mart, evaluate it on the
+latest snapshot against a baseline, log everything to MLflow, register it as `challenger`
+and promote it to `champion` if it beats the current champion on the same holdout.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.inspection import permutation_importance
+
+from ml import plots, registry
+from ml.estimators import (
+    GroupMeanBaseline,
+    calibrated_classifier,
+    logistic_baseline,
+    revenue_regressor,
+)
+from ml.features import FeatureError, FeatureSpec, infer_feature_spec, prepare_features
+from ml.metrics import classification_metrics, regression_metrics
+from ml.promotion import PromotionDecision, PromotionPolicy, decide
+from ml.splits import TimeSplit, time_split
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    kind: str
+    registered_name: str
+    label: str
+    task: str  # "classification" | "regression"
+    horizon_days: int
+    primary_metric: str
+    calibration_metric: str
+    default_policy: PromotionPolicy
+
+
+KINDS: dict[str, ModelKind] = {
+    "churn": ModelKind("churn", "segflow-churn", "churned_28d", "classification", 28,
+                       "roc_auc", "brier", PromotionPolicy(0.002, 0.005)),
+    "ltv": ModelKind("ltv", "segflow-ltv", "revenue_next_90d", "regression", 90,
+                     "normalized_gini", "calibration_error", PromotionPolicy(0.005, 0.05)),
+    "conversion": ModelKind("conversion", "segflow-conversion", "converted_28d",
+                            "classification", 28, "roc_auc", "brier",
+                            PromotionPolicy(0.002, 0.005)),
+}
+
+# Probability bands: < 0.2 low, < 0.5 medium, else high. Stored with every model version.
+PROBABILITY_BAND_THRESHOLDS = (0.2, 0.5)
+BAND_LABELS = ("low", "medium", "high")
+# Revenue bands are quantiles of the holdout predictions: bottom half low, top decile high.
+REVENUE_BAND_QUANTILES = (0.5, 0.9)
+BASELINE_GROUP_COLUMN = "plan"
+
+
+@dataclass
+class TrainResult:
+    """Everything the orchestration layer shows about one training run."""
+
+    kind: str
+    model_name: str
+    version: str
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    decision: PromotionDecision
+    window: dict[str, str | int]
+    bands: dict
+    plot_paths: dict[str, Path]
+    feature_importance: pd.Series
+    feature_columns: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def champion_version(self) -> str:
+        return self.decision.champion_version
+
+
+def model_kind(kind: str) -> ModelKind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model kind {kind!r}: expected one of {sorted(KINDS)}") from None
+
+
+def _labels(df: pd.DataFrame, spec: ModelKind) -> tuple[pd.DataFrame, list[str]]:
+    """Keep rows with a label; count (never silently drop) those without one."""
+    if spec.label not in df.columns:
+        raise FeatureError(
+            f"{spec.kind} training table lacks label column {spec.label!r}; "
+            f"columns: {sorted(df.columns)}"
+        )
+    missing = df[spec.label].isna()
+    notes = []
+    if missing.any():
+        notes.append(f"{int(missing.sum())} rows without {spec.label} excluded from training")
+    return df.loc[~missing].reset_index(drop=True), notes
+
+
+def _target(df: pd.DataFrame, spec: ModelKind) -> np.ndarray:
+    values = pd.to_numeric(df[spec.label], errors="coerce").to_numpy(dtype=float)
+    if spec.task == "classification":
+        return (values > 0).astype(int)
+    return np.clip(values, 0.0, None)  # refunds can make a window negative; revenue floors at 0
+
+
+def _evaluate(spec: ModelKind, y: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    if spec.task == "classification":
+        return classification_metrics(y, prediction)
+    metrics = regression_metrics(y, prediction)
+    ratio = metrics["calibration_ratio"]
+    metrics["calibration_error"] = abs(ratio - 1.0) if not math.isnan(ratio) else math.nan
+    return metrics
+
+
+def _predict(spec: ModelKind, model, X: pd.DataFrame) -> np.ndarray:
+    if spec.task == "classification":
+        return model.predict_proba(X)[:, 1]
+    return np.clip(model.predict(X), 0.0, None)
+
+
+def _bands(spec: ModelKind, holdout_prediction: np.ndarray) -> dict:
+    if spec.task == "classification":
+        thresholds = list(PROBABILITY_BAND_THRESHOLDS)
+        rule = "probability thresholds"
+    else:
+        thresholds = [float(np.quantile(holdout_prediction, q)) for q in REVENUE_BAND_QUANTILES]
+        rule = f"holdout prediction quantiles {list(REVENUE_BAND_QUANTILES)}"
+    return {"thresholds": thresholds, "labels": list(BAND_LABELS), "rule": rule}
+
+
+def _importance(spec: ModelKind, model, X: pd.DataFrame, y: np.ndarray) -> pd.Series:
+    sample = X.sample(n=min(len(X), 2000), random_state=0)
+    y_sample = y[X.index.get_indexer(sample.index)]
+    if spec.task == "classification":
+        scoring = "roc_auc" if 0 < y_sample.sum() < len(y_sample) else "neg_brier_score"
+    else:
+        scoring = "neg_mean_poisson_deviance" if y_sample.sum() > 0 else "neg_mean_absolute_error"
+    result = permutation_importance(model, sample, y_sample, scoring=scoring, n_repeats=3,
+                                    random_state=0)
+    return pd.Series(result.importances_mean, index=X.columns).sort_values(ascending=False)
+
+
+def _plots(spec: ModelKind, y: np.ndarray, model_pred: np.ndarray, base_pred: np.ndarray,
+           importance: pd.Series, folder: Path) -> dict[str, Path]:
+    curves = {"model": model_pred, "baseline": base_pred}
+    paths = {"feature_importance": plots.importance_plot(importance, folder / "feature_importance.png")}
+    if spec.task == "classification":
+        paths["roc"] = plots.roc_plot(y, curves, folder / "roc.png")
+        paths["precision_recall"] = plots.precision_recall_plot(y, curves, folder / "precision_recall.png")
+        paths["calibration"] = plots.calibration_plot(y, curves, folder / "calibration.png")
+        paths["cumulative_gains"] = plots.gains_plot(y, curves, folder / "cumulative_gains.png",
+                                                     "positives")
+    else:
+        paths["calibration"] = plots.calibration_by_decile_plot(y, model_pred, folder / "calibration.png")
+        paths["cumulative_gains"] = plots.gains_plot(y, curves, folder / "cumulative_gains.png",
+                                                     "revenue")
+    return paths
+
+
+def _fit_baseline(spec: ModelKind, fspec: FeatureSpec, X: pd.DataFrame, y: np.ndarray):
+    if spec.task == "regression":
+        return GroupMeanBaseline(BASELINE_GROUP_COLUMN).fit(X, y)
+    return logistic_baseline(fspec, len(X)).fit(X, y)
+
+
+def _champion_metrics(
+    spec: ModelKind, tracking_uri: str, holdout: pd.DataFrame, y: np.ndarray
+) -> tuple[str | None, dict[str, float] | None, str | None]:
+    """Re-score the current champion on this run's holdout so both face the same data."""
+    client = registry.connect(tracking_uri)
+    current = registry.version_by_alias(client, spec.registered_name, registry.CHAMPION)
+    if current is None:
+        return None, None, None
+    try:
+        champion = registry.load_by_alias(spec.registered_name, tracking_uri)
+        champion_spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
+        X = prepare_features(holdout, champion_spec)
+        return current.version, _evaluate(spec, y, _predict(spec, champion.model, X)), None
+    except (LookupError, ValueError) as exc:
+        return current.version, None, f"{type(exc).__name__}: {exc}"
+
+
+def train_model(
+    kind: str,
+    training_df: pd.DataFrame,
+    tracking_uri: str,
+    artifact_root: Path | None = None,
+    *,
+    holdout_date: date | None = None,
+    policy: PromotionPolicy | None = None,
+    max_train_rows: int | None = 400_000,
+    reference_rows: int = 5000,
+    output_dir: Path | None = None,
+) -> TrainResult:
+    """Train, evaluate, log, register and (maybe) promote one model; see module docstring.
+
+    `training_df` is the dbt mart (`ml_churn_training`, `ml_ltv_training` or
+    `ml_conversion_training`). Training rows above `max_train_rows` are sampled (seeded).
+    Plots are written to `output_dir` (default: a new temp folder) and logged under `plots/`.
+    """
+    spec = model_kind(kind)
+    policy = policy or spec.default_policy
+    labelled, warnings = _labels(training_df, spec)
+    split: TimeSplit = time_split(labelled, spec.horizon_days, holdout_date)
+    warnings += split.warnings
+    train = split.train
+    if max_train_rows and len(train) > max_train_rows:
+        warnings.append(f"sampled {max_train_rows} of {len(train)} training rows")
+        train = train.sample(n=max_train_rows, random_state=0).reset_index(drop=True)
+
+    fspec = infer_feature_spec(train)
+    X_train, y_train = prepare_features(train, fspec), _target(train, spec)
+    X_hold, y_hold = prepare_features(split.holdout, fspec), _target(split.holdout, spec)
+    if spec.task == "classification" and len(np.unique(y_train)) < 2:
+        raise FeatureError(
+            f"{spec.kind}: training snapshots {split.train_min_date}..{split.train_max_date} "
+            f"have only one value of {spec.label}; cannot fit a classifier"
+        )
+
+    model = (calibrated_classifier(fspec, len(X_train)) if spec.task == "classification"
+             else revenue_regressor(fspec, len(X_train))).fit(X_train, y_train)
+    baseline = _fit_baseline(spec, fspec, X_train, y_train)
+    model_pred = _predict(spec, model, X_hold)
+    base_pred = _predict(spec, baseline, X_hold)
+    metrics = _evaluate(spec, y_hold, model_pred)
+    baseline_metrics = _evaluate(spec, y_hold, base_pred)
+    bands = _bands(spec, model_pred)
+    importance = _importance(spec, model, X_hold, y_hold)
+    folder = Path(output_dir or tempfile.mkdtemp(prefix=f"segflow-{kind}-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_paths = _plots(spec, y_hold, model_pred, base_pred, importance, folder)
+
+    reference = X_train.sample(n=min(reference_rows, len(X_train)), random_state=0)
+    reference = reference.assign(prediction=_predict(spec, model, reference))
+    meta = {
+        "kind": spec.kind,
+        "label": spec.label,
+        "task": spec.task,
+        "feature_spec": fspec.to_dict(),
+        "bands": bands,
+        "holdout_snapshot": split.holdout_date.isoformat(),
+        "population": "rows of the training mart; conversion: users not on a paid plan",
+    }
+
+    champion_version, champion_metrics, champion_error = _champion_metrics(
+        spec, tracking_uri, split.holdout, y_hold)
+
+    client = registry.connect(tracking_uri)
+    experiment_id = registry.ensure_experiment(client, spec.registered_name, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id,
+                          run_name=f"{kind}-{split.holdout_date.isoformat()}") as run:
+        mlflow.log_params({
+            **split.window_params(),
+            "label": spec.label,
+            "label_horizon_days": spec.horizon_days,
+            "rows_used_for_training": len(train),
+            "n_features": len(fspec.columns),
+            "numeric_features": ",".join(fspec.numeric + fspec.boolean)[:6000],
+            "categorical_features": ",".join(fspec.categorical)[:6000],
+            "estimator": type(model.named_steps["model"]).__name__,
+            "baseline": type(baseline).__name__ if spec.task == "regression"
+            else "LogisticRegression",
+            "min_improvement": policy.min_improvement,
+            "calibration_tolerance": policy.calibration_tolerance,
+            "band_thresholds": ",".join(f"{t:.6g}" for t in bands["thresholds"]),
+        })
+        mlflow.log_metrics(_finite(metrics))
+        mlflow.log_metrics(_finite({f"baseline_{k}": v for k, v in baseline_metrics.items()}))
+        mlflow.log_metrics(_finite(_lift(metrics, baseline_metrics)))
+        mlflow.set_tags({"segflow.kind": kind, "segflow.warnings": " | ".join(warnings)[:4000]})
+        for path in plot_paths.values():
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        registry.log_json_artifact(
+            {**meta, "metrics": metrics, "baseline_metrics": baseline_metrics,
+             "feature_importance": importance.to_dict()},
+            registry.META_ARTIFACT,
+        )
+        registry.log_reference_sample(reference)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X_hold.head(200), model_pred[:200]),
+            input_example=X_train.head(5),
+            registered_model_name=spec.registered_name,
+            metadata={registry.META_KEY: meta},
+            pip_requirements=registry.pip_requirements(),
+            skops_trusted_types=registry.skops_trusted_types(model),
+        )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(spec.registered_name, registry.CHALLENGER, version)
+        decision = decide(policy, spec.primary_metric, spec.calibration_metric, metrics,
+                          champion_metrics, version, champion_version, champion_error)
+        if decision.promoted:
+            client.set_registered_model_alias(spec.registered_name, registry.CHAMPION, version)
+        mlflow.set_tags(decision.as_tags())
+        mlflow.log_metrics(_finite(decision.as_metrics()))
+        for key, value in decision.as_tags().items():
+            client.set_model_version_tag(spec.registered_name, version, key, value)
+
+    return TrainResult(
+        kind=kind,
+        model_name=spec.registered_name,
+        version=version,
+        run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        model_uri=f"models:/{spec.registered_name}/{version}",
+        metrics=metrics,
+        baseline_metrics=baseline_metrics,
+        decision=decision,
+        window=split.window_params(),
+        bands=bands,
+        plot_paths=plot_paths,
+        feature_importance=importance,
+        feature_columns=list(fspec.columns),
+        warnings=warnings,
+    )
+
+
+def _lift(metrics: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
+    keys = ("roc_auc", "pr_auc", "top_decile_lift", "spearman", "normalized_gini",
+            "top_decile_revenue_capture")
+    return {f"lift_over_baseline_{k}": metrics[k] - baseline[k]
+            for k in keys if k in metrics and k in baseline}
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    """MLflow rejects nothing, but NaN metrics make the UI charts useless; skip them."""
+    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
