@@ -1,0 +1,71 @@
+"""What every destination implements, and the item/result shapes the sync exchanges with it.
+
+The sync owns diffing, packing, state and failure bookkeeping; a destination only turns one
+batch of items into per-item results. Adding a destination = one module with a class that
+satisfies `Destination` plus one entry in `destinations.REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class OutgoingItem:
+    """One v2 operation: `kind` is "person" (identify) or "event"; `key` is the person id or
+    the event id, i.e. the row key used in sync_state / sync_failures."""
+
+    kind: str
+    key: str
+    person_id: str
+    payload: dict[str, Any]
+    encoded: bytes
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """Outcome for one item. `retryable` says whether trying again later could help."""
+
+    key: str
+    ok: bool
+    reason: str = ""
+    field: str = ""
+    message: str = ""
+    retryable: bool = False
+
+
+@dataclass
+class DeliveryStats:
+    """Transport counters a destination accumulates over one run."""
+
+    requests: int = 0
+    request_retries: int = 0
+    bytes_sent: int = 0
+    batch_splits: int = 0
+    responses_by_status: dict[str, int] = field(default_factory=dict)
+
+    def count_response(self, status: str) -> None:
+        self.responses_by_status[status] = self.responses_by_status.get(status, 0) + 1
+
+
+class DestinationAuthError(RuntimeError):
+    """The destination rejected our credentials; the run stops before sending anything more."""
+
+
+@runtime_checkable
+class Destination(Protocol):
+    name: str
+    max_items_per_batch: int
+    max_batch_bytes: int
+    stats: DeliveryStats
+
+    def open_run(self, run_id: str, as_of: date) -> None:
+        """Prepare for a run (e.g. open a file, check credentials). Raise to abort."""
+
+    def send(self, batch: list[OutgoingItem]) -> list[ItemResult]:
+        """Deliver one batch; return exactly one result per item, in any order."""
+
+    def close_run(self) -> dict[str, Any]:
+        """Finish the run; return facts for the report (e.g. files written)."""

@@ -1,0 +1,516 @@
+"""A local fake of the Customer.io Track API for tests and demos.
+
+Implements what /work/shared/reference/customerio-api.md documents for the endpoints segflow
+uses: `POST /api/v2/batch` (200 / 207 with `batch_index` errors / 400), `POST /api/v2/entity`,
+v1 `PUT /api/v1/customers/{id}` and `POST /api/v1/customers/{id}/events` (400 with
+`{"meta":{"error":..}}`), `GET /api/v1/accounts/region`; Basic auth (401 otherwise); identify
+merge semantics with removal by "" or null; event de-duplication by `id`; the documented size
+limits. Undocumented behaviour is a knob (oversize status, 429 and Retry-After, 5xx share,
+latency, dropped connections, stalls past the client timeout, forced per-id failures, and a
+"kill after N requests" hook for crash tests). It records what it accepted for assertions.
+
+Run: `python -m orchestration.activation.fake_customerio --port 8765 --site-id S --api-key K`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+MAX_ID_BYTES = 150
+MAX_ATTR_NAME_BYTES = 150
+MAX_ATTR_VALUE_BYTES = 1000
+MAX_ATTRS = 300
+MAX_EVENT_NAME_BYTES = 100
+MAX_EVENT_DATA_BYTES = 100_000
+REGION_URLS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
+
+
+@dataclass
+class FakeConfig:
+    """Behaviour knobs. Faults apply to every authenticated request in this order: dropped
+    connection, 429 (rate limit), forced status, random 5xx; stalls happen after processing."""
+
+    site_id: str = "fake-site"
+    api_key: str = "fake-key"
+    region: str = "us"
+    rate_limit: float | None = None  # max requests per `rate_window_s`; None = unlimited
+    rate_window_s: float = 1.0
+    retry_after: float | None = None  # Retry-After seconds on 429; None = header omitted
+    fail_rate: float = 0.0  # share of requests answered with a random 5xx (not processed)
+    fail_statuses: tuple[int, ...] = (500, 502, 503, 504)
+    latency_s: float = 0.0
+    drop_rate: float = 0.0  # share of requests whose socket is closed without a response
+    stall_rate: float = 0.0  # share of requests processed, then answered after `stall_s`
+    stall_s: float = 0.0
+    forced_statuses: list[int] = field(default_factory=list)  # consumed, one per request
+    fail_ids: set[str] = field(default_factory=set)  # person ids always rejected (207 / 400)
+    oversize_status: int = 413  # undocumented: 413 or 400 for bodies over the limit
+    max_request_bytes: int = 500_000
+    max_item_bytes: int = 32 * 1024
+    kill_after_requests: int | None = None  # call `on_kill` after processing request N
+    seed: int | None = 0
+    record_items: bool = True  # keep every accepted v2 item (for tests; off for long demos)
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.people: dict[str, dict[str, Any]] = {}
+        self.events: dict[str, dict[str, Any]] = {}
+        self.event_receipts: Counter[str] = Counter()
+        self.requests = 0
+        self.status_counts: Counter[str] = Counter()
+        self.request_log: list[dict[str, Any]] = []
+        self.received_items: list[dict[str, Any]] = []  # accepted v2 items, in arrival order
+
+
+def _nbytes(value: Any) -> int:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return len(text.encode("utf-8"))
+
+
+def _check_id(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "id attribute must be a string value"
+    if value == "":
+        return "id attribute cannot be an empty string"
+    if _nbytes(value) > MAX_ID_BYTES:
+        return f"id cannot be longer than {MAX_ID_BYTES} bytes"
+    return None
+
+
+def _check_attributes(attributes: Any) -> tuple[str, str] | None:
+    """(field, message) of the first limit the attributes break."""
+    if not isinstance(attributes, dict):
+        return "attributes", "attributes must be an object"
+    if len(attributes) > MAX_ATTRS:
+        return "attributes", f"cannot identify more than {MAX_ATTRS} attributes in one request"
+    for name, value in attributes.items():
+        if _nbytes(name) > MAX_ATTR_NAME_BYTES:
+            return "attributes", f"attribute name cannot be longer than {MAX_ATTR_NAME_BYTES} bytes"
+        if value is not None and _nbytes(value) > MAX_ATTR_VALUE_BYTES:
+            return (f"attributes.{name}",
+                    f"property value cannot be longer than {MAX_ATTR_VALUE_BYTES} bytes")
+    return None
+
+
+def _check_event(name: Any, data: Any) -> tuple[str, str] | None:
+    if not isinstance(name, str) or not name.strip():
+        return "name", "event name must not be blank"
+    if _nbytes(name) > MAX_EVENT_NAME_BYTES:
+        return "name", f"event name cannot be longer than {MAX_EVENT_NAME_BYTES} bytes"
+    if data is not None and not isinstance(data, dict):
+        return "data", "event data must be a hash"
+    if data is not None and _nbytes(data) > MAX_EVENT_DATA_BYTES:
+        return "data", f"event data cannot be longer than {MAX_EVENT_DATA_BYTES} bytes"
+    return None
+
+
+class FakeCustomerIO:
+    """In-process server: `with FakeCustomerIO(config) as fake: ... fake.url ...`."""
+
+    def __init__(self, config: FakeConfig | None = None, host: str = "127.0.0.1",
+                 port: int = 0, on_kill: Callable[[], None] | None = None) -> None:
+        self.config = config or FakeConfig()
+        self.on_kill = on_kill
+        self._store = _Store()
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.config.seed)
+        self._window: deque[float] = deque()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeCustomerIO:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeCustomerIO:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def configure(self, **knobs: Any) -> None:
+        """Change knobs while running (e.g. turn faults off before a re-run)."""
+        names = {f.name for f in fields(FakeConfig)}
+        with self._lock:
+            for name, value in knobs.items():
+                if name not in names:
+                    raise ValueError(f"unknown FakeConfig knob {name!r}")
+                setattr(self.config, name, value)
+
+    # -- inspection --------------------------------------------------------------------
+    @property
+    def people(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._store.people.items()}
+
+    @property
+    def events(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._store.events.items()}
+
+    @property
+    def event_receipts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._store.event_receipts)
+
+    @property
+    def received_items(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._store.received_items)
+
+    @property
+    def request_count(self) -> int:
+        return self._store.requests
+
+    @property
+    def status_counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._store.status_counts)
+
+    @property
+    def request_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._store.request_log)
+
+    # -- semantics ---------------------------------------------------------------------
+    def _identify(self, person_id: str, attributes: dict[str, Any]) -> None:
+        attributes = dict(attributes)
+        update_only = attributes.pop("_update", False) is True
+        attributes.pop("_timestamp", None)
+        if update_only and person_id not in self._store.people:
+            return  # real API: 200 + "Failed Attribute Change" activity, no profile created
+        person = self._store.people.setdefault(person_id, {})
+        for name, value in attributes.items():
+            if value is None or value == "":
+                person.pop(name, None)
+            else:
+                person[name] = value
+
+    def _event(self, person_id: str, name: str, event_id: str | None, timestamp: Any,
+               data: dict[str, Any] | None) -> None:
+        key = event_id or f"noid-{len(self._store.events)}-{self._rng.random()}"
+        self._store.event_receipts[key] += 1
+        if key in self._store.events:
+            return  # duplicate id: silently ignored (200)
+        self._store.events[key] = {"person_id": person_id, "name": name,
+                                   "timestamp": timestamp, "data": data or {}}
+
+    def _v2_item_error(self, item: Any) -> tuple[str, str, str] | None:
+        if not isinstance(item, dict):
+            return "invalid", "", "item must be an object"
+        if _nbytes(item) > self.config.max_item_bytes:
+            return "invalid", "", f"item cannot be larger than {self.config.max_item_bytes} bytes"
+        if item.get("type") != "person":
+            return "invalid", "type", "only type 'person' is supported by this fake"
+        identifiers = item.get("identifiers")
+        if not isinstance(identifiers, dict) or len(identifiers) != 1 or not (
+            set(identifiers) <= {"id", "email", "cio_id"}
+        ):
+            return "invalid", "identifiers", "identifiers must hold exactly one of id, email, cio_id"
+        person_id = next(iter(identifiers.values()))
+        problem = _check_id(person_id)
+        if problem:
+            return "invalid", "identifiers.id", problem
+        if person_id in self.config.fail_ids:
+            return "invalid", "identifiers.id", "rejected by the fake's fail_ids knob"
+        action = item.get("action")
+        if action == "identify":
+            found = _check_attributes(item.get("attributes", {}))
+            return ("invalid", *found) if found else None
+        if action == "event":
+            found = _check_event(item.get("name"), item.get("attributes"))
+            if found:
+                return "invalid", "attributes" if found[0] == "data" else found[0], found[1]
+            return None
+        if action == "delete":
+            return None
+        return "invalid", "action", f"unsupported action {action!r}"
+
+    def _apply_v2(self, item: dict[str, Any]) -> None:
+        if self.config.record_items:
+            self._store.received_items.append(item)
+        person_id = next(iter(item["identifiers"].values()))
+        if item["action"] == "identify":
+            self._identify(person_id, item.get("attributes") or {})
+        elif item["action"] == "event":
+            self._event(person_id, item["name"], item.get("id"), item.get("timestamp"),
+                        item.get("attributes"))
+        elif item["action"] == "delete":
+            self._store.people.pop(person_id, None)
+
+    def _route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
+        """Process an authenticated request under the lock; return (status, json body)."""
+        cfg = self.config
+        if method == "GET" and path == "/api/v1/accounts/region":
+            return 200, {"url": REGION_URLS.get(cfg.region, REGION_URLS["us"]),
+                         "region": cfg.region, "environment_id": 1}
+        if method == "POST" and path in ("/api/v2/batch", "/api/v2/entity"):
+            limit = cfg.max_request_bytes if path.endswith("batch") else cfg.max_item_bytes
+            if len(body) > limit:
+                return cfg.oversize_status, {"errors": [{
+                    "reason": "too_large", "field": "",
+                    "message": f"request body cannot be larger than {limit} bytes"}]}
+            try:
+                data = json.loads(body)
+            except ValueError:
+                return 400, {"errors": [{"reason": "invalid", "field": "",
+                                         "message": "body is not valid JSON"}]}
+            if path.endswith("entity"):
+                error = self._v2_item_error(data)
+                if error:
+                    return 400, {"errors": [dict(zip(("reason", "field", "message"), error,
+                                                     strict=True))]}
+                self._apply_v2(data)
+                return 200, {}
+            batch = data.get("batch") if isinstance(data, dict) else None
+            if not isinstance(batch, list) or not batch:
+                return 400, {"errors": [{"reason": "invalid", "field": "batch",
+                                         "message": "batch must be a non-empty array"}]}
+            errors = []
+            for index, item in enumerate(batch):
+                error = self._v2_item_error(item)
+                if error:
+                    errors.append({"batch_index": index, "reason": error[0], "field": error[1],
+                                   "message": error[2]})
+                else:
+                    self._apply_v2(item)
+            return (207, {"errors": errors}) if errors else (200, {})
+        parts = path.strip("/").split("/")
+        if len(parts) >= 4 and parts[:3] == ["api", "v1", "customers"]:
+            person_id = unquote(parts[3])
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError:
+                return 400, {"meta": {"error": "body is not valid JSON"}}
+            problem = _check_id(person_id) or (
+                "rejected by the fake's fail_ids knob" if person_id in cfg.fail_ids else None)
+            if problem:
+                return 400, {"meta": {"error": problem}}
+            if method == "PUT" and len(parts) == 4:
+                found = _check_attributes(data)
+                if found:
+                    return 400, {"meta": {"error": found[1]}}
+                self._identify(person_id, data)
+                return 200, {}
+            if method == "DELETE" and len(parts) == 4:
+                self._store.people.pop(person_id, None)
+                return 200, {}
+            if method == "POST" and len(parts) == 5 and parts[4] == "events":
+                if not isinstance(data, dict):
+                    return 400, {"meta": {"error": "body must be an object"}}
+                found = _check_event(data.get("name"), data.get("data"))
+                if found:
+                    return 400, {"meta": {"error": found[1]}}
+                self._event(person_id, data["name"], data.get("id"), data.get("timestamp"),
+                            data.get("data"))
+                return 200, {}
+        return 404, {"meta": {"error": "not found"}}
+
+    def _authorized(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:]).decode()
+        except ValueError:
+            return False
+        return decoded == f"{self.config.site_id}:{self.config.api_key}"
+
+    def _rate_limited(self, now: float) -> bool:
+        limit = self.config.rate_limit
+        if not limit:
+            return False
+        while self._window and now - self._window[0] >= self.config.rate_window_s:
+            self._window.popleft()
+        if len(self._window) >= limit:
+            return True
+        self._window.append(now)
+        return False
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in two writes: without NODELAY, Nagle + delayed ACK
+                # add ~40 ms per keep-alive request
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet, never log auth
+                return
+
+            def _respond(self, status: int, payload: dict[str, Any] | None,
+                         headers: dict[str, str] | None = None) -> None:
+                body = b"" if payload is None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = urlsplit(self.path).path
+                if path == "/_fake/state":
+                    with fake._lock:
+                        snapshot = {"people": len(fake._store.people),
+                                    "events": len(fake._store.events),
+                                    "requests": fake._store.requests,
+                                    "status_counts": dict(fake._store.status_counts)}
+                    self._respond(200, snapshot)
+                    return
+                cfg = fake.config
+                with fake._lock:
+                    fake._store.requests += 1
+                    number = fake._store.requests
+                    roll = fake._rng.random
+                    drop = cfg.drop_rate and roll() < cfg.drop_rate
+                    stall = cfg.stall_rate and roll() < cfg.stall_rate
+                    fail = cfg.fail_rate and roll() < cfg.fail_rate
+                    fail_status = fake._rng.choice(cfg.fail_statuses)
+                if cfg.latency_s:
+                    time.sleep(cfg.latency_s)
+                status, payload, headers = self._decide(number, body, path, drop, fail,
+                                                        fail_status)
+                if status is None:
+                    return
+                if stall and cfg.stall_s:
+                    time.sleep(cfg.stall_s)
+                try:
+                    self._respond(status, payload, headers)
+                except OSError:
+                    self.close_connection = True
+
+            def _decide(self, number: int, body: bytes, path: str, drop: bool, fail: bool,
+                        fail_status: int) -> tuple[int | None, Any, dict[str, str]]:
+                cfg = fake.config
+                with fake._lock:
+                    entry = {"n": number, "method": self.command, "path": path,
+                             "bytes": len(body), "status": None}
+                    fake._store.request_log.append(entry)
+                    if drop:
+                        entry["status"] = "dropped"
+                        fake._store.status_counts["dropped"] += 1
+                        self.close_connection = True
+                        return None, None, {}
+                    headers: dict[str, str] = {}
+                    if not fake._authorized(self.headers.get("Authorization")):
+                        status, payload = 401, {"meta": {"error": "Unauthorized request"}}
+                    elif fake._rate_limited(time.monotonic()):
+                        status, payload = 429, None
+                        if cfg.retry_after is not None:
+                            headers["Retry-After"] = f"{cfg.retry_after:g}"
+                    elif cfg.forced_statuses:
+                        status = cfg.forced_statuses.pop(0)
+                        payload = {"meta": {"error": f"forced status {status}"}}
+                    elif fail:
+                        status, payload = fail_status, {"meta": {"error": "injected failure"}}
+                    else:
+                        status, payload = fake._route(self.command, path, body)
+                    entry["status"] = status
+                    fake._store.status_counts[str(status)] += 1
+                    kill = cfg.kill_after_requests is not None and number == cfg.kill_after_requests
+                if kill and fake.on_kill is not None:
+                    fake.on_kill()
+                return status, payload, headers
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+            def do_PUT(self) -> None:
+                self._handle()
+
+            def do_DELETE(self) -> None:
+                self._handle()
+
+        return Handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segflow fake-customerio",
+                                     description="Local fake of the Customer.io Track API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--site-id", default=os.environ.get("CUSTOMERIO_SITE_ID") or "fake-site")
+    parser.add_argument("--api-key", default=os.environ.get("CUSTOMERIO_API_KEY") or "fake-key")
+    parser.add_argument("--region", choices=("us", "eu"), default="us")
+    parser.add_argument("--rate-limit", type=float, default=1000.0,
+                        help="requests per second before 429 (default 1000, the published limit;"
+                             " 0 = unlimited)")
+    parser.add_argument("--retry-after", type=float, default=None,
+                        help="send Retry-After: N on 429 (default: no header, as documented)")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 5xx")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument("--drop-rate", type=float, default=0.0,
+                        help="share of requests whose connection is closed without response")
+    parser.add_argument("--stall-rate", type=float, default=0.0)
+    parser.add_argument("--stall-seconds", type=float, default=0.0)
+    parser.add_argument("--oversize-status", type=int, choices=(400, 413), default=413)
+    parser.add_argument("--fail-id", action="append", default=[],
+                        help="person id whose items are always rejected (repeatable)")
+    parser.add_argument("--seed", type=int, default=None)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> FakeConfig:
+    return FakeConfig(
+        site_id=args.site_id, api_key=args.api_key, region=args.region,
+        rate_limit=args.rate_limit or None, retry_after=args.retry_after,
+        fail_rate=args.fail_rate, latency_s=args.latency, drop_rate=args.drop_rate,
+        stall_rate=args.stall_rate, stall_s=args.stall_seconds,
+        oversize_status=args.oversize_status, fail_ids=set(args.fail_id), seed=args.seed,
+        record_items=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted. Prints the URL to put in CUSTOMERIO_TRACK_URL (never the key)."""
+    args = build_parser().parse_args(argv)
+    fake = FakeCustomerIO(config_from_args(args), host=args.host, port=args.port)
+    print(f"fake Customer.io listening on {fake.url} (site id {args.site_id}); "
+          f"export CUSTOMERIO_TRACK_URL={fake.url}", flush=True)
+    try:
+        fake._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake._server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
