@@ -116,7 +116,8 @@ def write_tables(conn: duckdb.DuckDBPyConnection, features: pd.DataFrame,
         conn.execute(f"drop table if exists main.{table}")
         if frame is None:
             continue
-        casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in types.items())
+        casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in types.items()
+                          if c in frame.columns)
         conn.register("_synthetic", frame)
         conn.execute(f"create table main.{table} as select {casts} from _synthetic")
         conn.unregister("_synthetic")
