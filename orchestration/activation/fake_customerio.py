@@ -48,7 +48,7 @@ class FakeConfig:
     region: str = "us"
     rate_limit: float | None = None  # max requests per `rate_window_s`; None = unlimited
     rate_window_s: float = 1.0
-    retry_after: float | None = None  # Retry-After seconds on 429; None = header omitted
+    retry_after: int | None = None  # Retry-After delay-seconds (an integer, per HTTP); None = omitted
     fail_rate: float = 0.0  # share of requests answered with a random 5xx (not processed)
     fail_statuses: tuple[int, ...] = (500, 502, 503, 504)
     latency_s: float = 0.0
@@ -434,6 +434,8 @@ class FakeCustomerIO:
                     elif cfg.forced_statuses:
                         status = cfg.forced_statuses.pop(0)
                         payload = {"meta": {"error": f"forced status {status}"}}
+                        if status in (429, 503) and cfg.retry_after is not None:
+                            headers["Retry-After"] = f"{cfg.retry_after:g}"
                     elif fail:
                         status, payload = fail_status, {"meta": {"error": "injected failure"}}
                     else:
@@ -471,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit", type=float, default=1000.0,
                         help="requests per second before 429 (default 1000, the published limit;"
                              " 0 = unlimited)")
-    parser.add_argument("--retry-after", type=float, default=None,
+    parser.add_argument("--retry-after", type=int, default=None,
                         help="send Retry-After: N on 429 (default: no header, as documented)")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 5xx")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
