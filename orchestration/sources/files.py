@@ -1,0 +1,457 @@
+"""The `files` source: read one raw table's landing files for some partition dates.
+
+Layout (docs/contracts.md): `<landing>/<table>/dt=YYYY-MM-DD/*.{jsonl,json,csv,parquet}`; files
+directly under `<landing>/<table>/` are "undated" and assigned to partitions by their date column
+later (in `load`). Every input row becomes one staging row `(source_file, source_line,
+partition_date, payload, pre_reason, pre_detail)`: `payload` is the row as a JSON object text (or
+the raw text when it cannot be parsed) so one validation path serves every format, and problems
+the reader sees (malformed JSON/CSV, bad UTF-8, a missing required column) are carried as
+`pre_reason` so the row is quarantined with its file and line, never lost.
+
+Line numbers (`source_line`, 1-based): JSON-lines = physical line; CSV = physical line where the
+record starts (quoted newlines keep the count right); JSON array files = element number;
+parquet = row number in the file.
+
+Missing required column (CSV/parquet header, or a JSON row without the field): the file is still
+read and *every* affected row is quarantined with `missing_required_column`, the detail naming
+the file, the missing column, and the expected and found columns. A file that cannot be read at
+all (corrupt parquet, unreadable path) raises `SourceError`, because its rows cannot be counted.
+Empty files are reported as warnings and contribute no rows. Columns outside the contract are
+kept in the payload (so quarantine shows them) and reported as `extra_columns`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
+_DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+STAGE_COLUMNS = ("source_file", "source_line", "partition_date", "payload", "pre_reason", "pre_detail")
+_STAGE_COLS = ", ".join(STAGE_COLUMNS)
+
+
+class SourceError(Exception):
+    """A landing file or setting that cannot be used at all; names the file (and line/column
+    when known) and what was expected."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None,
+                 column: str | None = None) -> None:
+        super().__init__(message)
+        self.file, self.line, self.column = file, line, column
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Contract of one raw table: column kinds, required columns, key and date columns."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]        # (name, kind) kind: str | ts | num | json
+    required: tuple[str, ...]                   # must be present (header / field)
+    keys: tuple[str, ...]                       # null -> null_key
+    date_columns: tuple[str, ...]               # undated files: first non-null decides the day
+    future_checked: tuple[str, ...]             # timestamps that must not lie in the future
+    unique_key: str | None = None               # duplicates counted (not removed) in the report
+    extra_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def aliases(self, column: str) -> tuple[str, ...]:
+        """Accepted input keys for a contract column, in priority order (snake, camelCase, extra)."""
+        names = [column, to_camel(column), *self.extra_aliases.get(column, ())]
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def known_keys(self) -> frozenset[str]:
+        return frozenset(a for c in self.column_names for a in self.aliases(c))
+
+
+TABLES: dict[str, TableSpec] = {
+    "events": TableSpec(
+        "events",
+        (("message_id", "str"), ("type", "str"), ("event", "str"), ("user_id", "str"),
+         ("anonymous_id", "str"), ("timestamp", "ts"), ("received_at", "ts"),
+         ("properties", "json"), ("context", "json")),
+        required=("message_id", "type", "timestamp"),
+        keys=("message_id",),
+        date_columns=("timestamp",),
+        future_checked=("timestamp",),
+        unique_key="message_id",
+        # Segment: page/screen calls carry the page name in `name`; originalTimestamp is the
+        # client clock when `timestamp` is absent.
+        extra_aliases={"event": ("name",), "timestamp": ("originalTimestamp", "original_timestamp")},
+    ),
+    "crm_contacts": TableSpec(
+        "crm_contacts",
+        (("user_id", "str"), ("email", "str"), ("signup_at", "ts"), ("company", "str"),
+         ("industry", "str"), ("company_size", "str"), ("country", "str"), ("role", "str"),
+         ("plan", "str"), ("acquisition_channel", "str"), ("updated_at", "ts")),
+        required=("user_id", "updated_at"),
+        keys=("user_id",),
+        date_columns=("updated_at",),
+        future_checked=("signup_at", "updated_at"),
+    ),
+    "billing_invoices": TableSpec(
+        "billing_invoices",
+        (("invoice_id", "str"), ("user_id", "str"), ("amount", "num"), ("currency", "str"),
+         ("status", "str"), ("period_start", "ts"), ("period_end", "ts"), ("paid_at", "ts")),
+        required=("invoice_id", "user_id", "amount", "period_start"),
+        keys=("invoice_id", "user_id"),
+        date_columns=("paid_at", "period_start"),
+        future_checked=("period_start", "paid_at"),
+        unique_key="invoice_id",
+    ),
+}
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def to_snake(name: str) -> str:
+    name = name.strip().lstrip("\ufeff")
+    name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+
+
+def table_spec(table: str) -> TableSpec:
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise SourceError(f"unknown raw table {table!r}; expected one of {', '.join(TABLES)}") from None
+
+
+@dataclass
+class FileInfo:
+    path: Path
+    relative: str
+    partition_date: date | None  # None: undated, assigned by the date column later
+
+
+@dataclass
+class ReadResult:
+    """What the reader found besides the staged rows: per-file facts for the report."""
+
+    files: list[FileInfo] = field(default_factory=list)
+    rows_per_file: dict[str, int] = field(default_factory=dict)
+    empty_files: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+    extra_columns: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def list_files(source_dir: Path, table: str, dates: list[date]) -> tuple[list[FileInfo], list[str]]:
+    """Files of `table` for `dates` (dt folders) plus all undated files; also the skipped names."""
+    table_spec(table)
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise SourceError(f"landing folder {source_dir} does not exist or is not a folder "
+                          f"(expected {source_dir}/{table}/dt=YYYY-MM-DD/*.jsonl|csv|parquet)",
+                          file=str(source_dir))
+    root = source_dir / table
+    files: list[FileInfo] = []
+    skipped: list[str] = []
+    if not root.is_dir():
+        return files, skipped
+    wanted = set(dates)
+
+    def add(path: Path, day: date | None) -> None:
+        rel = path.relative_to(source_dir).as_posix()
+        if path.name.startswith((".", "_")):
+            return
+        if path.suffix.lower() in SUPPORTED_SUFFIXES:
+            files.append(FileInfo(path, rel, day))
+        else:
+            skipped.append(rel)
+
+    for entry in sorted(root.iterdir()):
+        match = _DT_DIR.match(entry.name)
+        if entry.is_dir() and match:
+            try:
+                day = date.fromisoformat(match.group(1))
+            except ValueError:
+                skipped.append(entry.relative_to(source_dir).as_posix())
+                continue
+            if day in wanted:
+                for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+                    add(path, day)
+        elif entry.is_file():
+            add(entry, None)
+        elif entry.is_dir() and not entry.name.startswith((".", "_")):
+            skipped.append(entry.relative_to(source_dir).as_posix() + "/")
+    return files, skipped
+
+
+def stage_files(conn: duckdb.DuckDBPyConnection, stage: str, spec: TableSpec,
+                files: list[FileInfo]) -> ReadResult:
+    """Append every row of `files` to the temp table `stage` (created by `create_stage`)."""
+    result = ReadResult(files=list(files))
+    for info in files:
+        before = _count(conn, stage)
+        suffix = info.path.suffix.lower()
+        if info.path.stat().st_size == 0:
+            result.empty_files.append(info.relative)
+            result.rows_per_file[info.relative] = 0
+            continue
+        if suffix == ".parquet":
+            extra = _stage_parquet(conn, stage, spec, info)
+        elif suffix == ".csv":
+            extra = _stage_csv(conn, stage, spec, info)
+        elif suffix == ".json" and _is_json_array(info.path):
+            extra = _stage_json_array(conn, stage, spec, info)
+        else:
+            extra = _stage_jsonl(conn, stage, spec, info)
+        rows = _count(conn, stage) - before
+        result.rows_per_file[info.relative] = rows
+        if rows == 0:
+            result.empty_files.append(info.relative)
+        if extra:
+            result.extra_columns[info.relative] = extra
+    return result
+
+
+def create_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """`quarantine_rowid` is set only when re-validating quarantined rows (replay)."""
+    conn.execute(f"""create or replace temp table {stage} (source_file varchar, source_line bigint,
+        partition_date date, payload varchar, pre_reason varchar, pre_detail varchar,
+        quarantine_rowid bigint)""")
+
+
+def _count(conn: duckdb.DuckDBPyConnection, stage: str) -> int:
+    return conn.execute(f"select count(*) from {stage}").fetchall()[0][0]
+
+
+def _insert_frame(conn: duckdb.DuckDBPyConnection, stage: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    conn.register("_stage_frame", frame)
+    try:
+        conn.execute(f"insert into {stage} ({_STAGE_COLS}) select source_file, source_line, partition_date::date, "
+                     f"payload, pre_reason, pre_detail from _stage_frame")
+    finally:
+        conn.unregister("_stage_frame")
+
+
+def _missing_required(spec: TableSpec, found: list[str]) -> list[str]:
+    present = set(found)
+    return [c for c in spec.required if not present.intersection(spec.aliases(c))]
+
+
+def _missing_detail(info: FileInfo, spec: TableSpec, missing: list[str], found: list[str]) -> str:
+    return (f"{info.relative}: missing required column(s) {', '.join(missing)}; expected columns "
+            f"{', '.join(spec.column_names)} (required: {', '.join(spec.required)}); "
+            f"found {', '.join(found) or '(none)'}")
+
+
+def _extra(spec: TableSpec, found: list[str]) -> list[str]:
+    return [c for c in found if c not in spec.known_keys]
+
+
+_JSON_LINES_SQL = """
+insert into {stage} ({cols})
+select $file, line_no, $day::date, payload,
+       case when not json_valid(payload) or json_type(payload) <> 'OBJECT' then 'malformed_json' end,
+       case when not json_valid(payload) then 'line is not valid JSON (truncated or malformed)'
+            when json_type(payload) <> 'OBJECT'
+              then 'line is JSON ' || json_type(payload) || ', expected an object' end
+from (
+  select line_no, case when line_no = 1 then ltrim(rtrim(line, chr(10) || chr(13)), chr(65279))
+                       else rtrim(line, chr(10) || chr(13)) end as payload
+  from _segflow_lines
+) where trim(payload) <> ''
+"""
+
+
+def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
+    """JSON lines: split on newlines with numpy and hand DuckDB a zero-copy Arrow array of the
+    lines (with their numbers); DuckDB validates and parses. Invalid UTF-8 -> Python path."""
+    data = info.path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        _stage_jsonl_python(conn, stage, info)
+        return _json_extra_keys(conn, stage, spec, info)
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
+    if not len(ends) or ends[-1] != len(data):
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets.tobytes()),
+                                             pa.py_buffer(data))
+    table = pa.table({"line_no": np.arange(1, len(ends) + 1), "line": lines})
+    conn.register("_segflow_lines", table)
+    try:
+        conn.execute(_JSON_LINES_SQL.format(stage=stage, cols=_STAGE_COLS),
+                     {"file": info.relative, "day": info.partition_date})
+    finally:
+        conn.unregister("_segflow_lines")
+    return _json_extra_keys(conn, stage, spec, info)
+
+
+def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
+    """Slow path for files with invalid UTF-8: decode line by line, quarantine the bad lines."""
+    rows = []
+    for number, raw in enumerate(info.path.read_bytes().split(b"\n"), start=1):
+        raw = raw.rstrip(b"\r")
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        if not raw.strip():
+            continue
+        try:
+            text, reason, detail = raw.decode("utf-8"), None, None
+        except UnicodeDecodeError as exc:
+            text = raw.decode("utf-8", errors="replace")
+            reason = "bad_encoding"
+            detail = (f"byte 0x{raw[exc.start]:02x} at position {exc.start} of the line is not "
+                      f"valid UTF-8 (expected UTF-8 text)")
+        rows.append((info.relative, number, info.partition_date, text, reason, detail))
+    frame = pd.DataFrame(rows, columns=list(STAGE_COLUMNS))
+    conn.register("_stage_lines", frame)
+    try:
+        conn.execute(f"""insert into {stage} ({_STAGE_COLS})
+            select source_file, source_line, partition_date::date, payload,
+              coalesce(pre_reason, case when not json_valid(payload)
+                   or json_type(payload) <> 'OBJECT' then 'malformed_json' end),
+              coalesce(pre_detail, case when not json_valid(payload)
+                   then 'line is not valid JSON (truncated or malformed)'
+                   when json_type(payload) <> 'OBJECT' then 'line is not a JSON object' end)
+            from _stage_lines""")
+    finally:
+        conn.unregister("_stage_lines")
+
+
+def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
+    keys = conn.execute(
+        f"""select distinct unnest(json_keys(payload)) from {stage}
+            where source_file = $file and pre_reason is null""", {"file": info.relative}).fetchall()
+    return sorted(k for (k,) in keys if k not in spec.known_keys)
+
+
+def _is_json_array(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(64).lstrip(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"[")
+
+
+def _stage_json_array(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
+    try:
+        items = json.loads(info.path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{info.relative}: not a valid JSON array ({exc}); expected "
+                          "[{...}, ...] or JSON lines", file=info.relative,
+                          line=getattr(exc, "lineno", None)) from exc
+    rows = []
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            rows.append((info.relative, number, info.partition_date,
+                         json.dumps(item, ensure_ascii=False), None, None))
+        else:
+            rows.append((info.relative, number, info.partition_date, json.dumps(item),
+                         "malformed_json", f"element {number} is {type(item).__name__}, expected an object"))
+    _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
+    return _json_extra_keys(conn, stage, spec, info)
+
+
+def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
+    raw = info.path.read_bytes()
+    text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    csv.field_size_limit(1 << 30)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as exc:
+        raise SourceError(f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
+                          file=info.relative, line=1) from exc
+    header = [to_snake(h) for h in header]
+    missing = _missing_required(spec, header)
+    missing_detail = _missing_detail(info, spec, missing, header) if missing else None
+    line = reader.line_num + 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            rows.append((info.relative, line, info.partition_date, None, "malformed_csv",
+                         f"{info.relative}: line {line}: {exc}"))
+            line = reader.line_num + 1
+            continue
+        start, line = line, reader.line_num + 1
+        if not any(f.strip() for f in fields):
+            continue
+        record_text = ",".join(fields)
+        if _has_bad_bytes(record_text):
+            rows.append((info.relative, start, info.partition_date,
+                         _clean(record_text), "bad_encoding",
+                         f"{info.relative}: line {start}: bytes that are not valid UTF-8 "
+                         "(expected UTF-8 text)"))
+            continue
+        if len(fields) != len(header):
+            rows.append((info.relative, start, info.partition_date, record_text, "malformed_csv",
+                         f"{info.relative}: line {start}: expected {len(header)} fields "
+                         f"({', '.join(header)}), found {len(fields)}"))
+            continue
+        payload = json.dumps({h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
+                             ensure_ascii=False)
+        if missing_detail:
+            rows.append((info.relative, start, info.partition_date, payload,
+                         "missing_required_column", missing_detail))
+        else:
+            rows.append((info.relative, start, info.partition_date, payload, None, None))
+    _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
+    return _extra(spec, header)
+
+
+def _has_bad_bytes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def _stage_parquet(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
+    path = str(info.path)
+    try:
+        described = conn.execute("select name, type from parquet_schema($p) where num_children is "
+                                 "null or num_children = 0", {"p": path}).fetchall()
+        columns = [name for name, _ in described]
+    except duckdb.Error as exc:
+        raise SourceError(f"{info.relative}: not a readable parquet file ({exc})",
+                          file=info.relative) from exc
+    snake = [to_snake(c) for c in columns]
+    missing = _missing_required(spec, snake)
+    reason = "missing_required_column" if missing else None
+    detail = _missing_detail(info, spec, missing, snake) if missing else None
+    packed = ", ".join(f'"{s}" := "{c}"' for c, s in zip(columns, snake, strict=True))
+    try:
+        conn.execute(f"""insert into {stage} ({_STAGE_COLS})
+            select $file, file_row_number + 1, $day::date, to_json(struct_pack({packed}))::varchar,
+                   $reason, $detail
+            from read_parquet($p, file_row_number = true) order by file_row_number""",
+            {"file": info.relative, "day": info.partition_date, "p": path,
+             "reason": reason, "detail": detail})
+    except duckdb.Error as exc:
+        raise SourceError(f"{info.relative}: cannot read parquet rows ({exc})",
+                          file=info.relative) from exc
+    return _extra(spec, snake)

@@ -1,0 +1,437 @@
+"""Load landing files into `raw.<table>` with row-level quarantine.
+
+One mechanism for every file-based source: the `demo` source is the generator's output folder,
+the `files` source the user's landing folder; `_source` records which.
+
+Per partition (day) the load is one transaction: delete that `_partition_date` from
+`raw.<table>` and that table+partition from `raw.quarantine`, then insert the good rows and the
+bad rows. Re-running a day therefore replaces it, and a range load equals the single-day loads.
+Rows are never de-duplicated here (dbt staging does that); duplicates are counted in the report.
+Replayed rows (see `replay_quarantine`) are replaced too when their partition is re-loaded from
+the files, which stay the source of truth.
+
+Row rules, first match wins, with the reason codes of docs/contracts.md: reader problems
+(`malformed_json`, `malformed_csv`, `bad_encoding`, `missing_required_column`),
+`value_too_large` (> 1 MiB in one column), `null_key`, `missing_required_column` (field absent
+or empty), `wrong_type` (column named, value shown), `unknown_event` (type not
+track/identify/page, or a track event not in the tracking plan), `negative_amount`,
+`amount_out_of_range` (> MAX_AMOUNT), `timestamp_too_old` (< 2000-01-01),
+`timestamp_in_future` (> now + 15 min), `outside_late_window` (event dated more than
+`late_arrival_days` before its dt= partition).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from orchestration import tracking_plan
+from orchestration.sources.files import (
+    MAX_FIELD_BYTES,
+    SourceError,
+    TableSpec,
+    create_stage,
+    list_files,
+    stage_files,
+    table_spec,
+)
+
+__all__ = ["RAW_TABLES", "LoadReport", "PartitionCounts", "ReplayReport", "SourceError",
+           "ensure_raw_schema", "load_partitions", "replay_quarantine"]
+
+RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
+EVENT_TYPES = ("track", "identify", "page")
+MAX_AMOUNT = 1_000_000.0
+MIN_TIMESTAMP = datetime(2000, 1, 1)
+FUTURE_TOLERANCE = timedelta(minutes=15)
+_SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
+_KIND_TEXT = {"ts": "a timestamp (ISO 8601)", "num": "a number", "json": "a JSON object"}
+_TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
+_META = ("_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR, "
+         "_source_line BIGINT")
+
+
+@dataclass
+class PartitionCounts:
+    partition_date: date | None       # None: undated rows whose date column is unusable
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    duplicate_keys: int = 0               # extra rows sharing a message_id/invoice_id in the day
+    duplicate_keys_other_partitions: int = 0  # keys also loaded in nearby other partitions
+
+
+@dataclass
+class LoadReport:
+    table: str
+    source_name: str
+    source_dir: Path
+    partitions: list[PartitionCounts]
+    preview: pd.DataFrame
+    quarantine_preview: pd.DataFrame
+    extra_columns: dict[str, list[str]] = field(default_factory=dict)
+    empty_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+
+    @property
+    def rows_read(self) -> int:
+        return sum(p.rows_read for p in self.partitions)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(p.rows_loaded for p in self.partitions)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(p.rows_quarantined for p in self.partitions)
+
+    @property
+    def quarantined_by_reason(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for p in self.partitions:
+            total.update(p.quarantined_by_reason)
+        return dict(total)
+
+    @property
+    def files(self) -> list[str]:
+        return sorted({f for p in self.partitions for f in p.files})
+
+    @property
+    def duplicate_keys(self) -> int:
+        return sum(p.duplicate_keys for p in self.partitions)
+
+    def per_partition_rows(self) -> list[dict]:
+        return [{"partition_date": str(p.partition_date), "rows_read": p.rows_read,
+                 "rows_loaded": p.rows_loaded, "rows_quarantined": p.rows_quarantined,
+                 "quarantined_by_reason": ", ".join(f"{k}={v}" for k, v in
+                                                    sorted(p.quarantined_by_reason.items())),
+                 "duplicate_keys": p.duplicate_keys, "files": len(p.files)}
+                for p in self.partitions]
+
+
+@dataclass
+class ReplayReport:
+    table: str
+    candidates: int
+    replayed: int
+    still_failing_by_reason: dict[str, int]
+
+
+def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create schema `raw`, the three raw tables and `raw.quarantine` when absent."""
+    conn.execute("create schema if not exists raw")
+    for name in RAW_TABLES:
+        spec = table_spec(name)
+        cols = ", ".join(f'"{c}" {_SQL_TYPES[k] if k != "json" else "VARCHAR"}' for c, k in spec.columns)
+        conn.execute(f"create table if not exists raw.{name} ({cols}, {_META})")
+    conn.execute("""create table if not exists raw.quarantine (table_name VARCHAR,
+        partition_date DATE, source_file VARCHAR, source_line BIGINT, payload VARCHAR,
+        reason_code VARCHAR, reason_detail VARCHAR, quarantined_at TIMESTAMP,
+        replayed_at TIMESTAMP)""")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _typed_sql(spec: TableSpec, stage: str) -> str:
+    """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
+    derived_date. Parameters: $now, $late_days, $known_events, $event_types."""
+    str_paths: list[str] = []
+    json_paths: list[str] = []
+    raw_exprs = []
+    for col, kind in spec.columns:
+        paths = json_paths if kind == "json" else str_paths
+        refs = []
+        for alias in spec.aliases(col):
+            paths.append(f'$."{alias}"')
+            refs.append(f"{'j' if kind == 'json' else 'v'}[{len(paths)}]")
+        joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
+        raw_exprs.append(joined if kind == "json" else f"nullif(trim({joined}), '')")
+    typed, checks = [], []
+    for col, kind in spec.columns:
+        r = f'"raw_{col}"'
+        if kind == "str":
+            typed.append(f'{r} as "{col}"')
+        elif kind == "num":
+            typed.append(f'try_cast({r} as double) as "{col}"')
+        elif kind == "ts":
+            typed.append(f"""case when {r} is null then null
+                when regexp_matches({r}, '{_TZ_SUFFIX}')
+                  then timezone('UTC', try_cast({r} as timestamptz))
+                else try_cast({r} as timestamp) end as "{col}\"""")
+        else:
+            typed.append(f"""case when {r} is null or json_type({r}) = 'NULL' then null
+                when json_type({r}) = 'OBJECT' then {r}::varchar
+                when json_type({r}) = 'VARCHAR' and json_valid({r} ->> '$')
+                     and json_type(({r} ->> '$')::json) = 'OBJECT' then {r} ->> '$' end as "{col}\"""")
+    # reason rules in priority order: (condition, code, detail)
+    checks.append(("pre_reason is not null", "pre_reason", "pre_detail"))
+    for col in spec.column_names:
+        size = f'length("raw_{col}"::varchar)'
+        checks.append((f"{size} > {MAX_FIELD_BYTES}", "'value_too_large'",
+                       f"format('column {col} is {{}} bytes; limit is {MAX_FIELD_BYTES}', {size})"))
+    for key in spec.keys:
+        checks.append((f'"{key}" is null', "'null_key'",
+                       f"'{key} is missing or empty (it is a key of {spec.name})'"))
+    if spec.name == "events":
+        checks.append(('"user_id" is null and "anonymous_id" is null', "'null_key'",
+                       "'both user_id and anonymous_id are missing or empty'"))
+    for col in spec.required:
+        if col not in spec.keys:
+            checks.append((f'"raw_{col}" is null', "'missing_required_column'",
+                           f"'field {col} is missing or empty (required: {', '.join(spec.required)})'"))
+    for col, kind in spec.columns:
+        if kind in _KIND_TEXT:
+            rawc = f'"raw_{col}"'
+            not_null = f"{rawc} is not null" + (f" and json_type({rawc}) <> 'NULL'" if kind == "json" else "")
+            checks.append((f'{not_null} and "{col}" is null', "'wrong_type'",
+                           f"format('column {col}: expected {_KIND_TEXT[kind]}, found {{}}', "
+                           f"left({rawc}::varchar, 100))"))
+    if spec.name == "events":
+        checks.append(("not list_contains($event_types, \"type\")", "'unknown_event'",
+                       "format('type {} is not one of track, identify, page', \"type\")"))
+        checks.append(("\"type\" = 'track' and (\"event\" is null or not list_contains($known_events, \"event\"))",
+                       "'unknown_event'",
+                       "format('track event {} is not in the tracking plan "
+                       "(dbt_project.yml vars.tracking_plan)', coalesce('''' || \"event\" || '''', 'null'))"))
+    if spec.name == "billing_invoices":
+        checks.append(('"amount" < 0', "'negative_amount'",
+                       "format('amount {} is negative', \"amount\")"))
+        checks.append((f'not ("amount" <= {MAX_AMOUNT})', "'amount_out_of_range'",
+                       f"format('amount {{}} is above {MAX_AMOUNT:.0f}', \"amount\")"))
+    for col, kind in spec.columns:
+        if kind == "ts":
+            checks.append((f"\"{col}\" < TIMESTAMP '{MIN_TIMESTAMP:%Y-%m-%d}'", "'timestamp_too_old'",
+                           f"format('{col} {{}} is before {MIN_TIMESTAMP:%Y-%m-%d}', \"{col}\")"))
+    for col in spec.future_checked:
+        checks.append((f'"{col}" > $now::timestamp + INTERVAL {int(FUTURE_TOLERANCE.total_seconds())} SECOND',
+                       "'timestamp_in_future'",
+                       f"format('{col} {{}} is in the future (now {{}})', \"{col}\", $now::timestamp)"))
+    if spec.name == "events":
+        checks.append(("partition_date is not null and "
+                       "\"timestamp\"::date < partition_date - $late_days::integer",
+                       "'outside_late_window'",
+                       "format('timestamp {} is more than {} days before partition {}', "
+                       "\"timestamp\", $late_days, partition_date)"))
+    code = "case " + " ".join(f"when {c} then {k}" for c, k, _ in checks) + " end"
+    detail = "case " + " ".join(f"when {c} then {d}" for c, _, d in checks) + " end"
+    raw_select = ", ".join(f'{e} as "raw_{c}"' for (c, _), e in zip(spec.columns, raw_exprs, strict=True))
+    derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
+    str_list = "[" + ", ".join(f"'{p}'" for p in str_paths) + "]"
+    json_list = "[" + ", ".join(f"'{p}'" for p in json_paths) + "]"
+    json_part = f"json_extract(payload, {json_list})" if json_paths else "[]::json[]"
+    return f"""
+with x as (
+  select *, case when pre_reason is null then json_extract_string(payload, {str_list}) end as v,
+         case when pre_reason is null then {json_part} end as j
+  from {stage}
+), r as (select *, {raw_select} from x),
+t as (select *, {", ".join(typed)} from r)
+select source_file, source_line, partition_date, payload, quarantine_rowid,
+       {", ".join(f'"{c}"' for c in spec.column_names)},
+       {code} as reason_code, {detail} as reason_detail, {derived} as derived_date
+from t"""
+
+
+def _params(sql: str, now: datetime, late_days: int) -> dict:
+    """The named parameters `sql` uses (DuckDB rejects unused ones)."""
+    plan = tracking_plan.load()
+    values = {"now": now, "late_days": late_days, "known_events": sorted(plan.known_events),
+              "event_types": list(EVENT_TYPES)}
+    return {k: v for k, v in values.items() if f"${k}" in sql}
+
+
+def _insert_good_and_bad(conn, spec: TableSpec, typed: str, where: str, now: datetime,
+                         source_name: str) -> None:
+    cols = ", ".join(f'"{c}"' for c in spec.column_names)
+    conn.execute(f"""insert into raw.{spec.name}
+        select {cols}, partition_date, $now, $source, source_file, source_line
+        from {typed} where reason_code is null and {where}
+        order by source_file, source_line""", {"now": now, "source": source_name})
+    conn.execute(f"""insert into raw.quarantine
+        select '{spec.name}', partition_date, source_file, source_line, payload, reason_code,
+               reason_detail, $now, null
+        from {typed} where reason_code is not null and {where}
+        order by source_file, source_line""", {"now": now})
+
+
+def _counts(conn, spec: TableSpec, typed: str, where: str, day: date | None,
+            late_days: int) -> PartitionCounts:
+    rows = conn.execute(f"""select reason_code, count(*) from {typed} where {where}
+                            group by all""").fetchall()
+    by_reason = {code: n for code, n in rows if code is not None}
+    loaded = sum(n for code, n in rows if code is None)
+    files = [f for (f,) in conn.execute(
+        f"select distinct source_file from {typed} where {where} order by 1").fetchall()]
+    counts = PartitionCounts(day, loaded + sum(by_reason.values()), loaded, sum(by_reason.values()),
+                             by_reason, files)
+    key = spec.unique_key
+    if key and day is not None:
+        counts.duplicate_keys = conn.execute(
+            f'select count("{key}") - count(distinct "{key}") from {typed} '
+            f"where reason_code is null and {where}").fetchall()[0][0]
+        counts.duplicate_keys_other_partitions = conn.execute(
+            f'''select count(distinct t."{key}") from {typed} t join raw.{spec.name} r
+                on r."{key}" = t."{key}" and r._partition_date <> $day
+                and r._partition_date between $day - $w::integer and $day + $w::integer
+                where t.reason_code is null and {where}''',
+            {"day": day, "w": late_days + 2}).fetchall()[0][0]
+    return counts
+
+
+def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[date],
+                    source_dir: Path, source_name: str, late_arrival_days: int,
+                    now: datetime | None = None) -> LoadReport:
+    """Load `table` for `dates` from `source_dir` (landing layout) into `raw.<table>`.
+
+    Raises `SourceError` for an unknown table, a missing source folder or an unreadable file
+    (nothing is written then for the partition being loaded)."""
+    t0 = time.perf_counter()
+    spec = table_spec(table)
+    now = now or _utcnow()
+    dates = sorted(set(dates))
+    source_dir = Path(source_dir)
+    ensure_raw_schema(conn)
+    files, skipped = list_files(source_dir, table, dates)
+    report = LoadReport(table, source_name, source_dir, [], pd.DataFrame(), pd.DataFrame())
+    report.warnings += [f"{table}: skipped {s} (not a dt=YYYY-MM-DD folder or supported file)"
+                        for s in skipped]
+    undated = [f for f in files if f.partition_date is None]
+    sql = _typed_sql(spec, "_segflow_stage")
+    params = _params(sql, now, late_arrival_days)
+    if undated:
+        create_stage(conn, "_segflow_stage")
+        _note(report, stage_files(conn, "_segflow_stage", spec, undated))
+        conn.execute(f"create or replace temp table _segflow_undated as {sql}", params)
+        conn.execute("update _segflow_undated set partition_date = derived_date")
+    for day in dates:
+        day_files = [f for f in files if f.partition_date == day]
+        if not day_files and not undated:
+            report.warnings.append(f"{table}: no files for partition {day}")
+        create_stage(conn, "_segflow_stage")
+        _note(report, stage_files(conn, "_segflow_stage", spec, day_files))
+        conn.execute(f"create or replace temp table _segflow_typed as {sql}", params)
+        if undated:
+            conn.execute("insert into _segflow_typed select * from _segflow_undated "
+                         "where partition_date = $day", {"day": day})
+        conn.execute("begin transaction")
+        try:
+            conn.execute(f"delete from raw.{table} where _partition_date = $day", {"day": day})
+            conn.execute("delete from raw.quarantine where table_name = $t and partition_date = $day",
+                         {"t": table, "day": day})
+            _insert_good_and_bad(conn, spec, "_segflow_typed", "true", now, source_name)
+            conn.execute("commit")
+        except Exception:
+            conn.execute("rollback")
+            raise
+        report.partitions.append(_counts(conn, spec, "_segflow_typed", "true", day,
+                                         late_arrival_days))
+    if undated:
+        _load_unassigned(conn, spec, undated, now, source_name, report)
+    _finish(conn, table, dates, report)
+    for name in ("_segflow_stage", "_segflow_typed", "_segflow_undated"):
+        conn.execute(f"drop table if exists {name}")
+    report.elapsed_seconds = time.perf_counter() - t0
+    return report
+
+
+def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -> None:
+    """Undated rows whose date column is unusable cannot be placed in a partition: quarantine
+    them with a null partition (replaced on every load that reads those files)."""
+    names = [f.relative for f in undated]
+    conn.execute("begin transaction")
+    try:
+        conn.execute("delete from raw.quarantine where table_name = $t and partition_date is null "
+                     "and list_contains($files, source_file)", {"t": spec.name, "files": names})
+        conn.execute("""update _segflow_undated set
+            reason_code = coalesce(reason_code, 'wrong_type'),
+            reason_detail = coalesce(reason_detail, $d) where partition_date is null""",
+                     {"d": f"undated file: no usable {' / '.join(spec.date_columns)} to assign a partition"})
+        _insert_good_and_bad(conn, spec, "_segflow_undated", "partition_date is null", now, source_name)
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    counts = _counts(conn, spec, "_segflow_undated", "partition_date is null", None, 0)
+    if counts.rows_read:
+        report.partitions.append(counts)
+
+
+def _note(report: LoadReport, read) -> None:
+    report.extra_columns.update(read.extra_columns)
+    report.empty_files += read.empty_files
+    for rel, cols in read.extra_columns.items():
+        report.warnings.append(f"{rel}: extra columns outside the contract kept only in the "
+                               f"payload: {', '.join(cols)}")
+    report.warnings += [f"{rel}: empty file (no rows)" for rel in read.empty_files]
+
+
+def _finish(conn, table: str, dates: list[date], report: LoadReport) -> None:
+    report.preview = conn.execute(
+        f"""select * from raw.{table} where list_contains($d, _partition_date)
+            order by _partition_date, _source_file, _source_line limit 20""", {"d": dates}).df()
+    report.quarantine_preview = conn.execute(
+        """select * from raw.quarantine where table_name = $t
+             and (list_contains($d, partition_date) or partition_date is null)
+           order by partition_date, source_file, source_line limit 20""",
+        {"t": table, "d": dates}).df()
+
+
+def replay_quarantine(conn: duckdb.DuckDBPyConnection, table: str, source_name: str,
+                      late_arrival_days: int, partition_dates: list[date] | None = None,
+                      now: datetime | None = None) -> ReplayReport:
+    """Re-validate not-yet-replayed quarantined rows of `table` (after their payload was fixed
+    in place, e.g. `update raw.quarantine set payload = ...`); rows that now pass are inserted
+    into `raw.<table>` and marked with `replayed_at`. Rows still failing stay as they are."""
+    spec = table_spec(table)
+    now = now or _utcnow()
+    ensure_raw_schema(conn)
+    create_stage(conn, "_segflow_replay")
+    where = "table_name = $t and replayed_at is null"
+    params: dict = {"t": table}
+    if partition_dates is not None:
+        where += " and list_contains($d, partition_date)"
+        params["d"] = sorted(set(partition_dates))
+    conn.execute(f"""insert into _segflow_replay
+        select source_file, source_line, partition_date, payload,
+          case when payload is null or not json_valid(payload) or json_type(payload) <> 'OBJECT'
+                 then 'malformed_json'
+               when contains(payload, chr(65533)) then 'bad_encoding' end,
+          case when payload is null or not json_valid(payload) or json_type(payload) <> 'OBJECT'
+                 then 'payload is not a JSON object'
+               when contains(payload, chr(65533)) then 'payload still holds undecodable bytes (U+FFFD)'
+          end, rowid
+        from raw.quarantine where {where}""", params)
+    sql = _typed_sql(spec, "_segflow_replay")
+    conn.execute(f"create or replace temp table _segflow_replay_typed as {sql}",
+                 _params(sql, now, late_arrival_days))
+    rows = conn.execute("select reason_code, count(*) from _segflow_replay_typed group by all").fetchall()
+    conn.execute("begin transaction")
+    try:
+        cols = ", ".join(f'"{c}"' for c in spec.column_names)
+        conn.execute(f"""insert into raw.{table}
+            select {cols}, partition_date, $now, $source, source_file, source_line
+            from _segflow_replay_typed where reason_code is null""",
+                     {"now": now, "source": source_name})
+        conn.execute("""update raw.quarantine set replayed_at = $now where rowid in
+            (select quarantine_rowid from _segflow_replay_typed where reason_code is null)""",
+                     {"now": now})
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    conn.execute("drop table if exists _segflow_replay")
+    conn.execute("drop table if exists _segflow_replay_typed")
+    return ReplayReport(table, sum(n for _, n in rows),
+                        sum(n for code, n in rows if code is None),
+                        {code: n for code, n in rows if code is not None})
