@@ -20,6 +20,7 @@ import json
 import os
 import random
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -118,6 +119,15 @@ def _check_event(name: Any, data: Any) -> tuple[str, str] | None:
     return None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that vanish (killed, timed out) are part of the test plan, not errors."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 class FakeCustomerIO:
     """In-process server: `with FakeCustomerIO(config) as fake: ... fake.url ...`."""
 
@@ -129,8 +139,7 @@ class FakeCustomerIO:
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
         self._window: deque[float] = deque()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _QuietServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -406,6 +415,8 @@ class FakeCustomerIO:
                 if status is None:
                     return
                 if stall and cfg.stall_s:
+                    with fake._lock:
+                        fake._store.status_counts["stalled"] += 1
                     time.sleep(cfg.stall_s)
                 try:
                     self._respond(status, payload, headers)
