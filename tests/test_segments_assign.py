@@ -144,7 +144,7 @@ def synthetic() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_backfill_equals_daily_runs_in_any_order(tmp_path: Path, config, synthetic):
     features, scores = synthetic
-    dates = days(21)
+    dates = days(14)
     results = {}
     for mode in ("daily", "backfill", "shuffled", "split"):
         with duckdb.connect(str(tmp_path / f"{mode}.duckdb")) as conn:
@@ -155,12 +155,12 @@ def test_backfill_equals_daily_runs_in_any_order(tmp_path: Path, config, synthet
             elif mode == "backfill":
                 assign_segments(conn, config, dates)
             elif mode == "shuffled":  # out of order, with a gap filled last
-                order = dates[10:] + dates[:5] + dates[5:10][::-1]
+                order = dates[9:] + dates[:4] + dates[4:9][::-1]
                 for day in order:
                     assign_segments(conn, config, [day])
             else:  # two backfills, then a re-run of a middle day
-                assign_segments(conn, config, dates[12:])
-                assign_segments(conn, config, dates[:12])
+                assign_segments(conn, config, dates[8:])
+                assign_segments(conn, config, dates[:8])
                 assign_segments(conn, config, [dates[6]])
             results[mode] = snapshot(conn)
             incremental = results[mode]["segment_membership"]

@@ -25,7 +25,8 @@ def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
     the firings written."""
     ensure_tables(conn)
     dates = sorted(set(dates))
-    firings = [_fire(conn, config, trigger, dates) for trigger in config.triggers]
+    relation, _ = input_relation(conn)
+    firings = [_fire(conn, relation, trigger, dates) for trigger in config.triggers]
     result = (pd.concat(firings, ignore_index=True) if firings
               else pd.DataFrame(columns=TRIGGER_COLUMNS))
     result = result.sort_values(["fired_at", "trigger", "user_id"], ignore_index=True)
@@ -45,12 +46,11 @@ def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
     return result
 
 
-def _fire(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, trigger: Trigger,
+def _fire(conn: duckdb.DuckDBPyConnection, relation: str, trigger: Trigger,
           dates: list[date]) -> pd.DataFrame:
     low = dates[0] - timedelta(days=trigger.for_days)
     window = {"low": low, "high": dates[-1]}
     if trigger.rule is not None:
-        relation, _ = input_relation(conn)
         context_cols = "".join(f', "{c}"' for c in trigger.rule.columns)
         frame = conn.execute(
             f"select user_id, snapshot_date as day, {trigger.rule.sql} as cond{context_cols} "
