@@ -155,8 +155,9 @@ def _outcome(rule: Rule, result: Any, spec: TableSpec, dates: list[date]) -> Che
                             message=f"{where} {_col(rule)}: GX could not evaluate "
                                     f"'{rule.expected}': {error}")
     details = result.result or {}
-    samples = details.get("partial_unexpected_index_list") or details.get(
-        "partial_unexpected_list") or []
+    located = bool(details.get("unexpected_index_column_names"))
+    samples = (details.get("partial_unexpected_index_list") if located
+               else details.get("partial_unexpected_list")) or []
     sample = json_safe(list(samples))
     observed = json_safe(details.get("observed_value"))
     count = details.get("unexpected_count")

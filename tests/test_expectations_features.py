@@ -1,0 +1,95 @@
+"""fct_user_features suite: the model's columns have values and sane distributions."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from expectations import QualityConfig, validate_table
+from expectations.tables import FCT_USER_FEATURES
+
+DAY = date(2025, 4, 7)
+SQL_TYPES = {"VARCHAR": "VARCHAR", "DATE": "DATE", "INT": "INTEGER", "DOUBLE": "DOUBLE",
+             "BOOLEAN": "BOOLEAN"}
+
+
+def features_sql(day: date, n: int, **overrides: str) -> str:
+    values = {
+        "user_id": "'u' || i", "snapshot_date": f"date '{day}'",
+        "signup_date": f"date '{day}' - to_days(i % 60 + 1)",
+        "days_since_signup": "i % 60 + 1", "days_since_last_active": "i % 5",
+        "active_days_7d": "i % 8", "active_days_28d": "i % 29", "events_7d": "i % 30",
+        "events_28d": "i % 90", "sessions_7d": "i % 6", "sessions_28d": "i % 20",
+        "avg_session_minutes_28d": "12.5", "feature_breadth_28d": "i % 9",
+        "feature_depth_28d": "i % 40", "milestones_reached": "i % 6",
+        "onboarding_completion": "(i % 6) / 5.0", "days_to_first_value": "null",
+        "teammates_invited": "i % 3", "integrations_connected": "i % 2",
+        "support_tickets_28d": "0", "support_tickets_total": "1", "events_prev_7d": "i % 25",
+        "activity_trend": "0.1", "plan": "'pro'", "is_paid": "true", "mrr": "49.0",
+        "revenue_to_date": "98.0", "industry": "'saas'", "company_size": "'11-50'",
+        "country": "'DE'", "role": "'engineer'", "acquisition_channel": "'ads'",
+        "is_active_28d": "true",
+        "reached_account_created": "true", "reached_first_project": "i % 2 = 0",
+        "reached_teammate_invited": "false", "reached_integration_connected": "false",
+        "reached_first_value": "false",
+    }
+    values.update(overrides)
+    cols = [f"cast({values[c]} as {SQL_TYPES[t]}) as {c}"
+            for c, t in FCT_USER_FEATURES.columns.items()]
+    return f"select {', '.join(cols)} from range(1, {n + 1}) t(i)"
+
+
+@pytest.fixture()
+def conn(tmp_path: Path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as connection:
+        for back in range(4, 0, -1):
+            sql = features_sql(DAY - timedelta(days=back), 100)
+            if back == 4:
+                connection.execute(f"create table fct_user_features as {sql}")
+            else:
+                connection.execute(f"insert into fct_user_features {sql}")
+        yield connection
+
+
+def test_clean_features_pass(conn):
+    conn.execute(f"insert into fct_user_features {features_sql(DAY, 100)}")
+    result = validate_table(conn, "fct_user_features", [DAY], QualityConfig())
+    assert [o.message for o in result.failing] == []
+    assert result.row_count == 100
+
+
+def test_feature_defects(conn):
+    conn.execute("insert into fct_user_features " + features_sql(
+        DAY, 100,
+        onboarding_completion="case when i = 1 then 1.5 else 0.2 end",
+        days_since_signup="case when i = 2 then -3 else 10 end",
+        events_28d="case when i = 3 then null else 5 end",
+        avg_session_minutes_28d="case when i = 4 then 5000 else 10 end",
+    ))
+    conn.execute(f"insert into fct_user_features {features_sql(DAY, 1)}")  # u1 twice
+    bad = {o.check: o for o in validate_table(conn, "fct_user_features", [DAY]).failing}
+    assert bad["fct_user_features.onboarding_completion.range"].unexpected_count == 1
+    assert bad["fct_user_features.onboarding_completion.range"].blocking
+    assert bad["fct_user_features.days_since_signup.range"].sample_unexpected[0] == {
+        "days_since_signup": -3, "user_id": "u2", "snapshot_date": f"{DAY}T00:00:00"}
+    assert bad["fct_user_features.events_28d.not_null"].blocking
+    assert bad["fct_user_features.avg_session_minutes_28d.range"].severity == "warn"
+    assert bad["fct_user_features.grain.unique"].unexpected_count == 2
+
+
+def test_feature_mean_and_volume(conn):
+    conn.execute(f"insert into fct_user_features {features_sql(DAY, 10, events_28d='0')}")
+    result = validate_table(conn, "fct_user_features", [DAY])
+    bad = {o.check: o for o in result.failing}
+    mean = bad["fct_user_features.events_28d.mean"]
+    assert mean.severity == "warn" and mean.observed_value == 0
+    assert "observed 0" in mean.message
+    assert bad["fct_user_features.row_count.vs_trailing_median"].blocking  # 10 vs 100
+
+
+def test_empty_snapshot_blocks(conn):
+    result = validate_table(conn, "fct_user_features", [DAY])
+    assert result.outcome("fct_user_features.row_count.not_empty").blocking
