@@ -92,7 +92,8 @@ TABLES: dict[str, TableSpec] = {
         unique_key="message_id",
         # Segment: page/screen calls carry the page name in `name`; originalTimestamp is the
         # client clock when `timestamp` is absent.
-        extra_aliases={"event": ("name",), "timestamp": ("originalTimestamp", "original_timestamp")},
+        extra_aliases={"event": ("name",), "timestamp": ("originalTimestamp", "original_timestamp"),
+                       "properties": ("traits",)},  # identify calls carry `traits`
     ),
     "crm_contacts": TableSpec(
         "crm_contacts",
