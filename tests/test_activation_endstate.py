@@ -38,9 +38,9 @@ from orchestration.activation.sync import SyncOptions, sync
 conn = duckdb.connect(sys.argv[1])
 destination = CustomerIODestination(base_url=sys.argv[2], rate_limit=0, max_items_per_batch=15,
     timeout=(1.0, 0.4), retry=RetryPolicy(max_retries=8, base_delay=0.002, max_delay=0.2))
-sync(conn, destination, options=SyncOptions(max_attempts=%d))
+sync(conn, destination, options=SyncOptions(max_attempts=MAX_ATTEMPTS))
 print("finished without being killed")
-""" % MAX_ATTEMPTS
+""".replace("MAX_ATTEMPTS", str(MAX_ATTEMPTS))
 
 
 def build_inputs() -> dict[str, pd.DataFrame]:

@@ -263,12 +263,14 @@ def sync(
             destination.open_run(run_id, as_of)
             try:
                 by_key = {(p.item.kind, p.item.key): p for p in sendable}
+                known_failures = set(failures) | {(p.item.kind, p.item.key)
+                                                  for p, *_ in local_failures}
                 items = [p.item for p in sendable]
                 for batch in pack_batches(items, destination.max_items_per_batch,
                                           destination.max_batch_bytes):
                     results = destination.send(batch)
                     _apply_results(conn, destination.name, report, batch, results, by_key,
-                                   options, failed_rows)
+                                   options, failed_rows, known_failures)
             finally:
                 report.destination_facts = destination.close_run()
     except DestinationAuthError as exc:
@@ -346,7 +348,7 @@ def _count_failure(report: SyncReport, row: dict[str, Any]) -> None:
 def _apply_results(
     conn: duckdb.DuckDBPyConnection, destination_name: str, report: SyncReport,
     batch: list[OutgoingItem], results: list[ItemResult], by_key: dict, options: SyncOptions,
-    failed_rows: list[dict[str, Any]],
+    failed_rows: list[dict[str, Any]], known_failures: set[tuple[str, str]],
 ) -> None:
     if len(results) != len(batch) or any(r.key != i.key for r, i in zip(results, batch, strict=True)):
         raise RuntimeError(f"destination {destination_name} returned results that do not match "
@@ -361,7 +363,8 @@ def _apply_results(
         if result.ok:
             if pending.retried:
                 report.items_retried += 1
-            succeeded.append((item.kind, item.key))  # drops any (given-up) failure row
+            if (item.kind, item.key) in known_failures:
+                succeeded.append((item.kind, item.key))  # drops its (maybe given-up) row
             if item.kind == "person":
                 report.people_succeeded += 1
                 acked_people.append((item.key, pending.payload_hash, pending.state_payload))

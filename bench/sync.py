@@ -1,0 +1,123 @@
+"""Benchmark: sync N changed people to the fake Customer.io (separate process) at a client rate
+limit of R requests/s; report people/s, requests, bytes per request and the ratio to the
+limit-implied maximum (R x people per batch). Writes bench/results/sync.json and sync.md.
+
+Usage: .venv/bin/python bench/sync.py [--people 100000] [--rate-limit 100] [--batch-items 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from orchestration.activation.destinations import CustomerIODestination  # noqa: E402
+from orchestration.activation.sample_inputs import synthetic_inputs, write_inputs  # noqa: E402
+from orchestration.activation.sync import SyncOptions, sync  # noqa: E402
+
+AS_OF = date(2025, 6, 2)
+SITE, KEY = "bench-site", "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_fake(port: int, server_rate_limit: float) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.activation.fake_customerio", "--port", str(port),
+         "--site-id", SITE, "--api-key", KEY, "--rate-limit", str(server_rate_limit)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/_fake/state", timeout=0.5)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("fake Customer.io did not start")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--rate-limit", type=float, default=100.0)
+    parser.add_argument("--batch-items", type=int, default=100)
+    parser.add_argument("--server-rate-limit", type=float, default=1000.0)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+
+    port = free_port()
+    fake = start_fake(port, args.server_rate_limit)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            conn = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
+            t0 = time.perf_counter()
+            write_inputs(conn, **synthetic_inputs(args.people, AS_OF))
+            prepare_s = time.perf_counter() - t0
+            destination = CustomerIODestination(
+                base_url=f"http://127.0.0.1:{port}", site_id=SITE, api_key=KEY,
+                rate_limit=args.rate_limit, max_items_per_batch=args.batch_items)
+            t0 = time.perf_counter()
+            report = sync(conn, destination, options=SyncOptions())
+            wall_s = time.perf_counter() - t0
+            server = requests.get(f"http://127.0.0.1:{port}/_fake/state", timeout=5).json()
+            conn.close()
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+
+    people_per_request = report.people_sent / max(1, report.requests - 1)  # minus region check
+    items = report.people_sent + report.events_sent
+    limit_max_people_s = args.rate_limit * args.batch_items
+    people_s = report.people_succeeded / wall_s
+    result = {
+        "people": args.people, "client_rate_limit_rps": args.rate_limit,
+        "max_items_per_batch": args.batch_items, "server_rate_limit_rps": args.server_rate_limit,
+        "status": report.status, "people_succeeded": report.people_succeeded,
+        "events_succeeded": report.events_succeeded, "items_sent": items,
+        "requests": report.requests, "request_retries": report.request_retries,
+        "bytes_sent": report.bytes_sent, "bytes_per_request": round(report.bytes_per_request),
+        "prepare_inputs_s": round(prepare_s, 2), "sync_wall_s": round(wall_s, 2),
+        "send_s": report.send_seconds,
+        "diff_and_build_s": round(wall_s - report.send_seconds, 2),
+        "people_per_s": round(people_s), "items_per_s": round(items / wall_s),
+        "requests_per_s": round(report.requests_per_s, 1),
+        "limit_implied_max_people_per_s": limit_max_people_s,
+        "ratio_to_limit_implied_max": round(people_s / limit_max_people_s, 3),
+        "ratio_requests_to_limit": round(report.requests_per_s / args.rate_limit, 3),
+        "people_per_request_avg": round(people_per_request, 1),
+        "server": server, "python": platform.python_version(), "machine": platform.machine(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sync.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["# bench/sync.py", "", f"Command: `.venv/bin/python bench/sync.py "
+             f"--people {args.people} --rate-limit {args.rate_limit:g} "
+             f"--batch-items {args.batch_items}`", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in result.items() if k != "server"]
+    lines += ["", "people_per_s counts people only; the same requests also carried "
+              f"{report.events_sent} events (items_per_s). The ratio compares people/s with "
+              "rate limit x people per batch."]
+    (args.out / "sync.md").write_text("\n".join(lines) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
