@@ -265,7 +265,8 @@ def _extra(spec: TableSpec, found: list[str]) -> list[str]:
 _JSON_LINES_SQL = """
 insert into {stage} ({cols})
 select $file, line_no, $day::date, payload,
-       case when not json_valid(payload) or json_type(payload) <> 'OBJECT' then 'malformed_json' end,
+       case when not json_valid(payload) then 'malformed_json'
+            when json_type(payload) <> 'OBJECT' then 'malformed_json' end,
        case when not json_valid(payload) then 'line is not valid JSON (truncated or malformed)'
             when json_type(payload) <> 'OBJECT'
               then 'line is JSON ' || json_type(payload) || ', expected an object' end
@@ -324,8 +325,8 @@ def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
     try:
         conn.execute(f"""insert into {stage} ({_STAGE_COLS})
             select source_file, source_line, partition_date::date, payload,
-              coalesce(pre_reason, case when not json_valid(payload)
-                   or json_type(payload) <> 'OBJECT' then 'malformed_json' end),
+              coalesce(pre_reason, case when not json_valid(payload) then 'malformed_json'
+                   when json_type(payload) <> 'OBJECT' then 'malformed_json' end),
               coalesce(pre_detail, case when not json_valid(payload)
                    then 'line is not valid JSON (truncated or malformed)'
                    when json_type(payload) <> 'OBJECT' then 'line is not a JSON object' end)

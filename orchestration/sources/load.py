@@ -404,11 +404,11 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, table: str, source_name: 
         params["d"] = sorted(set(partition_dates))
     conn.execute(f"""insert into _segflow_replay
         select source_file, source_line, partition_date, payload,
-          case when payload is null or not json_valid(payload) or json_type(payload) <> 'OBJECT'
-                 then 'malformed_json'
+          case when payload is null or not json_valid(payload) then 'malformed_json'
+               when json_type(payload) <> 'OBJECT' then 'malformed_json'
                when contains(payload, chr(65533)) then 'bad_encoding' end,
-          case when payload is null or not json_valid(payload) or json_type(payload) <> 'OBJECT'
-                 then 'payload is not a JSON object'
+          case when payload is null or not json_valid(payload) then 'payload is not valid JSON'
+               when json_type(payload) <> 'OBJECT' then 'payload is not a JSON object'
                when contains(payload, chr(65533)) then 'payload still holds undecodable bytes (U+FFFD)'
           end, rowid
         from raw.quarantine where {where}""", params)
