@@ -63,9 +63,9 @@ class QualityConfig:
     row_count_history_days: int = 14  # trailing window for that median
     row_count_min_history: int = 3  # partitions with data needed before the volume rule applies
     late_arrival_days: int = 3  # event/invoice timestamps may be this many days before dt=
-    future_tolerance_minutes: int = 10  # clock skew allowed before "in the future"
+    future_tolerance_minutes: int = 15  # clock skew allowed before "in the future"
     max_amount: float = 1_000_000.0  # invoice amounts above this warn
-    max_property_bytes: int = 1_000_000  # properties/context JSON text above this warn
+    max_property_bytes: int = 1_048_576  # properties/context JSON text above this warn
     max_session_minutes: float = 720.0  # avg_session_minutes_28d above this warns
     features_min_mean_events_28d: float = 0.1
     features_max_mean_events_28d: float = 5_000.0
