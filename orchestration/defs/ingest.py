@@ -4,7 +4,6 @@ A run handles its whole partition range (single-run backfill policy), and each d
 delete+insert, so re-running or backfilling a day replaces it.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

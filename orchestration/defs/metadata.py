@@ -1,6 +1,5 @@
 """Helpers that turn result objects into Dagster metadata (the product surface of each run)."""
 
-from __future__ import annotations
 
 from typing import Any
 
