@@ -26,7 +26,15 @@ def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
     ensure_tables(conn)
     dates = sorted(set(dates))
     relation, _ = input_relation(conn)
-    firings = [_fire(conn, relation, trigger, dates) for trigger in config.triggers]
+    firings = []
+    for kind in ("rule", "segment"):
+        triggers = [t for t in config.triggers if (t.rule is not None) == (kind == "rule")]
+        if not triggers:
+            continue
+        longest = max(t.for_days for t in triggers)
+        frame, data_start = _conditions(conn, relation, triggers,
+                                        dates[0] - timedelta(days=longest), dates[-1])
+        firings += [_fire(frame, i, t, dates, data_start) for i, t in enumerate(triggers)]
     result = (pd.concat(firings, ignore_index=True) if firings
               else pd.DataFrame(columns=TRIGGER_COLUMNS))
     result = result.sort_values(["fired_at", "trigger", "user_id"], ignore_index=True)
@@ -46,29 +54,42 @@ def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
     return result
 
 
-def _fire(conn: duckdb.DuckDBPyConnection, relation: str, trigger: Trigger,
-          dates: list[date]) -> pd.DataFrame:
-    low = dates[0] - timedelta(days=trigger.for_days)
-    window = {"low": low, "high": dates[-1]}
-    if trigger.rule is not None:
-        context_cols = "".join(f', "{c}"' for c in trigger.rule.columns)
-        frame = conn.execute(
-            f"select user_id, snapshot_date as day, {trigger.rule.sql} as cond{context_cols} "
-            f"from {relation} where snapshot_date between $low and $high",
-            {**trigger.rule.params, **window}).df()
-        data_start = conn.execute("select min(snapshot_date) from main.fct_user_features"
-                                  ).fetchone()[0]
+def _conditions(conn: duckdb.DuckDBPyConnection, relation: str, triggers: list[Trigger],
+                low: date, high: date) -> tuple[pd.DataFrame, date | None]:
+    """One row per user per day in [low, high] with a `cond_<i>` column per trigger and the
+    columns the rules use (for the context); plus the first day of data."""
+    if not triggers:
+        return pd.DataFrame(), None
+    params: dict[str, object] = {"low": low, "high": high}
+    if triggers[0].rule is not None:
+        selects = []
+        for index, trigger in enumerate(triggers):
+            selects.append(f"{trigger.rule.sql} as cond_{index}")
+            params.update(trigger.rule.params)
+        context = sorted({c for t in triggers for c in t.rule.columns})
+        selects += [f'"{c}"' for c in context]
+        sql = (f"select user_id, snapshot_date as day, {', '.join(selects)} from {relation} "
+               "where snapshot_date between $low and $high")
+        start_sql = "select min(snapshot_date) from main.fct_user_features"
     else:
-        frame = conn.execute(
-            "select user_id, segment_date as day, list_contains(segments, $segment) as cond, "
-            "primary_segment from main.user_segments where segment_date between $low and $high",
-            {"segment": trigger.entered_segment, **window}).df()
-        data_start = conn.execute("select min(segment_date) from main.user_segments").fetchone()[0]
+        selects = []
+        for index, trigger in enumerate(triggers):
+            params[f"segment_{index}"] = trigger.entered_segment
+            selects.append(f"list_contains(segments, $segment_{index}) as cond_{index}")
+        sql = (f"select user_id, segment_date as day, {', '.join(selects)} "
+               "from main.user_segments where segment_date between $low and $high")
+        start_sql = "select min(segment_date) from main.user_segments"
+    frame = conn.execute(sql, params).df()
+    frame["day"] = pd.to_datetime(frame["day"])
+    return frame.sort_values(["user_id", "day"], ignore_index=True), conn.execute(
+        start_sql).fetchone()[0]
+
+
+def _fire(frame: pd.DataFrame, index: int, trigger: Trigger, dates: list[date],
+          data_start: date) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=TRIGGER_COLUMNS)
-    frame["day"] = pd.to_datetime(frame["day"])
-    frame = frame.sort_values(["user_id", "day"], ignore_index=True)
-    cond = frame["cond"].to_numpy(dtype=bool)
+    cond = frame[f"cond_{index}"].to_numpy(dtype=bool)
     users = frame["user_id"].to_numpy()
     days = frame["day"].to_numpy()
     continues = np.zeros(len(frame), dtype=bool)
@@ -81,11 +102,12 @@ def _fire(conn: duckdb.DuckDBPyConnection, relation: str, trigger: Trigger,
     wanted = np.isin(days.astype("datetime64[D]"), np.array(dates, dtype="datetime64[D]"))
     fire = (cond & (run_length == trigger.for_days) & wanted
             & (run_start != np.datetime64(data_start, "ns")))
-    fired = frame.loc[fire].copy()
+    fired = frame.loc[fire]
     since = pd.Series(run_start[fire]).dt.date.to_numpy()
-    context_columns = [c for c in fired.columns if c not in ("user_id", "day", "cond")]
+    context_columns = list(trigger.rule.columns) if trigger.rule else []
     contexts = []
-    for record, started in zip(fired[context_columns].to_dict("records"), since, strict=True):
+    records = fired[context_columns].to_dict("records") if context_columns else [{}] * len(fired)
+    for record, started in zip(records, since, strict=True):
         values = {k: _json_value(v) for k, v in record.items()}
         if trigger.for_days > 1:
             values["condition_since"] = started.isoformat()
