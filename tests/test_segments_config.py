@@ -68,11 +68,18 @@ def test_bad_rules_are_rejected(rule: str, fragment: str):
     assert fragment in str(info.value)
 
 
-def test_syntax_error_reports_position():
+@pytest.mark.parametrize("rule, position, fragment", [
+    ("active_days_7d >= 5 and and feature_breadth_28d > 1", 25, "invalid syntax"),
+    ("days_since_signup <", 20, "unexpected end of rule"),
+    ("plan = 'pro'", 6, "use == to compare"),
+    ("plan <> 'pro'", 6, "use != for not equal"),
+    ("plan == 'pro", 9, "unterminated string"),
+])
+def test_syntax_error_reports_position(rule: str, position: int, fragment: str):
     with pytest.raises(RuleError) as info:
-        compile_rule("active_days_7d >= 5 and and feature_breadth_28d > 1", COLUMNS)
-    assert info.value.position == 25
-    assert "character 25" in str(info.value)
+        compile_rule(rule, COLUMNS)
+    assert info.value.position == position
+    assert f"character {position}" in str(info.value) and fragment in str(info.value)
 
 
 def test_literals_become_parameters_never_sql_text():
@@ -198,3 +205,15 @@ def test_validation_against_other_column_types(tmp_path: Path):
     columns = {**COLUMNS, "industry": "INTEGER"}
     with pytest.raises(SegmentConfigError, match="industry_software.*type mismatch"):
         load_config(DEFAULT_SEGMENTS_PATH, DEFAULT_FLOWS_PATH, DEFAULT_TRIGGERS_PATH, columns)
+
+
+def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from orchestration.segments.__main__ import main
+
+    assert main([]) == 0
+    assert f"ok: {len(load_config().segments)} segments" in capsys.readouterr().out
+    paths = write(tmp_path, segments_with("  - {name: broken, rule: \"plan >\", priority: 1}\n"))
+    assert main(["--segments", str(paths[0]), "--flows", str(paths[1]),
+                 "--triggers", str(paths[2])]) == 1
+    err = capsys.readouterr().err
+    assert "invalid:" in err and "'broken'" in err and "syntax error" in err

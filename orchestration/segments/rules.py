@@ -53,8 +53,15 @@ def compile_rule(text: str, columns: Mapping[str, str], param_prefix: str = "p")
     try:
         tree = ast.parse(flat, mode="eval")
     except SyntaxError as exc:
-        pos = exc.offset or 1
-        raise RuleError(f"syntax error at character {pos}: {exc.msg}\n  {flat}\n  "
+        pos, msg = exc.offset or 0, exc.msg
+        if pos < 1:
+            pos, msg = len(flat) + 1, "unexpected end of rule"
+        near = flat[pos - 1:pos + 1]
+        if near.startswith("=") and not near.startswith("=="):
+            msg += " (use == to compare)"
+        elif near == "<>":
+            msg += " (use != for not equal)"
+        raise RuleError(f"syntax error at character {pos}: {msg}\n  {flat}\n  "
                         f"{' ' * (pos - 1)}^", pos) from None
     compiler = _Compiler(flat, columns, param_prefix)
     sql, kind = compiler.visit(tree.body)
