@@ -266,3 +266,21 @@ def test_warehouse_without_a_rule_column_fails_before_writing(conn, config, synt
     with pytest.raises(SegmentConfigError, match="`feature_breadth_28d` is missing"):
         assign_segments(conn, config, [START])
     assert conn.execute("select count(*) from main.user_segments").fetchone() == (0,)
+
+
+def test_rerun_of_a_corrected_past_day_splits_the_stint(conn, config):
+    feature_tables(conn, [power("u1", d, True) for d in range(6)])
+    for day in days(6):
+        assign_segments(conn, config, [day])
+    query = ("select entered_at, exited_at from main.segment_membership "
+             "where user_id = 'u1' and segment = 'power_users' order by entered_at")
+    assert conn.execute(query).fetchall() == [(START, None)]
+    # late data corrects day 2: u1 was not a power user that day; only day 2 is re-run
+    conn.execute("update main.fct_user_features set active_days_7d = 1 "
+                 "where snapshot_date = $d", {"d": START + timedelta(days=2)})
+    assign_segments(conn, config, [START + timedelta(days=2)])
+    assert conn.execute(query).fetchall() == [(START, START + timedelta(days=2)),
+                                              (START + timedelta(days=3), None)]
+    incremental = snapshot(conn)["segment_membership"]
+    rebuild_membership(conn, None)
+    pd.testing.assert_frame_equal(incremental, snapshot(conn)["segment_membership"])
