@@ -4,11 +4,11 @@ A run handles its whole partition range (single-run backfill policy), and each d
 delete+insert, so re-running or backfilling a day replaces it.
 """
 
-
 import dagster as dg
 
 from orchestration.defs.metadata import preview, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
+from orchestration.defs.quality import check_specs_for, raw_checks
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.sources.load import RAW_TABLES, load_partitions
 
@@ -21,6 +21,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=single_run,
         pool=DUCKDB_POOL,
+        check_specs=check_specs_for(dg.AssetKey(["raw", table_name])),
         description=f"`raw.{table_name}` loaded from the configured source (demo or files); "
         "bad rows go to `raw.quarantine` with a reason code.",
     )
@@ -28,7 +29,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         segflow: SegflowSettingsResource,
-    ) -> dg.MaterializeResult:
+    ):
         settings = segflow.settings()
         dates = partition_dates(context)
         with warehouse.connect() as conn:
@@ -40,11 +41,13 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 source_name=settings.source,
                 late_arrival_days=settings.late_arrival_days,
             )
+            rows_read = {p.partition_date: p.rows_read for p in report.partitions}
+            checks = raw_checks(conn, table_name, dates, rows_read, settings)
         context.log.info(
             f"raw.{table_name}: read {report.rows_read}, loaded {report.rows_loaded}, "
             f"quarantined {report.rows_quarantined} over {len(dates)} day(s)"
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": report.rows_loaded,
                 "rows_read": report.rows_read,
@@ -61,8 +64,10 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 "source_dir": str(settings.source_dir),
                 "files_read": len(report.files),
                 "preview": preview(report.preview),
+                "quarantine_preview": preview(report.quarantine_preview),
             }
         )
+        yield from checks
 
     return _asset
 

@@ -1,6 +1,5 @@
 """Helpers that turn result objects into Dagster metadata (the product surface of each run)."""
 
-
 from typing import Any
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Resources built from environment settings (see orchestration/settings.py and the README)."""
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 

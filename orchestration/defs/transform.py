@@ -4,7 +4,6 @@ dbt tests surface as asset checks. Incremental models get the run's partition wi
 `min_date`/`max_date` vars, so a backfill range is one dbt invocation.
 """
 
-
 import json
 import os
 import sys

@@ -1,0 +1,71 @@
+"""Sync of segments, scores and events to the configured destination (outbox by default).
+
+Only the latest date syncs: a run whose partition range ends before the newest segment date
+is a backfill and sends nothing. Credentials stay inside the destination; metadata holds counts.
+"""
+
+from datetime import date
+
+import dagster as dg
+
+from orchestration.activation.destinations import build_destination
+from orchestration.activation.sync import SyncOptions, sync
+from orchestration.defs.metadata import preview, scalar, table
+from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_run
+from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
+
+
+class SyncConfig(dg.Config):
+    dry_run: bool = False
+    override_breaker: bool = False
+
+
+@dg.asset(
+    group_name="activation",
+    kinds={"customerio", "python"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    pool=DUCKDB_POOL,
+    deps=["user_segments", "segment_membership", "user_triggers", "user_scores"],
+    description="Diff-based sync of person attributes and segment/trigger events; "
+    "only the latest date sends (backfills are skipped), failures are retried next run.",
+)
+def destination_sync(
+    context: dg.AssetExecutionContext,
+    config: SyncConfig,
+    warehouse: WarehouseResource,
+    segflow: SegflowSettingsResource,
+) -> dg.MaterializeResult:
+    settings = segflow.settings()
+    as_of = date.fromisoformat(context.partition_keys[-1])
+    destination = build_destination(settings.destination, settings)
+    with warehouse.connect() as conn:
+        report = sync(
+            conn,
+            destination,
+            as_of=as_of,
+            dry_run=config.dry_run,
+            override_breaker=config.override_breaker,
+            options=SyncOptions.from_settings(settings),
+        )
+    context.log.info(f"sync to {settings.destination} for {as_of}: {report.status}")
+    report.raise_if_blocked()
+    metadata = {
+        key: scalar(value)
+        for key, value in report.to_metadata().items()
+        if isinstance(value, (str, int, float, bool)) or value is None
+    }
+    metadata["failures_by_reason"] = table(
+        [{"reason": k, "rows": v} for k, v in sorted(report.failures_by_reason.items())]
+        or [{"reason": "none", "rows": 0}]
+    )
+    metadata["failed_rows"] = preview(report.failed_rows)
+    metadata["sample_payloads"] = dg.MetadataValue.json(
+        report.samples[:5] if report.samples else []
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[destination_sync])

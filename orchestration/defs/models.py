@@ -1,0 +1,185 @@
+"""Model training (weekly, on demand) and daily scoring with the champion models.
+
+Training reads a dbt training set, logs to MLflow and registers a challenger that is promoted
+only if it beats the champion on the same holdout. Scoring loads `models:/<name>@champion`.
+"""
+
+import os
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+
+from ml.drift import champion_drift
+from ml.scoring import score_users
+from ml.train import train_model
+from orchestration.defs.jobs import TRAINING_GROUP
+from orchestration.defs.metadata import preview, scalar, table
+from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
+from orchestration.defs.resources import MLflowResource, WarehouseResource
+from orchestration.settings import Settings
+
+TRAINING_TABLES = {
+    "churn": "ml_churn_training",
+    "ltv": "ml_ltv_training",
+    "conversion": "ml_conversion_training",
+}
+DRIFT_THRESHOLD = float(os.environ.get("SEGFLOW_DRIFT_PSI_THRESHOLD") or 0.2)
+
+
+def _mlflow_ui_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    base = os.environ.get("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"{kind}_model",
+        group_name=TRAINING_GROUP,
+        deps=[training_table],
+        kinds={"mlflow", "scikitlearn"},
+        pool=DUCKDB_POOL,
+        description=f"Train the {kind} model on `{training_table}`, log it to MLflow and register "
+        f"`segflow-{kind}` (alias challenger; champion if it beats the current one).",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+    ) -> dg.MaterializeResult:
+        with warehouse.connect(read_only=True) as conn:
+            training = conn.execute(f'select * from main."{training_table}"').df()
+        if training.empty:
+            context.log.warning(
+                f"{training_table} is empty: the data does not yet cover the label window"
+            )
+            return dg.MaterializeResult(metadata={"status": "skipped: no labelled rows", "rows": 0})
+        result = train_model(
+            kind, training, mlflow.tracking_uri, Settings.from_env().mlflow_artifact_root
+        )
+        for warning in result.warnings:
+            context.log.warning(warning)
+        metrics = {name: scalar(round(value, 4)) for name, value in result.metrics.items()}
+        baseline = {
+            name: scalar(round(value, 4)) for name, value in result.baseline_metrics.items()
+        }
+        metadata = {
+            "model": result.model_name,
+            "version": result.version,
+            "champion_version": result.champion_version,
+            "promoted": result.decision.promoted,
+            "decision": result.decision.reason,
+            "metrics": dg.MetadataValue.json(metrics),
+            "baseline_metrics": dg.MetadataValue.json(baseline),
+            "data_window": dg.MetadataValue.json({k: scalar(v) for k, v in result.window.items()}),
+            "top_features": table(
+                result.feature_importance.head(15)
+                .rename("importance")
+                .reset_index()
+                .rename(columns={"index": "feature"})
+            ),
+            "mlflow_run": dg.MetadataValue.url(
+                _mlflow_ui_link(mlflow.tracking_uri, result.experiment_id, result.run_id)
+            ),
+            "model_uri": result.model_uri,
+        }
+        metadata.update({f"metric/{k}": v for k, v in metrics.items()})
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+training_assets = [_training_asset(kind, t) for kind, t in TRAINING_TABLES.items()]
+
+
+@dg.asset(
+    group_name="scoring",
+    deps=["fct_user_features", *(a.key for a in training_assets)],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    pool=DUCKDB_POOL,
+    kinds={"mlflow", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "feature_drift",
+            asset="user_scores",
+            description="PSI of today's features and churn scores vs the champion's "
+            "training reference; warns above SEGFLOW_DRIFT_PSI_THRESHOLD.",
+        ),
+    ],
+    description="Churn, LTV and conversion scores with bands and top reason codes for every active "
+    "user on each day, from the champion models.",
+)
+def user_scores(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+):
+    dates = partition_dates(context)
+    with warehouse.connect(read_only=True) as conn:
+        features = conn.execute(
+            "select * from main.fct_user_features where snapshot_date between ? and ?",
+            [dates[0], dates[-1]],
+        ).df()
+    scores = pd.concat(
+        [score_users(features, mlflow.tracking_uri, day) for day in dates], ignore_index=True
+    )
+    latest_day: date = dates[-1]
+    latest_features = features[features["snapshot_date"] == pd.Timestamp(latest_day)]
+    latest_scores = scores[scores["score_date"] == latest_day]
+    drift = (
+        champion_drift(
+            latest_features,
+            latest_scores["churn_probability"].to_numpy() if len(latest_scores) else None,
+            mlflow.tracking_uri,
+            threshold=DRIFT_THRESHOLD,
+        )
+        if len(latest_features)
+        else None
+    )
+    with warehouse.connect() as conn:
+        conn.register("new_scores", scores)
+        conn.execute(
+            "create table if not exists main.user_scores as select * from new_scores limit 0"
+        )
+        conn.execute("begin transaction")
+        conn.execute(
+            "delete from main.user_scores where score_date between ? and ?", [dates[0], dates[-1]]
+        )
+        conn.execute("insert into main.user_scores by name select * from new_scores")
+        conn.execute("commit")
+    bands = latest_scores.groupby("churn_band").size().rename("users").reset_index()
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scores),
+            "days_scored": len(dates),
+            "users_latest_day": len(latest_scores),
+            "churn_bands_latest_day": table(bands),
+            "mean_churn_probability": scalar(
+                round(float(latest_scores["churn_probability"].mean()), 4)
+            )
+            if len(latest_scores)
+            else "n/a",
+            "model_versions": dg.MetadataValue.json(
+                {
+                    c: str(latest_scores[c].iloc[0])
+                    for c in latest_scores.columns
+                    if c.endswith("_model_version") and len(latest_scores)
+                }
+            ),
+            "preview": preview(latest_scores),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="feature_drift",
+        asset_key="user_scores",
+        passed=drift is None or drift.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "threshold": DRIFT_THRESHOLD,
+            "max_psi": scalar(round(drift.max_psi, 4)) if drift else "n/a",
+            "drifting_features": ", ".join(drift.drifting) if drift and drift.drifting else "none",
+            "psi_by_feature": preview(drift.table(), rows=40) if drift else "n/a",
+        },
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[*training_assets, user_scores])
