@@ -264,36 +264,42 @@ def _extra(spec: TableSpec, found: list[str]) -> list[str]:
 
 _JSON_LINES_SQL = """
 insert into {stage} ({cols})
-select $file, line_no, $day::date, payload,
-       case when not json_valid(payload) then 'malformed_json'
-            when json_type(payload) <> 'OBJECT' then 'malformed_json' end,
-       case when not json_valid(payload) then 'line is not valid JSON (truncated or malformed)'
-            when json_type(payload) <> 'OBJECT'
-              then 'line is JSON ' || json_type(payload) || ', expected an object' end
-from (
-  select line_no, case when line_no = 1 then ltrim(rtrim(line, chr(10) || chr(13)), chr(65279))
-                       else rtrim(line, chr(10) || chr(13)) end as payload
-  from _segflow_lines
-) where trim(payload) <> ''
+select $file, line_no, $day::date, line,
+       case when not ok then 'malformed_json' when not obj then 'malformed_json' end,
+       case when not ok then 'line is not valid JSON (truncated or malformed)'
+            when not obj then 'line is JSON ' || json_type(line) || ', expected an object' end
+from (select line_no, line, json_valid(line) as ok, starts_with(ltrim(line), '{{') as obj
+      from _segflow_lines)
 """
 
 
 def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
     """JSON lines: split on newlines with numpy and hand DuckDB a zero-copy Arrow array of the
-    lines (with their numbers); DuckDB validates and parses. Invalid UTF-8 -> Python path."""
+    lines (with their numbers); DuckDB validates and parses. Invalid UTF-8 -> Python path.
+    Lines keep their trailing newline (JSON whitespace) to avoid a copy; blank lines are skipped."""
     data = info.path.read_bytes()
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
         _stage_jsonl_python(conn, stage, info)
         return _json_extra_keys(conn, stage, spec, info)
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
     if not len(ends) or ends[-1] != len(data):
         ends = np.append(ends, len(data))
+    starts = np.concatenate([[bom], ends[:-1]]).astype(np.int64)
     offsets = np.concatenate([[0], ends]).astype(np.int64)
+    offsets[0] = bom
+    numbers = np.arange(1, len(ends) + 1)
     lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets.tobytes()),
                                              pa.py_buffer(data))
-    table = pa.table({"line_no": np.arange(1, len(ends) + 1), "line": lines})
+    short = np.flatnonzero(ends - starts <= 2)
+    blank = [i for i in short if not data[starts[i]:ends[i]].strip()]
+    keep = np.ones(len(ends), bool)
+    keep[blank] = False
+    table = pa.table({"line_no": numbers, "line": lines})
+    if not keep.all():
+        table = table.filter(pa.array(keep))
     conn.register("_segflow_lines", table)
     try:
         conn.execute(_JSON_LINES_SQL.format(stage=stage, cols=_STAGE_COLS),
@@ -335,10 +341,17 @@ def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
         conn.unregister("_stage_lines")
 
 
+EXTRA_KEY_SAMPLE_LINES = 1000
+
+
 def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
+    """Keys outside the contract, looked for in the first EXTRA_KEY_SAMPLE_LINES good lines of
+    the file (a full scan would parse every line once more)."""
     keys = conn.execute(
-        f"""select distinct unnest(json_keys(payload)) from {stage}
-            where source_file = $file and pre_reason is null""", {"file": info.relative}).fetchall()
+        f"""select distinct unnest(json_keys(payload)) from (select payload from {stage}
+            where source_file = $file and pre_reason is null
+            order by source_line limit {EXTRA_KEY_SAMPLE_LINES})""",
+        {"file": info.relative}).fetchall()
     return sorted(k for (k,) in keys if k not in spec.known_keys)
 
 

@@ -153,7 +153,7 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
         paths = json_paths if kind == "json" else str_paths
         refs = []
         for alias in spec.aliases(col):
-            paths.append(f'$."{alias}"')
+            paths.append(f"$.{alias}" if alias.isidentifier() else f'$."{alias}"')
             refs.append(f"{'j' if kind == 'json' else 'v'}[{len(paths)}]")
         joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
         raw_exprs.append(joined if kind == "json" else f"nullif(trim({joined}), '')")
@@ -259,7 +259,8 @@ def _insert_good_and_bad(conn, spec: TableSpec, typed: str, where: str, now: dat
         from {typed} where reason_code is null and {where}
         order by source_file, source_line""", {"now": now, "source": source_name})
     conn.execute(f"""insert into raw.quarantine
-        select '{spec.name}', partition_date, source_file, source_line, payload, reason_code,
+        select '{spec.name}', partition_date, source_file, source_line,
+               rtrim(payload, chr(10) || chr(13)), reason_code,
                reason_detail, $now, null
         from {typed} where reason_code is not null and {where}
         order by source_file, source_line""", {"now": now})
@@ -294,8 +295,10 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
                     now: datetime | None = None) -> LoadReport:
     """Load `table` for `dates` from `source_dir` (landing layout) into `raw.<table>`.
 
-    Raises `SourceError` for an unknown table, a missing source folder or an unreadable file
-    (nothing is written then for the partition being loaded)."""
+    Days are processed in batches of up to BATCH_BYTES of input; each batch is one transaction
+    (delete its partitions, insert good and quarantined rows). Raises `SourceError` for an
+    unknown table, a missing source folder or an unreadable file; batches already committed
+    stay, the failing batch writes nothing."""
     t0 = time.perf_counter()
     spec = table_spec(table)
     now = now or _utcnow()
@@ -314,28 +317,32 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
         _note(report, stage_files(conn, "_segflow_stage", spec, undated))
         conn.execute(f"create or replace temp table _segflow_undated as {sql}", params)
         conn.execute("update _segflow_undated set partition_date = derived_date")
-    for day in dates:
-        day_files = [f for f in files if f.partition_date == day]
-        if not day_files and not undated:
-            report.warnings.append(f"{table}: no files for partition {day}")
+    for batch in _batches(dates, files):
+        batch_files = [f for f in files if f.partition_date in batch]
+        for day in batch:
+            if not undated and not any(f.partition_date == day for f in batch_files):
+                report.warnings.append(f"{table}: no files for partition {day}")
         create_stage(conn, "_segflow_stage")
-        _note(report, stage_files(conn, "_segflow_stage", spec, day_files))
+        _note(report, stage_files(conn, "_segflow_stage", spec, batch_files))
         conn.execute(f"create or replace temp table _segflow_typed as {sql}", params)
         if undated:
             conn.execute("insert into _segflow_typed select * from _segflow_undated "
-                         "where partition_date = $day", {"day": day})
+                         "where list_contains($days, partition_date)", {"days": batch})
         conn.execute("begin transaction")
         try:
-            conn.execute(f"delete from raw.{table} where _partition_date = $day", {"day": day})
-            conn.execute("delete from raw.quarantine where table_name = $t and partition_date = $day",
-                         {"t": table, "day": day})
+            conn.execute(f"delete from raw.{table} where list_contains($days, _partition_date)",
+                         {"days": batch})
+            conn.execute("delete from raw.quarantine where table_name = $t and "
+                         "list_contains($days, partition_date)", {"t": table, "days": batch})
             _insert_good_and_bad(conn, spec, "_segflow_typed", "true", now, source_name)
             conn.execute("commit")
         except Exception:
             conn.execute("rollback")
             raise
-        report.partitions.append(_counts(conn, spec, "_segflow_typed", "true", day,
-                                         late_arrival_days))
+        for day in batch:
+            report.partitions.append(_counts(conn, spec, "_segflow_typed",
+                                             f"partition_date = DATE '{day.isoformat()}'", day,
+                                             late_arrival_days))
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
     _finish(conn, table, dates, report)
@@ -343,6 +350,27 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
         conn.execute(f"drop table if exists {name}")
     report.elapsed_seconds = time.perf_counter() - t0
     return report
+
+
+BATCH_BYTES = 192 * 1024 * 1024
+
+
+def _batches(dates: list[date], files: list) -> list[list[date]]:
+    """Group consecutive days so one validation query covers up to BATCH_BYTES of files: DuckDB
+    parallelises a query over row groups, and a single small day would use one core."""
+    size = Counter()
+    for f in files:
+        if f.partition_date is not None:
+            size[f.partition_date] += f.path.stat().st_size
+    batches: list[list[date]] = [[]]
+    total = 0
+    for day in dates:
+        if batches[-1] and total + size[day] > BATCH_BYTES:
+            batches.append([])
+            total = 0
+        batches[-1].append(day)
+        total += size[day]
+    return [b for b in batches if b]
 
 
 def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -> None:
