@@ -39,6 +39,7 @@ class AcceptedValues:
 _ENV_NAMES = {
     "duplicate_warn_share": "SEGFLOW_DQ_DUPLICATE_WARN_SHARE",
     "max_quarantine_share": "SEGFLOW_QUARANTINE_MAX_SHARE",
+    "quarantine_min_rows": "SEGFLOW_DQ_QUARANTINE_MIN_ROWS",
     "row_count_drop_share": "SEGFLOW_DQ_ROW_COUNT_DROP_SHARE",
     "row_count_history_days": "SEGFLOW_DQ_ROW_COUNT_HISTORY_DAYS",
     "row_count_min_history": "SEGFLOW_DQ_ROW_COUNT_MIN_HISTORY",
@@ -59,6 +60,7 @@ class QualityConfig:
 
     duplicate_warn_share: float = 0.01  # share of rows sharing a message_id/invoice_id -> warn
     max_quarantine_share: float = 0.05  # quarantined / read per partition above this -> error
+    quarantine_min_rows: int = 10  # ...once a partition has at least this many quarantined rows
     row_count_drop_share: float = 0.8  # a partition this much below the trailing median -> error
     row_count_history_days: int = 14  # trailing window for that median
     row_count_min_history: int = 3  # partitions with data needed before the volume rule applies
@@ -109,7 +111,8 @@ class QualityConfig:
                 raise QualityConfigError(
                     f"{_ENV_NAMES[name]}={value}: expected a share between 0 and 1"
                 )
-        for name in ("row_count_history_days", "late_arrival_days", "sample_size"):
+        for name in ("row_count_history_days", "late_arrival_days", "sample_size",
+                     "quarantine_min_rows"):
             if getattr(self, name) < 0:
                 raise QualityConfigError(
                     f"{_ENV_NAMES[name]}={getattr(self, name)}: expected >= 0"

@@ -118,13 +118,17 @@ def check_quarantine(
     config: QualityConfig | None = None,
     rows_read: Mapping[date, int] | None = None,
 ) -> SuiteResult:
-    """Blocking checks: quarantined share <= max_quarantine_share per partition, and (when the
-    loader's rows_read is given) rows read = rows loaded + rows quarantined."""
+    """Blocking checks: quarantined share <= max_quarantine_share per partition (judged once a
+    partition has `quarantine_min_rows` quarantined rows, so one bad invoice in a day of ten
+    does not stop the pipeline), and (when the loader's rows_read is given) rows read = rows
+    loaded + rows quarantined."""
     config = config or QualityConfig()
     summary = quarantine_summary(conn, table, partition_dates, rows_read)
     dates = [p.partition_date for p in summary.partitions]
     limit = config.max_quarantine_share
-    over = [p for p in summary.partitions if p.quarantined_share > limit]
+    floor = config.quarantine_min_rows
+    over = [p for p in summary.partitions
+            if p.quarantined_share > limit and p.rows_quarantined >= floor]
     short = summary.table.split(".")[-1]
     where = f"{summary.table} [{', '.join(d.isoformat() for d in dates[:3])}" + (
         f", ... ({len(dates)} partitions)]" if len(dates) > 3 else "]")
@@ -136,7 +140,8 @@ def check_quarantine(
     outcomes = [CheckOutcome(
         check=f"{short}.quarantine.share", table=summary.table, column=None,
         expectation="quarantined_share_at_most", severity="error", passed=not over,
-        expected=f"at most {limit:.1%} of rows read quarantined per partition",
+        expected=f"at most {limit:.1%} of rows read quarantined per partition "
+                 f"(partitions with {floor}+ quarantined rows)",
         message=f"{'ok' if not over else 'FAILED'} {where}: {share_msg}",
         unexpected_count=len(over),
         unexpected_percent=100.0 * len(over) / len(dates) if dates else 0.0,
@@ -170,7 +175,7 @@ def check_quarantine(
 
 
 def _exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    row = conn.execute(
+    rows = conn.execute(
         "select count(*) from information_schema.tables where table_schema = ? "
-        "and table_name = ?", [schema, table]).fetchone()
-    return bool(row and row[0])
+        "and table_name = ?", [schema, table]).fetchall()
+    return bool(rows[0][0])

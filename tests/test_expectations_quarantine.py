@@ -49,6 +49,9 @@ def test_share_check_blocks_above_threshold(conn):
     assert "2025-05-02: 20/100 (20.0%)" in share.message and "unknown_event" in share.message
     relaxed = check_quarantine(conn, "events", [D1, D2], QualityConfig(max_quarantine_share=0.25))
     assert relaxed.passed
+    # 20 quarantined rows are needed before the share is judged
+    floor = check_quarantine(conn, "events", [D1, D2], QualityConfig(quarantine_min_rows=21))
+    assert floor.passed
 
 
 def test_reconciliation_against_loader_counts(conn):
