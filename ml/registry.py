@@ -99,7 +99,7 @@ def set_champion(model_name: str, version: int | str, tracking_uri: str) -> Mode
     client.set_registered_model_alias(model_name, CHAMPION, str(target.version))
     client.set_model_version_tag(
         model_name, str(target.version), "segflow.champion_since_replacing",
-        previous.version if previous else "none",
+        str(previous.version) if previous else "none",
     )
     return client.get_model_version(model_name, str(target.version))
 

@@ -185,9 +185,9 @@ def _champion_metrics(
         champion = registry.load_by_alias(spec.registered_name, tracking_uri)
         champion_spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
         X = prepare_features(holdout, champion_spec)
-        return current.version, _evaluate(spec, y, _predict(spec, champion.model, X)), None
+        return str(current.version), _evaluate(spec, y, _predict(spec, champion.model, X)), None
     except (LookupError, ValueError) as exc:
-        return current.version, None, f"{type(exc).__name__}: {exc}"
+        return str(current.version), None, f"{type(exc).__name__}: {exc}"
 
 
 def train_model(

@@ -1,0 +1,191 @@
+"""The whole train -> register -> promote -> score -> drift path on a real MLflow sqlite
+store (one store for the module: creating one runs migrations for several seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from threadpoolctl import threadpool_limits
+
+from ml import registry
+from ml.drift import champion_drift
+from ml.features import FeatureSpec, prepare_features
+from ml.reasons import top_reasons
+from ml.scoring import USER_SCORES_COLUMNS, score_users
+from ml.synthetic import synthetic_marts
+from ml.train import train_model
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("mlflow")
+    with threadpool_limits(limits=1):
+        yield {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifacts": folder / "artifacts",
+               "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def marts() -> dict[str, pd.DataFrame]:
+    return synthetic_marts(n_users=500, n_weeks=8, seed=11)
+
+
+def _shuffle_training_labels(df: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Destroy the signal in every snapshot before the holdout, keep the holdout real."""
+    out = df.copy()
+    earlier = out["snapshot_date"] < out["snapshot_date"].max()
+    out.loc[earlier, label] = out.loc[earlier, label].sample(frac=1, random_state=5).to_numpy()
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(store, marts) -> dict:
+    """v1 (no signal) -> champion as the first version; v2 (real) beats it; v3 (no signal)
+    stays challenger. Plus one LTV and one conversion model for scoring."""
+    churn = marts["ml_churn_training"]
+    results = {
+        "v1": train_model("churn", _shuffle_training_labels(churn, "churned_28d"),
+                          store["uri"], store["artifacts"]),
+        "v2": train_model("churn", churn, store["uri"], store["artifacts"],
+                          output_dir=store["folder"] / "plots"),
+        "v3": train_model("churn", _shuffle_training_labels(churn, "churned_28d"),
+                          store["uri"], store["artifacts"]),
+        "ltv": train_model("ltv", marts["ml_ltv_training"], store["uri"], store["artifacts"]),
+        "conversion": train_model("conversion", marts["ml_conversion_training"], store["uri"],
+                                  store["artifacts"]),
+    }
+    return results
+
+
+def _aliases(store, name: str) -> dict[str, str]:
+    aliases = MlflowClient(store["uri"]).get_registered_model(name).aliases
+    return {alias: str(version) for alias, version in aliases.items()}
+
+
+def test_score_fails_clearly_without_champion(store, marts):
+    """Runs first in this module (before `trained` fills the store), reusing its fresh store."""
+    features = marts["fct_user_features"]
+    with pytest.raises(registry.ModelNotFoundError, match="segflow-churn"):
+        score_users(features, store["uri"], features["snapshot_date"].max())
+
+
+def test_first_version_becomes_champion_better_promotes_worse_stays(trained, store):
+    v1, v2, v3 = trained["v1"], trained["v2"], trained["v3"]
+    assert (v1.version, v2.version, v3.version) == ("1", "2", "3")
+    assert v1.decision.promoted and v1.decision.previous_champion_version is None
+    assert v2.decision.promoted and v2.decision.previous_champion_version == "1"
+    # the champion was re-scored on v2's holdout: both numbers refer to the same rows
+    assert v2.decision.champion_score < v2.decision.challenger_score
+    assert not v3.decision.promoted and v3.champion_version == "2"
+    assert _aliases(store, "segflow-churn") == {"champion": "2", "challenger": "3"}
+
+
+def test_run_logs_window_metrics_baseline_plots_and_decision(trained, store):
+    result = trained["v2"]
+    run = MlflowClient(store["uri"]).get_run(result.run_id)
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    assert params["holdout_snapshot"] == "2025-02-24"
+    assert params["train_max_snapshot"] < params["holdout_snapshot"]
+    assert int(params["train_rows"]) == result.window["train_rows"] > 0
+    for key in ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift",
+                "top_decile_capture", "baseline_roc_auc", "lift_over_baseline_roc_auc",
+                "champion_roc_auc", "challenger_roc_auc"):
+        assert key in metrics, key
+    assert metrics["roc_auc"] > 0.7  # the synthetic signal is learnable
+    assert tags["segflow.promotion.promoted"] == "true"
+    artifacts = {a.path for a in MlflowClient(store["uri"]).list_artifacts(result.run_id, "plots")}
+    assert {f"plots/{n}.png" for n in ("roc", "precision_recall", "calibration",
+                                        "cumulative_gains", "feature_importance")} <= artifacts
+    assert all(Path(p).stat().st_size > 1000 for p in result.plot_paths.values())
+    # artifacts land in the configured folder, not the working directory
+    assert any((store["artifacts"] / "segflow-churn").rglob("model.skops"))
+    assert not Path("mlruns").exists()
+
+
+def test_ltv_and_conversion_metrics_and_bands(trained):
+    ltv = trained["ltv"]
+    assert {"spearman", "normalized_gini", "top_decile_revenue_capture", "mae"} <= set(ltv.metrics)
+    assert ltv.metrics["spearman"] > ltv.baseline_metrics["spearman"]
+    low, high = ltv.bands["thresholds"]
+    assert 0 <= low <= high
+    assert trained["conversion"].metrics["roc_auc"] > 0.6
+
+
+def test_scoring_uses_champion_one_row_per_active_user_deterministic(trained, store, marts):
+    features = marts["fct_user_features"]
+    day = features["snapshot_date"].max()
+    first = score_users(features, store["uri"], day)
+    second = score_users(features.sample(frac=1, random_state=1), store["uri"], day)
+    active = features.loc[features["snapshot_date"] == day, "user_id"]
+    assert list(first.columns) == USER_SCORES_COLUMNS
+    assert len(first) == len(active) and first["user_id"].is_unique
+    assert set(first["user_id"]) == set(active)
+    pd.testing.assert_frame_equal(first, second)
+    # champion (v2), not the newer challenger (v3)
+    assert set(first["churn_model_version"]) == {"2"}
+    assert first["churn_probability"].between(0, 1).all()
+    assert set(first["churn_band"]) <= {"low", "medium", "high"}
+    assert (first["ltv_90d"] >= 0).all() and set(first["ltv_model_version"]) == {"1"}
+    paid = features.loc[features["snapshot_date"] == day].set_index("user_id")["is_paid"]
+    is_paid = first["user_id"].map(paid).to_numpy()
+    assert first.loc[is_paid, "conversion_probability"].isna().all()
+    assert first.loc[~is_paid, "conversion_probability"].between(0, 1).all()
+    assert (first["churn_reasons"].str.count(",") <= 2).all()
+
+
+def test_scored_reasons_push_risk_up_in_the_champion(trained, store, marts):
+    champion = registry.load_by_alias("segflow-churn", store["uri"])
+    spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
+    features = marts["fct_user_features"]
+    rows = features[features["snapshot_date"] == features["snapshot_date"].max()]
+    X = prepare_features(rows.sort_values("user_id"), spec).reset_index(drop=True)
+
+    def predict(frame):
+        return champion.model.predict_proba(frame)[:, 1]
+
+    reasons = top_reasons(X, spec, predict)
+    assert set(reasons["feature"]) <= set(spec.columns)
+    changed = X.iloc[reasons["row"].to_numpy()].reset_index(drop=True)
+    for position, feature in enumerate(reasons["feature"]):
+        changed.at[position, feature] = spec.reference[feature]
+    assert (predict(changed) < predict(X)[reasons["row"].to_numpy()]).all()
+    # the strongest driver in the synthetic data shows up as a readable code
+    assert "no_teammate_invited" in set(reasons["code"])
+
+
+def test_rollback_moves_champion_and_scoring_follows(trained, store, marts):
+    features = marts["fct_user_features"]
+    day = features["snapshot_date"].max()
+    registry.set_champion("segflow-churn", 1, store["uri"])
+    try:
+        assert _aliases(store, "segflow-churn")["champion"] == "1"
+        assert set(score_users(features, store["uri"], day)["churn_model_version"]) == {"1"}
+        with pytest.raises(registry.ModelNotFoundError, match="no version 99"):
+            registry.set_champion("segflow-churn", 99, store["uri"])
+    finally:
+        registry.set_champion("segflow-churn", 2, store["uri"])
+
+
+def test_drift_against_champion_reference(trained, store, marts):
+    features = marts["fct_user_features"]
+    today = features[features["snapshot_date"] == features["snapshot_date"].max()]
+    scores = score_users(features, store["uri"], today["snapshot_date"].iloc[0])
+    report = champion_drift(today.sort_values("user_id"), scores["churn_probability"],
+                            store["uri"])
+    assert "prediction" in report.psi and "activity_trend" in report.psi
+    assert report.psi["plan"] < 0.1  # plans are fixed per user in the synthetic data
+    shifted = today.sort_values("user_id").assign(events_7d=today["events_7d"].to_numpy() * 5 + 50)
+    shifted_report = champion_drift(shifted, None, store["uri"])
+    assert "events_7d" in shifted_report.drifting
+
+
+def test_duplicate_feature_rows_are_rejected(trained, store, marts):
+    features = marts["fct_user_features"]
+    day = features["snapshot_date"].max()
+    doubled = pd.concat([features, features[features["snapshot_date"] == day].head(2)])
+    with pytest.raises(ValueError, match="one row per user"):
+        score_users(doubled, store["uri"], day)
+    assert np.isfinite(trained["v2"].metrics["brier"])

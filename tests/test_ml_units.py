@@ -1,0 +1,180 @@
+"""ml/ building blocks without MLflow: feature choice, time split, metrics, PSI, promotion
+rule, bands and reason codes against a real fitted model."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from ml.drift import feature_drift, population_stability_index
+from ml.estimators import calibrated_classifier
+from ml.features import FeatureError, infer_feature_spec, prepare_features
+from ml.metrics import classification_metrics, normalized_gini, regression_metrics
+from ml.promotion import PromotionPolicy, decide
+from ml.reasons import reason_code, top_reasons
+from ml.scoring import assign_bands
+from ml.splits import time_split
+from ml.synthetic import synthetic_marts
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The CI box is shared; OpenMP oversubscription makes boosting crawl."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def marts() -> dict[str, pd.DataFrame]:
+    return synthetic_marts(n_users=400, n_weeks=8, seed=3)
+
+
+def test_feature_spec_excludes_ids_dates_and_labels(marts):
+    spec = infer_feature_spec(marts["ml_ltv_training"])
+    for excluded in ("user_id", "snapshot_date", "signup_date", "revenue_next_90d",
+                     "revenue_next_365d"):
+        assert excluded not in spec.columns
+    assert "reached_teammate_invited" in spec.boolean
+    assert "activity_trend" in spec.numeric
+    assert set(spec.categorical) == {"plan", "industry", "company_size", "country", "role",
+                                     "acquisition_channel"}
+    prepared = prepare_features(marts["ml_ltv_training"], spec)
+    assert prepared["reached_teammate_invited"].dtype == np.float64
+    # nullable integer with NA becomes float NaN rather than an error
+    assert prepared["days_to_first_value"].isna().any()
+
+
+def test_prepare_features_names_missing_column(marts):
+    spec = infer_feature_spec(marts["ml_churn_training"])
+    with pytest.raises(FeatureError, match="activity_trend"):
+        prepare_features(marts["fct_user_features"].drop(columns=["activity_trend"]), spec)
+
+
+def test_time_split_never_trains_on_holdout_or_later(marts):
+    df = marts["ml_churn_training"]
+    split = time_split(df, label_horizon_days=28)
+    train_dates = set(split.train["snapshot_date"])
+    assert split.holdout_date == max(df["snapshot_date"])
+    assert set(split.holdout["snapshot_date"]) == {split.holdout_date}
+    # every training label window (snapshot, snapshot + 28] ends by the holdout date
+    assert max(train_dates) + timedelta(days=28) <= split.holdout_date
+    assert len(split.train) + len(split.holdout) < len(df)  # purged weeks are left out
+
+    explicit = time_split(df, 28, holdout_date=date(2025, 2, 10))
+    assert max(explicit.train["snapshot_date"]) <= date(2025, 1, 13)
+    assert set(explicit.holdout["snapshot_date"]) == {date(2025, 2, 10)}
+
+
+def test_time_split_short_history_falls_back_with_warning(marts):
+    df = marts["ml_ltv_training"]
+    split = time_split(df, label_horizon_days=365)
+    assert split.purge_days == 0 and split.warnings
+    assert max(split.train["snapshot_date"]) < split.holdout_date
+    with pytest.raises(FeatureError, match="only one snapshot"):
+        time_split(df[df["snapshot_date"] == split.holdout_date], 28)
+
+
+def test_classification_metrics_lift_and_capture():
+    y = np.array([1] * 10 + [0] * 90)
+    perfect = classification_metrics(y, np.linspace(1, 0, 100))
+    assert perfect["roc_auc"] == 1.0
+    assert perfect["top_decile_capture"] == 1.0
+    assert perfect["top_decile_lift"] == pytest.approx(10.0)
+    single_class = classification_metrics(np.zeros(20), np.full(20, 0.1))
+    assert np.isnan(single_class["roc_auc"])
+
+
+def test_normalized_gini_and_revenue_capture():
+    rng = np.random.default_rng(0)
+    revenue = np.where(rng.random(500) < 0.8, 0.0, rng.gamma(2, 50, 500))
+    assert normalized_gini(revenue, revenue) == pytest.approx(1.0)
+    assert abs(normalized_gini(revenue, rng.random(500))) < 0.2
+    noisy = regression_metrics(revenue, revenue + rng.normal(0, 5, 500))
+    assert noisy["normalized_gini"] > 0.9
+    assert noisy["top_decile_revenue_capture"] > 0.4
+
+
+def test_psi_stable_vs_shifted():
+    rng = np.random.default_rng(1)
+    reference = rng.normal(0, 1, 5000)
+    assert population_stability_index(reference, rng.normal(0, 1, 5000)) < 0.02
+    assert population_stability_index(reference, rng.normal(1.0, 1, 5000)) > 0.2
+    plans = pd.Series(rng.choice(["free", "pro"], 3000, p=[0.7, 0.3]))
+    flipped = pd.Series(rng.choice(["free", "pro", "new"], 3000, p=[0.3, 0.5, 0.2]))
+    assert population_stability_index(plans, plans.sample(frac=1, random_state=1)) < 0.01
+    assert population_stability_index(plans, flipped) > 0.2
+
+
+def test_feature_drift_lists_drifting_and_skipped_columns():
+    rng = np.random.default_rng(2)
+    reference = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(0, 1, 2000)})
+    current = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(2, 1, 2000),
+                            "c": 1.0})
+    report = feature_drift(reference, current, threshold=0.2, columns=["a", "b", "z"])
+    assert report.drifting == ["b"]
+    assert report.skipped == ["z"]
+    assert not report.passed
+    assert report.table().iloc[0]["column"] == "b"
+
+
+def _decide(challenger, champion, champion_version="1"):
+    return decide(PromotionPolicy(min_improvement=0.01, calibration_tolerance=0.005),
+                  "roc_auc", "brier", challenger, champion, "2", champion_version)
+
+
+def test_promotion_rule():
+    first = _decide({"roc_auc": 0.6, "brier": 0.3}, None, champion_version=None)
+    assert first.promoted and first.champion_version == "2"
+    better = _decide({"roc_auc": 0.82, "brier": 0.10}, {"roc_auc": 0.80, "brier": 0.10})
+    assert better.promoted
+    marginal = _decide({"roc_auc": 0.805, "brier": 0.10}, {"roc_auc": 0.80, "brier": 0.10})
+    assert not marginal.promoted and marginal.champion_version == "1"
+    worse_calibrated = _decide({"roc_auc": 0.85, "brier": 0.12}, {"roc_auc": 0.80, "brier": 0.10})
+    assert not worse_calibrated.promoted and "brier" in worse_calibrated.reason
+    assert better.as_metrics()["champion_roc_auc"] == 0.80
+
+
+def test_assign_bands_thresholds():
+    bands = {"thresholds": [0.2, 0.5], "labels": ["low", "medium", "high"]}
+    got = assign_bands(np.array([0.0, 0.19, 0.2, 0.49, 0.5, 0.99]), bands)
+    assert list(got) == ["low", "low", "medium", "medium", "high", "high"]
+
+
+def test_reason_code_mapping_generic_and_friendly(marts):
+    spec = infer_feature_spec(marts["ml_churn_training"])
+    assert reason_code("reached_teammate_invited", 0.0, 1.0, spec) == "no_teammate_invited"
+    assert reason_code("reached_first_value", 0.0, 1.0, spec) == "no_first_value_yet"
+    assert reason_code("activity_trend", -0.6, 0.0, spec) == "activity_down_50pct"
+    assert reason_code("days_since_last_active", 15, 1, spec) == "inactive_14d"
+    assert reason_code("events_28d", 500, 40, spec) == "events_28d_high"
+    assert reason_code("plan", "Free Trial", "pro", spec) == "plan_free_trial"
+    assert reason_code("mrr", float("nan"), 0.0, spec) == "mrr_missing"
+
+
+def test_reason_codes_agree_in_sign_with_the_model(marts):
+    train = marts["ml_churn_training"]
+    spec = infer_feature_spec(train)
+    X = prepare_features(train, spec)
+    model = calibrated_classifier(spec, len(X)).fit(X, train["churned_28d"].astype(int))
+
+    def predict(frame):
+        return model.predict_proba(frame)[:, 1]
+
+    sample = X.sample(300, random_state=0).reset_index(drop=True)
+    reasons = top_reasons(sample, spec, predict)
+    assert not reasons.empty
+    assert set(reasons["feature"]) <= set(spec.columns)
+    assert reasons.groupby("row").size().max() <= 3
+    base = predict(sample)
+    changed = sample.iloc[reasons["row"].to_numpy()].reset_index(drop=True)
+    for position, feature in enumerate(reasons["feature"]):
+        changed.at[position, feature] = spec.reference[feature]
+    # removing a reason (setting its feature to the typical value) lowers the risk, per user
+    lowered = predict(changed) < base[reasons["row"].to_numpy()]
+    assert lowered.all(), reasons[~lowered]
+    teammate_codes = reasons[reasons["code"] == "no_teammate_invited"]
+    assert (sample.loc[teammate_codes["row"], "reached_teammate_invited"] == 0).all()
