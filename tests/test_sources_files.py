@@ -212,3 +212,15 @@ def test_other_files_are_reported_as_skipped(conn, tmp_path: Path) -> None:
     report = load_partitions(conn, "events", [DAY], tmp_path / "landing", "files", 3, now=NOW)
     assert report.rows_quarantined == 0
     assert any("notes.txt" in w for w in report.warnings)
+
+
+def test_csv_with_bom_and_latin1_bytes(conn, tmp_path: Path) -> None:
+    header = "user_id,email,signup_at,company,industry,company_size,country,role,plan,acquisition_channel,updated_at\n"
+    good = "u1,a@example.com,2025-03-01T10:00:00Z,Acme,software,1-10,US,engineer,free,direct,2025-03-03T10:00:00Z\n"
+    bad = "u2,b@example.com,2025-03-01T10:00:00Z,Caf\xe9 GmbH,retail,1-10,DE,other,free,direct,2025-03-03T11:00:00Z\n"
+    _write(tmp_path / "crm_contacts" / "dt=2025-03-03" / "c.csv",
+           b"\xef\xbb\xbf" + header.encode() + good.encode() + bad.encode("latin-1") + good.encode())
+    report = load_partitions(conn, "crm_contacts", [DAY], tmp_path, "files", 3, now=NOW)
+    assert (report.rows_read, report.rows_loaded) == (3, 2)
+    (_, line, reason, detail), = _quarantine(conn)
+    assert (line, reason) == (3, "bad_encoding") and "line 3" in detail
