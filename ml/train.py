@@ -78,6 +78,7 @@ class TrainResult:
     plot_paths: dict[str, Path]
     feature_importance: pd.Series
     feature_columns: list[str]
+    holdout_predictions: pd.DataFrame  # user_id, snapshot_date, label, prediction, baseline
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -322,6 +323,14 @@ def train_model(
         plot_paths=plot_paths,
         feature_importance=importance,
         feature_columns=list(fspec.columns),
+        holdout_predictions=pd.DataFrame({
+            "user_id": split.holdout["user_id"].to_numpy() if "user_id" in split.holdout
+            else np.arange(len(y_hold)),
+            "snapshot_date": split.holdout_date,
+            "label": y_hold,
+            "prediction": model_pred,
+            "baseline_prediction": base_pred,
+        }),
         warnings=warnings,
     )
 

@@ -1,0 +1,241 @@
+"""Benchmark: model quality against the demo generator's ground truth.
+
+    .venv/bin/python bench/model_quality.py                     # 100k users x 180 days
+    .venv/bin/python bench/model_quality.py --users 3000 --days 120
+
+Pipeline: generate demo data -> load raw tables -> dbt (training marts) -> train churn, LTV
+and conversion exactly as the `*_model` assets do -> compare on each model's holdout rows:
+- churn / conversion: model ROC AUC vs oracle AUC (the generator's true probability scored
+  against the same realised labels) vs the baseline's; target churn >= 0.95 x oracle.
+- LTV: Spearman of the prediction with the true expected 90-day revenue (and the oracle's
+  Spearman with the realised revenue, next to the model's and the baseline's).
+Results: `bench/results/model_quality_<users>x<days>.{json,md,png}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results"
+TABLES = ("crm_contacts", "events", "billing_invoices")
+MARTS = {"churn": "ml_churn_training", "ltv": "ml_ltv_training",
+         "conversion": "ml_conversion_training"}
+TRUTH_COLUMN = {"churn": "p_churn_28d", "conversion": "p_convert_28d",
+                "ltv": "expected_revenue_90d"}
+
+
+def _generate(work: Path, users: int, days: int, seed: int, start: date) -> dict:
+    from orchestration.sources.demo import generate
+
+    t0 = time.perf_counter()
+    generate(work / "landing", work / "truth", users=users, days=days, seed=seed, start=start)
+    return {"seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _load(work: Path, days: int, start: date) -> dict:
+    from orchestration.sources.load import load_partitions
+    from orchestration.warehouse import connect
+
+    t0 = time.perf_counter()
+    dates = [start + timedelta(days=i) for i in range(days)]
+    with connect(work / "warehouse.duckdb") as conn:
+        for table in TABLES:
+            load_partitions(conn, table, dates, work / "landing", "demo", 3)
+    return {"seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _dbt(work: Path) -> dict:
+    t0 = time.perf_counter()
+    env = {**os.environ, "SEGFLOW_DUCKDB_PATH": str(work / "warehouse.duckdb")}
+    dbt = Path(sys.executable).with_name("dbt")
+    command = [str(dbt), "run", "--project-dir", str(REPO / "dbt_project"),
+               "--profiles-dir", str(REPO / "dbt_project"),
+               "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"),
+               "--select", *(f"+{mart}" for mart in MARTS.values()), "fct_user_features"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"dbt failed ({done.returncode}):\n{done.stdout[-4000:]}")
+    return {"seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _marts(work: Path) -> dict[str, pd.DataFrame]:
+    from orchestration.warehouse import connect
+
+    with connect(work / "warehouse.duckdb") as conn:
+        return {kind: conn.execute(f"select * from main.{table}").df()
+                for kind, table in MARTS.items()}
+
+
+def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Model, baseline and oracle on the holdout rows the truth file covers."""
+    joined = holdout.merge(truth, on=["user_id", "snapshot_date"], how="inner")
+    oracle = joined[TRUTH_COLUMN[kind]].to_numpy(dtype=float)
+    y = joined["label"].to_numpy(dtype=float)
+    out = {"holdout_rows": len(holdout), "rows_with_truth": len(joined)}
+    if kind == "ltv":
+        for name, values in (("model", joined["prediction"]),
+                             ("baseline", joined["baseline_prediction"]), ("oracle", oracle)):
+            out[f"{name}_spearman_realised"] = float(spearmanr(values, y).statistic)
+        for name in ("prediction", "baseline_prediction"):
+            label = "model" if name == "prediction" else "baseline"
+            out[f"{label}_spearman_vs_true_expected"] = float(spearmanr(joined[name], oracle).statistic)
+        return out
+    for name, values in (("model", joined["prediction"]),
+                         ("baseline", joined["baseline_prediction"]), ("oracle", oracle)):
+        out[f"{name}_auc"] = float(roc_auc_score(y, values))
+    out["model_share_of_oracle"] = out["model_auc"] / out["oracle_auc"]
+    out["base_rate"] = float(y.mean())
+    return out
+
+
+def _figure(report: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, kind in zip(axes, ("churn", "conversion", "ltv"), strict=True):
+        q = report["quality"].get(kind)
+        if not q:
+            ax.set_title(f"{kind}: not trained")
+            continue
+        if kind == "ltv":
+            names = ["model", "baseline", "oracle"]
+            values = [q[f"{n}_spearman_realised"] for n in names]
+            ax.set_ylabel("Spearman with realised 90d revenue")
+        else:
+            names = ["model", "baseline", "oracle"]
+            values = [q[f"{n}_auc"] for n in names]
+            ax.set_ylabel("ROC AUC (holdout)")
+            ax.set_ylim(0.5, 1.0)
+        ax.bar(names, values, color=["tab:blue", "tab:gray", "tab:green"])
+        for i, v in enumerate(values):
+            ax.text(i, v, f"{v:.3f}", ha="center", va="bottom")
+        ax.set_title(kind)
+    fig.suptitle(f"Model vs baseline vs oracle: {report['users']} users x {report['days']} days")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _markdown(report: dict) -> str:
+    lines = [f"# Model quality vs ground truth ({report['users']} users x {report['days']} days, "
+             f"seed {report['seed']})", "",
+             f"Machine: {report['machine']}. Steps (s): "
+             + ", ".join(f"{k} {v['seconds']}" for k, v in report["steps"].items()), "",
+             "| model | metric | model | baseline | oracle | model / oracle | holdout rows |",
+             "|---|---|---|---|---|---|---|"]
+    for kind in ("churn", "conversion"):
+        q = report["quality"].get(kind)
+        if q:
+            lines.append(f"| {kind} | ROC AUC | {q['model_auc']:.4f} | {q['baseline_auc']:.4f} | "
+                         f"{q['oracle_auc']:.4f} | {q['model_share_of_oracle']:.3f} | "
+                         f"{q['rows_with_truth']} |")
+    q = report["quality"].get("ltv")
+    if q:
+        lines.append(f"| ltv | Spearman vs realised 90d revenue | {q['model_spearman_realised']:.4f} "
+                     f"| {q['baseline_spearman_realised']:.4f} | {q['oracle_spearman_realised']:.4f} "
+                     f"| {q['model_spearman_realised'] / q['oracle_spearman_realised']:.3f} | "
+                     f"{q['rows_with_truth']} |")
+        lines.append(f"| ltv | Spearman vs true expected revenue | "
+                     f"{q['model_spearman_vs_true_expected']:.4f} | "
+                     f"{q['baseline_spearman_vs_true_expected']:.4f} | 1 | | |")
+    churn = report["quality"].get("churn")
+    if churn:
+        verdict = "met" if churn["model_share_of_oracle"] >= 0.95 else "NOT met"
+        lines += ["", f"Target churn AUC >= 0.95 x oracle: **{verdict}** "
+                  f"({churn['model_share_of_oracle']:.3f})."]
+    lines += ["", "Training metrics as logged to MLflow (holdout = latest labelled snapshot):", ""]
+    for kind, metrics in report["mlflow_metrics"].items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        lines.append(f"- {kind}: {shown}")
+    for kind, warnings in report["warnings"].items():
+        for warning in warnings:
+            lines.append(f"- {kind} warning: {warning}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1))
+    parser.add_argument("--max-train-rows", type=int, default=400_000)
+    parser.add_argument("--workdir", type=Path, help="default: a temp folder, removed afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip generate/load/dbt; reuse the warehouse in --workdir")
+    args = parser.parse_args(argv)
+
+    from ml.train import train_model
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-model-quality-"))
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict = {"users": args.users, "days": args.days, "seed": args.seed,
+                    "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+                    "steps": {}, "quality": {}, "mlflow_metrics": {}, "warnings": {}}
+    try:
+        if not args.reuse:
+            report["steps"]["generate"] = _generate(work, args.users, args.days, args.seed,
+                                                    args.start)
+            report["steps"]["load"] = _load(work, args.days, args.start)
+            report["steps"]["dbt"] = _dbt(work)
+        marts = _marts(work)
+        truth = pd.read_parquet(work / "truth" / "truth_weekly.parquet")
+        truth["snapshot_date"] = pd.to_datetime(truth["snapshot_date"]).dt.date
+        truth["user_id"] = truth["user_id"].astype(str)
+        tracking_uri = f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
+        (work / "mlflow").mkdir(exist_ok=True)
+        for kind, frame in marts.items():
+            if frame.empty:
+                report["warnings"][kind] = [f"{MARTS[kind]} is empty: data too short"]
+                continue
+            t0 = time.perf_counter()
+            result = train_model(kind, frame, tracking_uri, work / "mlflow" / "artifacts",
+                                 max_train_rows=args.max_train_rows,
+                                 output_dir=work / "plots" / kind)
+            report["steps"][f"train_{kind}"] = {"seconds": round(time.perf_counter() - t0, 1)}
+            holdout = result.holdout_predictions.assign(
+                user_id=lambda f: f["user_id"].astype(str),
+                snapshot_date=lambda f: pd.to_datetime(f["snapshot_date"]).dt.date)
+            report["quality"][kind] = _compare(kind, holdout, truth)
+            report["mlflow_metrics"][kind] = {
+                **{k: v for k, v in result.metrics.items() if np.isfinite(v)},
+                **{f"baseline_{k}": v for k, v in result.baseline_metrics.items()
+                   if np.isfinite(v)}}
+            report["warnings"][kind] = result.warnings
+            report["quality"][kind]["window"] = result.window
+            print(kind, json.dumps(report["quality"][kind], default=str), flush=True)
+    finally:
+        if not (args.keep or args.workdir):
+            shutil.rmtree(work, ignore_errors=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"model_quality_{args.users}x{args.days}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
+    stem.with_suffix(".md").write_text(_markdown(report))
+    _figure(report, stem.with_suffix(".png"))
+    print(_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
