@@ -29,7 +29,7 @@ class FeatureError(ValueError):
 class FeatureSpec:
     """Which columns feed the model and their training reference values.
 
-    `reference` holds the training median (numeric/boolean) or mode (categorical): reason
+    `reference` holds the training median (numeric) or mode (boolean/categorical): reason
     codes measure how far a user's value moves the prediction away from this typical user.
     """
 
@@ -84,9 +84,12 @@ def infer_feature_spec(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> Featu
             numeric.append(name)
         elif pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
             non_null = df[name].dropna()
-            if len(non_null) and not non_null.map(lambda v: isinstance(v, str)).all():
+            if len(non_null) and non_null.map(lambda v: isinstance(v, bool | np.bool_)).all():
+                boolean.append(name)  # nullable booleans from some drivers arrive as objects
+            elif len(non_null) and not non_null.map(lambda v: isinstance(v, str)).all():
                 continue  # nested / mixed values (lists, dicts) are not model inputs
-            categorical.append(name)
+            else:
+                categorical.append(name)
     if not (numeric or boolean or categorical):
         raise FeatureError(
             f"no usable feature columns among {list(df.columns)}: expected numeric, boolean "
@@ -95,9 +98,12 @@ def infer_feature_spec(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> Featu
     spec = FeatureSpec(tuple(numeric), tuple(boolean), tuple(categorical), {})
     prepared = prepare_features(df, spec)
     reference: dict[str, float | str] = {}
-    for name in spec.numeric + spec.boolean:
+    for name in spec.numeric:
         median = prepared[name].median()
         reference[name] = float(median) if pd.notna(median) else 0.0
+    for name in spec.boolean:  # the common value, never an in-between 0.5
+        modes = prepared[name].mode()
+        reference[name] = float(modes.iloc[0]) if len(modes) else 0.0
     for name in spec.categorical:
         modes = prepared[name].mode()
         reference[name] = str(modes.iloc[0]) if len(modes) else MISSING_CATEGORY
@@ -117,8 +123,11 @@ def prepare_features(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         )
     out = pd.DataFrame(index=df.index)
     for name in spec.numeric + spec.boolean:
+        column = df[name]
+        if name in spec.boolean and pd.api.types.is_object_dtype(column.dtype):
+            column = column.astype("boolean")
         try:
-            out[name] = pd.to_numeric(df[name], errors="raise").astype("float64")
+            out[name] = pd.to_numeric(column, errors="raise").astype("float64")
         except (TypeError, ValueError) as exc:
             raise FeatureError(f"column {name!r}: expected numeric/boolean values ({exc})") from exc
     for name in spec.categorical:

@@ -178,3 +178,21 @@ def test_reason_codes_agree_in_sign_with_the_model(marts):
     assert lowered.all(), reasons[~lowered]
     teammate_codes = reasons[reasons["code"] == "no_teammate_invited"]
     assert (sample.loc[teammate_codes["row"], "reached_teammate_invited"] == 0).all()
+
+
+def test_marts_read_back_from_duckdb_keep_their_features(marts):
+    """DuckDB hands back nullable dtypes (boolean, Int32) and NULLs; none may drop a feature."""
+    import duckdb
+
+    conn = duckdb.connect()
+    conn.register("mart", marts["ml_churn_training"])
+    conn.execute("create table t as select * replace ("
+                 "cast(active_days_7d as integer) as active_days_7d, "
+                 "case when user_id = 'u00001' then null else reached_first_value end "
+                 "as reached_first_value) from mart")
+    from_duckdb = conn.execute("select * from t").df()
+    spec = infer_feature_spec(from_duckdb)
+    assert spec.columns == infer_feature_spec(marts["ml_churn_training"]).columns
+    prepared = prepare_features(from_duckdb, spec)
+    assert prepared["reached_first_value"].isna().sum() == (from_duckdb["user_id"] == "u00001").sum()
+    assert spec.reference["reached_first_value"] in (0.0, 1.0)
