@@ -51,6 +51,7 @@ _ENV_NAMES = {
     "features_min_mean_events_28d": "SEGFLOW_DQ_FEATURES_MIN_MEAN_EVENTS_28D",
     "features_max_mean_events_28d": "SEGFLOW_DQ_FEATURES_MAX_MEAN_EVENTS_28D",
     "sample_size": "SEGFLOW_DQ_SAMPLE_SIZE",
+    "gx_keep_results": "SEGFLOW_DQ_GX_KEEP_RESULTS",
 }
 
 
@@ -72,6 +73,7 @@ class QualityConfig:
     features_min_mean_events_28d: float = 0.1
     features_max_mean_events_28d: float = 5_000.0
     sample_size: int = 20  # unexpected values kept per check (each truncated to 200 chars)
+    gx_keep_results: int = 30  # validation results kept per suite in the GX store / Data Docs
     accepted: AcceptedValues = field(default_factory=AcceptedValues)
 
     @classmethod
@@ -112,7 +114,7 @@ class QualityConfig:
                     f"{_ENV_NAMES[name]}={value}: expected a share between 0 and 1"
                 )
         for name in ("row_count_history_days", "late_arrival_days", "sample_size",
-                     "quarantine_min_rows"):
+                     "quarantine_min_rows", "gx_keep_results"):
             if getattr(self, name) < 0:
                 raise QualityConfigError(
                     f"{_ENV_NAMES[name]}={getattr(self, name)}: expected >= 0"

@@ -15,7 +15,12 @@ from typing import Any
 import duckdb
 import great_expectations as gx
 import pandas as pd
+from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
 
 from expectations.config import QualityConfig
 from expectations.frames import declared_columns, partition_frame, row_frame, schema_frame
@@ -90,28 +95,56 @@ def validate_table(
         frames.append(("partitions", parts, partition_rules(spec, config), ["partition_date"]))
 
     context = open_context(gx_dir)
+    span = f"{dates[0]}_{dates[-1]}" if dates else "no_partitions"
+    run_id = RunIdentifier(run_name=f"{spec.short_name}_{span}", run_time=datetime.now(UTC))
     outcomes: list[CheckOutcome] = []
+    stored: list[ValidationResultIdentifier] = []
     for frame_name, frame, rules, locators in frames:
         if rules:
-            outcomes += _run_frame(context, f"{suite_name}__{frame_name}", frame, rules,
-                                   locators, spec, dates, config)
-    docs_index = build_data_docs(context, gx_dir) if gx_dir is not None else None
+            frame_outcomes, result_id = _run_frame(
+                context, f"{suite_name}__{frame_name}", frame, rules, locators, spec, dates,
+                config, run_id)
+            outcomes += frame_outcomes
+            stored.append(result_id)
+    docs_index = None
+    if gx_dir is not None:
+        prune_validation_results(context, config.gx_keep_results)
+        docs_index = build_data_docs(context, gx_dir, stored)
     return SuiteResult(suite_name, spec.name, dates, row_count, outcomes, docs_index, now)
 
 
-def build_data_docs(context: Any, gx_dir: Path) -> Path:
-    """Render the HTML site with GX's own builder; returns index.html (checked to exist)."""
-    context.build_data_docs(site_names=[DOCS_SITE])
+def build_data_docs(
+    context: Any, gx_dir: Path, results: list[ValidationResultIdentifier] | None = None,
+) -> Path:
+    """Render the HTML site with GX's own builder (only `results`' pages + the index when
+    given); returns index.html, checked to exist."""
+    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=results or None)
     index = (Path(gx_dir) / "data_docs" / "index.html").resolve()
     if not index.is_file():
         raise RuntimeError(f"GX Data Docs build finished but {index} was not written")
     return index
 
 
+def prune_validation_results(context: Any, keep: int) -> int:
+    """Keep the newest `keep` stored results per suite so the Data Docs index stays small;
+    returns how many were removed (their old HTML pages stay on disk, unlinked)."""
+    store = context.validation_results_store
+    by_suite: dict[str, list[Any]] = {}
+    for key in store.list_keys():
+        by_suite.setdefault(key.expectation_suite_identifier.name, []).append(key)
+    removed = 0
+    for keys in by_suite.values():
+        keys.sort(key=lambda k: str(k.run_id.run_time))
+        for key in keys[: max(len(keys) - keep, 0)]:
+            store.remove_key(key)
+            removed += 1
+    return removed
+
+
 def _run_frame(
     context: Any, name: str, frame: pd.DataFrame, rules: list[Rule], locators: list[str],
-    spec: TableSpec, dates: list[date], config: QualityConfig,
-) -> list[CheckOutcome]:
+    spec: TableSpec, dates: list[date], config: QualityConfig, run_id: RunIdentifier,
+) -> tuple[list[CheckOutcome], ValidationResultIdentifier]:
     source = context.data_sources.add_or_update_pandas(name=_DATASOURCE)
     asset = next((a for a in source.assets if a.name == name), None)
     asset = asset or source.add_dataframe_asset(name=name)
@@ -126,9 +159,13 @@ def _run_frame(
     }
     if locators:
         result_format["unexpected_index_column_names"] = locators
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format,
+                            run_id=run_id)
+    result_id = ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=name), run_id=run_id,
+        batch_identifier=result.batch_id)
     by_check = {r.expectation_config.meta.get("check"): r for r in result.results}
-    return [_outcome(rule, by_check.get(rule.name), spec, dates) for rule in rules]
+    return [_outcome(rule, by_check.get(rule.name), spec, dates) for rule in rules], result_id
 
 
 def _exception_text(info: Any) -> str | None:

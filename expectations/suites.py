@@ -99,6 +99,7 @@ def _unique_key(spec: TableSpec, column: str, config: QualityConfig) -> Rule:
 
 def _timestamp_rules(
     spec: TableSpec, column: str, config: QualityConfig, now: datetime, lower_window: bool,
+    window_severity: Severity = "error",
 ) -> list[Rule]:
     """Timestamps after 2000, never in the future, inside the partition (+ late window)."""
     latest = now + timedelta(minutes=config.future_tolerance_minutes)
@@ -117,7 +118,7 @@ def _timestamp_rules(
     ]
     if lower_window:
         rules.append(_rule(
-            spec, "rows", f"{column}.within_late_window", "error", column,
+            spec, "rows", f"{column}.within_late_window", window_severity, column,
             f"{column} no more than {config.late_arrival_days} day(s) before its partition day",
             gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A=column,
             column_B="dq_window_start", or_equal=True, ignore_row_if="either_value_is_missing",
@@ -207,7 +208,9 @@ def _invoices_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
               gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A="period_end",
               column_B="period_start", or_equal=True, ignore_row_if="either_value_is_missing"),
         *_timestamp_rules(spec, "period_start", config, now, lower_window=False)[:1],
-        *_timestamp_rules(spec, "paid_at", config, now, lower_window=True),
+        # warn: an export day may carry a late payment; the loader enforces the window on
+        # events only
+        *_timestamp_rules(spec, "paid_at", config, now, lower_window=True, window_severity="warn"),
     ]
 
 
