@@ -34,8 +34,18 @@ def _nbytes(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def _value_bytes(value: Any) -> int:
-    return _nbytes(value if isinstance(value, str) else json.dumps(value))
+def _longer_than(text: str, limit: int) -> bool:
+    """UTF-8 size > limit; a str of n characters is at most 4n bytes, so short ones are not
+    encoded (this check runs for every attribute of every changed person)."""
+    return len(text) * 4 > limit and _nbytes(text) > limit
+
+
+def _value_too_long(value: Any) -> bool:
+    if isinstance(value, str):
+        return _longer_than(value, MAX_ATTRIBUTE_VALUE_BYTES)
+    if value is None or isinstance(value, bool | int | float):
+        return False  # a JSON scalar is far below 1000 bytes
+    return _nbytes(json.dumps(value)) > MAX_ATTRIBUTE_VALUE_BYTES
 
 
 def encode_item(item: dict[str, Any]) -> bytes:
@@ -43,8 +53,9 @@ def encode_item(item: dict[str, Any]) -> bytes:
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def check_item(item: dict[str, Any]) -> Violation | None:
-    """First documented limit a v2 person item breaks, or None when it is sendable."""
+def check_item(item: dict[str, Any], encoded: bytes | None = None) -> Violation | None:
+    """First documented limit a v2 person item breaks, or None when it is sendable.
+    `encoded` is the item's encode_item() bytes when the caller already has them."""
     person_id = str(item.get("identifiers", {}).get("id", ""))
     if not person_id:
         return Violation("invalid", "identifiers.id", "id cannot be an empty string")
@@ -83,19 +94,19 @@ def check_item(item: dict[str, Any]) -> Violation | None:
                     f"attributes.{name}",
                     "attribute names starting with '_' are reserved",
                 )
-            if _nbytes(name) > MAX_ATTRIBUTE_NAME_BYTES:
+            if _longer_than(name, MAX_ATTRIBUTE_NAME_BYTES):
                 return Violation(
                     "invalid",
                     f"attributes.{name[:40]}",
                     f"attribute name cannot be longer than {MAX_ATTRIBUTE_NAME_BYTES} bytes",
                 )
-            if _value_bytes(value) > MAX_ATTRIBUTE_VALUE_BYTES:
+            if _value_too_long(value):
                 return Violation(
                     "invalid",
                     f"attributes.{name}",
                     f"value for attribute '{name}' cannot be longer than "
                     f"{MAX_ATTRIBUTE_VALUE_BYTES} bytes",
                 )
-    if len(encode_item(item)) > MAX_ITEM_BYTES:
+    if len(encoded if encoded is not None else encode_item(item)) > MAX_ITEM_BYTES:
         return Violation("too_large", "", f"item is larger than {MAX_ITEM_BYTES} bytes")
     return None

@@ -8,7 +8,6 @@ shown precision does not produce endless diffs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -41,15 +40,6 @@ class PayloadOptions:
 
 
 @dataclass(frozen=True)
-class PersonRow:
-    """Desired segflow attributes of one person, or why the row cannot be used."""
-
-    person_id: str
-    attributes: dict[str, Any]
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class EventSpec:
     person_id: str
     name: str
@@ -63,38 +53,19 @@ class MissingInputError(RuntimeError):
     """A required input table is missing; the message names it."""
 
 
-def payload_hash(attributes: dict[str, Any]) -> str:
-    """Stable hash of the attributes that matter for diffing (never segflow_synced_at)."""
-    stable = {k: v for k, v in attributes.items() if k != SYNCED_AT_ATTRIBUTE}
-    text = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
 def diff_attributes(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     """Attributes to send so the destination goes from `previous` to `desired`: changed or
-    new values, and "" (the API's documented removal) for attributes no longer present."""
-
-    def canon(value: Any) -> str:
-        return json.dumps(value, sort_keys=True)
-
+    new values, and "" (the API's documented removal) for attributes no longer present.
+    Values compare with their JSON type (1 and True differ), as the destination sees them."""
     changes = {
         name: value for name, value in desired.items()
-        if name not in previous or canon(previous[name]) != canon(value)
+        if name not in previous or type(previous[name]) is not type(value)
+        or previous[name] != value
     }
     for name in previous:
         if name not in desired:
             changes[name] = ""
     return changes
-
-
-def _clean_number(value: Any, decimals: int) -> float | int | None:
-    if value is None:
-        return None
-    number = float(value)
-    if math.isnan(number) or math.isinf(number):
-        return None
-    rounded = round(number, decimals)
-    return int(rounded) if decimals == 0 else rounded
 
 
 def _text(value: Any) -> str | None:
@@ -104,41 +75,12 @@ def _text(value: Any) -> str | None:
     return text if text != "" else None
 
 
-def _segments(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return sorted({str(s) for s in value if s is not None and str(s) != ""})
-
-
-def person_attributes(row: dict[str, Any], options: PayloadOptions) -> dict[str, Any]:
-    """Segflow attributes for one joined user_segments + user_scores row. A person in no segment
-    gets {} (everything cleared): segflow only describes people it currently segments."""
-    segments = _segments(row.get("segments"))
-    if not segments:
-        return {}
-    attributes: dict[str, Any] = {f"{SEGMENT_ATTRIBUTE_PREFIX}{s}": True for s in segments}
-    attributes["segments"] = ",".join(segments)
-    for column in TEXT_COLUMNS + SCORE_TEXT_COLUMNS:
-        value = _text(row.get(column))
-        if value is not None:
-            attributes[column] = value
-    for column in ("churn_probability", "conversion_probability"):
-        value = _clean_number(row.get(column), options.probability_decimals)
-        if value is not None:
-            attributes[column] = value
-    ltv = _clean_number(row.get("ltv_90d"), options.money_decimals)
-    if ltv is not None:
-        attributes["ltv_90d"] = ltv
-    return attributes
-
-
 def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     rows = conn.execute(
         "select column_name from information_schema.columns "
         "where table_schema = 'main' and table_name = ?", [table]
     ).fetchall()
     return {r[0] for r in rows}
-
 
 def latest_segment_date(conn: duckdb.DuckDBPyConnection) -> date | None:
     if not table_exists(conn, "main", "user_segments"):
@@ -147,49 +89,63 @@ def latest_segment_date(conn: duckdb.DuckDBPyConnection) -> date | None:
     return row[0] if row else None
 
 
-def desired_people(
-    conn: duckdb.DuckDBPyConnection, as_of: date, options: PayloadOptions
-) -> list[PersonRow]:
-    """One PersonRow per user in user_segments on `as_of`; duplicates and blank ids are
-    returned with an `error` so the sync reports them instead of dropping them."""
+def _json_member(name: str, value_sql: str) -> str:
+    """SQL for the text `"name":<json value>`, NULL when the value is NULL (attribute omitted)."""
+    return f"""'{json.dumps(name)}:' || to_json({value_sql})"""
+
+
+def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions) -> str:
+    """A query (parameter `$as_of`) with one row per user_segments row of that date:
+    `person_id` (NULL when blank) and `payload`, the person's segflow attributes as a canonical
+    JSON object text ('{}' for a person in no segment: everything cleared).
+
+    Built set-based in DuckDB so 100k people cost one query, not 100k Python dicts. Canonical
+    = members sorted as text, so equal attributes always give equal text (and md5). Rounding
+    is round-half-even like Python's round(); text values are omitted when NULL or empty."""
     if not table_exists(conn, "main", "user_segments"):
         raise MissingInputError("table main.user_segments does not exist: run the segments step first")
-    score_cols = [c for c in ("churn_probability", "ltv_90d", "conversion_probability",
-                              *SCORE_TEXT_COLUMNS) if c in _columns(conn, "user_scores")]
-    if score_cols:
-        select_scores = ", ".join(f"sc.{c}" for c in score_cols)
-        join = (
-            "left join (select * from main.user_scores where score_date <= $as_of "
-            "qualify row_number() over (partition by user_id order by score_date desc) = 1) sc "
-            "on sc.user_id = us.user_id"
-        )
-    else:
-        select_scores, join = "", ""
-    seg_cols = ["segments", *[c for c in TEXT_COLUMNS if c in _columns(conn, "user_segments")]]
-    query = (
-        f"select us.user_id, {', '.join('us.' + c for c in seg_cols)}"
-        f"{', ' + select_scores if select_scores else ''} "
-        f"from main.user_segments us {join} where us.segment_date = $as_of order by us.user_id"
+    segment_cols = _columns(conn, "user_segments")
+    score_cols = _columns(conn, "user_scores") if table_exists(conn, "main", "user_scores") else set()
+    members = []
+    for column in TEXT_COLUMNS:
+        if column in segment_cols:
+            members.append(_json_member(column, f"nullif(us.{column}::VARCHAR, '')"))
+    for column in SCORE_TEXT_COLUMNS:
+        if column in score_cols:
+            members.append(_json_member(column, f"nullif(sc.{column}::VARCHAR, '')"))
+    for column in ("churn_probability", "conversion_probability"):
+        if column in score_cols:
+            value = f"sc.{column}::DOUBLE"
+            members.append(_json_member(column, f"case when isfinite({value}) then "
+                                                f"round_even({value}, {options.probability_decimals}) end"))
+    if "ltv_90d" in score_cols:
+        rounded = f"round_even(sc.ltv_90d::DOUBLE, {options.money_decimals})"
+        if options.money_decimals == 0:
+            rounded = f"try_cast({rounded} as BIGINT)"
+        members.append(_json_member("ltv_90d", f"case when isfinite(sc.ltv_90d::DOUBLE) "
+                                               f"then {rounded} end"))
+    scores_join = (
+        "left join (select * from main.user_scores where score_date <= $as_of "
+        "qualify row_number() over (partition by user_id order by score_date desc) = 1) sc "
+        "on sc.user_id = us.user_id" if score_cols else ""
     )
-    cursor = conn.execute(query, {"as_of": as_of})
-    names = [d[0] for d in cursor.description]
-    rows: list[PersonRow] = []
-    seen: dict[str, int] = {}
-    for values in cursor.fetchall():
-        record = dict(zip(names, values, strict=True))
-        person_id = _text(record["user_id"])
-        if person_id is None:
-            rows.append(PersonRow("", {}, "user_segments row with a null/empty user_id"))
-            continue
-        if person_id in seen:
-            rows[seen[person_id]] = PersonRow(
-                person_id, {}, f"user_segments has more than one row for user_id on {as_of}"
-            )
-            continue
-        seen[person_id] = len(rows)
-        rows.append(PersonRow(person_id, person_attributes(record, options)))
-    return rows
-
+    segment_members = (
+        """['"segments":' || to_json(array_to_string(segs, ','))] || """
+        f"""list_transform(segs, lambda s: to_json('{SEGMENT_ATTRIBUTE_PREFIX}' || s) || ':true')"""
+    )
+    return f"""
+        select person_id, case when len(segs) = 0 then '{{}}' else '{{' || array_to_string(
+            list_sort(list_filter(members || {segment_members}, lambda m: m is not null)), ','
+        ) || '}}' end as payload
+        from (
+            select nullif(us.user_id::VARCHAR, '') as person_id,
+                coalesce(list_sort(list_distinct(list_filter(
+                    list_transform(us.segments, lambda s: s::VARCHAR),
+                    lambda s: s is not null and s <> ''))), []) as segs,
+                [{', '.join(members) or "NULL"}]::VARCHAR[] as members
+            from main.user_segments us {scores_join}
+            where us.segment_date = $as_of
+        )"""
 
 def _unix_seconds(value: date | datetime) -> int:
     if isinstance(value, datetime):

@@ -1,8 +1,12 @@
 """Activation bookkeeping tables (schema main): what each destination has acknowledged, what
 failed and how often, which events were acknowledged, and one log row per run.
 
-State only ever advances for acknowledged items, one transaction per batch, so a run killed
-at any point resumes by re-sending exactly what was not acknowledged.
+Durability without a heavy commit per batch: before sending, a run writes what it intends to
+send to `sync_pending` (one set-based insert); after each batch it appends only the item keys
+and outcomes to `sync_journal` (a tiny insert into an unindexed table, one commit). Folding
+joins the two into sync_state / sync_acked_events / sync_failures in one transaction, at the
+end of the run and at the start of the next (after a kill). So state only advances for
+acknowledged items, and a killed run's re-run sends exactly what was not acknowledged.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from ..warehouse import table_exists
 
@@ -31,6 +34,15 @@ DDL = (
         destination VARCHAR NOT NULL, event_id VARCHAR NOT NULL, person_id VARCHAR,
         name VARCHAR, event_timestamp BIGINT, acked_at TIMESTAMP NOT NULL,
         primary key (destination, event_id))""",
+    """create table if not exists main.sync_pending (
+        destination VARCHAR NOT NULL, run_id VARCHAR NOT NULL, item_kind VARCHAR NOT NULL,
+        item_key VARCHAR NOT NULL, person_id VARCHAR, payload_hash VARCHAR, payload VARCHAR,
+        event_name VARCHAR, event_timestamp BIGINT)""",
+    """create table if not exists main.sync_journal (
+        destination VARCHAR NOT NULL, run_id VARCHAR NOT NULL, item_kind VARCHAR NOT NULL,
+        item_key VARCHAR NOT NULL, person_id VARCHAR, ok BOOLEAN NOT NULL, reason VARCHAR,
+        field VARCHAR, message VARCHAR, attempts INTEGER, given_up BOOLEAN, item VARCHAR,
+        journaled_at TIMESTAMP NOT NULL)""",
     """create table if not exists main.sync_runs (
         run_id VARCHAR primary key, destination VARCHAR, as_of DATE, latest_date DATE,
         status VARCHAR, dry_run BOOLEAN, started_at TIMESTAMP, finished_at TIMESTAMP,
@@ -51,12 +63,6 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 @dataclass(frozen=True)
-class AckedPerson:
-    payload_hash: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class FailureRecord:
     kind: str
     key: str
@@ -65,16 +71,6 @@ class FailureRecord:
     payload_hash: str | None
     attempts: int
     given_up: bool
-
-
-def load_state(conn: duckdb.DuckDBPyConnection, destination: str) -> dict[str, AckedPerson]:
-    if not table_exists(conn, "main", "sync_state"):
-        return {}
-    rows = conn.execute(
-        "select person_id, payload_hash, payload from main.sync_state where destination = ?",
-        [destination],
-    ).fetchall()
-    return {pid: AckedPerson(h, json.loads(p)) for pid, h, p in rows}
 
 
 def load_failures(
@@ -104,68 +100,88 @@ def load_acked_event_ids(
     return {r[0] for r in rows}
 
 
-def commit_batch(
-    conn: duckdb.DuckDBPyConnection,
-    destination: str,
-    acked_people: list[tuple[str, str, str]],
-    acked_events: list[tuple[str, str, str, int]],
-    succeeded_keys: list[tuple[str, str]],
-    failures: list[dict[str, Any]],
-    now: datetime,
+JOURNAL_FIELDS = ("item_kind", "item_key", "person_id", "ok", "reason", "field", "message",
+                  "attempts", "given_up", "item")
+
+
+def has_journal(conn: duckdb.DuckDBPyConnection, destination: str) -> bool:
+    """True when a run's acknowledgements are journaled but not yet folded (it was killed)."""
+    if not table_exists(conn, "main", "sync_journal"):
+        return False
+    row = conn.execute("select count(*) from main.sync_journal where destination = ?",
+                       [destination]).fetchone()
+    return bool(row and row[0])
+
+
+def append_journal(
+    conn: duckdb.DuckDBPyConnection, destination: str, run_id: str,
+    rows: list[dict[str, Any]], now: datetime,
 ) -> None:
-    """Record one batch's outcome atomically: acked people (person_id, hash, payload_json),
-    acked events (event_id, person_id, name, ts), cleared failures and new/updated failures."""
+    """Durably record outcomes (one dict per item with JOURNAL_FIELDS; failures also carry
+    reason/field/message/attempts/given_up and the item JSON) in one small transaction."""
+    if not rows:
+        return
+    columns = {name: [row.get(name) for row in rows] for name in JOURNAL_FIELDS}
+    unnests = ", ".join(f"unnest(${name})" for name in JOURNAL_FIELDS)
+    conn.execute(
+        f"insert into main.sync_journal (destination, run_id, {', '.join(JOURNAL_FIELDS)}, "
+        f"journaled_at) select $destination, $run_id, {unnests}, $now",
+        {"destination": destination, "run_id": run_id, "now": now, **columns},
+    )
+
+
+def fold_journal(conn: duckdb.DuckDBPyConnection, destination: str) -> None:
+    """Apply journaled outcomes to the state tables and empty journal and pending, in one
+    transaction (a kill during the fold leaves everything as before)."""
     conn.execute("begin transaction")
     try:
-        if acked_people:
-            frame = pd.DataFrame(acked_people, columns=["person_id", "payload_hash", "payload"])
-            frame.insert(0, "destination", destination)
-            frame["acked_at"] = now
-            conn.register("_acked_people", frame)
-            conn.execute(
-                "insert or replace into main.sync_state "
-                "select destination, person_id, payload_hash, payload::JSON, acked_at "
-                "from _acked_people"
-            )
-            conn.unregister("_acked_people")
-        if acked_events:
-            frame = pd.DataFrame(
-                acked_events, columns=["event_id", "person_id", "name", "event_timestamp"]
-            )
-            frame.insert(0, "destination", destination)
-            frame["acked_at"] = now
-            conn.register("_acked_events", frame)
-            conn.execute(
-                "insert or replace into main.sync_acked_events select destination, event_id, "
-                "person_id, name, event_timestamp, acked_at from _acked_events"
-            )
-            conn.unregister("_acked_events")
-        if succeeded_keys:
-            frame = pd.DataFrame(succeeded_keys, columns=["item_kind", "item_key"])
-            conn.register("_succeeded", frame)
-            conn.execute(
-                "delete from main.sync_failures f using _succeeded s where f.destination = ? "
-                "and f.item_kind = s.item_kind and f.item_key = s.item_key", [destination],
-            )
-            conn.unregister("_succeeded")
-        if failures:
-            frame = pd.DataFrame(failures)
-            frame.insert(0, "destination", destination)
-            conn.register("_failures", frame)
-            conn.execute(
-                "insert or replace into main.sync_failures select destination, item_kind, "
-                "item_key, person_id, item::JSON, payload_hash, attempts, last_reason, last_field,"
-                " last_message, coalesce((select first_failed_at from main.sync_failures o "
-                "where o.destination = _failures.destination and o.item_kind = "
-                "_failures.item_kind and o.item_key = _failures.item_key), ?), ?, given_up "
-                "from _failures", [now, now],
-            )
-            conn.unregister("_failures")
+        fold_statements(conn, destination)
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
         raise
 
+
+def fold_statements(conn: duckdb.DuckDBPyConnection, destination: str) -> None:
+    """The fold without its transaction (a dry run folds inside one it then rolls back)."""
+    # latest outcome per item (an item is journaled once per run; runs fold in order)
+    conn.execute(
+        """create or replace temp table _journal as
+        select j.*, p.payload_hash, p.payload, p.event_name, p.event_timestamp
+        from main.sync_journal j left join main.sync_pending p
+          on p.destination = j.destination and p.run_id = j.run_id
+          and p.item_kind = j.item_kind and p.item_key = j.item_key
+        where j.destination = $d
+        qualify row_number() over (partition by j.item_kind, j.item_key
+                                   order by j.journaled_at desc, j.ok desc) = 1""",
+        {"d": destination},
+    )
+    conn.execute(
+        """insert or replace into main.sync_state
+        select destination, item_key, payload_hash, payload::JSON, journaled_at from _journal
+        where ok and item_kind = 'person' and payload is not null"""
+    )
+    conn.execute(
+        """insert or replace into main.sync_acked_events
+        select destination, item_key, person_id, event_name, event_timestamp, journaled_at
+        from _journal where ok and item_kind = 'event'"""
+    )
+    conn.execute(
+        """delete from main.sync_failures f using _journal j where f.destination = j.destination
+        and f.item_kind = j.item_kind and f.item_key = j.item_key and j.ok"""
+    )
+    conn.execute(
+        """insert or replace into main.sync_failures
+        select j.destination, j.item_kind, j.item_key, j.person_id, j.item::JSON, j.payload_hash,
+            j.attempts, j.reason, j.field, j.message,
+            coalesce(o.first_failed_at, j.journaled_at), j.journaled_at, j.given_up
+        from _journal j left join main.sync_failures o on o.destination = j.destination
+            and o.item_kind = j.item_kind and o.item_key = j.item_key
+        where not j.ok"""
+    )
+    conn.execute("delete from main.sync_journal where destination = ?", [destination])
+    conn.execute("delete from main.sync_pending where destination = ?", [destination])
+    conn.execute("drop table _journal")
 
 def record_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     columns = list(row)
@@ -174,3 +190,40 @@ def record_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
         f"insert or replace into main.sync_runs ({', '.join(columns)}) values ({placeholders})",
         [row[c] for c in columns],
     )
+
+
+def write_pending(
+    conn: duckdb.DuckDBPyConnection, destination: str, run_id: str, people_table: str,
+    events: list[tuple[str, str, str, int]], journal_rows: list[dict[str, Any]], now: datetime,
+) -> None:
+    """Before sending, in one transaction: what this run may acknowledge (changed people from
+    `people_table`, i.e. changes.PEOPLE_TABLE, except given-up rows whose payload is unchanged,
+    and `events` as (event_id, person_id, name, timestamp)), the outcomes already known
+    (local failures) and the removal of failures of people that no longer need sending."""
+    conn.execute("begin transaction")
+    try:
+        conn.execute(
+            f"""insert into main.sync_pending select $d, $run, 'person', person_id, person_id,
+            payload_hash, payload, NULL, NULL from {people_table}
+            where change <> 'unchanged' and not (given_up and same_payload_failed)""",
+            {"d": destination, "run": run_id},
+        )
+        if events:
+            ids, people, names, stamps = (list(column) for column in zip(*events, strict=True))
+            conn.execute(
+                """insert into main.sync_pending select $d, $run, 'event', unnest($ids),
+                unnest($people), NULL, NULL, unnest($names), unnest($stamps)""",
+                {"d": destination, "run": run_id, "ids": ids, "people": people,
+                 "names": names, "stamps": stamps},
+            )
+        conn.execute(
+            f"""delete from main.sync_failures f using {people_table} p
+            where f.destination = $d and f.item_kind = 'person' and f.item_key = p.person_id
+            and p.change = 'unchanged' and not f.given_up""",
+            {"d": destination},
+        )
+        append_journal(conn, destination, run_id, journal_rows, now)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise

@@ -1,9 +1,11 @@
 """Diff-based sync of segflow attributes and events to one destination.
 
-One run: compute desired attributes for the sync date, diff them against what the destination
-last acknowledged (`sync_state`), send only changed attributes (clearing with "" what is gone)
-plus not-yet-acknowledged events, and commit every batch's acknowledgements before the next
-batch, so a crash loses nothing and a re-run sends exactly what was not acknowledged.
+One run: classify people set-based in DuckDB against what the destination last acknowledged
+(`sync_state`, see changes.py), build items only for changed people (only changed attributes,
+"" for what is gone) plus not-yet-acknowledged events, record them in `sync_pending`, send
+batches (a few in flight when the destination allows it), journal each batch's outcomes, and
+fold the journal into the state tables at the end (or at the start of the next run after a
+kill; see state.py). A re-run therefore sends exactly what was not acknowledged.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,28 +23,30 @@ import duckdb
 import pandas as pd
 
 from .batching import pack_batches
+from .changes import PEOPLE_TABLE, classify_people
 from .destinations.base import Destination, DestinationAuthError, ItemResult, OutgoingItem
 from .limits import check_item, encode_item
 from .payload import (
     EventSpec,
     PayloadOptions,
     desired_events,
-    desired_people,
     diff_attributes,
     event_item,
     identify_item,
     latest_segment_date,
-    payload_hash,
 )
 from .redact import redact
 from .report import FAILED_ROW_COLUMNS, SyncReport
 from .state import (
-    commit_batch,
+    append_journal,
     ensure_tables,
+    fold_journal,
+    fold_statements,
+    has_journal,
     load_acked_event_ids,
     load_failures,
-    load_state,
     record_run,
+    write_pending,
 )
 
 log = logging.getLogger(__name__)
@@ -73,10 +78,17 @@ class _Pending:
     item: OutgoingItem
     attempts_before: int
     retried: bool
-    payload_hash: str | None = None
-    state_payload: str | None = None  # JSON of the full acknowledged attributes after success
-    event_name: str = ""
-    event_ts: int = 0
+
+
+@dataclass
+class _Plan:
+    """Everything a run would send, computed before anything is written or sent."""
+
+    people: list[_Pending] = field(default_factory=list)
+    events: list[_Pending] = field(default_factory=list)
+    local_failures: list[tuple[_Pending, str, str, str]] = field(default_factory=list)
+    event_rows: list[tuple[str, str, str, int]] = field(default_factory=list)  # for sync_pending
+    known: int = 0
 
 
 def _outgoing(kind: str, key: str, person_id: str, payload: dict[str, Any]) -> OutgoingItem:
@@ -85,6 +97,10 @@ def _outgoing(kind: str, key: str, person_id: str, payload: dict[str, Any]) -> O
 
 def _unix(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def sync(
@@ -116,7 +132,7 @@ def sync(
     def finish(status: str, message: str = "") -> SyncReport:
         report.status = status
         report.message = message or report.message
-        report.finished_at = datetime.now(UTC).replace(tzinfo=None)
+        report.finished_at = _utcnow()
         report.duration_s = round(time.perf_counter() - clock0, 3)
         if not dry_run:
             ensure_tables(conn)
@@ -129,63 +145,99 @@ def sync(
     if latest_date is not None and as_of < latest_date:
         return finish("skipped_backfill", f"as_of {as_of} is before the latest segment date "
                       f"{latest_date}: backfills recompute segments but never send")
-    if not dry_run:
-        ensure_tables(conn)
 
-    state = load_state(conn, destination.name)
+    if dry_run:
+        # A killed run's journal is folded inside a transaction that is rolled back, so the
+        # dry run sees what a real run would and writes nothing.
+        unfolded = has_journal(conn, destination.name)
+        if unfolded:
+            conn.execute("begin transaction")
+            fold_statements(conn, destination.name)
+        try:
+            plan = _plan(conn, destination, as_of, options, report, int(started.timestamp()))
+        finally:
+            if unfolded:
+                conn.execute("rollback")
+            conn.execute(f"drop table if exists {PEOPLE_TABLE}")
+        sendable = plan.people + plan.events
+        report.samples = ([p.item.payload for p in plan.people[: options.sample_size]]
+                          + [p.item.payload for p in plan.events[: options.sample_size]])
+        report.failed_rows = _failed_frame(
+            [_failure_row(p, r, f, m, options.max_attempts, local=True)
+             for p, r, f, m in plan.local_failures])
+        return finish("dry_run", f"would send {len(sendable)} items")
+
+    ensure_tables(conn)
+    fold_journal(conn, destination.name)  # acknowledgements of a run that was killed
+    try:
+        plan = _plan(conn, destination, as_of, options, report, int(started.timestamp()))
+        if report.breaker["tripped"] and not override_breaker:
+            return finish("breaker_tripped", (
+                f"circuit breaker: {report.breaker['would_change']} of {report.breaker['known']} "
+                f"known people would change (share {report.breaker['share']:.2f} > max "
+                f"{options.max_change_share}); nothing sent. Check upstream tables, then re-run "
+                "with override_breaker=True to send anyway"))
+        local_rows = [_failure_row(p, r, f, m, options.max_attempts, local=True)
+                      for p, r, f, m in plan.local_failures]
+        write_pending(conn, destination.name, run_id, PEOPLE_TABLE, plan.event_rows,
+                      [_journal_row(row) for row in local_rows], _utcnow())
+    finally:
+        conn.execute(f"drop table if exists {PEOPLE_TABLE}")
+    failed_rows: list[dict[str, Any]] = list(local_rows)
+    for row in local_rows:
+        _count_failure(report, row)
+
+    stats_before = _stats_snapshot(destination)
+    send_clock = time.perf_counter()
+    try:
+        if plan.people or plan.events:
+            destination.open_run(run_id, as_of)
+            try:
+                _send(conn, destination, run_id, report, plan, options, failed_rows)
+            finally:
+                report.destination_facts = destination.close_run()
+    except DestinationAuthError as exc:
+        _close(conn, report, destination, stats_before, send_clock, failed_rows)
+        finish("auth_failed", str(exc))
+        raise
+    except Exception as exc:
+        _close(conn, report, destination, stats_before, send_clock, failed_rows)
+        finish("destination_unavailable", redact(f"{type(exc).__name__}: {exc}"))
+        raise
+    _close(conn, report, destination, stats_before, send_clock, failed_rows)
+    status = "partial" if failed_rows else "ok"
+    return finish(status, f"sent {report.people_sent} people and {report.events_sent} events")
+
+
+def _plan(conn: duckdb.DuckDBPyConnection, destination: Destination, as_of: date,
+          options: SyncOptions, report: SyncReport, synced_at: int) -> _Plan:
+    """Classify people (set-based), build the items of changed people and pending events,
+    check them against the documented limits, and evaluate the circuit breaker."""
+    plan = _Plan()
+    changes = classify_people(conn, destination.name, as_of, options.payload)
     failures = load_failures(conn, destination.name)
-    synced_at = int(started.timestamp())
-    people: list[_Pending] = []
-    events: list[_Pending] = []
-    local_failures: list[tuple[_Pending, str, str, str]] = []
-    seen: set[str] = set()
-
-    def person_pending(pid: str, desired: dict[str, Any], previous: dict[str, Any]) -> None:
-        digest = payload_hash(desired)
-        failure = failures.get(("person", pid))
-        if failure and failure.given_up and failure.payload_hash == digest:
+    report.people_new = changes.counts["new"]
+    report.people_changed = changes.counts["changed"]
+    report.people_cleared = changes.counts["cleared"]
+    report.people_unchanged = changes.counts["unchanged"]
+    report.people_considered = sum(changes.counts.values()) + len(changes.invalid)
+    plan.known = changes.known
+    for key, message in changes.invalid:
+        pending = _Pending(_outgoing("person", key, "" if key == "<null>" else key, {}),
+                           _attempts(failures, "person", key), False)
+        plan.local_failures.append((pending, "invalid_input", "user_id", message))
+    for row in changes.changed:
+        if row["given_up"] and row["same_payload_failed"]:
             report.items_skipped_given_up += 1
-            return
-        live_failure = failure if failure and not failure.given_up else None
-        changes = diff_attributes(previous, desired)
-        payload = identify_item(pid, changes, synced_at)
-        people.append(_Pending(
-            _outgoing("person", pid, pid, payload), live_failure.attempts if live_failure else 0,
-            live_failure is not None, digest,
-            json.dumps(desired, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        ))
-
-    for row in desired_people(conn, as_of, options.payload):
-        report.people_considered += 1
-        if row.error:
-            key = row.person_id or "<null>"
-            seen.add(row.person_id)
-            pending = _Pending(_outgoing("person", key, row.person_id, {}), _attempts(failures, "person", key), False)
-            local_failures.append((pending, "invalid_input", "user_id", row.error))
             continue
-        seen.add(row.person_id)
-        previous = state.get(row.person_id)
-        if (previous and previous.payload_hash == payload_hash(row.attributes)) or (
-            previous is None and not row.attributes
-        ):
-            report.people_unchanged += 1
-            continue
-        if previous is None:
-            report.people_new += 1
-        elif not row.attributes:
-            report.people_cleared += 1
-        else:
-            report.people_changed += 1
-        person_pending(row.person_id, row.attributes, previous.payload if previous else {})
-    for pid, previous in state.items():
-        if pid in seen:
-            continue
-        report.people_considered += 1
-        if not previous.payload:
-            report.people_unchanged += 1
-            continue
-        report.people_cleared += 1
-        person_pending(pid, {}, previous.payload)
+        desired = json.loads(row["payload"])
+        attributes = (desired if row["previous"] is None
+                      else diff_attributes(json.loads(row["previous"]), desired))
+        pid = row["person_id"]
+        live = not row["given_up"] and row["attempts"] is not None
+        plan.people.append(_Pending(
+            _outgoing("person", pid, pid, identify_item(pid, attributes, synced_at)),
+            row["attempts"] if live else 0, live))
 
     lookback = max(1, options.payload.event_lookback_days)
     acked = load_acked_event_ids(conn, destination.name, _unix(as_of - timedelta(days=lookback - 1)))
@@ -203,90 +255,112 @@ def sync(
             report.items_skipped_given_up += 1
             continue
         pending = _event_pending(event, failure.attempts if failure else 0, failure is not None)
+        plan.event_rows.append((event.event_id, event.person_id, event.name, event.timestamp))
         if event.error:
-            local_failures.append((pending, "invalid_input", "attributes", event.error))
+            plan.local_failures.append((pending, "invalid_input", "attributes", event.error))
         else:
-            events.append(pending)
+            plan.events.append(pending)
     for (kind, key), failure in failures.items():
         # Failed events older than the window are retried from their stored item.
         if kind == "event" and key not in event_keys and not failure.given_up and failure.item:
             item = failure.item
-            events.append(_Pending(_outgoing("event", key, failure.person_id or "", item),
-                                   failure.attempts, True, event_name=str(item.get("name", "")),
-                                   event_ts=int(item.get("timestamp") or 0)))
+            plan.events.append(_Pending(_outgoing("event", key, failure.person_id or "", item),
+                                        failure.attempts, True))
+            plan.event_rows.append((key, failure.person_id or "", str(item.get("name", "")),
+                                    int(item.get("timestamp") or 0)))
 
-    sendable: list[_Pending] = []
-    for pending in people + events:
-        violation = check_item(pending.item.payload)
-        if violation:
-            local_failures.append((pending, violation.reason, violation.field, violation.message))
-        else:
-            sendable.append(pending)
-    report.events_pending = sum(1 for p in sendable if p.item.kind == "event")
-    report.items_failed_locally = len(local_failures)
+    for group in (plan.people, plan.events):
+        sendable = []
+        for pending in group:
+            violation = check_item(pending.item.payload, pending.item.encoded)
+            if violation:
+                plan.local_failures.append(
+                    (pending, violation.reason, violation.field, violation.message))
+            else:
+                sendable.append(pending)
+        group[:] = sendable
+    report.events_pending = len(plan.events)
+    report.items_failed_locally = len(plan.local_failures)
+    _evaluate_breaker(report, plan.known, options)
+    return plan
 
-    _evaluate_breaker(report, state, options)
-    if dry_run:
-        persons = [p.item.payload for p in sendable if p.item.kind == "person"]
-        evts = [p.item.payload for p in sendable if p.item.kind == "event"]
-        report.samples = persons[: options.sample_size] + evts[: options.sample_size]
-        report.failed_rows = _failed_frame(
-            [_failure_row(p, r, f, m, options.max_attempts, local=True)
-             for p, r, f, m in local_failures])
-        return finish("dry_run", f"would send {len(sendable)} items")
-    if report.breaker["tripped"] and not override_breaker:
-        return finish("breaker_tripped", (
-            f"circuit breaker: {report.breaker['would_change']} of {report.breaker['known']} known "
-            f"people would change (share {report.breaker['share']:.2f} > max "
-            f"{options.max_change_share}); nothing sent. Check upstream tables, then re-run with "
-            "override_breaker=True to send anyway"))
 
-    failed_rows: list[dict[str, Any]] = []
-    now_naive = started.replace(tzinfo=None)
-    pending_person_keys = {p.item.key for p in people}
-    stale = [("person", key) for (kind, key), f in failures.items()
-             if kind == "person" and key not in pending_person_keys and not f.given_up
-             and key in seen | set(state)]
-    local_rows = [_failure_row(p, r, f, m, options.max_attempts, local=True)
-                  for p, r, f, m in local_failures]
-    if local_rows or stale:
-        commit_batch(conn, destination.name, [], [], stale, [_db_failure(r) for r in local_rows],
-                     now_naive)
-        failed_rows.extend(local_rows)
-    for row in local_rows:
-        _count_failure(report, row)
+def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str,
+          report: SyncReport, plan: _Plan, options: SyncOptions,
+          failed_rows: list[dict[str, Any]]) -> None:
+    """Send people, then events (a campaign triggered by an event sees the new attributes),
+    with up to `destination.max_in_flight` batches in flight; journal each completed round."""
+    workers = max(1, int(getattr(destination, "max_in_flight", 1)))
+    by_key = {(p.item.kind, p.item.key): p for p in plan.people + plan.events}
+    error: BaseException | None = None
 
-    stats_before = _stats_snapshot(destination)
-    send_clock = time.perf_counter()
-    try:
-        if sendable:
-            destination.open_run(run_id, as_of)
+    def collect(in_flight: dict[Future, list[OutgoingItem]], block_until_all: bool) -> None:
+        nonlocal error
+        done, _ = wait(in_flight, return_when="ALL_COMPLETED" if block_until_all
+                       else FIRST_COMPLETED)
+        rows: list[dict[str, Any]] = []
+        for future in done:
+            batch = in_flight.pop(future)
             try:
-                by_key = {(p.item.kind, p.item.key): p for p in sendable}
-                known_failures = set(failures) | {(p.item.kind, p.item.key)
-                                                  for p, *_ in local_failures}
-                items = [p.item for p in sendable]
-                for batch in pack_batches(items, destination.max_items_per_batch,
-                                          destination.max_batch_bytes):
-                    results = destination.send(batch)
-                    _apply_results(conn, destination.name, report, batch, results, by_key,
-                                   options, failed_rows, known_failures)
-            finally:
-                report.destination_facts = destination.close_run()
-    except DestinationAuthError as exc:
-        _fill_transport(report, destination, stats_before, send_clock)
-        report.failed_rows = _failed_frame(failed_rows)
-        finish("auth_failed", str(exc))
-        raise
-    except Exception as exc:
-        _fill_transport(report, destination, stats_before, send_clock)
-        report.failed_rows = _failed_frame(failed_rows)
-        finish("destination_unavailable", redact(f"{type(exc).__name__}: {exc}"))
-        raise
-    _fill_transport(report, destination, stats_before, send_clock)
-    report.failed_rows = _failed_frame(failed_rows)
-    status = "partial" if failed_rows else "ok"
-    return finish(status, f"sent {report.people_sent} people and {report.events_sent} events")
+                results = future.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised after journaling the rest
+                error = error or exc
+                continue
+            rows.extend(_outcomes(destination.name, report, batch, results, by_key, options,
+                                  failed_rows))
+        append_journal(conn, destination.name, run_id, rows, _utcnow())
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-send") as pool:
+        for group in (plan.people, plan.events):
+            in_flight: dict[Future, list[OutgoingItem]] = {}
+            for batch in pack_batches((p.item for p in group), destination.max_items_per_batch,
+                                      destination.max_batch_bytes):
+                while len(in_flight) >= workers and error is None:
+                    collect(in_flight, block_until_all=False)
+                if error is not None:
+                    break
+                in_flight[pool.submit(destination.send, batch)] = batch
+            if in_flight:
+                collect(in_flight, block_until_all=True)
+            if error is not None:
+                raise error
+
+
+def _outcomes(destination_name: str, report: SyncReport, batch: list[OutgoingItem],
+              results: list[ItemResult], by_key: dict, options: SyncOptions,
+              failed_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Count one batch's results into the report; return its journal rows."""
+    if len(results) != len(batch) or any(r.key != i.key for r, i in zip(results, batch, strict=True)):
+        raise RuntimeError(f"destination {destination_name} returned results that do not match "
+                           "the batch (one result per item, in batch order)")
+    rows = []
+    for item, result in zip(batch, results, strict=True):
+        pending = by_key[(item.kind, item.key)]
+        is_person = item.kind == "person"
+        if is_person:
+            report.people_sent += 1
+        else:
+            report.events_sent += 1
+        if result.ok:
+            if pending.retried:
+                report.items_retried += 1
+            if is_person:
+                report.people_succeeded += 1
+            else:
+                report.events_succeeded += 1
+            rows.append({"item_kind": item.kind, "item_key": item.key,
+                         "person_id": item.person_id, "ok": True})
+            continue
+        if is_person:
+            report.people_failed += 1
+        else:
+            report.events_failed += 1
+        row = _failure_row(pending, result.reason, result.field, result.message,
+                           options.max_attempts, local=False)
+        failed_rows.append(row)
+        _count_failure(report, row)
+        rows.append(_journal_row(row))
+    return rows
 
 
 def _attempts(failures: dict, kind: str, key: str) -> int:
@@ -295,13 +369,11 @@ def _attempts(failures: dict, kind: str, key: str) -> int:
 
 
 def _event_pending(event: EventSpec, attempts: int, retried: bool) -> _Pending:
-    payload = event_item(event)
-    return _Pending(_outgoing("event", event.event_id, event.person_id, payload), attempts,
-                    retried, event_name=event.name, event_ts=event.timestamp)
+    return _Pending(_outgoing("event", event.event_id, event.person_id, event_item(event)),
+                    attempts, retried)
 
 
-def _evaluate_breaker(report: SyncReport, state: dict, options: SyncOptions) -> None:
-    known = sum(1 for acked in state.values() if acked.payload)
+def _evaluate_breaker(report: SyncReport, known: int, options: SyncOptions) -> None:
     if known == 0:
         would_change = report.people_new
         share = 1.0 if would_change else 0.0
@@ -324,16 +396,16 @@ def _failure_row(p: _Pending, reason: str, field_name: str, message: str, max_at
         "item_kind": p.item.kind, "item_key": p.item.key, "person_id": p.item.person_id,
         "reason": reason, "field": field_name, "message": message, "attempts": attempts,
         "given_up": attempts >= max_attempts, "local": local,
-        "_item": p.item.payload, "_hash": p.payload_hash, "_retried": p.retried,
+        "_item": p.item.payload, "_retried": p.retried,
     }
 
 
-def _db_failure(row: dict[str, Any]) -> dict[str, Any]:
+def _journal_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "item_kind": row["item_kind"], "item_key": row["item_key"], "person_id": row["person_id"],
-        "item": json.dumps(row["_item"], ensure_ascii=False), "payload_hash": row["_hash"],
-        "attempts": row["attempts"], "last_reason": row["reason"], "last_field": row["field"],
-        "last_message": row["message"], "given_up": row["given_up"],
+        "ok": False, "reason": row["reason"], "field": row["field"], "message": row["message"],
+        "attempts": row["attempts"], "given_up": row["given_up"],
+        "item": json.dumps(row["_item"], ensure_ascii=False),
     }
 
 
@@ -345,58 +417,21 @@ def _count_failure(report: SyncReport, row: dict[str, Any]) -> None:
         report.items_retried += 1
 
 
-def _apply_results(
-    conn: duckdb.DuckDBPyConnection, destination_name: str, report: SyncReport,
-    batch: list[OutgoingItem], results: list[ItemResult], by_key: dict, options: SyncOptions,
-    failed_rows: list[dict[str, Any]], known_failures: set[tuple[str, str]],
-) -> None:
-    if len(results) != len(batch) or any(r.key != i.key for r, i in zip(results, batch, strict=True)):
-        raise RuntimeError(f"destination {destination_name} returned results that do not match "
-                           "the batch (one result per item, in batch order)")
-    acked_people, acked_events, succeeded, failures = [], [], [], []
-    for item, result in zip(batch, results, strict=True):
-        pending = by_key[(item.kind, item.key)]
-        if item.kind == "person":
-            report.people_sent += 1
-        else:
-            report.events_sent += 1
-        if result.ok:
-            if pending.retried:
-                report.items_retried += 1
-            if (item.kind, item.key) in known_failures:
-                succeeded.append((item.kind, item.key))  # drops its (maybe given-up) row
-            if item.kind == "person":
-                report.people_succeeded += 1
-                acked_people.append((item.key, pending.payload_hash, pending.state_payload))
-            else:
-                report.events_succeeded += 1
-                acked_events.append((item.key, item.person_id, pending.event_name,
-                                     pending.event_ts))
-        else:
-            if item.kind == "person":
-                report.people_failed += 1
-            else:
-                report.events_failed += 1
-            row = _failure_row(pending, result.reason, result.field, result.message,
-                               options.max_attempts, local=False)
-            failures.append(_db_failure(row))
-            failed_rows.append(row)
-            _count_failure(report, row)
-    commit_batch(conn, destination_name, acked_people, acked_events, succeeded, failures,
-                 datetime.now(UTC).replace(tzinfo=None))
-
-
 def _stats_snapshot(destination: Destination) -> tuple[int, int, int, int]:
     s = destination.stats
     return s.requests, s.request_retries, s.bytes_sent, s.batch_splits
 
 
-def _fill_transport(report: SyncReport, destination: Destination,
-                    before: tuple[int, int, int, int], send_clock: float) -> None:
+def _close(conn: duckdb.DuckDBPyConnection, report: SyncReport, destination: Destination,
+           before: tuple[int, int, int, int], send_clock: float,
+           failed_rows: list[dict[str, Any]]) -> None:
+    """Transport figures, failed rows, and the fold of this run's journal into the state."""
     after = _stats_snapshot(destination)
     report.requests, report.request_retries, report.bytes_sent, report.batch_splits = (
         a - b for a, b in zip(after, before, strict=True))
     report.send_seconds = round(time.perf_counter() - send_clock, 3)
+    report.failed_rows = _failed_frame(failed_rows)
+    fold_journal(conn, report.destination)
 
 
 def _failed_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

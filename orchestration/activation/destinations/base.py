@@ -60,12 +60,14 @@ class Destination(Protocol):
     max_items_per_batch: int
     max_batch_bytes: int
     stats: DeliveryStats
+    # Optional `max_in_flight: int` (default 1): batches the sync may send concurrently; a
+    # destination that sets it > 1 must make `send` thread-safe.
 
     def open_run(self, run_id: str, as_of: date) -> None:
         """Prepare for a run (e.g. open a file, check credentials). Raise to abort."""
 
     def send(self, batch: list[OutgoingItem]) -> list[ItemResult]:
-        """Deliver one batch; return exactly one result per item, in any order."""
+        """Deliver one batch; return exactly one result per item, in batch order."""
 
     def close_run(self) -> dict[str, Any]:
         """Finish the run; return facts for the report (e.g. files written)."""

@@ -3,7 +3,9 @@
 Transport rules (spec: /work/shared/reference/customerio-api.md): Basic auth site_id:api_key;
 200 = all accepted; 207 = listed `batch_index` items rejected, the rest accepted; whole-batch
 400/413 = split in halves to isolate bad rows; 401/403 = stop the run; 408/429/5xx and network
-errors = retry with exponential backoff and full jitter, honouring Retry-After.
+errors = retry with exponential backoff and full jitter, honouring Retry-After. `send` is
+thread-safe: the sync keeps up to `max_in_flight` batches in flight, every attempt still
+passing the shared client-side rate limiter.
 
 Retries are a small loop rather than urllib3's `Retry` because every attempt must pass the
 client-side rate limiter and be counted in the run report; urllib3 retries below `requests`
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +79,7 @@ class CustomerIODestination:
         site_id: str | None = None,
         api_key: str | None = None,
         rate_limit: float = 100.0,
+        max_in_flight: int = 4,
         max_items_per_batch: int = 100,
         max_batch_bytes: int = TARGET_BATCH_BYTES,
         timeout: tuple[float, float] = (5.0, 30.0),
@@ -105,6 +109,8 @@ class CustomerIODestination:
         self.region = region
         self.max_items_per_batch = max_items_per_batch
         self.max_batch_bytes = max_batch_bytes
+        # concurrent batches (the rate limiter still caps requests/s): hides round-trip latency
+        self.max_in_flight = max(1, max_in_flight)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.stats = DeliveryStats()
@@ -113,11 +119,19 @@ class CustomerIODestination:
         self._limiter = TokenBucket(rate_limit)
         self._sleep = sleep
         self._rng = random.Random(seed)
-        self._session = requests.Session()
-        self._session.auth = (site_id, api_key)
-        self._session.headers.update(
-            {"Content-Type": "application/json", "User-Agent": "segflow-sync"}
-        )
+        self._auth = (site_id, api_key)
+        self._local = threading.local()  # one keep-alive Session per sending thread
+        self._stats_lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.auth = self._auth
+            session.headers.update({"Content-Type": "application/json",
+                                    "User-Agent": "segflow-sync"})
+            self._local.session = session
+        return session
 
     def __repr__(self) -> str:  # never show credentials
         return f"CustomerIODestination(base_url={self.base_url!r}, region={self.region!r})"
@@ -175,7 +189,8 @@ class CustomerIODestination:
         if status in (401, 403):
             raise self._auth_error(status, "POST /api/v2/batch")
         if status in (400, 413) and len(items) > 1:
-            self.stats.batch_splits += 1
+            with self._stats_lock:
+                self.stats.batch_splits += 1
             middle = len(items) // 2
             return self._deliver(items[:middle]) + self._deliver(items[middle:])
         if status in (400, 413):
@@ -210,19 +225,21 @@ class CustomerIODestination:
         url = self.base_url + path
         reply = _Reply(None, b"", "not attempted")
         for attempt in range(self.retry.max_retries + 1):
-            if attempt:
-                self.stats.request_retries += 1
             self._limiter.acquire()
-            self.stats.requests += 1
-            self.stats.bytes_sent += len(body or b"")
+            with self._stats_lock:
+                self.stats.request_retries += 1 if attempt else 0
+                self.stats.requests += 1
+                self.stats.bytes_sent += len(body or b"")
             retry_after: float | None = None
             try:
-                response = self._session.request(method, url, data=body, timeout=self.timeout)
+                response = self._session().request(method, url, data=body, timeout=self.timeout)
             except _NETWORK_ERRORS as exc:
-                self.stats.count_response("network_error")
+                with self._stats_lock:
+                    self.stats.count_response("network_error")
                 reply = _Reply(None, b"", redact(f"{type(exc).__name__}: {exc}", self._secrets))
             else:
-                self.stats.count_response(str(response.status_code))
+                with self._stats_lock:
+                    self.stats.count_response(str(response.status_code))
                 reply = _Reply(response.status_code, response.content)
                 if response.status_code not in RETRYABLE_STATUSES:
                     return reply
