@@ -109,6 +109,8 @@ def test_event_defects_fail_the_named_checks_with_file_and_line(conn):
     dup = bad["events.message_id.duplicates"]
     assert (dup.unexpected_count, dup.severity) == (2, "warn")
     assert not result.passed and result.severity == "error"
+    rows = result.failing_table()
+    assert {r["check"] for r in rows} == set(bad) and all(len(r["sample"]) < 160 for r in rows)
 
 
 def test_duplicate_share_below_threshold_passes(conn):
