@@ -218,6 +218,18 @@ def identify_item(person_id: str, attributes: dict[str, Any], synced_at: int) ->
     }
 
 
+def identify_encoded(person_id: str, attributes_json: str, synced_at: int) -> bytes:
+    """The encode_item() bytes of identify_item(person_id, attributes, synced_at), from the
+    attributes' JSON object text (e.g. the canonical payload straight from DuckDB), without
+    re-encoding every attribute in Python."""
+    members = attributes_json.strip()[1:-1].strip()
+    synced = f'"{SYNCED_AT_ATTRIBUTE}":{synced_at}'
+    person = json.dumps(person_id, ensure_ascii=False)
+    return (f'{{"type":"person","identifiers":{{"id":{person}}},"action":"identify",'
+            f'"timestamp":{synced_at},"attributes":{{{members + "," if members else ""}{synced}}}}}'
+            ).encode()
+
+
 def event_item(event: EventSpec) -> dict[str, Any]:
     return {
         "type": "person",

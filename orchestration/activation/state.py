@@ -1,12 +1,12 @@
 """Activation bookkeeping tables (schema main): what each destination has acknowledged, what
 failed and how often, which events were acknowledged, and one log row per run.
 
-Durability without a heavy commit per batch: before sending, a run writes what it intends to
-send to `sync_pending` (one set-based insert); after each batch it appends only the item keys
-and outcomes to `sync_journal` (a tiny insert into an unindexed table, one commit). Folding
-joins the two into sync_state / sync_acked_events / sync_failures in one transaction, at the
-end of the run and at the start of the next (after a kill). So state only advances for
-acknowledged items, and a killed run's re-run sends exactly what was not acknowledged.
+Durability without a heavy commit per batch: after each batch the sync appends its outcomes
+to `sync_journal` (one small insert into an unindexed table, one commit; no index upkeep).
+Folding applies the journal to sync_state / sync_acked_events / sync_failures and empties it
+in one transaction, at the end of the run and at the start of the next (after a kill). So
+state only advances for acknowledged items, and a killed run's re-run sends exactly what was
+not acknowledged.
 """
 
 from __future__ import annotations
@@ -34,15 +34,12 @@ DDL = (
         destination VARCHAR NOT NULL, event_id VARCHAR NOT NULL, person_id VARCHAR,
         name VARCHAR, event_timestamp BIGINT, acked_at TIMESTAMP NOT NULL,
         primary key (destination, event_id))""",
-    """create table if not exists main.sync_pending (
-        destination VARCHAR NOT NULL, run_id VARCHAR NOT NULL, item_kind VARCHAR NOT NULL,
-        item_key VARCHAR NOT NULL, person_id VARCHAR, payload_hash VARCHAR, payload VARCHAR,
-        event_name VARCHAR, event_timestamp BIGINT)""",
     """create table if not exists main.sync_journal (
         destination VARCHAR NOT NULL, run_id VARCHAR NOT NULL, item_kind VARCHAR NOT NULL,
-        item_key VARCHAR NOT NULL, person_id VARCHAR, ok BOOLEAN NOT NULL, reason VARCHAR,
-        field VARCHAR, message VARCHAR, attempts INTEGER, given_up BOOLEAN, item VARCHAR,
-        journaled_at TIMESTAMP NOT NULL)""",
+        item_key VARCHAR NOT NULL, person_id VARCHAR, ok BOOLEAN NOT NULL,
+        payload_hash VARCHAR, payload VARCHAR, event_name VARCHAR, event_timestamp BIGINT,
+        reason VARCHAR, field VARCHAR, message VARCHAR, attempts INTEGER, given_up BOOLEAN,
+        item VARCHAR, journaled_at TIMESTAMP NOT NULL)""",
     """create table if not exists main.sync_runs (
         run_id VARCHAR primary key, destination VARCHAR, as_of DATE, latest_date DATE,
         status VARCHAR, dry_run BOOLEAN, started_at TIMESTAMP, finished_at TIMESTAMP,
@@ -100,8 +97,9 @@ def load_acked_event_ids(
     return {r[0] for r in rows}
 
 
-JOURNAL_FIELDS = ("item_kind", "item_key", "person_id", "ok", "reason", "field", "message",
-                  "attempts", "given_up", "item")
+JOURNAL_FIELDS = ("item_kind", "item_key", "person_id", "ok", "payload_hash", "payload",
+                  "event_name", "event_timestamp", "reason", "field", "message", "attempts",
+                  "given_up", "item")
 
 
 def has_journal(conn: duckdb.DuckDBPyConnection, destination: str) -> bool:
@@ -117,8 +115,9 @@ def append_journal(
     conn: duckdb.DuckDBPyConnection, destination: str, run_id: str,
     rows: list[dict[str, Any]], now: datetime,
 ) -> None:
-    """Durably record outcomes (one dict per item with JOURNAL_FIELDS; failures also carry
-    reason/field/message/attempts/given_up and the item JSON) in one small transaction."""
+    """Durably record outcomes in one small transaction: one dict per item with JOURNAL_FIELDS
+    (a person's acknowledged payload and hash, an event's name and time; a failure's reason,
+    field, message, attempts, given_up and item JSON; absent keys are NULL)."""
     if not rows:
         return
     columns = {name: [row.get(name) for row in rows] for name in JOURNAL_FIELDS}
@@ -131,7 +130,7 @@ def append_journal(
 
 
 def fold_journal(conn: duckdb.DuckDBPyConnection, destination: str) -> None:
-    """Apply journaled outcomes to the state tables and empty journal and pending, in one
+    """Apply journaled outcomes to the state tables and empty the journal, in one
     transaction (a kill during the fold leaves everything as before)."""
     conn.execute("begin transaction")
     try:
@@ -147,13 +146,9 @@ def fold_statements(conn: duckdb.DuckDBPyConnection, destination: str) -> None:
     # latest outcome per item (an item is journaled once per run; runs fold in order)
     conn.execute(
         """create or replace temp table _journal as
-        select j.*, p.payload_hash, p.payload, p.event_name, p.event_timestamp
-        from main.sync_journal j left join main.sync_pending p
-          on p.destination = j.destination and p.run_id = j.run_id
-          and p.item_kind = j.item_kind and p.item_key = j.item_key
-        where j.destination = $d
-        qualify row_number() over (partition by j.item_kind, j.item_key
-                                   order by j.journaled_at desc, j.ok desc) = 1""",
+        select * from main.sync_journal where destination = $d
+        qualify row_number() over (partition by item_kind, item_key
+                                   order by journaled_at desc, ok desc) = 1""",
         {"d": destination},
     )
     conn.execute(
@@ -180,7 +175,6 @@ def fold_statements(conn: duckdb.DuckDBPyConnection, destination: str) -> None:
         where not j.ok"""
     )
     conn.execute("delete from main.sync_journal where destination = ?", [destination])
-    conn.execute("delete from main.sync_pending where destination = ?", [destination])
     conn.execute("drop table _journal")
 
 def record_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
@@ -192,38 +186,14 @@ def record_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     )
 
 
-def write_pending(
-    conn: duckdb.DuckDBPyConnection, destination: str, run_id: str, people_table: str,
-    events: list[tuple[str, str, str, int]], journal_rows: list[dict[str, Any]], now: datetime,
+def delete_stale_failures(
+    conn: duckdb.DuckDBPyConnection, destination: str, people_table: str
 ) -> None:
-    """Before sending, in one transaction: what this run may acknowledge (changed people from
-    `people_table`, i.e. changes.PEOPLE_TABLE, except given-up rows whose payload is unchanged,
-    and `events` as (event_id, person_id, name, timestamp)), the outcomes already known
-    (local failures) and the removal of failures of people that no longer need sending."""
-    conn.execute("begin transaction")
-    try:
-        conn.execute(
-            f"""insert into main.sync_pending select $d, $run, 'person', person_id, person_id,
-            payload_hash, payload, NULL, NULL from {people_table}
-            where change <> 'unchanged' and not (given_up and same_payload_failed)""",
-            {"d": destination, "run": run_id},
-        )
-        if events:
-            ids, people, names, stamps = (list(column) for column in zip(*events, strict=True))
-            conn.execute(
-                """insert into main.sync_pending select $d, $run, 'event', unnest($ids),
-                unnest($people), NULL, NULL, unnest($names), unnest($stamps)""",
-                {"d": destination, "run": run_id, "ids": ids, "people": people,
-                 "names": names, "stamps": stamps},
-            )
-        conn.execute(
-            f"""delete from main.sync_failures f using {people_table} p
-            where f.destination = $d and f.item_kind = 'person' and f.item_key = p.person_id
-            and p.change = 'unchanged' and not f.given_up""",
-            {"d": destination},
-        )
-        append_journal(conn, destination, run_id, journal_rows, now)
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
+    """Drop live failures of people `people_table` (changes.PEOPLE_TABLE) marks unchanged:
+    what failed to send is now what the destination already holds."""
+    conn.execute(
+        f"""delete from main.sync_failures f using {people_table} p
+        where f.destination = $d and f.item_kind = 'person' and f.item_key = p.person_id
+        and p.change = 'unchanged' and not f.given_up""",
+        {"d": destination},
+    )

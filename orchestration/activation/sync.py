@@ -1,11 +1,12 @@
 """Diff-based sync of segflow attributes and events to one destination.
 
 One run: classify people set-based in DuckDB against what the destination last acknowledged
-(`sync_state`, see changes.py), build items only for changed people (only changed attributes,
-"" for what is gone) plus not-yet-acknowledged events, record them in `sync_pending`, send
-batches (a few in flight when the destination allows it), journal each batch's outcomes, and
-fold the journal into the state tables at the end (or at the start of the next run after a
-kill; see state.py). A re-run therefore sends exactly what was not acknowledged.
+(`sync_state`, see changes.py), then stream items for changed people only (only changed
+attributes, "" for what is gone; built while earlier batches are in flight) followed by
+not-yet-acknowledged events. Batches go out a few at a time when the destination allows it;
+each batch's outcomes are journaled, and the journal is folded into the state tables at the
+end (or at the start of the next run after a kill; see state.py). A re-run therefore sends
+exactly what was not acknowledged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import logging
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -32,6 +34,7 @@ from .payload import (
     desired_events,
     diff_attributes,
     event_item,
+    identify_encoded,
     identify_item,
     latest_segment_date,
 )
@@ -39,6 +42,7 @@ from .redact import redact
 from .report import FAILED_ROW_COLUMNS, SyncReport
 from .state import (
     append_journal,
+    delete_stale_failures,
     ensure_tables,
     fold_journal,
     fold_statements,
@@ -46,7 +50,6 @@ from .state import (
     load_acked_event_ids,
     load_failures,
     record_run,
-    write_pending,
 )
 
 log = logging.getLogger(__name__)
@@ -78,17 +81,18 @@ class _Pending:
     item: OutgoingItem
     attempts_before: int
     retried: bool
+    ack: dict[str, Any] = field(default_factory=dict)  # journal fields once acknowledged
 
 
 @dataclass
 class _Plan:
-    """Everything a run would send, computed before anything is written or sent."""
+    """What a run would send. People are a generator (built while batches are in flight);
+    items that break a documented limit land in `local_failures` as they are found."""
 
-    people: list[_Pending] = field(default_factory=list)
+    people: Iterator[_Pending]
+    people_count: int = 0  # people to build items for (before local limit checks)
     events: list[_Pending] = field(default_factory=list)
     local_failures: list[tuple[_Pending, str, str, str]] = field(default_factory=list)
-    event_rows: list[tuple[str, str, str, int]] = field(default_factory=list)  # for sync_pending
-    known: int = 0
 
 
 def _outgoing(kind: str, key: str, person_id: str, payload: dict[str, Any]) -> OutgoingItem:
@@ -159,8 +163,10 @@ def sync(
             if unfolded:
                 conn.execute("rollback")
             conn.execute(f"drop table if exists {PEOPLE_TABLE}")
-        sendable = plan.people + plan.events
-        report.samples = ([p.item.payload for p in plan.people[: options.sample_size]]
+        people = list(plan.people)
+        sendable = people + plan.events
+        report.items_failed_locally = len(plan.local_failures)
+        report.samples = ([p.item.payload for p in people[: options.sample_size]]
                           + [p.item.payload for p in plan.events[: options.sample_size]])
         report.failed_rows = _failed_frame(
             [_failure_row(p, r, f, m, options.max_attempts, local=True)
@@ -177,25 +183,22 @@ def sync(
                 f"known people would change (share {report.breaker['share']:.2f} > max "
                 f"{options.max_change_share}); nothing sent. Check upstream tables, then re-run "
                 "with override_breaker=True to send anyway"))
-        local_rows = [_failure_row(p, r, f, m, options.max_attempts, local=True)
-                      for p, r, f, m in plan.local_failures]
-        write_pending(conn, destination.name, run_id, PEOPLE_TABLE, plan.event_rows,
-                      [_journal_row(row) for row in local_rows], _utcnow())
+        delete_stale_failures(conn, destination.name, PEOPLE_TABLE)
     finally:
         conn.execute(f"drop table if exists {PEOPLE_TABLE}")
-    failed_rows: list[dict[str, Any]] = list(local_rows)
-    for row in local_rows:
-        _count_failure(report, row)
+    failed_rows: list[dict[str, Any]] = []
 
     stats_before = _stats_snapshot(destination)
     send_clock = time.perf_counter()
     try:
-        if plan.people or plan.events:
+        if plan.people_count or plan.events:
             destination.open_run(run_id, as_of)
             try:
                 _send(conn, destination, run_id, report, plan, options, failed_rows)
             finally:
                 report.destination_facts = destination.close_run()
+        else:  # nothing to send; only journals rows that failed locally
+            _send(conn, destination, run_id, report, plan, options, failed_rows)
     except DestinationAuthError as exc:
         _close(conn, report, destination, stats_before, send_clock, failed_rows)
         finish("auth_failed", str(exc))
@@ -211,9 +214,8 @@ def sync(
 
 def _plan(conn: duckdb.DuckDBPyConnection, destination: Destination, as_of: date,
           options: SyncOptions, report: SyncReport, synced_at: int) -> _Plan:
-    """Classify people (set-based), build the items of changed people and pending events,
-    check them against the documented limits, and evaluate the circuit breaker."""
-    plan = _Plan()
+    """Classify people (set-based), collect pending events, evaluate the circuit breaker;
+    people's items are built lazily by the returned plan."""
     changes = classify_people(conn, destination.name, as_of, options.payload)
     failures = load_failures(conn, destination.name)
     report.people_new = changes.counts["new"]
@@ -221,27 +223,19 @@ def _plan(conn: duckdb.DuckDBPyConnection, destination: Destination, as_of: date
     report.people_cleared = changes.counts["cleared"]
     report.people_unchanged = changes.counts["unchanged"]
     report.people_considered = sum(changes.counts.values()) + len(changes.invalid)
-    plan.known = changes.known
+    to_send = [row for row in changes.changed if not (row["given_up"] and row["same_payload_failed"])]
+    report.items_skipped_given_up += len(changes.changed) - len(to_send)
+    plan = _Plan(people=iter(()), people_count=len(to_send))
+    plan.people = _people_items(to_send, synced_at, plan.local_failures)
     for key, message in changes.invalid:
         pending = _Pending(_outgoing("person", key, "" if key == "<null>" else key, {}),
                            _attempts(failures, "person", key), False)
         plan.local_failures.append((pending, "invalid_input", "user_id", message))
-    for row in changes.changed:
-        if row["given_up"] and row["same_payload_failed"]:
-            report.items_skipped_given_up += 1
-            continue
-        desired = json.loads(row["payload"])
-        attributes = (desired if row["previous"] is None
-                      else diff_attributes(json.loads(row["previous"]), desired))
-        pid = row["person_id"]
-        live = not row["given_up"] and row["attempts"] is not None
-        plan.people.append(_Pending(
-            _outgoing("person", pid, pid, identify_item(pid, attributes, synced_at)),
-            row["attempts"] if live else 0, live))
 
     lookback = max(1, options.payload.event_lookback_days)
     acked = load_acked_event_ids(conn, destination.name, _unix(as_of - timedelta(days=lookback - 1)))
     event_keys: set[str] = set()
+    events: list[_Pending] = []
     for event in desired_events(conn, as_of, options.payload):
         if event.event_id in event_keys:
             continue  # the same fact twice in the input (e.g. a trigger row duplicated)
@@ -255,75 +249,106 @@ def _plan(conn: duckdb.DuckDBPyConnection, destination: Destination, as_of: date
             report.items_skipped_given_up += 1
             continue
         pending = _event_pending(event, failure.attempts if failure else 0, failure is not None)
-        plan.event_rows.append((event.event_id, event.person_id, event.name, event.timestamp))
         if event.error:
             plan.local_failures.append((pending, "invalid_input", "attributes", event.error))
         else:
-            plan.events.append(pending)
+            events.append(pending)
     for (kind, key), failure in failures.items():
         # Failed events older than the window are retried from their stored item.
         if kind == "event" and key not in event_keys and not failure.given_up and failure.item:
             item = failure.item
-            plan.events.append(_Pending(_outgoing("event", key, failure.person_id or "", item),
-                                        failure.attempts, True))
-            plan.event_rows.append((key, failure.person_id or "", str(item.get("name", "")),
-                                    int(item.get("timestamp") or 0)))
-
-    for group in (plan.people, plan.events):
-        sendable = []
-        for pending in group:
-            violation = check_item(pending.item.payload, pending.item.encoded)
-            if violation:
-                plan.local_failures.append(
-                    (pending, violation.reason, violation.field, violation.message))
-            else:
-                sendable.append(pending)
-        group[:] = sendable
+            events.append(_Pending(
+                _outgoing("event", key, failure.person_id or "", item), failure.attempts, True,
+                {"event_name": str(item.get("name", "")),
+                 "event_timestamp": int(item.get("timestamp") or 0)}))
+    plan.events = [p for p in events if _within_limits(p, plan.local_failures)]
     report.events_pending = len(plan.events)
-    report.items_failed_locally = len(plan.local_failures)
-    _evaluate_breaker(report, plan.known, options)
+    _evaluate_breaker(report, changes.known, options)
     return plan
+
+
+def _people_items(rows: list[dict[str, Any]], synced_at: int,
+                  local_failures: list[tuple[_Pending, str, str, str]]) -> Iterator[_Pending]:
+    """Identify items for changed people: a new person's canonical payload text goes out as
+    is; a known person gets only the attributes that differ ("" for removed ones)."""
+    for row in rows:
+        pid, desired_text = row["person_id"], row["payload"]
+        desired = json.loads(desired_text)
+        if row["previous"] is None:
+            attributes, attributes_text = desired, desired_text
+        else:
+            attributes = diff_attributes(json.loads(row["previous"]), desired)
+            attributes_text = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
+        item = OutgoingItem("person", pid, pid, identify_item(pid, attributes, synced_at),
+                            identify_encoded(pid, attributes_text, synced_at))
+        live = not row["given_up"] and row["attempts"] is not None
+        pending = _Pending(item, row["attempts"] if live else 0, live,
+                           {"payload_hash": row["payload_hash"], "payload": desired_text})
+        if _within_limits(pending, local_failures):
+            yield pending
+
+
+def _within_limits(pending: _Pending, local_failures: list[tuple[_Pending, str, str, str]]) -> bool:
+    violation = check_item(pending.item.payload, pending.item.encoded)
+    if violation:
+        local_failures.append((pending, violation.reason, violation.field, violation.message))
+    return violation is None
 
 
 def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str,
           report: SyncReport, plan: _Plan, options: SyncOptions,
           failed_rows: list[dict[str, Any]]) -> None:
     """Send people, then events (a campaign triggered by an event sees the new attributes),
-    with up to `destination.max_in_flight` batches in flight; journal each completed round."""
+    with up to `destination.max_in_flight` batches in flight. Outcomes are journaled after the
+    next batch is handed to the pool, so the journal commit overlaps with the network."""
     workers = max(1, int(getattr(destination, "max_in_flight", 1)))
-    by_key = {(p.item.kind, p.item.key): p for p in plan.people + plan.events}
-    error: BaseException | None = None
+    by_key: dict[tuple[str, str], _Pending] = {}
+    in_flight: dict[Future, list[OutgoingItem]] = {}
+    unjournaled: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
 
-    def collect(in_flight: dict[Future, list[OutgoingItem]], block_until_all: bool) -> None:
-        nonlocal error
-        done, _ = wait(in_flight, return_when="ALL_COMPLETED" if block_until_all
-                       else FIRST_COMPLETED)
-        rows: list[dict[str, Any]] = []
+    def collect(return_when: str) -> None:
+        done, _ = wait(in_flight, return_when=return_when)
         for future in done:
             batch = in_flight.pop(future)
             try:
                 results = future.result()
-            except BaseException as exc:  # noqa: BLE001 - re-raised after journaling the rest
-                error = error or exc
+            except BaseException as exc:  # noqa: BLE001 - re-raised once the rest is journaled
+                errors.append(exc)
                 continue
-            rows.extend(_outcomes(destination.name, report, batch, results, by_key, options,
-                                  failed_rows))
-        append_journal(conn, destination.name, run_id, rows, _utcnow())
+            unjournaled.extend(_outcomes(destination.name, report, batch, results, by_key,
+                                         options, failed_rows))
+
+    def journal() -> None:
+        while plan.local_failures:  # found while building items: they fail without sending
+            row = _failure_row(*plan.local_failures.pop(), options.max_attempts, local=True)
+            report.items_failed_locally += 1
+            failed_rows.append(row)
+            _count_failure(report, row)
+            unjournaled.append(_journal_row(row))
+        append_journal(conn, destination.name, run_id, unjournaled, _utcnow())
+        unjournaled.clear()
+
+    def items(group: Iterator[_Pending] | list[_Pending]) -> Iterator[OutgoingItem]:
+        for pending in group:
+            by_key[(pending.item.kind, pending.item.key)] = pending
+            yield pending.item
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-send") as pool:
         for group in (plan.people, plan.events):
-            in_flight: dict[Future, list[OutgoingItem]] = {}
-            for batch in pack_batches((p.item for p in group), destination.max_items_per_batch,
+            for batch in pack_batches(items(group), destination.max_items_per_batch,
                                       destination.max_batch_bytes):
-                while len(in_flight) >= workers and error is None:
-                    collect(in_flight, block_until_all=False)
-                if error is not None:
+                if len(in_flight) >= workers:
+                    collect(FIRST_COMPLETED)
+                if errors:
                     break
                 in_flight[pool.submit(destination.send, batch)] = batch
+                journal()
             if in_flight:
-                collect(in_flight, block_until_all=True)
-            if error is not None:
-                raise error
+                collect(ALL_COMPLETED)
+            journal()
+            if errors:
+                raise errors[0]
 
 
 def _outcomes(destination_name: str, report: SyncReport, batch: list[OutgoingItem],
@@ -349,12 +374,14 @@ def _outcomes(destination_name: str, report: SyncReport, batch: list[OutgoingIte
             else:
                 report.events_succeeded += 1
             rows.append({"item_kind": item.kind, "item_key": item.key,
-                         "person_id": item.person_id, "ok": True})
+                         "person_id": item.person_id, "ok": True, **pending.ack})
+            by_key.pop((item.kind, item.key))
             continue
         if is_person:
             report.people_failed += 1
         else:
             report.events_failed += 1
+        by_key.pop((item.kind, item.key))
         row = _failure_row(pending, result.reason, result.field, result.message,
                            options.max_attempts, local=False)
         failed_rows.append(row)
@@ -370,7 +397,8 @@ def _attempts(failures: dict, kind: str, key: str) -> int:
 
 def _event_pending(event: EventSpec, attempts: int, retried: bool) -> _Pending:
     return _Pending(_outgoing("event", event.event_id, event.person_id, event_item(event)),
-                    attempts, retried)
+                    attempts, retried,
+                    {"event_name": event.name, "event_timestamp": event.timestamp})
 
 
 def _evaluate_breaker(report: SyncReport, known: int, options: SyncOptions) -> None:
@@ -396,7 +424,7 @@ def _failure_row(p: _Pending, reason: str, field_name: str, message: str, max_at
         "item_kind": p.item.kind, "item_key": p.item.key, "person_id": p.item.person_id,
         "reason": reason, "field": field_name, "message": message, "attempts": attempts,
         "given_up": attempts >= max_attempts, "local": local,
-        "_item": p.item.payload, "_retried": p.retried,
+        "_item": p.item.payload, "_retried": p.retried, "_hash": p.ack.get("payload_hash"),
     }
 
 
@@ -404,7 +432,7 @@ def _journal_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "item_kind": row["item_kind"], "item_key": row["item_key"], "person_id": row["person_id"],
         "ok": False, "reason": row["reason"], "field": row["field"], "message": row["message"],
-        "attempts": row["attempts"], "given_up": row["given_up"],
+        "attempts": row["attempts"], "given_up": row["given_up"], "payload_hash": row["_hash"],
         "item": json.dumps(row["_item"], ensure_ascii=False),
     }
 
