@@ -1,0 +1,22 @@
+{#
+  Custom incremental strategy `replace_where` (the name and idea follow dbt-databricks):
+  delete every target row matching the model's `incremental_predicates` (AND-ed), then insert
+  the freshly built rows. Unlike delete+insert by unique key, rows that must disappear (a session
+  merged into an earlier one after a late event) are removed too, so an incremental run gives
+  exactly the table a full refresh gives. In predicates, `DBT_INTERNAL_DEST` is the target table
+  and `DBT_INTERNAL_SOURCE` the freshly built rows.
+#}
+{% macro get_incremental_replace_where_sql(arg_dict) %}
+  {%- set target = arg_dict["target_relation"] -%}
+  {%- set source = arg_dict["temp_relation"] -%}
+  {%- set predicates = arg_dict["incremental_predicates"] or [] -%}
+  {%- if predicates is string -%}{%- set predicates = [predicates] -%}{%- endif -%}
+  {%- if predicates | length == 0 -%}
+    {{ exceptions.raise_compiler_error("replace_where needs incremental_predicates (model " ~ target ~ ")") }}
+  {%- endif -%}
+  {%- set dest_cols_csv = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+  delete from {{ target }}
+  where {% for p in predicates %}({{ p | replace("DBT_INTERNAL_DEST", target | string) | replace("DBT_INTERNAL_SOURCE", source | string) }}){{ " and " if not loop.last }}{% endfor %};
+  insert into {{ target }} ({{ dest_cols_csv }})
+  select {{ dest_cols_csv }} from {{ source }}
+{% endmacro %}

@@ -1,0 +1,43 @@
+{#
+  Per-user re-processing start for incremental runs (only rendered when is_incremental()).
+
+  Everything from `reprocess_from` (min_date - late_arrival_days) on is rebuilt. Two things can
+  reach further back for a user, and both move that user's cut earlier:
+  - identity stitching: an anonymous_id first identified inside the window attributes its
+    older anonymous events (pre-signup page views) to the user;
+  - a stored session that is still "open" at the cut (its last event is within the session
+    timeout of the cut) would be continued by the new events, so the cut moves back to that
+    session's start.
+  The cut is therefore always a session start, so sessions before it are final and sessions
+  from it on are recomputed from events alone. Returns rows (user_id, cut_at, cut_date) only for
+  users whose cut is earlier than reprocess_from.
+#}
+{% macro user_reprocess_cuts(sessions_relation) -%}
+  {%- set timeout = var('session_timeout_minutes') | int -%}
+  select user_id, min(cut_at) as cut_at, cast(min(cut_at) as date) as cut_date
+  from (
+    select stitched_cuts.user_id, stitched_cuts.cut_at
+    from stitched_cuts
+    union all
+    select s.user_id, s.session_start as cut_at
+    from {{ sessions_relation }} as s
+    left join stitched_cuts on stitched_cuts.user_id = s.user_id
+    where s.session_start < coalesce(stitched_cuts.cut_at, {{ reprocess_from_ts() }})
+      and s.session_end >= {{ dbt.dateadd('minute', -1 * timeout,
+                              'coalesce(stitched_cuts.cut_at, ' ~ reprocess_from_ts() ~ ')') }}
+  ) as candidate_cuts
+  group by user_id
+{%- endmacro %}
+
+{# CTE body used by user_reprocess_cuts: users whose anonymous history got stitched in this window. #}
+{% macro stitched_cuts_cte() -%}
+  select stitched_user_id as user_id, min(event_at) as cut_at
+  from {{ ref('int_events_stitched') }}
+  where is_anonymous
+    and anonymous_id in (
+      select anonymous_id from {{ ref('int_identity_map') }}
+      where first_identified_at >= {{ reprocess_from_ts() }}
+    )
+  group by 1
+  having min(event_at) < {{ reprocess_from_ts() }}
+{%- endmacro %}

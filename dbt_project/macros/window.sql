@@ -1,0 +1,43 @@
+{# The partition window handed over by Dagster: [min_date, max_date), ISO dates. #}
+{% macro min_date() %}cast('{{ var("min_date") }}' as date){% endmacro %}
+{% macro max_date() %}cast('{{ var("max_date") }}' as date){% endmacro %}
+
+{# Start of the re-processing window: late events up to late_arrival_days old are accepted. #}
+{% macro reprocess_from() -%}
+  {{ dbt.dateadd('day', -1 * var('late_arrival_days') | int, min_date()) }}
+{%- endmacro %}
+
+{% macro reprocess_from_ts() -%}
+  cast({{ reprocess_from() }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{# SQL list literal of strings: ('a', 'b'). #}
+{% macro sql_list(values) -%}
+  ({% for v in values %}'{{ v | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{# Column-safe name for an event name: "Report Shared" -> report_shared. #}
+{% macro slug(name) -%}
+  {{ modules.re.sub('[^a-z0-9]+', '_', name | lower).strip('_') }}
+{%- endmacro %}
+
+{# Events of one tracking-plan milestone. #}
+{% macro milestone_events(milestone_name) -%}
+  {%- for m in var('tracking_plan')['milestones'] if m['name'] == milestone_name -%}
+    {{ return(m['events']) }}
+  {%- endfor -%}
+  {{ exceptions.raise_compiler_error("milestone '" ~ milestone_name ~ "' is not in vars.tracking_plan.milestones") }}
+{%- endmacro %}
+
+{# Rolling frame over a dense per-user daily grid: the last n days including the current one. #}
+{% macro last_n_days(n, partition='user_id', order='snapshot_date') -%}
+  over (partition by {{ partition }} order by {{ order }} rows between {{ n - 1 }} preceding and current row)
+{%- endmacro %}
+
+{% macro running(partition='user_id', order='snapshot_date') -%}
+  over (partition by {{ partition }} order by {{ order }} rows between unbounded preceding and current row)
+{%- endmacro %}
+
+{% macro boolean_to_int(expr) -%}
+  case when {{ expr }} then 1 else 0 end
+{%- endmacro %}

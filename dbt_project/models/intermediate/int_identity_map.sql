@@ -1,0 +1,44 @@
+-- anonymous_id -> user_id from every event that carries both (identify calls, and track/page
+-- calls sent after login). An anonymous_id seen with several users (shared device) belongs to
+-- the first user it was identified as. Incremental: identities seen in the window are merged
+-- with the stored ones and the earliest identification wins, so the result equals a full build.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='anonymous_id',
+) }}
+
+with pairs as (
+    select anonymous_id, user_id, event_at as identified_at, message_id
+    from {{ ref('stg_events__events') }}
+    where anonymous_id is not null
+      and user_id is not null
+      and event_at < cast({{ max_date() }} as {{ dbt.type_timestamp() }})
+    {% if is_incremental() %}
+      and event_at >= {{ reprocess_from_ts() }}
+    {% endif %}
+),
+
+candidates as (
+    select * from pairs
+    {% if is_incremental() %}
+    union all
+    select anonymous_id, user_id, first_identified_at, first_message_id
+    from {{ this }}
+    where anonymous_id in (select anonymous_id from pairs)
+    {% endif %}
+),
+
+ranked as (
+    select *,
+        row_number() over (partition by anonymous_id order by identified_at, message_id) as pick
+    from candidates
+)
+
+select
+    anonymous_id,
+    user_id,
+    identified_at as first_identified_at,
+    message_id as first_message_id
+from ranked
+where pick = 1

@@ -1,0 +1,129 @@
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_events_stitched') }}
+-- depends_on: {{ ref('int_sessions') }}
+-- One row per user per active day: events, sessions started and their minutes, usage counts
+-- per core feature, support/billing events, events per onboarding milestone, and
+-- `first_<milestone>`: true on the day the user reached that milestone for the first time.
+-- Columns per feature / milestone come from vars.tracking_plan.
+-- Incremental: days from each user's cut (see int_sessions) on are deleted and rebuilt.
+{%- set plan = var('tracking_plan') -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_where',
+    unique_key=['user_id', 'activity_date'],
+    incremental_predicates=[
+        "activity_date >= " ~ reprocess_from()
+        ~ " or exists (select 1 from (select user_id as cut_user_id, min(activity_date) as cut_date"
+        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
+        ~ " where cuts.cut_user_id = user_id and activity_date >= cuts.cut_date)"
+    ],
+) }}
+
+with
+{% if is_incremental() %}
+stitched_cuts as ({{ stitched_cuts_cte() }}),
+cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
+{% endif %}
+
+events as (
+    select e.stitched_user_id as user_id, e.event_date as activity_date, e.event_type, e.event_name
+    from {{ ref('int_events_stitched') }} as e
+    {% if is_incremental() %}
+    left join cuts on cuts.user_id = e.stitched_user_id
+    where e.event_date >= coalesce(cuts.cut_date, {{ reprocess_from() }})
+    {% endif %}
+),
+
+event_counts as (
+    select
+        user_id,
+        activity_date,
+        count(*) as events,
+        sum(case when event_type = 'page' then 1 else 0 end) as page_views,
+        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['core_features']) }} then 1 else 0 end) as core_feature_events,
+        {% for feature in plan['core_features'] -%}
+        sum(case when event_type = 'track' and event_name = '{{ feature }}' then 1 else 0 end) as feature_{{ slug(feature) }}_events,
+        {% endfor -%}
+        {% for m in plan['milestones'] -%}
+        sum(case when event_type = 'track' and event_name in {{ sql_list(m['events']) }} then 1 else 0 end) as milestone_{{ m['name'] }}_events,
+        {% endfor -%}
+        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['support_events']) }} then 1 else 0 end) as support_tickets,
+        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['upgrade_events']) }} then 1 else 0 end) as upgrade_events,
+        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['cancel_events']) }} then 1 else 0 end) as cancel_events
+    from events
+    group by user_id, activity_date
+),
+
+session_counts as (
+    select
+        s.user_id,
+        s.session_date as activity_date,
+        count(*) as sessions_started,
+        sum(s.duration_minutes) as active_minutes
+    from {{ ref('int_sessions') }} as s
+    {% if is_incremental() %}
+    left join cuts on cuts.user_id = s.user_id
+    where s.session_date >= coalesce(cuts.cut_date, {{ reprocess_from() }})
+    {% endif %}
+    group by s.user_id, s.session_date
+),
+
+-- First day each milestone was reached: the stored days before the user's cut (unchanged by
+-- this run) and the rebuilt days, whichever is earlier. (Written as union + min rather than a
+-- left join with coalesce: DuckDB 2.0.1's statistics propagation folds the latter wrongly
+-- when the stored side is provably empty.)
+milestone_firsts as (
+    select
+        user_id,
+        {% for m in plan['milestones'] -%}
+        min(first_date_{{ m['name'] }}) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
+        {% endfor %}
+    from (
+        select
+            user_id,
+            {% for m in plan['milestones'] -%}
+            min(case when milestone_{{ m['name'] }}_events > 0 then activity_date end) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
+            {% endfor %}
+        from event_counts
+        group by user_id
+        {% if is_incremental() %}
+        union all
+        select
+            t.user_id,
+            {% for m in plan['milestones'] -%}
+            min(case when t.first_{{ m['name'] }} then t.activity_date end){{ "," if not loop.last }}
+            {% endfor %}
+        from {{ this }} as t
+        left join cuts on cuts.user_id = t.user_id
+        where t.activity_date < coalesce(cuts.cut_date, {{ reprocess_from() }})
+        group by t.user_id
+        {% endif %}
+    ) as firsts_by_source
+    group by user_id
+)
+
+select
+    event_counts.user_id,
+    event_counts.activity_date,
+    event_counts.events,
+    event_counts.page_views,
+    coalesce(session_counts.sessions_started, 0) as sessions_started,
+    coalesce(session_counts.active_minutes, 0.0) as active_minutes,
+    event_counts.core_feature_events,
+    {% for feature in plan['core_features'] -%}
+    event_counts.feature_{{ slug(feature) }}_events,
+    {% endfor -%}
+    event_counts.support_tickets,
+    event_counts.upgrade_events,
+    event_counts.cancel_events,
+    {% for m in plan['milestones'] -%}
+    event_counts.milestone_{{ m['name'] }}_events,
+    {% endfor -%}
+    {% for m in plan['milestones'] -%}
+    coalesce(event_counts.activity_date = milestone_firsts.first_date_{{ m['name'] }}, false)
+        as first_{{ m['name'] }}{{ "," if not loop.last }}
+    {% endfor %}
+from event_counts
+inner join milestone_firsts on milestone_firsts.user_id = event_counts.user_id
+left join session_counts
+    on session_counts.user_id = event_counts.user_id and session_counts.activity_date = event_counts.activity_date

@@ -1,0 +1,318 @@
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_events_stitched') }}
+-- depends_on: {{ ref('int_sessions') }}
+-- Point-in-time user features: one row per signed-up, not-churned user per snapshot_date,
+-- computed only from data dated on or before snapshot_date (events by event date, CRM by the
+-- version valid that day, invoices by paid date). "Not churned" = active in the last
+-- churn_window_days days, or signed up less than churn_window_days ago.
+-- Built on a dense user x day grid with rolling ROWS frames; all-time totals are the stored
+-- totals before the grid plus running sums on it.
+-- Incremental: snapshot dates from min(min_date - late_arrival_days, the user's cut) on are
+-- rebuilt (late events change the windows of the days after them).
+{%- set plan = var('tracking_plan') -%}
+{%- set milestones = plan['milestones'] -%}
+{%- set counters = var('milestone_counters') -%}
+{%- set value_milestone = var('value_milestone', milestones[-1]['name']) -%}
+{%- set churn_days = var('churn_window_days') | int -%}
+{%- set history_days = [churn_days, 14] | max -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_where',
+    unique_key=['user_id', 'snapshot_date'],
+    incremental_predicates=[
+        "snapshot_date >= " ~ reprocess_from()
+        ~ " or exists (select 1 from (select user_id as cut_user_id, min(snapshot_date) as cut_date"
+        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
+        ~ " where cuts.cut_user_id = user_id and snapshot_date >= cuts.cut_date)"
+    ],
+) }}
+
+{%- set daily_rel = ref('int_user_activity_daily') -%}
+{%- set contacts_rel = ref('stg_crm__contact_snapshots') -%}
+{%- set max_date_sql = max_date() %}
+
+with
+{% if is_incremental() %}
+stitched_cuts as ({{ stitched_cuts_cte() }}),
+cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
+{% endif %}
+
+daily as (
+    select * from {{ daily_rel }} where activity_date < {{ max_date_sql }}
+),
+
+contact_versions as (
+    select * from {{ contacts_rel }} where valid_from_date < {{ max_date_sql }}
+),
+
+revenue_invoices as (
+    select user_id, paid_date, amount_usd, monthly_amount_usd, period_start_date, period_end_date
+    from {{ ref('stg_billing__invoices') }}
+    where is_revenue and paid_date < {{ max_date_sql }}
+),
+
+data_end as (
+    select max(activity_date) as data_end_date from daily
+),
+
+calendar as (
+    {{ calendar_between(
+        "(select min(first_date) from (select min(activity_date) as first_date from " ~ daily_rel
+        ~ " union all select min(signup_date) from " ~ contacts_rel
+        ~ " union all select min(valid_from_date) from " ~ contacts_rel ~ ") as firsts)",
+        "(select max(activity_date) from " ~ daily_rel ~ ")") }}
+),
+
+user_first as (
+    select user_id, min(first_date) as first_date
+    from (
+        select user_id, min(activity_date) as first_date from daily group by user_id
+        union all
+        select user_id, min(case when signup_date < valid_from_date then signup_date else valid_from_date end)
+        from contact_versions group by user_id
+    ) as firsts
+    group by user_id
+),
+
+user_region as (
+    select
+        user_first.user_id,
+        user_first.first_date,
+        {% if is_incremental() %}
+        case when cuts.cut_date < {{ reprocess_from() }} then cuts.cut_date else {{ reprocess_from() }} end
+        {% else %}
+        user_first.first_date
+        {% endif %} as region_start
+    from user_first
+    {% if is_incremental() %}
+    left join cuts on cuts.user_id = user_first.user_id
+    {% endif %}
+),
+
+user_bounds as (
+    select
+        user_id,
+        region_start,
+        greatest(first_date, {{ dbt.dateadd('day', -(history_days - 1), 'region_start') }}) as grid_start
+    from user_region
+),
+
+grid as (
+    select user_bounds.user_id, calendar.calendar_date as snapshot_date, user_bounds.region_start
+    from user_bounds
+    inner join calendar
+        on calendar.calendar_date >= user_bounds.grid_start
+       and calendar.calendar_date <= (select data_end_date from data_end)
+),
+
+-- All-time totals from before the grid (empty on a full build: the grid starts at day one).
+prior_activity as (
+    select
+        daily.user_id,
+        max(daily.activity_date) as last_active_date,
+        sum(daily.support_tickets) as support_tickets,
+        {% for column, milestone in counters.items() -%}
+        sum(daily.milestone_{{ milestone }}_events) as {{ column }},
+        {% endfor -%}
+        {% for m in milestones -%}
+        min(case when daily.first_{{ m['name'] }} then daily.activity_date end) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
+        {% endfor %}
+    from daily
+    inner join user_bounds
+        on user_bounds.user_id = daily.user_id and daily.activity_date < user_bounds.grid_start
+    group by daily.user_id
+),
+
+prior_revenue as (
+    select revenue_invoices.user_id, sum(revenue_invoices.amount_usd) as revenue
+    from revenue_invoices
+    inner join user_bounds
+        on user_bounds.user_id = revenue_invoices.user_id
+       and revenue_invoices.paid_date < user_bounds.grid_start
+    group by revenue_invoices.user_id
+),
+
+revenue_daily as (
+    select user_id, paid_date, sum(amount_usd) as revenue
+    from revenue_invoices
+    group by user_id, paid_date
+),
+
+dense as (
+    select
+        grid.user_id,
+        grid.snapshot_date,
+        grid.region_start,
+        case when daily.user_id is null then 0 else 1 end as active,
+        coalesce(daily.events, 0) as events,
+        coalesce(daily.sessions_started, 0) as sessions,
+        coalesce(daily.active_minutes, 0.0) as active_minutes,
+        coalesce(daily.core_feature_events, 0) as core_feature_events,
+        {% for feature in plan['core_features'] -%}
+        coalesce(daily.feature_{{ slug(feature) }}_events, 0) as feature_{{ slug(feature) }}_events,
+        {% endfor -%}
+        coalesce(daily.support_tickets, 0) as support_tickets,
+        {% for column, milestone in counters.items() -%}
+        coalesce(daily.milestone_{{ milestone }}_events, 0) as {{ column }},
+        {% endfor -%}
+        {% for m in milestones -%}
+        case when daily.first_{{ m['name'] }} then 1 else 0 end as first_{{ m['name'] }},
+        {% endfor -%}
+        coalesce(revenue_daily.revenue, 0.0) as revenue
+    from grid
+    left join daily
+        on daily.user_id = grid.user_id and daily.activity_date = grid.snapshot_date
+    left join revenue_daily
+        on revenue_daily.user_id = grid.user_id and revenue_daily.paid_date = grid.snapshot_date
+),
+
+rolled as (
+    select
+        user_id,
+        snapshot_date,
+        region_start,
+        sum(active) {{ last_n_days(7) }} as active_days_7d,
+        sum(active) {{ last_n_days(28) }} as active_days_28d,
+        sum(events) {{ last_n_days(7) }} as events_7d,
+        sum(events) {{ last_n_days(28) }} as events_28d,
+        sum(events) over (partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding) as events_prev_7d,
+        sum(sessions) {{ last_n_days(7) }} as sessions_7d,
+        sum(sessions) {{ last_n_days(28) }} as sessions_28d,
+        sum(active_minutes) {{ last_n_days(28) }} as active_minutes_28d,
+        sum(core_feature_events) {{ last_n_days(28) }} as feature_depth_28d,
+        {% for feature in plan['core_features'] -%}
+        sum(feature_{{ slug(feature) }}_events) {{ last_n_days(28) }} as feature_{{ slug(feature) }}_28d,
+        {% endfor -%}
+        sum(support_tickets) {{ last_n_days(28) }} as support_tickets_28d,
+        sum(support_tickets) {{ running() }} as support_tickets_running,
+        {% for column in counters -%}
+        sum({{ column }}) {{ running() }} as {{ column }}_running,
+        {% endfor -%}
+        {% for m in milestones -%}
+        min(case when first_{{ m['name'] }} = 1 then snapshot_date end) {{ running() }} as first_date_{{ m['name'] }},
+        {% endfor -%}
+        max(case when active = 1 then snapshot_date end) {{ running() }} as last_active_date,
+        sum(revenue) {{ running() }} as revenue_running
+    from dense
+),
+
+snapshots as (
+    select
+        rolled.*,
+        contact_versions.signup_date,
+        contact_versions.plan,
+        contact_versions.industry,
+        contact_versions.company_size,
+        contact_versions.country,
+        contact_versions.role,
+        contact_versions.acquisition_channel
+    from rolled
+    inner join contact_versions
+        on contact_versions.user_id = rolled.user_id
+       and contact_versions.valid_from_date <= rolled.snapshot_date
+       and (contact_versions.valid_to_date is null or rolled.snapshot_date < contact_versions.valid_to_date)
+    where rolled.snapshot_date >= rolled.region_start
+      and rolled.snapshot_date >= contact_versions.signup_date
+),
+
+mrr as (
+    select snapshots.user_id, snapshots.snapshot_date, sum(revenue_invoices.monthly_amount_usd) as mrr
+    from snapshots
+    inner join revenue_invoices
+        on revenue_invoices.user_id = snapshots.user_id
+       and revenue_invoices.paid_date <= snapshots.snapshot_date
+       and revenue_invoices.period_start_date <= snapshots.snapshot_date
+       and snapshots.snapshot_date < revenue_invoices.period_end_date
+    group by snapshots.user_id, snapshots.snapshot_date
+),
+
+features as (
+    select
+        snapshots.user_id,
+        snapshots.snapshot_date,
+        snapshots.signup_date,
+        cast({{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_signup,
+        cast({{ dbt.datediff('coalesce(snapshots.last_active_date, prior_activity.last_active_date)', 'snapshots.snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_last_active,
+        cast(snapshots.active_days_7d as {{ dbt.type_int() }}) as active_days_7d,
+        cast(snapshots.active_days_28d as {{ dbt.type_int() }}) as active_days_28d,
+        cast(snapshots.events_7d as {{ dbt.type_int() }}) as events_7d,
+        cast(snapshots.events_28d as {{ dbt.type_int() }}) as events_28d,
+        cast(snapshots.sessions_7d as {{ dbt.type_int() }}) as sessions_7d,
+        cast(snapshots.sessions_28d as {{ dbt.type_int() }}) as sessions_28d,
+        cast(case when snapshots.sessions_28d > 0
+                  then snapshots.active_minutes_28d / snapshots.sessions_28d else 0.0 end as {{ dbt.type_float() }})
+            as avg_session_minutes_28d,
+        cast(0
+            {%- for feature in plan['core_features'] %}
+            + case when snapshots.feature_{{ slug(feature) }}_28d > 0 then 1 else 0 end
+            {%- endfor %} as {{ dbt.type_int() }}) as feature_breadth_28d,
+        cast(snapshots.feature_depth_28d as {{ dbt.type_int() }}) as feature_depth_28d,
+        {% for m in milestones -%}
+        coalesce(prior_activity.first_date_{{ m['name'] }}, snapshots.first_date_{{ m['name'] }}) is not null as reached_{{ m['name'] }},
+        {% endfor -%}
+        cast({{ dbt.datediff('snapshots.signup_date',
+                 'coalesce(prior_activity.first_date_' ~ value_milestone ~ ', snapshots.first_date_' ~ value_milestone ~ ')',
+                 'day') }} as {{ dbt.type_int() }}) as days_to_first_value_raw,
+        cast(coalesce(prior_activity.support_tickets, 0) + snapshots.support_tickets_running as {{ dbt.type_int() }}) as support_tickets_total,
+        cast(snapshots.support_tickets_28d as {{ dbt.type_int() }}) as support_tickets_28d,
+        {% for column in counters -%}
+        cast(coalesce(prior_activity.{{ column }}, 0) + snapshots.{{ column }}_running as {{ dbt.type_int() }}) as {{ column }},
+        {% endfor -%}
+        cast(coalesce(snapshots.events_prev_7d, 0) as {{ dbt.type_int() }}) as events_prev_7d,
+        snapshots.plan,
+        snapshots.plan in {{ sql_list(plan['paid_plans']) }} as is_paid,
+        cast(coalesce(mrr.mrr, 0.0) as {{ dbt.type_float() }}) as mrr,
+        cast(coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running as {{ dbt.type_float() }}) as revenue_to_date,
+        snapshots.industry,
+        snapshots.company_size,
+        snapshots.country,
+        snapshots.role,
+        snapshots.acquisition_channel,
+        snapshots.active_days_28d > 0 as is_active_28d
+    from snapshots
+    left join prior_activity on prior_activity.user_id = snapshots.user_id
+    left join prior_revenue on prior_revenue.user_id = snapshots.user_id
+    left join mrr on mrr.user_id = snapshots.user_id and mrr.snapshot_date = snapshots.snapshot_date
+)
+
+select
+    user_id,
+    snapshot_date,
+    signup_date,
+    days_since_signup,
+    days_since_last_active,
+    active_days_7d,
+    active_days_28d,
+    events_7d,
+    events_28d,
+    sessions_7d,
+    sessions_28d,
+    avg_session_minutes_28d,
+    feature_breadth_28d,
+    feature_depth_28d,
+    cast(0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %} as {{ dbt.type_int() }}) as milestones_reached,
+    cast((0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %}) / {{ milestones | length }}.0 as {{ dbt.type_float() }}) as onboarding_completion,
+    {% for m in milestones -%}
+    reached_{{ m['name'] }},
+    {% endfor -%}
+    case when days_to_first_value_raw < 0 then 0 else days_to_first_value_raw end as days_to_first_value,
+    {% for column in counters -%}
+    {{ column }},
+    {% endfor -%}
+    support_tickets_28d,
+    support_tickets_total,
+    events_prev_7d,
+    cast((events_7d - events_prev_7d) * 1.0
+         / case when events_prev_7d > 1 then events_prev_7d else 1 end as {{ dbt.type_float() }}) as activity_trend,
+    plan,
+    is_paid,
+    mrr,
+    revenue_to_date,
+    industry,
+    company_size,
+    country,
+    role,
+    acquisition_channel,
+    is_active_28d
+from features
+where is_active_28d or days_since_signup < {{ churn_days }}
