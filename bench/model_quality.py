@@ -72,7 +72,7 @@ def _dbt(work: Path) -> dict:
     command = [str(dbt), "run", "--project-dir", str(REPO / "dbt_project"),
                "--profiles-dir", str(REPO / "dbt_project"),
                "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"),
-               "--select", *(f"+{mart}" for mart in MARTS.values()), "fct_user_features"]
+               "--select", *(f"+{mart}" for mart in MARTS.values()), "+fct_user_features"]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"dbt failed ({done.returncode}):\n{done.stdout[-4000:]}")

@@ -12,6 +12,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ml import registry
 from ml.features import (
@@ -92,12 +93,21 @@ def score_users(
     tracking_uri: str,
     score_date: date,
     top_reasons: int = 3,
+    n_threads: int | None = 1,
 ) -> pd.DataFrame:
     """Score every active user on `score_date` with the champions; `user_scores` schema.
 
     Deterministic for the same models and data: rows are sorted by user_id and every model
-    and reason computation is free of randomness.
+    and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
+    all cores; see `ml.train.train_model`).
     """
+    with threadpool_limits(limits=n_threads):
+        return _score(features_df, tracking_uri, score_date, top_reasons)
+
+
+def _score(
+    features_df: pd.DataFrame, tracking_uri: str, score_date: date, top_reasons: int
+) -> pd.DataFrame:
     rows = _active_rows(features_df, score_date)
     churn = _champion(CHURN_MODEL, tracking_uri, required=True)
     ltv = _champion(LTV_MODEL, tracking_uri, required=False)

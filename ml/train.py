@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from sklearn.inspection import permutation_importance
+from threadpoolctl import threadpool_limits
 
 from ml import plots, registry
 from ml.estimators import (
@@ -202,13 +203,32 @@ def train_model(
     max_train_rows: int | None = 400_000,
     reference_rows: int = 5000,
     output_dir: Path | None = None,
+    n_threads: int | None = 1,
 ) -> TrainResult:
     """Train, evaluate, log, register and (maybe) promote one model; see module docstring.
 
     `training_df` is the dbt mart (`ml_churn_training`, `ml_ltv_training` or
     `ml_conversion_training`). Training rows above `max_train_rows` are sampled (seeded).
     Plots are written to `output_dir` (default: a new temp folder) and logged under `plots/`.
+    `n_threads` caps OpenMP/BLAS threads (None = all cores): on a busy shared machine one
+    thread is many times faster than oversubscribed spinning OpenMP workers.
     """
+    with threadpool_limits(limits=n_threads):
+        return _train(kind, training_df, tracking_uri, artifact_root, holdout_date, policy,
+                      max_train_rows, reference_rows, output_dir)
+
+
+def _train(
+    kind: str,
+    training_df: pd.DataFrame,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    holdout_date: date | None,
+    policy: PromotionPolicy | None,
+    max_train_rows: int | None,
+    reference_rows: int,
+    output_dir: Path | None,
+) -> TrainResult:
     spec = model_kind(kind)
     policy = policy or spec.default_policy
     labelled, warnings = _labels(training_df, spec)
