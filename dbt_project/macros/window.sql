@@ -41,3 +41,13 @@
 {% macro boolean_to_int(expr) -%}
   case when {{ expr }} then 1 else 0 end
 {%- endmacro %}
+
+{# The columns of fct_user_features, as "alias.col, ..." (looked up when the model runs). #}
+{% macro feature_columns(alias) -%}
+  {%- if execute -%}
+    {%- set cols = adapter.get_columns_in_relation(ref('fct_user_features')) -%}
+    {%- for c in cols %}{{ alias }}.{{ adapter.quote(c.name) }}{{ ", " if not loop.last }}{% endfor -%}
+  {%- else -%}
+    {{ alias }}.user_id
+  {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,61 @@
+-- One row per user (CRM): demographics, signup cohort, current plan and lifecycle stage as of
+-- the last day with data. Lifecycle, first match wins: churned (no activity for more than
+-- churn_window_days, signed up at least that long ago), paying (paid plan), at_risk (no
+-- activity for more than 7 days), activated (reached the value milestone), new (signed up in
+-- the last 7 days), onboarding (everyone else).
+{%- set churn_days = var('churn_window_days') | int -%}
+{%- set milestones = var('tracking_plan')['milestones'] -%}
+{%- set value_milestone = var('value_milestone', milestones[-1]['name']) %}
+with contacts as (
+    select * from {{ ref('stg_crm__contacts') }}
+),
+
+activity as (
+    select
+        user_id,
+        max(activity_date) as last_active_date,
+        max(case when first_{{ value_milestone }} then 1 else 0 end) as reached_value
+    from {{ ref('int_user_activity_daily') }}
+    group by user_id
+),
+
+data_end as (
+    select max(activity_date) as data_end_date from {{ ref('int_user_activity_daily') }}
+),
+
+users as (
+    select
+        contacts.*,
+        activity.last_active_date,
+        coalesce(activity.reached_value, 0) = 1 as reached_value,
+        {{ dbt.datediff('contacts.signup_date', 'data_end.data_end_date', 'day') }} as days_since_signup,
+        {{ dbt.datediff('activity.last_active_date', 'data_end.data_end_date', 'day') }} as days_inactive
+    from contacts
+    cross join data_end
+    left join activity on activity.user_id = contacts.user_id
+)
+
+select
+    user_id,
+    email,
+    signup_at,
+    signup_date,
+    cast({{ dbt.date_trunc('week', 'signup_date') }} as date) as signup_week,
+    cast({{ dbt.date_trunc('month', 'signup_date') }} as date) as signup_month,
+    company,
+    industry,
+    company_size,
+    country,
+    role,
+    acquisition_channel,
+    plan as current_plan,
+    case
+        when days_since_signup >= {{ churn_days }} and coalesce(days_inactive, days_since_signup) > {{ churn_days }} then 'churned'
+        when plan in {{ sql_list(var('tracking_plan')['paid_plans']) }} then 'paying'
+        when coalesce(days_inactive, days_since_signup) > 7 then 'at_risk'
+        when reached_value then 'activated'
+        when days_since_signup < 7 then 'new'
+        else 'onboarding'
+    end as lifecycle_stage,
+    last_active_date
+from users

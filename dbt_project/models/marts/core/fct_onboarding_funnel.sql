@@ -1,0 +1,77 @@
+-- Onboarding funnel, long format: for each group (dimension / dimension_value: all users,
+-- signup week, signup month, industry, company size, country, role, acquisition channel) and
+-- each milestone of vars.tracking_plan in order: users in the group, users who reached the
+-- milestone, share of the group, conversion from the previous step (reached this / reached
+-- previous; step 1 = share of the group), drop-off from the previous step (users), and the
+-- median days from signup to reaching it. Reaching is counted regardless of order.
+{%- set milestones = var('tracking_plan')['milestones'] -%}
+{%- set dimensions = ['signup_week', 'signup_month', 'industry', 'company_size', 'country', 'role', 'acquisition_channel'] %}
+with firsts as (
+    select
+        user_id,
+        {% for m in milestones -%}
+        min(case when first_{{ m['name'] }} then activity_date end) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
+        {% endfor %}
+    from {{ ref('int_user_activity_daily') }}
+    group by user_id
+),
+
+users as (
+    select
+        u.user_id,
+        u.signup_date,
+        {% for d in dimensions -%}
+        cast(u.{{ d }} as {{ dbt.type_string() }}) as {{ d }},
+        {% endfor -%}
+        {% for m in milestones -%}
+        f.first_date_{{ m['name'] }}{{ "," if not loop.last }}
+        {% endfor %}
+    from {{ ref('dim_users') }} as u
+    left join firsts as f on f.user_id = u.user_id
+),
+
+grouped as (
+    select 'all' as dimension, 'all' as dimension_value, users.* from users
+    {% for d in dimensions %}
+    union all
+    select '{{ d }}', coalesce({{ d }}, 'unknown'), users.* from users
+    {% endfor %}
+),
+
+steps as (
+    {% for m in milestones %}
+    select
+        dimension,
+        dimension_value,
+        {{ loop.index }} as step_number,
+        '{{ m['name'] }}' as milestone,
+        count(*) as users_in_group,
+        count(first_date_{{ m['name'] }}) as users_reached,
+        {{ median(dbt.datediff('signup_date', 'first_date_' ~ m['name'], 'day')) }} as median_days_to_reach
+    from grouped
+    group by dimension, dimension_value
+    {{ "union all" if not loop.last }}
+    {% endfor %}
+),
+
+with_previous as (
+    select
+        steps.*,
+        lag(users_reached) over (partition by dimension, dimension_value order by step_number) as previous_reached
+    from steps
+)
+
+select
+    dimension,
+    dimension_value,
+    cast(step_number as {{ dbt.type_int() }}) as step_number,
+    milestone,
+    cast(users_in_group as {{ dbt.type_int() }}) as users_in_group,
+    cast(users_reached as {{ dbt.type_int() }}) as users_reached,
+    cast(users_reached * 1.0 / users_in_group as {{ dbt.type_float() }}) as reached_rate,
+    cast(case when coalesce(previous_reached, users_in_group) > 0
+              then users_reached * 1.0 / coalesce(previous_reached, users_in_group) end as {{ dbt.type_float() }})
+        as conversion_from_previous,
+    cast(coalesce(previous_reached, users_in_group) - users_reached as {{ dbt.type_int() }}) as drop_off_users,
+    cast(median_days_to_reach as {{ dbt.type_float() }}) as median_days_to_reach
+from with_previous

@@ -1,0 +1,100 @@
+-- Revenue retention by signup cohort (weekly and monthly, as fct_cohort_retention): revenue
+-- (USD, by paid date) and paying users per period since the cohort start, cumulative revenue
+-- per cohort user, and net_revenue_retention = period revenue / revenue of the cohort's first
+-- period with revenue (null before it). Only completed periods.
+with users as (
+    select user_id, signup_date from {{ ref('dim_users') }}
+),
+
+invoices as (
+    select user_id, paid_date, amount_usd
+    from {{ ref('stg_billing__invoices') }}
+    where is_revenue
+),
+
+data_end as (
+    select max(activity_date) as data_end_date from {{ ref('int_user_activity_daily') }}
+),
+
+{% for grain in ['week', 'month'] %}
+{{ grain }}_cohorts as (
+    select
+        '{{ grain }}' as cohort_grain,
+        cast({{ dbt.date_trunc(grain, 'signup_date') }} as date) as cohort_start,
+        user_id
+    from users
+),
+
+{{ grain }}_sizes as (
+    select cohort_grain, cohort_start, count(*) as cohort_size
+    from {{ grain }}_cohorts group by 1, 2
+),
+
+{{ grain }}_revenue as (
+    select
+        c.cohort_grain,
+        c.cohort_start,
+        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'i.paid_date'), grain) }} as period_number,
+        sum(i.amount_usd) as revenue,
+        count(distinct i.user_id) as paying_users
+    from {{ grain }}_cohorts as c
+    inner join invoices as i on i.user_id = c.user_id and i.paid_date >= c.cohort_start
+    cross join data_end
+    where i.paid_date <= data_end.data_end_date
+    group by 1, 2, 3
+),
+
+{{ grain }}_grid as (
+    select s.cohort_grain, s.cohort_start, s.cohort_size, periods.period_number
+    from {{ grain }}_sizes as s
+    inner join (select distinct period_number from {{ grain }}_revenue) as periods on 1 = 1
+    cross join data_end
+    where {{ dbt.dateadd(grain, 'periods.period_number + 1', 's.cohort_start') }} <= {{ dbt.dateadd('day', 1, 'data_end.data_end_date') }}
+){{ "," if not loop.last }}
+{% endfor %}
+
+, combined as (
+    {% for grain in ['week', 'month'] %}
+    select
+        g.cohort_grain,
+        g.cohort_start,
+        g.period_number,
+        g.cohort_size,
+        coalesce(r.revenue, 0.0) as revenue,
+        coalesce(r.paying_users, 0) as paying_users
+    from {{ grain }}_grid as g
+    left join {{ grain }}_revenue as r
+        on r.cohort_start = g.cohort_start and r.period_number = g.period_number
+    {{ "union all" if not loop.last }}
+    {% endfor %}
+),
+
+with_base as (
+    select
+        combined.*,
+        min(case when revenue > 0 then period_number end)
+            over (partition by cohort_grain, cohort_start) as base_period
+    from combined
+),
+
+base as (
+    select cohort_grain, cohort_start, revenue as base_revenue
+    from with_base
+    where period_number = base_period
+)
+
+select
+    w.cohort_grain,
+    w.cohort_start,
+    cast(w.period_number as {{ dbt.type_int() }}) as period_number,
+    cast(w.cohort_size as {{ dbt.type_int() }}) as cohort_size,
+    cast(w.paying_users as {{ dbt.type_int() }}) as paying_users,
+    cast(w.revenue as {{ dbt.type_float() }}) as revenue,
+    cast(sum(w.revenue) over (
+        partition by w.cohort_grain, w.cohort_start order by w.period_number
+        rows between unbounded preceding and current row) / w.cohort_size as {{ dbt.type_float() }})
+        as cumulative_revenue_per_user,
+    cast(case when w.period_number >= w.base_period then w.revenue / base.base_revenue end as {{ dbt.type_float() }})
+        as net_revenue_retention
+from with_base as w
+left join base on base.cohort_grain = w.cohort_grain and base.cohort_start = w.cohort_start

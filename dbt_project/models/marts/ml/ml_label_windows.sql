@@ -1,0 +1,93 @@
+{{ config(materialized='ephemeral') }}
+-- Per user and weekly snapshot date (Monday, via date_trunc('week')), the outcomes strictly
+-- after the snapshot: activity and cancellations in (S, S + churn_window_days], upgrades in
+-- (S, S + conversion_window_days], revenue in (S, S + h] for each LTV horizon h; plus whether
+-- each window is covered by the data (S + window <= last day with data).
+{%- set churn_days = var('churn_window_days') | int -%}
+{%- set conversion_days = var('conversion_window_days') | int -%}
+{%- set horizons = var('ltv_horizons_days') -%}
+{%- set plan = var('tracking_plan') %}
+with snapshots as (
+    select *
+    from {{ ref('fct_user_features') }}
+    where snapshot_date = cast({{ dbt.date_trunc('week', 'snapshot_date') }} as date)
+),
+
+data_end as (
+    select max(activity_date) as data_end_date from {{ ref('int_user_activity_daily') }}
+),
+
+activity as (
+    select user_id, activity_date, cancel_events, upgrade_events
+    from {{ ref('int_user_activity_daily') }}
+),
+
+paid_contacts as (
+    select user_id, valid_from_date
+    from {{ ref('stg_crm__contact_snapshots') }}
+    where plan in {{ sql_list(plan['paid_plans']) }}
+),
+
+revenue as (
+    select user_id, paid_date, amount_usd
+    from {{ ref('stg_billing__invoices') }}
+    where is_revenue
+),
+
+future_activity as (
+    select
+        s.user_id,
+        s.snapshot_date,
+        sum(case when a.activity_date <= {{ dbt.dateadd('day', churn_days, 's.snapshot_date') }} then 1 else 0 end) as active_days_next_churn,
+        sum(case when a.activity_date <= {{ dbt.dateadd('day', churn_days, 's.snapshot_date') }} then a.cancel_events else 0 end) as cancels_next_churn,
+        sum(case when a.activity_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} then a.upgrade_events else 0 end) as upgrades_next_conversion
+    from snapshots as s
+    inner join activity as a
+        on a.user_id = s.user_id
+       and a.activity_date > s.snapshot_date
+       and a.activity_date <= {{ dbt.dateadd('day', [churn_days, conversion_days] | max, 's.snapshot_date') }}
+    group by s.user_id, s.snapshot_date
+),
+
+future_paid_plan as (
+    select s.user_id, s.snapshot_date, count(*) as paid_versions
+    from snapshots as s
+    inner join paid_contacts as c
+        on c.user_id = s.user_id
+       and c.valid_from_date > s.snapshot_date
+       and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
+    group by s.user_id, s.snapshot_date
+),
+
+future_revenue as (
+    select
+        s.user_id,
+        s.snapshot_date,
+        {% for h in horizons -%}
+        sum(case when r.paid_date <= {{ dbt.dateadd('day', h, 's.snapshot_date') }} then r.amount_usd else 0 end) as revenue_next_{{ h }}d,
+        {% endfor -%}
+        sum(case when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} then 1 else 0 end) as invoices_next_conversion
+    from snapshots as s
+    inner join revenue as r
+        on r.user_id = s.user_id
+       and r.paid_date > s.snapshot_date
+       and r.paid_date <= {{ dbt.dateadd('day', horizons | max, 's.snapshot_date') }}
+    group by s.user_id, s.snapshot_date
+)
+
+select
+    s.*,
+    {{ dbt.dateadd('day', churn_days, 's.snapshot_date') }} <= d.data_end_date as churn_window_covered,
+    {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} <= d.data_end_date as conversion_window_covered,
+    {% for h in horizons -%}
+    {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
+    coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
+    {% endfor -%}
+    coalesce(fa.active_days_next_churn, 0) = 0 or coalesce(fa.cancels_next_churn, 0) > 0 as churned_next_window,
+    coalesce(fa.upgrades_next_conversion, 0) > 0 or coalesce(fp.paid_versions, 0) > 0
+        or coalesce(fr.invoices_next_conversion, 0) > 0 as converted_next_window
+from snapshots as s
+cross join data_end as d
+left join future_activity as fa on fa.user_id = s.user_id and fa.snapshot_date = s.snapshot_date
+left join future_paid_plan as fp on fp.user_id = s.user_id and fp.snapshot_date = s.snapshot_date
+left join future_revenue as fr on fr.user_id = s.user_id and fr.snapshot_date = s.snapshot_date

@@ -1,0 +1,56 @@
+-- Onboarding funnel per segment_date x segment x milestone (order of vars.tracking_plan):
+-- members, members who had reached the milestone by segment_date (from fct_user_features),
+-- share, conversion from the previous step and drop-off.
+{%- set milestones = var('tracking_plan')['milestones'] %}
+with members as (
+    select
+        tags.user_id,
+        tags.segment_date,
+        tags.segment,
+        {% for m in milestones -%}
+        coalesce(f.reached_{{ m['name'] }}, false) as reached_{{ m['name'] }}{{ "," if not loop.last }}
+        {% endfor %}
+    from (
+        select user_id, segment_date, {{ unnest_array('segments') }} as segment
+        from {{ source('segflow', 'user_segments') }}
+    ) as tags
+    left join {{ ref('fct_user_features') }} as f
+        on f.user_id = tags.user_id and f.snapshot_date = tags.segment_date
+    where tags.segment is not null
+),
+
+steps as (
+    {% for m in milestones %}
+    select
+        segment_date,
+        segment,
+        {{ loop.index }} as step_number,
+        '{{ m['name'] }}' as milestone,
+        count(*) as users_in_segment,
+        sum(case when reached_{{ m['name'] }} then 1 else 0 end) as users_reached
+    from members
+    group by segment_date, segment
+    {{ "union all" if not loop.last }}
+    {% endfor %}
+),
+
+with_previous as (
+    select
+        steps.*,
+        lag(users_reached) over (partition by segment_date, segment order by step_number) as previous_reached
+    from steps
+)
+
+select
+    segment_date,
+    segment,
+    cast(step_number as {{ dbt.type_int() }}) as step_number,
+    milestone,
+    cast(users_in_segment as {{ dbt.type_int() }}) as users_in_segment,
+    cast(users_reached as {{ dbt.type_int() }}) as users_reached,
+    cast(users_reached * 1.0 / users_in_segment as {{ dbt.type_float() }}) as reached_rate,
+    cast(case when coalesce(previous_reached, users_in_segment) > 0
+              then users_reached * 1.0 / coalesce(previous_reached, users_in_segment) end as {{ dbt.type_float() }})
+        as conversion_from_previous,
+    cast(coalesce(previous_reached, users_in_segment) - users_reached as {{ dbt.type_int() }}) as drop_off_users
+from with_previous
