@@ -52,6 +52,7 @@ _ENV_NAMES = {
     "features_max_mean_events_28d": "SEGFLOW_DQ_FEATURES_MAX_MEAN_EVENTS_28D",
     "sample_size": "SEGFLOW_DQ_SAMPLE_SIZE",
     "gx_keep_results": "SEGFLOW_DQ_GX_KEEP_RESULTS",
+    "chunk_days": "SEGFLOW_DQ_CHUNK_DAYS",
 }
 
 
@@ -74,6 +75,7 @@ class QualityConfig:
     features_max_mean_events_28d: float = 5_000.0
     sample_size: int = 20  # unexpected values kept per check (each truncated to 200 chars)
     gx_keep_results: int = 30  # validation results kept per suite in the GX store / Data Docs
+    chunk_days: int = 7  # partitions validated per pandas frame (bounds memory on backfills)
     accepted: AcceptedValues = field(default_factory=AcceptedValues)
 
     @classmethod
@@ -114,7 +116,7 @@ class QualityConfig:
                     f"{_ENV_NAMES[name]}={value}: expected a share between 0 and 1"
                 )
         for name in ("row_count_history_days", "late_arrival_days", "sample_size",
-                     "quarantine_min_rows", "gx_keep_results"):
+                     "quarantine_min_rows", "gx_keep_results", "chunk_days"):
             if getattr(self, name) < 0:
                 raise QualityConfigError(
                     f"{_ENV_NAMES[name]}={getattr(self, name)}: expected >= 0"

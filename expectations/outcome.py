@@ -57,6 +57,7 @@ class CheckOutcome:
     message: str  # what was expected and what was found, naming table/partition/column
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
+    element_count: int | None = None  # rows the check looked at (non-null for column rules)
     sample_unexpected: list[Any] = field(default_factory=list)  # JSON-safe, truncated
     observed_value: Any = None  # JSON-safe
     partitions: list[str] = field(default_factory=list)

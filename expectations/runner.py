@@ -8,6 +8,7 @@ written there; without one, an ephemeral context is used and no HTML is built.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -82,35 +83,86 @@ def validate_table(
         )
         return SuiteResult(suite_name, spec.name, dates, 0, [missing], None, now)
 
-    frames: list[tuple[str, pd.DataFrame, list[Rule], list[str]]] = [
-        ("schema", schema_frame(declared), schema_rules(spec), []),
-    ]
+    context = open_context(gx_dir)
+    run_time = datetime.now(UTC)
+    suite_prefix = f"{spec.schema}_{spec.short_name}"
+    schema_outcomes, schema_id = _run_frame(
+        context, f"{suite_prefix}__schema", schema_frame(declared), schema_rules(spec), [],
+        spec, dates, config, _run_id(spec, dates, run_time))
+    stored = [schema_id]
+    per_chunk: list[list[CheckOutcome]] = []
     row_count = 0
     if spec.partition_column in declared:
-        rows = row_frame(conn, spec, declared, dates, config)
-        row_count = len(rows)
-        locators = [c for c in spec.locator_columns if c in rows.columns]
-        frames.append(("rows", rows, row_rules(spec, rows.columns, config, now), locators))
-        parts = partition_frame(conn, spec, declared, dates, config)
-        frames.append(("partitions", parts, partition_rules(spec, config), ["partition_date"]))
-
-    context = open_context(gx_dir)
-    span = f"{dates[0]}_{dates[-1]}" if dates else "no_partitions"
-    run_id = RunIdentifier(run_name=f"{spec.short_name}_{span}", run_time=datetime.now(UTC))
-    outcomes: list[CheckOutcome] = []
-    stored: list[ValidationResultIdentifier] = []
-    for frame_name, frame, rules, locators in frames:
-        if rules:
-            frame_outcomes, result_id = _run_frame(
-                context, f"{suite_name}__{frame_name}", frame, rules, locators, spec, dates,
-                config, run_id)
-            outcomes += frame_outcomes
-            stored.append(result_id)
+        # a chunk of days at a time bounds memory on long backfills; outcomes are merged
+        for chunk in _chunks(dates, config.chunk_days):
+            run_id = _run_id(spec, chunk, run_time)
+            rows = row_frame(conn, spec, declared, chunk, config)
+            row_count += len(rows)
+            locators = [c for c in spec.locator_columns if c in rows.columns]
+            chunk_outcomes, rows_id = _run_frame(
+                context, f"{suite_prefix}__rows", rows, row_rules(spec, rows.columns, config, now),
+                locators, spec, chunk, config, run_id)
+            del rows
+            parts = partition_frame(conn, spec, declared, chunk, config)
+            part_outcomes, parts_id = _run_frame(
+                context, f"{suite_prefix}__partitions", parts, partition_rules(spec, config),
+                ["partition_date"], spec, chunk, config, run_id)
+            per_chunk.append(chunk_outcomes + part_outcomes)
+            stored += [rows_id, parts_id]
+    outcomes = schema_outcomes + merge_chunk_outcomes(per_chunk, spec, dates, config)
     docs_index = None
     if gx_dir is not None:
         prune_validation_results(context, config.gx_keep_results)
         docs_index = build_data_docs(context, gx_dir, stored)
     return SuiteResult(suite_name, spec.name, dates, row_count, outcomes, docs_index, now)
+
+
+def _chunks(dates: list[date], size: int) -> list[list[date]]:
+    size = max(int(size), 1)
+    return [dates[i:i + size] for i in range(0, len(dates), size)] or [[]]
+
+
+def _run_id(spec: TableSpec, dates: list[date], run_time: datetime) -> RunIdentifier:
+    span = f"{dates[0]}_{dates[-1]}" if dates else "no_partitions"
+    return RunIdentifier(run_name=f"{spec.short_name}_{span}", run_time=run_time)
+
+
+def merge_chunk_outcomes(
+    per_chunk: list[list[CheckOutcome]], spec: TableSpec, dates: list[date],
+    config: QualityConfig,
+) -> list[CheckOutcome]:
+    """One outcome per check over all chunks: counts add up, a check fails if any chunk
+    fails, samples and messages come from the failing chunks."""
+    if len(per_chunk) == 1:
+        return per_chunk[0]
+    by_check: dict[str, list[CheckOutcome]] = {}
+    for chunk in per_chunk:
+        for outcome in chunk:
+            by_check.setdefault(outcome.check, []).append(outcome)
+    merged = []
+    for parts in by_check.values():
+        first = parts[0]
+        failed = [p for p in parts if not p.passed]
+        counts = [p.unexpected_count for p in parts if p.unexpected_count is not None]
+        elements = sum(p.element_count or 0 for p in parts)
+        unexpected = sum(counts) if counts else None
+        percent = (100.0 * unexpected / elements) if unexpected is not None and elements else (
+            0.0 if unexpected == 0 else None)
+        shown = failed or parts
+        sample = [s for p in shown for s in p.sample_unexpected][: config.sample_size]
+        if failed:
+            more = f" (+{len(failed) - 3} more failing chunks)" if len(failed) > 3 else ""
+            message = " | ".join(p.message for p in failed[:3]) + more
+        else:
+            subject = f"column '{first.column}'" if first.column else "table"
+            message = f"ok {_where(spec, dates)} {subject}: {first.expected}"
+        merged.append(replace(
+            first, passed=not failed, message=message, unexpected_count=unexpected,
+            unexpected_percent=percent, element_count=elements or None, sample_unexpected=sample,
+            observed_value=(failed[0] if failed else first).observed_value,
+            partitions=[d.isoformat() for d in dates],
+        ))
+    return merged
 
 
 def build_data_docs(
@@ -204,6 +256,7 @@ def _outcome(rule: Rule, result: Any, spec: TableSpec, dates: list[date]) -> Che
     return CheckOutcome(
         **base, passed=passed, message=message,
         unexpected_count=int(count) if count is not None else None,
+        element_count=int(details["element_count"]) if "element_count" in details else None,
         unexpected_percent=json_safe(float(percent)) if percent is not None else None,
         sample_unexpected=sample, observed_value=observed,
     )

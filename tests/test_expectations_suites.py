@@ -241,3 +241,23 @@ def test_data_docs_html_written(conn, tmp_path):
                   for p in stored) == ["raw_events__partitions", "raw_events__rows",
                                        "raw_events__schema"]
     assert index.read_text().count("raw_events__rows/") == 1
+
+
+def test_chunked_validation_equals_one_frame(conn):
+    """A long range is validated a few days at a time; the merged outcome is the same."""
+    create_raw(conn, "events")
+    days = [DAY - timedelta(days=i) for i in range(9, -1, -1)]
+    for i, day in enumerate(days):
+        add_events(conn, day, 50 + i, user_id=f"case when i <= {i % 3} then null else 'u' end",
+                   message_id=f"case when i = 2 then 'm{day:%d}-1' else 'm{day:%d}-' || i end")
+    whole = validate_table(conn, "events", days, replace(CONFIG, chunk_days=30), now=NOW)
+    chunked = validate_table(conn, "events", days, replace(CONFIG, chunk_days=3), now=NOW)
+    assert [o.check for o in whole.outcomes] == [o.check for o in chunked.outcomes]
+    assert whole.row_count == chunked.row_count == sum(50 + i for i in range(10))
+    for a, b in zip(whole.outcomes, chunked.outcomes, strict=True):
+        assert (a.check, a.passed, a.unexpected_count) == (b.check, b.passed, b.unexpected_count)
+        if a.unexpected_percent is not None and a.element_count:
+            assert a.unexpected_percent == pytest.approx(b.unexpected_percent)
+    identity = chunked.outcome("events.identity.not_null")
+    assert identity.unexpected_count == sum(i % 3 for i in range(10)) == 9
+    assert identity.partitions == [d.isoformat() for d in days]
