@@ -91,9 +91,9 @@ def classify_people(
         ("<null>", f"{n} user_segments row(s) with a null/empty user_id") if pid is None else
         (pid, f"user_segments has more than one row for user_id on {as_of}")
         for pid, n in conn.execute(
-            f"select person_id, count(*) from ({desired_people_sql(conn, options)}) "
-            "group by person_id having person_id is null or count(*) > 1 order by 1",
-            {"as_of": as_of}).fetchall()
+            "select nullif(user_id::VARCHAR, '') as person_id, count(*) from main.user_segments "
+            "where segment_date = $as_of group by 1 having person_id is null or count(*) > 1 "
+            "order by 1", {"as_of": as_of}).fetchall()
     ]
     cursor = conn.execute(
         f"select {', '.join(CHANGED_COLUMNS)} from {PEOPLE_TABLE} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import random
 import socket
@@ -78,8 +79,15 @@ class _Store:
 
 
 def _nbytes(value: Any) -> int:
-    text = value if isinstance(value, str) else json.dumps(value)
-    return len(text.encode("utf-8"))
+    """UTF-8 size of a str, else of its json.dumps text (scalars without the encoder: this
+    runs for every attribute of every item, and the fake must keep up with the sync)."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if value is None or isinstance(value, bool):
+        return len(json.dumps(value))
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return len(repr(value))  # what json.dumps writes for ints and finite floats
+    return len(json.dumps(value).encode("utf-8"))
 
 
 def _check_id(value: Any) -> str | None:

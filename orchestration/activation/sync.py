@@ -41,7 +41,7 @@ from .payload import (
 from .redact import redact
 from .report import FAILED_ROW_COLUMNS, SyncReport
 from .state import (
-    append_journal,
+    JournalWriter,
     delete_stale_failures,
     ensure_tables,
     fold_journal,
@@ -299,8 +299,8 @@ def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str
           report: SyncReport, plan: _Plan, options: SyncOptions,
           failed_rows: list[dict[str, Any]]) -> None:
     """Send people, then events (a campaign triggered by an event sees the new attributes),
-    with up to `destination.max_in_flight` batches in flight. Outcomes are journaled after the
-    next batch is handed to the pool, so the journal commit overlaps with the network."""
+    with up to `destination.max_in_flight` batches in flight. Outcomes go to a JournalWriter
+    (background commits), so neither building nor sending waits for the journal."""
     workers = max(1, int(getattr(destination, "max_in_flight", 1)))
     by_key: dict[tuple[str, str], _Pending] = {}
     in_flight: dict[Future, list[OutgoingItem]] = {}
@@ -326,7 +326,7 @@ def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str
             failed_rows.append(row)
             _count_failure(report, row)
             unjournaled.append(_journal_row(row))
-        append_journal(conn, destination.name, run_id, unjournaled, _utcnow())
+        writer.append(unjournaled)
         unjournaled.clear()
 
     def items(group: Iterator[_Pending] | list[_Pending]) -> Iterator[OutgoingItem]:
@@ -334,21 +334,25 @@ def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str
             by_key[(pending.item.kind, pending.item.key)] = pending
             yield pending.item
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-send") as pool:
-        for group in (plan.people, plan.events):
-            for batch in pack_batches(items(group), destination.max_items_per_batch,
-                                      destination.max_batch_bytes):
-                if len(in_flight) >= workers:
-                    collect(FIRST_COMPLETED)
-                if errors:
-                    break
-                in_flight[pool.submit(destination.send, batch)] = batch
+    writer = JournalWriter(conn, destination.name, run_id)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-send") as pool:
+            for group in (plan.people, plan.events):
+                for batch in pack_batches(items(group), destination.max_items_per_batch,
+                                          destination.max_batch_bytes):
+                    if len(in_flight) >= workers:
+                        collect(FIRST_COMPLETED)
+                    if errors:
+                        break
+                    in_flight[pool.submit(destination.send, batch)] = batch
+                    journal()
+                if in_flight:
+                    collect(ALL_COMPLETED)
                 journal()
-            if in_flight:
-                collect(ALL_COMPLETED)
-            journal()
-            if errors:
-                raise errors[0]
+                if errors:
+                    raise errors[0]
+    finally:
+        writer.close()  # everything acknowledged is committed before the fold
 
 
 def _outcomes(destination_name: str, report: SyncReport, batch: list[OutgoingItem],
