@@ -60,6 +60,16 @@ def test_every_corpus_folder_has_a_case():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_corpus_case(name: str, tmp_path: Path):
     case = CASES[name]
+    try:
+        _run_case(name, case, tmp_path)
+    except AssertionError as exc:
+        if "loader_gap" in case:  # known gap, reported to the loader's owner: say so loudly
+            raise AssertionError(f"LOADER GAP (orchestration/sources/load.py): "
+                                 f"{case['loader_gap']}\n{exc}") from exc
+        raise
+
+
+def _run_case(name: str, case: dict, tmp_path: Path) -> None:
     table = case["table"]
     dates = [date.fromisoformat(d) for d in case["dates"]]
     landing = tmp_path / "landing"
