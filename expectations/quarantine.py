@@ -45,6 +45,7 @@ class PartitionCounts:
 class QuarantineSummary:
     table: str
     partitions: list[PartitionCounts]
+    rows_unassigned: int = 0  # quarantined rows of undated files with no usable date (no partition)
 
     @property
     def rows_loaded(self) -> int:
@@ -102,13 +103,19 @@ def quarantine_summary(
             [spec.short_name, spec.name, dates],
         ).fetchall():
             reasons.setdefault(day, {})[reason] = n
+    unassigned = 0
+    if _exists(conn, "raw", "quarantine"):
+        unassigned = conn.execute(
+            "select count(*) from raw.quarantine where table_name in (?, ?) "
+            "and replayed_at is null and partition_date is null",
+            [spec.short_name, spec.name]).fetchall()[0][0]
     reported = {(d if isinstance(d, date) else date.fromisoformat(str(d))): n
                 for d, n in (rows_read or {}).items()}
     return QuarantineSummary(spec.name, [
         PartitionCounts(d, loaded.get(d, 0), sum(reasons.get(d, {}).values()),
                         dict(sorted(reasons.get(d, {}).items())), reported.get(d))
         for d in dates
-    ])
+    ], unassigned)
 
 
 def check_quarantine(
@@ -150,7 +157,8 @@ def check_quarantine(
                             "by_reason": p.by_reason} for p in over[: config.sample_size]],
         observed_value={"rows_read": summary.rows_read, "rows_loaded": summary.rows_loaded,
                         "rows_quarantined": summary.rows_quarantined,
-                        "by_reason": summary.by_reason},
+                        "by_reason": summary.by_reason,
+                        "rows_unassigned": summary.rows_unassigned},
         partitions=[d.isoformat() for d in dates],
     )]
     if rows_read is not None:

@@ -26,7 +26,8 @@ def conn(tmp_path: Path):
         connection.execute(f"insert into raw.events select 'n' || i, date '{D2}' from range(80) t(i)")
         rows = [("events", D1, "malformed_json", None)] * 2 + [("events", D1, "null_key", None)] + [
             ("events", D2, "unknown_event", None)] * 20 + [
-            ("events", D2, "unknown_event", "2025-05-03")] + [("billing_invoices", D2, "negative_amount", None)]
+            ("events", D2, "unknown_event", "2025-05-03")] + [("billing_invoices", D2, "negative_amount", None),
+            ("events", None, "wrong_type", None)]
         connection.executemany(
             "insert into raw.quarantine values (?, ?, 'f.jsonl', 1, '{}', ?, 'd', now(), ?)", rows)
         yield connection
@@ -40,6 +41,7 @@ def test_summary_counts_by_partition_and_reason(conn):
     assert (second.rows_read, second.by_reason) == (100, {"unknown_event": 20})  # replayed excluded
     assert summary.by_reason == {"malformed_json": 2, "null_key": 1, "unknown_event": 20}
     assert list(summary.frame()["rows_read"]) == [100, 100]
+    assert summary.rows_unassigned == 1  # an undated row with no usable date
 
 
 def test_share_check_blocks_above_threshold(conn):
