@@ -1,6 +1,7 @@
 """Benchmark: sync N changed people to the fake Customer.io (separate process) at a client rate
 limit of R requests/s; report people/s, requests, bytes per request and the ratio to the
-limit-implied maximum (R x people per batch). Writes bench/results/sync.json and sync.md.
+limit-implied maximum (R x people per batch). Writes bench/results/sync.json and sync.md; the
+figures of the first implementation (bench/results/sync_before.json) are shown next to them.
 
 Usage: .venv/bin/python bench/sync.py [--people 100000] [--rate-limit 100] [--batch-items 100]
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -104,13 +106,17 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_requests_to_limit": round(report.requests_per_s / args.rate_limit, 3),
         "people_per_request_avg": round(people_per_request, 1),
         "server": server, "python": platform.python_version(), "machine": platform.machine(),
+        "cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sync.json").write_text(json.dumps(result, indent=2) + "\n")
+    before_path = args.out / "sync_before.json"
+    before = json.loads(before_path.read_text()) if before_path.exists() else {}
     lines = ["# bench/sync.py", "", f"Command: `.venv/bin/python bench/sync.py "
              f"--people {args.people} --rate-limit {args.rate_limit:g} "
-             f"--batch-items {args.batch_items}`", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in result.items() if k != "server"]
+             f"--batch-items {args.batch_items}`", "",
+             "| metric | before (first implementation) | now |", "|---|---|---|"]
+    lines += [f"| {k} | {before.get(k, '')} | {v} |" for k, v in result.items() if k != "server"]
     lines += ["", "people_per_s counts people only; the same requests also carried "
               f"{report.events_sent} events (items_per_s). The ratio compares people/s with "
               "rate limit x people per batch."]
