@@ -224,3 +224,20 @@ def test_csv_with_bom_and_latin1_bytes(conn, tmp_path: Path) -> None:
     assert (report.rows_read, report.rows_loaded) == (3, 2)
     (_, line, reason, detail), = _quarantine(conn)
     assert (line, reason) == (3, "bad_encoding") and "line 3" in detail
+
+
+def test_invoice_accepted_values_period_order_and_nan(conn, tmp_path: Path) -> None:
+    _write(tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
+           "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at\n"
+           "i1,u1,10,USD,paid,2025-03-03,2025-04-02,\n"
+           "i2,u2,10,JPY,paid,2025-03-03,2025-04-02,\n"
+           "i3,u3,10,EUR,pending,2025-03-03,2025-04-02,\n"
+           "i4,u4,10,EUR,paid,2025-03-03,2025-02-01,\n"
+           "i5,u5,NaN,EUR,paid,2025-03-03,2025-04-02,\n")
+    report = load_partitions(conn, "billing_invoices", [DAY], tmp_path, "files", 3, now=NOW)
+    assert report.rows_loaded == 1
+    q = {line: (reason, detail) for _, line, reason, detail in _quarantine(conn)}
+    assert q[3] == ("invalid_value", "currency JPY is not one of USD, EUR, GBP")
+    assert q[4][0] == "invalid_value" and "status pending" in q[4][1]
+    assert q[5][0] == "invalid_value" and "period_end" in q[5][1]
+    assert q[6] == ("wrong_type", "column amount: expected a number, found NaN")

@@ -15,7 +15,8 @@ Row rules, first match wins, with the reason codes of docs/contracts.md: reader 
 `value_too_large` (> 1 MiB in one column), `null_key`, `missing_required_column` (field absent
 or empty), `wrong_type` (column named, value shown), `unknown_event` (type not
 track/identify/page, or a track event not in the tracking plan), `negative_amount`,
-`amount_out_of_range` (> MAX_AMOUNT), `timestamp_too_old` (< 2000-01-01),
+`amount_out_of_range` (> MAX_AMOUNT), `invalid_value` (invoice currency / status outside
+ACCEPTED_VALUES, period_end before period_start; NaN/Infinity amounts are `wrong_type`), `timestamp_too_old` (< 2000-01-01),
 `timestamp_in_future` (> now + 15 min), `outside_late_window` (event dated more than
 `late_arrival_days` before its dt= partition).
 """
@@ -163,7 +164,9 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
         if kind == "str":
             typed.append(f'{r} as "{col}"')
         elif kind == "num":
-            typed.append(f'try_cast({r} as double) as "{col}"')
+            # NaN / Infinity are not amounts: they become wrong_type
+            typed.append(f'case when isfinite(try_cast({r} as double)) '
+                         f'then try_cast({r} as double) end as "{col}"')
         elif kind == "ts":
             typed.append(f"""case when {r} is null then null
                 when regexp_matches({r}, '{_TZ_SUFFIX}')
@@ -204,7 +207,15 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
                        "'unknown_event'",
                        "format('track event {} is not in the tracking plan "
                        "(dbt_project.yml vars.tracking_plan)', coalesce('''' || \"event\" || '''', 'null'))"))
+    for col, allowed in _accepted_values(spec).items():
+        listed = "[" + ", ".join(f"'{v}'" for v in allowed) + "]"
+        checks.append((f'"{col}" is not null and not list_contains({listed}, "{col}")',
+                       "'invalid_value'",
+                       f"format('{col} {{}} is not one of {', '.join(allowed)}', \"{col}\")"))
     if spec.name == "billing_invoices":
+        checks.append(('"period_end" < "period_start"', "'invalid_value'",
+                       "format('period_end {} is before period_start {}', \"period_end\", "
+                       "\"period_start\")"))
         checks.append(('"amount" < 0', "'negative_amount'",
                        "format('amount {} is negative', \"amount\")"))
         checks.append((f'not ("amount" <= {MAX_AMOUNT})', "'amount_out_of_range'",
@@ -241,6 +252,18 @@ select source_file, source_line, partition_date, payload, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date
 from t"""
+
+
+ACCEPTED_VALUES = {
+    # docs/contracts.md: accepted values a raw row must have (null is allowed here; required
+    # columns are checked separately). Plans come from the tracking plan.
+    "billing_invoices": {"currency": ("USD", "EUR", "GBP"),
+                         "status": ("paid", "open", "void", "refunded")},
+}
+
+
+def _accepted_values(spec: TableSpec) -> dict[str, tuple[str, ...]]:
+    return ACCEPTED_VALUES.get(spec.name, {})
 
 
 def _params(sql: str, now: datetime, late_days: int) -> dict:
