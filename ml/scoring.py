@@ -7,6 +7,7 @@ null (with a null model version) until a champion for them exists.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -91,27 +92,39 @@ def _not_paid(rows: pd.DataFrame) -> np.ndarray:
 def score_users(
     features_df: pd.DataFrame,
     tracking_uri: str,
-    score_date: date,
+    score_date: date | Sequence[date],
     top_reasons: int = 3,
     n_threads: int | None = 1,
 ) -> pd.DataFrame:
-    """Score every active user on `score_date` with the champions; `user_scores` schema.
+    """Score every active user on `score_date` (or on each of several dates, loading the
+    champions once) with the champions; `user_scores` schema.
 
     Deterministic for the same models and data: rows are sorted by user_id and every model
     and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
     all cores; see `ml.train.train_model`).
     """
+    dates = [score_date] if isinstance(score_date, date) else sorted(set(score_date))
     with threadpool_limits(limits=n_threads):
-        return _score(features_df, tracking_uri, score_date, top_reasons)
+        champions = (
+            _champion(CHURN_MODEL, tracking_uri, required=True),
+            _champion(LTV_MODEL, tracking_uri, required=False),
+            _champion(CONVERSION_MODEL, tracking_uri, required=False),
+        )
+        snapshot = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.date
+        frames = [
+            _score(features_df.loc[snapshot == day], day, champions, top_reasons) for day in dates
+        ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _score(
-    features_df: pd.DataFrame, tracking_uri: str, score_date: date, top_reasons: int
+    features_df: pd.DataFrame,
+    score_date: date,
+    champions: tuple[_Champion, _Champion | None, _Champion | None],
+    top_reasons: int,
 ) -> pd.DataFrame:
     rows = _active_rows(features_df, score_date)
-    churn = _champion(CHURN_MODEL, tracking_uri, required=True)
-    ltv = _champion(LTV_MODEL, tracking_uri, required=False)
-    conversion = _champion(CONVERSION_MODEL, tracking_uri, required=False)
+    churn, ltv, conversion = champions
     n = len(rows)
     out = pd.DataFrame({USER_COLUMN: rows[USER_COLUMN].astype(str),
                         "score_date": pd.Series([score_date] * n, dtype=object)})

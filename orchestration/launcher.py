@@ -49,7 +49,7 @@ def run_job(start: date, end: date, job_name: str, instance: dg.DagsterInstance 
 
 def summarise(settings: Settings) -> list[tuple[str, int | None]]:
     rows = []
-    with warehouse.connect(settings.duckdb_path, read_only=True) as conn:
+    with warehouse.connect(settings.duckdb_path) as conn:
         for name in SUMMARY_TABLES:
             schema, table = name.split(".")
             count = (

@@ -45,7 +45,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
     ) -> dg.MaterializeResult:
-        with warehouse.connect(read_only=True) as conn:
+        with warehouse.connect() as conn:
             training = conn.execute(f'select * from main."{training_table}"').df()
         if training.empty:
             context.log.warning(
@@ -112,14 +112,12 @@ def user_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ):
     dates = partition_dates(context)
-    with warehouse.connect(read_only=True) as conn:
+    with warehouse.connect() as conn:
         features = conn.execute(
             "select * from main.fct_user_features where snapshot_date between ? and ?",
             [dates[0], dates[-1]],
         ).df()
-    scores = pd.concat(
-        [score_users(features, mlflow.tracking_uri, day) for day in dates], ignore_index=True
-    )
+    scores = score_users(features, mlflow.tracking_uri, dates)
     latest_day: date = dates[-1]
     latest_features = features[features["snapshot_date"] == pd.Timestamp(latest_day)]
     latest_scores = scores[scores["score_date"] == latest_day]

@@ -16,8 +16,10 @@ class WarehouseResource(dg.ConfigurableResource):
     duckdb_path: str
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.duckdb_path, read_only=read_only) as conn:
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Read-write: runs are in-process, and DuckDB refuses a read-only connection while
+        the same process still holds a read-write handle on the file."""
+        with warehouse.connect(self.duckdb_path) as conn:
             yield conn
 
 

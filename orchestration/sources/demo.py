@@ -418,7 +418,9 @@ def _place_in_sessions(sim: _Simulation, ev: dict[str, np.ndarray], day_us: int,
     session = (rng.random(len(todo)) * n_sessions[inv]).astype(np.int64)
     starts = (rng.normal(13.5, 3.5, (len(uniq), 4)).clip(0.0, 23.5) * 3.6e9).astype(np.int64)
     new_pos = np.searchsorted(new, uniq)
-    is_new = (new_pos < len(new)) & (new[np.minimum(new_pos, len(new) - 1)] == uniq)
+    is_new = np.zeros(len(uniq), dtype=bool)
+    if len(new):  # days without signups (small demos) have no new users to place
+        is_new = (new_pos < len(new)) & (new[np.minimum(new_pos, len(new) - 1)] == uniq)
     if is_new.any():
         signup_off = signup_us[new_pos[is_new]] - day_us + 30_000_000
         starts[is_new] = signup_off[:, None] + (
