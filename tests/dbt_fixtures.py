@@ -109,7 +109,7 @@ def simulate(users: int = 120, days: int = 35, seed: int = 7,
                 "role": rng.choice(ROLES), "acquisition_channel": rng.choice(CHANNELS)}
         current_plan = rng.choice(("free", "trial"))
 
-        def contact(at: datetime, plan_name: str) -> None:
+        def contact(at: datetime, plan_name: str, base: dict = base) -> None:
             data.tables["crm_contacts"].append(
                 dict(base, plan=plan_name, updated_at=at, _partition_date=at.date()))
 

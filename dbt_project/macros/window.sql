@@ -1,4 +1,10 @@
-{# The partition window handed over by Dagster: [min_date, max_date), ISO dates. #}
+{#
+  The partition window handed over by Dagster: [min_date, max_date), ISO dates.
+  Incremental models rebuild from min_date - late_arrival_days (earlier per user where needed)
+  up to the newest data: every later day depends on the re-processed ones (sessions, rolling
+  features), so re-running an old partition refreshes what follows it. max_date is accepted
+  for the partition API but does not cut the rebuild short.
+#}
 {% macro min_date() %}cast('{{ var("min_date") }}' as date){% endmacro %}
 {% macro max_date() %}cast('{{ var("max_date") }}' as date){% endmacro %}
 

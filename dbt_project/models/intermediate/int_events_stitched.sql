@@ -4,7 +4,7 @@
 -- Incremental: events from reprocess_from on, plus the whole anonymous history of
 -- anonymous_ids first identified in this window.
 {#- ref() inside config() resolves to this model at parse time; the map lives next to it. -#}
-{%- set identity_map = this.incorporate(path={"identifier": "int_identity_map"}) -%}
+{%- set identity_map = this.incorporate(path={"identifier": "int_identity_map"}) if this is not none else "int_identity_map" -%}
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_where',
@@ -19,7 +19,6 @@
 with events as (
     select *
     from {{ ref('stg_events__events') }}
-    where event_at < cast({{ max_date() }} as {{ dbt.type_timestamp() }})
 ),
 
 resolved as (

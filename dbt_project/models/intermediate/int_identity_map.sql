@@ -13,7 +13,6 @@ with pairs as (
     from {{ ref('stg_events__events') }}
     where anonymous_id is not null
       and user_id is not null
-      and event_at < cast({{ max_date() }} as {{ dbt.type_timestamp() }})
     {% if is_incremental() %}
       and event_at >= {{ reprocess_from_ts() }}
     {% endif %}

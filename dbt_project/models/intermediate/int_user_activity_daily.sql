@@ -1,12 +1,13 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
--- One row per user per active day: events, sessions started and their minutes, usage counts
+-- One row per user per active day: events, sessions started, active minutes, usage counts
 -- per core feature, support/billing events, events per onboarding milestone, and
 -- `first_<milestone>`: true on the day the user reached that milestone for the first time.
 -- Columns per feature / milestone come from vars.tracking_plan.
 -- Incremental: days from each user's cut (see int_sessions) on are deleted and rebuilt.
 {%- set plan = var('tracking_plan') -%}
+{%- set timeout = var('session_timeout_minutes') | int -%}
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_where',
@@ -25,13 +26,42 @@ stitched_cuts as ({{ stitched_cuts_cte() }}),
 cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
 {% endif %}
 
-events as (
-    select e.stitched_user_id as user_id, e.event_date as activity_date, e.event_type, e.event_name
+-- Each event with the gap to the user's previous event; gaps within the session timeout are
+-- active time, credited to the day of the later event. So a day's active minutes only use
+-- events up to that day (a session running past midnight adds its later minutes to the next
+-- day), which keeps fct_user_features point-in-time. Events from the timeout before the
+-- user's cut day are read only to know the first gaps.
+events_with_gaps as (
+    select
+        e.stitched_user_id as user_id,
+        e.event_date as activity_date,
+        e.event_type,
+        e.event_name,
+        e.event_at,
+        lag(e.event_at) over (partition by e.stitched_user_id order by e.event_at, e.message_id) as previous_event_at,
+        {% if is_incremental() %}
+        coalesce(cuts.cut_date, {{ reprocess_from() }}) as region_start_date
+        {% else %}
+        e.event_date as region_start_date
+        {% endif %}
     from {{ ref('int_events_stitched') }} as e
     {% if is_incremental() %}
     left join cuts on cuts.user_id = e.stitched_user_id
-    where e.event_date >= coalesce(cuts.cut_date, {{ reprocess_from() }})
+    where e.event_at >= {{ dbt.dateadd('minute', -1 * timeout, 'cast(coalesce(cuts.cut_date, ' ~ reprocess_from() ~ ') as ' ~ dbt.type_timestamp() ~ ')') }}
     {% endif %}
+),
+
+events as (
+    select
+        *,
+        case
+            when previous_event_at is not null
+             and {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} <= {{ timeout * 60 }}
+            then {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} / 60.0
+            else 0.0
+        end as active_gap_minutes
+    from events_with_gaps
+    where activity_date >= region_start_date
 ),
 
 event_counts as (
@@ -39,6 +69,7 @@ event_counts as (
         user_id,
         activity_date,
         count(*) as events,
+        sum(active_gap_minutes) as active_minutes,
         sum(case when event_type = 'page' then 1 else 0 end) as page_views,
         sum(case when event_type = 'track' and event_name in {{ sql_list(plan['core_features']) }} then 1 else 0 end) as core_feature_events,
         {% for feature in plan['core_features'] -%}
@@ -58,8 +89,7 @@ session_counts as (
     select
         s.user_id,
         s.session_date as activity_date,
-        count(*) as sessions_started,
-        sum(s.duration_minutes) as active_minutes
+        count(*) as sessions_started
     from {{ ref('int_sessions') }} as s
     {% if is_incremental() %}
     left join cuts on cuts.user_id = s.user_id
@@ -108,7 +138,7 @@ select
     event_counts.events,
     event_counts.page_views,
     coalesce(session_counts.sessions_started, 0) as sessions_started,
-    coalesce(session_counts.active_minutes, 0.0) as active_minutes,
+    event_counts.active_minutes,
     event_counts.core_feature_events,
     {% for feature in plan['core_features'] -%}
     event_counts.feature_{{ slug(feature) }}_events,

@@ -38,17 +38,17 @@ cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
 {% endif %}
 
 daily as (
-    select * from {{ daily_rel }} where activity_date < {{ max_date_sql }}
+    select * from {{ daily_rel }}
 ),
 
 contact_versions as (
-    select * from {{ contacts_rel }} where valid_from_date < {{ max_date_sql }}
+    select * from {{ contacts_rel }}
 ),
 
 revenue_invoices as (
     select user_id, paid_date, amount_usd, monthly_amount_usd, period_start_date, period_end_date
     from {{ ref('stg_billing__invoices') }}
-    where is_revenue and paid_date < {{ max_date_sql }}
+    where is_revenue
 ),
 
 data_end as (
