@@ -262,20 +262,10 @@ def _extra(spec: TableSpec, found: list[str]) -> list[str]:
     return [c for c in found if c not in spec.known_keys]
 
 
-_JSON_LINES_SQL = """
-insert into {stage} ({cols})
-select $file, line_no, $day::date, line,
-       case when not ok then 'malformed_json' when not obj then 'malformed_json' end,
-       case when not ok then 'line is not valid JSON (truncated or malformed)'
-            when not obj then 'line is JSON ' || json_type(line) || ', expected an object' end
-from (select line_no, line, json_valid(line) as ok, starts_with(ltrim(line), '{{') as obj
-      from _segflow_lines)
-"""
-
-
 def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
     """JSON lines: split on newlines with numpy and hand DuckDB a zero-copy Arrow array of the
-    lines (with their numbers); DuckDB validates and parses. Invalid UTF-8 -> Python path.
+    lines (with their numbers). Lines are staged as text and parsed once, later, by the
+    validation query (which also quarantines malformed lines). Invalid UTF-8 -> Python path.
     Lines keep their trailing newline (JSON whitespace) to avoid a copy; blank lines are skipped."""
     data = info.path.read_bytes()
     try:
@@ -302,11 +292,12 @@ def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]
         table = table.filter(pa.array(keep))
     conn.register("_segflow_lines", table)
     try:
-        conn.execute(_JSON_LINES_SQL.format(stage=stage, cols=_STAGE_COLS),
+        conn.execute(f"insert into {stage} (source_file, source_line, partition_date, payload) "
+                     "select $file, line_no, $day::date, line from _segflow_lines",
                      {"file": info.relative, "day": info.partition_date})
+        return _extra_keys(conn, "select line as payload from _segflow_lines", {}, spec)
     finally:
         conn.unregister("_segflow_lines")
-    return _json_extra_keys(conn, stage, spec, info)
 
 
 def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
@@ -326,32 +317,24 @@ def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
             detail = (f"byte 0x{raw[exc.start]:02x} at position {exc.start} of the line is not "
                       f"valid UTF-8 (expected UTF-8 text)")
         rows.append((info.relative, number, info.partition_date, text, reason, detail))
-    frame = pd.DataFrame(rows, columns=list(STAGE_COLUMNS))
-    conn.register("_stage_lines", frame)
-    try:
-        conn.execute(f"""insert into {stage} ({_STAGE_COLS})
-            select source_file, source_line, partition_date::date, payload,
-              coalesce(pre_reason, case when not json_valid(payload) then 'malformed_json'
-                   when json_type(payload) <> 'OBJECT' then 'malformed_json' end),
-              coalesce(pre_detail, case when not json_valid(payload)
-                   then 'line is not valid JSON (truncated or malformed)'
-                   when json_type(payload) <> 'OBJECT' then 'line is not a JSON object' end)
-            from _stage_lines""")
-    finally:
-        conn.unregister("_stage_lines")
+    _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
 
 
 EXTRA_KEY_SAMPLE_LINES = 1000
 
 
 def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
-    """Keys outside the contract, looked for in the first EXTRA_KEY_SAMPLE_LINES good lines of
-    the file (a full scan would parse every line once more)."""
+    """Keys outside the contract, looked for in the first EXTRA_KEY_SAMPLE_LINES lines of the
+    file (a full scan would parse every line once more)."""
+    return _extra_keys(conn, f"""select payload from {stage} where source_file = $file
+        and pre_reason is null order by source_line""", {"file": info.relative}, spec)
+
+
+def _extra_keys(conn, rows_sql: str, params: dict, spec: TableSpec) -> list[str]:
     keys = conn.execute(
-        f"""select distinct unnest(json_keys(payload)) from (select payload from {stage}
-            where source_file = $file and pre_reason is null
-            order by source_line limit {EXTRA_KEY_SAMPLE_LINES})""",
-        {"file": info.relative}).fetchall()
+        f"""select distinct unnest(json_keys(payload)) from
+            (select payload from ({rows_sql}) limit {EXTRA_KEY_SAMPLE_LINES})
+            where json_valid(payload) and json_type(payload) = 'OBJECT'""", params).fetchall()
     return sorted(k for (k,) in keys if k not in spec.known_keys)
 
 

@@ -23,6 +23,7 @@ ACCEPTED_VALUES, period_end before period_start; NaN/Infinity amounts are `wrong
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -144,18 +145,26 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _transform_spec(spec: TableSpec) -> str:
+    """`json_transform` spec: every accepted input key of the contract, as text (JSON columns
+    as JSON text). One parse per row yields all fields; keys match case-sensitively."""
+    fields = {alias: "JSON" if kind == "json" else "VARCHAR"
+              for col, kind in spec.columns for alias in spec.aliases(col)}
+    return json.dumps(fields).replace("'", "''")
+
+
+def _field(alias: str) -> str:
+    return 'v."' + alias.replace('"', '""') + '"'
+
+
 def _typed_sql(spec: TableSpec, stage: str) -> str:
     """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
-    derived_date. Parameters: $now, $late_days, $known_events, $event_types."""
-    str_paths: list[str] = []
-    json_paths: list[str] = []
+    derived_date, and the payload of quarantined rows only. Each payload is parsed once
+    (`json_transform`; a failure means a malformed line). Parameters: $now, $late_days,
+    $known_events, $event_types."""
     raw_exprs = []
     for col, kind in spec.columns:
-        paths = json_paths if kind == "json" else str_paths
-        refs = []
-        for alias in spec.aliases(col):
-            paths.append(f"$.{alias}" if alias.isidentifier() else f'$."{alias}"')
-            refs.append(f"{'j' if kind == 'json' else 'v'}[{len(paths)}]")
+        refs = [_field(a) for a in spec.aliases(col)]
         joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
         raw_exprs.append(joined if kind == "json" else f"nullif(trim({joined}), '')")
     typed, checks = [], []
@@ -172,15 +181,18 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
                 when regexp_matches({r}, '{_TZ_SUFFIX}')
                   then timezone('UTC', try_cast({r} as timestamptz))
                 else try_cast({r} as timestamp) end as "{col}\"""")
-        else:
-            typed.append(f"""case when {r} is null or json_type({r}) = 'NULL' then null
-                when json_type({r}) = 'OBJECT' then {r}::varchar
-                when json_type({r}) = 'VARCHAR' and json_valid({r} ->> '$')
-                     and json_type(({r} ->> '$')::json) = 'OBJECT' then {r} ->> '$' end as "{col}\"""")
+        else:  # minified JSON text from json_transform; a string holding an object is unwrapped
+            typed.append(f"""case when starts_with({r}, '{{') then {r}::varchar
+                when starts_with({r}, '"') and json_valid({r} ->> '$')
+                     and json_type(({r} ->> '$')::json) = 'OBJECT' then {r} ->> '$' end
+                as "{col}\"""")
     # reason rules in priority order: (condition, code, detail)
     checks.append(("pre_reason is not null", "pre_reason", "pre_detail"))
+    checks.append(("v is null or not starts_with(ltrim(payload), '{')", "'malformed_json'",
+                   "case when json_valid(payload) then 'line is JSON ' || json_type(payload) || "
+                   "', expected an object' else 'line is not valid JSON (truncated or malformed)' end"))
     for col in spec.column_names:
-        size = f'length("raw_{col}"::varchar)'
+        size = f'strlen("raw_{col}"::varchar)'
         checks.append((f"{size} > {MAX_FIELD_BYTES}", "'value_too_large'",
                        f"format('column {col} is {{}} bytes; limit is {MAX_FIELD_BYTES}', {size})"))
     for key in spec.keys:
@@ -195,11 +207,9 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
                            f"'field {col} is missing or empty (required: {', '.join(spec.required)})'"))
     for col, kind in spec.columns:
         if kind in _KIND_TEXT:
-            rawc = f'"raw_{col}"'
-            not_null = f"{rawc} is not null" + (f" and json_type({rawc}) <> 'NULL'" if kind == "json" else "")
-            checks.append((f'{not_null} and "{col}" is null', "'wrong_type'",
+            checks.append((f'"raw_{col}" is not null and "{col}" is null', "'wrong_type'",
                            f"format('column {col}: expected {_KIND_TEXT[kind]}, found {{}}', "
-                           f"left({rawc}::varchar, 100))"))
+                           f'left("raw_{col}"::varchar, 100))'))
     if spec.name == "events":
         checks.append(("not list_contains($event_types, \"type\")", "'unknown_event'",
                        "format('type {} is not one of track, identify, page', \"type\")"))
@@ -234,24 +244,25 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
                        "'outside_late_window'",
                        "format('timestamp {} is more than {} days before partition {}', "
                        "\"timestamp\", $late_days, partition_date)"))
-    code = "case " + " ".join(f"when {c} then {k}" for c, k, _ in checks) + " end"
-    detail = "case " + " ".join(f"when {c} then {d}" for c, _, d in checks) + " end"
+    # the conditions are evaluated once: `rule` is the number of the first that holds
+    rule = "case " + " ".join(f"when {c} then {i}" for i, (c, _, _) in enumerate(checks)) + " end"
+    code = "case rule " + " ".join(f"when {i} then {k}" for i, (_, k, _) in enumerate(checks)) + " end"
+    detail = "case rule " + " ".join(f"when {i} then {d}" for i, (_, _, d) in enumerate(checks)) + " end"
     raw_select = ", ".join(f'{e} as "raw_{c}"' for (c, _), e in zip(spec.columns, raw_exprs, strict=True))
     derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
-    str_list = "[" + ", ".join(f"'{p}'" for p in str_paths) + "]"
-    json_list = "[" + ", ".join(f"'{p}'" for p in json_paths) + "]"
-    json_part = f"json_extract(payload, {json_list})" if json_paths else "[]::json[]"
     return f"""
 with x as (
-  select *, case when pre_reason is null then json_extract_string(payload, {str_list}) end as v,
-         case when pre_reason is null then {json_part} end as j
+  select *, case when pre_reason is null
+                 then try(json_transform(payload, '{_transform_spec(spec)}')) end as v
   from {stage}
 ), r as (select *, {raw_select} from x),
-t as (select *, {", ".join(typed)} from r)
-select source_file, source_line, partition_date, payload, quarantine_rowid,
+t as (select *, {", ".join(typed)} from r),
+c as (select *, {rule} as rule from t)
+select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},
-       {code} as reason_code, {detail} as reason_detail, {derived} as derived_date
-from t"""
+       {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
+       case when rule is not null then payload end as payload
+from c"""
 
 
 ACCEPTED_VALUES = {
@@ -276,11 +287,11 @@ def _params(sql: str, now: datetime, late_days: int) -> dict:
 
 def _insert_good_and_bad(conn, spec: TableSpec, typed: str, where: str, now: datetime,
                          source_name: str) -> None:
+    """Good rows keep the typed table's order (files sorted, lines ascending): no sort."""
     cols = ", ".join(f'"{c}"' for c in spec.column_names)
     conn.execute(f"""insert into raw.{spec.name}
         select {cols}, partition_date, $now, $source, source_file, source_line
-        from {typed} where reason_code is null and {where}
-        order by source_file, source_line""", {"now": now, "source": source_name})
+        from {typed} where reason_code is null and {where}""", {"now": now, "source": source_name})
     conn.execute(f"""insert into raw.quarantine
         select '{spec.name}', partition_date, source_file, source_line,
                rtrim(payload, chr(10) || chr(13)), reason_code,
@@ -289,28 +300,43 @@ def _insert_good_and_bad(conn, spec: TableSpec, typed: str, where: str, now: dat
         order by source_file, source_line""", {"now": now})
 
 
-def _counts(conn, spec: TableSpec, typed: str, where: str, day: date | None,
-            late_days: int) -> PartitionCounts:
-    rows = conn.execute(f"""select reason_code, count(*) from {typed} where {where}
-                            group by all""").fetchall()
-    by_reason = {code: n for code, n in rows if code is not None}
-    loaded = sum(n for code, n in rows if code is None)
-    files = [f for (f,) in conn.execute(
-        f"select distinct source_file from {typed} where {where} order by 1").fetchall()]
-    counts = PartitionCounts(day, loaded + sum(by_reason.values()), loaded, sum(by_reason.values()),
-                             by_reason, files)
+def _counts(conn, spec: TableSpec, typed: str, where: str, days: list[date | None],
+            late_days: int) -> list[PartitionCounts]:
+    """Per-day counts of the rows of `typed` matching `where`, from a few grouped scans."""
+    counts = {day: PartitionCounts(day) for day in days}
+    for day, code, n in conn.execute(f"""select partition_date, reason_code, count(*)
+                                         from {typed} where {where} group by all""").fetchall():
+        part = counts[day]
+        part.rows_read += n
+        if code is None:
+            part.rows_loaded += n
+        else:
+            part.rows_quarantined += n
+            part.quarantined_by_reason[code] = n
+    for day, files in conn.execute(f"""select partition_date, list(distinct source_file
+                                       order by source_file) from {typed} where {where}
+                                       group by all""").fetchall():
+        counts[day].files = files
     key = spec.unique_key
-    if key and day is not None:
-        counts.duplicate_keys = conn.execute(
-            f'select count("{key}") - count(distinct "{key}") from {typed} '
-            f"where reason_code is null and {where}").fetchall()[0][0]
-        counts.duplicate_keys_other_partitions = conn.execute(
-            f'''select count(distinct t."{key}") from {typed} t join raw.{spec.name} r
-                on r."{key}" = t."{key}" and r._partition_date <> $day
-                and r._partition_date between $day - $w::integer and $day + $w::integer
-                where t.reason_code is null and {where}''',
-            {"day": day, "w": late_days + 2}).fetchall()[0][0]
-    return counts
+    dated = [d for d in days if d is not None]
+    if key and dated:
+        for day, n in conn.execute(f"""select partition_date, count("{key}") - count(distinct "{key}")
+                from {typed} where reason_code is null and partition_date is not null and {where}
+                group by all""").fetchall():
+            counts[day].duplicate_keys = n
+        window = late_days + 2
+        for day, n in conn.execute(f"""select t.partition_date, count(distinct t."{key}")
+                from {typed} t join (select "{key}", _partition_date from raw.{spec.name}
+                                     where _partition_date between $lo and $hi) r
+                  on r."{key}" = t."{key}" and r._partition_date <> t.partition_date
+                 and r._partition_date between t.partition_date - $w::integer
+                                           and t.partition_date + $w::integer
+                where t.reason_code is null and t.partition_date is not null and {where}
+                group by all""",
+                {"lo": min(dated) - timedelta(days=window), "hi": max(dated) + timedelta(days=window),
+                 "w": window}).fetchall():
+            counts[day].duplicate_keys_other_partitions = n
+    return list(counts.values())
 
 
 def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[date],
@@ -348,6 +374,7 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
         create_stage(conn, "_segflow_stage")
         _note(report, stage_files(conn, "_segflow_stage", spec, batch_files))
         conn.execute(f"create or replace temp table _segflow_typed as {sql}", params)
+        conn.execute("drop table _segflow_stage")
         if undated:
             conn.execute("insert into _segflow_typed select * from _segflow_undated "
                          "where list_contains($days, partition_date)", {"days": batch})
@@ -362,10 +389,8 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
         except Exception:
             conn.execute("rollback")
             raise
-        for day in batch:
-            report.partitions.append(_counts(conn, spec, "_segflow_typed",
-                                             f"partition_date = DATE '{day.isoformat()}'", day,
-                                             late_arrival_days))
+        report.partitions += _counts(conn, spec, "_segflow_typed", "true", batch,
+                                     late_arrival_days)
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
     _finish(conn, table, dates, report)
@@ -413,7 +438,7 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
     except Exception:
         conn.execute("rollback")
         raise
-    counts = _counts(conn, spec, "_segflow_undated", "partition_date is null", None, 0)
+    counts, = _counts(conn, spec, "_segflow_undated", "partition_date is null", [None], 0)
     if counts.rows_read:
         report.partitions.append(counts)
 
@@ -455,13 +480,9 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, table: str, source_name: 
         params["d"] = sorted(set(partition_dates))
     conn.execute(f"""insert into _segflow_replay
         select source_file, source_line, partition_date, payload,
-          case when payload is null or not json_valid(payload) then 'malformed_json'
-               when json_type(payload) <> 'OBJECT' then 'malformed_json'
-               when contains(payload, chr(65533)) then 'bad_encoding' end,
-          case when payload is null or not json_valid(payload) then 'payload is not valid JSON'
-               when json_type(payload) <> 'OBJECT' then 'payload is not a JSON object'
-               when contains(payload, chr(65533)) then 'payload still holds undecodable bytes (U+FFFD)'
-          end, rowid
+          case when contains(payload, chr(65533)) then 'bad_encoding' end,
+          case when contains(payload, chr(65533))
+               then 'payload still holds undecodable bytes (U+FFFD)' end, rowid
         from raw.quarantine where {where}""", params)
     sql = _typed_sql(spec, "_segflow_replay")
     conn.execute(f"create or replace temp table _segflow_replay_typed as {sql}",
