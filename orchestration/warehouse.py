@@ -15,7 +15,8 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only, config={"enable_progress_bar": False})
+    conn = duckdb.connect(str(path), read_only=read_only)
+    conn.execute("set enable_progress_bar = false")  # keeps run logs readable
     try:
         yield conn
     finally:
