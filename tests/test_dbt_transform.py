@@ -129,7 +129,10 @@ def test_incremental_runs_equal_full_refresh(tmp_path: Path, raw_data: RawData,
             "ml_churn_training", "fct_segment_kpis"} <= set(diff)
     mismatched = {t: d for t, d in diff.items() if d[1] or d[2]}
     assert not mismatched, f"incremental != full refresh (rows, only_inc, only_full): {mismatched}"
-    assert all(rows > 0 for rows, _, _ in diff.values()), diff
+    # ml_ltv_training is empty at this size (40 days < the 90-day label window).
+    assert all(diff[t][0] > 0 for t in ("int_sessions", "int_user_activity_daily",
+                                        "fct_user_features", "ml_churn_training",
+                                        "fct_cohort_retention", "fct_segment_kpis")), diff
 
 
 def test_features_ignore_data_after_the_snapshot(tmp_path: Path, raw_data: RawData,
