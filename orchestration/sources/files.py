@@ -37,6 +37,7 @@ import pyarrow as pa
 
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
+EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
 _DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 STAGE_COLUMNS = ("source_file", "source_line", "partition_date", "payload", "pre_reason", "pre_detail")
 _STAGE_COLS = ", ".join(STAGE_COLUMNS)
@@ -199,15 +200,16 @@ def list_files(source_dir: Path, table: str, dates: list[date]) -> tuple[list[Fi
 
 def stage_files(conn: duckdb.DuckDBPyConnection, stage: str, spec: TableSpec,
                 files: list[FileInfo]) -> ReadResult:
-    """Append every row of `files` to the temp table `stage` (created by `create_stage`)."""
+    """Stage every row of `files` (see `create_stage`); the rows are read as `<stage>_rows`."""
     result = ReadResult(files=list(files))
+    lines: list[pa.Table] = []
     for info in files:
-        before = _count(conn, stage)
         suffix = info.path.suffix.lower()
         if info.path.stat().st_size == 0:
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
             continue
+        before, staged_lines = _count(conn, stage), len(lines)
         if suffix == ".parquet":
             extra = _stage_parquet(conn, stage, spec, info)
         elif suffix == ".csv":
@@ -215,21 +217,47 @@ def stage_files(conn: duckdb.DuckDBPyConnection, stage: str, spec: TableSpec,
         elif suffix == ".json" and _is_json_array(info.path):
             extra = _stage_json_array(conn, stage, spec, info)
         else:
-            extra = _stage_jsonl(conn, stage, spec, info)
-        rows = _count(conn, stage) - before
+            extra = _stage_jsonl(conn, stage, spec, info, lines)
+        rows = _count(conn, stage) - before + sum(t.num_rows for t in lines[staged_lines:])
         result.rows_per_file[info.relative] = rows
         if rows == 0:
             result.empty_files.append(info.relative)
         if extra:
             result.extra_columns[info.relative] = extra
+    _register_lines(conn, stage, lines)
     return result
 
 
+_LINES_SCHEMA = pa.schema([("source_file", pa.dictionary(pa.int32(), pa.string())),
+                           ("source_line", pa.int64()), ("partition_date", pa.date32()),
+                           ("payload", pa.large_string())])
+
+
 def create_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
-    """`quarantine_rowid` is set only when re-validating quarantined rows (replay)."""
+    """The staged rows of one batch, read through the view `<stage>_rows`: the temp table
+    `<stage>` (CSV, parquet, JSON arrays, replayed payloads) plus the JSON lines, which stay
+    Arrow slices of the file bytes registered as `<stage>_lines` so their text is not copied
+    before it is parsed. `quarantine_rowid` is set only when re-validating quarantined rows."""
     conn.execute(f"""create or replace temp table {stage} (source_file varchar, source_line bigint,
         partition_date date, payload varchar, pre_reason varchar, pre_detail varchar,
         quarantine_rowid bigint)""")
+    _register_lines(conn, stage, [])
+    conn.execute(f"""create or replace temp view {stage}_rows as
+        select * from {stage} union all
+        select source_file::varchar, source_line, partition_date, payload::varchar, null, null, null
+        from {stage}_lines""")
+
+
+def drop_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """Drop the stage and release the file bytes its JSON lines point into."""
+    conn.execute(f"drop view if exists {stage}_rows")
+    conn.unregister(f"{stage}_lines")
+    conn.execute(f"drop table if exists {stage}")
+
+
+def _register_lines(conn: duckdb.DuckDBPyConnection, stage: str, lines: list[pa.Table]) -> None:
+    table = pa.concat_tables(lines) if lines else _LINES_SCHEMA.empty_table()
+    conn.register(f"{stage}_lines", table)
 
 
 def _count(conn: duckdb.DuckDBPyConnection, stage: str) -> int:
@@ -262,10 +290,11 @@ def _extra(spec: TableSpec, found: list[str]) -> list[str]:
     return [c for c in found if c not in spec.known_keys]
 
 
-def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
-    """JSON lines: split on newlines with numpy and hand DuckDB a zero-copy Arrow array of the
-    lines (with their numbers). Lines are staged as text and parsed once, later, by the
-    validation query (which also quarantines malformed lines). Invalid UTF-8 -> Python path.
+def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo,
+                 lines: list[pa.Table]) -> list[str]:
+    """JSON lines: split on newlines with numpy into a zero-copy Arrow array of the lines (with
+    their numbers), appended to `lines`; they are parsed once, later, by the validation query
+    (which also quarantines malformed lines). Invalid UTF-8 -> Python path into the stage table.
     Lines keep their trailing newline (JSON whitespace) to avoid a copy; blank lines are skipped."""
     data = info.path.read_bytes()
     try:
@@ -280,24 +309,38 @@ def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]
     starts = np.concatenate([[bom], ends[:-1]]).astype(np.int64)
     offsets = np.concatenate([[0], ends]).astype(np.int64)
     offsets[0] = bom
-    numbers = np.arange(1, len(ends) + 1)
-    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets.tobytes()),
-                                             pa.py_buffer(data))
+    n = len(ends)
+    text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data))
     short = np.flatnonzero(ends - starts <= 2)
     blank = [i for i in short if not data[starts[i]:ends[i]].strip()]
-    keep = np.ones(len(ends), bool)
+    keep = np.ones(n, bool)
     keep[blank] = False
-    table = pa.table({"line_no": numbers, "line": lines})
+    day = (pa.nulls(n, pa.date32()) if info.partition_date is None
+           else pa.array(np.full(n, info.partition_date.toordinal() - _EPOCH_ORDINAL, np.int32),
+                         pa.int32()).cast(pa.date32()))
+    file = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([info.relative]))
+    table = pa.Table.from_arrays([file, pa.array(np.arange(1, n + 1)), day, text],
+                                 schema=_LINES_SCHEMA)
     if not keep.all():
         table = table.filter(pa.array(keep))
-    conn.register("_segflow_lines", table)
-    try:
-        conn.execute(f"insert into {stage} (source_file, source_line, partition_date, payload) "
-                     "select $file, line_no, $day::date, line from _segflow_lines",
-                     {"file": info.relative, "day": info.partition_date})
-        return _extra_keys(conn, "select line as payload from _segflow_lines", {}, spec)
-    finally:
-        conn.unregister("_segflow_lines")
+    lines.append(table)
+    return sorted(_extra(spec, _sample_keys(table.column("payload"))))
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _sample_keys(text: pa.ChunkedArray) -> list[str]:
+    """Keys of the objects among the first EXTRA_KEY_SAMPLE_LINES lines, in first-seen order."""
+    keys: dict[str, None] = {}
+    for line in text.slice(0, EXTRA_KEY_SAMPLE_LINES).to_pylist():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            keys.update(dict.fromkeys(record))
+    return list(keys)
 
 
 def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
@@ -320,21 +363,16 @@ def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
     _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
 
 
-EXTRA_KEY_SAMPLE_LINES = 1000
-
 
 def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
     """Keys outside the contract, looked for in the first EXTRA_KEY_SAMPLE_LINES lines of the
     file (a full scan would parse every line once more)."""
-    return _extra_keys(conn, f"""select payload from {stage} where source_file = $file
-        and pre_reason is null order by source_line""", {"file": info.relative}, spec)
-
-
-def _extra_keys(conn, rows_sql: str, params: dict, spec: TableSpec) -> list[str]:
     keys = conn.execute(
         f"""select distinct unnest(json_keys(payload)) from
-            (select payload from ({rows_sql}) limit {EXTRA_KEY_SAMPLE_LINES})
-            where json_valid(payload) and json_type(payload) = 'OBJECT'""", params).fetchall()
+            (select payload from {stage} where source_file = $file and pre_reason is null
+             order by source_line limit {EXTRA_KEY_SAMPLE_LINES})
+            where json_valid(payload) and json_type(payload) = 'OBJECT'""",
+        {"file": info.relative}).fetchall()
     return sorted(k for (k,) in keys if k not in spec.known_keys)
 
 

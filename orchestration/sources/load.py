@@ -39,6 +39,7 @@ from orchestration.sources.files import (
     SourceError,
     TableSpec,
     create_stage,
+    drop_stage,
     list_files,
     stage_files,
     table_spec,
@@ -178,6 +179,7 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
                          f'then try_cast({r} as double) end as "{col}"')
         elif kind == "ts":
             typed.append(f"""case when {r} is null then null
+                when ends_with({r}, 'Z') then try_cast({r} as timestamp)  -- UTC: fast path
                 when regexp_matches({r}, '{_TZ_SUFFIX}')
                   then timezone('UTC', try_cast({r} as timestamptz))
                 else try_cast({r} as timestamp) end as "{col}\"""")
@@ -191,10 +193,13 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
     checks.append(("v is null or not starts_with(ltrim(payload), '{')", "'malformed_json'",
                    "case when json_valid(payload) then 'line is JSON ' || json_type(payload) || "
                    "', expected an object' else 'line is not valid JSON (truncated or malformed)' end"))
-    for col in spec.column_names:
-        size = f'strlen("raw_{col}"::varchar)'
-        checks.append((f"{size} > {MAX_FIELD_BYTES}", "'value_too_large'",
-                       f"format('column {col} is {{}} bytes; limit is {MAX_FIELD_BYTES}', {size})"))
+    # a column can only be too large when the whole payload is: one cheap test for most rows
+    sizes = {col: f'strlen("raw_{col}"::varchar)' for col in spec.column_names}
+    checks.append((f"strlen(payload) > {MAX_FIELD_BYTES} and greatest({', '.join(sizes.values())})"
+                   f" > {MAX_FIELD_BYTES}", "'value_too_large'",
+                   "case " + " ".join(f"when {size} > {MAX_FIELD_BYTES} then format('column {col} "
+                                      f"is {{}} bytes; limit is {MAX_FIELD_BYTES}', {size})"
+                                      for col, size in sizes.items()) + " end"))
     for key in spec.keys:
         checks.append((f'"{key}" is null', "'null_key'",
                        f"'{key} is missing or empty (it is a key of {spec.name})'"))
@@ -246,8 +251,10 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
                        "\"timestamp\", $late_days, partition_date)"))
     # the conditions are evaluated once: `rule` is the number of the first that holds
     rule = "case " + " ".join(f"when {c} then {i}" for i, (c, _, _) in enumerate(checks)) + " end"
-    code = "case rule " + " ".join(f"when {i} then {k}" for i, (_, k, _) in enumerate(checks)) + " end"
-    detail = "case rule " + " ".join(f"when {i} then {d}" for i, (_, _, d) in enumerate(checks)) + " end"
+    code = "case when rule is not null then case rule " + " ".join(
+        f"when {i} then {k}" for i, (_, k, _) in enumerate(checks)) + " end end"
+    detail = "case when rule is not null then case rule " + " ".join(
+        f"when {i} then {d}" for i, (_, _, d) in enumerate(checks)) + " end end"
     raw_select = ", ".join(f'{e} as "raw_{c}"' for (c, _), e in zip(spec.columns, raw_exprs, strict=True))
     derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
     return f"""
@@ -359,12 +366,13 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
     report.warnings += [f"{table}: skipped {s} (not a dt=YYYY-MM-DD folder or supported file)"
                         for s in skipped]
     undated = [f for f in files if f.partition_date is None]
-    sql = _typed_sql(spec, "_segflow_stage")
+    sql = _typed_sql(spec, "_segflow_stage_rows")
     params = _params(sql, now, late_arrival_days)
     if undated:
         create_stage(conn, "_segflow_stage")
         _note(report, stage_files(conn, "_segflow_stage", spec, undated))
         conn.execute(f"create or replace temp table _segflow_undated as {sql}", params)
+        drop_stage(conn, "_segflow_stage")
         conn.execute("update _segflow_undated set partition_date = derived_date")
     for batch in _batches(dates, files):
         batch_files = [f for f in files if f.partition_date in batch]
@@ -374,7 +382,7 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
         create_stage(conn, "_segflow_stage")
         _note(report, stage_files(conn, "_segflow_stage", spec, batch_files))
         conn.execute(f"create or replace temp table _segflow_typed as {sql}", params)
-        conn.execute("drop table _segflow_stage")
+        drop_stage(conn, "_segflow_stage")
         if undated:
             conn.execute("insert into _segflow_typed select * from _segflow_undated "
                          "where list_contains($days, partition_date)", {"days": batch})
@@ -394,7 +402,7 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
     _finish(conn, table, dates, report)
-    for name in ("_segflow_stage", "_segflow_typed", "_segflow_undated"):
+    for name in ("_segflow_typed", "_segflow_undated"):
         conn.execute(f"drop table if exists {name}")
     report.elapsed_seconds = time.perf_counter() - t0
     return report
@@ -484,7 +492,7 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, table: str, source_name: 
           case when contains(payload, chr(65533))
                then 'payload still holds undecodable bytes (U+FFFD)' end, rowid
         from raw.quarantine where {where}""", params)
-    sql = _typed_sql(spec, "_segflow_replay")
+    sql = _typed_sql(spec, "_segflow_replay_rows")
     conn.execute(f"create or replace temp table _segflow_replay_typed as {sql}",
                  _params(sql, now, late_arrival_days))
     rows = conn.execute("select reason_code, count(*) from _segflow_replay_typed group by all").fetchall()
@@ -502,7 +510,7 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, table: str, source_name: 
     except Exception:
         conn.execute("rollback")
         raise
-    conn.execute("drop table if exists _segflow_replay")
+    drop_stage(conn, "_segflow_replay")
     conn.execute("drop table if exists _segflow_replay_typed")
     return ReplayReport(table, sum(n for _, n in rows),
                         sum(n for code, n in rows if code is None),
