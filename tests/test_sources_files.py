@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration.settings import PROJECT_ROOT
-from orchestration.sources.load import SourceError, load_partitions
+from orchestration.sources.load import SourceError, load_partitions, replay_quarantine
 
 EXAMPLES = PROJECT_ROOT / "examples" / "landing"
 DAY = date(2025, 3, 3)
@@ -241,3 +241,40 @@ def test_invoice_accepted_values_period_order_and_nan(conn, tmp_path: Path) -> N
     assert q[4][0] == "invalid_value" and "status pending" in q[4][1]
     assert q[5][0] == "invalid_value" and "period_end" in q[5][1]
     assert q[6] == ("wrong_type", "column amount: expected a number, found NaN")
+
+
+def test_mixed_formats_in_one_partition_keep_their_own_lines(conn, tmp_path: Path) -> None:
+    """JSON lines (read from Arrow) and CSV / JSON-array rows (staged) meet in one validation."""
+    day_dir = tmp_path / "events" / "dt=2025-03-03"
+    _write(day_dir / "a.jsonl", "\n".join([json.dumps(_event(1)), "{oops",
+                                           json.dumps(_event(3, properties={"b": "y" * 1_100_000}))]))
+    _write(day_dir / "b.csv", "message_id,type,event,user_id,timestamp\n"
+                              "c-1,track,Signed In,u1,2025-03-03T09:00:00Z\n"
+                              "c-2,track,Signed In,,2025-03-03T09:00:00Z\n")
+    _write(day_dir / "c.json", json.dumps([_event(7), _event(8, userId=None, anonymousId=None)]))
+    report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (7, 3, 4)
+    assert report.files == [f"events/dt=2025-03-03/{n}" for n in ("a.jsonl", "b.csv", "c.json")]
+    loaded = conn.execute("select _source_file, _source_line, message_id from raw.events "
+                          "order by 1, 2").fetchall()
+    assert loaded == [("events/dt=2025-03-03/a.jsonl", 1, "m-1"),
+                      ("events/dt=2025-03-03/b.csv", 2, "c-1"),
+                      ("events/dt=2025-03-03/c.json", 1, "m-7")]
+    q = {(f.rsplit("/", 1)[1], line): (reason, detail) for f, line, reason, detail in _quarantine(conn)}
+    assert q[("a.jsonl", 2)] == ("malformed_json", "line is not valid JSON (truncated or malformed)")
+    assert q[("a.jsonl", 3)][0] == "value_too_large" and "column properties" in q[("a.jsonl", 3)][1]
+    assert q[("b.csv", 3)][0] == "null_key" and q[("c.json", 2)][0] == "null_key"
+
+
+def test_replay_revalidates_a_fixed_malformed_line(conn, tmp_path: Path) -> None:
+    _write(tmp_path / "events" / "dt=2025-03-03" / "a.jsonl",
+           "\n".join([json.dumps(_event(1)), json.dumps(_event(2))[:30], "[1]"]) + "\n")
+    load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
+    assert [(q[1], q[2]) for q in _quarantine(conn)] == [(2, "malformed_json"), (3, "malformed_json")]
+    assert replay_quarantine(conn, "events", "files", 3, now=NOW).still_failing_by_reason == {
+        "malformed_json": 2}
+    conn.execute("update raw.quarantine set payload = ? where source_line = 2", [json.dumps(_event(2))])
+    result = replay_quarantine(conn, "events", "files", 3, now=NOW)
+    assert (result.candidates, result.replayed) == (2, 1)
+    assert conn.execute("select message_id, _source_line from raw.events order by 2").fetchall() == [
+        ("m-1", 1), ("m-2", 2)]

@@ -5,8 +5,9 @@ directly under `<landing>/<table>/` are "undated" and assigned to partitions by 
 later (in `load`). Every input row becomes one staging row `(source_file, source_line,
 partition_date, payload, pre_reason, pre_detail)`: `payload` is the row as a JSON object text (or
 the raw text when it cannot be parsed) so one validation path serves every format, and problems
-the reader sees (malformed JSON/CSV, bad UTF-8, a missing required column) are carried as
-`pre_reason` so the row is quarantined with its file and line, never lost.
+the reader sees (bad CSV, bad UTF-8, a missing required column) are carried as `pre_reason` so
+the row is quarantined with its file and line, never lost. JSON lines are not parsed here: the
+validation query parses each line once and quarantines the malformed ones (`malformed_json`).
 
 Line numbers (`source_line`, 1-based): JSON-lines = physical line; CSV = physical line where the
 record starts (quoted newlines keep the count right); JSON array files = element number;
