@@ -41,8 +41,12 @@ selection = split_models(dbt_project.manifest_path)
 
 
 def _dbt_env() -> None:
-    """dbt reads the warehouse path from the environment; always hand it the resolved one."""
+    """dbt reads the warehouse path from the environment; always hand it the resolved one.
+
+    Tests run only once every model they read is built or selected ("buildable"), so a test
+    spanning two steps runs in the later one instead of failing in the earlier one."""
     os.environ["SEGFLOW_DUCKDB_PATH"] = str(settings.duckdb_path)
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
 
 
