@@ -1,7 +1,7 @@
 """Split the dbt graph into the three runs Dagster needs, read from the manifest.
 
 Incremental models are daily-partitioned; the non-incremental models they read (staging
-views) or that their tests compare against run before them; everything downstream runs after, unpartitioned;
+views) run before them; everything downstream runs after, unpartitioned;
 models tagged `after_segments` read the Python segment tables and run last. Deriving the
 split from the manifest means analysts add models without touching the wiring.
 """
@@ -45,18 +45,9 @@ def split_models(manifest_path: Path) -> DbtSelection:
         for uid, n in models.items()
         if n["config"].get("materialized") == "incremental" and uid not in after
     }
-    # Models an incremental model's tests compare against (relationships) must exist before
-    # the partitioned step runs its tests, so they join the upstream step with their ancestors.
-    tested_against = {
-        parent
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "test" and incremental & set(node["depends_on"]["nodes"])
-        for parent in node["depends_on"]["nodes"]
-        if parent in models and parent not in incremental
-    }
     upstream: set[str] = set()
-    for uid in incremental | tested_against:
-        upstream |= ancestors(uid, set()) | ({uid} if uid in tested_against else set())
+    for uid in incremental:
+        upstream |= ancestors(uid, set())
     upstream -= incremental
     downstream = set(models) - incremental - upstream - after
 

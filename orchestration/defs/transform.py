@@ -74,7 +74,9 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
             dbt_vars = window_vars(window.start.isoformat(), window.end.isoformat())
             context.log.info(f"dbt incremental window {dbt_vars}")
             args += ["--vars", json.dumps(dbt_vars)]
-        yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+        # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
+        # settings, which then blocks every later connection of the run.
+        yield from dbt.cli(args, context=context).stream()
 
     return _assets
 
