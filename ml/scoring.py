@@ -64,20 +64,21 @@ def assign_bands(values: np.ndarray, bands: dict) -> np.ndarray:
     return labels[index]
 
 
-def _active_rows(features_df: pd.DataFrame, score_date: date) -> pd.DataFrame:
+def _active_rows(features_df: pd.DataFrame, score_dates: list[date]) -> pd.DataFrame:
+    """The rows to score: one per user per date, ordered by date then user."""
     require_columns(features_df, (USER_COLUMN, SNAPSHOT_COLUMN), "fct_user_features")
     snapshot = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.date
-    rows = features_df.loc[snapshot == score_date]
-    duplicated = rows[USER_COLUMN].duplicated(keep=False)
+    rows = features_df.loc[snapshot.isin(score_dates)].assign(_score_date=snapshot)
+    duplicated = rows.duplicated([USER_COLUMN, "_score_date"], keep=False)
     if duplicated.any():
         examples = sorted(rows.loc[duplicated, USER_COLUMN].astype(str).unique())[:5]
         raise FeatureError(
-            f"fct_user_features has several rows for user(s) {examples} on {score_date}; "
+            f"fct_user_features has several rows for user(s) {examples} on one snapshot_date; "
             "expected one row per user per snapshot_date"
         )
     if rows[USER_COLUMN].isna().any():
-        raise FeatureError(f"fct_user_features has rows with null user_id on {score_date}")
-    return rows.sort_values(USER_COLUMN, kind="stable").reset_index(drop=True)
+        raise FeatureError("fct_user_features has rows with null user_id")
+    return rows.sort_values(["_score_date", USER_COLUMN], kind="stable").reset_index(drop=True)
 
 
 def _not_paid(rows: pd.DataFrame) -> np.ndarray:
@@ -110,24 +111,19 @@ def score_users(
             _champion(LTV_MODEL, tracking_uri, required=False),
             _champion(CONVERSION_MODEL, tracking_uri, required=False),
         )
-        snapshot = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.date
-        frames = [
-            _score(features_df.loc[snapshot == day], day, champions, top_reasons) for day in dates
-        ]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return _score(_active_rows(features_df, dates), champions, top_reasons)
 
 
 def _score(
-    features_df: pd.DataFrame,
-    score_date: date,
+    rows: pd.DataFrame,
     champions: tuple[_Champion, _Champion | None, _Champion | None],
     top_reasons: int,
 ) -> pd.DataFrame:
-    rows = _active_rows(features_df, score_date)
+    """All dates in one batch: every model and reason-code predict runs once over all rows."""
     churn, ltv, conversion = champions
     n = len(rows)
     out = pd.DataFrame({USER_COLUMN: rows[USER_COLUMN].astype(str),
-                        "score_date": pd.Series([score_date] * n, dtype=object)})
+                        "score_date": rows["_score_date"].astype(object)})
 
     if n:
         X = churn.prepare(rows)
