@@ -18,8 +18,7 @@ from orchestration.dbt_selection import split_models
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_run
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
-settings = Settings.from_env()
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=settings.dbt_target)
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=Settings.from_env().dbt_target)
 dbt_project.prepare_if_dev()
 if not dbt_project.manifest_path.exists():
     # Outside `dagster dev` nothing prepares the manifest; build it once so imports work.
@@ -45,9 +44,10 @@ def _dbt_env() -> None:
 
     Tests run only once every model they read is built or selected ("buildable"), so a test
     spanning two steps runs in the later one instead of failing in the earlier one."""
-    os.environ["SEGFLOW_DUCKDB_PATH"] = str(settings.duckdb_path)
+    duckdb_path = Settings.from_env().duckdb_path
+    os.environ["SEGFLOW_DUCKDB_PATH"] = str(duckdb_path)
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
-    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    duckdb_path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def window_vars(start: str, end: str) -> dict[str, str]:
@@ -96,7 +96,7 @@ def defs() -> dg.Definitions:
     ]
     dbt = DbtCliResource(
         project_dir=dbt_project,
-        target=settings.dbt_target,
+        target=Settings.from_env().dbt_target,
         dbt_executable=str(Path(sys.executable).parent / "dbt"),
     )
     return dg.Definitions(assets=assets, resources={"dbt": dbt})

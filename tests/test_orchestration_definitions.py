@@ -1,0 +1,57 @@
+"""The code location loads the way `dagster dev -w workspace.yaml` loads it, and the dbt graph
+is split into steps without cycles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestration.dbt_selection import split_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_definitions_validate_with_workspace_yaml(tmp_path):
+    env = {**os.environ, "SEGFLOW_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    subprocess.run([str(Path(sys.executable).parent / "segflow"), "prepare"], check=True, env=env, cwd=REPO)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        env=env, cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "segflow" in result.stdout + result.stderr
+
+
+def _manifest(tmp_path: Path, nodes: dict[str, dict], parents: dict[str, list[str]]) -> Path:
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"nodes": nodes, "parent_map": parents}))
+    return path
+
+
+def _model(name: str, materialized: str = "view", tags: tuple[str, ...] = ()) -> dict:
+    return {"name": name, "resource_type": "model", "config": {"materialized": materialized, "tags": list(tags)}}
+
+
+def test_split_puts_incremental_ancestors_first_and_segment_models_last(tmp_path):
+    nodes = {
+        "model.p.stg": _model("stg"),
+        "model.p.inc": _model("inc", "incremental"),
+        "model.p.mart": _model("mart", "table"),
+        "model.p.kpi": _model("kpi", "table", ("after_segments",)),
+        "model.p.lonely": _model("lonely", "table"),
+    }
+    parents = {
+        "model.p.stg": ["source.p.raw.events"],
+        "model.p.inc": ["model.p.stg"],
+        "model.p.mart": ["model.p.inc", "model.p.stg"],
+        "model.p.kpi": ["model.p.mart"],
+        "model.p.lonely": [],
+    }
+    split = split_models(_manifest(tmp_path, nodes, parents))
+    assert split.upstream == ("stg",)
+    assert split.incremental == ("inc",)
+    assert split.downstream == ("lonely", "mart")
+    assert split.after_segments == ("kpi",)
