@@ -63,6 +63,11 @@ def test_build_produces_every_mart(full_build: Path) -> None:
             "fct_segment_kpis", "fct_onboarding_funnel_by_segment")}
         assert all(n > 0 for n in counts.values()), counts
         assert conn.execute("select count(*) from main.dim_users").fetchone()[0] == USERS
+        # Rates and money are 64-bit everywhere (docs/contracts.md: DOUBLE).
+        single = conn.execute("""
+            select table_name, column_name from information_schema.columns
+            where table_schema = 'main' and data_type in ('FLOAT', 'REAL')""").fetchall()
+        assert not single, f"32-bit float columns: {single}"
         # Pre-signup anonymous page views were attributed to their users.
         stitched = conn.execute(
             "select count(*) from main.int_events_stitched where is_anonymous").fetchone()[0]

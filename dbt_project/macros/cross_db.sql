@@ -28,3 +28,30 @@
   select cast({{ dbt.dateadd('day', 'generated_number - 1', start_sql) }} as date) as calendar_date
   from ({{ dbt.generate_series(n_days) }}) as series
 {%- endmacro %}
+
+{#
+  64-bit floating point type for rates, ratios and money. dbt.type_float() is `float`, which
+  is 32-bit on DuckDB (about 7 significant digits: cents are lost above ~$100k).
+#}
+{% macro segflow_double() -%}{{ return(adapter.dispatch('segflow_double', 'segflow')()) }}{%- endmacro %}
+{% macro default__segflow_double() -%}double{%- endmacro %}
+{% macro duckdb__segflow_double() -%}double{%- endmacro %}
+{% macro postgres__segflow_double() -%}double precision{%- endmacro %}
+{% macro redshift__segflow_double() -%}double precision{%- endmacro %}
+{% macro bigquery__segflow_double() -%}float64{%- endmacro %}
+
+{#
+  Exact fixed-point type for summing money and averaging rates: a DOUBLE sum depends on the
+  order of the rows (last-bit differences), and an incremental run reads rows in a different
+  order than a full refresh; decimal sums are exact, so both give the same result. Nine
+  decimals (BigQuery NUMERIC has exactly these). Cast the result to segflow_double().
+#}
+{% macro segflow_exact_numeric() -%}{{ return(adapter.dispatch('segflow_exact_numeric', 'segflow')()) }}{%- endmacro %}
+{% macro default__segflow_exact_numeric() -%}numeric(38, 9){%- endmacro %}
+{% macro bigquery__segflow_exact_numeric() -%}numeric{%- endmacro %}
+
+{# Order-independent sum / mean of a floating-point expression (see segflow_exact_numeric). #}
+{% macro exact_sum(expr) -%}sum(cast({{ expr }} as {{ segflow_exact_numeric() }})){%- endmacro %}
+{% macro exact_avg(expr) -%}
+  ({{ exact_sum(expr) }} / nullif(count({{ expr }}), 0))
+{%- endmacro %}

@@ -18,9 +18,9 @@ latest as (
 select
     invoice_id,
     trim(user_id) as user_id,
-    cast(amount as {{ dbt.type_float() }}) as amount,
+    cast(amount as {{ segflow_double() }}) as amount,
     upper(currency) as currency,
-    {{ to_usd('cast(amount as ' ~ dbt.type_float() ~ ')', 'currency') }} as amount_usd,
+    {{ to_usd('cast(amount as ' ~ segflow_double() ~ ')', 'currency') }} as amount_usd,
     lower(status) as status,
     cast(period_start as {{ dbt.type_timestamp() }}) as period_start,
     cast(period_end as {{ dbt.type_timestamp() }}) as period_end,
@@ -30,7 +30,7 @@ select
     cast(paid_at as date) as paid_date,
     lower(status) in ('paid', 'refunded') and paid_at is not null as is_revenue,
     -- Monthly-normalised amount (30-day month) for MRR.
-    {{ to_usd('cast(amount as ' ~ dbt.type_float() ~ ')', 'currency') }} * 30.0
+    {{ to_usd('cast(amount as ' ~ segflow_double() ~ ')', 'currency') }} * 30.0
         / case when {{ dbt.datediff('period_start', 'period_end', 'day') }} > 0
                then {{ dbt.datediff('period_start', 'period_end', 'day') }} else 30 end
         as monthly_amount_usd

@@ -1,21 +1,30 @@
 -- Signup-cohort retention, long format: for weekly and monthly cohorts (cohort_grain), each
 -- period since the cohort's start (calendar weeks / months, period 0 = the signup period):
 -- cohort_size, retained_users (users with any activity in that period), retention_rate.
--- Only periods that have ended by the last day with data are included.
+-- Every period that has ended by the last day with data has a row, including periods in which
+-- nobody returned (retained_users = 0): the counts are left-joined onto a cohort x period grid.
+{%- set users_rel = ref('dim_users') -%}
+{%- set activity_rel = ref('int_user_activity_daily') %}
 with users as (
-    select user_id, signup_date from {{ ref('dim_users') }}
+    select user_id, signup_date from {{ users_rel }}
 ),
 
 activity as (
-    select user_id, activity_date from {{ ref('int_user_activity_daily') }}
+    select user_id, activity_date from {{ activity_rel }}
 ),
 
 data_end as (
     select max(activity_date) as data_end_date from activity
 ),
 
+-- Every day from the first signup to the last day with data (periods are derived from it).
+calendar as (
+    {{ calendar_between("(select min(signup_date) from " ~ users_rel ~ ")",
+                        "(select max(activity_date) from " ~ activity_rel ~ ")") }}
+),
+
 {% for grain in ['week', 'month'] %}
-{{ grain }}_cohorts as (
+{{ grain }}_cohort_users as (
     select
         '{{ grain }}' as cohort_grain,
         cast({{ dbt.date_trunc(grain, 'users.signup_date') }} as date) as cohort_start,
@@ -23,38 +32,37 @@ data_end as (
     from users
 ),
 
-{{ grain }}_activity as (
-    select distinct
-        c.cohort_grain,
-        c.cohort_start,
-        c.user_id,
-        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'a.activity_date'), grain) }} as period_number
-    from {{ grain }}_cohorts as c
-    inner join activity as a on a.user_id = c.user_id and a.activity_date >= c.cohort_start
+{{ grain }}_cohorts as (
+    select cohort_grain, cohort_start, count(*) as cohort_size
+    from {{ grain }}_cohort_users
+    group by 1, 2
 ),
 
-{{ grain }}_periods as (
+{{ grain }}_grid as (
+    {{ cohort_period_grid(grain, grain ~ '_cohorts', 'calendar', 'data_end') }}
+),
+
+{{ grain }}_active as (
     select
         c.cohort_grain,
         c.cohort_start,
-        count(*) as cohort_size
-    from {{ grain }}_cohorts as c
-    group by 1, 2
+        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'a.activity_date'), grain) }} as period_number,
+        count(distinct c.user_id) as retained_users
+    from {{ grain }}_cohort_users as c
+    inner join activity as a on a.user_id = c.user_id and a.activity_date >= c.cohort_start
+    group by 1, 2, 3
 ),
 
 {{ grain }}_retention as (
     select
-        p.cohort_grain,
-        p.cohort_start,
-        a.period_number,
-        p.cohort_size,
-        count(distinct a.user_id) as retained_users
-    from {{ grain }}_periods as p
-    inner join {{ grain }}_activity as a
-        on a.cohort_grain = p.cohort_grain and a.cohort_start = p.cohort_start
-    cross join data_end
-    where {{ dbt.dateadd(grain, 'a.period_number + 1', 'p.cohort_start') }} <= {{ dbt.dateadd('day', 1, 'data_end.data_end_date') }}
-    group by 1, 2, 3, 4
+        g.cohort_grain,
+        g.cohort_start,
+        g.period_number,
+        g.cohort_size,
+        coalesce(a.retained_users, 0) as retained_users
+    from {{ grain }}_grid as g
+    left join {{ grain }}_active as a
+        on a.cohort_start = g.cohort_start and a.period_number = g.period_number
 ){{ "," if not loop.last }}
 {% endfor %}
 
@@ -64,7 +72,7 @@ select
     cast(period_number as {{ dbt.type_int() }}) as period_number,
     cast(cohort_size as {{ dbt.type_int() }}) as cohort_size,
     cast(retained_users as {{ dbt.type_int() }}) as retained_users,
-    cast(retained_users * 1.0 / cohort_size as {{ dbt.type_float() }}) as retention_rate
+    cast(retained_users * 1.0 / cohort_size as {{ segflow_double() }}) as retention_rate
 from (
     select * from week_retention
     union all

@@ -3,7 +3,11 @@
 -- each milestone of vars.tracking_plan in order: users in the group, users who reached the
 -- milestone, share of the group, conversion from the previous step (reached this / reached
 -- previous; step 1 = share of the group), drop-off from the previous step (users), and the
--- median days from signup to reaching it. Reaching is counted regardless of order.
+-- median days from signup to first reaching it.
+-- Sequential funnel: a user counts at step k (users_reached) only after reaching steps 1..k
+-- (in any time order), so users_reached never grows along the steps, conversion stays in
+-- [0, 1] and drop-off is never negative even when users skip steps. users_reached_any_order
+-- counts everyone who reached the milestone regardless of the earlier steps.
 {%- set milestones = var('tracking_plan')['milestones'] -%}
 {%- set dimensions = ['signup_week', 'signup_month', 'industry', 'company_size', 'country', 'role', 'acquisition_channel'] %}
 with firsts as (
@@ -24,7 +28,13 @@ users as (
         cast(u.{{ d }} as {{ dbt.type_string() }}) as {{ d }},
         {% endfor -%}
         {% for m in milestones -%}
-        f.first_date_{{ m['name'] }}{{ "," if not loop.last }}
+        f.first_date_{{ m['name'] }},
+        {% endfor -%}
+        {% for m in milestones -%}
+        {%- set index = loop.index %}
+        {% for earlier in milestones[:index] -%}
+        f.first_date_{{ earlier['name'] }} is not null{{ " and " if not loop.last }}
+        {%- endfor %} as reached_through_{{ m['name'] }}{{ "," if not loop.last }}
         {% endfor %}
     from {{ ref('dim_users') }} as u
     left join firsts as f on f.user_id = u.user_id
@@ -46,8 +56,10 @@ steps as (
         {{ loop.index }} as step_number,
         '{{ m['name'] }}' as milestone,
         count(*) as users_in_group,
-        count(first_date_{{ m['name'] }}) as users_reached,
-        {{ median(dbt.datediff('signup_date', 'first_date_' ~ m['name'], 'day')) }} as median_days_to_reach
+        sum(case when reached_through_{{ m['name'] }} then 1 else 0 end) as users_reached,
+        count(first_date_{{ m['name'] }}) as users_reached_any_order,
+        {{ median("case when reached_through_" ~ m['name'] ~ " then "
+                  ~ dbt.datediff('signup_date', 'first_date_' ~ m['name'], 'day') ~ " end") }} as median_days_to_reach
     from grouped
     group by dimension, dimension_value
     {{ "union all" if not loop.last }}
@@ -68,10 +80,11 @@ select
     milestone,
     cast(users_in_group as {{ dbt.type_int() }}) as users_in_group,
     cast(users_reached as {{ dbt.type_int() }}) as users_reached,
-    cast(users_reached * 1.0 / users_in_group as {{ dbt.type_float() }}) as reached_rate,
+    cast(users_reached_any_order as {{ dbt.type_int() }}) as users_reached_any_order,
+    cast(users_reached * 1.0 / users_in_group as {{ segflow_double() }}) as reached_rate,
     cast(case when coalesce(previous_reached, users_in_group) > 0
-              then users_reached * 1.0 / coalesce(previous_reached, users_in_group) end as {{ dbt.type_float() }})
+              then users_reached * 1.0 / coalesce(previous_reached, users_in_group) end as {{ segflow_double() }})
         as conversion_from_previous,
     cast(coalesce(previous_reached, users_in_group) - users_reached as {{ dbt.type_int() }}) as drop_off_users,
-    cast(median_days_to_reach as {{ dbt.type_float() }}) as median_days_to_reach
+    cast(median_days_to_reach as {{ segflow_double() }}) as median_days_to_reach
 from with_previous

@@ -1,9 +1,12 @@
 -- Revenue retention by signup cohort (weekly and monthly, as fct_cohort_retention): revenue
 -- (USD, by paid date) and paying users per period since the cohort start, cumulative revenue
 -- per cohort user, and net_revenue_retention = period revenue / revenue of the cohort's first
--- period with revenue (null before it). Only completed periods.
+-- period with revenue (null before it). Every completed period has a row (revenue 0 when
+-- nothing was paid): the sums are left-joined onto a cohort x period grid.
+{%- set users_rel = ref('dim_users') -%}
+{%- set activity_rel = ref('int_user_activity_daily') %}
 with users as (
-    select user_id, signup_date from {{ ref('dim_users') }}
+    select user_id, signup_date from {{ users_rel }}
 ),
 
 invoices as (
@@ -13,7 +16,13 @@ invoices as (
 ),
 
 data_end as (
-    select max(activity_date) as data_end_date from {{ ref('int_user_activity_daily') }}
+    select max(activity_date) as data_end_date from {{ activity_rel }}
+),
+
+-- Every day from the first signup to the last day with data (periods are derived from it).
+calendar as (
+    {{ calendar_between("(select min(signup_date) from " ~ users_rel ~ ")",
+                        "(select max(activity_date) from " ~ activity_rel ~ ")") }}
 ),
 
 {% for grain in ['week', 'month'] %}
@@ -35,7 +44,7 @@ data_end as (
         c.cohort_grain,
         c.cohort_start,
         {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'i.paid_date'), grain) }} as period_number,
-        sum(i.amount_usd) as revenue,
+        {{ exact_sum('i.amount_usd') }} as revenue,
         count(distinct i.user_id) as paying_users
     from {{ grain }}_cohorts as c
     inner join invoices as i on i.user_id = c.user_id and i.paid_date >= c.cohort_start
@@ -45,11 +54,7 @@ data_end as (
 ),
 
 {{ grain }}_grid as (
-    select s.cohort_grain, s.cohort_start, s.cohort_size, periods.period_number
-    from {{ grain }}_sizes as s
-    inner join (select distinct period_number from {{ grain }}_revenue) as periods on 1 = 1
-    cross join data_end
-    where {{ dbt.dateadd(grain, 'periods.period_number + 1', 's.cohort_start') }} <= {{ dbt.dateadd('day', 1, 'data_end.data_end_date') }}
+    {{ cohort_period_grid(grain, grain ~ '_sizes', 'calendar', 'data_end') }}
 ){{ "," if not loop.last }}
 {% endfor %}
 
@@ -89,12 +94,12 @@ select
     cast(w.period_number as {{ dbt.type_int() }}) as period_number,
     cast(w.cohort_size as {{ dbt.type_int() }}) as cohort_size,
     cast(w.paying_users as {{ dbt.type_int() }}) as paying_users,
-    cast(w.revenue as {{ dbt.type_float() }}) as revenue,
-    cast(sum(w.revenue) over (
+    cast(w.revenue as {{ segflow_double() }}) as revenue,
+    cast({{ exact_sum('w.revenue') }} over (
         partition by w.cohort_grain, w.cohort_start order by w.period_number
-        rows between unbounded preceding and current row) / w.cohort_size as {{ dbt.type_float() }})
+        rows between unbounded preceding and current row) / w.cohort_size as {{ segflow_double() }})
         as cumulative_revenue_per_user,
-    cast(case when w.period_number >= w.base_period then w.revenue / base.base_revenue end as {{ dbt.type_float() }})
+    cast(case when w.period_number >= w.base_period then w.revenue / base.base_revenue end as {{ segflow_double() }})
         as net_revenue_retention
 from with_base as w
 left join base on base.cohort_grain = w.cohort_grain and base.cohort_start = w.cohort_start

@@ -124,7 +124,7 @@ prior_activity as (
 ),
 
 prior_revenue as (
-    select revenue_invoices.user_id, sum(revenue_invoices.amount_usd) as revenue
+    select revenue_invoices.user_id, {{ exact_sum('revenue_invoices.amount_usd') }} as revenue
     from revenue_invoices
     inner join user_bounds
         on user_bounds.user_id = revenue_invoices.user_id
@@ -133,7 +133,7 @@ prior_revenue as (
 ),
 
 revenue_daily as (
-    select user_id, paid_date, sum(amount_usd) as revenue
+    select user_id, paid_date, {{ exact_sum('amount_usd') }} as revenue
     from revenue_invoices
     group by user_id, paid_date
 ),
@@ -192,7 +192,7 @@ rolled as (
         min(case when first_{{ m['name'] }} = 1 then snapshot_date end) {{ running() }} as first_date_{{ m['name'] }},
         {% endfor -%}
         max(case when active = 1 then snapshot_date end) {{ running() }} as last_active_date,
-        sum(revenue) {{ running() }} as revenue_running
+        {{ exact_sum('revenue') }} {{ running() }} as revenue_running
     from dense
 ),
 
@@ -216,7 +216,7 @@ snapshots as (
 ),
 
 mrr as (
-    select snapshots.user_id, snapshots.snapshot_date, sum(revenue_invoices.monthly_amount_usd) as mrr
+    select snapshots.user_id, snapshots.snapshot_date, {{ exact_sum('revenue_invoices.monthly_amount_usd') }} as mrr
     from snapshots
     inner join revenue_invoices
         on revenue_invoices.user_id = snapshots.user_id
@@ -240,7 +240,7 @@ features as (
         cast(snapshots.sessions_7d as {{ dbt.type_int() }}) as sessions_7d,
         cast(snapshots.sessions_28d as {{ dbt.type_int() }}) as sessions_28d,
         cast(case when snapshots.sessions_28d > 0
-                  then snapshots.active_minutes_28d / snapshots.sessions_28d else 0.0 end as {{ dbt.type_float() }})
+                  then snapshots.active_minutes_28d / snapshots.sessions_28d else 0.0 end as {{ segflow_double() }})
             as avg_session_minutes_28d,
         cast(0
             {%- for feature in plan['core_features'] %}
@@ -261,8 +261,8 @@ features as (
         cast(coalesce(snapshots.events_prev_7d, 0) as {{ dbt.type_int() }}) as events_prev_7d,
         snapshots.plan,
         snapshots.plan in {{ sql_list(plan['paid_plans']) }} as is_paid,
-        cast(coalesce(mrr.mrr, 0.0) as {{ dbt.type_float() }}) as mrr,
-        cast(coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running as {{ dbt.type_float() }}) as revenue_to_date,
+        cast(coalesce(mrr.mrr, 0.0) as {{ segflow_double() }}) as mrr,
+        cast(coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running as {{ segflow_double() }}) as revenue_to_date,
         snapshots.industry,
         snapshots.company_size,
         snapshots.country,
@@ -291,7 +291,7 @@ select
     feature_breadth_28d,
     feature_depth_28d,
     cast(0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %} as {{ dbt.type_int() }}) as milestones_reached,
-    cast((0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %}) / {{ milestones | length }}.0 as {{ dbt.type_float() }}) as onboarding_completion,
+    cast((0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %}) / {{ milestones | length }}.0 as {{ segflow_double() }}) as onboarding_completion,
     {% for m in milestones -%}
     reached_{{ m['name'] }},
     {% endfor -%}
@@ -303,7 +303,7 @@ select
     support_tickets_total,
     events_prev_7d,
     cast((events_7d - events_prev_7d) * 1.0
-         / case when events_prev_7d > 1 then events_prev_7d else 1 end as {{ dbt.type_float() }}) as activity_trend,
+         / case when events_prev_7d > 1 then events_prev_7d else 1 end as {{ segflow_double() }}) as activity_trend,
     plan,
     is_paid,
     mrr,

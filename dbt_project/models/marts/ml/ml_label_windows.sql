@@ -64,7 +64,7 @@ future_revenue as (
         s.user_id,
         s.snapshot_date,
         {% for h in horizons -%}
-        sum(case when r.paid_date <= {{ dbt.dateadd('day', h, 's.snapshot_date') }} then r.amount_usd else 0 end) as revenue_next_{{ h }}d,
+        {{ exact_sum("case when r.paid_date <= " ~ dbt.dateadd('day', h, 's.snapshot_date') ~ " then r.amount_usd else 0 end") }} as revenue_next_{{ h }}d,
         {% endfor -%}
         sum(case when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} then 1 else 0 end) as invoices_next_conversion
     from snapshots as s

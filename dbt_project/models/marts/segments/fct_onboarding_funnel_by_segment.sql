@@ -1,6 +1,8 @@
 -- Onboarding funnel per segment_date x segment x milestone (order of vars.tracking_plan):
 -- members, members who had reached the milestone by segment_date (from fct_user_features),
--- share, conversion from the previous step and drop-off.
+-- share, conversion from the previous step and drop-off. Sequential, as fct_onboarding_funnel:
+-- users_reached counts members who had reached steps 1..k; users_reached_any_order counts
+-- every member who had reached the milestone.
 {%- set milestones = var('tracking_plan')['milestones'] %}
 with members as (
     select
@@ -27,7 +29,10 @@ steps as (
         {{ loop.index }} as step_number,
         '{{ m['name'] }}' as milestone,
         count(*) as users_in_segment,
-        sum(case when reached_{{ m['name'] }} then 1 else 0 end) as users_reached
+        sum(case when {% for earlier in milestones[:loop.index] -%}
+                 reached_{{ earlier['name'] }}{{ " and " if not loop.last }}
+                 {%- endfor %} then 1 else 0 end) as users_reached,
+        sum(case when reached_{{ m['name'] }} then 1 else 0 end) as users_reached_any_order
     from members
     group by segment_date, segment
     {{ "union all" if not loop.last }}
@@ -48,9 +53,10 @@ select
     milestone,
     cast(users_in_segment as {{ dbt.type_int() }}) as users_in_segment,
     cast(users_reached as {{ dbt.type_int() }}) as users_reached,
-    cast(users_reached * 1.0 / users_in_segment as {{ dbt.type_float() }}) as reached_rate,
+    cast(users_reached_any_order as {{ dbt.type_int() }}) as users_reached_any_order,
+    cast(users_reached * 1.0 / users_in_segment as {{ segflow_double() }}) as reached_rate,
     cast(case when coalesce(previous_reached, users_in_segment) > 0
-              then users_reached * 1.0 / coalesce(previous_reached, users_in_segment) end as {{ dbt.type_float() }})
+              then users_reached * 1.0 / coalesce(previous_reached, users_in_segment) end as {{ segflow_double() }})
         as conversion_from_previous,
     cast(coalesce(previous_reached, users_in_segment) - users_reached as {{ dbt.type_int() }}) as drop_off_users
 from with_previous

@@ -5,6 +5,7 @@
 -- churn_rate = share of active members with no activity or a cancellation in the next
 -- churn_window_days when observable (churn_rate_source 'observed'), otherwise the mean
 -- churn_probability from user_scores ('predicted'); avg_ltv_90d from user_scores.
+-- Means are exact (decimal sums, see segflow_exact_numeric) so they do not depend on row order.
 with members as (
     select * from {{ ref('int_segment_members') }}
 ),
@@ -14,14 +15,14 @@ kpis as (
         segment_date,
         segment,
         count(distinct user_id) as users,
-        avg(avg_session_minutes_28d) as avg_session_minutes,
-        avg(onboarding_completion) as onboarding_completion,
-        avg(case when converted_next is null then null when converted_next then 1.0 else 0.0 end) as conversion_to_premium,
+        {{ exact_avg('avg_session_minutes_28d') }} as avg_session_minutes,
+        {{ exact_avg('onboarding_completion') }} as onboarding_completion,
+        {{ exact_avg('case when converted_next then 1 when not converted_next then 0 end') }} as conversion_to_premium,
         count(converted_next) as conversion_observed_users,
-        avg(case when churned_next is null then null when churned_next then 1.0 else 0.0 end) as observed_churn_rate,
+        {{ exact_avg('case when churned_next then 1 when not churned_next then 0 end') }} as observed_churn_rate,
         count(churned_next) as churn_observed_users,
-        avg(churn_probability) as avg_churn_probability,
-        avg(ltv_90d) as avg_ltv_90d
+        {{ exact_avg('churn_probability') }} as avg_churn_probability,
+        {{ exact_avg('ltv_90d') }} as avg_ltv_90d
     from members
     group by segment_date, segment
 )
@@ -30,12 +31,12 @@ select
     segment_date,
     segment,
     cast(users as {{ dbt.type_int() }}) as users,
-    cast(avg_session_minutes as {{ dbt.type_float() }}) as avg_session_minutes,
-    cast(onboarding_completion as {{ dbt.type_float() }}) as onboarding_completion,
-    cast(conversion_to_premium as {{ dbt.type_float() }}) as conversion_to_premium,
+    cast(avg_session_minutes as {{ segflow_double() }}) as avg_session_minutes,
+    cast(onboarding_completion as {{ segflow_double() }}) as onboarding_completion,
+    cast(conversion_to_premium as {{ segflow_double() }}) as conversion_to_premium,
     cast(conversion_observed_users as {{ dbt.type_int() }}) as conversion_observed_users,
-    cast(case when churn_observed_users > 0 then observed_churn_rate else avg_churn_probability end as {{ dbt.type_float() }}) as churn_rate,
+    cast(case when churn_observed_users > 0 then observed_churn_rate else avg_churn_probability end as {{ segflow_double() }}) as churn_rate,
     case when churn_observed_users > 0 then 'observed'
          when avg_churn_probability is not null then 'predicted' end as churn_rate_source,
-    cast(avg_ltv_90d as {{ dbt.type_float() }}) as avg_ltv_90d
+    cast(avg_ltv_90d as {{ segflow_double() }}) as avg_ltv_90d
 from kpis
