@@ -21,6 +21,10 @@ LABEL_COLUMNS = frozenset(
 MISSING_CATEGORY = "(missing)"
 
 
+class InsufficientDataError(ValueError):
+    """Too few labelled rows to fit and evaluate a model; the caller may skip training."""
+
+
 class FeatureError(ValueError):
     """A feature table does not match what the model needs; the message names the column."""
 

@@ -25,7 +25,13 @@ from ml.estimators import (
     logistic_baseline,
     revenue_regressor,
 )
-from ml.features import FeatureError, FeatureSpec, infer_feature_spec, prepare_features
+from ml.features import (
+    FeatureError,
+    FeatureSpec,
+    InsufficientDataError,
+    infer_feature_spec,
+    prepare_features,
+)
 from ml.metrics import classification_metrics, regression_metrics
 from ml.promotion import PromotionDecision, PromotionPolicy, decide
 from ml.splits import TimeSplit, time_split
@@ -59,6 +65,8 @@ BAND_LABELS = ("low", "medium", "high")
 # Revenue bands are quantiles of the holdout predictions: bottom half low, top decile high.
 REVENUE_BAND_QUANTILES = (0.5, 0.9)
 BASELINE_GROUP_COLUMN = "plan"
+MIN_TRAIN_ROWS = 200
+MIN_HOLDOUT_ROWS = 50
 
 
 @dataclass
@@ -239,6 +247,13 @@ def _train(
         warnings.append(f"sampled {max_train_rows} of {len(train)} training rows")
         train = train.sample(n=max_train_rows, random_state=0).reset_index(drop=True)
 
+    if len(train) < MIN_TRAIN_ROWS or len(split.holdout) < MIN_HOLDOUT_ROWS:
+        raise InsufficientDataError(
+            f"{spec.kind}: {len(train)} training rows (snapshots {split.train_min_date}.."
+            f"{split.train_max_date}) and {len(split.holdout)} holdout rows; need at least "
+            f"{MIN_TRAIN_ROWS} and {MIN_HOLDOUT_ROWS}. The data does not yet cover enough "
+            f"{spec.horizon_days}-day label windows."
+        )
     fspec = infer_feature_spec(train)
     X_train, y_train = prepare_features(train, fspec), _target(train, spec)
     X_hold, y_hold = prepare_features(split.holdout, fspec), _target(split.holdout, spec)

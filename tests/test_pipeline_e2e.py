@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 END = date(2026, 6, 30)
-DAYS = 110
+DAYS = 130
 START = END - timedelta(days=DAYS - 1)
 
 

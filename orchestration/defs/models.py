@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.drift import champion_drift
+from ml.features import InsufficientDataError
 from ml.scoring import score_users
 from ml.train import train_model
 from orchestration.defs.jobs import TRAINING_GROUP
@@ -52,9 +53,17 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
                 f"{training_table} is empty: the data does not yet cover the label window"
             )
             return dg.MaterializeResult(metadata={"status": "skipped: no labelled rows", "rows": 0})
-        result = train_model(
-            kind, training, mlflow.tracking_uri, Settings.from_env().mlflow_artifact_root
-        )
+        try:
+            result = train_model(
+                kind, training, mlflow.tracking_uri, Settings.from_env().mlflow_artifact_root
+            )
+        except InsufficientDataError as exc:
+            # History is still shorter than the label window: not a data error. The current
+            # champion (if any) keeps scoring; without one, its score columns stay null.
+            context.log.warning(str(exc))
+            return dg.MaterializeResult(
+                metadata={"status": f"skipped: {exc}", "rows": len(training)}
+            )
         for warning in result.warnings:
             context.log.warning(warning)
         metrics = {name: scalar(round(value, 4)) for name, value in result.metrics.items()}
