@@ -7,7 +7,7 @@ source of truth. Every variable here is listed in the README's configuration tab
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -77,8 +77,6 @@ class Settings:
     sync_rate_limit: float
     sync_max_change_share: float
     sync_max_attempts: int
-    quarantine_max_share: float
-    extras: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -113,7 +111,6 @@ class Settings:
             sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", 100.0),
             sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", 0.5),
             sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", 5),
-            quarantine_max_share=_float("SEGFLOW_QUARANTINE_MAX_SHARE", 0.05),
         )
 
     @property
