@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-USERS ?= 2000
-DAYS ?= 60
+USERS ?= 1000
+DAYS ?= 120
 SEED ?= 7
 
 export SEGFLOW_HOME ?= $(CURDIR)/data

@@ -137,11 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=cmd_prepare)
 
     run = sub.add_parser("run", help="run the pipeline for the last N days (demo data by default)")
-    run.add_argument("--days", type=int, default=150, help="days to materialise, ending at --end")
+    run.add_argument("--days", type=int, default=120, help="days to materialise, ending at --end")
     run.add_argument(
         "--history-days", type=int, default=0, help="extra demo history before the window"
     )
-    run.add_argument("--users", type=int, default=2000, help="demo users (demo source only)")
+    run.add_argument("--users", type=int, default=1000, help="demo users (demo source only)")
     run.add_argument("--seed", type=int, default=7)
     run.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
     run.add_argument("--defect-rate", type=float, default=0.0, help="demo defect injection rate")
