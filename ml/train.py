@@ -65,8 +65,8 @@ BAND_LABELS = ("low", "medium", "high")
 # Revenue bands are quantiles of the holdout predictions: bottom half low, top decile high.
 REVENUE_BAND_QUANTILES = (0.5, 0.9)
 BASELINE_GROUP_COLUMN = "plan"
-MIN_TRAIN_ROWS = 200
-MIN_HOLDOUT_ROWS = 50
+MIN_TRAIN_ROWS = 100
+MIN_HOLDOUT_ROWS = 30
 
 
 @dataclass

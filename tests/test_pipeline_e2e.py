@@ -39,7 +39,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     from orchestration.sources.demo import generate
 
     settings = Settings.from_env()
-    generate(settings.demo_dir, settings.demo_truth_dir, users=300, days=DAYS, seed=5,
+    generate(settings.demo_dir, settings.demo_truth_dir, users=400, days=DAYS, seed=5,
              start=START, defect_rate=0.02)
     prepare(settings)
     instance = dg.DagsterInstance.ephemeral()
@@ -116,8 +116,8 @@ def test_models_registered_with_champions(pipeline):
     from mlflow import MlflowClient
 
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    for name in ("segflow-churn", "segflow-conversion"):
-        assert client.get_model_version_by_alias(name, "champion").version == "1"
+    for name in ("segflow-churn", "segflow-ltv", "segflow-conversion"):
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
 
 def test_segments_flows_triggers_and_experiments(pipeline):

@@ -25,6 +25,15 @@ TRAINING_TABLES = {
     "ltv": "ml_ltv_training",
     "conversion": "ml_conversion_training",
 }
+# Declared, not inferred from the first frame: a column that is all null on day one (no LTV
+# champion yet) must still be typed for the segment rules that read it.
+USER_SCORES_DDL = """
+create table if not exists main.user_scores (
+    user_id varchar, score_date date, churn_probability double, churn_band varchar,
+    ltv_90d double, ltv_band varchar, conversion_probability double, churn_reasons varchar,
+    ltv_reasons varchar, churn_model_version varchar, ltv_model_version varchar,
+    conversion_model_version varchar
+)"""
 DRIFT_THRESHOLD = float(os.environ.get("SEGFLOW_DRIFT_PSI_THRESHOLD") or 0.2)
 
 
@@ -142,9 +151,7 @@ def user_scores(
     )
     with warehouse.connect() as conn:
         conn.register("new_scores", scores)
-        conn.execute(
-            "create table if not exists main.user_scores as select * from new_scores limit 0"
-        )
+        conn.execute(USER_SCORES_DDL)
         conn.execute("begin transaction")
         conn.execute(
             "delete from main.user_scores where score_date between ? and ?", [dates[0], dates[-1]]
