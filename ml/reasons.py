@@ -101,17 +101,17 @@ def top_reasons(
     spec: FeatureSpec,
     predict: Predict,
     top_k: int = 3,
-    min_share_of_spread: float = 0.05,
+    min_share_of_prediction: float = 0.05,
 ) -> pd.DataFrame:
     """Long table of each user's top reasons: row, rank, feature, code, contribution.
 
-    Only contributions pushing the prediction up by more than `min_share_of_spread` x the
-    standard deviation of the predictions count (noise features stay out); two features
-    mapping to the same code are reported once.
+    Only contributions pushing the user's prediction up by more than
+    `min_share_of_prediction` of that prediction count (noise features stay out). The bar is
+    per row, so a user's codes do not depend on who else is in the batch (scoring one day or
+    a whole backfill gives the same codes). Two features mapping to one code count once.
     """
     contributions = feature_contributions(X, spec, predict)
-    spread = float(np.std(predict(X))) if len(X) > 1 else 0.0
-    min_contribution = max(1e-6, min_share_of_spread * spread)
+    min_contribution = np.maximum(1e-6, min_share_of_prediction * np.abs(predict(X)))
     matrix = contributions.to_numpy()
     names = list(contributions.columns)
     candidates = np.argsort(-matrix, axis=1, kind="stable")[:, : top_k * 2]
@@ -120,7 +120,7 @@ def top_reasons(
         seen: set[str] = set()
         for column in candidate_columns:
             effect = matrix[row_number, column]
-            if effect <= min_contribution or len(seen) == top_k:
+            if effect <= min_contribution[row_number] or len(seen) == top_k:
                 break
             name = names[column]
             code = reason_code(name, X.iat[row_number, X.columns.get_loc(name)],

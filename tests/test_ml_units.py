@@ -15,7 +15,7 @@ from ml.estimators import calibrated_classifier
 from ml.features import FeatureError, infer_feature_spec, prepare_features
 from ml.metrics import classification_metrics, normalized_gini, regression_metrics
 from ml.promotion import PromotionPolicy, decide
-from ml.reasons import reason_code, top_reasons
+from ml.reasons import reason_code, reason_strings, top_reasons
 from ml.scoring import assign_bands
 from ml.splits import time_split
 from ml.synthetic import synthetic_marts
@@ -178,6 +178,22 @@ def test_reason_codes_agree_in_sign_with_the_model(marts):
     assert lowered.all(), reasons[~lowered]
     teammate_codes = reasons[reasons["code"] == "no_teammate_invited"]
     assert (sample.loc[teammate_codes["row"], "reached_teammate_invited"] == 0).all()
+
+
+def test_reason_codes_do_not_depend_on_the_batch(marts):
+    """Scoring one day or a whole backfill must give each user the same codes."""
+    train = marts["ml_churn_training"]
+    spec = infer_feature_spec(train)
+    X = prepare_features(train, spec)
+    model = calibrated_classifier(spec, len(X)).fit(X, train["churned_28d"].astype(int))
+
+    def predict(frame):
+        return model.predict_proba(frame)[:, 1]
+
+    batch = X.sample(200, random_state=1).reset_index(drop=True)
+    together = reason_strings(batch, spec, predict)
+    alone = [reason_strings(batch.iloc[[i]], spec, predict).iloc[0] for i in range(0, 200, 20)]
+    assert alone == together.iloc[list(range(0, 200, 20))].tolist()
 
 
 def test_marts_read_back_from_duckdb_keep_their_features(marts):
