@@ -6,6 +6,7 @@ only if it beats the champion on the same holdout. Scoring loads `models:/<name>
 
 import os
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +19,6 @@ from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import MLflowResource, WarehouseResource
-from orchestration.settings import Settings
 
 TRAINING_TABLES = {
     "churn": "ml_churn_training",
@@ -37,7 +37,7 @@ create table if not exists main.user_scores (
 DRIFT_THRESHOLD = float(os.environ.get("SEGFLOW_DRIFT_PSI_THRESHOLD") or 0.2)
 
 
-def _mlflow_ui_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+def _mlflow_ui_link(experiment_id: str, run_id: str) -> str:
     base = os.environ.get("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
@@ -63,9 +63,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
             )
             return dg.MaterializeResult(metadata={"status": "skipped: no labelled rows", "rows": 0})
         try:
-            result = train_model(
-                kind, training, mlflow.tracking_uri, Settings.from_env().mlflow_artifact_root
-            )
+            result = train_model(kind, training, mlflow.tracking_uri, Path(mlflow.artifact_root))
         except InsufficientDataError as exc:
             # History is still shorter than the label window: not a data error. The current
             # champion (if any) keeps scoring; without one, its score columns stay null.
@@ -95,7 +93,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
                 .rename(columns={"index": "feature"})
             ),
             "mlflow_run": dg.MetadataValue.url(
-                _mlflow_ui_link(mlflow.tracking_uri, result.experiment_id, result.run_id)
+                _mlflow_ui_link(result.experiment_id, result.run_id)
             ),
             "model_uri": result.model_uri,
         }
