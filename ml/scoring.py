@@ -67,8 +67,9 @@ def assign_bands(values: np.ndarray, bands: dict) -> np.ndarray:
 def _active_rows(features_df: pd.DataFrame, score_dates: list[date]) -> pd.DataFrame:
     """The rows to score: one per user per date, ordered by date then user."""
     require_columns(features_df, (USER_COLUMN, SNAPSHOT_COLUMN), "fct_user_features")
-    snapshot = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.date
-    rows = features_df.loc[snapshot.isin(score_dates)].assign(_score_date=snapshot)
+    frame = features_df.reset_index(drop=True)
+    snapshot = pd.to_datetime(frame[SNAPSHOT_COLUMN]).dt.date
+    rows = frame.assign(_score_date=snapshot).loc[snapshot.isin(score_dates)]
     duplicated = rows.duplicated([USER_COLUMN, "_score_date"], keep=False)
     if duplicated.any():
         examples = sorted(rows.loc[duplicated, USER_COLUMN].astype(str).unique())[:5]
@@ -104,7 +105,8 @@ def score_users(
     and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
     all cores; see `ml.train.train_model`).
     """
-    dates = [score_date] if isinstance(score_date, date) else sorted(set(score_date))
+    days = [score_date] if isinstance(score_date, date) else score_date
+    dates = sorted({pd.Timestamp(day).date() for day in days})  # Timestamps, datetimes or dates
     with threadpool_limits(limits=n_threads):
         champions = (
             _champion(CHURN_MODEL, tracking_uri, required=True),
