@@ -155,15 +155,18 @@ def test_reason_code_mapping_generic_and_friendly(marts):
     assert reason_code("mrr", float("nan"), 0.0, spec) == "mrr_missing"
 
 
-def test_reason_codes_agree_in_sign_with_the_model(marts):
+@pytest.fixture(scope="module")
+def churn_fit(marts):
+    """A churn classifier fitted once on the synthetic mart: (spec, features, predict)."""
     train = marts["ml_churn_training"]
     spec = infer_feature_spec(train)
     X = prepare_features(train, spec)
     model = calibrated_classifier(spec, len(X)).fit(X, train["churned_28d"].astype(int))
+    return spec, X, lambda frame: model.predict_proba(frame)[:, 1]
 
-    def predict(frame):
-        return model.predict_proba(frame)[:, 1]
 
+def test_reason_codes_agree_in_sign_with_the_model(churn_fit):
+    spec, X, predict = churn_fit
     sample = X.sample(300, random_state=0).reset_index(drop=True)
     reasons = top_reasons(sample, spec, predict)
     assert not reasons.empty
@@ -180,16 +183,9 @@ def test_reason_codes_agree_in_sign_with_the_model(marts):
     assert (sample.loc[teammate_codes["row"], "reached_teammate_invited"] == 0).all()
 
 
-def test_reason_codes_do_not_depend_on_the_batch(marts):
+def test_reason_codes_do_not_depend_on_the_batch(churn_fit):
     """Scoring one day or a whole backfill must give each user the same codes."""
-    train = marts["ml_churn_training"]
-    spec = infer_feature_spec(train)
-    X = prepare_features(train, spec)
-    model = calibrated_classifier(spec, len(X)).fit(X, train["churned_28d"].astype(int))
-
-    def predict(frame):
-        return model.predict_proba(frame)[:, 1]
-
+    spec, X, predict = churn_fit
     batch = X.sample(200, random_state=1).reset_index(drop=True)
     together = reason_strings(batch, spec, predict)
     alone = [reason_strings(batch.iloc[[i]], spec, predict).iloc[0] for i in range(0, 200, 20)]
