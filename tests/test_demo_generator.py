@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -21,8 +22,11 @@ START = date(2025, 1, 6)  # a Monday
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _events(root: Path) -> list[dict]:
@@ -91,8 +95,15 @@ def test_files_follow_the_raw_contracts(clean) -> None:
     assert len({e["messageId"] for e in events}) == len(events)  # no defects: all unique
     for e in events[:2000]:
         assert e["type"] in ("track", "identify", "page")
-        assert set(e) >= {"messageId", "type", "anonymousId", "timestamp", "receivedAt",
-                          "properties", "context"}
+        assert set(e) >= {
+            "messageId",
+            "type",
+            "anonymousId",
+            "timestamp",
+            "receivedAt",
+            "properties",
+            "context",
+        }
         assert isinstance(e["properties"], dict) and isinstance(e["context"], dict)
         assert {"library", "ip"} <= set(e["context"])
         assert e["receivedAt"] > e["timestamp"]
@@ -122,8 +133,9 @@ def test_behaviour_weekly_seasonality_funnel_order_and_identity(clean) -> None:
     linked = anon_pages[anon_pages["anonymousId"].isin(identify.index)]
     assert len(linked) > 100
     assert (linked["ts"].values <= identify.loc[linked["anonymousId"], "ts"].values).all()
-    # milestones are reached in the plan's order; fewer users reach each later step
-    track = frame[frame["type"] == "track"]
+    # milestones are reached in the plan's order; fewer users reach each later step (among
+    # users who signed up in the window: the existing base reached its milestones before it)
+    track = frame[(frame["type"] == "track") & frame["userId"].isin(identify["userId"])]
     firsts = []
     for _, names in plan.milestones:
         firsts.append(track[track["event"].isin(names)].groupby("userId")["ts"].min())
@@ -140,7 +152,9 @@ def test_crm_export_holds_changes_and_invoices_only_paid_plans(clean) -> None:
     assert contacts["user_id"].duplicated().any()  # plan changes re-export a contact
     assert set(contacts["plan"]) <= {"free", "trial", "pro", "enterprise"}
     upgraded = contacts[contacts["plan"].isin(["pro", "enterprise"])]["user_id"]
-    invoices = pd.concat(pd.read_parquet(p) for p in (landing / "billing_invoices").rglob("*.parquet"))
+    invoices = pd.concat(
+        pd.read_parquet(p) for p in (landing / "billing_invoices").rglob("*.parquet")
+    )
     assert set(invoices["user_id"]) <= set(upgraded)
     assert set(invoices["status"]) <= {"paid", "open", "refunded"}
     assert (invoices["amount"] > 0).all() and set(invoices["currency"]) <= {"USD", "EUR", "GBP"}
@@ -155,8 +169,10 @@ def test_ground_truth_is_consistent_with_what_happened(clean) -> None:
     paid = weekly["plan"].isin(["pro", "enterprise"])
     assert weekly.loc[paid, "p_convert_28d"].isna().all()
     assert weekly.loc[~paid, "p_convert_28d"].between(0, 1).all()
-    assert weekly.groupby(paid)["expected_revenue_90d"].mean()[True] > \
-        weekly.groupby(paid)["expected_revenue_90d"].mean()[False]
+    assert (
+        weekly.groupby(paid)["expected_revenue_90d"].mean()[True]
+        > weekly.groupby(paid)["expected_revenue_90d"].mean()[False]
+    )
     # the true churn probability ranks who actually churned in the next 28 days
     first = weekly[weekly["snapshot_date"] == date(2025, 1, 20)].merge(users, on="user_id")
     horizon = pd.Timestamp(date(2025, 1, 20)) + pd.Timedelta(days=28)
@@ -169,16 +185,24 @@ def test_ground_truth_is_consistent_with_what_happened(clean) -> None:
 
 def test_defect_injection_rate_and_manifest(tmp_path: Path) -> None:
     rate = 0.04
-    summary = generate(tmp_path / "l", tmp_path / "t", users=800, days=14, seed=3, start=START,
-                       defect_rate=rate)
+    summary = generate(
+        tmp_path / "l", tmp_path / "t", users=800, days=14, seed=3, start=START, defect_rate=rate
+    )
     manifest = pd.read_parquet(tmp_path / "t" / "defects.parquet")
     events = manifest[manifest["table"] == "events"]
     share = len(events) / summary.rows["events"]
     assert rate * 0.75 < share < rate * 1.25
     kinds = set(events["kind"])
-    assert kinds == {"duplicate_same_day", "duplicate_next_day", "late_within_window",
-                     "late_beyond_window", "malformed_json", "null_user_id",
-                     "null_user_and_anonymous_id", "unknown_event"}
+    assert kinds == {
+        "duplicate_same_day",
+        "duplicate_next_day",
+        "late_within_window",
+        "late_beyond_window",
+        "malformed_json",
+        "null_user_id",
+        "null_user_and_anonymous_id",
+        "unknown_event",
+    }
     lines: dict[str, list[str]] = {}
     for row in events.itertuples():
         text = lines.setdefault(row.file, (tmp_path / "l" / row.file).read_text().split("\n"))
@@ -201,3 +225,31 @@ def test_defect_injection_rate_and_manifest(tmp_path: Path) -> None:
         assert frame.loc[row.line - 1, "invoice_id"] == row.invoice_id
         assert frame.loc[row.line - 1, "amount"] < 0
     assert np.isclose(sum(summary.defects.values()), len(manifest))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_window_day_has_active_users_and_signups(tmp_path: Path, seed: int) -> None:
+    """Any end date (14 consecutive ones, so every weekday opens a window) gives a product in
+    steady state: each day has active users and signups, weekends at a lower rate."""
+    for offset in range(14):
+        end = date(2026, 11, 16) + timedelta(days=offset)
+        start = end - timedelta(days=20)
+        landing = tmp_path / f"landing-{offset}"
+        generate(landing, tmp_path / f"truth-{offset}", users=200, days=21, seed=seed, start=start)
+        per_day = duckdb.sql(
+            f"""select cast(timestamp as date) as day,
+                       count(distinct userId) filter (where type = 'track') as active,
+                       count(*) filter (where type = 'identify') as signups
+                from read_json_auto('{landing}/events/*/*.jsonl')
+                group by 1 order by 1"""
+        ).df()
+        assert list(per_day["day"].dt.date) == [start + timedelta(days=i) for i in range(21)]
+        assert (per_day["active"] >= 5).all(), (end, per_day)
+        assert (per_day["signups"] >= 1).all(), (end, per_day)
+        weekend = per_day["day"].dt.weekday >= 5
+        ratio = per_day.loc[weekend, "signups"].mean() / per_day.loc[~weekend, "signups"].mean()
+        assert 0.25 < ratio < 0.75, (end, ratio)
+        contacts = duckdb.sql(
+            f"select count(distinct user_id) from read_csv_auto('{landing}/crm_contacts/*/*.csv')"
+        ).fetchall()[0][0]
+        assert contacts > per_day["signups"].sum()  # the existing base is exported too

@@ -20,8 +20,16 @@ CHANNEL_P = (0.3, 0.22, 0.12, 0.14, 0.07, 0.15)
 INDUSTRIES = ("software", "finance", "healthcare", "retail", "education", "manufacturing", "media")
 COUNTRIES = ("US", "GB", "DE", "FR", "NL", "CA", "AU", "ES")
 COUNTRY_P = (0.42, 0.12, 0.11, 0.08, 0.05, 0.09, 0.06, 0.07)
-COUNTRY_CURRENCY = {"US": "USD", "CA": "USD", "AU": "USD", "GB": "GBP",
-                    "DE": "EUR", "FR": "EUR", "NL": "EUR", "ES": "EUR"}
+COUNTRY_CURRENCY = {
+    "US": "USD",
+    "CA": "USD",
+    "AU": "USD",
+    "GB": "GBP",
+    "DE": "EUR",
+    "FR": "EUR",
+    "NL": "EUR",
+    "ES": "EUR",
+}
 FX = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79}
 PLANS = ("free", "trial", "pro", "enterprise")
 FREE, TRIAL, PRO, ENTERPRISE = range(4)
@@ -30,7 +38,7 @@ TRIAL_DAYS = 14
 # Latent user types: the hidden driver of behaviour (written to the truth, never to landing).
 LATENT_TYPES = ("power", "steady", "casual", "tourist")
 LATENT_P = (0.12, 0.30, 0.33, 0.25)
-ACTIVE_P = np.array([0.80, 0.55, 0.32, 0.18])          # chance to be active on a weekday
+ACTIVE_P = np.array([0.80, 0.55, 0.32, 0.18])  # chance to be active on a weekday
 ACTIVITY_DECAY_DAYS = np.array([1e9, 240.0, 70.0, 25.0])  # engagement fades with account age
 EVENTS_PER_ACTIVE_DAY = np.array([9.0, 5.0, 3.0, 1.5])
 CHURN_BASE = np.array([0.0008, 0.0018, 0.0045, 0.013])
@@ -47,7 +55,7 @@ SIZE_ENTERPRISE_P = np.array([0.02, 0.05, 0.15, 0.35, 0.6])
 # Daily chance of reaching milestone k (index into the plan's ordered milestones, k >= 1).
 MILESTONE_BASE = np.array([1.0, 0.45, 0.22, 0.18, 0.28])
 DOW_ACTIVITY = np.array([1.0, 1.02, 1.03, 1.0, 0.9, 0.38, 0.32])  # Monday .. Sunday
-PRO_PRICE = np.array([29.0, 79.0, 199.0, 499.0, 990.0])          # USD per month by size
+PRO_PRICE = np.array([29.0, 79.0, 199.0, 499.0, 990.0])  # USD per month by size
 ENTERPRISE_PRICE = np.array([499.0, 899.0, 1490.0, 2990.0, 5990.0])
 INVOICE_STATUS = ("paid", "open", "refunded")
 INVOICE_STATUS_P = (0.93, 0.05, 0.02)
@@ -65,19 +73,25 @@ class Population:
     channel: np.ndarray
     industry: np.ndarray
     country: np.ndarray
-    signup_day: np.ndarray      # day index (0 = start); signups spread over the period
-    signup_second: np.ndarray   # second of the signup day
+    signup_day: np.ndarray  # day index (0 = first simulated day), sorted
+    signup_second: np.ndarray  # second of the signup day
     starts_on_trial: np.ndarray
-    feature_pref: np.ndarray    # (users, features) preference weights
+    feature_pref: np.ndarray  # (users, features) preference weights
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, users: int, days: int, n_features: int,
-             start_weekday: int) -> Population:
+    def draw(
+        cls, rng: np.random.Generator, users: int, days: int, n_features: int, start_weekday: int
+    ) -> Population:
         day_idx = np.arange(days)
         growth = 1.0 + 0.8 * day_idx / max(days - 1, 1)
         weekday = np.where(((day_idx + start_weekday) % 7) >= 5, 0.45, 1.0)
         weights = growth * weekday
-        signup_day = rng.choice(days, size=users, p=weights / weights.sum())
+        # Systematic sampling: each day gets the floor or ceiling of its expected signups, so
+        # small demos still have signups every day (weekends at about half the weekday rate).
+        expected = np.cumsum(weights / weights.sum() * users)
+        signup_day = np.minimum(
+            np.searchsorted(expected, np.arange(users) + rng.random(), side="right"), days - 1
+        )
         hours = rng.normal(14.0, 3.5, users).clip(0.0, 23.99)
         channel = rng.choice(len(CHANNELS), users, p=CHANNEL_P)
         return cls(
@@ -94,42 +108,66 @@ class Population:
         )
 
 
-def active_probability(pop: Population, idx: np.ndarray, age_days: np.ndarray,
-                       milestones: np.ndarray, weekday: int) -> np.ndarray:
+def active_probability(
+    pop: Population, idx: np.ndarray, age_days: np.ndarray, milestones: np.ndarray, weekday: int
+) -> np.ndarray:
     lt = pop.latent[idx]
     decay = 0.45 + 0.55 * np.exp(-age_days / ACTIVITY_DECAY_DAYS[lt])
     p = ACTIVE_P[lt] * decay * (1.0 + 0.08 * (milestones - 1)) * DOW_ACTIVITY[weekday]
     return np.clip(p, 0.0, 0.97)
 
 
-def churn_hazard(pop: Population, idx: np.ndarray, days_inactive: np.ndarray,
-                 milestones: np.ndarray, plan: np.ndarray, recent_tickets: np.ndarray) -> np.ndarray:
+def churn_hazard(
+    pop: Population,
+    idx: np.ndarray,
+    days_inactive: np.ndarray,
+    milestones: np.ndarray,
+    plan: np.ndarray,
+    recent_tickets: np.ndarray,
+) -> np.ndarray:
     """Daily probability of churning: rises with disengagement (days inactive), falls with
     onboarding milestones reached and with a paid plan, rises after support tickets."""
-    h = (CHURN_BASE[pop.latent[idx]]
-         * np.exp(0.07 * np.minimum(days_inactive, 30))
-         * np.exp(-0.3 * (milestones - 1))
-         * np.where(plan >= PRO, 0.5, 1.0)
-         * np.where(recent_tickets > 0, 1.6, 1.0))
+    h = (
+        CHURN_BASE[pop.latent[idx]]
+        * np.exp(0.07 * np.minimum(days_inactive, 30))
+        * np.exp(-0.3 * (milestones - 1))
+        * np.where(plan >= PRO, 0.5, 1.0)
+        * np.where(recent_tickets > 0, 1.6, 1.0)
+    )
     return np.clip(h, 0.0, 0.5)
 
 
-def upgrade_hazard(pop: Population, idx: np.ndarray, milestones: np.ndarray,
-                   feature_use: np.ndarray, plan: np.ndarray) -> np.ndarray:
+def upgrade_hazard(
+    pop: Population,
+    idx: np.ndarray,
+    milestones: np.ndarray,
+    feature_use: np.ndarray,
+    plan: np.ndarray,
+) -> np.ndarray:
     """Daily probability that a free/trial user upgrades: tied to feature use and onboarding."""
-    h = (0.0012 * UPGRADE_PROPENSITY[pop.latent[idx]]
-         * (1.0 + 0.5 * (milestones - 1))
-         * (1.0 + np.minimum(feature_use, 25.0) / 4.0)
-         * np.where(plan == TRIAL, 3.0, 1.0)
-         * SIZE_UPGRADE[pop.size[idx]])
+    h = (
+        0.0012
+        * UPGRADE_PROPENSITY[pop.latent[idx]]
+        * (1.0 + 0.5 * (milestones - 1))
+        * (1.0 + np.minimum(feature_use, 25.0) / 4.0)
+        * np.where(plan == TRIAL, 3.0, 1.0)
+        * SIZE_UPGRADE[pop.size[idx]]
+    )
     return np.where(plan >= PRO, 0.0, np.clip(h, 0.0, 0.3))
 
 
-def milestone_probability(pop: Population, idx: np.ndarray, next_milestone: np.ndarray) -> np.ndarray:
+def milestone_probability(
+    pop: Population, idx: np.ndarray, next_milestone: np.ndarray
+) -> np.ndarray:
     """Chance that an active user reaches their next milestone today (drop-off by segment)."""
     base = MILESTONE_BASE[np.minimum(next_milestone, len(MILESTONE_BASE) - 1)]
-    p = (base * MILESTONE_PROPENSITY[pop.latent[idx]] * SIZE_MILESTONE[pop.size[idx]]
-         * ROLE_MILESTONE[pop.role[idx]] * CHANNEL_MILESTONE[pop.channel[idx]])
+    p = (
+        base
+        * MILESTONE_PROPENSITY[pop.latent[idx]]
+        * SIZE_MILESTONE[pop.size[idx]]
+        * ROLE_MILESTONE[pop.role[idx]]
+        * CHANNEL_MILESTONE[pop.channel[idx]]
+    )
     return np.clip(p, 0.0, 0.95)
 
 
@@ -141,15 +179,21 @@ def monthly_price(pop: Population, idx: np.ndarray, plan: np.ndarray) -> np.ndar
     return np.round(usd * fx, 2)
 
 
-def truth_snapshot(pop: Population, idx: np.ndarray, h_churn: np.ndarray, h_upgrade: np.ndarray,
-                   plan: np.ndarray, days_since_anchor: np.ndarray) -> dict[str, np.ndarray]:
+def truth_snapshot(
+    pop: Population,
+    idx: np.ndarray,
+    h_churn: np.ndarray,
+    h_upgrade: np.ndarray,
+    plan: np.ndarray,
+    days_since_anchor: np.ndarray,
+) -> dict[str, np.ndarray]:
     """True 28-day churn / conversion probabilities and expected 90-day revenue.
 
     Computed from the hazards the simulation uses on the next day, held constant over the
     horizon (a constant-hazard projection with churn and conversion as competing risks)."""
     paid = plan >= PRO
     survive = 1.0 - h_churn
-    p_churn_28 = 1.0 - survive ** 28
+    p_churn_28 = 1.0 - survive**28
     total = np.clip(h_churn + h_upgrade, 1e-12, 1.0)
     p_convert_28 = np.where(paid, np.nan, h_upgrade / total * (1.0 - (1.0 - total) ** 28))
 
@@ -160,12 +204,15 @@ def truth_snapshot(pop: Population, idx: np.ndarray, h_churn: np.ndarray, h_upgr
     revenue_paid = np.zeros(len(idx))
     for k in range(3):
         due = next_inv + 30 * k
-        revenue_paid += np.where(due <= 90, survive ** due, 0.0)
-    revenue_paid *= monthly_price(pop, idx, np.where(plan == ENTERPRISE, ENTERPRISE, PRO)) * paid_share
+        revenue_paid += np.where(due <= 90, survive**due, 0.0)
+    revenue_paid *= (
+        monthly_price(pop, idx, np.where(plan == ENTERPRISE, ENTERPRISE, PRO)) * paid_share
+    )
     # Free/trial users: convert on day t with prob (1-h_c-h_u)^(t-1) h_u, then pay monthly.
     ent_p = SIZE_ENTERPRISE_P[pop.size[idx]]
-    exp_price = (ent_p * monthly_price(pop, idx, np.full(len(idx), ENTERPRISE))
-                 + (1 - ent_p) * monthly_price(pop, idx, np.full(len(idx), PRO)))
+    exp_price = ent_p * monthly_price(pop, idx, np.full(len(idx), ENTERPRISE)) + (
+        1 - ent_p
+    ) * monthly_price(pop, idx, np.full(len(idx), PRO))
     paid_survive = 1.0 - h_churn * 0.5  # the paid-plan factor of churn_hazard
     revenue_free = np.zeros(len(idx))
     if (~paid).any():
