@@ -43,6 +43,7 @@ _ENV_NAMES = {
     "row_count_drop_share": "SEGFLOW_DQ_ROW_COUNT_DROP_SHARE",
     "row_count_history_days": "SEGFLOW_DQ_ROW_COUNT_HISTORY_DAYS",
     "row_count_min_history": "SEGFLOW_DQ_ROW_COUNT_MIN_HISTORY",
+    "row_count_min_baseline": "SEGFLOW_DQ_ROW_COUNT_MIN_BASELINE",
     "late_arrival_days": "SEGFLOW_LATE_ARRIVAL_DAYS",
     "future_tolerance_minutes": "SEGFLOW_DQ_FUTURE_TOLERANCE_MINUTES",
     "max_amount": "SEGFLOW_DQ_MAX_AMOUNT",
@@ -66,6 +67,7 @@ class QualityConfig:
     row_count_drop_share: float = 0.8  # a partition this much below the trailing median -> error
     row_count_history_days: int = 14  # trailing window for that median
     row_count_min_history: int = 3  # partitions with data needed before the volume rule applies
+    row_count_min_baseline: int = 20  # ...and a trailing median of at least this many rows
     late_arrival_days: int = 3  # event/invoice timestamps may be this many days before dt=
     future_tolerance_minutes: int = 15  # clock skew allowed before "in the future"
     max_amount: float = 1_000_000.0  # invoice amounts above this warn
@@ -115,12 +117,17 @@ class QualityConfig:
                 raise QualityConfigError(
                     f"{_ENV_NAMES[name]}={value}: expected a share between 0 and 1"
                 )
-        for name in ("row_count_history_days", "late_arrival_days", "sample_size",
-                     "quarantine_min_rows", "gx_keep_results", "chunk_days"):
+        for name in (
+            "row_count_history_days",
+            "row_count_min_baseline",
+            "late_arrival_days",
+            "sample_size",
+            "quarantine_min_rows",
+            "gx_keep_results",
+            "chunk_days",
+        ):
             if getattr(self, name) < 0:
-                raise QualityConfigError(
-                    f"{_ENV_NAMES[name]}={getattr(self, name)}: expected >= 0"
-                )
+                raise QualityConfigError(f"{_ENV_NAMES[name]}={getattr(self, name)}: expected >= 0")
 
 
 def env_var_table() -> list[dict[str, object]]:

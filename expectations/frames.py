@@ -34,40 +34,56 @@ def _quoted(column: str) -> str:
 
 
 def row_frame(
-    conn: duckdb.DuckDBPyConnection, spec: TableSpec, declared: dict[str, str],
-    partition_dates: Sequence[date], config: QualityConfig,
+    conn: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    declared: dict[str, str],
+    partition_dates: Sequence[date],
+    config: QualityConfig,
 ) -> pd.DataFrame:
     """The partitions' rows; heavy JSON columns become byte lengths; `dq_*` helper columns."""
     present = set(declared)
     select = []
     for column in declared:
         if column in spec.heavy_columns:
-            select.append(f"strlen(coalesce(cast({_quoted(column)} as varchar), '')) "
-                          f"as {_quoted(column + '_bytes')}")
+            select.append(
+                f"strlen(coalesce(cast({_quoted(column)} as varchar), '')) "
+                f"as {_quoted(column + '_bytes')}"
+            )
         else:
             select.append(_quoted(column))
     part = _quoted(spec.partition_column)
     if spec.schema == "raw" and spec.partition_column in present:
         select.append(f"cast({part} as timestamp) + interval 1 day as dq_window_end")
-        select.append(f"cast({part} as timestamp) - to_days({int(config.late_arrival_days)}) "
-                      "as dq_window_start")
+        select.append(
+            f"cast({part} as timestamp) - to_days({int(config.late_arrival_days)}) "
+            "as dq_window_start"
+        )
     ids = [c for c in ("user_id", "anonymous_id") if c in present]
     if spec.short_name == "events" and ids:
-        select.append("coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in ids)
-                      + ") as dq_identity")
+        select.append(
+            "coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in ids) + ") as dq_identity"
+        )
     if spec.short_name == "events" and {"type", "event"} <= present:
         select.append("case when type = 'track' then event end as dq_track_event")
-    sql = (f"select {', '.join(select)} from {spec.schema}.{_quoted(spec.short_name)} "
-           f"where {part} in (select unnest(?::date[]))")
+    sql = (
+        f"select {', '.join(select)} from {spec.schema}.{_quoted(spec.short_name)} "
+        f"where {part} in (select unnest(?::date[]))"
+    )
     return conn.execute(sql, [list(partition_dates)]).df()
 
 
 def partition_frame(
-    conn: duckdb.DuckDBPyConnection, spec: TableSpec, declared: dict[str, str],
-    partition_dates: Sequence[date], config: QualityConfig,
+    conn: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    declared: dict[str, str],
+    partition_dates: Sequence[date],
+    config: QualityConfig,
 ) -> pd.DataFrame:
-    """Per partition: row count, trailing median of earlier partitions with data, their ratio,
-    and (for raw tables with an id) rows whose id already appeared on an earlier day."""
+    """Per partition: row count, trailing median of earlier partitions with data of the same
+    day type (weekdays are compared with weekdays, weekends with weekends, so a quiet Sunday is
+    not a drop), their ratio, and (for raw tables with an id) rows whose id already appeared on
+    an earlier day. No ratio below `row_count_min_baseline` rows: a quiet product's empty day
+    is not a volume drop."""
     table = f"{spec.schema}.{_quoted(spec.short_name)}"
     part = _quoted(spec.partition_column)
     history = int(config.row_count_history_days)
@@ -83,18 +99,25 @@ def partition_frame(
         scored as (
             select t.partition_date, coalesce(c.n, 0) as row_count,
                 (select count(*) from counts h where h.partition_date < t.partition_date
-                   and h.partition_date >= t.partition_date - to_days({history}))
+                   and h.partition_date >= t.partition_date - to_days({history})
+                   and (isodow(h.partition_date) >= 6) = (isodow(t.partition_date) >= 6))
                    as history_partitions,
                 (select median(h.n) from counts h where h.partition_date < t.partition_date
-                   and h.partition_date >= t.partition_date - to_days({history}))
+                   and h.partition_date >= t.partition_date - to_days({history})
+                   and (isodow(h.partition_date) >= 6) = (isodow(t.partition_date) >= 6))
                    as trailing_median_row_count
             from targets t left join counts c using (partition_date)
         )
-        select *, case when history_partitions >= ? and trailing_median_row_count > 0
+        select *, case when history_partitions >= ? and trailing_median_row_count >= ?
+                        and trailing_median_row_count > 0
                        then row_count / trailing_median_row_count end as row_count_ratio
         from scored order by partition_date
         """,
-        [list(partition_dates), int(config.row_count_min_history)],
+        [
+            list(partition_dates),
+            int(config.row_count_min_history),
+            float(config.row_count_min_baseline),
+        ],
     ).df()
     key = spec.key_column
     if spec.schema == "raw" and key and key != "user_id" and key in declared:
@@ -111,7 +134,7 @@ def partition_frame(
         ).df()
         frame = frame.merge(reused, on="partition_date", how="left")
         frame["rows_reusing_earlier_id"] = frame["rows_reusing_earlier_id"].fillna(0).astype(int)
-        frame["cross_partition_duplicate_share"] = (
-            frame["rows_reusing_earlier_id"] / frame["row_count"].where(frame["row_count"] > 0)
-        )
+        frame["cross_partition_duplicate_share"] = frame["rows_reusing_earlier_id"] / frame[
+            "row_count"
+        ].where(frame["row_count"] > 0)
     return frame

@@ -37,8 +37,14 @@ class Rule:
 
 
 def _rule(
-    spec: TableSpec, frame: Frame, name: str, severity: Severity, subject: str | None,
-    expected: str, expectation_cls: type[Expectation], **kwargs: object,
+    spec: TableSpec,
+    frame: Frame,
+    name: str,
+    severity: Severity,
+    subject: str | None,
+    expected: str,
+    expectation_cls: type[Expectation],
+    **kwargs: object,
 ) -> Rule:
     """`subject` is the contract column a person should look at (may differ from the GX
     column when a derived `dq_*` column is checked)."""
@@ -55,79 +61,174 @@ def _rule(
 def schema_rules(spec: TableSpec) -> list[Rule]:
     """Presence of every contract column, and each present column's declared type."""
     rules = [
-        _rule(spec, "schema", "columns.present", "error", None,
-              f"columns {', '.join(spec.columns)}",
-              gxe.ExpectTableColumnsToMatchSet, column_set=list(spec.columns), exact_match=False),
+        _rule(
+            spec,
+            "schema",
+            "columns.present",
+            "error",
+            None,
+            f"columns {', '.join(spec.columns)}",
+            gxe.ExpectTableColumnsToMatchSet,
+            column_set=list(spec.columns),
+            exact_match=False,
+        ),
     ]
     for column, contract_type in spec.columns.items():
         accepted = TYPE_FAMILIES[contract_type]
-        rules.append(_rule(
-            spec, "schema", f"{column}.type", "error", column,
-            f"type {' or '.join(accepted)}",
-            gxe.ExpectColumnValuesToBeInSet, column=column, value_set=list(accepted),
-        ))
+        rules.append(
+            _rule(
+                spec,
+                "schema",
+                f"{column}.type",
+                "error",
+                column,
+                f"type {' or '.join(accepted)}",
+                gxe.ExpectColumnValuesToBeInSet,
+                column=column,
+                value_set=list(accepted),
+            )
+        )
     return rules
 
 
 def _not_null(spec: TableSpec, column: str, severity: Severity = "error") -> Rule:
-    return _rule(spec, "rows", f"{column}.not_null", severity, column, "no nulls",
-                 gxe.ExpectColumnValuesToNotBeNull, column=column)
+    return _rule(
+        spec,
+        "rows",
+        f"{column}.not_null",
+        severity,
+        column,
+        "no nulls",
+        gxe.ExpectColumnValuesToNotBeNull,
+        column=column,
+    )
 
 
 def _non_empty(spec: TableSpec, column: str) -> Rule:
-    return _rule(spec, "rows", f"{column}.not_empty", "error", column, "no empty strings",
-                 gxe.ExpectColumnValueLengthsToBeBetween, column=column, min_value=1)
+    return _rule(
+        spec,
+        "rows",
+        f"{column}.not_empty",
+        "error",
+        column,
+        "no empty strings",
+        gxe.ExpectColumnValueLengthsToBeBetween,
+        column=column,
+        min_value=1,
+    )
 
 
 def _in_set(
-    spec: TableSpec, column: str, values: Collection[str], severity: Severity,
-    what: str, name: str | None = None, check_column: str | None = None,
+    spec: TableSpec,
+    column: str,
+    values: Collection[str],
+    severity: Severity,
+    what: str,
+    name: str | None = None,
+    check_column: str | None = None,
 ) -> Rule:
     shown = sorted(values)
     preview = ", ".join(shown[:12]) + (f", ... ({len(shown)} values)" if len(shown) > 12 else "")
-    return _rule(spec, "rows", name or f"{column}.accepted_values", severity, column,
-                 f"{what}: one of {preview}", gxe.ExpectColumnValuesToBeInSet,
-                 column=check_column or column, value_set=shown)
+    return _rule(
+        spec,
+        "rows",
+        name or f"{column}.accepted_values",
+        severity,
+        column,
+        f"{what}: one of {preview}",
+        gxe.ExpectColumnValuesToBeInSet,
+        column=check_column or column,
+        value_set=shown,
+    )
 
 
 def _unique_key(spec: TableSpec, column: str, config: QualityConfig) -> Rule:
     share = config.duplicate_warn_share
-    return _rule(spec, "rows", f"{column}.duplicates", "warn", column,
-                 f"at most {share:.1%} of rows sharing a {column} (staging de-duplicates)",
-                 gxe.ExpectColumnValuesToBeUnique, column=column, mostly=1.0 - share)
+    return _rule(
+        spec,
+        "rows",
+        f"{column}.duplicates",
+        "warn",
+        column,
+        f"at most {share:.1%} of rows sharing a {column} (staging de-duplicates)",
+        gxe.ExpectColumnValuesToBeUnique,
+        column=column,
+        mostly=1.0 - share,
+    )
 
 
 def _timestamp_rules(
-    spec: TableSpec, column: str, config: QualityConfig, now: datetime, lower_window: bool,
+    spec: TableSpec,
+    column: str,
+    config: QualityConfig,
+    now: datetime,
+    lower_window: bool,
     window_severity: Severity = "error",
 ) -> list[Rule]:
     """Timestamps after 2000, never in the future, inside the partition (+ late window)."""
     latest = now + timedelta(minutes=config.future_tolerance_minutes)
     rules = [
-        _rule(spec, "rows", f"{column}.after_2000", "error", column,
-              f"{column} on or after {EARLIEST_VALID.date()}",
-              gxe.ExpectColumnValuesToBeBetween, column=column, min_value=EARLIEST_VALID),
-        _rule(spec, "rows", f"{column}.not_in_future", "error", column,
-              f"{column} not after the validation time {latest:%Y-%m-%d %H:%M} UTC",
-              gxe.ExpectColumnValuesToBeBetween, column=column, max_value=latest),
+        _rule(
+            spec,
+            "rows",
+            f"{column}.after_2000",
+            "error",
+            column,
+            f"{column} on or after {EARLIEST_VALID.date()}",
+            gxe.ExpectColumnValuesToBeBetween,
+            column=column,
+            min_value=EARLIEST_VALID,
+        ),
+        _rule(
+            spec,
+            "rows",
+            f"{column}.not_in_future",
+            "error",
+            column,
+            f"{column} not after the validation time {latest:%Y-%m-%d %H:%M} UTC",
+            gxe.ExpectColumnValuesToBeBetween,
+            column=column,
+            max_value=latest,
+        ),
         # warn: clients with a fast clock send events "from tomorrow"; only the future blocks
-        _rule(spec, "rows", f"{column}.not_after_partition", "warn", column,
-              f"{column} before the end of its partition day",
-              gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A="dq_window_end",
-              column_B=column, or_equal=False, ignore_row_if="either_value_is_missing"),
+        _rule(
+            spec,
+            "rows",
+            f"{column}.not_after_partition",
+            "warn",
+            column,
+            f"{column} before the end of its partition day",
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB,
+            column_A="dq_window_end",
+            column_B=column,
+            or_equal=False,
+            ignore_row_if="either_value_is_missing",
+        ),
     ]
     if lower_window:
-        rules.append(_rule(
-            spec, "rows", f"{column}.within_late_window", window_severity, column,
-            f"{column} no more than {config.late_arrival_days} day(s) before its partition day",
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A=column,
-            column_B="dq_window_start", or_equal=True, ignore_row_if="either_value_is_missing",
-        ))
+        rules.append(
+            _rule(
+                spec,
+                "rows",
+                f"{column}.within_late_window",
+                window_severity,
+                column,
+                f"{column} no more than {config.late_arrival_days} day(s) before its partition day",
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB,
+                column_A=column,
+                column_B="dq_window_start",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            )
+        )
     return rules
 
 
 def row_rules(
-    spec: TableSpec, columns: Collection[str], config: QualityConfig, now: datetime,
+    spec: TableSpec,
+    columns: Collection[str],
+    config: QualityConfig,
+    now: datetime,
 ) -> list[Rule]:
     """Row-level rules for the columns present (a missing column fails the schema frame)."""
     builder = {
@@ -137,8 +238,9 @@ def row_rules(
         "main.fct_user_features": _features_rules,
     }[spec.name]
     present = set(columns)
-    return [rule for rule in builder(spec, config, now)
-            if all(c in present for c in _columns_of(rule))]
+    return [
+        rule for rule in builder(spec, config, now) if all(c in present for c in _columns_of(rule))
+    ]
 
 
 def _columns_of(rule: Rule) -> list[str]:
@@ -150,7 +252,8 @@ def _columns_of(rule: Rule) -> list[str]:
 def _contacts_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
     accepted = config.accepted
     return [
-        _not_null(spec, "user_id"), _non_empty(spec, "user_id"),
+        _not_null(spec, "user_id"),
+        _non_empty(spec, "user_id"),
         _unique_key(spec, "user_id", config),
         _not_null(spec, "signup_at"),
         *_timestamp_rules(spec, "signup_at", config, now, lower_window=False),
@@ -163,50 +266,101 @@ def _contacts_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
 def _events_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
     accepted = config.accepted
     rules = [
-        _not_null(spec, "message_id"), _non_empty(spec, "message_id"),
+        _not_null(spec, "message_id"),
+        _non_empty(spec, "message_id"),
         _unique_key(spec, "message_id", config),
-        _rule(spec, "rows", "identity.not_null", "error", "user_id",
-              "user_id or anonymous_id on every event", gxe.ExpectColumnValuesToNotBeNull,
-              column="dq_identity"),
+        _rule(
+            spec,
+            "rows",
+            "identity.not_null",
+            "error",
+            "user_id",
+            "user_id or anonymous_id on every event",
+            gxe.ExpectColumnValuesToNotBeNull,
+            column="dq_identity",
+        ),
         _not_null(spec, "type"),
         _in_set(spec, "type", accepted.event_types, "error", "event type"),
         _not_null(spec, "timestamp"),
         *_timestamp_rules(spec, "timestamp", config, now, lower_window=True),
     ]
     if accepted.event_names is not None:
-        rules.append(_in_set(
-            spec, "event", accepted.event_names, "warn", "track event name in the tracking plan",
-            name="event.in_tracking_plan", check_column="dq_track_event",
-        ))
+        rules.append(
+            _in_set(
+                spec,
+                "event",
+                accepted.event_names,
+                "warn",
+                "track event name in the tracking plan",
+                name="event.in_tracking_plan",
+                check_column="dq_track_event",
+            )
+        )
     for heavy in spec.heavy_columns:
-        rules.append(_rule(
-            spec, "rows", f"{heavy}.size", "warn", heavy,
-            f"{heavy} JSON at most {config.max_property_bytes:,} bytes",
-            gxe.ExpectColumnValuesToBeBetween, column=f"{heavy}_bytes",
-            max_value=config.max_property_bytes,
-        ))
+        rules.append(
+            _rule(
+                spec,
+                "rows",
+                f"{heavy}.size",
+                "warn",
+                heavy,
+                f"{heavy} JSON at most {config.max_property_bytes:,} bytes",
+                gxe.ExpectColumnValuesToBeBetween,
+                column=f"{heavy}_bytes",
+                max_value=config.max_property_bytes,
+            )
+        )
     return rules
 
 
 def _invoices_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
     accepted = config.accepted
     return [
-        _not_null(spec, "invoice_id"), _non_empty(spec, "invoice_id"),
+        _not_null(spec, "invoice_id"),
+        _non_empty(spec, "invoice_id"),
         _unique_key(spec, "invoice_id", config),
-        _not_null(spec, "user_id"), _non_empty(spec, "user_id"),
+        _not_null(spec, "user_id"),
+        _non_empty(spec, "user_id"),
         _not_null(spec, "amount"),
-        _rule(spec, "rows", "amount.non_negative", "error", "amount", "amount >= 0",
-              gxe.ExpectColumnValuesToBeBetween, column="amount", min_value=0),
-        _rule(spec, "rows", "amount.max", "warn", "amount",
-              f"amount <= {config.max_amount:,.0f}",
-              gxe.ExpectColumnValuesToBeBetween, column="amount", max_value=config.max_amount),
+        _rule(
+            spec,
+            "rows",
+            "amount.non_negative",
+            "error",
+            "amount",
+            "amount >= 0",
+            gxe.ExpectColumnValuesToBeBetween,
+            column="amount",
+            min_value=0,
+        ),
+        _rule(
+            spec,
+            "rows",
+            "amount.max",
+            "warn",
+            "amount",
+            f"amount <= {config.max_amount:,.0f}",
+            gxe.ExpectColumnValuesToBeBetween,
+            column="amount",
+            max_value=config.max_amount,
+        ),
         _in_set(spec, "currency", accepted.currencies, "error", "currency"),
         _in_set(spec, "status", accepted.invoice_statuses, "error", "invoice status"),
-        _not_null(spec, "period_start"), _not_null(spec, "period_end"),
-        _rule(spec, "rows", "period.ordered", "error", "period_end",
-              "period_end on or after period_start",
-              gxe.ExpectColumnPairValuesAToBeGreaterThanB, column_A="period_end",
-              column_B="period_start", or_equal=True, ignore_row_if="either_value_is_missing"),
+        _not_null(spec, "period_start"),
+        _not_null(spec, "period_end"),
+        _rule(
+            spec,
+            "rows",
+            "period.ordered",
+            "error",
+            "period_end",
+            "period_end on or after period_start",
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB,
+            column_A="period_end",
+            column_B="period_start",
+            or_equal=True,
+            ignore_row_if="either_value_is_missing",
+        ),
         *_timestamp_rules(spec, "period_start", config, now, lower_window=False)[:1],
         # warn: an export day may carry a late payment; the loader enforces the window on
         # events only
@@ -218,17 +372,39 @@ def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
     accepted = config.accepted
     required = [c for c in spec.columns if c not in spec.nullable]
     rules = [_not_null(spec, c) for c in required]
-    rules.append(_rule(
-        spec, "rows", "grain.unique", "error", "user_id", "one row per user_id and snapshot_date",
-        gxe.ExpectCompoundColumnsToBeUnique, column_list=["user_id", "snapshot_date"],
-    ))
+    rules.append(
+        _rule(
+            spec,
+            "rows",
+            "grain.unique",
+            "error",
+            "user_id",
+            "one row per user_id and snapshot_date",
+            gxe.ExpectCompoundColumnsToBeUnique,
+            column_list=["user_id", "snapshot_date"],
+        )
+    )
 
     def between(column: str, low: float | None, high: float | None, sev: Severity = "error"):
-        text = (f"{column} in [{low}, {high}]" if low is not None and high is not None
-                else f"{column} >= {low}" if low is not None else f"{column} <= {high}")
-        return _rule(spec, "rows", f"{column}.range", sev, column, text,
-                     gxe.ExpectColumnValuesToBeBetween, column=column,
-                     min_value=low, max_value=high)
+        text = (
+            f"{column} in [{low}, {high}]"
+            if low is not None and high is not None
+            else f"{column} >= {low}"
+            if low is not None
+            else f"{column} <= {high}"
+        )
+        return _rule(
+            spec,
+            "rows",
+            f"{column}.range",
+            sev,
+            column,
+            text,
+            gxe.ExpectColumnValuesToBeBetween,
+            column=column,
+            min_value=low,
+            max_value=high,
+        )
 
     rules += [
         between("onboarding_completion", 0, 1),
@@ -242,19 +418,39 @@ def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
         between("revenue_to_date", 0, None),
         between("avg_session_minutes_28d", 0, config.max_session_minutes, "warn"),
     ]
-    for count in ("events_7d", "events_28d", "sessions_7d", "sessions_28d", "events_prev_7d",
-                  "feature_breadth_28d", "feature_depth_28d", "support_tickets_28d",
-                  "support_tickets_total", "teammates_invited", "integrations_connected"):
+    for count in (
+        "events_7d",
+        "events_28d",
+        "sessions_7d",
+        "sessions_28d",
+        "events_prev_7d",
+        "feature_breadth_28d",
+        "feature_depth_28d",
+        "support_tickets_28d",
+        "support_tickets_total",
+        "teammates_invited",
+        "integrations_connected",
+    ):
         rules.append(between(count, 0, None))
     low, high = config.features_min_mean_events_28d, config.features_max_mean_events_28d
-    rules.append(_rule(
-        spec, "rows", "events_28d.mean", "warn", "events_28d",
-        f"mean events_28d in [{low}, {high}]", gxe.ExpectColumnMeanToBeBetween,
-        column="events_28d", min_value=low, max_value=high,
-    ))
+    rules.append(
+        _rule(
+            spec,
+            "rows",
+            "events_28d.mean",
+            "warn",
+            "events_28d",
+            f"mean events_28d in [{low}, {high}]",
+            gxe.ExpectColumnMeanToBeBetween,
+            column="events_28d",
+            min_value=low,
+            max_value=high,
+        )
+    )
     rules.append(_in_set(spec, "plan", accepted.plans, "warn", "plan"))
-    rules.append(_in_set(spec, "company_size", accepted.company_sizes, "warn",
-                         "company size bucket"))
+    rules.append(
+        _in_set(spec, "company_size", accepted.company_sizes, "warn", "company size bucket")
+    )
     return rules
 
 
@@ -262,27 +458,51 @@ def partition_rules(spec: TableSpec, config: QualityConfig) -> list[Rule]:
     """Per-partition rules: volume against the trailing median, ids repeated from earlier days."""
     drop = config.row_count_drop_share
     rules = [
-        _rule(spec, "partitions", "row_count.not_empty",
-              "error" if spec.schema == "main" else "warn", "row_count",
-              "at least one row per partition",
-              gxe.ExpectColumnValuesToBeBetween, column="row_count", min_value=1),
+        # Empty days are legitimate (before the first signup, weekends, a quiet product):
+        # a warning; the blocking volume rule below compares against the table's own history.
+        _rule(
+            spec,
+            "partitions",
+            "row_count.not_empty",
+            "warn",
+            "row_count",
+            "at least one row per partition",
+            gxe.ExpectColumnValuesToBeBetween,
+            column="row_count",
+            min_value=1,
+        ),
     ]
     if spec.volume_checked:
-        rules.append(_rule(
-            spec, "partitions", "row_count.vs_trailing_median", "error", "row_count",
-            f"row count no more than {drop:.0%} below the median of the previous "
-            f"{config.row_count_history_days} days (needs {config.row_count_min_history} "
-            "days of history)",
-            gxe.ExpectColumnValuesToBeBetween, column="row_count_ratio", min_value=1.0 - drop,
-        ))
+        rules.append(
+            _rule(
+                spec,
+                "partitions",
+                "row_count.vs_trailing_median",
+                "error",
+                "row_count",
+                f"row count no more than {drop:.0%} below the median of the previous "
+                f"{config.row_count_history_days} days of the same day type (weekday/weekend; needs "
+                f"{config.row_count_min_history} such days and a median of at least "
+                f"{config.row_count_min_baseline} rows)",
+                gxe.ExpectColumnValuesToBeBetween,
+                column="row_count_ratio",
+                min_value=1.0 - drop,
+            )
+        )
     if spec.key_column and spec.schema == "raw" and spec.key_column != "user_id":
         share = config.duplicate_warn_share
-        rules.append(_rule(
-            spec, "partitions", f"{spec.key_column}.duplicates_across_partitions", "warn",
-            spec.key_column,
-            f"at most {share:.1%} of a partition's rows reusing a {spec.key_column} "
-            "of an earlier partition",
-            gxe.ExpectColumnValuesToBeBetween, column="cross_partition_duplicate_share",
-            max_value=share,
-        ))
+        rules.append(
+            _rule(
+                spec,
+                "partitions",
+                f"{spec.key_column}.duplicates_across_partitions",
+                "warn",
+                spec.key_column,
+                f"at most {share:.1%} of a partition's rows reusing a {spec.key_column} "
+                "of an earlier partition",
+                gxe.ExpectColumnValuesToBeBetween,
+                column="cross_partition_duplicate_share",
+                max_value=share,
+            )
+        )
     return rules
