@@ -1,5 +1,6 @@
 """Helpers that turn result objects into Dagster metadata (the product surface of each run)."""
 
+from datetime import date
 from typing import Any
 
 import dagster as dg
@@ -24,3 +25,10 @@ def scalar(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return value
+
+
+def rows_on(frame: pd.DataFrame, column: str, day: date) -> pd.DataFrame:
+    """Rows of `frame` whose `column` falls on `day`, whether it holds dates or timestamps."""
+    if frame.empty:
+        return frame
+    return frame[pd.to_datetime(frame[column]).dt.normalize() == pd.Timestamp(day)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.defs.metadata import preview, table
+from orchestration.defs.metadata import preview, rows_on, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import WarehouseResource
 from orchestration.segments.assign import assign_segments, segment_size_changes
@@ -75,7 +75,7 @@ def segment_assets(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         size_warnings = segment_size_changes(conn, dates[-1], SIZE_CHANGE_SHARE)
         membership_rows = conn.execute("select count(*) from main.segment_membership").fetchone()[0]
         trigger_rows = conn.execute("select count(*) from main.user_triggers").fetchone()[0]
-    latest = report.sizes[report.sizes["segment_date"] == dates[-1]]
+    latest = rows_on(report.sizes, "segment_date", dates[-1])
     for warning in report.warnings:
         context.log.warning(warning)
     yield dg.MaterializeResult(
@@ -85,7 +85,7 @@ def segment_assets(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "users_latest_day": int(report.users[dates[-1]]),
             "segment_sizes": table(latest[["segment", "users"]]),
             "flows_and_variants": preview(
-                report.flows[report.flows["segment_date"] == dates[-1]], rows=50
+                rows_on(report.flows, "segment_date", dates[-1]), rows=50
             ),
             "preview": preview(report.preview),
             "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}),
