@@ -8,6 +8,14 @@ from expectations.quarantine import QuarantineSummary, check_quarantine, quarant
 from expectations.runner import validate_table
 
 __all__ = [
-    "AcceptedValues", "CheckOutcome", "QualityConfig", "QualityConfigError", "QuarantineSummary",
-    "SuiteResult", "check_quarantine", "env_var_table", "quarantine_summary", "validate_table",
+    "AcceptedValues",
+    "CheckOutcome",
+    "QualityConfig",
+    "QualityConfigError",
+    "QuarantineSummary",
+    "SuiteResult",
+    "check_quarantine",
+    "env_var_table",
+    "quarantine_summary",
+    "validate_table",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 
 # Contract-level vocabularies (docs/contracts.md); overridable per deployment via arguments.
 EVENT_TYPES = ("track", "identify", "page")
@@ -78,6 +79,7 @@ class QualityConfig:
     sample_size: int = 20  # unexpected values kept per check (each truncated to 200 chars)
     gx_keep_results: int = 30  # validation results kept per suite in the GX store / Data Docs
     chunk_days: int = 7  # partitions validated per pandas frame (bounds memory on backfills)
+    timestamp_floor: date | None = None  # set by the wiring from SEGFLOW_TIMESTAMP_FLOOR
     accepted: AcceptedValues = field(default_factory=AcceptedValues)
 
     @classmethod

@@ -119,19 +119,28 @@ class SuiteResult:
         parts = ", ".join(d.isoformat() for d in self.partition_dates[:3])
         if len(self.partition_dates) > 3:
             parts += f", ... ({len(self.partition_dates)} partitions)"
-        return (f"{self.table} [{parts}]: {len(self.outcomes)} checks, "
-                f"{len(self.blocking_failures)} blocking failure(s), "
-                f"{len(self.warnings)} warning(s), {self.row_count} rows")
+        return (
+            f"{self.table} [{parts}]: {len(self.outcomes)} checks, "
+            f"{len(self.blocking_failures)} blocking failure(s), "
+            f"{len(self.warnings)} warning(s), {self.row_count} rows"
+        )
 
     def failing_table(self, sample_chars: int = 120) -> list[dict[str, Any]]:
         """Flat rows (one per failing check) for a markdown metadata table."""
-        return [{
-            "check": o.check, "severity": o.severity, "column": o.column or "",
-            "unexpected_count": o.unexpected_count, "unexpected_percent":
-                round(o.unexpected_percent, 3) if o.unexpected_percent is not None else None,
-            "sample": json_safe(repr(o.sample_unexpected[:3]), sample_chars),
-            "message": o.message,
-        } for o in self.failing]
+        return [
+            {
+                "check": o.check,
+                "severity": o.severity,
+                "column": o.column or "",
+                "unexpected_count": o.unexpected_count,
+                "unexpected_percent": round(o.unexpected_percent, 3)
+                if o.unexpected_percent is not None
+                else None,
+                "sample": json_safe(repr(o.sample_unexpected[:3]), sample_chars),
+                "message": o.message,
+            }
+            for o in self.failing
+        ]
 
     def metadata(self) -> dict[str, Any]:
         """JSON-safe dict for check metadata: counts, failing checks, Data Docs link."""

@@ -69,13 +69,21 @@ class QuarantineSummary:
 
     def frame(self) -> pd.DataFrame:
         """One row per partition (for metadata tables)."""
-        return pd.DataFrame([{
-            "partition_date": p.partition_date.isoformat(), "rows_read": p.rows_read,
-            "rows_loaded": p.rows_loaded, "rows_quarantined": p.rows_quarantined,
-            "quarantined_share": round(p.quarantined_share, 6),
-            "reported_rows_read": p.reported_rows_read, "reconciles": p.reconciles,
-            "by_reason": ", ".join(f"{k}={v}" for k, v in sorted(p.by_reason.items())),
-        } for p in self.partitions])
+        return pd.DataFrame(
+            [
+                {
+                    "partition_date": p.partition_date.isoformat(),
+                    "rows_read": p.rows_read,
+                    "rows_loaded": p.rows_loaded,
+                    "rows_quarantined": p.rows_quarantined,
+                    "quarantined_share": round(p.quarantined_share, 6),
+                    "reported_rows_read": p.reported_rows_read,
+                    "reconciles": p.reconciles,
+                    "by_reason": ", ".join(f"{k}={v}" for k, v in sorted(p.by_reason.items())),
+                }
+                for p in self.partitions
+            ]
+        )
 
 
 def quarantine_summary(
@@ -89,11 +97,13 @@ def quarantine_summary(
     dates = sorted(set(partition_dates))
     loaded: dict[date, int] = {}
     if _exists(conn, spec.schema, spec.short_name):
-        loaded = dict(conn.execute(
-            f"select {spec.partition_column}::date, count(*) from {spec.name} "
-            f"where {spec.partition_column} in (select unnest(?::date[])) group by 1",
-            [dates],
-        ).fetchall())
+        loaded = dict(
+            conn.execute(
+                f"select {spec.partition_column}::date, count(*) from {spec.name} "
+                f"where {spec.partition_column} in (select unnest(?::date[])) group by 1",
+                [dates],
+            ).fetchall()
+        )
     reasons: dict[date, dict[str, int]] = {}
     if _exists(conn, "raw", "quarantine"):
         for day, reason, n in conn.execute(
@@ -108,14 +118,26 @@ def quarantine_summary(
         unassigned = conn.execute(
             "select count(*) from raw.quarantine where table_name in (?, ?) "
             "and replayed_at is null and partition_date is null",
-            [spec.short_name, spec.name]).fetchall()[0][0]
-    reported = {(d if isinstance(d, date) else date.fromisoformat(str(d))): n
-                for d, n in (rows_read or {}).items()}
-    return QuarantineSummary(spec.name, [
-        PartitionCounts(d, loaded.get(d, 0), sum(reasons.get(d, {}).values()),
-                        dict(sorted(reasons.get(d, {}).items())), reported.get(d))
-        for d in dates
-    ], unassigned)
+            [spec.short_name, spec.name],
+        ).fetchall()[0][0]
+    reported = {
+        (d if isinstance(d, date) else date.fromisoformat(str(d))): n
+        for d, n in (rows_read or {}).items()
+    }
+    return QuarantineSummary(
+        spec.name,
+        [
+            PartitionCounts(
+                d,
+                loaded.get(d, 0),
+                sum(reasons.get(d, {}).values()),
+                dict(sorted(reasons.get(d, {}).items())),
+                reported.get(d),
+            )
+            for d in dates
+        ],
+        unassigned,
+    )
 
 
 def check_quarantine(
@@ -134,56 +156,105 @@ def check_quarantine(
     dates = [p.partition_date for p in summary.partitions]
     limit = config.max_quarantine_share
     floor = config.quarantine_min_rows
-    over = [p for p in summary.partitions
-            if p.quarantined_share > limit and p.rows_quarantined >= floor]
+    over = [
+        p for p in summary.partitions if p.quarantined_share > limit and p.rows_quarantined >= floor
+    ]
     short = summary.table.split(".")[-1]
     where = f"{summary.table} [{', '.join(d.isoformat() for d in dates[:3])}" + (
-        f", ... ({len(dates)} partitions)]" if len(dates) > 3 else "]")
+        f", ... ({len(dates)} partitions)]" if len(dates) > 3 else "]"
+    )
     share_msg = (
         f"quarantined share above {limit:.1%} in "
-        + "; ".join(f"{p.partition_date}: {p.rows_quarantined}/{p.rows_read} "
-                    f"({p.quarantined_share:.1%}) by reason {p.by_reason}" for p in over[:5])
-        if over else f"quarantined share at most {limit:.1%} in every partition")
-    outcomes = [CheckOutcome(
-        check=f"{short}.quarantine.share", table=summary.table, column=None,
-        expectation="quarantined_share_at_most", severity="error", passed=not over,
-        expected=f"at most {limit:.1%} of rows read quarantined per partition "
-                 f"(partitions with {floor}+ quarantined rows)",
-        message=f"{'ok' if not over else 'FAILED'} {where}: {share_msg}",
-        unexpected_count=len(over),
-        unexpected_percent=100.0 * len(over) / len(dates) if dates else 0.0,
-        sample_unexpected=[{"partition_date": p.partition_date.isoformat(),
-                            "rows_read": p.rows_read, "rows_quarantined": p.rows_quarantined,
-                            "by_reason": p.by_reason} for p in over[: config.sample_size]],
-        observed_value={"rows_read": summary.rows_read, "rows_loaded": summary.rows_loaded,
-                        "rows_quarantined": summary.rows_quarantined,
-                        "by_reason": summary.by_reason,
-                        "rows_unassigned": summary.rows_unassigned},
-        partitions=[d.isoformat() for d in dates],
-    )]
+        + "; ".join(
+            f"{p.partition_date}: {p.rows_quarantined}/{p.rows_read} "
+            f"({p.quarantined_share:.1%}) by reason {p.by_reason}"
+            for p in over[:5]
+        )
+        if over
+        else f"quarantined share at most {limit:.1%} in every partition"
+    )
+    outcomes = [
+        CheckOutcome(
+            check=f"{short}.quarantine.share",
+            table=summary.table,
+            column=None,
+            expectation="quarantined_share_at_most",
+            severity="error",
+            passed=not over,
+            expected=f"at most {limit:.1%} of rows read quarantined per partition "
+            f"(partitions with {floor}+ quarantined rows)",
+            message=f"{'ok' if not over else 'FAILED'} {where}: {share_msg}",
+            unexpected_count=len(over),
+            unexpected_percent=100.0 * len(over) / len(dates) if dates else 0.0,
+            sample_unexpected=[
+                {
+                    "partition_date": p.partition_date.isoformat(),
+                    "rows_read": p.rows_read,
+                    "rows_quarantined": p.rows_quarantined,
+                    "by_reason": p.by_reason,
+                }
+                for p in over[: config.sample_size]
+            ],
+            observed_value={
+                "rows_read": summary.rows_read,
+                "rows_loaded": summary.rows_loaded,
+                "rows_quarantined": summary.rows_quarantined,
+                "by_reason": summary.by_reason,
+                "rows_unassigned": summary.rows_unassigned,
+            },
+            partitions=[d.isoformat() for d in dates],
+        )
+    ]
     if rows_read is not None:
         off = [p for p in summary.partitions if not p.reconciles]
-        outcomes.append(CheckOutcome(
-            check=f"{short}.quarantine.reconciles", table=summary.table, column=None,
-            expectation="rows_read_equals_loaded_plus_quarantined", severity="error",
-            passed=not off, expected="rows read = rows loaded + rows quarantined",
-            message=(f"{'ok' if not off else 'FAILED'} {where}: " + (
-                "; ".join(f"{p.partition_date}: loader read {p.reported_rows_read}, warehouse "
-                          f"holds {p.rows_loaded} loaded + {p.rows_quarantined} quarantined"
-                          for p in off[:5]) if off else "rows read = loaded + quarantined")),
-            unexpected_count=len(off),
-            sample_unexpected=[{"partition_date": p.partition_date.isoformat(),
-                                "reported_rows_read": p.reported_rows_read,
-                                "rows_loaded": p.rows_loaded,
-                                "rows_quarantined": p.rows_quarantined} for p in off[:20]],
-            partitions=[d.isoformat() for d in dates],
-        ))
-    return SuiteResult(f"raw_{short}_quarantine", summary.table, dates, summary.rows_read,
-                       outcomes, None, datetime.now(UTC).replace(tzinfo=None))
+        outcomes.append(
+            CheckOutcome(
+                check=f"{short}.quarantine.reconciles",
+                table=summary.table,
+                column=None,
+                expectation="rows_read_equals_loaded_plus_quarantined",
+                severity="error",
+                passed=not off,
+                expected="rows read = rows loaded + rows quarantined",
+                message=(
+                    f"{'ok' if not off else 'FAILED'} {where}: "
+                    + (
+                        "; ".join(
+                            f"{p.partition_date}: loader read {p.reported_rows_read}, warehouse "
+                            f"holds {p.rows_loaded} loaded + {p.rows_quarantined} quarantined"
+                            for p in off[:5]
+                        )
+                        if off
+                        else "rows read = loaded + quarantined"
+                    )
+                ),
+                unexpected_count=len(off),
+                sample_unexpected=[
+                    {
+                        "partition_date": p.partition_date.isoformat(),
+                        "reported_rows_read": p.reported_rows_read,
+                        "rows_loaded": p.rows_loaded,
+                        "rows_quarantined": p.rows_quarantined,
+                    }
+                    for p in off[:20]
+                ],
+                partitions=[d.isoformat() for d in dates],
+            )
+        )
+    return SuiteResult(
+        f"raw_{short}_quarantine",
+        summary.table,
+        dates,
+        summary.rows_read,
+        outcomes,
+        None,
+        datetime.now(UTC).replace(tzinfo=None),
+    )
 
 
 def _exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     rows = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = ? "
-        "and table_name = ?", [schema, table]).fetchall()
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()
     return bool(rows[0][0])

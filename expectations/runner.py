@@ -41,13 +41,18 @@ def open_context(gx_dir: Path | None) -> Any:
         gx_dir = Path(gx_dir)
         context = gx.get_context(mode="file", context_root_dir=str(gx_dir))
         if DOCS_SITE not in context.get_site_names():
-            context.add_data_docs_site(site_name=DOCS_SITE, site_config={
-                "class_name": "SiteBuilder",
-                "show_how_to_buttons": False,
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                                  "base_directory": str((gx_dir / "data_docs").resolve())},
-            })
+            context.add_data_docs_site(
+                site_name=DOCS_SITE,
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "show_how_to_buttons": False,
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str((gx_dir / "data_docs").resolve()),
+                    },
+                },
+            )
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
 
@@ -74,11 +79,15 @@ def validate_table(
     declared = declared_columns(conn, spec)
     if declared is None:
         missing = CheckOutcome(
-            check=f"{spec.short_name}.table.exists", table=spec.name, column=None,
-            expectation="table_exists", severity="error", passed=False,
+            check=f"{spec.short_name}.table.exists",
+            table=spec.name,
+            column=None,
+            expectation="table_exists",
+            severity="error",
+            passed=False,
             expected=f"table {spec.name} in the warehouse",
             message=f"{spec.name} does not exist in the warehouse: expected the table "
-                    f"(load or build it first); found no such table",
+            f"(load or build it first); found no such table",
             partitions=[d.isoformat() for d in dates],
         )
         return SuiteResult(suite_name, spec.name, dates, 0, [missing], None, now)
@@ -87,8 +96,16 @@ def validate_table(
     run_time = datetime.now(UTC)
     suite_prefix = f"{spec.schema}_{spec.short_name}"
     schema_outcomes, schema_id = _run_frame(
-        context, f"{suite_prefix}__schema", schema_frame(declared), schema_rules(spec), [],
-        spec, dates, config, _run_id(spec, dates, run_time))
+        context,
+        f"{suite_prefix}__schema",
+        schema_frame(declared),
+        schema_rules(spec),
+        [],
+        spec,
+        dates,
+        config,
+        _run_id(spec, dates, run_time),
+    )
     stored = [schema_id]
     per_chunk: list[list[CheckOutcome]] = []
     row_count = 0
@@ -100,13 +117,29 @@ def validate_table(
             row_count += len(rows)
             locators = [c for c in spec.locator_columns if c in rows.columns]
             chunk_outcomes, rows_id = _run_frame(
-                context, f"{suite_prefix}__rows", rows, row_rules(spec, rows.columns, config, now),
-                locators, spec, chunk, config, run_id)
+                context,
+                f"{suite_prefix}__rows",
+                rows,
+                row_rules(spec, rows.columns, config, now),
+                locators,
+                spec,
+                chunk,
+                config,
+                run_id,
+            )
             del rows
             parts = partition_frame(conn, spec, declared, chunk, config)
             part_outcomes, parts_id = _run_frame(
-                context, f"{suite_prefix}__partitions", parts, partition_rules(spec, config),
-                ["partition_date"], spec, chunk, config, run_id)
+                context,
+                f"{suite_prefix}__partitions",
+                parts,
+                partition_rules(spec, config),
+                ["partition_date"],
+                spec,
+                chunk,
+                config,
+                run_id,
+            )
             per_chunk.append(chunk_outcomes + part_outcomes)
             stored += [rows_id, parts_id]
     outcomes = schema_outcomes + merge_chunk_outcomes(per_chunk, spec, dates, config)
@@ -119,7 +152,7 @@ def validate_table(
 
 def _chunks(dates: list[date], size: int) -> list[list[date]]:
     size = max(int(size), 1)
-    return [dates[i:i + size] for i in range(0, len(dates), size)] or [[]]
+    return [dates[i : i + size] for i in range(0, len(dates), size)] or [[]]
 
 
 def _run_id(spec: TableSpec, dates: list[date], run_time: datetime) -> RunIdentifier:
@@ -128,7 +161,9 @@ def _run_id(spec: TableSpec, dates: list[date], run_time: datetime) -> RunIdenti
 
 
 def merge_chunk_outcomes(
-    per_chunk: list[list[CheckOutcome]], spec: TableSpec, dates: list[date],
+    per_chunk: list[list[CheckOutcome]],
+    spec: TableSpec,
+    dates: list[date],
     config: QualityConfig,
 ) -> list[CheckOutcome]:
     """One outcome per check over all chunks: counts add up, a check fails if any chunk
@@ -146,8 +181,11 @@ def merge_chunk_outcomes(
         counts = [p.unexpected_count for p in parts if p.unexpected_count is not None]
         elements = sum(p.element_count or 0 for p in parts)
         unexpected = sum(counts) if counts else None
-        percent = (100.0 * unexpected / elements) if unexpected is not None and elements else (
-            0.0 if unexpected == 0 else None)
+        percent = (
+            (100.0 * unexpected / elements)
+            if unexpected is not None and elements
+            else (0.0 if unexpected == 0 else None)
+        )
         shown = failed or parts
         sample = [s for p in shown for s in p.sample_unexpected][: config.sample_size]
         if failed:
@@ -156,17 +194,26 @@ def merge_chunk_outcomes(
         else:
             subject = f"column '{first.column}'" if first.column else "table"
             message = f"ok {_where(spec, dates)} {subject}: {first.expected}"
-        merged.append(replace(
-            first, passed=not failed, message=message, unexpected_count=unexpected,
-            unexpected_percent=percent, element_count=elements or None, sample_unexpected=sample,
-            observed_value=(failed[0] if failed else first).observed_value,
-            partitions=[d.isoformat() for d in dates],
-        ))
+        merged.append(
+            replace(
+                first,
+                passed=not failed,
+                message=message,
+                unexpected_count=unexpected,
+                unexpected_percent=percent,
+                element_count=elements or None,
+                sample_unexpected=sample,
+                observed_value=(failed[0] if failed else first).observed_value,
+                partitions=[d.isoformat() for d in dates],
+            )
+        )
     return merged
 
 
 def build_data_docs(
-    context: Any, gx_dir: Path, results: list[ValidationResultIdentifier] | None = None,
+    context: Any,
+    gx_dir: Path,
+    results: list[ValidationResultIdentifier] | None = None,
 ) -> Path:
     """Render the HTML site with GX's own builder (only `results`' pages + the index when
     given); returns index.html, checked to exist."""
@@ -194,8 +241,15 @@ def prune_validation_results(context: Any, keep: int) -> int:
 
 
 def _run_frame(
-    context: Any, name: str, frame: pd.DataFrame, rules: list[Rule], locators: list[str],
-    spec: TableSpec, dates: list[date], config: QualityConfig, run_id: RunIdentifier,
+    context: Any,
+    name: str,
+    frame: pd.DataFrame,
+    rules: list[Rule],
+    locators: list[str],
+    spec: TableSpec,
+    dates: list[date],
+    config: QualityConfig,
+    run_id: RunIdentifier,
 ) -> tuple[list[CheckOutcome], ValidationResultIdentifier]:
     source = context.data_sources.add_or_update_pandas(name=_DATASOURCE)
     asset = next((a for a in source.assets if a.name == name), None)
@@ -203,19 +257,25 @@ def _run_frame(
     batch = next((b for b in asset.batch_definitions if b.name == "whole"), None)
     batch = batch or asset.add_batch_definition_whole_dataframe("whole")
     suite = context.suites.add_or_update(
-        gx.ExpectationSuite(name=name, expectations=[r.expectation for r in rules]))
+        gx.ExpectationSuite(name=name, expectations=[r.expectation for r in rules])
+    )
     definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
     result_format: dict[str, Any] = {
-        "result_format": "SUMMARY", "partial_unexpected_count": config.sample_size,
+        "result_format": "SUMMARY",
+        "partial_unexpected_count": config.sample_size,
     }
     if locators:
         result_format["unexpected_index_column_names"] = locators
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format,
-                            run_id=run_id)
+    result = definition.run(
+        batch_parameters={"dataframe": frame}, result_format=result_format, run_id=run_id
+    )
     result_id = ValidationResultIdentifier(
-        expectation_suite_identifier=ExpectationSuiteIdentifier(name=name), run_id=run_id,
-        batch_identifier=result.batch_id)
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
+        run_id=run_id,
+        batch_identifier=result.batch_id,
+    )
     by_check = {r.expectation_config.meta.get("check"): r for r in result.results}
     return [_outcome(rule, by_check.get(rule.name), spec, dates) for rule in rules], result_id
 
@@ -232,21 +292,33 @@ def _exception_text(info: Any) -> str | None:
 
 def _outcome(rule: Rule, result: Any, spec: TableSpec, dates: list[date]) -> CheckOutcome:
     where = _where(spec, dates)
-    base = dict(check=rule.name, table=spec.name, column=rule.column,
-                expectation=rule.expectation.expectation_type, severity=rule.severity,
-                expected=rule.expected, partitions=[d.isoformat() for d in dates])
+    base = dict(
+        check=rule.name,
+        table=spec.name,
+        column=rule.column,
+        expectation=rule.expectation.expectation_type,
+        severity=rule.severity,
+        expected=rule.expected,
+        partitions=[d.isoformat() for d in dates],
+    )
     if result is None:
-        return CheckOutcome(**base, passed=False,
-                            message=f"{where}: check {rule.name} produced no GX result")
+        return CheckOutcome(
+            **base, passed=False, message=f"{where}: check {rule.name} produced no GX result"
+        )
     error = _exception_text(result.exception_info)
     if error:
-        return CheckOutcome(**base, passed=False,
-                            message=f"{where} {_col(rule)}: GX could not evaluate "
-                                    f"'{rule.expected}': {error}")
+        return CheckOutcome(
+            **base,
+            passed=False,
+            message=f"{where} {_col(rule)}: GX could not evaluate '{rule.expected}': {error}",
+        )
     details = result.result or {}
     located = bool(details.get("unexpected_index_column_names"))
-    samples = (details.get("partial_unexpected_index_list") if located
-               else details.get("partial_unexpected_list")) or []
+    samples = (
+        details.get("partial_unexpected_index_list")
+        if located
+        else details.get("partial_unexpected_list")
+    ) or []
     sample = json_safe(list(samples))
     observed = json_safe(details.get("observed_value"))
     count = details.get("unexpected_count")
@@ -254,11 +326,14 @@ def _outcome(rule: Rule, result: Any, spec: TableSpec, dates: list[date]) -> Che
     passed = bool(result.success)
     message = _message(rule, where, passed, count, percent, sample, observed, details)
     return CheckOutcome(
-        **base, passed=passed, message=message,
+        **base,
+        passed=passed,
+        message=message,
         unexpected_count=int(count) if count is not None else None,
         element_count=int(details["element_count"]) if "element_count" in details else None,
         unexpected_percent=json_safe(float(percent)) if percent is not None else None,
-        sample_unexpected=sample, observed_value=observed,
+        sample_unexpected=sample,
+        observed_value=observed,
     )
 
 
@@ -274,29 +349,43 @@ def _col(rule: Rule) -> str:
 
 
 def _message(
-    rule: Rule, where: str, passed: bool, count: Any, percent: Any, sample: list[Any],
-    observed: Any, details: dict[str, Any],
+    rule: Rule,
+    where: str,
+    passed: bool,
+    count: Any,
+    percent: Any,
+    sample: list[Any],
+    observed: Any,
+    details: dict[str, Any],
 ) -> str:
     status = "ok" if passed else "FAILED" if rule.severity == "error" else "WARNING"
     if rule.frame == "schema" and rule.column is None:
         missing = (details.get("details") or {}).get("mismatched", {}).get("missing") or []
         found = ", ".join(observed or [])
         if missing:
-            return (f"{status} {where}: missing column(s) {', '.join(missing)}; expected "
-                    f"{rule.expected}; found {found}")
+            return (
+                f"{status} {where}: missing column(s) {', '.join(missing)}; expected "
+                f"{rule.expected}; found {found}"
+            )
         return f"{status} {where}: all contract columns present"
     if rule.frame == "schema":
-        found = sample[0].get(rule.column) if sample and isinstance(sample[0], dict) else (
-            sample[0] if sample else None)
-        return (f"{status} {where} {_col(rule)}: expected {rule.expected}"
-                + ("" if passed else f", found {found}"))
+        found = (
+            sample[0].get(rule.column)
+            if sample and isinstance(sample[0], dict)
+            else (sample[0] if sample else None)
+        )
+        return f"{status} {where} {_col(rule)}: expected {rule.expected}" + (
+            "" if passed else f", found {found}"
+        )
     if count is None:  # aggregate expectation (mean, ...)
         return f"{status} {where} {_col(rule)}: expected {rule.expected}; observed {observed}"
     if not count:
         return f"{status} {where} {_col(rule)}: {rule.expected}"
     shown = "; ".join(_describe(s) for s in sample[:3])
-    return (f"{status} {where} {_col(rule)}: {count} row(s) ({float(percent or 0):.2f}%) "
-            f"break '{rule.expected}', e.g. {shown}")
+    return (
+        f"{status} {where} {_col(rule)}: {count} row(s) ({float(percent or 0):.2f}%) "
+        f"break '{rule.expected}', e.g. {shown}"
+    )
 
 
 def _describe(sample: Any) -> str:
@@ -304,8 +393,11 @@ def _describe(sample: Any) -> str:
         return repr(sample)
     loc = sample.get("_source_file")
     line = sample.get("_source_line")
-    values = {k: v for k, v in sample.items()
-              if k not in ("_source_file", "_source_line", "_partition_date")}
+    values = {
+        k: v
+        for k, v in sample.items()
+        if k not in ("_source_file", "_source_line", "_partition_date")
+    }
     where = f" at {loc}:{line}" if loc else ""
     part = sample.get("_partition_date")
     return f"{values}{where}" + (f" (partition {str(part)[:10]})" if part else "")

@@ -23,7 +23,6 @@ from expectations.tables import TYPE_FAMILIES, TableSpec
 Severity = Literal["error", "warn"]
 Frame = Literal["schema", "rows", "partitions"]
 _GX_SEVERITY = {"error": "critical", "warn": "warning"}
-EARLIEST_VALID = datetime(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -165,20 +164,26 @@ def _timestamp_rules(
     lower_window: bool,
     window_severity: Severity = "error",
 ) -> list[Rule]:
-    """Timestamps after 2000, never in the future, inside the partition (+ late window)."""
+    """Timestamps never in the future, inside the partition (+ late window), and not before
+    the configured floor (SEGFLOW_TIMESTAMP_FLOOR) when one is set."""
     latest = now + timedelta(minutes=config.future_tolerance_minutes)
-    rules = [
-        _rule(
-            spec,
-            "rows",
-            f"{column}.after_2000",
-            "error",
-            column,
-            f"{column} on or after {EARLIEST_VALID.date()}",
-            gxe.ExpectColumnValuesToBeBetween,
-            column=column,
-            min_value=EARLIEST_VALID,
-        ),
+    rules = []
+    if config.timestamp_floor is not None:
+        floor = datetime.combine(config.timestamp_floor, datetime.min.time())
+        rules.append(
+            _rule(
+                spec,
+                "rows",
+                f"{column}.after_floor",
+                "error",
+                column,
+                f"{column} on or after {config.timestamp_floor} (SEGFLOW_TIMESTAMP_FLOOR)",
+                gxe.ExpectColumnValuesToBeBetween,
+                column=column,
+                min_value=floor,
+            )
+        )
+    rules += [
         _rule(
             spec,
             "rows",

@@ -19,18 +19,20 @@ NOW = datetime(2025, 3, 12, 12, 0)
 KNOWN_EVENTS = frozenset({"Signed In", "Project Created", "Report Created"})
 CONFIG = QualityConfig(accepted=AcceptedValues(event_names=KNOWN_EVENTS))
 
-RAW_META = ("_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR, "
-            "_source_line BIGINT")
+RAW_META = (
+    "_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR, "
+    "_source_line BIGINT"
+)
 DDL = {
     "events": "message_id VARCHAR, type VARCHAR, event VARCHAR, user_id VARCHAR, "
-              "anonymous_id VARCHAR, timestamp TIMESTAMP, received_at TIMESTAMP, "
-              "properties JSON, context JSON",
+    "anonymous_id VARCHAR, timestamp TIMESTAMP, received_at TIMESTAMP, "
+    "properties JSON, context JSON",
     "crm_contacts": "user_id VARCHAR, email VARCHAR, signup_at TIMESTAMP, company VARCHAR, "
-                    "industry VARCHAR, company_size VARCHAR, country VARCHAR, role VARCHAR, "
-                    "plan VARCHAR, acquisition_channel VARCHAR, updated_at TIMESTAMP",
+    "industry VARCHAR, company_size VARCHAR, country VARCHAR, role VARCHAR, "
+    "plan VARCHAR, acquisition_channel VARCHAR, updated_at TIMESTAMP",
     "billing_invoices": "invoice_id VARCHAR, user_id VARCHAR, amount DOUBLE, currency VARCHAR, "
-                        "status VARCHAR, period_start TIMESTAMP, period_end TIMESTAMP, "
-                        "paid_at TIMESTAMP",
+    "status VARCHAR, period_start TIMESTAMP, period_end TIMESTAMP, "
+    "paid_at TIMESTAMP",
 }
 
 
@@ -43,19 +45,26 @@ def add_events(conn, day: date, n: int, *, prefix: str | None = None, **override
     """n clean events on `day` (ids unique per prefix), columns overridable by SQL expression."""
     prefix = prefix or f"m{day:%m%d}-"
     cols = {
-        "message_id": f"'{prefix}' || i", "type": "'track'",
+        "message_id": f"'{prefix}' || i",
+        "type": "'track'",
         "event": "case when i % 2 = 0 then 'Signed In' else 'Project Created' end",
-        "user_id": "'u' || (i % 40)", "anonymous_id": "null",
+        "user_id": "'u' || (i % 40)",
+        "anonymous_id": "null",
         "timestamp": f"timestamp '{day} 08:00:00' + to_seconds(i * 7)",
         "received_at": f"timestamp '{day} 08:00:01' + to_seconds(i * 7)",
-        "properties": "'{\"plan\": \"pro\"}'", "context": "'{}'",
-        "_partition_date": f"date '{day}'", "_loaded_at": "timestamp '2025-03-12 00:00:00'",
-        "_source": "'files'", "_source_file": f"'events/dt={day}/events.jsonl'",
+        "properties": '\'{"plan": "pro"}\'',
+        "context": "'{}'",
+        "_partition_date": f"date '{day}'",
+        "_loaded_at": "timestamp '2025-03-12 00:00:00'",
+        "_source": "'files'",
+        "_source_file": f"'events/dt={day}/events.jsonl'",
         "_source_line": "i",
     }
     cols.update(overrides)
-    conn.execute(f"insert into raw.events select {', '.join(f'{v} as {k}' for k, v in cols.items())} "
-                 f"from range(1, {n + 1}) t(i)")
+    conn.execute(
+        f"insert into raw.events select {', '.join(f'{v} as {k}' for k, v in cols.items())} "
+        f"from range(1, {n + 1}) t(i)"
+    )
 
 
 @pytest.fixture()
@@ -82,16 +91,24 @@ def test_clean_events_pass_every_check(conn):
 
 def test_event_defects_fail_the_named_checks_with_file_and_line(conn):
     create_raw(conn, "events")
-    add_events(conn, DAY, 100, **{
-        "user_id": "case when i in (3, 4) then '' else 'u' || i end",
-        "type": "case when i = 5 then 'alias' else 'track' end",
-        "event": "case when i in (6, 7, 8) then 'Widget Clicked' else 'Signed In' end",
-        "timestamp": "case when i = 9 then timestamp '2030-01-01' when i = 10 then timestamp "
-                     "'1999-12-31' when i = 11 then timestamp '2025-03-01' "
-                     f"else timestamp '{DAY} 09:00:00' end",
-        "message_id": "case when i in (12, 13) then 'dup' else 'm' || i end",
-    })
+    add_events(
+        conn,
+        DAY,
+        100,
+        **{
+            "user_id": "case when i in (3, 4) then '' else 'u' || i end",
+            "type": "case when i = 5 then 'alias' else 'track' end",
+            "event": "case when i in (6, 7, 8) then 'Widget Clicked' else 'Signed In' end",
+            "timestamp": "case when i = 9 then timestamp '2030-01-01' when i = 10 then timestamp "
+            "'1999-12-31' when i = 11 then timestamp '2025-03-01' "
+            f"else timestamp '{DAY} 09:00:00' end",
+            "message_id": "case when i in (12, 13) then 'dup' else 'm' || i end",
+        },
+    )
     result = validate_table(conn, "events", [DAY], CONFIG, now=NOW)
+    assert not any(".after_floor" in o.check for o in result.outcomes)  # no floor by default
+    floored = replace(CONFIG, timestamp_floor=date(2000, 1, 1))
+    result = validate_table(conn, "events", [DAY], floored, now=NOW)
     bad = failing(result)
     assert bad["events.identity.not_null"].unexpected_count == 2
     assert bad["events.identity.not_null"].blocking
@@ -99,9 +116,11 @@ def test_event_defects_fail_the_named_checks_with_file_and_line(conn):
     assert bad["events.type.accepted_values"].unexpected_count == 1
     unknown = bad["events.event.in_tracking_plan"]
     assert (unknown.unexpected_count, unknown.severity, unknown.blocking) == (3, "warn", False)
-    assert "Widget Clicked" in unknown.message and f"events/dt={DAY}/events.jsonl:6" in unknown.message
+    assert (
+        "Widget Clicked" in unknown.message and f"events/dt={DAY}/events.jsonl:6" in unknown.message
+    )
     assert bad["events.timestamp.not_in_future"].unexpected_count == 1
-    assert bad["events.timestamp.after_2000"].unexpected_count == 1
+    assert bad["events.timestamp.after_floor"].unexpected_count == 1
     # 1999 and 2025-03-01 are both more than 3 days before the partition
     assert bad["events.timestamp.within_late_window"].unexpected_count == 2
     # 2030 is after the end of the partition day as well as in the future
@@ -120,8 +139,11 @@ def test_duplicate_share_below_threshold_passes(conn):
     dup = result.outcome("events.message_id.duplicates")
     assert dup.passed and dup.unexpected_count == 2  # counted, 0.2% < 1% threshold
     strict = QualityConfig(duplicate_warn_share=0.001, accepted=CONFIG.accepted)
-    assert not validate_table(conn, "events", [DAY], strict, now=NOW).outcome(
-        "events.message_id.duplicates").passed
+    assert (
+        not validate_table(conn, "events", [DAY], strict, now=NOW)
+        .outcome("events.message_id.duplicates")
+        .passed
+    )
 
 
 def test_duplicates_across_days_are_counted(conn):
@@ -159,11 +181,16 @@ def test_row_count_rule_needs_history(conn):
 
 
 def test_missing_column_and_wrong_type_name_table_column_expected_found(conn):
-    create_raw(conn, "billing_invoices",
-               "invoice_id VARCHAR, user_id VARCHAR, amount VARCHAR, status VARCHAR, "
-               "period_start TIMESTAMP, period_end TIMESTAMP, paid_at TIMESTAMP")
-    conn.execute(f"insert into raw.billing_invoices values ('i1', 'u1', 'abc', 'paid', "
-                 f"'{DAY}', '{DAY}', '{DAY} 10:00', '{DAY}', now(), 'files', 'x.csv', 2)")
+    create_raw(
+        conn,
+        "billing_invoices",
+        "invoice_id VARCHAR, user_id VARCHAR, amount VARCHAR, status VARCHAR, "
+        "period_start TIMESTAMP, period_end TIMESTAMP, paid_at TIMESTAMP",
+    )
+    conn.execute(
+        f"insert into raw.billing_invoices values ('i1', 'u1', 'abc', 'paid', "
+        f"'{DAY}', '{DAY}', '{DAY} 10:00', '{DAY}', now(), 'files', 'x.csv', 2)"
+    )
     result = validate_table(conn, "billing_invoices", [DAY], CONFIG, now=NOW)
     missing = result.outcome("billing_invoices.columns.present")
     assert missing.blocking
@@ -175,7 +202,9 @@ def test_missing_column_and_wrong_type_name_table_column_expected_found(conn):
     assert "column 'amount': expected type DOUBLE" in wrong.message
     assert wrong.message.endswith("found VARCHAR")
     # rules on the missing column are not evaluated; the others still are
-    assert not any(o.check.startswith("billing_invoices.currency.accepted") for o in result.outcomes)
+    assert not any(
+        o.check.startswith("billing_invoices.currency.accepted") for o in result.outcomes
+    )
     assert result.outcome("billing_invoices.invoice_id.not_null").passed
 
 
@@ -191,12 +220,17 @@ def test_invoice_amounts_currency_and_window(conn):
     bad = failing(validate_table(conn, "billing_invoices", [DAY], CONFIG, now=NOW))
     assert bad["billing_invoices.amount.non_negative"].unexpected_count == 1
     assert bad["billing_invoices.amount.max"].severity == "warn"
-    assert bad["billing_invoices.currency.accepted_values"].sample_unexpected[0]["currency"] == "XYZ"
+    assert (
+        bad["billing_invoices.currency.accepted_values"].sample_unexpected[0]["currency"] == "XYZ"
+    )
     late = bad["billing_invoices.paid_at.within_late_window"]
     assert (late.unexpected_count, late.severity) == (1, "warn")
-    assert set(bad) == {"billing_invoices.amount.non_negative", "billing_invoices.amount.max",
-                        "billing_invoices.currency.accepted_values",
-                        "billing_invoices.paid_at.within_late_window"}
+    assert set(bad) == {
+        "billing_invoices.amount.non_negative",
+        "billing_invoices.amount.max",
+        "billing_invoices.currency.accepted_values",
+        "billing_invoices.paid_at.within_late_window",
+    }
 
 
 def test_contacts_accepted_values_warn(conn):
@@ -208,8 +242,10 @@ def test_contacts_accepted_values_warn(conn):
         from range(1, 31) t(i)""")
     result = validate_table(conn, "crm_contacts", [DAY], CONFIG, now=NOW)
     bad = failing(result)
-    assert set(bad) == {"crm_contacts.plan.accepted_values",
-                        "crm_contacts.company_size.accepted_values"}
+    assert set(bad) == {
+        "crm_contacts.plan.accepted_values",
+        "crm_contacts.company_size.accepted_values",
+    }
     assert all(o.severity == "warn" for o in bad.values()) and result.passed
 
 
@@ -237,9 +273,9 @@ def test_data_docs_html_written(conn, tmp_path):
     again = validate_table(conn, "events", [DAY], keep_one, gx_dir=gx_dir, now=NOW)
     assert again.outcome("events.identity.not_null").unexpected_count == 20
     stored = list((gx_dir / "uncommitted" / "validations").rglob("*.json"))
-    assert sorted(p.relative_to(gx_dir / "uncommitted" / "validations").parts[0]
-                  for p in stored) == ["raw_events__partitions", "raw_events__rows",
-                                       "raw_events__schema"]
+    assert sorted(
+        p.relative_to(gx_dir / "uncommitted" / "validations").parts[0] for p in stored
+    ) == ["raw_events__partitions", "raw_events__rows", "raw_events__schema"]
     assert index.read_text().count("raw_events__rows/") == 1
 
 
@@ -248,8 +284,13 @@ def test_chunked_validation_equals_one_frame(conn):
     create_raw(conn, "events")
     days = [DAY - timedelta(days=i) for i in range(9, -1, -1)]
     for i, day in enumerate(days):
-        add_events(conn, day, 50 + i, user_id=f"case when i <= {i % 3} then null else 'u' end",
-                   message_id=f"case when i = 2 then 'm{day:%d}-1' else 'm{day:%d}-' || i end")
+        add_events(
+            conn,
+            day,
+            50 + i,
+            user_id=f"case when i <= {i % 3} then null else 'u' end",
+            message_id=f"case when i = 2 then 'm{day:%d}-1' else 'm{day:%d}-' || i end",
+        )
     whole = validate_table(conn, "events", days, replace(CONFIG, chunk_days=30), now=NOW)
     chunked = validate_table(conn, "events", days, replace(CONFIG, chunk_days=3), now=NOW)
     assert [o.check for o in whole.outcomes] == [o.check for o in chunked.outcomes]

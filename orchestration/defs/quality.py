@@ -4,6 +4,7 @@ Structural failures (severity `error`) block downstream assets; soft anomalies w
 results, failing expectations and a link to GX Data Docs go into the check metadata.
 """
 
+from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -24,7 +25,12 @@ QUARANTINE_CHECK = "quarantine_gate"
 
 def quality_config(settings: Settings) -> QualityConfig:
     plan = tracking_plan.load()
-    return QualityConfig.from_env(event_names=plan.known_events, plans=plan.plans)
+    config = QualityConfig.from_env(event_names=plan.known_events, plans=plan.plans)
+    return replace(
+        config,
+        late_arrival_days=settings.late_arrival_days,
+        timestamp_floor=settings.timestamp_floor,
+    )
 
 
 def check_specs_for(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
