@@ -23,10 +23,16 @@ kept in the payload (so quarantine shows them) and reported as `extra_columns`.
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
 import json
+import os
 import re
+import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,10 +42,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zip")
+SUPPORTED_SUFFIXES = DATA_SUFFIXES + COMPRESSED_SUFFIXES
 MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
 EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
-_DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+_DT_DIR = re.compile(r"^dt=(\d{4})-(\d{1,2})-(\d{1,2})$")
 STAGE_COLUMNS = ("source_file", "source_line", "partition_date", "payload", "pre_reason", "pre_detail")
 _STAGE_COLS = ", ".join(STAGE_COLUMNS)
 
@@ -143,6 +151,84 @@ class FileInfo:
     path: Path
     relative: str
     partition_date: date | None  # None: undated, assigned by the date column later
+    source: str | None = None    # the sources.yml source that claims it (None: default layout)
+    member: str | None = None    # zip archives: the member inside `path`
+    fmt: str | None = None       # jsonl | json | csv | parquet (None: from the name)
+
+    @property
+    def data_name(self) -> str:
+        """The file name without compression suffixes (the member's, for zip members)."""
+        name = (self.member or self.path.name).lower()
+        while True:
+            stem, dot, ext = name.rpartition(".")
+            if dot and "." + ext in COMPRESSED_SUFFIXES and ext != "zip":
+                name = stem
+            else:
+                return name
+
+    @property
+    def format(self) -> str:
+        if self.fmt:
+            return self.fmt
+        suffix = Path(self.data_name).suffix
+        return {".csv": "csv", ".parquet": "parquet", ".json": "json"}.get(suffix, "jsonl")
+
+    @property
+    def compressed(self) -> bool:
+        return self.member is not None or self.data_name != self.path.name.lower()
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes, decompressed (gzip, bzip2, zstd by their magic bytes; zip members)."""
+        try:
+            if self.member is not None:
+                with zipfile.ZipFile(self.path) as archive:
+                    data = archive.read(self.member)
+            else:
+                data = self.path.read_bytes()
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise SourceError(f"{self.relative}: cannot read the file ({exc})",
+                              file=self.relative) from exc
+        return decompress(data, self.relative)
+
+
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def decompress(data: bytes, relative: str) -> bytes:
+    """Undo gzip / bzip2 / zstd compression, recognised by magic bytes (nested layers too)."""
+    for _ in range(3):
+        kind = next((k for magic, k in _MAGIC.items() if data.startswith(magic)), None)
+        if kind is None:
+            return data
+        try:
+            if kind == "gzip":
+                data = gzip.decompress(data)
+            elif kind == "bzip2":
+                data = bz2.decompress(data)
+            else:
+                data = _zstd_decompress(data)
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            raise SourceError(f"{relative}: not a valid {kind} file ({exc}); the file is "
+                              "truncated or not compressed as its name says", file=relative) from exc
+    return data
+
+
+def _zstd_decompress(data: bytes) -> bytes:
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - zstandard is a declared dependency
+        raise ValueError("zstandard is not installed") from exc
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+        return reader.read()
+
+
+@dataclass
+class SkippedFile:
+    relative: str
+    reason: str
+    table: str | None = None           # None: claimed by no source (reported to every table)
+    partition_date: date | None = None
+    ignored: bool = False              # hidden, or `on_skip: ignore`: reported, not failing
 
 
 @dataclass
@@ -154,79 +240,184 @@ class ReadResult:
     empty_files: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
     extra_columns: dict[str, list[str]] = field(default_factory=dict)
+    footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
-def list_files(source_dir: Path, table: str, dates: list[date]) -> tuple[list[FileInfo], list[str]]:
-    """Files of `table` for `dates` (dt folders) plus all undated files; also the skipped names."""
-    table_spec(table)
+def parse_dt(name: str) -> date | None:
+    """`dt=2025-03-10` and `dt=2025-3-10` -> date; raises ValueError for impossible dates."""
+    match = _DT_DIR.match(name)
+    if not match:
+        raise ValueError(name)
+    year, month, day = (int(x) for x in match.groups())
+    return date(year, month, day)
+
+
+def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[SkippedFile]]:
+    """Every file under the landing folder (symlinked folders followed, zip archives opened):
+    claimed by a source of `config` (sources.yml, else the default `<table>/**` layout), or
+    skipped with the reason. Dates come from a `dt=` folder in the path, else rows decide."""
+    from orchestration.sources.mappings import default_config, matches
+
+    config = config or default_config()
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
         raise SourceError(f"landing folder {source_dir} does not exist or is not a folder "
-                          f"(expected {source_dir}/{table}/dt=YYYY-MM-DD/*.jsonl|csv|parquet)",
+                          f"(expected {source_dir}/<table>/dt=YYYY-MM-DD/*.jsonl|csv|parquet)",
                           file=str(source_dir))
-    root = source_dir / table
     files: list[FileInfo] = []
-    skipped: list[str] = []
-    if not root.is_dir():
-        return files, skipped
-    wanted = set(dates)
-
-    def add(path: Path, day: date | None) -> None:
-        rel = path.relative_to(source_dir).as_posix()
-        if path.name.startswith((".", "_")):
-            return
-        if path.suffix.lower() in SUPPORTED_SUFFIXES:
-            files.append(FileInfo(path, rel, day))
-        else:
-            skipped.append(rel)
-
-    for entry in sorted(root.iterdir()):
-        match = _DT_DIR.match(entry.name)
-        if entry.is_dir() and match:
-            try:
-                day = date.fromisoformat(match.group(1))
-            except ValueError:
-                skipped.append(entry.relative_to(source_dir).as_posix())
-                continue
-            if day in wanted:
-                for path in sorted(p for p in entry.rglob("*") if p.is_file()):
-                    add(path, day)
-        elif entry.is_file():
-            add(entry, None)
-        elif entry.is_dir() and not entry.name.startswith((".", "_")):
-            skipped.append(entry.relative_to(source_dir).as_posix() + "/")
+    skipped: list[SkippedFile] = []
+    seen: set[str] = set()
+    for folder, dirs, names in os.walk(source_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        rel_folder = Path(folder).relative_to(source_dir).as_posix()
+        if real in seen:  # a symlink loop: do not walk it twice
+            skipped.append(SkippedFile(rel_folder + "/", "symlinked folder points into a folder "
+                                       "already read (a loop); not read twice", ignored=True))
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(folder) / name
+            rel = path.relative_to(source_dir).as_posix()
+            _classify(path, rel, config, matches, files, skipped)
     return files, skipped
 
 
+def _classify(path: Path, rel: str, config, matches, files: list, skipped: list) -> None:
+    parts = rel.split("/")
+    if any(p.startswith((".", "_")) for p in parts):
+        skipped.append(SkippedFile(rel, "hidden file or folder (name starts with . or _)",
+                                   ignored=True))
+        return
+    if matches(rel, config.ignore):
+        skipped.append(SkippedFile(rel, "ignored by sources.yml `ignore`", ignored=True))
+        return
+    source = next((s for s in config.sources if matches(rel, s.files)), None)
+    table = source.table if source else None
+    day = None
+    for part in parts[:-1]:
+        if part.startswith("dt="):
+            try:
+                day = parse_dt(part)
+            except ValueError:
+                skipped.append(SkippedFile(rel, f"folder {part} is not a valid date (expected "
+                                           "dt=YYYY-MM-DD)", table,
+                                           ignored=bool(source and source.on_skip == "ignore")))
+                return
+    if source is None:
+        skipped.append(SkippedFile(rel, "claimed by no source (no `files:` pattern in "
+                                   "sources.yml, or <table>/** by default, matches it)",
+                                   None, day))
+        return
+    ignored = source.on_skip == "ignore"
+    if rel.lower().endswith(".zip"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = [m.filename for m in archive.infolist() if not m.is_dir()]
+        except (OSError, zipfile.BadZipFile) as exc:
+            skipped.append(SkippedFile(rel, f"not a readable zip archive ({exc})", table, day,
+                                       ignored))
+            return
+        for member in sorted(members):
+            base = member.rsplit("/", 1)[-1]
+            if base.startswith((".", "_")):
+                continue
+            info = FileInfo(path, f"{rel}!{member}", day, source.name, member)
+            _add(info, source, files, skipped, ignored)
+        return
+    _add(FileInfo(path, rel, day, source.name), source, files, skipped, ignored)
+
+
+def _add(info: FileInfo, source, files: list, skipped: list, ignored: bool) -> None:
+    suffix = Path(info.data_name).suffix
+    if suffix in DATA_SUFFIXES:
+        files.append(info)  # the format follows the name (.json: array, document or lines)
+    elif source.format != "auto" and (info.compressed or not suffix):
+        info.fmt = source.format  # e.g. Segment's S3 files: <id>.gz holding JSON lines
+        files.append(info)
+    else:
+        skipped.append(SkippedFile(info.relative, "not a supported file type (expected "
+                                   f"{', '.join(DATA_SUFFIXES)}, optionally compressed "
+                                   f"{', '.join(COMPRESSED_SUFFIXES)}; or set `format:`)",
+                                   source.table, info.partition_date, ignored))
+
+
+def list_files(source_dir: Path, table: str, dates: list[date] | None, config=None
+               ) -> tuple[list[FileInfo], list[SkippedFile]]:
+    """Files of `table` for `dates` (dt folders) plus all undated files, and the skipped files
+    that concern this load (this table's, or claimed by no source; dated ones in `dates`).
+    `dates=None`: every date."""
+    table_spec(table)
+    found, skipped = discover(source_dir, config)
+    wanted = None if dates is None else set(dates)
+
+    def relevant(day: date | None) -> bool:
+        return day is None or wanted is None or day in wanted
+
+    files = [f for f in found if _table_of(f, config) == table and relevant(f.partition_date)]
+    concern = [s for s in skipped if s.table in (None, table) and relevant(s.partition_date)]
+    return files, concern
+
+
+def _table_of(info: FileInfo, config) -> str | None:
+    from orchestration.sources.mappings import default_config
+
+    config = config or default_config()
+    return next((s.table for s in config.sources if s.name == info.source), None)
+
+
 def stage_files(conn: duckdb.DuckDBPyConnection, stage: str, spec: TableSpec,
-                files: list[FileInfo]) -> ReadResult:
-    """Stage every row of `files` (see `create_stage`); the rows are read as `<stage>_rows`."""
+                files: list[FileInfo], source=None) -> ReadResult:
+    """Stage every row of `files` (see `create_stage`); the rows are read as `<stage>_rows`.
+    `source` (a sources.yml mapping) sets the CSV options, the JSON records path and which
+    header names count for the required columns."""
     result = ReadResult(files=list(files))
     lines: list[pa.Table] = []
+    needed = _needed_columns(spec, source)
     for info in files:
-        suffix = info.path.suffix.lower()
-        if info.path.stat().st_size == 0:
+        fmt = info.format
+        data = None if fmt == "parquet" and not info.compressed else info.read_bytes()
+        if data is not None and not data.strip():
+            result.empty_files.append(info.relative)
+            result.rows_per_file[info.relative] = 0
+            continue
+        if data is None and info.path.stat().st_size == 0:
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
             continue
         before, staged_lines = _count(conn, stage), len(lines)
-        if suffix == ".parquet":
-            extra = _stage_parquet(conn, stage, spec, info)
-        elif suffix == ".csv":
-            extra = _stage_csv(conn, stage, spec, info)
-        elif suffix == ".json" and _is_json_array(info.path):
-            extra = _stage_json_array(conn, stage, spec, info)
+        if fmt == "parquet":
+            extra = _stage_parquet(conn, stage, spec, info, data, needed)
+        elif fmt == "csv":
+            extra = _stage_csv(conn, stage, spec, info, data, needed, source, result)
+        elif fmt == "json" and _is_json_document(data, source):
+            extra = _stage_json_array(conn, stage, spec, info, data, source)
         else:
-            extra = _stage_jsonl(conn, stage, spec, info, lines)
+            extra = _stage_jsonl(conn, stage, spec, info, lines, data)
         rows = _count(conn, stage) - before + sum(t.num_rows for t in lines[staged_lines:])
         result.rows_per_file[info.relative] = rows
         if rows == 0:
             result.empty_files.append(info.relative)
-        if extra:
+        if extra and (source is None or source.default_columns):
             result.extra_columns[info.relative] = extra
     _register_lines(conn, stage, lines)
     return result
+
+
+def _needed_columns(spec: TableSpec, source) -> dict[str, tuple[str, ...]]:
+    """Required contract column -> header names (snake_case) that can provide it."""
+    if source is None or source.default_columns:
+        return {c: tuple(to_snake(a) for a in spec.aliases(c)) for c in spec.required}
+    needed = {}
+    for col in spec.required:
+        rule = source.columns.get(col)
+        if rule is None:
+            continue  # not mapped: the row rules report it
+        if rule.paths and rule.const is None and not rule.file_name and rule.default is None:
+            needed[col] = tuple(to_snake(p[0]) for p in rule.paths)
+    return needed
 
 
 _LINES_SCHEMA = pa.schema([("source_file", pa.dictionary(pa.int32(), pa.string())),
@@ -276,13 +467,17 @@ def _insert_frame(conn: duckdb.DuckDBPyConnection, stage: str, frame: pd.DataFra
         conn.unregister("_stage_frame")
 
 
-def _missing_required(spec: TableSpec, found: list[str]) -> list[str]:
+def _missing_required(needed: dict[str, tuple[str, ...]], found: list[str]) -> list[str]:
     present = set(found)
-    return [c for c in spec.required if not present.intersection(spec.aliases(c))]
+    return [c for c, names in needed.items() if not present.intersection(names)]
 
 
-def _missing_detail(info: FileInfo, spec: TableSpec, missing: list[str], found: list[str]) -> str:
-    return (f"{info.relative}: missing required column(s) {', '.join(missing)}; expected columns "
+def _missing_detail(info: FileInfo, spec: TableSpec, missing: list[str], found: list[str],
+                    needed: dict[str, tuple[str, ...]]) -> str:
+    names = {c: list(dict.fromkeys(needed[c])) for c in missing}
+    wanted = "; ".join(f"{c} from {' or '.join(n)}" for c, n in names.items() if n != [c])
+    return (f"{info.relative}: missing required column(s) {', '.join(missing)}"
+            + (f" ({wanted})" if wanted else "") + f"; expected columns "
             f"{', '.join(spec.column_names)} (required: {', '.join(spec.required)}); "
             f"found {', '.join(found) or '(none)'}")
 
@@ -292,16 +487,15 @@ def _extra(spec: TableSpec, found: list[str]) -> list[str]:
 
 
 def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo,
-                 lines: list[pa.Table]) -> list[str]:
+                 lines: list[pa.Table], data: bytes) -> list[str]:
     """JSON lines: split on newlines with numpy into a zero-copy Arrow array of the lines (with
     their numbers), appended to `lines`; they are parsed once, later, by the validation query
     (which also quarantines malformed lines). Invalid UTF-8 -> Python path into the stage table.
     Lines keep their trailing newline (JSON whitespace) to avoid a copy; blank lines are skipped."""
-    data = info.path.read_bytes()
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        _stage_jsonl_python(conn, stage, info)
+        _stage_jsonl_python(conn, stage, info, data)
         return _json_extra_keys(conn, stage, spec, info)
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
@@ -344,10 +538,10 @@ def _sample_keys(text: pa.ChunkedArray) -> list[str]:
     return list(keys)
 
 
-def _stage_jsonl_python(conn, stage: str, info: FileInfo) -> None:
+def _stage_jsonl_python(conn, stage: str, info: FileInfo, data: bytes) -> None:
     """Slow path for files with invalid UTF-8: decode line by line, quarantine the bad lines."""
     rows = []
-    for number, raw in enumerate(info.path.read_bytes().split(b"\n"), start=1):
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         if number == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
@@ -377,19 +571,34 @@ def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[
     return sorted(k for (k,) in keys if k not in spec.known_keys)
 
 
-def _is_json_array(path: Path) -> bool:
-    with path.open("rb") as handle:
-        head = handle.read(64).lstrip(b"\xef\xbb\xbf").lstrip()
-    return head.startswith(b"[")
+def _is_json_document(data: bytes, source) -> bool:
+    """A JSON array file, or (with `records_path`) one document holding the records."""
+    head = data[:64].lstrip(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"["):
+        return True
+    if source is None or not source.records_path or not head.startswith(b"{"):
+        return False
+    first = data.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0]
+    try:  # one object per line is JSON lines, not a document
+        json.loads(first)
+        return False
+    except ValueError:
+        return True
 
 
-def _stage_json_array(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
+def _stage_json_array(conn, stage: str, spec: TableSpec, info: FileInfo, data: bytes,
+                      source=None) -> list[str]:
     try:
-        items = json.loads(info.path.read_bytes().decode("utf-8-sig"))
+        items = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(f"{info.relative}: not a valid JSON array ({exc}); expected "
                           "[{...}, ...] or JSON lines", file=info.relative,
                           line=getattr(exc, "lineno", None)) from exc
+    if isinstance(items, dict) and source is not None and source.records_path:
+        items = items.get(source.records_path)
+        if not isinstance(items, list):
+            raise SourceError(f"{info.relative}: records_path {source.records_path!r} is not a "
+                              "list of records in this JSON document", file=info.relative)
     rows = []
     for number, item in enumerate(items, start=1):
         if isinstance(item, dict):
@@ -402,12 +611,30 @@ def _stage_json_array(conn, stage: str, spec: TableSpec, info: FileInfo) -> list
     return _json_extra_keys(conn, stage, spec, info)
 
 
-def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
-    raw = info.path.read_bytes()
+def check_header(info: FileInfo, header: list[str]) -> list[str]:
+    """snake_case names of a CSV/parquet header; duplicated or colliding names (`User ID` and
+    `user_id`) are an error naming the file and the columns, never a silent overwrite."""
+    snake = [to_snake(h) for h in header]
+    groups: dict[str, list[str]] = {}
+    for original, name in zip(header, snake, strict=True):
+        groups.setdefault(name, []).append(original)
+    clashes = {k: v for k, v in groups.items() if len(v) > 1}
+    if clashes:
+        listed = "; ".join(f"{', '.join(repr(c) for c in cols)} all read as {name!r}"
+                           for name, cols in clashes.items())
+        raise SourceError(f"{info.relative}: duplicate or colliding column names in the header: "
+                          f"{listed}; rename or drop one of them", file=info.relative, line=1,
+                          column=next(iter(clashes)))
+    return snake
+
+
+def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo, raw: bytes,
+               needed: dict[str, tuple[str, ...]], source=None,
+               result: ReadResult | None = None) -> list[str]:
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     csv.field_size_limit(1 << 30)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows = []
+    delimiter = source.csv_delimiter if source is not None else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -415,9 +642,10 @@ def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
     except csv.Error as exc:
         raise SourceError(f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
                           file=info.relative, line=1) from exc
-    header = [to_snake(h) for h in header]
-    missing = _missing_required(spec, header)
-    missing_detail = _missing_detail(info, spec, missing, header) if missing else None
+    header = check_header(info, header)
+    missing = _missing_required(needed, header)
+    missing_detail = _missing_detail(info, spec, missing, header, needed) if missing else None
+    records: list[tuple[int, list[str] | None, str | None]] = []
     line = reader.line_num + 1
     while True:
         try:
@@ -425,14 +653,25 @@ def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
         except StopIteration:
             break
         except csv.Error as exc:
-            rows.append((info.relative, line, info.partition_date, None, "malformed_csv",
-                         f"{info.relative}: line {line}: {exc}"))
+            records.append((line, None, f"{info.relative}: line {line}: {exc}"))
             line = reader.line_num + 1
             continue
-        start, line = line, reader.line_num + 1
+        records.append((line, fields, None))
+        line = reader.line_num + 1
+    if source is not None and source.csv_footer == "auto":
+        footer = _footer_start(records, len(header))
+        if footer < len(records):
+            if result is not None:
+                result.footer_lines[info.relative] = len(records) - footer
+            records = records[:footer]
+    rows = []
+    for start, fields, error in records:
+        if fields is None:
+            rows.append((info.relative, start, info.partition_date, None, "malformed_csv", error))
+            continue
         if not any(f.strip() for f in fields):
             continue
-        record_text = ",".join(fields)
+        record_text = delimiter.join(fields)
         if _has_bad_bytes(record_text):
             rows.append((info.relative, start, info.partition_date,
                          _clean(record_text), "bad_encoding",
@@ -444,8 +683,8 @@ def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
                          f"{info.relative}: line {start}: expected {len(header)} fields "
                          f"({', '.join(header)}), found {len(fields)}"))
             continue
-        payload = json.dumps({h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
-                             ensure_ascii=False)
+        payload = json.dumps({h: (v if v.strip() != "" else None)
+                              for h, v in zip(header, fields, strict=True)}, ensure_ascii=False)
         if missing_detail:
             rows.append((info.relative, start, info.partition_date, payload,
                          "missing_required_column", missing_detail))
@@ -453,6 +692,28 @@ def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
             rows.append((info.relative, start, info.partition_date, payload, None, None))
     _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
     return _extra(spec, header)
+
+
+def _footer_start(records: list, width: int) -> int:
+    """Index where a report export's footer begins: after the last blank record, every record
+    has at most one non-empty field (report name, copyright, "Generated By ..."). Returns
+    len(records) when there is no such footer."""
+    end = len(records)
+    i = end
+    while i > 0:
+        fields = records[i - 1][1]
+        if fields is None or len(fields) >= width and width > 1:
+            break
+        if sum(1 for f in fields if f.strip()) > 1:
+            break
+        i -= 1
+    # the footer must start with a blank record (the separator line)
+    while i < end:
+        fields = records[i][1]
+        if fields is not None and not any(f.strip() for f in fields):
+            return i
+        i += 1
+    return end
 
 
 def _has_bad_bytes(text: str) -> bool:
@@ -467,8 +728,18 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def _stage_parquet(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
-    path = str(info.path)
+def _stage_parquet(conn, stage: str, spec: TableSpec, info: FileInfo, data: bytes | None,
+                   needed: dict[str, tuple[str, ...]]) -> list[str]:
+    if data is None:
+        return _stage_parquet_path(conn, stage, spec, info, str(info.path), needed)
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:  # compressed / zip member
+        handle.write(data)
+        handle.flush()
+        return _stage_parquet_path(conn, stage, spec, info, handle.name, needed)
+
+
+def _stage_parquet_path(conn, stage: str, spec: TableSpec, info: FileInfo, path: str,
+                        needed: dict[str, tuple[str, ...]]) -> list[str]:
     try:
         described = conn.execute("select name, type from parquet_schema($p) where num_children is "
                                  "null or num_children = 0", {"p": path}).fetchall()
@@ -476,10 +747,10 @@ def _stage_parquet(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[st
     except duckdb.Error as exc:
         raise SourceError(f"{info.relative}: not a readable parquet file ({exc})",
                           file=info.relative) from exc
-    snake = [to_snake(c) for c in columns]
-    missing = _missing_required(spec, snake)
+    snake = check_header(info, columns)
+    missing = _missing_required(needed, snake)
     reason = "missing_required_column" if missing else None
-    detail = _missing_detail(info, spec, missing, snake) if missing else None
+    detail = _missing_detail(info, spec, missing, snake, needed) if missing else None
     packed = ", ".join(f'"{s}" := "{c}"' for c, s in zip(columns, snake, strict=True))
     try:
         conn.execute(f"""insert into {stage} ({_STAGE_COLS})

@@ -39,6 +39,7 @@ import pandas as pd
 from orchestration import tracking_plan
 from orchestration.sources.files import (
     MAX_FIELD_BYTES,
+    SkippedFile,
     SourceError,
     TableSpec,
     create_stage,
@@ -46,6 +47,16 @@ from orchestration.sources.files import (
     list_files,
     stage_files,
     table_spec,
+    to_snake,
+)
+from orchestration.sources.mappings import (
+    DEFAULT_VALUE_MAPS,
+    ColumnRule,
+    SourceMapping,
+    SourcesConfig,
+    default_config,
+    default_source,
+    glob_regex,
 )
 
 __all__ = ["RAW_TABLES", "LoadReport", "PartitionCounts", "ReplayReport", "SourceError",
@@ -87,6 +98,40 @@ class LoadReport:
     empty_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    rows_per_file: dict[str, int] = field(default_factory=dict)      # rows staged per file
+    file_counts: dict[str, dict] = field(default_factory=dict)      # loaded/quarantined per file
+    file_sources: dict[str, str | None] = field(default_factory=dict)
+    presets: dict[str, str | None] = field(default_factory=dict)
+    footer_lines: dict[str, int] = field(default_factory=dict)
+    identity: dict[str, int] = field(default_factory=dict)          # external_id/email/unmatched
+    unmatched_sample: list[tuple] = field(default_factory=list)
+
+    @property
+    def blocking_skipped(self) -> list[SkippedFile]:
+        """Files not read that fail the load's gate (not hidden, not `on_skip: ignore`)."""
+        return [s for s in self.skipped if not s.ignored]
+
+    def per_file_rows(self) -> list[dict]:
+        """One row per file read or skipped: rows read = loaded + quarantined (+ rows of
+        undated files that belong to days outside this load)."""
+        rows = []
+        for rel, read in sorted(self.rows_per_file.items()):
+            c = self.file_counts.get(rel, {"loaded": 0, "quarantined": 0, "by_reason": {}})
+            rows.append({"file": rel, "status": "loaded", "source": self.file_sources.get(rel),
+                         "preset": self.presets.get(rel), "rows_read": read,
+                         "rows_loaded": c["loaded"], "rows_quarantined": c["quarantined"],
+                         "rows_other_days": read - c["loaded"] - c["quarantined"],
+                         "footer_lines": self.footer_lines.get(rel, 0),
+                         "quarantined_by_reason": ", ".join(
+                             f"{k}={v}" for k, v in sorted(c["by_reason"].items())),
+                         "reason": ""})
+        for s in self.skipped:
+            rows.append({"file": s.relative, "status": "ignored" if s.ignored else "skipped",
+                         "source": None, "preset": None, "rows_read": 0, "rows_loaded": 0,
+                         "rows_quarantined": 0, "rows_other_days": 0, "footer_lines": 0,
+                         "quarantined_by_reason": "", "reason": s.reason})
+        return rows
 
     @property
     def rows_read(self) -> int:
@@ -161,16 +206,193 @@ def _field(alias: str) -> str:
     return 'v."' + alias.replace('"', '""') + '"'
 
 
-def _typed_sql(spec: TableSpec, stage: str) -> str:
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_path(path: tuple[str, ...]) -> str:
+    return "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in path)
+
+
+def _ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
+    """Text -> naive UTC timestamp: ISO (with or without a zone; zoneless read in `zone`),
+    epoch seconds / ms / us, or strptime patterns; formats tried in order."""
+    def local(expr: str) -> str:
+        return expr if zone == "UTC" else f"timezone('UTC', timezone({_sql_str(zone)}, {expr}))"
+
+    parts = []
+    for fmt in formats or ("iso",):
+        if fmt == "iso":
+            parts.append(f"""case when ends_with({r}, 'Z') then try_cast({r} as timestamp)
+                when regexp_matches({r}, '{_TZ_SUFFIX}')
+                  then timezone('UTC', try_cast({r} as timestamptz))
+                else {local(f"try_cast({r} as timestamp)")} end""")
+        elif fmt in EPOCH_SCALE:
+            parts.append(f"case when isfinite(try_cast({r} as double)) then make_timestamp("
+                         f"cast(round(try_cast({r} as double) * {EPOCH_SCALE[fmt]}) as bigint)) end")
+        elif "%z" in fmt or "%Z" in fmt:
+            parts.append(f"timezone('UTC', try_strptime({r}, {_sql_str(fmt)}))")
+        else:
+            parts.append(local(f"try_strptime({r}, {_sql_str(fmt)})"))
+    inner = parts[0] if len(parts) == 1 else "coalesce(" + ", ".join(parts) + ")"
+    return f"case when {r} is null then null else {inner} end"
+
+
+EPOCH_SCALE = {"epoch_s": "1e6", "epoch_ms": "1e3", "epoch_us": "1"}
+# Stripe: amounts in the minor unit, except these zero-decimal currencies
+# (https://docs.stripe.com/currencies#zero-decimal)
+ZERO_DECIMAL = ("bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
+                "vnd", "vuv", "xaf", "xof", "xpf")
+
+
+class _Compiler:
+    """Column expressions of one source mapping over the staged payloads."""
+
+    def __init__(self, spec: TableSpec, source: SourceMapping, tabular: bool) -> None:
+        self.spec, self.source, self.tabular = spec, source, tabular
+        self.paths: list[str] = []
+        self.needs_map = False
+
+    def _ref(self, path: tuple[str, ...]) -> str:
+        if self.tabular:
+            path = (to_snake(path[0]), *path[1:])
+        key = _json_path(path)
+        if key not in self.paths:
+            self.paths.append(key)
+        return f"v[{self.paths.index(key) + 1}]"
+
+    def text(self, path: tuple[str, ...]) -> str:
+        return f"nullif(trim({self._ref(path)} ->> '$'), '')"
+
+    def json(self, path: tuple[str, ...]) -> str:
+        return f"nullif({self._ref(path)}::varchar, 'null')"
+
+    def _names(self, names) -> list[str]:
+        return [to_snake(n) if self.tabular else n for n in names]
+
+    def base(self, rule: ColumnRule, kind: str) -> str:
+        if rule.const is not None:
+            return _sql_str(rule.const)
+        if rule.file_name:
+            whens = " ".join(f"when regexp_matches(source_file, {_sql_str(glob_regex('**/' + g if '/' not in g else g).pattern)}) "
+                             f"then {_sql_str(v)}" for g, v in rule.file_name)
+            return f"case {whens} end"
+        if rule.merge:
+            objs = [f"coalesce(case when json_type({self._ref(p)}) = 'OBJECT' then {self._ref(p)} end, '{{}}')"
+                    for p in rule.paths]
+            return f"json_merge_patch({', '.join(objs)})::varchar" if len(objs) > 1 else objs[0] + "::varchar"
+        if rule.rest is not None:
+            self.needs_map = True
+            excl = "[" + ", ".join(_sql_str(n) for n in self._names(rule.rest)) + "]"
+            prefixes = " or ".join(f"starts_with(e.key, {_sql_str(p)})"
+                                   for p in self._names(rule.rest_exclude_prefixes)) or "false"
+            return (f"to_json(map_from_entries(list_filter(map_entries(m), lambda e: not "
+                    f"list_contains({excl}, e.key) and not ({prefixes}) and "
+                    f"e.value::varchar <> 'null')))::varchar")
+        if rule.prefix:
+            self.needs_map = True
+            prefix = self._names([rule.prefix])[0] if not self.tabular else rule.prefix
+            n = len(prefix) + 1
+            return (f"to_json(map_from_entries(list_transform(list_filter(map_entries(m), lambda e: "
+                    f"starts_with(e.key, {_sql_str(prefix)}) and e.value::varchar <> 'null'), "
+                    f"lambda e: struct_pack(key := substr(e.key, {n}), value := e.value))))::varchar")
+        if not rule.paths:
+            return "null::varchar"
+        refs = [self.json(p) if kind == "json" else self.text(p) for p in rule.paths]
+        return refs[0] if len(refs) == 1 else f"coalesce({', '.join(refs)})"
+
+    def post(self, col: str, rule: ColumnRule | None, expr: str, currency: str | None) -> str:
+        kind = dict(self.spec.columns)[col]
+        if kind == "json":
+            return expr
+        if rule is not None:
+            if rule.case:
+                expr = f"{rule.case}({expr})"
+            if rule.value_map:
+                whens = " ".join(f"when {_sql_str(k)} then {_sql_str(v)}" for k, v in rule.value_map)
+                other = _sql_str(rule.default) if rule.default is not None else expr
+                expr = f"case {expr} {whens} else {other} end"
+            elif rule.default is not None:
+                expr = f"coalesce({expr}, {_sql_str(rule.default)})"
+            if rule.divide_by:
+                expr = (f"coalesce(cast(try_cast({expr} as double) / {rule.divide_by} as varchar), "
+                        f"{expr})")
+            if rule.minor_units:
+                cur = currency or "null"
+                zero = "[" + ", ".join(_sql_str(z) for z in ZERO_DECIMAL) + "]"
+                expr = (f"coalesce(cast(try_cast({expr} as double) / case when "
+                        f"list_contains({zero}, lower({cur})) then 1 else 100 end as varchar), {expr})")
+            if rule.size_bucket:
+                n = f"try_cast({expr} as double)"
+                expr = (f"case when {n} is null then {expr} when {n} <= 10 then '1-10' "
+                        f"when {n} <= 50 then '11-50' when {n} <= 200 then '51-200' "
+                        f"when {n} <= 1000 then '201-1000' else '1000+' end")
+        for target, values in DEFAULT_VALUE_MAPS.get(self.spec.name, {}).items():
+            if target == col:
+                whens = " ".join(f"when {_sql_str(k)} then {_sql_str(v)}" for k, v in values.items())
+                expr = f"case {expr} {whens} else {expr} end"
+        if col in self.source.normalize_ids:
+            expr = f"regexp_replace({expr}, '^(-?[0-9]+)\\.0*$', '\\1')"
+        return expr
+
+
+def _typed_sql(spec: TableSpec, stage: str, source: SourceMapping | None = None,
+               tabular: bool = False) -> str:
     """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
-    derived_date, and the payload of quarantined rows only. Each payload is parsed once
-    (`json_transform`; a failure means a malformed line). Parameters: $now, $late_days,
-    $known_events, $event_types."""
-    raw_exprs = []
+    derived_date/_identity, and the payload of quarantined rows only. Each payload is parsed
+    once (`json_transform`, or `json_extract` of every mapped path; a failure means a malformed
+    line). Parameters: $now, $late_days, $known_events, $event_types."""
+    source = source or default_source(spec.name)
+    comp = _Compiler(spec, source, tabular)
+    base: dict[str, str] = {}
     for col, kind in spec.columns:
-        refs = [_field(a) for a in spec.aliases(col)]
-        joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
-        raw_exprs.append(joined if kind == "json" else f"nullif(trim({joined}), '')")
+        if source.default_columns:
+            refs = [_field(a) for a in spec.aliases(col)]
+            joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
+            base[col] = joined if kind == "json" else f"nullif(trim({joined}), '')"
+        elif col in source.columns:
+            base[col] = comp.base(source.columns[col], kind)
+        else:
+            base[col] = "null::varchar"
+    ident = source.identity
+    id_exprs = {}
+    if ident.external_id:
+        id_exprs["_ext"] = " , ".join(comp.text(p) for p in ident.external_id)
+        if len(ident.external_id) > 1:
+            id_exprs["_ext"] = f"coalesce({id_exprs['_ext']})"
+    if ident.match_by == "email":
+        if ident.email:
+            refs = [comp.text(p) for p in ident.email]
+            id_exprs["_email"] = refs[0] if len(refs) == 1 else f"coalesce({', '.join(refs)})"
+        else:
+            id_exprs["_email"] = '"b_email"'
+    if source.default_columns:
+        parse = f"try(json_transform(payload, '{_transform_spec(spec)}'))"
+    else:
+        paths = comp.paths or ["$"]
+        parse = f"try(json_extract(payload, [{', '.join(_sql_str(p) for p in paths)}]))"
+    map_expr = (", case when pre_reason is null then try(json_transform(payload, "
+                "'\"MAP(VARCHAR, JSON)\"')) end as m") if comp.needs_map else ""
+    currency = '"b_currency"' if "currency" in base else None
+    post = {col: comp.post(col, source.columns.get(col), f'"b_{col}"', currency)
+            for col, _ in spec.columns}
+    if ident.match_by or ident.external_id:
+        chain = [e for e in ('"_ext"' if ident.external_id else None,
+                             "_idm.id_user" if ident.match_by else None) if e]
+        post["user_id"] = f"coalesce({', '.join(chain)}, {post['user_id']})"
+        status = ("case " + ("when \"_ext\" is not null then 'external_id' " if ident.external_id else "")
+                  + ("when _idm.id_user is not null then 'email' " if ident.match_by else "")
+                  + "else 'unmatched' end")
+        join = ("left join (select lower(trim(coalesce(json_extract_string(properties, '$.email'), "
+                "json_extract_string(properties, '$.\"$email\"')))) as id_email, "
+                "arg_max(user_id, \"timestamp\") as id_user from raw.events "
+                "where type = 'identify' and user_id is not null group by 1) _idm "
+                "on _idm.id_email = lower(trim(r0.\"_email\"))" if ident.match_by else "")
+    else:
+        status, join = "null::varchar", ""
+    base_select = ", ".join(f'{e} as "b_{c}"' for c, e in base.items())
+    id_select = "".join(f', {e} as "{k}"' for k, e in id_exprs.items())
+    raw_select = ", ".join(f'{post[c]} as "raw_{c}"' for c, _ in spec.columns)
     typed, checks = [], []
     for col, kind in spec.columns:
         r = f'"raw_{col}"'
@@ -181,12 +403,9 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
             typed.append(f'case when isfinite(try_cast({r} as double)) '
                          f'then try_cast({r} as double) end as "{col}"')
         elif kind == "ts":
-            typed.append(f"""case when {r} is null then null
-                when ends_with({r}, 'Z') then try_cast({r} as timestamp)  -- UTC: fast path
-                when regexp_matches({r}, '{_TZ_SUFFIX}')
-                  then timezone('UTC', try_cast({r} as timestamptz))
-                else try_cast({r} as timestamp) end as "{col}\"""")
-        else:  # minified JSON text from json_transform; a string holding an object is unwrapped
+            rule = source.columns.get(col)
+            typed.append(f'{_ts_sql(r, rule.formats if rule else (), source.time_zone)} as "{col}"')
+        else:  # minified JSON text; a string holding an object is unwrapped
             typed.append(f"""case when starts_with({r}, '{{') then {r}::varchar
                 when starts_with({r}, '"') and json_valid({r} ->> '$')
                      and json_type(({r} ->> '$')::json) = 'OBJECT' then {r} ->> '$' end
@@ -258,20 +477,19 @@ def _typed_sql(spec: TableSpec, stage: str) -> str:
         f"when {i} then {k}" for i, (_, k, _) in enumerate(checks)) + " end end"
     detail = "case when rule is not null then case rule " + " ".join(
         f"when {i} then {d}" for i, (_, _, d) in enumerate(checks)) + " end end"
-    raw_select = ", ".join(f'{e} as "raw_{c}"' for (c, _), e in zip(spec.columns, raw_exprs, strict=True))
     derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
     return f"""
 with x as (
-  select *, case when pre_reason is null
-                 then try(json_transform(payload, '{_transform_spec(spec)}')) end as v
+  select *, case when pre_reason is null then {parse} end as v{map_expr}
   from {stage}
-), r as (select *, {raw_select} from x),
+), r0 as (select *, {base_select}{id_select} from x),
+r as (select r0.*, {raw_select}, {status} as _identity from r0 {join}),
 t as (select *, {", ".join(typed)} from r),
 c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
-       case when rule is not null then payload end as payload
+       case when rule is not null then payload end as payload, _identity
 from c"""
 
 
@@ -349,37 +567,52 @@ def _counts(conn, spec: TableSpec, typed: str, where: str, days: list[date | Non
     return list(counts.values())
 
 
-def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[date],
+def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[date] | None,
                     source_dir: Path, source_name: str, late_arrival_days: int,
-                    now: datetime | None = None) -> LoadReport:
-    """Load `table` for `dates` from `source_dir` (landing layout) into `raw.<table>`.
+                    now: datetime | None = None, config: SourcesConfig | None = None
+                    ) -> LoadReport:
+    """Load `table` for `dates` from `source_dir` (landing folder) into `raw.<table>`, through
+    the declared mappings `config` (sources.yml; None: the default `<table>/dt=.../` layout).
 
     Days are processed in batches of up to BATCH_BYTES of input; each batch is one transaction
     (delete its partitions, insert good and quarantined rows). Raises `SourceError` for an
     unknown table, a missing source folder or an unreadable file; batches already committed
-    stay, the failing batch writes nothing."""
+    stay, the failing batch writes nothing. Files that are not read are in `report.skipped`.
+    `dates=None` loads every day found (the dry run of `segflow sources check`)."""
     t0 = time.perf_counter()
     spec = table_spec(table)
     now = now or _utcnow()
-    dates = sorted(set(dates))
+    config = config or default_config()
     source_dir = Path(source_dir)
     ensure_raw_schema(conn)
-    files, skipped = list_files(source_dir, table, dates)
+    files, skipped = list_files(source_dir, table, dates, config)
     report = LoadReport(table, source_name, source_dir, [], pd.DataFrame(), pd.DataFrame())
-    report.warnings += [f"{table}: skipped {s} (not a dt=YYYY-MM-DD folder or supported file)"
-                        for s in skipped]
+    report.skipped = skipped
+    report.warnings += [f"{table}: skipped {s.relative}: {s.reason}" for s in skipped
+                        if not s.ignored]
+    sources = {s.name: s for s in config.sources}
+    report.file_sources = {f.relative: f.source for f in files}
+    report.presets = {f.relative: sources[f.source].preset for f in files if f.source in sources}
     undated = [f for f in files if f.partition_date is None]
-    sql = _typed_sql(spec, "_segflow_stage_rows")
-    params = _params(sql, now, late_arrival_days)
     if undated:
-        _validate_files(conn, spec, undated, "_segflow_undated", sql, params, report)
+        _validate_files(conn, spec, undated, "_segflow_undated", sources, now,
+                        late_arrival_days, report)
         conn.execute("update _segflow_undated set partition_date = derived_date")
+    if dates is None:
+        found = {f.partition_date for f in files if f.partition_date is not None}
+        if undated:
+            found |= {d for (d,) in conn.execute("select distinct partition_date from "
+                                                 "_segflow_undated where partition_date is not null"
+                                                 ).fetchall()}
+        dates = sorted(found)
+    dates = sorted(set(dates))
     for batch in _batches(dates, files):
         batch_files = [f for f in files if f.partition_date in batch]
         for day in batch:
             if not undated and not any(f.partition_date == day for f in batch_files):
                 report.warnings.append(f"{table}: no files for partition {day}")
-        _validate_files(conn, spec, batch_files, "_segflow_typed", sql, params, report)
+        _validate_files(conn, spec, batch_files, "_segflow_typed", sources, now,
+                        late_arrival_days, report)
         if undated:
             conn.execute("insert into _segflow_typed select * from _segflow_undated "
                          "where list_contains($days, partition_date)", {"days": batch})
@@ -396,8 +629,10 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
             raise
         report.partitions += _counts(conn, spec, "_segflow_typed", "true", batch,
                                      late_arrival_days)
+        _file_counts(conn, "_segflow_typed", "true", report)
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
+        _file_counts(conn, "_segflow_undated", "partition_date is null", report)
     _finish(conn, table, dates, report)
     for name in ("_segflow_typed", "_segflow_undated"):
         conn.execute(f"drop table if exists {name}")
@@ -405,15 +640,47 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
     return report
 
 
-def _validate_files(conn, spec: TableSpec, files: list, target: str, sql: str, params: dict,
-                    report: LoadReport) -> None:
-    """Stage `files` and write their typed, rule-checked rows to the temp table `target`."""
-    create_stage(conn, "_segflow_stage")
-    try:
-        _note(report, stage_files(conn, "_segflow_stage", spec, files))
-        conn.execute(f"create or replace temp table {target} as {sql}", params)
-    finally:
-        drop_stage(conn, "_segflow_stage")
+def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
+    """Per file: rows loaded / quarantined by reason, and identity matches."""
+    for file, code, ident, n in conn.execute(
+            f"select source_file, reason_code, _identity, count(*) from {typed} where {where} "
+            "group by all").fetchall():
+        counts = report.file_counts.setdefault(file, {"loaded": 0, "quarantined": 0,
+                                                      "by_reason": {}})
+        if code is None:
+            counts["loaded"] += n
+        else:
+            counts["quarantined"] += n
+            counts["by_reason"][code] = counts["by_reason"].get(code, 0) + n
+        if ident is not None:
+            report.identity[ident] = report.identity.get(ident, 0) + n
+    if report.identity.get("unmatched"):
+        report.unmatched_sample += [row for row in conn.execute(
+            f"select source_file, source_line, user_id from {typed} where {where} and "
+            "_identity = 'unmatched' order by source_file, source_line limit 20").fetchall()]
+
+
+def _validate_files(conn, spec: TableSpec, files: list, target: str, sources: dict,
+                    now: datetime, late_days: int, report: LoadReport) -> None:
+    """Stage `files`, one group per (source mapping, tabular or JSON), and write their typed,
+    rule-checked rows to the temp table `target`."""
+    groups: dict[tuple, list] = {}
+    for f in files:
+        groups.setdefault((f.source, f.format in ("csv", "parquet")), []).append(f)
+    if not groups:
+        groups[(None, False)] = []
+    first = True
+    for (name, tabular), group in groups.items():
+        source = sources.get(name) if name else None
+        sql = _typed_sql(spec, "_segflow_stage_rows", source, tabular)
+        create_stage(conn, "_segflow_stage")
+        try:
+            _note(report, stage_files(conn, "_segflow_stage", spec, group, source))
+            verb = f"create or replace temp table {target} as" if first else f"insert into {target}"
+            conn.execute(f"{verb} {sql}", _params(sql, now, late_days))
+        finally:
+            drop_stage(conn, "_segflow_stage")
+        first = False
 
 
 BATCH_BYTES = 192 * 1024 * 1024
@@ -461,6 +728,10 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
 
 def _note(report: LoadReport, read) -> None:
     report.extra_columns.update(read.extra_columns)
+    report.rows_per_file.update(read.rows_per_file)
+    report.footer_lines.update(read.footer_lines)
+    report.warnings += [f"{rel}: {n} footer line(s) of a report export not loaded"
+                        for rel, n in read.footer_lines.items()]
     report.empty_files += read.empty_files
     for rel, cols in read.extra_columns.items():
         report.warnings.append(f"{rel}: extra columns outside the contract kept only in the "
