@@ -93,6 +93,9 @@ class Settings:
     churn_horizon_days: int = 28
     cancel_grace_days: int = 7
     conversion_days: int = 28
+    # Event and invoice timestamps before this date are quarantined (`timestamp_too_old`);
+    # None: no floor beyond what the partitions allow.
+    timestamp_floor: date | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
