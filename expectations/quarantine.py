@@ -120,10 +120,7 @@ def quarantine_summary(
             "and replayed_at is null and partition_date is null",
             [spec.short_name, spec.name],
         ).fetchall()[0][0]
-    reported = {
-        (d if isinstance(d, date) else date.fromisoformat(str(d))): n
-        for d, n in (rows_read or {}).items()
-    }
+    reported = _reported_rows(rows_read, spec.name)
     return QuarantineSummary(
         spec.name,
         [
@@ -138,6 +135,27 @@ def quarantine_summary(
         ],
         unassigned,
     )
+
+
+def _reported_rows(rows_read: Mapping | None, table: str) -> dict[date, int]:
+    """The loader's rows read per partition date. Rows of undated files with no usable date
+    have no partition (key None): they are counted in `rows_unassigned`, not reconciled per
+    day. Any other key that is not a date is an error naming the table and the key."""
+    reported: dict[date, int] = {}
+    for d, n in (rows_read or {}).items():
+        if d is None:
+            continue
+        if isinstance(d, date):
+            reported[d] = n
+            continue
+        try:
+            reported[date.fromisoformat(str(d))] = n
+        except ValueError as exc:
+            raise ValueError(
+                f"{table}: rows_read has partition key {d!r}, expected a date YYYY-MM-DD "
+                "(or None for undated rows without a usable date)"
+            ) from exc
+    return reported
 
 
 def check_quarantine(

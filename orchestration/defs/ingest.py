@@ -2,18 +2,65 @@
 
 A run handles its whole partition range (single-run backfill policy), and each day is a
 delete+insert, so re-running or backfilling a day replaces it.
+
+With the `files` source the declared mappings (`sources.yml`, see
+orchestration/sources/mappings.py) are validated when this code location loads: an invalid
+file fails the load with a message naming the file, the source and the key. Every landing file
+is loaded or reported (per-file metadata); a skipped file fails the blocking quarantine gate
+unless its source says `on_skip: ignore`.
 """
 
 import dagster as dg
 
 from orchestration.defs.metadata import preview, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
-from orchestration.defs.quality import check_specs_for, raw_checks
+from orchestration.defs.quality import QUARANTINE_CHECK, check_specs_for, raw_checks
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
+from orchestration.settings import Settings
 from orchestration.sources.load import RAW_TABLES, load_partitions
+from orchestration.sources.mappings import SourcesConfig, load_config
+
+
+def source_config(settings: Settings) -> SourcesConfig | None:
+    """The validated mappings of the `files` source (None for the demo source)."""
+    if settings.source != "files":
+        return None
+    return load_config(settings.landing_dir)
+
+
+_CONFIG = source_config(Settings.from_env())  # validated at code-location load
+
+
+# CRM and billing records are matched to product users through identify calls (identity in
+# sources.yml), so they load after raw.events of the same partitions.
+IDENTITY_TABLES = ("crm_contacts", "billing_invoices")
+
+
+def _gate_with_skipped(check: dg.AssetCheckResult, report) -> dg.AssetCheckResult:
+    """The quarantine gate fails while a landing file was skipped (not read)."""
+    skipped = report.blocking_skipped
+    if check.check_name != QUARANTINE_CHECK or not skipped:
+        return check
+    listed = "; ".join(f"{s.relative}: {s.reason}" for s in skipped[:5])
+    return dg.AssetCheckResult(
+        check_name=check.check_name,
+        asset_key=check.asset_key,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            **(check.metadata or {}),
+            "skipped_files": table(
+                [{"file": s.relative, "reason": s.reason} for s in skipped[:50]]
+            ),
+            "message": f"FAILED: {len(skipped)} landing file(s) not read ({listed}); fix "
+            "them or declare `on_skip: ignore` / `ignore:` in sources.yml",
+        },
+    )
 
 
 def _raw_asset(table_name: str) -> dg.AssetsDefinition:
+    deps = [dg.AssetKey(["raw", "events"])] if table_name in IDENTITY_TABLES else []
+
     @dg.asset(
         key=["raw", table_name],
         group_name="ingest",
@@ -21,6 +68,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=single_run,
         pool=DUCKDB_POOL,
+        deps=deps,
         check_specs=check_specs_for(dg.AssetKey(["raw", table_name])),
         description=f"`raw.{table_name}` loaded from the configured source (demo or files); "
         "bad rows go to `raw.quarantine` with a reason code.",
@@ -32,6 +80,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
     ):
         settings = segflow.settings()
         dates = partition_dates(context)
+        config = source_config(settings)
         with warehouse.connect() as conn:
             report = load_partitions(
                 conn,
@@ -40,34 +89,59 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 source_dir=settings.source_dir,
                 source_name=settings.source,
                 late_arrival_days=settings.late_arrival_days,
+                config=config,
             )
-            rows_read = {p.partition_date: p.rows_read for p in report.partitions}
+            # undated rows with no usable date have no partition: counted apart
+            rows_read = {
+                p.partition_date: p.rows_read
+                for p in report.partitions
+                if p.partition_date is not None
+            }
+            unassigned = sum(p.rows_read for p in report.partitions if p.partition_date is None)
             checks = raw_checks(conn, table_name, dates, rows_read, settings)
+        for warning in report.warnings[:50]:
+            context.log.warning(warning)
         context.log.info(
             f"raw.{table_name}: read {report.rows_read}, loaded {report.rows_loaded}, "
-            f"quarantined {report.rows_quarantined} over {len(dates)} day(s)"
+            f"quarantined {report.rows_quarantined} over {len(dates)} day(s); "
+            f"{len(report.rows_per_file)} file(s) read, {len(report.blocking_skipped)} skipped"
         )
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": report.rows_loaded,
-                "rows_read": report.rows_read,
-                "rows_loaded": report.rows_loaded,
-                "rows_quarantined": report.rows_quarantined,
-                "quarantined_by_reason": table(
-                    [
-                        {"reason_code": k, "rows": v}
-                        for k, v in sorted(report.quarantined_by_reason.items())
-                    ]
-                ),
-                "per_partition": table(report.per_partition_rows()),
-                "source": settings.source,
-                "source_dir": str(settings.source_dir),
-                "files_read": len(report.files),
-                "preview": preview(report.preview),
-                "quarantine_preview": preview(report.quarantine_preview),
-            }
-        )
-        yield from checks
+        metadata = {
+            "dagster/row_count": report.rows_loaded,
+            "rows_read": report.rows_read,
+            "rows_loaded": report.rows_loaded,
+            "rows_quarantined": report.rows_quarantined,
+            "rows_unassigned": unassigned,
+            "quarantined_by_reason": table(
+                [
+                    {"reason_code": k, "rows": v}
+                    for k, v in sorted(report.quarantined_by_reason.items())
+                ]
+            ),
+            "per_partition": table(report.per_partition_rows()),
+            "per_file": table(report.per_file_rows() or [{"file": "(none)"}]),
+            "files_read": len(report.rows_per_file),
+            "files_skipped": len(report.blocking_skipped),
+            "source": settings.source,
+            "source_dir": str(settings.source_dir),
+            "preview": preview(report.preview),
+            "quarantine_preview": preview(report.quarantine_preview),
+        }
+        if report.identity:
+            metadata["identity"] = table(
+                [{"matched_by": k, "rows": v} for k, v in sorted(report.identity.items())]
+            )
+            metadata["identity_unmatched"] = report.identity.get("unmatched", 0)
+            metadata["identity_unmatched_sample"] = table(
+                [
+                    {"file": f, "line": line, "kept_user_id": uid}
+                    for f, line, uid in report.unmatched_sample[:20]
+                ]
+                or [{"file": "(none)"}]
+            )
+        yield dg.MaterializeResult(metadata=metadata)
+        for check in checks:
+            yield _gate_with_skipped(check, report)
 
     return _asset
 

@@ -372,6 +372,8 @@ def generate(
         contacts, invoices, events = _simulate_day(sim, d, day)
         if d < history_days:
             continue
+        if existing is not None and contacts is not None:  # one row per contact that day
+            existing = existing[~np.isin(existing, contacts["pos"].to_numpy())]
         if existing is not None and len(existing):
             snapshot = sim.contact_rows(existing, np.full(len(existing), _day_us(day)))
             contacts = pd.concat([snapshot, contacts], ignore_index=True)

@@ -48,7 +48,14 @@ SUPPORTED_SUFFIXES = DATA_SUFFIXES + COMPRESSED_SUFFIXES
 MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
 EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
 _DT_DIR = re.compile(r"^dt=(\d{4})-(\d{1,2})-(\d{1,2})$")
-STAGE_COLUMNS = ("source_file", "source_line", "partition_date", "payload", "pre_reason", "pre_detail")
+STAGE_COLUMNS = (
+    "source_file",
+    "source_line",
+    "partition_date",
+    "payload",
+    "pre_reason",
+    "pre_detail",
+)
 _STAGE_COLS = ", ".join(STAGE_COLUMNS)
 
 
@@ -56,8 +63,13 @@ class SourceError(Exception):
     """A landing file or setting that cannot be used at all; names the file (and line/column
     when known) and what was expected."""
 
-    def __init__(self, message: str, file: str | None = None, line: int | None = None,
-                 column: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.file, self.line, self.column = file, line, column
 
@@ -67,12 +79,12 @@ class TableSpec:
     """Contract of one raw table: column kinds, required columns, key and date columns."""
 
     name: str
-    columns: tuple[tuple[str, str], ...]        # (name, kind) kind: str | ts | num | json
-    required: tuple[str, ...]                   # must be present (header / field)
-    keys: tuple[str, ...]                       # null -> null_key
-    date_columns: tuple[str, ...]               # undated files: first non-null decides the day
-    future_checked: tuple[str, ...]             # timestamps that must not lie in the future
-    unique_key: str | None = None               # duplicates counted (not removed) in the report
+    columns: tuple[tuple[str, str], ...]  # (name, kind) kind: str | ts | num | json
+    required: tuple[str, ...]  # must be present (header / field)
+    keys: tuple[str, ...]  # null -> null_key
+    date_columns: tuple[str, ...]  # undated files: first non-null decides the day
+    future_checked: tuple[str, ...]  # timestamps that must not lie in the future
+    unique_key: str | None = None  # duplicates counted (not removed) in the report
     extra_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -92,9 +104,17 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     "events": TableSpec(
         "events",
-        (("message_id", "str"), ("type", "str"), ("event", "str"), ("user_id", "str"),
-         ("anonymous_id", "str"), ("timestamp", "ts"), ("received_at", "ts"),
-         ("properties", "json"), ("context", "json")),
+        (
+            ("message_id", "str"),
+            ("type", "str"),
+            ("event", "str"),
+            ("user_id", "str"),
+            ("anonymous_id", "str"),
+            ("timestamp", "ts"),
+            ("received_at", "ts"),
+            ("properties", "json"),
+            ("context", "json"),
+        ),
         required=("message_id", "type", "timestamp"),
         keys=("message_id",),
         date_columns=("timestamp",),
@@ -102,14 +122,27 @@ TABLES: dict[str, TableSpec] = {
         unique_key="message_id",
         # Segment: page/screen calls carry the page name in `name`; originalTimestamp is the
         # client clock when `timestamp` is absent.
-        extra_aliases={"event": ("name",), "timestamp": ("originalTimestamp", "original_timestamp"),
-                       "properties": ("traits",)},  # identify calls carry `traits`
+        extra_aliases={
+            "event": ("name",),
+            "timestamp": ("originalTimestamp", "original_timestamp"),
+            "properties": ("traits",),
+        },  # identify calls carry `traits`
     ),
     "crm_contacts": TableSpec(
         "crm_contacts",
-        (("user_id", "str"), ("email", "str"), ("signup_at", "ts"), ("company", "str"),
-         ("industry", "str"), ("company_size", "str"), ("country", "str"), ("role", "str"),
-         ("plan", "str"), ("acquisition_channel", "str"), ("updated_at", "ts")),
+        (
+            ("user_id", "str"),
+            ("email", "str"),
+            ("signup_at", "ts"),
+            ("company", "str"),
+            ("industry", "str"),
+            ("company_size", "str"),
+            ("country", "str"),
+            ("role", "str"),
+            ("plan", "str"),
+            ("acquisition_channel", "str"),
+            ("updated_at", "ts"),
+        ),
         required=("user_id", "updated_at"),
         keys=("user_id",),
         date_columns=("updated_at",),
@@ -117,8 +150,16 @@ TABLES: dict[str, TableSpec] = {
     ),
     "billing_invoices": TableSpec(
         "billing_invoices",
-        (("invoice_id", "str"), ("user_id", "str"), ("amount", "num"), ("currency", "str"),
-         ("status", "str"), ("period_start", "ts"), ("period_end", "ts"), ("paid_at", "ts")),
+        (
+            ("invoice_id", "str"),
+            ("user_id", "str"),
+            ("amount", "num"),
+            ("currency", "str"),
+            ("status", "str"),
+            ("period_start", "ts"),
+            ("period_end", "ts"),
+            ("paid_at", "ts"),
+        ),
         required=("invoice_id", "user_id", "amount", "period_start"),
         keys=("invoice_id", "user_id"),
         date_columns=("paid_at", "period_start"),
@@ -143,7 +184,9 @@ def table_spec(table: str) -> TableSpec:
     try:
         return TABLES[table]
     except KeyError:
-        raise SourceError(f"unknown raw table {table!r}; expected one of {', '.join(TABLES)}") from None
+        raise SourceError(
+            f"unknown raw table {table!r}; expected one of {', '.join(TABLES)}"
+        ) from None
 
 
 @dataclass
@@ -151,9 +194,9 @@ class FileInfo:
     path: Path
     relative: str
     partition_date: date | None  # None: undated, assigned by the date column later
-    source: str | None = None    # the sources.yml source that claims it (None: default layout)
-    member: str | None = None    # zip archives: the member inside `path`
-    fmt: str | None = None       # jsonl | json | csv | parquet (None: from the name)
+    source: str | None = None  # the sources.yml source that claims it (None: default layout)
+    member: str | None = None  # zip archives: the member inside `path`
+    fmt: str | None = None  # jsonl | json | csv | parquet (None: from the name)
 
     @property
     def data_name(self) -> str:
@@ -186,8 +229,9 @@ class FileInfo:
             else:
                 data = self.path.read_bytes()
         except (OSError, zipfile.BadZipFile, KeyError) as exc:
-            raise SourceError(f"{self.relative}: cannot read the file ({exc})",
-                              file=self.relative) from exc
+            raise SourceError(
+                f"{self.relative}: cannot read the file ({exc})", file=self.relative
+            ) from exc
         return decompress(data, self.relative)
 
 
@@ -208,8 +252,11 @@ def decompress(data: bytes, relative: str) -> bytes:
             else:
                 data = _zstd_decompress(data)
         except (OSError, EOFError, ValueError, zlib.error) as exc:
-            raise SourceError(f"{relative}: not a valid {kind} file ({exc}); the file is "
-                              "truncated or not compressed as its name says", file=relative) from exc
+            raise SourceError(
+                f"{relative}: not a valid {kind} file ({exc}); the file is "
+                "truncated or not compressed as its name says",
+                file=relative,
+            ) from exc
     return data
 
 
@@ -226,9 +273,9 @@ def _zstd_decompress(data: bytes) -> bytes:
 class SkippedFile:
     relative: str
     reason: str
-    table: str | None = None           # None: claimed by no source (reported to every table)
+    table: str | None = None  # None: claimed by no source (reported to every table)
     partition_date: date | None = None
-    ignored: bool = False              # hidden, or `on_skip: ignore`: reported, not failing
+    ignored: bool = False  # hidden, or `on_skip: ignore`: reported, not failing
 
 
 @dataclass
@@ -262,9 +309,11 @@ def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[Skippe
     config = config or default_config()
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
-        raise SourceError(f"landing folder {source_dir} does not exist or is not a folder "
-                          f"(expected {source_dir}/<table>/dt=YYYY-MM-DD/*.jsonl|csv|parquet)",
-                          file=str(source_dir))
+        raise SourceError(
+            f"landing folder {source_dir} does not exist or is not a folder "
+            f"(expected {source_dir}/<table>/dt=YYYY-MM-DD/*.jsonl|csv|parquet)",
+            file=str(source_dir),
+        )
     files: list[FileInfo] = []
     skipped: list[SkippedFile] = []
     seen: set[str] = set()
@@ -272,8 +321,13 @@ def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[Skippe
         real = os.path.realpath(folder)
         rel_folder = Path(folder).relative_to(source_dir).as_posix()
         if real in seen:  # a symlink loop: do not walk it twice
-            skipped.append(SkippedFile(rel_folder + "/", "symlinked folder points into a folder "
-                                       "already read (a loop); not read twice", ignored=True))
+            skipped.append(
+                SkippedFile(
+                    rel_folder + "/",
+                    "symlinked folder points into a folder already read (a loop); not read twice",
+                    ignored=True,
+                )
+            )
             dirs[:] = []
             continue
         seen.add(real)
@@ -288,8 +342,9 @@ def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[Skippe
 def _classify(path: Path, rel: str, config, matches, files: list, skipped: list) -> None:
     parts = rel.split("/")
     if any(p.startswith((".", "_")) for p in parts):
-        skipped.append(SkippedFile(rel, "hidden file or folder (name starts with . or _)",
-                                   ignored=True))
+        skipped.append(
+            SkippedFile(rel, "hidden file or folder (name starts with . or _)", ignored=True)
+        )
         return
     if matches(rel, config.ignore):
         skipped.append(SkippedFile(rel, "ignored by sources.yml `ignore`", ignored=True))
@@ -302,14 +357,25 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             try:
                 day = parse_dt(part)
             except ValueError:
-                skipped.append(SkippedFile(rel, f"folder {part} is not a valid date (expected "
-                                           "dt=YYYY-MM-DD)", table,
-                                           ignored=bool(source and source.on_skip == "ignore")))
+                skipped.append(
+                    SkippedFile(
+                        rel,
+                        f"folder {part} is not a valid date (expected dt=YYYY-MM-DD)",
+                        table,
+                        ignored=bool(source and source.on_skip == "ignore"),
+                    )
+                )
                 return
     if source is None:
-        skipped.append(SkippedFile(rel, "claimed by no source (no `files:` pattern in "
-                                   "sources.yml, or <table>/** by default, matches it)",
-                                   None, day))
+        skipped.append(
+            SkippedFile(
+                rel,
+                "claimed by no source (no `files:` pattern in "
+                "sources.yml, or <table>/** by default, matches it)",
+                None,
+                day,
+            )
+        )
         return
     ignored = source.on_skip == "ignore"
     if rel.lower().endswith(".zip"):
@@ -317,8 +383,9 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             with zipfile.ZipFile(path) as archive:
                 members = [m.filename for m in archive.infolist() if not m.is_dir()]
         except (OSError, zipfile.BadZipFile) as exc:
-            skipped.append(SkippedFile(rel, f"not a readable zip archive ({exc})", table, day,
-                                       ignored))
+            skipped.append(
+                SkippedFile(rel, f"not a readable zip archive ({exc})", table, day, ignored)
+            )
             return
         for member in sorted(members):
             base = member.rsplit("/", 1)[-1]
@@ -338,14 +405,22 @@ def _add(info: FileInfo, source, files: list, skipped: list, ignored: bool) -> N
         info.fmt = source.format  # e.g. Segment's S3 files: <id>.gz holding JSON lines
         files.append(info)
     else:
-        skipped.append(SkippedFile(info.relative, "not a supported file type (expected "
-                                   f"{', '.join(DATA_SUFFIXES)}, optionally compressed "
-                                   f"{', '.join(COMPRESSED_SUFFIXES)}; or set `format:`)",
-                                   source.table, info.partition_date, ignored))
+        skipped.append(
+            SkippedFile(
+                info.relative,
+                "not a supported file type (expected "
+                f"{', '.join(DATA_SUFFIXES)}, optionally compressed "
+                f"{', '.join(COMPRESSED_SUFFIXES)}; or set `format:`)",
+                source.table,
+                info.partition_date,
+                ignored,
+            )
+        )
 
 
-def list_files(source_dir: Path, table: str, dates: list[date] | None, config=None
-               ) -> tuple[list[FileInfo], list[SkippedFile]]:
+def list_files(
+    source_dir: Path, table: str, dates: list[date] | None, config=None
+) -> tuple[list[FileInfo], list[SkippedFile]]:
     """Files of `table` for `dates` (dt folders) plus all undated files, and the skipped files
     that concern this load (this table's, or claimed by no source; dated ones in `dates`).
     `dates=None`: every date."""
@@ -368,8 +443,9 @@ def _table_of(info: FileInfo, config) -> str | None:
     return next((s.table for s in config.sources if s.name == info.source), None)
 
 
-def stage_files(conn: duckdb.DuckDBPyConnection, stage: str, spec: TableSpec,
-                files: list[FileInfo], source=None) -> ReadResult:
+def stage_files(
+    conn: duckdb.DuckDBPyConnection, stage: str, spec: TableSpec, files: list[FileInfo], source=None
+) -> ReadResult:
     """Stage every row of `files` (see `create_stage`); the rows are read as `<stage>_rows`.
     `source` (a sources.yml mapping) sets the CSV options, the JSON records path and which
     header names count for the required columns."""
@@ -420,9 +496,14 @@ def _needed_columns(spec: TableSpec, source) -> dict[str, tuple[str, ...]]:
     return needed
 
 
-_LINES_SCHEMA = pa.schema([("source_file", pa.dictionary(pa.int32(), pa.string())),
-                           ("source_line", pa.int64()), ("partition_date", pa.date32()),
-                           ("payload", pa.large_string())])
+_LINES_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.dictionary(pa.int32(), pa.string())),
+        ("source_line", pa.int64()),
+        ("partition_date", pa.date32()),
+        ("payload", pa.large_string()),
+    ]
+)
 
 
 def create_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
@@ -461,8 +542,10 @@ def _insert_frame(conn: duckdb.DuckDBPyConnection, stage: str, frame: pd.DataFra
         return
     conn.register("_stage_frame", frame)
     try:
-        conn.execute(f"insert into {stage} ({_STAGE_COLS}) select source_file, source_line, partition_date::date, "
-                     f"payload, pre_reason, pre_detail from _stage_frame")
+        conn.execute(
+            f"insert into {stage} ({_STAGE_COLS}) select source_file, source_line, partition_date::date, "
+            f"payload, pre_reason, pre_detail from _stage_frame"
+        )
     finally:
         conn.unregister("_stage_frame")
 
@@ -472,22 +555,31 @@ def _missing_required(needed: dict[str, tuple[str, ...]], found: list[str]) -> l
     return [c for c, names in needed.items() if not present.intersection(names)]
 
 
-def _missing_detail(info: FileInfo, spec: TableSpec, missing: list[str], found: list[str],
-                    needed: dict[str, tuple[str, ...]]) -> str:
+def _missing_detail(
+    info: FileInfo,
+    spec: TableSpec,
+    missing: list[str],
+    found: list[str],
+    needed: dict[str, tuple[str, ...]],
+) -> str:
     names = {c: list(dict.fromkeys(needed[c])) for c in missing}
     wanted = "; ".join(f"{c} from {' or '.join(n)}" for c, n in names.items() if n != [c])
-    return (f"{info.relative}: missing required column(s) {', '.join(missing)}"
-            + (f" ({wanted})" if wanted else "") + f"; expected columns "
-            f"{', '.join(spec.column_names)} (required: {', '.join(spec.required)}); "
-            f"found {', '.join(found) or '(none)'}")
+    return (
+        f"{info.relative}: missing required column(s) {', '.join(missing)}"
+        + (f" ({wanted})" if wanted else "")
+        + f"; expected columns "
+        f"{', '.join(spec.column_names)} (required: {', '.join(spec.required)}); "
+        f"found {', '.join(found) or '(none)'}"
+    )
 
 
 def _extra(spec: TableSpec, found: list[str]) -> list[str]:
     return [c for c in found if c not in spec.known_keys]
 
 
-def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo,
-                 lines: list[pa.Table], data: bytes) -> list[str]:
+def _stage_jsonl(
+    conn, stage: str, spec: TableSpec, info: FileInfo, lines: list[pa.Table], data: bytes
+) -> list[str]:
     """JSON lines: split on newlines with numpy into a zero-copy Arrow array of the lines (with
     their numbers), appended to `lines`; they are parsed once, later, by the validation query
     (which also quarantines malformed lines). Invalid UTF-8 -> Python path into the stage table.
@@ -507,15 +599,22 @@ def _stage_jsonl(conn, stage: str, spec: TableSpec, info: FileInfo,
     n = len(ends)
     text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data))
     short = np.flatnonzero(ends - starts <= 2)
-    blank = [i for i in short if not data[starts[i]:ends[i]].strip()]
+    blank = [i for i in short if not data[starts[i] : ends[i]].strip()]
     keep = np.ones(n, bool)
     keep[blank] = False
-    day = (pa.nulls(n, pa.date32()) if info.partition_date is None
-           else pa.array(np.full(n, info.partition_date.toordinal() - _EPOCH_ORDINAL, np.int32),
-                         pa.int32()).cast(pa.date32()))
-    file = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([info.relative]))
-    table = pa.Table.from_arrays([file, pa.array(np.arange(1, n + 1)), day, text],
-                                 schema=_LINES_SCHEMA)
+    day = (
+        pa.nulls(n, pa.date32())
+        if info.partition_date is None
+        else pa.array(
+            np.full(n, info.partition_date.toordinal() - _EPOCH_ORDINAL, np.int32), pa.int32()
+        ).cast(pa.date32())
+    )
+    file = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, np.int32)), pa.array([info.relative])
+    )
+    table = pa.Table.from_arrays(
+        [file, pa.array(np.arange(1, n + 1)), day, text], schema=_LINES_SCHEMA
+    )
     if not keep.all():
         table = table.filter(pa.array(keep))
     lines.append(table)
@@ -552,11 +651,12 @@ def _stage_jsonl_python(conn, stage: str, info: FileInfo, data: bytes) -> None:
         except UnicodeDecodeError as exc:
             text = raw.decode("utf-8", errors="replace")
             reason = "bad_encoding"
-            detail = (f"byte 0x{raw[exc.start]:02x} at position {exc.start} of the line is not "
-                      f"valid UTF-8 (expected UTF-8 text)")
+            detail = (
+                f"byte 0x{raw[exc.start]:02x} at position {exc.start} of the line is not "
+                f"valid UTF-8 (expected UTF-8 text)"
+            )
         rows.append((info.relative, number, info.partition_date, text, reason, detail))
     _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
-
 
 
 def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[str]:
@@ -567,7 +667,8 @@ def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[
             (select payload from {stage} where source_file = $file and pre_reason is null
              order by source_line limit {EXTRA_KEY_SAMPLE_LINES})
             where json_valid(payload) and json_type(payload) = 'OBJECT'""",
-        {"file": info.relative}).fetchall()
+        {"file": info.relative},
+    ).fetchall()
     return sorted(k for (k,) in keys if k not in spec.known_keys)
 
 
@@ -586,27 +687,50 @@ def _is_json_document(data: bytes, source) -> bool:
         return True
 
 
-def _stage_json_array(conn, stage: str, spec: TableSpec, info: FileInfo, data: bytes,
-                      source=None) -> list[str]:
+def _stage_json_array(
+    conn, stage: str, spec: TableSpec, info: FileInfo, data: bytes, source=None
+) -> list[str]:
     try:
         items = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SourceError(f"{info.relative}: not a valid JSON array ({exc}); expected "
-                          "[{...}, ...] or JSON lines", file=info.relative,
-                          line=getattr(exc, "lineno", None)) from exc
+        raise SourceError(
+            f"{info.relative}: not a valid JSON array ({exc}); expected "
+            "[{...}, ...] or JSON lines",
+            file=info.relative,
+            line=getattr(exc, "lineno", None),
+        ) from exc
     if isinstance(items, dict) and source is not None and source.records_path:
         items = items.get(source.records_path)
         if not isinstance(items, list):
-            raise SourceError(f"{info.relative}: records_path {source.records_path!r} is not a "
-                              "list of records in this JSON document", file=info.relative)
+            raise SourceError(
+                f"{info.relative}: records_path {source.records_path!r} is not a "
+                "list of records in this JSON document",
+                file=info.relative,
+            )
     rows = []
     for number, item in enumerate(items, start=1):
         if isinstance(item, dict):
-            rows.append((info.relative, number, info.partition_date,
-                         json.dumps(item, ensure_ascii=False), None, None))
+            rows.append(
+                (
+                    info.relative,
+                    number,
+                    info.partition_date,
+                    json.dumps(item, ensure_ascii=False),
+                    None,
+                    None,
+                )
+            )
         else:
-            rows.append((info.relative, number, info.partition_date, json.dumps(item),
-                         "malformed_json", f"element {number} is {type(item).__name__}, expected an object"))
+            rows.append(
+                (
+                    info.relative,
+                    number,
+                    info.partition_date,
+                    json.dumps(item),
+                    "malformed_json",
+                    f"element {number} is {type(item).__name__}, expected an object",
+                )
+            )
     _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
     return _json_extra_keys(conn, stage, spec, info)
 
@@ -620,17 +744,30 @@ def check_header(info: FileInfo, header: list[str]) -> list[str]:
         groups.setdefault(name, []).append(original)
     clashes = {k: v for k, v in groups.items() if len(v) > 1}
     if clashes:
-        listed = "; ".join(f"{', '.join(repr(c) for c in cols)} all read as {name!r}"
-                           for name, cols in clashes.items())
-        raise SourceError(f"{info.relative}: duplicate or colliding column names in the header: "
-                          f"{listed}; rename or drop one of them", file=info.relative, line=1,
-                          column=next(iter(clashes)))
+        listed = "; ".join(
+            f"{', '.join(repr(c) for c in cols)} all read as {name!r}"
+            for name, cols in clashes.items()
+        )
+        raise SourceError(
+            f"{info.relative}: duplicate or colliding column names in the header: "
+            f"{listed}; rename or drop one of them",
+            file=info.relative,
+            line=1,
+            column=next(iter(clashes)),
+        )
     return snake
 
 
-def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo, raw: bytes,
-               needed: dict[str, tuple[str, ...]], source=None,
-               result: ReadResult | None = None) -> list[str]:
+def _stage_csv(
+    conn,
+    stage: str,
+    spec: TableSpec,
+    info: FileInfo,
+    raw: bytes,
+    needed: dict[str, tuple[str, ...]],
+    source=None,
+    result: ReadResult | None = None,
+) -> list[str]:
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     csv.field_size_limit(1 << 30)
     delimiter = source.csv_delimiter if source is not None else ","
@@ -640,8 +777,11 @@ def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo, raw: bytes,
     except StopIteration:
         return []
     except csv.Error as exc:
-        raise SourceError(f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
-                          file=info.relative, line=1) from exc
+        raise SourceError(
+            f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
+            file=info.relative,
+            line=1,
+        ) from exc
     header = check_header(info, header)
     missing = _missing_required(needed, header)
     missing_detail = _missing_detail(info, spec, missing, header, needed) if missing else None
@@ -673,21 +813,46 @@ def _stage_csv(conn, stage: str, spec: TableSpec, info: FileInfo, raw: bytes,
             continue
         record_text = delimiter.join(fields)
         if _has_bad_bytes(record_text):
-            rows.append((info.relative, start, info.partition_date,
-                         _clean(record_text), "bad_encoding",
-                         f"{info.relative}: line {start}: bytes that are not valid UTF-8 "
-                         "(expected UTF-8 text)"))
+            rows.append(
+                (
+                    info.relative,
+                    start,
+                    info.partition_date,
+                    _clean(record_text),
+                    "bad_encoding",
+                    f"{info.relative}: line {start}: bytes that are not valid UTF-8 "
+                    "(expected UTF-8 text)",
+                )
+            )
             continue
         if len(fields) != len(header):
-            rows.append((info.relative, start, info.partition_date, record_text, "malformed_csv",
-                         f"{info.relative}: line {start}: expected {len(header)} fields "
-                         f"({', '.join(header)}), found {len(fields)}"))
+            rows.append(
+                (
+                    info.relative,
+                    start,
+                    info.partition_date,
+                    record_text,
+                    "malformed_csv",
+                    f"{info.relative}: line {start}: expected {len(header)} fields "
+                    f"({', '.join(header)}), found {len(fields)}",
+                )
+            )
             continue
-        payload = json.dumps({h: (v if v.strip() != "" else None)
-                              for h, v in zip(header, fields, strict=True)}, ensure_ascii=False)
+        payload = json.dumps(
+            {h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
+            ensure_ascii=False,
+        )
         if missing_detail:
-            rows.append((info.relative, start, info.partition_date, payload,
-                         "missing_required_column", missing_detail))
+            rows.append(
+                (
+                    info.relative,
+                    start,
+                    info.partition_date,
+                    payload,
+                    "missing_required_column",
+                    missing_detail,
+                )
+            )
         else:
             rows.append((info.relative, start, info.partition_date, payload, None, None))
     _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
@@ -728,8 +893,14 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def _stage_parquet(conn, stage: str, spec: TableSpec, info: FileInfo, data: bytes | None,
-                   needed: dict[str, tuple[str, ...]]) -> list[str]:
+def _stage_parquet(
+    conn,
+    stage: str,
+    spec: TableSpec,
+    info: FileInfo,
+    data: bytes | None,
+    needed: dict[str, tuple[str, ...]],
+) -> list[str]:
     if data is None:
         return _stage_parquet_path(conn, stage, spec, info, str(info.path), needed)
     with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:  # compressed / zip member
@@ -738,28 +909,41 @@ def _stage_parquet(conn, stage: str, spec: TableSpec, info: FileInfo, data: byte
         return _stage_parquet_path(conn, stage, spec, info, handle.name, needed)
 
 
-def _stage_parquet_path(conn, stage: str, spec: TableSpec, info: FileInfo, path: str,
-                        needed: dict[str, tuple[str, ...]]) -> list[str]:
+def _stage_parquet_path(
+    conn, stage: str, spec: TableSpec, info: FileInfo, path: str, needed: dict[str, tuple[str, ...]]
+) -> list[str]:
     try:
-        described = conn.execute("select name, type from parquet_schema($p) where num_children is "
-                                 "null or num_children = 0", {"p": path}).fetchall()
+        described = conn.execute(
+            "select name, type from parquet_schema($p) where num_children is "
+            "null or num_children = 0",
+            {"p": path},
+        ).fetchall()
         columns = [name for name, _ in described]
     except duckdb.Error as exc:
-        raise SourceError(f"{info.relative}: not a readable parquet file ({exc})",
-                          file=info.relative) from exc
+        raise SourceError(
+            f"{info.relative}: not a readable parquet file ({exc})", file=info.relative
+        ) from exc
     snake = check_header(info, columns)
     missing = _missing_required(needed, snake)
     reason = "missing_required_column" if missing else None
     detail = _missing_detail(info, spec, missing, snake, needed) if missing else None
     packed = ", ".join(f'"{s}" := "{c}"' for c, s in zip(columns, snake, strict=True))
     try:
-        conn.execute(f"""insert into {stage} ({_STAGE_COLS})
+        conn.execute(
+            f"""insert into {stage} ({_STAGE_COLS})
             select $file, file_row_number + 1, $day::date, to_json(struct_pack({packed}))::varchar,
                    $reason, $detail
             from read_parquet($p, file_row_number = true) order by file_row_number""",
-            {"file": info.relative, "day": info.partition_date, "p": path,
-             "reason": reason, "detail": detail})
+            {
+                "file": info.relative,
+                "day": info.partition_date,
+                "p": path,
+                "reason": reason,
+                "detail": detail,
+            },
+        )
     except duckdb.Error as exc:
-        raise SourceError(f"{info.relative}: cannot read parquet rows ({exc})",
-                          file=info.relative) from exc
+        raise SourceError(
+            f"{info.relative}: cannot read parquet rows ({exc})", file=info.relative
+        ) from exc
     return _extra(spec, snake)

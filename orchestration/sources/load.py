@@ -59,8 +59,16 @@ from orchestration.sources.mappings import (
     glob_regex,
 )
 
-__all__ = ["RAW_TABLES", "LoadReport", "PartitionCounts", "ReplayReport", "SourceError",
-           "ensure_raw_schema", "load_partitions", "replay_quarantine"]
+__all__ = [
+    "RAW_TABLES",
+    "LoadReport",
+    "PartitionCounts",
+    "ReplayReport",
+    "SourceError",
+    "ensure_raw_schema",
+    "load_partitions",
+    "replay_quarantine",
+]
 
 RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
 EVENT_TYPES = ("track", "identify", "page")
@@ -70,19 +78,21 @@ FUTURE_TOLERANCE = timedelta(minutes=15)
 _SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
 _KIND_TEXT = {"ts": "a timestamp (ISO 8601)", "num": "a number", "json": "a JSON object"}
 _TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
-_META = ("_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR, "
-         "_source_line BIGINT")
+_META = (
+    "_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR, "
+    "_source_line BIGINT"
+)
 
 
 @dataclass
 class PartitionCounts:
-    partition_date: date | None       # None: undated rows whose date column is unusable
+    partition_date: date | None  # None: undated rows whose date column is unusable
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
-    duplicate_keys: int = 0               # extra rows sharing a message_id/invoice_id in the day
+    duplicate_keys: int = 0  # extra rows sharing a message_id/invoice_id in the day
     duplicate_keys_other_partitions: int = 0  # keys also loaded in nearby other partitions
 
 
@@ -99,12 +109,12 @@ class LoadReport:
     warnings: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     skipped: list[SkippedFile] = field(default_factory=list)
-    rows_per_file: dict[str, int] = field(default_factory=dict)      # rows staged per file
-    file_counts: dict[str, dict] = field(default_factory=dict)      # loaded/quarantined per file
+    rows_per_file: dict[str, int] = field(default_factory=dict)  # rows staged per file
+    file_counts: dict[str, dict] = field(default_factory=dict)  # loaded/quarantined per file
     file_sources: dict[str, str | None] = field(default_factory=dict)
     presets: dict[str, str | None] = field(default_factory=dict)
     footer_lines: dict[str, int] = field(default_factory=dict)
-    identity: dict[str, int] = field(default_factory=dict)          # external_id/email/unmatched
+    identity: dict[str, int] = field(default_factory=dict)  # external_id/email/unmatched
     unmatched_sample: list[tuple] = field(default_factory=list)
 
     @property
@@ -118,19 +128,39 @@ class LoadReport:
         rows = []
         for rel, read in sorted(self.rows_per_file.items()):
             c = self.file_counts.get(rel, {"loaded": 0, "quarantined": 0, "by_reason": {}})
-            rows.append({"file": rel, "status": "loaded", "source": self.file_sources.get(rel),
-                         "preset": self.presets.get(rel), "rows_read": read,
-                         "rows_loaded": c["loaded"], "rows_quarantined": c["quarantined"],
-                         "rows_other_days": read - c["loaded"] - c["quarantined"],
-                         "footer_lines": self.footer_lines.get(rel, 0),
-                         "quarantined_by_reason": ", ".join(
-                             f"{k}={v}" for k, v in sorted(c["by_reason"].items())),
-                         "reason": ""})
+            rows.append(
+                {
+                    "file": rel,
+                    "status": "loaded",
+                    "source": self.file_sources.get(rel),
+                    "preset": self.presets.get(rel),
+                    "rows_read": read,
+                    "rows_loaded": c["loaded"],
+                    "rows_quarantined": c["quarantined"],
+                    "rows_other_days": read - c["loaded"] - c["quarantined"],
+                    "footer_lines": self.footer_lines.get(rel, 0),
+                    "quarantined_by_reason": ", ".join(
+                        f"{k}={v}" for k, v in sorted(c["by_reason"].items())
+                    ),
+                    "reason": "",
+                }
+            )
         for s in self.skipped:
-            rows.append({"file": s.relative, "status": "ignored" if s.ignored else "skipped",
-                         "source": None, "preset": None, "rows_read": 0, "rows_loaded": 0,
-                         "rows_quarantined": 0, "rows_other_days": 0, "footer_lines": 0,
-                         "quarantined_by_reason": "", "reason": s.reason})
+            rows.append(
+                {
+                    "file": s.relative,
+                    "status": "ignored" if s.ignored else "skipped",
+                    "source": None,
+                    "preset": None,
+                    "rows_read": 0,
+                    "rows_loaded": 0,
+                    "rows_quarantined": 0,
+                    "rows_other_days": 0,
+                    "footer_lines": 0,
+                    "quarantined_by_reason": "",
+                    "reason": s.reason,
+                }
+            )
         return rows
 
     @property
@@ -161,12 +191,20 @@ class LoadReport:
         return sum(p.duplicate_keys for p in self.partitions)
 
     def per_partition_rows(self) -> list[dict]:
-        return [{"partition_date": str(p.partition_date), "rows_read": p.rows_read,
-                 "rows_loaded": p.rows_loaded, "rows_quarantined": p.rows_quarantined,
-                 "quarantined_by_reason": ", ".join(f"{k}={v}" for k, v in
-                                                    sorted(p.quarantined_by_reason.items())),
-                 "duplicate_keys": p.duplicate_keys, "files": len(p.files)}
-                for p in self.partitions]
+        return [
+            {
+                "partition_date": str(p.partition_date),
+                "rows_read": p.rows_read,
+                "rows_loaded": p.rows_loaded,
+                "rows_quarantined": p.rows_quarantined,
+                "quarantined_by_reason": ", ".join(
+                    f"{k}={v}" for k, v in sorted(p.quarantined_by_reason.items())
+                ),
+                "duplicate_keys": p.duplicate_keys,
+                "files": len(p.files),
+            }
+            for p in self.partitions
+        ]
 
 
 @dataclass
@@ -182,7 +220,9 @@ def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create schema if not exists raw")
     for name in RAW_TABLES:
         spec = table_spec(name)
-        cols = ", ".join(f'"{c}" {_SQL_TYPES[k] if k != "json" else "VARCHAR"}' for c, k in spec.columns)
+        cols = ", ".join(
+            f'"{c}" {_SQL_TYPES[k] if k != "json" else "VARCHAR"}' for c, k in spec.columns
+        )
         conn.execute(f"create table if not exists raw.{name} ({cols}, {_META})")
     conn.execute("""create table if not exists raw.quarantine (table_name VARCHAR,
         partition_date DATE, source_file VARCHAR, source_line BIGINT, payload VARCHAR,
@@ -197,8 +237,11 @@ def _utcnow() -> datetime:
 def _transform_spec(spec: TableSpec) -> str:
     """`json_transform` spec: every accepted input key of the contract, as text (JSON columns
     as JSON text). One parse per row yields all fields; keys match case-sensitively."""
-    fields = {alias: "JSON" if kind == "json" else "VARCHAR"
-              for col, kind in spec.columns for alias in spec.aliases(col)}
+    fields = {
+        alias: "JSON" if kind == "json" else "VARCHAR"
+        for col, kind in spec.columns
+        for alias in spec.aliases(col)
+    }
     return json.dumps(fields).replace("'", "''")
 
 
@@ -217,6 +260,7 @@ def _json_path(path: tuple[str, ...]) -> str:
 def _ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
     """Text -> naive UTC timestamp: ISO (with or without a zone; zoneless read in `zone`),
     epoch seconds / ms / us, or strptime patterns; formats tried in order."""
+
     def local(expr: str) -> str:
         return expr if zone == "UTC" else f"timezone('UTC', timezone({_sql_str(zone)}, {expr}))"
 
@@ -228,8 +272,10 @@ def _ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
                   then timezone('UTC', try_cast({r} as timestamptz))
                 else {local(f"try_cast({r} as timestamp)")} end""")
         elif fmt in EPOCH_SCALE:
-            parts.append(f"case when isfinite(try_cast({r} as double)) then make_timestamp("
-                         f"cast(round(try_cast({r} as double) * {EPOCH_SCALE[fmt]}) as bigint)) end")
+            parts.append(
+                f"case when isfinite(try_cast({r} as double)) then make_timestamp("
+                f"cast(round(try_cast({r} as double) * {EPOCH_SCALE[fmt]}) as bigint)) end"
+            )
         elif "%z" in fmt or "%Z" in fmt:
             parts.append(f"timezone('UTC', try_strptime({r}, {_sql_str(fmt)}))")
         else:
@@ -241,8 +287,24 @@ def _ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
 EPOCH_SCALE = {"epoch_s": "1e6", "epoch_ms": "1e3", "epoch_us": "1"}
 # Stripe: amounts in the minor unit, except these zero-decimal currencies
 # (https://docs.stripe.com/currencies#zero-decimal)
-ZERO_DECIMAL = ("bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
-                "vnd", "vuv", "xaf", "xof", "xpf")
+ZERO_DECIMAL = (
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+)
 
 
 class _Compiler:
@@ -274,28 +336,46 @@ class _Compiler:
         if rule.const is not None:
             return _sql_str(rule.const)
         if rule.file_name:
-            whens = " ".join(f"when regexp_matches(source_file, {_sql_str(glob_regex('**/' + g if '/' not in g else g).pattern)}) "
-                             f"then {_sql_str(v)}" for g, v in rule.file_name)
+            whens = " ".join(
+                f"when regexp_matches(source_file, {_sql_str(glob_regex('**/' + g if '/' not in g else g).pattern)}) "
+                f"then {_sql_str(v)}"
+                for g, v in rule.file_name
+            )
             return f"case {whens} end"
         if rule.merge:
-            objs = [f"coalesce(case when json_type({self._ref(p)}) = 'OBJECT' then {self._ref(p)} end, '{{}}')"
-                    for p in rule.paths]
-            return f"json_merge_patch({', '.join(objs)})::varchar" if len(objs) > 1 else objs[0] + "::varchar"
+            objs = [
+                f"coalesce(case when json_type({self._ref(p)}) = 'OBJECT' then {self._ref(p)} end, '{{}}')"
+                for p in rule.paths
+            ]
+            return (
+                f"json_merge_patch({', '.join(objs)})::varchar"
+                if len(objs) > 1
+                else objs[0] + "::varchar"
+            )
         if rule.rest is not None:
             self.needs_map = True
             excl = "[" + ", ".join(_sql_str(n) for n in self._names(rule.rest)) + "]"
-            prefixes = " or ".join(f"starts_with(e.key, {_sql_str(p)})"
-                                   for p in self._names(rule.rest_exclude_prefixes)) or "false"
-            return (f"to_json(map_from_entries(list_filter(map_entries(m), lambda e: not "
-                    f"list_contains({excl}, e.key) and not ({prefixes}) and "
-                    f"e.value::varchar <> 'null')))::varchar")
+            prefixes = (
+                " or ".join(
+                    f"starts_with(e.key, {_sql_str(p)})"
+                    for p in self._names(rule.rest_exclude_prefixes)
+                )
+                or "false"
+            )
+            return (
+                f"to_json(map_from_entries(list_filter(map_entries(m), lambda e: not "
+                f"list_contains({excl}, e.key) and not ({prefixes}) and "
+                f"e.value::varchar <> 'null')))::varchar"
+            )
         if rule.prefix:
             self.needs_map = True
             prefix = self._names([rule.prefix])[0] if not self.tabular else rule.prefix
             n = len(prefix) + 1
-            return (f"to_json(map_from_entries(list_transform(list_filter(map_entries(m), lambda e: "
-                    f"starts_with(e.key, {_sql_str(prefix)}) and e.value::varchar <> 'null'), "
-                    f"lambda e: struct_pack(key := substr(e.key, {n}), value := e.value))))::varchar")
+            return (
+                f"to_json(map_from_entries(list_transform(list_filter(map_entries(m), lambda e: "
+                f"starts_with(e.key, {_sql_str(prefix)}) and e.value::varchar <> 'null'), "
+                f"lambda e: struct_pack(key := substr(e.key, {n}), value := e.value))))::varchar"
+            )
         if not rule.paths:
             return "null::varchar"
         refs = [self.json(p) if kind == "json" else self.text(p) for p in rule.paths]
@@ -309,35 +389,46 @@ class _Compiler:
             if rule.case:
                 expr = f"{rule.case}({expr})"
             if rule.value_map:
-                whens = " ".join(f"when {_sql_str(k)} then {_sql_str(v)}" for k, v in rule.value_map)
+                whens = " ".join(
+                    f"when {_sql_str(k)} then {_sql_str(v)}" for k, v in rule.value_map
+                )
                 other = _sql_str(rule.default) if rule.default is not None else expr
                 expr = f"case {expr} {whens} else {other} end"
             elif rule.default is not None:
                 expr = f"coalesce({expr}, {_sql_str(rule.default)})"
             if rule.divide_by:
-                expr = (f"coalesce(cast(try_cast({expr} as double) / {rule.divide_by} as varchar), "
-                        f"{expr})")
+                expr = (
+                    f"coalesce(cast(try_cast({expr} as double) / {rule.divide_by} as varchar), "
+                    f"{expr})"
+                )
             if rule.minor_units:
                 cur = currency or "null"
                 zero = "[" + ", ".join(_sql_str(z) for z in ZERO_DECIMAL) + "]"
-                expr = (f"coalesce(cast(try_cast({expr} as double) / case when "
-                        f"list_contains({zero}, lower({cur})) then 1 else 100 end as varchar), {expr})")
+                expr = (
+                    f"coalesce(cast(try_cast({expr} as double) / case when "
+                    f"list_contains({zero}, lower({cur})) then 1 else 100 end as varchar), {expr})"
+                )
             if rule.size_bucket:
                 n = f"try_cast({expr} as double)"
-                expr = (f"case when {n} is null then {expr} when {n} <= 10 then '1-10' "
-                        f"when {n} <= 50 then '11-50' when {n} <= 200 then '51-200' "
-                        f"when {n} <= 1000 then '201-1000' else '1000+' end")
+                expr = (
+                    f"case when {n} is null then {expr} when {n} <= 10 then '1-10' "
+                    f"when {n} <= 50 then '11-50' when {n} <= 200 then '51-200' "
+                    f"when {n} <= 1000 then '201-1000' else '1000+' end"
+                )
         for target, values in DEFAULT_VALUE_MAPS.get(self.spec.name, {}).items():
             if target == col:
-                whens = " ".join(f"when {_sql_str(k)} then {_sql_str(v)}" for k, v in values.items())
+                whens = " ".join(
+                    f"when {_sql_str(k)} then {_sql_str(v)}" for k, v in values.items()
+                )
                 expr = f"case {expr} {whens} else {expr} end"
         if col in self.source.normalize_ids:
             expr = f"regexp_replace({expr}, '^(-?[0-9]+)\\.0*$', '\\1')"
         return expr
 
 
-def _typed_sql(spec: TableSpec, stage: str, source: SourceMapping | None = None,
-               tabular: bool = False) -> str:
+def _typed_sql(
+    spec: TableSpec, stage: str, source: SourceMapping | None = None, tabular: bool = False
+) -> str:
     """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
     derived_date/_identity, and the payload of quarantined rows only. Each payload is parsed
     once (`json_transform`, or `json_extract` of every mapped path; a failure means a malformed
@@ -371,23 +462,44 @@ def _typed_sql(spec: TableSpec, stage: str, source: SourceMapping | None = None,
     else:
         paths = comp.paths or ["$"]
         parse = f"try(json_extract(payload, [{', '.join(_sql_str(p) for p in paths)}]))"
-    map_expr = (", case when pre_reason is null then try(json_transform(payload, "
-                "'\"MAP(VARCHAR, JSON)\"')) end as m") if comp.needs_map else ""
+    map_expr = (
+        (
+            ", case when pre_reason is null then try(json_transform(payload, "
+            "'\"MAP(VARCHAR, JSON)\"')) end as m"
+        )
+        if comp.needs_map
+        else ""
+    )
     currency = '"b_currency"' if "currency" in base else None
-    post = {col: comp.post(col, source.columns.get(col), f'"b_{col}"', currency)
-            for col, _ in spec.columns}
+    post = {
+        col: comp.post(col, source.columns.get(col), f'"b_{col}"', currency)
+        for col, _ in spec.columns
+    }
     if ident.match_by or ident.external_id:
-        chain = [e for e in ('"_ext"' if ident.external_id else None,
-                             "_idm.id_user" if ident.match_by else None) if e]
+        chain = [
+            e
+            for e in (
+                '"_ext"' if ident.external_id else None,
+                "_idm.id_user" if ident.match_by else None,
+            )
+            if e
+        ]
         post["user_id"] = f"coalesce({', '.join(chain)}, {post['user_id']})"
-        status = ("case " + ("when \"_ext\" is not null then 'external_id' " if ident.external_id else "")
-                  + ("when _idm.id_user is not null then 'email' " if ident.match_by else "")
-                  + "else 'unmatched' end")
-        join = ("left join (select lower(trim(coalesce(json_extract_string(properties, '$.email'), "
-                "json_extract_string(properties, '$.\"$email\"')))) as id_email, "
-                "arg_max(user_id, \"timestamp\") as id_user from raw.events "
-                "where type = 'identify' and user_id is not null group by 1) _idm "
-                "on _idm.id_email = lower(trim(r0.\"_email\"))" if ident.match_by else "")
+        status = (
+            "case "
+            + ("when \"_ext\" is not null then 'external_id' " if ident.external_id else "")
+            + ("when _idm.id_user is not null then 'email' " if ident.match_by else "")
+            + "else 'unmatched' end"
+        )
+        join = (
+            "left join (select lower(trim(coalesce(json_extract_string(properties, '$.email'), "
+            "json_extract_string(properties, '$.\"$email\"')))) as id_email, "
+            'arg_max(user_id, "timestamp") as id_user from raw.events '
+            "where type = 'identify' and user_id is not null group by 1) _idm "
+            'on _idm.id_email = lower(trim(r0."_email"))'
+            if ident.match_by
+            else ""
+        )
     else:
         status, join = "null::varchar", ""
     base_select = ", ".join(f'{e} as "b_{c}"' for c, e in base.items())
@@ -400,8 +512,10 @@ def _typed_sql(spec: TableSpec, stage: str, source: SourceMapping | None = None,
             typed.append(f'{r} as "{col}"')
         elif kind == "num":
             # NaN / Infinity are not amounts: they become wrong_type
-            typed.append(f'case when isfinite(try_cast({r} as double)) '
-                         f'then try_cast({r} as double) end as "{col}"')
+            typed.append(
+                f"case when isfinite(try_cast({r} as double)) "
+                f'then try_cast({r} as double) end as "{col}"'
+            )
         elif kind == "ts":
             rule = source.columns.get(col)
             typed.append(f'{_ts_sql(r, rule.formats if rule else (), source.time_zone)} as "{col}"')
@@ -412,71 +526,147 @@ def _typed_sql(spec: TableSpec, stage: str, source: SourceMapping | None = None,
                 as "{col}\"""")
     # reason rules in priority order: (condition, code, detail)
     checks.append(("pre_reason is not null", "pre_reason", "pre_detail"))
-    checks.append(("v is null or not starts_with(ltrim(payload), '{')", "'malformed_json'",
-                   "case when json_valid(payload) then 'line is JSON ' || json_type(payload) || "
-                   "', expected an object' else 'line is not valid JSON (truncated or malformed)' end"))
+    checks.append(
+        (
+            "v is null or not starts_with(ltrim(payload), '{')",
+            "'malformed_json'",
+            "case when json_valid(payload) then 'line is JSON ' || json_type(payload) || "
+            "', expected an object' else 'line is not valid JSON (truncated or malformed)' end",
+        )
+    )
     # a column can only be too large when the whole payload is: one cheap test for most rows
     sizes = {col: f'strlen("raw_{col}"::varchar)' for col in spec.column_names}
-    checks.append((f"strlen(payload) > {MAX_FIELD_BYTES} and greatest({', '.join(sizes.values())})"
-                   f" > {MAX_FIELD_BYTES}", "'value_too_large'",
-                   "case " + " ".join(f"when {size} > {MAX_FIELD_BYTES} then format('column {col} "
-                                      f"is {{}} bytes; limit is {MAX_FIELD_BYTES}', {size})"
-                                      for col, size in sizes.items()) + " end"))
+    checks.append(
+        (
+            f"strlen(payload) > {MAX_FIELD_BYTES} and greatest({', '.join(sizes.values())})"
+            f" > {MAX_FIELD_BYTES}",
+            "'value_too_large'",
+            "case "
+            + " ".join(
+                f"when {size} > {MAX_FIELD_BYTES} then format('column {col} "
+                f"is {{}} bytes; limit is {MAX_FIELD_BYTES}', {size})"
+                for col, size in sizes.items()
+            )
+            + " end",
+        )
+    )
     for key in spec.keys:
-        checks.append((f'"{key}" is null', "'null_key'",
-                       f"'{key} is missing or empty (it is a key of {spec.name})'"))
+        checks.append(
+            (
+                f'"{key}" is null',
+                "'null_key'",
+                f"'{key} is missing or empty (it is a key of {spec.name})'",
+            )
+        )
     if spec.name == "events":
-        checks.append(('"user_id" is null and "anonymous_id" is null', "'null_key'",
-                       "'both user_id and anonymous_id are missing or empty'"))
+        checks.append(
+            (
+                '"user_id" is null and "anonymous_id" is null',
+                "'null_key'",
+                "'both user_id and anonymous_id are missing or empty'",
+            )
+        )
     for col in spec.required:
         if col not in spec.keys:
-            checks.append((f'"raw_{col}" is null', "'missing_required_column'",
-                           f"'field {col} is missing or empty (required: {', '.join(spec.required)})'"))
+            checks.append(
+                (
+                    f'"raw_{col}" is null',
+                    "'missing_required_column'",
+                    f"'field {col} is missing or empty (required: {', '.join(spec.required)})'",
+                )
+            )
     for col, kind in spec.columns:
         if kind in _KIND_TEXT:
-            checks.append((f'"raw_{col}" is not null and "{col}" is null', "'wrong_type'",
-                           f"format('column {col}: expected {_KIND_TEXT[kind]}, found {{}}', "
-                           f'left("raw_{col}"::varchar, 100))'))
+            checks.append(
+                (
+                    f'"raw_{col}" is not null and "{col}" is null',
+                    "'wrong_type'",
+                    f"format('column {col}: expected {_KIND_TEXT[kind]}, found {{}}', "
+                    f'left("raw_{col}"::varchar, 100))',
+                )
+            )
     if spec.name == "events":
-        checks.append(("not list_contains($event_types, \"type\")", "'unknown_event'",
-                       "format('type {} is not one of track, identify, page', \"type\")"))
-        checks.append(("\"type\" = 'track' and (\"event\" is null or not list_contains($known_events, \"event\"))",
-                       "'unknown_event'",
-                       "format('track event {} is not in the tracking plan "
-                       "(dbt_project.yml vars.tracking_plan)', coalesce('''' || \"event\" || '''', 'null'))"))
+        checks.append(
+            (
+                'not list_contains($event_types, "type")',
+                "'unknown_event'",
+                "format('type {} is not one of track, identify, page', \"type\")",
+            )
+        )
+        checks.append(
+            (
+                '"type" = \'track\' and ("event" is null or not list_contains($known_events, "event"))',
+                "'unknown_event'",
+                "format('track event {} is not in the tracking plan "
+                "(dbt_project.yml vars.tracking_plan)', coalesce('''' || \"event\" || '''', 'null'))",
+            )
+        )
     for col, allowed in _accepted_values(spec).items():
         listed = "[" + ", ".join(f"'{v}'" for v in allowed) + "]"
-        checks.append((f'"{col}" is not null and not list_contains({listed}, "{col}")',
-                       "'invalid_value'",
-                       f"format('{col} {{}} is not one of {', '.join(allowed)}', \"{col}\")"))
+        checks.append(
+            (
+                f'"{col}" is not null and not list_contains({listed}, "{col}")',
+                "'invalid_value'",
+                f"format('{col} {{}} is not one of {', '.join(allowed)}', \"{col}\")",
+            )
+        )
     if spec.name == "billing_invoices":
-        checks.append(('"period_end" < "period_start"', "'invalid_value'",
-                       "format('period_end {} is before period_start {}', \"period_end\", "
-                       "\"period_start\")"))
-        checks.append(('"amount" < 0', "'negative_amount'",
-                       "format('amount {} is negative', \"amount\")"))
-        checks.append((f'not ("amount" <= {MAX_AMOUNT})', "'amount_out_of_range'",
-                       f"format('amount {{}} is above {MAX_AMOUNT:.0f}', \"amount\")"))
+        checks.append(
+            (
+                '"period_end" < "period_start"',
+                "'invalid_value'",
+                'format(\'period_end {} is before period_start {}\', "period_end", "period_start")',
+            )
+        )
+        checks.append(
+            ('"amount" < 0', "'negative_amount'", "format('amount {} is negative', \"amount\")")
+        )
+        checks.append(
+            (
+                f'not ("amount" <= {MAX_AMOUNT})',
+                "'amount_out_of_range'",
+                f"format('amount {{}} is above {MAX_AMOUNT:.0f}', \"amount\")",
+            )
+        )
     for col, kind in spec.columns:
         if kind == "ts":
-            checks.append((f"\"{col}\" < TIMESTAMP '{MIN_TIMESTAMP:%Y-%m-%d}'", "'timestamp_too_old'",
-                           f"format('{col} {{}} is before {MIN_TIMESTAMP:%Y-%m-%d}', \"{col}\")"))
+            checks.append(
+                (
+                    f"\"{col}\" < TIMESTAMP '{MIN_TIMESTAMP:%Y-%m-%d}'",
+                    "'timestamp_too_old'",
+                    f"format('{col} {{}} is before {MIN_TIMESTAMP:%Y-%m-%d}', \"{col}\")",
+                )
+            )
     for col in spec.future_checked:
-        checks.append((f'"{col}" > $now::timestamp + INTERVAL {int(FUTURE_TOLERANCE.total_seconds())} SECOND',
-                       "'timestamp_in_future'",
-                       f"format('{col} {{}} is in the future (now {{}})', \"{col}\", $now::timestamp)"))
+        checks.append(
+            (
+                f'"{col}" > $now::timestamp + INTERVAL {int(FUTURE_TOLERANCE.total_seconds())} SECOND',
+                "'timestamp_in_future'",
+                f"format('{col} {{}} is in the future (now {{}})', \"{col}\", $now::timestamp)",
+            )
+        )
     if spec.name == "events":
-        checks.append(("partition_date is not null and "
-                       "\"timestamp\"::date < partition_date - $late_days::integer",
-                       "'outside_late_window'",
-                       "format('timestamp {} is more than {} days before partition {}', "
-                       "\"timestamp\", $late_days, partition_date)"))
+        checks.append(
+            (
+                "partition_date is not null and "
+                '"timestamp"::date < partition_date - $late_days::integer',
+                "'outside_late_window'",
+                "format('timestamp {} is more than {} days before partition {}', "
+                '"timestamp", $late_days, partition_date)',
+            )
+        )
     # the conditions are evaluated once: `rule` is the number of the first that holds
     rule = "case " + " ".join(f"when {c} then {i}" for i, (c, _, _) in enumerate(checks)) + " end"
-    code = "case when rule is not null then case rule " + " ".join(
-        f"when {i} then {k}" for i, (_, k, _) in enumerate(checks)) + " end end"
-    detail = "case when rule is not null then case rule " + " ".join(
-        f"when {i} then {d}" for i, (_, _, d) in enumerate(checks)) + " end end"
+    code = (
+        "case when rule is not null then case rule "
+        + " ".join(f"when {i} then {k}" for i, (_, k, _) in enumerate(checks))
+        + " end end"
+    )
+    detail = (
+        "case when rule is not null then case rule "
+        + " ".join(f"when {i} then {d}" for i, (_, _, d) in enumerate(checks))
+        + " end end"
+    )
     derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
     return f"""
 with x as (
@@ -496,8 +686,10 @@ from c"""
 ACCEPTED_VALUES = {
     # docs/contracts.md: accepted values a raw row must have (null is allowed here; required
     # columns are checked separately). Plans come from the tracking plan.
-    "billing_invoices": {"currency": ("USD", "EUR", "GBP"),
-                         "status": ("paid", "open", "void", "refunded")},
+    "billing_invoices": {
+        "currency": ("USD", "EUR", "GBP"),
+        "status": ("paid", "open", "void", "refunded"),
+    },
 }
 
 
@@ -508,28 +700,40 @@ def _accepted_values(spec: TableSpec) -> dict[str, tuple[str, ...]]:
 def _params(sql: str, now: datetime, late_days: int) -> dict:
     """The named parameters `sql` uses (DuckDB rejects unused ones)."""
     plan = tracking_plan.load()
-    values = {"now": now, "late_days": late_days, "known_events": sorted(plan.known_events),
-              "event_types": list(EVENT_TYPES)}
+    values = {
+        "now": now,
+        "late_days": late_days,
+        "known_events": sorted(plan.known_events),
+        "event_types": list(EVENT_TYPES),
+    }
     return {k: v for k, v in values.items() if f"${k}" in sql}
 
 
-def _insert_good_and_bad(conn, spec: TableSpec, typed: str, where: str, now: datetime,
-                         source_name: str) -> None:
+def _insert_good_and_bad(
+    conn, spec: TableSpec, typed: str, where: str, now: datetime, source_name: str
+) -> None:
     """Good rows keep the typed table's order (files sorted, lines ascending): no sort."""
     cols = ", ".join(f'"{c}"' for c in spec.column_names)
-    conn.execute(f"""insert into raw.{spec.name}
+    conn.execute(
+        f"""insert into raw.{spec.name}
         select {cols}, partition_date, $now, $source, source_file, source_line
-        from {typed} where reason_code is null and {where}""", {"now": now, "source": source_name})
-    conn.execute(f"""insert into raw.quarantine
+        from {typed} where reason_code is null and {where}""",
+        {"now": now, "source": source_name},
+    )
+    conn.execute(
+        f"""insert into raw.quarantine
         select '{spec.name}', partition_date, source_file, source_line,
                rtrim(payload, chr(10) || chr(13)), reason_code,
                reason_detail, $now, null
         from {typed} where reason_code is not null and {where}
-        order by source_file, source_line""", {"now": now})
+        order by source_file, source_line""",
+        {"now": now},
+    )
 
 
-def _counts(conn, spec: TableSpec, typed: str, where: str, days: list[date | None],
-            late_days: int) -> list[PartitionCounts]:
+def _counts(
+    conn, spec: TableSpec, typed: str, where: str, days: list[date | None], late_days: int
+) -> list[PartitionCounts]:
     """Per-day counts of the rows of `typed` matching `where`, from a few grouped scans."""
     counts = {day: PartitionCounts(day) for day in days}
     for day, code, n in conn.execute(f"""select partition_date, reason_code, count(*)
@@ -548,12 +752,16 @@ def _counts(conn, spec: TableSpec, typed: str, where: str, days: list[date | Non
     key = spec.unique_key
     dated = [d for d in days if d is not None]
     if key and dated:
-        for day, n in conn.execute(f"""select partition_date, count("{key}") - count(distinct "{key}")
+        for (
+            day,
+            n,
+        ) in conn.execute(f"""select partition_date, count("{key}") - count(distinct "{key}")
                 from {typed} where reason_code is null and partition_date is not null and {where}
                 group by all""").fetchall():
             counts[day].duplicate_keys = n
         window = late_days + 2
-        for day, n in conn.execute(f"""select t.partition_date, count(distinct t."{key}")
+        for day, n in conn.execute(
+            f"""select t.partition_date, count(distinct t."{key}")
                 from {typed} t join (select "{key}", _partition_date from raw.{spec.name}
                                      where _partition_date between $lo and $hi) r
                   on r."{key}" = t."{key}" and r._partition_date <> t.partition_date
@@ -561,16 +769,26 @@ def _counts(conn, spec: TableSpec, typed: str, where: str, days: list[date | Non
                                            and t.partition_date + $w::integer
                 where t.reason_code is null and t.partition_date is not null and {where}
                 group by all""",
-                {"lo": min(dated) - timedelta(days=window), "hi": max(dated) + timedelta(days=window),
-                 "w": window}).fetchall():
+            {
+                "lo": min(dated) - timedelta(days=window),
+                "hi": max(dated) + timedelta(days=window),
+                "w": window,
+            },
+        ).fetchall():
             counts[day].duplicate_keys_other_partitions = n
     return list(counts.values())
 
 
-def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[date] | None,
-                    source_dir: Path, source_name: str, late_arrival_days: int,
-                    now: datetime | None = None, config: SourcesConfig | None = None
-                    ) -> LoadReport:
+def load_partitions(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    dates: list[date] | None,
+    source_dir: Path,
+    source_name: str,
+    late_arrival_days: int,
+    now: datetime | None = None,
+    config: SourcesConfig | None = None,
+) -> LoadReport:
     """Load `table` for `dates` from `source_dir` (landing folder) into `raw.<table>`, through
     the declared mappings `config` (sources.yml; None: the default `<table>/dt=.../` layout).
 
@@ -588,22 +806,28 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
     files, skipped = list_files(source_dir, table, dates, config)
     report = LoadReport(table, source_name, source_dir, [], pd.DataFrame(), pd.DataFrame())
     report.skipped = skipped
-    report.warnings += [f"{table}: skipped {s.relative}: {s.reason}" for s in skipped
-                        if not s.ignored]
+    report.warnings += [
+        f"{table}: skipped {s.relative}: {s.reason}" for s in skipped if not s.ignored
+    ]
     sources = {s.name: s for s in config.sources}
     report.file_sources = {f.relative: f.source for f in files}
     report.presets = {f.relative: sources[f.source].preset for f in files if f.source in sources}
     undated = [f for f in files if f.partition_date is None]
     if undated:
-        _validate_files(conn, spec, undated, "_segflow_undated", sources, now,
-                        late_arrival_days, report)
+        _validate_files(
+            conn, spec, undated, "_segflow_undated", sources, now, late_arrival_days, report
+        )
         conn.execute("update _segflow_undated set partition_date = derived_date")
     if dates is None:
         found = {f.partition_date for f in files if f.partition_date is not None}
         if undated:
-            found |= {d for (d,) in conn.execute("select distinct partition_date from "
-                                                 "_segflow_undated where partition_date is not null"
-                                                 ).fetchall()}
+            found |= {
+                d
+                for (d,) in conn.execute(
+                    "select distinct partition_date from "
+                    "_segflow_undated where partition_date is not null"
+                ).fetchall()
+            }
         dates = sorted(found)
     dates = sorted(set(dates))
     for batch in _batches(dates, files):
@@ -611,24 +835,32 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
         for day in batch:
             if not undated and not any(f.partition_date == day for f in batch_files):
                 report.warnings.append(f"{table}: no files for partition {day}")
-        _validate_files(conn, spec, batch_files, "_segflow_typed", sources, now,
-                        late_arrival_days, report)
+        _validate_files(
+            conn, spec, batch_files, "_segflow_typed", sources, now, late_arrival_days, report
+        )
         if undated:
-            conn.execute("insert into _segflow_typed select * from _segflow_undated "
-                         "where list_contains($days, partition_date)", {"days": batch})
+            conn.execute(
+                "insert into _segflow_typed select * from _segflow_undated "
+                "where list_contains($days, partition_date)",
+                {"days": batch},
+            )
         conn.execute("begin transaction")
         try:
-            conn.execute(f"delete from raw.{table} where list_contains($days, _partition_date)",
-                         {"days": batch})
-            conn.execute("delete from raw.quarantine where table_name = $t and "
-                         "list_contains($days, partition_date)", {"t": table, "days": batch})
+            conn.execute(
+                f"delete from raw.{table} where list_contains($days, _partition_date)",
+                {"days": batch},
+            )
+            conn.execute(
+                "delete from raw.quarantine where table_name = $t and "
+                "list_contains($days, partition_date)",
+                {"t": table, "days": batch},
+            )
             _insert_good_and_bad(conn, spec, "_segflow_typed", "true", now, source_name)
             conn.execute("commit")
         except Exception:
             conn.execute("rollback")
             raise
-        report.partitions += _counts(conn, spec, "_segflow_typed", "true", batch,
-                                     late_arrival_days)
+        report.partitions += _counts(conn, spec, "_segflow_typed", "true", batch, late_arrival_days)
         _file_counts(conn, "_segflow_typed", "true", report)
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
@@ -643,10 +875,12 @@ def load_partitions(conn: duckdb.DuckDBPyConnection, table: str, dates: list[dat
 def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
     """Per file: rows loaded / quarantined by reason, and identity matches."""
     for file, code, ident, n in conn.execute(
-            f"select source_file, reason_code, _identity, count(*) from {typed} where {where} "
-            "group by all").fetchall():
-        counts = report.file_counts.setdefault(file, {"loaded": 0, "quarantined": 0,
-                                                      "by_reason": {}})
+        f"select source_file, reason_code, _identity, count(*) from {typed} where {where} "
+        "group by all"
+    ).fetchall():
+        counts = report.file_counts.setdefault(
+            file, {"loaded": 0, "quarantined": 0, "by_reason": {}}
+        )
         if code is None:
             counts["loaded"] += n
         else:
@@ -655,13 +889,25 @@ def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
         if ident is not None:
             report.identity[ident] = report.identity.get(ident, 0) + n
     if report.identity.get("unmatched"):
-        report.unmatched_sample += [row for row in conn.execute(
-            f"select source_file, source_line, user_id from {typed} where {where} and "
-            "_identity = 'unmatched' order by source_file, source_line limit 20").fetchall()]
+        report.unmatched_sample += [
+            row
+            for row in conn.execute(
+                f"select source_file, source_line, user_id from {typed} where {where} and "
+                "_identity = 'unmatched' order by source_file, source_line limit 20"
+            ).fetchall()
+        ]
 
 
-def _validate_files(conn, spec: TableSpec, files: list, target: str, sources: dict,
-                    now: datetime, late_days: int, report: LoadReport) -> None:
+def _validate_files(
+    conn,
+    spec: TableSpec,
+    files: list,
+    target: str,
+    sources: dict,
+    now: datetime,
+    late_days: int,
+    report: LoadReport,
+) -> None:
     """Stage `files`, one group per (source mapping, tabular or JSON), and write their typed,
     rule-checked rows to the temp table `target`."""
     groups: dict[tuple, list] = {}
@@ -710,18 +956,25 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
     names = [f.relative for f in undated]
     conn.execute("begin transaction")
     try:
-        conn.execute("delete from raw.quarantine where table_name = $t and partition_date is null "
-                     "and list_contains($files, source_file)", {"t": spec.name, "files": names})
-        conn.execute("""update _segflow_undated set
+        conn.execute(
+            "delete from raw.quarantine where table_name = $t and partition_date is null "
+            "and list_contains($files, source_file)",
+            {"t": spec.name, "files": names},
+        )
+        conn.execute(
+            """update _segflow_undated set
             reason_code = coalesce(reason_code, 'wrong_type'),
             reason_detail = coalesce(reason_detail, $d) where partition_date is null""",
-                     {"d": f"undated file: no usable {' / '.join(spec.date_columns)} to assign a partition"})
-        _insert_good_and_bad(conn, spec, "_segflow_undated", "partition_date is null", now, source_name)
+            {"d": f"undated file: no usable {' / '.join(spec.date_columns)} to assign a partition"},
+        )
+        _insert_good_and_bad(
+            conn, spec, "_segflow_undated", "partition_date is null", now, source_name
+        )
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
         raise
-    counts, = _counts(conn, spec, "_segflow_undated", "partition_date is null", [None], 0)
+    (counts,) = _counts(conn, spec, "_segflow_undated", "partition_date is null", [None], 0)
     if counts.rows_read:
         report.partitions.append(counts)
 
@@ -730,29 +983,40 @@ def _note(report: LoadReport, read) -> None:
     report.extra_columns.update(read.extra_columns)
     report.rows_per_file.update(read.rows_per_file)
     report.footer_lines.update(read.footer_lines)
-    report.warnings += [f"{rel}: {n} footer line(s) of a report export not loaded"
-                        for rel, n in read.footer_lines.items()]
+    report.warnings += [
+        f"{rel}: {n} footer line(s) of a report export not loaded"
+        for rel, n in read.footer_lines.items()
+    ]
     report.empty_files += read.empty_files
     for rel, cols in read.extra_columns.items():
-        report.warnings.append(f"{rel}: extra columns outside the contract kept only in the "
-                               f"payload: {', '.join(cols)}")
+        report.warnings.append(
+            f"{rel}: extra columns outside the contract kept only in the payload: {', '.join(cols)}"
+        )
     report.warnings += [f"{rel}: empty file (no rows)" for rel in read.empty_files]
 
 
 def _finish(conn, table: str, dates: list[date], report: LoadReport) -> None:
     report.preview = conn.execute(
         f"""select * from raw.{table} where list_contains($d, _partition_date)
-            order by _partition_date, _source_file, _source_line limit 20""", {"d": dates}).df()
+            order by _partition_date, _source_file, _source_line limit 20""",
+        {"d": dates},
+    ).df()
     report.quarantine_preview = conn.execute(
         """select * from raw.quarantine where table_name = $t
              and (list_contains($d, partition_date) or partition_date is null)
            order by partition_date, source_file, source_line limit 20""",
-        {"t": table, "d": dates}).df()
+        {"t": table, "d": dates},
+    ).df()
 
 
-def replay_quarantine(conn: duckdb.DuckDBPyConnection, table: str, source_name: str,
-                      late_arrival_days: int, partition_dates: list[date] | None = None,
-                      now: datetime | None = None) -> ReplayReport:
+def replay_quarantine(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    source_name: str,
+    late_arrival_days: int,
+    partition_dates: list[date] | None = None,
+    now: datetime | None = None,
+) -> ReplayReport:
     """Re-validate not-yet-replayed quarantined rows of `table` (after their payload was fixed
     in place, e.g. `update raw.quarantine set payload = ...`); rows that now pass are inserted
     into `raw.<table>` and marked with `replayed_at`. Rows still failing stay as they are."""
@@ -765,32 +1029,46 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, table: str, source_name: 
     if partition_dates is not None:
         where += " and list_contains($d, partition_date)"
         params["d"] = sorted(set(partition_dates))
-    conn.execute(f"""insert into _segflow_replay
+    conn.execute(
+        f"""insert into _segflow_replay
         select source_file, source_line, partition_date, payload,
           case when contains(payload, chr(65533)) then 'bad_encoding' end,
           case when contains(payload, chr(65533))
                then 'payload still holds undecodable bytes (U+FFFD)' end, rowid
-        from raw.quarantine where {where}""", params)
+        from raw.quarantine where {where}""",
+        params,
+    )
     sql = _typed_sql(spec, "_segflow_replay_rows")
-    conn.execute(f"create or replace temp table _segflow_replay_typed as {sql}",
-                 _params(sql, now, late_arrival_days))
-    rows = conn.execute("select reason_code, count(*) from _segflow_replay_typed group by all").fetchall()
+    conn.execute(
+        f"create or replace temp table _segflow_replay_typed as {sql}",
+        _params(sql, now, late_arrival_days),
+    )
+    rows = conn.execute(
+        "select reason_code, count(*) from _segflow_replay_typed group by all"
+    ).fetchall()
     conn.execute("begin transaction")
     try:
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
-        conn.execute(f"""insert into raw.{table}
+        conn.execute(
+            f"""insert into raw.{table}
             select {cols}, partition_date, $now, $source, source_file, source_line
             from _segflow_replay_typed where reason_code is null""",
-                     {"now": now, "source": source_name})
-        conn.execute("""update raw.quarantine set replayed_at = $now where rowid in
+            {"now": now, "source": source_name},
+        )
+        conn.execute(
+            """update raw.quarantine set replayed_at = $now where rowid in
             (select quarantine_rowid from _segflow_replay_typed where reason_code is null)""",
-                     {"now": now})
+            {"now": now},
+        )
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
         raise
     drop_stage(conn, "_segflow_replay")
     conn.execute("drop table if exists _segflow_replay_typed")
-    return ReplayReport(table, sum(n for _, n in rows),
-                        sum(n for code, n in rows if code is None),
-                        {code: n for code, n in rows if code is not None})
+    return ReplayReport(
+        table,
+        sum(n for _, n in rows),
+        sum(n for code, n in rows if code is None),
+        {code: n for code, n in rows if code is not None},
+    )

@@ -48,15 +48,43 @@ DEFAULT_IGNORE = ("sources.yml", "sources.yaml", "README*", "*.md")
 TS_FORMATS = ("iso", "epoch_s", "epoch_ms", "epoch_us")
 FORMATS = ("auto", "jsonl", "json", "csv", "parquet")
 # ids that are numbers in one export and text in another: 42, 42.0 and "42" are one id
-DEFAULT_ID_COLUMNS = {"events": ("user_id", "anonymous_id"), "crm_contacts": ("user_id",),
-                      "billing_invoices": ("invoice_id", "user_id")}
+DEFAULT_ID_COLUMNS = {
+    "events": ("user_id", "anonymous_id"),
+    "crm_contacts": ("user_id",),
+    "billing_invoices": ("invoice_id", "user_id"),
+}
 # Segment mobile `screen` calls are activity like `page` (the raw contract has track/identify/page)
 DEFAULT_VALUE_MAPS = {"events": {"type": {"screen": "page"}}}
 
-_SOURCE_KEYS = {"table", "preset", "files", "format", "records_path", "csv", "columns",
-                "time_zone", "normalize_ids", "identity", "on_skip", "description"}
-_RULE_KEYS = {"from", "format", "case", "map", "default", "divide_by", "minor_units",
-              "size_bucket", "const", "file_name", "merge", "rest", "prefix"}
+_SOURCE_KEYS = {
+    "table",
+    "preset",
+    "files",
+    "format",
+    "records_path",
+    "csv",
+    "columns",
+    "time_zone",
+    "normalize_ids",
+    "identity",
+    "on_skip",
+    "description",
+}
+_RULE_KEYS = {
+    "from",
+    "format",
+    "case",
+    "map",
+    "default",
+    "divide_by",
+    "minor_units",
+    "size_bucket",
+    "const",
+    "file_name",
+    "merge",
+    "rest",
+    "prefix",
+}
 
 
 class MappingError(ValueError):
@@ -65,8 +93,8 @@ class MappingError(ValueError):
 
 @dataclass(frozen=True)
 class ColumnRule:
-    paths: tuple[tuple[str, ...], ...] = ()      # coalesce of these paths
-    formats: tuple[str, ...] = ()                # timestamp formats tried in order
+    paths: tuple[tuple[str, ...], ...] = ()  # coalesce of these paths
+    formats: tuple[str, ...] = ()  # timestamp formats tried in order
     case: str | None = None
     value_map: tuple[tuple[str, str], ...] = ()
     default: str | None = None
@@ -76,15 +104,15 @@ class ColumnRule:
     const: str | None = None
     file_name: tuple[tuple[str, str], ...] = ()
     merge: bool = False
-    rest: tuple[str, ...] | None = None          # exclude these keys (and prefixed keys)
+    rest: tuple[str, ...] | None = None  # exclude these keys (and prefixed keys)
     rest_exclude_prefixes: tuple[str, ...] = ()
     prefix: str | None = None
 
 
 @dataclass(frozen=True)
 class Identity:
-    match_by: str | None = None                  # "email": matched to identify calls' traits.email
-    email: tuple[tuple[str, ...], ...] = ()      # where the record's email is (default: email rule)
+    match_by: str | None = None  # "email": matched to identify calls' traits.email
+    email: tuple[tuple[str, ...], ...] = ()  # where the record's email is (default: email rule)
     external_id: tuple[tuple[str, ...], ...] = ()  # a column holding the product user id
 
 
@@ -96,13 +124,13 @@ class SourceMapping:
     files: tuple[str, ...] = ()
     format: str = "auto"
     records_path: str | None = None
-    csv_footer: str = "none"                     # none | auto (report exports' footer lines)
+    csv_footer: str = "none"  # none | auto (report exports' footer lines)
     csv_delimiter: str = ","
     columns: dict[str, ColumnRule] = field(default_factory=dict)  # empty: contract aliases
     time_zone: str = "UTC"
     normalize_ids: tuple[str, ...] = ()
     identity: Identity = field(default_factory=Identity)
-    on_skip: str = "fail"                        # fail | ignore
+    on_skip: str = "fail"  # fail | ignore
 
     @property
     def default_columns(self) -> bool:
@@ -121,8 +149,9 @@ class SourcesConfig:
 
 def default_source(table: str) -> SourceMapping:
     """The mapping used without a sources.yml: `<table>/**`, contract names (snake or camel)."""
-    return SourceMapping(name=table, table=table, files=(f"{table}/**",),
-                         normalize_ids=DEFAULT_ID_COLUMNS[table])
+    return SourceMapping(
+        name=table, table=table, files=(f"{table}/**",), normalize_ids=DEFAULT_ID_COLUMNS[table]
+    )
 
 
 def default_config() -> SourcesConfig:
@@ -145,8 +174,10 @@ def load_config(landing_dir: Path | None = None, path: Path | None = None) -> So
             return default_config()
     path = Path(path)
     if not path.exists():
-        raise MappingError(f"{path}: sources file not found (set {SOURCES_FILE_ENV} or put "
-                           f"{SOURCES_FILE_NAME} in the landing folder)")
+        raise MappingError(
+            f"{path}: sources file not found (set {SOURCES_FILE_ENV} or put "
+            f"{SOURCES_FILE_NAME} in the landing folder)"
+        )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -160,15 +191,19 @@ def parse_config(raw: Any, path: Path | str = "sources.yml") -> SourcesConfig:
         raise MappingError(f"{where}: expected a mapping with a `sources:` key")
     unknown = set(raw) - {"version", "time_zone", "ignore", "sources"}
     if unknown:
-        raise MappingError(f"{where}: unknown top-level key(s) {sorted(unknown)}; expected "
-                           "version, time_zone, ignore, sources")
+        raise MappingError(
+            f"{where}: unknown top-level key(s) {sorted(unknown)}; expected "
+            "version, time_zone, ignore, sources"
+        )
     zone = raw.get("time_zone", "UTC")
     _check_zone(zone, where, "(top level)", "time_zone")
     ignore = _str_list(raw.get("ignore", []), where, "(top level)", "ignore")
     sources_raw = raw.get("sources")
     if not isinstance(sources_raw, dict) or not sources_raw:
-        raise MappingError(f"{where}: `sources:` must map source names to their mapping, e.g. "
-                           "`sources: {events: {preset: segment_s3}}`")
+        raise MappingError(
+            f"{where}: `sources:` must map source names to their mapping, e.g. "
+            "`sources: {events: {preset: segment_s3}}`"
+        )
     sources = [_parse_source(name, body, where, zone) for name, body in sources_raw.items()]
     covered = {s.table for s in sources}
     # tables without a declared source keep the default layout <table>/**
@@ -186,8 +221,12 @@ def _check_zone(zone: Any, where: str, source: str, key: str) -> None:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise _err(where, source, key, f"unknown time zone {zone!r} (expected an IANA name "
-                   "such as UTC or America/New_York)") from exc
+        raise _err(
+            where,
+            source,
+            key,
+            f"unknown time zone {zone!r} (expected an IANA name such as UTC or America/New_York)",
+        ) from exc
 
 
 def _str_list(value: Any, where: str, source: str, key: str) -> list[str]:
@@ -206,14 +245,22 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         raise _err(where, name, "(mapping)", f"expected a mapping, found {body!r}")
     unknown = set(body) - _SOURCE_KEYS
     if unknown:
-        raise _err(where, name, sorted(unknown)[0], f"unknown key; expected one of "
-                   f"{', '.join(sorted(_SOURCE_KEYS))}")
+        raise _err(
+            where,
+            name,
+            sorted(unknown)[0],
+            f"unknown key; expected one of {', '.join(sorted(_SOURCE_KEYS))}",
+        )
     merged: dict[str, Any] = {}
     preset = body.get("preset")
     if preset is not None:
         if preset not in PRESETS:
-            raise _err(where, name, "preset", f"unknown preset {preset!r}; expected one of "
-                       f"{', '.join(sorted(PRESETS))}")
+            raise _err(
+                where,
+                name,
+                "preset",
+                f"unknown preset {preset!r}; expected one of {', '.join(sorted(PRESETS))}",
+            )
         merged = {k: v for k, v in PRESETS[preset].items()}
         merged["columns"] = dict(PRESETS[preset].get("columns", {}))
     for key, value in body.items():
@@ -223,8 +270,12 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
             merged[key] = value
     table = merged.get("table", name if name in TABLES else None)
     if table not in TABLES:
-        raise _err(where, name, "table", f"{table!r} is not a raw table; expected one of "
-                   f"{', '.join(TABLES)}")
+        raise _err(
+            where,
+            name,
+            "table",
+            f"{table!r} is not a raw table; expected one of {', '.join(TABLES)}",
+        )
     spec = TABLES[table]
     files = tuple(_str_list(merged.get("files", [f"{table}/**"]), where, name, "files"))
     fmt = merged.get("format", "auto")
@@ -247,8 +298,12 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
     columns = {}
     for col, rule in columns_raw.items():
         if col not in spec.column_names:
-            raise _err(where, name, f"columns.{col}", f"not a column of raw.{table}; expected "
-                       f"one of {', '.join(spec.column_names)}")
+            raise _err(
+                where,
+                name,
+                f"columns.{col}",
+                f"not a column of raw.{table}; expected one of {', '.join(spec.column_names)}",
+            )
         columns[col] = _parse_rule(rule, where, name, f"columns.{col}")
     ids = merged.get("normalize_ids", True)
     if ids is True:
@@ -267,10 +322,21 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
     records_path = merged.get("records_path")
     if records_path is not None and not isinstance(records_path, str):
         raise _err(where, name, "records_path", "expected a key such as `data`")
-    return SourceMapping(name=name, table=table, preset=preset, files=files, format=fmt,
-                         records_path=records_path, csv_footer=footer, csv_delimiter=delimiter,
-                         columns=columns, time_zone=tz, normalize_ids=normalize,
-                         identity=identity, on_skip=on_skip)
+    return SourceMapping(
+        name=name,
+        table=table,
+        preset=preset,
+        files=files,
+        format=fmt,
+        records_path=records_path,
+        csv_footer=footer,
+        csv_delimiter=delimiter,
+        columns=columns,
+        time_zone=tz,
+        normalize_ids=normalize,
+        identity=identity,
+        on_skip=on_skip,
+    )
 
 
 def parse_path(text: str) -> tuple[str, ...]:
@@ -292,11 +358,17 @@ def _parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
     if isinstance(rule, (str, list)):
         return ColumnRule(paths=_paths(rule, where, source, key))
     if not isinstance(rule, dict):
-        raise _err(where, source, key, f"expected a column name, a list or a mapping, found {rule!r}")
+        raise _err(
+            where, source, key, f"expected a column name, a list or a mapping, found {rule!r}"
+        )
     unknown = set(rule) - _RULE_KEYS
     if unknown:
-        raise _err(where, source, f"{key}.{sorted(unknown)[0]}", "unknown key; expected one "
-                   f"of {', '.join(sorted(_RULE_KEYS))}")
+        raise _err(
+            where,
+            source,
+            f"{key}.{sorted(unknown)[0]}",
+            f"unknown key; expected one of {', '.join(sorted(_RULE_KEYS))}",
+        )
     out = ColumnRule()
     if "from" in rule:
         out = replace(out, paths=_paths(rule["from"], where, source, f"{key}.from"))
@@ -306,8 +378,13 @@ def _parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
         formats = tuple(_str_list(rule["format"], where, source, f"{key}.format"))
         for fmt in formats:
             if fmt not in TS_FORMATS and "%" not in fmt:
-                raise _err(where, source, f"{key}.format", f"{fmt!r}; expected one of "
-                           f"{', '.join(TS_FORMATS)} or a strptime pattern such as %m/%d/%Y %H:%M")
+                raise _err(
+                    where,
+                    source,
+                    f"{key}.format",
+                    f"{fmt!r}; expected one of "
+                    f"{', '.join(TS_FORMATS)} or a strptime pattern such as %m/%d/%Y %H:%M",
+                )
         out = replace(out, formats=formats)
     if "case" in rule:
         if rule["case"] not in ("upper", "lower"):
@@ -338,19 +415,38 @@ def _parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
         if spec is True:
             spec = {}
         if not isinstance(spec, dict) or set(spec) - {"exclude", "exclude_prefixes"}:
-            raise _err(where, source, f"{key}.rest", "expected true or {exclude: [...], "
-                       "exclude_prefixes: [...]}")
-        out = replace(out, rest=tuple(_str_list(spec.get("exclude", []), where, source, key)),
-                      rest_exclude_prefixes=tuple(_str_list(spec.get("exclude_prefixes", []),
-                                                            where, source, key)))
+            raise _err(
+                where,
+                source,
+                f"{key}.rest",
+                "expected true or {exclude: [...], exclude_prefixes: [...]}",
+            )
+        out = replace(
+            out,
+            rest=tuple(_str_list(spec.get("exclude", []), where, source, key)),
+            rest_exclude_prefixes=tuple(
+                _str_list(spec.get("exclude_prefixes", []), where, source, key)
+            ),
+        )
     if "prefix" in rule:
         if not isinstance(rule["prefix"], str) or not rule["prefix"]:
             raise _err(where, source, f"{key}.prefix", "expected a key prefix such as context_")
         out = replace(out, prefix=rule["prefix"])
-    if not (out.paths or out.const is not None or out.file_name or out.rest is not None
-            or out.prefix or out.default is not None):
-        raise _err(where, source, key, "says nothing about where the value comes from (use "
-                   "from, const, file_name, merge, rest, prefix or default)")
+    if not (
+        out.paths
+        or out.const is not None
+        or out.file_name
+        or out.rest is not None
+        or out.prefix
+        or out.default is not None
+    ):
+        raise _err(
+            where,
+            source,
+            key,
+            "says nothing about where the value comes from (use "
+            "from, const, file_name, merge, rest, prefix or default)",
+        )
     return out
 
 
@@ -358,17 +454,29 @@ def _parse_identity(raw: Any, where: str, source: str, table: str) -> Identity:
     if raw is None:
         return Identity()
     if not isinstance(raw, dict) or set(raw) - {"match_by", "email", "external_id"}:
-        raise _err(where, source, "identity", "expected {match_by: email, email: <column>, "
-                   "external_id: <column>}")
+        raise _err(
+            where,
+            source,
+            "identity",
+            "expected {match_by: email, email: <column>, external_id: <column>}",
+        )
     if table == "events":
-        raise _err(where, source, "identity", "identity matching is for CRM and billing "
-                   "records (events are the product users it matches against)")
+        raise _err(
+            where,
+            source,
+            "identity",
+            "identity matching is for CRM and billing "
+            "records (events are the product users it matches against)",
+        )
     match_by = raw.get("match_by")
     if match_by not in (None, "email"):
         raise _err(where, source, "identity.match_by", f"{match_by!r}; expected email")
     email = _paths(raw["email"], where, source, "identity.email") if "email" in raw else ()
-    external = (_paths(raw["external_id"], where, source, "identity.external_id")
-                if "external_id" in raw else ())
+    external = (
+        _paths(raw["external_id"], where, source, "identity.external_id")
+        if "external_id" in raw
+        else ()
+    )
     return Identity(match_by, email, external)
 
 

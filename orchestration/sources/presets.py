@@ -33,20 +33,47 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (segmentio/segment-docs src/connections/storage/warehouses/schema.md)
     "segment_warehouse": {
         "table": "events",
-        "files": ["segment-warehouse/**"],
+        "files": [
+            "segment-warehouse/**/*tracks*",
+            "segment-warehouse/**/*identifies*",
+            "segment-warehouse/**/*pages*",
+            "segment-warehouse/**/*screens*",
+        ],
         "columns": {
             "message_id": "id",
-            "type": {"file_name": {"*tracks*": "track", "*identifies*": "identify",
-                                   "*pages*": "page", "*screens*": "page"}},
+            "type": {
+                "file_name": {
+                    "*tracks*": "track",
+                    "*identifies*": "identify",
+                    "*pages*": "page",
+                    "*screens*": "page",
+                }
+            },
             "event": ["event_text", "name", "event"],
             "user_id": "user_id",
             "anonymous_id": "anonymous_id",
             "timestamp": ["timestamp", "original_timestamp"],
             "received_at": "received_at",
-            "properties": {"rest": {"exclude": [
-                "id", "event", "event_text", "name", "user_id", "anonymous_id", "timestamp",
-                "original_timestamp", "received_at", "sent_at", "uuid", "uuid_ts", "loaded_at"],
-                "exclude_prefixes": ["context_"]}},
+            "properties": {
+                "rest": {
+                    "exclude": [
+                        "id",
+                        "event",
+                        "event_text",
+                        "name",
+                        "user_id",
+                        "anonymous_id",
+                        "timestamp",
+                        "original_timestamp",
+                        "received_at",
+                        "sent_at",
+                        "uuid",
+                        "uuid_ts",
+                        "loaded_at",
+                    ],
+                    "exclude_prefixes": ["context_"],
+                }
+            },
             "context": {"prefix": "context_"},
         },
     },
@@ -82,8 +109,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "format": "jsonl",
         "columns": {
             "message_id": "$.properties.$insert_id",
-            "type": {"from": "event", "map": {"$identify": "identify",
-                                              "$mp_web_page_view": "page"}, "default": "track"},
+            "type": {
+                "from": "event",
+                "map": {"$identify": "identify", "$mp_web_page_view": "page"},
+                "default": "track",
+            },
             "event": "event",
             "user_id": "$.properties.$user_id",
             "anonymous_id": ["$.properties.$device_id", "$.properties.distinct_id"],
@@ -109,8 +139,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             "user_id": "user_id",
             "anonymous_id": "device_id",
             "timestamp": {"from": "event_time", "format": ["iso", "%Y-%m-%d %H:%M:%S.%f"]},
-            "received_at": {"from": "server_received_time",
-                            "format": ["iso", "%Y-%m-%d %H:%M:%S.%f"]},
+            "received_at": {
+                "from": "server_received_time",
+                "format": ["iso", "%Y-%m-%d %H:%M:%S.%f"],
+            },
             "properties": {"merge": ["event_properties", "user_properties"]},
         },
     },
@@ -131,18 +163,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "columns": {
             "user_id": ["Record ID", "hs_object_id", "Contact ID"],
             "email": {"from": ["Email", "email"], "case": "lower"},
-            "signup_at": {"from": ["Create Date", "createdate"],
-                          "format": ["iso", "%Y-%m-%d %H:%M"]},
+            "signup_at": {
+                "from": ["Create Date", "createdate"],
+                "format": ["iso", "%Y-%m-%d %H:%M"],
+            },
             "company": ["Company Name", "company"],
             "industry": {"from": ["Industry", "industry"], "case": "lower"},
-            "company_size": {"from": ["Number of Employees", "numemployees"],
-                             "size_bucket": True},
+            "company_size": {"from": ["Number of Employees", "numemployees"], "size_bucket": True},
             "country": ["Country/Region", "country"],
             "role": ["Job Title", "jobtitle"],
-            "acquisition_channel": {"from": ["Original Source", "hs_analytics_source"],
-                                    "case": "lower"},
-            "updated_at": {"from": ["Last Modified Date", "lastmodifieddate"],
-                           "format": ["iso", "%Y-%m-%d %H:%M"]},
+            "acquisition_channel": {
+                "from": ["Original Source", "hs_analytics_source"],
+                "case": "lower",
+            },
+            "updated_at": {
+                "from": ["Last Modified Date", "lastmodifieddate"],
+                "format": ["iso", "%Y-%m-%d %H:%M"],
+            },
         },
     },
     # Salesforce contacts/leads CSV: Data Loader exports (API field names Id, Email, CreatedDate,
@@ -161,18 +198,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "columns": {
             "user_id": ["Id", "Contact ID", "Lead ID"],
             "email": {"from": ["Email"], "case": "lower"},
-            "signup_at": {"from": ["CreatedDate", "Created Date"],
-                          "format": ["iso", "%Y-%m-%dT%H:%M:%S.%g%z", "%m/%d/%Y %I:%M %p",
-                                     "%m/%d/%Y"]},
+            "signup_at": {
+                "from": ["CreatedDate", "Created Date"],
+                "format": ["iso", "%Y-%m-%dT%H:%M:%S.%g%z", "%m/%d/%Y %I:%M %p", "%m/%d/%Y"],
+            },
             "company": ["Account.Name", "Account Name", "Company"],
             "industry": {"from": ["Industry", "Account.Industry"], "case": "lower"},
             "company_size": {"from": ["NumberOfEmployees", "Employees"], "size_bucket": True},
             "country": ["MailingCountry", "Mailing Country", "Country"],
             "role": ["Title"],
             "acquisition_channel": {"from": ["LeadSource", "Lead Source"], "case": "lower"},
-            "updated_at": {"from": ["LastModifiedDate", "Last Modified Date"],
-                           "format": ["iso", "%Y-%m-%dT%H:%M:%S.%g%z", "%m/%d/%Y %I:%M %p",
-                                      "%m/%d/%Y"]},
+            "updated_at": {
+                "from": ["LastModifiedDate", "Last Modified Date"],
+                "format": ["iso", "%Y-%m-%dT%H:%M:%S.%g%z", "%m/%d/%Y %I:%M %p", "%m/%d/%Y"],
+            },
         },
     },
     # Stripe invoices from the API (GET /v1/invoices: {"object": "list", "data": [...]}, or one
@@ -188,8 +227,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "files": ["stripe/**"],
         "format": "json",
         "records_path": "data",
-        "identity": {"match_by": "email", "email": "customer_email",
-                     "external_id": "$.metadata.user_id"},
+        "identity": {
+            "match_by": "email",
+            "email": "customer_email",
+            "external_id": "$.metadata.user_id",
+        },
         "columns": {
             "invoice_id": "id",
             "user_id": "customer",
@@ -215,14 +257,20 @@ PRESETS: dict[str, dict[str, Any]] = {
             "user_id": ["Customer", "Customer ID"],
             "amount": ["Amount Due", "Total"],
             "currency": {"from": "Currency", "case": "upper"},
-            "status": {"from": "Status", "case": "lower",
-                       "map": {"draft": "open", "uncollectible": "void"}},
-            "period_start": {"from": ["Period Start (UTC)", "Date (UTC)"],
-                             "format": ["iso", "%Y-%m-%d %H:%M"]},
-            "period_end": {"from": ["Period End (UTC)", "Date (UTC)"],
-                           "format": ["iso", "%Y-%m-%d %H:%M"]},
-            "paid_at": {"from": ["Paid At (UTC)", "Paid At"],
-                        "format": ["iso", "%Y-%m-%d %H:%M"]},
+            "status": {
+                "from": "Status",
+                "case": "lower",
+                "map": {"draft": "open", "uncollectible": "void"},
+            },
+            "period_start": {
+                "from": ["Period Start (UTC)", "Date (UTC)"],
+                "format": ["iso", "%Y-%m-%d %H:%M"],
+            },
+            "period_end": {
+                "from": ["Period End (UTC)", "Date (UTC)"],
+                "format": ["iso", "%Y-%m-%d %H:%M"],
+            },
+            "paid_at": {"from": ["Paid At (UTC)", "Paid At"], "format": ["iso", "%Y-%m-%d %H:%M"]},
         },
     },
 }
