@@ -259,7 +259,20 @@ def _contacts_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
     return [
         _not_null(spec, "user_id"),
         _non_empty(spec, "user_id"),
-        _unique_key(spec, "user_id", config),
+        # A contact changed twice in a day appears twice (the export holds changes); the same
+        # contact with the same updated_at twice is a re-delivery.
+        _rule(
+            spec,
+            "rows",
+            "user_id.updated_at.duplicates",
+            "warn",
+            "user_id",
+            f"at most {config.duplicate_warn_share:.1%} of rows repeating a user_id with the "
+            "same updated_at (staging de-duplicates)",
+            gxe.ExpectCompoundColumnsToBeUnique,
+            column_list=["user_id", "updated_at"],
+            mostly=1.0 - config.duplicate_warn_share,
+        ),
         _not_null(spec, "signup_at"),
         *_timestamp_rules(spec, "signup_at", config, now, lower_window=False),
         *_timestamp_rules(spec, "updated_at", config, now, lower_window=False),
@@ -462,22 +475,25 @@ def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
 def partition_rules(spec: TableSpec, config: QualityConfig) -> list[Rule]:
     """Per-partition rules: volume against the trailing median, ids repeated from earlier days."""
     drop = config.row_count_drop_share
-    rules = [
-        # Empty days are legitimate (before the first signup, weekends, a quiet product):
-        # a warning; the blocking volume rule below compares against the table's own history.
-        _rule(
-            spec,
-            "partitions",
-            "row_count.not_empty",
-            "warn",
-            "row_count",
-            "at least one row per partition",
-            gxe.ExpectColumnValuesToBeBetween,
-            column="row_count",
-            min_value=1,
-        ),
-    ]
+    rules = []
     if spec.volume_checked:
+        # Tables that should have rows every day (events, features). Empty days are legitimate
+        # (before the first signup, holidays, a quiet product): a warning; the blocking volume
+        # rule compares against the table's own history. Exports of changes (CRM, invoices)
+        # are often empty and get neither rule.
+        rules.append(
+            _rule(
+                spec,
+                "partitions",
+                "row_count.not_empty",
+                "warn",
+                "row_count",
+                "at least one row per partition",
+                gxe.ExpectColumnValuesToBeBetween,
+                column="row_count",
+                min_value=1,
+            )
+        )
         rules.append(
             _rule(
                 spec,

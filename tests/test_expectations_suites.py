@@ -302,3 +302,21 @@ def test_chunked_validation_equals_one_frame(conn):
     identity = chunked.outcome("events.identity.not_null")
     assert identity.unexpected_count == sum(i % 3 for i in range(10)) == 9
     assert identity.partitions == [d.isoformat() for d in days]
+
+
+def test_contact_changed_twice_a_day_is_healthy_a_redelivery_warns(conn):
+    create_raw(conn, "crm_contacts")
+
+    def add(hour_sql: str) -> None:
+        conn.execute(f"""insert into raw.crm_contacts select 'u' || (i % 20), 'u' || i || '@x.io',
+            timestamp '2025-01-01', 'Acme', 'saas', '11-50', 'US', 'engineer', 'pro', 'ads',
+            timestamp '{DAY} 00:00' + to_hours({hour_sql}), date '{DAY}', now(), 'files',
+            'c.csv', i + 1 from range(0, 40) t(i)""")
+
+    add("i // 20")  # each contact twice, at two different times: plan changed twice
+    assert "crm_contacts.user_id.updated_at.duplicates" not in failing(
+        validate_table(conn, "crm_contacts", [DAY], CONFIG, now=NOW)
+    )
+    add("0")  # the first change delivered again
+    redelivered = failing(validate_table(conn, "crm_contacts", [DAY], CONFIG, now=NOW))
+    assert redelivered["crm_contacts.user_id.updated_at.duplicates"].severity == "warn"

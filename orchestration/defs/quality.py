@@ -78,6 +78,20 @@ def check_result(
             or [{"check": "all passed"}]
         ),
     }
+    if result.blocking_failures:
+        # What the CLI prints for a blocked run: table, partitions, rule, expected and found.
+        metadata["blocking_detail"] = dg.MetadataValue.json(
+            [
+                {
+                    "table": o.table,
+                    "rule": o.check,
+                    "partitions": o.partitions,
+                    "expected": o.expected,
+                    "found": o.message,
+                }
+                for o in result.blocking_failures
+            ]
+        )
     if result.data_docs_url:
         metadata["data_docs"] = dg.MetadataValue.url(result.data_docs_url)
     return dg.AssetCheckResult(
