@@ -13,6 +13,27 @@ from pathlib import Path
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SettingError, Settings
 
 
+class UsageError(ValueError):
+    """A command cannot start as asked; the message says what, where and what is expected."""
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless it has none or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every command's --help shows the defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+
 def _default_end() -> date:
     return date.today() - timedelta(days=1)
 
@@ -64,6 +85,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         seed=args.seed,
         start=start,
         defect_rate=args.defect_rate,
+        history_days=args.history_days,
     )
     print(summary)
     return 0
@@ -78,25 +100,72 @@ def cmd_prepare(_: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     end = args.end or _default_end()
+    if args.days < 1:
+        raise UsageError(f"--days {args.days}: expected at least 1")
     start = end - timedelta(days=args.days - 1)
+    preflight(settings, start)
     if settings.source == "demo":
         from orchestration.sources.demo import generate
 
-        demo_start = end - timedelta(days=max(args.days, args.history_days) - 1)
-        print(f"generating demo data: {args.users} users, {demo_start} .. {end}, seed {args.seed}")
+        print(
+            f"generating demo data: {args.users:,} users, {start} .. {end} "
+            f"(after {args.history_days} simulated days), seed {args.seed}",
+            flush=True,
+        )
         generate(
             settings.demo_dir,
             settings.demo_truth_dir,
             users=args.users,
-            days=(end - demo_start).days + 1,
+            days=args.days,
             seed=args.seed,
-            start=demo_start,
+            start=start,
             defect_rate=args.defect_rate,
+            history_days=args.history_days,
         )
     prepare(settings)
     from orchestration.launcher import launch
 
-    return launch(start, end, job_name=args.job, settings=settings)
+    return launch(start, end, job_name=args.job, settings=settings, debug=args.debug)
+
+
+def preflight(settings: Settings, start: date) -> None:
+    """What would make the run fail in its first minutes, said in one line before it starts."""
+    if start < settings.partitions_start:
+        raise UsageError(
+            f"the run starts on {start}, before SEGFLOW_PARTITIONS_START="
+            f"{settings.partitions_start}: set SEGFLOW_PARTITIONS_START={start} (or earlier)"
+        )
+    from orchestration.segments.config import load_config
+
+    load_config(settings.segments_file, settings.flows_file, settings.triggers_file)
+    if settings.source == "files":
+        landing = settings.landing_dir
+        files = [p for p in landing.rglob("*") if p.is_file()] if landing.is_dir() else []
+        if not files:
+            raise UsageError(
+                f"SEGFLOW_SOURCE=files but SEGFLOW_LANDING_DIR={landing} holds no files: "
+                "expected <table>/dt=YYYY-MM-DD/<file> for events, crm_contacts, "
+                "billing_invoices (see README, 'Bring your own data')"
+            )
+        first = min(
+            (p.name.removeprefix("dt=") for p in landing.rglob("dt=*") if p.is_dir()),
+            default=None,
+        )
+        if first and first < settings.partitions_start.isoformat():
+            raise UsageError(
+                f"SEGFLOW_LANDING_DIR={landing} has data from {first}, before "
+                f"SEGFLOW_PARTITIONS_START={settings.partitions_start}: set "
+                f"SEGFLOW_PARTITIONS_START={first}"
+            )
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    print(f"MLflow UI on http://{args.host}:{args.port} ({settings.mlflow_tracking_uri})")
+    cmd = [str(mlflow), "ui", "--backend-store-uri", settings.mlflow_tracking_uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    return subprocess.call(cmd)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -108,27 +177,63 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fake_customerio(args: argparse.Namespace) -> int:
-    from orchestration.activation.fake_customerio import main as fake_main
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build the offline HTML report from the warehouse, the Dagster instance and MLflow."""
+    import dagster as dg
 
-    return fake_main(args.fake_args)
+    from orchestration.defs.report import write_report
+
+    settings = Settings.from_env()
+    if not settings.duckdb_path.exists():
+        print(f"segflow: no warehouse at {settings.duckdb_path}; run `segflow run` first")
+        return 1
+    os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster_home"))
+    instance = dg.DagsterInstance.get() if Path(os.environ["DAGSTER_HOME"]).is_dir() else None
+    from orchestration.definitions import defs
+
+    check_keys = defs().resolve_asset_graph().asset_check_keys
+    out = Path(args.out) if args.out else None
+    result = write_report(settings, instance, check_keys, out_dir=out)
+    print(f"report: {result.index} ({result.charts} charts on {len(result.pages)} pages)")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(result.index.as_uri())
+    return 0
+
+
+def cmd_fake_customerio(args: argparse.Namespace) -> int:
+    from orchestration.activation.fake_customerio import serve
+
+    return serve(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segflow", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="segflow", description="segflow: CRM + product events -> segments.")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and the full run log on the terminal"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser(
         "demo-data", help="generate demo CRM, events and invoices into a landing folder"
     )
-    demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--days", type=int, default=150)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--users", type=int, default=2000, help="users (existing and new)")
+    demo.add_argument("--days", type=int, default=150, help="days written, ending at --end")
+    demo.add_argument(
+        "--history-days",
+        type=int,
+        default=90,
+        help="days of the product's life simulated (not written) before the first day",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="random seed (same seed, same files)")
     demo.add_argument("--start", type=_date, help="first day (default: DAYS before --end)")
     demo.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
     demo.add_argument("--out", help="landing folder (default: $SEGFLOW_HOME/demo/landing)")
     demo.add_argument("--truth", help="ground-truth folder (default: $SEGFLOW_HOME/demo/truth)")
-    demo.add_argument("--defect-rate", type=float, default=0.0)
+    demo.add_argument(
+        "--defect-rate", type=float, default=0.0, help="share of rows with injected defects"
+    )
     demo.set_defaults(func=cmd_demo_data)
 
     prep = sub.add_parser(
@@ -139,13 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline for the last N days (demo data by default)")
     run.add_argument("--days", type=int, default=120, help="days to materialise, ending at --end")
     run.add_argument(
-        "--history-days", type=int, default=0, help="extra demo history before the window"
+        "--history-days",
+        type=int,
+        default=90,
+        help="demo: days of the product's life simulated (not loaded) before the window",
     )
     run.add_argument("--users", type=int, default=1000, help="demo users (demo source only)")
-    run.add_argument("--seed", type=int, default=7)
+    run.add_argument("--seed", type=int, default=7, help="demo random seed")
     run.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
     run.add_argument("--defect-rate", type=float, default=0.0, help="demo defect injection rate")
-    run.add_argument("--job", default="segflow_full_job")
+    run.add_argument(
+        "--job",
+        default="segflow_full_job",
+        help="Dagster job to run (segflow_full_job, or another job of the code location)",
+    )
     run.set_defaults(func=cmd_run)
 
     models = sub.add_parser("models", help="model registry operations")
@@ -153,25 +265,56 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = models_sub.add_parser(
         "rollback", help="point the champion alias at an earlier version"
     )
-    rollback.add_argument("--model", choices=["churn", "ltv", "conversion"], required=True)
-    rollback.add_argument("--version", required=True)
+    rollback.add_argument(
+        "--model", choices=["churn", "ltv", "conversion"], required=True, help="which model"
+    )
+    rollback.add_argument("--version", required=True, help="registered version to make champion")
     rollback.set_defaults(func=cmd_rollback)
 
-    fake = sub.add_parser(
-        "fake-customerio", help="run the fake Customer.io Track API server", add_help=False
-    )
-    fake.add_argument("fake_args", nargs=argparse.REMAINDER)
+    report = sub.add_parser("report", help="build the offline HTML monitoring report")
+    report.add_argument("--out", help="folder (default: $SEGFLOW_REPORT_DIR)")
+    report.add_argument("--open", action="store_true", help="open it in the default browser")
+    report.set_defaults(func=cmd_report)
+
+    fake = sub.add_parser("fake-customerio", help="run the fake Customer.io Track API server")
+    from orchestration.activation.fake_customerio import add_arguments
+
+    add_arguments(fake)
     fake.set_defaults(func=cmd_fake_customerio)
+
+    ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the configured tracking store")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ui.add_argument("--port", type=int, default=5000, help="port to listen on")
+    ui.set_defaults(func=cmd_mlflow_ui)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Errors are one line on stderr (exit 2 for configuration, 1 otherwise); --debug shows
+    the traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except SettingError as exc:
+    except KeyboardInterrupt:
+        print("segflow: interrupted", file=sys.stderr)
+        return 130
+    except (SettingError, UsageError) as exc:
+        if args.debug:
+            raise
         print(f"segflow: configuration error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if args.debug:
+            raise
+        kind = "configuration error" if _is_config_error(exc) else "error"
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"segflow: {kind}: {message} (--debug for the traceback)", file=sys.stderr)
+        return 2 if kind == "configuration error" else 1
+
+
+def _is_config_error(exc: Exception) -> bool:
+    """Errors of the project's own configuration files (segments, flows, sources, quality)."""
+    return type(exc).__name__.endswith(("ConfigError", "SettingError", "MappingError"))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ def _date(name: str, default: str) -> date:
         raise SettingError(f"{name}={raw!r}: expected a date YYYY-MM-DD") from exc
 
 
+def _path(name: str, default: Path) -> Path:
+    return Path(_env(name, str(default))).resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()`; never holds secrets in repr."""
@@ -96,6 +100,10 @@ class Settings:
     # Event and invoice timestamps before this date are quarantined (`timestamp_too_old`);
     # None: no floor beyond what the partitions allow.
     timestamp_floor: date | None = None
+    # Segment rules, onboarding flows and behavioural triggers (orchestration/segments/).
+    segments_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "segments.yml"
+    flows_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "flows.yml"
+    triggers_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "triggers.yml"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -144,6 +152,9 @@ class Settings:
             alert_webhook_url=_env("SEGFLOW_ALERT_WEBHOOK_URL", ""),
             duckdb_memory_limit=_env("SEGFLOW_DUCKDB_MEMORY_LIMIT", "3GB"),
             duckdb_threads=_int("SEGFLOW_DUCKDB_THREADS", min(os.cpu_count() or 1, 4)),
+            segments_file=_path("SEGFLOW_SEGMENTS_FILE", cls.segments_file),
+            flows_file=_path("SEGFLOW_FLOWS_FILE", cls.flows_file),
+            triggers_file=_path("SEGFLOW_TRIGGERS_FILE", cls.triggers_file),
             timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
             if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
             else None,

@@ -50,7 +50,9 @@ class FakeConfig:
     region: str = "us"
     rate_limit: float | None = None  # max requests per `rate_window_s`; None = unlimited
     rate_window_s: float = 1.0
-    retry_after: int | None = None  # Retry-After delay-seconds (an integer, per HTTP); None = omitted
+    retry_after: int | None = (
+        None  # Retry-After delay-seconds (an integer, per HTTP); None = omitted
+    )
     fail_rate: float = 0.0  # share of requests answered with a random 5xx (not processed)
     fail_statuses: tuple[int, ...] = (500, 502, 503, 504)
     latency_s: float = 0.0
@@ -110,8 +112,10 @@ def _check_attributes(attributes: Any) -> tuple[str, str] | None:
         if _nbytes(name) > MAX_ATTR_NAME_BYTES:
             return "attributes", f"attribute name cannot be longer than {MAX_ATTR_NAME_BYTES} bytes"
         if value is not None and _nbytes(value) > MAX_ATTR_VALUE_BYTES:
-            return (f"attributes.{name}",
-                    f"property value cannot be longer than {MAX_ATTR_VALUE_BYTES} bytes")
+            return (
+                f"attributes.{name}",
+                f"property value cannot be longer than {MAX_ATTR_VALUE_BYTES} bytes",
+            )
     return None
 
 
@@ -139,8 +143,13 @@ class _QuietServer(ThreadingHTTPServer):
 class FakeCustomerIO:
     """In-process server: `with FakeCustomerIO(config) as fake: ... fake.url ...`."""
 
-    def __init__(self, config: FakeConfig | None = None, host: str = "127.0.0.1",
-                 port: int = 0, on_kill: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: FakeConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_kill: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config or FakeConfig()
         self.on_kill = on_kill
         self._store = _Store()
@@ -229,14 +238,24 @@ class FakeCustomerIO:
             else:
                 person[name] = value
 
-    def _event(self, person_id: str, name: str, event_id: str | None, timestamp: Any,
-               data: dict[str, Any] | None) -> None:
+    def _event(
+        self,
+        person_id: str,
+        name: str,
+        event_id: str | None,
+        timestamp: Any,
+        data: dict[str, Any] | None,
+    ) -> None:
         key = event_id or f"noid-{len(self._store.events)}-{self._rng.random()}"
         self._store.event_receipts[key] += 1
         if key in self._store.events:
             return  # duplicate id: silently ignored (200)
-        self._store.events[key] = {"person_id": person_id, "name": name,
-                                   "timestamp": timestamp, "data": data or {}}
+        self._store.events[key] = {
+            "person_id": person_id,
+            "name": name,
+            "timestamp": timestamp,
+            "data": data or {},
+        }
 
     def _v2_item_error(self, item: Any) -> tuple[str, str, str] | None:
         if not isinstance(item, dict):
@@ -246,10 +265,16 @@ class FakeCustomerIO:
         if item.get("type") != "person":
             return "invalid", "type", "only type 'person' is supported by this fake"
         identifiers = item.get("identifiers")
-        if not isinstance(identifiers, dict) or len(identifiers) != 1 or not (
-            set(identifiers) <= {"id", "email", "cio_id"}
+        if (
+            not isinstance(identifiers, dict)
+            or len(identifiers) != 1
+            or not (set(identifiers) <= {"id", "email", "cio_id"})
         ):
-            return "invalid", "identifiers", "identifiers must hold exactly one of id, email, cio_id"
+            return (
+                "invalid",
+                "identifiers",
+                "identifiers must hold exactly one of id, email, cio_id",
+            )
         person_id = next(iter(identifiers.values()))
         problem = _check_id(person_id)
         if problem:
@@ -276,8 +301,13 @@ class FakeCustomerIO:
         if item["action"] == "identify":
             self._identify(person_id, item.get("attributes") or {})
         elif item["action"] == "event":
-            self._event(person_id, item["name"], item.get("id"), item.get("timestamp"),
-                        item.get("attributes"))
+            self._event(
+                person_id,
+                item["name"],
+                item.get("id"),
+                item.get("timestamp"),
+                item.get("attributes"),
+            )
         elif item["action"] == "delete":
             self._store.people.pop(person_id, None)
 
@@ -285,36 +315,62 @@ class FakeCustomerIO:
         """Process an authenticated request under the lock; return (status, json body)."""
         cfg = self.config
         if method == "GET" and path == "/api/v1/accounts/region":
-            return 200, {"url": REGION_URLS.get(cfg.region, REGION_URLS["us"]),
-                         "region": cfg.region, "environment_id": 1}
+            return 200, {
+                "url": REGION_URLS.get(cfg.region, REGION_URLS["us"]),
+                "region": cfg.region,
+                "environment_id": 1,
+            }
         if method == "POST" and path in ("/api/v2/batch", "/api/v2/entity"):
             limit = cfg.max_request_bytes if path.endswith("batch") else cfg.max_item_bytes
             if len(body) > limit:
-                return cfg.oversize_status, {"errors": [{
-                    "reason": "too_large", "field": "",
-                    "message": f"request body cannot be larger than {limit} bytes"}]}
+                return cfg.oversize_status, {
+                    "errors": [
+                        {
+                            "reason": "too_large",
+                            "field": "",
+                            "message": f"request body cannot be larger than {limit} bytes",
+                        }
+                    ]
+                }
             try:
                 data = json.loads(body)
             except ValueError:
-                return 400, {"errors": [{"reason": "invalid", "field": "",
-                                         "message": "body is not valid JSON"}]}
+                return 400, {
+                    "errors": [
+                        {"reason": "invalid", "field": "", "message": "body is not valid JSON"}
+                    ]
+                }
             if path.endswith("entity"):
                 error = self._v2_item_error(data)
                 if error:
-                    return 400, {"errors": [dict(zip(("reason", "field", "message"), error,
-                                                     strict=True))]}
+                    return 400, {
+                        "errors": [dict(zip(("reason", "field", "message"), error, strict=True))]
+                    }
                 self._apply_v2(data)
                 return 200, {}
             batch = data.get("batch") if isinstance(data, dict) else None
             if not isinstance(batch, list) or not batch:
-                return 400, {"errors": [{"reason": "invalid", "field": "batch",
-                                         "message": "batch must be a non-empty array"}]}
+                return 400, {
+                    "errors": [
+                        {
+                            "reason": "invalid",
+                            "field": "batch",
+                            "message": "batch must be a non-empty array",
+                        }
+                    ]
+                }
             errors = []
             for index, item in enumerate(batch):
                 error = self._v2_item_error(item)
                 if error:
-                    errors.append({"batch_index": index, "reason": error[0], "field": error[1],
-                                   "message": error[2]})
+                    errors.append(
+                        {
+                            "batch_index": index,
+                            "reason": error[0],
+                            "field": error[1],
+                            "message": error[2],
+                        }
+                    )
                 else:
                     self._apply_v2(item)
             return (207, {"errors": errors}) if errors else (200, {})
@@ -326,7 +382,8 @@ class FakeCustomerIO:
             except ValueError:
                 return 400, {"meta": {"error": "body is not valid JSON"}}
             problem = _check_id(person_id) or (
-                "rejected by the fake's fail_ids knob" if person_id in cfg.fail_ids else None)
+                "rejected by the fake's fail_ids knob" if person_id in cfg.fail_ids else None
+            )
             if problem:
                 return 400, {"meta": {"error": problem}}
             if method == "PUT" and len(parts) == 4:
@@ -344,8 +401,9 @@ class FakeCustomerIO:
                 found = _check_event(data.get("name"), data.get("data"))
                 if found:
                     return 400, {"meta": {"error": found[1]}}
-                self._event(person_id, data["name"], data.get("id"), data.get("timestamp"),
-                            data.get("data"))
+                self._event(
+                    person_id, data["name"], data.get("id"), data.get("timestamp"), data.get("data")
+                )
                 return 200, {}
         return 404, {"meta": {"error": "not found"}}
 
@@ -384,8 +442,12 @@ class FakeCustomerIO:
             def log_message(self, format: str, *args: Any) -> None:  # quiet, never log auth
                 return
 
-            def _respond(self, status: int, payload: dict[str, Any] | None,
-                         headers: dict[str, str] | None = None) -> None:
+            def _respond(
+                self,
+                status: int,
+                payload: dict[str, Any] | None,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 body = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -401,10 +463,12 @@ class FakeCustomerIO:
                 path = urlsplit(self.path).path
                 if path == "/_fake/state":
                     with fake._lock:
-                        snapshot = {"people": len(fake._store.people),
-                                    "events": len(fake._store.events),
-                                    "requests": fake._store.requests,
-                                    "status_counts": dict(fake._store.status_counts)}
+                        snapshot = {
+                            "people": len(fake._store.people),
+                            "events": len(fake._store.events),
+                            "requests": fake._store.requests,
+                            "status_counts": dict(fake._store.status_counts),
+                        }
                     self._respond(200, snapshot)
                     return
                 cfg = fake.config
@@ -418,8 +482,7 @@ class FakeCustomerIO:
                     fail_status = fake._rng.choice(cfg.fail_statuses)
                 if cfg.latency_s:
                     time.sleep(cfg.latency_s)
-                status, payload, headers = self._decide(number, body, path, drop, fail,
-                                                        fail_status)
+                status, payload, headers = self._decide(number, body, path, drop, fail, fail_status)
                 if status is None:
                     return
                 if stall and cfg.stall_s:
@@ -431,12 +494,18 @@ class FakeCustomerIO:
                 except OSError:
                     self.close_connection = True
 
-            def _decide(self, number: int, body: bytes, path: str, drop: bool, fail: bool,
-                        fail_status: int) -> tuple[int | None, Any, dict[str, str]]:
+            def _decide(
+                self, number: int, body: bytes, path: str, drop: bool, fail: bool, fail_status: int
+            ) -> tuple[int | None, Any, dict[str, str]]:
                 cfg = fake.config
                 with fake._lock:
-                    entry = {"n": number, "method": self.command, "path": path,
-                             "bytes": len(body), "status": None}
+                    entry = {
+                        "n": number,
+                        "method": self.command,
+                        "path": path,
+                        "bytes": len(body),
+                        "status": None,
+                    }
                     fake._store.request_log.append(entry)
                     if drop:
                         entry["status"] = "dropped"
@@ -481,49 +550,106 @@ class FakeCustomerIO:
         return Handler
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segflow fake-customerio",
-                                     description="Local fake of the Customer.io Track API.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--site-id", default=os.environ.get("CUSTOMERIO_SITE_ID") or "fake-site")
-    parser.add_argument("--api-key", default=os.environ.get("CUSTOMERIO_API_KEY") or "fake-key")
-    parser.add_argument("--region", choices=("us", "eu"), default="us")
-    parser.add_argument("--rate-limit", type=float, default=1000.0,
-                        help="requests per second before 429 (default 1000, the published limit;"
-                             " 0 = unlimited)")
-    parser.add_argument("--retry-after", type=int, default=None,
-                        help="send Retry-After: N on 429 (default: no header, as documented)")
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The server's options (shared by `segflow fake-customerio` and `python -m`)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on")
+    parser.add_argument(
+        "--site-id",
+        default=None,
+        help="site id accepted (default: $CUSTOMERIO_SITE_ID or fake-site)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key accepted (default: $CUSTOMERIO_API_KEY or fake-key)",
+    )
+    parser.add_argument("--region", choices=("us", "eu"), default="us", help="API region")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=1000.0,
+        help="requests per second before 429 (the published limit; 0 = unlimited)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=int,
+        default=None,
+        help="send Retry-After: N on 429 (default: no header, as documented)",
+    )
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 5xx")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
-    parser.add_argument("--drop-rate", type=float, default=0.0,
-                        help="share of requests whose connection is closed without response")
-    parser.add_argument("--stall-rate", type=float, default=0.0)
-    parser.add_argument("--stall-seconds", type=float, default=0.0)
-    parser.add_argument("--oversize-status", type=int, choices=(400, 413), default=413)
-    parser.add_argument("--fail-id", action="append", default=[],
-                        help="person id whose items are always rejected (repeatable)")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        help="share of requests whose connection is closed without response",
+    )
+    parser.add_argument(
+        "--stall-rate", type=float, default=0.0, help="share of requests held for --stall-seconds"
+    )
+    parser.add_argument(
+        "--stall-seconds", type=float, default=0.0, help="how long a stalled request is held"
+    )
+    parser.add_argument(
+        "--oversize-status",
+        type=int,
+        choices=(400, 413),
+        default=413,
+        help="status for a request over the size limit",
+    )
+    parser.add_argument(
+        "--fail-id",
+        action="append",
+        default=[],
+        help="person id whose items are always rejected (repeatable)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed of fault injection")
     return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(
+            prog="segflow fake-customerio",
+            description="Local fake of the Customer.io Track API.",
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> FakeConfig:
     return FakeConfig(
-        site_id=args.site_id, api_key=args.api_key, region=args.region,
-        rate_limit=args.rate_limit or None, retry_after=args.retry_after,
-        fail_rate=args.fail_rate, latency_s=args.latency, drop_rate=args.drop_rate,
-        stall_rate=args.stall_rate, stall_s=args.stall_seconds,
-        oversize_status=args.oversize_status, fail_ids=set(args.fail_id), seed=args.seed,
+        site_id=args.site_id or os.environ.get("CUSTOMERIO_SITE_ID") or "fake-site",
+        api_key=args.api_key or os.environ.get("CUSTOMERIO_API_KEY") or "fake-key",
+        region=args.region,
+        rate_limit=args.rate_limit or None,
+        retry_after=args.retry_after,
+        fail_rate=args.fail_rate,
+        latency_s=args.latency,
+        drop_rate=args.drop_rate,
+        stall_rate=args.stall_rate,
+        stall_s=args.stall_seconds,
+        oversize_status=args.oversize_status,
+        fail_ids=set(args.fail_id),
+        seed=args.seed,
         record_items=False,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
+    return serve(build_parser().parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
     """Serve until interrupted. Prints the URL to put in CUSTOMERIO_TRACK_URL (never the key)."""
-    args = build_parser().parse_args(argv)
-    fake = FakeCustomerIO(config_from_args(args), host=args.host, port=args.port)
-    print(f"fake Customer.io listening on {fake.url} (site id {args.site_id}); "
-          f"export CUSTOMERIO_TRACK_URL={fake.url}", flush=True)
+    config = config_from_args(args)
+    fake = FakeCustomerIO(config, host=args.host, port=args.port)
+    print(
+        f"fake Customer.io listening on {fake.url} (site id {config.site_id}); "
+        f"export CUSTOMERIO_TRACK_URL={fake.url}",
+        flush=True,
+    )
     try:
         fake._server.serve_forever()
     except KeyboardInterrupt:

@@ -5,7 +5,6 @@ before anything runs, naming the file, the segment and the problem.
 """
 
 import os
-from pathlib import Path
 
 import dagster as dg
 
@@ -13,22 +12,14 @@ from orchestration.defs.metadata import preview, rows_on, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import WarehouseResource
 from orchestration.segments.assign import assign_segments, segment_size_changes
-from orchestration.segments.config import (
-    DEFAULT_FLOWS_PATH,
-    DEFAULT_SEGMENTS_PATH,
-    DEFAULT_TRIGGERS_PATH,
-    SegmentConfig,
-    load_config,
-)
+from orchestration.segments.config import SegmentConfig, load_config
 from orchestration.segments.experiments import experiment_results
+from orchestration.settings import Settings
 
 
 def segment_config() -> SegmentConfig:
-    return load_config(
-        Path(os.environ.get("SEGFLOW_SEGMENTS_FILE") or DEFAULT_SEGMENTS_PATH),
-        Path(os.environ.get("SEGFLOW_FLOWS_FILE") or DEFAULT_FLOWS_PATH),
-        Path(os.environ.get("SEGFLOW_TRIGGERS_FILE") or DEFAULT_TRIGGERS_PATH),
-    )
+    settings = Settings.from_env()
+    return load_config(settings.segments_file, settings.flows_file, settings.triggers_file)
 
 
 CONFIG = segment_config()
