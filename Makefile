@@ -11,16 +11,18 @@ export SEGFLOW_HOME ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(SEGFLOW_HOME)/dagster_home
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test dev lint bench clean
+.PHONY: install run test dev mlflow lint bench clean
 
 install: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
+	@echo "installing into $(VENV) from requirements.lock (first time: a few minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+	@echo "installed: $(VENV) (segflow, dagster, dbt, mlflow, great_expectations)"
 
 ## run: generate demo data and run the main daily job over the last $(DAYS) days
 run: $(STAMP)
@@ -35,6 +37,10 @@ test: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/segflow prepare
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## mlflow: the MLflow UI on http://127.0.0.1:5000 for this project's tracking store
+mlflow: $(STAMP)
+	$(BIN)/segflow mlflow-ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
