@@ -55,3 +55,29 @@ def split_models(manifest_path: Path) -> DbtSelection:
         return tuple(sorted(models[uid]["name"] for uid in ids))
 
     return DbtSelection(names(upstream), names(incremental), names(downstream), names(after))
+
+
+def window_vars(start: str, end: str) -> dict[str, str]:
+    """dbt vars for a partition window [start, end) (ISO dates or datetimes)."""
+    return {"min_date": start[:10], "max_date": end[:10]}
+
+
+def build_args(models: tuple[str, ...], dbt_vars: dict[str, str] | None = None) -> list[str]:
+    """The `dbt build` arguments of one step of the daily job (Dagster adds the same
+    `--select` from the asset selection; tests follow DBT_INDIRECT_SELECTION=buildable)."""
+    args = ["build", "--select", *models]
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
+    return args
+
+
+def daily_steps(selection: DbtSelection, dbt_vars: dict[str, str]) -> list[list[str]]:
+    """The daily job's dbt invocations before the Python segment step, in order: the
+    unpartitioned models the incremental ones read, the incremental models with the
+    partition window, then everything downstream."""
+    steps = [
+        (selection.upstream, None),
+        (selection.incremental, dbt_vars),
+        (selection.downstream, None),
+    ]
+    return [build_args(models, v) for models, v in steps if models]

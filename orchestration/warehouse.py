@@ -1,5 +1,7 @@
 """DuckDB connections. One writer process per file: callers open, work, close; never hold a
-connection across a dbt invocation (dbt opens the same file)."""
+connection across a dbt invocation (dbt opens the same file). Every connection gets the
+memory_limit and threads of the settings (SEGFLOW_DUCKDB_MEMORY_LIMIT / SEGFLOW_DUCKDB_THREADS),
+the same bounds dbt gets through profiles.yml."""
 
 from __future__ import annotations
 
@@ -9,13 +11,30 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.settings import Settings
+
+
+def duckdb_config(settings: Settings | None = None) -> dict[str, str]:
+    """DuckDB connection config from the settings (memory_limit, threads)."""
+    settings = settings or Settings.from_env()
+    return {"memory_limit": settings.duckdb_memory_limit, "threads": str(settings.duckdb_threads)}
+
+
+def dbt_env(settings: Settings | None = None) -> dict[str, str]:
+    """Environment variables profiles.yml reads for the same DuckDB bounds."""
+    config = duckdb_config(settings)
+    return {
+        "SEGFLOW_DUCKDB_MEMORY_LIMIT": config["memory_limit"],
+        "SEGFLOW_DUCKDB_THREADS": config["threads"],
+    }
+
 
 @contextmanager
 def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
+    conn = duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
     conn.execute("set enable_progress_bar = false")  # keeps run logs readable
     try:
         yield conn

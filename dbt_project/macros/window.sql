@@ -57,3 +57,20 @@
     {{ alias }}.user_id
   {%- endif -%}
 {%- endmacro %}
+
+{#
+  Start of the de-duplication look-back: stored events of the dedupe_lookback_days partitions
+  before reprocess_from are compared with the re-read partitions (re-deliveries).
+#}
+{% macro dedupe_from() -%}
+  {{ dbt.dateadd('day', -1 * var('dedupe_lookback_days') | int, reprocess_from()) }}
+{%- endmacro %}
+
+{#
+  Aggregate: the value of `expr` on the row with the smallest (order_cols...), as one hash
+  aggregate (DuckDB arg_min with a row-valued key; other adapters need their own variant).
+#}
+{% macro first_by(expr, order_cols) -%}{{ return(adapter.dispatch('first_by', 'segflow')(expr, order_cols)) }}{%- endmacro %}
+{% macro default__first_by(expr, order_cols) -%}
+  arg_min({{ expr }}, ({{ order_cols | join(', ') }}))
+{%- endmacro %}

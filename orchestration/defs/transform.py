@@ -14,9 +14,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.dbt_selection import split_models
+from orchestration.dbt_selection import split_models, window_vars
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_run
 from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.warehouse import dbt_env
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=Settings.from_env().dbt_target)
 dbt_project.prepare_if_dev()
@@ -44,15 +45,12 @@ def _dbt_env() -> None:
 
     Tests run only once every model they read is built or selected ("buildable"), so a test
     spanning two steps runs in the later one instead of failing in the earlier one."""
-    duckdb_path = Settings.from_env().duckdb_path
+    settings = Settings.from_env()
+    duckdb_path = settings.duckdb_path
     os.environ["SEGFLOW_DUCKDB_PATH"] = str(duckdb_path)
+    os.environ.update(dbt_env(settings))  # memory_limit / threads for profiles.yml
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def window_vars(start: str, end: str) -> dict[str, str]:
-    """dbt vars for a partition window [start, end)."""
-    return {"min_date": start[:10], "max_date": end[:10]}
 
 
 def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.AssetsDefinition:

@@ -1,7 +1,9 @@
 -- anonymous_id -> user_id from every event that carries both (identify calls, and track/page
 -- calls sent after login). An anonymous_id seen with several users (shared device) belongs to
--- the first user it was identified as. Incremental: identities seen in the window are merged
--- with the stored ones and the earliest identification wins, so the result equals a full build.
+-- the first user it was identified as (earliest event_at, then smallest message_id).
+-- One hash aggregate (arg_min per anonymous_id), no window sort. Incremental: identities seen
+-- in the window are merged with the stored ones and the earliest identification wins, so the
+-- result equals a full build.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -26,18 +28,12 @@ candidates as (
     from {{ this }}
     where anonymous_id in (select anonymous_id from pairs)
     {% endif %}
-),
-
-ranked as (
-    select *,
-        row_number() over (partition by anonymous_id order by identified_at, message_id) as pick
-    from candidates
 )
 
 select
     anonymous_id,
-    user_id,
-    identified_at as first_identified_at,
-    message_id as first_message_id
-from ranked
-where pick = 1
+    {{ first_by('user_id', ['identified_at', 'message_id']) }} as user_id,
+    min(identified_at) as first_identified_at,
+    {{ first_by('message_id', ['identified_at', 'message_id']) }} as first_message_id
+from candidates
+group by anonymous_id

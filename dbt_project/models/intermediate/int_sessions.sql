@@ -35,42 +35,70 @@ events as (
     {% endif %}
 ),
 
-gaps as (
-    select *,
-        lag(event_at) over (partition by user_id order by event_at, message_id) as previous_event_at
+-- One sort: a single window pass (one partition/order) gives each event its neighbours and
+-- running counts; only session boundaries (first / last event of a session) go on, and each
+-- session is read off its first and last event.
+ordered as (
+    select
+        user_id,
+        message_id,
+        event_at,
+        lag(event_at) over user_events as previous_event_at,
+        lead(event_at) over user_events as next_event_at,
+        count(*) over (user_events rows between unbounded preceding and current row) as events_so_far,
+        sum(case when event_type = 'page' then 1 else 0 end)
+            over (user_events rows between unbounded preceding and current row) as page_views_so_far,
+        sum(case when event_type = 'track' and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
+                 then 1 else 0 end)
+            over (user_events rows between unbounded preceding and current row) as core_feature_events_so_far,
+        case when event_type = 'page' then 1 else 0 end as is_page,
+        case when event_type = 'track' and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
+             then 1 else 0 end as is_core
     from events
+    window user_events as (partition by user_id order by event_at, message_id)
 ),
 
-starts as (
+boundaries as (
     select *,
-        case
-            when previous_event_at is null then 1
-            when {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} > {{ timeout_seconds }} then 1
-            else 0
-        end as is_session_start
-    from gaps
+        previous_event_at is null
+            or {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} > {{ timeout_seconds }} as is_start,
+        next_event_at is null
+            or {{ dbt.datediff('event_at', 'next_event_at', 'second') }} > {{ timeout_seconds }} as is_end
+    from ordered
+    where previous_event_at is null
+       or next_event_at is null
+       or {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} > {{ timeout_seconds }}
+       or {{ dbt.datediff('event_at', 'next_event_at', 'second') }} > {{ timeout_seconds }}
 ),
 
-numbered as (
-    select *,
-        sum(is_session_start) over (
-            partition by user_id order by event_at, message_id
-            rows between unbounded preceding and current row
-        ) as session_number_in_run
-    from starts
+-- After a session's first event the next boundary is its last event (or it is both).
+paired as (
+    select
+        user_id,
+        is_start,
+        event_at as session_start,
+        events_so_far - 1 as events_before,
+        page_views_so_far - is_page as page_views_before,
+        core_feature_events_so_far - is_core as core_feature_events_before,
+        case when is_end then event_at else lead(event_at) over next_boundary end as session_end,
+        case when is_end then events_so_far else lead(events_so_far) over next_boundary end as events_through_end,
+        case when is_end then page_views_so_far else lead(page_views_so_far) over next_boundary end as page_views_through_end,
+        case when is_end then core_feature_events_so_far else lead(core_feature_events_so_far) over next_boundary end
+            as core_feature_events_through_end
+    from boundaries
+    window next_boundary as (partition by user_id order by event_at, message_id)
 ),
 
 sessions as (
     select
         user_id,
-        min(event_at) as session_start,
-        max(event_at) as session_end,
-        count(*) as event_count,
-        sum(case when event_type = 'page' then 1 else 0 end) as page_views,
-        sum(case when event_type = 'track' and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
-                 then 1 else 0 end) as core_feature_events
-    from numbered
-    group by user_id, session_number_in_run
+        session_start,
+        session_end,
+        events_through_end - events_before as event_count,
+        page_views_through_end - page_views_before as page_views,
+        core_feature_events_through_end - core_feature_events_before as core_feature_events
+    from paired
+    where is_start
 )
 
 select

@@ -1,32 +1,101 @@
 -- Product events, typed and de-duplicated by message_id (Segment retries deliver the same
 -- message more than once): the copy received first wins, so a re-delivery never changes an
--- event that was already processed.
-with source as (
-    select * from {{ source('raw', 'events') }}
+-- event that was already processed. Ties: earlier export partition, then file, line, timestamp.
+--
+-- De-duplicated once, where data arrives: an incremental table keyed by message_id.
+-- A run re-reads the raw partitions from reprocess_from (min_date - late_arrival_days; those
+-- partitions may have been re-loaded) and compares their message ids with the stored copies of
+-- the dedupe_lookback_days partitions before that (a re-delivery within the look-back that
+-- arrives later never replaces the kept copy). Rows outside [reprocess_from - look-back, ...)
+-- are not read, so a day costs its own rows plus the look-back.
+-- A full build de-duplicates everything: a hash aggregate finds the (rare) duplicated ids and
+-- only those are ranked; unique rows stream through in raw order.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_where',
+    unique_key='message_id',
+    incremental_predicates=[
+        "partition_date >= " ~ dedupe_from()
+        ~ " and (partition_date >= " ~ reprocess_from()
+        ~ " or message_id in (select message_id from DBT_INTERNAL_SOURCE))"
+    ],
+) }}
+{%- set order_key = "received_at, partition_date, source_file, source_line, event_at" %}
+
+with arrivals as (
+    select
+        message_id,
+        lower(type) as event_type,
+        event as event_name,
+        nullif(trim(user_id), '') as user_id,
+        nullif(trim(anonymous_id), '') as anonymous_id,
+        cast({{ adapter.quote('timestamp') }} as {{ dbt.type_timestamp() }}) as event_at,
+        cast({{ adapter.quote('timestamp') }} as date) as event_date,
+        cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
+        properties,
+        context,
+        _partition_date as partition_date,
+        _source_file as source_file,
+        _source_line as source_line
+    from {{ source('raw', 'events') }}
+    where message_id is not null
+    {% if is_incremental() %}
+      and _partition_date >= {{ reprocess_from() }}
+    {% endif %}
 ),
 
-ranked as (
+{% if is_incremental() %}
+-- Arrivals plus the stored copies (partitions before the re-read window, within the look-back)
+-- of the same messages; the stored copy came from an earlier partition.
+candidates as (
+    select * from arrivals
+    union all
     select
-        *,
-        row_number() over (
-            partition by message_id
-            order by received_at, _partition_date, _source_file, _source_line, {{ adapter.quote('timestamp') }}
-        ) as copy_rank
-    from source
-    where message_id is not null
+        message_id, event_type, event_name, user_id, anonymous_id, event_at, event_date,
+        received_at, properties, context, partition_date,
+        -- the partition date already orders a stored copy before the re-read ones
+        cast(null as {{ dbt.type_string() }}) as source_file, cast(null as {{ dbt.type_bigint() }}) as source_line
+    from {{ this }}
+    where partition_date >= {{ dedupe_from() }}
+      and partition_date < {{ reprocess_from() }}
+      and message_id in (select message_id from arrivals)
+),
+
+kept as (
+    select *
+    from candidates
+    qualify row_number() over (partition by message_id order by {{ order_key }}) = 1
 )
+{% else %}
+duplicated as (
+    select message_id
+    from arrivals
+    group by message_id
+    having count(*) > 1
+),
+
+-- Only copies of duplicated ids are ranked; everything else passes through unchanged.
+kept as (
+    select * from arrivals
+    where not exists (select 1 from duplicated where duplicated.message_id = arrivals.message_id)
+    union all
+    select *
+    from arrivals
+    where message_id in (select message_id from duplicated)
+    qualify row_number() over (partition by message_id order by {{ order_key }}) = 1
+)
+{% endif %}
 
 select
     message_id,
-    lower(type) as event_type,
-    event as event_name,
-    nullif(trim(user_id), '') as user_id,
-    nullif(trim(anonymous_id), '') as anonymous_id,
-    cast({{ adapter.quote('timestamp') }} as {{ dbt.type_timestamp() }}) as event_at,
-    cast({{ adapter.quote('timestamp') }} as date) as event_date,
-    cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
+    event_type,
+    event_name,
+    user_id,
+    anonymous_id,
+    event_at,
+    event_date,
+    received_at,
     properties,
     context,
-    _partition_date as partition_date
-from ranked
-where copy_rank = 1
+    partition_date
+from kept

@@ -1,0 +1,224 @@
+"""`segflow_report`: the static offline HTML report, rebuilt at the end of every daily run.
+
+The report itself is plain Python (`orchestration.report`); this module gathers what only
+Dagster and MLflow know (run history, check results, last updates, model versions, drift)
+and links the folder from the asset's metadata. `segflow report` calls the same function.
+"""
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from orchestration.defs.partitions import DUCKDB_POOL
+from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
+from orchestration.report import ModelVersionInfo, ReportInputs, ReportResult, RunInfo, build_report
+from orchestration.settings import Settings
+
+FRESHNESS_ASSETS = (
+    ("raw", "crm_contacts"),
+    ("raw", "events"),
+    ("raw", "billing_invoices"),
+    ("user_scores",),
+    ("destination_sync",),
+)
+MODEL_NAMES = ("segflow-churn", "segflow-ltv", "segflow-conversion")
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def recent_runs(instance: dg.DagsterInstance, limit: int = 30) -> list[RunInfo]:
+    runs = []
+    for record in instance.get_run_records(limit=limit):
+        run = record.dagster_run
+        failed = ""
+        if run.status == dg.DagsterRunStatus.FAILURE:
+            events = instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+            ).records
+            failed = ", ".join(
+                sorted({r.event_log_entry.dagster_event.step_key or "" for r in events})
+            )
+        partition = run.tags.get("dagster/partition") or (
+            f"{run.tags['dagster/asset_partition_range_start']}..{run.tags['dagster/asset_partition_range_end']}"
+            if "dagster/asset_partition_range_start" in run.tags
+            else ""
+        )
+        runs.append(
+            RunInfo(
+                run_id=run.run_id,
+                job=run.job_name,
+                status=run.status.value,
+                started=_ts(record.start_time),
+                finished=_ts(record.end_time),
+                partition=partition,
+                failed_steps=failed,
+            )
+        )
+    return runs
+
+
+def last_updates(instance: dg.DagsterInstance) -> dict[str, datetime]:
+    out = {}
+    for path in FRESHNESS_ASSETS:
+        key = dg.AssetKey(list(path))
+        event = instance.get_latest_materialization_event(key)
+        if event is not None:
+            out[key.to_user_string()] = _ts(event.timestamp)
+    return out
+
+
+def latest_checks(instance: dg.DagsterInstance, check_keys) -> pd.DataFrame:
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(check_keys))
+    rows = []
+    for key, record in records.items():
+        evaluation = record.evaluation
+        if evaluation is None:
+            continue
+        rows.append(
+            {
+                "asset": key.asset_key.to_user_string(),
+                "check": key.name,
+                "severity": evaluation.severity.value,
+                "blocking": bool(getattr(evaluation, "blocking", False)),
+                "passed": bool(evaluation.passed),
+                "when_utc": _ts(record.create_timestamp),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["passed", "asset", "check"]) if len(frame) else frame
+
+
+def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    out = []
+    for name in MODEL_NAMES:
+        try:
+            versions = client.search_model_versions(f"name='{name}'")
+        except MlflowException:
+            continue
+        for v in versions:
+            metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+            baseline = {
+                k[len("baseline_") :]: val
+                for k, val in metrics.items()
+                if k.startswith("baseline_")
+            }
+            own = {k: val for k, val in metrics.items() if k in baseline}
+            out.append(
+                ModelVersionInfo(
+                    model=name,
+                    version=str(v.version),
+                    created=_ts((v.creation_timestamp or 0) / 1000),
+                    aliases=",".join(getattr(v, "aliases", []) or []),
+                    metrics=own,
+                    baseline=baseline,
+                )
+            )
+    return out
+
+
+def churn_drift(conn, tracking_uri: str) -> pd.DataFrame | None:
+    from ml.drift import champion_drift
+
+    features = conn.execute(
+        "select * from main.fct_user_features where snapshot_date = "
+        "(select max(snapshot_date) from main.fct_user_features)"
+    ).df()
+    if features.empty:
+        return None
+    return champion_drift(features, None, tracking_uri).table()
+
+
+def gather_inputs(
+    instance: dg.DagsterInstance | None, settings: Settings, conn, check_keys=(), log=print
+) -> ReportInputs:
+    inputs = ReportInputs()
+    if instance is not None:
+        inputs.runs = recent_runs(instance)
+        inputs.freshness = last_updates(instance)
+        if check_keys:
+            inputs.checks = latest_checks(instance, check_keys)
+    try:
+        inputs.model_versions = model_versions(settings.mlflow_tracking_uri)
+    except Exception as exc:  # the report must not fail because the registry is unreachable
+        log(f"model registry not read: {exc}")
+    try:
+        inputs.drift = churn_drift(conn, settings.mlflow_tracking_uri)
+    except Exception as exc:  # no champion yet, or no features table
+        log(f"drift not computed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    return inputs
+
+
+def min_sample() -> int:
+    return int(os.environ.get("SEGFLOW_EXPERIMENT_MIN_SAMPLE") or 100)
+
+
+def write_report(
+    settings: Settings,
+    instance: dg.DagsterInstance | None,
+    check_keys=(),
+    out_dir: Path | None = None,
+    conn=None,
+    log=print,
+) -> ReportResult:
+    """Gather inputs and build the report folder (default `SEGFLOW_REPORT_DIR`)."""
+    from orchestration import warehouse
+
+    out_dir = out_dir or settings.report_dir
+    if conn is not None:
+        inputs = gather_inputs(instance, settings, conn, check_keys, log)
+        return build_report(
+            settings.duckdb_path, out_dir, inputs, min_sample=min_sample(), log=log, conn=conn
+        )
+    with warehouse.connect(settings.duckdb_path) as own:
+        inputs = gather_inputs(instance, settings, own, check_keys, log)
+        return build_report(
+            settings.duckdb_path, out_dir, inputs, min_sample=min_sample(), log=log, conn=own
+        )
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=["destination_sync", "fct_experiment_results"],
+    kinds={"html", "python"},
+    pool=DUCKDB_POOL,
+    description="Static offline HTML report (Overview, Segments, Onboarding, Retention, "
+    "Experiments, Models, Sync) in `SEGFLOW_REPORT_DIR`; rebuilt after every daily run and by "
+    "`segflow report`. Charts are inline SVG with their numbers one click away.",
+)
+def segflow_report(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    segflow: SegflowSettingsResource,
+) -> dg.MaterializeResult:
+    settings = segflow.settings()
+    check_keys = context.repository_def.asset_graph.asset_check_keys
+    with warehouse.connect() as conn:
+        result = write_report(
+            settings, context.instance, check_keys, conn=conn, log=context.log.info
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.url(result.index.as_uri()),
+            "report_path": dg.MetadataValue.path(str(result.index)),
+            "open_with": dg.MetadataValue.md(
+                f"`segflow report --open`, or open `{result.index}` in a browser (works offline)"
+            ),
+            "charts": result.charts,
+            "pages": dg.MetadataValue.json(result.pages),
+            "not_shown_yet": dg.MetadataValue.json(result.missing),
+        }
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[segflow_report])
