@@ -208,6 +208,20 @@ def cmd_fake_customerio(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_sources_check(args: argparse.Namespace) -> int:
+    from orchestration.sources.check import check_sources, render
+
+    settings = Settings.from_env()
+    landing = Path(args.landing) if args.landing else settings.landing_dir
+    result = check_sources(
+        landing,
+        Path(args.sources) if args.sources else None,
+        late_arrival_days=settings.late_arrival_days,
+    )
+    print(render(result))
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="segflow", description="segflow: CRM + product events -> segments.")
     parser.add_argument(
@@ -286,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ui.add_argument("--port", type=int, default=5000, help="port to listen on")
     ui.set_defaults(func=cmd_mlflow_ui)
+
+    sources = sub.add_parser("sources", help="declared landing-file mappings (sources.yml)")
+    sources_sub = sources.add_subparsers(dest="sources_command", required=True)
+    check = sources_sub.add_parser(
+        "check", help="dry run of the mappings over a landing folder (writes nothing)"
+    )
+    check.add_argument("--landing", help="landing folder (default: $SEGFLOW_LANDING_DIR)")
+    check.add_argument("--sources", help="sources.yml (default: <landing>/sources.yml)")
+    check.set_defaults(func=cmd_sources_check)
     return parser
 
 
