@@ -10,6 +10,8 @@ SEED ?= 7
 export SEGFLOW_HOME ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(SEGFLOW_HOME)/dagster_home
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# One planned event per asset for a partition range (a two-year backfill starts in seconds).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 .PHONY: install run test dev mlflow lint bench clean
 
