@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test dev mlflow lint bench clean
+.PHONY: install run test test-fast dev mlflow lint bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
+
+## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 ## dev: the Dagster UI on http://127.0.0.1:3000
 dev: $(STAMP)
