@@ -21,6 +21,20 @@ from ml.features import FeatureSpec
 RANDOM_STATE = 0
 # Below this many training rows isotonic calibration overfits; sigmoid is the safer fit.
 ISOTONIC_MIN_ROWS = 20_000
+# Below this many rows a 10% early-stopping split holds too few rows (and perhaps a single
+# class): fit a fixed, shorter boosting run instead.
+EARLY_STOPPING_MIN_ROWS = 2_000
+
+
+def _boosting_length(n_rows: int, max_iter: int) -> dict:
+    if n_rows >= EARLY_STOPPING_MIN_ROWS:
+        return {
+            "max_iter": max_iter,
+            "early_stopping": True,
+            "validation_fraction": 0.1,
+            "n_iter_no_change": 20,
+        }
+    return {"max_iter": 100, "early_stopping": False}
 
 
 def _one_hot(n_rows: int) -> OneHotEncoder:
@@ -51,27 +65,28 @@ def calibrated_classifier(spec: FeatureSpec, n_rows: int) -> Pipeline:
     """Gradient boosting with cross-validated calibration so probabilities mean what they say."""
     booster = HistGradientBoostingClassifier(
         learning_rate=0.06,
-        max_iter=300,
         max_leaf_nodes=31,
-        min_samples_leaf=40,
+        min_samples_leaf=min(40, max(5, n_rows // 50)),
         l2_regularization=1.0,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
         random_state=RANDOM_STATE,
+        **_boosting_length(n_rows, 300),
     )
     method = "isotonic" if n_rows >= ISOTONIC_MIN_ROWS else "sigmoid"
-    return Pipeline([
-        ("prep", _tree_preprocessor(spec, n_rows)),
-        ("model", CalibratedClassifierCV(booster, method=method, cv=3)),
-    ])
+    return Pipeline(
+        [
+            ("prep", _tree_preprocessor(spec, n_rows)),
+            ("model", CalibratedClassifierCV(booster, method=method, cv=3)),
+        ]
+    )
 
 
 def logistic_baseline(spec: FeatureSpec, n_rows: int) -> Pipeline:
-    return Pipeline([
-        ("prep", _linear_preprocessor(spec, n_rows)),
-        ("model", LogisticRegression(max_iter=2000, C=1.0)),
-    ])
+    return Pipeline(
+        [
+            ("prep", _linear_preprocessor(spec, n_rows)),
+            ("model", LogisticRegression(max_iter=2000, C=1.0)),
+        ]
+    )
 
 
 def revenue_regressor(spec: FeatureSpec, n_rows: int) -> Pipeline:
@@ -79,14 +94,11 @@ def revenue_regressor(spec: FeatureSpec, n_rows: int) -> Pipeline:
     booster = HistGradientBoostingRegressor(
         loss="poisson",
         learning_rate=0.06,
-        max_iter=400,
         max_leaf_nodes=31,
-        min_samples_leaf=40,
+        min_samples_leaf=min(40, max(5, n_rows // 50)),
         l2_regularization=1.0,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
         random_state=RANDOM_STATE,
+        **_boosting_length(n_rows, 400),
     )
     return Pipeline([("prep", _tree_preprocessor(spec, n_rows)), ("model", booster)])
 

@@ -1,8 +1,9 @@
 """Daily scoring with the champion models into the `user_scores` contract table.
 
-Active users = the rows of `fct_user_features` for the score date (signed up, not churned):
-each gets exactly one row. The churn champion is required; LTV and conversion columns stay
-null (with a null model version) until a champion for them exists.
+Every known customer = the rows of `fct_user_features` for the score date (churned ones
+included, with `is_churned` carried over): each gets exactly one row. Each model scores only
+if it has a champion; a model without one leaves its columns null (with a null model version)
+and the others score as usual, so one model that cannot train never stops the rest.
 """
 
 from __future__ import annotations
@@ -31,10 +32,22 @@ LTV_MODEL = "segflow-ltv"
 CONVERSION_MODEL = "segflow-conversion"
 PAID_FLAG_COLUMN = "is_paid"
 
+CHURNED_FLAG_COLUMN = "is_churned"
+
 USER_SCORES_COLUMNS = [
-    "user_id", "score_date", "churn_probability", "churn_band", "ltv_90d", "ltv_band",
-    "conversion_probability", "churn_reasons", "ltv_reasons", "churn_model_version",
-    "ltv_model_version", "conversion_model_version",
+    "user_id",
+    "score_date",
+    "churn_probability",
+    "churn_band",
+    "ltv_90d",
+    "ltv_band",
+    "conversion_probability",
+    "churn_reasons",
+    "ltv_reasons",
+    "churn_model_version",
+    "ltv_model_version",
+    "conversion_model_version",
+    "is_churned",
 ]
 
 
@@ -47,7 +60,7 @@ class _Champion:
         return prepare_features(features, self.spec)
 
 
-def _champion(name: str, tracking_uri: str, required: bool) -> _Champion | None:
+def _champion(name: str, tracking_uri: str, required: bool = False) -> _Champion | None:
     try:
         loaded = registry.load_by_alias(name, tracking_uri)
     except registry.ModelNotFoundError:
@@ -97,6 +110,7 @@ def score_users(
     score_date: date | Sequence[date],
     top_reasons: int = 3,
     n_threads: int | None = 1,
+    require_churn: bool = False,
 ) -> pd.DataFrame:
     """Score every active user on `score_date` (or on each of several dates, loading the
     champions once) with the champions; `user_scores` schema.
@@ -109,30 +123,44 @@ def score_users(
     dates = sorted({pd.Timestamp(day).date() for day in days})  # Timestamps, datetimes or dates
     with threadpool_limits(limits=n_threads):
         champions = (
-            _champion(CHURN_MODEL, tracking_uri, required=True),
-            _champion(LTV_MODEL, tracking_uri, required=False),
-            _champion(CONVERSION_MODEL, tracking_uri, required=False),
+            _champion(CHURN_MODEL, tracking_uri, required=require_churn),
+            _champion(LTV_MODEL, tracking_uri),
+            _champion(CONVERSION_MODEL, tracking_uri),
         )
         return _score(_active_rows(features_df, dates), champions, top_reasons)
 
 
+def missing_champions(tracking_uri: str) -> list[str]:
+    """Registered model names that have no champion yet (their score columns stay null)."""
+    return [
+        name
+        for name in (CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL)
+        if _champion(name, tracking_uri) is None
+    ]
+
+
 def _score(
     rows: pd.DataFrame,
-    champions: tuple[_Champion, _Champion | None, _Champion | None],
+    champions: tuple[_Champion | None, _Champion | None, _Champion | None],
     top_reasons: int,
 ) -> pd.DataFrame:
     """All dates in one batch: every model and reason-code predict runs once over all rows."""
     churn, ltv, conversion = champions
     n = len(rows)
-    out = pd.DataFrame({USER_COLUMN: rows[USER_COLUMN].astype(str),
-                        "score_date": rows["_score_date"].astype(object)})
+    out = pd.DataFrame(
+        {
+            USER_COLUMN: rows[USER_COLUMN].astype(str),
+            "score_date": rows["_score_date"].astype(object),
+        }
+    )
 
-    if n:
+    if churn is not None and n:
         X = churn.prepare(rows)
         churn_predict = _probability(churn.loaded.model)
         out["churn_probability"] = churn_predict(X)
-        out["churn_band"] = assign_bands(out["churn_probability"].to_numpy(),
-                                         churn.loaded.meta["bands"])
+        out["churn_band"] = assign_bands(
+            out["churn_probability"].to_numpy(), churn.loaded.meta["bands"]
+        )
         out["churn_reasons"] = reason_strings(X, churn.spec, churn_predict, top_reasons).to_numpy()
     else:
         out = out.assign(churn_probability=np.nan, churn_band=None, churn_reasons=None)
@@ -153,9 +181,13 @@ def _score(
             X = conversion.prepare(rows.loc[eligible])
             out.loc[eligible, "conversion_probability"] = _probability(conversion.loaded.model)(X)
 
-    out["churn_model_version"] = churn.loaded.version
+    out["churn_model_version"] = churn.loaded.version if churn else None
     out["ltv_model_version"] = ltv.loaded.version if ltv else None
     out["conversion_model_version"] = conversion.loaded.version if conversion else None
+    if CHURNED_FLAG_COLUMN in rows.columns:
+        out[CHURNED_FLAG_COLUMN] = rows[CHURNED_FLAG_COLUMN].astype("boolean").to_numpy()
+    else:
+        out[CHURNED_FLAG_COLUMN] = pd.array([pd.NA] * n, dtype="boolean")
     return out[USER_SCORES_COLUMNS]
 
 

@@ -25,12 +25,15 @@ from ml.estimators import (
     logistic_baseline,
     revenue_regressor,
 )
+from ml.feature_sets import declared_features
 from ml.features import (
     FeatureError,
     FeatureSpec,
     InsufficientDataError,
-    infer_feature_spec,
+    declared_feature_spec,
     prepare_features,
+    screen_degenerate,
+    with_reference,
 )
 from ml.metrics import classification_metrics, regression_metrics
 from ml.promotion import PromotionDecision, PromotionPolicy, decide
@@ -50,13 +53,36 @@ class ModelKind:
 
 
 KINDS: dict[str, ModelKind] = {
-    "churn": ModelKind("churn", "segflow-churn", "churned_28d", "classification", 28,
-                       "roc_auc", "brier", PromotionPolicy(0.002, 0.005)),
-    "ltv": ModelKind("ltv", "segflow-ltv", "revenue_next_90d", "regression", 90,
-                     "normalized_gini", "calibration_error", PromotionPolicy(0.005, 0.05)),
-    "conversion": ModelKind("conversion", "segflow-conversion", "converted_28d",
-                            "classification", 28, "roc_auc", "brier",
-                            PromotionPolicy(0.002, 0.005)),
+    "churn": ModelKind(
+        "churn",
+        "segflow-churn",
+        "churned_28d",
+        "classification",
+        28,
+        "roc_auc",
+        "brier",
+        PromotionPolicy(0.002, 0.005),
+    ),
+    "ltv": ModelKind(
+        "ltv",
+        "segflow-ltv",
+        "revenue_next_90d",
+        "regression",
+        90,
+        "normalized_gini",
+        "calibration_error",
+        PromotionPolicy(0.005, 0.05),
+    ),
+    "conversion": ModelKind(
+        "conversion",
+        "segflow-conversion",
+        "converted_28d",
+        "classification",
+        28,
+        "roc_auc",
+        "brier",
+        PromotionPolicy(0.002, 0.005),
+    ),
 }
 
 # Probability bands: < 0.2 low, < 0.5 medium, else high. Stored with every model version.
@@ -67,6 +93,43 @@ REVENUE_BAND_QUANTILES = (0.5, 0.9)
 BASELINE_GROUP_COLUMN = "plan"
 MIN_TRAIN_ROWS = 100
 MIN_HOLDOUT_ROWS = 30
+# A classifier needs this many rows of each class in training (3-fold calibration and the
+# early-stopping split each need several of the rarer class).
+MIN_CLASS_ROWS = 10
+# Numeric columns with fewer non-null training values are dropped (they can be empty in a fold).
+MIN_NON_NULL_VALUES = 20
+# A churn label whose positives are mostly already inactive at the snapshot is flagged.
+ALREADY_GONE_WARN_SHARE = 0.5
+
+
+class ModelSkipped(InsufficientDataError):
+    """The data cannot support this model today; the message says model, rows, positives and
+    what it needs. The orchestration layer skips the model and the others carry on."""
+
+
+@dataclass(frozen=True)
+class LabelDefinition:
+    """How the training mart's label was built, logged with every run.
+
+    `definition`: e.g. "inactivity" or "cancellation"; `horizon_days` replaces the model
+    kind's default horizon (also the purge gap of the time split); `inactive_days`: the
+    inactivity threshold used to measure how many positives were already inactive."""
+
+    definition: str
+    horizon_days: int
+    inactive_days: int | None = None
+    description: str = ""
+
+    def params(self) -> dict[str, str | int]:
+        out: dict[str, str | int] = {
+            "label_definition": self.definition,
+            "label_horizon_days": self.horizon_days,
+        }
+        if self.inactive_days is not None:
+            out["label_inactive_days"] = self.inactive_days
+        if self.description:
+            out["label_description"] = self.description[:500]
+        return out
 
 
 @dataclass
@@ -89,6 +152,9 @@ class TrainResult:
     feature_columns: list[str]
     holdout_predictions: pd.DataFrame  # user_id, snapshot_date, label, prediction, baseline
     warnings: list[str] = field(default_factory=list)
+    dropped_features: dict[str, str] = field(default_factory=dict)
+    label_metrics: dict[str, float] = field(default_factory=dict)
+    clv_baseline_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def champion_version(self) -> str:
@@ -155,25 +221,40 @@ def _importance(spec: ModelKind, model, X: pd.DataFrame, y: np.ndarray) -> pd.Se
         scoring = "roc_auc" if 0 < y_sample.sum() < len(y_sample) else "neg_brier_score"
     else:
         scoring = "neg_mean_poisson_deviance" if y_sample.sum() > 0 else "neg_mean_absolute_error"
-    result = permutation_importance(model, sample, y_sample, scoring=scoring, n_repeats=3,
-                                    random_state=0)
+    result = permutation_importance(
+        model, sample, y_sample, scoring=scoring, n_repeats=3, random_state=0
+    )
     return pd.Series(result.importances_mean, index=X.columns).sort_values(ascending=False)
 
 
-def _plots(spec: ModelKind, y: np.ndarray, model_pred: np.ndarray, base_pred: np.ndarray,
-           importance: pd.Series, folder: Path) -> dict[str, Path]:
+def _plots(
+    spec: ModelKind,
+    y: np.ndarray,
+    model_pred: np.ndarray,
+    base_pred: np.ndarray,
+    importance: pd.Series,
+    folder: Path,
+) -> dict[str, Path]:
     curves = {"model": model_pred, "baseline": base_pred}
-    paths = {"feature_importance": plots.importance_plot(importance, folder / "feature_importance.png")}
+    paths = {
+        "feature_importance": plots.importance_plot(importance, folder / "feature_importance.png")
+    }
     if spec.task == "classification":
         paths["roc"] = plots.roc_plot(y, curves, folder / "roc.png")
-        paths["precision_recall"] = plots.precision_recall_plot(y, curves, folder / "precision_recall.png")
+        paths["precision_recall"] = plots.precision_recall_plot(
+            y, curves, folder / "precision_recall.png"
+        )
         paths["calibration"] = plots.calibration_plot(y, curves, folder / "calibration.png")
-        paths["cumulative_gains"] = plots.gains_plot(y, curves, folder / "cumulative_gains.png",
-                                                     "positives")
+        paths["cumulative_gains"] = plots.gains_plot(
+            y, curves, folder / "cumulative_gains.png", "positives"
+        )
     else:
-        paths["calibration"] = plots.calibration_by_decile_plot(y, model_pred, folder / "calibration.png")
-        paths["cumulative_gains"] = plots.gains_plot(y, curves, folder / "cumulative_gains.png",
-                                                     "revenue")
+        paths["calibration"] = plots.calibration_by_decile_plot(
+            y, model_pred, folder / "calibration.png"
+        )
+        paths["cumulative_gains"] = plots.gains_plot(
+            y, curves, folder / "cumulative_gains.png", "revenue"
+        )
     return paths
 
 
@@ -206,6 +287,8 @@ def train_model(
     tracking_uri: str,
     artifact_root: Path | None = None,
     *,
+    features: tuple[str, ...] | list[str] | None = None,
+    label: LabelDefinition | None = None,
     holdout_date: date | None = None,
     policy: PromotionPolicy | None = None,
     max_train_rows: int | None = 400_000,
@@ -216,14 +299,96 @@ def train_model(
     """Train, evaluate, log, register and (maybe) promote one model; see module docstring.
 
     `training_df` is the dbt mart (`ml_churn_training`, `ml_ltv_training` or
-    `ml_conversion_training`). Training rows above `max_train_rows` are sampled (seeded).
-    Plots are written to `output_dir` (default: a new temp folder) and logged under `plots/`.
-    `n_threads` caps OpenMP/BLAS threads (None = all cores): on a busy shared machine one
-    thread is many times faster than oversubscribed spinning OpenMP workers.
+    `ml_conversion_training`). `features` are the declared input columns (default:
+    `ml.feature_sets.declared_features(kind)` without product-specific families); every one
+    must be in the table, and degenerate ones are dropped and logged. `label` describes how
+    the label was built (logged; its horizon sets the purge gap). Training rows above
+    `max_train_rows` are sampled (seeded). Plots are written to `output_dir` (default: a new
+    temp folder) and logged under `plots/`. `n_threads` caps OpenMP/BLAS threads (None = all
+    cores). Raises `ModelSkipped` when the data cannot support the model (too few rows or
+    positives, no revenue, an estimator rejecting the data).
     """
     with threadpool_limits(limits=n_threads):
-        return _train(kind, training_df, tracking_uri, artifact_root, holdout_date, policy,
-                      max_train_rows, reference_rows, output_dir)
+        return _train(
+            kind,
+            training_df,
+            tracking_uri,
+            artifact_root,
+            holdout_date,
+            policy,
+            max_train_rows,
+            reference_rows,
+            output_dir,
+            tuple(features) if features is not None else declared_features(kind),
+            label,
+        )
+
+
+def _class_counts(spec: ModelKind, y: np.ndarray) -> tuple[int, int]:
+    positives = int((y > 0).sum())
+    return positives, len(y) - positives
+
+
+def _require_trainable(spec: ModelKind, y: np.ndarray, window: str) -> None:
+    """Skip (with the numbers) when the labels cannot support a fit."""
+    if spec.task == "classification":
+        positives, negatives = _class_counts(spec, y)
+        if min(positives, negatives) < MIN_CLASS_ROWS:
+            raise ModelSkipped(
+                f"{spec.kind}: {len(y)} training rows ({window}) with {positives} positive and "
+                f"{negatives} negative {spec.label}; need at least {MIN_CLASS_ROWS} of each class"
+            )
+    elif not np.nansum(y) > 0:
+        raise ModelSkipped(
+            f"{spec.kind}: {len(y)} training rows ({window}) and no revenue in {spec.label} "
+            "(no paid invoices in the label windows); an LTV model needs some revenue"
+        )
+
+
+def _label_metrics(
+    spec: ModelKind,
+    label: LabelDefinition | None,
+    holdout: pd.DataFrame,
+    y: np.ndarray,
+    train_y: np.ndarray,
+) -> tuple[dict[str, float], list[str]]:
+    """Base rates and, for churn, the share of positives already inactive at the snapshot."""
+    if spec.task != "classification":
+        return {"train_mean_label": float(np.mean(train_y)) if len(train_y) else math.nan}, []
+    out = {
+        "train_base_rate": float(np.mean(train_y)) if len(train_y) else math.nan,
+        "holdout_base_rate": float(np.mean(y)) if len(y) else math.nan,
+    }
+    notes: list[str] = []
+    inactive_days = label.inactive_days if label and label.inactive_days else spec.horizon_days
+    if spec.kind == "churn" and "days_since_last_active" in holdout.columns and y.sum() > 0:
+        quiet = pd.to_numeric(holdout["days_since_last_active"], errors="coerce").to_numpy(float)
+        already = np.nan_to_num(quiet, nan=np.inf) >= inactive_days
+        share = float(already[y > 0].mean())
+        out["positives_already_inactive_share"] = share
+        if share > ALREADY_GONE_WARN_SHARE:
+            notes.append(
+                f"churn label: {share:.0%} of holdout positives were already inactive for "
+                f"{inactive_days}+ days at the snapshot; the label mostly marks customers "
+                "already gone"
+            )
+    return out, notes
+
+
+def _fit(spec: ModelKind, fspec: FeatureSpec, X: pd.DataFrame, y: np.ndarray, window: str):
+    """Fit the model; an estimator rejecting the data becomes a skip naming the model."""
+    estimator = (
+        calibrated_classifier(fspec, len(X))
+        if spec.task == "classification"
+        else revenue_regressor(fspec, len(X))
+    )
+    try:
+        return estimator.fit(X, y)
+    except ValueError as exc:
+        raise ModelSkipped(
+            f"{spec.kind}: the estimator rejected {len(X)} training rows ({window}) with "
+            f"features {list(fspec.columns)}: {exc}"
+        ) from exc
 
 
 def _train(
@@ -236,40 +401,71 @@ def _train(
     max_train_rows: int | None,
     reference_rows: int,
     output_dir: Path | None,
+    features: tuple[str, ...],
+    label: LabelDefinition | None,
 ) -> TrainResult:
     spec = model_kind(kind)
+    if label is not None:
+        spec = ModelKind(
+            spec.kind,
+            spec.registered_name,
+            spec.label,
+            spec.task,
+            label.horizon_days,
+            spec.primary_metric,
+            spec.calibration_metric,
+            spec.default_policy,
+        )
     policy = policy or spec.default_policy
+    if training_df.empty:
+        raise ModelSkipped(
+            f"{spec.kind}: the training table is empty; the data does not yet "
+            f"cover a {spec.horizon_days}-day label window"
+        )
     labelled, warnings = _labels(training_df, spec)
-    split: TimeSplit = time_split(labelled, spec.horizon_days, holdout_date)
+    if labelled.empty:
+        raise ModelSkipped(f"{spec.kind}: no row has a {spec.label} label yet")
+    try:
+        split: TimeSplit = time_split(labelled, spec.horizon_days, holdout_date)
+    except FeatureError as exc:
+        raise ModelSkipped(f"{spec.kind}: {exc}") from exc
     warnings += split.warnings
     train = split.train
     if max_train_rows and len(train) > max_train_rows:
         warnings.append(f"sampled {max_train_rows} of {len(train)} training rows")
         train = train.sample(n=max_train_rows, random_state=0).reset_index(drop=True)
 
+    window = f"snapshots {split.train_min_date}..{split.train_max_date}"
     if len(train) < MIN_TRAIN_ROWS or len(split.holdout) < MIN_HOLDOUT_ROWS:
-        raise InsufficientDataError(
-            f"{spec.kind}: {len(train)} training rows (snapshots {split.train_min_date}.."
-            f"{split.train_max_date}) and {len(split.holdout)} holdout rows; need at least "
-            f"{MIN_TRAIN_ROWS} and {MIN_HOLDOUT_ROWS}. The data does not yet cover enough "
-            f"{spec.horizon_days}-day label windows."
+        raise ModelSkipped(
+            f"{spec.kind}: {len(train)} training rows ({window}) and {len(split.holdout)} "
+            f"holdout rows; need at least {MIN_TRAIN_ROWS} and {MIN_HOLDOUT_ROWS}. The data "
+            f"does not yet cover enough {spec.horizon_days}-day label windows."
         )
-    fspec = infer_feature_spec(train)
-    X_train, y_train = prepare_features(train, fspec), _target(train, spec)
-    X_hold, y_hold = prepare_features(split.holdout, fspec), _target(split.holdout, spec)
-    if spec.task == "classification" and len(np.unique(y_train)) < 2:
-        raise FeatureError(
-            f"{spec.kind}: training snapshots {split.train_min_date}..{split.train_max_date} "
-            f"have only one value of {spec.label}; cannot fit a classifier"
+    y_train, y_hold = _target(train, spec), _target(split.holdout, spec)
+    _require_trainable(spec, y_train, window)
+    declared = declared_feature_spec(train, features)
+    fspec, dropped = screen_degenerate(train, declared, MIN_NON_NULL_VALUES)
+    for name, reason in dropped.items():
+        warnings.append(f"feature {name} dropped: {reason}")
+    if not fspec.columns:
+        raise ModelSkipped(
+            f"{spec.kind}: every declared feature is degenerate on {len(train)} "
+            f"training rows ({window}): {dropped}"
         )
+    fspec = with_reference(train, fspec)
+    X_train = prepare_features(train, fspec)
+    X_hold = prepare_features(split.holdout, fspec)
 
-    model = (calibrated_classifier(fspec, len(X_train)) if spec.task == "classification"
-             else revenue_regressor(fspec, len(X_train))).fit(X_train, y_train)
+    model = _fit(spec, fspec, X_train, y_train, window)
     baseline = _fit_baseline(spec, fspec, X_train, y_train)
     model_pred = _predict(spec, model, X_hold)
     base_pred = _predict(spec, baseline, X_hold)
     metrics = _evaluate(spec, y_hold, model_pred)
     baseline_metrics = _evaluate(spec, y_hold, base_pred)
+    label_metrics, label_notes = _label_metrics(spec, label, split.holdout, y_hold, y_train)
+    warnings += label_notes
+    clv_metrics = _clv_baseline(spec, train, split.holdout, y_hold, warnings)
     bands = _bands(spec, model_pred)
     importance = _importance(spec, model, X_hold, y_hold)
     folder = Path(output_dir or tempfile.mkdtemp(prefix=f"segflow-{kind}-"))
@@ -281,44 +477,73 @@ def _train(
     meta = {
         "kind": spec.kind,
         "label": spec.label,
+        "label_definition": label.params() if label else {"label_horizon_days": spec.horizon_days},
         "task": spec.task,
         "feature_spec": fspec.to_dict(),
+        "declared_features": list(features),
+        "dropped_features": dropped,
         "bands": bands,
         "holdout_snapshot": split.holdout_date.isoformat(),
-        "population": "rows of the training mart; conversion: users not on a paid plan",
+        "population": "rows of the training mart; churn: customers not churned at the "
+        "snapshot; conversion: users not on a paid plan",
     }
 
     champion_version, champion_metrics, champion_error = _champion_metrics(
-        spec, tracking_uri, split.holdout, y_hold)
+        spec, tracking_uri, split.holdout, y_hold
+    )
 
     client = registry.connect(tracking_uri)
     experiment_id = registry.ensure_experiment(client, spec.registered_name, artifact_root)
-    with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"{kind}-{split.holdout_date.isoformat()}") as run:
-        mlflow.log_params({
-            **split.window_params(),
-            "label": spec.label,
-            "label_horizon_days": spec.horizon_days,
-            "rows_used_for_training": len(train),
-            "n_features": len(fspec.columns),
-            "numeric_features": ",".join(fspec.numeric + fspec.boolean)[:6000],
-            "categorical_features": ",".join(fspec.categorical)[:6000],
-            "estimator": type(model.named_steps["model"]).__name__,
-            "baseline": type(baseline).__name__ if spec.task == "regression"
-            else "LogisticRegression",
-            "min_improvement": policy.min_improvement,
-            "calibration_tolerance": policy.calibration_tolerance,
-            "band_thresholds": ",".join(f"{t:.6g}" for t in bands["thresholds"]),
-        })
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"{kind}-{split.holdout_date.isoformat()}"
+    ) as run:
+        mlflow.log_params(
+            {
+                **split.window_params(),
+                "label": spec.label,
+                "label_horizon_days": spec.horizon_days,
+                **(label.params() if label else {}),
+                "rows_used_for_training": len(train),
+                "n_features": len(fspec.columns),
+                "n_declared_features": len(features),
+                "dropped_features": (", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none")[
+                    :6000
+                ],
+                "numeric_features": ",".join(fspec.numeric + fspec.boolean)[:6000],
+                "categorical_features": ",".join(fspec.categorical)[:6000],
+                "estimator": type(model.named_steps["model"]).__name__,
+                "baseline": type(baseline).__name__
+                if spec.task == "regression"
+                else "LogisticRegression",
+                "min_improvement": policy.min_improvement,
+                "calibration_tolerance": policy.calibration_tolerance,
+                "band_thresholds": ",".join(f"{t:.6g}" for t in bands["thresholds"]),
+            }
+        )
         mlflow.log_metrics(_finite(metrics))
         mlflow.log_metrics(_finite({f"baseline_{k}": v for k, v in baseline_metrics.items()}))
         mlflow.log_metrics(_finite(_lift(metrics, baseline_metrics)))
-        mlflow.set_tags({"segflow.kind": kind, "segflow.warnings": " | ".join(warnings)[:4000]})
+        mlflow.log_metrics(_finite({f"label_{k}": v for k, v in label_metrics.items()}))
+        mlflow.log_metrics(_finite({f"clv_baseline_{k}": v for k, v in clv_metrics.items()}))
+        mlflow.log_metrics(_finite(_lift(metrics, clv_metrics, "lift_over_clv_")))
+        mlflow.set_tags(
+            {
+                "segflow.kind": kind,
+                "segflow.warnings": " | ".join(warnings)[:4000],
+                "segflow.label_flag": "; ".join(label_notes)[:4000] or "ok",
+            }
+        )
         for path in plot_paths.values():
             mlflow.log_artifact(str(path), artifact_path="plots")
         registry.log_json_artifact(
-            {**meta, "metrics": metrics, "baseline_metrics": baseline_metrics,
-             "feature_importance": importance.to_dict()},
+            {
+                **meta,
+                "metrics": metrics,
+                "baseline_metrics": baseline_metrics,
+                "label_metrics": label_metrics,
+                "clv_baseline_metrics": clv_metrics,
+                "feature_importance": importance.to_dict(),
+            },
             registry.META_ARTIFACT,
         )
         registry.log_reference_sample(reference)
@@ -334,8 +559,16 @@ def _train(
         )
         version = str(info.registered_model_version)
         client.set_registered_model_alias(spec.registered_name, registry.CHALLENGER, version)
-        decision = decide(policy, spec.primary_metric, spec.calibration_metric, metrics,
-                          champion_metrics, version, champion_version, champion_error)
+        decision = decide(
+            policy,
+            spec.primary_metric,
+            spec.calibration_metric,
+            metrics,
+            champion_metrics,
+            version,
+            champion_version,
+            champion_error,
+        )
         if decision.promoted:
             client.set_registered_model_alias(spec.registered_name, registry.CHAMPION, version)
         mlflow.set_tags(decision.as_tags())
@@ -358,23 +591,55 @@ def _train(
         plot_paths=plot_paths,
         feature_importance=importance,
         feature_columns=list(fspec.columns),
-        holdout_predictions=pd.DataFrame({
-            "user_id": split.holdout["user_id"].to_numpy() if "user_id" in split.holdout
-            else np.arange(len(y_hold)),
-            "snapshot_date": split.holdout_date,
-            "label": y_hold,
-            "prediction": model_pred,
-            "baseline_prediction": base_pred,
-        }),
+        holdout_predictions=pd.DataFrame(
+            {
+                "user_id": split.holdout["user_id"].to_numpy()
+                if "user_id" in split.holdout
+                else np.arange(len(y_hold)),
+                "snapshot_date": split.holdout_date,
+                "label": y_hold,
+                "prediction": model_pred,
+                "baseline_prediction": base_pred,
+            }
+        ),
         warnings=warnings,
+        dropped_features=dropped,
+        label_metrics=label_metrics,
+        clv_baseline_metrics=clv_metrics,
     )
 
 
-def _lift(metrics: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
-    keys = ("roc_auc", "pr_auc", "top_decile_lift", "spearman", "normalized_gini",
-            "top_decile_revenue_capture")
-    return {f"lift_over_baseline_{k}": metrics[k] - baseline[k]
-            for k in keys if k in metrics and k in baseline}
+def _clv_baseline(
+    spec: ModelKind, train: pd.DataFrame, holdout: pd.DataFrame, y: np.ndarray, warnings: list[str]
+) -> dict[str, float]:
+    """BG/NBD + Gamma-Gamma fitted on the training snapshots, scored on the holdout with the
+    same metrics as the model (churn: P(not alive); LTV: expected spend). Conversion: none."""
+    if spec.kind not in ("churn", "ltv"):
+        return {}
+    try:
+        from ml import clv
+
+        prediction = clv.baseline_predictions(spec.kind, train, holdout, spec.horizon_days)
+    except clv.ClvUnavailable as exc:
+        warnings.append(f"BG/NBD + Gamma-Gamma baseline not computed: {exc}")
+        return {}
+    return _evaluate(spec, y, prediction)
+
+
+def _lift(
+    metrics: dict[str, float], baseline: dict[str, float], prefix: str = "lift_over_baseline_"
+) -> dict[str, float]:
+    keys = (
+        "roc_auc",
+        "pr_auc",
+        "top_decile_lift",
+        "spearman",
+        "normalized_gini",
+        "top_decile_revenue_capture",
+    )
+    return {
+        f"{prefix}{k}": metrics[k] - baseline[k] for k in keys if k in metrics and k in baseline
+    }
 
 
 def _finite(values: dict[str, float]) -> dict[str, float]:

@@ -81,6 +81,12 @@ class Settings:
     # defaults keep one run under 4 GiB of memory.
     duckdb_memory_limit: str = "3GB"
     duckdb_threads: int = 2
+    # Model labels (dbt_project.yml reads the same variables with the same defaults).
+    churn_definition: str = "inactivity"
+    churn_inactive_days: int = 28
+    churn_horizon_days: int = 28
+    cancel_grace_days: int = 7
+    conversion_days: int = 28
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -115,6 +121,13 @@ class Settings:
             sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", 100.0),
             sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", 0.5),
             sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", 5),
+            churn_definition=_choice(
+                "SEGFLOW_CHURN_DEFINITION", "inactivity", ("inactivity", "cancellation")
+            ),
+            churn_inactive_days=_int("SEGFLOW_CHURN_INACTIVE_DAYS", 28),
+            churn_horizon_days=_int("SEGFLOW_CHURN_HORIZON_DAYS", 28),
+            cancel_grace_days=_int("SEGFLOW_CANCEL_GRACE_DAYS", 7),
+            conversion_days=_int("SEGFLOW_CONVERSION_DAYS", 28),
             duckdb_memory_limit=_env("SEGFLOW_DUCKDB_MEMORY_LIMIT", "3GB"),
             duckdb_threads=_int("SEGFLOW_DUCKDB_THREADS", min(os.cpu_count() or 1, 4)),
         )

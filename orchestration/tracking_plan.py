@@ -64,3 +64,25 @@ def load(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> TrackingPl
         raise ValueError(
             f"{project_file}: vars.tracking_plan is missing or malformed ({exc!r})"
         ) from exc
+
+
+@cache
+def milestone_counters(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> tuple[str, ...]:
+    """Output columns of the all-time milestone counters (vars.milestone_counters)."""
+    raw = yaml.safe_load(project_file.read_text())["vars"].get("milestone_counters") or {}
+    return tuple(raw)
+
+
+def model_features(kind: str, plan: TrackingPlan | None = None) -> tuple[str, ...]:
+    """The declared inputs of model `kind` for this tracking plan (ml.feature_sets): the fixed
+    windowed/lifetime/account columns plus a reached_<milestone> flag per milestone, the
+    milestone counters and 7/28-day counts, change and share per core feature event."""
+    from ml.feature_sets import declared_features
+
+    plan = plan or load()
+    return declared_features(
+        kind,
+        event_types=plan.core_features,
+        milestones=plan.milestone_names,
+        counters=milestone_counters(),
+    )

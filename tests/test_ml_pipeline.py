@@ -15,7 +15,7 @@ from ml import registry
 from ml.drift import champion_drift
 from ml.features import FeatureSpec, prepare_features
 from ml.reasons import top_reasons
-from ml.scoring import USER_SCORES_COLUMNS, score_users
+from ml.scoring import USER_SCORES_COLUMNS, missing_champions, score_users
 from ml.synthetic import synthetic_marts
 from ml.train import train_model
 
@@ -65,11 +65,19 @@ def _aliases(store, name: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in aliases.items()}
 
 
-def test_score_fails_clearly_without_champion(store, marts):
-    """Runs first in this module (before `trained` fills the store), reusing its fresh store."""
+def test_score_without_any_champion_scores_nobody_but_keeps_every_user(store, marts):
+    """Runs first in this module (before `trained` fills the store), reusing its fresh store.
+    Models fail alone: no champion leaves its columns null, it does not stop scoring."""
     features = marts["fct_user_features"]
+    day = features["snapshot_date"].max()
+    assert missing_champions(store["uri"]) == ["segflow-churn", "segflow-ltv",
+                                               "segflow-conversion"]
+    scores = score_users(features, store["uri"], day)
+    assert len(scores) == (features["snapshot_date"] == day).sum()
+    assert scores["churn_probability"].isna().all() and scores["ltv_90d"].isna().all()
+    assert scores["churn_model_version"].isna().all()
     with pytest.raises(registry.ModelNotFoundError, match="segflow-churn"):
-        score_users(features, store["uri"], features["snapshot_date"].max())
+        score_users(features, store["uri"], day, require_churn=True)
 
 
 def test_first_version_becomes_champion_better_promotes_worse_stays(trained, store):
@@ -152,8 +160,10 @@ def test_scored_reasons_push_risk_up_in_the_champion(trained, store, marts):
     for position, feature in enumerate(reasons["feature"]):
         changed.at[position, feature] = spec.reference[feature]
     assert (predict(changed) < predict(X)[reasons["row"].to_numpy()]).all()
-    # the strongest driver in the synthetic data shows up as a readable code
-    assert "no_teammate_invited" in set(reasons["code"])
+    # the strongest driver in the synthetic data (onboarding: teammate invited, first value;
+    # milestones_reached counts both) shows up as a readable code
+    assert {"no_teammate_invited", "milestones_reached_low", "onboarding_incomplete",
+            "no_first_value_yet"} & set(reasons["code"])
 
 
 def test_rollback_moves_champion_and_scoring_follows(trained, store, marts):

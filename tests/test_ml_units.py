@@ -12,7 +12,13 @@ from threadpoolctl import threadpool_limits
 
 from ml.drift import feature_drift, population_stability_index
 from ml.estimators import calibrated_classifier
-from ml.features import FeatureError, infer_feature_spec, prepare_features
+from ml.feature_sets import declared_features
+from ml.features import (
+    FeatureError,
+    declared_feature_spec,
+    infer_feature_spec,
+    prepare_features,
+)
 from ml.metrics import classification_metrics, normalized_gini, regression_metrics
 from ml.promotion import PromotionPolicy, decide
 from ml.reasons import reason_code, reason_strings, top_reasons
@@ -40,12 +46,24 @@ def test_feature_spec_excludes_ids_dates_and_labels(marts):
         assert excluded not in spec.columns
     assert "reached_teammate_invited" in spec.boolean
     assert "activity_trend" in spec.numeric
-    assert set(spec.categorical) == {"plan", "industry", "company_size", "country", "role",
-                                     "acquisition_channel"}
+    assert {"plan", "industry", "company_size", "country", "role",
+            "acquisition_channel"} <= set(spec.categorical)
     prepared = prepare_features(marts["ml_ltv_training"], spec)
     assert prepared["reached_teammate_invited"].dtype == np.float64
     # nullable integer with NA becomes float NaN rather than an error
     assert prepared["days_to_first_value"].isna().any()
+
+
+def test_declared_spec_keeps_revenue_to_date_and_never_takes_labels(marts):
+    """Selection is declared, not inferred from suffixes: `revenue_to_date` is an input."""
+    declared = declared_features("ltv", milestones=("teammate_invited", "first_value"))
+    spec = declared_feature_spec(marts["ml_ltv_training"], declared)
+    assert set(spec.columns) == set(declared)
+    assert "revenue_to_date" in spec.numeric and "tenure_bucket" in spec.categorical
+    with pytest.raises(FeatureError, match="revenue_next_90d"):
+        declared_feature_spec(marts["ml_ltv_training"], (*declared, "revenue_next_90d"))
+    with pytest.raises(FeatureError, match="purchases_total"):
+        declared_feature_spec(marts["ml_ltv_training"].drop(columns=["purchases_total"]), declared)
 
 
 def test_prepare_features_names_missing_column(marts):

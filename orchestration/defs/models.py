@@ -2,6 +2,9 @@
 
 Training reads a dbt training set, logs to MLflow and registers a challenger that is promoted
 only if it beats the champion on the same holdout. Scoring loads `models:/<name>@champion`.
+Models fail alone: a model the data cannot support (no positives, no revenue, too few rows,
+an input the estimator rejects) is skipped with its reason (a WARN check on the asset), and
+scoring carries on with whatever champions exist.
 """
 
 import os
@@ -9,16 +12,19 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from ml.drift import champion_drift
-from ml.features import InsufficientDataError
-from ml.scoring import score_users
-from ml.train import train_model
+from ml.features import FeatureError, InsufficientDataError
+from ml.scoring import missing_champions, score_users
+from ml.train import LabelDefinition, train_model
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import MLflowResource, WarehouseResource
+from orchestration.settings import Settings
+from orchestration.tracking_plan import model_features
 
 TRAINING_TABLES = {
     "churn": "ml_churn_training",
@@ -32,14 +38,58 @@ create table if not exists main.user_scores (
     user_id varchar, score_date date, churn_probability double, churn_band varchar,
     ltv_90d double, ltv_band varchar, conversion_probability double, churn_reasons varchar,
     ltv_reasons varchar, churn_model_version varchar, ltv_model_version varchar,
-    conversion_model_version varchar
+    conversion_model_version varchar, is_churned boolean
 )"""
+USER_SCORES_MIGRATIONS = (
+    "alter table main.user_scores add column if not exists is_churned boolean",
+)
 DRIFT_THRESHOLD = float(os.environ.get("SEGFLOW_DRIFT_PSI_THRESHOLD") or 0.2)
 
 
 def _mlflow_ui_link(experiment_id: str, run_id: str) -> str:
     base = os.environ.get("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def label_definition(kind: str, settings: Settings) -> LabelDefinition:
+    """The label the dbt marts built for `kind`, from the same settings dbt read."""
+    if kind == "churn":
+        what = (
+            f"becomes churned within {settings.churn_horizon_days} days: "
+            + (
+                f"no activity for {settings.churn_inactive_days} days"
+                if settings.churn_definition == "inactivity"
+                else "a cancel event, or the last paid period ends without renewal "
+                f"({settings.cancel_grace_days} days grace)"
+            )
+            + "; rows: customers not churned at the snapshot"
+        )
+        return LabelDefinition(
+            settings.churn_definition,
+            settings.churn_horizon_days,
+            settings.churn_inactive_days,
+            what,
+        )
+    if kind == "conversion":
+        return LabelDefinition(
+            "upgrade",
+            settings.conversion_days,
+            None,
+            f"upgrade event, paid plan or paid invoice within "
+            f"{settings.conversion_days} days; rows: users not on a paid plan",
+        )
+    return LabelDefinition("revenue", 90, None, "USD paid within 90 days; rows: every customer")
+
+
+def _skipped(kind: str, reason: str, rows: int) -> list:
+    check = dg.AssetCheckResult(
+        check_name="model_trained",
+        asset_key=f"{kind}_model",
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"reason": reason},
+    )
+    return [dg.MaterializeResult(metadata={"status": f"skipped: {reason}", "rows": rows}), check]
 
 
 def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
@@ -49,28 +99,44 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
         deps=[training_table],
         kinds={"mlflow", "scikitlearn"},
         pool=DUCKDB_POOL,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "model_trained",
+                asset=f"{kind}_model",
+                description="Warns when the model was skipped (the data cannot support it "
+                "today); the reason is in the check metadata. Scoring carries on.",
+            )
+        ],
         description=f"Train the {kind} model on `{training_table}`, log it to MLflow and register "
-        f"`segflow-{kind}` (alias challenger; champion if it beats the current one).",
+        f"`segflow-{kind}` (alias challenger; champion if it beats the current one). Skipped "
+        "with a reason when the data cannot support it.",
     )
     def _asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
-    ) -> dg.MaterializeResult:
+    ):
         with warehouse.connect() as conn:
             training = conn.execute(f'select * from main."{training_table}"').df()
         if training.empty:
-            context.log.warning(
-                f"{training_table} is empty: the data does not yet cover the label window"
-            )
-            return dg.MaterializeResult(metadata={"status": "skipped: no labelled rows", "rows": 0})
+            reason = f"{training_table} is empty: the data does not yet cover the label window"
+            context.log.warning(f"{kind} model skipped: {reason}")
+            yield from _skipped(kind, reason, 0)
+            return
         try:
-            result = train_model(kind, training, mlflow.tracking_uri, Path(mlflow.artifact_root))
-        except InsufficientDataError as exc:
-            # History is still shorter than the label window: not a data error. The current
-            # champion (if any) keeps scoring; without one, its score columns stay null.
-            context.log.warning(str(exc))
-            return dg.MaterializeResult(
-                metadata={"status": f"skipped: {exc}", "rows": len(training)}
+            result = train_model(
+                kind,
+                training,
+                mlflow.tracking_uri,
+                Path(mlflow.artifact_root),
+                features=model_features(kind),
+                label=label_definition(kind, Settings.from_env()),
             )
+        except (InsufficientDataError, FeatureError) as exc:
+            # The data cannot support this model today (too few rows or positives, no
+            # revenue, a declared feature missing). The current champion (if any) keeps
+            # scoring; without one, its score columns stay null. Other models carry on.
+            context.log.warning(f"{kind} model skipped: {exc}")
+            yield from _skipped(kind, str(exc), len(training))
+            return
         for warning in result.warnings:
             context.log.warning(warning)
         metrics = {name: scalar(round(value, 4)) for name, value in result.metrics.items()}
@@ -98,7 +164,20 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
             "model_uri": result.model_uri,
         }
         metadata.update({f"metric/{k}": v for k, v in metrics.items()})
-        return dg.MaterializeResult(metadata=metadata)
+        metadata["label_metrics"] = dg.MetadataValue.json(
+            {k: scalar(round(v, 4)) for k, v in result.label_metrics.items()}
+        )
+        metadata["clv_baseline_metrics"] = dg.MetadataValue.json(
+            {k: scalar(round(v, 4)) for k, v in result.clv_baseline_metrics.items()}
+        )
+        metadata["dropped_features"] = dg.MetadataValue.json(result.dropped_features)
+        yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name="model_trained",
+            asset_key=f"{kind}_model",
+            passed=True,
+            metadata={"version": result.version, "promoted": result.decision.promoted},
+        )
 
     return _asset
 
@@ -133,23 +212,38 @@ def user_scores(
             "select * from main.fct_user_features where snapshot_date between ? and ?",
             [dates[0], dates[-1]],
         ).df()
+    absent = missing_champions(mlflow.tracking_uri)
+    if absent:
+        context.log.warning(
+            f"no champion for {', '.join(absent)}: their score columns stay null today; "
+            "segments whose rules need them are reported as not evaluated"
+        )
     scores = score_users(features, mlflow.tracking_uri, dates)
     latest_day: date = dates[-1]
     latest_features = features[features["snapshot_date"] == pd.Timestamp(latest_day)]
     latest_scores = scores[scores["score_date"] == latest_day]
+    # Like with like: the churn champion's reference sample holds customers not churned at
+    # their snapshot, so drift compares today's not-churned customers only.
+    alive = (
+        ~latest_features["is_churned"].fillna(False).astype(bool).to_numpy()
+        if "is_churned" in latest_features.columns
+        else np.ones(len(latest_features), dtype=bool)
+    )
     drift = (
         champion_drift(
-            latest_features,
-            latest_scores["churn_probability"].to_numpy() if len(latest_scores) else None,
+            latest_features.loc[alive],
+            latest_scores["churn_probability"].to_numpy()[alive],
             mlflow.tracking_uri,
             threshold=DRIFT_THRESHOLD,
         )
-        if len(latest_features)
+        if alive.any() and "segflow-churn" not in absent
         else None
     )
     with warehouse.connect() as conn:
         conn.register("new_scores", scores)
         conn.execute(USER_SCORES_DDL)
+        for statement in USER_SCORES_MIGRATIONS:
+            conn.execute(statement)
         conn.execute("begin transaction")
         conn.execute(
             "delete from main.user_scores where score_date between ? and ?", [dates[0], dates[-1]]

@@ -46,7 +46,9 @@ def input_relation(conn: duckdb.DuckDBPyConnection) -> tuple[str, list[str]]:
         scores = f"(select {typed} where false)"
         warnings.append(f"main.{SCORES_TABLE} does not exist yet: score columns are null, "
                         "so rules on scores match nobody")
-    sql = (f"(select f.*, s.* exclude (user_id, score_date) from main.{FEATURES_TABLE} f "
+    # Score columns by name: user_scores also carries is_churned, which the features own.
+    score_cols = ", ".join(f"s.{c}" for c in SCORE_COLUMNS if c not in ("user_id", "score_date"))
+    sql = (f"(select f.*, {score_cols} from main.{FEATURES_TABLE} f "
            f"left join {scores} s on s.user_id = f.user_id and s.score_date = f.snapshot_date)")
     return sql, warnings
 

@@ -1,10 +1,21 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
--- Point-in-time user features: one row per signed-up, not-churned user per snapshot_date,
--- computed only from data dated on or before snapshot_date (events by event date, CRM by the
--- version valid that day, invoices by paid date). "Not churned" = active in the last
--- churn_window_days days, or signed up less than churn_window_days ago.
+-- Point-in-time user features: one row per known customer (every CRM contact from its signup
+-- day) per snapshot_date, churned ones included and flagged, computed only from data dated
+-- on or before snapshot_date (events by event date, CRM by the version valid that day,
+-- invoices by paid date).
+-- Churn state at the snapshot (vars.churn_definition):
+--   inactivity:   is_inactive = no activity for churn_window_days days (never-active users
+--                 count from their signup day);
+--   cancellation: is_cancelled = a declared cancel event not followed by a new paid invoice,
+--                 or the last paid period ended more than cancel_grace_days ago without renewal.
+-- Defaults for quiet users and missing CRM fields (nothing here is null by accident):
+--   days_since_last_active: days since signup when the user has no activity yet;
+--   is_paid: false when the CRM plan is empty; plan/industry/...: null = not provided;
+--   days_since_first_active, days_since_*_purchase, mean_active_gap_days, recency_ratio,
+--   days_to_first_value: null = never happened (no activity / purchase / gap yet);
+--   counts, shares and avg_order_value: 0 when there is nothing to count.
 -- Built on a dense user x day grid with rolling ROWS frames; all-time totals are the stored
 -- totals before the grid plus running sums on it.
 -- Incremental: snapshot dates from min(min_date - late_arrival_days, the user's cut) on are
@@ -14,7 +25,13 @@
 {%- set counters = var('milestone_counters') -%}
 {%- set value_milestone = var('value_milestone', milestones[-1]['name']) -%}
 {%- set churn_days = var('churn_window_days') | int -%}
-{%- set history_days = [churn_days, 14] | max -%}
+{%- set churn_definition = var('churn_definition') | trim | lower -%}
+{%- set grace_days = var('cancel_grace_days') | int -%}
+{%- set new_account_days = var('new_account_days') | int -%}
+{%- if churn_definition not in ['inactivity', 'cancellation'] -%}
+{{ exceptions.raise_compiler_error("vars.churn_definition (SEGFLOW_CHURN_DEFINITION) = '" ~ churn_definition ~ "': expected inactivity or cancellation") }}
+{%- endif -%}
+{%- set history_days = [churn_days, 28] | max -%}
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_where',
@@ -110,6 +127,9 @@ prior_activity as (
     select
         daily.user_id,
         max(daily.activity_date) as last_active_date,
+        min(daily.activity_date) as first_active_date,
+        count(*) as active_days,
+        max(case when daily.cancel_events > 0 then daily.activity_date end) as last_cancel_date,
         sum(daily.support_tickets) as support_tickets,
         {% for column, milestone in counters.items() -%}
         sum(daily.milestone_{{ milestone }}_events) as {{ column }},
@@ -124,7 +144,13 @@ prior_activity as (
 ),
 
 prior_revenue as (
-    select revenue_invoices.user_id, {{ exact_sum('revenue_invoices.amount_usd') }} as revenue
+    select
+        revenue_invoices.user_id,
+        {{ exact_sum('revenue_invoices.amount_usd') }} as revenue,
+        count(*) as purchases,
+        min(revenue_invoices.paid_date) as first_purchase_date,
+        max(revenue_invoices.paid_date) as last_purchase_date,
+        max(revenue_invoices.period_end_date) as paid_through_date
     from revenue_invoices
     inner join user_bounds
         on user_bounds.user_id = revenue_invoices.user_id
@@ -133,7 +159,12 @@ prior_revenue as (
 ),
 
 revenue_daily as (
-    select user_id, paid_date, {{ exact_sum('amount_usd') }} as revenue
+    select
+        user_id,
+        paid_date,
+        {{ exact_sum('amount_usd') }} as revenue,
+        count(*) as purchases,
+        max(period_end_date) as paid_through_date
     from revenue_invoices
     group by user_id, paid_date
 ),
@@ -152,6 +183,9 @@ dense as (
         coalesce(daily.feature_{{ slug(feature) }}_events, 0) as feature_{{ slug(feature) }}_events,
         {% endfor -%}
         coalesce(daily.support_tickets, 0) as support_tickets,
+        coalesce(daily.cancel_events, 0) as cancel_events,
+        coalesce(revenue_daily.purchases, 0) as purchases,
+        revenue_daily.paid_through_date,
         {% for column, milestone in counters.items() -%}
         coalesce(daily.milestone_{{ milestone }}_events, 0) as {{ column }},
         {% endfor -%}
@@ -182,7 +216,16 @@ rolled as (
         sum(core_feature_events) {{ last_n_days(28) }} as feature_depth_28d,
         {% for feature in plan['core_features'] -%}
         sum(feature_{{ slug(feature) }}_events) {{ last_n_days(28) }} as feature_{{ slug(feature) }}_28d,
+        sum(feature_{{ slug(feature) }}_events) {{ last_n_days(7) }} as feature_{{ slug(feature) }}_7d,
+        sum(feature_{{ slug(feature) }}_events) over (partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding) as feature_{{ slug(feature) }}_prev_7d,
         {% endfor -%}
+        sum(active) {{ running() }} as active_days_running,
+        min(case when active = 1 then snapshot_date end) {{ running() }} as first_active_date,
+        max(case when cancel_events > 0 then snapshot_date end) {{ running() }} as last_cancel_date,
+        sum(purchases) {{ running() }} as purchases_running,
+        min(case when purchases > 0 then snapshot_date end) {{ running() }} as first_purchase_date,
+        max(case when purchases > 0 then snapshot_date end) {{ running() }} as last_purchase_date,
+        max(paid_through_date) {{ running() }} as paid_through_date,
         sum(support_tickets) {{ last_n_days(28) }} as support_tickets_28d,
         sum(support_tickets) {{ running() }} as support_tickets_running,
         {% for column in counters -%}
@@ -232,7 +275,26 @@ features as (
         snapshots.snapshot_date,
         snapshots.signup_date,
         cast({{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_signup,
-        cast({{ dbt.datediff('coalesce(snapshots.last_active_date, prior_activity.last_active_date)', 'snapshots.snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_last_active,
+        cast(coalesce(
+            {{ dbt.datediff('coalesce(snapshots.last_active_date, prior_activity.last_active_date)', 'snapshots.snapshot_date', 'day') }},
+            {{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }}) as {{ dbt.type_int() }}) as days_since_last_active,
+        coalesce(snapshots.last_active_date, prior_activity.last_active_date) as last_active_date,
+        coalesce(prior_activity.first_active_date, snapshots.first_active_date) as first_active_date,
+        cast(coalesce(prior_activity.active_days, 0) + snapshots.active_days_running as {{ dbt.type_int() }}) as active_days_total,
+        cast(coalesce(prior_revenue.purchases, 0) + snapshots.purchases_running as {{ dbt.type_int() }}) as purchases_total,
+        coalesce(prior_revenue.first_purchase_date, snapshots.first_purchase_date) as first_purchase_date,
+        coalesce(snapshots.last_purchase_date, prior_revenue.last_purchase_date) as last_purchase_date,
+        greatest(coalesce(snapshots.paid_through_date, prior_revenue.paid_through_date),
+                 coalesce(prior_revenue.paid_through_date, snapshots.paid_through_date)) as paid_through_date,
+        greatest(coalesce(snapshots.last_cancel_date, prior_activity.last_cancel_date),
+                 coalesce(prior_activity.last_cancel_date, snapshots.last_cancel_date)) as last_cancel_date,
+        {% for feature in plan['core_features'] -%}
+        cast(snapshots.feature_{{ slug(feature) }}_7d as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_7d,
+        cast(snapshots.feature_{{ slug(feature) }}_28d as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_28d,
+        cast(snapshots.feature_{{ slug(feature) }}_7d - coalesce(snapshots.feature_{{ slug(feature) }}_prev_7d, 0) as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_change_7d,
+        cast(case when snapshots.events_28d > 0
+                  then snapshots.feature_{{ slug(feature) }}_28d * 1.0 / snapshots.events_28d else 0.0 end as {{ segflow_double() }}) as evt_{{ slug(feature) }}_share_28d,
+        {% endfor -%}
         cast(snapshots.active_days_7d as {{ dbt.type_int() }}) as active_days_7d,
         cast(snapshots.active_days_28d as {{ dbt.type_int() }}) as active_days_28d,
         cast(snapshots.events_7d as {{ dbt.type_int() }}) as events_7d,
@@ -260,7 +322,7 @@ features as (
         {% endfor -%}
         cast(coalesce(snapshots.events_prev_7d, 0) as {{ dbt.type_int() }}) as events_prev_7d,
         snapshots.plan,
-        snapshots.plan in {{ sql_list(plan['paid_plans']) }} as is_paid,
+        coalesce(snapshots.plan in {{ sql_list(plan['paid_plans']) }}, false) as is_paid,
         cast(coalesce(mrr.mrr, 0.0) as {{ segflow_double() }}) as mrr,
         cast(coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running as {{ segflow_double() }}) as revenue_to_date,
         snapshots.industry,
@@ -281,6 +343,24 @@ select
     signup_date,
     days_since_signup,
     days_since_last_active,
+    cast({{ dbt.datediff('first_active_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_first_active,
+    active_days_total,
+    cast(case when active_days_total > 1
+              then {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} * 1.0 / (active_days_total - 1) end as {{ segflow_double() }}) as mean_active_gap_days,
+    cast(case when active_days_total > 1 and {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} > 0
+              then days_since_last_active * (active_days_total - 1.0) / {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} end as {{ segflow_double() }}) as recency_ratio,
+    purchases_total,
+    cast({{ dbt.datediff('first_purchase_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_first_purchase,
+    cast({{ dbt.datediff('last_purchase_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_last_purchase,
+    cast(case when purchases_total > 0 then revenue_to_date / purchases_total else 0.0 end as {{ segflow_double() }}) as avg_order_value,
+    case
+        when days_since_signup < 7 then '0-6d'
+        when days_since_signup < 28 then '7-27d'
+        when days_since_signup < 90 then '28-89d'
+        when days_since_signup < 365 then '90-364d'
+        else '365d+'
+    end as tenure_bucket,
+    days_since_signup < {{ new_account_days }} as is_new_account,
     active_days_7d,
     active_days_28d,
     events_7d,
@@ -301,6 +381,12 @@ select
     {% endfor -%}
     support_tickets_28d,
     support_tickets_total,
+    {% for feature in plan['core_features'] -%}
+    evt_{{ slug(feature) }}_7d,
+    evt_{{ slug(feature) }}_28d,
+    evt_{{ slug(feature) }}_change_7d,
+    evt_{{ slug(feature) }}_share_28d,
+    {% endfor -%}
     events_prev_7d,
     cast((events_7d - events_prev_7d) * 1.0
          / case when events_prev_7d > 1 then events_prev_7d else 1 end as {{ segflow_double() }}) as activity_trend,
@@ -313,6 +399,18 @@ select
     country,
     role,
     acquisition_channel,
-    is_active_28d
+    is_active_28d,
+    days_since_last_active >= {{ churn_days }} as is_inactive,
+    coalesce(
+        (last_cancel_date is not null and (last_purchase_date is null or last_purchase_date <= last_cancel_date))
+        or {{ dbt.dateadd('day', grace_days, 'paid_through_date') }} < snapshot_date,
+        false) as is_cancelled,
+    {% if churn_definition == 'cancellation' -%}
+    coalesce(
+        (last_cancel_date is not null and (last_purchase_date is null or last_purchase_date <= last_cancel_date))
+        or {{ dbt.dateadd('day', grace_days, 'paid_through_date') }} < snapshot_date,
+        false)
+    {%- else -%}
+    days_since_last_active >= {{ churn_days }}
+    {%- endif %} as is_churned
 from features
-where is_active_28d or days_since_signup < {{ churn_days }}

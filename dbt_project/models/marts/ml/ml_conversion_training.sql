@@ -1,5 +1,6 @@
 -- depends_on: {{ ref('fct_user_features') }}
--- Conversion training set: free/trial users (not on a paid plan) at weekly snapshots, with
+-- Conversion training set: free/trial users (not on a paid plan; churned ones included: they
+-- are scored too) at weekly snapshots, with
 -- converted_28d = an upgrade event, a paid-plan CRM version or a paid invoice in
 -- (snapshot, snapshot + conversion_window_days]. Only snapshots whose window is covered.
 select

@@ -1,15 +1,30 @@
 {{ config(materialized='ephemeral') }}
 -- Per user and weekly snapshot date (Monday, via date_trunc('week')), the outcomes strictly
--- after the snapshot: activity and cancellations in (S, S + churn_window_days], upgrades in
--- (S, S + conversion_window_days], revenue in (S, S + h] for each LTV horizon h; plus whether
--- each window is covered by the data (S + window <= last day with data).
-{%- set churn_days = var('churn_window_days') | int -%}
+-- after the snapshot:
+--   churned_next_window: the customer enters the churned state of vars.churn_definition
+--     (fct_user_features.is_churned) on some day in (S, S + churn_horizon_days];
+--   converted_next_window: an upgrade event, a paid-plan CRM version or a paid invoice in
+--     (S, S + conversion_window_days];
+--   revenue_next_<h>d_observed: revenue in (S, S + h] for each LTV horizon h;
+-- plus whether each window is covered by the data (S + window <= last day with data).
+-- Every customer appears (churned ones too); the training marts pick their populations.
+{%- set horizon_days = var('churn_horizon_days') | int -%}
 {%- set conversion_days = var('conversion_window_days') | int -%}
 {%- set horizons = var('ltv_horizons_days') -%}
 {%- set plan = var('tracking_plan') %}
-with snapshots as (
-    select *
+with daily_state as (
+    select
+        *,
+        max(case when is_churned then 1 else 0 end) over (
+            partition by user_id order by snapshot_date
+            rows between 1 following and {{ horizon_days }} following
+        ) as churns_within_horizon
     from {{ ref('fct_user_features') }}
+),
+
+snapshots as (
+    select *
+    from daily_state
     where snapshot_date = cast({{ dbt.date_trunc('week', 'snapshot_date') }} as date)
 ),
 
@@ -18,8 +33,9 @@ data_end as (
 ),
 
 activity as (
-    select user_id, activity_date, cancel_events, upgrade_events
+    select user_id, activity_date, upgrade_events
     from {{ ref('int_user_activity_daily') }}
+    where upgrade_events > 0
 ),
 
 paid_contacts as (
@@ -34,18 +50,13 @@ revenue as (
     where is_revenue
 ),
 
-future_activity as (
-    select
-        s.user_id,
-        s.snapshot_date,
-        sum(case when a.activity_date <= {{ dbt.dateadd('day', churn_days, 's.snapshot_date') }} then 1 else 0 end) as active_days_next_churn,
-        sum(case when a.activity_date <= {{ dbt.dateadd('day', churn_days, 's.snapshot_date') }} then a.cancel_events else 0 end) as cancels_next_churn,
-        sum(case when a.activity_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} then a.upgrade_events else 0 end) as upgrades_next_conversion
+future_upgrades as (
+    select s.user_id, s.snapshot_date, sum(a.upgrade_events) as upgrades_next_conversion
     from snapshots as s
     inner join activity as a
         on a.user_id = s.user_id
        and a.activity_date > s.snapshot_date
-       and a.activity_date <= {{ dbt.dateadd('day', [churn_days, conversion_days] | max, 's.snapshot_date') }}
+       and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
     group by s.user_id, s.snapshot_date
 ),
 
@@ -77,17 +88,17 @@ future_revenue as (
 
 select
     s.*,
-    {{ dbt.dateadd('day', churn_days, 's.snapshot_date') }} <= d.data_end_date as churn_window_covered,
+    {{ dbt.dateadd('day', horizon_days, 's.snapshot_date') }} <= d.data_end_date as churn_window_covered,
     {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} <= d.data_end_date as conversion_window_covered,
     {% for h in horizons -%}
     {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
     coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
     {% endfor -%}
-    coalesce(fa.active_days_next_churn, 0) = 0 or coalesce(fa.cancels_next_churn, 0) > 0 as churned_next_window,
-    coalesce(fa.upgrades_next_conversion, 0) > 0 or coalesce(fp.paid_versions, 0) > 0
+    coalesce(s.churns_within_horizon, 0) = 1 as churned_next_window,
+    coalesce(fu.upgrades_next_conversion, 0) > 0 or coalesce(fp.paid_versions, 0) > 0
         or coalesce(fr.invoices_next_conversion, 0) > 0 as converted_next_window
 from snapshots as s
 cross join data_end as d
-left join future_activity as fa on fa.user_id = s.user_id and fa.snapshot_date = s.snapshot_date
+left join future_upgrades as fu on fu.user_id = s.user_id and fu.snapshot_date = s.snapshot_date
 left join future_paid_plan as fp on fp.user_id = s.user_id and fp.snapshot_date = s.snapshot_date
 left join future_revenue as fr on fr.user_id = s.user_id and fr.snapshot_date = s.snapshot_date

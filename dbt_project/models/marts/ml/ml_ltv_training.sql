@@ -1,5 +1,6 @@
 -- depends_on: {{ ref('fct_user_features') }}
--- LTV training set: fct_user_features at weekly snapshots + revenue (USD, paid invoices) in
+-- LTV training set: every customer (churned ones included: they are scored too) at weekly
+-- snapshots + revenue (USD, paid invoices) in
 -- (snapshot, snapshot + h] for each horizon of vars.ltv_horizons_days; a horizon's label is
 -- null when the data does not cover it. Only snapshots whose first (shortest) horizon is covered.
 {%- set horizons = var('ltv_horizons_days') %}
