@@ -121,8 +121,9 @@ def _run_case(name: str, case: dict, tmp_path: Path) -> None:
 
         # the quality gates
         config = _config()
-        rows_read = {p.partition_date: p.rows_read for p in report.partitions
-                     if p.partition_date is not None}
+        # undated rows without a usable date (partition None) are passed too: the gate counts
+        # them as unassigned instead of crashing (issue 11)
+        rows_read = {p.partition_date: p.rows_read for p in report.partitions}
         suite = validate_table(conn, table, dates, config, now=NOW)
         quarantine = check_quarantine(conn, table, dates, config, rows_read=rows_read)
         outcomes = suite.outcomes + quarantine.outcomes

@@ -320,12 +320,17 @@ def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[Skippe
     for folder, dirs, names in os.walk(source_dir, followlinks=True):
         real = os.path.realpath(folder)
         rel_folder = Path(folder).relative_to(source_dir).as_posix()
-        if real in seen:  # a symlink loop: do not walk it twice
+        if real in seen:
+            ancestors = {os.path.realpath(p) for p in Path(folder).parents}
+            loop = real in ancestors
             skipped.append(
                 SkippedFile(
                     rel_folder + "/",
-                    "symlinked folder points into a folder already read (a loop); not read twice",
-                    ignored=True,
+                    "symlinked folder points to one of its own parents (a loop); not read again"
+                    if loop
+                    else "symlinked folder points to a folder already read under another "
+                    "name; not read twice (remove one link, or `ignore:` it in sources.yml)",
+                    ignored=loop,
                 )
             )
             dirs[:] = []
