@@ -22,9 +22,17 @@ NOW = datetime(2025, 3, 10, 12, 0)
 
 
 def _event(i: int, **overrides) -> dict:
-    record = {"messageId": f"m-{i}", "type": "track", "event": "Signed In", "userId": f"u{i}",
-              "anonymousId": f"a{i}", "timestamp": "2025-03-03T10:00:00Z",
-              "receivedAt": "2025-03-03T10:00:01Z", "properties": {}, "context": {}}
+    record = {
+        "messageId": f"m-{i}",
+        "type": "track",
+        "event": "Signed In",
+        "userId": f"u{i}",
+        "anonymousId": f"a{i}",
+        "timestamp": "2025-03-03T10:00:00Z",
+        "receivedAt": "2025-03-03T10:00:01Z",
+        "properties": {},
+        "context": {},
+    }
     record.update(overrides)
     return record
 
@@ -53,7 +61,9 @@ def test_example_landing_folder_loads_every_row(conn) -> None:
         assert report.rows_read > 0
         assert report.rows_quarantined == 0, report.quarantine_preview
         assert report.rows_loaded == report.rows_read
-        assert conn.execute(f"select count(*) from raw.{table}").fetchall()[0][0] == report.rows_read
+        assert (
+            conn.execute(f"select count(*) from raw.{table}").fetchall()[0][0] == report.rows_read
+        )
     rows = conn.execute("""select message_id, type, event, user_id, anonymous_id, timestamp,
                            properties from raw.events order by _source_line""").fetchall()
     page, identify = rows[0], rows[1]
@@ -62,22 +72,37 @@ def test_example_landing_folder_loads_every_row(conn) -> None:
     assert json.loads(identify[6]) == {"email": "lena@example.org", "plan": "trial"}
     # originalTimestamp (-05:00) used when timestamp is absent
     assert rows[4][5] == datetime(2025, 3, 3, 19, 20, 5)
-    company = conn.execute("select company from raw.crm_contacts where user_id = 'cust_1002'").fetchall()
+    company = conn.execute(
+        "select company from raw.crm_contacts where user_id = 'cust_1002'"
+    ).fetchall()
     assert company == [("Harbor & Pine, Inc.",)]
-    open_invoice = conn.execute("select paid_at, amount from raw.billing_invoices "
-                                "where invoice_id = 'in_9002'").fetchall()
+    open_invoice = conn.execute(
+        "select paid_at, amount from raw.billing_invoices where invoice_id = 'in_9002'"
+    ).fetchall()
     assert open_invoice == [(None, 1490.0)]
 
 
 def test_malformed_json_lines_keep_file_and_line(conn, tmp_path: Path) -> None:
-    lines = [json.dumps(_event(1)), json.dumps(_event(2)), '{"messageId": "m-3", "type": ',
-             "", "[1, 2]", json.dumps(_event(6)), json.dumps(_event(7))[:40]]  # truncated last
-    _write(tmp_path / "events" / "dt=2025-03-03" / "a.jsonl",
-           b"\xef\xbb\xbf" + "\r\n".join(lines).encode())
+    lines = [
+        json.dumps(_event(1)),
+        json.dumps(_event(2)),
+        '{"messageId": "m-3", "type": ',
+        "",
+        "[1, 2]",
+        json.dumps(_event(6)),
+        json.dumps(_event(7))[:40],
+    ]  # truncated last
+    _write(
+        tmp_path / "events" / "dt=2025-03-03" / "a.jsonl",
+        b"\xef\xbb\xbf" + "\r\n".join(lines).encode(),
+    )
     report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (6, 3, 3)
     assert [(q[1], q[2]) for q in _quarantine(conn)] == [
-        (3, "malformed_json"), (5, "malformed_json"), (7, "malformed_json")]
+        (3, "malformed_json"),
+        (5, "malformed_json"),
+        (7, "malformed_json"),
+    ]
     assert _quarantine(conn)[0][0] == "events/dt=2025-03-03/a.jsonl"
     assert "expected an object" in _quarantine(conn)[1][3]
 
@@ -88,7 +113,7 @@ def test_bad_utf8_bytes_are_quarantined_as_bad_encoding(conn, tmp_path: Path) ->
     _write(tmp_path / "events" / "dt=2025-03-03" / "b.jsonl", b"\n".join([good, bad, good]) + b"\n")
     report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
     assert report.rows_read == 3 and report.quarantined_by_reason == {"bad_encoding": 1}
-    (file, line, reason, detail), = _quarantine(conn)
+    ((file, line, reason, detail),) = _quarantine(conn)
     assert (line, reason) == (2, "bad_encoding") and "0xff" in detail
 
 
@@ -102,14 +127,16 @@ def test_empty_files_are_reported_not_errors(conn, tmp_path: Path) -> None:
 
 
 def test_csv_quoted_newlines_extra_columns_and_wrong_types(conn, tmp_path: Path) -> None:
-    _write(tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
-           "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at,note\n"
-           'i1,u1,10.5,USD,paid,2025-03-03T10:00:00Z,2025-04-02T10:00:00Z,,"two\nlines"\n'
-           "i2,u2,abc,USD,paid,2025-03-03T10:00:00Z,2025-04-02T10:00:00Z,,x\n"
-           "i3,u3,-5,EUR,refunded,2025-03-03,2025-04-02,,x\n"
-           "i4,u4,5e9,EUR,paid,2025-03-03,2025-04-02,,x\n"
-           "i5,u5,20,EUR,paid,2025-03-03,2025-04-02\n"
-           "i6,,20,EUR,paid,yesterday,2025-04-02,,x\n")
+    _write(
+        tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
+        "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at,note\n"
+        'i1,u1,10.5,USD,paid,2025-03-03T10:00:00Z,2025-04-02T10:00:00Z,,"two\nlines"\n'
+        "i2,u2,abc,USD,paid,2025-03-03T10:00:00Z,2025-04-02T10:00:00Z,,x\n"
+        "i3,u3,-5,EUR,refunded,2025-03-03,2025-04-02,,x\n"
+        "i4,u4,5e9,EUR,paid,2025-03-03,2025-04-02,,x\n"
+        "i5,u5,20,EUR,paid,2025-03-03,2025-04-02\n"
+        "i6,,20,EUR,paid,yesterday,2025-04-02,,x\n",
+    )
     report = load_partitions(conn, "billing_invoices", [DAY], tmp_path, "files", 3, now=NOW)
     assert report.rows_read == 6 and report.rows_loaded == 1
     assert report.extra_columns == {"billing_invoices/dt=2025-03-03/inv.csv": ["note"]}
@@ -122,9 +149,13 @@ def test_csv_quoted_newlines_extra_columns_and_wrong_types(conn, tmp_path: Path)
     assert conn.execute("select _source_line from raw.billing_invoices").fetchall() == [(2,)]
 
 
-def test_missing_required_column_quarantines_the_file_with_a_clear_detail(conn, tmp_path: Path) -> None:
-    _write(tmp_path / "crm_contacts" / "dt=2025-03-03" / "c.csv",
-           "user_id,email,plan\nu1,a@example.com,free\nu2,b@example.com,pro\n")
+def test_missing_required_column_quarantines_the_file_with_a_clear_detail(
+    conn, tmp_path: Path
+) -> None:
+    _write(
+        tmp_path / "crm_contacts" / "dt=2025-03-03" / "c.csv",
+        "user_id,email,plan\nu1,a@example.com,free\nu2,b@example.com,pro\n",
+    )
     report = load_partitions(conn, "crm_contacts", [DAY], tmp_path, "files", 3, now=NOW)
     assert report.quarantined_by_reason == {"missing_required_column": 2}
     detail = _quarantine(conn)[0][3]
@@ -135,38 +166,56 @@ def test_missing_required_column_quarantines_the_file_with_a_clear_detail(conn, 
 def test_timestamp_rules_and_value_too_large(conn, tmp_path: Path) -> None:
     records = [
         _event(1),
-        _event(2, timestamp="2031-01-01T00:00:00Z"),            # future
-        _event(3, timestamp="1999-12-31T23:59:59Z"),            # too old
-        _event(4, timestamp="2025-02-25T10:00:00Z"),            # 6 days late, window 3
-        _event(5, timestamp="2025-03-01T10:00:00+02:00"),       # 2 days late: loaded
-        _event(6, properties={"blob": "x" * 1_100_000}),        # > 1 MiB
+        _event(2, timestamp="2031-01-01T00:00:00Z"),  # future
+        _event(3, timestamp="1999-12-31T23:59:59Z"),  # too old
+        _event(4, timestamp="2025-02-25T10:00:00Z"),  # 6 days late, window 3
+        _event(5, timestamp="2025-03-01T10:00:00+02:00"),  # 2 days late: loaded
+        _event(6, properties={"blob": "x" * 1_100_000}),  # > 1 MiB
         _event(7, event="Unplanned Thing"),
         _event(8, userId="", anonymousId=None),
-        _event(9, userId=None),                                  # anonymous: valid
+        _event(9, userId=None),  # anonymous: valid
         _event(10, type="alias"),
         _event(11, timestamp="not a date"),
     ]
-    _write(tmp_path / "events" / "dt=2025-03-03" / "e.jsonl",
-           "\n".join(json.dumps(r) for r in records) + "\n")
-    report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
+    _write(
+        tmp_path / "events" / "dt=2025-03-03" / "e.jsonl",
+        "\n".join(json.dumps(r) for r in records) + "\n",
+    )
+    report = load_partitions(
+        conn, "events", [DAY], tmp_path, "files", 3, now=NOW, timestamp_floor=date(2000, 1, 1)
+    )
     reasons = {line: reason for _, line, reason, _ in _quarantine(conn)}
-    assert reasons == {2: "timestamp_in_future", 3: "timestamp_too_old", 4: "outside_late_window",
-                       6: "value_too_large", 7: "unknown_event", 8: "null_key",
-                       10: "unknown_event", 11: "wrong_type"}
+    assert reasons == {
+        2: "timestamp_in_future",
+        3: "timestamp_too_old",
+        4: "outside_late_window",
+        6: "value_too_large",
+        7: "unknown_event",
+        8: "null_key",
+        10: "unknown_event",
+        11: "wrong_type",
+    }
     assert report.rows_loaded == 3
     loaded = conn.execute("select message_id, timestamp from raw.events order by 1").fetchall()
     assert ("m-5", datetime(2025, 3, 1, 8, 0)) in loaded
 
 
 def test_undated_files_are_assigned_by_their_date_column(conn, tmp_path: Path) -> None:
-    _write(tmp_path / "events" / "backfill.jsonl", "\n".join(json.dumps(r) for r in [
-        _event(1, timestamp="2025-03-02T23:30:00-02:00"),  # 2025-03-03 01:30 UTC
-        _event(2, timestamp="2025-03-04T10:00:00Z"),
-        _event(3, timestamp="garbage"),
-    ]))
+    _write(
+        tmp_path / "events" / "backfill.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                _event(1, timestamp="2025-03-02T23:30:00-02:00"),  # 2025-03-03 01:30 UTC
+                _event(2, timestamp="2025-03-04T10:00:00Z"),
+                _event(3, timestamp="garbage"),
+            ]
+        ),
+    )
     report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
     assert conn.execute("select message_id, _partition_date from raw.events").fetchall() == [
-        ("m-1", DAY)]
+        ("m-1", DAY)
+    ]
     unassigned = [p for p in report.partitions if p.partition_date is None]
     assert unassigned and unassigned[0].quarantined_by_reason == {"wrong_type": 1}
     load_partitions(conn, "events", [date(2025, 3, 4)], tmp_path, "files", 3, now=NOW)
@@ -175,21 +224,32 @@ def test_undated_files_are_assigned_by_their_date_column(conn, tmp_path: Path) -
 
 
 def test_parquet_with_offset_timestamps_and_json_array_files(conn, tmp_path: Path) -> None:
-    table = pa.table({
-        "messageId": ["p1", "p2"], "type": ["track", "track"], "event": ["Signed In", "Nope"],
-        "userId": ["u1", "u2"], "anonymousId": [None, None],
-        "timestamp": pa.array([datetime(2025, 3, 3, 12), datetime(2025, 3, 3, 13)],
-                              pa.timestamp("us", tz="Europe/Berlin")),
-    })
+    table = pa.table(
+        {
+            "messageId": ["p1", "p2"],
+            "type": ["track", "track"],
+            "event": ["Signed In", "Nope"],
+            "userId": ["u1", "u2"],
+            "anonymousId": [None, None],
+            "timestamp": pa.array(
+                [datetime(2025, 3, 3, 12), datetime(2025, 3, 3, 13)],
+                pa.timestamp("us", tz="Europe/Berlin"),
+            ),
+        }
+    )
     pq.write_table(table, tmp_path / "p.parquet")
-    _write(tmp_path / "events" / "dt=2025-03-03" / "x.parquet", (tmp_path / "p.parquet").read_bytes())
-    _write(tmp_path / "events" / "dt=2025-03-03" / "y.json",
-           json.dumps([_event(1), "oops", _event(3)]))
+    _write(
+        tmp_path / "events" / "dt=2025-03-03" / "x.parquet", (tmp_path / "p.parquet").read_bytes()
+    )
+    _write(
+        tmp_path / "events" / "dt=2025-03-03" / "y.json", json.dumps([_event(1), "oops", _event(3)])
+    )
     report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
     assert report.rows_read == 5
     assert [(f, line, r) for f, line, r, _ in _quarantine(conn)] == [
         ("events/dt=2025-03-03/x.parquet", 2, "unknown_event"),
-        ("events/dt=2025-03-03/y.json", 2, "malformed_json")]
+        ("events/dt=2025-03-03/y.json", 2, "malformed_json"),
+    ]
     ts = conn.execute("select timestamp from raw.events where message_id = 'p1'").fetchall()
     assert ts == [(datetime(2025, 3, 3, 12),)]  # 12:00 UTC stored naive
 
@@ -218,22 +278,26 @@ def test_csv_with_bom_and_latin1_bytes(conn, tmp_path: Path) -> None:
     header = "user_id,email,signup_at,company,industry,company_size,country,role,plan,acquisition_channel,updated_at\n"
     good = "u1,a@example.com,2025-03-01T10:00:00Z,Acme,software,1-10,US,engineer,free,direct,2025-03-03T10:00:00Z\n"
     bad = "u2,b@example.com,2025-03-01T10:00:00Z,Caf\xe9 GmbH,retail,1-10,DE,other,free,direct,2025-03-03T11:00:00Z\n"
-    _write(tmp_path / "crm_contacts" / "dt=2025-03-03" / "c.csv",
-           b"\xef\xbb\xbf" + header.encode() + good.encode() + bad.encode("latin-1") + good.encode())
+    _write(
+        tmp_path / "crm_contacts" / "dt=2025-03-03" / "c.csv",
+        b"\xef\xbb\xbf" + header.encode() + good.encode() + bad.encode("latin-1") + good.encode(),
+    )
     report = load_partitions(conn, "crm_contacts", [DAY], tmp_path, "files", 3, now=NOW)
     assert (report.rows_read, report.rows_loaded) == (3, 2)
-    (_, line, reason, detail), = _quarantine(conn)
+    ((_, line, reason, detail),) = _quarantine(conn)
     assert (line, reason) == (3, "bad_encoding") and "line 3" in detail
 
 
 def test_invoice_accepted_values_period_order_and_nan(conn, tmp_path: Path) -> None:
-    _write(tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
-           "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at\n"
-           "i1,u1,10,USD,paid,2025-03-03,2025-04-02,\n"
-           "i2,u2,10,JPY,paid,2025-03-03,2025-04-02,\n"
-           "i3,u3,10,EUR,pending,2025-03-03,2025-04-02,\n"
-           "i4,u4,10,EUR,paid,2025-03-03,2025-02-01,\n"
-           "i5,u5,NaN,EUR,paid,2025-03-03,2025-04-02,\n")
+    _write(
+        tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
+        "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at\n"
+        "i1,u1,10,USD,paid,2025-03-03,2025-04-02,\n"
+        "i2,u2,10,JPY,paid,2025-03-03,2025-04-02,\n"
+        "i3,u3,10,EUR,pending,2025-03-03,2025-04-02,\n"
+        "i4,u4,10,EUR,paid,2025-03-03,2025-02-01,\n"
+        "i5,u5,NaN,EUR,paid,2025-03-03,2025-04-02,\n",
+    )
     report = load_partitions(conn, "billing_invoices", [DAY], tmp_path, "files", 3, now=NOW)
     assert report.rows_loaded == 1
     q = {line: (reason, detail) for _, line, reason, detail in _quarantine(conn)}
@@ -246,35 +310,88 @@ def test_invoice_accepted_values_period_order_and_nan(conn, tmp_path: Path) -> N
 def test_mixed_formats_in_one_partition_keep_their_own_lines(conn, tmp_path: Path) -> None:
     """JSON lines (read from Arrow) and CSV / JSON-array rows (staged) meet in one validation."""
     day_dir = tmp_path / "events" / "dt=2025-03-03"
-    _write(day_dir / "a.jsonl", "\n".join([json.dumps(_event(1)), "{oops",
-                                           json.dumps(_event(3, properties={"b": "y" * 1_100_000}))]))
-    _write(day_dir / "b.csv", "message_id,type,event,user_id,timestamp\n"
-                              "c-1,track,Signed In,u1,2025-03-03T09:00:00Z\n"
-                              "c-2,track,Signed In,,2025-03-03T09:00:00Z\n")
+    _write(
+        day_dir / "a.jsonl",
+        "\n".join(
+            [
+                json.dumps(_event(1)),
+                "{oops",
+                json.dumps(_event(3, properties={"b": "y" * 1_100_000})),
+            ]
+        ),
+    )
+    _write(
+        day_dir / "b.csv",
+        "message_id,type,event,user_id,timestamp\n"
+        "c-1,track,Signed In,u1,2025-03-03T09:00:00Z\n"
+        "c-2,track,Signed In,,2025-03-03T09:00:00Z\n",
+    )
     _write(day_dir / "c.json", json.dumps([_event(7), _event(8, userId=None, anonymousId=None)]))
     report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (7, 3, 4)
     assert report.files == [f"events/dt=2025-03-03/{n}" for n in ("a.jsonl", "b.csv", "c.json")]
-    loaded = conn.execute("select _source_file, _source_line, message_id from raw.events "
-                          "order by 1, 2").fetchall()
-    assert loaded == [("events/dt=2025-03-03/a.jsonl", 1, "m-1"),
-                      ("events/dt=2025-03-03/b.csv", 2, "c-1"),
-                      ("events/dt=2025-03-03/c.json", 1, "m-7")]
-    q = {(f.rsplit("/", 1)[1], line): (reason, detail) for f, line, reason, detail in _quarantine(conn)}
-    assert q[("a.jsonl", 2)] == ("malformed_json", "line is not valid JSON (truncated or malformed)")
+    loaded = conn.execute(
+        "select _source_file, _source_line, message_id from raw.events order by 1, 2"
+    ).fetchall()
+    assert loaded == [
+        ("events/dt=2025-03-03/a.jsonl", 1, "m-1"),
+        ("events/dt=2025-03-03/b.csv", 2, "c-1"),
+        ("events/dt=2025-03-03/c.json", 1, "m-7"),
+    ]
+    q = {
+        (f.rsplit("/", 1)[1], line): (reason, detail)
+        for f, line, reason, detail in _quarantine(conn)
+    }
+    assert q[("a.jsonl", 2)] == (
+        "malformed_json",
+        "line is not valid JSON (truncated or malformed)",
+    )
     assert q[("a.jsonl", 3)][0] == "value_too_large" and "column properties" in q[("a.jsonl", 3)][1]
     assert q[("b.csv", 3)][0] == "null_key" and q[("c.json", 2)][0] == "null_key"
 
 
 def test_replay_revalidates_a_fixed_malformed_line(conn, tmp_path: Path) -> None:
-    _write(tmp_path / "events" / "dt=2025-03-03" / "a.jsonl",
-           "\n".join([json.dumps(_event(1)), json.dumps(_event(2))[:30], "[1]"]) + "\n")
+    _write(
+        tmp_path / "events" / "dt=2025-03-03" / "a.jsonl",
+        "\n".join([json.dumps(_event(1)), json.dumps(_event(2))[:30], "[1]"]) + "\n",
+    )
     load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
-    assert [(q[1], q[2]) for q in _quarantine(conn)] == [(2, "malformed_json"), (3, "malformed_json")]
+    assert [(q[1], q[2]) for q in _quarantine(conn)] == [
+        (2, "malformed_json"),
+        (3, "malformed_json"),
+    ]
     assert replay_quarantine(conn, "events", "files", 3, now=NOW).still_failing_by_reason == {
-        "malformed_json": 2}
-    conn.execute("update raw.quarantine set payload = ? where source_line = 2", [json.dumps(_event(2))])
+        "malformed_json": 2
+    }
+    conn.execute(
+        "update raw.quarantine set payload = ? where source_line = 2", [json.dumps(_event(2))]
+    )
     result = replay_quarantine(conn, "events", "files", 3, now=NOW)
     assert (result.candidates, result.replayed) == (2, 1)
-    assert conn.execute("select message_id, _source_line from raw.events order by 2").fetchall() == [
-        ("m-1", 1), ("m-2", 2)]
+    assert conn.execute(
+        "select message_id, _source_line from raw.events order by 2"
+    ).fetchall() == [("m-1", 1), ("m-2", 2)]
+
+
+def test_old_dates_load_unless_a_floor_is_set(conn, tmp_path: Path) -> None:
+    """Real history before 2000 is data, not an error; SEGFLOW_TIMESTAMP_FLOOR sets a floor."""
+    day = date(1998, 5, 1)
+    folder = tmp_path / "events" / f"dt={day}"
+    folder.mkdir(parents=True)
+    event = {
+        "messageId": "old1",
+        "type": "track",
+        "event": "Signed In",
+        "userId": "u1",
+        "timestamp": "1998-05-01T10:00:00Z",
+        "receivedAt": "1998-05-01T10:00:01Z",
+        "properties": {},
+        "context": {},
+    }
+    (folder / "events.jsonl").write_text(json.dumps(event) + "\n")
+    assert load_partitions(conn, "events", [day], tmp_path, "files", 3, now=NOW).rows_loaded == 1
+    floored = load_partitions(
+        conn, "events", [day], tmp_path, "files", 3, now=NOW, timestamp_floor=date(2000, 1, 1)
+    )
+    assert floored.rows_loaded == 0
+    assert [reason for _, _, reason, _ in _quarantine(conn)] == ["timestamp_too_old"]

@@ -90,6 +90,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 source_name=settings.source,
                 late_arrival_days=settings.late_arrival_days,
                 config=config,
+                timestamp_floor=settings.timestamp_floor,
             )
             # undated rows with no usable date have no partition: counted apart
             rows_read = {

@@ -19,7 +19,7 @@ Row rules, first match wins, with the reason codes of docs/contracts.md: reader 
 or empty), `wrong_type` (column named, value shown), `unknown_event` (type not
 track/identify/page, or a track event not in the tracking plan), `negative_amount`,
 `amount_out_of_range` (> MAX_AMOUNT), `invalid_value` (invoice currency / status outside
-ACCEPTED_VALUES, period_end before period_start; NaN/Infinity amounts are `wrong_type`), `timestamp_too_old` (< 2000-01-01),
+ACCEPTED_VALUES, period_end before period_start; NaN/Infinity amounts are `wrong_type`), `timestamp_too_old` (before SEGFLOW_TIMESTAMP_FLOOR, when set),
 `timestamp_in_future` (> now + 15 min), `outside_late_window` (event dated more than
 `late_arrival_days` before its dt= partition).
 """
@@ -57,6 +57,7 @@ from orchestration.sources.mappings import (
     default_config,
     default_source,
     glob_regex,
+    matches,
 )
 
 __all__ = [
@@ -73,7 +74,6 @@ __all__ = [
 RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
 EVENT_TYPES = ("track", "identify", "page")
 MAX_AMOUNT = 1_000_000.0
-MIN_TIMESTAMP = datetime(2000, 1, 1)
 FUTURE_TOLERANCE = timedelta(minutes=15)
 _SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
 _KIND_TEXT = {"ts": "a timestamp (ISO 8601)", "num": "a number", "json": "a JSON object"}
@@ -632,9 +632,10 @@ def _typed_sql(
         if kind == "ts":
             checks.append(
                 (
-                    f"\"{col}\" < TIMESTAMP '{MIN_TIMESTAMP:%Y-%m-%d}'",
+                    f'$floor::timestamp is not null and "{col}" < $floor::timestamp',
                     "'timestamp_too_old'",
-                    f"format('{col} {{}} is before {MIN_TIMESTAMP:%Y-%m-%d}', \"{col}\")",
+                    f"format('{col} {{}} is before SEGFLOW_TIMESTAMP_FLOOR {{}}', \"{col}\", "
+                    "$floor::date)",
                 )
             )
     for col in spec.future_checked:
@@ -697,12 +698,13 @@ def _accepted_values(spec: TableSpec) -> dict[str, tuple[str, ...]]:
     return ACCEPTED_VALUES.get(spec.name, {})
 
 
-def _params(sql: str, now: datetime, late_days: int) -> dict:
+def _params(sql: str, now: datetime, late_days: int, floor: date | None = None) -> dict:
     """The named parameters `sql` uses (DuckDB rejects unused ones)."""
     plan = tracking_plan.load()
     values = {
         "now": now,
         "late_days": late_days,
+        "floor": floor,
         "known_events": sorted(plan.known_events),
         "event_types": list(EVENT_TYPES),
     }
@@ -788,6 +790,7 @@ def load_partitions(
     late_arrival_days: int,
     now: datetime | None = None,
     config: SourcesConfig | None = None,
+    timestamp_floor: date | None = None,
 ) -> LoadReport:
     """Load `table` for `dates` from `source_dir` (landing folder) into `raw.<table>`, through
     the declared mappings `config` (sources.yml; None: the default `<table>/dt=.../` layout).
@@ -815,7 +818,15 @@ def load_partitions(
     undated = [f for f in files if f.partition_date is None]
     if undated:
         _validate_files(
-            conn, spec, undated, "_segflow_undated", sources, now, late_arrival_days, report
+            conn,
+            spec,
+            undated,
+            "_segflow_undated",
+            sources,
+            now,
+            late_arrival_days,
+            report,
+            timestamp_floor,
         )
         conn.execute("update _segflow_undated set partition_date = derived_date")
     if dates is None:
@@ -836,7 +847,15 @@ def load_partitions(
             if not undated and not any(f.partition_date == day for f in batch_files):
                 report.warnings.append(f"{table}: no files for partition {day}")
         _validate_files(
-            conn, spec, batch_files, "_segflow_typed", sources, now, late_arrival_days, report
+            conn,
+            spec,
+            batch_files,
+            "_segflow_typed",
+            sources,
+            now,
+            late_arrival_days,
+            report,
+            timestamp_floor,
         )
         if undated:
             conn.execute(
@@ -907,6 +926,7 @@ def _validate_files(
     now: datetime,
     late_days: int,
     report: LoadReport,
+    floor: date | None = None,
 ) -> None:
     """Stage `files`, one group per (source mapping, tabular or JSON), and write their typed,
     rule-checked rows to the temp table `target`."""
@@ -923,7 +943,7 @@ def _validate_files(
         try:
             _note(report, stage_files(conn, "_segflow_stage", spec, group, source))
             verb = f"create or replace temp table {target} as" if first else f"insert into {target}"
-            conn.execute(f"{verb} {sql}", _params(sql, now, late_days))
+            conn.execute(f"{verb} {sql}", _params(sql, now, late_days, floor))
         finally:
             drop_stage(conn, "_segflow_stage")
         first = False
@@ -1009,6 +1029,15 @@ def _finish(conn, table: str, dates: list[date], report: LoadReport) -> None:
     ).df()
 
 
+def _source_of(file: str, config: SourcesConfig, table: str) -> SourceMapping | None:
+    """The mapping whose `files` patterns claim a landing file (zip members by their archive)."""
+    path = file.split("!", 1)[0]
+    for source in config.sources:
+        if source.table == table and matches(path, source.files):
+            return source
+    return None
+
+
 def replay_quarantine(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -1016,10 +1045,13 @@ def replay_quarantine(
     late_arrival_days: int,
     partition_dates: list[date] | None = None,
     now: datetime | None = None,
+    timestamp_floor: date | None = None,
+    config: SourcesConfig | None = None,
 ) -> ReplayReport:
     """Re-validate not-yet-replayed quarantined rows of `table` (after their payload was fixed
     in place, e.g. `update raw.quarantine set payload = ...`); rows that now pass are inserted
-    into `raw.<table>` and marked with `replayed_at`. Rows still failing stay as they are."""
+    into `raw.<table>` and marked with `replayed_at`. Rows still failing stay as they are.
+    Each row is read through the mapping (sources.yml `config`) whose files it came from."""
     spec = table_spec(table)
     now = now or _utcnow()
     ensure_raw_schema(conn)
@@ -1038,11 +1070,22 @@ def replay_quarantine(
         from raw.quarantine where {where}""",
         params,
     )
-    sql = _typed_sql(spec, "_segflow_replay_rows")
-    conn.execute(
-        f"create or replace temp table _segflow_replay_typed as {sql}",
-        _params(sql, now, late_arrival_days),
-    )
+    config = config or default_config()
+    groups: dict[tuple, list[str]] = {}
+    for (file,) in conn.execute("select distinct source_file from _segflow_replay").fetchall():
+        source = _source_of(file, config, table)
+        name = (file.split("!", 1)[-1] if "!" in file else file).lower()
+        tabular = any(s in name for s in (".csv", ".parquet"))
+        groups.setdefault((source, tabular), []).append(file)
+    verb = "create or replace temp table _segflow_replay_typed as"
+    for (source, tabular), names in groups.items() or {(None, False): []}.items():
+        sql = _typed_sql(spec, "_segflow_replay_rows", source, tabular)
+        sql = f"select * from ({sql}) where list_contains($replay_files, source_file)"
+        conn.execute(
+            f"{verb} {sql}",
+            {**_params(sql, now, late_arrival_days, timestamp_floor), "replay_files": names},
+        )
+        verb = "insert into _segflow_replay_typed"
     rows = conn.execute(
         "select reason_code, count(*) from _segflow_replay_typed group by all"
     ).fetchall()
