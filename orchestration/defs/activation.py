@@ -5,10 +5,12 @@ is a backfill and sends nothing. Credentials stay inside the destination; metada
 """
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
 from orchestration.activation.destinations import build_destination
+from orchestration.activation.destinations.outbox import write_readable
 from orchestration.activation.sync import SyncOptions, sync
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_run
@@ -48,6 +50,7 @@ def destination_sync(
             override_breaker=config.override_breaker,
             options=SyncOptions.from_settings(settings),
         )
+        readable = _readable_outbox(conn, report, as_of)
     context.log.info(f"sync to {settings.destination} for {as_of}: {report.status}")
     report.raise_if_blocked()
     metadata = {
@@ -59,11 +62,21 @@ def destination_sync(
         [{"reason": k, "rows": v} for k, v in sorted(report.failures_by_reason.items())]
         or [{"reason": "none", "rows": 0}]
     )
+    for key, value in readable.items():
+        metadata[key] = dg.MetadataValue.path(value) if key.endswith("_csv") else value
     metadata["failed_rows"] = preview(report.failed_rows)
     metadata["sample_payloads"] = dg.MetadataValue.json(
         report.samples[:5] if report.samples else []
     )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _readable_outbox(conn, report, as_of: date) -> dict:
+    """people.csv / events.csv beside this sync's outbox file (outbox destination only)."""
+    outbox_file = report.destination_facts.get("outbox_file")
+    if not outbox_file or not Path(outbox_file).exists():
+        return {}
+    return write_readable(conn, outbox_file, as_of)
 
 
 @dg.definitions

@@ -7,8 +7,10 @@ acknowledged once its line is flushed to disk, so the next run's outbox holds on
 
 from __future__ import annotations
 
+import csv
+import json
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,7 +22,9 @@ class OutboxDestination:
     name = "outbox"
 
     def __init__(
-        self, outbox_dir: Path | str, max_items_per_batch: int = 100,
+        self,
+        outbox_dir: Path | str,
+        max_items_per_batch: int = 100,
         max_batch_bytes: int = TARGET_BATCH_BYTES,
     ) -> None:
         self.outbox_dir = Path(outbox_dir)
@@ -57,3 +61,141 @@ class OutboxDestination:
             self._file.close()
             self._file = None
         return {"outbox_file": str(self.path) if self.path else None}
+
+
+# --- human-readable companions of one outbox file -------------------------------------------
+
+REASON_DIRECTION = {"churn_reasons": "+risk", "ltv_reasons": "+value"}
+PEOPLE_COLUMNS = [
+    "person_id",
+    "change",
+    "attributes_sent",
+    "segments",
+    "primary_segment",
+    "onboarding_flow",
+    "next_block",
+    "experiment",
+    "experiment_variant",
+    "churn_probability",
+    "churn_band",
+    "churn_reasons",
+    "ltv_90d",
+    "ltv_band",
+    "ltv_reasons",
+    "conversion_probability",
+]
+EVENT_COLUMNS = ["event_id", "person_id", "name", "timestamp_utc", "attributes"]
+
+
+def reasons_with_direction(codes: str | None, direction: str) -> str:
+    """'inactive_14d,no_invite' -> 'inactive_14d (+risk); no_invite (+risk)'. Every reason code
+    is a feature that pushes the score up (ml/reasons.py), so the direction is the score's."""
+    return "; ".join(f"{c.strip()} ({direction})" for c in (codes or "").split(",") if c.strip())
+
+
+def _outbox_items(path: Path) -> tuple[dict[str, dict], list[dict]]:
+    people: dict[str, dict] = {}
+    events: list[dict] = []
+    with path.open("rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            for item in json.loads(line)["batch"]:
+                if item.get("action") == "identify":
+                    people[item["identifiers"]["id"]] = item.get("attributes") or {}
+                elif item.get("action") == "event":
+                    events.append(item)
+    return people, events
+
+
+def write_readable(conn: Any, outbox_file: Path | str, as_of: date) -> dict[str, str]:
+    """Write `<outbox file>.people.csv` (one row per person sent: full current segments, flow,
+    scores, bands and reason codes with direction, plus which attributes this sync changed)
+    and `<outbox file>.events.csv` (one row per event sent) beside the JSON-lines file."""
+    outbox_file = Path(outbox_file)
+    people, events = _outbox_items(outbox_file)
+    stem = outbox_file.with_suffix("")
+    people_path = stem.with_name(stem.name + ".people.csv")
+    events_path = stem.with_name(stem.name + ".events.csv")
+    state = _people_state(conn, list(people), as_of)
+    with people_path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=PEOPLE_COLUMNS)
+        writer.writeheader()
+        for pid in sorted(people):
+            sent = {k: v for k, v in people[pid].items() if k != "segflow_synced_at"}
+            row = {c: "" for c in PEOPLE_COLUMNS} | state.get(pid, {})
+            for column, direction in REASON_DIRECTION.items():
+                row[column] = reasons_with_direction(row.get(column), direction)
+            row["person_id"] = pid
+            row["change"] = "cleared" if sent and all(v == "" for v in sent.values()) else "updated"
+            row["attributes_sent"] = "; ".join(
+                f"{k}=(removed)" if v == "" else k for k, v in sorted(sent.items())
+            )
+            writer.writerow({c: _cell(row.get(c)) for c in PEOPLE_COLUMNS})
+    with events_path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=EVENT_COLUMNS)
+        writer.writeheader()
+        for item in events:
+            stamp = item.get("timestamp")
+            writer.writerow(
+                {
+                    "event_id": item.get("id", ""),
+                    "person_id": item["identifiers"]["id"],
+                    "name": item.get("name", ""),
+                    "timestamp_utc": datetime.fromtimestamp(stamp, UTC).strftime(
+                        "%Y-%m-%d %H:%M:%S"
+                    )
+                    if isinstance(stamp, int | float)
+                    else "",
+                    "attributes": json.dumps(item.get("attributes") or {}, sort_keys=True),
+                }
+            )
+    return {
+        "people_csv": str(people_path),
+        "events_csv": str(events_path),
+        "people_rows": len(people),
+        "event_rows": len(events),
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy arrays and scalars
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def _people_state(conn: Any, person_ids: list[str], as_of: date) -> dict[str, dict]:
+    if not person_ids:
+        return {}
+    tables = {
+        r[0]
+        for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'"
+        ).fetchall()
+    }
+    if "user_segments" not in tables:
+        return {}
+    scores = "user_scores" in tables
+    score_columns = (
+        ", sc.churn_probability, sc.churn_band, sc.churn_reasons, sc.ltv_90d, sc.ltv_band,"
+        " sc.ltv_reasons, sc.conversion_probability"
+    )
+    score_join = (
+        "left join (select * from main.user_scores where score_date <= $as_of qualify "
+        "row_number() over (partition by user_id order by score_date desc) = 1) sc "
+        "on sc.user_id = us.user_id"
+    )
+    sql = f"""
+        select us.user_id as person_id, list_sort(us.segments) as segments, us.primary_segment,
+            us.onboarding_flow, us.next_block, us.experiment, us.experiment_variant
+            {score_columns if scores else ""}
+        from main.user_segments us {score_join if scores else ""}
+        where us.segment_date = $as_of and us.user_id in (select unnest($ids))"""
+    frame = conn.execute(sql, {"as_of": as_of, "ids": person_ids}).df()
+    return {row["person_id"]: row for row in frame.to_dict("records")}

@@ -1,0 +1,86 @@
+"""The outbox keeps the exact API bodies and, per sync, a people.csv and events.csv a
+marketer can open: one row per person with full segments, flow, scores, bands and reason
+codes with their direction; one row per event."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date, datetime
+
+import duckdb
+
+from orchestration.activation.destinations.outbox import (
+    OutboxDestination,
+    reasons_with_direction,
+    write_readable,
+)
+from orchestration.activation.sample_inputs import synthetic_inputs, write_inputs
+from orchestration.activation.sync import sync
+
+AS_OF = date(2026, 3, 10)
+
+
+def _rows(path: str) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_people_and_events_csv_per_sync(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    inputs = synthetic_inputs(60, AS_OF, seed=3)
+    write_inputs(conn, **inputs)
+    outbox = OutboxDestination(tmp_path / "outbox")
+    report = sync(conn, outbox, as_of=AS_OF, now=datetime(2026, 3, 11, 2))
+    jsonl = report.destination_facts["outbox_file"]
+    out = write_readable(conn, jsonl, AS_OF)
+
+    with open(jsonl) as fh:  # the exact API bodies are still there
+        bodies = [json.loads(line) for line in fh]
+    people_sent = {
+        i["identifiers"]["id"] for b in bodies for i in b["batch"] if i["action"] == "identify"
+    }
+    events_sent = [i for b in bodies for i in b["batch"] if i["action"] == "event"]
+
+    people = _rows(out["people_csv"])
+    assert out["people_csv"].endswith(".people.csv") and len(people) == len(people_sent) == 60
+    first = next(r for r in people if r["person_id"] == "user_000000")
+    seg = inputs["user_segments"].set_index("user_id").loc["user_000000"]
+    score = inputs["user_scores"].set_index("user_id").loc["user_000000"]
+    assert first["segments"] == ", ".join(sorted(seg["segments"]))
+    assert first["onboarding_flow"] == seg["onboarding_flow"]
+    assert first["churn_band"] == score["churn_band"]
+    assert abs(float(first["churn_probability"]) - score["churn_probability"]) < 1e-3
+    assert first["churn_reasons"] == (
+        "low_activity (+risk); no_teammates (+risk); support_tickets (+risk)"
+    )
+    assert first["ltv_reasons"] == "plan (+value); seats (+value)"
+    assert first["change"] == "updated" and "segments" in first["attributes_sent"]
+
+    events = _rows(out["events_csv"])
+    assert len(events) == len(events_sent) == out["event_rows"]
+    if events:
+        assert events[0]["timestamp_utc"].startswith("2026-")
+        assert json.loads(events[0]["attributes"]) == events_sent[0]["attributes"]
+
+    # next sync: only the changed person, and the cleared attributes are named
+    frame = inputs["user_segments"].copy()
+    first_user = frame["user_id"] == "user_000000"
+    frame["segments"] = [
+        ["win_back"] if f else s for f, s in zip(first_user, frame["segments"], strict=True)
+    ]
+    frame.loc[first_user, "primary_segment"] = "win_back"
+    write_inputs(conn, user_segments=frame)
+    second = sync(conn, OutboxDestination(tmp_path / "outbox"), as_of=AS_OF)
+    assert second.people_changed == 1, (second.status, second.message)
+    rows = _rows(write_readable(conn, second.destination_facts["outbox_file"], AS_OF)["people_csv"])
+    assert [r["person_id"] for r in rows] == ["user_000000"]
+    assert rows[0]["segments"] == "win_back" and rows[0]["primary_segment"] == "win_back"
+    assert "(removed)" in rows[0]["attributes_sent"]
+    conn.close()
+
+
+def test_reason_direction_format():
+    assert reasons_with_direction("inactive_14d", "+risk") == "inactive_14d (+risk)"
+    assert reasons_with_direction("", "+risk") == ""
+    assert reasons_with_direction(None, "+value") == ""
