@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,6 +57,10 @@ def time_to_first_step(days: int, subset: bool, timeout: float = 3600.0) -> floa
             "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true" if subset else "false",
         }
         run_id = str(uuid.uuid4())
+        # the instance (SQLite storage) exists before the child starts: no creation race
+        shutil.copy(ROOT / "orchestration" / "dagster.yaml", home / "dagster_home")
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+        instance = dg.DagsterInstance.get()
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, start.isoformat(), end.isoformat(), run_id],
             env=env,
@@ -67,8 +72,6 @@ def time_to_first_step(days: int, subset: bool, timeout: float = 3600.0) -> floa
         try:
             line = child.stdout.readline()
             launched = float(line.split()[1])
-            os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-            instance = dg.DagsterInstance.get()
             deadline = time.time() + timeout
             while time.time() < deadline:
                 records = instance.get_records_for_run(

@@ -138,7 +138,7 @@ class Progress(threading.Thread):
         self.counts: dict[str, dict[str, str]] = {}  # step -> asset -> counts (one per asset)
         self.blocked: list[str] = []
         self.first_step_after: float | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._cursor: str | None = None
         self._last_line = time.monotonic()
 
@@ -148,12 +148,12 @@ class Progress(threading.Thread):
         self._last_line = time.monotonic()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=10)
         self.poll()  # whatever arrived after the last poll
 
     def run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        while not self._halt.wait(POLL_SECONDS):
             with contextlib.suppress(Exception):  # progress must never break the run
                 self.poll()
                 self.heartbeat()
