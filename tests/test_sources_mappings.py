@@ -431,3 +431,29 @@ def test_sources_check_cli_prints_per_file_counts_and_writes_nothing(tmp_path, c
     out = capsys.readouterr().out
     assert "events/dt=2025-13-45/b.jsonl: SKIPPED: folder dt=2025-13-45 is not a valid date" in out
     assert "error events/dt=2025-03-03/a.jsonl:2 unknown_event" in out
+
+
+def test_replay_reads_fixed_rows_through_their_mapping(conn, tmp_path: Path) -> None:
+    from orchestration.sources.load import replay_quarantine
+
+    _write(
+        tmp_path / "hubspot" / "contacts.csv",
+        "Record ID,Email,Create Date,Last Modified Date\n"
+        "1001,ana@example.com,2025-03-01 09:00,2025-03-03 09:30\n"
+        "1002,ben@example.com,2025-03-01 09:00,2025-03-03 25:99\n",
+    )
+    _write(tmp_path / "sources.yml", "sources:\n  crm_contacts: {preset: hubspot_contacts_csv}\n")
+    config = load_config(tmp_path)
+    report = load_partitions(
+        conn, "crm_contacts", [DAY], tmp_path, "files", 3, now=NOW, config=config
+    )
+    assert report.rows_loaded == 1
+    assert conn.execute("select reason_code from raw.quarantine").fetchall() == [("wrong_type",)]
+    conn.execute("""update raw.quarantine set payload = json_merge_patch(payload,
+                    '{"last_modified_date": "2025-03-03 10:00"}')""")
+    conn.execute("update raw.quarantine set partition_date = DATE '2025-03-03'")
+    result = replay_quarantine(conn, "crm_contacts", "files", 3, now=NOW, config=config)
+    assert result.replayed == 1
+    assert conn.execute(
+        "select user_id, updated_at from raw.crm_contacts order by 1"
+    ).fetchall() == [("1001", datetime(2025, 3, 3, 9, 30)), ("1002", datetime(2025, 3, 3, 10, 0))]

@@ -1076,10 +1076,11 @@ def replay_quarantine(
         source = _source_of(file, config, table)
         name = (file.split("!", 1)[-1] if "!" in file else file).lower()
         tabular = any(s in name for s in (".csv", ".parquet"))
-        groups.setdefault((source, tabular), []).append(file)
+        groups.setdefault((source.name if source else None, tabular), []).append(file)
     verb = "create or replace temp table _segflow_replay_typed as"
-    for (source, tabular), names in groups.items() or {(None, False): []}.items():
-        sql = _typed_sql(spec, "_segflow_replay_rows", source, tabular)
+    by_name = {s.name: s for s in config.sources}
+    for (name, tabular), names in groups.items() or {(None, False): []}.items():
+        sql = _typed_sql(spec, "_segflow_replay_rows", by_name.get(name), tabular)
         sql = f"select * from ({sql}) where list_contains($replay_files, source_file)"
         conn.execute(
             f"{verb} {sql}",
