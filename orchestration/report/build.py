@@ -153,7 +153,8 @@ def overview(wh: Warehouse, inputs: ReportInputs, now: datetime) -> Page:
                     / 3600
                 ).round(1)
             )
-        items.append(("newest partition", str(loaded["newest_partition"].max()), ""))
+        newest = pd.to_datetime(loaded["newest_partition"]).max()
+        items.append(("newest partition", "" if pd.isna(newest) else f"{newest:%Y-%m-%d}", ""))
     if wh.has("raw.quarantine"):
         q = int(wh.df("select count(*) as n from raw.quarantine where replayed_at is null")["n"][0])
         items.append(("quarantined rows", f"{q:,}", "bad" if q else "ok"))
@@ -166,11 +167,16 @@ def overview(wh: Warehouse, inputs: ReportInputs, now: datetime) -> Page:
                 / 60
             ).round(1)
         )
+        runs["run"] = (
+            pd.to_datetime(runs["started"]).dt.strftime("%m-%d %H:%M")
+            + " "
+            + runs["job"].str.replace("segflow_", "", regex=False)
+        )
         chart = (
-            alt.Chart(runs.assign(started=pd.to_datetime(runs["started"])))
+            alt.Chart(runs.iloc[::-1])
             .mark_bar()
             .encode(
-                x=alt.X("started:T", title="started (UTC)"),
+                x=alt.X("run:N", sort=None, title="run (started UTC, job)"),
                 y=alt.Y("duration_min:Q", title="minutes"),
                 color=alt.Color(
                     "status:N",
@@ -180,7 +186,7 @@ def overview(wh: Warehouse, inputs: ReportInputs, now: datetime) -> Page:
                     ),
                 ),
             )
-            .properties(width=W, height=180)
+            .properties(width=max(200, min(W, 28 * len(runs))), height=180)
         )
         page.add(
             Chart(
@@ -306,7 +312,9 @@ def segments(wh: Warehouse) -> Page:
             .encode(
                 x="day:T",
                 y=alt.Y("users:Q"),
-                color=alt.Color("segment:N", legend=alt.Legend(columns=1)),
+                color=alt.Color(
+                    "segment:N", scale=alt.Scale(scheme="tableau20"), legend=alt.Legend(columns=1)
+                ),
             )
             .properties(width=W + 80, height=H + 40)
         )
@@ -577,6 +585,8 @@ def retention(wh: Warehouse) -> Page:
     if wh.has("fct_revenue_retention"):
         rv = wh.df("select * from main.fct_revenue_retention order by all")
         rv = rv.dropna(subset=["net_revenue_retention"]) if "net_revenue_retention" in rv else rv
+        if "cohort_grain" in rv and (rv["cohort_grain"] == "month").any():
+            rv = rv[rv["cohort_grain"] == "month"]
         if _nonempty(rv):
             rv = rv.assign(cohort=pd.to_datetime(rv["cohort_start"]).dt.strftime("%Y-%m-%d"))
             chart = (
@@ -589,7 +599,9 @@ def retention(wh: Warehouse) -> Page:
                 )
                 .properties(width=W, height=H + 40)
             )
-            page.add(Chart("Revenue retention by cohort", chart, rv.drop(columns=["cohort"])))
+            page.add(
+                Chart("Net revenue retention by monthly cohort", chart, rv.drop(columns=["cohort"]))
+            )
         else:
             page.missing.append("revenue retention (no revenue yet)")
     else:
@@ -892,8 +904,13 @@ def sync_page(wh: Warehouse) -> Page:
     if not _nonempty(r):
         page.missing.append("sync runs (none yet)")
         return page
-    r["run"] = (
-        pd.to_datetime(r["started_at"]).dt.strftime("%m-%d %H:%M:%S") + " " + r["as_of"].astype(str)
+    r["run"] = (  # unique per run: two syncs can start in the same second
+        "as of "
+        + r["as_of"].astype(str)
+        + " · "
+        + r["status"].astype(str)
+        + " · "
+        + r["run_id"].astype(str).str[-8:]
     )
     long = r.melt(
         id_vars=["run"],
@@ -911,7 +928,7 @@ def sync_page(wh: Warehouse) -> Page:
         alt.Chart(long)
         .mark_bar()
         .encode(
-            x=alt.X("run:N", title="sync run (started, as of)"),
+            x=alt.X("run:N", sort=None, title="sync run (as of · status · id)"),
             y="items:Q",
             color="measure:N",
             xOffset="measure:N",
