@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint bench clean
+.PHONY: install run test test-fast dev mlflow lint bench clean chromium report
 
 install: $(STAMP)
 
@@ -30,13 +30,13 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/segflow run --users $(USERS) --days $(DAYS) --seed $(SEED)
 
-## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP)
-test: $(STAMP)
+## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
 ## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
-test-fast: $(STAMP)
+test-fast: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
@@ -48,6 +48,19 @@ dev: $(STAMP)
 ## mlflow: the MLflow UI on http://127.0.0.1:5000 for this project's tracking store
 mlflow: $(STAMP)
 	$(BIN)/segflow mlflow-ui
+
+## report: build the offline HTML report ($$SEGFLOW_HOME/report/index.html) from the last run
+report: $(STAMP)
+	$(BIN)/segflow report
+
+## chromium: the headless browser the report test drives (Debian package), installed if missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium for the report test (apt-get)"; \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the report's browser test will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
