@@ -1,0 +1,210 @@
+"""Benchmark: the `files` source (declared mappings, validation, quarantine, raw tables) against
+a plain DuckDB `read_json_auto` / `read_csv_auto` of the same files into a table.
+
+    .venv/bin/python bench/files_source.py [--events 300000] [--contacts 200000] [--out bench/results]
+
+Cases (synthetic, deterministic, written to a temp folder):
+- `segment_s3_gz`: Segment S3 archive, gzipped JSON lines (preset segment_s3), undated files;
+- `default_jsonl`: contract-shaped JSON lines in `events/dt=YYYY-MM-DD/` (no sources.yml);
+- `hubspot_csv`: HubSpot contacts CSV (preset hubspot_contacts_csv, zone America/New_York).
+Each is timed once (wall clock) on a fresh in-memory DuckDB; the ratio is files / plain.
+Goal: ratio <= 1.5. Results go to <out>/files_source.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from orchestration.sources.load import load_partitions
+from orchestration.sources.mappings import load_config
+
+EVENTS = ["Signed In", "Project Created", "Report Created", "Dashboard Viewed", "Data Exported"]
+T0 = datetime(2025, 3, 3, tzinfo=UTC)
+NOW = datetime(2025, 3, 20)
+
+
+def _segment_rows(n: int, seed: int, camel: bool = True):
+    rnd = random.Random(seed)
+    for i in range(n):
+        at = T0 + timedelta(seconds=rnd.randrange(0, 3 * 86400))
+        user = f"u_{rnd.randrange(50_000)}"
+        kind = rnd.choice(("track", "track", "track", "page", "identify"))
+        row = {
+            "messageId": f"m-{seed}-{i}",
+            "type": kind,
+            "userId": user,
+            "anonymousId": f"a-{rnd.randrange(10**9)}",
+            "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "receivedAt": (at + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "properties": {"plan": rnd.choice(("free", "pro")), "n": rnd.randrange(100)},
+            "context": {
+                "library": {"name": "analytics.js", "version": "4.1.0"},
+                "ip": "203.0.113.7",
+            },
+        }
+        if kind == "track":
+            row["event"] = rnd.choice(EVENTS)
+        elif kind == "page":
+            row["name"] = "Pricing"
+        if not camel:
+            row = {
+                "message_id": row.pop("messageId"),
+                "user_id": row.pop("userId"),
+                "anonymous_id": row.pop("anonymousId"),
+                "received_at": row.pop("receivedAt"),
+                **row,
+            }
+        yield row
+
+
+def write_cases(root: Path, events: int, contacts: int) -> dict[str, Path]:
+    cases = {}
+    land = root / "segment_s3_gz"
+    per = events // 3
+    for part in range(3):
+        path = land / "segment-logs" / "src" / f"17409600{part}0000" / f"part-{part}.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r) + "\n" for r in _segment_rows(per, part))
+        path.write_bytes(gzip.compress(text.encode(), compresslevel=6))
+    (land / "sources.yml").write_text("sources:\n  events: {preset: segment_s3}\n")
+    cases["segment_s3_gz"] = land
+
+    land = root / "default_jsonl"
+    for day in range(3):
+        rows = [r for r in _segment_rows(per, 10 + day, camel=False)]
+        for r in rows:
+            r["timestamp"] = (T0 + timedelta(days=day, seconds=3600)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        path = land / "events" / f"dt=2025-03-0{3 + day}" / "events.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cases["default_jsonl"] = land
+
+    land = root / "hubspot_csv"
+    rnd = random.Random(3)
+    lines = [
+        "Record ID,First Name,Last Name,Email,Create Date,Last Modified Date,"
+        "Lifecycle Stage,Company Name,Industry,Number of Employees,Country/Region,"
+        "Job Title,Original Source"
+    ]
+    for i in range(contacts):
+        created = T0 - timedelta(days=rnd.randrange(300))
+        modified = T0 + timedelta(minutes=rnd.randrange(3 * 24 * 60))
+        lines.append(
+            f"{100000 + i},Ana,Silva,user{i}@example.com,{created:%Y-%m-%d %H:%M},"
+            f'{modified:%Y-%m-%d %H:%M},customer,"Acme {i % 97}, Inc",Software,'
+            f"{rnd.randrange(1, 5000)},Portugal,Engineer,Organic Search"
+        )
+    path = land / "hubspot" / "contacts.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    (land / "sources.yml").write_text(
+        "sources:\n  crm_contacts: {preset: hubspot_contacts_csv, time_zone: America/New_York}\n"
+    )
+    cases["hubspot_csv"] = land
+    return cases
+
+
+PLAIN = {
+    "segment_s3_gz": (
+        "events",
+        "read_json_auto('{land}/segment-logs/**/*.gz', "
+        "format='newline_delimited', compression='gzip')",
+    ),
+    "default_jsonl": (
+        "events",
+        "read_json_auto('{land}/events/*/*.jsonl', format='newline_delimited')",
+    ),
+    "hubspot_csv": ("crm_contacts", "read_csv_auto('{land}/hubspot/*.csv')"),
+}
+
+
+def run_case(name: str, land: Path) -> dict:
+    table, reader = PLAIN[name]
+    plain = duckdb.connect()
+    t0 = time.perf_counter()
+    plain.execute(f"create table t as select * from {reader.format(land=land)}")
+    plain_s = time.perf_counter() - t0
+    plain_rows = plain.execute("select count(*) from t").fetchone()[0]
+    plain.close()
+
+    conn = duckdb.connect()
+    config = load_config(land)
+    t0 = time.perf_counter()
+    report = load_partitions(conn, table, None, land, "files", 3, now=NOW, config=config)
+    files_s = time.perf_counter() - t0
+    conn.close()
+    size = sum(p.stat().st_size for p in land.rglob("*") if p.is_file())
+    return {
+        "case": name,
+        "table": table,
+        "bytes_on_disk": size,
+        "rows_plain": plain_rows,
+        "rows_read": report.rows_read,
+        "rows_loaded": report.rows_loaded,
+        "rows_quarantined": report.rows_quarantined,
+        "plain_duckdb_s": round(plain_s, 3),
+        "files_source_s": round(files_s, 3),
+        "ratio": round(files_s / plain_s, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--contacts", type=int, default=200_000)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--cases", nargs="*", default=list(PLAIN))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="segflow-bench-files-") as tmp:
+        cases = write_cases(Path(tmp), args.events, args.contacts)
+        results = [run_case(name, cases[name]) for name in args.cases]
+    for r in results:
+        print(
+            f"{r['case']}: {r['rows_read']} rows, plain {r['plain_duckdb_s']} s, "
+            f"files source {r['files_source_s']} s, ratio {r['ratio']}x"
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+        "duckdb": duckdb.__version__,
+        "goal_ratio": 1.5,
+        "events": args.events,
+        "contacts": args.contacts,
+        "results": results,
+    }
+    (out / "files_source.json").write_text(json.dumps(meta, indent=2) + "\n")
+    md = [
+        "# files source vs plain DuckDB (one run)",
+        "",
+        f"{meta['when']}, {meta['machine']}, DuckDB {meta['duckdb']}. Plain = "
+        "`create table t as select * from read_json_auto(...)/read_csv_auto(...)` of the same "
+        "files; files source = `load_partitions` with the mapping (validation, quarantine, "
+        "raw table). Goal: ratio <= 1.5.",
+        "",
+        "| case | rows | plain DuckDB s | files source s | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['case']} | {r['rows_read']} | {r['plain_duckdb_s']} | {r['files_source_s']} "
+        f"| {r['ratio']}x |"
+        for r in results
+    ]
+    (out / "files_source.md").write_text("\n".join(md) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
