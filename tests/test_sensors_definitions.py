@@ -1,0 +1,63 @@
+"""What the UI shows for every asset: owners, kinds, tags, its group's description; freshness
+policies with the configured maximum age on the raw tables, scores and sync; sensors and
+schedules with their documented default state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import FRESHNESS_ASSETS, GROUPS, decorate, defs, freshness_policy
+from orchestration.defs.jobs import schedule_default_status
+from orchestration.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def location() -> dg.Definitions:
+    return defs()
+
+
+def test_every_asset_has_owner_kinds_tags_and_group_description(location):
+    specs = list(location.resolve_all_asset_specs())
+    assert len(specs) > 20
+    for spec in specs:
+        name = spec.key.to_user_string()
+        assert spec.group_name in GROUPS, f"{name}: group {spec.group_name!r} has no description"
+        assert spec.owners and all(o.startswith("team:") for o in spec.owners), name
+        assert 1 <= len(spec.kinds) <= 10, name
+        assert {"layer", "pii", "partitions"} <= set(spec.tags), name
+        assert spec.metadata["group_description"] == GROUPS[spec.group_name]["description"]
+        assert spec.description, f"{name} has no description"
+    assert {s.key.to_user_string() for s in specs} >= FRESHNESS_ASSETS | {"segflow_report"}
+
+
+def test_freshness_policies_on_raw_scores_and_sync(location):
+    policy_by_key = {
+        s.key.to_user_string(): s.freshness_policy for s in location.resolve_all_asset_specs()
+    }
+    hours = Settings.from_env().freshness_max_age_hours
+    for key in FRESHNESS_ASSETS:
+        policy = policy_by_key[key]
+        assert isinstance(policy, dg.FreshnessPolicy), key
+        assert policy.fail_window.to_timedelta() == timedelta(hours=hours), key
+    assert policy_by_key["fct_user_features"] is None  # only the guarded tables carry one
+
+
+def test_max_age_is_a_setting(monkeypatch):
+    monkeypatch.setenv("SEGFLOW_FRESHNESS_MAX_AGE_HOURS", "6")
+    policy = freshness_policy()
+    assert policy.fail_window.to_timedelta() == timedelta(hours=6)
+    assert policy.warn_window.to_timedelta() == timedelta(hours=4.5)
+    spec = decorate(dg.AssetSpec(["raw", "events"], group_name="ingest"), policy)
+    assert spec.freshness_policy == policy and spec.owners == ["team:data-platform"]
+
+
+def test_sensors_running_and_schedules_stopped_by_default(location, monkeypatch):
+    sensors = {s.name: s for s in location.sensors}
+    assert set(sensors) >= {"segflow_run_failure_alert", "segflow_landing_sensor"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+    assert {s.default_status for s in location.schedules} == {dg.DefaultScheduleStatus.STOPPED}
+    monkeypatch.setenv("SEGFLOW_SCHEDULES_RUNNING", "1")
+    assert schedule_default_status() == dg.DefaultScheduleStatus.RUNNING
