@@ -3,6 +3,7 @@ Slack-compatible body received by a local HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ import pytest
 
 from orchestration.activation.report import SyncBlockedError
 from orchestration.defs.sensors import alert_body, first_line, segflow_run_failure_alert
+from orchestration.report.browser import Browser, find_chromium
 
 OUTPUT = Path(__file__).parent / "output" / "alerts"
 
@@ -86,11 +88,24 @@ def _evaluate(instance: dg.DagsterInstance, result) -> None:
     segflow_run_failure_alert(context)
 
 
-def _save(name: str, body: dict) -> Path:
+def _save(name: str, post: dict) -> Path:
+    """The request as received (JSON) and, with Chromium, a screenshot of it rendered."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT.parent / ".gitignore").write_text("*\n")
     path = OUTPUT / f"{name}.json"
-    path.write_text(json.dumps(body, indent=2))
+    path.write_text(json.dumps(post, indent=2))
+    if find_chromium():
+        page = OUTPUT / f"{name}.html"
+        page.write_text(
+            "<!doctype html><meta charset=utf-8><link rel=icon href='data:,'>"
+            "<body style='font:14px system-ui;margin:24px;max-width:900px'>"
+            f"<h3>POST {html.escape(post['path'])} received by the local webhook server</h3>"
+            "<pre style='white-space:pre-wrap;background:#f4f5f7;padding:12px;border-left:4px solid #d62728'>"
+            f"{html.escape(post['body']['text'])}</pre>"
+            f"<details open><summary>JSON body</summary><pre style='white-space:pre-wrap;word-break:break-all'>{html.escape(json.dumps(post['body'], indent=2))}</pre></details>"
+        )
+        with Browser(height=700) as browser:
+            browser.visit(page, screenshot=OUTPUT / f"{name}.png")
     return path
 
 
