@@ -27,7 +27,13 @@ import pandas as pd
 from .batching import pack_batches
 from .changes import PEOPLE_TABLE, classify_people
 from .destinations.base import Destination, DestinationAuthError, ItemResult, OutgoingItem
-from .limits import check_item, encode_item
+from .limits import (
+    MAX_ATTRIBUTE_NAME_BYTES,
+    MAX_ATTRIBUTE_VALUE_BYTES,
+    MAX_ID_BYTES,
+    check_item,
+    encode_item,
+)
 from .payload import (
     EventSpec,
     PayloadOptions,
@@ -71,8 +77,9 @@ class SyncOptions:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> SyncOptions:
-        options = cls(max_change_share=settings.sync_max_change_share,
-                      max_attempts=settings.sync_max_attempts)
+        options = cls(
+            max_change_share=settings.sync_max_change_share, max_attempts=settings.sync_max_attempts
+        )
         return replace(options, **overrides)
 
 
@@ -130,8 +137,14 @@ def sync(
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     latest_date = latest_date or latest_segment_date(conn)
     as_of = as_of or latest_date
-    report = SyncReport(run_id=run_id, destination=destination.name, as_of=as_of,
-                        latest_date=latest_date, dry_run=dry_run, started_at=started.replace(tzinfo=None))
+    report = SyncReport(
+        run_id=run_id,
+        destination=destination.name,
+        as_of=as_of,
+        latest_date=latest_date,
+        dry_run=dry_run,
+        started_at=started.replace(tzinfo=None),
+    )
 
     def finish(status: str, message: str = "") -> SyncReport:
         report.status = status
@@ -147,8 +160,11 @@ def sync(
     if as_of is None:
         return finish("ok", "user_segments is empty: nothing to sync")
     if latest_date is not None and as_of < latest_date:
-        return finish("skipped_backfill", f"as_of {as_of} is before the latest segment date "
-                      f"{latest_date}: backfills recompute segments but never send")
+        return finish(
+            "skipped_backfill",
+            f"as_of {as_of} is before the latest segment date "
+            f"{latest_date}: backfills recompute segments but never send",
+        )
 
     if dry_run:
         # A killed run's journal is folded inside a transaction that is rolled back, so the
@@ -166,11 +182,15 @@ def sync(
         people = list(plan.people)
         sendable = people + plan.events
         report.items_failed_locally = len(plan.local_failures)
-        report.samples = ([p.item.payload for p in people[: options.sample_size]]
-                          + [p.item.payload for p in plan.events[: options.sample_size]])
+        report.samples = [p.item.payload for p in people[: options.sample_size]] + [
+            p.item.payload for p in plan.events[: options.sample_size]
+        ]
         report.failed_rows = _failed_frame(
-            [_failure_row(p, r, f, m, options.max_attempts, local=True)
-             for p, r, f, m in plan.local_failures])
+            [
+                _failure_row(p, r, f, m, options.max_attempts, local=True)
+                for p, r, f, m in plan.local_failures
+            ]
+        )
         return finish("dry_run", f"would send {len(sendable)} items")
 
     ensure_tables(conn)
@@ -178,11 +198,15 @@ def sync(
     try:
         plan = _plan(conn, destination, as_of, options, report, int(started.timestamp()))
         if report.breaker["tripped"] and not override_breaker:
-            return finish("breaker_tripped", (
-                f"circuit breaker: {report.breaker['would_change']} of {report.breaker['known']} "
-                f"known people would change (share {report.breaker['share']:.2f} > max "
-                f"{options.max_change_share}); nothing sent. Check upstream tables, then re-run "
-                "with override_breaker=True to send anyway"))
+            return finish(
+                "breaker_tripped",
+                (
+                    f"circuit breaker: {report.breaker['would_change']} of {report.breaker['known']} "
+                    f"known people would change (share {report.breaker['share']:.2f} > max "
+                    f"{options.max_change_share}); nothing sent. Check upstream tables, then re-run "
+                    "with override_breaker=True to send anyway"
+                ),
+            )
         delete_stale_failures(conn, destination.name, PEOPLE_TABLE)
     finally:
         conn.execute(f"drop table if exists {PEOPLE_TABLE}")
@@ -212,8 +236,14 @@ def sync(
     return finish(status, f"sent {report.people_sent} people and {report.events_sent} events")
 
 
-def _plan(conn: duckdb.DuckDBPyConnection, destination: Destination, as_of: date,
-          options: SyncOptions, report: SyncReport, synced_at: int) -> _Plan:
+def _plan(
+    conn: duckdb.DuckDBPyConnection,
+    destination: Destination,
+    as_of: date,
+    options: SyncOptions,
+    report: SyncReport,
+    synced_at: int,
+) -> _Plan:
     """Classify people (set-based), collect pending events, evaluate the circuit breaker;
     people's items are built lazily by the returned plan."""
     changes = classify_people(conn, destination.name, as_of, options.payload)
@@ -223,17 +253,24 @@ def _plan(conn: duckdb.DuckDBPyConnection, destination: Destination, as_of: date
     report.people_cleared = changes.counts["cleared"]
     report.people_unchanged = changes.counts["unchanged"]
     report.people_considered = sum(changes.counts.values()) + len(changes.invalid)
-    to_send = [row for row in changes.changed if not (row["given_up"] and row["same_payload_failed"])]
+    to_send = [
+        row for row in changes.changed if not (row["given_up"] and row["same_payload_failed"])
+    ]
     report.items_skipped_given_up += len(changes.changed) - len(to_send)
     plan = _Plan(people=iter(()), people_count=len(to_send))
     plan.people = _people_items(to_send, synced_at, plan.local_failures)
     for key, message in changes.invalid:
-        pending = _Pending(_outgoing("person", key, "" if key == "<null>" else key, {}),
-                           _attempts(failures, "person", key), False)
+        pending = _Pending(
+            _outgoing("person", key, "" if key == "<null>" else key, {}),
+            _attempts(failures, "person", key),
+            False,
+        )
         plan.local_failures.append((pending, "invalid_input", "user_id", message))
 
     lookback = max(1, options.payload.event_lookback_days)
-    acked = load_acked_event_ids(conn, destination.name, _unix(as_of - timedelta(days=lookback - 1)))
+    acked = load_acked_event_ids(
+        conn, destination.name, _unix(as_of - timedelta(days=lookback - 1))
+    )
     event_keys: set[str] = set()
     events: list[_Pending] = []
     for event in desired_events(conn, as_of, options.payload):
@@ -257,18 +294,26 @@ def _plan(conn: duckdb.DuckDBPyConnection, destination: Destination, as_of: date
         # Failed events older than the window are retried from their stored item.
         if kind == "event" and key not in event_keys and not failure.given_up and failure.item:
             item = failure.item
-            events.append(_Pending(
-                _outgoing("event", key, failure.person_id or "", item), failure.attempts, True,
-                {"event_name": str(item.get("name", "")),
-                 "event_timestamp": int(item.get("timestamp") or 0)}))
+            events.append(
+                _Pending(
+                    _outgoing("event", key, failure.person_id or "", item),
+                    failure.attempts,
+                    True,
+                    {
+                        "event_name": str(item.get("name", "")),
+                        "event_timestamp": int(item.get("timestamp") or 0),
+                    },
+                )
+            )
     plan.events = [p for p in events if _within_limits(p, plan.local_failures)]
     report.events_pending = len(plan.events)
     _evaluate_breaker(report, changes.known, options)
     return plan
 
 
-def _people_items(rows: list[dict[str, Any]], synced_at: int,
-                  local_failures: list[tuple[_Pending, str, str, str]]) -> Iterator[_Pending]:
+def _people_items(
+    rows: list[dict[str, Any]], synced_at: int, local_failures: list[tuple[_Pending, str, str, str]]
+) -> Iterator[_Pending]:
     """Identify items for changed people: a new person's canonical payload text goes out as
     is; a known person gets only the attributes that differ ("" for removed ones)."""
     for row in rows:
@@ -279,25 +324,66 @@ def _people_items(rows: list[dict[str, Any]], synced_at: int,
         else:
             attributes = diff_attributes(json.loads(row["previous"]), desired)
             attributes_text = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
-        item = OutgoingItem("person", pid, pid, identify_item(pid, attributes, synced_at),
-                            identify_encoded(pid, attributes_text, synced_at))
+        item = OutgoingItem(
+            "person",
+            pid,
+            pid,
+            identify_item(pid, attributes, synced_at),
+            identify_encoded(pid, attributes_text, synced_at),
+        )
         live = not row["given_up"] and row["attempts"] is not None
-        pending = _Pending(item, row["attempts"] if live else 0, live,
-                           {"payload_hash": row["payload_hash"], "payload": desired_text})
+        pending = _Pending(
+            item,
+            row["attempts"] if live else 0,
+            live,
+            {"payload_hash": row["payload_hash"], "payload": desired_text},
+        )
         if _within_limits(pending, local_failures):
             yield pending
 
 
 def _within_limits(pending: _Pending, local_failures: list[tuple[_Pending, str, str, str]]) -> bool:
+    if _plainly_within_limits(pending.item):
+        return True
     violation = check_item(pending.item.payload, pending.item.encoded)
     if violation:
         local_failures.append((pending, violation.reason, violation.field, violation.message))
     return violation is None
 
 
-def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str,
-          report: SyncReport, plan: _Plan, options: SyncOptions,
-          failed_rows: list[dict[str, Any]]) -> None:
+def _plainly_within_limits(item: OutgoingItem) -> bool:
+    """Cheap sufficient test for check_item() passing (it runs for every changed person, on
+    the thread that also feeds the senders): an identify item whose encoding holds only
+    scalar attribute values (no nested object or list) and is at most
+    MAX_ATTRIBUTE_VALUE_BYTES long cannot carry a longer value, more than
+    MAX_ATTRIBUTES_PER_CALL attributes or more than MAX_ITEM_BYTES; only the id and the
+    attribute names are left to check. Anything else goes through check_item()."""
+    encoded = item.encoded
+    if (
+        len(encoded) > MAX_ATTRIBUTE_VALUE_BYTES
+        or encoded.count(b"{") != 3
+        or b"[" in encoded
+        or item.payload.get("action") != "identify"
+    ):
+        return False
+    person_id = item.payload.get("identifiers", {}).get("id")
+    if not isinstance(person_id, str) or not person_id or len(person_id) * 4 > MAX_ID_BYTES:
+        return False
+    attributes = item.payload.get("attributes")
+    return isinstance(attributes, dict) and not any(
+        name.startswith("_") or len(name) * 4 > MAX_ATTRIBUTE_NAME_BYTES for name in attributes
+    )
+
+
+def _send(
+    conn: duckdb.DuckDBPyConnection,
+    destination: Destination,
+    run_id: str,
+    report: SyncReport,
+    plan: _Plan,
+    options: SyncOptions,
+    failed_rows: list[dict[str, Any]],
+) -> None:
     """Send people, then events (a campaign triggered by an event sees the new attributes),
     with up to `destination.max_in_flight` batches in flight. Outcomes go to a JournalWriter
     (background commits), so neither building nor sending waits for the journal."""
@@ -316,8 +402,9 @@ def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str
             except BaseException as exc:  # noqa: BLE001 - re-raised once the rest is journaled
                 errors.append(exc)
                 continue
-            unjournaled.extend(_outcomes(destination.name, report, batch, results, by_key,
-                                         options, failed_rows))
+            unjournaled.extend(
+                _outcomes(destination.name, report, batch, results, by_key, options, failed_rows)
+            )
 
     def journal() -> None:
         while plan.local_failures:  # found while building items: they fail without sending
@@ -338,8 +425,9 @@ def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-send") as pool:
             for group in (plan.people, plan.events):
-                for batch in pack_batches(items(group), destination.max_items_per_batch,
-                                          destination.max_batch_bytes):
+                for batch in pack_batches(
+                    items(group), destination.max_items_per_batch, destination.max_batch_bytes
+                ):
                     if len(in_flight) >= workers:
                         collect(FIRST_COMPLETED)
                     if errors:
@@ -355,13 +443,23 @@ def _send(conn: duckdb.DuckDBPyConnection, destination: Destination, run_id: str
         writer.close()  # everything acknowledged is committed before the fold
 
 
-def _outcomes(destination_name: str, report: SyncReport, batch: list[OutgoingItem],
-              results: list[ItemResult], by_key: dict, options: SyncOptions,
-              failed_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _outcomes(
+    destination_name: str,
+    report: SyncReport,
+    batch: list[OutgoingItem],
+    results: list[ItemResult],
+    by_key: dict,
+    options: SyncOptions,
+    failed_rows: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     """Count one batch's results into the report; return its journal rows."""
-    if len(results) != len(batch) or any(r.key != i.key for r, i in zip(results, batch, strict=True)):
-        raise RuntimeError(f"destination {destination_name} returned results that do not match "
-                           "the batch (one result per item, in batch order)")
+    if len(results) != len(batch) or any(
+        r.key != i.key for r, i in zip(results, batch, strict=True)
+    ):
+        raise RuntimeError(
+            f"destination {destination_name} returned results that do not match "
+            "the batch (one result per item, in batch order)"
+        )
     rows = []
     for item, result in zip(batch, results, strict=True):
         pending = by_key[(item.kind, item.key)]
@@ -377,8 +475,15 @@ def _outcomes(destination_name: str, report: SyncReport, batch: list[OutgoingIte
                 report.people_succeeded += 1
             else:
                 report.events_succeeded += 1
-            rows.append({"item_kind": item.kind, "item_key": item.key,
-                         "person_id": item.person_id, "ok": True, **pending.ack})
+            rows.append(
+                {
+                    "item_kind": item.kind,
+                    "item_key": item.key,
+                    "person_id": item.person_id,
+                    "ok": True,
+                    **pending.ack,
+                }
+            )
             by_key.pop((item.kind, item.key))
             continue
         if is_person:
@@ -386,8 +491,9 @@ def _outcomes(destination_name: str, report: SyncReport, batch: list[OutgoingIte
         else:
             report.events_failed += 1
         by_key.pop((item.kind, item.key))
-        row = _failure_row(pending, result.reason, result.field, result.message,
-                           options.max_attempts, local=False)
+        row = _failure_row(
+            pending, result.reason, result.field, result.message, options.max_attempts, local=False
+        )
         failed_rows.append(row)
         _count_failure(report, row)
         rows.append(_journal_row(row))
@@ -400,9 +506,12 @@ def _attempts(failures: dict, kind: str, key: str) -> int:
 
 
 def _event_pending(event: EventSpec, attempts: int, retried: bool) -> _Pending:
-    return _Pending(_outgoing("event", event.event_id, event.person_id, event_item(event)),
-                    attempts, retried,
-                    {"event_name": event.name, "event_timestamp": event.timestamp})
+    return _Pending(
+        _outgoing("event", event.event_id, event.person_id, event_item(event)),
+        attempts,
+        retried,
+        {"event_name": event.name, "event_timestamp": event.timestamp},
+    )
 
 
 def _evaluate_breaker(report: SyncReport, known: int, options: SyncOptions) -> None:
@@ -415,28 +524,47 @@ def _evaluate_breaker(report: SyncReport, known: int, options: SyncOptions) -> N
         share = would_change / known
         applies = known >= options.breaker_min_known
     report.breaker = {
-        "known": known, "would_change": would_change, "share": round(share, 4),
-        "max_change_share": options.max_change_share, "first_sync": known == 0,
+        "known": known,
+        "would_change": would_change,
+        "share": round(share, 4),
+        "max_change_share": options.max_change_share,
+        "first_sync": known == 0,
         "tripped": bool(applies and share > options.max_change_share),
     }
 
 
-def _failure_row(p: _Pending, reason: str, field_name: str, message: str, max_attempts: int,
-                 local: bool) -> dict[str, Any]:
+def _failure_row(
+    p: _Pending, reason: str, field_name: str, message: str, max_attempts: int, local: bool
+) -> dict[str, Any]:
     attempts = p.attempts_before + 1
     return {
-        "item_kind": p.item.kind, "item_key": p.item.key, "person_id": p.item.person_id,
-        "reason": reason, "field": field_name, "message": message, "attempts": attempts,
-        "given_up": attempts >= max_attempts, "local": local,
-        "_item": p.item.payload, "_retried": p.retried, "_hash": p.ack.get("payload_hash"),
+        "item_kind": p.item.kind,
+        "item_key": p.item.key,
+        "person_id": p.item.person_id,
+        "reason": reason,
+        "field": field_name,
+        "message": message,
+        "attempts": attempts,
+        "given_up": attempts >= max_attempts,
+        "local": local,
+        "_item": p.item.payload,
+        "_retried": p.retried,
+        "_hash": p.ack.get("payload_hash"),
     }
 
 
 def _journal_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "item_kind": row["item_kind"], "item_key": row["item_key"], "person_id": row["person_id"],
-        "ok": False, "reason": row["reason"], "field": row["field"], "message": row["message"],
-        "attempts": row["attempts"], "given_up": row["given_up"], "payload_hash": row["_hash"],
+        "item_kind": row["item_kind"],
+        "item_key": row["item_key"],
+        "person_id": row["person_id"],
+        "ok": False,
+        "reason": row["reason"],
+        "field": row["field"],
+        "message": row["message"],
+        "attempts": row["attempts"],
+        "given_up": row["given_up"],
+        "payload_hash": row["_hash"],
         "item": json.dumps(row["_item"], ensure_ascii=False),
     }
 
@@ -454,18 +582,25 @@ def _stats_snapshot(destination: Destination) -> tuple[int, int, int, int]:
     return s.requests, s.request_retries, s.bytes_sent, s.batch_splits
 
 
-def _close(conn: duckdb.DuckDBPyConnection, report: SyncReport, destination: Destination,
-           before: tuple[int, int, int, int], send_clock: float,
-           failed_rows: list[dict[str, Any]]) -> None:
+def _close(
+    conn: duckdb.DuckDBPyConnection,
+    report: SyncReport,
+    destination: Destination,
+    before: tuple[int, int, int, int],
+    send_clock: float,
+    failed_rows: list[dict[str, Any]],
+) -> None:
     """Transport figures, failed rows, and the fold of this run's journal into the state."""
     after = _stats_snapshot(destination)
     report.requests, report.request_retries, report.bytes_sent, report.batch_splits = (
-        a - b for a, b in zip(after, before, strict=True))
+        a - b for a, b in zip(after, before, strict=True)
+    )
     report.send_seconds = round(time.perf_counter() - send_clock, 3)
     report.failed_rows = _failed_frame(failed_rows)
     fold_journal(conn, report.destination)
 
 
 def _failed_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([{c: r[c] for c in FAILED_ROW_COLUMNS} for r in rows],
-                        columns=FAILED_ROW_COLUMNS)
+    return pd.DataFrame(
+        [{c: r[c] for c in FAILED_ROW_COLUMNS} for r in rows], columns=FAILED_ROW_COLUMNS
+    )
