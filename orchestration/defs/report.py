@@ -191,8 +191,9 @@ def write_report(
     kinds={"html", "python"},
     pool=DUCKDB_POOL,
     description="Static offline HTML report (Overview, Segments, Onboarding, Retention, "
-    "Experiments, Models, Sync) in `SEGFLOW_REPORT_DIR`; rebuilt after every daily run and by "
-    "`segflow report`. Charts are inline SVG with their numbers one click away.",
+    "Experiments, Models, Sync), rebuilt after every daily run and by `segflow report --open`. "
+    f"Open `{Settings.from_env().report_dir / 'index.html'}` in a browser (works offline); "
+    "charts are inline SVG with their numbers one click away.",
 )
 def segflow_report(
     context: dg.AssetExecutionContext,
