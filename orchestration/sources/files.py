@@ -290,6 +290,7 @@ class ReadResult:
     extra_columns: dict[str, list[str]] = field(default_factory=dict)
     footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
 
 
 def parse_dt(name: str) -> date | None:
@@ -469,7 +470,7 @@ def stage_files(
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
             continue
-        before, staged_lines = _count(conn, stage), len(lines)
+        before, staged_lines, staged_tables = _count(conn, stage), len(lines), len(result.tables)
         if fmt == "parquet":
             extra = _stage_parquet(conn, stage, spec, info, data, needed)
         elif fmt == "csv":
@@ -478,14 +479,27 @@ def stage_files(
             extra = _stage_json_array(conn, stage, spec, info, data, source)
         else:
             extra = _stage_jsonl(conn, stage, spec, info, lines, data)
-        rows = _count(conn, stage) - before + sum(t.num_rows for t in lines[staged_lines:])
+        rows = (
+            _count(conn, stage)
+            - before
+            + sum(t.num_rows for t in lines[staged_lines:])
+            + sum(t.num_rows for t in result.tables[staged_tables:])
+        )
         result.rows_per_file[info.relative] = rows
         if rows == 0:
             result.empty_files.append(info.relative)
         if extra and (source is None or source.default_columns):
             result.extra_columns[info.relative] = extra
     _register_lines(conn, stage, lines)
+    if result.tables:
+        conn.register(f"{stage}_cols", pa.concat_tables(result.tables, promote_options="default"))
     return result
+
+
+def direct_columns(conn: duckdb.DuckDBPyConnection, stage: str) -> list[str]:
+    """Snake names of the CSV columns in `<stage>_cols` (the Arrow-read CSV files)."""
+    names = [d[0] for d in conn.execute(f"select * from {stage}_cols limit 0").description]
+    return [n[2:] for n in names if n.startswith("d_")]
 
 
 def _needed_columns(spec: TableSpec, source) -> dict[str, tuple[str, ...]]:
@@ -531,6 +545,7 @@ def drop_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
     """Drop the stage and release the file bytes its JSON lines point into."""
     conn.execute(f"drop view if exists {stage}_rows")
     conn.unregister(f"{stage}_lines")
+    conn.unregister(f"{stage}_cols")
     conn.execute(f"drop table if exists {stage}")
 
 
@@ -791,7 +806,10 @@ def _stage_csv(
     header = check_header(info, header)
     missing = _missing_required(needed, header)
     missing_detail = _missing_detail(info, spec, missing, header, needed) if missing else None
-    if _stage_csv_fast(conn, stage, info, raw, header, delimiter, missing_detail):
+    table = _read_csv_fast(info, raw, header, delimiter, missing_detail)
+    if table is not None:
+        if result is not None:
+            result.tables.append(table)
         return _extra(spec, header)
     records: list[tuple[int, list[str] | None, str | None]] = []
     line = reader.line_num + 1
@@ -867,26 +885,21 @@ def _stage_csv(
     return _extra(spec, header)
 
 
-def _stage_csv_fast(
-    conn,
-    stage: str,
-    info: FileInfo,
-    raw: bytes,
-    header: list[str],
-    delimiter: str,
-    missing_detail: str | None,
-) -> bool:
+def _read_csv_fast(
+    info: FileInfo, raw: bytes, header: list[str], delimiter: str, missing_detail: str | None
+) -> pa.Table | None:
     """Well-formed CSV (UTF-8, one record per line, every record as wide as the header, no
-    blank lines): parsed by Arrow's multi-threaded reader and packed to JSON by DuckDB. Returns
-    False (nothing staged) for anything else, which the line-by-line reader then handles."""
+    blank lines) parsed by Arrow's multi-threaded reader into a direct stage table (text
+    columns `d_<snake name>` plus the stage columns); None for anything else, which the
+    line-by-line reader then handles."""
     if b"\r" in raw[:4096] and b"\r\n" not in raw[:4096]:
-        return False  # old Mac line ends: the slow path counts lines right
+        return None  # old Mac line ends: the slow path counts lines right
     data = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    names = [f"c{i}" for i in range(len(header))]
+        return None
+    names = [f"d_{h}" for h in header]
     try:
         table = pa_csv.read_csv(
             io.BytesIO(data),
@@ -901,32 +914,29 @@ def _stage_csv_fast(
             ),
         )
     except (pa.ArrowInvalid, ValueError):
-        return False
+        return None
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    if lines != table.num_rows + 1 or table.num_rows == 0:
-        return False  # blank lines or quoted newlines: line numbers need the slow path
-    table = table.append_column("__line", pa.array(np.arange(2, table.num_rows + 2)))
-    packed = ", ".join(
-        f'"{h.replace(chr(34), chr(34) * 2)}" := case when trim("{n}") = \'\' then null '
-        f'else "{n}" end'
-        for h, n in zip(header, names, strict=True)
+    n = table.num_rows
+    if lines != n + 1 or n == 0:
+        return None  # blank lines or quoted newlines: line numbers need the slow path
+    day = (
+        pa.nulls(n, pa.date32())
+        if info.partition_date is None
+        else pa.array([info.partition_date] * n, pa.date32())
     )
-    conn.register("_csv_fast", table)
-    try:
-        conn.execute(
-            f"""insert into {stage} ({_STAGE_COLS})
-            select $file, __line, $day::date, to_json(struct_pack({packed}))::varchar,
-                   $reason, $detail from _csv_fast""",
-            {
-                "file": info.relative,
-                "day": info.partition_date,
-                "reason": "missing_required_column" if missing_detail else None,
-                "detail": missing_detail,
-            },
-        )
-    finally:
-        conn.unregister("_csv_fast")
-    return True
+    extra = {
+        "source_file": pa.array([info.relative] * n, pa.string()),
+        "source_line": pa.array(np.arange(2, n + 2), pa.int64()),
+        "partition_date": day,
+        "pre_reason": pa.array(
+            [("missing_required_column" if missing_detail else None)] * n, pa.string()
+        ),
+        "pre_detail": pa.array([missing_detail] * n, pa.string()),
+        "quarantine_rowid": pa.nulls(n, pa.int64()),
+    }
+    for name, column in extra.items():
+        table = table.append_column(name, column)
+    return table
 
 
 def _footer_start(records: list, width: int) -> int:

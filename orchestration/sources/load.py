@@ -43,6 +43,7 @@ from orchestration.sources.files import (
     SourceError,
     TableSpec,
     create_stage,
+    direct_columns,
     drop_stage,
     list_files,
     stage_files,
@@ -310,12 +311,28 @@ ZERO_DECIMAL = (
 class _Compiler:
     """Column expressions of one source mapping over the staged payloads."""
 
-    def __init__(self, spec: TableSpec, source: SourceMapping, tabular: bool) -> None:
-        self.spec, self.source, self.tabular = spec, source, tabular
+    def __init__(
+        self, spec: TableSpec, source: SourceMapping, tabular: bool, direct: list[str] | None
+    ) -> None:
+        self.spec, self.source, self.tabular = spec, source, tabular or direct is not None
+        self.direct = None if direct is None else set(direct)  # columns of a direct stage
         self.paths: list[str] = []
         self.needs_map = False
 
+    def _col(self, path: tuple[str, ...]) -> str | None:
+        name = to_snake(path[0])
+        return '"d_' + name + '"' if name in self.direct else None
+
     def _ref(self, path: tuple[str, ...]) -> str:
+        if self.direct is not None:
+            col = self._col(path)
+            if col is None:
+                return "null::json"
+            return (
+                f"try({col}::json)"
+                if len(path) == 1
+                else (f"json_extract({col}, {_sql_str(_json_path(path[1:]))})")
+            )
         if self.tabular:
             path = (to_snake(path[0]), *path[1:])
         key = _json_path(path)
@@ -324,9 +341,15 @@ class _Compiler:
         return f"v[{self.paths.index(key) + 1}]"
 
     def text(self, path: tuple[str, ...]) -> str:
+        if self.direct is not None and len(path) == 1:
+            col = self._col(path)
+            return f"nullif(trim({col}), '')" if col else "null::varchar"
         return f"nullif(trim({self._ref(path)} ->> '$'), '')"
 
     def json(self, path: tuple[str, ...]) -> str:
+        if self.direct is not None and len(path) == 1:
+            col = self._col(path)
+            return f"nullif(trim({col}), '')" if col else "null::varchar"
         return f"nullif({self._ref(path)}::varchar, 'null')"
 
     def _names(self, names) -> list[str]:
@@ -427,17 +450,33 @@ class _Compiler:
 
 
 def _typed_sql(
-    spec: TableSpec, stage: str, source: SourceMapping | None = None, tabular: bool = False
+    spec: TableSpec,
+    stage: str,
+    source: SourceMapping | None = None,
+    tabular: bool = False,
+    direct: list[str] | None = None,
 ) -> str:
     """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
     derived_date/_identity, and the payload of quarantined rows only. Each payload is parsed
     once (`json_transform`, or `json_extract` of every mapped path; a failure means a malformed
-    line). Parameters: $now, $late_days, $known_events, $event_types."""
+    line). Parameters: $now, $late_days, $known_events, $event_types.
+    `direct`: the stage has these (snake_case, text) columns instead of a JSON payload (CSV
+    read by Arrow); the payload of quarantined rows is built from them."""
     source = source or default_source(spec.name)
-    comp = _Compiler(spec, source, tabular)
+    comp = _Compiler(spec, source, tabular, direct)
     base: dict[str, str] = {}
     for col, kind in spec.columns:
-        if source.default_columns:
+        if source.default_columns and direct is not None:
+            names = dict.fromkeys(to_snake(a) for a in spec.aliases(col))
+            refs = [comp.text((n,)) for n in names if n in comp.direct]
+            base[col] = (
+                "null::varchar"
+                if not refs
+                else refs[0]
+                if len(refs) == 1
+                else f"coalesce({', '.join(refs)})"
+            )
+        elif source.default_columns:
             refs = [_field(a) for a in spec.aliases(col)]
             joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
             base[col] = joined if kind == "json" else f"nullif(trim({joined}), '')"
@@ -457,14 +496,26 @@ def _typed_sql(
             id_exprs["_email"] = refs[0] if len(refs) == 1 else f"coalesce({', '.join(refs)})"
         else:
             id_exprs["_email"] = '"b_email"'
-    if source.default_columns:
+    if direct is not None:
+        parse = "null::varchar[]"
+    elif source.default_columns:
         parse = f"try(json_transform(payload, '{_transform_spec(spec)}'))"
     else:
         paths = comp.paths or ["$"]
         parse = f"try(json_extract(payload, [{', '.join(_sql_str(p) for p in paths)}]))"
+    payload = "payload"
+    if direct is not None:  # the row as a JSON object, as the line-by-line reader writes it
+        payload = (
+            "to_json(struct_pack("
+            + ", ".join(
+                f'"{n}" := case when trim("d_{n}") = \'\' then null else "d_{n}" end'
+                for n in direct
+            )
+            + "))::varchar"
+        )
     map_expr = (
         (
-            ", case when pre_reason is null then try(json_transform(payload, "
+            f", case when pre_reason is null then try(json_transform({payload}, "
             "'\"MAP(VARCHAR, JSON)\"')) end as m"
         )
         if comp.needs_map
@@ -528,9 +579,11 @@ def _typed_sql(
     checks.append(("pre_reason is not null", "pre_reason", "pre_detail"))
     checks.append(
         (
-            "v is null or not starts_with(ltrim(payload), '{')",
+            "false" if direct is not None else "v is null or not starts_with(ltrim(payload), '{')",
             "'malformed_json'",
-            "case when json_valid(payload) then 'line is JSON ' || json_type(payload) || "
+            "null"
+            if direct is not None
+            else "case when json_valid(payload) then 'line is JSON ' || json_type(payload) || "
             "', expected an object' else 'line is not valid JSON (truncated or malformed)' end",
         )
     )
@@ -538,8 +591,8 @@ def _typed_sql(
     sizes = {col: f'strlen("raw_{col}"::varchar)' for col in spec.column_names}
     checks.append(
         (
-            f"strlen(payload) > {MAX_FIELD_BYTES} and greatest({', '.join(sizes.values())})"
-            f" > {MAX_FIELD_BYTES}",
+            ("" if direct is not None else f"strlen(payload) > {MAX_FIELD_BYTES} and ")
+            + f"greatest({', '.join(sizes.values())}) > {MAX_FIELD_BYTES}",
             "'value_too_large'",
             "case "
             + " ".join(
@@ -680,7 +733,7 @@ c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
-       case when rule is not null then payload end as payload, _identity
+       case when rule is not null then {payload} end as payload, _identity
 from c"""
 
 
@@ -941,9 +994,16 @@ def _validate_files(
         sql = _typed_sql(spec, "_segflow_stage_rows", source, tabular)
         create_stage(conn, "_segflow_stage")
         try:
-            _note(report, stage_files(conn, "_segflow_stage", spec, group, source))
+            read = stage_files(conn, "_segflow_stage", spec, group, source)
+            _note(report, read)
             verb = f"create or replace temp table {target} as" if first else f"insert into {target}"
             conn.execute(f"{verb} {sql}", _params(sql, now, late_days, floor))
+            if read.tables:  # CSV read by Arrow: typed straight from its columns
+                cols = direct_columns(conn, "_segflow_stage")
+                direct = _typed_sql(spec, "_segflow_stage_cols", source, True, cols)
+                conn.execute(
+                    f"insert into {target} {direct}", _params(direct, now, late_days, floor)
+                )
         finally:
             drop_stage(conn, "_segflow_stage")
         first = False
