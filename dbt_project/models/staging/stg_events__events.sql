@@ -8,6 +8,8 @@
 -- the dedupe_lookback_days partitions before that (a re-delivery within the look-back that
 -- arrives later never replaces the kept copy). Rows outside [reprocess_from - look-back, ...)
 -- are not read, so a day costs its own rows plus the look-back.
+-- The JSON `properties` / `context` stay in raw.events (no model reads them; join on
+-- message_id when one does): copying them would double the table's size and build time.
 -- A full build de-duplicates everything: a hash aggregate finds the (rare) duplicated ids and
 -- only those are ranked; unique rows stream through in raw order.
 {{ config(
@@ -32,8 +34,6 @@ with arrivals as (
         cast({{ adapter.quote('timestamp') }} as {{ dbt.type_timestamp() }}) as event_at,
         cast({{ adapter.quote('timestamp') }} as date) as event_date,
         cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
-        properties,
-        context,
         _partition_date as partition_date,
         _source_file as source_file,
         _source_line as source_line
@@ -52,7 +52,7 @@ candidates as (
     union all
     select
         message_id, event_type, event_name, user_id, anonymous_id, event_at, event_date,
-        received_at, properties, context, partition_date,
+        received_at, partition_date,
         -- the partition date already orders a stored copy before the re-read ones
         cast(null as {{ dbt.type_string() }}) as source_file, cast(null as {{ dbt.type_bigint() }}) as source_line
     from {{ this }}
@@ -95,7 +95,5 @@ select
     event_at,
     event_date,
     received_at,
-    properties,
-    context,
     partition_date
 from kept
