@@ -789,9 +789,12 @@ def _stage_csv(
     source=None,
     result: ReadResult | None = None,
 ) -> list[str]:
-    text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     csv.field_size_limit(1 << 30)
     delimiter = source.csv_delimiter if source is not None else ","
+    head = raw[:65536]
+    if len(head) < len(raw):  # the header is on the first line(s)
+        head = head[: head.rindex(b"\n") + 1] if b"\n" in head else raw
+    text = head.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -811,6 +814,9 @@ def _stage_csv(
         if result is not None:
             result.tables.append(table)
         return _extra(spec, header)
+    text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    next(reader)  # the header, read above
     records: list[tuple[int, list[str] | None, str | None]] = []
     line = reader.line_num + 1
     while True:
@@ -919,19 +925,20 @@ def _read_csv_fast(
     n = table.num_rows
     if lines != n + 1 or n == 0:
         return None  # blank lines or quoted newlines: line numbers need the slow path
-    day = (
-        pa.nulls(n, pa.date32())
-        if info.partition_date is None
-        else pa.array([info.partition_date] * n, pa.date32())
-    )
+    zeros = pa.array(np.zeros(n, np.int32))
+
+    def const(value: str | None) -> pa.Array:  # one value n times, without n Python objects
+        if value is None:
+            return pa.nulls(n, pa.string())
+        return pa.DictionaryArray.from_arrays(zeros, pa.array([value]))
+
+    day = pa.repeat(pa.scalar(info.partition_date, pa.date32()), n)
     extra = {
-        "source_file": pa.array([info.relative] * n, pa.string()),
+        "source_file": const(info.relative),
         "source_line": pa.array(np.arange(2, n + 2), pa.int64()),
         "partition_date": day,
-        "pre_reason": pa.array(
-            [("missing_required_column" if missing_detail else None)] * n, pa.string()
-        ),
-        "pre_detail": pa.array([missing_detail] * n, pa.string()),
+        "pre_reason": const("missing_required_column" if missing_detail else None),
+        "pre_detail": const(missing_detail),
         "quarantine_rowid": pa.nulls(n, pa.int64()),
     }
     for name, column in extra.items():
