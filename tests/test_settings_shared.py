@@ -43,3 +43,13 @@ def test_dbt_sees_the_late_arrival_setting(tmp_path: Path, monkeypatch: pytest.M
         tmp_path / "target",
     )
     assert "107" in proc.stdout, proc.stdout
+
+
+def test_every_variable_read_is_in_the_readme() -> None:
+    """The configuration table lists every environment variable the code reads."""
+    read = set()
+    for package in ("orchestration", "expectations", "ml"):
+        for path in (PROJECT_ROOT / package).rglob("*.py"):
+            read |= set(re.findall(r'"((?:SEGFLOW|CUSTOMERIO)_[A-Z0-9_]+)"', path.read_text()))
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert read and sorted(v for v in read if f"`{v}`" not in readme) == []
