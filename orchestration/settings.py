@@ -7,7 +7,7 @@ source of truth. Every variable here is listed in the README's configuration tab
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -55,6 +55,10 @@ def _date(name: str, default: str) -> date:
         raise SettingError(f"{name}={raw!r}: expected a date YYYY-MM-DD") from exc
 
 
+def _path(name: str, default: Path) -> Path:
+    return Path(_env(name, str(default))).resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()`; never holds secrets in repr."""
@@ -77,16 +81,29 @@ class Settings:
     sync_rate_limit: float
     sync_max_change_share: float
     sync_max_attempts: int
+    report_dir: Path
+    webserver_url: str
+    freshness_max_age_hours: float
+    landing_settle_seconds: float
+    alert_webhook_url: str = field(default="", repr=False)
     # DuckDB limits for dbt and every in-process connection (orchestration.warehouse): the
     # defaults keep one run under 4 GiB of memory.
     duckdb_memory_limit: str = "3GB"
     duckdb_threads: int = 2
+
     # Model labels (dbt_project.yml reads the same variables with the same defaults).
     churn_definition: str = "inactivity"
     churn_inactive_days: int = 28
     churn_horizon_days: int = 28
     cancel_grace_days: int = 7
     conversion_days: int = 28
+    # Event and invoice timestamps before this date are quarantined (`timestamp_too_old`);
+    # None: no floor beyond what the partitions allow.
+    timestamp_floor: date | None = None
+    # Segment rules, onboarding flows and behavioural triggers (orchestration/segments/).
+    segments_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "segments.yml"
+    flows_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "flows.yml"
+    triggers_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "triggers.yml"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -128,8 +145,19 @@ class Settings:
             churn_horizon_days=_int("SEGFLOW_CHURN_HORIZON_DAYS", 28),
             cancel_grace_days=_int("SEGFLOW_CANCEL_GRACE_DAYS", 7),
             conversion_days=_int("SEGFLOW_CONVERSION_DAYS", 28),
+            report_dir=Path(_env("SEGFLOW_REPORT_DIR", str(home / "report"))).resolve(),
+            webserver_url=_env("SEGFLOW_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/"),
+            freshness_max_age_hours=_float("SEGFLOW_FRESHNESS_MAX_AGE_HOURS", 30.0),
+            landing_settle_seconds=_float("SEGFLOW_LANDING_SETTLE_SECONDS", 60.0),
+            alert_webhook_url=_env("SEGFLOW_ALERT_WEBHOOK_URL", ""),
             duckdb_memory_limit=_env("SEGFLOW_DUCKDB_MEMORY_LIMIT", "3GB"),
             duckdb_threads=_int("SEGFLOW_DUCKDB_THREADS", min(os.cpu_count() or 1, 4)),
+            segments_file=_path("SEGFLOW_SEGMENTS_FILE", cls.segments_file),
+            flows_file=_path("SEGFLOW_FLOWS_FILE", cls.flows_file),
+            triggers_file=_path("SEGFLOW_TRIGGERS_FILE", cls.triggers_file),
+            timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
+            if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
+            else None,
         )
 
     @property
