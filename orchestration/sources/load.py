@@ -445,7 +445,10 @@ class _Compiler:
                 )
                 expr = f"case {expr} {whens} else {expr} end"
         if col in self.source.normalize_ids:
-            expr = f"regexp_replace({expr}, '^(-?[0-9]+)\\.0*$', '\\1')"
+            expr = (
+                f"case when contains({expr}, '.') then regexp_replace({expr}, "
+                f"'^(-?[0-9]+)\\.0*$', '\\1') else {expr} end"
+            )
         return expr
 
 
