@@ -22,8 +22,13 @@ from ml.features import FeatureError
 from ml.synthetic import synthetic_marts
 from ml.train import LabelDefinition, ModelSkipped, train_model
 
-MILESTONES = ("account_created", "first_project", "teammate_invited", "integration_connected",
-              "first_value")
+MILESTONES = (
+    "account_created",
+    "first_project",
+    "teammate_invited",
+    "integration_connected",
+    "first_value",
+)
 COUNTERS = ("teammates_invited", "integrations_connected")
 
 
@@ -58,7 +63,8 @@ def test_degenerate_columns_are_dropped_logged_and_training_succeeds(store, mart
     declared = (*_declared("conversion"), "mrr")
     result = train_model("conversion", df, store["uri"], store["artifacts"], features=declared)
     assert {"days_to_first_value", "support_tickets_total", "mrr", "country"} <= set(
-        result.dropped_features)
+        result.dropped_features
+    )
     assert "empty" in result.dropped_features["days_to_first_value"]
     assert "constant" in result.dropped_features["support_tickets_total"]
     assert "nearly empty" in result.dropped_features["mrr"]
@@ -71,8 +77,9 @@ def test_degenerate_columns_are_dropped_logged_and_training_succeeds(store, mart
 def test_every_declared_feature_reaches_the_fitted_model(store, marts):
     """A declared feature missing from the fitted model fails this test (issue 12)."""
     declared = _declared("churn")
-    result = train_model("churn", marts["ml_churn_training"], store["uri"], store["artifacts"],
-                         features=declared)
+    result = train_model(
+        "churn", marts["ml_churn_training"], store["uri"], store["artifacts"], features=declared
+    )
     assert not result.dropped_features
     assert result.feature_columns == [c for c in result.feature_columns if c in declared]
     assert set(result.feature_columns) == set(declared)
@@ -84,8 +91,11 @@ def test_every_declared_feature_reaches_the_fitted_model(store, marts):
     meta_path = client.download_artifacts(result.run_id, "segflow_model_meta.json")
     with open(meta_path) as handle:
         meta = json.load(handle)
-    spec_columns = meta["feature_spec"]["numeric"] + meta["feature_spec"]["boolean"] + \
-        meta["feature_spec"]["categorical"]
+    spec_columns = (
+        meta["feature_spec"]["numeric"]
+        + meta["feature_spec"]["boolean"]
+        + meta["feature_spec"]["categorical"]
+    )
     assert set(spec_columns) == set(declared)
     assert meta["declared_features"] == list(declared)
 
@@ -119,8 +129,7 @@ def test_tiny_data_and_one_snapshot_skip_cleanly(store, marts):
         train_model("churn", tiny, store["uri"], store["artifacts"], features=_declared("churn"))
     one_day = df[df["snapshot_date"] == df["snapshot_date"].max()]
     with pytest.raises(ModelSkipped, match="only one snapshot"):
-        train_model("churn", one_day, store["uri"], store["artifacts"],
-                    features=_declared("churn"))
+        train_model("churn", one_day, store["uri"], store["artifacts"], features=_declared("churn"))
 
 
 def test_label_definition_base_rate_and_already_gone_share_are_logged(store, marts):
@@ -129,8 +138,9 @@ def test_label_definition_base_rate_and_already_gone_share_are_logged(store, mar
     quiet = df["days_since_last_active"] >= 28
     df["churned_28d"] = quiet | (np.random.default_rng(0).random(len(df)) < 0.05)
     label = LabelDefinition("inactivity", 28, 28, "no activity for 28 days")
-    result = train_model("churn", df, store["uri"], store["artifacts"],
-                         features=_declared("churn"), label=label)
+    result = train_model(
+        "churn", df, store["uri"], store["artifacts"], features=_declared("churn"), label=label
+    )
     share = result.label_metrics["positives_already_inactive_share"]
     holdout = df[df["snapshot_date"] == df["snapshot_date"].max()]
     expected = (holdout.loc[holdout["churned_28d"], "days_since_last_active"] >= 28).mean()
@@ -138,14 +148,16 @@ def test_label_definition_base_rate_and_already_gone_share_are_logged(store, mar
     run = MlflowClient(store["uri"]).get_run(result.run_id)
     assert run.data.params["label_definition"] == "inactivity"
     assert run.data.metrics["label_holdout_base_rate"] == pytest.approx(
-        holdout["churned_28d"].mean())
+        holdout["churned_28d"].mean()
+    )
     assert "top_decile_lift" in run.data.metrics
     if share > 0.5:
         assert "already gone" in run.data.tags["segflow.label_flag"]
 
 
-def _simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, weeks: float,
-                    seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def _simulate_bgnbd(
+    n: int, r: float, alpha: float, a: float, b: float, weeks: float, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Customers born at 0 who buy at rate lambda and die after each purchase with prob p.
     Returns lifetime columns at `weeks` and the purchase count in the next 13 weeks."""
     rng = np.random.default_rng(seed)
@@ -162,18 +174,21 @@ def _simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, weeks: f
             alive = rng.random() >= p[i]
         past = [x for x in times if x <= weeks]
         future[i] = sum(1 for x in times if weeks < x <= weeks + 13)
-        rows.append({"active_days_total": len(past),
-                     "days_since_first_active": weeks * 7,
-                     "days_since_last_active": (weeks - past[-1]) * 7,
-                     "days_since_signup": weeks * 7})
+        rows.append(
+            {
+                "active_days_total": len(past),
+                "days_since_first_active": weeks * 7,
+                "days_since_last_active": (weeks - past[-1]) * 7,
+                "days_since_signup": weeks * 7,
+            }
+        )
     return pd.DataFrame(rows), future
 
 
 def test_bgnbd_recovers_its_parameters_and_ranks_future_inactivity():
     true = {"r": 0.8, "alpha": 4.0, "a": 0.8, "b": 2.5}
     frame, future = _simulate_bgnbd(3000, **true, weeks=39, seed=1)
-    data = clv.rfm(frame, "active_days_total", "days_since_first_active",
-                   "days_since_last_active")
+    data = clv.rfm(frame, "active_days_total", "days_since_first_active", "days_since_last_active")
     model = clv.BgNbd.fit(data, penalty=0.0)
     assert model.r == pytest.approx(true["r"], rel=0.3)
     assert model.alpha == pytest.approx(true["alpha"], rel=0.4)
@@ -189,8 +204,9 @@ def test_gamma_gamma_expected_spend_shrinks_to_population_mean():
     rng = np.random.default_rng(3)
     x = rng.integers(1, 8, 2000).astype(float)
     nu = rng.gamma(6.0, 1 / 0.1, 2000)  # customer mean spend ~ 60
-    m = np.array([rng.gamma(2.0, 1 / nu_i, size=k).mean() for k, nu_i in zip(
-        x.astype(int), nu, strict=True)])
+    m = np.array(
+        [rng.gamma(2.0, 1 / nu_i, size=k).mean() for k, nu_i in zip(x.astype(int), nu, strict=True)]
+    )
     model = clv.GammaGamma.fit(x, m)
     spend = model.expected_spend(x, m)
     assert np.corrcoef(spend, 2.0 / nu)[0, 1] > 0.5

@@ -1,0 +1,326 @@
+"""Churn labels that mean what the business means, on the real dbt models.
+
+A small subscription product where activity continues until the customer cancels (a cancel
+event, then silence and no more invoices), with churn driven by support tickets and account
+age. Built twice with the real dbt CLI: cancellation churn (28-day horizon) and inactivity
+churn with a 14-day horizon (settings -> env -> dbt vars).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
+from threadpoolctl import threadpool_limits
+
+from ml.scoring import score_users
+from ml.train import LabelDefinition, train_model
+from orchestration import tracking_plan
+from orchestration.settings import DBT_PROJECT_DIR, Settings
+
+START = date(2025, 1, 6)
+DAYS = 98
+USERS = 300
+MODELS = ["+ml_churn_training", "+ml_ltv_training", "+ml_conversion_training"]
+
+
+def _subscription_product(seed: int = 3) -> tuple[RawData, dict[str, date]]:
+    """Subscribers active until they cancel; returns raw rows and each user's cancel date."""
+    plan = tracking_plan.load()
+    rng = random.Random(seed)
+    data = RawData(START, DAYS)
+    end = datetime.combine(START + timedelta(days=DAYS), datetime.min.time())
+    cancels: dict[str, date] = {}
+    msg = 0
+
+    def event(name: str, user: str, ts: datetime, kind: str = "track") -> None:
+        nonlocal msg
+        msg += 1
+        data.tables["events"].append(
+            {
+                "message_id": f"s{msg:07d}",
+                "type": kind,
+                "event": name if kind == "track" else None,
+                "user_id": user,
+                "anonymous_id": None,
+                "timestamp": ts,
+                "received_at": ts + timedelta(seconds=5),
+                "properties": "{}",
+                "context": "{}",
+                "_partition_date": ts.date(),
+            }
+        )
+
+    def contact(uid: str, at: datetime, plan_name: str | None) -> None:
+        data.tables["crm_contacts"].append(
+            {
+                "user_id": uid,
+                "email": f"{uid}@example.com",
+                "signup_at": at,
+                "company": "c",
+                "industry": "software",
+                "company_size": "1-10",
+                "country": "US",
+                "role": "analyst",
+                "acquisition_channel": "organic",
+                "plan": plan_name,
+                "updated_at": at,
+                "_partition_date": at.date(),
+            }
+        )
+
+    for u in range(USERS):
+        uid = f"s{u:04d}"
+        signup_day = rng.randrange(0, 40)
+        signup = datetime.combine(
+            START + timedelta(days=signup_day), datetime.min.time()
+        ) + timedelta(hours=9)
+        contact(uid, signup, "pro")
+        event(plan.milestones[0][1][0], uid, signup + timedelta(minutes=1))
+        unhappy = rng.random() < 0.4
+        cancel_day = None
+        for d in range(signup_day, DAYS):
+            day0 = datetime.combine(START + timedelta(days=d), datetime.min.time())
+            age = d - signup_day
+            hazard = (0.04 if unhappy else 0.001) + (0.006 if age < 28 else 0.0)
+            if d > signup_day and rng.random() < hazard:
+                cancel_day = d
+                event(plan.cancel_events[0], uid, day0 + timedelta(hours=15))
+                break
+            if rng.random() < 0.6:  # activity continues up to the cancel date
+                for k in range(rng.randint(1, 4)):
+                    event(
+                        rng.choice(plan.core_features),
+                        uid,
+                        day0 + timedelta(hours=10, minutes=7 * k),
+                    )
+            if unhappy and rng.random() < 0.15:
+                event(plan.support_events[0], uid, day0 + timedelta(hours=11))
+        period = signup
+        k = 0
+        stop = (
+            datetime.combine(START + timedelta(days=cancel_day), datetime.min.time())
+            if cancel_day is not None
+            else end
+        )
+        while period < stop:
+            k += 1
+            data.tables["billing_invoices"].append(
+                {
+                    "invoice_id": f"inv-{uid}-{k}",
+                    "user_id": uid,
+                    "amount": 30.0,
+                    "currency": "USD",
+                    "status": "paid",
+                    "period_start": period,
+                    "period_end": period + timedelta(days=30),
+                    "paid_at": period,
+                    "_partition_date": period.date(),
+                }
+            )
+            period += timedelta(days=30)
+        if cancel_day is not None:
+            cancels[uid] = START + timedelta(days=cancel_day)
+    # Quiet users: one active on signup day only (60+ days quiet at the end), one that never
+    # produced an event, one with an empty CRM plan.
+    quiet = datetime.combine(START + timedelta(days=2), datetime.min.time()) + timedelta(hours=9)
+    contact("quiet60", quiet, "free")
+    event("Signed In", "quiet60", quiet + timedelta(minutes=5))
+    contact("never_active", quiet, "free")
+    contact("no_plan", quiet, None)
+    event("Signed In", "no_plan", quiet + timedelta(minutes=5))
+    return data, cancels
+
+
+def _build(root: Path, data: RawData, env: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    db = root / "warehouse.duckdb"
+    load_raw(db, data)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        run_dbt(["build", "--select", *MODELS, "--exclude", "test_type:unit"], db, root / "target")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return db
+
+
+@pytest.fixture(scope="module")
+def product() -> tuple[RawData, dict[str, date]]:
+    return _subscription_product()
+
+
+@pytest.fixture(scope="module")
+def cancellation(tmp_path_factory, product) -> Path:
+    return _build(
+        tmp_path_factory.mktemp("cancel"), product[0], {"SEGFLOW_CHURN_DEFINITION": "cancellation"}
+    )
+
+
+@pytest.fixture(scope="module")
+def inactivity14(tmp_path_factory, product) -> Path:
+    return _build(
+        tmp_path_factory.mktemp("inactive14"),
+        product[0],
+        {"SEGFLOW_CHURN_DEFINITION": "inactivity", "SEGFLOW_CHURN_HORIZON_DAYS": "14"},
+    )
+
+
+def _read(db: Path, sql: str) -> pd.DataFrame:
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        return conn.execute(sql).df()
+    finally:
+        conn.close()
+
+
+def test_settings_and_dbt_vars_share_names_and_defaults():
+    """One setting, one meaning: dbt_project.yml reads the same env vars with the defaults
+    Settings uses."""
+    raw = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    pattern = re.compile(r"env_var\('(\w+)', '([^']*)'\)")
+    dbt = dict(
+        pattern.search(raw[key]).groups()
+        for key in (
+            "churn_definition",
+            "churn_window_days",
+            "churn_horizon_days",
+            "cancel_grace_days",
+            "conversion_window_days",
+        )
+    )
+    saved = {k: os.environ.pop(k) for k in list(dbt) if k in os.environ}
+    try:
+        settings = Settings.from_env()
+    finally:
+        os.environ.update(saved)
+    assert dbt == {
+        "SEGFLOW_CHURN_DEFINITION": settings.churn_definition,
+        "SEGFLOW_CHURN_INACTIVE_DAYS": str(settings.churn_inactive_days),
+        "SEGFLOW_CHURN_HORIZON_DAYS": str(settings.churn_horizon_days),
+        "SEGFLOW_CANCEL_GRACE_DAYS": str(settings.cancel_grace_days),
+        "SEGFLOW_CONVERSION_DAYS": str(settings.conversion_days),
+    }
+
+
+def test_quiet_users_and_missing_crm_fields_get_defined_values(cancellation):
+    last = _read(
+        cancellation,
+        "select * from main.fct_user_features where snapshot_date = "
+        "(select max(snapshot_date) from main.fct_user_features)",
+    )
+    rows = last.set_index("user_id")
+    # every known customer is on the last day, quiet or churned ones included
+    assert {"quiet60", "never_active", "no_plan"} <= set(rows.index)
+    assert len(rows) == USERS + 3
+    assert rows.loc["quiet60", "days_since_last_active"] >= 60
+    never = rows.loc["never_active"]
+    assert never["days_since_last_active"] == never["days_since_signup"]
+    assert never["active_days_total"] == 0 and pd.isna(never["days_since_first_active"])
+    assert not rows.loc["no_plan", "is_paid"] and pd.isna(rows.loc["no_plan", "plan"])
+    for column in (
+        "days_since_last_active",
+        "is_paid",
+        "is_churned",
+        "is_inactive",
+        "is_cancelled",
+        "active_days_total",
+        "purchases_total",
+        "avg_order_value",
+    ):
+        assert last[column].notna().all(), column
+
+
+def test_cancellation_label_marks_future_cancellations_not_past_ones(cancellation, product):
+    _, cancels = product
+    train = _read(
+        cancellation, "select user_id, snapshot_date, churned_28d from main.ml_churn_training"
+    )
+    assert len(train) > 1000 and train["churned_28d"].sum() > 50
+    cancel = pd.to_datetime(train["user_id"].map(cancels))
+    snapshot = pd.to_datetime(train["snapshot_date"])
+    # no training row belongs to a customer who had already cancelled at the snapshot
+    assert not (cancel <= snapshot).any()
+    within = (cancel > snapshot) & (cancel <= snapshot + pd.Timedelta(days=28))
+    assert (train["churned_28d"] == within).all(), train[train["churned_28d"] != within].head()
+
+
+def _becomes_churned_within(daily: pd.DataFrame, horizon: int) -> pd.Series:
+    """Per (user, snapshot): is_churned on some day in (snapshot, snapshot + horizon]."""
+    daily = daily.sort_values(["user_id", "snapshot_date"])
+    out = {}
+    for user, rows in daily.groupby("user_id"):
+        dates = pd.to_datetime(rows["snapshot_date"]).to_numpy()
+        churned = rows["is_churned"].to_numpy(bool)
+        for day in dates:
+            window = (dates > day) & (dates <= day + np.timedelta64(horizon, "D"))
+            out[(user, pd.Timestamp(day))] = bool(churned[window].any())
+    return pd.Series(out)
+
+
+def test_horizon_setting_changes_the_training_labels(inactivity14):
+    """SEGFLOW_CHURN_HORIZON_DAYS=14 -> dbt labels "inactive for 28 days within 14 days";
+    the default 28-day horizon would label more rows positive."""
+    train = _read(
+        inactivity14,
+        "select t.user_id, t.snapshot_date, t.churned_28d, "
+        "f.days_since_last_active from main.ml_churn_training t "
+        "join main.fct_user_features f using (user_id, snapshot_date)",
+    )
+    daily = _read(
+        inactivity14, "select user_id, snapshot_date, is_churned from main.fct_user_features"
+    )
+    assert len(train) > 500
+    # inactivity: training rows are customers not inactive for 28 days at the snapshot
+    assert (train["days_since_last_active"] < 28).all()
+    keys = list(zip(train["user_id"], pd.to_datetime(train["snapshot_date"]), strict=True))
+    h14 = _becomes_churned_within(daily, 14).reindex(keys).to_numpy()
+    h28 = _becomes_churned_within(daily, 28).reindex(keys).to_numpy()
+    assert (train["churned_28d"].to_numpy() == h14).all()
+    assert h28.sum() > h14.sum() > 0
+
+
+def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_scored(
+    cancellation, tmp_path
+):
+    train = _read(cancellation, "select * from main.ml_churn_training")
+    plan = tracking_plan.load()
+    features = tracking_plan.model_features("churn", plan)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with threadpool_limits(limits=1):
+        result = train_model(
+            "churn",
+            train,
+            uri,
+            tmp_path / "artifacts",
+            features=features,
+            label=LabelDefinition("cancellation", 28, 28, "cancel within 28 days"),
+        )
+        assert result.metrics["roc_auc"] > 0.7, result.metrics
+        assert result.label_metrics["positives_already_inactive_share"] < 0.2
+        last_day = _read(
+            cancellation, "select max(snapshot_date) from main.fct_user_features"
+        ).iloc[0, 0]
+        today = _read(
+            cancellation,
+            f"select * from main.fct_user_features where snapshot_date = '{last_day.date()}'",
+        )
+        scores = score_users(today, uri, last_day.date()).set_index("user_id")
+    assert len(scores) == len(today)
+    assert np.isfinite(scores.loc["quiet60", "churn_probability"])
+    assert bool(scores.loc["quiet60", "is_churned"]) is False  # free, never paid: not cancelled
+    assert json.dumps(result.window)  # window params are plain values
