@@ -284,3 +284,20 @@ def test_rerun_of_a_corrected_past_day_splits_the_stint(conn, config):
     incremental = snapshot(conn)["segment_membership"]
     rebuild_membership(conn, None)
     pd.testing.assert_frame_equal(incremental, snapshot(conn)["segment_membership"])
+
+
+def test_segments_needing_a_missing_score_are_reported_not_evaluated(conn, config):
+    """No LTV champion yet: ltv columns are null for everyone, so high_ltv is reported as not
+    evaluated (not as an empty segment) while churn and behaviour segments are evaluated."""
+    rows = [power(f"u{i}", 0, i % 2 == 0) for i in range(6)]
+    feature_tables(conn, rows)
+    conn.execute("update main.user_scores set ltv_band = null, churn_probability = 0.9")
+    report = assign_segments(conn, config, [START])
+    assert set(report.not_evaluated) == {"high_ltv"}
+    assert "ltv_band" in report.not_evaluated["high_ltv"]
+    assert any("'high_ltv' not evaluated" in w for w in report.warnings)
+    sizes = report.sizes.set_index("segment")["users"]
+    assert sizes["power_users"] == 3
+    # once the scores exist the segment is evaluated again
+    conn.execute("update main.user_scores set ltv_band = 'high'")
+    assert assign_segments(conn, config, [START]).not_evaluated == {}

@@ -78,6 +78,7 @@ def segment_assets(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "flows_and_variants": preview(
                 rows_on(report.flows, "segment_date", dates[-1]), rows=50
             ),
+            "segments_not_evaluated": dg.MetadataValue.json(report.not_evaluated or {}),
             "preview": preview(report.preview),
             "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}),
         },

@@ -40,6 +40,10 @@ class SegmentRunReport:
     stints_rebuilt: int
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # segment -> why it was not (fully) evaluated: a score its rule needs has no model yet.
+    # The missing score's comparisons are false on those days, so its members are only those
+    # matched by the rest of the rule: "unknown", not "nobody qualifies".
+    not_evaluated: dict[str, str] = field(default_factory=dict)
 
 
 def assign_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
@@ -54,6 +58,8 @@ def assign_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
     ensure_tables(conn)
     check_against_warehouse(conn, config)
     relation, warnings = input_relation(conn)
+    not_evaluated = missing_score_segments(conn, config, relation, dates)
+    warnings += [f"segment {name!r} not evaluated: {why}" for name, why in not_evaluated.items()]
     frame = _evaluate(conn, config, relation, dates)
     table = _resolve(config, frame)
     timings["evaluate"] = time.perf_counter() - started
@@ -98,7 +104,47 @@ def assign_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
         {"d": dates[-1]}).df()
     timings["total"] = time.perf_counter() - started
     return SegmentRunReport(dates, users, changes[["segment_date", "segment", "users"]], changes,
-                            flows, trigger_counts, preview, stints, warnings, timings)
+                            flows, trigger_counts, preview, stints, warnings, timings,
+                            not_evaluated)
+
+
+# Score columns that are null for everyone on a day when their model has no champion.
+MODEL_SCORE_COLUMNS = {
+    "churn_probability": "churn", "churn_band": "churn", "churn_reasons": "churn",
+    "ltv_90d": "ltv", "ltv_band": "ltv", "ltv_reasons": "ltv",
+    "conversion_probability": "conversion",
+}
+
+
+def missing_score_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
+                           relation: str, dates: list[date]) -> dict[str, str]:
+    """Segments whose rule reads a score column that is null for every user on some of
+    `dates` (its model has no champion yet, or scoring did not run): {segment: reason}."""
+    used = sorted({c for s in config.segments for c in s.rule.columns
+                   if c in MODEL_SCORE_COLUMNS})
+    if not used:
+        return {}
+    counts = ", ".join(f'count("{c}") as "{c}"' for c in used)
+    per_day = conn.execute(
+        f"select snapshot_date, {counts} from {relation} "
+        "where snapshot_date in (select unnest($dates::DATE[])) group by 1",
+        {"dates": dates}).df()
+    missing: dict[str, list[str]] = {}
+    for column in used:
+        empty_days = per_day.loc[per_day[column] == 0, "snapshot_date"]
+        if len(empty_days):
+            days = sorted(pd.Timestamp(d).date().isoformat() for d in empty_days)
+            missing[column] = days
+    out = {}
+    for segment in config.segments:
+        lacking = [c for c in segment.rule.columns if c in missing]
+        if lacking:
+            models = sorted({MODEL_SCORE_COLUMNS[c] for c in lacking})
+            days = sorted({d for c in lacking for d in missing[c]})
+            span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
+            out[segment.name] = (f"needs {', '.join(lacking)} but no {'/'.join(models)} score "
+                                 f"exists on {span} (no champion model yet)")
+    return out
 
 
 def _evaluate(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, relation: str,
