@@ -48,6 +48,7 @@ COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zip")
 SUPPORTED_SUFFIXES = DATA_SUFFIXES + COMPRESSED_SUFFIXES
 MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
 EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
+_NON_SPACE = re.compile(rb"\S")
 _DT_DIR = re.compile(r"^dt=(\d{4})-(\d{1,2})-(\d{1,2})$")
 STAGE_COLUMNS = (
     "source_file",
@@ -462,7 +463,7 @@ def stage_files(
     for info in files:
         fmt = info.format
         data = None if fmt == "parquet" and not info.compressed else info.read_bytes()
-        if data is not None and not data.strip():
+        if data is not None and not _NON_SPACE.search(data):
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
             continue
