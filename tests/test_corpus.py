@@ -42,12 +42,24 @@ def _generate(name: str, landing: Path) -> None:
         path.parent.mkdir(parents=True)
 
         def line(mid: str, props: dict) -> str:
-            return json.dumps({"messageId": mid, "type": "track", "event": "Signed In",
-                               "userId": "u1", "timestamp": "2025-03-10T08:00:00Z",
-                               "properties": props, "context": {}})
+            return json.dumps(
+                {
+                    "messageId": mid,
+                    "type": "track",
+                    "event": "Signed In",
+                    "userId": "u1",
+                    "timestamp": "2025-03-10T08:00:00Z",
+                    "properties": props,
+                    "context": {},
+                }
+            )
 
-        path.write_text("\n".join([line("m1", {}), line("m2", {"blob": "x" * TEN_MB}),
-                                   line("m3", {"ok": True})]) + "\n")
+        path.write_text(
+            "\n".join(
+                [line("m1", {}), line("m2", {"blob": "x" * TEN_MB}), line("m3", {"ok": True})]
+            )
+            + "\n"
+        )
     else:
         raise ValueError(f"cases.yml: unknown generator {name!r}")
 
@@ -64,8 +76,9 @@ def test_corpus_case(name: str, tmp_path: Path):
         _run_case(name, case, tmp_path)
     except AssertionError as exc:
         if "loader_gap" in case:  # known gap, reported to the loader's owner: say so loudly
-            raise AssertionError(f"LOADER GAP (orchestration/sources/load.py): "
-                                 f"{case['loader_gap']}\n{exc}") from exc
+            raise AssertionError(
+                f"LOADER GAP (orchestration/sources/load.py): {case['loader_gap']}\n{exc}"
+            ) from exc
         raise
 
 
@@ -88,7 +101,8 @@ def _run_case(name: str, case: dict, tmp_path: Path) -> None:
                 assert info.value.line == expected["line"]
             loaded = conn.execute(
                 "select count(*) from information_schema.tables where table_schema = 'raw' "
-                f"and table_name = '{table}'").fetchall()[0][0]
+                f"and table_name = '{table}'"
+            ).fetchall()[0][0]
             if loaded:
                 assert conn.execute(f"select count(*) from raw.{table}").fetchall()[0][0] == 0
             return
@@ -100,16 +114,23 @@ def _run_case(name: str, case: dict, tmp_path: Path) -> None:
         assert report.quarantined_by_reason == case.get("quarantined", {})
         raw_rows = conn.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
         assert raw_rows == case["rows_loaded"]
-        reasons = dict(conn.execute(
-            "select reason_code, count(*) from raw.quarantine group by 1").fetchall())
+        reasons = dict(
+            conn.execute("select reason_code, count(*) from raw.quarantine group by 1").fetchall()
+        )
         assert reasons == case.get("quarantined", {})
         if "quarantined_lines" in case:
-            lines = [r[0] for r in conn.execute(
-                "select source_line from raw.quarantine order by 1").fetchall()]
+            lines = [
+                r[0]
+                for r in conn.execute(
+                    "select source_line from raw.quarantine order by 1"
+                ).fetchall()
+            ]
             assert lines == case["quarantined_lines"]
         if "loaded_lines" in case:
-            lines = [r[0] for r in conn.execute(
-                f"select _source_line from raw.{table} order by 1").fetchall()]
+            lines = [
+                r[0]
+                for r in conn.execute(f"select _source_line from raw.{table} order by 1").fetchall()
+            ]
             assert lines == case["loaded_lines"]
         if "empty_files" in case:
             assert report.empty_files == case["empty_files"]
