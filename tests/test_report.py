@@ -232,6 +232,10 @@ def _inputs() -> ReportInputs:
         )
         for i in range(5)
     ]
+    # the run building the report is still going: no end time yet
+    runs.insert(
+        0, RunInfo("run-now", "segflow_daily_job", "STARTED", start + timedelta(hours=1), None)
+    )
     checks = pd.DataFrame(
         [
             {
@@ -340,3 +344,14 @@ def test_pages_in_headless_chromium(report):
             total += len(charts)
             print(f"{name}: {len(charts)} charts, screenshot {visit.screenshot}")
     assert total == report.charts
+
+
+def test_empty_warehouse_and_a_broken_page_still_give_a_report(tmp_path):
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    broken = ReportInputs(drift=pd.DataFrame({"unexpected": [1.0]}))  # no psi column
+    result = build_report(db, tmp_path / "report", broken)
+    assert result.charts == 0 and len(result.pages) == len(PAGE_ORDER)
+    assert any(m.startswith("page error: KeyError") for m in result.missing["models.html"])
+    assert "no main.user_segments" in " ".join(result.missing["segments.html"])
+    assert "page error" in (tmp_path / "report" / "models.html").read_text()

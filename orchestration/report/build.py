@@ -163,12 +163,15 @@ def overview(wh: Warehouse, inputs: ReportInputs, now: datetime) -> Page:
     if _nonempty(runs):
         runs = runs.assign(
             duration_min=lambda f: (
-                (pd.to_datetime(f["finished"]) - pd.to_datetime(f["started"])).dt.total_seconds()
+                (
+                    pd.to_datetime(f["finished"], utc=True).fillna(pd.Timestamp(now))
+                    - pd.to_datetime(f["started"], utc=True)
+                ).dt.total_seconds()
                 / 60
-            ).round(1)
+            ).round(1)  # a run still going (this one) counts until now
         )
         runs["run"] = (
-            pd.to_datetime(runs["started"]).dt.strftime("%m-%d %H:%M")
+            pd.to_datetime(runs["started"], utc=True).dt.strftime("%m-%d %H:%M")
             + " "
             + runs["job"].str.replace("segflow_", "", regex=False)
         )
@@ -1003,6 +1006,20 @@ def sync_page(wh: Warehouse) -> Page:
 PAGE_ORDER = ("overview", "segments", "onboarding", "retention", "experiments", "models", "sync")
 
 
+def _safely(slug: str, title: str, build: Callable[[], Page], log) -> Page:
+    """A page whose data breaks its builder still renders, naming the error, so the report
+    (and the run that builds it) never fails on one page."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - reported on the page and in the log
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if log:
+            log(f"{slug}: page not built: {message}")
+        page = Page(slug, title, "This page could not be built from the current data.")
+        page.missing.append(f"page error: {message}")
+        return page
+
+
 def build_report(
     duckdb_path: Path | str | None,
     out_dir: Path | str,
@@ -1023,15 +1040,16 @@ def build_report(
     label = str(duckdb_path) if duckdb_path else "warehouse"
     try:
         wh = Warehouse(conn)
-        pages = [
-            overview(wh, inputs, now),
-            segments(wh),
-            onboarding(wh),
-            retention(wh),
-            experiments(wh, min_sample),
-            models(wh, inputs),
-            sync_page(wh),
+        builders = [
+            ("overview", "Overview", lambda: overview(wh, inputs, now)),
+            ("segments", "Segments", lambda: segments(wh)),
+            ("onboarding", "Onboarding", lambda: onboarding(wh)),
+            ("retention", "Retention", lambda: retention(wh)),
+            ("experiments", "Experiments", lambda: experiments(wh, min_sample)),
+            ("models", "Models", lambda: models(wh, inputs)),
+            ("sync", "Sync", lambda: sync_page(wh)),
         ]
+        pages = [_safely(slug, title, build, log) for slug, title, build in builders]
     finally:
         if own:
             conn.close()
