@@ -457,3 +457,16 @@ def test_replay_reads_fixed_rows_through_their_mapping(conn, tmp_path: Path) -> 
     assert conn.execute(
         "select user_id, updated_at from raw.crm_contacts order by 1"
     ).fetchall() == [("1001", datetime(2025, 3, 3, 9, 30)), ("1002", datetime(2025, 3, 3, 10, 0))]
+
+
+def test_lower_case_currency_loads_without_a_mapping(conn, tmp_path: Path) -> None:
+    _write(
+        tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
+        "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at\n"
+        "i1,u1,49,usd,Paid,2025-03-03T10:00:00Z,2025-04-03T10:00:00Z,2025-03-03T10:00:00Z\n",
+    )
+    report = load_partitions(conn, "billing_invoices", [DAY], tmp_path, "files", 3, now=NOW)
+    assert report.rows_quarantined == 0, report.quarantine_preview
+    assert conn.execute("select currency, status from raw.billing_invoices").fetchall() == [
+        ("USD", "paid")
+    ]

@@ -51,6 +51,7 @@ from orchestration.sources.files import (
     to_snake,
 )
 from orchestration.sources.mappings import (
+    DEFAULT_CASE,
     DEFAULT_VALUE_MAPS,
     ColumnRule,
     SourceMapping,
@@ -438,6 +439,9 @@ class _Compiler:
                     f"when {n} <= 50 then '11-50' when {n} <= 200 then '51-200' "
                     f"when {n} <= 1000 then '201-1000' else '1000+' end"
                 )
+        case = DEFAULT_CASE.get(self.spec.name, {}).get(col)
+        if case and not (rule is not None and rule.case):
+            expr = f"{case}({expr})"
         for target, values in DEFAULT_VALUE_MAPS.get(self.spec.name, {}).items():
             if target == col:
                 whens = " ".join(

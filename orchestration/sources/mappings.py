@@ -55,6 +55,8 @@ DEFAULT_ID_COLUMNS = {
 }
 # Segment mobile `screen` calls are activity like `page` (the raw contract has track/identify/page)
 DEFAULT_VALUE_MAPS = {"events": {"type": {"screen": "page"}}}
+# ISO currency codes are upper case in the contract (Stripe writes `usd`); statuses lower case
+DEFAULT_CASE = {"billing_invoices": {"currency": "upper", "status": "lower"}}
 
 _SOURCE_KEYS = {
     "table",
