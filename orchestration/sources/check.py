@@ -95,13 +95,21 @@ def render(result: CheckResult) -> str:
                     f"loaded {row['rows_loaded']}, quarantined "
                     f"{row['rows_quarantined']}{by}{extra}"
                 )
-            else:
-                lines.append(f"  {row['file']}: {row['status'].upper()}: {row['reason']}")
+            elif row["status"] == "skipped":
+                lines.append(f"  {row['file']}: SKIPPED: {row['reason']}")
         if report.identity:
             lines.append(f"  identity: {dict(sorted(report.identity.items()))}")
             for f, line, uid in report.unmatched_sample[:5]:
                 lines.append(f"    unmatched {f}:{line} kept user_id {uid}")
         for f, line, code, detail in result.first_errors.get(table, []):
             lines.append(f"  error {f}:{line} {code}: {detail}")
+    ignored = {
+        s.relative: s.reason for r in result.reports.values() for s in r.skipped if s.ignored
+    }
+    if ignored:
+        lines.append(
+            "\nnot read (ignored): "
+            + "; ".join(f"{f} ({why})" for f, why in sorted(ignored.items()))
+        )
     lines.append("\nOK" if result.ok else "\nPROBLEMS: see ERROR / SKIPPED lines above")
     return "\n".join(lines)

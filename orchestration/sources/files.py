@@ -355,7 +355,13 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
         )
         return
     if matches(rel, config.ignore):
-        skipped.append(SkippedFile(rel, "ignored by sources.yml `ignore`", ignored=True))
+        skipped.append(
+            SkippedFile(
+                rel,
+                "matches `ignore:` (sources.yml, or the defaults README*, *.md, sources.yml)",
+                ignored=True,
+            )
+        )
         return
     source = next((s for s in config.sources if matches(rel, s.files)), None)
     table = source.table if source else None
