@@ -39,10 +39,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "bench" / "results"
 TABLES = ("crm_contacts", "events", "billing_invoices")
-MARTS = {"churn": "ml_churn_training", "ltv": "ml_ltv_training",
-         "conversion": "ml_conversion_training"}
-TRUTH_COLUMN = {"churn": "p_churn_28d", "conversion": "p_convert_28d",
-                "ltv": "expected_revenue_90d"}
+MARTS = {
+    "churn": "ml_churn_training",
+    "ltv": "ml_ltv_training",
+    "conversion": "ml_conversion_training",
+}
+TRUTH_COLUMN = {
+    "churn": "p_churn_28d",
+    "conversion": "p_convert_28d",
+    "ltv": "expected_revenue_90d",
+}
 
 
 def _generate(work: Path, users: int, days: int, seed: int, start: date) -> dict:
@@ -69,10 +75,21 @@ def _dbt(work: Path) -> dict:
     t0 = time.perf_counter()
     env = {**os.environ, "SEGFLOW_DUCKDB_PATH": str(work / "warehouse.duckdb")}
     dbt = Path(sys.executable).with_name("dbt")
-    command = [str(dbt), "run", "--project-dir", str(REPO / "dbt_project"),
-               "--profiles-dir", str(REPO / "dbt_project"),
-               "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"),
-               "--select", *(f"+{mart}" for mart in MARTS.values()), "+fct_user_features"]
+    command = [
+        str(dbt),
+        "run",
+        "--project-dir",
+        str(REPO / "dbt_project"),
+        "--profiles-dir",
+        str(REPO / "dbt_project"),
+        "--target-path",
+        str(work / "dbt_target"),
+        "--log-path",
+        str(work / "dbt_logs"),
+        "--select",
+        *(f"+{mart}" for mart in MARTS.values()),
+        "+fct_user_features",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"dbt failed ({done.returncode}):\n{done.stdout[-4000:]}")
@@ -83,8 +100,9 @@ def _marts(work: Path) -> dict[str, pd.DataFrame]:
     from orchestration.warehouse import connect
 
     with connect(work / "warehouse.duckdb") as conn:
-        return {kind: conn.execute(f"select * from main.{table}").df()
-                for kind, table in MARTS.items()}
+        return {
+            kind: conn.execute(f"select * from main.{table}").df() for kind, table in MARTS.items()
+        }
 
 
 def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -94,15 +112,23 @@ def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame) -> dict:
     y = joined["label"].to_numpy(dtype=float)
     out = {"holdout_rows": len(holdout), "rows_with_truth": len(joined)}
     if kind == "ltv":
-        for name, values in (("model", joined["prediction"]),
-                             ("baseline", joined["baseline_prediction"]), ("oracle", oracle)):
+        for name, values in (
+            ("model", joined["prediction"]),
+            ("baseline", joined["baseline_prediction"]),
+            ("oracle", oracle),
+        ):
             out[f"{name}_spearman_realised"] = float(spearmanr(values, y).statistic)
         for name in ("prediction", "baseline_prediction"):
             label = "model" if name == "prediction" else "baseline"
-            out[f"{label}_spearman_vs_true_expected"] = float(spearmanr(joined[name], oracle).statistic)
+            out[f"{label}_spearman_vs_true_expected"] = float(
+                spearmanr(joined[name], oracle).statistic
+            )
         return out
-    for name, values in (("model", joined["prediction"]),
-                         ("baseline", joined["baseline_prediction"]), ("oracle", oracle)):
+    for name, values in (
+        ("model", joined["prediction"]),
+        ("baseline", joined["baseline_prediction"]),
+        ("oracle", oracle),
+    ):
         out[f"{name}_auc"] = float(roc_auc_score(y, values))
     out["model_share_of_oracle"] = out["model_auc"] / out["oracle_auc"]
     out["base_rate"] = float(y.mean())
@@ -136,32 +162,64 @@ def _figure(report: dict, path: Path) -> None:
 
 
 def _markdown(report: dict) -> str:
-    lines = [f"# Model quality vs ground truth ({report['users']} users x {report['days']} days, "
-             f"seed {report['seed']})", "",
-             f"Machine: {report['machine']}. Steps (s): "
-             + ", ".join(f"{k} {v['seconds']}" for k, v in report["steps"].items()), "",
-             "| model | metric | model | baseline | oracle | model / oracle | holdout rows |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Model quality vs ground truth ({report['users']} users x {report['days']} days, "
+        f"seed {report['seed']})",
+        "",
+        f"Machine: {report['machine']}. Steps (s): "
+        + ", ".join(f"{k} {v['seconds']}" for k, v in report["steps"].items()),
+        "",
+        "| model | metric | model | baseline | oracle | model / oracle | holdout rows |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for kind in ("churn", "conversion"):
         q = report["quality"].get(kind)
         if q:
-            lines.append(f"| {kind} | ROC AUC | {q['model_auc']:.4f} | {q['baseline_auc']:.4f} | "
-                         f"{q['oracle_auc']:.4f} | {q['model_share_of_oracle']:.3f} | "
-                         f"{q['rows_with_truth']} |")
+            lines.append(
+                f"| {kind} | ROC AUC | {q['model_auc']:.4f} | {q['baseline_auc']:.4f} | "
+                f"{q['oracle_auc']:.4f} | {q['model_share_of_oracle']:.3f} | "
+                f"{q['rows_with_truth']} |"
+            )
     q = report["quality"].get("ltv")
     if q:
-        lines.append(f"| ltv | Spearman vs realised 90d revenue | {q['model_spearman_realised']:.4f} "
-                     f"| {q['baseline_spearman_realised']:.4f} | {q['oracle_spearman_realised']:.4f} "
-                     f"| {q['model_spearman_realised'] / q['oracle_spearman_realised']:.3f} | "
-                     f"{q['rows_with_truth']} |")
-        lines.append(f"| ltv | Spearman vs true expected revenue | "
-                     f"{q['model_spearman_vs_true_expected']:.4f} | "
-                     f"{q['baseline_spearman_vs_true_expected']:.4f} | 1 | | |")
+        lines.append(
+            f"| ltv | Spearman vs realised 90d revenue | {q['model_spearman_realised']:.4f} "
+            f"| {q['baseline_spearman_realised']:.4f} | {q['oracle_spearman_realised']:.4f} "
+            f"| {q['model_spearman_realised'] / q['oracle_spearman_realised']:.3f} | "
+            f"{q['rows_with_truth']} |"
+        )
+        lines.append(
+            f"| ltv | Spearman vs true expected revenue | "
+            f"{q['model_spearman_vs_true_expected']:.4f} | "
+            f"{q['baseline_spearman_vs_true_expected']:.4f} | 1 | | |"
+        )
+    lines += [
+        "",
+        "Model vs the BG/NBD + Gamma-Gamma baseline on the same holdout (as logged to MLflow):",
+        "",
+        "| model | metric | model | BG/NBD+GG |",
+        "|---|---|---|---|",
+    ]
+    for kind, metric in (
+        ("churn", "roc_auc"),
+        ("churn", "top_decile_lift"),
+        ("ltv", "normalized_gini"),
+        ("ltv", "spearman"),
+    ):
+        q = report["quality"].get(kind) or {}
+        clv = q.get("clv_baseline") or {}
+        if metric in clv:
+            lines.append(
+                f"| {kind} | {metric} | {q['model_metrics'][metric]:.4f} | {clv[metric]:.4f} |"
+            )
     churn = report["quality"].get("churn")
     if churn:
         verdict = "met" if churn["model_share_of_oracle"] >= 0.95 else "NOT met"
-        lines += ["", f"Target churn AUC >= 0.95 x oracle: **{verdict}** "
-                  f"({churn['model_share_of_oracle']:.3f})."]
+        lines += [
+            "",
+            f"Target churn AUC >= 0.95 x oracle: **{verdict}** "
+            f"({churn['model_share_of_oracle']:.3f}).",
+        ]
     lines += ["", "Training metrics as logged to MLflow (holdout = latest labelled snapshot):", ""]
     for kind, metrics in report["mlflow_metrics"].items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
@@ -173,8 +231,9 @@ def _markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--seed", type=int, default=7)
@@ -182,21 +241,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train-rows", type=int, default=400_000)
     parser.add_argument("--workdir", type=Path, help="default: a temp folder, removed afterwards")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--reuse", action="store_true",
-                        help="skip generate/load/dbt; reuse the warehouse in --workdir")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip generate/load/dbt; reuse the warehouse in --workdir",
+    )
     args = parser.parse_args(argv)
 
     from ml.train import train_model
+    from orchestration.settings import Settings
+    from orchestration.tracking_plan import label_definition, model_features
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-model-quality-"))
     work.mkdir(parents=True, exist_ok=True)
-    report: dict = {"users": args.users, "days": args.days, "seed": args.seed,
-                    "machine": f"{platform.machine()} {os.cpu_count()} cpu",
-                    "steps": {}, "quality": {}, "mlflow_metrics": {}, "warnings": {}}
+    report: dict = {
+        "users": args.users,
+        "days": args.days,
+        "seed": args.seed,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+        "steps": {},
+        "quality": {},
+        "mlflow_metrics": {},
+        "warnings": {},
+    }
     try:
         if not args.reuse:
-            report["steps"]["generate"] = _generate(work, args.users, args.days, args.seed,
-                                                    args.start)
+            report["steps"]["generate"] = _generate(
+                work, args.users, args.days, args.seed, args.start
+            )
             report["steps"]["load"] = _load(work, args.days, args.start)
             report["steps"]["dbt"] = _dbt(work)
         marts = _marts(work)
@@ -210,18 +282,31 @@ def main(argv: list[str] | None = None) -> int:
                 report["warnings"][kind] = [f"{MARTS[kind]} is empty: data too short"]
                 continue
             t0 = time.perf_counter()
-            result = train_model(kind, frame, tracking_uri, work / "mlflow" / "artifacts",
-                                 max_train_rows=args.max_train_rows,
-                                 output_dir=work / "plots" / kind)
+            result = train_model(
+                kind,
+                frame,
+                tracking_uri,
+                work / "mlflow" / "artifacts",
+                features=model_features(kind),
+                label=label_definition(kind, Settings.from_env()),
+                max_train_rows=args.max_train_rows,
+                output_dir=work / "plots" / kind,
+            )
             report["steps"][f"train_{kind}"] = {"seconds": round(time.perf_counter() - t0, 1)}
             holdout = result.holdout_predictions.assign(
                 user_id=lambda f: f["user_id"].astype(str),
-                snapshot_date=lambda f: pd.to_datetime(f["snapshot_date"]).dt.date)
+                snapshot_date=lambda f: pd.to_datetime(f["snapshot_date"]).dt.date,
+            )
             report["quality"][kind] = _compare(kind, holdout, truth)
+            report["quality"][kind]["clv_baseline"] = result.clv_baseline_metrics
+            report["quality"][kind]["model_metrics"] = result.metrics
+            report["quality"][kind]["label_metrics"] = result.label_metrics
             report["mlflow_metrics"][kind] = {
                 **{k: v for k, v in result.metrics.items() if np.isfinite(v)},
-                **{f"baseline_{k}": v for k, v in result.baseline_metrics.items()
-                   if np.isfinite(v)}}
+                **{
+                    f"baseline_{k}": v for k, v in result.baseline_metrics.items() if np.isfinite(v)
+                },
+            }
             report["warnings"][kind] = result.warnings
             report["quality"][kind]["window"] = result.window
             print(kind, json.dumps(report["quality"][kind], default=str), flush=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestration.settings import DBT_PROJECT_DIR
+from ml.train import LabelDefinition
+from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,33 @@ def model_features(kind: str, plan: TrackingPlan | None = None) -> tuple[str, ..
         milestones=plan.milestone_names,
         counters=milestone_counters(),
     )
+
+
+def label_definition(kind: str, settings: Settings) -> LabelDefinition:
+    """The label the dbt marts built for `kind`, from the same settings dbt read."""
+    if kind == "churn":
+        what = (
+            f"becomes churned within {settings.churn_horizon_days} days: "
+            + (
+                f"no activity for {settings.churn_inactive_days} days"
+                if settings.churn_definition == "inactivity"
+                else "a cancel event, or the last paid period ends without renewal "
+                f"({settings.cancel_grace_days} days grace)"
+            )
+            + "; rows: customers not churned at the snapshot"
+        )
+        return LabelDefinition(
+            settings.churn_definition,
+            settings.churn_horizon_days,
+            settings.churn_inactive_days,
+            what,
+        )
+    if kind == "conversion":
+        return LabelDefinition(
+            "upgrade",
+            settings.conversion_days,
+            None,
+            f"upgrade event, paid plan or paid invoice within "
+            f"{settings.conversion_days} days; rows: users not on a paid plan",
+        )
+    return LabelDefinition("revenue", 90, None, "USD paid within 90 days; rows: every customer")

@@ -18,13 +18,13 @@ import pandas as pd
 from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
 from ml.scoring import missing_champions, score_users
-from ml.train import LabelDefinition, train_model
+from ml.train import train_model
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import MLflowResource, WarehouseResource
 from orchestration.settings import Settings
-from orchestration.tracking_plan import model_features
+from orchestration.tracking_plan import label_definition, model_features
 
 TRAINING_TABLES = {
     "churn": "ml_churn_training",
@@ -49,36 +49,6 @@ DRIFT_THRESHOLD = float(os.environ.get("SEGFLOW_DRIFT_PSI_THRESHOLD") or 0.2)
 def _mlflow_ui_link(experiment_id: str, run_id: str) -> str:
     base = os.environ.get("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-def label_definition(kind: str, settings: Settings) -> LabelDefinition:
-    """The label the dbt marts built for `kind`, from the same settings dbt read."""
-    if kind == "churn":
-        what = (
-            f"becomes churned within {settings.churn_horizon_days} days: "
-            + (
-                f"no activity for {settings.churn_inactive_days} days"
-                if settings.churn_definition == "inactivity"
-                else "a cancel event, or the last paid period ends without renewal "
-                f"({settings.cancel_grace_days} days grace)"
-            )
-            + "; rows: customers not churned at the snapshot"
-        )
-        return LabelDefinition(
-            settings.churn_definition,
-            settings.churn_horizon_days,
-            settings.churn_inactive_days,
-            what,
-        )
-    if kind == "conversion":
-        return LabelDefinition(
-            "upgrade",
-            settings.conversion_days,
-            None,
-            f"upgrade event, paid plan or paid invoice within "
-            f"{settings.conversion_days} days; rows: users not on a paid plan",
-        )
-    return LabelDefinition("revenue", 90, None, "USD paid within 90 days; rows: every customer")
 
 
 def _skipped(kind: str, reason: str, rows: int) -> list:
