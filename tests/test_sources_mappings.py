@@ -470,3 +470,16 @@ def test_lower_case_currency_loads_without_a_mapping(conn, tmp_path: Path) -> No
     assert conn.execute("select currency, status from raw.billing_invoices").fetchall() == [
         ("USD", "paid")
     ]
+
+
+def test_segment_received_day_folder_is_the_partition(conn) -> None:
+    landing = VENDORS / "segment_s3" / "landing"
+    config = load_config(landing)
+    report = load_partitions(
+        conn, "events", [date(2025, 3, 4)], landing, "files", 3, now=NOW, config=config
+    )
+    # only segment-logs/<source>/1741046400000/ (2025-03-04) is read
+    assert list(report.rows_per_file) == [
+        "segment-logs/src_w3j/1741046400000/1741050000000.d4e5f6.gz"
+    ]
+    assert (report.rows_read, report.rows_loaded) == (2, 2)

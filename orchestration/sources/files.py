@@ -34,7 +34,7 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -49,6 +49,7 @@ SUPPORTED_SUFFIXES = DATA_SUFFIXES + COMPRESSED_SUFFIXES
 MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
 EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
 _NON_SPACE = re.compile(rb"\S")
+_EPOCH_MS = re.compile(r"^\d{13}$")
 _DT_DIR = re.compile(r"^dt=(\d{4})-(\d{1,2})-(\d{1,2})$")
 STAGE_COLUMNS = (
     "source_file",
@@ -380,6 +381,9 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
                     )
                 )
                 return
+        elif source is not None and source.partition_folder == "epoch_ms" and _EPOCH_MS.match(part):
+            # Segment's S3 layout: segment-logs/<source-id>/<received day, epoch ms>/file.gz
+            day = datetime.fromtimestamp(int(part) / 1000, UTC).date()
     if source is None:
         skipped.append(
             SkippedFile(

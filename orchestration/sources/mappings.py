@@ -71,6 +71,7 @@ _SOURCE_KEYS = {
     "identity",
     "on_skip",
     "description",
+    "partition_folder",
 }
 _RULE_KEYS = {
     "from",
@@ -133,6 +134,7 @@ class SourceMapping:
     normalize_ids: tuple[str, ...] = ()
     identity: Identity = field(default_factory=Identity)
     on_skip: str = "fail"  # fail | ignore
+    partition_folder: str = "dt"  # dt (dt=YYYY-MM-DD) | epoch_ms (also a folder like 1740960000000)
 
     @property
     def default_columns(self) -> bool:
@@ -321,6 +323,11 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
     on_skip = merged.get("on_skip", "fail")
     if on_skip not in ("fail", "ignore"):
         raise _err(where, name, "on_skip", f"{on_skip!r}; expected fail or ignore")
+    partition_folder = merged.get("partition_folder", "dt")
+    if partition_folder not in ("dt", "epoch_ms"):
+        raise _err(
+            where, name, "partition_folder", f"{partition_folder!r}; expected dt or epoch_ms"
+        )
     records_path = merged.get("records_path")
     if records_path is not None and not isinstance(records_path, str):
         raise _err(where, name, "records_path", "expected a key such as `data`")
@@ -338,6 +345,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         normalize_ids=normalize,
         identity=identity,
         on_skip=on_skip,
+        partition_folder=partition_folder,
     )
 
 

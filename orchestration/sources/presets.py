@@ -24,6 +24,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "table": "events",
         "files": ["segment-logs/**"],
         "format": "jsonl",
+        # the received-day folder (epoch ms, UTC) is the partition, like a dt= folder, so a
+        # daily run reads one day's files; events dated long before it are outside_late_window
+        "partition_folder": "epoch_ms",
     },
     # Segment warehouse schema (tracks, identifies, pages, screens; exported to CSV/parquet):
     # `id` is the messageId, `event_text` the event name, `name` the page/screen name, nested
