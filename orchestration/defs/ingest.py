@@ -58,6 +58,25 @@ def _gate_with_skipped(check: dg.AssetCheckResult, report) -> dg.AssetCheckResul
     )
 
 
+PER_FILE_ROWS = 200  # metadata rows; skipped files first, then files read
+
+
+def _capped(rows: list[dict]) -> list[dict]:
+    rows = sorted(rows, key=lambda r: r["status"] == "loaded")
+    if len(rows) <= PER_FILE_ROWS:
+        return rows
+    rest = rows[PER_FILE_ROWS:]
+    return rows[:PER_FILE_ROWS] + [
+        {
+            "file": f"... {len(rest)} more files",
+            "status": "",
+            "rows_read": sum(r["rows_read"] for r in rest),
+            "rows_loaded": sum(r["rows_loaded"] for r in rest),
+            "rows_quarantined": sum(r["rows_quarantined"] for r in rest),
+        }
+    ]
+
+
 def _raw_asset(table_name: str) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(["raw", "events"])] if table_name in IDENTITY_TABLES else []
 
@@ -120,7 +139,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 ]
             ),
             "per_partition": table(report.per_partition_rows()),
-            "per_file": table(report.per_file_rows() or [{"file": "(none)"}]),
+            "per_file": table(_capped(report.per_file_rows()) or [{"file": "(none)"}]),
             "files_read": len(report.rows_per_file),
             "files_skipped": len(report.blocking_skipped),
             "source": settings.source,
