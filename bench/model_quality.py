@@ -35,6 +35,9 @@ import pandas as pd  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ml.metrics import normalized_gini  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "bench" / "results"
@@ -51,11 +54,13 @@ TRUTH_COLUMN = {
 }
 
 
-def _generate(work: Path, users: int, days: int, seed: int, start: date) -> dict:
+def _generate(work: Path, users: int, days: int, seed: int, start: date, profile: str) -> dict:
     from orchestration.sources.demo import generate
+    from orchestration.sources.demo_store import generate_store
 
     t0 = time.perf_counter()
-    generate(work / "landing", work / "truth", users=users, days=days, seed=seed, start=start)
+    make = generate_store if profile == "store" else generate
+    make(work / "landing", work / "truth", users=users, days=days, seed=seed, start=start)
     return {"seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -118,6 +123,7 @@ def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame) -> dict:
             ("oracle", oracle),
         ):
             out[f"{name}_spearman_realised"] = float(spearmanr(values, y).statistic)
+            out[f"{name}_gini_realised"] = float(normalized_gini(y, np.asarray(values, float)))
         for name in ("prediction", "baseline_prediction"):
             label = "model" if name == "prediction" else "baseline"
             out[f"{label}_spearman_vs_true_expected"] = float(
@@ -193,6 +199,11 @@ def _markdown(report: dict) -> str:
             f"{q['model_spearman_vs_true_expected']:.4f} | "
             f"{q['baseline_spearman_vs_true_expected']:.4f} | 1 | | |"
         )
+        lines.append(
+            f"| ltv | normalised Gini vs realised 90d revenue | {q['model_gini_realised']:.4f} | "
+            f"{q['baseline_gini_realised']:.4f} | {q['oracle_gini_realised']:.4f} | "
+            f"{q['model_gini_realised'] / q['oracle_gini_realised']:.3f} | |"
+        )
     lines += [
         "",
         "Model vs the BG/NBD + Gamma-Gamma baseline on the same holdout (as logged to MLflow):",
@@ -237,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile",
+        choices=("saas", "store"),
+        default="saas",
+        help="demo profile; store runs with inactivity churn of 90 days and no conversion model",
+    )
     parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1))
     parser.add_argument("--max-train-rows", type=int, default=400_000)
     parser.add_argument("--workdir", type=Path, help="default: a temp folder, removed afterwards")
@@ -252,12 +269,16 @@ def main(argv: list[str] | None = None) -> int:
     from orchestration.settings import Settings
     from orchestration.tracking_plan import label_definition, model_features
 
+    if args.profile == "store":  # the store's churn: no order for 90 days
+        os.environ.setdefault("SEGFLOW_CHURN_DEFINITION", "inactivity")
+        os.environ.setdefault("SEGFLOW_CHURN_INACTIVE_DAYS", "90")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-model-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     report: dict = {
         "users": args.users,
         "days": args.days,
         "seed": args.seed,
+        "profile": args.profile,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu",
         "steps": {},
         "quality": {},
@@ -267,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.reuse:
             report["steps"]["generate"] = _generate(
-                work, args.users, args.days, args.seed, args.start
+                work, args.users, args.days, args.seed, args.start, args.profile
             )
             report["steps"]["load"] = _load(work, args.days, args.start)
             report["steps"]["dbt"] = _dbt(work)
@@ -278,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         tracking_uri = f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
         (work / "mlflow").mkdir(exist_ok=True)
         for kind, frame in marts.items():
+            if args.profile == "store" and kind == "conversion":
+                continue  # no subscriptions to convert to
             if frame.empty:
                 report["warnings"][kind] = [f"{MARTS[kind]} is empty: data too short"]
                 continue
@@ -314,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.keep or args.workdir):
             shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"model_quality_{args.users}x{args.days}"
+    suffix = "_store" if args.profile == "store" else ""
+    stem = RESULTS / f"model_quality{suffix}_{args.users}x{args.days}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
     stem.with_suffix(".md").write_text(_markdown(report))
     _figure(report, stem.with_suffix(".png"))

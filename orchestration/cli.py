@@ -77,6 +77,25 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     start = args.start or end - timedelta(days=args.days - 1)
     out = Path(args.out) if args.out else settings.demo_dir
     truth = Path(args.truth) if args.truth else settings.demo_truth_dir
+    if args.profile == "store":
+        from orchestration.sources.demo_store import generate_store
+
+        print(
+            generate_store(
+                out,
+                truth,
+                users=args.users,
+                days=args.days,
+                seed=args.seed,
+                start=start,
+                history_days=args.history_days,
+            )
+        )
+        print(
+            "store profile: run with SEGFLOW_CHURN_DEFINITION=inactivity "
+            "SEGFLOW_CHURN_INACTIVE_DAYS=90 (churn = no order for 90 days)"
+        )
+        return 0
     summary = generate(
         out,
         truth,
@@ -247,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--truth", help="ground-truth folder (default: $SEGFLOW_HOME/demo/truth)")
     demo.add_argument(
         "--defect-rate", type=float, default=0.0, help="share of rows with injected defects"
+    )
+    demo.add_argument(
+        "--profile",
+        choices=("saas", "store"),
+        default="saas",
+        help="saas: subscription product (default); store: repeat-purchase shop",
     )
     demo.set_defaults(func=cmd_demo_data)
 
