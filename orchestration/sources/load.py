@@ -270,7 +270,7 @@ def _ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
     for fmt in formats or ("iso",):
         if fmt == "iso":
             parts.append(f"""case when ends_with({r}, 'Z') then try_cast({r} as timestamp)
-                when regexp_matches({r}, '{_TZ_SUFFIX}')
+                when length({r}) >= 19 and regexp_matches({r}, '{_TZ_SUFFIX}')
                   then timezone('UTC', try_cast({r} as timestamptz))
                 else {local(f"try_cast({r} as timestamp)")} end""")
         elif fmt in EPOCH_SCALE:
