@@ -483,3 +483,55 @@ def test_segment_received_day_folder_is_the_partition(conn) -> None:
         "segment-logs/src_w3j/1741046400000/1741050000000.d4e5f6.gz"
     ]
     assert (report.rows_read, report.rows_loaded) == (2, 2)
+
+
+def test_segment_warehouse_parquet_tables(conn, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wh = tmp_path / "segment-warehouse"
+    wh.mkdir()
+    ts = pa.array([datetime(2025, 3, 3, 10), datetime(2025, 3, 3, 11)], pa.timestamp("us", "UTC"))
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["t1", "t2"],
+                "anonymous_id": ["a1", None],
+                "user_id": [42.0, 43.0],
+                "event": ["project_created", "signed_in"],
+                "event_text": ["Project Created", "Signed In"],
+                "timestamp": ts,
+                "received_at": ts,
+                "context_library_name": ["analytics.js"] * 2,
+                "plan": ["pro", None],
+            }
+        ),
+        wh / "tracks.parquet",
+    )
+    config = parse_config({"sources": {"events": {"preset": "segment_warehouse"}}})
+    report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW, config=config)
+    assert report.rows_quarantined == 0, report.quarantine_preview
+    rows = conn.execute(
+        "select message_id, type, event, user_id, timestamp, properties, context "
+        "from raw.events order by 1"
+    ).fetchall()
+    assert rows == [
+        (
+            "t1",
+            "track",
+            "Project Created",
+            "42",
+            datetime(2025, 3, 3, 10),
+            '{"plan":"pro"}',
+            '{"library_name":"analytics.js"}',
+        ),
+        (
+            "t2",
+            "track",
+            "Signed In",
+            "43",
+            datetime(2025, 3, 3, 11),
+            "{}",
+            '{"library_name":"analytics.js"}',
+        ),
+    ]
