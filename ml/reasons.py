@@ -3,8 +3,10 @@
 Method (fast enough for every user daily): for each feature, replace the user's value by the
 training reference (median or mode) and re-predict the whole batch once. The drop in the
 prediction is that feature's contribution for that user; the top positive contributions
-become codes. One batched predict per feature, so cost grows with features, not users x
-features. Codes are generic (`<feature>_high`, `<feature>_low`, `no_<milestone>`,
+become codes. One batched predict per candidate feature (only the rows whose value differs
+from the reference), so cost grows with candidates, not users x features. Models store their
+candidates (`reason_features`: the most important features on the holdout), which keeps
+scoring fast with wide feature tables; codes depend only on the user's own row. Codes are generic (`<feature>_high`, `<feature>_low`, `no_<milestone>`,
 `<feature>_<category>`) with a small table of friendlier names for the contract's main
 features.
 """
@@ -22,11 +24,19 @@ from ml.features import FeatureSpec
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
 
-def feature_contributions(X: pd.DataFrame, spec: FeatureSpec, predict: Predict) -> pd.DataFrame:
-    """Per user and feature: prediction(user) - prediction(user with that feature at reference)."""
-    base = predict(X)
+def feature_contributions(
+    X: pd.DataFrame,
+    spec: FeatureSpec,
+    predict: Predict,
+    candidates: tuple[str, ...] | list[str] | None = None,
+    base: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Per user and candidate feature (default: all): prediction(user) - prediction(user with
+    that feature at reference). `base`: the predictions of X when already known."""
+    base = predict(X) if base is None else np.asarray(base, dtype=float)
     contributions = {}
-    for name in spec.columns:
+    names = [c for c in spec.columns if candidates is None or c in set(candidates)]
+    for name in names:
         reference = spec.reference[name]
         column = X[name]
         if name in spec.categorical:
@@ -102,6 +112,8 @@ def top_reasons(
     predict: Predict,
     top_k: int = 3,
     min_share_of_prediction: float = 0.05,
+    candidates: tuple[str, ...] | list[str] | None = None,
+    base: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Long table of each user's top reasons: row, rank, feature, code, contribution.
 
@@ -110,21 +122,25 @@ def top_reasons(
     per row, so a user's codes do not depend on who else is in the batch (scoring one day or
     a whole backfill gives the same codes). Two features mapping to one code count once.
     """
-    contributions = feature_contributions(X, spec, predict)
-    min_contribution = np.maximum(1e-6, min_share_of_prediction * np.abs(predict(X)))
+    base = predict(X) if base is None else np.asarray(base, dtype=float)
+    contributions = feature_contributions(X, spec, predict, candidates, base)
+    min_contribution = np.maximum(1e-6, min_share_of_prediction * np.abs(base))
     matrix = contributions.to_numpy()
     names = list(contributions.columns)
-    candidates = np.argsort(-matrix, axis=1, kind="stable")[:, : top_k * 2]
+    ranked = np.argsort(-matrix, axis=1, kind="stable")[:, : top_k * 2]
+    positions = {name: X.columns.get_loc(name) for name in names}
+    values = X.to_numpy(dtype=object)
     rows: list[tuple[int, int, str, str, float]] = []
-    for row_number, candidate_columns in enumerate(candidates):
+    for row_number, candidate_columns in enumerate(ranked):
         seen: set[str] = set()
         for column in candidate_columns:
             effect = matrix[row_number, column]
             if effect <= min_contribution[row_number] or len(seen) == top_k:
                 break
             name = names[column]
-            code = reason_code(name, X.iat[row_number, X.columns.get_loc(name)],
-                               spec.reference[name], spec)
+            code = reason_code(
+                name, values[row_number, positions[name]], spec.reference[name], spec
+            )
             if code in seen:
                 continue
             seen.add(code)
@@ -133,11 +149,14 @@ def top_reasons(
 
 
 def reason_strings(
-    X: pd.DataFrame, spec: FeatureSpec, predict: Predict, top_k: int = 3
+    X: pd.DataFrame,
+    spec: FeatureSpec,
+    predict: Predict,
+    top_k: int = 3,
+    candidates: tuple[str, ...] | list[str] | None = None,
+    base: np.ndarray | None = None,
 ) -> pd.Series:
     """Comma-separated top codes per user (empty string when nothing pushes the score up)."""
-    reasons = top_reasons(X, spec, predict, top_k)
+    reasons = top_reasons(X, spec, predict, top_k, candidates=candidates, base=base)
     joined = reasons.sort_values(["row", "rank"]).groupby("row")["code"].agg(",".join)
-    return pd.Series(
-        [joined.get(i, "") for i in range(len(X))], index=X.index, dtype=object
-    )
+    return pd.Series([joined.get(i, "") for i in range(len(X))], index=X.index, dtype=object)

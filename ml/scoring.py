@@ -161,7 +161,9 @@ def _score(
         out["churn_band"] = assign_bands(
             out["churn_probability"].to_numpy(), churn.loaded.meta["bands"]
         )
-        out["churn_reasons"] = reason_strings(X, churn.spec, churn_predict, top_reasons).to_numpy()
+        out["churn_reasons"] = _reasons(
+            X, churn, churn_predict, top_reasons, out["churn_probability"].to_numpy()
+        )
     else:
         out = out.assign(churn_probability=np.nan, churn_band=None, churn_reasons=None)
 
@@ -170,7 +172,7 @@ def _score(
         ltv_predict = _revenue(ltv.loaded.model)
         out["ltv_90d"] = ltv_predict(X)
         out["ltv_band"] = assign_bands(out["ltv_90d"].to_numpy(), ltv.loaded.meta["bands"])
-        out["ltv_reasons"] = reason_strings(X, ltv.spec, ltv_predict, top_reasons).to_numpy()
+        out["ltv_reasons"] = _reasons(X, ltv, ltv_predict, top_reasons, out["ltv_90d"].to_numpy())
     else:
         out = out.assign(ltv_90d=np.nan, ltv_band=None, ltv_reasons=None)
 
@@ -189,6 +191,15 @@ def _score(
     else:
         out[CHURNED_FLAG_COLUMN] = pd.array([pd.NA] * n, dtype="boolean")
     return out[USER_SCORES_COLUMNS]
+
+
+def _reasons(X: pd.DataFrame, champion: _Champion, predict, top_k: int, base: np.ndarray):
+    """Top codes per row, over the model's stored reason candidates (all features for models
+    trained before candidates were stored); None when reasons are switched off (top_k=0)."""
+    if top_k <= 0:
+        return np.full(len(X), None, dtype=object)
+    candidates = champion.loaded.meta.get("reason_features")
+    return reason_strings(X, champion.spec, predict, top_k, candidates, base).to_numpy()
 
 
 def _probability(model):

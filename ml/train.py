@@ -98,6 +98,8 @@ MIN_HOLDOUT_ROWS = 30
 MIN_CLASS_ROWS = 10
 # Numeric columns with fewer non-null training values are dropped (they can be empty in a fold).
 MIN_NON_NULL_VALUES = 20
+# Reason codes consider this many of the model's most important features (one re-predict each).
+REASON_FEATURES = 12
 # A churn label whose positives are mostly already inactive at the snapshot is flagged.
 ALREADY_GONE_WARN_SHARE = 0.5
 
@@ -225,6 +227,13 @@ def _importance(spec: ModelKind, model, X: pd.DataFrame, y: np.ndarray) -> pd.Se
         model, sample, y_sample, scoring=scoring, n_repeats=3, random_state=0
     )
     return pd.Series(result.importances_mean, index=X.columns).sort_values(ascending=False)
+
+
+def _reason_features(importance: pd.Series, fspec: FeatureSpec) -> list[str]:
+    """Reason-code candidates: the REASON_FEATURES most important features on the holdout
+    (positive permutation importance), in the spec's order; all features when none help."""
+    useful = importance[importance > 0].head(REASON_FEATURES).index
+    return [c for c in fspec.columns if c in set(useful)] or list(fspec.columns)
 
 
 def _plots(
@@ -483,6 +492,7 @@ def _train(
         "declared_features": list(features),
         "dropped_features": dropped,
         "bands": bands,
+        "reason_features": _reason_features(importance, fspec),
         "holdout_snapshot": split.holdout_date.isoformat(),
         "population": "rows of the training mart; churn: customers not churned at the "
         "snapshot; conversion: users not on a paid plan",
