@@ -286,7 +286,12 @@ def _inputs() -> ReportInputs:
         "destination_sync": start - timedelta(hours=40),
     }
     return ReportInputs(
-        runs=runs, model_versions=versions, drift=drift, freshness=freshness, checks=checks
+        freshness_max_age_hours=30,
+        runs=runs,
+        model_versions=versions,
+        drift=drift,
+        freshness=freshness,
+        checks=checks,
     )
 
 

@@ -140,7 +140,7 @@ def churn_drift(conn, tracking_uri: str) -> pd.DataFrame | None:
 def gather_inputs(
     instance: dg.DagsterInstance | None, settings: Settings, conn, check_keys=(), log=print
 ) -> ReportInputs:
-    inputs = ReportInputs()
+    inputs = ReportInputs(freshness_max_age_hours=settings.freshness_max_age_hours)
     if instance is not None:
         inputs.runs = recent_runs(instance)
         inputs.freshness = last_updates(instance)

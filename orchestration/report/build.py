@@ -54,6 +54,7 @@ class ReportInputs:
     model_versions: list[ModelVersionInfo] = field(default_factory=list)
     drift: pd.DataFrame | None = None  # columns: column, psi, drifting
     freshness: dict[str, datetime] = field(default_factory=dict)  # asset -> last update (UTC)
+    freshness_max_age_hours: float | None = None  # the freshness policy's FAIL age
     checks: pd.DataFrame | None = None  # asset, check, severity, passed, when
 
 
@@ -117,14 +118,16 @@ def overview(wh: Warehouse, inputs: ReportInputs, now: datetime) -> Page:
     runs = pd.DataFrame([r.__dict__ for r in inputs.runs])
     items = []
     if _nonempty(runs):
-        last = runs.iloc[0]
-        items.append(
-            (
-                "last run: " + str(last["job"]),
-                str(last["status"]),
-                "ok" if last["status"] == "SUCCESS" else "bad",
+        done = runs[~runs["status"].isin(["STARTED", "STARTING", "QUEUED", "NOT_STARTED"])]
+        if _nonempty(done):  # the run building this report is still going: skip it
+            last = done.iloc[0]
+            items.append(
+                (
+                    "last finished run: " + str(last["job"]),
+                    str(last["status"]),
+                    "ok" if last["status"] == "SUCCESS" else "bad",
+                )
             )
-        )
         items.append(("failed runs (shown)", str(int((runs["status"] == "FAILURE").sum())), ""))
     fresh = pd.DataFrame(
         [
@@ -212,16 +215,34 @@ def overview(wh: Warehouse, inputs: ReportInputs, now: datetime) -> Page:
         page.missing.append("run history (built outside Dagster, or no runs yet)")
 
     if _nonempty(fresh):
+        limit = inputs.freshness_max_age_hours
+        fresh["state"] = (
+            fresh["age_hours"].map(lambda h: "stale" if h >= limit else "fresh") if limit else "-"
+        )
         chart = (
             alt.Chart(fresh)
             .mark_bar()
             .encode(
                 y=alt.Y("table:N", sort="-x", title=None),
                 x=alt.X("age_hours:Q", title="hours since last update"),
+                color=alt.Color(
+                    "state:N",
+                    scale=alt.Scale(domain=["fresh", "stale"], range=["#31a354", "#d62728"])
+                    if limit
+                    else alt.Scale(domain=["-"], range=["#4c78a8"]),
+                ),
             )
             .properties(width=W, height=max(60, 22 * len(fresh)))
         )
-        page.add(Chart("Data freshness per table", chart, fresh))
+        if limit:
+            rule = (
+                alt.Chart(pd.DataFrame({"max_age_hours": [limit]}))
+                .mark_rule(color="#d62728", strokeDash=[4, 3])
+                .encode(x="max_age_hours:Q")
+            )
+            chart = chart + rule
+        note = f"stale = older than SEGFLOW_FRESHNESS_MAX_AGE_HOURS ({limit:g} h)" if limit else ""
+        page.add(Chart("Data freshness per table", chart, fresh, note))
 
     if wh.has(*(f"raw.{t}" for t in RAW_TABLES)):
         rows = wh.df(
