@@ -61,3 +61,37 @@ def test_sensors_running_and_schedules_stopped_by_default(location, monkeypatch)
     assert {s.default_status for s in location.schedules} == {dg.DefaultScheduleStatus.STOPPED}
     monkeypatch.setenv("SEGFLOW_SCHEDULES_RUNNING", "1")
     assert schedule_default_status() == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_stale_table_fails_its_freshness_policy(monkeypatch):
+    """Dagster's own evaluator (what the freshness daemon runs) on a raw table decorated like
+    the code location: PASS after 1 h, WARN after 3/4 of the max age, FAIL after it."""
+    import asyncio
+
+    from dagster._core.definitions.freshness_evaluator import TimeWindowFreshnessPolicyEvaluator
+    from dagster._core.loader import LoadingContextForTest
+    from dagster._core.test_utils import freeze_time
+    from dagster._time import get_current_datetime
+
+    monkeypatch.setenv("SEGFLOW_FRESHNESS_MAX_AGE_HOURS", "8")
+    spec = decorate(dg.AssetSpec(["raw", "events"], group_name="ingest"), freshness_policy())
+
+    @dg.multi_asset(specs=[spec])
+    def raw_events():
+        return dg.MaterializeResult(asset_key=spec.key)
+
+    node = dg.Definitions(assets=[raw_events]).resolve_asset_graph().get(spec.key)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def state():
+        evaluator = TimeWindowFreshnessPolicyEvaluator()
+        return asyncio.run(evaluator.evaluate_freshness(LoadingContextForTest(instance), node))
+
+    assert state().value == "UNKNOWN"  # never materialized
+    assert dg.materialize([raw_events], instance=instance).success
+    now = get_current_datetime()
+    seen = {}
+    for hours in (1, 7, 9):
+        with freeze_time(now + timedelta(hours=hours)):
+            seen[hours] = state().value
+    assert seen == {1: "PASS", 7: "WARN", 9: "FAIL"}
