@@ -44,16 +44,23 @@ def population_stability_index(
 
         def shares(values: np.ndarray) -> np.ndarray:
             missing = ~np.isfinite(values)
-            counts = np.bincount(np.searchsorted(inner, values[~missing], side="right"),
-                                 minlength=len(inner) + 1).astype(float)
+            counts = np.bincount(
+                np.searchsorted(inner, values[~missing], side="right"), minlength=len(inner) + 1
+            ).astype(float)
             return np.append(counts, missing.sum()) / len(values)
 
         return _psi_from_shares(shares(ref_values), shares(cur_values))
-    ref_shares = ref.astype(object).where(ref.notna(), MISSING).astype(str).value_counts(normalize=True)
-    cur_shares = cur.astype(object).where(cur.notna(), MISSING).astype(str).value_counts(normalize=True)
+    ref_shares = (
+        ref.astype(object).where(ref.notna(), MISSING).astype(str).value_counts(normalize=True)
+    )
+    cur_shares = (
+        cur.astype(object).where(cur.notna(), MISSING).astype(str).value_counts(normalize=True)
+    )
     categories = ref_shares.index.union(cur_shares.index)
-    return _psi_from_shares(ref_shares.reindex(categories, fill_value=0).to_numpy(),
-                            cur_shares.reindex(categories, fill_value=0).to_numpy())
+    return _psi_from_shares(
+        ref_shares.reindex(categories, fill_value=0).to_numpy(),
+        cur_shares.reindex(categories, fill_value=0).to_numpy(),
+    )
 
 
 @dataclass
@@ -99,8 +106,9 @@ def feature_drift(
             skipped.append(name)
             continue
         psi[name] = population_stability_index(reference_df[name], current_df[name], bins)
-    drifting = sorted((n for n, v in psi.items() if np.isfinite(v) and v > threshold),
-                      key=lambda n: -psi[n])
+    drifting = sorted(
+        (n for n, v in psi.items() if np.isfinite(v) and v > threshold), key=lambda n: -psi[n]
+    )
     return DriftReport(psi, threshold, drifting, len(reference_df), len(current_df), skipped)
 
 
@@ -110,13 +118,25 @@ def champion_drift(
     tracking_uri: str,
     model_name: str = "segflow-churn",
     threshold: float = 0.2,
+    reference_features: pd.DataFrame | None = None,
+    reference_scores: pd.Series | None = None,
 ) -> DriftReport:
-    """Compare today's features (and scores, as `prediction`) with the reference sample
-    logged with the champion: the daily drift asset check."""
+    """Compare today's features (and scores, as `prediction`) with a reference of the same
+    population: the daily drift asset check.
+
+    Like with like: the reference is the same population definition one horizon earlier
+    (`reference_features`, scored by the same champion), so what moves is the data, not the
+    mix of snapshots, ages and truncated histories a training set pools. Without it (history
+    shorter than the horizon) the sample logged with the champion is the reference."""
     loaded = registry.load_by_alias(model_name, tracking_uri)
-    reference = registry.load_reference_sample(model_name, tracking_uri)
     spec = FeatureSpec.from_dict(loaded.meta["feature_spec"])
     current = prepare_features(features_df, spec)
     if scores is not None:
         current = current.assign(prediction=np.asarray(scores, dtype=float))
+    if reference_features is not None and len(reference_features):
+        reference = prepare_features(reference_features, spec)
+        if reference_scores is not None:
+            reference = reference.assign(prediction=np.asarray(reference_scores, dtype=float))
+    else:
+        reference = registry.load_reference_sample(model_name, tracking_uri)
     return feature_drift(reference, current, threshold)

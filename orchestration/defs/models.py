@@ -8,7 +8,7 @@ scoring carries on with whatever champions exist.
 """
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -166,8 +166,9 @@ training_assets = [_training_asset(kind, t) for kind, t in TRAINING_TABLES.items
         dg.AssetCheckSpec(
             "feature_drift",
             asset="user_scores",
-            description="PSI of today's features and churn scores vs the champion's "
-            "training reference; warns above SEGFLOW_DRIFT_PSI_THRESHOLD.",
+            description="PSI of today's not-churned customers' features and churn scores vs "
+            "the same population one churn horizon earlier (scored by the same champion); "
+            "warns above SEGFLOW_DRIFT_PSI_THRESHOLD.",
         ),
     ],
     description="Churn, LTV and conversion scores with bands and top reason codes for every active "
@@ -200,11 +201,12 @@ def user_scores(
         else np.ones(len(latest_features), dtype=bool)
     )
     drift = (
-        champion_drift(
+        _drift(
             latest_features.loc[alive],
             latest_scores["churn_probability"].to_numpy()[alive],
-            mlflow.tracking_uri,
-            threshold=DRIFT_THRESHOLD,
+            latest_day,
+            warehouse,
+            mlflow,
         )
         if alive.any() and "segflow-churn" not in absent
         else None
@@ -253,6 +255,39 @@ def user_scores(
             "drifting_features": ", ".join(drift.drifting) if drift and drift.drifting else "none",
             "psi_by_feature": preview(drift.table(), rows=40) if drift else "n/a",
         },
+    )
+
+
+def _drift(
+    current: pd.DataFrame,
+    current_scores: np.ndarray,
+    day: date,
+    warehouse: WarehouseResource,
+    mlflow: MLflowResource,
+):
+    """Today's not-churned customers against the same population one churn horizon earlier,
+    both scored by today's champion (ml.drift.champion_drift says why)."""
+    reference_day = day - timedelta(days=Settings.from_env().churn_horizon_days)
+    with warehouse.connect() as conn:
+        reference = conn.execute(
+            "select * from main.fct_user_features where snapshot_date = ?"
+            " and not coalesce(is_churned, false)",
+            [reference_day],
+        ).df()
+    reference_scores = (
+        score_users(reference, mlflow.tracking_uri, reference_day, top_reasons=0)[
+            "churn_probability"
+        ]
+        if len(reference)
+        else None
+    )
+    return champion_drift(
+        current,
+        current_scores,
+        mlflow.tracking_uri,
+        threshold=DRIFT_THRESHOLD,
+        reference_features=reference,
+        reference_scores=reference_scores,
     )
 
 
