@@ -21,7 +21,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default unless it has none or its help already says it."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -251,22 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo-data", help="generate demo CRM, events and invoices into a landing folder"
     )
-    demo.add_argument("--users", type=int, default=2000, help="users (existing and new)")
-    demo.add_argument("--days", type=int, default=150, help="days written, ending at --end")
-    demo.add_argument(
-        "--history-days",
-        type=int,
-        default=90,
-        help="days of the product's life simulated (not written) before the first day",
-    )
-    demo.add_argument("--seed", type=int, default=7, help="random seed (same seed, same files)")
+    _demo_options(demo, users=2000, days=150)
     demo.add_argument("--start", type=_date, help="first day (default: DAYS before --end)")
     demo.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
     demo.add_argument("--out", help="landing folder (default: $SEGFLOW_HOME/demo/landing)")
     demo.add_argument("--truth", help="ground-truth folder (default: $SEGFLOW_HOME/demo/truth)")
-    demo.add_argument(
-        "--defect-rate", type=float, default=0.0, help="share of rows with injected defects"
-    )
     demo.add_argument(
         "--profile",
         choices=("saas", "store"),
@@ -281,17 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=cmd_prepare)
 
     run = sub.add_parser("run", help="run the pipeline for the last N days (demo data by default)")
-    run.add_argument("--days", type=int, default=120, help="days to materialise, ending at --end")
-    run.add_argument(
-        "--history-days",
-        type=int,
-        default=90,
-        help="demo: days of the product's life simulated (not loaded) before the window",
-    )
-    run.add_argument("--users", type=int, default=1000, help="demo users (demo source only)")
-    run.add_argument("--seed", type=int, default=7, help="demo random seed")
+    _demo_options(run, users=1000, days=120)
     run.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
-    run.add_argument("--defect-rate", type=float, default=0.0, help="demo defect injection rate")
     run.add_argument(
         "--job",
         default="segflow_full_job",
@@ -335,6 +315,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sources", help="sources.yml (default: <landing>/sources.yml)")
     check.set_defaults(func=cmd_sources_check)
     return parser
+
+
+def _demo_options(parser: argparse.ArgumentParser, users: int, days: int) -> None:
+    """The demo generator's options, shared by `demo-data` and `run`."""
+    parser.add_argument("--days", type=int, default=days, help="days, ending at --end")
+    parser.add_argument("--users", type=int, default=users, help="demo users (existing and new)")
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=90,
+        help="demo: days of the product's life simulated (not written) before the first day",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=7, help="demo random seed (same seed, same files)"
+    )
+    parser.add_argument(
+        "--defect-rate", type=float, default=0.0, help="demo: share of rows with injected defects"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
