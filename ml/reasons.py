@@ -36,6 +36,8 @@ def feature_contributions(
     base = predict(X) if base is None else np.asarray(base, dtype=float)
     contributions = {}
     names = [c for c in spec.columns if candidates is None or c in set(candidates)]
+    fast = predict if isinstance(predict, PipelinePredict) else None
+    transformed = fast.transform(X) if fast is not None else None
     for name in names:
         reference = spec.reference[name]
         column = X[name]
@@ -44,12 +46,53 @@ def feature_contributions(
         else:
             differs = ~np.isclose(column.to_numpy(dtype=float), float(reference), equal_nan=False)
         values = np.zeros(len(X))
-        if differs.any():
-            changed = X.loc[differs].copy()
-            changed[name] = reference
-            values[np.asarray(differs)] = base[np.asarray(differs)] - predict(changed)
+        mask = np.asarray(differs)
+        if mask.any():
+            position = fast.numeric_position(name) if fast is not None else None
+            if position is not None:  # numbers pass through: change the column, skip transform
+                changed_z = transformed[mask].copy()
+                changed_z[:, position] = float(reference)
+                values[mask] = base[mask] - fast.predict_transformed(changed_z)
+            else:
+                changed = X.loc[mask].copy()
+                changed[name] = reference
+                values[mask] = base[mask] - predict(changed)
         contributions[name] = values
     return pd.DataFrame(contributions, index=X.index)
+
+
+class PipelinePredict:
+    """predict(X) for a fitted Pipeline(prep=ColumnTransformer, model=...) that also exposes the
+    transformed matrix, so reason codes re-predict a changed numeric column without running
+    the preprocessing again (numeric and boolean columns pass through unchanged)."""
+
+    def __init__(self, pipeline, spec: FeatureSpec, proba: bool):
+        self.prep = pipeline.named_steps["prep"]
+        self.model = pipeline.named_steps["model"]
+        self.proba = proba
+        passthrough = list(spec.numeric + spec.boolean)
+        start = self.prep.output_indices_["num"].start if passthrough else 0
+        passes = any(
+            name == "num"
+            and (trans == "passthrough" or getattr(trans, "func", "no") is None)
+            and list(columns) == passthrough
+            for name, trans, columns in self.prep.transformers_
+        )
+        self._positions = {name: start + i for i, name in enumerate(passthrough)} if passes else {}
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.prep.transform(X), dtype=float)
+
+    def numeric_position(self, name: str) -> int | None:
+        return self._positions.get(name)
+
+    def predict_transformed(self, Z: np.ndarray) -> np.ndarray:
+        if self.proba:
+            return self.model.predict_proba(Z)[:, 1]
+        return np.clip(self.model.predict(Z), 0.0, None)
+
+    def __call__(self, X: pd.DataFrame) -> np.ndarray:
+        return self.predict_transformed(self.transform(X))
 
 
 def _slug(value: object) -> str:

@@ -25,7 +25,7 @@ from ml.features import (
     prepare_features,
     require_columns,
 )
-from ml.reasons import reason_strings
+from ml.reasons import PipelinePredict, reason_strings
 
 CHURN_MODEL = "segflow-churn"
 LTV_MODEL = "segflow-ltv"
@@ -156,7 +156,7 @@ def _score(
 
     if churn is not None and n:
         X = churn.prepare(rows)
-        churn_predict = _probability(churn.loaded.model)
+        churn_predict = _predictor(churn, proba=True)
         out["churn_probability"] = churn_predict(X)
         out["churn_band"] = assign_bands(
             out["churn_probability"].to_numpy(), churn.loaded.meta["bands"]
@@ -169,7 +169,7 @@ def _score(
 
     if ltv is not None and n:
         X = ltv.prepare(rows)
-        ltv_predict = _revenue(ltv.loaded.model)
+        ltv_predict = _predictor(ltv, proba=False)
         out["ltv_90d"] = ltv_predict(X)
         out["ltv_band"] = assign_bands(out["ltv_90d"].to_numpy(), ltv.loaded.meta["bands"])
         out["ltv_reasons"] = _reasons(X, ltv, ltv_predict, top_reasons, out["ltv_90d"].to_numpy())
@@ -200,6 +200,14 @@ def _reasons(X: pd.DataFrame, champion: _Champion, predict, top_k: int, base: np
         return np.full(len(X), None, dtype=object)
     candidates = champion.loaded.meta.get("reason_features")
     return reason_strings(X, champion.spec, predict, top_k, candidates, base).to_numpy()
+
+
+def _predictor(champion: _Champion, proba: bool):
+    """Fast path for the stock Pipeline(prep, model); any other model via predict(_proba)."""
+    model = champion.loaded.model
+    if hasattr(model, "named_steps") and "prep" in model.named_steps:
+        return PipelinePredict(model, champion.spec, proba)
+    return _probability(model) if proba else _revenue(model)
 
 
 def _probability(model):

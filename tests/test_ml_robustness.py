@@ -212,3 +212,29 @@ def test_gamma_gamma_expected_spend_shrinks_to_population_mean():
     assert np.corrcoef(spend, 2.0 / nu)[0, 1] > 0.5
     population = model.expected_spend(np.array([0.0]), np.array([np.nan]))[0]
     assert population == pytest.approx(np.mean(2.0 / nu), rel=0.3)
+
+
+def test_fast_reason_path_equals_re_predicting_the_pipeline(store, marts):
+    """Reason codes change a numeric column in the transformed matrix instead of re-running
+    the preprocessing; the contributions must equal the plain re-predict of the pipeline."""
+    from ml import registry
+    from ml.features import FeatureSpec, prepare_features
+    from ml.reasons import PipelinePredict, feature_contributions
+
+    train_model(
+        "churn",
+        marts["ml_churn_training"],
+        store["uri"],
+        store["artifacts"],
+        features=_declared("churn"),
+    )
+    champion = registry.load_by_alias("segflow-churn", store["uri"])
+    spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
+    X = prepare_features(marts["fct_user_features"].head(400), spec)
+    fast = PipelinePredict(champion.model, spec, proba=True)
+    assert fast.numeric_position("days_since_last_active") is not None
+    slow = feature_contributions(X, spec, lambda f: champion.model.predict_proba(f)[:, 1])
+    np.testing.assert_allclose(
+        feature_contributions(X, spec, fast).to_numpy(), slow.to_numpy(), atol=1e-12
+    )
+    assert 0 < len(champion.meta["reason_features"]) <= 12
