@@ -116,7 +116,10 @@ def _output_to(log_path: Path) -> Iterator[TextIO]:
 
 
 def _counts(metadata: dict) -> str:
-    """The key counts of one materialization, for its progress line."""
+    """The key counts of one materialization (or why it was skipped), for its progress line."""
+    status = getattr(metadata.get("status"), "value", metadata.get("status"))
+    if isinstance(status, str) and status.startswith("skipped"):
+        return status[:300]
     parts = []
     for key in ("dagster/row_count", "rows_loaded", "rows_quarantined", "users_latest_day"):
         value = metadata.get(key)
