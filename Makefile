@@ -43,6 +43,8 @@ test-fast: $(STAMP) chromium
 ## dev: the Dagster UI on http://127.0.0.1:3000
 dev: $(STAMP)
 	$(BIN)/segflow prepare
+	@echo "Dagster UI: http://127.0.0.1:3000  report: file://$${SEGFLOW_REPORT_DIR:-$(SEGFLOW_HOME)/report}/index.html (make report rebuilds it)"
+	@echo "schedules start stopped (SEGFLOW_SCHEDULES_RUNNING=1 starts them); sensors run"
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## mlflow: the MLflow UI on http://127.0.0.1:5000 for this project's tracking store
