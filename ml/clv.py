@@ -205,16 +205,30 @@ def _fit_rows(train: pd.DataFrame) -> pd.DataFrame:
 
 
 def baseline_predictions(
-    kind: str, train: pd.DataFrame, holdout: pd.DataFrame, horizon_days: int
+    kind: str,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    horizon_days: int,
+    inactive_days: int | None = None,
 ) -> np.ndarray:
-    """churn: P(no activity in the horizon); ltv: expected revenue in the horizon."""
+    """churn: the BG/NBD probability of the churn label; ltv: expected revenue in the horizon.
+
+    With `inactive_days` (inactivity churn: no activity for that many days, reached within
+    the horizon) a customer quiet for R days churns iff there is no activity in the next
+    inactive_days - R days, when that gap ends inside the horizon (else it cannot churn in
+    time). Without it: P(no activity in the horizon)."""
     fit_rows = _fit_rows(train)
     horizon = horizon_days / WEEK
     if kind == "churn":
         _require(train, ACTIVITY_COLUMNS)
         cols = ("active_days_total", "days_since_first_active", "days_since_last_active")
         model = BgNbd.fit(rfm(fit_rows, *cols))
-        return model.p_no_transaction(rfm(holdout, *cols), horizon)
+        if inactive_days is None:
+            return model.p_no_transaction(rfm(holdout, *cols), horizon)
+        quiet = pd.to_numeric(holdout["days_since_last_active"], errors="coerce")
+        gap = inactive_days - quiet.fillna(0).to_numpy(float)
+        p_quiet = model.p_no_transaction(rfm(holdout, *cols), np.clip(gap, 0, None) / WEEK)
+        return np.where(gap <= 0, 1.0, np.where(gap <= horizon_days, p_quiet, 0.0))
     if kind == "ltv":
         _require(train, PURCHASE_COLUMNS)
         cols = ("purchases_total", "days_since_first_purchase", "days_since_last_purchase")

@@ -474,7 +474,8 @@ def _train(
     baseline_metrics = _evaluate(spec, y_hold, base_pred)
     label_metrics, label_notes = _label_metrics(spec, label, split.holdout, y_hold, y_train)
     warnings += label_notes
-    clv_metrics = _clv_baseline(spec, train, split.holdout, y_hold, warnings)
+    inactive_days = label.inactive_days if label and label.definition == "inactivity" else None
+    clv_metrics = _clv_baseline(spec, train, split.holdout, y_hold, warnings, inactive_days)
     bands = _bands(spec, model_pred)
     importance = _importance(spec, model, X_hold, y_hold)
     folder = Path(output_dir or tempfile.mkdtemp(prefix=f"segflow-{kind}-"))
@@ -620,16 +621,24 @@ def _train(
 
 
 def _clv_baseline(
-    spec: ModelKind, train: pd.DataFrame, holdout: pd.DataFrame, y: np.ndarray, warnings: list[str]
+    spec: ModelKind,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    y: np.ndarray,
+    warnings: list[str],
+    inactive_days: int | None = None,
 ) -> dict[str, float]:
     """BG/NBD + Gamma-Gamma fitted on the training snapshots, scored on the holdout with the
-    same metrics as the model (churn: P(not alive); LTV: expected spend). Conversion: none."""
+    same metrics as the model (churn: the BG/NBD probability of the label; LTV: expected
+    spend). Conversion: none."""
     if spec.kind not in ("churn", "ltv"):
         return {}
     try:
         from ml import clv
 
-        prediction = clv.baseline_predictions(spec.kind, train, holdout, spec.horizon_days)
+        prediction = clv.baseline_predictions(
+            spec.kind, train, holdout, spec.horizon_days, inactive_days
+        )
     except clv.ClvUnavailable as exc:
         warnings.append(f"BG/NBD + Gamma-Gamma baseline not computed: {exc}")
         return {}
