@@ -1,0 +1,76 @@
+"""`segflow run` as a new user meets it, on a small demo whose window starts on a Sunday: the
+run succeeds, models train or are skipped with a reason, the terminal shows one line per
+step and no Dagster DEBUG stream, and the run's log file holds the rest."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pytest
+
+SEGFLOW = Path(sys.executable).parent / "segflow"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    home = tmp_path_factory.mktemp("cli_run")
+    env = {
+        **os.environ,
+        "SEGFLOW_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster_home"),
+    }
+    env.pop("SEGFLOW_DUCKDB_PATH", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(
+        [str(SEGFLOW), "run", "--users", "150", "--days", "45", "--end", "2026-09-15"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
+    return proc, home
+
+
+def test_small_sunday_window_succeeds(small_run) -> None:
+    proc, _ = small_run
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "2026-08-02 .. 2026-09-15" in proc.stdout  # 2026-08-02 is a Sunday
+    assert re.search(r"run \S+ succeeded", proc.stdout)
+
+
+def test_terminal_shows_steps_not_the_debug_stream(small_run) -> None:
+    proc, home = small_run
+    out = proc.stdout + proc.stderr
+    assert " - DEBUG - " not in out and "Traceback" not in out
+    steps = re.findall(r"^  (ok|FAILED|skipped)\s+(\S+)\s+[\d.]+s", proc.stdout, re.M)
+    assert {"raw__events", "dbt_upstream"} <= {name for _, name in steps}
+    assert len(proc.stdout.splitlines()) < 120  # one line per step, not thousands
+    log = next((home / "logs").glob("run-*.log")).read_text()
+    assert " - DEBUG - " in log and "STEP_START" in log
+
+
+def test_each_model_trained_or_skipped_with_reason(small_run) -> None:
+    proc, home = small_run
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    try:
+        instance = dg.DagsterInstance.get()
+        for kind in ("churn", "ltv", "conversion"):
+            versions = client.search_model_versions(f"name = 'segflow-{kind}'")
+            key = dg.AssetCheckKey(dg.AssetKey(f"{kind}_model"), "model_trained")
+            record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(
+                key
+            )
+            evaluation = record.event.dagster_event.event_specific_data if record else None
+            reason = evaluation.metadata.get("reason") if evaluation else None
+            if not versions:
+                assert reason is not None and reason.value, f"{kind}: no version, no reason"
+                assert f"{kind}_model" in proc.stdout and "skipped:" in proc.stdout
+    finally:
+        os.environ.pop("DAGSTER_HOME", None)
