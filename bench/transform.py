@@ -51,18 +51,17 @@ GOALS = {"full_vs_plain_cpu": 1.5, "day_vs_full_cpu": 0.05, "peak_rss_mb": 4096}
 # dense user x day grid with rolling frames for the features. $core = the core-feature events.
 BASELINE_SQL = """
 create or replace table plain_events as
-with dup as (select message_id from raw.events where message_id is not null
+with dup as (select hash(message_id) as h from raw.events where message_id is not null
              group by 1 having count(*) > 1)
 select message_id, lower(type) as event_type, event as event_name,
        nullif(trim(user_id), '') as user_id, nullif(trim(anonymous_id), '') as anonymous_id,
        "timestamp" as event_at, _partition_date as partition_date
-from raw.events e where message_id is not null and not exists
-  (select 1 from dup where dup.message_id = e.message_id)
+from raw.events e where message_id is not null and hash(message_id) not in (select h from dup)
 union all
 select * from (
   select message_id, lower(type), event, nullif(trim(user_id), ''), nullif(trim(anonymous_id), ''),
          "timestamp", _partition_date
-  from raw.events e where message_id in (select message_id from dup)
+  from raw.events e where message_id is not null and hash(message_id) in (select h from dup)
   qualify row_number() over (partition by message_id order by received_at, _partition_date,
                              _source_file, _source_line, "timestamp") = 1);
 

@@ -74,3 +74,8 @@
 {% macro default__first_by(expr, order_cols) -%}
   arg_min({{ expr }}, ({{ order_cols | join(', ') }}))
 {%- endmacro %}
+
+{# A cheap 64-bit hash of an id for grouping (DuckDB hash(); md5 elsewhere). #}
+{% macro segflow_id_hash(expr) -%}{{ return(adapter.dispatch('segflow_id_hash', 'segflow')(expr)) }}{%- endmacro %}
+{% macro default__segflow_id_hash(expr) -%}{{ dbt.hash(expr) }}{%- endmacro %}
+{% macro duckdb__segflow_id_hash(expr) -%}hash({{ expr }}){%- endmacro %}

@@ -24,7 +24,9 @@
 ) }}
 {%- set order_key = "received_at, partition_date, source_file, source_line, event_at" %}
 
-with arrivals as (
+{#- The typed raw rows to de-duplicate. Inlined where used: DuckDB materialises a CTE that is
+    referenced more than once, and on a full build that would be a copy of every event. -#}
+{%- set arrivals %}
     select
         message_id,
         lower(type) as event_type,
@@ -42,11 +44,14 @@ with arrivals as (
     {% if is_incremental() %}
       and _partition_date >= {{ reprocess_from() }}
     {% endif %}
-),
+{%- endset %}
 
+with
 {% if is_incremental() %}
 -- Arrivals plus the stored copies (partitions before the re-read window, within the look-back)
 -- of the same messages; the stored copy came from an earlier partition.
+arrivals as ({{ arrivals }}),
+
 candidates as (
     select * from arrivals
     union all
@@ -67,21 +72,23 @@ kept as (
     qualify row_number() over (partition by message_id order by {{ order_key }}) = 1
 )
 {% else %}
+-- Only ids seen more than once are ranked (grouped by a 64-bit hash of the id: a small hash
+-- table; a collision only sends a few more rows through the ranking, which partitions by the
+-- id itself); everything else streams through in raw order.
 duplicated as (
-    select message_id
-    from arrivals
-    group by message_id
+    select {{ segflow_id_hash('message_id') }} as id_hash
+    from ({{ arrivals }}) as arrivals
+    group by 1
     having count(*) > 1
 ),
 
--- Only copies of duplicated ids are ranked; everything else passes through unchanged.
 kept as (
-    select * from arrivals
-    where not exists (select 1 from duplicated where duplicated.message_id = arrivals.message_id)
+    select * from ({{ arrivals }}) as arrivals
+    where {{ segflow_id_hash('arrivals.message_id') }} not in (select id_hash from duplicated)
     union all
     select *
-    from arrivals
-    where message_id in (select message_id from duplicated)
+    from ({{ arrivals }}) as arrivals
+    where {{ segflow_id_hash('arrivals.message_id') }} in (select id_hash from duplicated)
     qualify row_number() over (partition by message_id order by {{ order_key }}) = 1
 )
 {% endif %}
