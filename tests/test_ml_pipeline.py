@@ -24,8 +24,11 @@ from ml.train import train_model
 def store(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("mlflow")
     with threadpool_limits(limits=1):
-        yield {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifacts": folder / "artifacts",
-               "folder": folder}
+        yield {
+            "uri": f"sqlite:///{folder / 'mlflow.db'}",
+            "artifacts": folder / "artifacts",
+            "folder": folder,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +50,25 @@ def trained(store, marts) -> dict:
     stays challenger. Plus one LTV and one conversion model for scoring."""
     churn = marts["ml_churn_training"]
     results = {
-        "v1": train_model("churn", _shuffle_training_labels(churn, "churned_28d"),
-                          store["uri"], store["artifacts"]),
-        "v2": train_model("churn", churn, store["uri"], store["artifacts"],
-                          output_dir=store["folder"] / "plots"),
-        "v3": train_model("churn", _shuffle_training_labels(churn, "churned_28d"),
-                          store["uri"], store["artifacts"]),
+        "v1": train_model(
+            "churn",
+            _shuffle_training_labels(churn, "churned_28d"),
+            store["uri"],
+            store["artifacts"],
+        ),
+        "v2": train_model(
+            "churn", churn, store["uri"], store["artifacts"], output_dir=store["folder"] / "plots"
+        ),
+        "v3": train_model(
+            "churn",
+            _shuffle_training_labels(churn, "churned_28d"),
+            store["uri"],
+            store["artifacts"],
+        ),
         "ltv": train_model("ltv", marts["ml_ltv_training"], store["uri"], store["artifacts"]),
-        "conversion": train_model("conversion", marts["ml_conversion_training"], store["uri"],
-                                  store["artifacts"]),
+        "conversion": train_model(
+            "conversion", marts["ml_conversion_training"], store["uri"], store["artifacts"]
+        ),
     }
     return results
 
@@ -70,8 +83,7 @@ def test_score_without_any_champion_scores_nobody_but_keeps_every_user(store, ma
     Models fail alone: no champion leaves its columns null, it does not stop scoring."""
     features = marts["fct_user_features"]
     day = features["snapshot_date"].max()
-    assert missing_champions(store["uri"]) == ["segflow-churn", "segflow-ltv",
-                                               "segflow-conversion"]
+    assert missing_champions(store["uri"]) == ["segflow-churn", "segflow-ltv", "segflow-conversion"]
     scores = score_users(features, store["uri"], day)
     assert len(scores) == (features["snapshot_date"] == day).sum()
     assert scores["churn_probability"].isna().all() and scores["ltv_90d"].isna().all()
@@ -98,15 +110,32 @@ def test_run_logs_window_metrics_baseline_plots_and_decision(trained, store):
     assert params["holdout_snapshot"] == "2025-02-24"
     assert params["train_max_snapshot"] < params["holdout_snapshot"]
     assert int(params["train_rows"]) == result.window["train_rows"] > 0
-    for key in ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift",
-                "top_decile_capture", "baseline_roc_auc", "lift_over_baseline_roc_auc",
-                "champion_roc_auc", "challenger_roc_auc"):
+    for key in (
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "log_loss",
+        "top_decile_lift",
+        "top_decile_capture",
+        "baseline_roc_auc",
+        "lift_over_baseline_roc_auc",
+        "champion_roc_auc",
+        "challenger_roc_auc",
+    ):
         assert key in metrics, key
     assert metrics["roc_auc"] > 0.7  # the synthetic signal is learnable
     assert tags["segflow.promotion.promoted"] == "true"
     artifacts = {a.path for a in MlflowClient(store["uri"]).list_artifacts(result.run_id, "plots")}
-    assert {f"plots/{n}.png" for n in ("roc", "precision_recall", "calibration",
-                                        "cumulative_gains", "feature_importance")} <= artifacts
+    assert {
+        f"plots/{n}.png"
+        for n in (
+            "roc",
+            "precision_recall",
+            "calibration",
+            "cumulative_gains",
+            "feature_importance",
+        )
+    } <= artifacts
     assert all(Path(p).stat().st_size > 1000 for p in result.plot_paths.values())
     # artifacts land in the configured folder, not the working directory
     assert any((store["artifacts"] / "segflow-churn").rglob("model.skops"))
@@ -162,8 +191,12 @@ def test_scored_reasons_push_risk_up_in_the_champion(trained, store, marts):
     assert (predict(changed) < predict(X)[reasons["row"].to_numpy()]).all()
     # the strongest driver in the synthetic data (onboarding: teammate invited, first value;
     # milestones_reached counts both) shows up as a readable code
-    assert {"no_teammate_invited", "milestones_reached_low", "onboarding_incomplete",
-            "no_first_value_yet"} & set(reasons["code"])
+    assert {
+        "no_teammate_invited",
+        "milestones_reached_low",
+        "onboarding_incomplete",
+        "no_first_value_yet",
+    } & set(reasons["code"])
 
 
 def test_rollback_moves_champion_and_scoring_follows(trained, store, marts):
@@ -183,8 +216,7 @@ def test_drift_against_champion_reference(trained, store, marts):
     features = marts["fct_user_features"]
     today = features[features["snapshot_date"] == features["snapshot_date"].max()]
     scores = score_users(features, store["uri"], today["snapshot_date"].iloc[0])
-    report = champion_drift(today.sort_values("user_id"), scores["churn_probability"],
-                            store["uri"])
+    report = champion_drift(today.sort_values("user_id"), scores["churn_probability"], store["uri"])
     assert "prediction" in report.psi and "activity_trend" in report.psi
     assert report.psi["plan"] < 0.1  # plans are fixed per user in the synthetic data
     shifted = today.sort_values("user_id").assign(events_7d=today["events_7d"].to_numpy() * 5 + 50)

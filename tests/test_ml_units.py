@@ -41,13 +41,19 @@ def marts() -> dict[str, pd.DataFrame]:
 
 def test_feature_spec_excludes_ids_dates_and_labels(marts):
     spec = infer_feature_spec(marts["ml_ltv_training"])
-    for excluded in ("user_id", "snapshot_date", "signup_date", "revenue_next_90d",
-                     "revenue_next_365d"):
+    for excluded in (
+        "user_id",
+        "snapshot_date",
+        "signup_date",
+        "revenue_next_90d",
+        "revenue_next_365d",
+    ):
         assert excluded not in spec.columns
     assert "reached_teammate_invited" in spec.boolean
     assert "activity_trend" in spec.numeric
-    assert {"plan", "industry", "company_size", "country", "role",
-            "acquisition_channel"} <= set(spec.categorical)
+    assert {"plan", "industry", "company_size", "country", "role", "acquisition_channel"} <= set(
+        spec.categorical
+    )
     prepared = prepare_features(marts["ml_ltv_training"], spec)
     assert prepared["reached_teammate_invited"].dtype == np.float64
     # nullable integer with NA becomes float NaN rather than an error
@@ -130,8 +136,7 @@ def test_psi_stable_vs_shifted():
 def test_feature_drift_lists_drifting_and_skipped_columns():
     rng = np.random.default_rng(2)
     reference = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(0, 1, 2000)})
-    current = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(2, 1, 2000),
-                            "c": 1.0})
+    current = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(2, 1, 2000), "c": 1.0})
     report = feature_drift(reference, current, threshold=0.2, columns=["a", "b", "z"])
     assert report.drifting == ["b"]
     assert report.skipped == ["z"]
@@ -140,8 +145,15 @@ def test_feature_drift_lists_drifting_and_skipped_columns():
 
 
 def _decide(challenger, champion, champion_version="1"):
-    return decide(PromotionPolicy(min_improvement=0.01, calibration_tolerance=0.005),
-                  "roc_auc", "brier", challenger, champion, "2", champion_version)
+    return decide(
+        PromotionPolicy(min_improvement=0.01, calibration_tolerance=0.005),
+        "roc_auc",
+        "brier",
+        challenger,
+        champion,
+        "2",
+        champion_version,
+    )
 
 
 def test_promotion_rule():
@@ -216,13 +228,17 @@ def test_marts_read_back_from_duckdb_keep_their_features(marts):
 
     conn = duckdb.connect()
     conn.register("mart", marts["ml_churn_training"])
-    conn.execute("create table t as select * replace ("
-                 "cast(active_days_7d as integer) as active_days_7d, "
-                 "case when user_id = 'u00001' then null else reached_first_value end "
-                 "as reached_first_value) from mart")
+    conn.execute(
+        "create table t as select * replace ("
+        "cast(active_days_7d as integer) as active_days_7d, "
+        "case when user_id = 'u00001' then null else reached_first_value end "
+        "as reached_first_value) from mart"
+    )
     from_duckdb = conn.execute("select * from t").df()
     spec = infer_feature_spec(from_duckdb)
     assert spec.columns == infer_feature_spec(marts["ml_churn_training"]).columns
     prepared = prepare_features(from_duckdb, spec)
-    assert prepared["reached_first_value"].isna().sum() == (from_duckdb["user_id"] == "u00001").sum()
+    assert (
+        prepared["reached_first_value"].isna().sum() == (from_duckdb["user_id"] == "u00001").sum()
+    )
     assert spec.reference["reached_first_value"] in (0.0, 1.0)

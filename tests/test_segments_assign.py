@@ -36,14 +36,19 @@ def conn(tmp_path: Path):
 
 
 def snapshot(conn: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
-    tables = {"user_segments": "user_id, segment_date",
-              "segment_membership": "user_id, segment, entered_at",
-              "user_triggers": 'user_id, "trigger", fired_at'}
+    tables = {
+        "user_segments": "user_id, segment_date",
+        "segment_membership": "user_id, segment, entered_at",
+        "user_triggers": 'user_id, "trigger", fired_at',
+    }
     return {t: conn.execute(f"select * from main.{t} order by {o}").df() for t, o in tables.items()}
 
 
-def assert_same(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame],
-                tables=("user_segments", "segment_membership", "user_triggers")) -> None:
+def assert_same(
+    left: dict[str, pd.DataFrame],
+    right: dict[str, pd.DataFrame],
+    tables=("user_segments", "segment_membership", "user_triggers"),
+) -> None:
     for table in tables:
         pd.testing.assert_frame_equal(left[table], right[table], obj=table)
 
@@ -51,17 +56,41 @@ def assert_same(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame],
 # --- hand-made feature rows -------------------------------------------------------------
 
 BASE_FEATURES = {
-    "days_since_signup": 30, "days_since_last_active": 0, "active_days_7d": 2,
-    "active_days_28d": 8, "events_7d": 10, "events_28d": 40, "sessions_7d": 2,
-    "sessions_28d": 8, "avg_session_minutes_28d": 5.0, "feature_breadth_28d": 2,
-    "feature_depth_28d": 4, "milestones_reached": 5, "onboarding_completion": 1.0,
-    "reached_account_created": True, "reached_first_project": True,
-    "reached_teammate_invited": True, "reached_integration_connected": True,
-    "reached_first_value": True, "days_to_first_value": 3, "teammates_invited": 1,
-    "integrations_connected": 1, "support_tickets_28d": 0, "support_tickets_total": 0,
-    "events_prev_7d": 10, "activity_trend": 0.0, "plan": "free", "is_paid": False, "mrr": 0.0,
-    "revenue_to_date": 0.0, "industry": "software", "company_size": "11-50", "country": "US",
-    "role": "analyst", "acquisition_channel": "referral", "is_active_28d": True,
+    "days_since_signup": 30,
+    "days_since_last_active": 0,
+    "active_days_7d": 2,
+    "active_days_28d": 8,
+    "events_7d": 10,
+    "events_28d": 40,
+    "sessions_7d": 2,
+    "sessions_28d": 8,
+    "avg_session_minutes_28d": 5.0,
+    "feature_breadth_28d": 2,
+    "feature_depth_28d": 4,
+    "milestones_reached": 5,
+    "onboarding_completion": 1.0,
+    "reached_account_created": True,
+    "reached_first_project": True,
+    "reached_teammate_invited": True,
+    "reached_integration_connected": True,
+    "reached_first_value": True,
+    "days_to_first_value": 3,
+    "teammates_invited": 1,
+    "integrations_connected": 1,
+    "support_tickets_28d": 0,
+    "support_tickets_total": 0,
+    "events_prev_7d": 10,
+    "activity_trend": 0.0,
+    "plan": "free",
+    "is_paid": False,
+    "mrr": 0.0,
+    "revenue_to_date": 0.0,
+    "industry": "software",
+    "company_size": "11-50",
+    "country": "US",
+    "role": "analyst",
+    "acquisition_channel": "referral",
+    "is_active_28d": True,
 }
 
 
@@ -70,39 +99,63 @@ def feature_tables(conn, rows: list[dict]) -> None:
     features, scores = [], []
     for row in rows:
         day = START + timedelta(days=row["day"])
-        values = {**BASE_FEATURES, **{k: v for k, v in row.items()
-                                      if k in FEATURE_COLUMNS}}
-        features.append({**values, "user_id": row["user_id"], "snapshot_date": day,
-                         "signup_date": day - timedelta(days=values["days_since_signup"])})
-        scores.append({c: None for c in SCORE_COLUMNS} | {
-            "user_id": row["user_id"], "score_date": day,
-            "churn_band": row.get("churn_band", "low"), "ltv_band": "low"})
+        values = {**BASE_FEATURES, **{k: v for k, v in row.items() if k in FEATURE_COLUMNS}}
+        features.append(
+            {
+                **values,
+                "user_id": row["user_id"],
+                "snapshot_date": day,
+                "signup_date": day - timedelta(days=values["days_since_signup"]),
+            }
+        )
+        scores.append(
+            {c: None for c in SCORE_COLUMNS}
+            | {
+                "user_id": row["user_id"],
+                "score_date": day,
+                "churn_band": row.get("churn_band", "low"),
+                "ltv_band": "low",
+            }
+        )
     write_tables(conn, pd.DataFrame(features), pd.DataFrame(scores))
 
 
 def power(user: str, day: int, is_power: bool) -> dict:
-    return {"user_id": user, "day": day, "active_days_7d": 6 if is_power else 1,
-            "feature_breadth_28d": 4}
+    return {
+        "user_id": user,
+        "day": day,
+        "active_days_7d": 6 if is_power else 1,
+        "feature_breadth_28d": 4,
+    }
 
 
 def test_enter_leave_reenter_gives_two_stints_and_reruns_change_nothing(conn, config):
     pattern = [True, True, True, False, False, True, True, True]
-    feature_tables(conn, [power("u1", d, p) for d, p in enumerate(pattern)]
-                   + [power("u2", d, True) for d in range(len(pattern))])
+    feature_tables(
+        conn,
+        [power("u1", d, p) for d, p in enumerate(pattern)]
+        + [power("u2", d, True) for d in range(len(pattern))],
+    )
     for day in days(len(pattern)):
         assign_segments(conn, config, [day])
-    stints = conn.execute("select user_id, entered_at, exited_at from main.segment_membership "
-                          "where segment = 'power_users' order by all").fetchall()
-    assert stints == [("u1", START, START + timedelta(days=3)),
-                      ("u1", START + timedelta(days=5), None),
-                      ("u2", START, None)]
+    stints = conn.execute(
+        "select user_id, entered_at, exited_at from main.segment_membership "
+        "where segment = 'power_users' order by all"
+    ).fetchall()
+    assert stints == [
+        ("u1", START, START + timedelta(days=3)),
+        ("u1", START + timedelta(days=5), None),
+        ("u2", START, None),
+    ]
     before = snapshot(conn)
     assign_segments(conn, config, [START + timedelta(days=4)])  # re-run a past day
     assign_segments(conn, config, [START + timedelta(days=7)])  # re-run the latest day
     assert_same(before, snapshot(conn))
     # became_power_user fires on entry, once per stint, not on the data's first day
-    fired = conn.execute("select user_id, fired_at from main.user_triggers "
-                         "where \"trigger\" = 'became_power_user' order by all").fetchall()
+    fired = conn.execute(
+        "select user_id, fired_at from main.user_triggers "
+        "where \"trigger\" = 'became_power_user' order by all"
+    ).fetchall()
     assert fired == [("u1", START + timedelta(days=5))]
 
 
@@ -110,14 +163,24 @@ def test_trigger_fires_once_per_occurrence(conn, config):
     bands = ["high", "low", "high", "high", "high", "low", "medium", "high", "high"]
     rows = [{"user_id": "a", "day": d, "churn_band": b} for d, b in enumerate(bands)]
     # b is stalled before its first project from day 1 on: fires after 5 days, once
-    rows += [{"user_id": "b", "day": d, "reached_first_project": False,
-              "reached_first_value": False, "days_since_signup": d} for d in range(1, 9)]
+    rows += [
+        {
+            "user_id": "b",
+            "day": d,
+            "reached_first_project": False,
+            "reached_first_value": False,
+            "days_since_signup": d,
+        }
+        for d in range(1, 9)
+    ]
     feature_tables(conn, rows)
     dates = days(len(bands))
     report = assign_segments(conn, config, dates)
-    fired = conn.execute("select user_id, \"trigger\", fired_at, context from main.user_triggers "
-                         "where \"trigger\" in ('churn_band_rose_to_high', "
-                         "'stalled_before_first_project') order by all").fetchall()
+    fired = conn.execute(
+        'select user_id, "trigger", fired_at, context from main.user_triggers '
+        "where \"trigger\" in ('churn_band_rose_to_high', "
+        "'stalled_before_first_project') order by all"
+    ).fetchall()
     # day 0 is the first day of data: a band already high there is not an observed rise
     assert [(u, t, f) for u, t, f, _ in fired] == [
         ("a", "churn_band_rose_to_high", dates[2]),
@@ -131,9 +194,11 @@ def test_trigger_fires_once_per_occurrence(conn, config):
     conn.execute("delete from main.user_triggers")
     for day in dates:
         assign_segments(conn, config, [day])
-    again = conn.execute("select user_id, \"trigger\", fired_at, context from main.user_triggers "
-                         "where \"trigger\" in ('churn_band_rose_to_high', "
-                         "'stalled_before_first_project') order by all").fetchall()
+    again = conn.execute(
+        'select user_id, "trigger", fired_at, context from main.user_triggers '
+        "where \"trigger\" in ('churn_band_rose_to_high', "
+        "'stalled_before_first_project') order by all"
+    ).fetchall()
     assert again == fired
 
 
@@ -165,15 +230,17 @@ def test_backfill_equals_daily_runs_in_any_order(tmp_path: Path, config, synthet
             results[mode] = snapshot(conn)
             incremental = results[mode]["segment_membership"]
             rebuild_membership(conn, None)  # full rebuild from user_segments
-            full = conn.execute("select * from main.segment_membership "
-                                "order by user_id, segment, entered_at").df()
+            full = conn.execute(
+                "select * from main.segment_membership order by user_id, segment, entered_at"
+            ).df()
             pd.testing.assert_frame_equal(incremental, full, obj=f"{mode} membership")
     assert len(results["daily"]["segment_membership"]) > 400
     assert results["daily"]["segment_membership"]["exited_at"].notna().any()
     for mode in ("backfill", "shuffled", "split"):
         # triggers compare with the previous day's segments, so only in-order runs match them
         tables = ("user_segments", "segment_membership") + (
-            ("user_triggers",) if mode == "backfill" else ())
+            ("user_triggers",) if mode == "backfill" else ()
+        )
         assert_same(results["daily"], results[mode], tables)
 
 
@@ -212,9 +279,11 @@ def test_next_block_is_first_unreached_milestone(conn, config, synthetic):
     write_tables(conn, features, scores)
     day = START + timedelta(days=20)
     assign_segments(conn, config, [day])
-    rows = conn.execute("select s.*, f.* exclude (user_id) from main.user_segments s join "
-                        "main.fct_user_features f on f.user_id = s.user_id and "
-                        "f.snapshot_date = s.segment_date").df()
+    rows = conn.execute(
+        "select s.*, f.* exclude (user_id) from main.user_segments s join "
+        "main.fct_user_features f on f.user_id = s.user_id and "
+        "f.snapshot_date = s.segment_date"
+    ).df()
     checked = 0
     for row in rows.to_dict("records"):
         flow = config.flows[row["onboarding_flow"]]
@@ -223,10 +292,12 @@ def test_next_block_is_first_unreached_milestone(conn, config, synthetic):
             continue
         blocks = flow.blocks
         if flow.experiment:
-            blocks = next(v.blocks for v in flow.experiment.variants
-                          if v.name == row["experiment_variant"])
-        expected = next((b for b in blocks
-                         if not row[f"reached_{config.blocks[b].milestone}"]), None)
+            blocks = next(
+                v.blocks for v in flow.experiment.variants if v.name == row["experiment_variant"]
+            )
+        expected = next(
+            (b for b in blocks if not row[f"reached_{config.blocks[b].milestone}"]), None
+        )
         assert row["next_block"] == expected
         checked += 1
     assert checked > 100 and rows["next_block"].notna().any() and rows["next_block"].isna().any()
@@ -234,8 +305,10 @@ def test_next_block_is_first_unreached_milestone(conn, config, synthetic):
 
 def test_segment_size_changes_warns_on_big_moves(conn, config):
     rows = [{"user_id": f"u{i}", "day": 0, "company_size": "1000+"} for i in range(10)]
-    rows += [{"user_id": f"u{i}", "day": 1, "company_size": "1000+" if i < 4 else "11-50"}
-             for i in range(10)]
+    rows += [
+        {"user_id": f"u{i}", "day": 1, "company_size": "1000+" if i < 4 else "11-50"}
+        for i in range(10)
+    ]
     feature_tables(conn, rows)
     report = assign_segments(conn, config, days(2))
     assert segment_size_changes(conn, START, 0.5) == []  # no previous day
@@ -245,7 +318,8 @@ def test_segment_size_changes_warns_on_big_moves(conn, config):
     assert any("'smb' changed from 0 to 6 users (new)" in w for w in warnings)
     assert segment_size_changes(conn, START + timedelta(days=1), 0.7, min_previous_size=7) == []
     change = report.changes.set_index(["segment_date", "segment"]).loc[
-        (START + timedelta(days=1), "enterprise")]
+        (START + timedelta(days=1), "enterprise")
+    ]
     assert (change["users"], change["previous_users"], change["change"]) == (4, 10, -6)
 
 
@@ -272,15 +346,21 @@ def test_rerun_of_a_corrected_past_day_splits_the_stint(conn, config):
     feature_tables(conn, [power("u1", d, True) for d in range(6)])
     for day in days(6):
         assign_segments(conn, config, [day])
-    query = ("select entered_at, exited_at from main.segment_membership "
-             "where user_id = 'u1' and segment = 'power_users' order by entered_at")
+    query = (
+        "select entered_at, exited_at from main.segment_membership "
+        "where user_id = 'u1' and segment = 'power_users' order by entered_at"
+    )
     assert conn.execute(query).fetchall() == [(START, None)]
     # late data corrects day 2: u1 was not a power user that day; only day 2 is re-run
-    conn.execute("update main.fct_user_features set active_days_7d = 1 "
-                 "where snapshot_date = $d", {"d": START + timedelta(days=2)})
+    conn.execute(
+        "update main.fct_user_features set active_days_7d = 1 where snapshot_date = $d",
+        {"d": START + timedelta(days=2)},
+    )
     assign_segments(conn, config, [START + timedelta(days=2)])
-    assert conn.execute(query).fetchall() == [(START, START + timedelta(days=2)),
-                                              (START + timedelta(days=3), None)]
+    assert conn.execute(query).fetchall() == [
+        (START, START + timedelta(days=2)),
+        (START + timedelta(days=3), None),
+    ]
     incremental = snapshot(conn)["segment_membership"]
     rebuild_membership(conn, None)
     pd.testing.assert_frame_equal(incremental, snapshot(conn)["segment_membership"])

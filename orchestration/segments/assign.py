@@ -19,11 +19,18 @@ from orchestration.segments.stats import assign_variants
 from orchestration.segments.tables import check_against_warehouse, ensure_tables, input_relation
 from orchestration.segments.triggers import fire_triggers
 
-_SCHEMA = pa.schema([
-    ("user_id", pa.string()), ("segment_date", pa.date32()), ("segments", pa.list_(pa.string())),
-    ("primary_segment", pa.string()), ("onboarding_flow", pa.string()),
-    ("experiment", pa.string()), ("experiment_variant", pa.string()), ("next_block", pa.string()),
-])
+_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("segment_date", pa.date32()),
+        ("segments", pa.list_(pa.string())),
+        ("primary_segment", pa.string()),
+        ("onboarding_flow", pa.string()),
+        ("experiment", pa.string()),
+        ("experiment_variant", pa.string()),
+        ("next_block", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -32,11 +39,11 @@ class SegmentRunReport:
 
     dates: list[date]
     users: dict[date, int]
-    sizes: pd.DataFrame            # segment_date, segment, users (every configured segment)
-    changes: pd.DataFrame          # + previous_users, change, change_share vs the day before
-    flows: pd.DataFrame            # segment_date, onboarding_flow, experiment_variant, users
-    triggers: pd.DataFrame         # fired_at, trigger, firings
-    preview: pd.DataFrame          # first rows of the latest day
+    sizes: pd.DataFrame  # segment_date, segment, users (every configured segment)
+    changes: pd.DataFrame  # + previous_users, change, change_share vs the day before
+    flows: pd.DataFrame  # segment_date, onboarding_flow, experiment_variant, users
+    triggers: pd.DataFrame  # fired_at, trigger, firings
+    preview: pd.DataFrame  # first rows of the latest day
     stints_rebuilt: int
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -46,8 +53,9 @@ class SegmentRunReport:
     not_evaluated: dict[str, str] = field(default_factory=dict)
 
 
-def assign_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
-                    dates: list[date]) -> SegmentRunReport:
+def assign_segments(
+    conn: duckdb.DuckDBPyConnection, config: SegmentConfig, dates: list[date]
+) -> SegmentRunReport:
     """Assign segments for `dates` (idempotent: each day is replaced), update
     `segment_membership` from the earliest of them onward and fire the triggers."""
     dates = sorted(set(dates))
@@ -67,8 +75,10 @@ def assign_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
     mark = time.perf_counter()
     conn.execute("begin transaction")
     try:
-        conn.execute("delete from main.user_segments where segment_date in "
-                     "(select unnest($dates::DATE[]))", {"dates": dates})
+        conn.execute(
+            "delete from main.user_segments where segment_date in (select unnest($dates::DATE[]))",
+            {"dates": dates},
+        )
         conn.register("_new_segments", table)
         conn.execute("insert into main.user_segments select * from _new_segments")
         conn.unregister("_new_segments")
@@ -87,48 +97,70 @@ def assign_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
 
     users = dict.fromkeys(dates, 0)
     for day, count in conn.execute(
-            "select segment_date, count(*) from main.user_segments where segment_date in "
-            "(select unnest($dates::DATE[])) group by 1", {"dates": dates}).fetchall():
+        "select segment_date, count(*) from main.user_segments where segment_date in "
+        "(select unnest($dates::DATE[])) group by 1",
+        {"dates": dates},
+    ).fetchall():
         users[day] = count
     warnings += [f"{day}: no rows in fct_user_features" for day, n in users.items() if n == 0]
     changes = segment_sizes(conn, config.segment_names, dates)
     flows = conn.execute(
         "select segment_date, onboarding_flow, experiment_variant, count(*) as users "
         "from main.user_segments where segment_date in (select unnest($dates::DATE[])) "
-        "group by all order by all", {"dates": dates}).df()
-    trigger_counts = (firings.groupby(["fired_at", "trigger"]).size().rename("firings")
-                      .reset_index() if len(firings) else
-                      pd.DataFrame(columns=["fired_at", "trigger", "firings"]))
+        "group by all order by all",
+        {"dates": dates},
+    ).df()
+    trigger_counts = (
+        firings.groupby(["fired_at", "trigger"]).size().rename("firings").reset_index()
+        if len(firings)
+        else pd.DataFrame(columns=["fired_at", "trigger", "firings"])
+    )
     preview = conn.execute(
         "select * from main.user_segments where segment_date = $d order by user_id limit 20",
-        {"d": dates[-1]}).df()
+        {"d": dates[-1]},
+    ).df()
     timings["total"] = time.perf_counter() - started
-    return SegmentRunReport(dates, users, changes[["segment_date", "segment", "users"]], changes,
-                            flows, trigger_counts, preview, stints, warnings, timings,
-                            not_evaluated)
+    return SegmentRunReport(
+        dates,
+        users,
+        changes[["segment_date", "segment", "users"]],
+        changes,
+        flows,
+        trigger_counts,
+        preview,
+        stints,
+        warnings,
+        timings,
+        not_evaluated,
+    )
 
 
 # Score columns that are null for everyone on a day when their model has no champion.
 MODEL_SCORE_COLUMNS = {
-    "churn_probability": "churn", "churn_band": "churn", "churn_reasons": "churn",
-    "ltv_90d": "ltv", "ltv_band": "ltv", "ltv_reasons": "ltv",
+    "churn_probability": "churn",
+    "churn_band": "churn",
+    "churn_reasons": "churn",
+    "ltv_90d": "ltv",
+    "ltv_band": "ltv",
+    "ltv_reasons": "ltv",
     "conversion_probability": "conversion",
 }
 
 
-def missing_score_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
-                           relation: str, dates: list[date]) -> dict[str, str]:
+def missing_score_segments(
+    conn: duckdb.DuckDBPyConnection, config: SegmentConfig, relation: str, dates: list[date]
+) -> dict[str, str]:
     """Segments whose rule reads a score column that is null for every user on some of
     `dates` (its model has no champion yet, or scoring did not run): {segment: reason}."""
-    used = sorted({c for s in config.segments for c in s.rule.columns
-                   if c in MODEL_SCORE_COLUMNS})
+    used = sorted({c for s in config.segments for c in s.rule.columns if c in MODEL_SCORE_COLUMNS})
     if not used:
         return {}
     counts = ", ".join(f'count("{c}") as "{c}"' for c in used)
     per_day = conn.execute(
         f"select snapshot_date, {counts} from {relation} "
         "where snapshot_date in (select unnest($dates::DATE[])) group by 1",
-        {"dates": dates}).df()
+        {"dates": dates},
+    ).df()
     missing: dict[str, list[str]] = {}
     for column in used:
         empty_days = per_day.loc[per_day[column] == 0, "snapshot_date"]
@@ -142,13 +174,16 @@ def missing_score_segments(conn: duckdb.DuckDBPyConnection, config: SegmentConfi
             models = sorted({MODEL_SCORE_COLUMNS[c] for c in lacking})
             days = sorted({d for c in lacking for d in missing[c]})
             span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
-            out[segment.name] = (f"needs {', '.join(lacking)} but no {'/'.join(models)} score "
-                                 f"exists on {span} (no champion model yet)")
+            out[segment.name] = (
+                f"needs {', '.join(lacking)} but no {'/'.join(models)} score "
+                f"exists on {span} (no champion model yet)"
+            )
     return out
 
 
-def _evaluate(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, relation: str,
-              dates: list[date]) -> pd.DataFrame:
+def _evaluate(
+    conn: duckdb.DuckDBPyConnection, config: SegmentConfig, relation: str, dates: list[date]
+) -> pd.DataFrame:
     params: dict[str, object] = {"dates": dates}
     selects = []
     for index, segment in enumerate(config.segments):
@@ -159,7 +194,8 @@ def _evaluate(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, relation: 
     return conn.execute(
         f"select user_id, snapshot_date as segment_date, {', '.join(selects)} from {relation} "
         "where snapshot_date in (select unnest($dates::DATE[])) order by segment_date, user_id",
-        params).df()
+        params,
+    ).df()
 
 
 def _resolve(config: SegmentConfig, frame: pd.DataFrame) -> pa.Table:
@@ -179,10 +215,16 @@ def _resolve(config: SegmentConfig, frame: pd.DataFrame) -> pa.Table:
     by_rank = sorted(range(len(names)), key=lambda i: (-config.segments[i].priority, i))
     ranked = member[:, by_rank]
     has_any = ranked.any(axis=1)
-    primary = np.where(has_any, np.array([names[i] for i in by_rank], dtype=object)[
-        ranked.argmax(axis=1)], None)
-    flow = np.array([config.segment_flows.get(p, config.default_flow) if p else
-                     config.default_flow for p in primary], dtype=object)
+    primary = np.where(
+        has_any, np.array([names[i] for i in by_rank], dtype=object)[ranked.argmax(axis=1)], None
+    )
+    flow = np.array(
+        [
+            config.segment_flows.get(p, config.default_flow) if p else config.default_flow
+            for p in primary
+        ],
+        dtype=object,
+    )
 
     experiment = np.full(len(frame), None, dtype=object)
     variant = np.full(len(frame), None, dtype=object)
@@ -196,25 +238,33 @@ def _resolve(config: SegmentConfig, frame: pd.DataFrame) -> pa.Table:
             next_block[rows] = _next_block(config, frame, rows, spec.blocks)
             continue
         unique_users = pd.unique(user_ids[rows])
-        chosen = dict(zip(unique_users, assign_variants(spec.experiment, unique_users),
-                          strict=True))
+        chosen = dict(
+            zip(unique_users, assign_variants(spec.experiment, unique_users), strict=True)
+        )
         experiment[rows] = spec.experiment.name
         variant[rows] = [chosen[u] for u in user_ids[rows]]
         for arm in spec.experiment.variants:
             arm_rows = rows[variant[rows] == arm.name]
             if arm.blocks is not None and len(arm_rows):
                 next_block[arm_rows] = _next_block(config, frame, arm_rows, arm.blocks)
-    return pa.Table.from_arrays([
-        pa.array(user_ids, type=pa.string()),
-        pa.array(pd.to_datetime(frame["segment_date"]).dt.date, type=pa.date32()),
-        segments, pa.array(primary, type=pa.string()), pa.array(flow, type=pa.string()),
-        pa.array(experiment, type=pa.string()), pa.array(variant, type=pa.string()),
-        pa.array(next_block, type=pa.string()),
-    ], schema=_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array(user_ids, type=pa.string()),
+            pa.array(pd.to_datetime(frame["segment_date"]).dt.date, type=pa.date32()),
+            segments,
+            pa.array(primary, type=pa.string()),
+            pa.array(flow, type=pa.string()),
+            pa.array(experiment, type=pa.string()),
+            pa.array(variant, type=pa.string()),
+            pa.array(next_block, type=pa.string()),
+        ],
+        schema=_SCHEMA,
+    )
 
 
-def _next_block(config: SegmentConfig, frame: pd.DataFrame, rows: np.ndarray,
-                blocks: tuple[str, ...]) -> np.ndarray:
+def _next_block(
+    config: SegmentConfig, frame: pd.DataFrame, rows: np.ndarray, blocks: tuple[str, ...]
+) -> np.ndarray:
     """First block whose milestone the user has not reached; None when all are reached."""
     result = np.full(len(rows), None, dtype=object)
     for block in reversed(blocks):
@@ -223,21 +273,27 @@ def _next_block(config: SegmentConfig, frame: pd.DataFrame, rows: np.ndarray,
     return result
 
 
-def segment_sizes(conn: duckdb.DuckDBPyConnection, segment_names: tuple[str, ...] | list[str],
-                  dates: list[date]) -> pd.DataFrame:
+def segment_sizes(
+    conn: duckdb.DuckDBPyConnection, segment_names: tuple[str, ...] | list[str], dates: list[date]
+) -> pd.DataFrame:
     """Size of every segment on each date and the change against the previous day (from
     `user_segments`, so a single-day run still compares with yesterday)."""
     wanted = sorted(set(dates) | {d - timedelta(days=1) for d in dates})
     counts = conn.execute(
         "select segment_date, segment, count(*) as users from (select segment_date, "
         "unnest(segments) as segment from main.user_segments where segment_date in "
-        "(select unnest($dates::DATE[]))) group by all", {"dates": wanted}).df()
-    present = conn.execute("select distinct segment_date from main.user_segments where "
-                           "segment_date in (select unnest($dates::DATE[]))",
-                           {"dates": wanted}).df()["segment_date"]
+        "(select unnest($dates::DATE[]))) group by all",
+        {"dates": wanted},
+    ).df()
+    present = conn.execute(
+        "select distinct segment_date from main.user_segments where "
+        "segment_date in (select unnest($dates::DATE[]))",
+        {"dates": wanted},
+    ).df()["segment_date"]
     present_days = {pd.Timestamp(d).date() for d in present}
-    found = {(pd.Timestamp(r.segment_date).date(), r.segment): int(r.users)
-             for r in counts.itertuples()}
+    found = {
+        (pd.Timestamp(r.segment_date).date(), r.segment): int(r.users) for r in counts.itertuples()
+    }
     names = sorted(set(segment_names) | {s for _, s in found})
     rows = []
     for day in sorted(set(dates)):
@@ -246,16 +302,30 @@ def segment_sizes(conn: duckdb.DuckDBPyConnection, segment_names: tuple[str, ...
             users = found.get((day, name), 0)
             before = found.get((previous, name), 0) if previous in present_days else None
             change = None if before is None else users - before
-            share = (None if before is None else
-                     (abs(change) / before if before else (float("inf") if users else 0.0)))
-            rows.append({"segment_date": day, "segment": name, "users": users,
-                         "previous_users": before, "change": change, "change_share": share})
-    return pd.DataFrame(rows, columns=["segment_date", "segment", "users", "previous_users",
-                                       "change", "change_share"])
+            share = (
+                None
+                if before is None
+                else (abs(change) / before if before else (float("inf") if users else 0.0))
+            )
+            rows.append(
+                {
+                    "segment_date": day,
+                    "segment": name,
+                    "users": users,
+                    "previous_users": before,
+                    "change": change,
+                    "change_share": share,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["segment_date", "segment", "users", "previous_users", "change", "change_share"],
+    )
 
 
-def segment_size_changes(conn: duckdb.DuckDBPyConnection, day: date, max_change_share: float,
-                         min_previous_size: int = 1) -> list[str]:
+def segment_size_changes(
+    conn: duckdb.DuckDBPyConnection, day: date, max_change_share: float, min_previous_size: int = 1
+) -> list[str]:
     """Warnings for segments whose size moved by more than `max_change_share` (0.5 = 50%)
     from the previous day; segments smaller than `min_previous_size` yesterday are ignored
     unless they grew past it. Empty when there is no previous day to compare with."""
@@ -270,6 +340,8 @@ def segment_size_changes(conn: duckdb.DuckDBPyConnection, day: date, max_change_
             continue
         if before == 0 or abs(now - before) / before > max_change_share:
             share = "new" if before == 0 else f"{(now - before) / before:+.0%}"
-            warnings.append(f"segment {row.segment!r} changed from {before} to {now} users "
-                            f"({share}) on {day}, more than the allowed {max_change_share:.0%}")
+            warnings.append(
+                f"segment {row.segment!r} changed from {before} to {now} users "
+                f"({share}) on {day}, more than the allowed {max_change_share:.0%}"
+            )
     return warnings

@@ -36,20 +36,26 @@ def input_relation(conn: duckdb.DuckDBPyConnection) -> tuple[str, list[str]]:
     """SQL for features LEFT JOIN scores on (user_id, date), plus warnings. Before the first
     scoring run the scores side is an empty typed relation, so score rules are simply false."""
     if not table_exists(conn, "main", FEATURES_TABLE):
-        raise SegmentConfigError(f"table main.{FEATURES_TABLE} does not exist: run the dbt "
-                                 "models before assigning segments")
+        raise SegmentConfigError(
+            f"table main.{FEATURES_TABLE} does not exist: run the dbt "
+            "models before assigning segments"
+        )
     warnings: list[str] = []
     if table_exists(conn, "main", SCORES_TABLE):
         scores = f"main.{SCORES_TABLE}"
     else:
         typed = ", ".join(f"NULL::{t} as {c}" for c, t in SCORE_COLUMNS.items())
         scores = f"(select {typed} where false)"
-        warnings.append(f"main.{SCORES_TABLE} does not exist yet: score columns are null, "
-                        "so rules on scores match nobody")
+        warnings.append(
+            f"main.{SCORES_TABLE} does not exist yet: score columns are null, "
+            "so rules on scores match nobody"
+        )
     # Score columns by name: user_scores also carries is_churned, which the features own.
     score_cols = ", ".join(f"s.{c}" for c in SCORE_COLUMNS if c not in ("user_id", "score_date"))
-    sql = (f"(select f.*, {score_cols} from main.{FEATURES_TABLE} f "
-           f"left join {scores} s on s.user_id = f.user_id and s.score_date = f.snapshot_date)")
+    sql = (
+        f"(select f.*, {score_cols} from main.{FEATURES_TABLE} f "
+        f"left join {scores} s on s.user_id = f.user_id and s.score_date = f.snapshot_date)"
+    )
     return sql, warnings
 
 
@@ -60,12 +66,16 @@ def check_against_warehouse(conn: duckdb.DuckDBPyConnection, config: SegmentConf
     problems = []
     for column in sorted(config.referenced_columns()):
         if column not in live:
-            problems.append(f"column `{column}` is missing from main.{FEATURES_TABLE}/"
-                            f"main.{SCORES_TABLE}")
+            problems.append(
+                f"column `{column}` is missing from main.{FEATURES_TABLE}/main.{SCORES_TABLE}"
+            )
         elif column in config.columns and kind_of(live[column]) != kind_of(config.columns[column]):
-            problems.append(f"column `{column}` is {live[column]} in the warehouse but the rules "
-                            f"were checked as {config.columns[column]}")
+            problems.append(
+                f"column `{column}` is {live[column]} in the warehouse but the rules "
+                f"were checked as {config.columns[column]}"
+            )
     if problems:
         files = ", ".join(str(p) for p in config.sources)
-        raise SegmentConfigError(f"{files}: the rules do not fit the warehouse: "
-                                 + "; ".join(problems))
+        raise SegmentConfigError(
+            f"{files}: the rules do not fit the warehouse: " + "; ".join(problems)
+        )
