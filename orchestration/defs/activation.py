@@ -13,7 +13,7 @@ from orchestration.activation.destinations import build_destination
 from orchestration.activation.destinations.outbox import write_readable
 from orchestration.activation.sync import SyncOptions, sync
 from orchestration.defs.metadata import preview, scalar, table
-from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_run
+from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 
 
@@ -39,7 +39,7 @@ def destination_sync(
     segflow: SegflowSettingsResource,
 ) -> dg.MaterializeResult:
     settings = segflow.settings()
-    as_of = date.fromisoformat(context.partition_keys[-1])
+    as_of = partition_dates(context)[-1]
     destination = build_destination(settings.destination, settings)
     with warehouse.connect() as conn:
         report = sync(

@@ -15,7 +15,7 @@ from expectations.quarantine import check_quarantine
 from expectations.runner import validate_table
 from orchestration import tracking_plan
 from orchestration.defs.metadata import table
-from orchestration.defs.partitions import DUCKDB_POOL
+from orchestration.defs.partitions import DUCKDB_POOL, run_window
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
 
@@ -119,14 +119,10 @@ def raw_checks(
 def run_dates(
     context: dg.AssetCheckExecutionContext, conn, column: str, table_name: str
 ) -> list[date]:
-    """The run's partition range (from its tags), else the latest day present in the table."""
-    tags = context.run.tags
-    if "dagster/asset_partition_range_start" in tags:
-        start = date.fromisoformat(tags["dagster/asset_partition_range_start"])
-        end = date.fromisoformat(tags["dagster/asset_partition_range_end"])
-        return [date.fromordinal(d) for d in range(start.toordinal(), end.toordinal() + 1)]
-    if "dagster/partition" in tags:
-        return [date.fromisoformat(tags["dagster/partition"])]
+    """The run's partition range, else the latest day present in the table."""
+    window = run_window(context)
+    if window is not None:
+        return window.days
     latest = conn.execute(f'select max("{column}") from main."{table_name}"').fetchone()[0]
     return [latest] if latest else []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from orchestration.defs.partitions import DUCKDB_POOL
+from orchestration.defs.partitions import DUCKDB_POOL, window_from_tags
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.report import ModelVersionInfo, ReportInputs, ReportResult, RunInfo, build_report
 from orchestration.settings import Settings
@@ -43,11 +43,8 @@ def recent_runs(instance: dg.DagsterInstance, limit: int = 30) -> list[RunInfo]:
             failed = ", ".join(
                 sorted({r.event_log_entry.dagster_event.step_key or "" for r in events})
             )
-        partition = run.tags.get("dagster/partition") or (
-            f"{run.tags['dagster/asset_partition_range_start']}..{run.tags['dagster/asset_partition_range_end']}"
-            if "dagster/asset_partition_range_start" in run.tags
-            else ""
-        )
+        window = window_from_tags(run.tags)
+        partition = window.label if window else ""
         runs.append(
             RunInfo(
                 run_id=run.run_id,

@@ -26,6 +26,7 @@ import dagster as dg
 import requests
 
 from orchestration.defs.jobs import daily_job
+from orchestration.defs.partitions import window_from_tags
 from orchestration.settings import Settings
 from orchestration.sources.files import SUPPORTED_SUFFIXES
 from orchestration.sources.load import RAW_TABLES
@@ -136,13 +137,7 @@ def segflow_run_failure_alert(context: dg.RunFailureSensorContext) -> None:
         link=f"{settings.webserver_url}/runs/{run.run_id}",
         failed_checks=_failed_blocking_checks(context.instance, run.run_id),
         breaker=breaker,
-        partition=run.tags.get("dagster/partition")
-        or (
-            f"{run.tags['dagster/asset_partition_range_start']}.."
-            f"{run.tags['dagster/asset_partition_range_end']}"
-            if "dagster/asset_partition_range_start" in run.tags
-            else None
-        ),
+        partition=window.label if (window := window_from_tags(run.tags)) else None,
     )
     if not settings.alert_webhook_url:
         context.log.info("SEGFLOW_ALERT_WEBHOOK_URL not set; alert not sent:\n" + body["text"])
