@@ -124,10 +124,10 @@ def champion_drift(
     """Compare today's features (and scores, as `prediction`) with a reference of the same
     population: the daily drift asset check.
 
-    Like with like: the reference is the same population definition one horizon earlier
+    Like with like: the reference is the same population definition a little earlier
     (`reference_features`, scored by the same champion), so what moves is the data, not the
     mix of snapshots, ages and truncated histories a training set pools. Without it (history
-    shorter than the horizon) the sample logged with the champion is the reference."""
+    too short) the sample logged with the champion is the reference."""
     loaded = registry.load_by_alias(model_name, tracking_uri)
     spec = FeatureSpec.from_dict(loaded.meta["feature_spec"])
     current = prepare_features(features_df, spec)

@@ -44,6 +44,9 @@ USER_SCORES_MIGRATIONS = (
     "alter table main.user_scores add column if not exists is_churned boolean",
 )
 DRIFT_THRESHOLD = float(os.environ.get("SEGFLOW_DRIFT_PSI_THRESHOLD") or 0.2)
+# The drift reference: the same population this many days earlier (a week: same weekday, so
+# weekly seasonality is not drift, and ages have moved by a week only).
+DRIFT_LOOKBACK_DAYS = 7
 
 
 def _mlflow_ui_link(experiment_id: str, run_id: str) -> str:
@@ -167,8 +170,8 @@ training_assets = [_training_asset(kind, t) for kind, t in TRAINING_TABLES.items
             "feature_drift",
             asset="user_scores",
             description="PSI of today's not-churned customers' features and churn scores vs "
-            "the same population one churn horizon earlier (scored by the same champion); "
-            "warns above SEGFLOW_DRIFT_PSI_THRESHOLD.",
+            "the same population a week earlier (scored by the same champion); warns above "
+            "SEGFLOW_DRIFT_PSI_THRESHOLD.",
         ),
     ],
     description="Churn, LTV and conversion scores with bands and top reason codes for every active "
@@ -265,9 +268,9 @@ def _drift(
     warehouse: WarehouseResource,
     mlflow: MLflowResource,
 ):
-    """Today's not-churned customers against the same population one churn horizon earlier,
+    """Today's not-churned customers against the same population a week earlier (same weekday),
     both scored by today's champion (ml.drift.champion_drift says why)."""
-    reference_day = day - timedelta(days=Settings.from_env().churn_horizon_days)
+    reference_day = day - timedelta(days=DRIFT_LOOKBACK_DAYS)
     with warehouse.connect() as conn:
         reference = conn.execute(
             "select * from main.fct_user_features where snapshot_date = ?"
