@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-END = date(2026, 6, 30)
+END = date(2026, 7, 1)  # the window starts on a Sunday (2026-02-22)
 DAYS = 130
 START = END - timedelta(days=DAYS - 1)
 
@@ -39,8 +39,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     from orchestration.sources.demo import generate
 
     settings = Settings.from_env()
-    generate(settings.demo_dir, settings.demo_truth_dir, users=400, days=DAYS, seed=5,
-             start=START, defect_rate=0.02)
+    generate(
+        settings.demo_dir,
+        settings.demo_truth_dir,
+        users=400,
+        days=DAYS,
+        seed=5,
+        start=START,
+        defect_rate=0.02,
+    )
     prepare(settings)
     instance = dg.DagsterInstance.ephemeral()
     result = run_job(START, END, "segflow_full_job", instance=instance)
@@ -63,12 +70,54 @@ def test_full_run_succeeds_with_checks(pipeline):
     assert result.success, failures
     evaluations = result.get_asset_check_evaluations()
     assert evaluations, "no asset checks ran"
-    blocking = [e for e in evaluations
-                if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    blocking = [
+        e for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
     assert not blocking, [(e.asset_key.to_user_string(), e.check_name) for e in blocking]
     checked = {e.asset_key.to_user_string() for e in evaluations}
-    assert {"raw/events", "raw/crm_contacts", "raw/billing_invoices", "fct_user_features",
-            "user_scores", "user_segments"} <= checked
+    assert {
+        "raw/events",
+        "raw/crm_contacts",
+        "raw/billing_invoices",
+        "fct_user_features",
+        "user_scores",
+        "user_segments",
+    } <= checked
+
+
+def test_feature_drift_is_quiet_on_healthy_data(pipeline):
+    """Drift compares like with like: a healthy demo run does not warn (a real shift does:
+    tests/test_ml_pipeline.py::test_drift_against_champion_reference)."""
+    evaluations = [
+        e
+        for e in pipeline["result"].get_asset_check_evaluations()
+        if e.check_name == "feature_drift"
+    ]
+    assert evaluations
+    for evaluation in evaluations:
+        drifting = evaluation.metadata.get("drifting_features")
+        assert evaluation.passed, getattr(drifting, "value", drifting)
+    # ... and the same comparison flags a real shift: today's activity halved
+    from ml.drift import champion_drift
+
+    settings = pipeline["settings"]
+    features = _query(
+        settings,
+        "select * from main.fct_user_features where snapshot_date in (?, ?)"
+        " and not coalesce(is_churned, false)",
+        [END, END - timedelta(days=7)],
+    )
+    today = features[features["snapshot_date"].dt.date == END]
+    week_before = features[features["snapshot_date"].dt.date == END - timedelta(days=7)]
+    activity = ["events_7d", "events_28d", "sessions_7d", "sessions_28d"]
+    halved = today.assign(**{c: today[c] // 2 for c in activity})
+    assert not champion_drift(
+        today, None, settings.mlflow_tracking_uri, reference_features=week_before
+    ).drifting
+    shifted = champion_drift(
+        halved, None, settings.mlflow_tracking_uri, reference_features=week_before
+    )
+    assert {"events_7d", "events_28d"} <= set(shifted.drifting), shifted.table().head(10)
 
 
 def test_raw_tables_cover_every_day_and_defects_are_quarantined(pipeline):
@@ -76,7 +125,9 @@ def test_raw_tables_cover_every_day_and_defects_are_quarantined(pipeline):
     days = _query(settings, "select count(distinct _partition_date) as n from raw.events")["n"][0]
     assert days == DAYS
     defects = pd.read_parquet(settings.demo_truth_dir / "defects.parquet")
-    quarantined = _query(settings, "select reason_code, count(*) as n from raw.quarantine group by 1")
+    quarantined = _query(
+        settings, "select reason_code, count(*) as n from raw.quarantine group by 1"
+    )
     assert quarantined["n"].sum() > 0
     assert len(defects) > 0
     quarantine_kinds = defects["expected"].str.startswith("quarantine")
@@ -94,21 +145,32 @@ def test_raw_tables_cover_every_day_and_defects_are_quarantined(pipeline):
         [bad_ids or ["-"]],
     )["n"][0]
     assert leaked == 0
-    dupes = _query(settings, "select count(*) - count(distinct message_id) as n from main.stg_events__events")
+    dupes = _query(
+        settings, "select count(*) - count(distinct message_id) as n from main.stg_events__events"
+    )
     assert dupes["n"][0] == 0
 
 
 def test_every_active_user_scored_once_per_day(pipeline):
     settings = pipeline["settings"]
-    mismatch = _query(settings, """
+    mismatch = _query(
+        settings,
+        """
         select f.snapshot_date, count(f.user_id) as features, count(s.user_id) as scores
         from main.fct_user_features f
         left join main.user_scores s on s.user_id = f.user_id and s.score_date = f.snapshot_date
-        group by 1 having count(f.user_id) <> count(s.user_id)""")
+        group by 1 having count(f.user_id) <> count(s.user_id)""",
+    )
     assert mismatch.empty, mismatch.head()
-    dup = _query(settings, "select count(*) - count(distinct (user_id, score_date)) as n from main.user_scores")
+    dup = _query(
+        settings,
+        "select count(*) - count(distinct (user_id, score_date)) as n from main.user_scores",
+    )
     assert dup["n"][0] == 0
-    reasons = _query(settings, "select churn_reasons from main.user_scores where churn_reasons is not null limit 5")
+    reasons = _query(
+        settings,
+        "select churn_reasons from main.user_scores where churn_reasons is not null limit 5",
+    )
     assert len(reasons) == 5
 
 
@@ -122,13 +184,18 @@ def test_models_registered_with_champions(pipeline):
 
 def test_segments_flows_triggers_and_experiments(pipeline):
     settings = pipeline["settings"]
-    latest = _query(settings, """select segment, count(*) as n from
+    latest = _query(
+        settings,
+        """select segment, count(*) as n from
         (select unnest(segments) as segment from main.user_segments
-         where segment_date = (select max(segment_date) from main.user_segments)) group by 1""")
+         where segment_date = (select max(segment_date) from main.user_segments)) group by 1""",
+    )
     sizes = dict(zip(latest["segment"], latest["n"], strict=True))
     for name in ("new_users", "churn_risks", "high_ltv"):
         assert sizes.get(name, 0) > 0, sizes
-    flows = _query(settings, "select count(*) as n from main.user_segments where onboarding_flow is null")
+    flows = _query(
+        settings, "select count(*) as n from main.user_segments where onboarding_flow is null"
+    )
     assert flows["n"][0] == 0
     stints = _query(settings, "select count(*) as n from main.segment_membership")["n"][0]
     assert stints > 0
@@ -148,8 +215,11 @@ def test_outbox_holds_exactly_the_synced_people(pipeline):
             assert not any(key.startswith("_") for key in item.get("attributes", {}))
             if item["action"] == "identify":
                 people.add(item["identifiers"]["id"])
-    synced = _query(settings, f"""select count(*) as n from main.user_segments
-        where segment_date = DATE '{END}'""")["n"][0]
+    synced = _query(
+        settings,
+        f"""select count(*) as n from main.user_segments
+        where segment_date = DATE '{END}'""",
+    )["n"][0]
     assert len(people) == synced
 
 
@@ -160,8 +230,9 @@ def test_rerun_of_latest_day_sends_nothing_new_and_backfill_never_sends(pipeline
     assert rerun.success
     after = _query(settings, "select count(*) as n from main.user_segments")["n"][0]
     assert before == after
-    backfill = run_job(END - timedelta(days=10), END - timedelta(days=8), "segflow_daily_job",
-                       instance=instance)
+    backfill = run_job(
+        END - timedelta(days=10), END - timedelta(days=8), "segflow_daily_job", instance=instance
+    )
     assert backfill.success
     runs = _query(settings, "select status, people_sent from main.sync_runs order by started_at")
     assert runs["status"].iloc[-1] == "skipped_backfill"
@@ -182,8 +253,11 @@ def test_blocking_check_stops_downstream(pipeline, tmp_path):
         shifted = [line.replace(str(END), str(day)) for line in lines]
         (target_day / path.name).write_text("\n".join(shifted) + "\n")
     result = run_job(day, day, "segflow_daily_job", instance=instance)
-    failed_checks = [e for e in result.get_asset_check_evaluations()
-                     if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    failed_checks = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
     assert any(e.asset_key.to_user_string() == "raw/events" for e in failed_checks)
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "fct_user_features" not in materialized

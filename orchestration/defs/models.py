@@ -254,6 +254,7 @@ def user_scores(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "threshold": DRIFT_THRESHOLD,
+            "noise_floor": scalar(round(drift.noise_floor, 4)) if drift else "n/a",
             "max_psi": scalar(round(drift.max_psi, 4)) if drift else "n/a",
             "drifting_features": ", ".join(drift.drifting) if drift and drift.drifting else "none",
             "psi_by_feature": preview(drift.table(), rows=40) if drift else "n/a",
