@@ -196,17 +196,20 @@ def user_scores(
     latest_day: date = dates[-1]
     latest_features = features[features["snapshot_date"] == pd.Timestamp(latest_day)]
     latest_scores = scores[scores["score_date"] == latest_day]
-    # Like with like: the churn champion's reference sample holds customers not churned at
-    # their snapshot, so drift compares today's not-churned customers only.
+    # Drift on today's not-churned customers, each with their own score (scores are sorted
+    # by user_id, features are not: align by user, never by position).
+    latest = latest_features.merge(
+        latest_scores[["user_id", "churn_probability"]], on="user_id", how="inner"
+    )
     alive = (
-        ~latest_features["is_churned"].fillna(False).astype(bool).to_numpy()
-        if "is_churned" in latest_features.columns
-        else np.ones(len(latest_features), dtype=bool)
+        ~latest["is_churned"].fillna(False).astype(bool).to_numpy()
+        if "is_churned" in latest.columns
+        else np.ones(len(latest), dtype=bool)
     )
     drift = (
         _drift(
-            latest_features.loc[alive],
-            latest_scores["churn_probability"].to_numpy()[alive],
+            latest.loc[alive].drop(columns="churn_probability"),
+            latest.loc[alive, "churn_probability"].to_numpy(),
             latest_day,
             warehouse,
             mlflow,
