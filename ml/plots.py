@@ -69,8 +69,9 @@ def gains_plot(y: np.ndarray, curves: dict[str, np.ndarray], path: Path, what: s
         targeted, captured = cumulative_gains(y, scores)
         ax.plot(targeted, captured, label=label)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="random")
-    ax.set(xlabel="share of users (best first)", ylabel=f"share of {what}",
-           title="Cumulative gains")
+    ax.set(
+        xlabel="share of users (best first)", ylabel=f"share of {what}", title="Cumulative gains"
+    )
     ax.legend(loc="lower right")
     return _save(fig, path)
 
@@ -92,7 +93,8 @@ def calibration_by_decile_plot(y: np.ndarray, prediction: np.ndarray, path: Path
     ax.plot(means["p"], means["y"], marker="o", label="model")
     top = float(max(means.max().max(), 1e-9))
     ax.plot([0, top], [0, top], "k--", lw=0.8, label="perfect")
-    ax.set(xlabel="mean predicted revenue", ylabel="mean actual revenue",
-           title="Calibration by decile")
+    ax.set(
+        xlabel="mean predicted revenue", ylabel="mean actual revenue", title="Calibration by decile"
+    )
     ax.legend(loc="upper left")
     return _save(fig, path)

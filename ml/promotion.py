@@ -86,17 +86,25 @@ def decide(
         promoted, reason = False, f"challenger {primary_metric} undefined on this holdout"
     elif not math.isnan(old_score) and new_score < old_score + policy.min_improvement:
         promoted = False
-        reason = (f"{primary_metric} {new_score:.4f} does not beat champion {old_score:.4f} "
-                  f"by {policy.min_improvement}")
-    elif (not math.isnan(old_calibration)
-          and new_calibration > old_calibration + policy.calibration_tolerance):
+        reason = (
+            f"{primary_metric} {new_score:.4f} does not beat champion {old_score:.4f} "
+            f"by {policy.min_improvement}"
+        )
+    elif (
+        not math.isnan(old_calibration)
+        and new_calibration > old_calibration + policy.calibration_tolerance
+    ):
         promoted = False
-        reason = (f"{calibration_metric} {new_calibration:.4f} worse than champion "
-                  f"{old_calibration:.4f} beyond tolerance {policy.calibration_tolerance}")
+        reason = (
+            f"{calibration_metric} {new_calibration:.4f} worse than champion "
+            f"{old_calibration:.4f} beyond tolerance {policy.calibration_tolerance}"
+        )
     else:
         promoted = True
-        reason = (f"{primary_metric} {new_score:.4f} beats champion "
-                  f"{old_score:.4f} by >= {policy.min_improvement}; calibration ok")
+        reason = (
+            f"{primary_metric} {new_score:.4f} beats champion "
+            f"{old_score:.4f} by >= {policy.min_improvement}; calibration ok"
+        )
     return PromotionDecision(
         promoted=promoted,
         reason=reason,

@@ -67,8 +67,11 @@ def skops_trusted_types(model: Any) -> list[str]:
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    foreign = [name for name in untrusted
-               if not name.startswith(("sklearn.", "numpy.", "scipy.", "builtins."))]
+    foreign = [
+        name
+        for name in untrusted
+        if not name.startswith(("sklearn.", "numpy.", "scipy.", "builtins."))
+    ]
     if foreign:
         raise TypeError(f"model contains types outside the scientific stack: {foreign}")
     return list(untrusted)
@@ -98,7 +101,9 @@ def set_champion(model_name: str, version: int | str, tracking_uri: str) -> Mode
     previous = version_by_alias(client, model_name, CHAMPION)
     client.set_registered_model_alias(model_name, CHAMPION, str(target.version))
     client.set_model_version_tag(
-        model_name, str(target.version), "segflow.champion_since_replacing",
+        model_name,
+        str(target.version),
+        "segflow.champion_since_replacing",
         str(previous.version) if previous else "none",
     )
     return client.get_model_version(model_name, str(target.version))

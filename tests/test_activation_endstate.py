@@ -28,8 +28,12 @@ DAY_TS = 1748822400  # 2025-06-02T00:00:00Z
 SITE, KEY = "endstate-site", "endstate-key-5d41402abc"
 SEGMENTS = ["new_user", "activated", "power_user", "at_risk", "trial"]
 MAX_ATTEMPTS = 3
-CLIENT = dict(rate_limit=0, max_items_per_batch=15, timeout=(1.0, 0.4),
-              retry=RetryPolicy(max_retries=8, base_delay=0.002, max_delay=0.2))
+CLIENT = dict(
+    rate_limit=0,
+    max_items_per_batch=15,
+    timeout=(1.0, 0.4),
+    retry=RetryPolicy(max_retries=8, base_delay=0.002, max_delay=0.2),
+)
 
 RUN_ONE_SYNC = """
 import sys, duckdb
@@ -49,32 +53,66 @@ def build_inputs() -> dict[str, pd.DataFrame]:
     for i in range(300):
         user = f"p{i:03d}"
         segments = sorted(rng.sample(SEGMENTS, rng.randint(1, 3)))
-        seg_rows.append({"user_id": user, "segment_date": DAY, "segments": segments,
-                         "primary_segment": segments[-1], "onboarding_flow": f"flow_{i % 4}",
-                         "experiment": "onb" if i % 3 else None,
-                         "experiment_variant": ("a" if i % 2 else "b") if i % 3 else None,
-                         "next_block": "invite"})
-        score_rows.append({"user_id": user, "score_date": DAY, "churn_probability": rng.random(),
-                           "churn_band": "low", "ltv_90d": rng.uniform(0, 500), "ltv_band": "mid",
-                           "conversion_probability": None if i % 5 == 0 else rng.random(),
-                           "churn_reasons": "low_activity,no_invites", "ltv_reasons": "plan",
-                           "churn_model_version": "4", "ltv_model_version": "2",
-                           "conversion_model_version": "9"})
+        seg_rows.append(
+            {
+                "user_id": user,
+                "segment_date": DAY,
+                "segments": segments,
+                "primary_segment": segments[-1],
+                "onboarding_flow": f"flow_{i % 4}",
+                "experiment": "onb" if i % 3 else None,
+                "experiment_variant": ("a" if i % 2 else "b") if i % 3 else None,
+                "next_block": "invite",
+            }
+        )
+        score_rows.append(
+            {
+                "user_id": user,
+                "score_date": DAY,
+                "churn_probability": rng.random(),
+                "churn_band": "low",
+                "ltv_90d": rng.uniform(0, 500),
+                "ltv_band": "mid",
+                "conversion_probability": None if i % 5 == 0 else rng.random(),
+                "churn_reasons": "low_activity,no_invites",
+                "ltv_reasons": "plan",
+                "churn_model_version": "4",
+                "ltv_model_version": "2",
+                "conversion_model_version": "9",
+            }
+        )
         if i % 5 == 0:
-            member_rows.append({"user_id": user, "segment": segments[0], "entered_at": DAY,
-                                "exited_at": None})
+            member_rows.append(
+                {"user_id": user, "segment": segments[0], "entered_at": DAY, "exited_at": None}
+            )
         if i % 11 == 0:
-            member_rows.append({"user_id": user, "segment": "dormant", "entered_at": date(2025, 5, 1),
-                                "exited_at": DAY})
+            member_rows.append(
+                {
+                    "user_id": user,
+                    "segment": "dormant",
+                    "entered_at": date(2025, 5, 1),
+                    "exited_at": DAY,
+                }
+            )
         if i % 17 == 0:
-            trigger_rows.append({"user_id": user, "trigger": "trial_ending", "fired_at": DAY,
-                                 "context": json.dumps({"days_left": i % 7})})
+            trigger_rows.append(
+                {
+                    "user_id": user,
+                    "trigger": "trial_ending",
+                    "fired_at": DAY,
+                    "context": json.dumps({"days_left": i % 7}),
+                }
+            )
     seg_rows[7]["onboarding_flow"] = "x" * 1500  # breaks the 1000-byte value limit: local failure
-    trigger_rows.append({"user_id": "p008", "trigger": "bad_context", "fired_at": DAY,
-                         "context": "[1, 2]"})  # event data must be a hash: local failure
-    return {"user_segments": pd.DataFrame(seg_rows), "user_scores": pd.DataFrame(score_rows),
-            "segment_membership": pd.DataFrame(member_rows),
-            "user_triggers": pd.DataFrame(trigger_rows)}
+    trigger_rows.append(
+        {"user_id": "p008", "trigger": "bad_context", "fired_at": DAY, "context": "[1, 2]"}
+    )  # event data must be a hash: local failure
+    return {
+        "user_segments": pd.DataFrame(seg_rows),
+        "user_scores": pd.DataFrame(score_rows),
+        "segment_membership": pd.DataFrame(member_rows),
+        "user_triggers": pd.DataFrame(trigger_rows),
+    }
 
 
 def expected_people(frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
@@ -85,16 +123,28 @@ def expected_people(frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
         score = scores.loc[row.user_id]
         attrs = {f"segment_{s}": True for s in row.segments}
         attrs["segments"] = ",".join(sorted(row.segments))
-        for col in ("primary_segment", "onboarding_flow", "experiment", "experiment_variant",
-                    "next_block"):
+        for col in (
+            "primary_segment",
+            "onboarding_flow",
+            "experiment",
+            "experiment_variant",
+            "next_block",
+        ):
             if getattr(row, col) is not None:
                 attrs[col] = getattr(row, col)
         attrs["churn_probability"] = round(score.churn_probability, 2)
         if not pd.isna(score.conversion_probability):
             attrs["conversion_probability"] = round(score.conversion_probability, 2)
         attrs["ltv_90d"] = int(round(score.ltv_90d))
-        for col in ("churn_band", "ltv_band", "churn_reasons", "ltv_reasons",
-                    "churn_model_version", "ltv_model_version", "conversion_model_version"):
+        for col in (
+            "churn_band",
+            "ltv_band",
+            "churn_reasons",
+            "ltv_reasons",
+            "churn_model_version",
+            "ltv_model_version",
+            "conversion_model_version",
+        ):
             attrs[col] = score[col]
         people[row.user_id] = attrs
     return people
@@ -118,14 +168,32 @@ def test_end_state_after_faults_kill_and_reruns(tmp_path):
     with duckdb.connect(str(db)) as conn:
         write_inputs(conn, **frames)
     rejected = "p042"  # the fake answers every item of this person with a 207 error
-    faults = dict(fail_rate=0.2, drop_rate=0.03, stall_rate=0.03, stall_s=0.6,
-                  rate_limit=30, rate_window_s=0.2, forced_statuses=[429, 429, 429],
-                  retry_after=0, fail_ids={rejected}, seed=3)
+    faults = dict(
+        fail_rate=0.2,
+        drop_rate=0.03,
+        stall_rate=0.03,
+        stall_s=0.6,
+        rate_limit=30,
+        rate_window_s=0.2,
+        forced_statuses=[429, 429, 429],
+        retry_after=0,
+        fail_ids={rejected},
+        seed=3,
+    )
     with FakeCustomerIO(FakeConfig(site_id=SITE, api_key=KEY, **faults)) as fake:
-        env = {**os.environ, "CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY,
-               "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen([sys.executable, "-c", RUN_ONE_SYNC, str(db), fake.url],
-                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env = {
+            **os.environ,
+            "CUSTOMERIO_SITE_ID": SITE,
+            "CUSTOMERIO_API_KEY": KEY,
+            "PYTHONPATH": str(REPO),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUN_ONE_SYNC, str(db), fake.url],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         fake.on_kill = proc.kill
         fake.configure(kill_after_requests=30)
         out, err = proc.communicate(timeout=120)
@@ -142,15 +210,20 @@ def test_end_state_after_faults_kill_and_reruns(tmp_path):
         reports = []
         with duckdb.connect(str(db)) as conn:
             for _ in range(8):  # re-runs with the faults still on
-                destination = CustomerIODestination(base_url=fake.url, site_id=SITE, api_key=KEY,
-                                                    **CLIENT)
+                destination = CustomerIODestination(
+                    base_url=fake.url, site_id=SITE, api_key=KEY, **CLIENT
+                )
                 report = sync(conn, destination, options=SyncOptions(max_attempts=MAX_ATTEMPTS))
                 reports.append(report)
-                if report.people_sent + report.events_sent == 0 and report.items_failed_locally == 0:
+                if (
+                    report.people_sent + report.events_sent == 0
+                    and report.items_failed_locally == 0
+                ):
                     break
             failures = conn.execute(
                 "select item_kind, person_id, last_reason, last_field, attempts, given_up "
-                "from sync_failures order by person_id, item_kind").fetchall()
+                "from sync_failures order by person_id, item_kind"
+            ).fetchall()
             runs = conn.execute("select count(*), sum(requests) from sync_runs").fetchone()
 
     good = {u: a for u, a in expected_people(frames).items() if u not in ("p007", rejected)}
@@ -165,23 +238,33 @@ def test_end_state_after_faults_kill_and_reruns(tmp_path):
     for key in list(want):
         if key[0] == rejected or key[1] == "bad_context":
             del want[key]
-    got = Counter((e["person_id"], e["name"], json.dumps(e["data"], sort_keys=True))
-                  for e in fake.events.values())
+    got = Counter(
+        (e["person_id"], e["name"], json.dumps(e["data"], sort_keys=True))
+        for e in fake.events.values()
+    )
     assert got == want  # every event exactly once, nothing extra
     assert all(e["timestamp"] == DAY_TS for e in fake.events.values())
 
     # rows that can never succeed: reported with reason and field, given up after MAX_ATTEMPTS
-    by_person = {(kind, person): (reason, field, attempts, given_up)
-                 for kind, person, reason, field, attempts, given_up in failures}
-    assert by_person[("person", "p007")] == ("invalid", "attributes.onboarding_flow",
-                                             MAX_ATTEMPTS, True)
+    by_person = {
+        (kind, person): (reason, field, attempts, given_up)
+        for kind, person, reason, field, attempts, given_up in failures
+    }
+    assert by_person[("person", "p007")] == (
+        "invalid",
+        "attributes.onboarding_flow",
+        MAX_ATTEMPTS,
+        True,
+    )
     assert by_person[("person", rejected)][:2] == ("invalid", "identifiers.id")
     assert by_person[("event", "p008")][0] == "invalid_input"
     assert all(given_up for *_, given_up in by_person.values()), by_person
     assert sum(r.items_given_up for r in reports) == len(by_person)
 
     faults_seen = fake.status_counts
-    print(f"runs={runs[0]} requests={runs[1]} statuses={dict(faults_seen)} "
-          f"max_receipts={max(fake.event_receipts.values())} acked_after_kill={acked_after_kill}")
+    print(
+        f"runs={runs[0]} requests={runs[1]} statuses={dict(faults_seen)} "
+        f"max_receipts={max(fake.event_receipts.values())} acked_after_kill={acked_after_kill}"
+    )
     assert faults_seen["207"] >= 1 and faults_seen["429"] >= 3 and faults_seen["dropped"] >= 1
     assert sum(faults_seen[s] for s in ("500", "502", "503", "504")) >= 5

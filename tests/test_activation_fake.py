@@ -46,12 +46,25 @@ def test_v1_events_dedupe_by_id_and_validate(fake):
 
 def test_v2_batch_207_lists_only_bad_items(fake):
     batch = [
-        {"type": "person", "identifiers": {"id": "ok"}, "action": "identify",
-         "attributes": {"a": 1}},
-        {"type": "person", "identifiers": {"id": "bad"}, "action": "identify",
-         "attributes": {"v": "x" * 1001}},
-        {"type": "person", "identifiers": {"id": "ev"}, "action": "event", "name": "",
-         "attributes": {}},
+        {
+            "type": "person",
+            "identifiers": {"id": "ok"},
+            "action": "identify",
+            "attributes": {"a": 1},
+        },
+        {
+            "type": "person",
+            "identifiers": {"id": "bad"},
+            "action": "identify",
+            "attributes": {"v": "x" * 1001},
+        },
+        {
+            "type": "person",
+            "identifiers": {"id": "ev"},
+            "action": "event",
+            "name": "",
+            "attributes": {},
+        },
     ]
     reply = requests.post(f"{fake.url}/api/v2/batch", json={"batch": batch}, auth=AUTH)
     assert reply.status_code == 207

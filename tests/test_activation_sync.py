@@ -28,22 +28,43 @@ SITE, KEY = "site-123", "sk-very-secret-key-9f8e7d"
 
 
 def segments_frame(day: date, users: dict[str, list[str]]) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"user_id": u, "segment_date": day, "segments": segs,
-         "primary_segment": segs[0] if segs else None, "onboarding_flow": "flow_a",
-         "experiment": "exp1", "experiment_variant": "control", "next_block": "invite"}
-        for u, segs in users.items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "user_id": u,
+                "segment_date": day,
+                "segments": segs,
+                "primary_segment": segs[0] if segs else None,
+                "onboarding_flow": "flow_a",
+                "experiment": "exp1",
+                "experiment_variant": "control",
+                "next_block": "invite",
+            }
+            for u, segs in users.items()
+        ]
+    )
 
 
 def scores_frame(day: date, churn: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"user_id": u, "score_date": day, "churn_probability": p, "churn_band": "low",
-         "ltv_90d": 250.4, "ltv_band": "mid", "conversion_probability": None,
-         "churn_reasons": "low_activity", "ltv_reasons": "plan", "churn_model_version": "7",
-         "ltv_model_version": "3", "conversion_model_version": "1"}
-        for u, p in churn.items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "user_id": u,
+                "score_date": day,
+                "churn_probability": p,
+                "churn_band": "low",
+                "ltv_90d": 250.4,
+                "ltv_band": "mid",
+                "conversion_probability": None,
+                "churn_reasons": "low_activity",
+                "ltv_reasons": "plan",
+                "churn_model_version": "7",
+                "ltv_model_version": "3",
+                "conversion_model_version": "1",
+            }
+            for u, p in churn.items()
+        ]
+    )
 
 
 @pytest.fixture
@@ -60,8 +81,14 @@ def fake():
 
 
 def destination(fake: FakeCustomerIO, **kw) -> CustomerIODestination:
-    params = {"base_url": fake.url, "site_id": SITE, "api_key": KEY, "rate_limit": 0,
-              "retry": RetryPolicy(max_retries=4, base_delay=0.001), "timeout": (2.0, 2.0)}
+    params = {
+        "base_url": fake.url,
+        "site_id": SITE,
+        "api_key": KEY,
+        "rate_limit": 0,
+        "retry": RetryPolicy(max_retries=4, base_delay=0.001),
+        "timeout": (2.0, 2.0),
+    }
     params.update(kw)
     return CustomerIODestination(**params)
 
@@ -72,8 +99,11 @@ def batch_posts(fake: FakeCustomerIO) -> list[dict]:
 
 def test_first_sync_payload_and_no_change_rerun_sends_nothing(conn, fake):
     users = {f"u{i}": ["activated", "power_user"] if i % 2 else ["new_user"] for i in range(10)}
-    write_inputs(conn, user_segments=segments_frame(DAY1, users),
-                 user_scores=scores_frame(DAY1, {u: 0.123456 for u in users}))
+    write_inputs(
+        conn,
+        user_segments=segments_frame(DAY1, users),
+        user_scores=scores_frame(DAY1, {u: 0.123456 for u in users}),
+    )
     first = sync(conn, destination(fake))
     assert first.status == "ok" and first.people_new == 10 and first.people_succeeded == 10
     assert set(fake.people) == set(users)
@@ -81,11 +111,22 @@ def test_first_sync_payload_and_no_change_rerun_sends_nothing(conn, fake):
     synced_at = person.pop("segflow_synced_at")
     assert isinstance(synced_at, int) and synced_at > 1_600_000_000
     assert person == {
-        "segment_activated": True, "segment_power_user": True, "segments": "activated,power_user",
-        "primary_segment": "activated", "onboarding_flow": "flow_a", "experiment": "exp1",
-        "experiment_variant": "control", "next_block": "invite", "churn_probability": 0.12,
-        "churn_band": "low", "ltv_90d": 250, "ltv_band": "mid", "churn_reasons": "low_activity",
-        "ltv_reasons": "plan", "churn_model_version": "7", "ltv_model_version": "3",
+        "segment_activated": True,
+        "segment_power_user": True,
+        "segments": "activated,power_user",
+        "primary_segment": "activated",
+        "onboarding_flow": "flow_a",
+        "experiment": "exp1",
+        "experiment_variant": "control",
+        "next_block": "invite",
+        "churn_probability": 0.12,
+        "churn_band": "low",
+        "ltv_90d": 250,
+        "ltv_band": "mid",
+        "churn_reasons": "low_activity",
+        "ltv_reasons": "plan",
+        "churn_model_version": "7",
+        "ltv_model_version": "3",
         "conversion_model_version": "1",
     }
     requests_before = fake.request_count
@@ -98,8 +139,9 @@ def test_first_sync_payload_and_no_change_rerun_sends_nothing(conn, fake):
 def test_one_changed_person_sends_one_item_with_only_changed_attributes(conn, fake):
     users = {f"u{i}": ["activated"] for i in range(20)}
     churn = {u: 0.2 for u in users}
-    write_inputs(conn, user_segments=segments_frame(DAY1, users),
-                 user_scores=scores_frame(DAY1, churn))
+    write_inputs(
+        conn, user_segments=segments_frame(DAY1, users), user_scores=scores_frame(DAY1, churn)
+    )
     sync(conn, destination(fake))
     churn["u7"] = 0.91
     churn["u8"] = 0.2004  # below the 2 dp precision: must not count as a change
@@ -117,17 +159,26 @@ def test_one_changed_person_sends_one_item_with_only_changed_attributes(conn, fa
 
 
 def test_leaving_all_segments_or_disappearing_clears_attributes(conn, fake):
-    write_inputs(conn, user_segments=segments_frame(DAY1, {"a": ["trial", "at_risk"],
-                                                           "b": ["trial"], "c": ["trial"]}),
-                 user_scores=scores_frame(DAY1, {"a": 0.5, "b": 0.5, "c": 0.5}),
-                 segment_membership=pd.DataFrame([
-                     {"user_id": "a", "segment": "trial", "entered_at": DAY1, "exited_at": None}]))
+    write_inputs(
+        conn,
+        user_segments=segments_frame(
+            DAY1, {"a": ["trial", "at_risk"], "b": ["trial"], "c": ["trial"]}
+        ),
+        user_scores=scores_frame(DAY1, {"a": 0.5, "b": 0.5, "c": 0.5}),
+        segment_membership=pd.DataFrame(
+            [{"user_id": "a", "segment": "trial", "entered_at": DAY1, "exited_at": None}]
+        ),
+    )
     sync(conn, destination(fake))
     assert fake.people["a"]["segment_at_risk"] is True
-    write_inputs(conn, user_segments=segments_frame(DAY2, {"a": [], "c": ["trial"]}),
-                 user_scores=scores_frame(DAY2, {"a": 0.5, "c": 0.5}),
-                 segment_membership=pd.DataFrame([
-                     {"user_id": "a", "segment": "trial", "entered_at": DAY1, "exited_at": DAY2}]))
+    write_inputs(
+        conn,
+        user_segments=segments_frame(DAY2, {"a": [], "c": ["trial"]}),
+        user_scores=scores_frame(DAY2, {"a": 0.5, "c": 0.5}),
+        segment_membership=pd.DataFrame(
+            [{"user_id": "a", "segment": "trial", "entered_at": DAY1, "exited_at": DAY2}]
+        ),
+    )
     report = sync(conn, destination(fake), as_of=DAY2, options=SyncOptions(max_change_share=1.0))
     assert report.people_cleared == 2 and report.people_unchanged == 1
     for person in ("a", "b"):  # a left every segment, b vanished from user_segments
@@ -145,7 +196,9 @@ def test_dry_run_reports_changes_and_sends_and_writes_nothing(conn, fake):
     assert report.status == "dry_run" and report.people_new == 2 and report.requests == 0
     assert fake.request_count == 0
     assert report.samples[0]["attributes"]["segment_trial"] is True
-    tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
+    tables = {
+        r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()
+    }
     assert not tables & {"sync_state", "sync_runs", "sync_failures"}
 
 
@@ -172,8 +225,9 @@ def test_circuit_breaker_trips_above_threshold_and_override_sends(conn, fake):
 
 
 def test_backfill_of_past_date_sends_nothing(conn, fake):
-    frame = pd.concat([segments_frame(DAY1, {"a": ["trial"]}),
-                       segments_frame(DAY2, {"a": ["paying"]})])
+    frame = pd.concat(
+        [segments_frame(DAY1, {"a": ["trial"]}), segments_frame(DAY2, {"a": ["paying"]})]
+    )
     write_inputs(conn, user_segments=frame)
     report = sync(conn, destination(fake), as_of=DAY1)
     assert report.status == "skipped_backfill" and report.people_sent == 0
@@ -231,7 +285,11 @@ def test_207_marks_only_listed_rows_and_gives_up_after_max_attempts(conn, fake):
     assert (first.people_succeeded, first.people_failed) == (5, 1)
     row = first.failed_rows.iloc[0]
     assert (row.item_key, row.reason, row.field, bool(row.given_up)) == (
-        "u3", "invalid", "identifiers.id", False)
+        "u3",
+        "invalid",
+        "identifiers.id",
+        False,
+    )
     second = sync(conn, destination(fake), options=options)
     assert second.people_sent == 1 and second.items_given_up == 1 and second.items_retried == 1
     third = sync(conn, destination(fake), options=options)
@@ -255,7 +313,9 @@ def test_local_limit_violations_fail_the_row_without_sending(conn, fake):
     write_inputs(conn, user_segments=frame)
     report = sync(conn, destination(fake))
     assert set(fake.people) == {"ok"} and report.items_failed_locally == 2
-    reasons = {r.item_key[:5]: (r.reason, r.field, r.message) for r in report.failed_rows.itertuples()}
+    reasons = {
+        r.item_key[:5]: (r.reason, r.field, r.message) for r in report.failed_rows.itertuples()
+    }
     assert reasons["big"][1] == "attributes.onboarding_flow" and "1000 bytes" in reasons["big"][2]
     assert reasons["xxxxx"][1] == "identifiers.id" and "150 bytes" in reasons["xxxxx"][2]
     assert all(item["identifiers"]["id"] == "ok" for item in fake.received_items)
@@ -277,17 +337,34 @@ def test_outbox_holds_exactly_the_batches_and_next_run_only_changes(conn, tmp_pa
     (body,) = [json.loads(line) for line in newest.read_text().splitlines()]
     assert second.people_changed == 1
     assert body["batch"][0]["attributes"] | {"segflow_synced_at": 0} == {
-        "segment_paying": True, "segment_trial": "", "segments": "paying",
-        "primary_segment": "paying", "segflow_synced_at": 0}
+        "segment_paying": True,
+        "segment_trial": "",
+        "segments": "paying",
+        "primary_segment": "paying",
+        "segflow_synced_at": 0,
+    }
 
 
 def test_csv_export_writes_people_and_events(conn, tmp_path):
-    write_inputs(conn, user_segments=segments_frame(DAY1, {"a": ["trial"], "b": ["paying"]}),
-                 user_triggers=pd.DataFrame([{"user_id": "a", "trigger": "trial_ending",
-                                              "fired_at": DAY1, "context": '{"days": 3}'}]))
+    write_inputs(
+        conn,
+        user_segments=segments_frame(DAY1, {"a": ["trial"], "b": ["paying"]}),
+        user_triggers=pd.DataFrame(
+            [
+                {
+                    "user_id": "a",
+                    "trigger": "trial_ending",
+                    "fired_at": DAY1,
+                    "context": '{"days": 3}',
+                }
+            ]
+        ),
+    )
     report = sync(conn, CsvDestination(tmp_path / "csv"))
     people = pd.read_csv(report.destination_facts["people_csv"], dtype=str, keep_default_na=False)
     assert sorted(people["id"]) == ["a", "b"]
     assert people.set_index("id").loc["a", "segment_trial"] == "true"
     events = pd.read_csv(f"{report.destination_facts['csv_dir']}/events.csv")
-    assert list(events["name"]) == ["trial_ending"] and json.loads(events["data_json"][0]) == {"days": 3}
+    assert list(events["name"]) == ["trial_ending"] and json.loads(events["data_json"][0]) == {
+        "days": 3
+    }

@@ -23,16 +23,22 @@ def test_ulid_known_vectors_and_determinism():
     assert a == event_ulid("u1", "segment_entered", 1_700_000_000, "trial")
     assert len(a) == 26 and set(a) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
     assert decode_ulid_timestamp_ms(a) == 1_700_000_000_000
-    others = {event_ulid("u1", "segment_entered", 1_700_000_000, "paying"),
-              event_ulid("u2", "segment_entered", 1_700_000_000, "trial"),
-              event_ulid("u1", "segment_exited", 1_700_000_000, "trial"),
-              event_ulid("u1", "segment_entered", 1_700_000_001, "trial")}
+    others = {
+        event_ulid("u1", "segment_entered", 1_700_000_000, "paying"),
+        event_ulid("u2", "segment_entered", 1_700_000_000, "trial"),
+        event_ulid("u1", "segment_exited", 1_700_000_000, "trial"),
+        event_ulid("u1", "segment_entered", 1_700_000_001, "trial"),
+    }
     assert a not in others and len(others) == 4
 
 
 def identify(attrs, person="p1"):
-    return {"type": "person", "identifiers": {"id": person}, "action": "identify",
-            "attributes": attrs}
+    return {
+        "type": "person",
+        "identifiers": {"id": person},
+        "action": "identify",
+        "attributes": attrs,
+    }
 
 
 @pytest.mark.parametrize(
@@ -43,10 +49,28 @@ def identify(attrs, person="p1"):
         (identify({"v": "é" * 501}), "attributes.v", "1000 bytes"),  # 1002 bytes, 501 chars
         (identify({f"a{i}": 1 for i in range(301)}), "attributes", "300 attributes"),
         (identify({"_hidden": 1}), "attributes._hidden", "reserved"),
-        ({"type": "person", "identifiers": {"id": "p"}, "action": "event", "name": "e" * 101,
-          "attributes": {}}, "name", "100 bytes"),
-        ({"type": "person", "identifiers": {"id": "p"}, "action": "event", "name": "e",
-          "attributes": {"blob": "z" * 100_001}}, "attributes", "100000 bytes"),
+        (
+            {
+                "type": "person",
+                "identifiers": {"id": "p"},
+                "action": "event",
+                "name": "e" * 101,
+                "attributes": {},
+            },
+            "name",
+            "100 bytes",
+        ),
+        (
+            {
+                "type": "person",
+                "identifiers": {"id": "p"},
+                "action": "event",
+                "name": "e",
+                "attributes": {"blob": "z" * 100_001},
+            },
+            "attributes",
+            "100000 bytes",
+        ),
     ],
 )
 def test_documented_limits_fail_locally(item, field, fragment):
@@ -77,7 +101,10 @@ def test_diff_sends_changes_and_clears_removed_with_empty_string():
     previous = {"segment_trial": True, "segments": "trial", "churn_probability": 0.2}
     desired = {"segment_paying": True, "segments": "paying", "churn_probability": 0.2}
     assert diff_attributes(previous, desired) == {
-        "segment_paying": True, "segments": "paying", "segment_trial": ""}
+        "segment_paying": True,
+        "segments": "paying",
+        "segment_trial": "",
+    }
     assert diff_attributes(previous, {}) == {k: "" for k in previous}
     assert diff_attributes({"x": 1}, {"x": True}) == {"x": True}  # 1 == True in Python, not JSON
 

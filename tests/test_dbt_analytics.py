@@ -31,10 +31,21 @@ from orchestration.sources.load import load_partitions
 START = date(2025, 1, 6)  # a Monday: weekly cohorts start on the first day of data
 DAYS = 56
 USERS = 300
-ANALYTIC_MARTS = ("fct_cohort_retention", "fct_revenue_retention", "fct_onboarding_funnel",
-                  "fct_user_features")
-FUNNEL_DIMENSIONS = {"all", "signup_month", "industry", "company_size", "role",
-                     "acquisition_channel", "country"}
+ANALYTIC_MARTS = (
+    "fct_cohort_retention",
+    "fct_revenue_retention",
+    "fct_onboarding_funnel",
+    "fct_user_features",
+)
+FUNNEL_DIMENSIONS = {
+    "all",
+    "signup_month",
+    "industry",
+    "company_size",
+    "role",
+    "acquisition_channel",
+    "country",
+}
 CHURN_WINDOW_DAYS = 28  # vars.churn_window_days / conversion_window_days in dbt_project.yml
 
 
@@ -61,8 +72,15 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dates = [START + timedelta(days=i) for i in range(DAYS)]
     with duckdb.connect(str(path)) as conn:
         for table in ("crm_contacts", "events", "billing_invoices"):
-            load_partitions(conn, table, dates, root / "landing", "demo", 3,
-                            now=datetime.combine(dates[-1] + timedelta(days=1), datetime.min.time()))
+            load_partitions(
+                conn,
+                table,
+                dates,
+                root / "landing",
+                "demo",
+                3,
+                now=datetime.combine(dates[-1] + timedelta(days=1), datetime.min.time()),
+            )
     select = " ".join(f"+{model}" for model in ANALYTIC_MARTS)
     run_dbt(["build", "--select", select], path, root / "dbt_target")
     return path
@@ -75,38 +93,56 @@ def segmented_warehouse(warehouse: Path) -> Path:
     with duckdb.connect(str(warehouse)) as conn:
         _write_user_scores(conn)
         config = load_config(columns=warehouse_columns(conn))
-        dates = [d for (d,) in conn.execute(
-            "select distinct snapshot_date from main.fct_user_features order by 1").fetchall()]
+        dates = [
+            d
+            for (d,) in conn.execute(
+                "select distinct snapshot_date from main.fct_user_features order by 1"
+            ).fetchall()
+        ]
         assign_segments(conn, config, dates)
-    run_dbt(["build", "--select", "tag:after_segments"], warehouse,
-            warehouse.parent / "dbt_target_segments")
+    run_dbt(
+        ["build", "--select", "tag:after_segments"],
+        warehouse,
+        warehouse.parent / "dbt_target_segments",
+    )
     return warehouse
 
 
 def _write_user_scores(conn: duckdb.DuckDBPyConnection) -> None:
     """One score row per feature row, values from a hash of the key (not from a model: the
     marts only average them, so any values in range exercise the joins)."""
-    feats = _df(conn, "select user_id, snapshot_date, revenue_to_date, is_paid "
-                      "from main.fct_user_features")
+    feats = _df(
+        conn, "select user_id, snapshot_date, revenue_to_date, is_paid from main.fct_user_features"
+    )
 
     def unit(*key: object) -> float:
         digest = hashlib.sha256("|".join(map(str, key)).encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
     churn = [unit(u, d, "churn") for u, d in zip(feats.user_id, feats.snapshot_date, strict=True)]
-    scores = pd.DataFrame({
-        "user_id": feats.user_id,
-        "score_date": feats.snapshot_date,
-        "churn_probability": churn,
-        "churn_band": ["high" if p > 0.66 else "medium" if p > 0.33 else "low" for p in churn],
-        "ltv_90d": feats.revenue_to_date * 0.5 + [100 * unit(u, d, "ltv") for u, d in
-                                                   zip(feats.user_id, feats.snapshot_date, strict=True)],
-        "ltv_band": "low",
-        "conversion_probability": [None if paid else unit(u, "conv") for u, paid in
-                                   zip(feats.user_id, feats.is_paid, strict=True)],
-        "churn_reasons": "", "ltv_reasons": "",
-        "churn_model_version": "1", "ltv_model_version": "1", "conversion_model_version": "1",
-    })
+    scores = pd.DataFrame(
+        {
+            "user_id": feats.user_id,
+            "score_date": feats.snapshot_date,
+            "churn_probability": churn,
+            "churn_band": ["high" if p > 0.66 else "medium" if p > 0.33 else "low" for p in churn],
+            "ltv_90d": feats.revenue_to_date * 0.5
+            + [
+                100 * unit(u, d, "ltv")
+                for u, d in zip(feats.user_id, feats.snapshot_date, strict=True)
+            ],
+            "ltv_band": "low",
+            "conversion_probability": [
+                None if paid else unit(u, "conv")
+                for u, paid in zip(feats.user_id, feats.is_paid, strict=True)
+            ],
+            "churn_reasons": "",
+            "ltv_reasons": "",
+            "churn_model_version": "1",
+            "ltv_model_version": "1",
+            "conversion_model_version": "1",
+        }
+    )
     ddl = ", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS.items())
     conn.execute(f"create or replace table main.user_scores ({ddl})")
     conn.register("_scores", scores)
@@ -134,8 +170,11 @@ def _period_end(cohort_start: date | pd.Timestamp, grain: str, period: int) -> d
 def test_cohort_retention_invariants(warehouse: Path):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         ret = _df(conn, "select * from main.fct_cohort_retention")
-        signups = _df(conn, "select user_id, cast(min(signup_at) as date) as signup_date "
-                            "from raw.crm_contacts where user_id is not null group by 1")
+        signups = _df(
+            conn,
+            "select user_id, cast(min(signup_at) as date) as signup_date "
+            "from raw.crm_contacts where user_id is not null group by 1",
+        )
         data_end = _data_end(conn)
     assert set(ret.cohort_grain) == {"week", "month"}
     assert not ret.duplicated(["cohort_grain", "cohort_start", "period_number"]).any()
@@ -145,8 +184,10 @@ def test_cohort_retention_invariants(warehouse: Path):
     # Cohorts partition the users (from raw CRM signups): each listed cohort has exactly its
     # users, and every cohort whose signup period is fully observed is listed.
     day = pd.to_datetime(signups.signup_date)
-    starts = {"week": day - pd.to_timedelta(day.dt.weekday, unit="D"),
-              "month": day - pd.to_timedelta(day.dt.day - 1, unit="D")}
+    starts = {
+        "week": day - pd.to_timedelta(day.dt.weekday, unit="D"),
+        "month": day - pd.to_timedelta(day.dt.day - 1, unit="D"),
+    }
     for grain, rows in ret.groupby("cohort_grain"):
         sizes = rows.drop_duplicates("cohort_start").set_index("cohort_start").cohort_size
         expected = starts[grain].value_counts()
@@ -157,8 +198,7 @@ def test_cohort_retention_invariants(warehouse: Path):
     # Cohort size is a property of the cohort, not of the period.
     assert (ret.groupby(["cohort_grain", "cohort_start"]).cohort_size.nunique() == 1).all()
     # No row describes a period that ends after the last day with data.
-    ends = [_period_end(r.cohort_start, r.cohort_grain, r.period_number)
-            for r in ret.itertuples()]
+    ends = [_period_end(r.cohort_start, r.cohort_grain, r.period_number) for r in ret.itertuples()]
     late = ret[[end > data_end for end in ends]]
     assert late.empty, f"periods not fully observed (data ends {data_end}):\n{late}"
     # Weekly cohorts over 8 weeks: the first cohort has 8 complete weeks (0..7).
@@ -176,9 +216,12 @@ def test_cohort_retention_period_zero_and_recount(warehouse: Path):
             from main.dim_users u
             left join main.int_user_activity_daily a
               on a.user_id = u.user_id and a.activity_date = u.signup_date""").fetchone()[0]
-        activity = _df(conn, """
+        activity = _df(
+            conn,
+            """
             select u.user_id, u.signup_week, u.signup_month, a.activity_date
-            from main.dim_users u join main.int_user_activity_daily a using (user_id)""")
+            from main.dim_users u join main.int_user_activity_daily a using (user_id)""",
+        )
     assert signup_active, "premise: every demo user is active on the signup day"
     zero = ret[ret.period_number == 0]
     assert not zero.empty and (zero.retained_users == zero.cohort_size).all()
@@ -188,7 +231,7 @@ def test_cohort_retention_period_zero_and_recount(warehouse: Path):
         start = pd.to_datetime(activity[f"signup_{grain}"])
         day = pd.to_datetime(activity.activity_date)
         if grain == "week":
-            period = ((day - start).dt.days // 7)
+            period = (day - start).dt.days // 7
         else:
             period = (day.dt.year - start.dt.year) * 12 + day.dt.month - start.dt.month
         frame = pd.DataFrame({"cohort_start": start, "period": period, "user_id": activity.user_id})
@@ -205,22 +248,28 @@ def test_cohort_retention_period_zero_and_recount(warehouse: Path):
 def test_revenue_retention_invariants(warehouse: Path):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         rev = _df(conn, "select * from main.fct_revenue_retention")
-        ret = _df(conn, "select cohort_grain, cohort_start, cohort_size "
-                        "from main.fct_cohort_retention")
-        invoices = _df(conn, """
+        ret = _df(
+            conn, "select cohort_grain, cohort_start, cohort_size from main.fct_cohort_retention"
+        )
+        invoices = _df(
+            conn,
+            """
             select u.signup_week, u.signup_month, i.paid_date, i.amount_usd
             from main.stg_billing__invoices i join main.dim_users u using (user_id)
-            where i.is_revenue""")
+            where i.is_revenue""",
+        )
     assert not rev.empty and rev.revenue.sum() > 0, "the demo data has paid invoices"
     assert not rev.duplicated(["cohort_grain", "cohort_start", "period_number"]).any()
     assert (rev.revenue >= 0).all() and (rev.paying_users <= rev.cohort_size).all()
-    sizes = ret.drop_duplicates(["cohort_grain", "cohort_start"]).set_index(
-        ["cohort_grain", "cohort_start"]).cohort_size
+    sizes = (
+        ret.drop_duplicates(["cohort_grain", "cohort_start"])
+        .set_index(["cohort_grain", "cohort_start"])
+        .cohort_size
+    )
     for r in rev.itertuples():
         assert r.cohort_size == sizes[(r.cohort_grain, r.cohort_start)], r
 
-    for _, rows in rev.sort_values("period_number").groupby(
-            ["cohort_grain", "cohort_start"]):
+    for _, rows in rev.sort_values("period_number").groupby(["cohort_grain", "cohort_start"]):
         cumulative = rows.revenue.cumsum() / rows.cohort_size
         assert _close(cumulative, rows.cumulative_revenue_per_user)
         paying = rows[rows.revenue > 0]
@@ -241,9 +290,11 @@ def test_revenue_retention_invariants(warehouse: Path):
             period = (day - start).dt.days // 7
         else:
             period = (day.dt.year - start.dt.year) * 12 + day.dt.month - start.dt.month
-        expected = pd.DataFrame({"cohort_start": start, "period": period,
-                                 "amount": invoices.amount_usd}).groupby(
-            ["cohort_start", "period"]).amount.sum()
+        expected = (
+            pd.DataFrame({"cohort_start": start, "period": period, "amount": invoices.amount_usd})
+            .groupby(["cohort_start", "period"])
+            .amount.sum()
+        )
         for r in rev[rev.cohort_grain == grain].itertuples():
             want = expected.get((pd.Timestamp(r.cohort_start), r.period_number), 0.0)
             assert math.isclose(r.revenue, want, rel_tol=REL_TOL, abs_tol=REL_TOL), (r, want)
@@ -255,11 +306,14 @@ def test_revenue_retention_invariants(warehouse: Path):
 def _sequential_premise(conn: duckdb.DuckDBPyConnection, milestones: list[str]) -> bool:
     """True when no user reached a milestone without every earlier one (the demo generator's
     funnel is strictly sequential; real products need not be)."""
-    firsts = ", ".join(f"max(case when first_{m} then 1 else 0 end) as r{i}"
-                       for i, m in enumerate(milestones))
+    firsts = ", ".join(
+        f"max(case when first_{m} then 1 else 0 end) as r{i}" for i, m in enumerate(milestones)
+    )
     gaps = " or ".join(f"(r{i} = 1 and r{i - 1} = 0)" for i in range(1, len(milestones)))
-    sql = (f"select count(*) from (select user_id, {firsts} from main.int_user_activity_daily "
-           f"group by user_id) where {gaps}")
+    sql = (
+        f"select count(*) from (select user_id, {firsts} from main.int_user_activity_daily "
+        f"group by user_id) where {gaps}"
+    )
     return conn.execute(sql).fetchone()[0] == 0
 
 
@@ -269,10 +323,15 @@ def test_onboarding_funnel_invariants(warehouse: Path):
         funnel = _df(conn, "select * from main.fct_onboarding_funnel")
         users = conn.execute("select count(*) from main.dim_users").fetchone()[0]
         sequential = _sequential_premise(conn, milestones)
-        firsts = _df(conn, "select u.user_id, u.signup_date, " + ", ".join(
-            f"min(case when a.first_{m} then a.activity_date end) as {m}" for m in milestones)
+        firsts = _df(
+            conn,
+            "select u.user_id, u.signup_date, "
+            + ", ".join(
+                f"min(case when a.first_{m} then a.activity_date end) as {m}" for m in milestones
+            )
             + " from main.dim_users u left join main.int_user_activity_daily a using (user_id)"
-              " group by 1, 2")
+            " group by 1, 2",
+        )
     assert sequential, "premise: the demo funnel is strictly sequential"
     assert set(funnel.dimension) >= FUNNEL_DIMENSIONS
     assert not funnel.duplicated(["dimension", "dimension_value", "milestone"]).any()
@@ -286,7 +345,9 @@ def test_onboarding_funnel_invariants(warehouse: Path):
         conv = rows.conversion_from_previous.dropna()
         assert conv.between(0, 1).all(), (dim, value, list(conv))
         previous = [rows.users_in_group.iloc[0], *rows.users_reached.iloc[:-1]]
-        assert list(rows.drop_off_users) == [p - r for p, r in zip(previous, rows.users_reached, strict=True)]
+        assert list(rows.drop_off_users) == [
+            p - r for p, r in zip(previous, rows.users_reached, strict=True)
+        ]
         med = rows.median_days_to_reach.dropna()
         assert ((med >= 0) & (med <= DAYS)).all()
         assert rows[rows.users_reached == 0].median_days_to_reach.isna().all()
@@ -304,9 +365,12 @@ def test_onboarding_funnel_invariants(warehouse: Path):
 
 def test_analytic_marts_use_double_precision(warehouse: Path):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        types = _df(conn, f"""
+        types = _df(
+            conn,
+            f"""
             select table_name, column_name, data_type from information_schema.columns
-            where table_schema = 'main' and table_name in {tuple(ANALYTIC_MARTS)}""")
+            where table_schema = 'main' and table_name in {tuple(ANALYTIC_MARTS)}""",
+        )
     single = types[types.data_type.isin(["FLOAT", "REAL"])]
     assert single.empty, f"32-bit float columns:\n{single.to_string(index=False)}"
 
@@ -332,20 +396,44 @@ def edge_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def event(user: str, name: str, day: int) -> None:
         nonlocal n
         n += 1
-        ts = datetime.combine(start + timedelta(days=day), datetime.min.time()) + timedelta(hours=10)
-        data.tables["events"].append({
-            "message_id": f"edge-{n}", "type": "track", "event": name, "user_id": user,
-            "anonymous_id": None, "timestamp": ts, "received_at": ts + timedelta(minutes=1),
-            "properties": "{}", "context": "{}", "_partition_date": ts.date()})
+        ts = datetime.combine(start + timedelta(days=day), datetime.min.time()) + timedelta(
+            hours=10
+        )
+        data.tables["events"].append(
+            {
+                "message_id": f"edge-{n}",
+                "type": "track",
+                "event": name,
+                "user_id": user,
+                "anonymous_id": None,
+                "timestamp": ts,
+                "received_at": ts + timedelta(minutes=1),
+                "properties": "{}",
+                "context": "{}",
+                "_partition_date": ts.date(),
+            }
+        )
 
     for user, signup_day in (("u_steady", 0), ("u_gone", 7), ("u_skip", 1)):
-        at = datetime.combine(start + timedelta(days=signup_day), datetime.min.time()) \
-            + timedelta(hours=9)
-        data.tables["crm_contacts"].append({
-            "user_id": user, "email": f"{user}@example.com", "signup_at": at, "company": "c",
-            "industry": "software", "company_size": "1-10", "country": "US", "role": "analyst",
-            "plan": "free", "acquisition_channel": "organic", "updated_at": at,
-            "_partition_date": at.date()})
+        at = datetime.combine(start + timedelta(days=signup_day), datetime.min.time()) + timedelta(
+            hours=9
+        )
+        data.tables["crm_contacts"].append(
+            {
+                "user_id": user,
+                "email": f"{user}@example.com",
+                "signup_at": at,
+                "company": "c",
+                "industry": "software",
+                "company_size": "1-10",
+                "country": "US",
+                "role": "analyst",
+                "plan": "free",
+                "acquisition_channel": "organic",
+                "updated_at": at,
+                "_partition_date": at.date(),
+            }
+        )
         event(user, step[names[0]], signup_day)
     for day in (*range(2, 28, 3), 27):
         event("u_steady", "Signed In", day)
@@ -362,9 +450,12 @@ def edge_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cohort_retention_reports_periods_nobody_returned(edge_warehouse: Path):
     with duckdb.connect(str(edge_warehouse), read_only=True) as conn:
-        rows = _df(conn, "select period_number, cohort_size, retained_users "
-                         "from main.fct_cohort_retention where cohort_grain = 'week' "
-                         "and cohort_start = date '2025-03-10' order by period_number")
+        rows = _df(
+            conn,
+            "select period_number, cohort_size, retained_users "
+            "from main.fct_cohort_retention where cohort_grain = 'week' "
+            "and cohort_start = date '2025-03-10' order by period_number",
+        )
     assert list(rows.period_number) == [0, 1, 2]
     assert list(rows.retained_users) == [1, 0, 0]
 
@@ -373,13 +464,19 @@ def test_revenue_retention_reports_periods_without_revenue(edge_warehouse: Path)
     """Nobody pays in the edge data: every completed period still has a row, with revenue 0
     and no net revenue retention (there is no base period)."""
     with duckdb.connect(str(edge_warehouse), read_only=True) as conn:
-        rows = _df(conn, "select period_number, cohort_size, revenue, paying_users, "
-                         "net_revenue_retention from main.fct_revenue_retention "
-                         "where cohort_grain = 'week' and cohort_start = date '2025-03-10' "
-                         "order by period_number")
-        weeks = _df(conn, "select cohort_start, count(*) as periods "
-                          "from main.fct_revenue_retention where cohort_grain = 'week' "
-                          "group by 1 order by 1")
+        rows = _df(
+            conn,
+            "select period_number, cohort_size, revenue, paying_users, "
+            "net_revenue_retention from main.fct_revenue_retention "
+            "where cohort_grain = 'week' and cohort_start = date '2025-03-10' "
+            "order by period_number",
+        )
+        weeks = _df(
+            conn,
+            "select cohort_start, count(*) as periods "
+            "from main.fct_revenue_retention where cohort_grain = 'week' "
+            "group by 1 order by 1",
+        )
     assert list(rows.period_number) == [0, 1, 2]
     assert (rows.cohort_size == 1).all() and (rows.revenue == 0).all()
     assert (rows.paying_users == 0).all() and rows.net_revenue_retention.isna().all()
@@ -389,8 +486,10 @@ def test_revenue_retention_reports_periods_without_revenue(edge_warehouse: Path)
 
 def test_onboarding_funnel_conversion_bounded_when_steps_are_skipped(edge_warehouse: Path):
     with duckdb.connect(str(edge_warehouse), read_only=True) as conn:
-        funnel = _df(conn, "select * from main.fct_onboarding_funnel where dimension = 'all' "
-                           "order by step_number")
+        funnel = _df(
+            conn,
+            "select * from main.fct_onboarding_funnel where dimension = 'all' order by step_number",
+        )
     assert funnel.conversion_from_previous.dropna().between(0, 1).all(), funnel
     assert (funnel.drop_off_users >= 0).all(), funnel
     assert funnel.users_reached.is_monotonic_decreasing, funnel
@@ -405,29 +504,40 @@ def test_onboarding_funnel_conversion_bounded_when_steps_are_skipped(edge_wareho
 
 
 def _segment_counts(conn: duckdb.DuckDBPyConnection) -> pd.Series:
-    return _df(conn, """
+    return (
+        _df(
+            conn,
+            """
         select segment_date, segment, count(*) as users
         from (select segment_date, unnest(segments) as segment from main.user_segments)
-        group by 1, 2""").set_index(["segment_date", "segment"]).users
+        group by 1, 2""",
+        )
+        .set_index(["segment_date", "segment"])
+        .users
+    )
 
 
 def test_segment_kpis(segmented_warehouse: Path):
     with duckdb.connect(str(segmented_warehouse), read_only=True) as conn:
         kpis = _df(conn, "select * from main.fct_segment_kpis")
         counts = _segment_counts(conn)
-        members = _df(conn, """
+        members = _df(
+            conn,
+            """
             select t.segment_date, t.segment, s.ltv_90d, f.onboarding_completion
             from (select user_id, segment_date, unnest(segments) as segment
                   from main.user_segments) t
             left join main.user_scores s on s.user_id = t.user_id and s.score_date = t.segment_date
             left join main.fct_user_features f
-              on f.user_id = t.user_id and f.snapshot_date = t.segment_date""")
+              on f.user_id = t.user_id and f.snapshot_date = t.segment_date""",
+        )
         data_end = _data_end(conn)
     assert not kpis.empty and len(counts) > 0
     got = kpis.set_index(["segment_date", "segment"]).users
     assert got.sort_index().to_dict() == counts.sort_index().to_dict()
-    expected = members.groupby(["segment_date", "segment"])[["ltv_90d",
-                                                             "onboarding_completion"]].mean()
+    expected = members.groupby(["segment_date", "segment"])[
+        ["ltv_90d", "onboarding_completion"]
+    ].mean()
     joined = kpis.set_index(["segment_date", "segment"]).join(expected, rsuffix="_expected")
     assert _close(joined.avg_ltv_90d, joined.ltv_90d)
     assert _close(joined.onboarding_completion, joined.onboarding_completion_expected)
@@ -462,24 +572,35 @@ def test_onboarding_funnel_by_segment(segmented_warehouse: Path):
 def _outcome_oracle(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Per segment_date x segment, the realised churn and conversion recomputed in pandas from
     the daily activity and the CRM plan history (definitions of docs/contracts.md labels)."""
-    members = _df(conn, """
+    members = _df(
+        conn,
+        """
         select t.user_id, t.segment_date, t.segment, f.is_active_28d, f.is_paid
         from (select user_id, segment_date, unnest(segments) as segment
               from main.user_segments) t
         join main.fct_user_features f
-          on f.user_id = t.user_id and f.snapshot_date = t.segment_date""")
-    activity = _df(conn, "select user_id, activity_date, cancel_events, upgrade_events "
-                         "from main.int_user_activity_daily")
+          on f.user_id = t.user_id and f.snapshot_date = t.segment_date""",
+    )
+    activity = _df(
+        conn,
+        "select user_id, activity_date, cancel_events, upgrade_events "
+        "from main.int_user_activity_daily",
+    )
     paid_plans = tuple(tracking_plan.load().paid_plans)
-    paid_from = _df(conn, f"""select user_id, valid_from_date from main.stg_crm__contact_snapshots
-                             where plan in {paid_plans!r}""")
+    paid_from = _df(
+        conn,
+        f"""select user_id, valid_from_date from main.stg_crm__contact_snapshots
+                             where plan in {paid_plans!r}""",
+    )
     data_end = pd.Timestamp(_data_end(conn))
     window = pd.Timedelta(days=CHURN_WINDOW_DAYS)
     active_days = activity.groupby("user_id").activity_date.apply(list).to_dict()
-    cancel_days = activity[activity.cancel_events > 0].groupby("user_id").activity_date.apply(
-        list).to_dict()
-    upgrade_days = activity[activity.upgrade_events > 0].groupby(
-        "user_id").activity_date.apply(list).to_dict()
+    cancel_days = (
+        activity[activity.cancel_events > 0].groupby("user_id").activity_date.apply(list).to_dict()
+    )
+    upgrade_days = (
+        activity[activity.upgrade_events > 0].groupby("user_id").activity_date.apply(list).to_dict()
+    )
     paid_days = paid_from.groupby("user_id").valid_from_date.apply(list).to_dict()
 
     def any_within(days: dict, user: str, day: pd.Timestamp) -> bool:
@@ -490,27 +611,36 @@ def _outcome_oracle(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         day = pd.Timestamp(row.segment_date)
         observable = day + window <= data_end
         churned.append(
-            (not any_within(active_days, row.user_id, day)
-             or any_within(cancel_days, row.user_id, day))
-            if observable and row.is_active_28d else None)
+            (
+                not any_within(active_days, row.user_id, day)
+                or any_within(cancel_days, row.user_id, day)
+            )
+            if observable and row.is_active_28d
+            else None
+        )
         converted.append(
             (any_within(paid_days, row.user_id, day) or any_within(upgrade_days, row.user_id, day))
-            if observable and not row.is_paid else None)
+            if observable and not row.is_paid
+            else None
+        )
     members["churned"] = pd.array(churned, dtype="boolean")
     members["converted"] = pd.array(converted, dtype="boolean")
     grouped = members.groupby(["segment_date", "segment"])
-    return pd.DataFrame({
-        "churn_eligible": grouped.churned.count(),
-        "churn_rate": grouped.churned.mean(),
-        "conversion_eligible": grouped.converted.count(),
-        "conversion_rate": grouped.converted.mean(),
-    })
+    return pd.DataFrame(
+        {
+            "churn_eligible": grouped.churned.count(),
+            "churn_rate": grouped.churned.mean(),
+            "conversion_eligible": grouped.converted.count(),
+            "conversion_rate": grouped.converted.mean(),
+        }
+    )
 
 
 def test_segment_kpis_realised_outcomes(segmented_warehouse: Path):
     with duckdb.connect(str(segmented_warehouse), read_only=True) as conn:
         kpis = _df(conn, "select * from main.fct_segment_kpis").set_index(
-            ["segment_date", "segment"])
+            ["segment_date", "segment"]
+        )
         oracle = _outcome_oracle(conn)
     joined = kpis.join(oracle, how="inner", rsuffix="_oracle")
     assert len(joined) == len(kpis)

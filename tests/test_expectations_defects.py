@@ -28,12 +28,22 @@ NOW = datetime.combine(START + timedelta(days=DAYS + 1), datetime.min.time())
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("defects")
-    summary = generate(base / "landing", base / "truth", users=800, days=DAYS, seed=23,
-                       start=START, defect_rate=0.02, late_window_days=LATE_DAYS)
+    summary = generate(
+        base / "landing",
+        base / "truth",
+        users=800,
+        days=DAYS,
+        seed=23,
+        start=START,
+        defect_rate=0.02,
+        late_window_days=LATE_DAYS,
+    )
     dates = [START + timedelta(days=i) for i in range(DAYS)]
     conn = duckdb.connect(str(base / "warehouse.duckdb"))
-    reports = {t: load_partitions(conn, t, dates, base / "landing", "demo", LATE_DAYS, now=NOW)
-               for t in RAW_TABLES}
+    reports = {
+        t: load_partitions(conn, t, dates, base / "landing", "demo", LATE_DAYS, now=NOW)
+        for t in RAW_TABLES
+    }
     manifest = pd.read_parquet(base / "truth" / "defects.parquet")
     yield conn, dates, reports, manifest, summary
     conn.close()
@@ -42,15 +52,22 @@ def loaded(tmp_path_factory: pytest.TempPathFactory):
 def test_manifest_covers_the_defect_kinds(loaded):
     _, _, _, manifest, summary = loaded
     kinds = set(manifest["kind"])
-    assert {"duplicate_same_day", "malformed_json", "null_user_and_anonymous_id",
-            "unknown_event", "late_beyond_window", "negative_amount"} <= kinds
+    assert {
+        "duplicate_same_day",
+        "malformed_json",
+        "null_user_and_anonymous_id",
+        "unknown_event",
+        "late_beyond_window",
+        "negative_amount",
+    } <= kinds
     assert len(manifest) == sum(summary.defects.values())
 
 
 def test_quarantine_holds_exactly_the_defects_meant_for_it(loaded):
     conn, _, _, manifest, _ = loaded
     meant = manifest[manifest["expected"].str.startswith("quarantine:")].assign(
-        reason=lambda f: f["expected"].str.removeprefix("quarantine:"))
+        reason=lambda f: f["expected"].str.removeprefix("quarantine:")
+    )
     conn.register("meant", meant[["table", "file", "line", "reason", "kind"]])
     got = conn.execute("""
         select q.table_name, q.source_file, q.source_line, q.reason_code, m.reason, m.kind
@@ -60,8 +77,9 @@ def test_quarantine_holds_exactly_the_defects_meant_for_it(loaded):
     conn.unregister("meant")
     unexpected = got[got["reason"].isna()]  # quarantined but never injected
     missed = got[got["reason_code"].isna()]  # injected but not quarantined
-    wrong = got[got["reason"].notna() & got["reason_code"].notna()
-                & (got["reason"] != got["reason_code"])]
+    wrong = got[
+        got["reason"].notna() & got["reason_code"].notna() & (got["reason"] != got["reason_code"])
+    ]
     assert unexpected.empty, unexpected.head(10).to_string()
     assert missed.empty, missed.head(10).to_string()
     assert wrong.empty, wrong.head(10).to_string()
@@ -83,7 +101,8 @@ def test_duplicates_are_counted_in_raw_and_dedupe_to_one(loaded):
     conn, dates, reports, manifest, _ = loaded
     dups = manifest[manifest["expected"] == "dedupe"]
     rows, distinct = conn.execute(
-        "select count(*), count(distinct message_id) from raw.events").fetchall()[0]
+        "select count(*), count(distinct message_id) from raw.events"
+    ).fetchall()[0]
     assert rows - distinct == len(dups)  # each injected duplicate is exactly one extra row
     conn.register("dups", dups[["message_id"]].drop_duplicates())
     per_id = conn.execute("""select e.message_id, count(*) as copies,
@@ -93,7 +112,8 @@ def test_duplicates_are_counted_in_raw_and_dedupe_to_one(loaded):
     assert len(per_id) == dups["message_id"].nunique() and (per_id["copies"] >= 2).all()
     assert (per_id["versions"] == 1).all()  # copies are identical: keeping one loses nothing
     deduped = conn.execute(
-        "select count(*) from (select distinct on (message_id) * from raw.events)").fetchall()[0][0]
+        "select count(*) from (select distinct on (message_id) * from raw.events)"
+    ).fetchall()[0][0]
     assert deduped == distinct
     # the loader reports the same duplicates the manifest injected on the same day
     same_day = (manifest["kind"] == "duplicate_same_day").sum()
@@ -116,8 +136,10 @@ def test_quality_gates_on_the_loaded_data(loaded):
     events = validate_table(conn, "events", dates, replace(config, chunk_days=DAYS), now=NOW)
     dup = events.outcome("events.message_id.duplicates")
     n_dups = (manifest["expected"] == "dedupe").sum()
-    assert dup.unexpected_count >= 2 * manifest.loc[
-        manifest["expected"] == "dedupe", "message_id"].nunique()
+    assert (
+        dup.unexpected_count
+        >= 2 * manifest.loc[manifest["expected"] == "dedupe", "message_id"].nunique()
+    )
     assert dup.unexpected_count <= 2 * n_dups
     # late events inside the window are loaded and pass; the window check holds on every row
     assert events.outcome("events.timestamp.within_late_window").passed

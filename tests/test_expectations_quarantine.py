@@ -22,14 +22,25 @@ def conn(tmp_path: Path):
             partition_date date, source_file varchar, source_line bigint, payload varchar,
             reason_code varchar, reason_detail varchar, quarantined_at timestamp,
             replayed_at timestamp)""")
-        connection.execute(f"insert into raw.events select 'm' || i, date '{D1}' from range(97) t(i)")
-        connection.execute(f"insert into raw.events select 'n' || i, date '{D2}' from range(80) t(i)")
-        rows = [("events", D1, "malformed_json", None)] * 2 + [("events", D1, "null_key", None)] + [
-            ("events", D2, "unknown_event", None)] * 20 + [
-            ("events", D2, "unknown_event", "2025-05-03")] + [("billing_invoices", D2, "negative_amount", None),
-            ("events", None, "wrong_type", None)]
+        connection.execute(
+            f"insert into raw.events select 'm' || i, date '{D1}' from range(97) t(i)"
+        )
+        connection.execute(
+            f"insert into raw.events select 'n' || i, date '{D2}' from range(80) t(i)"
+        )
+        rows = (
+            [("events", D1, "malformed_json", None)] * 2
+            + [("events", D1, "null_key", None)]
+            + [("events", D2, "unknown_event", None)] * 20
+            + [("events", D2, "unknown_event", "2025-05-03")]
+            + [
+                ("billing_invoices", D2, "negative_amount", None),
+                ("events", None, "wrong_type", None),
+            ]
+        )
         connection.executemany(
-            "insert into raw.quarantine values (?, ?, 'f.jsonl', 1, '{}', ?, 'd', now(), ?)", rows)
+            "insert into raw.quarantine values (?, ?, 'f.jsonl', 1, '{}', ?, 'd', now(), ?)", rows
+        )
         yield connection
 
 
@@ -45,7 +56,9 @@ def test_summary_counts_by_partition_and_reason(conn):
 
 
 def test_share_check_blocks_above_threshold(conn):
-    result = check_quarantine(conn, "raw.events", [D1, D2], QualityConfig(max_quarantine_share=0.05))
+    result = check_quarantine(
+        conn, "raw.events", [D1, D2], QualityConfig(max_quarantine_share=0.05)
+    )
     (share,) = result.outcomes
     assert share.blocking and share.unexpected_count == 1
     assert "2025-05-02: 20/100 (20.0%)" in share.message and "unknown_event" in share.message

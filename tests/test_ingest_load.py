@@ -21,8 +21,15 @@ NOW = datetime(2025, 6, 1)
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("demo_load")
-    generate(base / "landing", base / "truth", users=400, days=len(DAYS), seed=21, start=START,
-             defect_rate=0.03)
+    generate(
+        base / "landing",
+        base / "truth",
+        users=400,
+        days=len(DAYS),
+        seed=21,
+        start=START,
+        defect_rate=0.03,
+    )
     return base / "landing", base / "truth"
 
 
@@ -47,8 +54,12 @@ def test_loading_a_day_twice_gives_identical_tables(demo) -> None:
     second = _snapshot(conn)
     for table in first:
         pd.testing.assert_frame_equal(first[table], second[table])
-    assert again["events"].rows_loaded == \
-        conn.execute("select count(*) from raw.events where _partition_date = ?", [DAYS[1]]).fetchall()[0][0]
+    assert (
+        again["events"].rows_loaded
+        == conn.execute(
+            "select count(*) from raw.events where _partition_date = ?", [DAYS[1]]
+        ).fetchall()[0][0]
+    )
 
 
 def test_range_load_equals_single_day_loads(demo) -> None:
@@ -72,13 +83,18 @@ def test_counts_reconcile_with_files_and_tables(demo) -> None:
             assert part.rows_read == part.rows_loaded + part.rows_quarantined
             assert part.rows_quarantined == sum(part.quarantined_by_reason.values())
         in_raw = conn.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
-        in_q = conn.execute("select count(*) from raw.quarantine where table_name = ?",
-                            [table]).fetchall()[0][0]
+        in_q = conn.execute(
+            "select count(*) from raw.quarantine where table_name = ?", [table]
+        ).fetchall()[0][0]
         assert (in_raw, in_q) == (report.rows_loaded, report.rows_quarantined)
         assert len(report.per_partition_rows()) == len(DAYS)
         assert not report.preview.empty
-    lines = sum(1 for p in (landing / "events").rglob("*.jsonl")
-                for line in p.read_text().split("\n") if line.strip())
+    lines = sum(
+        1
+        for p in (landing / "events").rglob("*.jsonl")
+        for line in p.read_text().split("\n")
+        if line.strip()
+    )
     assert reports["events"].rows_read == lines
 
 
@@ -88,11 +104,19 @@ def test_every_injected_defect_is_caught_or_loaded_as_expected(demo) -> None:
     reports = _load_all(conn, landing, DAYS)
     manifest = pd.read_parquet(truth / "defects.parquet")
     assert len(manifest) > 50
-    quarantined = {(f, line): reason for f, line, reason in conn.execute(
-        "select source_file, source_line, reason_code from raw.quarantine").fetchall()}
-    loaded = {(f, line) for f, line in conn.execute(
-        "select _source_file, _source_line from raw.events union all "
-        "select _source_file, _source_line from raw.billing_invoices").fetchall()}
+    quarantined = {
+        (f, line): reason
+        for f, line, reason in conn.execute(
+            "select source_file, source_line, reason_code from raw.quarantine"
+        ).fetchall()
+    }
+    loaded = {
+        (f, line)
+        for f, line in conn.execute(
+            "select _source_file, _source_line from raw.events union all "
+            "select _source_file, _source_line from raw.billing_invoices"
+        ).fetchall()
+    }
     for row in manifest.itertuples():
         key = (row.file, row.line)
         if row.expected.startswith("quarantine:"):

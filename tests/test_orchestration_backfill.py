@@ -20,8 +20,13 @@ def code_location(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("backfill")
     keys = ("SEGFLOW_HOME", "SEGFLOW_DUCKDB_PATH", "DAGSTER_HOME")
     saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({"SEGFLOW_HOME": str(home), "SEGFLOW_DUCKDB_PATH": str(home / "wh.duckdb"),
-                       "DAGSTER_HOME": str(home / "dagster_home")})
+    os.environ.update(
+        {
+            "SEGFLOW_HOME": str(home),
+            "SEGFLOW_DUCKDB_PATH": str(home / "wh.duckdb"),
+            "DAGSTER_HOME": str(home / "dagster_home"),
+        }
+    )
     from orchestration.cli import prepare
     from orchestration.settings import Settings
     from orchestration.sources.demo import generate
@@ -39,15 +44,20 @@ def code_location(tmp_path_factory: pytest.TempPathFactory):
 
 def _run(definitions, selection: dg.AssetSelection, **tags) -> None:
     result = dg.materialize(
-        list(definitions.assets), selection=selection,
-        resources=definitions.resources, instance=dg.DagsterInstance.ephemeral(), tags=tags,
+        list(definitions.assets),
+        selection=selection,
+        resources=definitions.resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=tags,
     )
     assert result.success
 
 
 def _range(start: date, end: date) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat()}
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
 
 
 def test_30_day_backfill_in_one_run_equals_daily_runs(code_location, tmp_path):
@@ -63,7 +73,11 @@ def test_30_day_backfill_in_one_run_equals_daily_runs(code_location, tmp_path):
 
     shutil.copy(tmp_path / "base.duckdb", settings.duckdb_path)
     for offset in range(DAYS):
-        _run(definitions, incremental, **{"dagster/partition": (START + timedelta(days=offset)).isoformat()})
+        _run(
+            definitions,
+            incremental,
+            **{"dagster/partition": (START + timedelta(days=offset)).isoformat()},
+        )
 
     with duckdb.connect(str(settings.duckdb_path)) as conn:
         conn.execute(f"attach '{tmp_path / 'ranged.duckdb'}' as ranged (read_only)")
@@ -72,10 +86,14 @@ def test_30_day_backfill_in_one_run_equals_daily_runs(code_location, tmp_path):
             assert rows > 0, table
             only_daily = conn.execute(
                 f"select count(*) from (select * from main.{table} except all "
-                f"select * from ranged.main.{table})").fetchone()[0]
+                f"select * from ranged.main.{table})"
+            ).fetchone()[0]
             only_ranged = conn.execute(
                 f"select count(*) from (select * from ranged.main.{table} except all "
-                f"select * from main.{table})").fetchone()[0]
+                f"select * from main.{table})"
+            ).fetchone()[0]
             assert (only_daily, only_ranged) == (0, 0), table
-        days = conn.execute("select count(distinct snapshot_date) from main.fct_user_features").fetchone()[0]
+        days = conn.execute(
+            "select count(distinct snapshot_date) from main.fct_user_features"
+        ).fetchone()[0]
     assert days == DAYS

@@ -16,10 +16,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_definitions_validate_with_workspace_yaml(tmp_path):
     env = {**os.environ, "SEGFLOW_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
-    subprocess.run([str(Path(sys.executable).parent / "segflow"), "prepare"], check=True, env=env, cwd=REPO)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "segflow"), "prepare"], check=True, env=env, cwd=REPO
+    )
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        env=env, cwd=REPO, capture_output=True, text=True,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "segflow" in result.stdout + result.stderr
@@ -32,7 +43,11 @@ def _manifest(tmp_path: Path, nodes: dict[str, dict], parents: dict[str, list[st
 
 
 def _model(name: str, materialized: str = "view", tags: tuple[str, ...] = ()) -> dict:
-    return {"name": name, "resource_type": "model", "config": {"materialized": materialized, "tags": list(tags)}}
+    return {
+        "name": name,
+        "resource_type": "model",
+        "config": {"materialized": materialized, "tags": list(tags)},
+    }
 
 
 def test_split_puts_incremental_ancestors_first_and_segment_models_last(tmp_path):

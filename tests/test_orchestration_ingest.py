@@ -27,7 +27,10 @@ def _materialize(db: Path, landing: Path, monkeypatch: pytest.MonkeyPatch, **tag
     monkeypatch.setenv("SEGFLOW_DEMO_DIR", str(landing))
     result = dg.materialize(
         raw_assets,
-        resources={"warehouse": WarehouseResource(duckdb_path=str(db)), "segflow": SegflowSettingsResource()},
+        resources={
+            "warehouse": WarehouseResource(duckdb_path=str(db)),
+            "segflow": SegflowSettingsResource(),
+        },
         tags=tags,
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -63,8 +66,13 @@ def test_same_day_twice_is_idempotent(tmp_path, demo_landing, monkeypatch):
 def test_range_in_one_run_equals_single_days(tmp_path, demo_landing, monkeypatch):
     ranged, daily = tmp_path / "ranged.duckdb", tmp_path / "daily.duckdb"
     _materialize(
-        ranged, demo_landing, monkeypatch,
-        **{"dagster/asset_partition_range_start": "2026-03-02", "dagster/asset_partition_range_end": "2026-03-04"},
+        ranged,
+        demo_landing,
+        monkeypatch,
+        **{
+            "dagster/asset_partition_range_start": "2026-03-02",
+            "dagster/asset_partition_range_end": "2026-03-04",
+        },
     )
     for day in ("2026-03-02", "2026-03-03", "2026-03-04"):
         _materialize(daily, demo_landing, monkeypatch, **{"dagster/partition": day})

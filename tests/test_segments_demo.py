@@ -33,14 +33,35 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dates = [START + timedelta(days=i) for i in range(DAYS)]
     with duckdb.connect(str(path)) as conn:
         for table in ("crm_contacts", "events", "billing_invoices"):
-            load_partitions(conn, table, dates, root / "landing", "demo", 3,
-                            now=datetime.combine(dates[-1] + timedelta(days=1), datetime.min.time()))
+            load_partitions(
+                conn,
+                table,
+                dates,
+                root / "landing",
+                "demo",
+                3,
+                now=datetime.combine(dates[-1] + timedelta(days=1), datetime.min.time()),
+            )
     dbt = Path(sys.executable).with_name("dbt")
     result = subprocess.run(
-        [str(dbt), "build", "-s", "+fct_user_features", "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(root / "dbt_target"), "--log-path", str(root / "dbt_logs")],
-        cwd=DBT_PROJECT_DIR, env={**os.environ, "SEGFLOW_DUCKDB_PATH": str(path)},
-        capture_output=True, text=True, timeout=600)
+        [
+            str(dbt),
+            "build",
+            "-s",
+            "+fct_user_features",
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(root / "dbt_target"),
+            "--log-path",
+            str(root / "dbt_logs"),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, "SEGFLOW_DUCKDB_PATH": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     return path
 
@@ -48,13 +69,18 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_shipped_segments_on_demo_data(demo_warehouse: Path):
     with duckdb.connect(str(demo_warehouse)) as conn:
         config = load_config(columns=warehouse_columns(conn))  # rules fit the real dbt types
-        dates = [d for (d,) in conn.execute(
-            "select distinct snapshot_date from main.fct_user_features order by 1").fetchall()]
+        dates = [
+            d
+            for (d,) in conn.execute(
+                "select distinct snapshot_date from main.fct_user_features order by 1"
+            ).fetchall()
+        ]
         report = assign_segments(conn, config, dates)
         rows = conn.execute("select count(*) from main.user_segments").fetchone()[0]
         features = conn.execute("select count(*) from main.fct_user_features").fetchone()[0]
-        open_stints = conn.execute("select count(*) from main.segment_membership "
-                                   "where exited_at is null").fetchone()[0]
+        open_stints = conn.execute(
+            "select count(*) from main.segment_membership where exited_at is null"
+        ).fetchone()[0]
     assert rows == features > 0
     totals = report.sizes.groupby("segment")["users"].sum()
     empty = [s for s in config.segment_names if totals.get(s, 0) == 0 and s not in SCORE_SEGMENTS]

@@ -24,8 +24,11 @@ from orchestration.segments.stats import (
 )
 from orchestration.segments.synthetic import build_frames, write_tables
 
-EXPERIMENT = Experiment("onboarding_test", "some_flow", (
-    Variant("control", 0.1, None), Variant("a", 0.3, ("x",)), Variant("b", 0.6, ("y",))))
+EXPERIMENT = Experiment(
+    "onboarding_test",
+    "some_flow",
+    (Variant("control", 0.1, None), Variant("a", 0.3, ("x",)), Variant("b", 0.6, ("y",))),
+)
 
 
 def test_assignment_is_a_pure_function_of_experiment_and_user():
@@ -71,8 +74,12 @@ def test_wilson_interval_matches_newcombe_1998():
     # Newcombe, "Two-sided confidence intervals for the single proportion", Stat Med 1998,
     # Table I, method 3 (Wilson score): 81/263 -> 0.2553-0.3662; 15/148 -> 0.0624-0.1605;
     # 0/20 -> 0-0.1611; 1/29 -> 0.0061-0.1718.
-    expected = {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
-                (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}
+    expected = {
+        (81, 263): (0.2553, 0.3662),
+        (15, 148): (0.0624, 0.1605),
+        (0, 20): (0.0, 0.1611),
+        (1, 29): (0.0061, 0.1718),
+    }
     for (x, n), (low, high) in expected.items():
         got = wilson_interval(x, n)
         assert got == pytest.approx((low, high), abs=1e-4), (x, n)
@@ -99,7 +106,8 @@ def test_experiment_results_per_segment_and_variant(experiment_warehouse: Path):
         stored = conn.execute("select * from main.fct_experiment_results").df()
         exposed = conn.execute(
             "select experiment_variant, count(distinct user_id) from main.user_segments "
-            "where experiment = 'new_user_first_steps' group by 1").fetchall()
+            "where experiment = 'new_user_first_steps' group by 1"
+        ).fetchall()
     assert len(stored) == len(results)
     overall = results[results["segment"] == "all"].set_index("variant")
     assert set(overall.index) == {"control", "checklist", "tutorial"}
@@ -107,11 +115,17 @@ def test_experiment_results_per_segment_and_variant(experiment_warehouse: Path):
     assert overall.loc["control", "verdict"] == "control"
     for variant in ("checklist", "tutorial"):
         row = overall.loc[variant]
-        assert row["onboarding_completion_ci_low"] <= row["onboarding_completion_rate"] \
+        assert (
+            row["onboarding_completion_ci_low"]
+            <= row["onboarding_completion_rate"]
             <= row["onboarding_completion_ci_high"]
+        )
         assert 0 <= row["p_value"] <= 1
-        assert row["verdict"] in {"better_than_control", "worse_than_control",
-                                  "no_significant_difference"}
+        assert row["verdict"] in {
+            "better_than_control",
+            "worse_than_control",
+            "no_significant_difference",
+        }
         assert row["retention_28d_users"] <= row["users"]
     # per-segment rows add up to the overall row
     per_segment = results[results["segment"] != "all"].groupby("variant")["users"].sum()
@@ -120,8 +134,9 @@ def test_experiment_results_per_segment_and_variant(experiment_warehouse: Path):
 
 def test_no_verdict_below_min_sample(experiment_warehouse: Path):
     with duckdb.connect(str(experiment_warehouse)) as conn:
-        results = experiment_results(conn, load_config(), START + timedelta(days=44),
-                                     min_sample=10_000)
+        results = experiment_results(
+            conn, load_config(), START + timedelta(days=44), min_sample=10_000
+        )
     variants = results[results["variant"] != "control"]
     assert len(variants) and set(variants["verdict"]) == {"insufficient_sample"}
     assert variants["p_value"].notna().any()  # the test is still reported, just no verdict

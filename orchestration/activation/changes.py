@@ -18,8 +18,16 @@ from ..warehouse import table_exists
 from .payload import PayloadOptions, desired_people_sql
 
 PEOPLE_TABLE = "_sync_people"  # temp table of this run's classification (session-local)
-CHANGED_COLUMNS = ("person_id", "change", "payload", "payload_hash", "previous", "attempts",
-                   "given_up", "same_payload_failed")
+CHANGED_COLUMNS = (
+    "person_id",
+    "change",
+    "payload",
+    "payload_hash",
+    "previous",
+    "attempts",
+    "given_up",
+    "same_payload_failed",
+)
 
 
 @dataclass
@@ -40,15 +48,15 @@ def classify_people(
     state = (
         "select person_id, payload_hash, payload::VARCHAR as payload from main.sync_state "
         "where destination = $destination"
-        if table_exists(conn, "main", "sync_state") else
-        "select NULL::VARCHAR as person_id, NULL::VARCHAR as payload_hash, "
+        if table_exists(conn, "main", "sync_state")
+        else "select NULL::VARCHAR as person_id, NULL::VARCHAR as payload_hash, "
         "NULL::VARCHAR as payload where false"
     )
     failures = (
         "select item_key, payload_hash, attempts, given_up from main.sync_failures "
         "where destination = $destination and item_kind = 'person'"
-        if table_exists(conn, "main", "sync_failures") else
-        "select NULL::VARCHAR as item_key, NULL::VARCHAR as payload_hash, NULL::INTEGER as "
+        if table_exists(conn, "main", "sync_failures")
+        else "select NULL::VARCHAR as item_key, NULL::VARCHAR as payload_hash, NULL::INTEGER as "
         "attempts, NULL::BOOLEAN as given_up where false"
     )
     sql = f"""
@@ -82,21 +90,28 @@ def classify_people(
         params["destination"] = destination
     conn.execute(sql, params)
     counts = dict.fromkeys(("new", "changed", "cleared", "unchanged"), 0)
-    counts.update(dict(conn.execute(
-        f"select change, count(*) from {PEOPLE_TABLE} group by change").fetchall()))
+    counts.update(
+        dict(
+            conn.execute(f"select change, count(*) from {PEOPLE_TABLE} group by change").fetchall()
+        )
+    )
     known = conn.execute(
         f"select count(*) from {PEOPLE_TABLE} where previous is not null and previous <> '{{}}'"
     ).fetchone()[0]
     invalid = [
-        ("<null>", f"{n} user_segments row(s) with a null/empty user_id") if pid is None else
-        (pid, f"user_segments has more than one row for user_id on {as_of}")
+        ("<null>", f"{n} user_segments row(s) with a null/empty user_id")
+        if pid is None
+        else (pid, f"user_segments has more than one row for user_id on {as_of}")
         for pid, n in conn.execute(
             "select nullif(user_id::VARCHAR, '') as person_id, count(*) from main.user_segments "
             "where segment_date = $as_of group by 1 having person_id is null or count(*) > 1 "
-            "order by 1", {"as_of": as_of}).fetchall()
+            "order by 1",
+            {"as_of": as_of},
+        ).fetchall()
     ]
     cursor = conn.execute(
         f"select {', '.join(CHANGED_COLUMNS)} from {PEOPLE_TABLE} "
-        "where change <> 'unchanged' order by person_id")
+        "where change <> 'unchanged' order by person_id"
+    )
     changed = [dict(zip(CHANGED_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     return PeopleChanges(counts, known, invalid, changed)

@@ -21,10 +21,21 @@ from .ids import event_ulid
 
 SYNCED_AT_ATTRIBUTE = "segflow_synced_at"
 SEGMENT_ATTRIBUTE_PREFIX = "segment_"
-TEXT_COLUMNS = ("primary_segment", "onboarding_flow", "next_block", "experiment", "experiment_variant")
+TEXT_COLUMNS = (
+    "primary_segment",
+    "onboarding_flow",
+    "next_block",
+    "experiment",
+    "experiment_variant",
+)
 SCORE_TEXT_COLUMNS = (
-    "churn_band", "ltv_band", "churn_reasons", "ltv_reasons",
-    "churn_model_version", "ltv_model_version", "conversion_model_version",
+    "churn_band",
+    "ltv_band",
+    "churn_reasons",
+    "ltv_reasons",
+    "churn_model_version",
+    "ltv_model_version",
+    "conversion_model_version",
 )
 
 
@@ -58,8 +69,10 @@ def diff_attributes(previous: dict[str, Any], desired: dict[str, Any]) -> dict[s
     new values, and "" (the API's documented removal) for attributes no longer present.
     Values compare with their JSON type (1 and True differ), as the destination sees them."""
     changes = {
-        name: value for name, value in desired.items()
-        if name not in previous or type(previous[name]) is not type(value)
+        name: value
+        for name, value in desired.items()
+        if name not in previous
+        or type(previous[name]) is not type(value)
         or previous[name] != value
     }
     for name in previous:
@@ -78,13 +91,17 @@ def _text(value: Any) -> str | None:
 def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     rows = conn.execute(
         "select column_name from information_schema.columns "
-        "where table_schema = 'main' and table_name = ?", [table]
+        "where table_schema = 'main' and table_name = ?",
+        [table],
     ).fetchall()
     return {r[0] for r in rows}
 
+
 def latest_segment_date(conn: duckdb.DuckDBPyConnection) -> date | None:
     if not table_exists(conn, "main", "user_segments"):
-        raise MissingInputError("table main.user_segments does not exist: run the segments step first")
+        raise MissingInputError(
+            "table main.user_segments does not exist: run the segments step first"
+        )
     row = conn.execute("select max(segment_date) from main.user_segments").fetchone()
     return row[0] if row else None
 
@@ -103,9 +120,13 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
     = members sorted as text, so equal attributes always give equal text (and md5). Rounding
     is round-half-even like Python's round(); text values are omitted when NULL or empty."""
     if not table_exists(conn, "main", "user_segments"):
-        raise MissingInputError("table main.user_segments does not exist: run the segments step first")
+        raise MissingInputError(
+            "table main.user_segments does not exist: run the segments step first"
+        )
     segment_cols = _columns(conn, "user_segments")
-    score_cols = _columns(conn, "user_scores") if table_exists(conn, "main", "user_scores") else set()
+    score_cols = (
+        _columns(conn, "user_scores") if table_exists(conn, "main", "user_scores") else set()
+    )
     members = []
     for column in TEXT_COLUMNS:
         if column in segment_cols:
@@ -116,18 +137,26 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
     for column in ("churn_probability", "conversion_probability"):
         if column in score_cols:
             value = f"sc.{column}::DOUBLE"
-            members.append(_json_member(column, f"case when isfinite({value}) then "
-                                                f"round_even({value}, {options.probability_decimals}) end"))
+            members.append(
+                _json_member(
+                    column,
+                    f"case when isfinite({value}) then "
+                    f"round_even({value}, {options.probability_decimals}) end",
+                )
+            )
     if "ltv_90d" in score_cols:
         rounded = f"round_even(sc.ltv_90d::DOUBLE, {options.money_decimals})"
         if options.money_decimals == 0:
             rounded = f"try_cast({rounded} as BIGINT)"
-        members.append(_json_member("ltv_90d", f"case when isfinite(sc.ltv_90d::DOUBLE) "
-                                               f"then {rounded} end"))
+        members.append(
+            _json_member("ltv_90d", f"case when isfinite(sc.ltv_90d::DOUBLE) then {rounded} end")
+        )
     scores_join = (
         "left join (select * from main.user_scores where score_date <= $as_of "
         "qualify row_number() over (partition by user_id order by score_date desc) = 1) sc "
-        "on sc.user_id = us.user_id" if score_cols else ""
+        "on sc.user_id = us.user_id"
+        if score_cols
+        else ""
     )
     segment_members = (
         """['"segments":' || to_json(array_to_string(segs, ','))] || """
@@ -142,10 +171,11 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
                 coalesce(list_sort(list_distinct(list_filter(
                     list_transform(us.segments, lambda s: s::VARCHAR),
                     lambda s: s is not null and s <> ''))), []) as segs,
-                [{', '.join(members) or "NULL"}]::VARCHAR[] as members
+                [{", ".join(members) or "NULL"}]::VARCHAR[] as members
             from main.user_segments us {scores_join}
             where us.segment_date = $as_of
         )"""
+
 
 def _unix_seconds(value: date | datetime) -> int:
     if isinstance(value, datetime):
@@ -172,11 +202,16 @@ def desired_events(
             for user_id, segment, moment in rows:
                 person_id = _text(user_id) or ""
                 ts = _unix_seconds(moment)
-                events.append(EventSpec(
-                    person_id, name, ts, event_ulid(person_id, name, ts, str(segment)),
-                    {"segment": str(segment)},
-                    "" if person_id else "segment_membership row with a null user_id",
-                ))
+                events.append(
+                    EventSpec(
+                        person_id,
+                        name,
+                        ts,
+                        event_ulid(person_id, name, ts, str(segment)),
+                        {"segment": str(segment)},
+                        "" if person_id else "segment_membership row with a null user_id",
+                    )
+                )
     if table_exists(conn, "main", "user_triggers"):
         rows = conn.execute(
             "select user_id, trigger, fired_at, context from main.user_triggers "
@@ -190,7 +225,9 @@ def desired_events(
             data, error = _event_data(context)
             if not person_id:
                 error = "user_triggers row with a null user_id"
-            events.append(EventSpec(person_id, name, ts, event_ulid(person_id, name, ts), data, error))
+            events.append(
+                EventSpec(person_id, name, ts, event_ulid(person_id, name, ts), data, error)
+            )
     return events
 
 
@@ -225,9 +262,10 @@ def identify_encoded(person_id: str, attributes_json: str, synced_at: int) -> by
     members = attributes_json.strip()[1:-1].strip()
     synced = f'"{SYNCED_AT_ATTRIBUTE}":{synced_at}'
     person = json.dumps(person_id, ensure_ascii=False)
-    return (f'{{"type":"person","identifiers":{{"id":{person}}},"action":"identify",'
-            f'"timestamp":{synced_at},"attributes":{{{members + "," if members else ""}{synced}}}}}'
-            ).encode()
+    return (
+        f'{{"type":"person","identifiers":{{"id":{person}}},"action":"identify",'
+        f'"timestamp":{synced_at},"attributes":{{{members + "," if members else ""}{synced}}}}}'
+    ).encode()
 
 
 def event_item(event: EventSpec) -> dict[str, Any]:

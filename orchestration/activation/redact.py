@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import re
 
-_AUTH_HEADER = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[A-Za-z0-9+/=._-]+")
+_AUTH_HEADER = re.compile(
+    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[A-Za-z0-9+/=._-]+"
+)
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

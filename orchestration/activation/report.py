@@ -8,8 +8,17 @@ from typing import Any
 
 import pandas as pd
 
-FAILED_ROW_COLUMNS = ["item_kind", "item_key", "person_id", "reason", "field", "message",
-                      "attempts", "given_up", "local"]
+FAILED_ROW_COLUMNS = [
+    "item_kind",
+    "item_key",
+    "person_id",
+    "reason",
+    "field",
+    "message",
+    "attempts",
+    "given_up",
+    "local",
+]
 
 
 class SyncBlockedError(RuntimeError):
@@ -92,21 +101,36 @@ class SyncReport:
         import json
 
         return {
-            "run_id": self.run_id, "destination": self.destination, "as_of": self.as_of,
-            "latest_date": self.latest_date, "status": self.status, "dry_run": self.dry_run,
-            "started_at": self.started_at, "finished_at": self.finished_at,
-            "people_considered": self.people_considered, "people_new": self.people_new,
-            "people_changed": self.people_changed, "people_cleared": self.people_cleared,
-            "people_unchanged": self.people_unchanged, "people_sent": self.people_sent,
-            "people_succeeded": self.people_succeeded, "people_failed": self.people_failed,
-            "events_considered": self.events_considered, "events_sent": self.events_sent,
-            "events_succeeded": self.events_succeeded, "events_failed": self.events_failed,
-            "items_failed_locally": self.items_failed_locally, "items_retried": self.items_retried,
+            "run_id": self.run_id,
+            "destination": self.destination,
+            "as_of": self.as_of,
+            "latest_date": self.latest_date,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "people_considered": self.people_considered,
+            "people_new": self.people_new,
+            "people_changed": self.people_changed,
+            "people_cleared": self.people_cleared,
+            "people_unchanged": self.people_unchanged,
+            "people_sent": self.people_sent,
+            "people_succeeded": self.people_succeeded,
+            "people_failed": self.people_failed,
+            "events_considered": self.events_considered,
+            "events_sent": self.events_sent,
+            "events_succeeded": self.events_succeeded,
+            "events_failed": self.events_failed,
+            "items_failed_locally": self.items_failed_locally,
+            "items_retried": self.items_retried,
             "items_given_up": self.items_given_up,
             "items_skipped_given_up": self.items_skipped_given_up,
             "failures_by_reason": json.dumps(self.failures_by_reason, sort_keys=True),
-            "requests": self.requests, "request_retries": self.request_retries,
-            "batch_splits": self.batch_splits, "bytes_sent": self.bytes_sent,
-            "duration_s": self.duration_s, "requests_per_s": self.requests_per_s,
+            "requests": self.requests,
+            "request_retries": self.request_retries,
+            "batch_splits": self.batch_splits,
+            "bytes_sent": self.bytes_sent,
+            "duration_s": self.duration_s,
+            "requests_per_s": self.requests_per_s,
             "message": self.message,
         }

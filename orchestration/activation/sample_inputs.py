@@ -27,11 +27,30 @@ DDL = {
         trigger VARCHAR, fired_at DATE, context VARCHAR)""",
 }
 COLUMNS = {
-    "user_segments": ["user_id", "segment_date", "segments", "primary_segment", "onboarding_flow",
-                      "experiment", "experiment_variant", "next_block"],
-    "user_scores": ["user_id", "score_date", "churn_probability", "churn_band", "ltv_90d",
-                    "ltv_band", "conversion_probability", "churn_reasons", "ltv_reasons",
-                    "churn_model_version", "ltv_model_version", "conversion_model_version"],
+    "user_segments": [
+        "user_id",
+        "segment_date",
+        "segments",
+        "primary_segment",
+        "onboarding_flow",
+        "experiment",
+        "experiment_variant",
+        "next_block",
+    ],
+    "user_scores": [
+        "user_id",
+        "score_date",
+        "churn_probability",
+        "churn_band",
+        "ltv_90d",
+        "ltv_band",
+        "conversion_probability",
+        "churn_reasons",
+        "ltv_reasons",
+        "churn_model_version",
+        "ltv_model_version",
+        "conversion_model_version",
+    ],
     "segment_membership": ["user_id", "segment", "entered_at", "exited_at"],
     "user_triggers": ["user_id", "trigger", "fired_at", "context"],
 }
@@ -61,28 +80,55 @@ def synthetic_inputs(n_users: int, as_of: date, seed: int = 7) -> dict[str, pd.D
     for i in range(n_users):
         user_id = f"user_{i:06d}"
         segments = sorted(rng.sample(SEGMENTS, rng.randint(1, 3)))
-        seg_rows.append({
-            "user_id": user_id, "segment_date": as_of, "segments": segments,
-            "primary_segment": segments[0], "onboarding_flow": f"flow_{segments[0]}",
-            "experiment": "onboarding_v2", "experiment_variant": rng.choice(["control", "treatment"]),
-            "next_block": rng.choice(["invite_teammate", "connect_integration", "create_report"]),
-        })
+        seg_rows.append(
+            {
+                "user_id": user_id,
+                "segment_date": as_of,
+                "segments": segments,
+                "primary_segment": segments[0],
+                "onboarding_flow": f"flow_{segments[0]}",
+                "experiment": "onboarding_v2",
+                "experiment_variant": rng.choice(["control", "treatment"]),
+                "next_block": rng.choice(
+                    ["invite_teammate", "connect_integration", "create_report"]
+                ),
+            }
+        )
         churn = rng.random()
-        score_rows.append({
-            "user_id": user_id, "score_date": as_of, "churn_probability": churn,
-            "churn_band": "high" if churn > 0.6 else "medium" if churn > 0.3 else "low",
-            "ltv_90d": rng.uniform(0, 900), "ltv_band": rng.choice(["low", "mid", "high"]),
-            "conversion_probability": None if rng.random() < 0.3 else rng.random(),
-            "churn_reasons": "low_activity,no_teammates,support_tickets",
-            "ltv_reasons": "plan,seats", "churn_model_version": "3",
-            "ltv_model_version": "2", "conversion_model_version": "1",
-        })
+        score_rows.append(
+            {
+                "user_id": user_id,
+                "score_date": as_of,
+                "churn_probability": churn,
+                "churn_band": "high" if churn > 0.6 else "medium" if churn > 0.3 else "low",
+                "ltv_90d": rng.uniform(0, 900),
+                "ltv_band": rng.choice(["low", "mid", "high"]),
+                "conversion_probability": None if rng.random() < 0.3 else rng.random(),
+                "churn_reasons": "low_activity,no_teammates,support_tickets",
+                "ltv_reasons": "plan,seats",
+                "churn_model_version": "3",
+                "ltv_model_version": "2",
+                "conversion_model_version": "1",
+            }
+        )
         if rng.random() < 0.2:
-            member_rows.append({"user_id": user_id, "segment": segments[-1], "entered_at": as_of,
-                                "exited_at": None})
+            member_rows.append(
+                {
+                    "user_id": user_id,
+                    "segment": segments[-1],
+                    "entered_at": as_of,
+                    "exited_at": None,
+                }
+            )
         if rng.random() < 0.05:
-            trigger_rows.append({"user_id": user_id, "trigger": "trial_ending", "fired_at": as_of,
-                                 "context": json.dumps({"days_left": rng.randint(1, 7)})})
+            trigger_rows.append(
+                {
+                    "user_id": user_id,
+                    "trigger": "trial_ending",
+                    "fired_at": as_of,
+                    "context": json.dumps({"days_left": rng.randint(1, 7)}),
+                }
+            )
     return {
         "user_segments": pd.DataFrame(seg_rows),
         "user_scores": pd.DataFrame(score_rows),

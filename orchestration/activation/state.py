@@ -79,7 +79,8 @@ def load_failures(
         return {}
     rows = conn.execute(
         "select item_kind, item_key, person_id, item, payload_hash, attempts, given_up "
-        "from main.sync_failures where destination = ?", [destination],
+        "from main.sync_failures where destination = ?",
+        [destination],
     ).fetchall()
     return {
         (kind, key): FailureRecord(kind, key, pid, json.loads(item) if item else None, h, n, gu)
@@ -94,28 +95,46 @@ def load_acked_event_ids(
         return set()
     rows = conn.execute(
         "select event_id from main.sync_acked_events where destination = ? "
-        "and event_timestamp >= ?", [destination, since_ts],
+        "and event_timestamp >= ?",
+        [destination, since_ts],
     ).fetchall()
     return {r[0] for r in rows}
 
 
-JOURNAL_FIELDS = ("item_kind", "item_key", "person_id", "ok", "payload_hash", "payload",
-                  "event_name", "event_timestamp", "reason", "field", "message", "attempts",
-                  "given_up", "item")
+JOURNAL_FIELDS = (
+    "item_kind",
+    "item_key",
+    "person_id",
+    "ok",
+    "payload_hash",
+    "payload",
+    "event_name",
+    "event_timestamp",
+    "reason",
+    "field",
+    "message",
+    "attempts",
+    "given_up",
+    "item",
+)
 
 
 def has_journal(conn: duckdb.DuckDBPyConnection, destination: str) -> bool:
     """True when a run's acknowledgements are journaled but not yet folded (it was killed)."""
     if not table_exists(conn, "main", "sync_journal"):
         return False
-    row = conn.execute("select count(*) from main.sync_journal where destination = ?",
-                       [destination]).fetchone()
+    row = conn.execute(
+        "select count(*) from main.sync_journal where destination = ?", [destination]
+    ).fetchone()
     return bool(row and row[0])
 
 
 def append_journal(
-    conn: duckdb.DuckDBPyConnection, destination: str, run_id: str,
-    rows: list[dict[str, Any]], now: datetime,
+    conn: duckdb.DuckDBPyConnection,
+    destination: str,
+    run_id: str,
+    rows: list[dict[str, Any]],
+    now: datetime,
 ) -> None:
     """Durably record outcomes in one small transaction: one dict per item with JOURNAL_FIELDS
     (a person's acknowledged payload and hash, an event's name and time; a failure's reason,
@@ -178,6 +197,7 @@ def fold_statements(conn: duckdb.DuckDBPyConnection, destination: str) -> None:
     )
     conn.execute("delete from main.sync_journal where destination = ?", [destination])
     conn.execute("drop table _journal")
+
 
 def record_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     columns = list(row)
@@ -244,7 +264,12 @@ class JournalWriter:
                 chunk = self._queue.get()
             if rows and self._error is None:
                 try:
-                    append_journal(self._cursor, self._destination, self._run_id, rows,
-                                   datetime.now(UTC).replace(tzinfo=None))
+                    append_journal(
+                        self._cursor,
+                        self._destination,
+                        self._run_id,
+                        rows,
+                        datetime.now(UTC).replace(tzinfo=None),
+                    )
                 except BaseException as exc:  # noqa: BLE001 - surfaced by append()/close()
                     self._error = exc

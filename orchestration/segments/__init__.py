@@ -28,8 +28,19 @@ from orchestration.segments.schema import COLUMNS, warehouse_columns
 from orchestration.segments.triggers import fire_triggers
 
 __all__ = [
-    "COLUMNS", "DEFAULT_FLOWS_PATH", "DEFAULT_SEGMENTS_PATH", "DEFAULT_TRIGGERS_PATH",
-    "SegmentConfig", "SegmentConfigError", "SegmentRunReport", "assign_segments",
-    "experiment_results", "fire_triggers", "load_config", "rebuild_membership",
-    "segment_size_changes", "segment_sizes", "warehouse_columns",
+    "COLUMNS",
+    "DEFAULT_FLOWS_PATH",
+    "DEFAULT_SEGMENTS_PATH",
+    "DEFAULT_TRIGGERS_PATH",
+    "SegmentConfig",
+    "SegmentConfigError",
+    "SegmentRunReport",
+    "assign_segments",
+    "experiment_results",
+    "fire_triggers",
+    "load_config",
+    "rebuild_membership",
+    "segment_size_changes",
+    "segment_sizes",
+    "warehouse_columns",
 ]

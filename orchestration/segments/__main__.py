@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     except SegmentConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return 1
-    print(f"ok: {len(config.segments)} segments, {len(config.flows)} flows "
-          f"({len(config.experiments)} with experiments), {len(config.triggers)} triggers")
+    print(
+        f"ok: {len(config.segments)} segments, {len(config.flows)} flows "
+        f"({len(config.experiments)} with experiments), {len(config.triggers)} triggers"
+    )
     for segment in sorted(config.segments, key=lambda s: (-s.priority, s.order)):
         group = f" [group {segment.group}]" if segment.group else ""
         print(f"  {segment.priority:>4}  {segment.name}{group}: {segment.rule.text}")

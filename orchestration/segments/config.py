@@ -126,10 +126,21 @@ def load_config(
     segments_path, flows_path, triggers_path = map(Path, (segments_path, flows_path, triggers_path))
     segments, order, removals = _load_segments(segments_path, columns)
     blocks, flows, segment_flows, default_flow = _load_flows(
-        flows_path, {s.name for s in segments}, set(milestones), columns)
+        flows_path, {s.name for s in segments}, set(milestones), columns
+    )
     triggers = _load_triggers(triggers_path, {s.name for s in segments}, columns)
-    return SegmentConfig(segments, order, removals, blocks, flows, segment_flows, default_flow, triggers,
-                         columns, (segments_path, flows_path, triggers_path))
+    return SegmentConfig(
+        segments,
+        order,
+        removals,
+        blocks,
+        flows,
+        segment_flows,
+        default_flow,
+        triggers,
+        columns,
+        (segments_path, flows_path, triggers_path),
+    )
 
 
 def _read_yaml(path: Path, top_key: str) -> dict[str, Any]:
@@ -144,12 +155,14 @@ def _read_yaml(path: Path, top_key: str) -> dict[str, Any]:
     return data
 
 
-def _check_keys(path: Path, what: str, entry: Mapping[str, Any], allowed: set[str],
-                required: set[str]) -> None:
+def _check_keys(
+    path: Path, what: str, entry: Mapping[str, Any], allowed: set[str], required: set[str]
+) -> None:
     unknown = set(entry) - allowed
     if unknown:
-        raise SegmentConfigError(f"{path}: {what}: unknown key(s) {sorted(unknown)}; "
-                                 f"allowed: {sorted(allowed)}")
+        raise SegmentConfigError(
+            f"{path}: {what}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     missing = required - set(entry)
     if missing:
         raise SegmentConfigError(f"{path}: {what}: missing required key(s) {sorted(missing)}")
@@ -157,13 +170,16 @@ def _check_keys(path: Path, what: str, entry: Mapping[str, Any], allowed: set[st
 
 def _check_name(path: Path, what: str, name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise SegmentConfigError(f"{path}: {what}: name {name!r} must be lower_snake_case "
-                                 "(letters, digits, _; starting with a letter)")
+        raise SegmentConfigError(
+            f"{path}: {what}: name {name!r} must be lower_snake_case "
+            "(letters, digits, _; starting with a letter)"
+        )
     return name
 
 
-def _compile(path: Path, what: str, text: Any, columns: Mapping[str, str],
-             prefix: str) -> CompiledRule:
+def _compile(
+    path: Path, what: str, text: Any, columns: Mapping[str, str], prefix: str
+) -> CompiledRule:
     try:
         return compile_rule(text, columns, prefix)
     except RuleError as exc:
@@ -182,23 +198,33 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
         name = _check_name(path, f"segment #{index + 1}", entry.get("name"))
         what = f"segment {name!r}"
         if name in seen:
-            raise SegmentConfigError(f"{path}: duplicate segment name {name!r} "
-                                     f"(entries #{seen[name] + 1} and #{index + 1})")
+            raise SegmentConfigError(
+                f"{path}: duplicate segment name {name!r} "
+                f"(entries #{seen[name] + 1} and #{index + 1})"
+            )
         if name == ALL_SEGMENTS:
             raise SegmentConfigError(f"{path}: {what}: the name {ALL_SEGMENTS!r} is reserved")
         seen[name] = index
-        _check_keys(path, what, entry, {"name", "description", "rule", "priority", "group",
-                                        "excludes"}, {"name", "rule", "priority"})
+        _check_keys(
+            path,
+            what,
+            entry,
+            {"name", "description", "rule", "priority", "group", "excludes"},
+            {"name", "rule", "priority"},
+        )
         if not isinstance(entry["priority"], int) or isinstance(entry["priority"], bool):
-            raise SegmentConfigError(f"{path}: {what}: priority must be an integer "
-                                     f"(higher wins), got {entry['priority']!r}")
+            raise SegmentConfigError(
+                f"{path}: {what}: priority must be an integer "
+                f"(higher wins), got {entry['priority']!r}"
+            )
         group = entry.get("group")
         if group is not None:
             _check_name(path, f"{what} group", group)
         excludes = entry.get("excludes") or []
         if not isinstance(excludes, list) or not all(isinstance(x, str) for x in excludes):
-            raise SegmentConfigError(f"{path}: {what}: excludes must be a list of segment "
-                                     "or group names")
+            raise SegmentConfigError(
+                f"{path}: {what}: excludes must be a list of segment or group names"
+            )
         rule = _compile(path, what, entry["rule"], columns, f"s{index}")
         raw.append({**entry, "rule": rule, "excludes": excludes, "group": group, "order": index})
 
@@ -208,8 +234,9 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
             groups.setdefault(entry["group"], []).append(entry["name"])
     clash = set(groups) & set(seen)
     if clash:
-        raise SegmentConfigError(f"{path}: name(s) {sorted(clash)} used both as a group and "
-                                 "as a segment")
+        raise SegmentConfigError(
+            f"{path}: name(s) {sorted(clash)} used both as a group and as a segment"
+        )
     segments = []
     for entry in raw:
         expanded: list[str] = []
@@ -219,14 +246,26 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
             elif target in seen:
                 expanded.append(target)
             else:
-                raise SegmentConfigError(f"{path}: segment {entry['name']!r}: excludes unknown "
-                                         f"segment or group {target!r}")
+                raise SegmentConfigError(
+                    f"{path}: segment {entry['name']!r}: excludes unknown "
+                    f"segment or group {target!r}"
+                )
         if entry["name"] in expanded or entry["group"] in entry["excludes"]:
-            raise SegmentConfigError(f"{path}: segment {entry['name']!r}: conflict: it "
-                                     "excludes itself (directly or through its own group)")
-        segments.append(Segment(entry["name"], str(entry.get("description") or ""), entry["rule"],
-                                entry["priority"], entry["group"], tuple(dict.fromkeys(expanded)),
-                                entry["order"]))
+            raise SegmentConfigError(
+                f"{path}: segment {entry['name']!r}: conflict: it "
+                "excludes itself (directly or through its own group)"
+            )
+        segments.append(
+            Segment(
+                entry["name"],
+                str(entry.get("description") or ""),
+                entry["rule"],
+                entry["priority"],
+                entry["group"],
+                tuple(dict.fromkeys(expanded)),
+                entry["order"],
+            )
+        )
     order, removals = _resolution_order(path, segments)
     return tuple(segments), order, removals
 
@@ -249,7 +288,8 @@ def _resolution_order(path: Path, segments: list[Segment]):
             for other in segments:
                 if other.group == s.group and _rank(s) < _rank(other):
                     edges[s.name].setdefault(
-                        other.name, f"{s.name} outranks {other.name} in group {s.group!r}")
+                        other.name, f"{s.name} outranks {other.name} in group {s.group!r}"
+                    )
     state: dict[str, int] = {}
     order: list[str] = []
     stack: list[str] = []
@@ -259,11 +299,12 @@ def _resolution_order(path: Path, segments: list[Segment]):
         stack.append(name)
         for target in sorted(edges[name], key=lambda n: _rank(by_name[n])):
             if state.get(target) == 1:
-                cycle = stack[stack.index(target):] + [target]
+                cycle = stack[stack.index(target) :] + [target]
                 reasons = "; ".join(edges[a][b] for a, b in zip(cycle, cycle[1:], strict=False))
                 raise SegmentConfigError(
                     f"{path}: cycle in exclusive groups/excludes: {' -> '.join(cycle)} "
-                    f"({reasons}); the result would depend on evaluation order")
+                    f"({reasons}); the result would depend on evaluation order"
+                )
             if target not in state:
                 visit(target)
         stack.pop()
@@ -273,16 +314,24 @@ def _resolution_order(path: Path, segments: list[Segment]):
     for s in sorted(segments, key=_rank):
         if s.name not in state:
             visit(s.name)
-    removals = {name: tuple(sorted(targets, key=lambda n: _rank(by_name[n])))
-                for name, targets in edges.items()}
+    removals = {
+        name: tuple(sorted(targets, key=lambda n: _rank(by_name[n])))
+        for name, targets in edges.items()
+    }
     return tuple(reversed(order)), removals
 
 
-def _load_flows(path: Path, segment_names: set[str], milestones: set[str],
-                columns: Mapping[str, str]):
+def _load_flows(
+    path: Path, segment_names: set[str], milestones: set[str], columns: Mapping[str, str]
+):
     data = _read_yaml(path, "flows")
-    _check_keys(path, "top level", data, {"blocks", "flows", "segment_flows", "default_flow"},
-                {"blocks", "flows"})
+    _check_keys(
+        path,
+        "top level",
+        data,
+        {"blocks", "flows", "segment_flows", "default_flow"},
+        {"blocks", "flows"},
+    )
     blocks: dict[str, Block] = {}
     for name, spec in (data.get("blocks") or {}).items():
         what = f"block {name!r}"
@@ -292,11 +341,15 @@ def _load_flows(path: Path, segment_names: set[str], milestones: set[str],
         _check_keys(path, what, spec, {"milestone", "description"}, {"milestone"})
         milestone = spec["milestone"]
         if milestone not in milestones:
-            raise SegmentConfigError(f"{path}: {what}: unknown milestone {milestone!r}; the "
-                                     f"tracking plan has {sorted(milestones)}")
+            raise SegmentConfigError(
+                f"{path}: {what}: unknown milestone {milestone!r}; the "
+                f"tracking plan has {sorted(milestones)}"
+            )
         if f"reached_{milestone}" not in columns:
-            raise SegmentConfigError(f"{path}: {what}: milestone {milestone!r} has no "
-                                     f"`reached_{milestone}` column in the user features")
+            raise SegmentConfigError(
+                f"{path}: {what}: milestone {milestone!r} has no "
+                f"`reached_{milestone}` column in the user features"
+            )
         blocks[name] = Block(name, milestone, str(spec.get("description") or ""))
 
     flows: dict[str, Flow] = {}
@@ -312,8 +365,10 @@ def _load_flows(path: Path, segment_names: set[str], milestones: set[str],
         if spec.get("experiment") is not None:
             experiment = _experiment(path, name, spec["experiment"], flow_blocks, blocks)
             if experiment.name in experiment_names:
-                raise SegmentConfigError(f"{path}: experiment {experiment.name!r} is used by flows "
-                                         f"{experiment_names[experiment.name]!r} and {name!r}")
+                raise SegmentConfigError(
+                    f"{path}: experiment {experiment.name!r} is used by flows "
+                    f"{experiment_names[experiment.name]!r} and {name!r}"
+                )
             experiment_names[experiment.name] = name
         flows[name] = Flow(name, str(spec.get("description") or ""), flow_blocks, experiment)
 
@@ -324,8 +379,9 @@ def _load_flows(path: Path, segment_names: set[str], milestones: set[str],
         if segment not in segment_names:
             raise SegmentConfigError(f"{path}: segment_flows: unknown segment {segment!r}")
         if flow not in flows:
-            raise SegmentConfigError(f"{path}: segment_flows: segment {segment!r} maps to "
-                                     f"unknown flow {flow!r}")
+            raise SegmentConfigError(
+                f"{path}: segment_flows: segment {segment!r} maps to unknown flow {flow!r}"
+            )
     default_flow = data.get("default_flow")
     if default_flow is not None and default_flow not in flows:
         raise SegmentConfigError(f"{path}: default_flow {default_flow!r} is not a flow")
@@ -337,15 +393,17 @@ def _block_list(path: Path, what: str, names: Any, blocks: Mapping[str, Block]) 
         raise SegmentConfigError(f"{path}: {what}: blocks must be a non-empty list of block names")
     for name in names:
         if name not in blocks:
-            raise SegmentConfigError(f"{path}: {what}: unknown block {name!r}; known blocks: "
-                                     f"{sorted(blocks)}")
+            raise SegmentConfigError(
+                f"{path}: {what}: unknown block {name!r}; known blocks: {sorted(blocks)}"
+            )
     if len(set(names)) != len(names):
         raise SegmentConfigError(f"{path}: {what}: a block is listed twice")
     return tuple(names)
 
 
-def _experiment(path: Path, flow: str, spec: Any, flow_blocks: tuple[str, ...],
-                blocks: Mapping[str, Block]) -> Experiment:
+def _experiment(
+    path: Path, flow: str, spec: Any, flow_blocks: tuple[str, ...], blocks: Mapping[str, Block]
+) -> Experiment:
     what = f"flow {flow!r} experiment"
     if not isinstance(spec, dict):
         raise SegmentConfigError(f"{path}: {what}: expected a mapping")
@@ -362,28 +420,36 @@ def _experiment(path: Path, flow: str, spec: Any, flow_blocks: tuple[str, ...],
         _check_keys(path, what, entry, {"name", "share", "blocks"}, {"name", "share"})
         vname = _check_name(path, f"{what} variant", entry["name"])
         if vname == CONTROL or vname in {v.name for v in variants}:
-            raise SegmentConfigError(f"{path}: {what}: variant name {vname!r} is duplicate or "
-                                     f"reserved ({CONTROL!r} is the holdout, set control_share)")
-        vblocks = (flow_blocks if entry.get("blocks") is None
-                   else _block_list(path, f"{what} variant {vname!r}", entry["blocks"], blocks))
+            raise SegmentConfigError(
+                f"{path}: {what}: variant name {vname!r} is duplicate or "
+                f"reserved ({CONTROL!r} is the holdout, set control_share)"
+            )
+        vblocks = (
+            flow_blocks
+            if entry.get("blocks") is None
+            else _block_list(path, f"{what} variant {vname!r}", entry["blocks"], blocks)
+        )
         variants.append(Variant(vname, _share(path, what, vname, entry["share"]), vblocks))
     total = sum(v.share for v in variants)
     if abs(total - 1.0) > 1e-9:
-        raise SegmentConfigError(f"{path}: {what}: control_share + variant shares = {total:g}; "
-                                 "they must add up to 1")
+        raise SegmentConfigError(
+            f"{path}: {what}: control_share + variant shares = {total:g}; they must add up to 1"
+        )
     return Experiment(name, flow, tuple(variants))
 
 
 def _share(path: Path, what: str, variant: str, value: Any, allow_zero: bool = False) -> float:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok or not (0 <= value <= 1) or (value == 0 and not allow_zero):
-        raise SegmentConfigError(f"{path}: {what}: share of {variant!r} must be a number in "
-                                 f"(0, 1], got {value!r}")
+        raise SegmentConfigError(
+            f"{path}: {what}: share of {variant!r} must be a number in (0, 1], got {value!r}"
+        )
     return float(value)
 
 
-def _load_triggers(path: Path, segment_names: set[str],
-                   columns: Mapping[str, str]) -> tuple[Trigger, ...]:
+def _load_triggers(
+    path: Path, segment_names: set[str], columns: Mapping[str, str]
+) -> tuple[Trigger, ...]:
     entries = _read_yaml(path, "triggers")["triggers"] or []
     if not isinstance(entries, list):
         raise SegmentConfigError(f"{path}: `triggers:` must be a list")
@@ -395,19 +461,27 @@ def _load_triggers(path: Path, segment_names: set[str],
         what = f"trigger {name!r}"
         if name in {t.name for t in triggers}:
             raise SegmentConfigError(f"{path}: duplicate trigger name {name!r}")
-        _check_keys(path, what, entry, {"name", "description", "rule", "entered_segment",
-                                        "for_days"}, {"name"})
+        _check_keys(
+            path,
+            what,
+            entry,
+            {"name", "description", "rule", "entered_segment", "for_days"},
+            {"name"},
+        )
         if ("rule" in entry) == ("entered_segment" in entry):
-            raise SegmentConfigError(f"{path}: {what}: set exactly one of `rule:` or "
-                                     "`entered_segment:`")
-        rule = _compile(path, what, entry["rule"], columns, f"t{index}") if "rule" in entry else None
+            raise SegmentConfigError(
+                f"{path}: {what}: set exactly one of `rule:` or `entered_segment:`"
+            )
+        rule = (
+            _compile(path, what, entry["rule"], columns, f"t{index}") if "rule" in entry else None
+        )
         segment = entry.get("entered_segment")
         if segment is not None and segment not in segment_names:
-            raise SegmentConfigError(f"{path}: {what}: entered_segment {segment!r} is not a "
-                                     "segment in segments.yml")
+            raise SegmentConfigError(
+                f"{path}: {what}: entered_segment {segment!r} is not a segment in segments.yml"
+            )
         for_days = entry.get("for_days", 1)
         if not isinstance(for_days, int) or isinstance(for_days, bool) or not 1 <= for_days <= 365:
             raise SegmentConfigError(f"{path}: {what}: for_days must be an integer 1..365")
-        triggers.append(Trigger(name, str(entry.get("description") or ""), rule, segment,
-                                for_days))
+        triggers.append(Trigger(name, str(entry.get("description") or ""), rule, segment, for_days))
     return tuple(triggers)

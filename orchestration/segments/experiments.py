@@ -52,17 +52,38 @@ from exposure e join outcome o using (user_id, experiment)
 """
 
 RESULT_COLUMNS = [
-    "experiment", "segment", "variant", "users",
-    "onboarding_completion_rate", "onboarding_completion_ci_low", "onboarding_completion_ci_high",
+    "experiment",
+    "segment",
+    "variant",
+    "users",
+    "onboarding_completion_rate",
+    "onboarding_completion_ci_low",
+    "onboarding_completion_ci_high",
     "median_days_to_first_value",
-    "retention_28d_users", "retention_28d", "retention_28d_ci_low", "retention_28d_ci_high",
-    "conversion_users", "conversion_rate", "conversion_ci_low", "conversion_ci_high",
-    "z_score", "p_value", "retention_28d_p_value", "conversion_p_value", "verdict", "as_of",
+    "retention_28d_users",
+    "retention_28d",
+    "retention_28d_ci_low",
+    "retention_28d_ci_high",
+    "conversion_users",
+    "conversion_rate",
+    "conversion_ci_low",
+    "conversion_ci_high",
+    "z_score",
+    "p_value",
+    "retention_28d_p_value",
+    "conversion_p_value",
+    "verdict",
+    "as_of",
 ]
 
 
-def experiment_results(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, as_of: date,
-                       min_sample: int = 100, alpha: float = 0.05) -> pd.DataFrame:
+def experiment_results(
+    conn: duckdb.DuckDBPyConnection,
+    config: SegmentConfig,
+    as_of: date,
+    min_sample: int = 100,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Compute and replace `fct_experiment_results` as of `as_of`; returns the table."""
     ensure_tables(conn)
     experiments = [e.name for e in config.experiments]
@@ -74,12 +95,14 @@ def experiment_results(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, a
             arms = {variant: _arm(frame) for variant, frame in scope.groupby("variant")}
             control = arms.get(CONTROL)
             for variant, arm in sorted(arms.items()):
-                rows.append(_row(experiment, segment, variant, arm, control, min_sample,
-                                 alpha, as_of))
+                rows.append(
+                    _row(experiment, segment, variant, arm, control, min_sample, alpha, as_of)
+                )
     result = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     conn.register("_experiment_results", result)
-    conn.execute("create or replace table main.fct_experiment_results as "
-                 "select * from _experiment_results")
+    conn.execute(
+        "create or replace table main.fct_experiment_results as select * from _experiment_results"
+    )
     conn.unregister("_experiment_results")
     return result
 
@@ -88,10 +111,13 @@ def _arm(frame: pd.DataFrame) -> dict[str, object]:
     retention = frame[frame["retention_eligible"]]
     conversion = frame[frame["conversion_eligible"]]
     return {
-        "n": len(frame), "completed": int(frame["completed"].sum()),
+        "n": len(frame),
+        "completed": int(frame["completed"].sum()),
         "median_dtfv": frame["days_to_first_value"].median(),
-        "retention_n": len(retention), "retained": int(retention["retained_28d"].sum()),
-        "conversion_n": len(conversion), "converted": int(conversion["converted"].sum()),
+        "retention_n": len(retention),
+        "retained": int(retention["retained_28d"].sum()),
+        "conversion_n": len(conversion),
+        "converted": int(conversion["converted"].sum()),
     }
 
 
@@ -102,18 +128,28 @@ def _rate(successes: int, n: int) -> tuple[float | None, float | None, float | N
     return (successes / n, low, high)
 
 
-def _row(experiment: str, segment: str, variant: str, arm: dict, control: dict | None,
-         min_sample: int, alpha: float, as_of: date) -> dict[str, object]:
+def _row(
+    experiment: str,
+    segment: str,
+    variant: str,
+    arm: dict,
+    control: dict | None,
+    min_sample: int,
+    alpha: float,
+    as_of: date,
+) -> dict[str, object]:
     completion = _rate(arm["completed"], arm["n"])
     retention = _rate(arm["retained"], arm["retention_n"])
     conversion = _rate(arm["converted"], arm["conversion_n"])
     z = p = p_retention = p_conversion = None
     if control is not None and variant != CONTROL:
         z, p = two_proportion_z_test(arm["completed"], arm["n"], control["completed"], control["n"])
-        p_retention = two_proportion_z_test(arm["retained"], arm["retention_n"],
-                                            control["retained"], control["retention_n"])[1]
-        p_conversion = two_proportion_z_test(arm["converted"], arm["conversion_n"],
-                                             control["converted"], control["conversion_n"])[1]
+        p_retention = two_proportion_z_test(
+            arm["retained"], arm["retention_n"], control["retained"], control["retention_n"]
+        )[1]
+        p_conversion = two_proportion_z_test(
+            arm["converted"], arm["conversion_n"], control["converted"], control["conversion_n"]
+        )[1]
     if variant == CONTROL:
         verdict = "control"
     elif control is None:
@@ -124,7 +160,22 @@ def _row(experiment: str, segment: str, variant: str, arm: dict, control: dict |
         verdict = "no_significant_difference"
     else:
         verdict = "better_than_control" if z > 0 else "worse_than_control"
-    values = [experiment, segment, variant, arm["n"], *completion, arm["median_dtfv"],
-              arm["retention_n"], *retention, arm["conversion_n"], *conversion,
-              z, p, p_retention, p_conversion, verdict, as_of]
+    values = [
+        experiment,
+        segment,
+        variant,
+        arm["n"],
+        *completion,
+        arm["median_dtfv"],
+        arm["retention_n"],
+        *retention,
+        arm["conversion_n"],
+        *conversion,
+        z,
+        p,
+        p_retention,
+        p_conversion,
+        verdict,
+        as_of,
+    ]
     return dict(zip(RESULT_COLUMNS, values, strict=True))

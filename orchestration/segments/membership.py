@@ -51,19 +51,26 @@ def rebuild_membership(conn: duckdb.DuckDBPyConnection, from_date: date | None =
             window_start = conn.execute(
                 "select coalesce(min(segment_date), date '1970-01-01') from main.user_segments"
             ).fetchone()[0]
-            conn.execute("create or replace temp table _covering as select user_id, segment, "
-                         "entered_at from main.segment_membership where false")
+            conn.execute(
+                "create or replace temp table _covering as select user_id, segment, "
+                "entered_at from main.segment_membership where false"
+            )
             conn.execute("delete from main.segment_membership")
         else:
             window_start = from_date - timedelta(days=1)
             conn.execute(
                 "create or replace temp table _covering as select user_id, segment, entered_at "
                 "from main.segment_membership where entered_at <= $w "
-                "and (exited_at is null or exited_at > $w)", {"w": window_start})
-            conn.execute("delete from main.segment_membership "
-                         "where exited_at is null or exited_at >= $d0", {"d0": from_date})
-        written = conn.execute(f"insert into main.segment_membership {_STINTS}",
-                               {"window_start": window_start}).fetchone()[0]
+                "and (exited_at is null or exited_at > $w)",
+                {"w": window_start},
+            )
+            conn.execute(
+                "delete from main.segment_membership where exited_at is null or exited_at >= $d0",
+                {"d0": from_date},
+            )
+        written = conn.execute(
+            f"insert into main.segment_membership {_STINTS}", {"window_start": window_start}
+        ).fetchone()[0]
         conn.execute("drop table _covering")
         conn.execute("commit")
     except Exception:

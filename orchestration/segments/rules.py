@@ -22,8 +22,18 @@ BOOL_NAMES = {"true": True, "false": False, "True": True, "False": False}
 _ORDERABLE = {"number", "string", "date", "timestamp"}
 _CMP_SQL = {ast.Eq: "=", ast.NotEq: "<>", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 _ARITH_SQL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
-_CMP_TEXT = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
-             ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+_CMP_TEXT = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
 
 
 class RuleError(ValueError):
@@ -56,19 +66,24 @@ def compile_rule(text: str, columns: Mapping[str, str], param_prefix: str = "p")
         pos, msg = exc.offset or 0, exc.msg
         if pos < 1:
             pos, msg = len(flat) + 1, "unexpected end of rule"
-        near = flat[pos - 1:pos + 1]
+        near = flat[pos - 1 : pos + 1]
         if near.startswith("=") and not near.startswith("=="):
             msg += " (use == to compare)"
         elif near == "<>":
             msg += " (use != for not equal)"
-        raise RuleError(f"syntax error at character {pos}: {msg}\n  {flat}\n  "
-                        f"{' ' * (pos - 1)}^", pos) from None
+        raise RuleError(
+            f"syntax error at character {pos}: {msg}\n  {flat}\n  {' ' * (pos - 1)}^", pos
+        ) from None
     compiler = _Compiler(flat, columns, param_prefix)
     sql, kind = compiler.visit(tree.body)
     if kind != "bool":
         raise RuleError(f"rule must be true/false, but `{flat}` is a {kind}")
-    return CompiledRule(text=flat, sql=f"coalesce(({sql}), false)", params=compiler.params,
-                        columns=tuple(sorted(compiler.used)))
+    return CompiledRule(
+        text=flat,
+        sql=f"coalesce(({sql}), false)",
+        params=compiler.params,
+        columns=tuple(sorted(compiler.used)),
+    )
 
 
 class _Compiler:
@@ -95,16 +110,21 @@ class _Compiler:
     def visit(self, node: ast.AST) -> tuple[str, str]:
         handler = getattr(self, f"visit_{type(node).__name__}", None)
         if handler is None:
-            raise self.fail(node, f"`{self.snippet(node)}` is not allowed in a rule "
-                                  f"({type(node).__name__}); use comparisons, and/or/not, in [...], "
-                                  "arithmetic, literals and column names")
+            raise self.fail(
+                node,
+                f"`{self.snippet(node)}` is not allowed in a rule "
+                f"({type(node).__name__}); use comparisons, and/or/not, in [...], "
+                "arithmetic, literals and column names",
+            )
         return handler(node)
 
     def visit_Name(self, node: ast.Name) -> tuple[str, str]:
         if node.id in BOOL_NAMES:
             return ("TRUE" if BOOL_NAMES[node.id] else "FALSE"), "bool"
         if node.id in NULL_NAMES:
-            raise self.fail(node, f"`{node.id}` can only be used as `column is None` / `is not None`")
+            raise self.fail(
+                node, f"`{node.id}` can only be used as `column is None` / `is not None`"
+            )
         if node.id not in self.columns:
             close = difflib.get_close_matches(node.id, list(self.columns), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -146,8 +166,9 @@ class _Compiler:
     def visit_BinOp(self, node: ast.BinOp) -> tuple[str, str]:
         op = _ARITH_SQL.get(type(node.op))
         if op is None:
-            raise self.fail(node, f"operator in `{self.snippet(node)}` is not allowed; "
-                                  "use + - * / %")
+            raise self.fail(
+                node, f"operator in `{self.snippet(node)}` is not allowed; use + - * / %"
+            )
         left, lkind = self.visit(node.left)
         right, rkind = self.visit(node.right)
         self.expect(node.left, lkind, "number", f"`{op}`")
@@ -155,8 +176,9 @@ class _Compiler:
         return f"({left} {op} {right})", "number"
 
     def visit_Compare(self, node: ast.Compare) -> tuple[str, str]:
-        if len(node.ops) > 1 and any(isinstance(op, ast.In | ast.NotIn | ast.Is | ast.IsNot)
-                                     for op in node.ops):
+        if len(node.ops) > 1 and any(
+            isinstance(op, ast.In | ast.NotIn | ast.Is | ast.IsNot) for op in node.ops
+        ):
             raise self.fail(node, "`in` / `is` cannot be chained with other comparisons")
         left_node = node.left
         left, lkind = self.visit(left_node)
@@ -175,17 +197,28 @@ class _Compiler:
                 text = _CMP_TEXT[type(op)]
                 self.check_comparable(node, left_node, lkind, right_node, rkind, text)
                 if not isinstance(op, ast.Eq | ast.NotEq) and lkind not in _ORDERABLE:
-                    raise self.fail(node, f"`{text}` does not apply to {lkind} values "
-                                          f"in `{self.snippet(node)}`")
+                    raise self.fail(
+                        node, f"`{text}` does not apply to {lkind} values in `{self.snippet(node)}`"
+                    )
                 parts.append(f"({left} {_CMP_SQL[type(op)]} {right})")
                 left_node, left, lkind = right_node, right, rkind
         return "(" + " AND ".join(parts) + ")", "bool"
 
-    def membership(self, node: ast.Compare, left_node: ast.AST, left: str, lkind: str,
-                   op: ast.cmpop, right_node: ast.AST) -> str:
+    def membership(
+        self,
+        node: ast.Compare,
+        left_node: ast.AST,
+        left: str,
+        lkind: str,
+        op: ast.cmpop,
+        right_node: ast.AST,
+    ) -> str:
         if not isinstance(right_node, ast.List | ast.Tuple | ast.Set) or not right_node.elts:
-            raise self.fail(right_node, "`in` needs a non-empty list of literals, "
-                                        "e.g. `company_size in ['201-1000', '1000+']`")
+            raise self.fail(
+                right_node,
+                "`in` needs a non-empty list of literals, "
+                "e.g. `company_size in ['201-1000', '1000+']`",
+            )
         items = []
         for element in right_node.elts:
             if not isinstance(element, ast.Constant) or element.value is None:
@@ -196,18 +229,31 @@ class _Compiler:
         word = "NOT IN" if isinstance(op, ast.NotIn) else "IN"
         return f"({left} {word} ({', '.join(items)}))"
 
-    def check_comparable(self, node: ast.AST, left_node: ast.AST, lkind: str,
-                         right_node: ast.AST, rkind: str, op: str) -> None:
+    def check_comparable(
+        self,
+        node: ast.AST,
+        left_node: ast.AST,
+        lkind: str,
+        right_node: ast.AST,
+        rkind: str,
+        op: str,
+    ) -> None:
         if lkind != rkind or lkind == "other":
-            raise self.fail(node, f"type mismatch: `{self.snippet(left_node)}` is a {lkind} but "
-                                  f"`{self.snippet(right_node)}` is a {rkind} (in `{op}`)")
+            raise self.fail(
+                node,
+                f"type mismatch: `{self.snippet(left_node)}` is a {lkind} but "
+                f"`{self.snippet(right_node)}` is a {rkind} (in `{op}`)",
+            )
 
     def expect(self, node: ast.AST, kind: str, wanted: str, context: str) -> None:
         if kind != wanted:
-            raise self.fail(node, f"type mismatch: {context} needs a {wanted} but "
-                                  f"`{self.snippet(node)}` is a {kind}")
+            raise self.fail(
+                node,
+                f"type mismatch: {context} needs a {wanted} but `{self.snippet(node)}` is a {kind}",
+            )
 
 
 def _is_null_literal(node: ast.AST) -> bool:
     return (isinstance(node, ast.Constant) and node.value is None) or (
-        isinstance(node, ast.Name) and node.id in NULL_NAMES)
+        isinstance(node, ast.Name) and node.id in NULL_NAMES
+    )

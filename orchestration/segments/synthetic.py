@@ -15,15 +15,21 @@ from orchestration.segments.schema import FEATURE_COLUMNS, SCORE_COLUMNS
 
 INDUSTRIES = ("software", "finance", "healthcare", "retail", "education", "manufacturing")
 SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
-MILESTONES = ("account_created", "first_project", "teammate_invited", "integration_connected",
-              "first_value")
-_ACTIVE_P = np.array([0.92, 0.6, 0.3, 0.12])     # power, steady, casual, fading
+MILESTONES = (
+    "account_created",
+    "first_project",
+    "teammate_invited",
+    "integration_connected",
+    "first_value",
+)
+_ACTIVE_P = np.array([0.92, 0.6, 0.3, 0.12])  # power, steady, casual, fading
 _BREADTH = np.array([5, 3, 2, 1])
 _MILESTONE_RATE = np.array([0.6, 0.3, 0.12, 0.04])
 
 
-def build_frames(users: int, days: int, start: date, seed: int = 7
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_frames(
+    users: int, days: int, start: date, seed: int = 7
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(features, scores) for `days` snapshot dates starting at `start`."""
     rng = np.random.default_rng(seed)
     history = 28 + 14  # simulated days before the first snapshot feed the rolling windows
@@ -34,8 +40,11 @@ def build_frames(users: int, days: int, start: date, seed: int = 7
     fade_day = np.where(kind == 3, signup + rng.integers(7, 40, users), 10**6)
     day_idx = np.arange(total)
     alive = (day_idx[None, :] >= signup[:, None]) & (day_idx[None, :] < churn[:, None])
-    p_active = np.where(day_idx[None, :] < fade_day[:, None], np.maximum(_ACTIVE_P[kind], 0.5)[:, None],
-                        _ACTIVE_P[kind][:, None] * 0.3)
+    p_active = np.where(
+        day_idx[None, :] < fade_day[:, None],
+        np.maximum(_ACTIVE_P[kind], 0.5)[:, None],
+        _ACTIVE_P[kind][:, None] * 0.3,
+    )
     active = alive & (rng.random((users, total)) < p_active)
     active[np.arange(users), np.minimum(signup, total - 1)] = True
     events = np.where(active, rng.poisson(3 + 4 * (kind == 0)[:, None], (users, total)) + 1, 0)
@@ -45,8 +54,9 @@ def build_frames(users: int, days: int, start: date, seed: int = 7
     reached_day = signup[:, None] + np.cumsum(delays, axis=1)
     industry = rng.choice(len(INDUSTRIES), users)
     size = rng.choice(len(SIZES), users, p=[0.35, 0.3, 0.18, 0.12, 0.05])
-    paid_day = np.where(rng.random(users) < 0.2 + 0.3 * (kind == 0), signup + rng.integers(3, 50, users),
-                        10**6)
+    paid_day = np.where(
+        rng.random(users) < 0.2 + 0.3 * (kind == 0), signup + rng.integers(3, 50, users), 10**6
+    )
 
     cum_active = np.concatenate([np.zeros((users, 1)), np.cumsum(active, axis=1)], axis=1)
     cum_events = np.concatenate([np.zeros((users, 1)), np.cumsum(events, axis=1)], axis=1)
@@ -69,55 +79,88 @@ def build_frames(users: int, days: int, start: date, seed: int = 7
         trend = (events_7d - events_prev_7d) / np.maximum(events_prev_7d, 1)
         since_active = t - last_active[who, t]
         breadth = np.minimum(9, _BREADTH[kind[who]] + (window(cum_active, 28) > 10))
-        frame = pd.DataFrame({
-            "user_id": [f"u{u:06d}" for u in who], "snapshot_date": snapshot,
-            "signup_date": [start + timedelta(days=int(s) - history) for s in signup[who]],
-            "days_since_signup": t - signup[who], "days_since_last_active": since_active,
-            "active_days_7d": window(cum_active, 7), "active_days_28d": window(cum_active, 28),
-            "events_7d": events_7d, "events_28d": window(cum_events, 28),
-            "sessions_7d": window(cum_active, 7), "sessions_28d": window(cum_active, 28),
-            "avg_session_minutes_28d": np.round(4 + 3 * (kind[who] == 0) + rng.random(len(who)), 2),
-            "feature_breadth_28d": breadth, "feature_depth_28d": breadth * 3,
-            "milestones_reached": reached.sum(axis=1),
-            "onboarding_completion": reached.sum(axis=1) / len(MILESTONES),
-            **{f"reached_{m}": reached[:, k] for k, m in enumerate(MILESTONES)},
-            "days_to_first_value": np.where(reached[:, -1], reached_day[who, -1] - signup[who],
-                                            np.nan),
-            "teammates_invited": reached[:, 2].astype(int), "integrations_connected": reached[:, 3].astype(int),
-            "support_tickets_28d": 0, "support_tickets_total": 0,
-            "events_prev_7d": events_prev_7d, "activity_trend": trend,
-            "plan": np.where(paid, "pro", "free"), "is_paid": paid,
-            "mrr": np.where(paid, 79.0, 0.0), "revenue_to_date": np.where(paid, 79.0, 0.0),
-            "industry": [INDUSTRIES[i] for i in industry[who]],
-            "company_size": [SIZES[s] for s in size[who]], "country": "US", "role": "analyst",
-            "acquisition_channel": "organic_search", "is_active_28d": window(cum_active, 28) > 0,
-        })
+        frame = pd.DataFrame(
+            {
+                "user_id": [f"u{u:06d}" for u in who],
+                "snapshot_date": snapshot,
+                "signup_date": [start + timedelta(days=int(s) - history) for s in signup[who]],
+                "days_since_signup": t - signup[who],
+                "days_since_last_active": since_active,
+                "active_days_7d": window(cum_active, 7),
+                "active_days_28d": window(cum_active, 28),
+                "events_7d": events_7d,
+                "events_28d": window(cum_events, 28),
+                "sessions_7d": window(cum_active, 7),
+                "sessions_28d": window(cum_active, 28),
+                "avg_session_minutes_28d": np.round(
+                    4 + 3 * (kind[who] == 0) + rng.random(len(who)), 2
+                ),
+                "feature_breadth_28d": breadth,
+                "feature_depth_28d": breadth * 3,
+                "milestones_reached": reached.sum(axis=1),
+                "onboarding_completion": reached.sum(axis=1) / len(MILESTONES),
+                **{f"reached_{m}": reached[:, k] for k, m in enumerate(MILESTONES)},
+                "days_to_first_value": np.where(
+                    reached[:, -1], reached_day[who, -1] - signup[who], np.nan
+                ),
+                "teammates_invited": reached[:, 2].astype(int),
+                "integrations_connected": reached[:, 3].astype(int),
+                "support_tickets_28d": 0,
+                "support_tickets_total": 0,
+                "events_prev_7d": events_prev_7d,
+                "activity_trend": trend,
+                "plan": np.where(paid, "pro", "free"),
+                "is_paid": paid,
+                "mrr": np.where(paid, 79.0, 0.0),
+                "revenue_to_date": np.where(paid, 79.0, 0.0),
+                "industry": [INDUSTRIES[i] for i in industry[who]],
+                "company_size": [SIZES[s] for s in size[who]],
+                "country": "US",
+                "role": "analyst",
+                "acquisition_channel": "organic_search",
+                "is_active_28d": window(cum_active, 28) > 0,
+            }
+        )
         feature_rows.append(frame)
         churn_p = np.clip(0.1 + 0.05 * since_active - 0.2 * np.clip(trend, -1, 1), 0.01, 0.99)
         ltv = 50 + 400 * paid + 300 * (size[who] >= 3) + 100 * (kind[who] == 0)
-        score_rows.append(pd.DataFrame({
-            "user_id": frame["user_id"], "score_date": snapshot,
-            "churn_probability": churn_p,
-            "churn_band": np.select([churn_p >= 0.6, churn_p >= 0.3], ["high", "medium"], "low"),
-            "ltv_90d": ltv.astype(float),
-            "ltv_band": np.select([ltv >= 700, ltv >= 300], ["high", "medium"], "low"),
-            "conversion_probability": np.where(paid, np.nan, 0.1),
-            "churn_reasons": "inactive_days", "ltv_reasons": "plan",
-            "churn_model_version": "1", "ltv_model_version": "1", "conversion_model_version": "1",
-        }))
+        score_rows.append(
+            pd.DataFrame(
+                {
+                    "user_id": frame["user_id"],
+                    "score_date": snapshot,
+                    "churn_probability": churn_p,
+                    "churn_band": np.select(
+                        [churn_p >= 0.6, churn_p >= 0.3], ["high", "medium"], "low"
+                    ),
+                    "ltv_90d": ltv.astype(float),
+                    "ltv_band": np.select([ltv >= 700, ltv >= 300], ["high", "medium"], "low"),
+                    "conversion_probability": np.where(paid, np.nan, 0.1),
+                    "churn_reasons": "inactive_days",
+                    "ltv_reasons": "plan",
+                    "churn_model_version": "1",
+                    "ltv_model_version": "1",
+                    "conversion_model_version": "1",
+                }
+            )
+        )
     return pd.concat(feature_rows, ignore_index=True), pd.concat(score_rows, ignore_index=True)
 
 
-def write_tables(conn: duckdb.DuckDBPyConnection, features: pd.DataFrame,
-                 scores: pd.DataFrame | None) -> None:
+def write_tables(
+    conn: duckdb.DuckDBPyConnection, features: pd.DataFrame, scores: pd.DataFrame | None
+) -> None:
     """(Re)create main.fct_user_features / main.user_scores with the contract's types."""
-    for table, frame, types in (("fct_user_features", features, FEATURE_COLUMNS),
-                                ("user_scores", scores, SCORE_COLUMNS)):
+    for table, frame, types in (
+        ("fct_user_features", features, FEATURE_COLUMNS),
+        ("user_scores", scores, SCORE_COLUMNS),
+    ):
         conn.execute(f"drop table if exists main.{table}")
         if frame is None:
             continue
-        casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in types.items()
-                          if c in frame.columns)
+        casts = ", ".join(
+            f'cast("{c}" as {t}) as "{c}"' for c, t in types.items() if c in frame.columns
+        )
         conn.register("_synthetic", frame)
         conn.execute(f"create table main.{table} as select {casts} from _synthetic")
         conn.unregister("_synthetic")

@@ -19,8 +19,9 @@ from orchestration.segments.tables import ensure_tables, input_relation
 TRIGGER_COLUMNS = ["user_id", "trigger", "fired_at", "context"]
 
 
-def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
-                  dates: list[date]) -> pd.DataFrame:
+def fire_triggers(
+    conn: duckdb.DuckDBPyConnection, config: SegmentConfig, dates: list[date]
+) -> pd.DataFrame:
     """Evaluate every trigger for `dates`, replace those days in `user_triggers`, return
     the firings written."""
     ensure_tables(conn)
@@ -32,20 +33,26 @@ def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
         if not triggers:
             continue
         longest = max(t.for_days for t in triggers)
-        frame, data_start = _conditions(conn, relation, triggers,
-                                        dates[0] - timedelta(days=longest), dates[-1])
+        frame, data_start = _conditions(
+            conn, relation, triggers, dates[0] - timedelta(days=longest), dates[-1]
+        )
         firings += [_fire(frame, i, t, dates, data_start) for i, t in enumerate(triggers)]
-    result = (pd.concat(firings, ignore_index=True) if firings
-              else pd.DataFrame(columns=TRIGGER_COLUMNS))
+    result = (
+        pd.concat(firings, ignore_index=True) if firings else pd.DataFrame(columns=TRIGGER_COLUMNS)
+    )
     result = result.sort_values(["fired_at", "trigger", "user_id"], ignore_index=True)
     conn.execute("begin transaction")
     try:
-        conn.execute("delete from main.user_triggers where fired_at in "
-                     "(select unnest($dates::DATE[]))", {"dates": dates})
+        conn.execute(
+            "delete from main.user_triggers where fired_at in (select unnest($dates::DATE[]))",
+            {"dates": dates},
+        )
         if len(result):
             conn.register("_new_triggers", result)
-            conn.execute('insert into main.user_triggers select user_id, "trigger", '
-                         "fired_at::DATE, context from _new_triggers")
+            conn.execute(
+                'insert into main.user_triggers select user_id, "trigger", '
+                "fired_at::DATE, context from _new_triggers"
+            )
             conn.unregister("_new_triggers")
         conn.execute("commit")
     except Exception:
@@ -54,8 +61,9 @@ def fire_triggers(conn: duckdb.DuckDBPyConnection, config: SegmentConfig,
     return result
 
 
-def _conditions(conn: duckdb.DuckDBPyConnection, relation: str, triggers: list[Trigger],
-                low: date, high: date) -> tuple[pd.DataFrame, date | None]:
+def _conditions(
+    conn: duckdb.DuckDBPyConnection, relation: str, triggers: list[Trigger], low: date, high: date
+) -> tuple[pd.DataFrame, date | None]:
     """One row per user per day in [low, high] with a `cond_<i>` column per trigger and the
     columns the rules use (for the context); plus the first day of data."""
     if not triggers:
@@ -68,40 +76,51 @@ def _conditions(conn: duckdb.DuckDBPyConnection, relation: str, triggers: list[T
             params.update(trigger.rule.params)
         context = sorted({c for t in triggers for c in t.rule.columns})
         selects += [f'"{c}"' for c in context]
-        sql = (f"select user_id, snapshot_date as day, {', '.join(selects)} from {relation} "
-               "where snapshot_date between $low and $high")
+        sql = (
+            f"select user_id, snapshot_date as day, {', '.join(selects)} from {relation} "
+            "where snapshot_date between $low and $high"
+        )
         start_sql = "select min(snapshot_date) from main.fct_user_features"
     else:
         selects = []
         for index, trigger in enumerate(triggers):
             params[f"segment_{index}"] = trigger.entered_segment
             selects.append(f"list_contains(segments, $segment_{index}) as cond_{index}")
-        sql = (f"select user_id, segment_date as day, {', '.join(selects)} "
-               "from main.user_segments where segment_date between $low and $high")
+        sql = (
+            f"select user_id, segment_date as day, {', '.join(selects)} "
+            "from main.user_segments where segment_date between $low and $high"
+        )
         start_sql = "select min(segment_date) from main.user_segments"
     frame = conn.execute(sql, params).df()
     frame["day"] = pd.to_datetime(frame["day"])
     return frame.sort_values(["user_id", "day"], ignore_index=True), conn.execute(
-        start_sql).fetchone()[0]
+        start_sql
+    ).fetchone()[0]
 
 
-def _fire(frame: pd.DataFrame, index: int, trigger: Trigger, dates: list[date],
-          data_start: date) -> pd.DataFrame:
+def _fire(
+    frame: pd.DataFrame, index: int, trigger: Trigger, dates: list[date], data_start: date
+) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=TRIGGER_COLUMNS)
     cond = frame[f"cond_{index}"].to_numpy(dtype=bool)
     users = frame["user_id"].to_numpy()
     days = frame["day"].to_numpy()
     continues = np.zeros(len(frame), dtype=bool)
-    continues[1:] = ((users[1:] == users[:-1]) & cond[:-1]
-                     & (days[1:] - days[:-1] == np.timedelta64(1, "D")))
+    continues[1:] = (
+        (users[1:] == users[:-1]) & cond[:-1] & (days[1:] - days[:-1] == np.timedelta64(1, "D"))
+    )
     starts = cond & ~continues
     run_start = pd.Series(np.where(starts, days, np.datetime64("NaT"))).ffill().to_numpy()
     with np.errstate(invalid="ignore"):  # NaT before a user's first true day: never fires
         run_length = (days - run_start) // np.timedelta64(1, "D") + 1
     wanted = np.isin(days.astype("datetime64[D]"), np.array(dates, dtype="datetime64[D]"))
-    fire = (cond & (run_length == trigger.for_days) & wanted
-            & (run_start != np.datetime64(data_start, "ns")))
+    fire = (
+        cond
+        & (run_length == trigger.for_days)
+        & wanted
+        & (run_start != np.datetime64(data_start, "ns"))
+    )
     fired = frame.loc[fire]
     since = pd.Series(run_start[fire]).dt.date.to_numpy()
     context_columns = list(trigger.rule.columns) if trigger.rule else []
@@ -114,8 +133,14 @@ def _fire(frame: pd.DataFrame, index: int, trigger: Trigger, dates: list[date],
         if trigger.entered_segment:
             values["segment"] = trigger.entered_segment
         contexts.append(json.dumps(values, sort_keys=True))
-    return pd.DataFrame({"user_id": fired["user_id"].to_numpy(), "trigger": trigger.name,
-                         "fired_at": fired["day"].dt.date.to_numpy(), "context": contexts})
+    return pd.DataFrame(
+        {
+            "user_id": fired["user_id"].to_numpy(),
+            "trigger": trigger.name,
+            "fired_at": fired["day"].dt.date.to_numpy(),
+            "context": contexts,
+        }
+    )
 
 
 def _json_value(value: object) -> object:

@@ -111,8 +111,10 @@ def lines_bytes(lines: pa.Array) -> bytes:
     """Concatenate newline-terminated strings via the Arrow value buffer (no Python loop)."""
     if len(lines) == 0:
         return b""
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
-    return lines.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[
+        lines.offset : lines.offset + len(lines) + 1
+    ]
+    return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -36,7 +36,16 @@ def build_destination(name: str, settings: Any, **overrides: Any) -> Destination
 
 
 __all__ = [
-    "REGISTRY", "build_destination", "Destination", "DestinationAuthError", "DeliveryStats",
-    "ItemResult", "OutgoingItem", "CustomerIODestination", "CustomerIOConfigError",
-    "RetryPolicy", "OutboxDestination", "CsvDestination",
+    "REGISTRY",
+    "build_destination",
+    "Destination",
+    "DestinationAuthError",
+    "DeliveryStats",
+    "ItemResult",
+    "OutgoingItem",
+    "CustomerIODestination",
+    "CustomerIOConfigError",
+    "RetryPolicy",
+    "OutboxDestination",
+    "CsvDestination",
 ]

@@ -32,7 +32,9 @@ class CsvDestination:
     name = "csv"
 
     def __init__(
-        self, export_dir: Path | str, max_items_per_batch: int = 500,
+        self,
+        export_dir: Path | str,
+        max_items_per_batch: int = 500,
         max_batch_bytes: int = TARGET_BATCH_BYTES,
     ) -> None:
         self.export_dir = Path(export_dir)
@@ -68,9 +70,15 @@ class CsvDestination:
                 for name, value in payload.get("attributes", {}).items():
                     people.writerow([item.person_id, name, _cell(value)])
             else:
-                events.writerow([payload.get("id"), item.person_id, payload.get("name"),
-                                 payload.get("timestamp"),
-                                 json.dumps(payload.get("attributes", {}), sort_keys=True)])
+                events.writerow(
+                    [
+                        payload.get("id"),
+                        item.person_id,
+                        payload.get("name"),
+                        payload.get("timestamp"),
+                        json.dumps(payload.get("attributes", {}), sort_keys=True),
+                    ]
+                )
         for handle in self._files.values():
             handle.flush()
             os.fsync(handle.fileno())

@@ -128,8 +128,9 @@ class CustomerIODestination:
         if session is None:
             session = requests.Session()
             session.auth = self._auth
-            session.headers.update({"Content-Type": "application/json",
-                                    "User-Agent": "segflow-sync"})
+            session.headers.update(
+                {"Content-Type": "application/json", "User-Agent": "segflow-sync"}
+            )
             self._local.session = session
         return session
 
@@ -207,17 +208,25 @@ class CustomerIODestination:
             by_index = {int(e["batch_index"]): e for e in errors}
         except (ValueError, KeyError, TypeError, AttributeError):
             # We cannot tell which rows failed: retry them all (identify merges, events dedupe).
-            return [_fail(i, "unparseable_207", "", "207 body without batch_index list", True)
-                    for i in items]
+            return [
+                _fail(i, "unparseable_207", "", "207 body without batch_index list", True)
+                for i in items
+            ]
         results = []
         for index, item in enumerate(items):
             error = by_index.get(index)
             if error is None:
                 results.append(ItemResult(key=item.key, ok=True))
             else:
-                results.append(_fail(item, str(error.get("reason") or "invalid"),
-                                     str(error.get("field") or ""), str(error.get("message") or ""),
-                                     retryable=False))
+                results.append(
+                    _fail(
+                        item,
+                        str(error.get("reason") or "invalid"),
+                        str(error.get("field") or ""),
+                        str(error.get("message") or ""),
+                        retryable=False,
+                    )
+                )
         return results
 
     def _request(self, method: str, path: str, body: bytes | None) -> _Reply:
@@ -263,8 +272,14 @@ class CustomerIODestination:
 
 
 def _fail(item: OutgoingItem, reason: str, field: str, message: str, retryable: bool) -> ItemResult:
-    return ItemResult(key=item.key, ok=False, reason=reason, field=field, message=message[:500],
-                      retryable=retryable)
+    return ItemResult(
+        key=item.key,
+        ok=False,
+        reason=reason,
+        field=field,
+        message=message[:500],
+        retryable=retryable,
+    )
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -285,8 +300,11 @@ def _first_error(body: bytes, default_reason: str) -> tuple[str, str, str]:
     if isinstance(data, dict) and data.get("errors"):
         error = data["errors"][0]
         if isinstance(error, dict):
-            return (str(error.get("reason") or default_reason), str(error.get("field") or ""),
-                    str(error.get("message") or ""))
+            return (
+                str(error.get("reason") or default_reason),
+                str(error.get("field") or ""),
+                str(error.get("message") or ""),
+            )
     meta = data.get("meta", {}) if isinstance(data, dict) else {}
     message = meta.get("error") or "; ".join(meta.get("errors") or [])
     return default_reason, "", str(message)
