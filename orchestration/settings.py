@@ -55,6 +55,15 @@ def _date(name: str, default: str) -> date:
         raise SettingError(f"{name}={raw!r}: expected a date YYYY-MM-DD") from exc
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"{name}={raw!r}: expected 1/true/yes or 0/false/no")
+
+
 def _path(name: str, default: Path) -> Path:
     return Path(_env(name, str(default))).resolve()
 
@@ -104,6 +113,11 @@ class Settings:
     segments_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "segments.yml"
     flows_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "flows.yml"
     triggers_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "triggers.yml"
+    segment_max_change_share: float = 0.5  # segment size change day over day that warns
+    experiment_min_sample: int = 100  # users per arm before an experiment gets a verdict
+    drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
+    mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
+    schedules_running: bool = False  # schedules' default state in a new Dagster instance
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -155,6 +169,11 @@ class Settings:
             segments_file=_path("SEGFLOW_SEGMENTS_FILE", cls.segments_file),
             flows_file=_path("SEGFLOW_FLOWS_FILE", cls.flows_file),
             triggers_file=_path("SEGFLOW_TRIGGERS_FILE", cls.triggers_file),
+            segment_max_change_share=_float("SEGFLOW_SEGMENT_MAX_CHANGE_SHARE", 0.5),
+            experiment_min_sample=_int("SEGFLOW_EXPERIMENT_MIN_SAMPLE", 100),
+            drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", 0.2),
+            mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
             timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
             if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
             else None,

@@ -6,11 +6,10 @@ writing to the warehouse by itself). Start them in the UI (Automation -> toggle)
 in the UI is stored in the instance and wins over this default.
 """
 
-import os
-
 import dagster as dg
 
 from orchestration.defs.partitions import daily_partitions
+from orchestration.settings import Settings
 
 TRAINING_GROUP = "ml_training"
 
@@ -36,11 +35,7 @@ training_job = dg.define_asset_job(
 
 
 def schedule_default_status() -> dg.DefaultScheduleStatus:
-    running = os.environ.get("SEGFLOW_SCHEDULES_RUNNING", "").strip().lower() in (
-        "1",
-        "true",
-        "yes",
-    )
+    running = Settings.from_env().schedules_running
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 

@@ -7,7 +7,6 @@ an input the estimator rejects) is skipped with its reason (a WARN check on the 
 scoring carries on with whatever champions exist.
 """
 
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -43,14 +42,14 @@ create table if not exists main.user_scores (
 USER_SCORES_MIGRATIONS = (
     "alter table main.user_scores add column if not exists is_churned boolean",
 )
-DRIFT_THRESHOLD = float(os.environ.get("SEGFLOW_DRIFT_PSI_THRESHOLD") or 0.2)
+DRIFT_THRESHOLD = Settings.from_env().drift_psi_threshold
 # The drift reference: the same population this many days earlier (a week: same weekday, so
 # weekly seasonality is not drift, and ages have moved by a week only).
 DRIFT_LOOKBACK_DAYS = 7
 
 
 def _mlflow_ui_link(experiment_id: str, run_id: str) -> str:
-    base = os.environ.get("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+    base = Settings.from_env().mlflow_ui_url
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 

@@ -5,7 +5,6 @@ Dagster and MLflow know (run history, check results, last updates, model version
 and links the folder from the asset's metadata. `segflow report` calls the same function.
 """
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -155,7 +154,7 @@ def gather_inputs(
 
 
 def min_sample() -> int:
-    return int(os.environ.get("SEGFLOW_EXPERIMENT_MIN_SAMPLE") or 100)
+    return Settings.from_env().experiment_min_sample
 
 
 def write_report(

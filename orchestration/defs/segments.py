@@ -4,8 +4,6 @@ The files are parsed and type-checked when the code location loads, so a bad rul
 before anything runs, naming the file, the segment and the problem.
 """
 
-import os
-
 import dagster as dg
 
 from orchestration.defs.metadata import preview, rows_on, table
@@ -23,8 +21,8 @@ def segment_config() -> SegmentConfig:
 
 
 CONFIG = segment_config()
-SIZE_CHANGE_SHARE = float(os.environ.get("SEGFLOW_SEGMENT_MAX_CHANGE_SHARE") or 0.5)
-MIN_EXPERIMENT_SAMPLE = int(os.environ.get("SEGFLOW_EXPERIMENT_MIN_SAMPLE") or 100)
+SIZE_CHANGE_SHARE = Settings.from_env().segment_max_change_share
+MIN_EXPERIMENT_SAMPLE = Settings.from_env().experiment_min_sample
 
 
 @dg.multi_asset(
