@@ -33,11 +33,13 @@ run: $(STAMP)
 ## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q tests
 
 ## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
 test-fast: $(STAMP) chromium
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 ## dev: the Dagster UI on http://127.0.0.1:3000

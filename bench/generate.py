@@ -35,10 +35,21 @@ def _step_generate(work: str, users: int, days: int, seed: int, start: str, rate
     from orchestration.sources.demo import generate
 
     t0 = time.perf_counter()
-    summary = generate(Path(work) / "landing", Path(work) / "truth", users=users, days=days,
-                       seed=seed, start=date.fromisoformat(start), defect_rate=rate)
-    return {"seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_rss_mb(),
-            "rows": summary.rows, "files": summary.files_written}
+    summary = generate(
+        Path(work) / "landing",
+        Path(work) / "truth",
+        users=users,
+        days=days,
+        seed=seed,
+        start=date.fromisoformat(start),
+        defect_rate=rate,
+    )
+    return {
+        "seconds": time.perf_counter() - t0,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rows": summary.rows,
+        "files": summary.files_written,
+    }
 
 
 def _step_load(work: str, days: int, start: str) -> dict:
@@ -56,10 +67,13 @@ def _step_load(work: str, days: int, start: str) -> dict:
         for table in TABLES:
             cpu = time.process_time()
             report = load_partitions(conn, table, dates, Path(work) / "landing", "demo", 3)
-            out["tables"][table] = {"rows_read": report.rows_read, "rows_loaded": report.rows_loaded,
-                                    "rows_quarantined": report.rows_quarantined,
-                                    "seconds": report.elapsed_seconds,
-                                    "cpu_seconds": time.process_time() - cpu}
+            out["tables"][table] = {
+                "rows_read": report.rows_read,
+                "rows_loaded": report.rows_loaded,
+                "rows_quarantined": report.rows_quarantined,
+                "seconds": report.elapsed_seconds,
+                "cpu_seconds": time.process_time() - cpu,
+            }
     out["seconds"] = time.perf_counter() - t0
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
@@ -74,12 +88,17 @@ def _step_plain(work: str) -> dict:
     conn = duckdb.connect(str(db))
     conn.execute("set enable_progress_bar = false")
     pattern = str(Path(work) / "landing" / "events" / "*" / "*.jsonl")
-    conn.execute(f"create table events as select * from read_json_auto('{pattern}', "
-                 "ignore_errors = true)")
+    conn.execute(
+        f"create table events as select * from read_json_auto('{pattern}', ignore_errors = true)"
+    )
     rows = conn.execute("select count(*) from events").fetchall()[0][0]
     conn.close()
-    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu,
-            "peak_rss_mb": _peak_rss_mb(), "rows": rows}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - cpu,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rows": rows,
+    }
 
 
 def _in_child(func, *args) -> dict:
@@ -104,15 +123,26 @@ def main() -> int:
     runs = []
     try:
         for i in range(args.runs):
-            gen = _in_child(_step_generate, str(work), args.users, args.days, args.seed,
-                            args.start, args.defect_rate)
+            gen = _in_child(
+                _step_generate,
+                str(work),
+                args.users,
+                args.days,
+                args.seed,
+                args.start,
+                args.defect_rate,
+            )
             load = _in_child(_step_load, str(work), args.days, args.start)
             plain = _in_child(_step_plain, str(work))
             runs.append({"generate": gen, "load": load, "plain_duckdb_events": plain})
-            print(f"run {i + 1}: generate {gen['seconds']:.1f}s, load {load['seconds']:.1f}s "
-                  f"(events {load['tables']['events']['seconds']:.1f}s), "
-                  f"plain read_json_auto {plain['seconds']:.1f}s")
-        landing_mb = sum(p.stat().st_size for p in (work / "landing").rglob("*") if p.is_file()) / 2**20
+            print(
+                f"run {i + 1}: generate {gen['seconds']:.1f}s, load {load['seconds']:.1f}s "
+                f"(events {load['tables']['events']['seconds']:.1f}s), "
+                f"plain read_json_auto {plain['seconds']:.1f}s"
+            )
+        landing_mb = (
+            sum(p.stat().st_size for p in (work / "landing").rglob("*") if p.is_file()) / 2**20
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -129,8 +159,12 @@ def main() -> int:
     events = runs[0]["generate"]["rows"]["events"]
     load_events_s = med(["load", "tables", "events", "seconds"])
     result = {
-        "users": args.users, "days": args.days, "runs": args.runs, "seed": args.seed,
-        "defect_rate": args.defect_rate, "rows": runs[0]["generate"]["rows"],
+        "users": args.users,
+        "days": args.days,
+        "runs": args.runs,
+        "seed": args.seed,
+        "defect_rate": args.defect_rate,
+        "rows": runs[0]["generate"]["rows"],
         "landing_mb": round(landing_mb, 1),
         "generate_seconds": round(med(["generate", "seconds"]), 2),
         "generate_events_per_second": round(events / med(["generate", "seconds"])),
@@ -145,16 +179,23 @@ def main() -> int:
         # CPU seconds (all threads) are steadier than wall time on a shared machine
         "load_events_cpu_seconds": round(med(["load", "tables", "events", "cpu_seconds"]), 2),
         "plain_duckdb_events_cpu_seconds": round(med(["plain_duckdb_events", "cpu_seconds"]), 2),
-        "load_vs_plain_cpu_ratio": round(med(["load", "tables", "events", "cpu_seconds"])
-                                         / med(["plain_duckdb_events", "cpu_seconds"]), 2),
-        "machine": {"cpus": mp.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": [round(x, 2) for x in __import__("os").getloadavg()]},
+        "load_vs_plain_cpu_ratio": round(
+            med(["load", "tables", "events", "cpu_seconds"])
+            / med(["plain_duckdb_events", "cpu_seconds"]),
+            2,
+        ),
+        "machine": {
+            "cpus": mp.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(x, 2) for x in __import__("os").getloadavg()],
+        },
         "runs_detail": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"generate_{args.users}x{args.days}"
-    previous = {f.name: json.loads(f.read_text())
-                for f in sorted(RESULTS.glob(f"{stem.name}_before*.json"))}
+    previous = {
+        f.name: json.loads(f.read_text()) for f in sorted(RESULTS.glob(f"{stem.name}_before*.json"))
+    }
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(_markdown(result, previous))
     print(_markdown(result, previous))
@@ -163,23 +204,23 @@ def main() -> int:
 
 
 def _markdown(r: dict, previous: dict[str, dict]) -> str:
-    return f"""# Demo generate + load: {r['users']:,} users x {r['days']} days
+    return f"""# Demo generate + load: {r["users"]:,} users x {r["days"]} days
 
-Median of {r['runs']} run(s), seed {r['seed']}, defect rate {r['defect_rate']}, {r['machine']['cpus']} CPUs
-(shared machine; 1-min load average at the end: {r['machine']['load_average_at_end'][0]}).
-Rows: {r['rows']['events']:,} events, {r['rows']['crm_contacts']:,} contact rows,
-{r['rows']['billing_invoices']:,} invoices; landing folder {r['landing_mb']:,} MB.
+Median of {r["runs"]} run(s), seed {r["seed"]}, defect rate {r["defect_rate"]}, {r["machine"]["cpus"]} CPUs
+(shared machine; 1-min load average at the end: {r["machine"]["load_average_at_end"][0]}).
+Rows: {r["rows"]["events"]:,} events, {r["rows"]["crm_contacts"]:,} contact rows,
+{r["rows"]["billing_invoices"]:,} invoices; landing folder {r["landing_mb"]:,} MB.
 
 | step | seconds | events/s | peak RSS MB |
 |---|---:|---:|---:|
-| generate (all tables) | {r['generate_seconds']} | {r['generate_events_per_second']:,} | {r['generate_peak_rss_mb']} |
-| segflow load, all three tables | {r['load_seconds_all_tables']} | | {r['load_peak_rss_mb']} |
-| segflow load, events only (validate + quarantine + line numbers) | {r['load_events_seconds']} | {r['load_events_per_second']:,} | |
-| plain DuckDB `read_json_auto` of the event files | {r['plain_duckdb_events_seconds']} | | {r['plain_duckdb_peak_rss_mb']} |
+| generate (all tables) | {r["generate_seconds"]} | {r["generate_events_per_second"]:,} | {r["generate_peak_rss_mb"]} |
+| segflow load, all three tables | {r["load_seconds_all_tables"]} | | {r["load_peak_rss_mb"]} |
+| segflow load, events only (validate + quarantine + line numbers) | {r["load_events_seconds"]} | {r["load_events_per_second"]:,} | |
+| plain DuckDB `read_json_auto` of the event files | {r["plain_duckdb_events_seconds"]} | | {r["plain_duckdb_peak_rss_mb"]} |
 
-segflow events load / plain DuckDB: **{r['load_vs_plain_ratio']}x** wall time,
-{r['load_vs_plain_cpu_ratio']}x CPU time ({r['load_events_cpu_seconds']} s vs
-{r['plain_duckdb_events_cpu_seconds']} s, all threads; steadier on a shared machine). The plain
+segflow events load / plain DuckDB: **{r["load_vs_plain_ratio"]}x** wall time,
+{r["load_vs_plain_cpu_ratio"]}x CPU time ({r["load_events_cpu_seconds"]} s vs
+{r["plain_duckdb_events_cpu_seconds"]} s, all threads; steadier on a shared machine). The plain
 read has no row rules, no quarantine, no file/line lineage and no idempotent partition replace.
 {_previous(previous)}"""
 
@@ -189,14 +230,21 @@ def _previous(previous: dict[str, dict]) -> str:
     times and staged a copy of it), kept in `<stem>_before*.json` beside the new ones."""
     if not previous:
         return ""
-    lines = ["", "Earlier figures (loader before the single-parse rewrite):", "",
-             "| file | runs | events load s | plain s | ratio | all tables s | load peak RSS MB "
-             "| 1-min load avg |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "Earlier figures (loader before the single-parse rewrite):",
+        "",
+        "| file | runs | events load s | plain s | ratio | all tables s | load peak RSS MB "
+        "| 1-min load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, p in previous.items():
-        lines.append(f"| `{name}` | {p['runs']} | {p['load_events_seconds']} | "
-                     f"{p['plain_duckdb_events_seconds']} | {p['load_vs_plain_ratio']}x | "
-                     f"{p['load_seconds_all_tables']} | {p['load_peak_rss_mb']} | "
-                     f"{p['machine']['load_average_at_end'][0]} |")
+        lines.append(
+            f"| `{name}` | {p['runs']} | {p['load_events_seconds']} | "
+            f"{p['plain_duckdb_events_seconds']} | {p['load_vs_plain_ratio']}x | "
+            f"{p['load_seconds_all_tables']} | {p['load_peak_rss_mb']} | "
+            f"{p['machine']['load_average_at_end'][0]} |"
+        )
     return "\n".join(lines) + "\n"
 
 

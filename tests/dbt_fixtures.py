@@ -39,12 +39,40 @@ RAW_DDL = {
 META_DDL = """_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR,
     _source_line BIGINT"""
 COLUMNS = {
-    "crm_contacts": ["user_id", "email", "signup_at", "company", "industry", "company_size",
-                     "country", "role", "plan", "acquisition_channel", "updated_at"],
-    "events": ["message_id", "type", "event", "user_id", "anonymous_id", "timestamp",
-               "received_at", "properties", "context"],
-    "billing_invoices": ["invoice_id", "user_id", "amount", "currency", "status",
-                         "period_start", "period_end", "paid_at"],
+    "crm_contacts": [
+        "user_id",
+        "email",
+        "signup_at",
+        "company",
+        "industry",
+        "company_size",
+        "country",
+        "role",
+        "plan",
+        "acquisition_channel",
+        "updated_at",
+    ],
+    "events": [
+        "message_id",
+        "type",
+        "event",
+        "user_id",
+        "anonymous_id",
+        "timestamp",
+        "received_at",
+        "properties",
+        "context",
+    ],
+    "billing_invoices": [
+        "invoice_id",
+        "user_id",
+        "amount",
+        "currency",
+        "status",
+        "period_start",
+        "period_end",
+        "paid_at",
+    ],
 }
 INDUSTRIES = ("software", "finance", "healthcare", "retail", "education")
 SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
@@ -67,8 +95,9 @@ class RawData:
         return [self.start + timedelta(days=i) for i in range(self.days)]
 
 
-def simulate(users: int = 120, days: int = 35, seed: int = 7,
-             start: date = date(2025, 3, 3)) -> RawData:
+def simulate(
+    users: int = 120, days: int = 35, seed: int = 7, start: date = date(2025, 3, 3)
+) -> RawData:
     """A seeded product simulation with the edge cases listed in the module docstring."""
     plan = tracking_plan.load()
     rng = random.Random(seed)
@@ -76,8 +105,14 @@ def simulate(users: int = 120, days: int = 35, seed: int = 7,
     end = datetime.combine(start + timedelta(days=days), datetime.min.time())
     msg = 0
 
-    def event(kind: str, name: str | None, user: str | None, anon: str | None, ts: datetime,
-              delay_days: int = 0) -> None:
+    def event(
+        kind: str,
+        name: str | None,
+        user: str | None,
+        anon: str | None,
+        ts: datetime,
+        delay_days: int = 0,
+    ) -> None:
         nonlocal msg
         msg += 1
         received = ts + timedelta(seconds=rng.randint(1, 90), days=delay_days)
@@ -85,10 +120,18 @@ def simulate(users: int = 120, days: int = 35, seed: int = 7,
             received, delay_days = ts + timedelta(seconds=1), 0
         if received >= end:
             return
-        row = {"message_id": f"m{seed}-{msg:07d}", "type": kind, "event": name, "user_id": user,
-               "anonymous_id": anon, "timestamp": ts, "received_at": received,
-               "properties": json.dumps({"n": msg % 5}), "context": "{}",
-               "_partition_date": received.date()}
+        row = {
+            "message_id": f"m{seed}-{msg:07d}",
+            "type": kind,
+            "event": name,
+            "user_id": user,
+            "anonymous_id": anon,
+            "timestamp": ts,
+            "received_at": received,
+            "properties": json.dumps({"n": msg % 5}),
+            "context": "{}",
+            "_partition_date": received.date(),
+        }
         data.tables["events"].append(row)
         if rng.random() < 0.02:  # a Segment retry: same message, received later
             dup = dict(row, received_at=received + timedelta(hours=rng.randint(1, 30)))
@@ -100,24 +143,35 @@ def simulate(users: int = 120, days: int = 35, seed: int = 7,
     for u in range(users):
         uid, anon = f"u{u:04d}", f"a{u:04d}"
         signup_day = rng.randrange(0, days - 3)
-        signup_at = datetime.combine(start + timedelta(days=signup_day), datetime.min.time()) \
-            + timedelta(hours=rng.randint(7, 22), minutes=rng.randint(0, 59))
+        signup_at = datetime.combine(
+            start + timedelta(days=signup_day), datetime.min.time()
+        ) + timedelta(hours=rng.randint(7, 22), minutes=rng.randint(0, 59))
         currency = rng.choice(CURRENCIES)
-        base = {"user_id": uid, "email": f"{uid}@example.com", "signup_at": signup_at,
-                "company": f"c{u % 40}", "industry": rng.choice(INDUSTRIES),
-                "company_size": rng.choice(SIZES), "country": rng.choice(COUNTRIES),
-                "role": rng.choice(ROLES), "acquisition_channel": rng.choice(CHANNELS)}
+        base = {
+            "user_id": uid,
+            "email": f"{uid}@example.com",
+            "signup_at": signup_at,
+            "company": f"c{u % 40}",
+            "industry": rng.choice(INDUSTRIES),
+            "company_size": rng.choice(SIZES),
+            "country": rng.choice(COUNTRIES),
+            "role": rng.choice(ROLES),
+            "acquisition_channel": rng.choice(CHANNELS),
+        }
         current_plan = rng.choice(("free", "trial"))
 
         def contact(at: datetime, plan_name: str, base: dict = base) -> None:
             data.tables["crm_contacts"].append(
-                dict(base, plan=plan_name, updated_at=at, _partition_date=at.date()))
+                dict(base, plan=plan_name, updated_at=at, _partition_date=at.date())
+            )
 
         contact(signup_at, current_plan)
         # Anonymous browsing before signup (some of it days earlier), then identify at signup.
         if rng.random() < 0.7:
             for k in range(rng.randint(1, 4)):
-                ts = signup_at - timedelta(days=rng.choice((0, 0, 1, 2, 5)), minutes=rng.randint(5, 600))
+                ts = signup_at - timedelta(
+                    days=rng.choice((0, 0, 1, 2, 5)), minutes=rng.randint(5, 600)
+                )
                 if ts >= datetime.combine(start, datetime.min.time()):
                     event("page", "Pricing" if k % 2 else "Home", None, anon, ts)
         event("identify", None, uid, anon, signup_at)
@@ -147,13 +201,23 @@ def simulate(users: int = 120, days: int = 35, seed: int = 7,
                         event("track", milestone_events[next_milestone], uid, anon, ts, late)
                         next_milestone += 1
                     else:
-                        event("track", rng.choice(plan.core_features + ("Signed In",)), uid, anon,
-                              ts, late)
+                        event(
+                            "track",
+                            rng.choice(plan.core_features + ("Signed In",)),
+                            uid,
+                            anon,
+                            ts,
+                            late,
+                        )
                     # Gaps of up to 40 minutes: some sessions split, a few at exactly 30 minutes.
                     gap = rng.choice((1, 3, 7, 12, 20, 30, 31, 40))
                     ts += timedelta(minutes=gap)
-            if (upgraded_at is None and current_plan != "pro" and next_milestone >= 3
-                    and rng.random() < 0.08):
+            if (
+                upgraded_at is None
+                and current_plan != "pro"
+                and next_milestone >= 3
+                and rng.random() < 0.08
+            ):
                 upgraded_at = day0 + timedelta(hours=12)
                 current_plan = "pro"
                 event("track", plan.upgrade_events[0], uid, None, upgraded_at)
@@ -167,11 +231,19 @@ def simulate(users: int = 120, days: int = 35, seed: int = 7,
                 k += 1
                 amount = 49.0 if rng.random() < 0.9 else 99.0
                 status = "refunded" if rng.random() < 0.05 else "paid"
-                data.tables["billing_invoices"].append({
-                    "invoice_id": f"inv-{uid}-{k}", "user_id": uid, "amount": amount,
-                    "currency": currency, "status": status, "period_start": period,
-                    "period_end": period + timedelta(days=30), "paid_at": period,
-                    "_partition_date": period.date()})
+                data.tables["billing_invoices"].append(
+                    {
+                        "invoice_id": f"inv-{uid}-{k}",
+                        "user_id": uid,
+                        "amount": amount,
+                        "currency": currency,
+                        "status": status,
+                        "period_start": period,
+                        "period_end": period + timedelta(days=30),
+                        "paid_at": period,
+                        "_partition_date": period.date(),
+                    }
+                )
                 period += timedelta(days=30)
             if rng.random() < 0.3:
                 cancel_at = upgraded_at + timedelta(days=rng.randint(5, 20))
@@ -202,30 +274,55 @@ def load_raw(db_path: Path, data: RawData, partitions: list[date] | None = None)
                 conn.execute(f"delete from raw.{table} where _partition_date = ?", [day])
             quoted = ", ".join(f'"{c}"' for c in cols)
             values = [
-                [r[c] for c in cols] + [r["_partition_date"], datetime(2025, 1, 1), "demo",
-                                        f"{table}-{r['_partition_date']}.jsonl", i + 1]
+                [r[c] for c in cols]
+                + [
+                    r["_partition_date"],
+                    datetime(2025, 1, 1),
+                    "demo",
+                    f"{table}-{r['_partition_date']}.jsonl",
+                    i + 1,
+                ]
                 for i, r in enumerate(chosen)
             ]
             if values:
                 marks = ", ".join("?" * (len(cols) + 5))
                 conn.executemany(
                     f"insert into raw.{table} ({quoted}, _partition_date, _loaded_at, _source, "
-                    f"_source_file, _source_line) values ({marks})", values)
+                    f"_source_file, _source_line) values ({marks})",
+                    values,
+                )
             written += len(values)
     finally:
         conn.close()
     return written
 
 
-def run_dbt(args: list[str], db_path: Path, target_dir: Path,
-            dbt_vars: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_dbt(
+    args: list[str],
+    db_path: Path,
+    target_dir: Path,
+    dbt_vars: dict | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     """Run the real dbt CLI on the project against `db_path`; raise with dbt's output on failure."""
     env = dict(os.environ, SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
-    cmd = [str(DBT_BIN), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir",
-           str(DBT_PROJECT), "--target-path", str(target_dir), "--log-path", str(target_dir / "logs")]
+    cmd = [
+        str(DBT_BIN),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(target_dir),
+        "--log-path",
+        str(target_dir / "logs"),
+    ]
     if dbt_vars:
         cmd += ["--vars", json.dumps(dbt_vars)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     if check and proc.returncode != 0:
-        raise AssertionError(f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
+        raise AssertionError(
+            f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+        )
     return proc

@@ -57,10 +57,20 @@ def full_build(tmp_path_factory: pytest.TempPathFactory, raw_data: RawData) -> P
 def test_build_produces_every_mart(full_build: Path) -> None:
     conn = duckdb.connect(str(full_build), read_only=True)
     try:
-        counts = {t: conn.execute(f"select count(*) from main.{t}").fetchone()[0] for t in (
-            "fct_user_features", "dim_users", "fct_cohort_retention", "fct_revenue_retention",
-            "fct_onboarding_funnel", "ml_churn_training", "ml_conversion_training",
-            "fct_segment_kpis", "fct_onboarding_funnel_by_segment")}
+        counts = {
+            t: conn.execute(f"select count(*) from main.{t}").fetchone()[0]
+            for t in (
+                "fct_user_features",
+                "dim_users",
+                "fct_cohort_retention",
+                "fct_revenue_retention",
+                "fct_onboarding_funnel",
+                "ml_churn_training",
+                "ml_conversion_training",
+                "fct_segment_kpis",
+                "fct_onboarding_funnel_by_segment",
+            )
+        }
         assert all(n > 0 for n in counts.values()), counts
         assert conn.execute("select count(*) from main.dim_users").fetchone()[0] == USERS
         # Rates and money are 64-bit everywhere (docs/contracts.md: DOUBLE).
@@ -70,7 +80,8 @@ def test_build_produces_every_mart(full_build: Path) -> None:
         assert not single, f"32-bit float columns: {single}"
         # Pre-signup anonymous page views were attributed to their users.
         stitched = conn.execute(
-            "select count(*) from main.int_events_stitched where is_anonymous").fetchone()[0]
+            "select count(*) from main.int_events_stitched where is_anonymous"
+        ).fetchone()[0]
         assert stitched > 0
         # Labels only for snapshots whose whole window is inside the data.
         last_day, last_label = conn.execute("""
@@ -86,62 +97,103 @@ def _compare_all_tables(left: Path, right: Path) -> dict[str, tuple[int, int, in
     conn = duckdb.connect(str(left), read_only=True)
     try:
         conn.execute(f"attach '{right}' as other (read_only)")
-        tables = [r[0] for r in conn.execute("""
+        tables = [
+            r[0]
+            for r in conn.execute("""
             select table_name from information_schema.tables
             where table_catalog = current_database() and table_schema = 'main'
-              and table_type = 'BASE TABLE' order by 1""").fetchall()]
+              and table_type = 'BASE TABLE' order by 1""").fetchall()
+        ]
         out = {}
         for t in tables:
             if t in SKIP_COMPARE:
                 continue
-            cols = ", ".join(f'"{c[0]}"' for c in conn.execute(
-                f"select column_name from information_schema.columns where table_catalog = "
-                f"current_database() and table_schema='main' and table_name='{t}' "
-                f"order by ordinal_position").fetchall())
-            only_left = conn.execute(f"select count(*) from (select {cols} from main.{t} "
-                                     f"except all select {cols} from other.main.{t})").fetchone()[0]
-            only_right = conn.execute(f"select count(*) from (select {cols} from other.main.{t} "
-                                      f"except all select {cols} from main.{t})").fetchone()[0]
-            out[t] = (conn.execute(f"select count(*) from main.{t}").fetchone()[0],
-                      only_left, only_right)
+            cols = ", ".join(
+                f'"{c[0]}"'
+                for c in conn.execute(
+                    f"select column_name from information_schema.columns where table_catalog = "
+                    f"current_database() and table_schema='main' and table_name='{t}' "
+                    f"order by ordinal_position"
+                ).fetchall()
+            )
+            only_left = conn.execute(
+                f"select count(*) from (select {cols} from main.{t} "
+                f"except all select {cols} from other.main.{t})"
+            ).fetchone()[0]
+            only_right = conn.execute(
+                f"select count(*) from (select {cols} from other.main.{t} "
+                f"except all select {cols} from main.{t})"
+            ).fetchone()[0]
+            out[t] = (
+                conn.execute(f"select count(*) from main.{t}").fetchone()[0],
+                only_left,
+                only_right,
+            )
         return out
     finally:
         conn.close()
 
 
-def test_incremental_runs_equal_full_refresh(tmp_path: Path, raw_data: RawData,
-                                             full_build: Path) -> None:
+def test_incremental_runs_equal_full_refresh(
+    tmp_path: Path, raw_data: RawData, full_build: Path
+) -> None:
     """Raw lands one partition at a time (late events and duplicates arrive in later
     partitions); dbt runs a multi-day backfill window first, then one window per day. The
     result must equal the full build of all data, table by table, row for row."""
     db = tmp_path / "incremental.duckdb"
     dates = raw_data.dates
-    first_window = dates[:DAYS - 6]
+    first_window = dates[: DAYS - 6]
     load_raw(db, raw_data, first_window)
-    run_dbt(["run", "--exclude", "tag:after_segments"], db, tmp_path / "target",
-            _window(first_window[0], first_window[-1] + timedelta(days=1)))
-    for day in dates[DAYS - 6:]:
+    run_dbt(
+        ["run", "--exclude", "tag:after_segments"],
+        db,
+        tmp_path / "target",
+        _window(first_window[0], first_window[-1] + timedelta(days=1)),
+    )
+    for day in dates[DAYS - 6 :]:
         load_raw(db, raw_data, [day])
-        run_dbt(["run", "--exclude", "tag:after_segments"], db, tmp_path / "target",
-                _window(day, day + timedelta(days=1)))
+        run_dbt(
+            ["run", "--exclude", "tag:after_segments"],
+            db,
+            tmp_path / "target",
+            _window(day, day + timedelta(days=1)),
+        )
     # Re-running a day already processed changes nothing.
-    run_dbt(["run", "--exclude", "tag:after_segments"], db, tmp_path / "target",
-            _window(dates[-3], dates[-2]))
+    run_dbt(
+        ["run", "--exclude", "tag:after_segments"],
+        db,
+        tmp_path / "target",
+        _window(dates[-3], dates[-2]),
+    )
     _segment_inputs(db)
     run_dbt(["run", "--select", "tag:after_segments"], db, tmp_path / "target")
     diff = _compare_all_tables(db, full_build)
-    assert {"int_sessions", "int_user_activity_daily", "fct_user_features",
-            "ml_churn_training", "fct_segment_kpis"} <= set(diff)
+    assert {
+        "int_sessions",
+        "int_user_activity_daily",
+        "fct_user_features",
+        "ml_churn_training",
+        "fct_segment_kpis",
+    } <= set(diff)
     mismatched = {t: d for t, d in diff.items() if d[1] or d[2]}
     assert not mismatched, f"incremental != full refresh (rows, only_inc, only_full): {mismatched}"
     # ml_ltv_training is empty at this size (40 days < the 90-day label window).
-    assert all(diff[t][0] > 0 for t in ("int_sessions", "int_user_activity_daily",
-                                        "fct_user_features", "ml_churn_training",
-                                        "fct_cohort_retention", "fct_segment_kpis")), diff
+    assert all(
+        diff[t][0] > 0
+        for t in (
+            "int_sessions",
+            "int_user_activity_daily",
+            "fct_user_features",
+            "ml_churn_training",
+            "fct_cohort_retention",
+            "fct_segment_kpis",
+        )
+    ), diff
 
 
-def test_features_ignore_data_after_the_snapshot(tmp_path: Path, raw_data: RawData,
-                                                 full_build: Path) -> None:
+def test_features_ignore_data_after_the_snapshot(
+    tmp_path: Path, raw_data: RawData, full_build: Path
+) -> None:
     """Mutate everything dated after a snapshot day (drop and add events, change the CRM plan,
     add invoices); every feature row up to that day stays identical."""
     snapshot = raw_data.dates[DAYS // 2]
@@ -150,47 +202,65 @@ def test_features_ignore_data_after_the_snapshot(tmp_path: Path, raw_data: RawDa
     shutil.copy(full_build, db)
     conn = duckdb.connect(str(db))
     try:
-        before = conn.execute("select count(*) from main.fct_user_features "
-                              "where snapshot_date <= ?", [snapshot]).fetchone()[0]
+        before = conn.execute(
+            "select count(*) from main.fct_user_features where snapshot_date <= ?", [snapshot]
+        ).fetchone()[0]
         assert before > 0
-        conn.execute('delete from raw.events where "timestamp" >= ? and hash(message_id) % 2 = 0',
-                     [cutoff])
-        conn.execute("""
+        conn.execute(
+            'delete from raw.events where "timestamp" >= ? and hash(message_id) % 2 = 0', [cutoff]
+        )
+        conn.execute(
+            """
             insert into raw.events
             select message_id || '-future', type, event, user_id, anonymous_id,
                    "timestamp" + interval 3 day, received_at + interval 3 day, properties, context,
                    _partition_date + 3, _loaded_at, _source, _source_file, _source_line
             from raw.events where "timestamp" >= ? - interval 3 day and "timestamp" < ?""",
-                     [cutoff, cutoff])
-        conn.execute("""
+            [cutoff, cutoff],
+        )
+        conn.execute(
+            """
             insert into raw.crm_contacts
             select user_id, email, signup_at, company, 'mutated', '1000+', country, role,
                    'enterprise', acquisition_channel, ? + interval 2 hour,
                    ?, _loaded_at, _source, _source_file, _source_line
-            from raw.crm_contacts""", [cutoff, cutoff.date()])
-        conn.execute("""
+            from raw.crm_contacts""",
+            [cutoff, cutoff.date()],
+        )
+        conn.execute(
+            """
             insert into raw.billing_invoices
             select 'future-' || user_id, user_id, 999.0, 'USD', 'paid', ? + interval 1 day,
                    ? + interval 31 day, ? + interval 1 day, ?, now(), 'demo', 'x', 1
-            from raw.crm_contacts group by user_id""", [cutoff, cutoff, cutoff, cutoff.date()])
-        conn.execute("create table main.features_before as select * from main.fct_user_features "
-                     "where snapshot_date <= ?", [snapshot])
+            from raw.crm_contacts group by user_id""",
+            [cutoff, cutoff, cutoff, cutoff.date()],
+        )
+        conn.execute(
+            "create table main.features_before as select * from main.fct_user_features "
+            "where snapshot_date <= ?",
+            [snapshot],
+        )
     finally:
         conn.close()
     run_dbt(["run", "--full-refresh", "--select", "+fct_user_features"], db, tmp_path / "target")
     conn = duckdb.connect(str(db), read_only=True)
     try:
-        later_changed = conn.execute("""
+        later_changed = conn.execute(
+            """
             select count(*) from main.fct_user_features where snapshot_date > ?
-              and industry = 'mutated'""", [snapshot]).fetchone()[0]
+              and industry = 'mutated'""",
+            [snapshot],
+        ).fetchone()[0]
         assert later_changed > 0, "the mutation must be visible after the snapshot"
-        only_before, only_after = conn.execute("""
+        only_before, only_after = conn.execute(
+            """
             select
               (select count(*) from (select * from main.features_before except all
                  select * from main.fct_user_features where snapshot_date <= ?)),
               (select count(*) from (select * from main.fct_user_features where snapshot_date <= ?
                  except all select * from main.features_before))""",
-                                               [snapshot, snapshot]).fetchone()
+            [snapshot, snapshot],
+        ).fetchone()
         assert (only_before, only_after) == (0, 0)
     finally:
         conn.close()
