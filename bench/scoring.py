@@ -6,7 +6,7 @@ codes are per-user stable (a user's codes are the same scored alone or in the wh
     .venv/bin/python bench/scoring.py --users 20000
 
 A churn model is trained exactly as the `churn_model` asset does (declared features, MLflow
-registry) on the synthetic marts of `ml.synthetic`, then `ml.scoring.score_users` scores one
+registry) on the synthetic marts of `tests/support/ml_marts.py`, then `ml.scoring.score_users` scores one
 day of `--users` rows. Results: `bench/results/scoring_<users>.{json,md}`.
 """
 
@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from ml import registry
     from ml.features import FeatureSpec, prepare_features
     from ml.scoring import score_users
-    from ml.synthetic import synthetic_marts
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support.ml_marts import synthetic_marts
+
     from ml.train import train_model
 
     work = Path(tempfile.mkdtemp(prefix="segflow-bench-scoring-"))

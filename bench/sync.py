@@ -25,9 +25,11 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/support: the synthetic sync inputs
+
+from support.sync_inputs import synthetic_inputs, write_inputs  # noqa: E402
 
 from orchestration.activation.destinations import CustomerIODestination  # noqa: E402
-from orchestration.activation.sample_inputs import synthetic_inputs, write_inputs  # noqa: E402
 from orchestration.activation.sync import SyncOptions, sync  # noqa: E402
 
 AS_OF = date(2025, 6, 2)

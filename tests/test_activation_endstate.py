@@ -16,10 +16,10 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from support.sync_inputs import write_inputs
 
 from orchestration.activation.destinations import CustomerIODestination, RetryPolicy
 from orchestration.activation.fake_customerio import FakeConfig, FakeCustomerIO
-from orchestration.activation.sample_inputs import write_inputs
 from orchestration.activation.sync import SyncOptions, sync
 
 REPO = Path(__file__).resolve().parents[1]

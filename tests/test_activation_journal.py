@@ -12,10 +12,10 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from support.sync_inputs import write_inputs
 
 from orchestration.activation.destinations import CustomerIODestination
 from orchestration.activation.fake_customerio import FakeConfig, FakeCustomerIO
-from orchestration.activation.sample_inputs import write_inputs
 from orchestration.activation.sync import sync
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,6 +10,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 import pytest
+from support.sync_inputs import write_inputs
 
 from orchestration.activation.destinations import (
     CsvDestination,
@@ -19,7 +20,6 @@ from orchestration.activation.destinations import (
     RetryPolicy,
 )
 from orchestration.activation.fake_customerio import FakeConfig, FakeCustomerIO
-from orchestration.activation.sample_inputs import write_inputs
 from orchestration.activation.sync import SyncOptions, sync
 
 DAY1 = date(2025, 3, 10)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
 from ml import registry
@@ -16,7 +17,6 @@ from ml.drift import champion_drift
 from ml.features import FeatureSpec, prepare_features
 from ml.reasons import top_reasons
 from ml.scoring import USER_SCORES_COLUMNS, missing_champions, score_users
-from ml.synthetic import synthetic_marts
 from ml.train import train_model
 
 

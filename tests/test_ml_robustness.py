@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
 from ml import clv
 from ml.feature_sets import declared_features
 from ml.features import FeatureError
-from ml.synthetic import synthetic_marts
 from ml.train import LabelDefinition, ModelSkipped, train_model
 
 MILESTONES = (

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
 from ml.drift import feature_drift, population_stability_index
@@ -24,7 +25,6 @@ from ml.promotion import PromotionPolicy, decide
 from ml.reasons import reason_code, reason_strings, top_reasons
 from ml.scoring import assign_bands
 from ml.splits import time_split
-from ml.synthetic import synthetic_marts
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -3,7 +3,7 @@ no network request, every chart has data (marks drawn and a numbers table), scre
 tests/output/report/.
 
 The warehouse is small and built in seconds: contract-shaped segment/score tables from
-`sample_inputs`, a real outbox sync (so `sync_runs` comes from the sync itself, including a
+`support.sync_inputs`, a real outbox sync (so `sync_runs` comes from the sync itself, including a
 circuit-breaker trip), and mart tables with the dbt models' columns.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from support.sync_inputs import synthetic_inputs, write_inputs
 
 from orchestration.activation.destinations.outbox import OutboxDestination
-from orchestration.activation.sample_inputs import synthetic_inputs, write_inputs
 from orchestration.activation.sync import sync
 from orchestration.report import PAGE_ORDER, ModelVersionInfo, ReportInputs, RunInfo, build_report
 from orchestration.report.browser import Browser, find_chromium

@@ -9,13 +9,13 @@ import json
 from datetime import date, datetime
 
 import duckdb
+from support.sync_inputs import synthetic_inputs, write_inputs
 
 from orchestration.activation.destinations.outbox import (
     OutboxDestination,
     reasons_with_direction,
     write_readable,
 )
-from orchestration.activation.sample_inputs import synthetic_inputs, write_inputs
 from orchestration.activation.sync import sync
 
 AS_OF = date(2026, 3, 10)

@@ -9,12 +9,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from support.segment_tables import build_frames, write_tables
 
 from orchestration.segments.assign import assign_segments, segment_size_changes
 from orchestration.segments.config import SegmentConfig, load_config
 from orchestration.segments.membership import rebuild_membership
 from orchestration.segments.schema import FEATURE_COLUMNS, SCORE_COLUMNS
-from orchestration.segments.synthetic import build_frames, write_tables
 
 START = date(2025, 3, 3)
 

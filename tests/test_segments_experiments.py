@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency
+from support.segment_tables import build_frames, write_tables
 
 from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import Experiment, Variant, load_config
@@ -22,7 +23,6 @@ from orchestration.segments.stats import (
     two_proportion_z_test,
     wilson_interval,
 )
-from orchestration.segments.synthetic import build_frames, write_tables
 
 EXPERIMENT = Experiment(
     "onboarding_test",

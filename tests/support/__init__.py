@@ -1,0 +1,1 @@
+"""Test-only fixtures: synthetic marts, segment tables and sync inputs (also used by bench/)."""
