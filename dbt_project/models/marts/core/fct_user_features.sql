@@ -212,7 +212,7 @@ rolled as (
         sum(events) over (partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding) as events_prev_7d,
         sum(sessions) {{ last_n_days(7) }} as sessions_7d,
         sum(sessions) {{ last_n_days(28) }} as sessions_28d,
-        sum(active_minutes) {{ last_n_days(28) }} as active_minutes_28d,
+        {{ exact_sum('active_minutes') }} {{ last_n_days(28) }} as active_minutes_28d,
         sum(core_feature_events) {{ last_n_days(28) }} as feature_depth_28d,
         {% for feature in plan['core_features'] -%}
         sum(feature_{{ slug(feature) }}_events) {{ last_n_days(28) }} as feature_{{ slug(feature) }}_28d,
