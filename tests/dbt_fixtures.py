@@ -20,60 +20,23 @@ from pathlib import Path
 
 import duckdb
 
+from expectations import tables as contract
 from orchestration import tracking_plan
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
 DBT_BIN = Path(sys.executable).parent / "dbt"
 
+# The raw tables as the contract declares them (expectations/tables.py); JSON stored as text.
+_RAW = {
+    t: contract.TABLES[f"raw.{t}"].columns for t in ("crm_contacts", "events", "billing_invoices")
+}
+COLUMNS = {t: [c for c in cols if c not in contract.META_COLUMNS] for t, cols in _RAW.items()}
 RAW_DDL = {
-    "crm_contacts": """user_id VARCHAR, email VARCHAR, signup_at TIMESTAMP, company VARCHAR,
-        industry VARCHAR, company_size VARCHAR, country VARCHAR, role VARCHAR, plan VARCHAR,
-        acquisition_channel VARCHAR, updated_at TIMESTAMP""",
-    "events": """message_id VARCHAR, type VARCHAR, event VARCHAR, user_id VARCHAR,
-        anonymous_id VARCHAR, "timestamp" TIMESTAMP, received_at TIMESTAMP, properties VARCHAR,
-        context VARCHAR""",
-    "billing_invoices": """invoice_id VARCHAR, user_id VARCHAR, amount DOUBLE, currency VARCHAR,
-        status VARCHAR, period_start TIMESTAMP, period_end TIMESTAMP, paid_at TIMESTAMP""",
+    t: ", ".join(f'"{c}" {"VARCHAR" if cols[c] == "JSON" else cols[c]}' for c in COLUMNS[t])
+    for t, cols in _RAW.items()
 }
-META_DDL = """_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR,
-    _source_line BIGINT"""
-COLUMNS = {
-    "crm_contacts": [
-        "user_id",
-        "email",
-        "signup_at",
-        "company",
-        "industry",
-        "company_size",
-        "country",
-        "role",
-        "plan",
-        "acquisition_channel",
-        "updated_at",
-    ],
-    "events": [
-        "message_id",
-        "type",
-        "event",
-        "user_id",
-        "anonymous_id",
-        "timestamp",
-        "received_at",
-        "properties",
-        "context",
-    ],
-    "billing_invoices": [
-        "invoice_id",
-        "user_id",
-        "amount",
-        "currency",
-        "status",
-        "period_start",
-        "period_end",
-        "paid_at",
-    ],
-}
+META_DDL = ", ".join(f"{c} {t}" for c, t in contract.META_COLUMNS.items())
 INDUSTRIES = ("software", "finance", "healthcare", "retail", "education")
 SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
 COUNTRIES = ("US", "GB", "DE", "FR", "IN")

@@ -67,7 +67,16 @@ def _df(conn: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo data -> raw -> dbt build of the analytic marts and everything upstream."""
     root = tmp_path_factory.mktemp("dbt_analytics")
-    generate(root / "landing", root / "truth", users=USERS, days=DAYS, seed=11, start=START)
+    # no pre-window base: the cohort tests rely on every user signing up inside the data
+    generate(
+        root / "landing",
+        root / "truth",
+        users=USERS,
+        days=DAYS,
+        seed=11,
+        start=START,
+        history_days=0,
+    )
     path = root / "warehouse.duckdb"
     dates = [START + timedelta(days=i) for i in range(DAYS)]
     with duckdb.connect(str(path)) as conn:

@@ -40,6 +40,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestration.sources.files import TABLES
+
 TABLE_DIRS = ("events", "crm_contacts", "billing_invoices")
 DEFAULT_HISTORY_DAYS = 180
 DEFAULT_INACTIVE_DAYS = 90
@@ -50,19 +52,7 @@ CURRENCY = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR"}
 FX_TO_USD = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27}
 CHANNELS = ("organic", "paid_search", "referral", "partner")
 ROLES = ("consumer", "manager", "founder")
-CONTACT_COLUMNS = (
-    "user_id",
-    "email",
-    "signup_at",
-    "company",
-    "industry",
-    "company_size",
-    "country",
-    "role",
-    "plan",
-    "acquisition_channel",
-    "updated_at",
-)
+CONTACT_COLUMNS = TABLES["crm_contacts"].column_names  # the raw contract's columns
 
 
 @dataclass
