@@ -49,6 +49,9 @@ class CustomerIOUnavailable(RuntimeError):
     """The API could not be reached after all retries (message is already redacted)."""
 
 
+RATE_WINDOW_SECONDS = 1.0  # a 429 without Retry-After waits for the next rate window
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Backoff for one request: delay_n = uniform(0, min(max_delay, base_delay * 2**n))."""
@@ -253,6 +256,10 @@ class CustomerIODestination:
                 if response.status_code not in RETRYABLE_STATUSES:
                     return reply
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                if response.status_code == 429 and retry_after is None:
+                    # Limits are per window of a second (3000 per 3 s): without a Retry-After,
+                    # sleeping milliseconds only spends the retries inside the same window.
+                    retry_after = RATE_WINDOW_SECONDS
             if attempt < self.retry.max_retries:
                 self._sleep(self._delay(attempt, retry_after))
         return reply
