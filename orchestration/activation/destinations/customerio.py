@@ -256,9 +256,10 @@ class CustomerIODestination:
                 if response.status_code not in RETRYABLE_STATUSES:
                     return reply
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                if response.status_code == 429 and retry_after is None:
-                    # Limits are per window of a second (3000 per 3 s): without a Retry-After,
-                    # sleeping milliseconds only spends the retries inside the same window.
+                if response.status_code == 429 and not retry_after:
+                    # Limits are per window of a second (3000 per 3 s): without a positive
+                    # Retry-After, retrying within milliseconds only spends the retries inside
+                    # the same window.
                     retry_after = RATE_WINDOW_SECONDS
             if attempt < self.retry.max_retries:
                 self._sleep(self._delay(attempt, retry_after))
