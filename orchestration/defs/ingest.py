@@ -19,6 +19,7 @@ from orchestration.defs.resources import SegflowSettingsResource, WarehouseResou
 from orchestration.settings import Settings
 from orchestration.sources.load import RAW_TABLES, load_partitions
 from orchestration.sources.mappings import SourcesConfig, load_config
+from orchestration.spark.raw_export import publish_raw
 
 
 def source_config(settings: Settings) -> SourcesConfig | None:
@@ -119,6 +120,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             }
             unassigned = sum(p.rows_read for p in report.partitions if p.partition_date is None)
             checks = raw_checks(conn, table_name, dates, rows_read, settings)
+            exported = publish_raw(settings, conn, table_name, dates)  # Spark engine only
         for warning in report.warnings[:50]:
             context.log.warning(warning)
         context.log.info(
@@ -132,6 +134,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "rows_loaded": report.rows_loaded,
             "rows_quarantined": report.rows_quarantined,
             "rows_unassigned": unassigned,
+            "rows_exported_to_spark": exported,
             "quarantined_by_reason": table(
                 [
                     {"reason_code": k, "rows": v}

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.settings import Settings
+
 RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
 
 
@@ -64,3 +66,13 @@ def export_raw(
             tmp.replace(target)
             written[table] += rows
     return written
+
+
+def publish_raw(
+    settings: Settings, conn: duckdb.DuckDBPyConnection, table: str, partitions: Iterable[date]
+) -> int:
+    """After the ingest loaded `partitions` of raw.<table>: on the Spark engine, export them to
+    the Parquet sources dbt on Spark reads; nothing to do on DuckDB. Returns rows exported."""
+    if settings.engine != "spark":
+        return 0
+    return export_raw(conn, settings.spark_sources_dir, list(partitions), [table])[table]
