@@ -59,6 +59,7 @@ def _segment_inputs(db: Path, sources_dir: Path) -> None:
         conn.close()
 
 
+@pytest.mark.timeout(1800)  # two Spark runs; minutes on a loaded 2-core machine
 def test_spark_build_equals_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = simulate(users=USERS, days=DAYS, seed=11)
     duck = tmp_path / "duckdb.duckdb"

@@ -7,6 +7,8 @@ dbt built. Import pyspark lazily: the CLI must not pay for it on the DuckDB engi
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from orchestration.settings import Settings
@@ -35,6 +37,9 @@ def get_session(settings: Settings | None = None, app_name: str = "segflow") -> 
     from pyspark.sql import SparkSession
 
     settings = settings or Settings.from_env()
+    # Python workers (the scoring UDF) run this interpreter, which has the model's libraries;
+    # pyspark reads the variable when the context starts.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).enableHiveSupport()
     for key, value in session_config(settings).items():
         builder = builder.config(key, value)
