@@ -198,3 +198,24 @@ def test_overview_shows_a_failed_checks_message() -> None:
     page = overview.build(_warehouse(), ReportInputs(checks=checks), datetime.now(UTC))
     html = page.html([page], datetime.now(UTC), "test")
     assert "message_id unique: found 12 duplicates" in html
+
+
+def test_segments_page_shows_which_rule_arm_put_members_there() -> None:
+    reasons = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "d"],
+            "segment_date": [START] * 4,
+            "segment": ["churn_risks", "churn_risks", "churn_risks", "smb"],
+            "reason": [
+                "churn_band == 'high'",
+                "churn_band == 'high'",
+                "activity_trend <= -0.5",
+                "x",
+            ],
+        }
+    )
+    chart = segments.reasons_chart(_warehouse(segment_reasons=reasons))
+    assert chart.data[["segment", "reason", "users"]].values.tolist() == [
+        ["churn_risks", "churn_band == 'high'", 2],
+        ["churn_risks", "activity_trend <= -0.5", 1],
+    ]
