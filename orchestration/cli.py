@@ -226,10 +226,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     result = write_report(settings, instance, check_keys, out_dir=out)
     print(f"report: {result.index} ({result.charts} charts on {len(result.pages)} pages)")
+    if args.serve:
+        return _serve_report(result.out_dir, args, settings)
     if args.open:
         import webbrowser
 
         webbrowser.open(result.index.as_uri())
+    return 0
+
+
+def _serve_report(folder: Path, args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration.report.serve import port_of, report_server
+
+    server = report_server(
+        folder, args.port if args.port is not None else port_of(settings.report_url)
+    )
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/index.html"
+    print(f"serving the report on {url} (Ctrl-C to stop)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
@@ -323,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="build the offline HTML monitoring report")
     report.add_argument("--out", help="folder (default: $SEGFLOW_REPORT_DIR)")
     report.add_argument("--open", action="store_true", help="open it in the default browser")
+    report.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve it over http on 127.0.0.1 (the port of SEGFLOW_REPORT_URL) until Ctrl-C",
+    )
+    report.add_argument("--port", type=int, help="port for --serve (0: any free port)")
     report.set_defaults(func=cmd_report)
 
     fake = sub.add_parser("fake-customerio", help="run the fake Customer.io Track API server")

@@ -117,6 +117,8 @@ class Settings:
     experiment_min_sample: int = 100  # users per arm before an experiment gets a verdict
     drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
+    # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
+    report_url: str = "http://127.0.0.1:8765"
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
 
     @classmethod
@@ -173,6 +175,7 @@ class Settings:
             experiment_min_sample=_int("SEGFLOW_EXPERIMENT_MIN_SAMPLE", 100),
             drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", 0.2),
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
             timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
             if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
