@@ -161,7 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def preflight(settings: Settings, start: date) -> None:
     """What would make the run fail in its first minutes, said in one line before it starts."""
-    if start < settings.partitions_start:
+    generated = settings.source == "demo" and not os.environ.get("SEGFLOW_PARTITIONS_START")
+    if start < settings.partitions_start and not generated:  # demo data will start at `start`
         raise UsageError(
             f"the run starts on {start}, before SEGFLOW_PARTITIONS_START="
             f"{settings.partitions_start}: set SEGFLOW_PARTITIONS_START={start} (or earlier)"

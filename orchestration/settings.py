@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +53,33 @@ def _date(name: str, default: str) -> date:
         return date.fromisoformat(raw)
     except ValueError as exc:
         raise SettingError(f"{name}={raw!r}: expected a date YYYY-MM-DD") from exc
+
+
+# The default `segflow run` window (days ending yesterday): where demo data starts.
+DEMO_WINDOW_DAYS = 120
+
+
+def _partitions_start(home: Path) -> date:
+    """SEGFLOW_PARTITIONS_START, else the first day the source's landing folder holds
+    (`<table>/dt=YYYY-MM-DD/`), else the start of the default demo window: the UI offers the
+    days there is data for, not every day since an arbitrary date."""
+    if _env("SEGFLOW_PARTITIONS_START", ""):
+        return _date("SEGFLOW_PARTITIONS_START", "")
+    source = _env("SEGFLOW_SOURCE", "demo")
+    folder = Path(
+        _env("SEGFLOW_DEMO_DIR", str(home / "demo" / "landing"))
+        if source == "demo"
+        else _env("SEGFLOW_LANDING_DIR", str(home / "landing"))
+    )
+    days = []
+    for path in folder.glob("*/dt=*") if folder.is_dir() else ():
+        try:
+            days.append(date.fromisoformat(path.name.removeprefix("dt=")))
+        except ValueError:
+            continue  # not a day folder; the source check reports it
+    if days:
+        return min(days)
+    return date.today() - timedelta(days=DEMO_WINDOW_DAYS)
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -138,7 +165,7 @@ class Settings:
             demo_truth_dir=Path(
                 _env("SEGFLOW_DEMO_TRUTH_DIR", str(home / "demo" / "truth"))
             ).resolve(),
-            partitions_start=_date("SEGFLOW_PARTITIONS_START", "2025-01-01"),
+            partitions_start=_partitions_start(home),
             late_arrival_days=_int("SEGFLOW_LATE_ARRIVAL_DAYS", 3),
             mlflow_tracking_uri=_env(
                 "MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"
