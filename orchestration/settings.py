@@ -118,6 +118,8 @@ class Settings:
     drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
+    # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
+    stale_run_check_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -174,6 +176,7 @@ class Settings:
             drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", 0.2),
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
+            stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
             timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
             if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
             else None,
