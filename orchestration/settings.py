@@ -47,6 +47,24 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _choices(name: str, default: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma list of distinct choices, in the given order."""
+    values = [v.strip().lower() for v in _env(name, default).split(",") if v.strip()]
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise SettingError(
+            f"{name}={_env(name, default)!r}: expected a comma list of {', '.join(allowed)}"
+        )
+    return tuple(dict.fromkeys(values))
+
+
+def _names(name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in _env(name, "").split(",") if v.strip())
+
+
+DESTINATIONS = ("outbox", "csv", "customerio", "launchdarkly", "intercom")
+
+
 def _date(name: str, default: str) -> date:
     raw = _env(name, default)
     try:
@@ -120,6 +138,19 @@ class Settings:
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
     # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
     stale_run_check_seconds: float = 30.0
+    # Activation beyond one destination (orchestration/activation/README.md). Secrets
+    # (LAUNCHDARKLY_ACCESS_TOKEN, INTERCOM_ACCESS_TOKEN) are read by the destinations only.
+    destinations: tuple[str, ...] = ("outbox",)
+    launchdarkly_base_url: str = "https://app.launchdarkly.com"
+    launchdarkly_project: str = "default"
+    launchdarkly_environment: str = "production"
+    launchdarkly_context_kind: str = "user"
+    launchdarkly_segments: tuple[str, ...] = ()  # empty: every segflow segment
+    launchdarkly_rate_limit: float = 10.0
+    intercom_base_url: str = "https://api.intercom.io"
+    intercom_create_contacts: bool = False
+    intercom_rate_limit: float = 166.0  # 10,000 calls/min per app
+    privacy_raw_policy: str = "redact"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -147,7 +178,7 @@ class Settings:
                 _env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))
             ),
             dbt_target=_env("SEGFLOW_DBT_TARGET", "duckdb"),
-            destination=_choice("SEGFLOW_DESTINATION", "outbox", ("outbox", "csv", "customerio")),
+            destination=_choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
             outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
             customerio_region=region,
             customerio_track_url=_env("CUSTOMERIO_TRACK_URL", default_track).rstrip("/"),
@@ -177,6 +208,23 @@ class Settings:
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
             stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
+            destinations=_choices(
+                "SEGFLOW_DESTINATIONS",
+                _choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
+                DESTINATIONS,
+            ),
+            launchdarkly_base_url=_env(
+                "LAUNCHDARKLY_BASE_URL", "https://app.launchdarkly.com"
+            ).rstrip("/"),
+            launchdarkly_project=_env("LAUNCHDARKLY_PROJECT", "default"),
+            launchdarkly_environment=_env("LAUNCHDARKLY_ENVIRONMENT", "production"),
+            launchdarkly_context_kind=_env("SEGFLOW_LAUNCHDARKLY_CONTEXT_KIND", "user"),
+            launchdarkly_segments=_names("SEGFLOW_LAUNCHDARKLY_SEGMENTS"),
+            launchdarkly_rate_limit=_float("SEGFLOW_LAUNCHDARKLY_RATE_LIMIT", 10.0),
+            intercom_base_url=_env("INTERCOM_BASE_URL", "https://api.intercom.io").rstrip("/"),
+            intercom_create_contacts=_bool("SEGFLOW_INTERCOM_CREATE_CONTACTS", False),
+            intercom_rate_limit=_float("SEGFLOW_INTERCOM_RATE_LIMIT", 166.0),
+            privacy_raw_policy=_choice("SEGFLOW_PRIVACY_RAW_POLICY", "redact", ("redact", "keep")),
             timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
             if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
             else None,

@@ -26,7 +26,13 @@ import pandas as pd
 
 from .batching import pack_batches
 from .changes import PEOPLE_TABLE, classify_people
-from .destinations.base import Destination, DestinationAuthError, ItemResult, OutgoingItem
+from .destinations.base import (
+    Destination,
+    DestinationAuthError,
+    DestinationRefused,
+    ItemResult,
+    OutgoingItem,
+)
 from .limits import (
     MAX_ATTRIBUTE_NAME_BYTES,
     MAX_ATTRIBUTE_VALUE_BYTES,
@@ -34,6 +40,7 @@ from .limits import (
     check_item,
     encode_item,
 )
+from .oversize import OversizeCounts, fit_attributes
 from .payload import (
     EventSpec,
     PayloadOptions,
@@ -166,6 +173,13 @@ def sync(
             f"{latest_date}: backfills recompute segments but never send",
         )
 
+    prepare = getattr(destination, "prepare", None)
+    if prepare is not None:
+        try:
+            prepare(conn, as_of)
+        except DestinationRefused as exc:
+            return finish("refused", str(exc))
+
     if dry_run:
         # A killed run's journal is folded inside a transaction that is rolled back, so the
         # dry run sees what a real run would and writes nothing.
@@ -258,7 +272,8 @@ def _plan(
     ]
     report.items_skipped_given_up += len(changes.changed) - len(to_send)
     plan = _Plan(people=iter(()), people_count=len(to_send))
-    plan.people = _people_items(to_send, synced_at, plan.local_failures)
+    limit = getattr(destination, "max_attribute_value_bytes", None)
+    plan.people = _people_items(to_send, synced_at, plan.local_failures, limit, report.oversize)
     for key, message in changes.invalid:
         pending = _Pending(
             _outgoing("person", key, "" if key == "<null>" else key, {}),
@@ -312,10 +327,16 @@ def _plan(
 
 
 def _people_items(
-    rows: list[dict[str, Any]], synced_at: int, local_failures: list[tuple[_Pending, str, str, str]]
+    rows: list[dict[str, Any]],
+    synced_at: int,
+    local_failures: list[tuple[_Pending, str, str, str]],
+    value_limit: int | None = None,
+    oversize: OversizeCounts | None = None,
 ) -> Iterator[_Pending]:
     """Identify items for changed people: a new person's canonical payload text goes out as
-    is; a known person gets only the attributes that differ ("" for removed ones)."""
+    is; a known person gets only the attributes that differ ("" for removed ones). A value
+    over the destination's limit is truncated or dropped alone (oversize.py); the rest goes."""
+    oversize = oversize if oversize is not None else OversizeCounts()
     for row in rows:
         pid, desired_text = row["person_id"], row["payload"]
         desired = json.loads(desired_text)
@@ -323,6 +344,10 @@ def _people_items(
             attributes, attributes_text = desired, desired_text
         else:
             attributes = diff_attributes(json.loads(row["previous"]), desired)
+            attributes_text = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
+        fitted = fit_attributes(attributes, value_limit, oversize)
+        if fitted is not attributes:
+            attributes = fitted
             attributes_text = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
         item = OutgoingItem(
             "person",
