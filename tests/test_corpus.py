@@ -18,8 +18,8 @@ import duckdb
 import pytest
 import yaml
 
+from contracts import tracking_plan
 from expectations import QualityConfig, check_quarantine, validate_table
-from orchestration import tracking_plan
 from orchestration.sources.load import SourceError, load_partitions
 
 CORPUS = Path(__file__).parent / "corpus"

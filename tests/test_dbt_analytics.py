@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import load_config
 from orchestration.segments.schema import SCORE_COLUMNS, warehouse_columns

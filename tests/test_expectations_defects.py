@@ -14,8 +14,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from contracts import tracking_plan
 from expectations import QualityConfig, check_quarantine, validate_table
-from orchestration import tracking_plan
 from orchestration.sources.demo import generate
 from orchestration.sources.load import RAW_TABLES, load_partitions
 

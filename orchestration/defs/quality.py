@@ -9,11 +9,11 @@ from datetime import date
 
 import dagster as dg
 
+from contracts import tracking_plan
 from expectations.config import QualityConfig
 from expectations.outcome import SuiteResult
 from expectations.quarantine import check_quarantine
 from expectations.runner import validate_table
-from orchestration import tracking_plan
 from orchestration.defs.metadata import table
 from orchestration.defs.partitions import DUCKDB_POOL, run_window
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
