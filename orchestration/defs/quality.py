@@ -4,7 +4,6 @@ Structural failures (severity `error`) block downstream assets; soft anomalies w
 results, failing expectations and a link to GX Data Docs go into the check metadata.
 """
 
-from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -24,13 +23,9 @@ QUARANTINE_CHECK = "quarantine_gate"
 
 
 def quality_config(settings: Settings) -> QualityConfig:
+    """The settings' thresholds with the tracking plan's event names and plans."""
     plan = tracking_plan.load()
-    config = QualityConfig.from_env(event_names=plan.known_events, plans=plan.plans)
-    return replace(
-        config,
-        late_arrival_days=settings.late_arrival_days,
-        timestamp_floor=settings.timestamp_floor,
-    )
+    return settings.quality.accepting(event_names=plan.known_events, plans=plan.plans)
 
 
 def check_specs_for(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
