@@ -28,6 +28,8 @@ from orchestration.segments.schema import SCORE_COLUMNS, warehouse_columns
 from orchestration.sources.demo import generate
 from orchestration.sources.load import load_partitions
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 START = date(2025, 1, 6)  # a Monday: weekly cohorts start on the first day of data
 DAYS = 56
 USERS = 300

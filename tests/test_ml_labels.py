@@ -29,6 +29,8 @@ from ml.train import LabelDefinition, train_model
 from orchestration.model_inputs import model_features
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 START = date(2025, 1, 6)
 DAYS = 98
 USERS = 300
