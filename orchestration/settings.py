@@ -7,9 +7,11 @@ source of truth. Every variable here is listed in the README's configuration tab
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+
+from expectations.config import QualityConfig, QualityConfigError  # a plain dataclass (stdlib)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -98,6 +100,47 @@ def _keys(name: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
 
 
+# Quality thresholds: QualityConfig field -> variable; the defaults are QualityConfig's own.
+# late_arrival_days and timestamp_floor are the loader's settings, shared (read once below).
+QUALITY_VARIABLES = {
+    "duplicate_warn_share": "SEGFLOW_DQ_DUPLICATE_WARN_SHARE",
+    "max_quarantine_share": "SEGFLOW_QUARANTINE_MAX_SHARE",
+    "quarantine_min_rows": "SEGFLOW_DQ_QUARANTINE_MIN_ROWS",
+    "row_count_drop_share": "SEGFLOW_DQ_ROW_COUNT_DROP_SHARE",
+    "row_count_history_days": "SEGFLOW_DQ_ROW_COUNT_HISTORY_DAYS",
+    "row_count_min_history": "SEGFLOW_DQ_ROW_COUNT_MIN_HISTORY",
+    "row_count_min_baseline": "SEGFLOW_DQ_ROW_COUNT_MIN_BASELINE",
+    "future_tolerance_minutes": "SEGFLOW_DQ_FUTURE_TOLERANCE_MINUTES",
+    "max_amount": "SEGFLOW_DQ_MAX_AMOUNT",
+    "max_property_bytes": "SEGFLOW_DQ_MAX_PROPERTY_BYTES",
+    "max_session_minutes": "SEGFLOW_DQ_MAX_SESSION_MINUTES",
+    "features_min_mean_events_28d": "SEGFLOW_DQ_FEATURES_MIN_MEAN_EVENTS_28D",
+    "features_max_mean_events_28d": "SEGFLOW_DQ_FEATURES_MAX_MEAN_EVENTS_28D",
+    "sample_size": "SEGFLOW_DQ_SAMPLE_SIZE",
+    "gx_keep_results": "SEGFLOW_DQ_GX_KEEP_RESULTS",
+    "chunk_days": "SEGFLOW_DQ_CHUNK_DAYS",
+}
+_SHARED_QUALITY = {"late_arrival_days": "SEGFLOW_LATE_ARRIVAL_DAYS"}
+
+
+def _quality(late_arrival_days: int, timestamp_floor: date | None) -> QualityConfig:
+    """QualityConfig from the SEGFLOW_DQ_* variables; an error names the variable."""
+    defaults = QualityConfig()
+    values = {
+        name: (_int if isinstance(getattr(defaults, name), int) else _float)(
+            var, getattr(defaults, name)
+        )
+        for name, var in QUALITY_VARIABLES.items()
+    }
+    try:
+        return replace(
+            defaults, **values, late_arrival_days=late_arrival_days, timestamp_floor=timestamp_floor
+        )
+    except QualityConfigError as exc:
+        var = {**QUALITY_VARIABLES, **_SHARED_QUALITY}[exc.field]
+        raise SettingError(f"{var}={exc.value}: expected {exc.expected}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()`; never holds secrets in repr."""
@@ -174,12 +217,19 @@ class Settings:
     serve_port: int = 8016
     write_keys: tuple[str, ...] = field(default=(), repr=False)
     read_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
+    # plan's accepted values (orchestration/defs/quality.py).
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     @classmethod
     def from_env(cls) -> Settings:
         home = Path(_env("SEGFLOW_HOME", str(PROJECT_ROOT / "data"))).resolve()
         mlflow_dir = home / "mlflow"
         region = _choice("CUSTOMERIO_REGION", "us", ("us", "eu"))
+        late_arrival_days = _int("SEGFLOW_LATE_ARRIVAL_DAYS", 3)
+        timestamp_floor = (
+            _date("SEGFLOW_TIMESTAMP_FLOOR", "") if _env("SEGFLOW_TIMESTAMP_FLOOR", "") else None
+        )
         default_track = (
             "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
         )
@@ -193,7 +243,7 @@ class Settings:
                 _env("SEGFLOW_DEMO_TRUTH_DIR", str(home / "demo" / "truth"))
             ).resolve(),
             partitions_start=_date("SEGFLOW_PARTITIONS_START", "2025-01-01"),
-            late_arrival_days=_int("SEGFLOW_LATE_ARRIVAL_DAYS", 3),
+            late_arrival_days=late_arrival_days,
             mlflow_tracking_uri=_env(
                 "MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"
             ),
@@ -257,9 +307,8 @@ class Settings:
             serve_port=_port("SEGFLOW_SERVE_PORT", cls.serve_port),
             write_keys=_keys("SEGFLOW_WRITE_KEYS"),
             read_keys=_keys("SEGFLOW_READ_KEYS"),
-            timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
-            if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
-            else None,
+            timestamp_floor=timestamp_floor,
+            quality=_quality(late_arrival_days, timestamp_floor),
         )
 
     @property

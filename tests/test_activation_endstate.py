@@ -16,11 +16,14 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 from support.sync_inputs import write_inputs
 
 from orchestration.activation.destinations import CustomerIODestination, RetryPolicy
 from orchestration.activation.fake_customerio import FakeConfig, FakeCustomerIO
 from orchestration.activation.sync import SyncOptions, sync
+
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = date(2025, 6, 2)

@@ -4,16 +4,15 @@ Structural failures (severity `error`) block downstream assets; soft anomalies w
 results, failing expectations and a link to GX Data Docs go into the check metadata.
 """
 
-from dataclasses import replace
 from datetime import date
 
 import dagster as dg
 
+from contracts import tracking_plan
 from expectations.config import QualityConfig
 from expectations.outcome import SuiteResult
 from expectations.quarantine import check_quarantine
 from expectations.runner import validate_table
-from orchestration import tracking_plan
 from orchestration.defs.metadata import table
 from orchestration.defs.partitions import DUCKDB_POOL, run_window
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
@@ -24,13 +23,9 @@ QUARANTINE_CHECK = "quarantine_gate"
 
 
 def quality_config(settings: Settings) -> QualityConfig:
+    """The settings' thresholds with the tracking plan's event names and plans."""
     plan = tracking_plan.load()
-    config = QualityConfig.from_env(event_names=plan.known_events, plans=plan.plans)
-    return replace(
-        config,
-        late_arrival_days=settings.late_arrival_days,
-        timestamp_floor=settings.timestamp_floor,
-    )
+    return settings.quality.accepting(event_names=plan.known_events, plans=plan.plans)
 
 
 def check_specs_for(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
