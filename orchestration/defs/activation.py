@@ -11,6 +11,7 @@ import dagster as dg
 
 from orchestration.activation.destinations import build_destination
 from orchestration.activation.destinations.outbox import write_readable
+from orchestration.activation.privacy import process_landing
 from orchestration.activation.sync import SyncOptions, sync
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
@@ -42,6 +43,12 @@ def destination_sync(
     as_of = partition_dates(context)[-1]
     reports = []
     with warehouse.connect() as conn:
+        if not config.dry_run:  # new privacy requests first: removed people are never re-sent
+            forgotten = process_landing(
+                conn, settings, [build_destination(n, settings) for n in settings.destinations]
+            )
+            if forgotten:
+                context.log.info(f"privacy requests: {len(forgotten)} audit rows written")
         for name in settings.destinations:  # each keeps its own state: diffs are per destination
             report = sync(
                 conn,
