@@ -119,6 +119,11 @@ def cmd_prepare(_: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     end = args.end or _default_end()
+    if end > _default_end():
+        raise UsageError(
+            f"--end {end} is in the future: the last complete day is {_default_end()} "
+            "(daily partitions end yesterday, UTC)"
+        )
     if args.days < 1:
         raise UsageError(f"--days {args.days}: expected at least 1")
     start = end - timedelta(days=args.days - 1)
@@ -144,7 +149,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepare(settings)
     from orchestration.launcher import launch
 
-    return launch(start, end, job_name=args.job, settings=settings, debug=args.debug)
+    return launch(
+        start,
+        end,
+        job_name=args.job,
+        settings=settings,
+        debug=args.debug,
+        override_breaker=args.override_breaker,
+    )
 
 
 def preflight(settings: Settings, start: date) -> None:
@@ -289,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--job",
         default="segflow_full_job",
         help="Dagster job to run (segflow_full_job, or another job of the code location)",
+    )
+    run.add_argument(
+        "--override-breaker",
+        action="store_true",
+        help="send the sync even when the circuit breaker would hold it back (after checking "
+        "why so many people change)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -86,6 +86,18 @@ def _path(name: str, default: Path) -> Path:
     return Path(_env(name, str(default))).resolve()
 
 
+def _port(name: str, default: int) -> int:
+    port = _int(name, default)
+    if not 0 <= port <= 65535:
+        raise SettingError(f"{name}={port}: expected a port 0..65535 (0: any free port)")
+    return port
+
+
+def _keys(name: str) -> tuple[str, ...]:
+    """A comma-separated list of API keys (secrets: the message never shows them)."""
+    return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()`; never holds secrets in repr."""
@@ -136,6 +148,8 @@ class Settings:
     drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
+    # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
+    stale_run_check_seconds: float = 30.0
     # Activation beyond one destination (orchestration/activation/README.md). Secrets
     # (LAUNCHDARKLY_ACCESS_TOKEN, INTERCOM_ACCESS_TOKEN) are read by the destinations only.
     destinations: tuple[str, ...] = ("outbox",)
@@ -149,6 +163,17 @@ class Settings:
     intercom_create_contacts: bool = False
     intercom_rate_limit: float = 166.0  # 10,000 calls/min per app
     privacy_raw_policy: str = "redact"
+    # Real time (orchestration/realtime/): the stream broker, the collector and the profile/flag
+    # API. Keys are secrets (comma-separated lists), kept out of repr and logs.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    stream_key: str = "segflow:events"
+    realtime_dir: Path = PROJECT_ROOT / "data" / "realtime"
+    collect_host: str = "127.0.0.1"
+    collect_port: int = 8017
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8016
+    write_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -205,6 +230,7 @@ class Settings:
             drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", 0.2),
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
+            stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
             destinations=_choices(
                 "SEGFLOW_DESTINATIONS",
                 _choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
@@ -222,6 +248,15 @@ class Settings:
             intercom_create_contacts=_bool("SEGFLOW_INTERCOM_CREATE_CONTACTS", False),
             intercom_rate_limit=_float("SEGFLOW_INTERCOM_RATE_LIMIT", 166.0),
             privacy_raw_policy=_choice("SEGFLOW_PRIVACY_RAW_POLICY", "redact", ("redact", "keep")),
+            redis_url=_env("SEGFLOW_REDIS_URL", cls.redis_url),
+            stream_key=_env("SEGFLOW_STREAM_KEY", cls.stream_key),
+            realtime_dir=_path("SEGFLOW_REALTIME_DIR", home / "realtime"),
+            collect_host=_env("SEGFLOW_COLLECT_HOST", cls.collect_host),
+            collect_port=_port("SEGFLOW_COLLECT_PORT", cls.collect_port),
+            serve_host=_env("SEGFLOW_SERVE_HOST", cls.serve_host),
+            serve_port=_port("SEGFLOW_SERVE_PORT", cls.serve_port),
+            write_keys=_keys("SEGFLOW_WRITE_KEYS"),
+            read_keys=_keys("SEGFLOW_READ_KEYS"),
             timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
             if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
             else None,

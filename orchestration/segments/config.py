@@ -40,6 +40,7 @@ class Segment:
     group: str | None
     excludes: tuple[str, ...]  # segments this one removes the user from (groups expanded)
     order: int  # position in the file: breaks priority ties (earlier wins)
+    realtime: bool = False  # re-evaluated intraday by the realtime consumer (realtime/)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Trigger:
     rule: CompiledRule | None  # exactly one of rule / entered_segment is set
     entered_segment: str | None
     for_days: int  # condition must hold this many consecutive days before it fires
+    realtime: bool = False  # also fired intraday by the realtime consumer (for_days 1 only)
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
             path,
             what,
             entry,
-            {"name", "description", "rule", "priority", "group", "excludes"},
+            {"name", "description", "rule", "priority", "group", "excludes", "realtime"},
             {"name", "rule", "priority"},
         )
         if not isinstance(entry["priority"], int) or isinstance(entry["priority"], bool):
@@ -264,6 +266,7 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
                 entry["group"],
                 tuple(dict.fromkeys(expanded)),
                 entry["order"],
+                _realtime_flag(path, f"segment {entry['name']!r}", entry.get("realtime", False)),
             )
         )
     order, removals = _resolution_order(path, segments)
@@ -465,7 +468,7 @@ def _load_triggers(
             path,
             what,
             entry,
-            {"name", "description", "rule", "entered_segment", "for_days"},
+            {"name", "description", "rule", "entered_segment", "for_days", "realtime"},
             {"name"},
         )
         if ("rule" in entry) == ("entered_segment" in entry):
@@ -483,5 +486,16 @@ def _load_triggers(
         for_days = entry.get("for_days", 1)
         if not isinstance(for_days, int) or isinstance(for_days, bool) or not 1 <= for_days <= 365:
             raise SegmentConfigError(f"{path}: {what}: for_days must be an integer 1..365")
-        triggers.append(Trigger(name, str(entry.get("description") or ""), rule, segment, for_days))
+        realtime = _realtime_flag(path, what, entry.get("realtime", False))
+        if realtime and for_days != 1:
+            raise SegmentConfigError(f"{path}: {what}: a realtime trigger needs for_days 1")
+        triggers.append(
+            Trigger(name, str(entry.get("description") or ""), rule, segment, for_days, realtime)
+        )
     return tuple(triggers)
+
+
+def _realtime_flag(path: Path, what: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SegmentConfigError(f"{path}: {what}: realtime must be true or false, got {value!r}")
+    return value

@@ -1,0 +1,159 @@
+"""The consumer on a real redis-server with the real collector: a user completing setup
+mid-day leaves the new-user flow within seconds and the trigger fires once; the stream is
+drained into the landing files, which the batch loader reads with the same quarantine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+import requests
+from support.realtime import WRITE_KEY, redis_or_skip, running_collector
+from support.realtime_world import TODAY, build_world, new_user_before_setup
+
+from orchestration import tracking_plan
+from orchestration.activation.destinations import OutboxDestination
+from orchestration.realtime.app import milestone_events
+from orchestration.realtime.consumer import Consumer
+from orchestration.realtime.profiles import ProfileReader
+from orchestration.realtime.stream import RedisStream
+from orchestration.sources.load import load_partitions
+
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+def _consumer(world, redis_url, key, tmp_path):
+    return Consumer(
+        RedisStream(redis_url, key),
+        tmp_path / "state.sqlite",
+        world.snapshot,
+        tmp_path / "landing",
+        world.config,
+        milestone_events(),
+        tracking_plan.load().known_events,
+        destination=OutboxDestination(tmp_path / "outbox"),
+    )
+
+
+def _outbox_events(directory) -> list[dict]:
+    items = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            items += json.loads(line)["batch"]
+    return items
+
+
+def _track(http, url, user, event, hour, minute=0):
+    body = {
+        "userId": user,
+        "event": event,
+        "timestamp": f"{TODAY.isoformat()}T{hour:02d}:{minute:02d}:00Z",
+    }
+    response = http.post(f"{url}/v1/track", json=body, headers=AUTH)
+    assert response.status_code == 200
+
+
+def test_setup_mid_day_leaves_new_user_flow_within_seconds(world, redis_url, tmp_path):
+    user = new_user_before_setup(world)
+    consumer = _consumer(world, redis_url, "t:midday", tmp_path)
+    reader = ProfileReader(world.snapshot, tmp_path / "state.sqlite", world.config, {})
+    assert reader.profile(user)["onboarding_flow"] == "new_user_onboarding"
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop, 100), daemon=True)
+    thread.start()
+    try:
+        with running_collector(redis_url, "t:midday") as collector, requests.Session() as http:
+            _track(http, collector.url, user, "Dashboard Viewed", 9, 0)
+            sent = time.monotonic()
+            _track(http, collector.url, user, "Project Created", 9, 5)
+            while time.monotonic() - sent < 10:
+                profile = reader.profile(user)
+                if profile["onboarding_flow"] != "new_user_onboarding":
+                    break
+                time.sleep(0.02)
+            elapsed = time.monotonic() - sent
+            assert profile["onboarding_flow"] != "new_user_onboarding", profile
+            assert "new_users" not in [s["name"] for s in profile["segments"]]
+            assert profile["source"] == "intraday" and profile["as_of"] == TODAY.isoformat()
+            assert elapsed < 3, f"took {elapsed:.2f} s"
+            # the same milestone again, and more activity: the trigger does not fire again
+            _track(http, collector.url, user, "Project Created", 11, 0)
+            _track(http, collector.url, user, "Report Created", 11, 30)
+            deadline = time.monotonic() + 10
+            while RedisStream(redis_url, "t:midday").lag("segflow-realtime").total and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    events = [e for e in _outbox_events(tmp_path / "outbox") if e["identifiers"]["id"] == user]
+    names = [e["name"] for e in events]
+    assert names.count("created_first_project") == 1, names
+    assert names.count("segment_exited") == 1 and events[names.index("segment_exited")][
+        "attributes"
+    ] == {"segment": "new_users"}
+    day_ts = int(datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=UTC).timestamp())
+    assert {e["timestamp"] for e in events} == {day_ts}
+    assert len({e["id"] for e in events}) == len(events)
+
+
+def test_drained_landing_files_load_with_the_same_quarantine(world, redis_url, tmp_path):
+    consumer = _consumer(world, redis_url, "t:drain", tmp_path)
+    with running_collector(redis_url, "t:drain") as collector, requests.Session() as http:
+        now = datetime.now(UTC).isoformat()
+        old = (datetime.now(UTC) - timedelta(days=9)).replace(microsecond=0).isoformat()
+        batch = [
+            {"type": "track", "userId": "u1", "event": "Report Created", "timestamp": now},
+            {"type": "track", "userId": "u1", "event": "Not In Plan", "timestamp": now},
+            {"type": "identify", "userId": "u2", "traits": {"plan": "pro"}, "timestamp": now},
+            {"type": "track", "event": "Report Created", "timestamp": now},
+            {"type": "screen", "userId": "u3", "name": "Home", "timestamp": now},
+            {"type": "page", "anonymousId": "a1", "name": "Docs", "timestamp": now},
+            {"type": "track", "userId": "u4", "event": "Report Created", "timestamp": "soon"},
+            {"type": "alias", "userId": "u5", "previousId": "a1", "timestamp": now},
+            {"type": "track", "userId": "u6", "event": "Report Created", "timestamp": old},
+        ]
+        response = http.post(f"{collector.url}/v1/batch", json={"batch": batch}, headers=AUTH)
+        assert response.status_code == 200
+    while consumer.step(block_ms=200):
+        pass
+    stream_reasons = {}
+    for entries in [RedisStream(redis_url, "t:drain").client.xrange("t:drain")]:
+        for _, fields in entries:
+            message = json.loads(fields[b"e"])
+            if "_quarantine" in message:
+                q = message["_quarantine"]
+                stream_reasons[message["messageId"]] = (q["reason_code"], q["reason_detail"])
+    files = list((tmp_path / "landing" / "events").glob("dt=*/rt-*.jsonl"))
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(lines) == len(batch) and all("_quarantine" not in m for m in lines)
+    days = sorted(
+        {datetime.fromisoformat(m["receivedAt"].replace("Z", "+00:00")).date() for m in lines}
+    )
+    with duckdb.connect() as conn:
+        report = load_partitions(conn, "events", days, tmp_path / "landing", "files", 3)
+        loaded = conn.execute("select count(*) from raw.events").fetchone()[0]
+        quarantine = conn.execute(
+            "select payload, reason_code, reason_detail from raw.quarantine"
+        ).fetchall()
+    batch_reasons = {json.loads(p)["messageId"]: (code, detail) for p, code, detail in quarantine}
+    assert report.rows_loaded == loaded == 4  # screen is read as page by both paths
+    assert batch_reasons == stream_reasons and len(stream_reasons) == 5
