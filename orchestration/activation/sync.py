@@ -51,6 +51,7 @@ from .payload import (
     identify_item,
     latest_segment_date,
 )
+from .privacy import suppressed_ids
 from .redact import redact
 from .report import FAILED_ROW_COLUMNS, SyncReport
 from .state import (
@@ -267,10 +268,15 @@ def _plan(
     report.people_cleared = changes.counts["cleared"]
     report.people_unchanged = changes.counts["unchanged"]
     report.people_considered = sum(changes.counts.values()) + len(changes.invalid)
+    suppressed = suppressed_ids(conn)  # privacy requests: never sent again
+    report.people_suppressed = sum(1 for row in changes.changed if row["person_id"] in suppressed)
     to_send = [
-        row for row in changes.changed if not (row["given_up"] and row["same_payload_failed"])
+        row
+        for row in changes.changed
+        if not (row["given_up"] and row["same_payload_failed"])
+        and row["person_id"] not in suppressed
     ]
-    report.items_skipped_given_up += len(changes.changed) - len(to_send)
+    report.items_skipped_given_up += len(changes.changed) - len(to_send) - report.people_suppressed
     plan = _Plan(people=iter(()), people_count=len(to_send))
     limit = getattr(destination, "max_attribute_value_bytes", None)
     plan.people = _people_items(to_send, synced_at, plan.local_failures, limit, report.oversize)
@@ -289,8 +295,8 @@ def _plan(
     event_keys: set[str] = set()
     events: list[_Pending] = []
     for event in desired_events(conn, as_of, options.payload):
-        if event.event_id in event_keys:
-            continue  # the same fact twice in the input (e.g. a trigger row duplicated)
+        if event.event_id in event_keys or event.person_id in suppressed:
+            continue  # the same fact twice in the input, or a suppressed person
         event_keys.add(event.event_id)
         report.events_considered += 1
         if event.event_id in acked:
@@ -307,7 +313,13 @@ def _plan(
             events.append(pending)
     for (kind, key), failure in failures.items():
         # Failed events older than the window are retried from their stored item.
-        if kind == "event" and key not in event_keys and not failure.given_up and failure.item:
+        if (
+            kind == "event"
+            and key not in event_keys
+            and not failure.given_up
+            and failure.item
+            and failure.person_id not in suppressed
+        ):
             item = failure.item
             events.append(
                 _Pending(

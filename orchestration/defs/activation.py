@@ -9,9 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.activation.destinations import build_destination
 from orchestration.activation.destinations.outbox import write_readable
-from orchestration.activation.sync import SyncOptions, sync
+from orchestration.activation.run import sync_all
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
@@ -40,22 +39,22 @@ def destination_sync(
 ) -> dg.MaterializeResult:
     settings = segflow.settings()
     as_of = partition_dates(context)[-1]
-    reports = []
     with warehouse.connect() as conn:
-        for name in settings.destinations:  # each keeps its own state: diffs are per destination
-            report = sync(
-                conn,
-                build_destination(name, settings),
-                as_of=as_of,
-                dry_run=config.dry_run,
-                override_breaker=config.override_breaker,
-                options=SyncOptions.from_settings(settings),
-            )
-            context.log.info(f"sync to {name} for {as_of}: {report.status} {report.message}")
-            reports.append((report, _readable_outbox(conn, report, as_of)))
+        results, audit = sync_all(
+            conn,
+            settings,
+            as_of=as_of,
+            dry_run=config.dry_run,
+            override_breaker=config.override_breaker,
+        )
+        reports = [(r, _readable_outbox(conn, r, as_of)) for r in results]
+    if audit:
+        context.log.info(f"privacy requests: {len(audit)} audit rows written")
+    for report, _ in reports:
+        context.log.info(f"sync to {report.destination} for {as_of}: {report.status}")
     for report, _ in reports:
         report.raise_if_blocked()
-    metadata: dict = {}
+    metadata: dict = {"privacy_audit_rows": len(audit)}
     for index, (report, readable) in enumerate(reports):
         # the first destination keeps the plain keys; the others are prefixed with their name
         prefix = "" if index == 0 else f"{report.destination}."

@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from ..limits import MAX_ATTRIBUTE_VALUE_BYTES, TARGET_BATCH_BYTES
+from ..limits import encode_item as _encode
 from ..redact import basic_auth_token
 from .base import DeliveryStats, DestinationAuthError, ItemResult, OutgoingItem
 from .http import HttpTransport, RateHeaders, Reply, RetryPolicy
@@ -202,6 +204,31 @@ class CustomerIODestination:
 
     def _request(self, method: str, path: str, body: bytes | None) -> Reply:
         return self._transport.request(method, path, body)
+
+    # -- privacy -------------------------------------------------------------------------
+    def forget(self, person_ids: list[str], action: str) -> list[ItemResult]:
+        """delete -> v2 `delete` items (batched); suppress -> `POST /api/v1/customers/{id}/
+        suppress` (Customer.io deletes the profile and refuses the identifier from then on)."""
+        if action == "delete":
+            items = []
+            for pid in person_ids:
+                payload = {"type": "person", "identifiers": {"id": pid}, "action": "delete"}
+                items.append(OutgoingItem("person", pid, pid, payload, _encode(payload)))
+            results: list[ItemResult] = []
+            for start in range(0, len(items), self.max_items_per_batch):
+                results += self._deliver(items[start : start + self.max_items_per_batch])
+            return results
+        results = []
+        for pid in person_ids:
+            reply = self._request(
+                "POST", f"/api/v1/customers/{quote(pid, safe='')}/suppress", b"{}"
+            )
+            if reply.status in (401, 403):
+                raise self._auth_error(reply.status, "POST /api/v1/customers/{id}/suppress")
+            ok = reply.status == 200
+            reason = "" if ok else (f"http_{reply.status}" if reply.status else "network_error")
+            results.append(ItemResult(pid, ok, reason, "", reply.error, not ok))
+        return results
 
     def _auth_error(self, status: int, what: str) -> DestinationAuthError:
         return DestinationAuthError(

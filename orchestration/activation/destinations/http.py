@@ -73,6 +73,7 @@ class HttpTransport:
         stats: DeliveryStats,
         rate_limit: float,
         retryable: frozenset[int],
+        burst: float | None = None,
         rate_headers: RateHeaders = RateHeaders(),
         auth: tuple[str, str] | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
@@ -88,7 +89,7 @@ class HttpTransport:
         self.retryable = retryable
         self.rate_headers = rate_headers
         self.timeout = timeout
-        self.limiter = TokenBucket(rate_limit)
+        self.limiter = TokenBucket(rate_limit, burst)
         self._headers = headers
         self._auth = auth
         self._secrets = secrets

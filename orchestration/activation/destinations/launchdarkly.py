@@ -110,6 +110,9 @@ class LaunchDarklyDestination:
             },
             stats=self.stats,
             rate_limit=rate_limit,
+            # no banked burst: the vendor counts per 10 s window, so rate x 10 s must not be
+            # exceeded by a burst at the start of a window
+            burst=1.0,
             retryable=RETRYABLE_STATUSES,
             rate_headers=RateHeaders("X-Ratelimit-Reset", 1000.0, window_s=10.0),
             timeout=timeout,
