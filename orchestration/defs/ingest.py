@@ -147,6 +147,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "preview": preview(report.preview),
             "quarantine_preview": preview(report.quarantine_preview),
         }
+        if report.fallbacks:  # rows whose value came from a declared `fallback:`
+            metadata["fallbacks"] = dict(sorted(report.fallbacks.items()))
         if report.identity:
             metadata["identity"] = table(
                 [{"matched_by": k, "rows": v} for k, v in sorted(report.identity.items())]

@@ -12,6 +12,7 @@ import dagster as dg
 from expectations.config import QualityConfig
 from expectations.outcome import SuiteResult
 from expectations.quarantine import check_quarantine
+from expectations.reconcile import check_revenue
 from expectations.runner import validate_table
 from orchestration import tracking_plan
 from orchestration.defs.metadata import table
@@ -21,6 +22,7 @@ from orchestration.settings import Settings
 
 SUITE_CHECK = "gx_suite"
 QUARANTINE_CHECK = "quarantine_gate"
+REVENUE_CHECK = "revenue_reconciles"
 
 
 def quality_config(settings: Settings) -> QualityConfig:
@@ -148,6 +150,23 @@ def fct_user_features_suite(
     return check_result(result, dg.AssetKey("fct_user_features"), SUITE_CHECK)
 
 
+@dg.asset_check(
+    asset=dg.AssetKey("fct_user_features"),
+    name=REVENUE_CHECK,
+    blocking=True,
+    pool=DUCKDB_POOL,
+    description="Paid revenue per day and in total: raw invoices = staging = the features' "
+    "revenue_to_date; a difference names the invoices.",
+)
+def fct_user_features_revenue(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    with warehouse.connect() as conn:
+        dates = run_dates(context, conn, "snapshot_date", "fct_user_features")
+        result = check_revenue(conn, dates)
+    return check_result(result, dg.AssetKey("fct_user_features"), REVENUE_CHECK)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(asset_checks=[fct_user_features_suite])
+    return dg.Definitions(asset_checks=[fct_user_features_suite, fct_user_features_revenue])
