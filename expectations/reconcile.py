@@ -183,8 +183,98 @@ def staging_to_features(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) 
     )
 
 
-def check_revenue(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> SuiteResult:
-    """Both revenue reconciliations for the run's days (a missing layer is skipped)."""
+_EVENT_LAYERS = """
+    with days as (select unnest($days::date[]) as d),
+    raw as (select message_id, cast("timestamp" as date) as d from raw.events
+            where message_id is not null and list_contains($days, cast("timestamp" as date))),
+    stg as (select message_id, event_date as d, user_id, anonymous_id
+            from main.stg_events__events where list_contains($days, event_date)),
+    kept_ids as (select message_id, event_date from main.stg_events__events
+                 where message_id in (select message_id from raw)),
+    raw_counts as (
+        select raw.d, count(*) as raw_rows,
+               count(distinct case when k.event_date = raw.d then raw.message_id end) as kept,
+               count(*) filter (where k.message_id is null) as lost,
+               list(distinct raw.message_id) filter (where k.message_id is null) as lost_ids
+        from raw left join kept_ids k using (message_id) group by 1),
+    stg_counts as (
+        select d, count(*) as stg_rows,
+               count(*) filter (where user_id is null and anonymous_id not in
+                   (select anonymous_id from main.int_identity_map where anonymous_id is not null)
+                   or user_id is null and anonymous_id is null) as unidentified
+        from stg group by 1),
+    stitched as (select event_date as d, count(*) as stitched_rows from main.int_events_stitched
+                 where list_contains($days, event_date) group by 1),
+    daily as (select activity_date as d, sum(events) as daily_events
+              from main.int_user_activity_daily where list_contains($days, activity_date)
+              group by 1)
+    select days.d, coalesce(raw_rows, 0), coalesce(raw_rows - kept - lost, 0),
+           coalesce(lost, 0), coalesce(lost_ids, []), coalesce(stg_rows, 0),
+           coalesce(unidentified, 0), coalesce(stitched_rows, 0), coalesce(daily_events, 0)
+    from days left join raw_counts using (d) left join stg_counts using (d)
+    left join stitched using (d) left join daily using (d) order by 1"""
+
+
+def _event_day(row: tuple) -> dict:
+    day, raw, dup, lost, lost_ids, stg, unidentified, stitched, daily = row
+    problems = []
+    if lost:
+        problems.append(f"{lost} raw event(s) missing from staging: {', '.join(lost_ids[:5])}")
+    if raw - dup - lost != stg:
+        problems.append(f"raw {raw} - duplicates {dup} - lost {lost} != staging {stg}")
+    if stg - unidentified != stitched:
+        problems.append(f"staging {stg} - never identified {unidentified} != stitched {stitched}")
+    if stitched != daily:
+        problems.append(f"stitched {stitched} != daily activity events {daily}")
+    return {
+        "date": str(day),
+        "raw": raw,
+        "dropped_duplicate": dup,
+        "staging": stg,
+        "dropped_unidentified_anonymous": unidentified,
+        "stitched": stitched,
+        "daily_activity": daily,
+        "problems": problems,
+    }
+
+
+def check_event_counts(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> CheckOutcome:
+    """raw -> staging -> stitched -> daily activity per event day; every drop has a reason."""
+    days = [_event_day(r) for r in conn.execute(_EVENT_LAYERS, {"days": list(dates)}).fetchall()]
+    off = [d for d in days if d["problems"]]
+    totals = {
+        k: sum(d[k] for d in days)
+        for k in (
+            "raw",
+            "dropped_duplicate",
+            "staging",
+            "dropped_unidentified_anonymous",
+            "stitched",
+            "daily_activity",
+        )
+    }
+    return _outcome(
+        "events.counts.raw_to_daily_activity",
+        "main.int_user_activity_daily",
+        not off,
+        "raw events - duplicates = staging; staging - never-identified anonymous = stitched = "
+        "daily activity events, per event day",
+        ", ".join(f"{k} {v}" for k, v in totals.items())
+        + (
+            "; " + "; ".join(f"{d['date']}: {', '.join(d['problems'])}" for d in off[:5])
+            if off
+            else ""
+        ),
+        unexpected_count=len(off),
+        sample_unexpected=off[:NAMED],
+        observed_value={"totals": totals, "per_day": days},
+        partitions=[str(d) for d in dates],
+    )
+
+
+def check_layers(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> SuiteResult:
+    """The revenue and event reconciliations for the run's days (a missing layer is
+    skipped)."""
     days = sorted(set(dates))
     outcomes = []
     if _exists(conn, "raw", "billing_invoices") and _exists(conn, "main", "stg_billing__invoices"):
@@ -193,8 +283,11 @@ def check_revenue(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> Sui
         conn, "main", "stg_billing__invoices"
     ):
         outcomes.append(staging_to_features(conn, days))
+    layers = ("stg_events__events", "int_events_stitched", "int_user_activity_daily")
+    if _exists(conn, "raw", "events") and all(_exists(conn, "main", t) for t in layers):
+        outcomes.append(check_event_counts(conn, days))
     return SuiteResult(
-        "revenue_reconciliation",
+        "layer_reconciliation",
         "main.fct_user_features",
         days,
         len(days),

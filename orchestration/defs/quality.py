@@ -12,7 +12,7 @@ import dagster as dg
 from expectations.config import QualityConfig
 from expectations.outcome import SuiteResult
 from expectations.quarantine import check_quarantine
-from expectations.reconcile import check_revenue
+from expectations.reconcile import check_layers
 from expectations.runner import validate_table
 from orchestration import tracking_plan
 from orchestration.defs.metadata import table
@@ -163,7 +163,7 @@ def fct_user_features_revenue(
 ) -> dg.AssetCheckResult:
     with warehouse.connect() as conn:
         dates = run_dates(context, conn, "snapshot_date", "fct_user_features")
-        result = check_revenue(conn, dates)
+        result = check_layers(conn, dates)
     return check_result(result, dg.AssetKey("fct_user_features"), REVENUE_CHECK)
 
 

@@ -1,6 +1,7 @@
 """Revenue reconciles raw -> staging -> fct_user_features on real dbt (issue 21): the check
 passes on a simulated product and blocks, naming the invoice, when a paid invoice would leave
-revenue between layers (a paid row without a paid date, a payer with no feature rows)."""
+revenue between layers (a paid row without a paid date, a payer with no feature rows); event
+counts reconcile raw -> staging -> stitched -> daily activity with every drop by reason."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations.reconcile import check_revenue
+from expectations.reconcile import check_layers
 from tests.dbt_fixtures import load_raw, run_dbt, simulate
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[da
 
 def _result(db: Path, dates: list[date]):
     with duckdb.connect(str(db)) as conn:
-        return check_revenue(conn, dates)
+        return check_layers(conn, dates)
 
 
 def test_revenue_reconciles_on_a_simulated_product(built) -> None:
@@ -39,10 +40,38 @@ def test_revenue_reconciles_on_a_simulated_product(built) -> None:
     assert [o.check for o in result.outcomes] == [
         "billing_invoices.revenue.raw_to_staging",
         "billing_invoices.revenue.staging_to_features",
+        "events.counts.raw_to_daily_activity",
     ]
     assert all(o.passed for o in result.outcomes), [o.message for o in result.outcomes]
     raw_paid = result.outcomes[0].observed_value["raw_paid"]
     assert raw_paid > 0  # the simulation has paid invoices: the check compared real money
+    totals = result.outcomes[2].observed_value["totals"]
+    # the simulation re-delivers messages and has anonymous visitors: drops have reasons
+    assert totals["dropped_duplicate"] > 0
+    assert totals["raw"] - totals["dropped_duplicate"] == totals["staging"]
+    assert totals["staging"] - totals["dropped_unidentified_anonymous"] == totals["stitched"]
+    assert totals["stitched"] == totals["daily_activity"] > 0
+
+
+def test_events_lost_between_layers_block_naming_the_day(built) -> None:
+    db, tmp, dates = built
+    day = dates[4]
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("create table main.stitched_backup as select * from main.int_events_stitched")
+        conn.execute(
+            "delete from main.int_events_stitched where message_id in (select message_id "
+            "from main.int_events_stitched where event_date = ? limit 3)",
+            [day],
+        )
+    try:
+        events = _result(db, dates).outcomes[2]
+        assert not events.passed and events.blocking
+        assert f"{day}: staging" in events.message and "!= stitched" in events.message
+    finally:
+        with duckdb.connect(str(db)) as conn:
+            conn.execute("delete from main.int_events_stitched")
+            conn.execute("insert into main.int_events_stitched select * from main.stitched_backup")
+            conn.execute("drop table main.stitched_backup")
 
 
 def _insert_invoice(db: Path, invoice: str, user: str, paid_at: datetime | None, day: date):
@@ -85,7 +114,7 @@ def test_revenue_that_never_reaches_the_features_blocks_naming_it(built) -> None
             ["run", "--select", "stg_billing__invoices", "fct_user_features"], db, tmp / "target"
         )
         result = _result(db, dates)
-        staged, features = result.outcomes
+        staged, features, _ = result.outcomes
         assert staged.passed  # raw and staging agree
         assert not features.passed and features.blocking
         assert "in_orphan" in features.message and "user_not_in_crm" in features.message
