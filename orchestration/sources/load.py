@@ -120,6 +120,8 @@ class LoadReport:
     identity: dict[str, int] = field(default_factory=dict)  # external_id/email/unmatched
     unmatched_sample: list[tuple] = field(default_factory=list)
     fallbacks: dict[str, int] = field(default_factory=dict)  # "<col><-fallback" -> rows loaded
+    # rows quarantined before their date was known (no partition): file -> reason -> rows
+    unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def blocking_skipped(self) -> list[SkippedFile]:
@@ -1118,6 +1120,11 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
     except Exception:
         conn.execute("rollback")
         raise
+    for file, code, n in conn.execute(
+        "select source_file, reason_code, count(*) from _segflow_undated "
+        "where partition_date is null group by all"
+    ).fetchall():
+        report.unassigned.setdefault(file, {})[code] = n
     (counts,) = _counts(conn, spec, "_segflow_undated", "partition_date is null", [None], 0)
     if counts.rows_read:
         report.partitions.append(counts)
