@@ -254,13 +254,16 @@ def cmd_privacy(args: argparse.Namespace) -> int:
 
 def cmd_sources_check(args: argparse.Namespace) -> int:
     from orchestration.sources.check import check_sources, render
+    from orchestration.sources.verdict import gate_config
 
     settings = Settings.from_env()
     landing = Path(args.landing) if args.landing else settings.landing_dir
-    result = check_sources(
+    result = check_sources(  # the run's gate settings: the same verdict as the run
         landing,
         Path(args.sources) if args.sources else None,
         late_arrival_days=settings.late_arrival_days,
+        quality=gate_config(settings),
+        timestamp_floor=settings.timestamp_floor,
     )
     print(render(result))
     return 0 if result.ok else 1
