@@ -269,6 +269,18 @@ def cmd_sources_check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_segments_check(args: argparse.Namespace) -> int:
+    from orchestration.segments.commands import check
+
+    return check(args, Settings.from_env())
+
+
+def cmd_segments_diff(args: argparse.Namespace) -> int:
+    from orchestration.segments.commands import diff
+
+    return diff(args, Settings.from_env())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="segflow", description="segflow: CRM + product events -> segments.")
     parser.add_argument(
@@ -364,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--landing", help="landing folder (default: $SEGFLOW_LANDING_DIR)")
     check.add_argument("--sources", help="sources.yml (default: <landing>/sources.yml)")
     check.set_defaults(func=cmd_sources_check)
+
+    from orchestration.segments.commands import add_arguments as add_segments_arguments
+
+    add_segments_arguments(sub, cmd_segments_check, cmd_segments_diff)
     return parser
 
 

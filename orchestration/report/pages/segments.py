@@ -34,8 +34,37 @@ def build(wh: Warehouse) -> Page:
         page.add(movement_chart(movements(wh)), "segment movements")
     else:
         page.missing.append("entered/exited per day (no main.segment_membership)")
+    if wh.has("segment_reasons"):
+        page.add(reasons_chart(wh), "why members are in each segment (no reasons yet)")
     _kpis(page, wh)
     return page
+
+
+def reasons_chart(wh: Warehouse):
+    """Per segment with more than one rule arm: members by the arm that put them there."""
+    reasons = wh.df(
+        "select segment, reason, count(*) as users from main.segment_reasons "
+        "where segment_date = (select max(segment_date) from main.segment_reasons) "
+        "group by segment, reason qualify count(*) over (partition by segment) > 1 "
+        "order by segment, users desc"
+    )
+    if reasons.empty:
+        return None
+    chart = plot(
+        "Why members are in each segment (latest day, the rule arm that matched first)",
+        reasons,
+        "bar",
+        note="segments whose rule has one arm are left out (their rule is the reason)",
+        width=300,
+        height=22 * int(reasons.groupby("segment").size().max()),
+        facet="segment:N",
+        columns=1,
+        y=alt.Y("reason:N", title=None, sort="-x"),
+        x=alt.X("users:Q"),
+        color=alt.Color("segment:N", scale=segment_scale(reasons["segment"]), legend=None),
+    )
+    chart.chart = chart.chart.resolve_scale(y="independent")
+    return chart
 
 
 def _sizes(page: Page, wh: Warehouse) -> None:
