@@ -314,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--landing", help="landing folder (default: $SEGFLOW_LANDING_DIR)")
     check.add_argument("--sources", help="sources.yml (default: <landing>/sources.yml)")
     check.set_defaults(func=cmd_sources_check)
+
+    from orchestration.realtime.cli import register as register_realtime
+
+    register_realtime(sub)
     return parser
 
 

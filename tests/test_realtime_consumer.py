@@ -60,12 +60,8 @@ def _outbox_events(directory) -> list[dict]:
     return items
 
 
-def _track(http, url, user, event, hour, minute=0):
-    body = {
-        "userId": user,
-        "event": event,
-        "timestamp": f"{TODAY.isoformat()}T{hour:02d}:{minute:02d}:00Z",
-    }
+def _track(http, url, user, event):
+    body = {"userId": user, "event": event}  # timestamp: the collector's receive time
     response = http.post(f"{url}/v1/track", json=body, headers=AUTH)
     assert response.status_code == 200
 
@@ -80,9 +76,9 @@ def test_setup_mid_day_leaves_new_user_flow_within_seconds(world, redis_url, tmp
     thread.start()
     try:
         with running_collector(redis_url, "t:midday") as collector, requests.Session() as http:
-            _track(http, collector.url, user, "Dashboard Viewed", 9, 0)
+            _track(http, collector.url, user, "Dashboard Viewed")
             sent = time.monotonic()
-            _track(http, collector.url, user, "Project Created", 9, 5)
+            _track(http, collector.url, user, "Project Created")
             while time.monotonic() - sent < 10:
                 profile = reader.profile(user)
                 if profile["onboarding_flow"] != "new_user_onboarding":
@@ -94,8 +90,8 @@ def test_setup_mid_day_leaves_new_user_flow_within_seconds(world, redis_url, tmp
             assert profile["source"] == "intraday" and profile["as_of"] == TODAY.isoformat()
             assert elapsed < 3, f"took {elapsed:.2f} s"
             # the same milestone again, and more activity: the trigger does not fire again
-            _track(http, collector.url, user, "Project Created", 11, 0)
-            _track(http, collector.url, user, "Report Created", 11, 30)
+            _track(http, collector.url, user, "Project Created")
+            _track(http, collector.url, user, "Report Created")
             deadline = time.monotonic() + 10
             while RedisStream(redis_url, "t:midday").lag("segflow-realtime").total and (
                 time.monotonic() < deadline

@@ -6,7 +6,7 @@ trigger on the first project, so completing setup mid-day changes the flow."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,10 +20,10 @@ from orchestration.segments import (
 )
 from support.segment_tables import build_frames, write_tables
 
-START = date(2026, 11, 20)
 DAYS = 3
+TODAY = datetime.now(UTC).date()  # the collector's receive day: events are "today"
+START = TODAY - timedelta(days=DAYS)
 SNAPSHOT_DAY = START + timedelta(days=DAYS - 1)
-TODAY = SNAPSHOT_DAY + timedelta(days=1)
 
 TRIGGERS = """triggers:
   - name: created_first_project
@@ -57,6 +57,7 @@ def realtime_segments_yaml() -> str:
 
 
 def build_world(directory: Path, users: int = 300) -> World:
+    directory.mkdir(parents=True, exist_ok=True)
     segments_file = directory / "segments.yml"
     segments_file.write_text(realtime_segments_yaml())
     triggers_file = directory / "triggers.yml"
