@@ -332,7 +332,7 @@ def _load_flows(
         path,
         "top level",
         data,
-        {"blocks", "flows", "segment_flows", "default_flow"},
+        {"blocks", "flows", "segment_flows", "default_flow", "flags"},  # flags: realtime/flags.py
         {"blocks", "flows"},
     )
     blocks: dict[str, Block] = {}
