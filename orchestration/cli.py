@@ -380,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestration.segments.commands import add_arguments as add_segments_arguments
 
     add_segments_arguments(sub, cmd_segments_check, cmd_segments_diff)
+    from orchestration.realtime.cli import register as register_realtime
+
+    register_realtime(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
 from orchestration.realtime.app import milestone_events
 from orchestration.realtime.consumer import Consumer
+from orchestration.realtime.events import encode, normalise
 from orchestration.realtime.profiles import ProfileReader
 from orchestration.realtime.stream import RedisStream
 from orchestration.sources.load import load_partitions
@@ -60,12 +62,8 @@ def _outbox_events(directory) -> list[dict]:
     return items
 
 
-def _track(http, url, user, event, hour, minute=0):
-    body = {
-        "userId": user,
-        "event": event,
-        "timestamp": f"{TODAY.isoformat()}T{hour:02d}:{minute:02d}:00Z",
-    }
+def _track(http, url, user, event):
+    body = {"userId": user, "event": event}  # timestamp: the collector's receive time
     response = http.post(f"{url}/v1/track", json=body, headers=AUTH)
     assert response.status_code == 200
 
@@ -80,9 +78,9 @@ def test_setup_mid_day_leaves_new_user_flow_within_seconds(world, redis_url, tmp
     thread.start()
     try:
         with running_collector(redis_url, "t:midday") as collector, requests.Session() as http:
-            _track(http, collector.url, user, "Dashboard Viewed", 9, 0)
+            _track(http, collector.url, user, "Dashboard Viewed")
             sent = time.monotonic()
-            _track(http, collector.url, user, "Project Created", 9, 5)
+            _track(http, collector.url, user, "Project Created")
             while time.monotonic() - sent < 10:
                 profile = reader.profile(user)
                 if profile["onboarding_flow"] != "new_user_onboarding":
@@ -94,8 +92,8 @@ def test_setup_mid_day_leaves_new_user_flow_within_seconds(world, redis_url, tmp
             assert profile["source"] == "intraday" and profile["as_of"] == TODAY.isoformat()
             assert elapsed < 3, f"took {elapsed:.2f} s"
             # the same milestone again, and more activity: the trigger does not fire again
-            _track(http, collector.url, user, "Project Created", 11, 0)
-            _track(http, collector.url, user, "Report Created", 11, 30)
+            _track(http, collector.url, user, "Project Created")
+            _track(http, collector.url, user, "Report Created")
             deadline = time.monotonic() + 10
             while RedisStream(redis_url, "t:midday").lag("segflow-realtime").total and (
                 time.monotonic() < deadline
@@ -157,3 +155,89 @@ def test_drained_landing_files_load_with_the_same_quarantine(world, redis_url, t
     batch_reasons = {json.loads(p)["messageId"]: (code, detail) for p, code, detail in quarantine}
     assert report.rows_loaded == loaded == 4  # screen is read as page by both paths
     assert batch_reasons == stream_reasons and len(stream_reasons) == 5
+
+
+STALLED = """
+  - name: stalled_in_session
+    description: New user ten minutes into a session without creating a project.
+    rule: session.minutes >= 10 and not reached_first_project and days_since_signup < 7
+    priority: 95
+    realtime: true
+"""
+
+
+def test_session_rule_moves_a_stalling_user_to_a_help_flow(world, redis_url, tmp_path):
+    from support.realtime_world import realtime_segments_yaml
+
+    from orchestration.segments import DEFAULT_FLOWS_PATH, load_config
+
+    segments = tmp_path / "segments.yml"
+    segments.write_text(realtime_segments_yaml() + STALLED)
+    flows = tmp_path / "flows.yml"
+    flows.write_text(
+        DEFAULT_FLOWS_PATH.read_text().replace(
+            "segment_flows:\n", "segment_flows:\n  stalled_in_session: churn_rescue\n"
+        )
+    )
+    config = load_config(segments, flows, world.triggers_file)
+    user = new_user_before_setup(world)
+    stream = RedisStream(redis_url, "t:session")
+    consumer = Consumer(
+        stream,
+        tmp_path / "state.sqlite",
+        world.snapshot,
+        tmp_path / "landing",
+        config,
+        milestone_events(),
+        tracking_plan.load().known_events,
+    )
+    reader = ProfileReader(world.snapshot, tmp_path / "state.sqlite", config, {})
+    now = datetime.now(UTC)
+
+    def send(event: str, minutes_ago: float) -> dict:
+        moment = (now - timedelta(minutes=minutes_ago)).isoformat()
+        message = normalise(
+            {"type": "track", "userId": user, "event": event, "timestamp": moment}, None, now
+        )
+        stream.append([encode(message)])
+        while consumer.step(block_ms=50):
+            pass
+        return reader.profile(user)
+
+    assert send("Dashboard Viewed", 12)["onboarding_flow"] == "new_user_onboarding"
+    assert send("Dashboard Viewed", 6)["onboarding_flow"] == "new_user_onboarding"
+    stalled = send("Dashboard Viewed", 1)  # 11 minutes into the session, no project yet
+    assert stalled["primary_segment"] == "stalled_in_session"
+    assert stalled["onboarding_flow"] == "churn_rescue"
+    done = send("Project Created", 0)
+    assert "stalled_in_session" not in [s["name"] for s in done["segments"]]
+    assert done["onboarding_flow"] != "churn_rescue"
+    # an hour later a new session starts: session values begin again
+    later = normalise(
+        {"type": "track", "userId": user, "event": "Dashboard Viewed"},
+        None,
+        now + timedelta(minutes=45),
+    )
+    stream.append([encode(later)])
+    while consumer.step(block_ms=50):
+        pass
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        assert db.execute("select events from session where user_id = ?", (user,)).fetchone() == (
+            1,
+        )
+
+
+def test_session_values_need_a_realtime_rule(world, tmp_path):
+    from support.realtime_world import realtime_segments_yaml
+
+    from orchestration.segments import DEFAULT_FLOWS_PATH, SegmentConfigError, load_config
+
+    segments = tmp_path / "segments.yml"
+    segments.write_text(realtime_segments_yaml() + STALLED.replace("    realtime: true\n", ""))
+    with pytest.raises(SegmentConfigError, match="only intraday; mark it `realtime: true`"):
+        load_config(segments, DEFAULT_FLOWS_PATH, world.triggers_file)
+    segments.write_text(
+        realtime_segments_yaml() + STALLED.replace("session.minutes", "session.mins")
+    )
+    with pytest.raises(SegmentConfigError, match="unknown session value `session.mins`"):
+        load_config(segments, DEFAULT_FLOWS_PATH, world.triggers_file)

@@ -128,11 +128,10 @@ class Consumer:
         row = self.db.execute(
             "select started_at, last_at, events from session where user_id = ?", (user_id,)
         ).fetchone()
-        if row is None or ts - row[1] > SESSION_GAP_S:
-            started, events = ts, 1
+        if row is None or ts - row[1] > SESSION_GAP_S:  # 30 min without events: a new session
+            started, last, events = ts, ts, 1
         else:
-            started, events = row[0], row[2] + 1
-        last = max(ts, row[1]) if row and ts - row[1] <= SESSION_GAP_S else ts
+            started, last, events = min(row[0], ts), max(row[1], ts), row[2] + 1
         self.db.execute(
             "insert or replace into session values (?, ?, ?, ?)", (user_id, started, last, events)
         )
@@ -147,7 +146,7 @@ class Consumer:
         for user, base, day in zip(users, bases, days, strict=True):
             _counts, milestones = state.user_days(self.db, user, after)
             since = (day - snap_day).days if snap_day else 0
-            rows.append(self.evaluator.overlay(base, milestones, since))
+            rows.append(self.evaluator.overlay(base, milestones, since, self._session(user)))
             starts.append(self.evaluator.overlay(base, set(), since))
         verdicts = self.evaluator.verdicts(rows + starts)
         now, before = verdicts.iloc[: len(rows)], verdicts.iloc[len(rows) :]
@@ -160,6 +159,14 @@ class Consumer:
         profiles = self.evaluator.resolve(users, today, raws, rows)
         for k, (user, base, profile) in enumerate(zip(users, bases, profiles, strict=True)):
             self._store(user, days[k], base, profile, now.iloc[k], before.iloc[k])
+
+    def _session(self, user: str) -> dict[str, Any]:
+        row = self.db.execute(
+            "select started_at, last_at, events from session where user_id = ?", (user,)
+        ).fetchone()
+        if row is None:
+            return {}
+        return {"session__events": row[2], "session__minutes": (row[1] - row[0]) / 60.0}
 
     def _store(self, user: str, day: date, base: Baseline, profile, now, before) -> None:
         previous = self.db.execute(

@@ -7,7 +7,8 @@ segment, flow, experiment arm and next block resolved by the daily step's own co
 Overlay (what today's events can change before tonight's build): `reached_<milestone>` once a
 milestone event arrives; `days_since_signup` advanced by the days since the snapshot; a user
 absent from the snapshot who creates an account today is a signup of today (0 days).
-Every other feature and every score keeps yesterday's value until the daily build.
+`session.*` values (segments/session.py) come from the user's current session. Every other
+feature and every score keeps yesterday's value until the daily build.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 from orchestration.activation.ids import event_ulid
 from orchestration.segments.assign import _resolve
 from orchestration.segments.config import SegmentConfig
+from orchestration.segments.session import SESSION_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,17 @@ class Evaluator:
         self.db = duckdb.connect(":memory:")
         self.evaluations = 0
 
-    def overlay(self, base: Baseline, milestones: set[str], since_snapshot: int) -> dict[str, Any]:
+    def overlay(
+        self,
+        base: Baseline,
+        milestones: set[str],
+        since_snapshot: int,
+        session: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         row = dict(base.features)
         for column in self.columns:
             row.setdefault(column, None)
+        row.update(session or {})
         for milestone in milestones:
             if f"reached_{milestone}" in row:
                 row[f"reached_{milestone}"] = True
@@ -90,11 +99,8 @@ class Evaluator:
         """One row per input row: rt_<i> per realtime segment, tr_<i> per realtime rule
         trigger (True/False; null counts as false like the daily step)."""
         frame = pd.DataFrame(rows, columns=self.columns)
-        casts = ", ".join(
-            f'cast("{c}" as {self.config.columns[c]}) as "{c}"'
-            for c in self.columns
-            if c in self.config.columns
-        )
+        types = {**self.config.columns, **SESSION_COLUMNS}
+        casts = ", ".join(f'cast("{c}" as {types[c]}) as "{c}"' for c in self.columns if c in types)
         selects, params = [], {}
         for i, segment in enumerate(self.realtime):
             selects.append(f"{segment.rule.sql} as rt_{i}")

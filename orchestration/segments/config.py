@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from orchestration.segments import session
 from orchestration.segments.rules import CompiledRule, RuleError, compile_rule
 from orchestration.segments.schema import COLUMNS
 
@@ -104,10 +105,12 @@ class SegmentConfig:
         return tuple(f.experiment for f in self.flows.values() if f.experiment)
 
     def referenced_columns(self) -> set[str]:
+        """Warehouse columns the rules, triggers and blocks read (session.* values are not
+        warehouse columns: see session.py)."""
         cols = {c for s in self.segments for c in s.rule.columns}
         cols |= {c for t in self.triggers if t.rule for c in t.rule.columns}
         cols |= {f"reached_{b.milestone}" for b in self.blocks.values()}
-        return cols
+        return cols - set(session.SESSION_COLUMNS)
 
 
 def load_config(
@@ -182,10 +185,18 @@ def _check_name(path: Path, what: str, name: Any) -> str:
 def _compile(
     path: Path, what: str, text: Any, columns: Mapping[str, str], prefix: str
 ) -> CompiledRule:
+    """Compile a rule; `session.*` values (session.py) are columns of the intraday path."""
     try:
-        return compile_rule(text, columns, prefix)
-    except RuleError as exc:
+        return compile_rule(session.rewrite(text), {**columns, **session.SESSION_COLUMNS}, prefix)
+    except (RuleError, session.SessionFieldError) as exc:
         raise SegmentConfigError(f"{path}: {what}: rule {text!r}: {exc}") from None
+
+
+def _check_session(path: Path, what: str, rule: CompiledRule | None, realtime: bool) -> None:
+    if rule is not None and session.uses_session(rule.columns) and not realtime:
+        raise SegmentConfigError(
+            f"{path}: {what}: session.* values exist only intraday; mark it `realtime: true`"
+        )
 
 
 def _load_segments(path: Path, columns: Mapping[str, str]):
@@ -269,6 +280,7 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
                 _realtime_flag(path, f"segment {entry['name']!r}", entry.get("realtime", False)),
             )
         )
+        _check_session(path, f"segment {entry['name']!r}", entry["rule"], segments[-1].realtime)
     order, removals = _resolution_order(path, segments)
     return tuple(segments), order, removals
 
@@ -332,7 +344,7 @@ def _load_flows(
         path,
         "top level",
         data,
-        {"blocks", "flows", "segment_flows", "default_flow"},
+        {"blocks", "flows", "segment_flows", "default_flow", "flags"},  # flags: realtime/flags.py
         {"blocks", "flows"},
     )
     blocks: dict[str, Block] = {}
@@ -487,6 +499,7 @@ def _load_triggers(
         if not isinstance(for_days, int) or isinstance(for_days, bool) or not 1 <= for_days <= 365:
             raise SegmentConfigError(f"{path}: {what}: for_days must be an integer 1..365")
         realtime = _realtime_flag(path, what, entry.get("realtime", False))
+        _check_session(path, what, rule, realtime)
         if realtime and for_days != 1:
             raise SegmentConfigError(f"{path}: {what}: a realtime trigger needs for_days 1")
         triggers.append(

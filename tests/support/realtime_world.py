@@ -1,12 +1,13 @@
 """A small daily-run world for the real-time tests: contract-shaped features and scores,
 the real segment assignment, and the snapshot the consumer and `segflow serve` read.
-The segment config marks `new_users` realtime with a setup condition, and a realtime
-trigger on the first project, so completing setup mid-day changes the flow."""
+The segment config marks `new_users` realtime with a setup condition (and `churn_risks`,
+whose stalled-onboarding branch reads a milestone), and a realtime trigger on the first
+project, so completing setup mid-day changes the flow."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,10 +21,10 @@ from orchestration.segments import (
 )
 from support.segment_tables import build_frames, write_tables
 
-START = date(2026, 11, 20)
 DAYS = 3
+TODAY = datetime.now(UTC).date()  # the collector's receive day: events are "today"
+START = TODAY - timedelta(days=DAYS)
 SNAPSHOT_DAY = START + timedelta(days=DAYS - 1)
-TODAY = SNAPSHOT_DAY + timedelta(days=1)
 
 TRIGGERS = """triggers:
   - name: created_first_project
@@ -51,12 +52,16 @@ def realtime_segments_yaml() -> str:
     text = DEFAULT_SEGMENTS_PATH.read_text()
     old = "    rule: days_since_signup < 7\n"
     assert old in text, "segments.yml changed: update the realtime test config"
-    return text.replace(
+    text = text.replace(
         old, "    rule: days_since_signup < 7 and not reached_first_project\n    realtime: true\n"
     )
+    churn = "    priority: 100\n"
+    assert churn in text, "segments.yml changed: update the realtime test config"
+    return text.replace(churn, churn + "    realtime: true\n", 1)
 
 
 def build_world(directory: Path, users: int = 300) -> World:
+    directory.mkdir(parents=True, exist_ok=True)
     segments_file = directory / "segments.yml"
     segments_file.write_text(realtime_segments_yaml())
     triggers_file = directory / "triggers.yml"
