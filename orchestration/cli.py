@@ -264,15 +264,31 @@ def cmd_fake_customerio(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_fake_vendor(args: argparse.Namespace) -> int:
+    """`segflow fake-launchdarkly` / `fake-intercom` (orchestration/activation/fake_*.py)."""
+    import importlib
+
+    return importlib.import_module(f"orchestration.activation.{args.fake_module}").serve(args)
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from orchestration.activation.privacy import run_cli
+
+    return run_cli(Settings.from_env(), args.action, args.user_ids, args.reason)
+
+
 def cmd_sources_check(args: argparse.Namespace) -> int:
     from orchestration.sources.check import check_sources, render
+    from orchestration.sources.verdict import gate_config
 
     settings = Settings.from_env()
     landing = Path(args.landing) if args.landing else settings.landing_dir
-    result = check_sources(
+    result = check_sources(  # the run's gate settings: the same verdict as the run
         landing,
         Path(args.sources) if args.sources else None,
         late_arrival_days=settings.late_arrival_days,
+        quality=gate_config(settings),
+        timestamp_floor=settings.timestamp_floor,
     )
     print(render(result))
     return 0 if result.ok else 1
@@ -362,6 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(fake)
     fake.set_defaults(func=cmd_fake_customerio)
 
+    for fake_name, module, vendor in (
+        ("fake-launchdarkly", "fake_launchdarkly", "LaunchDarkly REST API (segments)"),
+        ("fake-intercom", "fake_intercom", "Intercom REST API (contacts, tags, events)"),
+    ):
+        vendor_fake = sub.add_parser(fake_name, help=f"run a local fake of the {vendor}")
+        _fake_arguments(module)(vendor_fake)
+        vendor_fake.set_defaults(func=cmd_fake_vendor, fake_module=module)
+
+    privacy = sub.add_parser(
+        "privacy", help="delete or suppress people in the warehouse and every destination"
+    )
+    privacy.add_argument("action", choices=("delete", "suppress"), help="what to do")
+    privacy.add_argument("user_ids", nargs="+", metavar="USER_ID", help="segflow user ids")
+    privacy.add_argument("--reason", default="", help="note stored in the audit log")
+    privacy.set_defaults(func=cmd_privacy)
+
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ui.add_argument("--port", type=int, default=5000, help="port to listen on")
@@ -379,7 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestration.segments.commands import add_arguments as add_segments_arguments
 
     add_segments_arguments(sub, cmd_segments_check, cmd_segments_diff)
+    from orchestration.realtime.cli import register as register_realtime
+
+    register_realtime(sub)
     return parser
+
+
+def _fake_arguments(module: str):
+    import importlib
+
+    return importlib.import_module(f"orchestration.activation.{module}").add_arguments
 
 
 def _demo_options(parser: argparse.ArgumentParser, users: int, days: int) -> None:

@@ -22,6 +22,7 @@ from typing import TextIO
 import dagster as dg
 
 from orchestration import warehouse
+from orchestration.defs import stale_runs
 from orchestration.report.run_summary import (
     ERROR,
     PASS,
@@ -168,6 +169,8 @@ class Progress(threading.Thread):
         self._halt = threading.Event()
         self._cursor: str | None = None
         self._last_line = time.monotonic()
+        self.stale_check_seconds = Settings.from_env().stale_run_check_seconds
+        self._last_stale_check = time.monotonic()
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -187,6 +190,10 @@ class Progress(threading.Thread):
 
     def heartbeat(self) -> None:
         now = time.monotonic()
+        if not self.running and now - self._last_stale_check >= self.stale_check_seconds:
+            self._last_stale_check = now  # waiting for the pool? a dead run may hold it
+            for line in stale_runs.reap_stale_runs(self.instance, exclude=self.run_id):
+                self.say(f"  {line}")
         if self.running and now - self._last_line >= HEARTBEAT_SECONDS:
             names = ", ".join(
                 f"{step} ({now - since:.0f}s)" for step, since in self.running.items()
@@ -333,6 +340,8 @@ def launch(
     job = defs().resolve_job_def(job_name)
     print(f"  definitions loaded in {time.monotonic() - t0:.1f}s", flush=True)
     instance = dg.DagsterInstance.get()
+    for line in stale_runs.reap_stale_runs(instance) + stale_runs.pool_blockers(instance):
+        print(f"  {line}", flush=True)
     run_id = str(uuid.uuid4())
     output = contextlib.nullcontext(sys.stdout) if debug else _output_to(log_path)
     with output as terminal:

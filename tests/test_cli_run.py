@@ -14,6 +14,8 @@ import dagster as dg
 import mlflow
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 SEGFLOW = Path(sys.executable).parent / "segflow"
 
 

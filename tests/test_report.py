@@ -25,6 +25,8 @@ from orchestration.activation.sync import sync
 from orchestration.report import PAGE_ORDER, ModelVersionInfo, ReportInputs, RunInfo, build_report
 from orchestration.segments.experiments import RESULT_COLUMNS
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 OUTPUT = Path(__file__).parent / "output" / "report"
 END = date(2026, 3, 20)
 DAYS = [END - timedelta(days=i) for i in range(13, -1, -1)]

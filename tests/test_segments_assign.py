@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from support.segment_tables import build_frames, write_tables
 
+from contracts import tracking_plan
 from orchestration.segments.assign import assign_segments, segment_size_changes
 from orchestration.segments.config import SegmentConfig, load_config
 from orchestration.segments.membership import rebuild_membership
@@ -55,6 +56,7 @@ def assert_same(
 
 # --- hand-made feature rows -------------------------------------------------------------
 
+PLAN = tracking_plan.load()
 BASE_FEATURES = {
     "days_since_signup": 30,
     "days_since_last_active": 0,
@@ -69,14 +71,9 @@ BASE_FEATURES = {
     "feature_depth_28d": 4,
     "milestones_reached": 5,
     "onboarding_completion": 1.0,
-    "reached_account_created": True,
-    "reached_first_project": True,
-    "reached_teammate_invited": True,
-    "reached_integration_connected": True,
-    "reached_first_value": True,
+    **dict.fromkeys(PLAN.milestone_columns, True),
     "days_to_first_value": 3,
-    "teammates_invited": 1,
-    "integrations_connected": 1,
+    **dict.fromkeys(PLAN.counter_columns, 1),
     "support_tickets_28d": 0,
     "support_tickets_total": 0,
     "events_prev_7d": 10,
