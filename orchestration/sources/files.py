@@ -279,6 +279,7 @@ class ReadResult:
     footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
+    incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
 
 def parse_dt(name: str) -> date | None:
@@ -473,7 +474,7 @@ def stage_files(
         elif fmt == "csv":
             extra = _stage_csv(conn, stage, spec, info, data, needed, source, result)
         elif fmt == "json" and _is_json_document(data, source):
-            extra = _stage_json_array(conn, stage, spec, info, data, source)
+            extra = _stage_json_array(conn, stage, spec, info, data, source, result)
         else:
             extra = _stage_jsonl(conn, stage, spec, info, lines, data)
         rows = (
@@ -690,26 +691,73 @@ def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[
     return sorted(k for (k,) in keys if k not in spec.known_keys)
 
 
+def _parse_document(data: bytes) -> object | None:
+    """The file as one JSON value, or None when it is not exactly one (JSON lines, or broken).
+    Decided by parsing, not by the first line: `{"object":"list","data":[...]}` on one line
+    (json.dump, jq -c) is a document. A JSON-lines file fails fast, right after its first
+    record ("Extra data")."""
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+RECORD_KEYS = ("data", "results", "records", "items")  # where API list responses keep rows
+
+
+def records_key(document: object, source) -> str | None:
+    """The key of a JSON object document that holds its records: `records_path`, else the one
+    of RECORD_KEYS holding a list (an API list response such as Stripe's `data`)."""
+    if not isinstance(document, dict):
+        return None
+    if source is not None and source.records_path:
+        return source.records_path if source.records_path in document else None
+    found = [k for k in RECORD_KEYS if isinstance(document.get(k), list)]
+    return found[0] if len(found) == 1 else None
+
+
 def _is_json_document(data: bytes, source) -> bool:
-    """A JSON array file, or (with `records_path`) one document holding the records."""
+    """A JSON array file, or one object holding the records (see `records_key`)."""
     head = data[:64].lstrip(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"["):
         return True
-    if source is None or not source.records_path or not head.startswith(b"{"):
+    if not head.startswith(b"{"):
         return False
-    first = data.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0]
-    try:  # one object per line is JSON lines, not a document
-        json.loads(first)
-        return False
-    except ValueError:
+    document = _parse_document(data)
+    if records_key(document, source) is not None:
         return True
+    declared = source is not None and source.records_path
+    return bool(declared and document is None and b"\n" not in data.strip())
+
+
+# Markers of a paginated API response that holds one page only (Stripe/Slack `has_more`,
+# HubSpot `paging.next`, Zendesk `next_page`, Google-style `nextPageToken`).
+def pagination_marker(document: dict) -> str | None:
+    if document.get("has_more") is True:
+        return "has_more: true"
+    paging = document.get("paging")
+    if isinstance(paging, dict) and paging.get("next"):
+        return "paging.next is set"
+    for key in ("next_page", "nextPageToken", "next_page_token", "next"):
+        if document.get(key):
+            return f"{key} is set"
+    return None
 
 
 def _stage_json_array(
-    conn, stage: str, spec: TableSpec, info: FileInfo, data: bytes, source=None
+    conn,
+    stage: str,
+    spec: TableSpec,
+    info: FileInfo,
+    data: bytes,
+    source=None,
+    result: ReadResult | None = None,
 ) -> list[str]:
+    duplicated: list[str] = []
     try:
-        items = json.loads(data.decode("utf-8-sig"))
+        items = json.loads(
+            data.decode("utf-8-sig"), object_pairs_hook=lambda p: _no_dup(p, duplicated)
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(
             f"{info.relative}: not a valid JSON array ({exc}); expected "
@@ -717,12 +765,34 @@ def _stage_json_array(
             file=info.relative,
             line=getattr(exc, "lineno", None),
         ) from exc
-    if isinstance(items, dict) and source is not None and source.records_path:
-        items = items.get(source.records_path)
+    if duplicated and result is not None:
+        keys = ", ".join(sorted(set(duplicated))[:5])
+        result.warnings.append(
+            f"{info.relative}: {len(duplicated)} object(s) repeat a key ({keys}); the last "
+            "value was kept"
+        )
+    if isinstance(items, dict) and result is not None:
+        marker = pagination_marker(items)
+        if marker:
+            result.incomplete[info.relative] = (
+                f"{marker}: the export holds one page of a paginated API response; fetch "
+                "every page (e.g. Stripe's starting_after) and land them all"
+            )
+    if isinstance(items, dict):
+        key = records_key(items, source) or (source.records_path if source else None)
+        if key and not (source is not None and source.records_path) and result is not None:
+            result.warnings.append(
+                f"{info.relative}: records read from the document's `{key}` list (set "
+                "`records_path:` in sources.yml to choose another key)"
+            )
+        document, items = items, items.get(key) if key else None
         if not isinstance(items, list):
             raise SourceError(
-                f"{info.relative}: records_path {source.records_path!r} is not a "
-                "list of records in this JSON document",
+                f"{info.relative}: records_path {key!r} is not a list of records in this JSON "
+                f"document (its keys: {', '.join(list(document)[:10])})"
+                if key
+                else f"{info.relative}: a JSON object without a list of records (expected one "
+                f"of {', '.join(RECORD_KEYS)}, or set `records_path:`)",
                 file=info.relative,
             )
     rows = []
@@ -751,6 +821,15 @@ def _stage_json_array(
             )
     _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
     return _json_extra_keys(conn, stage, spec, info)
+
+
+def _no_dup(pairs: list[tuple[str, object]], duplicated: list[str]) -> dict:
+    """object_pairs_hook: note keys that appear twice in one object (json keeps the last)."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        duplicated += [k for k, _ in pairs if k in seen or seen.add(k)]
+    return obj
 
 
 def check_header(info: FileInfo, header: list[str]) -> list[str]:

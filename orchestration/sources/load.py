@@ -122,6 +122,7 @@ class LoadReport:
     fallbacks: dict[str, int] = field(default_factory=dict)  # "<col><-fallback" -> rows loaded
     # rows quarantined before their date was known (no partition): file -> reason -> rows
     unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
+    incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
     @property
     def blocking_skipped(self) -> list[SkippedFile]:
@@ -1132,6 +1133,9 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
 
 def _note(report: LoadReport, read) -> None:
     report.extra_columns.update(read.extra_columns)
+    report.incomplete.update(read.incomplete)
+    report.warnings += read.warnings
+    report.warnings += [f"{rel}: incomplete export: {why}" for rel, why in read.incomplete.items()]
     report.rows_per_file.update(read.rows_per_file)
     report.footer_lines.update(read.footer_lines)
     report.warnings += [
