@@ -119,3 +119,87 @@ def test_duplicated_json_keys_are_flagged(tmp_path: Path) -> None:
         "select currency from raw.billing_invoices order by invoice_id"
     ).fetchall()
     assert currencies == [("EUR",), ("USD",)]  # the last value, as the warning says
+
+
+# --- links, encodings, epoch units -------------------------------------------------------------
+
+
+def _event_line(i: int, **overrides) -> str:
+    record = {
+        "messageId": f"m{i}",
+        "type": "track",
+        "event": "Signed In",
+        "userId": f"u{i}",
+        "timestamp": "2025-03-03T10:00:00Z",
+        **overrides,
+    }
+    return json.dumps(record) + "\n"
+
+
+def test_symlink_loop_and_dangling_link_are_reported_while_the_day_loads(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    day = landing / "events" / "dt=2025-03-03"
+    day.mkdir(parents=True)
+    (day / "good.jsonl").write_text(_event_line(1) + _event_line(2))
+    (day / "loop.jsonl").symlink_to(day / "loop.jsonl")
+    (day / "gone.jsonl").symlink_to(tmp_path / "deleted.jsonl")
+    conn = duckdb.connect()
+    report = load_partitions(conn, "events", None, landing, "files", 3, now=NOW)
+    assert report.rows_loaded == 2
+    reasons = {s.relative.rsplit("/", 1)[-1]: s.reason for s in report.blocking_skipped}
+    assert reasons["loop.jsonl"].startswith("symbolic link loop")
+    assert reasons["gone.jsonl"].startswith("dangling symbolic link")
+    dry = check_sources(landing)
+    assert not dry.ok and "loop.jsonl" in render(dry)
+
+
+def test_declared_encoding_and_utf16_bom(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    folder = landing / "crm_contacts" / "dt=2025-03-03"
+    folder.mkdir(parents=True)
+    header = "user_id,email,company,updated_at\n"
+    rows = [f"u{i},c{i}@example.com,Café Müller {i},2025-03-03T10:00:00Z\n" for i in range(5)]
+    (folder / "latin1.csv").write_bytes((header + "".join(rows[:3])).encode("latin-1"))
+    (landing / "sources.yml").write_text(
+        "sources:\n  crm_contacts: {files: ['crm_contacts/**/latin1.csv'], encoding: latin-1}\n"
+        "  contacts_utf16: {table: crm_contacts, files: ['crm_contacts/**/utf16.csv']}\n"
+    )
+    (folder / "utf16.csv").write_bytes((header + "".join(rows[3:])).encode("utf-16"))
+    conn = duckdb.connect()
+    report = load_partitions(
+        conn, "crm_contacts", None, landing, "files", 3, now=NOW, config=load_config(landing)
+    )
+    assert (report.rows_read, report.rows_loaded) == (5, 5)
+    companies = [
+        r[0] for r in conn.execute("select company from raw.crm_contacts order by 1").fetchall()
+    ]
+    assert companies == [f"Café Müller {i}" for i in range(5)]
+
+
+def test_epoch_milliseconds_read_as_seconds_are_quarantined_with_the_unit(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    (landing / "mixpanel").mkdir(parents=True)
+    ms = T0 * 1000
+    lines = [
+        json.dumps(
+            {
+                "event": "Signed In",
+                "properties": {"time": ms + i, "distinct_id": "u1", "$insert_id": f"i{i}"},
+            }
+        )
+        + "\n"
+        for i in range(12)
+    ]
+    (landing / "mixpanel" / "export.json").write_text("".join(lines))
+    (landing / "sources.yml").write_text("sources:\n  events: {preset: mixpanel_export}\n")
+    conn = duckdb.connect()
+    report = load_partitions(
+        conn, "events", None, landing, "files", 3, now=NOW, config=load_config(landing)
+    )
+    assert report.rows_loaded == 0
+    assert report.quarantined_by_reason == {"implausible_timestamp": 12}
+    detail = conn.execute("select reason_detail from raw.quarantine limit 1").fetchone()[0]
+    assert "epoch milliseconds: set format: epoch_ms" in detail
+    assert sum(report.unassigned["mixpanel/export.json"].values()) == 12  # no partition
+    dry = check_sources(landing)  # never crashes on data, and blocks like the run
+    assert not dry.ok and "implausible_timestamp" in render(dry)

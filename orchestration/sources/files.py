@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import errno
 import gzip
 import io
 import json
@@ -383,6 +384,10 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
         )
         return
     ignored = source.on_skip == "ignore"
+    broken = _broken_link(path)
+    if broken:
+        skipped.append(SkippedFile(rel, broken, table, day, ignored))
+        return
     if rel.lower().endswith(".zip"):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -400,6 +405,39 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             _add(info, source, files, skipped, ignored)
         return
     _add(FileInfo(path, rel, day, source.name), source, files, skipped, ignored)
+
+
+def _broken_link(path: Path) -> str | None:
+    """Why a symbolic link cannot be read (a loop, or a target that does not exist); None for
+    a readable file. Reported per file, so the rest of the day still loads."""
+    try:
+        path.stat()
+        return None
+    except OSError as exc:
+        target = os.readlink(path) if path.is_symlink() else "?"
+        if exc.errno == errno.ELOOP:
+            return f"symbolic link loop ({path.name} -> {target}); not read"
+        return f"dangling symbolic link (points to {target}, which does not exist); not read"
+
+
+def decode_to_utf8(data: bytes, encoding: str | None, relative: str) -> bytes:
+    """The file's text as UTF-8: a UTF-16 BOM decides by itself; else the source's declared
+    `encoding:` (latin-1, cp1252, ...) is decoded; UTF-8 (with or without BOM) passes as is."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    if encoding is None or encoding.replace("-", "").replace("_", "").lower() in (
+        "utf8",
+        "utf8sig",
+    ):
+        return data
+    try:
+        return data.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{relative}: byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid "
+            f"{encoding} (the source's `encoding:`); check the file's encoding",
+            file=relative,
+        ) from exc
 
 
 def _add(info: FileInfo, source, files: list, skipped: list, ignored: bool) -> None:
@@ -460,6 +498,8 @@ def stage_files(
     for info in files:
         fmt = info.format
         data = None if fmt == "parquet" and not info.compressed else info.read_bytes()
+        if data is not None and fmt != "parquet":
+            data = decode_to_utf8(data, getattr(source, "encoding", None), info.relative)
         if data is not None and not _NON_SPACE.search(data):
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0

@@ -665,6 +665,9 @@ def _typed_sql(
                     f'left("raw_{col}"::varchar, 100))',
                 )
             )
+    for col, kind in spec.columns:
+        if kind == "ts":
+            checks.append(_implausible_check(col))
     if spec.name == "events":
         checks.append(
             (
@@ -757,7 +760,12 @@ def _typed_sql(
         + " ".join(f"when {i} then {d}" for i, (_, _, d) in enumerate(checks))
         + " end end"
     )
-    derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
+    # an implausible year places no row in a partition (it is quarantined, unassigned)
+    derived = (
+        "coalesce("
+        + ", ".join(f'case when {_plausible(c)} then "{c}" end' for c in spec.date_columns)
+        + ")::date"
+    )
     return f"""
 with x as (
   select *, case when pre_reason is null then {parse} end as v{map_expr}
@@ -772,6 +780,36 @@ select source_file, source_line, partition_date, quarantine_rowid,
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
        case when rule is not null then {payload} end as payload, _identity, _fallback
 from c"""
+
+
+YEARS = (1900, 2200)  # a parsed timestamp outside these years read its epoch in a wrong unit
+
+
+def _plausible(col: str) -> str:
+    return f'year("{col}") between {YEARS[0]} and {YEARS[1]}'
+
+
+def _implausible_check(col: str) -> tuple[str, str, str]:
+    """A timestamp whose year is outside YEARS, with the epoch unit its digits suggest."""
+    r = f'"raw_{col}"'
+    digits = f"length(regexp_extract({r}, '^-?(\\d+)', 1))"
+    unit = (
+        f"case when not regexp_full_match({r}, '-?\\d+(\\.\\d*)?') then "
+        "'check the column''s `format:`' "
+        f"when {digits} >= 18 then 'the number looks like epoch nanoseconds: divide by 1000 "
+        "and use format: epoch_us' "
+        f"when {digits} >= 15 then 'the number looks like epoch microseconds: set format: "
+        "epoch_us' "
+        f"when {digits} >= 12 then 'the number looks like epoch milliseconds: set format: "
+        "epoch_ms' "
+        "else 'the number looks like epoch seconds: set format: epoch_s' end"
+    )
+    return (
+        f'"{col}" is not null and not ({_plausible(col)})',
+        "'implausible_timestamp'",
+        f"format('{col} {{}} reads as year {{}}, outside {YEARS[0]}-{YEARS[1]}: {{}}', "
+        f'left({r}, 40), year("{col}"), {unit})',
+    )
 
 
 def _coalesce(exprs: list[str]) -> str:
