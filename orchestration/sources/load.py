@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.sources.files import (
     MAX_FIELD_BYTES,
     SkippedFile,

@@ -10,10 +10,11 @@ the dry run both call `verdict`, so they cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import duckdb
 
+from contracts import tracking_plan
 from expectations.config import QualityConfig
 from expectations.quarantine import check_quarantine
 from orchestration.sources.load import LoadReport
@@ -46,16 +47,10 @@ FIXES = {
 
 
 def gate_config(settings) -> QualityConfig:
-    """The quality settings the run's gates use (`orchestration.settings.Settings`)."""
-    from orchestration import tracking_plan
-
+    """The settings' thresholds with the tracking plan's event names and plans: the run's
+    gates and `segflow sources check` use this one definition."""
     plan = tracking_plan.load()
-    config = QualityConfig.from_env(event_names=plan.known_events, plans=plan.plans)
-    return replace(
-        config,
-        late_arrival_days=settings.late_arrival_days,
-        timestamp_floor=settings.timestamp_floor,
-    )
+    return settings.quality.accepting(event_names=plan.known_events, plans=plan.plans)
 
 
 @dataclass
