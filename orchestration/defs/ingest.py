@@ -123,6 +123,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 late_arrival_days=settings.late_arrival_days,
                 config=config,
                 timestamp_floor=settings.timestamp_floor,
+                max_amount=settings.quality.max_amount,  # the gate's threshold, one setting
             )
             # undated rows with no usable date have no partition: counted apart
             rows_read = {

@@ -44,12 +44,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from expectations import tables as contract
+from contracts.raw import RAW, RawTable
+from orchestration.sources.mappings import default_config, matches
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zip")
 SUPPORTED_SUFFIXES = DATA_SUFFIXES + COMPRESSED_SUFFIXES
-MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
 EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
 _NON_SPACE = re.compile(rb"\S")
 _EPOCH_MS = re.compile(r"^\d{13}$")
@@ -107,56 +107,25 @@ class TableSpec:
         return frozenset(a for c in self.column_names for a in self.aliases(c))
 
 
-# Contract type -> the loader's column kind. The columns and their types are the raw
-# contract in expectations/tables.py (which the quality suites and docs/contracts.md follow);
-# this module adds only what the loader needs on top: required fields, keys, dates, aliases.
+# Contract type -> the loader's column kind. Everything else (columns, required fields, keys,
+# dates, aliases) is the raw contract in contracts/raw.py, which the quality suites read too.
 _KINDS = {"VARCHAR": "str", "TIMESTAMP": "ts", "DOUBLE": "num", "JSON": "json"}
 
 
-def _contract_columns(table: str) -> tuple[tuple[str, str], ...]:
-    spec = contract.TABLES[f"raw.{table}"]
-    return tuple(
-        (name, _KINDS[kind])
-        for name, kind in spec.columns.items()
-        if name not in contract.META_COLUMNS
+def _loader_spec(table: RawTable) -> TableSpec:
+    return TableSpec(
+        table.name,
+        tuple((name, _KINDS[kind]) for name, kind in table.columns.items()),
+        required=table.required,
+        keys=table.keys,
+        date_columns=table.date_columns,
+        future_checked=table.future_checked,
+        unique_key=table.unique_key,
+        extra_aliases=dict(table.extra_aliases),
     )
 
 
-TABLES: dict[str, TableSpec] = {
-    "events": TableSpec(
-        "events",
-        _contract_columns("events"),
-        required=("message_id", "type", "timestamp"),
-        keys=("message_id",),
-        date_columns=("timestamp",),
-        future_checked=("timestamp",),
-        unique_key="message_id",
-        # Segment: page/screen calls carry the page name in `name`; originalTimestamp is the
-        # client clock when `timestamp` is absent.
-        extra_aliases={
-            "event": ("name",),
-            "timestamp": ("originalTimestamp", "original_timestamp"),
-            "properties": ("traits",),
-        },  # identify calls carry `traits`
-    ),
-    "crm_contacts": TableSpec(
-        "crm_contacts",
-        _contract_columns("crm_contacts"),
-        required=("user_id", "updated_at"),
-        keys=("user_id",),
-        date_columns=("updated_at",),
-        future_checked=("signup_at", "updated_at"),
-    ),
-    "billing_invoices": TableSpec(
-        "billing_invoices",
-        _contract_columns("billing_invoices"),
-        required=("invoice_id", "user_id", "amount", "period_start"),
-        keys=("invoice_id", "user_id"),
-        date_columns=("paid_at", "period_start"),
-        future_checked=("period_start", "paid_at"),
-        unique_key="invoice_id",
-    ),
-}
+TABLES: dict[str, TableSpec] = {name: _loader_spec(table) for name, table in RAW.items()}
 
 
 def to_camel(name: str) -> str:
@@ -296,8 +265,6 @@ def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[Skippe
     """Every file under the landing folder (symlinked folders followed, zip archives opened):
     claimed by a source of `config` (sources.yml, else the default `<table>/**` layout), or
     skipped with the reason. Dates come from a `dt=` folder in the path, else rows decide."""
-    from orchestration.sources.mappings import default_config, matches
-
     config = config or default_config()
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
@@ -480,8 +447,6 @@ def list_files(
 
 
 def _table_of(info: FileInfo, config) -> str | None:
-    from orchestration.sources.mappings import default_config
-
     config = config or default_config()
     return next((s.table for s in config.sources if s.name == info.source), None)
 

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from orchestration.sources.files import TABLES
+from contracts.raw import RAW as TABLES
 from orchestration.sources.presets import PRESETS
 
 SOURCES_FILE_ENV = "SEGFLOW_SOURCES_FILE"
@@ -310,12 +310,12 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         raise _err(where, name, "columns", "expected a mapping contract column -> source")
     columns = {}
     for col, rule in columns_raw.items():
-        if col not in spec.column_names:
+        if col not in spec.columns:
             raise _err(
                 where,
                 name,
                 f"columns.{col}",
-                f"not a column of raw.{table}; expected one of {', '.join(spec.column_names)}",
+                f"not a column of raw.{table}; expected one of {', '.join(spec.columns)}",
             )
         columns[col] = _parse_rule(rule, where, name, f"columns.{col}")
     ids = merged.get("normalize_ids", True)
@@ -325,7 +325,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         normalize = ()
     else:
         normalize = tuple(_str_list(ids, where, name, "normalize_ids"))
-        bad = [c for c in normalize if c not in spec.column_names]
+        bad = [c for c in normalize if c not in spec.columns]
         if bad:
             raise _err(where, name, "normalize_ids", f"{bad} are not columns of raw.{table}")
     identity = _parse_identity(merged.get("identity"), where, name, table)
