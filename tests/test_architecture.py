@@ -29,10 +29,7 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("dagster outside the wiring", "orchestration.cli", "dagster"): "i22",
 }
 # Cycles (as sorted module tuples) other work is removing.
-KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    # issue 24: sources/files.py <-> sources/mappings.py
-    ("orchestration.sources.files", "orchestration.sources.mappings"): "i21",
-}
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -72,6 +72,7 @@ def check_sources(
                     now=now,
                     config=result.config,
                     timestamp_floor=timestamp_floor,
+                    max_amount=quality.max_amount,
                 )
             except SourceError as exc:
                 result.errors.append(f"{table}: {exc}")
