@@ -85,6 +85,7 @@ class Consumer:
             try:
                 self._apply(fresh)
                 state.set_meta(self.db, "hwm", fresh[-1][0])
+                state.set_meta(self.db, "last_batch_at", time.time())
                 self.db.execute("commit")
             except BaseException:
                 self.db.execute("rollback")
@@ -149,6 +150,7 @@ class Consumer:
             rows.append(self.evaluator.overlay(base, milestones, since, self._session(user)))
             starts.append(self.evaluator.overlay(base, set(), since))
         verdicts = self.evaluator.verdicts(rows + starts)
+        state.add_counter(self.db, "rule_evaluations", len(rows) * len(verdicts.columns))
         now, before = verdicts.iloc[: len(rows)], verdicts.iloc[len(rows) :]
         raws = []
         for k, base in enumerate(bases):
