@@ -13,7 +13,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint bench clean chromium report redis
+.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium report redis
+
+# sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
+# the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
+SQLFLUFF := SEGFLOW_DUCKDB_PATH=:memory: DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff
 
 install: $(STAMP)
 
@@ -34,6 +38,7 @@ run: $(STAMP)
 test: $(STAMP) chromium redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(SQLFLUFF) lint dbt_project/models
 	$(BIN)/python -m pytest -q tests
 
 ## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
@@ -75,8 +80,13 @@ redis:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
 	  echo "redis-server could not be installed: the real-time tests will be skipped"
 
+## lint: ruff (check + format) and sqlfluff over the dbt models (`make lint-sql FIX=1` fixes SQL)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(SQLFLUFF) lint dbt_project/models
+
+lint-sql: $(STAMP)
+	$(SQLFLUFF) $(if $(FIX),fix,lint) dbt_project/models
 
 bench: $(STAMP)
 	$(BIN)/python bench/generate.py

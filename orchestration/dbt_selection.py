@@ -1,9 +1,11 @@
-"""Split the dbt graph into the three runs Dagster needs, read from the manifest.
+"""Split the dbt graph into the steps Dagster needs, read from the manifest.
 
 Incremental models are daily-partitioned; the non-incremental models they read (staging
 views) run before them; everything downstream runs after, unpartitioned;
-models tagged `after_segments` read the Python segment tables and run last. Deriving the
-split from the manifest means analysts add models without touching the wiring.
+models tagged `after_segments` read the Python segment tables and run last; models tagged
+`training` (the ML training sets and label windows) belong to the weekly training job only,
+never to the daily job. Deriving the split from the manifest means analysts add models without
+touching the wiring.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 AFTER_SEGMENTS_TAG = "after_segments"
+TRAINING_TAG = "training"
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class DbtSelection:
     incremental: tuple[str, ...]
     downstream: tuple[str, ...]
     after_segments: tuple[str, ...]
+    training: tuple[str, ...] = ()
 
 
 def split_models(manifest_path: Path) -> DbtSelection:
@@ -39,22 +43,28 @@ def split_models(manifest_path: Path) -> DbtSelection:
                 ancestors(parent, seen)
         return seen
 
-    after = {uid for uid, n in models.items() if AFTER_SEGMENTS_TAG in n["config"].get("tags", [])}
+    def tagged(tag: str) -> set[str]:
+        return {uid for uid, n in models.items() if tag in n["config"].get("tags", [])}
+
+    after = tagged(AFTER_SEGMENTS_TAG)
+    training = tagged(TRAINING_TAG) - after
     incremental = {
         uid
         for uid, n in models.items()
-        if n["config"].get("materialized") == "incremental" and uid not in after
+        if n["config"].get("materialized") == "incremental" and uid not in after | training
     }
     upstream: set[str] = set()
     for uid in incremental:
         upstream |= ancestors(uid, set())
     upstream -= incremental
-    downstream = set(models) - incremental - upstream - after
+    downstream = set(models) - incremental - upstream - after - training
 
     def names(ids: set[str]) -> tuple[str, ...]:
         return tuple(sorted(models[uid]["name"] for uid in ids))
 
-    return DbtSelection(names(upstream), names(incremental), names(downstream), names(after))
+    return DbtSelection(
+        names(upstream), names(incremental), names(downstream), names(after), names(training)
+    )
 
 
 def window_vars(start: str, end: str) -> dict[str, str]:

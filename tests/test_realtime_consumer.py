@@ -17,7 +17,7 @@ import requests
 from support.realtime import WRITE_KEY, redis_or_skip, running_collector
 from support.realtime_world import TODAY, build_world, new_user_before_setup
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
 from orchestration.realtime.app import milestone_events
 from orchestration.realtime.consumer import Consumer

@@ -11,6 +11,8 @@ from dbt_fixtures import run_dbt
 
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 ENV_VAR = re.compile(r"env_var\('(SEGFLOW_[A-Z0-9_]+)',\s*'([^']*)'\)")
 
 

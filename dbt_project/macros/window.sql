@@ -50,7 +50,7 @@
 
 {# The columns of fct_user_features, as "alias.col, ..." (looked up when the model runs). #}
 {% macro feature_columns(alias) -%}
-  {%- if execute -%}
+  {%- if execute and not var('lint_only', false) -%}
     {%- set cols = adapter.get_columns_in_relation(ref('fct_user_features')) -%}
     {%- for c in cols %}{{ alias }}.{{ adapter.quote(c.name) }}{{ ", " if not loop.last }}{% endfor -%}
   {%- else -%}

@@ -14,7 +14,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.dbt_selection import split_models, window_vars
+from orchestration.dbt_selection import TRAINING_TAG, split_models, window_vars
+from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_run
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.warehouse import dbt_env
@@ -27,11 +28,14 @@ if not dbt_project.manifest_path.exists():
 
 
 class SegflowDbtTranslator(DagsterDbtTranslator):
-    """Groups follow dbt folders (staging / intermediate / marts)."""
+    """Groups follow dbt folders (staging / intermediate / marts); the training sets join the
+    weekly training group, so the daily job never builds them."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] != "model":
             return super().get_group_name(dbt_resource_props)
+        if TRAINING_TAG in dbt_resource_props.get("config", {}).get("tags", []):
+            return TRAINING_GROUP
         fqn = dbt_resource_props.get("fqn", [])
         return f"dbt_{fqn[1]}" if len(fqn) > 2 else "dbt"
 
@@ -86,6 +90,7 @@ def defs() -> dg.Definitions:
         "dbt_incremental": (selection.incremental, True),
         "dbt_marts": (selection.downstream, False),
         "dbt_segment_marts": (selection.after_segments, False),
+        "dbt_training_sets": (selection.training, False),
     }
     assets = [
         _dbt_assets(name, models, partitioned)

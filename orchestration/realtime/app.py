@@ -23,7 +23,7 @@ def segment_config(settings: Settings):
 
 def milestone_events() -> dict[str, str]:
     """Tracking-plan event name -> the milestone it reaches."""
-    from orchestration import tracking_plan
+    from contracts import tracking_plan
 
     return {e: name for name, events in tracking_plan.load().milestones for e in events}
 
@@ -35,7 +35,7 @@ def stream(settings: Settings):
 
 
 def collector(settings: Settings, port: int | None = None):
-    from orchestration import tracking_plan
+    from contracts import tracking_plan
     from orchestration.realtime.collector import CollectorServer
 
     address = (settings.collect_host, settings.collect_port if port is None else port)
@@ -49,7 +49,7 @@ def collector(settings: Settings, port: int | None = None):
 
 
 def consumer(settings: Settings, name: str = "consumer-1", destination=None):
-    from orchestration import tracking_plan
+    from contracts import tracking_plan
     from orchestration.activation.destinations import build_destination
     from orchestration.realtime.consumer import Consumer
 

@@ -4,7 +4,7 @@ The row rules are the batch loader's (orchestration/sources/load.py, reason code
 docs/contracts.md) for what a single message can break: a missing key (`null_key`), a type
 outside track/identify/page or a track event outside the tracking plan (`unknown_event`), an
 unreadable timestamp (`wrong_type`). The known events come from the same tracking plan
-(`orchestration.tracking_plan.known_events`), and tests/test_realtime_collect.py loads the
+(`contracts.tracking_plan`), and tests/test_realtime_collect.py loads the
 drained landing file with the real loader and asserts it quarantines the same messages with
 the same codes and details, so the two paths cannot drift apart silently.
 """

@@ -125,7 +125,7 @@ def load_config(
     `milestones` defaults to the tracking plan's milestone names."""
     columns = dict(COLUMNS if columns is None else columns)
     if milestones is None:
-        from orchestration import tracking_plan
+        from contracts import tracking_plan
 
         milestones = tracking_plan.load().milestone_names
     segments_path, flows_path, triggers_path = map(Path, (segments_path, flows_path, triggers_path))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.realtime.broker import BrokerUnavailable, RedisServer, start_redis
 from orchestration.realtime.collector import CollectorServer
 from orchestration.realtime.stream import RedisStream
