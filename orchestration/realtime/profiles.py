@@ -60,16 +60,31 @@ class SnapshotReader:
         ).fetchone()
 
     def baseline(self, user_id: str) -> Baseline:
-        row = self.row(user_id)
-        if row is None:
-            return Baseline({}, frozenset(), (), None, False)
-        return Baseline(
-            json.loads(row[0]),
-            frozenset(json.loads(row[1])),
-            tuple(json.loads(row[2])),
-            row[4],
-            True,
-        )
+        return self.baselines([user_id])[user_id]
+
+    def baselines(self, user_ids: list[str]) -> dict[str, Baseline]:
+        """Snapshot rows of many users in one query (absent users: an unknown baseline)."""
+        out = dict.fromkeys(user_ids, UNKNOWN)
+        db = self._conn()
+        if db is None or not user_ids:
+            return out
+        marks = ",".join("?" * len(user_ids))
+        for user, features, raw, segments, flow in db.execute(
+            "select user_id, features, raw_segments, segments, onboarding_flow from users "
+            f"where user_id in ({marks})",
+            user_ids,
+        ):
+            out[user] = Baseline(
+                json.loads(features),
+                frozenset(json.loads(raw)),
+                tuple(json.loads(segments)),
+                flow,
+                True,
+            )
+        return out
+
+
+UNKNOWN = Baseline({}, frozenset(), (), None, False)
 
 
 class ProfileReader:

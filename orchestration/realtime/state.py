@@ -58,32 +58,19 @@ def add_counter(db: sqlite3.Connection, key: str, n: int) -> None:
     set_meta(db, key, int(get_meta(db, key, "0") or 0) + n)
 
 
-def user_days(db: sqlite3.Connection, user_id: str, after: str) -> tuple[dict, set]:
-    """Tracking-plan event counts and milestones of `user_id` on days after `after`."""
-    counts: dict[str, int] = {}
-    milestones: set[str] = set()
-    for c, m in db.execute(
-        "select counts, milestones from user_day where user_id = ? and day > ?", (user_id, after)
-    ):
-        for name, n in json.loads(c).items():
-            counts[name] = counts.get(name, 0) + n
-        milestones.update(json.loads(m))
-    return counts, milestones
-
-
 def bump_day(
-    db: sqlite3.Connection, user_id: str, day: str, event: str | None, milestone: str | None
-):
+    db: sqlite3.Connection, user_id: str, day: str, counts: dict[str, int], milestones: set[str]
+) -> None:
+    """Add event counts and milestones to a user's day."""
     row = db.execute(
         "select counts, milestones from user_day where user_id = ? and day = ?", (user_id, day)
     ).fetchone()
-    counts, milestones = (json.loads(row[0]), set(json.loads(row[1]))) if row else ({}, set())
-    if event:
-        counts[event] = counts.get(event, 0) + 1
-    if milestone:
-        milestones.add(milestone)
+    total, reached = (json.loads(row[0]), set(json.loads(row[1]))) if row else ({}, set())
+    for event, n in counts.items():
+        total[event] = total.get(event, 0) + n
+    reached |= milestones
     db.execute(
         "insert into user_day values (?, ?, ?, ?) on conflict (user_id, day) do update set "
         "counts = excluded.counts, milestones = excluded.milestones",
-        (user_id, day, json.dumps(counts, sort_keys=True), json.dumps(sorted(milestones))),
+        (user_id, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))),
     )
