@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ml.train import train_model
+    from orchestration.model_inputs import label_definition, model_features
     from orchestration.settings import Settings
-    from orchestration.tracking_plan import label_definition, model_features
 
     if args.profile == "store":  # the store's churn: no order for 90 days
         os.environ.setdefault("SEGFLOW_CHURN_DEFINITION", "inactivity")

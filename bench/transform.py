@@ -316,7 +316,7 @@ def main() -> None:
     )
     day = _measure([sys.executable, "-c", code], env)
     # 3. Plain DuckDB on the same history.
-    from orchestration import tracking_plan
+    from contracts import tracking_plan
 
     core = "(" + ", ".join(f"'{e}'" for e in tracking_plan.load().core_features) + ")"
     script = work / "plain.sql"

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contracts import marts
+from contracts.tracking_plan import TrackingPlan
+
 META_COLUMNS = {
     "_partition_date": "DATE",
     "_loaded_at": "TIMESTAMP",
@@ -42,6 +45,7 @@ class TableSpec:
     key_column: str | None = None  # duplicates of this id are counted
     volume_checked: bool = False  # row count compared with the trailing median
     nullable: frozenset[str] = field(default_factory=frozenset)
+    non_negative: tuple[str, ...] = ()  # counts: a negative value is an error
 
     @property
     def short_name(self) -> str:
@@ -114,64 +118,23 @@ BILLING_INVOICES = TableSpec(
     key_column="invoice_id",
 )
 
-_FEATURE_INTS = (
-    "days_since_signup",
-    "days_since_last_active",
-    "active_days_7d",
-    "active_days_28d",
-    "events_7d",
-    "events_28d",
-    "sessions_7d",
-    "sessions_28d",
-    "feature_breadth_28d",
-    "feature_depth_28d",
-    "milestones_reached",
-    "teammates_invited",
-    "integrations_connected",
-    "support_tickets_28d",
-    "support_tickets_total",
-    "events_prev_7d",
-)
-FEATURE_FLAGS = (
-    "reached_account_created",
-    "reached_first_project",
-    "reached_teammate_invited",
-    "reached_integration_connected",
-    "reached_first_value",
-    "is_paid",
-    "is_active_28d",
-)
-FEATURE_CATEGORICALS = (
-    "plan",
-    "industry",
-    "company_size",
-    "country",
-    "role",
-    "acquisition_channel",
-)
 
-FCT_USER_FEATURES = TableSpec(
-    name="main.fct_user_features",
-    partition_column="snapshot_date",
-    columns={
-        "user_id": "VARCHAR",
-        "snapshot_date": "DATE",
-        "signup_date": "DATE",
-        **dict.fromkeys(_FEATURE_INTS, "INT"),
-        "avg_session_minutes_28d": "DOUBLE",
-        "onboarding_completion": "DOUBLE",
-        "days_to_first_value": "INT",
-        "activity_trend": "DOUBLE",
-        "mrr": "DOUBLE",
-        "revenue_to_date": "DOUBLE",
-        **dict.fromkeys(FEATURE_FLAGS, "BOOLEAN"),
-        **dict.fromkeys(FEATURE_CATEGORICALS, "VARCHAR"),
-    },
-    locator_columns=("user_id", "snapshot_date"),
-    key_column=None,
-    volume_checked=True,
-    nullable=frozenset({"days_to_first_value", *FEATURE_CATEGORICALS}),
-)
+def features_spec(plan: TrackingPlan | None = None) -> TableSpec:
+    """fct_user_features as contracts.marts expands it from the tracking plan (default: the
+    project's), so a renamed milestone or a new core event moves the suite with dbt."""
+    return TableSpec(
+        name=f"main.{marts.FEATURES_TABLE}",
+        partition_column="snapshot_date",
+        columns=marts.feature_columns(plan),
+        locator_columns=marts.FEATURES_GRAIN,
+        key_column=None,
+        volume_checked=True,
+        nullable=marts.FEATURE_NULLABLE,
+        non_negative=marts.count_columns(plan),
+    )
+
+
+FCT_USER_FEATURES = features_spec()
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec for spec in (CRM_CONTACTS, EVENTS, BILLING_INVOICES, FCT_USER_FEATURES)
@@ -180,7 +143,7 @@ ALIASES = {
     "crm_contacts": "raw.crm_contacts",
     "events": "raw.events",
     "billing_invoices": "raw.billing_invoices",
-    "fct_user_features": "main.fct_user_features",
+    marts.FEATURES_TABLE: f"main.{marts.FEATURES_TABLE}",
 }
 
 

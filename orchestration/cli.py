@@ -148,8 +148,15 @@ def _next_day(out: Path, truth: Path) -> int:
     return 0
 
 
-def cmd_dbt_vars(_: argparse.Namespace) -> int:
-    print(dbt_vars_arg(Settings.from_env())[1])
+def cmd_dbt_vars(args: argparse.Namespace) -> int:
+    if not args.sqlfluff:
+        print(dbt_vars_arg(Settings.from_env())[1])
+        return 0
+    from orchestration.run_window import dbt_vars
+
+    print("[sqlfluff:templater:dbt:context]")  # `make lint` adds this to .sqlfluff
+    for key, value in dbt_vars(Settings.from_env()).items():
+        print(f"{key} = {value}")
     return 0
 
 
@@ -162,6 +169,11 @@ def cmd_prepare(_: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     end = args.end or _default_end()
+    if end > _default_end():
+        raise UsageError(
+            f"--end {end} is in the future: the last complete day is {_default_end()} "
+            "(daily partitions end yesterday, UTC)"
+        )
     if args.days < 1:
         raise UsageError(f"--days {args.days}: expected at least 1")
     start = end - timedelta(days=args.days - 1)
@@ -178,7 +190,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepare(settings)
     from orchestration.launcher import launch
 
-    return launch(start, end, job_name=args.job, settings=settings, debug=args.debug)
+    return launch(
+        start,
+        end,
+        job_name=args.job,
+        settings=settings,
+        debug=args.debug,
+        override_breaker=args.override_breaker,
+    )
 
 
 def _demo_holds(args: argparse.Namespace, settings: Settings, start: date, end: date) -> bool:
@@ -278,18 +297,46 @@ def cmd_fake_customerio(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_fake_vendor(args: argparse.Namespace) -> int:
+    """`segflow fake-launchdarkly` / `fake-intercom` (orchestration/activation/fake_*.py)."""
+    import importlib
+
+    return importlib.import_module(f"orchestration.activation.{args.fake_module}").serve(args)
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from orchestration.activation.privacy import run_cli
+
+    return run_cli(Settings.from_env(), args.action, args.user_ids, args.reason)
+
+
 def cmd_sources_check(args: argparse.Namespace) -> int:
     from orchestration.sources.check import check_sources, render
+    from orchestration.sources.verdict import gate_config
 
     settings = Settings.from_env()
     landing = Path(args.landing) if args.landing else settings.landing_dir
-    result = check_sources(
+    result = check_sources(  # the run's gate settings: the same verdict as the run
         landing,
         Path(args.sources) if args.sources else None,
         late_arrival_days=settings.late_arrival_days,
+        quality=gate_config(settings),
+        timestamp_floor=settings.timestamp_floor,
     )
     print(render(result))
     return 0 if result.ok else 1
+
+
+def cmd_segments_check(args: argparse.Namespace) -> int:
+    from orchestration.segments.commands import check
+
+    return check(args, Settings.from_env())
+
+
+def cmd_segments_diff(args: argparse.Namespace) -> int:
+    from orchestration.segments.commands import diff
+
+    return diff(args, Settings.from_env())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     dbt_vars = sub.add_parser(
         "dbt-vars", help="print the --vars segflow passes to dbt (for running dbt by hand)"
     )
+    dbt_vars.add_argument(
+        "--sqlfluff", action="store_true", help="as a .sqlfluff templater context section"
+    )
     dbt_vars.set_defaults(func=cmd_dbt_vars)
 
     run = sub.add_parser("run", help="run the pipeline for the last N days (demo data by default)")
@@ -337,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--job",
         default="segflow_full_job",
         help="Dagster job to run (segflow_full_job, or another job of the code location)",
+    )
+    run.add_argument(
+        "--override-breaker",
+        action="store_true",
+        help="send the sync even when the circuit breaker would hold it back (after checking "
+        "why so many people change)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -362,6 +418,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(fake)
     fake.set_defaults(func=cmd_fake_customerio)
 
+    for fake_name, module, vendor in (
+        ("fake-launchdarkly", "fake_launchdarkly", "LaunchDarkly REST API (segments)"),
+        ("fake-intercom", "fake_intercom", "Intercom REST API (contacts, tags, events)"),
+    ):
+        vendor_fake = sub.add_parser(fake_name, help=f"run a local fake of the {vendor}")
+        _fake_arguments(module)(vendor_fake)
+        vendor_fake.set_defaults(func=cmd_fake_vendor, fake_module=module)
+
+    privacy = sub.add_parser(
+        "privacy", help="delete or suppress people in the warehouse and every destination"
+    )
+    privacy.add_argument("action", choices=("delete", "suppress"), help="what to do")
+    privacy.add_argument("user_ids", nargs="+", metavar="USER_ID", help="segflow user ids")
+    privacy.add_argument("--reason", default="", help="note stored in the audit log")
+    privacy.set_defaults(func=cmd_privacy)
+
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ui.add_argument("--port", type=int, default=5000, help="port to listen on")
@@ -375,7 +447,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--landing", help="landing folder (default: $SEGFLOW_LANDING_DIR)")
     check.add_argument("--sources", help="sources.yml (default: <landing>/sources.yml)")
     check.set_defaults(func=cmd_sources_check)
+
+    from orchestration.segments.commands import add_arguments as add_segments_arguments
+
+    add_segments_arguments(sub, cmd_segments_check, cmd_segments_diff)
+    from orchestration.realtime.cli import register as register_realtime
+
+    register_realtime(sub)
     return parser
+
+
+def _fake_arguments(module: str):
+    import importlib
+
+    return importlib.import_module(f"orchestration.activation.{module}").add_arguments
 
 
 def _demo_options(parser: argparse.ArgumentParser, users: int, days: int) -> None:

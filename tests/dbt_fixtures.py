@@ -20,8 +20,9 @@ from pathlib import Path
 
 import duckdb
 
+from contracts import tracking_plan
 from expectations import tables as contract
-from orchestration import run_window, tracking_plan
+from orchestration import run_window
 from orchestration.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -267,6 +268,7 @@ def run_dbt(
     target_dir: Path,
     dbt_vars: dict | None = None,
     check: bool = True,
+    project_dir: Path = DBT_PROJECT,
 ) -> subprocess.CompletedProcess:
     """Run the real dbt CLI on the project against `db_path`; raise with dbt's output on failure."""
     env = dict(os.environ, SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
@@ -274,9 +276,9 @@ def run_dbt(
         str(DBT_BIN),
         *args,
         "--project-dir",
-        str(DBT_PROJECT),
+        str(project_dir),
         "--profiles-dir",
-        str(DBT_PROJECT),
+        str(project_dir),
         "--target-path",
         str(target_dir),
         "--log-path",

@@ -21,9 +21,12 @@ import pytest
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 from threadpoolctl import threadpool_limits
 
+from contracts import tracking_plan
 from ml.scoring import score_users
 from ml.train import LabelDefinition, train_model
-from orchestration import tracking_plan
+from orchestration.model_inputs import model_features
+
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
 START = date(2025, 1, 6)
 DAYS = 98
@@ -267,7 +270,7 @@ def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_score
 ):
     train = _read(cancellation, "select * from main.ml_churn_training")
     plan = tracking_plan.load()
-    features = tracking_plan.model_features("churn", plan)
+    features = model_features("churn", plan)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with threadpool_limits(limits=1):
         result = train_model(

@@ -21,6 +21,8 @@ from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.sources.demo import generate
 from orchestration.sources.load import load_partitions
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 START = date(2025, 1, 6)
 DAYS = 40
 SCORE_SEGMENTS = {"high_ltv"}

@@ -13,6 +13,8 @@ from dbt_fixtures import run_dbt
 from orchestration.run_window import dbt_vars
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 
 def test_dbt_project_holds_no_copy_of_a_setting() -> None:
     """dbt gets settings only from `dbt_vars(settings)`: no `env_var('SEGFLOW_...')` default in

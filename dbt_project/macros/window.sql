@@ -36,7 +36,7 @@
   var or default, which is what is returned.
 #}
 {% macro run_window_bound(column, default) -%}
-  {%- if execute -%}
+  {%- if execute and not var('lint_only', false) -%}
     {%- set relation = adapter.get_relation(
         database=target.database, schema=target.schema, identifier='segflow_run_window') -%}
     {%- set value = var(column, default) -%}
@@ -94,7 +94,7 @@
 
 {# The columns of fct_user_features, as "alias.col, ..." (looked up when the model runs). #}
 {% macro feature_columns(alias) -%}
-  {%- if execute -%}
+  {%- if execute and not var('lint_only', false) -%}
     {%- set cols = adapter.get_columns_in_relation(ref('fct_user_features')) -%}
     {%- for c in cols %}{{ alias }}.{{ adapter.quote(c.name) }}{{ ", " if not loop.last }}{% endfor -%}
   {%- else -%}

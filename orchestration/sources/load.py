@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.sources.files import (
     MAX_FIELD_BYTES,
     SkippedFile,
@@ -75,6 +75,7 @@ __all__ = [
 
 RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
 EVENT_TYPES = ("track", "identify", "page")
+REVENUE_STATUSES = ("paid", "refunded")  # an invoice with these statuses is revenue
 MAX_AMOUNT = 1_000_000.0
 FUTURE_TOLERANCE = timedelta(minutes=15)
 _SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
@@ -118,6 +119,9 @@ class LoadReport:
     footer_lines: dict[str, int] = field(default_factory=dict)
     identity: dict[str, int] = field(default_factory=dict)  # external_id/email/unmatched
     unmatched_sample: list[tuple] = field(default_factory=list)
+    fallbacks: dict[str, int] = field(default_factory=dict)  # "<col><-fallback" -> rows loaded
+    # rows quarantined before their date was known (no partition): file -> reason -> rows
+    unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def blocking_skipped(self) -> list[SkippedFile]:
@@ -345,7 +349,13 @@ class _Compiler:
         if self.direct is not None and len(path) == 1:
             col = self._col(path)
             return f"nullif(trim({col}), '')" if col else "null::varchar"
-        return f"nullif(trim({self._ref(path)} ->> '$'), '')"
+        nested = f"nullif(trim({self._ref(path)} ->> '$'), '')"
+        if self.tabular and len(path) > 1:
+            # a nested field flattened into a CSV / parquet header: `status_transitions.paid_at`
+            # (json_normalize) or `status_transitions_paid_at` both read as the snake name
+            flat = self.text(("_".join(to_snake(p) for p in path),))
+            return f"coalesce({nested}, {flat})"
+        return nested
 
     def json(self, path: tuple[str, ...]) -> str:
         if self.direct is not None and len(path) == 1:
@@ -491,6 +501,11 @@ def _typed_sql(
             base[col] = comp.base(source.columns[col], kind)
         else:
             base[col] = "null::varchar"
+    fallbacks = {
+        col: _coalesce([comp.text(p) for p in rule.fallback])
+        for col, rule in source.columns.items()
+        if rule.fallback
+    }
     ident = source.identity
     id_exprs = {}
     if ident.external_id:
@@ -560,7 +575,11 @@ def _typed_sql(
         )
     else:
         status, join = "null::varchar", ""
-    base_select = ", ".join(f'{e} as "b_{c}"' for c, e in base.items())
+    fallback_used = _apply_fallbacks(spec, post, fallbacks)
+    base_select = ", ".join(
+        [f'{e} as "b_{c}"' for c, e in base.items()]
+        + [f'{e} as "f_{c}"' for c, e in fallbacks.items()]
+    )
     id_select = "".join(f', {e} as "{k}"' for k, e in id_exprs.items())
     raw_select = ", ".join(f'{post[c]} as "raw_{c}"' for c, _ in spec.columns)
     typed, checks = [], []
@@ -688,6 +707,15 @@ def _typed_sql(
                 f"format('amount {{}} is above {MAX_AMOUNT:.0f}', \"amount\")",
             )
         )
+        checks.append(
+            (
+                f'list_contains({_sql_list(REVENUE_STATUSES)}, "status") and "paid_at" is null',
+                "'missing_paid_date'",
+                "format('invoice {} is {} but has no paid date, so its revenue would be "
+                "lost: map paid_at, or declare `fallback:` under columns.paid_at (e.g. the "
+                'created or period start date)\', "invoice_id", "status")',
+            )
+        )
     for col, kind in spec.columns:
         if kind == "ts":
             checks.append(
@@ -734,14 +762,41 @@ with x as (
   select *, case when pre_reason is null then {parse} end as v{map_expr}
   from {stage}
 ), r0 as (select *, {base_select}{id_select} from x),
-r as (select r0.*, {raw_select}, {status} as _identity from r0 {join}),
+r as (select r0.*, {raw_select}, {status} as _identity, {fallback_used} as _fallback
+      from r0 {join}),
 t as (select *, {", ".join(typed)} from r),
 c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
-       case when rule is not null then {payload} end as payload, _identity
+       case when rule is not null then {payload} end as payload, _identity, _fallback
 from c"""
+
+
+def _coalesce(exprs: list[str]) -> str:
+    return exprs[0] if len(exprs) == 1 else f"coalesce({', '.join(exprs)})"
+
+
+def _sql_list(values) -> str:
+    return "[" + ", ".join(_sql_str(v) for v in values) + "]"
+
+
+def _apply_fallbacks(spec: TableSpec, post: dict[str, str], fallbacks: dict[str, str]) -> str:
+    """Put each declared fallback (`"f_<col>"`) behind its column's expression in `post`; an
+    invoice's paid date falls back only on revenue rows (a fallback date on an open invoice
+    would invent a payment). Returns the expression naming the columns that used one."""
+    used = []
+    for col, _expr in fallbacks.items():
+        primary = post[col]
+        fallback = f'"f_{col}"'
+        if spec.name == "billing_invoices" and col == "paid_at":
+            fallback = (
+                f"case when list_contains({_sql_list(REVENUE_STATUSES)}, {post['status']}) "
+                f"then {fallback} end"
+            )
+        post[col] = f"coalesce({primary}, {fallback})"
+        used.append(f"case when ({primary}) is null and {fallback} is not null then '{col}' end")
+    return f"nullif(concat_ws(',', {', '.join(used)}), '')" if used else "null::varchar"
 
 
 ACCEPTED_VALUES = {
@@ -953,10 +1008,14 @@ def load_partitions(
 
 def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
     """Per file: rows loaded / quarantined by reason, and identity matches."""
-    for file, code, ident, n in conn.execute(
-        f"select source_file, reason_code, _identity, count(*) from {typed} where {where} "
-        "group by all"
+    for file, code, ident, used, n in conn.execute(
+        f"select source_file, reason_code, _identity, _fallback, count(*) from {typed} "
+        f"where {where} group by all"
     ).fetchall():
+        if used and code is None:
+            for col in used.split(","):
+                key = f"{col}<-fallback"
+                report.fallbacks[key] = report.fallbacks.get(key, 0) + n
         counts = report.file_counts.setdefault(
             file, {"loaded": 0, "quarantined": 0, "by_reason": {}}
         )
@@ -1061,6 +1120,11 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
     except Exception:
         conn.execute("rollback")
         raise
+    for file, code, n in conn.execute(
+        "select source_file, reason_code, count(*) from _segflow_undated "
+        "where partition_date is null group by all"
+    ).fetchall():
+        report.unassigned.setdefault(file, {})[code] = n
     (counts,) = _counts(conn, spec, "_segflow_undated", "partition_date is null", [None], 0)
     if counts.rows_read:
         report.partitions.append(counts)

@@ -18,7 +18,9 @@ Column rules (contract column -> source), see `ColumnRule`:
 - `"Record ID"` a top-level key / CSV header (CSV and parquet headers match in snake_case),
   `"$.properties.time"` a JSON path; a list is tried in order (first non-empty wins);
 - a mapping with `from` (str or list) plus any of `format` (timestamps: `iso`, `epoch_s`,
-  `epoch_ms`, `epoch_us` or a strptime pattern; a list is tried in order), `case`
+  `epoch_ms`, `epoch_us` or a strptime pattern; a list is tried in order), `fallback` (paths
+  used when `from` is empty, counted in the load's metadata; an invoice's `paid_at` falls back
+  only on paid/refunded rows), `case`
   (`upper`/`lower`), `map` (value -> value), `default`, `divide_by`, `minor_units` (Stripe-style
   amounts: /100 except zero-decimal currencies), `size_bucket` (a head count -> 1-10 .. 1000+),
   `const` (a fixed value), `file_name` (glob on the file path -> value), `merge` (JSON objects
@@ -87,6 +89,7 @@ _RULE_KEYS = {
     "merge",
     "rest",
     "prefix",
+    "fallback",
 }
 
 
@@ -110,6 +113,9 @@ class ColumnRule:
     rest: tuple[str, ...] | None = None  # exclude these keys (and prefixed keys)
     rest_exclude_prefixes: tuple[str, ...] = ()
     prefix: str | None = None
+    # used when every `from` path is empty (invoices' paid_at: only for paid/refunded rows);
+    # the loader counts the rows that took it
+    fallback: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -384,6 +390,10 @@ def _parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
         out = replace(out, paths=_paths(rule["from"], where, source, f"{key}.from"))
     if "merge" in rule:
         out = replace(out, paths=_paths(rule["merge"], where, source, f"{key}.merge"), merge=True)
+    if "fallback" in rule:
+        if "from" not in rule:
+            raise _err(where, source, f"{key}.fallback", "needs `from` (tried first)")
+        out = replace(out, fallback=_paths(rule["fallback"], where, source, f"{key}.fallback"))
     if "format" in rule:
         formats = tuple(_str_list(rule["format"], where, source, f"{key}.format"))
         for fmt in formats:
