@@ -17,7 +17,10 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 # sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
 # the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
-SQLFLUFF := SEGFLOW_DUCKDB_PATH=:memory: DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff
+# The settings' vars come from `segflow dbt-vars` (dbt_project.yml holds no copy of them).
+SQLFLUFF := $(BIN)/segflow dbt-vars --sqlfluff > $(VENV)/sqlfluff-vars.cfg && \
+	SEGFLOW_DUCKDB_PATH=:memory: DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff
+SQLFLUFF_VARS := --config $(VENV)/sqlfluff-vars.cfg
 
 install: $(STAMP)
 
@@ -38,7 +41,7 @@ run: $(STAMP)
 test: $(STAMP) chromium redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(SQLFLUFF) lint dbt_project/models
+	$(SQLFLUFF) lint $(SQLFLUFF_VARS) dbt_project/models
 	$(BIN)/python -m pytest -q tests
 
 ## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
@@ -83,10 +86,10 @@ redis:
 ## lint: ruff (check + format) and sqlfluff over the dbt models (`make lint-sql FIX=1` fixes SQL)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
-	$(SQLFLUFF) lint dbt_project/models
+	$(SQLFLUFF) lint $(SQLFLUFF_VARS) dbt_project/models
 
 lint-sql: $(STAMP)
-	$(SQLFLUFF) $(if $(FIX),fix,lint) dbt_project/models
+	$(SQLFLUFF) $(if $(FIX),fix,lint) $(SQLFLUFF_VARS) dbt_project/models
 
 bench: $(STAMP)
 	$(BIN)/python bench/generate.py
