@@ -14,6 +14,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from contracts.marts import USER_SCORES_DDL
 from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
 from ml.scoring import missing_champions, score_users
@@ -22,23 +23,16 @@ from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import MLflowResource, WarehouseResource
+from orchestration.model_inputs import label_definition, model_features
 from orchestration.settings import Settings
-from orchestration.tracking_plan import label_definition, model_features
 
 TRAINING_TABLES = {
     "churn": "ml_churn_training",
     "ltv": "ml_ltv_training",
     "conversion": "ml_conversion_training",
 }
-# Declared, not inferred from the first frame: a column that is all null on day one (no LTV
-# champion yet) must still be typed for the segment rules that read it.
-USER_SCORES_DDL = """
-create table if not exists main.user_scores (
-    user_id varchar, score_date date, churn_probability double, churn_band varchar,
-    ltv_90d double, ltv_band varchar, conversion_probability double, churn_reasons varchar,
-    ltv_reasons varchar, churn_model_version varchar, ltv_model_version varchar,
-    conversion_model_version varchar, is_churned boolean
-)"""
+# Declared (contracts.marts), not inferred from the first frame: a column that is all null on
+# day one (no LTV champion yet) must still be typed for the segment rules that read it.
 USER_SCORES_MIGRATIONS = (
     "alter table main.user_scores add column if not exists is_churned boolean",
 )
