@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 from threadpoolctl import threadpool_limits
 
@@ -27,7 +25,6 @@ from contracts import tracking_plan
 from ml.scoring import score_users
 from ml.train import LabelDefinition, train_model
 from orchestration.model_inputs import model_features
-from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
@@ -189,35 +186,6 @@ def _read(db: Path, sql: str) -> pd.DataFrame:
         return conn.execute(sql).df()
     finally:
         conn.close()
-
-
-def test_settings_and_dbt_vars_share_names_and_defaults():
-    """One setting, one meaning: dbt_project.yml reads the same env vars with the defaults
-    Settings uses."""
-    raw = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
-    pattern = re.compile(r"env_var\('(\w+)', '([^']*)'\)")
-    dbt = dict(
-        pattern.search(raw[key]).groups()
-        for key in (
-            "churn_definition",
-            "churn_window_days",
-            "churn_horizon_days",
-            "cancel_grace_days",
-            "conversion_window_days",
-        )
-    )
-    saved = {k: os.environ.pop(k) for k in list(dbt) if k in os.environ}
-    try:
-        settings = Settings.from_env()
-    finally:
-        os.environ.update(saved)
-    assert dbt == {
-        "SEGFLOW_CHURN_DEFINITION": settings.churn_definition,
-        "SEGFLOW_CHURN_INACTIVE_DAYS": str(settings.churn_inactive_days),
-        "SEGFLOW_CHURN_HORIZON_DAYS": str(settings.churn_horizon_days),
-        "SEGFLOW_CANCEL_GRACE_DAYS": str(settings.cancel_grace_days),
-        "SEGFLOW_CONVERSION_DAYS": str(settings.conversion_days),
-    }
 
 
 def test_quiet_users_and_missing_crm_fields_get_defined_values(cancellation):

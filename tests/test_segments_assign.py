@@ -378,3 +378,36 @@ def test_segments_needing_a_missing_score_are_reported_not_evaluated(conn, confi
     # once the scores exist the segment is evaluated again
     conn.execute("update main.user_scores set ltv_band = 'high'")
     assert assign_segments(conn, config, [START]).not_evaluated == {}
+
+
+def test_segment_reasons_name_the_first_arm_that_matched(conn, config):
+    feature_tables(
+        conn,
+        [
+            {"user_id": "band", "day": 0, "churn_band": "high"},
+            {"user_id": "trend", "day": 0, "activity_trend": -0.8},
+            {"user_id": "both", "day": 0, "churn_band": "high", "activity_trend": -0.9},
+            {"user_id": "stalled", "day": 0, "days_since_signup": 20, "reached_first_value": False},
+            {"user_id": "fine", "day": 0},
+        ],
+    )
+    assign_segments(conn, config, [START])
+    reasons = dict(
+        conn.execute(
+            "select user_id, reason from main.segment_reasons where segment = 'churn_risks'"
+        ).fetchall()
+    )
+    assert reasons == {
+        "band": "churn_band == 'high'",
+        "trend": "activity_trend <= -0.5",
+        "both": "churn_band == 'high'",
+        "stalled": "days_since_signup >= 14 and not reached_first_value",
+    }
+    one_arm = conn.execute(
+        "select distinct reason from main.segment_reasons where segment = 'smb'"
+    ).fetchall()
+    assert one_arm == [("company_size in ['1-10', '11-50', '51-200']",)]
+    members = conn.execute(
+        "select count(*) from main.user_segments, unnest(segments) where segment_date = ?", [START]
+    ).fetchone()[0]
+    assert conn.execute("select count(*) from main.segment_reasons").fetchone()[0] == members
