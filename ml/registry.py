@@ -128,8 +128,12 @@ def load_by_alias(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> 
             f"{_safe_uri(tracking_uri)}: train it first (segflow train / the *_model asset)"
         )
     uri = f"models:/{model_name}/{found.version}"
-    model = mlflow.sklearn.load_model(uri)
-    meta = (mlflow.models.get_model_info(uri).metadata or {}).get(META_KEY)
+    info = mlflow.models.get_model_info(uri)
+    if "sklearn" in info.flavors:
+        model = mlflow.sklearn.load_model(uri)
+    else:  # the customer-base champion: a pyfunc wrapping a predict(_proba) estimator
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model().estimator
+    meta = (info.metadata or {}).get(META_KEY)
     if not meta:
         raise ModelNotFoundError(f"{model_name} v{found.version}: no segflow metadata stored")
     return LoadedModel(model_name, str(found.version), found.run_id, model, meta)

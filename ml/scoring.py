@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from contracts.models import CHURN_MODEL, CONVERSION_MODEL, LTV_MODEL
 from ml import registry
 from ml.features import (
     SNAPSHOT_COLUMN,
@@ -27,9 +28,6 @@ from ml.features import (
 )
 from ml.reasons import PipelinePredict, reason_strings
 
-CHURN_MODEL = "segflow-churn"
-LTV_MODEL = "segflow-ltv"
-CONVERSION_MODEL = "segflow-conversion"
 PAID_FLAG_COLUMN = "is_paid"
 
 CHURNED_FLAG_COLUMN = "is_churned"

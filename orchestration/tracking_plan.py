@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ml.train import LabelDefinition
+from contracts.models import LabelDefinition
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 

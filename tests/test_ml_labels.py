@@ -23,8 +23,10 @@ import yaml
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 from threadpoolctl import threadpool_limits
 
+from contracts.models import CHURN_MODEL, LabelDefinition
+from ml import registry
 from ml.scoring import score_users
-from ml.train import LabelDefinition, train_model
+from ml.train import train_model
 from orchestration import tracking_plan
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
@@ -324,3 +326,42 @@ def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_score
     assert np.isfinite(scores.loc["quiet60", "churn_probability"])
     assert bool(scores.loc["quiet60", "is_churned"]) is False  # free, never paid: not cancelled
     assert json.dumps(result.window)  # window params are plain values
+
+
+def test_boosted_model_trailing_bg_nbd_promotes_bg_nbd_and_says_why(inactivity14, tmp_path):
+    """A boosted model limited to account fields (no activity history) trails the BG/NBD
+    customer-base model on the inactivity label: BG/NBD becomes champion (a first version is
+    no exception), registered as a pyfunc that scores like the others."""
+    train = _read(inactivity14, "select * from main.ml_churn_training")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    label = LabelDefinition("inactivity", 14, 28, "no activity for 28 days, within 14")
+    with threadpool_limits(limits=1):
+        result = train_model(
+            "churn",
+            train,
+            uri,
+            tmp_path / "artifacts",
+            features=("plan", "days_since_signup"),
+            label=label,
+        )
+        scores = result.candidate_metrics
+        assert scores["customer_base"]["roc_auc"] > scores["boosted"]["roc_auc"], scores
+        assert result.winner == "customer_base"
+        assert result.decision.promoted and result.champion_version == result.version
+        assert "customer_base has the best holdout roc_auc" in result.decision.reason
+        assert "first version" in result.decision.reason
+        assert result.decision.trailing == []
+        champion = registry.load_by_alias(CHURN_MODEL, uri)
+        assert champion.meta["candidate"] == "customer_base"
+        assert (
+            champion.meta["refit_window"]["refit_max_snapshot"] == result.window["holdout_snapshot"]
+        )
+        last_day = _read(inactivity14, "select max(snapshot_date) from main.fct_user_features")
+        day = last_day.iloc[0, 0].date()
+        today = _read(
+            inactivity14, f"select * from main.fct_user_features where snapshot_date = '{day}'"
+        )
+        scored = score_users(today, uri, day)
+    assert scored["churn_probability"].between(0, 1).all()
+    assert scored["churn_model_version"].eq(result.version).all()
+    assert scored["churn_probability"].nunique() > 2

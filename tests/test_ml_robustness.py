@@ -17,10 +17,11 @@ from mlflow import MlflowClient
 from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
+from contracts.models import CHURN_MODEL, LabelDefinition
 from ml import clv
 from ml.feature_sets import declared_features
 from ml.features import FeatureError
-from ml.train import LabelDefinition, ModelSkipped, train_model
+from ml.train import ModelSkipped, train_model
 
 MILESTONES = (
     "account_created",
@@ -228,7 +229,7 @@ def test_fast_reason_path_equals_re_predicting_the_pipeline(store, marts):
         store["artifacts"],
         features=_declared("churn"),
     )
-    champion = registry.load_by_alias("segflow-churn", store["uri"])
+    champion = registry.load_by_alias(CHURN_MODEL, store["uri"])
     spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
     X = prepare_features(marts["fct_user_features"].head(400), spec)
     fast = PipelinePredict(champion.model, spec, proba=True)

@@ -14,6 +14,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from contracts.models import CHURN_MODEL, KINDS, registered_name
 from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
 from ml.scoring import missing_champions, score_users
@@ -25,11 +26,6 @@ from orchestration.defs.resources import MLflowResource, WarehouseResource
 from orchestration.settings import Settings
 from orchestration.tracking_plan import label_definition, model_features
 
-TRAINING_TABLES = {
-    "churn": "ml_churn_training",
-    "ltv": "ml_ltv_training",
-    "conversion": "ml_conversion_training",
-}
 # Declared, not inferred from the first frame: a column that is all null on day one (no LTV
 # champion yet) must still be typed for the segment rules that read it.
 USER_SCORES_DDL = """
@@ -80,7 +76,9 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
             )
         ],
         description=f"Train the {kind} model on `{training_table}`, log it to MLflow and register "
-        f"`segflow-{kind}` (alias challenger; champion if it beats the current one). Skipped "
+        f"`{registered_name(kind)}`: the best of its candidates on the holdout, refitted on "
+        "every labelled snapshot (alias challenger; champion unless the current one scores "
+        "better on the same holdout). Skipped "
         "with a reason when the data cannot support it.",
     )
     def _asset(
@@ -139,8 +137,16 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
         metadata["label_metrics"] = dg.MetadataValue.json(
             {k: scalar(round(v, 4)) for k, v in result.label_metrics.items()}
         )
-        metadata["clv_baseline_metrics"] = dg.MetadataValue.json(
-            {k: scalar(round(v, 4)) for k, v in result.clv_baseline_metrics.items()}
+        metadata["candidates"] = dg.MetadataValue.json(
+            {
+                name: {k: scalar(round(v, 4)) for k, v in m.items()}
+                for name, m in result.candidate_metrics.items()
+            }
+        )
+        metadata["champion_candidate"] = result.winner
+        metadata["champion_trails"] = ", ".join(result.decision.trailing) or "none"
+        metadata["refit_window"] = dg.MetadataValue.json(
+            {k: scalar(v) for k, v in result.refit_window.items()}
         )
         metadata["dropped_features"] = dg.MetadataValue.json(result.dropped_features)
         yield dg.MaterializeResult(metadata=metadata)
@@ -154,7 +160,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
     return _asset
 
 
-training_assets = [_training_asset(kind, t) for kind, t in TRAINING_TABLES.items()]
+training_assets = [_training_asset(kind, k.training_table) for kind, k in KINDS.items()]
 
 
 @dg.asset(
@@ -213,7 +219,7 @@ def user_scores(
             warehouse,
             mlflow,
         )
-        if alive.any() and "segflow-churn" not in absent
+        if alive.any() and CHURN_MODEL not in absent
         else None
     )
     with warehouse.connect() as conn:

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from contracts.models import MODEL_NAMES
 from orchestration.defs.partitions import DUCKDB_POOL, window_from_tags
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.report import ModelVersionInfo, ReportInputs, ReportResult, RunInfo, build_report
@@ -23,7 +24,6 @@ FRESHNESS_ASSETS = (
     ("user_scores",),
     ("destination_sync",),
 )
-MODEL_NAMES = ("segflow-churn", "segflow-ltv", "segflow-conversion")
 
 
 def _ts(value: float | None) -> datetime | None:

@@ -16,6 +16,7 @@ import altair as alt
 import duckdb
 import pandas as pd
 
+from contracts.models import kind_of
 from orchestration.report.render import Chart, Page, kpis, table_block
 
 RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
@@ -737,7 +738,7 @@ def models(wh: Warehouse, inputs: ReportInputs) -> Page:
     mv = pd.DataFrame(rows)
     if _nonempty(mv):
         for model, g in mv.groupby("model"):
-            kind = model.removeprefix("segflow-")
+            kind = kind_of(model)
             metric = PRIMARY.get(kind, g["metric"].iloc[0])
             g = g[g["metric"] == metric]
             if g.empty:
