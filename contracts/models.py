@@ -107,3 +107,21 @@ class LabelDefinition:
 # Training snapshots: the newest labelled snapshot and every this many days back from it,
 # over the whole labelled range (the marts hold weekly snapshots: 7 keeps every one).
 TRAINING_SNAPSHOT_EVERY_DAYS = 7
+
+
+def churn_label_description(
+    definition: str, horizon_days: int, inactive_days: int, grace_days: int
+) -> str:
+    """What the churn label and its population mean (dbt macros churn_outcome and
+    churn_population build them), for run logs and docs."""
+    if definition == "inactivity":
+        return (
+            f"no activity in the next {horizon_days} days; rows: every customer ever active, "
+            f"however long quiet (quiet for {inactive_days}+ days is a feature and the "
+            "is_churned flag, not a filter)"
+        )
+    return (
+        f"becomes cancelled within {horizon_days} days (a cancel event, or the last paid "
+        f"period ends without renewal, {grace_days} days grace); rows: customers not "
+        "cancelled at the snapshot"
+    )

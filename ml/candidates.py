@@ -67,7 +67,7 @@ def _customer_base_spec(kind: ModelKind, rows: pd.DataFrame) -> FeatureSpec:
 
 
 def builders(
-    kind: ModelKind, features: FeatureSpec, inactive_days: int | None
+    kind: ModelKind, features: FeatureSpec
 ) -> dict[str, Callable[[pd.DataFrame], tuple[object, FeatureSpec]]]:
     """name -> unfitted-model factory taking the training rows; returns (model, its spec)."""
 
@@ -80,7 +80,7 @@ def builders(
         return make(features, len(rows)), features
 
     def customer_base(rows: pd.DataFrame):
-        model = clv.customer_base_model(kind.kind, kind.horizon_days, inactive_days)
+        model = clv.customer_base_model(kind.kind, kind.horizon_days)
         return model, _customer_base_spec(kind, rows)
 
     out = {BOOSTED: boosted, LINEAR: linear}
@@ -110,12 +110,11 @@ def fit_candidates(
     y_train: np.ndarray,
     holdout: pd.DataFrame,
     y_holdout: np.ndarray,
-    inactive_days: int | None,
 ) -> tuple[dict[str, Fitted], dict[str, str]]:
     """Fit every candidate on `train`, score each on `holdout`; (fitted, left-out reasons)."""
     fitted: dict[str, Fitted] = {}
     left_out: dict[str, str] = {}
-    for name, build in builders(kind, features, inactive_days).items():
+    for name, build in builders(kind, features).items():
         try:
             model, spec = fit_one(kind, build, train, y_train)
             prediction = predict(kind, model, prepare_features(holdout, spec))

@@ -202,19 +202,15 @@ def _numbers(df: pd.DataFrame, column: str) -> np.ndarray:
 
 
 class CustomerBaseChurn(ClassifierMixin, BaseEstimator):
-    """BG/NBD as a churn classifier with the scikit-learn predict_proba interface.
-
-    With `inactive_days` (inactivity churn: quiet for that many days, reached within the
-    horizon) a customer quiet for R days churns iff there is no activity in the next
-    inactive_days - R days, when that gap ends inside the horizon (else it cannot churn in
-    time). Without it: P(no activity in the horizon)."""
+    """BG/NBD as a churn classifier with the scikit-learn predict_proba interface:
+    P(no activity in the next `horizon_days`), the inactivity churn outcome (a proxy for
+    cancellation)."""
 
     columns = ACTIVITY_COLUMNS
     _rfm = ("active_days_total", "days_since_first_active", "days_since_last_active")
 
-    def __init__(self, horizon_days: int = 28, inactive_days: int | None = None):
+    def __init__(self, horizon_days: int = 28):
         self.horizon_days = horizon_days
-        self.inactive_days = inactive_days
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | None = None) -> CustomerBaseChurn:
         _require(X, self.columns)
@@ -223,14 +219,7 @@ class CustomerBaseChurn(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        data = rfm(X, *self._rfm)
-        if self.inactive_days is None:
-            p = self.model.p_no_transaction(data, self.horizon_days / WEEK)
-        else:
-            quiet = np.nan_to_num(_numbers(X, "days_since_last_active"), nan=0.0)
-            gap = self.inactive_days - quiet
-            p_quiet = self.model.p_no_transaction(data, np.clip(gap, 0, None) / WEEK)
-            p = np.where(gap <= 0, 1.0, np.where(gap <= self.horizon_days, p_quiet, 0.0))
+        p = self.model.p_no_transaction(rfm(X, *self._rfm), self.horizon_days / WEEK)
         p = np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0)
         return np.column_stack([1.0 - p, p])
 
@@ -263,12 +252,10 @@ def _sample(X: pd.DataFrame) -> pd.DataFrame:
     return X.sample(n=MAX_FIT_ROWS, random_state=0) if len(X) > MAX_FIT_ROWS else X
 
 
-def customer_base_model(
-    kind: str, horizon_days: int, inactive_days: int | None = None
-) -> CustomerBaseChurn | CustomerBaseValue:
+def customer_base_model(kind: str, horizon_days: int) -> CustomerBaseChurn | CustomerBaseValue:
     """The unfitted customer-base candidate of a model kind (churn or ltv)."""
     if kind == "churn":
-        return CustomerBaseChurn(horizon_days, inactive_days)
+        return CustomerBaseChurn(horizon_days)
     if kind == "ltv":
         return CustomerBaseValue(horizon_days)
     raise ClvUnavailable(f"no customer-base model for {kind}")

@@ -135,8 +135,9 @@ def _meta(ev: Evaluation) -> dict:
         "holdout_snapshot": ev.split.holdout_date.isoformat(),
         "holdout_metrics": ev.winner_fit.metrics,
         "refit_window": ev.refit_window,
-        "population": "rows of the training mart; churn: customers not churned at the "
-        "snapshot; conversion: users not on a paid plan",
+        "population": "rows of the training mart; churn: inactivity = every customer ever "
+        "active, cancellation = customers not cancelled at the snapshot; conversion: users "
+        "not on a paid plan",
     }
 
 
@@ -218,6 +219,7 @@ def log_and_register(
                 "segflow.kind": spec.kind,
                 "segflow.warnings": " | ".join(ev.warnings)[:4000],
                 "segflow.selection": ev.selection_reason[:4000],
+                "segflow.label_flag": "; ".join(ev.label_flags)[:4000] or "ok",
             }
         )
         for path in plot_paths.values():

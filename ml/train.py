@@ -81,6 +81,7 @@ class Evaluation:
     train_rows: int
     warnings: list[str] = field(default_factory=list)
     dropped_features: dict[str, str] = field(default_factory=dict)
+    label_flags: list[str] = field(default_factory=list)
 
     @property
     def winner_fit(self) -> candidates.Fitted:
@@ -180,7 +181,9 @@ def _label_metrics(
         already = np.nan_to_num(quiet, nan=np.inf) >= inactive_days
         share = float(already[y > 0].mean())
         out["positives_already_inactive_share"] = share
-        if share > ALREADY_GONE_WARN_SHARE:
+        # Inactivity churn trains on quiet customers on purpose; cancellation should not
+        # mostly predict customers who stopped using the product long ago.
+        if share > ALREADY_GONE_WARN_SHARE and label and label.definition == "cancellation":
             notes.append(
                 f"churn label: {share:.0%} of holdout positives were already inactive for "
                 f"{inactive_days}+ days at the snapshot; the label mostly marks customers "
@@ -270,8 +273,10 @@ def fit_and_evaluate(
     declared = tuple(features) if features is not None else declared_features(kind)
     if training_df.empty:
         raise ModelSkipped(
-            f"{spec.kind}: the training table is empty; the data does not yet "
-            f"cover a {spec.horizon_days}-day label window"
+            f"{spec.kind}: the training table is empty; the data loaded does not yet cover a "
+            f"{spec.horizon_days}-day label window after any weekly snapshot (the horizon "
+            "setting, e.g. SEGFLOW_CHURN_HORIZON_DAYS, is longer than the history allows: "
+            "load more history or shorten it)"
         )
     labelled, warnings = _labels(training_df, spec)
     if labelled.empty:
@@ -285,10 +290,7 @@ def fit_and_evaluate(
     _require_trainable(spec, y_train, window)
     fspec, dropped = _screened_features(spec, train, declared, window, warnings)
 
-    inactive_days = label.inactive_days if label and label.definition == "inactivity" else None
-    fitted, left_out = candidates.fit_candidates(
-        spec, fspec, train, y_train, split.holdout, y_hold, inactive_days
-    )
+    fitted, left_out = candidates.fit_candidates(spec, fspec, train, y_train, split.holdout, y_hold)
     warnings += [f"candidate {name} left out: {why}" for name, why in left_out.items()]
     if candidates.BOOSTED not in fitted:
         raise ModelSkipped(
@@ -301,7 +303,7 @@ def fit_and_evaluate(
     warnings += label_notes
     X_hold = prepare_features(split.holdout, best.spec)
     importance = _importance(spec, best.model, X_hold, y_hold)
-    build = candidates.builders(spec, fspec, inactive_days)[winner]
+    build = candidates.builders(spec, fspec)[winner]
     model, mspec, refit_window = _refit(spec, winner, build, labelled, max_train_rows, warnings)
     reference = prepare_features(train, mspec)
     reference = reference.sample(n=min(reference_rows, len(reference)), random_state=0)
@@ -327,6 +329,7 @@ def fit_and_evaluate(
         train_rows=len(train),
         warnings=warnings,
         dropped_features=dropped,
+        label_flags=label_notes,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from contracts.models import LabelDefinition
+from contracts.models import LabelDefinition, churn_label_description
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 
@@ -92,15 +92,11 @@ def model_features(kind: str, plan: TrackingPlan | None = None) -> tuple[str, ..
 def label_definition(kind: str, settings: Settings) -> LabelDefinition:
     """The label the dbt marts built for `kind`, from the same settings dbt read."""
     if kind == "churn":
-        what = (
-            f"becomes churned within {settings.churn_horizon_days} days: "
-            + (
-                f"no activity for {settings.churn_inactive_days} days"
-                if settings.churn_definition == "inactivity"
-                else "a cancel event, or the last paid period ends without renewal "
-                f"({settings.cancel_grace_days} days grace)"
-            )
-            + "; rows: customers not churned at the snapshot"
+        what = churn_label_description(
+            settings.churn_definition,
+            settings.churn_horizon_days,
+            settings.churn_inactive_days,
+            settings.cancel_grace_days,
         )
         return LabelDefinition(
             settings.churn_definition,

@@ -261,39 +261,45 @@ def test_cancellation_label_marks_future_cancellations_not_past_ones(cancellatio
     assert (train["churned_28d"] == within).all(), train[train["churned_28d"] != within].head()
 
 
-def _becomes_churned_within(daily: pd.DataFrame, horizon: int) -> pd.Series:
-    """Per (user, snapshot): is_churned on some day in (snapshot, snapshot + horizon]."""
+def _quiet_through(daily: pd.DataFrame, horizon: int) -> pd.Series:
+    """Per (user, snapshot): no activity on any day in (snapshot, snapshot + horizon]."""
     daily = daily.sort_values(["user_id", "snapshot_date"])
     out = {}
     for user, rows in daily.groupby("user_id"):
         dates = pd.to_datetime(rows["snapshot_date"]).to_numpy()
-        churned = rows["is_churned"].to_numpy(bool)
-        for day in dates:
+        total = rows["active_days_total"].to_numpy(int)
+        for i, day in enumerate(dates):
             window = (dates > day) & (dates <= day + np.timedelta64(horizon, "D"))
-            out[(user, pd.Timestamp(day))] = bool(churned[window].any())
+            out[(user, pd.Timestamp(day))] = bool((total[window] <= total[i]).all())
     return pd.Series(out)
 
 
-def test_horizon_setting_changes_the_training_labels(inactivity14):
-    """SEGFLOW_CHURN_HORIZON_DAYS=14 -> dbt labels "inactive for 28 days within 14 days";
-    the default 28-day horizon would label more rows positive."""
+def test_inactivity_label_is_no_activity_in_the_horizon_for_every_customer_ever_active(
+    inactivity14,
+):
+    """SEGFLOW_CHURN_HORIZON_DAYS=14, inactivity -> dbt labels "no activity in the next 14
+    days" for every customer ever active, quiet ones included (no population filter)."""
     train = _read(
         inactivity14,
         "select t.user_id, t.snapshot_date, t.churned_28d, "
-        "f.days_since_last_active from main.ml_churn_training t "
+        "f.days_since_last_active, f.active_days_total from main.ml_churn_training t "
         "join main.fct_user_features f using (user_id, snapshot_date)",
     )
     daily = _read(
-        inactivity14, "select user_id, snapshot_date, is_churned from main.fct_user_features"
+        inactivity14,
+        "select user_id, snapshot_date, active_days_total from main.fct_user_features",
     )
     assert len(train) > 500
-    # inactivity: training rows are customers not inactive for 28 days at the snapshot
-    assert (train["days_since_last_active"] < 28).all()
+    assert (train["active_days_total"] > 0).all()
+    assert (train["days_since_last_active"] >= 28).sum() > 20  # quiet customers stay in
     keys = list(zip(train["user_id"], pd.to_datetime(train["snapshot_date"]), strict=True))
-    h14 = _becomes_churned_within(daily, 14).reindex(keys).to_numpy()
-    h28 = _becomes_churned_within(daily, 28).reindex(keys).to_numpy()
+    h14 = _quiet_through(daily, 14).reindex(keys).to_numpy()
+    h28 = _quiet_through(daily, 28).reindex(keys).to_numpy()
     assert (train["churned_28d"].to_numpy() == h14).all()
-    assert h28.sum() > h14.sum() > 0
+    assert h14.sum() >= h28.sum() > 0  # a longer horizon leaves more time to come back
+    # the 14-day horizon labels snapshots a 28-day one could not cover yet
+    last = pd.to_datetime(daily["snapshot_date"]).max()
+    assert pd.to_datetime(train["snapshot_date"]).max() + pd.Timedelta(days=28) > last
 
 
 def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_scored(
@@ -365,3 +371,32 @@ def test_boosted_model_trailing_bg_nbd_promotes_bg_nbd_and_says_why(inactivity14
     assert scored["churn_probability"].between(0, 1).all()
     assert scored["churn_model_version"].eq(result.version).all()
     assert scored["churn_probability"].nunique() > 2
+
+
+def test_quiet_customers_get_distinct_ranked_scores(inactivity14, tmp_path):
+    """Inactivity churn trains on and scores every customer ever active: customers quiet for
+    the inactivity threshold or longer are not one flat value, and the longer quiet rank
+    riskier."""
+    train = _read(inactivity14, "select * from main.ml_churn_training")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    label = LabelDefinition("inactivity", 14, 28, "no activity in the next 14 days")
+    features = tracking_plan.model_features("churn", tracking_plan.load())
+    with threadpool_limits(limits=1):
+        result = train_model(
+            "churn", train, uri, tmp_path / "artifacts", features=features, label=label
+        )
+        day = _read(inactivity14, "select max(snapshot_date) from main.fct_user_features")
+        day = day.iloc[0, 0].date()
+        today = _read(
+            inactivity14,
+            f"select * from main.fct_user_features where snapshot_date = '{day}' "
+            "and active_days_total > 0",
+        )
+        scores = score_users(today, uri, day)
+    scored = today[["user_id", "days_since_last_active"]].merge(scores, on="user_id")
+    quiet = scored[scored["days_since_last_active"] >= 28]
+    assert len(quiet) >= 20 and quiet["churn_probability"].notna().all()
+    assert quiet["churn_probability"].nunique() >= len(quiet) // 3, result.winner
+    # ranked: recently active customers are less likely to stay quiet than long-quiet ones
+    rho = scored["churn_probability"].corr(scored["days_since_last_active"], method="spearman")
+    assert rho > 0.3, (rho, result.winner)

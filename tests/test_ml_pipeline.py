@@ -245,3 +245,33 @@ def test_duplicate_feature_rows_are_rejected(trained, store, marts):
     with pytest.raises(ValueError, match="one row per user"):
         score_users(doubled, store["uri"], day)
     assert np.isfinite(trained["v2"].metrics["brier"])
+
+
+def test_user_scores_stream_day_by_day_into_duckdb(trained, store, marts, tmp_path):
+    """Scoring a range writes the same table whether one day or several are scored per
+    chunk; each chunk replaces only its own days (a re-run rewrites, never duplicates)."""
+    import duckdb
+
+    from ml.score_table import chunks, write_user_scores
+
+    features = marts["fct_user_features"]
+    days = sorted(pd.to_datetime(features["snapshot_date"]).dt.date.unique())[-5:]
+    tables = {}
+    for chunk_days in (1, 3):
+        conn = duckdb.connect(str(tmp_path / f"w{chunk_days}.duckdb"))
+        conn.register("src", features)
+        conn.execute("create table main.fct_user_features as select * from src")
+        for _ in range(2):  # the second run replaces the first
+            written = write_user_scores(
+                conn, store["uri"], days[0], days[-1], chunk_days=chunk_days, top_reasons=1
+            )
+        tables[chunk_days] = conn.execute(
+            "select * from main.user_scores order by score_date, user_id"
+        ).df()
+        conn.close()
+    expected_rows = int(pd.to_datetime(features["snapshot_date"]).dt.date.isin(days).sum())
+    assert written.rows == len(tables[1]) == expected_rows
+    assert written.days == (days[-1] - days[0]).days + 1  # calendar days, empty ones too
+    pd.testing.assert_frame_equal(tables[1], tables[3])
+    assert set(written.latest_scores["score_date"]) == {days[-1]}
+    assert chunks(days, 3) == [(days[0], days[2]), (days[3], days[4])]

@@ -17,6 +17,7 @@ import pandas as pd
 from contracts.models import CHURN_MODEL, KINDS, registered_name
 from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
+from ml.score_table import write_user_scores
 from ml.scoring import missing_champions, score_users
 from ml.train import train_model
 from orchestration.defs.jobs import TRAINING_GROUP
@@ -26,18 +27,6 @@ from orchestration.defs.resources import MLflowResource, WarehouseResource
 from orchestration.settings import Settings
 from orchestration.tracking_plan import label_definition, model_features
 
-# Declared, not inferred from the first frame: a column that is all null on day one (no LTV
-# champion yet) must still be typed for the segment rules that read it.
-USER_SCORES_DDL = """
-create table if not exists main.user_scores (
-    user_id varchar, score_date date, churn_probability double, churn_band varchar,
-    ltv_90d double, ltv_band varchar, conversion_probability double, churn_reasons varchar,
-    ltv_reasons varchar, churn_model_version varchar, ltv_model_version varchar,
-    conversion_model_version varchar, is_churned boolean
-)"""
-USER_SCORES_MIGRATIONS = (
-    "alter table main.user_scores add column if not exists is_churned boolean",
-)
 DRIFT_THRESHOLD = Settings.from_env().drift_psi_threshold
 # The drift reference: the same population this many days earlier (a week: same weekday, so
 # weekly seasonality is not drift, and ages have moved by a week only).
@@ -186,21 +175,17 @@ def user_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ):
     dates = partition_dates(context)
-    with warehouse.connect() as conn:
-        features = conn.execute(
-            "select * from main.fct_user_features where snapshot_date between ? and ?",
-            [dates[0], dates[-1]],
-        ).df()
     absent = missing_champions(mlflow.tracking_uri)
     if absent:
         context.log.warning(
             f"no champion for {', '.join(absent)}: their score columns stay null today; "
             "segments whose rules need them are reported as not evaluated"
         )
-    scores = score_users(features, mlflow.tracking_uri, dates)
+    # Streams: one day at a time is read, scored and written (ml.score_table).
+    with warehouse.connect() as conn:
+        written = write_user_scores(conn, mlflow.tracking_uri, dates[0], dates[-1])
     latest_day: date = dates[-1]
-    latest_features = features[features["snapshot_date"] == pd.Timestamp(latest_day)]
-    latest_scores = scores[scores["score_date"] == latest_day]
+    latest_features, latest_scores = written.latest_features, written.latest_scores
     # Drift on today's not-churned customers, each with their own score (scores are sorted
     # by user_id, features are not: align by user, never by position).
     latest = latest_features.merge(
@@ -222,22 +207,11 @@ def user_scores(
         if alive.any() and CHURN_MODEL not in absent
         else None
     )
-    with warehouse.connect() as conn:
-        conn.register("new_scores", scores)
-        conn.execute(USER_SCORES_DDL)
-        for statement in USER_SCORES_MIGRATIONS:
-            conn.execute(statement)
-        conn.execute("begin transaction")
-        conn.execute(
-            "delete from main.user_scores where score_date between ? and ?", [dates[0], dates[-1]]
-        )
-        conn.execute("insert into main.user_scores by name select * from new_scores")
-        conn.execute("commit")
     bands = latest_scores.groupby("churn_band").size().rename("users").reset_index()
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(scores),
-            "days_scored": len(dates),
+            "dagster/row_count": written.rows,
+            "days_scored": written.days,
             "users_latest_day": len(latest_scores),
             "churn_bands_latest_day": table(bands),
             "mean_churn_probability": scalar(
