@@ -400,3 +400,91 @@ def test_quiet_customers_get_distinct_ranked_scores(inactivity14, tmp_path):
     # ranked: recently active customers are less likely to stay quiet than long-quiet ones
     rho = scored["churn_probability"].corr(scored["days_since_last_active"], method="spearman")
     assert rho > 0.3, (rho, result.winner)
+
+
+def _segments_and_kpis(db: Path, tmp: Path, env: dict[str, str], day: date) -> Path:
+    """A copy of the warehouse with default segments assigned on `day` (no scores yet) and
+    fct_segment_kpis built by dbt under `env`."""
+    import shutil
+
+    from ml.score_table import USER_SCORES_DDL
+    from orchestration.segments.assign import assign_segments
+    from orchestration.segments.config import load_config
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    copy = tmp / "warehouse.duckdb"
+    shutil.copy(db, copy)
+    conn = duckdb.connect(str(copy))
+    try:
+        conn.execute(USER_SCORES_DDL)
+        assign_segments(conn, load_config(), [day])
+    finally:
+        conn.close()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        run_dbt(["build", "--select", "fct_segment_kpis"], copy, tmp / "target")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return copy
+
+
+def test_changing_the_churn_definition_moves_label_flag_kpi_and_default_segment(
+    cancellation, inactivity14, tmp_path
+):
+    """One churn definition everywhere: flipping SEGFLOW_CHURN_DEFINITION moves the training
+    label, is_churned, the segment KPI churn_rate and the default churn_risks segment."""
+    day = START + timedelta(days=DAYS - 35)
+    builds = {
+        "cancellation": (cancellation, {"SEGFLOW_CHURN_DEFINITION": "cancellation"}),
+        "inactivity": (
+            inactivity14,
+            {"SEGFLOW_CHURN_DEFINITION": "inactivity", "SEGFLOW_CHURN_HORIZON_DAYS": "14"},
+        ),
+    }
+    seen = {}
+    for name, (db, env) in builds.items():
+        copy = _segments_and_kpis(db, tmp_path / name, env, day)
+        seen[name] = {
+            "flag": _read(
+                copy,
+                "select user_id, is_churned from main.fct_user_features "
+                f"where snapshot_date = '{day}'",
+            ).set_index("user_id")["is_churned"],
+            "label": _read(
+                copy, "select user_id, snapshot_date, churned_28d from main.ml_churn_training"
+            ),
+            "kpi": _read(
+                copy,
+                "select segment, churn_rate, churn_rate_source from main.fct_segment_kpis "
+                f"where segment_date = '{day}'",
+            ).set_index("segment"),
+            "risks": _read(
+                copy,
+                "select s.user_id, f.is_churned from main.user_segments s join "
+                "main.fct_user_features f on f.user_id = s.user_id and f.snapshot_date = "
+                f"s.segment_date where s.segment_date = '{day}' and "
+                "list_contains(s.segments, 'churn_risks')",
+            ),
+        }
+    cancel, inactive = seen["cancellation"], seen["inactivity"]
+    # flag: the long-quiet free user is churned by inactivity, not cancelled
+    assert bool(inactive["flag"]["quiet60"]) and not bool(cancel["flag"]["quiet60"])
+    assert (cancel["flag"] != inactive["flag"].reindex(cancel["flag"].index)).any()
+    # label: quiet60 is "no activity in 14 days" under inactivity, never cancels otherwise
+    q_in = inactive["label"][inactive["label"]["user_id"] == "quiet60"]["churned_28d"]
+    q_ca = cancel["label"][cancel["label"]["user_id"] == "quiet60"]["churned_28d"]
+    assert len(q_in) and q_in.all() and len(q_ca) and not q_ca.any()
+    # KPI: observed churn rates are measured with each definition, and differ
+    assert (cancel["kpi"]["churn_rate_source"] == "observed").all()
+    assert (inactive["kpi"]["churn_rate_source"] == "observed").all()
+    both = cancel["kpi"].join(inactive["kpi"], rsuffix="_inactive", how="inner")
+    assert (both["churn_rate"] - both["churn_rate_inactive"]).abs().max() > 0.01, both
+    # default segment: churn_risks never holds an already-churned customer, and it moves
+    for run in (cancel, inactive):
+        assert len(run["risks"]) and not run["risks"]["is_churned"].any()
+    assert set(cancel["risks"]["user_id"]) != set(inactive["risks"]["user_id"])
