@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                 snapshot_date=lambda f: pd.to_datetime(f["snapshot_date"]).dt.date,
             )
             report["quality"][kind] = _compare(kind, holdout, truth)
-            ceiling = _ceiling(kind, frame, result, model_features(kind))
+            ceiling = _ceiling(kind, frame, result, result.feature_columns)
             joined = holdout.merge(ceiling, on=["user_id", "snapshot_date"]).merge(
                 truth, on=["user_id", "snapshot_date"], how="inner"
             )
