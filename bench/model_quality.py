@@ -37,6 +37,8 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ml.metrics import normalized_gini  # noqa: E402
+from orchestration.run_window import dbt_vars_arg  # noqa: E402
+from orchestration.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -94,6 +96,7 @@ def _dbt(work: Path) -> dict:
         "--select",
         *(f"+{mart}" for mart in MARTS.values()),
         "+fct_user_features",
+        *dbt_vars_arg(Settings.from_env()),
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -365,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ml.train import train_model
+    from orchestration.model_inputs import label_definition, model_features
     from orchestration.settings import Settings
-    from orchestration.tracking_plan import label_definition, model_features
 
     if args.profile == "store":  # the store's churn: no order for 90 days
         os.environ.setdefault("SEGFLOW_CHURN_DEFINITION", "inactivity")

@@ -4,6 +4,11 @@ limit-implied maximum (R x people per batch). Writes bench/results/sync.json and
 figures of the first implementation (bench/results/sync_before.json) are shown next to them.
 
 Usage: .venv/bin/python bench/sync.py [--people 100000] [--rate-limit 100] [--batch-items 100]
+
+Per destination at its documented rate limit (writes bench/results/sync_destinations.json/md):
+.venv/bin/python bench/sync.py --destinations customerio,launchdarkly,intercom [--people 1000]
+Each fake runs in its own process with the vendor's limit, the client at the same limit; the
+figure is requests/s while sending over the limit (goal >= 0.9), with the 429s the fake gave.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ sys.path.insert(0, str(REPO / "tests"))  # tests/support: the synthetic sync inp
 
 from support.sync_inputs import synthetic_inputs, write_inputs  # noqa: E402
 
-from orchestration.activation.destinations import CustomerIODestination  # noqa: E402
+from orchestration.activation.destinations import (  # noqa: E402
+    CustomerIODestination,
+    IntercomDestination,
+    LaunchDarklyDestination,
+)
 from orchestration.activation.sync import SyncOptions, sync  # noqa: E402
 
 AS_OF = date(2025, 6, 2)
@@ -90,6 +99,120 @@ def _record_phases(destination: CustomerIODestination) -> dict[str, list[float]]
     return phases
 
 
+# name -> (fake CLI command, server args, documented limit req/s, where the number comes from)
+DOCUMENTED = {
+    "customerio": (
+        "fake-customerio",
+        ["--site-id", SITE, "--api-key", KEY],
+        100.0,
+        "segflow default SEGFLOW_SYNC_RATE_LIMIT (published fair use: 1000/s, 3000 per 3 s)",
+    ),
+    "launchdarkly": (
+        "fake-launchdarkly",
+        ["--token", "bench-ld"],
+        10.0,
+        "unpublished by LaunchDarkly: segflow default SEGFLOW_LAUNCHDARKLY_RATE_LIMIT",
+    ),
+    "intercom": (
+        "fake-intercom",
+        ["--token", "bench-ic"],
+        10_000 / 60,
+        "published: 10,000 calls/min per private app, over 10 s windows",
+    ),
+}
+
+
+def start_vendor_fake(name: str, port: int, limit_rps: float) -> subprocess.Popen:
+    command, extra, _, _ = DOCUMENTED[name]
+    # the fakes count per window (Customer.io 1 s, the others 10 s): the vendor's limit;
+    # Customer.io's server side is its published 1000/s, the client runs at segflow's 100/s
+    window = 1 if name == "customerio" else 10
+    limit_rps = 1000.0 if name == "customerio" else limit_rps
+    cmd = [sys.executable, "-m", "orchestration.cli", command, "--port", str(port), *extra]
+    cmd += ["--rate-limit", str(int(limit_rps * window))]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(150):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/_fake/state", timeout=0.5)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"fake {name} did not start")
+
+
+def bench_destination(name: str, people: int, tmp: str) -> dict:
+    limit = DOCUMENTED[name][2]
+    port = free_port()
+    fake = start_vendor_fake(name, port, limit)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        conn = duckdb.connect(str(Path(tmp) / f"{name}.duckdb"))
+        write_inputs(conn, **synthetic_inputs(people, AS_OF))
+        if name == "customerio":
+            dest = CustomerIODestination(
+                base_url=url, site_id=SITE, api_key=KEY, rate_limit=limit, max_items_per_batch=2
+            )
+        elif name == "launchdarkly":
+            dest = LaunchDarklyDestination(
+                base_url=url, access_token="bench-ld", rate_limit=limit, max_items_per_batch=50
+            )
+        else:
+            dest = IntercomDestination(
+                base_url=url,
+                access_token="bench-ic",
+                rate_limit=limit,
+                create_contacts=True,
+                max_in_flight=8,
+            )
+        report = sync(conn, dest, options=SyncOptions())
+        server = requests.get(f"{url}/_fake/state", timeout=5).json()
+        conn.close()
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+    return {
+        "destination": name,
+        "documented_limit_rps": round(limit, 1),
+        "limit_source": DOCUMENTED[name][3],
+        "status": report.status,
+        "people_succeeded": report.people_succeeded,
+        "events_succeeded": report.events_succeeded,
+        "requests": report.requests,
+        "send_s": report.send_seconds,
+        "requests_per_s": round(report.requests_per_s, 1),
+        "ratio_to_limit": round(report.requests_per_s / limit, 3),
+        "responses_429": server.get("status_counts", {}).get("429", 0),
+    }
+
+
+def main_destinations(names: list[str], people: int, out: Path) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [bench_destination(name, people, tmp) for name in names]
+    load = round(os.getloadavg()[0], 2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sync_destinations.json").write_text(
+        json.dumps({"people": people, "load_avg_1m_at_end": load, "results": rows}, indent=2)
+    )
+    keys = list(rows[0])
+    lines = [
+        "# bench/sync.py --destinations",
+        "",
+        f"Command: `.venv/bin/python bench/sync.py --destinations {','.join(names)} "
+        f"--people {people}`; load average (1 min) at the end: {load}, {os.cpu_count()} CPUs.",
+        "",
+        "| " + " | ".join(keys) + " |",
+        "|" + "---|" * len(keys),
+        *("| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows),
+        "",
+        "ratio_to_limit = requests/s while sending / the documented limit (goal >= 0.9); the "
+        "fake enforces the same limit, so a client over it would show 429s.",
+    ]
+    (out / "sync_destinations.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--people", type=int, default=100_000)
@@ -97,7 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-items", type=int, default=100)
     parser.add_argument("--server-rate-limit", type=float, default=1000.0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--destinations", help="comma list: each destination at its documented rate limit"
+    )
     args = parser.parse_args(argv)
+    if args.destinations:
+        names = [n.strip() for n in args.destinations.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(DOCUMENTED))
+        if unknown:
+            parser.error(f"--destinations: unknown {unknown}, expected {sorted(DOCUMENTED)}")
+        return main_destinations(names, min(args.people, 5000), args.out)
 
     port = free_port()
     fake = start_fake(port, args.server_rate_limit)

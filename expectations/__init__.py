@@ -11,7 +11,6 @@ _LAZY = {
     "AcceptedValues": "expectations.config",
     "QualityConfig": "expectations.config",
     "QualityConfigError": "expectations.config",
-    "env_var_table": "expectations.config",
     "CheckOutcome": "expectations.outcome",
     "SuiteResult": "expectations.outcome",
     "QuarantineSummary": "expectations.quarantine",
@@ -35,7 +34,6 @@ __all__ = [
     "QuarantineSummary",
     "SuiteResult",
     "check_quarantine",
-    "env_var_table",
     "quarantine_summary",
     "validate_table",
 ]

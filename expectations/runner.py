@@ -65,14 +65,16 @@ def validate_table(
     *,
     gx_dir: Path | None = None,
     now: datetime | None = None,
+    spec: TableSpec | None = None,
 ) -> SuiteResult:
     """Validate `table`'s partitions (read-only) and return every check's outcome.
 
     `table` is "events"/"raw.events"/"fct_user_features"...; `now` (naive UTC) defaults to the
-    current time and bounds "not in the future".
+    current time and bounds "not in the future"; `spec` overrides the table's default shape
+    (e.g. `features_spec(plan)` for another tracking plan).
     """
     config = config or QualityConfig()
-    spec = table_spec(table)
+    spec = spec or table_spec(table)
     dates = sorted(set(partition_dates))
     now = now or datetime.now(UTC).replace(tzinfo=None)
     suite_name = f"{spec.schema}_{spec.short_name}"

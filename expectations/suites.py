@@ -426,30 +426,19 @@ def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
 
     rules += [
         between("onboarding_completion", 0, 1),
-        between("days_since_signup", 0, None),
-        between("days_since_last_active", 0, None),
         between("active_days_7d", 0, 7),
         between("active_days_28d", 0, 28),
-        between("milestones_reached", 0, None),
-        between("days_to_first_value", 0, None),
         between("mrr", 0, None),
         between("revenue_to_date", 0, None),
         between("avg_session_minutes_28d", 0, config.max_session_minutes, "warn"),
     ]
-    for count in (
-        "events_7d",
-        "events_28d",
-        "sessions_7d",
-        "sessions_28d",
-        "events_prev_7d",
-        "feature_breadth_28d",
-        "feature_depth_28d",
-        "support_tickets_28d",
-        "support_tickets_total",
-        "teammates_invited",
-        "integrations_connected",
-    ):
-        rules.append(between(count, 0, None))
+    # every count of the contract (days, events, sessions, milestone counters, per-event
+    # counts expanded from the tracking plan)
+    rules += [
+        between(count, 0, None)
+        for count in spec.non_negative
+        if count not in ("active_days_7d", "active_days_28d")
+    ]
     low, high = config.features_min_mean_events_28d, config.features_max_mean_events_28d
     rules.append(
         _rule(

@@ -15,17 +15,11 @@ from datetime import date, timedelta
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from contracts.marts import USER_SCORES_DDL
 from ml.scoring import load_champions, score_with
 
-# Declared, not inferred from the first frame: a column that is all null on day one (no LTV
-# champion yet) must still be typed for the segment rules that read it.
-USER_SCORES_DDL = """
-create table if not exists main.user_scores (
-    user_id varchar, score_date date, churn_probability double, churn_band varchar,
-    ltv_90d double, ltv_band varchar, conversion_probability double, churn_reasons varchar,
-    ltv_reasons varchar, churn_model_version varchar, ltv_model_version varchar,
-    conversion_model_version varchar, is_churned boolean
-)"""
+# The table is declared in contracts.marts (typed, not inferred from the first frame: a
+# column all null on day one must still be typed for the segment rules that read it).
 USER_SCORES_MIGRATIONS = (
     "alter table main.user_scores add column if not exists is_churned boolean",
 )

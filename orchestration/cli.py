@@ -10,6 +10,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from orchestration.run_window import dbt_vars_arg
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SettingError, Settings
 
 
@@ -59,6 +60,7 @@ def prepare(settings: Settings) -> None:
             str(dbt),
             "parse",
             "--quiet",
+            *dbt_vars_arg(settings),
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",
@@ -70,13 +72,13 @@ def prepare(settings: Settings) -> None:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from orchestration.sources.demo import generate
-
     settings = Settings.from_env()
     end = args.end or _default_end()
     start = args.start or end - timedelta(days=args.days - 1)
     out = Path(args.out) if args.out else settings.demo_dir
     truth = Path(args.truth) if args.truth else settings.demo_truth_dir
+    if args.profile == "store" and args.next_day:
+        raise UsageError("--next-day continues the saas demo only")
     if args.profile == "store":
         from orchestration.sources.demo_store import generate_store
 
@@ -96,6 +98,30 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             "SEGFLOW_CHURN_INACTIVE_DAYS=90 (churn = no order for 90 days)"
         )
         return 0
+    if args.next_day:
+        return _next_day(out, truth)
+    print(_generate_demo(args, out, truth, start))
+    return 0
+
+
+def _demo_product(args: argparse.Namespace, start: date):
+    from orchestration.sources.demo_next_day import DemoProduct
+
+    return DemoProduct(
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        start=start.isoformat(),
+        defect_rate=args.defect_rate,
+        history_days=args.history_days,
+    )
+
+
+def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date):
+    """Generate the SaaS demo and record its parameters (what --next-day continues)."""
+    from orchestration.sources.demo import generate
+    from orchestration.sources.demo_next_day import record
+
     summary = generate(
         out,
         truth,
@@ -106,7 +132,31 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         defect_rate=args.defect_rate,
         history_days=args.history_days,
     )
-    print(summary)
+    record(truth, _demo_product(args, start))
+    return summary
+
+
+def _next_day(out: Path, truth: Path) -> int:
+    from orchestration.sources.demo_next_day import next_day
+
+    try:
+        day = next_day(out, truth)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"demo advanced by one day: {day} written to {out}")
+    print(f"run it as the schedule would: segflow run --days 1 --end {day} --job segflow_daily_job")
+    return 0
+
+
+def cmd_dbt_vars(args: argparse.Namespace) -> int:
+    if not args.sqlfluff:
+        print(dbt_vars_arg(Settings.from_env())[1])
+        return 0
+    from orchestration.run_window import dbt_vars
+
+    print("[sqlfluff:templater:dbt:context]")  # `make lint` adds this to .sqlfluff
+    for key, value in dbt_vars(Settings.from_env()).items():
+        print(f"{key} = {value}")
     return 0
 
 
@@ -119,37 +169,58 @@ def cmd_prepare(_: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     end = args.end or _default_end()
+    if end > _default_end():
+        raise UsageError(
+            f"--end {end} is in the future: the last complete day is {_default_end()} "
+            "(daily partitions end yesterday, UTC)"
+        )
     if args.days < 1:
         raise UsageError(f"--days {args.days}: expected at least 1")
     start = end - timedelta(days=args.days - 1)
     preflight(settings, start)
-    if settings.source == "demo":
-        from orchestration.sources.demo import generate
-
+    if settings.source == "demo" and _demo_holds(args, settings, start, end):
+        print(f"demo data already holds {start} .. {end} of this product: not regenerated")
+    elif settings.source == "demo":
         print(
             f"generating demo data: {args.users:,} users, {start} .. {end} "
             f"(after {args.history_days} simulated days), seed {args.seed}",
             flush=True,
         )
-        generate(
-            settings.demo_dir,
-            settings.demo_truth_dir,
-            users=args.users,
-            days=args.days,
-            seed=args.seed,
-            start=start,
-            defect_rate=args.defect_rate,
-            history_days=args.history_days,
-        )
+        _generate_demo(args, settings.demo_dir, settings.demo_truth_dir, start)
     prepare(settings)
     from orchestration.launcher import launch
 
-    return launch(start, end, job_name=args.job, settings=settings, debug=args.debug)
+    return launch(
+        start,
+        end,
+        job_name=args.job,
+        settings=settings,
+        debug=args.debug,
+        override_breaker=args.override_breaker,
+    )
+
+
+def _demo_holds(args: argparse.Namespace, settings: Settings, start: date, end: date) -> bool:
+    """The landing folder already holds these days of the same product (e.g. advanced with
+    `demo-data --next-day`): regenerating would draw another product."""
+    from orchestration.sources.demo_next_day import load
+
+    product = load(settings.demo_truth_dir)
+    asked = _demo_product(args, start)
+    return product is not None and product.covers(
+        start,
+        end,
+        users=asked.users,
+        seed=asked.seed,
+        defect_rate=asked.defect_rate,
+        history_days=asked.history_days,
+    )
 
 
 def preflight(settings: Settings, start: date) -> None:
     """What would make the run fail in its first minutes, said in one line before it starts."""
-    if start < settings.partitions_start:
+    generated = settings.source == "demo" and not os.environ.get("SEGFLOW_PARTITIONS_START")
+    if start < settings.partitions_start and not generated:  # demo data will start at `start`
         raise UsageError(
             f"the run starts on {start}, before SEGFLOW_PARTITIONS_START="
             f"{settings.partitions_start}: set SEGFLOW_PARTITIONS_START={start} (or earlier)"
@@ -216,10 +287,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     result = write_report(settings, instance, check_keys, out_dir=out)
     print(f"report: {result.index} ({result.charts} charts on {len(result.pages)} pages)")
+    if args.serve:
+        return _serve_report(result.out_dir, args, settings)
     if args.open:
         import webbrowser
 
         webbrowser.open(result.index.as_uri())
+    return 0
+
+
+def _serve_report(folder: Path, args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration.report.serve import port_of, report_server
+
+    server = report_server(
+        folder, args.port if args.port is not None else port_of(settings.report_url)
+    )
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/index.html"
+    print(f"serving the report on {url} (Ctrl-C to stop)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
@@ -229,18 +324,46 @@ def cmd_fake_customerio(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_fake_vendor(args: argparse.Namespace) -> int:
+    """`segflow fake-launchdarkly` / `fake-intercom` (orchestration/activation/fake_*.py)."""
+    import importlib
+
+    return importlib.import_module(f"orchestration.activation.{args.fake_module}").serve(args)
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from orchestration.activation.privacy import run_cli
+
+    return run_cli(Settings.from_env(), args.action, args.user_ids, args.reason)
+
+
 def cmd_sources_check(args: argparse.Namespace) -> int:
     from orchestration.sources.check import check_sources, render
+    from orchestration.sources.verdict import gate_config
 
     settings = Settings.from_env()
     landing = Path(args.landing) if args.landing else settings.landing_dir
-    result = check_sources(
+    result = check_sources(  # the run's gate settings: the same verdict as the run
         landing,
         Path(args.sources) if args.sources else None,
         late_arrival_days=settings.late_arrival_days,
+        quality=gate_config(settings),
+        timestamp_floor=settings.timestamp_floor,
     )
     print(render(result))
     return 0 if result.ok else 1
+
+
+def cmd_segments_check(args: argparse.Namespace) -> int:
+    from orchestration.segments.commands import check
+
+    return check(args, Settings.from_env())
+
+
+def cmd_segments_diff(args: argparse.Namespace) -> int:
+    from orchestration.segments.commands import diff
+
+    return diff(args, Settings.from_env())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="landing folder (default: $SEGFLOW_HOME/demo/landing)")
     demo.add_argument("--truth", help="ground-truth folder (default: $SEGFLOW_HOME/demo/truth)")
     demo.add_argument(
+        "--next-day",
+        action="store_true",
+        help="continue the generated product (same customers, history, seed) by one day",
+    )
+    demo.add_argument(
         "--profile",
         choices=("saas", "store"),
         default="saas",
@@ -271,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prep.set_defaults(func=cmd_prepare)
 
+    dbt_vars = sub.add_parser(
+        "dbt-vars", help="print the --vars segflow passes to dbt (for running dbt by hand)"
+    )
+    dbt_vars.add_argument(
+        "--sqlfluff", action="store_true", help="as a .sqlfluff templater context section"
+    )
+    dbt_vars.set_defaults(func=cmd_dbt_vars)
+
     run = sub.add_parser("run", help="run the pipeline for the last N days (demo data by default)")
     _demo_options(run, users=1000, days=120)
     run.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
@@ -278,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--job",
         default="segflow_full_job",
         help="Dagster job to run (segflow_full_job, or another job of the code location)",
+    )
+    run.add_argument(
+        "--override-breaker",
+        action="store_true",
+        help="send the sync even when the circuit breaker would hold it back (after checking "
+        "why so many people change)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -295,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="build the offline HTML monitoring report")
     report.add_argument("--out", help="folder (default: $SEGFLOW_REPORT_DIR)")
     report.add_argument("--open", action="store_true", help="open it in the default browser")
+    report.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve it over http on 127.0.0.1 (the port of SEGFLOW_REPORT_URL) until Ctrl-C",
+    )
+    report.add_argument("--port", type=int, help="port for --serve (0: any free port)")
     report.set_defaults(func=cmd_report)
 
     fake = sub.add_parser("fake-customerio", help="run the fake Customer.io Track API server")
@@ -302,6 +450,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(fake)
     fake.set_defaults(func=cmd_fake_customerio)
+
+    for fake_name, module, vendor in (
+        ("fake-launchdarkly", "fake_launchdarkly", "LaunchDarkly REST API (segments)"),
+        ("fake-intercom", "fake_intercom", "Intercom REST API (contacts, tags, events)"),
+    ):
+        vendor_fake = sub.add_parser(fake_name, help=f"run a local fake of the {vendor}")
+        _fake_arguments(module)(vendor_fake)
+        vendor_fake.set_defaults(func=cmd_fake_vendor, fake_module=module)
+
+    privacy = sub.add_parser(
+        "privacy", help="delete or suppress people in the warehouse and every destination"
+    )
+    privacy.add_argument("action", choices=("delete", "suppress"), help="what to do")
+    privacy.add_argument("user_ids", nargs="+", metavar="USER_ID", help="segflow user ids")
+    privacy.add_argument("--reason", default="", help="note stored in the audit log")
+    privacy.set_defaults(func=cmd_privacy)
 
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -316,7 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--landing", help="landing folder (default: $SEGFLOW_LANDING_DIR)")
     check.add_argument("--sources", help="sources.yml (default: <landing>/sources.yml)")
     check.set_defaults(func=cmd_sources_check)
+
+    from orchestration.segments.commands import add_arguments as add_segments_arguments
+
+    add_segments_arguments(sub, cmd_segments_check, cmd_segments_diff)
+    from orchestration.realtime.cli import register as register_realtime
+
+    register_realtime(sub)
     return parser
+
+
+def _fake_arguments(module: str):
+    import importlib
+
+    return importlib.import_module(f"orchestration.activation.{module}").add_arguments
 
 
 def _demo_options(parser: argparse.ArgumentParser, users: int, days: int) -> None:

@@ -1,9 +1,11 @@
-"""Split the dbt graph into the three runs Dagster needs, read from the manifest.
+"""Split the dbt graph into the steps Dagster needs, read from the manifest.
 
 Incremental models are daily-partitioned; the non-incremental models they read (staging
 views) run before them; everything downstream runs after, unpartitioned;
-models tagged `after_segments` read the Python segment tables and run last. Deriving the
-split from the manifest means analysts add models without touching the wiring.
+models tagged `after_segments` read the Python segment tables and run last; models tagged
+`training` (the ML training sets and label windows) belong to the weekly training job only,
+never to the daily job. Deriving the split from the manifest means analysts add models without
+touching the wiring.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 AFTER_SEGMENTS_TAG = "after_segments"
+TRAINING_TAG = "training"
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class DbtSelection:
     incremental: tuple[str, ...]
     downstream: tuple[str, ...]
     after_segments: tuple[str, ...]
+    training: tuple[str, ...] = ()
 
 
 def split_models(manifest_path: Path) -> DbtSelection:
@@ -39,45 +43,40 @@ def split_models(manifest_path: Path) -> DbtSelection:
                 ancestors(parent, seen)
         return seen
 
-    after = {uid for uid, n in models.items() if AFTER_SEGMENTS_TAG in n["config"].get("tags", [])}
+    def tagged(tag: str) -> set[str]:
+        return {uid for uid, n in models.items() if tag in n["config"].get("tags", [])}
+
+    after = tagged(AFTER_SEGMENTS_TAG)
+    training = tagged(TRAINING_TAG) - after
     incremental = {
         uid
         for uid, n in models.items()
-        if n["config"].get("materialized") == "incremental" and uid not in after
+        if n["config"].get("materialized") == "incremental" and uid not in after | training
     }
     upstream: set[str] = set()
     for uid in incremental:
         upstream |= ancestors(uid, set())
     upstream -= incremental
-    downstream = set(models) - incremental - upstream - after
+    downstream = set(models) - incremental - upstream - after - training
 
     def names(ids: set[str]) -> tuple[str, ...]:
         return tuple(sorted(models[uid]["name"] for uid in ids))
 
-    return DbtSelection(names(upstream), names(incremental), names(downstream), names(after))
+    return DbtSelection(
+        names(upstream), names(incremental), names(downstream), names(after), names(training)
+    )
 
 
-def window_vars(start: str, end: str) -> dict[str, str]:
-    """dbt vars for a partition window [start, end) (ISO dates or datetimes)."""
-    return {"min_date": start[:10], "max_date": end[:10]}
-
-
-def build_args(models: tuple[str, ...], dbt_vars: dict[str, str] | None = None) -> list[str]:
+def build_args(models: tuple[str, ...]) -> list[str]:
     """The `dbt build` arguments of one step of the daily job (Dagster adds the same
-    `--select` from the asset selection; tests follow DBT_INDIRECT_SELECTION=buildable)."""
-    args = ["build", "--select", *models]
-    if dbt_vars:
-        args += ["--vars", json.dumps(dbt_vars)]
-    return args
+    `--select` from the asset selection; tests follow DBT_INDIRECT_SELECTION=buildable). The
+    caller adds `--vars` (orchestration.run_window.dbt_vars_arg) and writes the window table."""
+    return ["build", "--select", *models]
 
 
-def daily_steps(selection: DbtSelection, dbt_vars: dict[str, str]) -> list[list[str]]:
+def daily_steps(selection: DbtSelection) -> list[list[str]]:
     """The daily job's dbt invocations before the Python segment step, in order: the
-    unpartitioned models the incremental ones read, the incremental models with the
-    partition window, then everything downstream."""
-    steps = [
-        (selection.upstream, None),
-        (selection.incremental, dbt_vars),
-        (selection.downstream, None),
-    ]
-    return [build_args(models, v) for models, v in steps if models]
+    incremental models with the views they read (window from the run-window table), then
+    everything downstream but the training sets."""
+    steps = (selection.upstream + selection.incremental, selection.downstream)
+    return [build_args(models) for models in steps if models]

@@ -22,6 +22,19 @@ from typing import TextIO
 import dagster as dg
 
 from orchestration import warehouse
+from orchestration.defs import stale_runs
+from orchestration.report.run_summary import (
+    ERROR,
+    PASS,
+    SKIP,
+    CheckOutcome,
+    StepOutcome,
+    check_message,
+    error_cause,
+    summary_lines,
+    warehouse_lines,
+)
+from orchestration.run_window import partition_tags
 from orchestration.settings import Settings
 
 SUMMARY_TABLES = (
@@ -39,6 +52,8 @@ SUMMARY_TABLES = (
     "main.fct_experiment_results",
     "main.sync_runs",
 )
+SYNC_STEP = "destination_sync"
+REPORT_STEP = "segflow_report"
 HEARTBEAT_SECONDS = 30.0
 POLL_SECONDS = 1.0
 EVENT_TYPES = {
@@ -51,29 +66,27 @@ EVENT_TYPES = {
 }
 
 
-def partition_tags(start: date, end: date) -> dict[str, str]:
-    """One run for the whole range (every partitioned asset has a single-run backfill policy)."""
-    if start == end:
-        return {"dagster/partition": start.isoformat()}
-    return {
-        "dagster/asset_partition_range_start": start.isoformat(),
-        "dagster/asset_partition_range_end": end.isoformat(),
-    }
-
-
 def run_job(
     start: date,
     end: date,
     job_name: str,
     instance: dg.DagsterInstance | None = None,
     run_id: str | None = None,
+    override_breaker: bool = False,
 ):
     from orchestration.definitions import defs
 
     job = defs().resolve_job_def(job_name)
     instance = instance or dg.DagsterInstance.get()
+    run_config = (
+        {"ops": {SYNC_STEP: {"config": {"override_breaker": True}}}} if override_breaker else None
+    )
     return job.execute_in_process(
-        instance=instance, tags=partition_tags(start, end), raise_on_error=False, run_id=run_id
+        instance=instance,
+        tags=partition_tags(start, end),
+        raise_on_error=False,
+        run_id=run_id,
+        run_config=run_config,
     )
 
 
@@ -140,10 +153,15 @@ class Progress(threading.Thread):
         self.running: dict[str, float] = {}
         self.counts: dict[str, dict[str, str]] = {}  # step -> asset -> counts (one per asset)
         self.blocked: list[str] = []
+        self.steps: list[StepOutcome] = []
+        self.checks: list[CheckOutcome] = []
+        self.skip_reasons: dict[str, str] = {}  # step -> why its asset was skipped
         self.first_step_after: float | None = None
         self._halt = threading.Event()
         self._cursor: str | None = None
         self._last_line = time.monotonic()
+        self.stale_check_seconds = Settings.from_env().stale_run_check_seconds
+        self._last_stale_check = time.monotonic()
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -163,6 +181,10 @@ class Progress(threading.Thread):
 
     def heartbeat(self) -> None:
         now = time.monotonic()
+        if not self.running and now - self._last_stale_check >= self.stale_check_seconds:
+            self._last_stale_check = now  # waiting for the pool? a dead run may hold it
+            for line in stale_runs.reap_stale_runs(self.instance, exclude=self.run_id):
+                self.say(f"  {line}")
         if self.running and now - self._last_line >= HEARTBEAT_SECONDS:
             names = ", ".join(
                 f"{step} ({now - since:.0f}s)" for step, since in self.running.items()
@@ -190,31 +212,74 @@ class Progress(threading.Thread):
                 self.say(f"  first step started after {self.first_step_after:.1f}s")
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
-            counts = _counts(dict(materialization.metadata))
+            metadata = dict(materialization.metadata)
+            status = getattr(metadata.get("status"), "value", metadata.get("status"))
+            if isinstance(status, str) and status.startswith("skipped"):
+                reason = status.removeprefix("skipped").lstrip(": ")
+                self.skip_reasons[step] = reason[:300]
+            counts = _counts(metadata)
             if counts:
                 name = materialization.asset_key.to_user_string()
                 self.counts.setdefault(step, {})[name] = f"{name}: {counts}"
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            self.blocked += blocking_lines(event.event_specific_data)
+            evaluation = event.event_specific_data
+            self.blocked += blocking_lines(evaluation)
+            self.checks.append(check_outcome(evaluation))
         elif kind in (
             dg.DagsterEventType.STEP_SUCCESS,
             dg.DagsterEventType.STEP_FAILURE,
             dg.DagsterEventType.STEP_SKIPPED,
         ):
-            since = self.running.pop(step, None)
-            elapsed = f"{time.monotonic() - since:6.1f}s" if since else "      -"
-            mark = {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}
-            line = f"  {mark[kind.value]:<7} {step:<34} {elapsed}"
-            counts = "; ".join(list(self.counts.pop(step, {}).values())[:3])
-            if kind == dg.DagsterEventType.STEP_FAILURE:
-                error = event.event_specific_data.error
-                counts = _first_line(error.message if error else "")
-            self.say(f"{line}  {counts}".rstrip())
+            self.finish_step(step, event, entry)
+
+    def finish_step(self, step: str, event, entry) -> None:
+        """One line per finished step: `ok`, `SKIP` with why, or `FAILED` with its own cause."""
+        kind = event.event_type
+        since = self.running.pop(step, None)
+        elapsed = f"{time.monotonic() - since:6.1f}s" if since else "      -"
+        counts = "; ".join(list(self.counts.pop(step, {}).values())[:3])
+        if kind == dg.DagsterEventType.STEP_FAILURE:
+            outcome = StepOutcome(step, ERROR, self.failure_cause(step, event))
+        elif kind == dg.DagsterEventType.STEP_SKIPPED:
+            outcome = StepOutcome(step, SKIP, "not run: an upstream step failed or was blocked")
+        elif step in self.skip_reasons:
+            outcome = StepOutcome(step, SKIP, self.skip_reasons.pop(step))
+        else:
+            outcome = StepOutcome(step, PASS, counts)
+        self.steps.append(outcome)
+        mark = {PASS: "ok", SKIP: "SKIP", ERROR: "FAILED"}[outcome.status]
+        self.say(f"  {mark:<7} {step:<34} {elapsed}  {outcome.detail}".rstrip())
+
+    def mark_not_run(self, step_keys) -> None:
+        """Steps Dagster abandoned (an upstream step failed or a blocking check stopped it)
+        emit no event of their own: each is a SKIP with that reason."""
+        finished = {s.step for s in self.steps}
+        for step in step_keys:
+            if step not in finished:
+                outcome = StepOutcome(step, SKIP, "not run: an upstream step failed or was blocked")
+                self.steps.append(outcome)
+                self.say(f"  {'SKIP':<7} {step:<34}       -  {outcome.detail}")
+
+    def failure_cause(self, step: str, event) -> str:
+        """The failed blocking check's message when a check stopped the step, else the
+        innermost exception (not the executor's wrapper)."""
+        asset = step.split(".")[-1]
+        for check in self.checks:
+            if check.status == ERROR and check.asset.split("/")[-1] == asset:
+                return f"{check.asset} / {check.check}: {check.message}"
+        error = event.event_specific_data.error
+        return error_cause(error) if error else ""
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0][:300] if lines else ""
+def check_outcome(evaluation) -> CheckOutcome:
+    severity = ERROR if evaluation.severity == dg.AssetCheckSeverity.ERROR else "WARN"
+    return CheckOutcome(
+        asset=evaluation.asset_key.to_user_string(),
+        check=evaluation.check_name,
+        severity=severity,
+        passed=bool(evaluation.passed),
+        message="" if evaluation.passed else check_message(dict(evaluation.metadata)),
+    )
 
 
 def blocking_lines(evaluation) -> list[str]:
@@ -241,7 +306,14 @@ def blocking_lines(evaluation) -> list[str]:
     return lines
 
 
-def launch(start: date, end: date, job_name: str, settings: Settings, debug: bool = False) -> int:
+def launch(
+    start: date,
+    end: date,
+    job_name: str,
+    settings: Settings,
+    debug: bool = False,
+    override_breaker: bool = False,
+) -> int:
     # One ASSET_MATERIALIZATION_PLANNED event per asset (with the partition range) instead of
     # one per asset and day: a two-year range starts in seconds, not minutes. The Makefile
     # sets the same for `make dev`. (Dagster then does not mark a failed run's partitions as
@@ -250,30 +322,66 @@ def launch(start: date, end: date, job_name: str, settings: Settings, debug: boo
     days = (end - start).days + 1
     log_path = settings.home / "logs" / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
     print(f"running {job_name} for {start} .. {end} ({days} days, one run)", flush=True)
+    if override_breaker:
+        print("  the sync's circuit breaker is overridden for this run", flush=True)
     print(f"  full log: {log_path}", flush=True)
     t0 = time.monotonic()
     from orchestration.definitions import defs
 
-    defs().resolve_job_def(job_name)
+    job = defs().resolve_job_def(job_name)
     print(f"  definitions loaded in {time.monotonic() - t0:.1f}s", flush=True)
     instance = dg.DagsterInstance.get()
+    for line in stale_runs.reap_stale_runs(instance) + stale_runs.pool_blockers(instance):
+        print(f"  {line}", flush=True)
     run_id = str(uuid.uuid4())
     output = contextlib.nullcontext(sys.stdout) if debug else _output_to(log_path)
     with output as terminal:
         progress = Progress(instance, run_id, terminal)
         progress.start()
         try:
-            result = run_job(start, end, job_name, instance=instance, run_id=run_id)
+            result = run_job(
+                start, end, job_name, instance, run_id, override_breaker=override_breaker
+            )
         finally:
             progress.stop()
+        progress.mark_not_run(node.name for node in job.nodes)
+        report_line = _report_after_failure(job, progress, settings, instance)
     for line in progress.blocked:
         print(f"BLOCKED {line}")
     status = "succeeded" if result.success else "FAILED"
     print(f"\nrun {result.run_id} {status} in {time.monotonic() - t0:.0f}s")
-    print(f"warehouse {settings.duckdb_path}")
+    for line in summary_lines(progress.steps, progress.checks):
+        print(line)
+    print(f"\nwarehouse {settings.duckdb_path}")
     for name, count in summarise(settings):
         print(f"  {name:<32} {'-' if count is None else f'{count:,}'}")
+    if settings.duckdb_path.exists():
+        with warehouse.connect(settings.duckdb_path) as conn:
+            for line in warehouse_lines(conn, settings.outbox_dir):
+                print(line)
+    if report_line:
+        print(report_line)
     print("open the Dagster UI with `make dev`, MLflow with `make mlflow`")
     if not result.success:
         print(f"the run's full log: {log_path}")
     return 0 if result.success else 1
+
+
+def _report_after_failure(job, progress: Progress, settings: Settings, instance) -> str:
+    """The report's path; when its step did not run (the sync was blocked or failed upstream),
+    build it here, so the run still leaves a report that shows why."""
+    if REPORT_STEP not in {n.name for n in job.nodes}:
+        return ""
+    index = settings.report_dir / "index.html"
+    ran = any(s.step == REPORT_STEP and s.status == PASS for s in progress.steps)
+    if ran:
+        return f"report: {index}"
+    try:
+        from orchestration.definitions import defs
+        from orchestration.defs.report import write_report
+
+        keys = defs().resolve_asset_graph().asset_check_keys
+        result = write_report(settings, instance, keys, log=lambda _: None)
+    except Exception as exc:  # noqa: BLE001 - the run's outcome stands; say why there is no report
+        return f"report: not built ({type(exc).__name__}: {exc})"
+    return f"report: {result.index} (built after the run: its step did not run)"

@@ -7,9 +7,11 @@ source of truth. Every variable here is listed in the README's configuration tab
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
+
+from expectations.config import QualityConfig, QualityConfigError  # a plain dataclass (stdlib)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -47,12 +49,57 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _choices(name: str, default: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma list of distinct choices, in the given order."""
+    values = [v.strip().lower() for v in _env(name, default).split(",") if v.strip()]
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise SettingError(
+            f"{name}={_env(name, default)!r}: expected a comma list of {', '.join(allowed)}"
+        )
+    return tuple(dict.fromkeys(values))
+
+
+def _names(name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in _env(name, "").split(",") if v.strip())
+
+
+DESTINATIONS = ("outbox", "csv", "customerio", "launchdarkly", "intercom")
+
+
 def _date(name: str, default: str) -> date:
     raw = _env(name, default)
     try:
         return date.fromisoformat(raw)
     except ValueError as exc:
         raise SettingError(f"{name}={raw!r}: expected a date YYYY-MM-DD") from exc
+
+
+# The default `segflow run` window (days ending yesterday): where demo data starts.
+DEMO_WINDOW_DAYS = 120
+
+
+def _partitions_start(home: Path) -> date:
+    """SEGFLOW_PARTITIONS_START, else the first day the source's landing folder holds
+    (`<table>/dt=YYYY-MM-DD/`), else the start of the default demo window: the UI offers the
+    days there is data for, not every day since an arbitrary date."""
+    if _env("SEGFLOW_PARTITIONS_START", ""):
+        return _date("SEGFLOW_PARTITIONS_START", "")
+    source = _env("SEGFLOW_SOURCE", "demo")
+    folder = Path(
+        _env("SEGFLOW_DEMO_DIR", str(home / "demo" / "landing"))
+        if source == "demo"
+        else _env("SEGFLOW_LANDING_DIR", str(home / "landing"))
+    )
+    days = []
+    for path in folder.glob("*/dt=*") if folder.is_dir() else ():
+        try:
+            days.append(date.fromisoformat(path.name.removeprefix("dt=")))
+        except ValueError:
+            continue  # not a day folder; the source check reports it
+    if days:
+        return min(days)
+    return date.today() - timedelta(days=DEMO_WINDOW_DAYS)
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -66,6 +113,59 @@ def _bool(name: str, default: bool) -> bool:
 
 def _path(name: str, default: Path) -> Path:
     return Path(_env(name, str(default))).resolve()
+
+
+def _port(name: str, default: int) -> int:
+    port = _int(name, default)
+    if not 0 <= port <= 65535:
+        raise SettingError(f"{name}={port}: expected a port 0..65535 (0: any free port)")
+    return port
+
+
+def _keys(name: str) -> tuple[str, ...]:
+    """A comma-separated list of API keys (secrets: the message never shows them)."""
+    return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
+
+
+# Quality thresholds: QualityConfig field -> variable; the defaults are QualityConfig's own.
+# late_arrival_days and timestamp_floor are the loader's settings, shared (read once below).
+QUALITY_VARIABLES = {
+    "duplicate_warn_share": "SEGFLOW_DQ_DUPLICATE_WARN_SHARE",
+    "max_quarantine_share": "SEGFLOW_QUARANTINE_MAX_SHARE",
+    "quarantine_min_rows": "SEGFLOW_DQ_QUARANTINE_MIN_ROWS",
+    "row_count_drop_share": "SEGFLOW_DQ_ROW_COUNT_DROP_SHARE",
+    "row_count_history_days": "SEGFLOW_DQ_ROW_COUNT_HISTORY_DAYS",
+    "row_count_min_history": "SEGFLOW_DQ_ROW_COUNT_MIN_HISTORY",
+    "row_count_min_baseline": "SEGFLOW_DQ_ROW_COUNT_MIN_BASELINE",
+    "future_tolerance_minutes": "SEGFLOW_DQ_FUTURE_TOLERANCE_MINUTES",
+    "max_amount": "SEGFLOW_DQ_MAX_AMOUNT",
+    "max_property_bytes": "SEGFLOW_DQ_MAX_PROPERTY_BYTES",
+    "max_session_minutes": "SEGFLOW_DQ_MAX_SESSION_MINUTES",
+    "features_min_mean_events_28d": "SEGFLOW_DQ_FEATURES_MIN_MEAN_EVENTS_28D",
+    "features_max_mean_events_28d": "SEGFLOW_DQ_FEATURES_MAX_MEAN_EVENTS_28D",
+    "sample_size": "SEGFLOW_DQ_SAMPLE_SIZE",
+    "gx_keep_results": "SEGFLOW_DQ_GX_KEEP_RESULTS",
+    "chunk_days": "SEGFLOW_DQ_CHUNK_DAYS",
+}
+_SHARED_QUALITY = {"late_arrival_days": "SEGFLOW_LATE_ARRIVAL_DAYS"}
+
+
+def _quality(late_arrival_days: int, timestamp_floor: date | None) -> QualityConfig:
+    """QualityConfig from the SEGFLOW_DQ_* variables; an error names the variable."""
+    defaults = QualityConfig()
+    values = {
+        name: (_int if isinstance(getattr(defaults, name), int) else _float)(
+            var, getattr(defaults, name)
+        )
+        for name, var in QUALITY_VARIABLES.items()
+    }
+    try:
+        return replace(
+            defaults, **values, late_arrival_days=late_arrival_days, timestamp_floor=timestamp_floor
+        )
+    except QualityConfigError as exc:
+        var = {**QUALITY_VARIABLES, **_SHARED_QUALITY}[exc.field]
+        raise SettingError(f"{var}={exc.value}: expected {exc.expected}") from exc
 
 
 @dataclass(frozen=True)
@@ -117,13 +217,48 @@ class Settings:
     experiment_min_sample: int = 100  # users per arm before an experiment gets a verdict
     drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
+    # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
+    report_url: str = "http://127.0.0.1:8765"
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
+    # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
+    stale_run_check_seconds: float = 30.0
+    # Activation beyond one destination (orchestration/activation/README.md). Secrets
+    # (LAUNCHDARKLY_ACCESS_TOKEN, INTERCOM_ACCESS_TOKEN) are read by the destinations only.
+    destinations: tuple[str, ...] = ("outbox",)
+    launchdarkly_base_url: str = "https://app.launchdarkly.com"
+    launchdarkly_project: str = "default"
+    launchdarkly_environment: str = "production"
+    launchdarkly_context_kind: str = "user"
+    launchdarkly_segments: tuple[str, ...] = ()  # empty: every segflow segment
+    launchdarkly_rate_limit: float = 10.0
+    intercom_base_url: str = "https://api.intercom.io"
+    intercom_create_contacts: bool = False
+    intercom_rate_limit: float = 166.0  # 10,000 calls/min per app
+    privacy_raw_policy: str = "redact"
+    # Real time (orchestration/realtime/): the stream broker, the collector and the profile/flag
+    # API. Keys are secrets (comma-separated lists), kept out of repr and logs.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    stream_key: str = "segflow:events"
+    realtime_dir: Path = PROJECT_ROOT / "data" / "realtime"
+    collect_host: str = "127.0.0.1"
+    collect_port: int = 8017
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8016
+    write_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
+    # plan's accepted values (orchestration/defs/quality.py).
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     @classmethod
     def from_env(cls) -> Settings:
         home = Path(_env("SEGFLOW_HOME", str(PROJECT_ROOT / "data"))).resolve()
         mlflow_dir = home / "mlflow"
         region = _choice("CUSTOMERIO_REGION", "us", ("us", "eu"))
+        late_arrival_days = _int("SEGFLOW_LATE_ARRIVAL_DAYS", 3)
+        timestamp_floor = (
+            _date("SEGFLOW_TIMESTAMP_FLOOR", "") if _env("SEGFLOW_TIMESTAMP_FLOOR", "") else None
+        )
         default_track = (
             "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
         )
@@ -136,8 +271,8 @@ class Settings:
             demo_truth_dir=Path(
                 _env("SEGFLOW_DEMO_TRUTH_DIR", str(home / "demo" / "truth"))
             ).resolve(),
-            partitions_start=_date("SEGFLOW_PARTITIONS_START", "2025-01-01"),
-            late_arrival_days=_int("SEGFLOW_LATE_ARRIVAL_DAYS", 3),
+            partitions_start=_partitions_start(home),
+            late_arrival_days=late_arrival_days,
             mlflow_tracking_uri=_env(
                 "MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"
             ),
@@ -145,7 +280,7 @@ class Settings:
                 _env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))
             ),
             dbt_target=_env("SEGFLOW_DBT_TARGET", "duckdb"),
-            destination=_choice("SEGFLOW_DESTINATION", "outbox", ("outbox", "csv", "customerio")),
+            destination=_choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
             outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
             customerio_region=region,
             customerio_track_url=_env("CUSTOMERIO_TRACK_URL", default_track).rstrip("/"),
@@ -173,10 +308,37 @@ class Settings:
             experiment_min_sample=_int("SEGFLOW_EXPERIMENT_MIN_SAMPLE", 100),
             drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", 0.2),
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
-            timestamp_floor=_date("SEGFLOW_TIMESTAMP_FLOOR", "")
-            if _env("SEGFLOW_TIMESTAMP_FLOOR", "")
-            else None,
+            stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
+            destinations=_choices(
+                "SEGFLOW_DESTINATIONS",
+                _choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
+                DESTINATIONS,
+            ),
+            launchdarkly_base_url=_env(
+                "LAUNCHDARKLY_BASE_URL", "https://app.launchdarkly.com"
+            ).rstrip("/"),
+            launchdarkly_project=_env("LAUNCHDARKLY_PROJECT", "default"),
+            launchdarkly_environment=_env("LAUNCHDARKLY_ENVIRONMENT", "production"),
+            launchdarkly_context_kind=_env("SEGFLOW_LAUNCHDARKLY_CONTEXT_KIND", "user"),
+            launchdarkly_segments=_names("SEGFLOW_LAUNCHDARKLY_SEGMENTS"),
+            launchdarkly_rate_limit=_float("SEGFLOW_LAUNCHDARKLY_RATE_LIMIT", 10.0),
+            intercom_base_url=_env("INTERCOM_BASE_URL", "https://api.intercom.io").rstrip("/"),
+            intercom_create_contacts=_bool("SEGFLOW_INTERCOM_CREATE_CONTACTS", False),
+            intercom_rate_limit=_float("SEGFLOW_INTERCOM_RATE_LIMIT", 166.0),
+            privacy_raw_policy=_choice("SEGFLOW_PRIVACY_RAW_POLICY", "redact", ("redact", "keep")),
+            redis_url=_env("SEGFLOW_REDIS_URL", cls.redis_url),
+            stream_key=_env("SEGFLOW_STREAM_KEY", cls.stream_key),
+            realtime_dir=_path("SEGFLOW_REALTIME_DIR", home / "realtime"),
+            collect_host=_env("SEGFLOW_COLLECT_HOST", cls.collect_host),
+            collect_port=_port("SEGFLOW_COLLECT_PORT", cls.collect_port),
+            serve_host=_env("SEGFLOW_SERVE_HOST", cls.serve_host),
+            serve_port=_port("SEGFLOW_SERVE_PORT", cls.serve_port),
+            write_keys=_keys("SEGFLOW_WRITE_KEYS"),
+            read_keys=_keys("SEGFLOW_READ_KEYS"),
+            timestamp_floor=timestamp_floor,
+            quality=_quality(late_arrival_days, timestamp_floor),
         )
 
     @property

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import duckdb
 
+from contracts import tracking_plan
 from expectations import tables as contract
-from orchestration import tracking_plan
+from orchestration import run_window
+from orchestration.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
@@ -266,6 +268,7 @@ def run_dbt(
     target_dir: Path,
     dbt_vars: dict | None = None,
     check: bool = True,
+    project_dir: Path = DBT_PROJECT,
 ) -> subprocess.CompletedProcess:
     """Run the real dbt CLI on the project against `db_path`; raise with dbt's output on failure."""
     env = dict(os.environ, SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
@@ -273,16 +276,17 @@ def run_dbt(
         str(DBT_BIN),
         *args,
         "--project-dir",
-        str(DBT_PROJECT),
+        str(project_dir),
         "--profiles-dir",
-        str(DBT_PROJECT),
+        str(project_dir),
         "--target-path",
         str(target_dir),
         "--log-path",
         str(target_dir / "logs"),
     ]
-    if dbt_vars:
-        cmd += ["--vars", json.dumps(dbt_vars)]
+    # Settings' vars as segflow passes them (read now: tests set SEGFLOW_* before calling).
+    all_vars = {**run_window.dbt_vars(Settings.from_env()), **(dbt_vars or {})}
+    cmd += ["--vars", json.dumps(all_vars, sort_keys=True)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     if check and proc.returncode != 0:
         raise AssertionError(

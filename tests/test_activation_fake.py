@@ -102,3 +102,43 @@ def test_dropped_connection_and_injected_5xx(fake):
 def test_cli_parser_builds_config():
     with pytest.raises(SystemExit):
         main(["--help"])
+
+
+def test_suppress_deletes_and_blocks_identify_until_unsuppress(fake):
+    """customerio-api.md §1.3 (Track API `POST /api/v1/customers/{id}/suppress|unsuppress`)."""
+    url = f"{fake.url}/api/v1/customers/p1"
+    requests.put(url, json={"plan": "pro"}, auth=AUTH)
+    assert requests.post(f"{url}/suppress", json={}, auth=AUTH).status_code == 200
+    assert fake.people == {} and fake.suppressed == {"p1"}
+    requests.put(url, json={"plan": "pro"}, auth=AUTH)  # 200 but not re-created
+    assert fake.people == {}
+    assert requests.post(f"{url}/unsuppress", json={}, auth=AUTH).status_code == 200
+    requests.put(url, json={"plan": "team"}, auth=AUTH)
+    assert fake.people == {"p1": {"plan": "team"}}
+
+
+def test_merge_customers_primary_wins_and_secondary_goes(fake):
+    """customerio-api.md §1.3 (`POST /api/v1/merge_customers` {primary, secondary})."""
+    requests.put(f"{fake.url}/api/v1/customers/a", json={"plan": "pro"}, auth=AUTH)
+    requests.put(f"{fake.url}/api/v1/customers/b", json={"plan": "free", "seats": 2}, auth=AUTH)
+    requests.post(
+        f"{fake.url}/api/v1/customers/b/events", json={"name": "x", "id": "E1"}, auth=AUTH
+    )
+    url = f"{fake.url}/api/v1/merge_customers"
+    bad = requests.post(url, json={"primary": {"id": "a", "email": "e"}}, auth=AUTH)
+    assert bad.status_code == 400
+    ok = requests.post(url, json={"primary": {"id": "a"}, "secondary": {"id": "b"}}, auth=AUTH)
+    assert ok.status_code == 200
+    assert fake.people == {"a": {"plan": "pro", "seats": 2}}
+    assert fake.events["E1"]["person_id"] == "a"
+
+
+def test_anonymous_events_validate_and_dedupe(fake):
+    """customerio-api.md §1.3/§1.5 (`POST /api/v1/events` with `anonymous_id`, id de-dup)."""
+    url = f"{fake.url}/api/v1/events"
+    body = {"name": " viewed_pricing ", "anonymous_id": "anon-1", "id": "A1", "data": {"p": 1}}
+    assert requests.post(url, json=body, auth=AUTH).status_code == 200
+    assert requests.post(url, json=body, auth=AUTH).status_code == 200
+    assert requests.post(url, json={"name": ""}, auth=AUTH).status_code == 400
+    events = fake.anonymous_events
+    assert list(events) == ["A1"] and events["A1"]["name"] == "viewed_pricing"

@@ -308,17 +308,36 @@ def test_retry_after_is_honoured_on_429(conn, fake):
 
 
 def test_local_limit_violations_fail_the_row_without_sending(conn, fake):
-    frame = segments_frame(DAY1, {"ok": ["trial"], "big": ["trial"], "x" * 151: ["trial"]})
-    frame.loc[frame.user_id == "big", "onboarding_flow"] = "y" * 1001
+    frame = segments_frame(DAY1, {"ok": ["trial"], "x" * 151: ["trial"]})
     write_inputs(conn, user_segments=frame)
     report = sync(conn, destination(fake))
-    assert set(fake.people) == {"ok"} and report.items_failed_locally == 2
+    assert set(fake.people) == {"ok"} and report.items_failed_locally == 1
     reasons = {
         r.item_key[:5]: (r.reason, r.field, r.message) for r in report.failed_rows.itertuples()
     }
-    assert reasons["big"][1] == "attributes.onboarding_flow" and "1000 bytes" in reasons["big"][2]
     assert reasons["xxxxx"][1] == "identifiers.id" and "150 bytes" in reasons["xxxxx"][2]
     assert all(item["identifiers"]["id"] == "ok" for item in fake.received_items)
+
+
+def test_oversize_value_is_truncated_alone_and_the_person_still_sent(conn, fake):
+    """Oversize rule: a text value over 1000 bytes is cut (at the last ',' that fits); the
+    person's other attributes go out; counted in the report / metadata."""
+    frame = segments_frame(DAY1, {"ok": ["trial"], "big": ["trial"]})
+    long_flow = ",".join(f"step_{i:04d}" for i in range(200))  # 1999 bytes
+    frame.loc[frame.user_id == "big", "onboarding_flow"] = long_flow
+    write_inputs(conn, user_segments=frame, user_scores=scores_frame(DAY1, {"big": 0.5}))
+    report = sync(conn, destination(fake))
+    assert report.status == "ok" and report.items_failed_locally == 0
+    big = fake.people["big"]
+    assert big["churn_probability"] == 0.5 and big["next_block"] == "invite"
+    assert big["segment_trial"] is True and big["churn_band"] == "low"
+    sent = big["onboarding_flow"]
+    assert len(sent.encode()) <= 1000 and long_flow.startswith(sent) and sent.endswith("_0099")
+    meta = report.to_metadata()
+    assert (meta["attributes_truncated"], meta["attributes_dropped"]) == (1, 0)
+    assert meta["oversize_by_attribute"] == {"onboarding_flow": 1}
+    again = sync(conn, destination(fake))  # the truncated value is not re-sent every run
+    assert again.people_sent == 0
 
 
 def test_outbox_holds_exactly_the_batches_and_next_run_only_changes(conn, tmp_path):

@@ -102,6 +102,23 @@ def test_range_before_partitions_start_names_the_setting(tmp_path: Path) -> None
     assert "SEGFLOW_PARTITIONS_START" in line and "2024-05-30" in line
 
 
+def test_future_end_is_a_configuration_error_up_front(tmp_path: Path) -> None:
+    from datetime import date, timedelta
+
+    today = date.today().isoformat()
+    done = _segflow("run", "--days", "3", "--end", today, env={"SEGFLOW_HOME": str(tmp_path / "h")})
+    assert done.returncode == 2
+    line = _one_line_error(done)
+    assert "in the future" in line and (date.today() - timedelta(days=1)).isoformat() in line
+    assert not (tmp_path / "h" / "demo").exists()  # nothing generated before the error
+
+
+def test_run_accepts_override_breaker() -> None:
+    args = build_parser().parse_args(["run", "--override-breaker"])
+    assert args.override_breaker is True
+    assert build_parser().parse_args(["run"]).override_breaker is False
+
+
 @pytest.mark.parametrize("value", ["abc", "-1x"])
 def test_bad_setting_is_one_line(tmp_path: Path, value: str) -> None:
     line = _one_line_error(

@@ -14,6 +14,8 @@ import dagster as dg
 import mlflow
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 SEGFLOW = Path(sys.executable).parent / "segflow"
 
 
@@ -48,8 +50,8 @@ def test_terminal_shows_steps_not_the_debug_stream(small_run) -> None:
     proc, home = small_run
     out = proc.stdout + proc.stderr
     assert " - DEBUG - " not in out and "Traceback" not in out
-    steps = re.findall(r"^  (ok|FAILED|skipped)\s+(\S+)\s+[\d.]+s", proc.stdout, re.M)
-    assert {"raw__events", "dbt_upstream"} <= {name for _, name in steps}
+    steps = re.findall(r"^  (ok|FAILED|SKIP)\s+(\S+)\s+[\d.]+s", proc.stdout, re.M)
+    assert {"raw__events", "dbt_incremental"} <= {name for _, name in steps}
     assert len(proc.stdout.splitlines()) < 120  # one line per step, not thousands
     log = next((home / "logs").glob("run-*.log")).read_text()
     assert " - DEBUG - " in log and "STEP_START" in log
@@ -71,6 +73,27 @@ def test_each_model_trained_or_skipped_with_reason(small_run) -> None:
             reason = evaluation.metadata.get("reason") if evaluation else None
             if not versions:
                 assert reason is not None and reason.value, f"{kind}: no version, no reason"
-                assert f"{kind}_model" in proc.stdout and "skipped:" in proc.stdout
+                assert re.search(rf"^  SKIP\s+{kind}_model\s.*\S", proc.stdout, re.M), kind
+                assert re.search(
+                    rf"^no {kind} model yet: .*needs more than \d+ days", proc.stdout, re.M
+                )
     finally:
         os.environ.pop("DAGSTER_HOME", None)
+
+
+def test_the_end_of_the_run_says_what_happened(small_run) -> None:
+    proc, home = small_run
+    out = proc.stdout
+    steps = re.search(r"^steps   PASS=(\d+) WARN=0 ERROR=(\d+) SKIP=(\d+) TOTAL=(\d+)$", out, re.M)
+    checks = re.search(r"^checks  PASS=(\d+) WARN=(\d+) ERROR=(\d+) SKIP=0 TOTAL=(\d+)$", out, re.M)
+    assert steps and checks, out[-3000:]
+    assert steps.group(2) == "0" and checks.group(3) == "0"
+    warned = re.findall(r"^  WARN  (\S+) / (\S+): (.+)$", out, re.M)
+    assert len(warned) == int(checks.group(2))  # every warning check, each with its message
+    assert all(message.strip() for _, _, message in warned)
+    assert re.search(r"^segments \(latest day\): \w+ [\d,]+", out, re.M)
+    assert re.search(r"^sync to outbox as of 2026-09-15: ok; people synced [\d,]+", out, re.M)
+    outbox = re.search(r"^outbox file: (\S+\.jsonl)$", out, re.M)
+    assert outbox and Path(outbox.group(1)).exists()
+    report = re.search(r"^report: (\S+index\.html)$", out, re.M)
+    assert report and Path(report.group(1)).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from contracts import marts, tracking_plan
 from expectations import tables as contract
 from orchestration.settings import PROJECT_ROOT
 from orchestration.sources.files import TABLES as LOADER_TABLES
@@ -28,3 +29,35 @@ def test_docs_list_the_contract() -> None:
         row = next(line for line in docs.splitlines() if line.startswith(f"| `raw.{table}` |"))
         documented = re.findall(r"(\w+) (VARCHAR|TIMESTAMP|DOUBLE|JSON)\b", row.split("|")[2])
         assert documented == _columns(table), table
+
+
+def _features_docs() -> str:
+    docs = (PROJECT_ROOT / "docs" / "contracts.md").read_text()
+    start = docs.index("- `fct_user_features`")
+    return docs[start : docs.index("\n- `", start + 1)]
+
+
+def test_docs_list_the_feature_columns() -> None:
+    """Every fct_user_features column of the contract is on the page, by name or (for the
+    columns expanded from the tracking plan) by its documented family."""
+    plan = tracking_plan.load()
+    section = _features_docs()
+    named = set(re.findall(r"\b[a-z_0-9]+\b", section))
+    expanded = {
+        *plan.milestone_columns,
+        *plan.counter_columns,
+        *tracking_plan.event_feature_columns(plan.core_features),
+    }
+    assert "`reached_<milestone>`" in section and "vars.milestone_counters" in section
+    for suffix in tracking_plan.EVENT_SUFFIXES:
+        assert f"`evt_<event slug>{suffix}`" in section, suffix
+    undocumented = [c for c in marts.feature_columns(plan) if c not in named | expanded]
+    assert undocumented == []
+    documented = {w for w in named if w in marts.feature_columns(plan)}
+    # and nothing on the page names a column the contract does not have
+    stale = [
+        w
+        for w in re.findall(r"\b(?:reached|is|days|evt)_[a-z_0-9]+\b", section)
+        if w not in marts.feature_columns(plan) and w not in marts.SCORE_COLUMNS
+    ]
+    assert stale == [] and documented

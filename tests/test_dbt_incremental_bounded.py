@@ -13,6 +13,8 @@ import duckdb
 import pytest
 from dbt_fixtures import RawData, load_raw, run_dbt, simulate
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 USERS, DAYS = 120, 91  # 90 days of history + the new day
 LATE_DAYS, LOOKBACK_DAYS, TIMEOUT_MINUTES = 3, 7, 30
 INCREMENTAL = (

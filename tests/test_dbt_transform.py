@@ -11,6 +11,8 @@ import duckdb
 import pytest
 from dbt_fixtures import RawData, load_raw, run_dbt, simulate
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 USERS, DAYS = 150, 40
 SKIP_COMPARE = {"user_segments", "user_scores"}
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.sources.demo import generate
 from orchestration.sources.files import TABLES
 

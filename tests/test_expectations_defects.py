@@ -14,8 +14,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from contracts import tracking_plan
 from expectations import QualityConfig, check_quarantine, validate_table
-from orchestration import tracking_plan
 from orchestration.sources.demo import generate
 from orchestration.sources.load import RAW_TABLES, load_partitions
 
@@ -123,7 +123,7 @@ def test_duplicates_are_counted_in_raw_and_dedupe_to_one(loaded):
 def test_quality_gates_on_the_loaded_data(loaded):
     conn, dates, reports, manifest, _ = loaded
     plan = tracking_plan.load()
-    config = QualityConfig.from_env(event_names=plan.known_events, plans=plan.plans, environ={})
+    config = QualityConfig().accepting(event_names=plan.known_events, plans=plan.plans)
     for table in RAW_TABLES:
         rows_read = {p.partition_date: p.rows_read for p in reports[table].partitions}
         quarantine = check_quarantine(conn, table, dates, config, rows_read=rows_read)

@@ -8,26 +8,33 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from contracts import marts, tracking_plan
 from expectations import QualityConfig, validate_table
 from expectations.tables import FCT_USER_FEATURES
 
 DAY = date(2025, 4, 7)
-SQL_TYPES = {
-    "VARCHAR": "VARCHAR",
-    "DATE": "DATE",
-    "INT": "INTEGER",
-    "DOUBLE": "DOUBLE",
-    "BOOLEAN": "BOOLEAN",
-}
+PLAN = tracking_plan.load()
+EVENT_COUNT = tracking_plan.event_feature_columns(PLAN.core_features[-1:])[0]  # evt_<slug>_7d
 
 
 def features_sql(day: date, n: int, **overrides: str) -> str:
+    """`n` healthy rows in the contract's columns (expanded from the tracking plan)."""
     values = {
         "user_id": "'u' || i",
         "snapshot_date": f"date '{day}'",
         "signup_date": f"date '{day}' - to_days(i % 60 + 1)",
         "days_since_signup": "i % 60 + 1",
         "days_since_last_active": "i % 5",
+        "days_since_first_active": "i % 50",
+        "active_days_total": "i % 40 + 1",
+        "mean_active_gap_days": "1.5",
+        "recency_ratio": "0.5",
+        "purchases_total": "i % 3",
+        "days_since_first_purchase": "null",
+        "days_since_last_purchase": "null",
+        "avg_order_value": "0.0",
+        "tenure_bucket": "'28-89d'",
+        "is_new_account": "false",
         "active_days_7d": "i % 8",
         "active_days_28d": "i % 29",
         "events_7d": "i % 30",
@@ -40,8 +47,6 @@ def features_sql(day: date, n: int, **overrides: str) -> str:
         "milestones_reached": "i % 6",
         "onboarding_completion": "(i % 6) / 5.0",
         "days_to_first_value": "null",
-        "teammates_invited": "i % 3",
-        "integrations_connected": "i % 2",
         "support_tickets_28d": "0",
         "support_tickets_total": "1",
         "events_prev_7d": "i % 25",
@@ -56,15 +61,19 @@ def features_sql(day: date, n: int, **overrides: str) -> str:
         "role": "'engineer'",
         "acquisition_channel": "'ads'",
         "is_active_28d": "true",
-        "reached_account_created": "true",
-        "reached_first_project": "i % 2 = 0",
-        "reached_teammate_invited": "false",
-        "reached_integration_connected": "false",
-        "reached_first_value": "false",
+        "is_inactive": "false",
+        "is_cancelled": "false",
+        "is_churned": "false",
+        **{column: "i % 2 = 0" for column in PLAN.milestone_columns},
+        **{column: "i % 3" for column in PLAN.counter_columns},
     }
+    for column, kind in marts.feature_columns(PLAN).items():  # the per-event columns
+        if column.startswith("evt_"):
+            values[column] = "0.1" if kind == "DOUBLE" else "i % 4"
     values.update(overrides)
     cols = [
-        f"cast({values[c]} as {SQL_TYPES[t]}) as {c}" for c, t in FCT_USER_FEATURES.columns.items()
+        f"cast({values[c]} as {marts.SQL_TYPES[t]}) as {c}"
+        for c, t in FCT_USER_FEATURES.columns.items()
     ]
     return f"select {', '.join(cols)} from range(1, {n + 1}) t(i)"
 
@@ -98,6 +107,7 @@ def test_feature_defects(conn):
             days_since_signup="case when i = 2 then -3 else 10 end",
             events_28d="case when i = 3 then null else 5 end",
             avg_session_minutes_28d="case when i = 4 then 5000 else 10 end",
+            **{EVENT_COUNT: "case when i = 5 then -1 else 0 end"},
         )
     )
     conn.execute(f"insert into fct_user_features {features_sql(DAY, 1)}")  # u1 twice
@@ -112,6 +122,8 @@ def test_feature_defects(conn):
     assert bad["fct_user_features.events_28d.not_null"].blocking
     assert bad["fct_user_features.avg_session_minutes_28d.range"].severity == "warn"
     assert bad["fct_user_features.grain.unique"].unexpected_count == 2
+    # a per-event count expanded from the tracking plan is checked like the fixed counts
+    assert bad[f"fct_user_features.{EVENT_COUNT}.range"].unexpected_count == 1
 
 
 def test_feature_mean_and_volume(conn):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -19,16 +18,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 from threadpoolctl import threadpool_limits
 
+from contracts import tracking_plan
 from contracts.models import CHURN_MODEL, LabelDefinition
 from ml import registry
 from ml.scoring import score_users
 from ml.train import train_model
-from orchestration import tracking_plan
-from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.model_inputs import model_features
+
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
 START = date(2025, 1, 6)
 DAYS = 98
@@ -190,35 +190,6 @@ def _read(db: Path, sql: str) -> pd.DataFrame:
         conn.close()
 
 
-def test_settings_and_dbt_vars_share_names_and_defaults():
-    """One setting, one meaning: dbt_project.yml reads the same env vars with the defaults
-    Settings uses."""
-    raw = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
-    pattern = re.compile(r"env_var\('(\w+)', '([^']*)'\)")
-    dbt = dict(
-        pattern.search(raw[key]).groups()
-        for key in (
-            "churn_definition",
-            "churn_window_days",
-            "churn_horizon_days",
-            "cancel_grace_days",
-            "conversion_window_days",
-        )
-    )
-    saved = {k: os.environ.pop(k) for k in list(dbt) if k in os.environ}
-    try:
-        settings = Settings.from_env()
-    finally:
-        os.environ.update(saved)
-    assert dbt == {
-        "SEGFLOW_CHURN_DEFINITION": settings.churn_definition,
-        "SEGFLOW_CHURN_INACTIVE_DAYS": str(settings.churn_inactive_days),
-        "SEGFLOW_CHURN_HORIZON_DAYS": str(settings.churn_horizon_days),
-        "SEGFLOW_CANCEL_GRACE_DAYS": str(settings.cancel_grace_days),
-        "SEGFLOW_CONVERSION_DAYS": str(settings.conversion_days),
-    }
-
-
 def test_quiet_users_and_missing_crm_fields_get_defined_values(cancellation):
     last = _read(
         cancellation,
@@ -307,7 +278,7 @@ def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_score
 ):
     train = _read(cancellation, "select * from main.ml_churn_training")
     plan = tracking_plan.load()
-    features = tracking_plan.model_features("churn", plan)
+    features = model_features("churn", plan)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with threadpool_limits(limits=1):
         result = train_model(
@@ -380,7 +351,7 @@ def test_quiet_customers_get_distinct_ranked_scores(inactivity14, tmp_path):
     train = _read(inactivity14, "select * from main.ml_churn_training")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     label = LabelDefinition("inactivity", 14, 28, "no activity in the next 14 days")
-    features = tracking_plan.model_features("churn", tracking_plan.load())
+    features = model_features("churn", tracking_plan.load())
     with threadpool_limits(limits=1):
         result = train_model(
             "churn", train, uri, tmp_path / "artifacts", features=features, label=label
@@ -407,7 +378,7 @@ def _segments_and_kpis(db: Path, tmp: Path, env: dict[str, str], day: date) -> P
     fct_segment_kpis built by dbt under `env`."""
     import shutil
 
-    from ml.score_table import USER_SCORES_DDL
+    from contracts.marts import USER_SCORES_DDL
     from orchestration.segments.assign import assign_segments
     from orchestration.segments.config import load_config
 

@@ -20,6 +20,8 @@ from ml.reasons import top_reasons
 from ml.scoring import USER_SCORES_COLUMNS, missing_champions, score_users
 from ml.train import train_model
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> dict:

@@ -17,20 +17,16 @@ from mlflow import MlflowClient
 from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
+from contracts import tracking_plan
 from contracts.models import CHURN_MODEL, LabelDefinition
 from ml import clv
 from ml.feature_sets import declared_features
 from ml.features import FeatureError
 from ml.train import ModelSkipped, train_model
 
-MILESTONES = (
-    "account_created",
-    "first_project",
-    "teammate_invited",
-    "integration_connected",
-    "first_value",
-)
-COUNTERS = ("teammates_invited", "integrations_connected")
+PLAN = tracking_plan.load()
+MILESTONES = PLAN.milestone_names
+COUNTERS = PLAN.counter_columns
 
 
 def _declared(kind: str) -> tuple[str, ...]:

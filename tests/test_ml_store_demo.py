@@ -8,9 +8,12 @@ from datetime import date, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from orchestration.sources.demo_store import generate_store
 from orchestration.sources.load import load_partitions
+
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
 START = date(2025, 3, 3)
 

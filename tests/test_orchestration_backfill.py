@@ -10,6 +10,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 START = date(2026, 4, 1)
 DAYS = 30
 COMPARED = ("int_sessions", "int_user_activity_daily", "fct_user_features", "int_events_stitched")

@@ -57,6 +57,7 @@ def test_split_puts_incremental_ancestors_first_and_segment_models_last(tmp_path
         "model.p.mart": _model("mart", "table"),
         "model.p.kpi": _model("kpi", "table", ("after_segments",)),
         "model.p.lonely": _model("lonely", "table"),
+        "model.p.train": _model("train", "table", ("training",)),
     }
     parents = {
         "model.p.stg": ["source.p.raw.events"],
@@ -64,9 +65,24 @@ def test_split_puts_incremental_ancestors_first_and_segment_models_last(tmp_path
         "model.p.mart": ["model.p.inc", "model.p.stg"],
         "model.p.kpi": ["model.p.mart"],
         "model.p.lonely": [],
+        "model.p.train": ["model.p.mart"],
     }
     split = split_models(_manifest(tmp_path, nodes, parents))
     assert split.upstream == ("stg",)
     assert split.incremental == ("inc",)
     assert split.downstream == ("lonely", "mart")
     assert split.after_segments == ("kpi",)
+    assert split.training == ("train",)
+
+
+def test_daily_job_never_builds_training_sets():
+    """The ML training sets are the weekly training job's: the daily job leaves them out."""
+    from orchestration.definitions import defs
+    from orchestration.defs.jobs import daily_job, training_job
+
+    graph = defs().resolve_asset_graph()
+    daily = {k.to_user_string() for k in daily_job.selection.resolve(graph)}
+    training = {k.to_user_string() for k in training_job.selection.resolve(graph)}
+    training_sets = {"ml_churn_training", "ml_ltv_training", "ml_conversion_training"}
+    assert training_sets <= training and not training_sets & daily
+    assert {"fct_user_features", "user_scores"} <= daily

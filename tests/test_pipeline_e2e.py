@@ -16,6 +16,8 @@ import pytest
 
 from contracts.models import MODEL_NAMES
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 END = date(2026, 7, 1)  # the window starts on a Sunday (2026-02-22)
 DAYS = 130
 START = END - timedelta(days=DAYS - 1)

@@ -17,17 +17,21 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from support.browser import Browser, find_chromium
 from support.sync_inputs import synthetic_inputs, write_inputs
 
 from orchestration.activation.destinations.outbox import OutboxDestination
 from orchestration.activation.sync import sync
 from orchestration.report import PAGE_ORDER, ModelVersionInfo, ReportInputs, RunInfo, build_report
-from orchestration.report.browser import Browser, find_chromium
 from orchestration.segments.experiments import RESULT_COLUMNS
+
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
 OUTPUT = Path(__file__).parent / "output" / "report"
 END = date(2026, 3, 20)
 DAYS = [END - timedelta(days=i) for i in range(13, -1, -1)]
+DATA_START = date(2025, 9, 20)  # raw data (and so observed activity) starts here
+RAW_DAYS = [DATA_START + timedelta(days=i) for i in range(0, (END - DATA_START).days + 1, 3)]
 MILESTONES = ["account_created", "first_project", "teammate_invited", "first_value"]
 SEGMENTS = ["new_user", "activated", "power_user", "at_risk", "trial", "high_ltv"]
 
@@ -47,7 +51,7 @@ def _raw(conn, rng):
         )
         rows = [
             (f"{table}-{d}-{i}", d, datetime(2026, 3, 21, 2, 5))
-            for d in DAYS
+            for d in RAW_DAYS
             for i in range(rng.randint(5, 40))
         ]
         conn.executemany(f"insert into raw.{table} values (?, ?, ?)", rows)
@@ -88,8 +92,10 @@ def _marts(conn, rng):
                         "segment": s,
                         "step_number": n,
                         "milestone": m,
+                        "users_in_segment": 200,
                         "users_reached": reached,
                         "users_reached_any_order": reached + 3,
+                        "reached_rate": reached / 200,
                     }
                 )
     frames["fct_segment_kpis"] = pd.DataFrame(kpis)
@@ -97,7 +103,7 @@ def _marts(conn, rng):
     funnel = []
     for dim, values in (
         ("all", ["all"]),
-        ("signup_week", [f"2026-0{m}-0{w}" for m in (1, 2) for w in (1, 8)]),
+        ("signup_week", ["2025-08-04"] + [f"2026-0{m}-0{w}" for m in (1, 2) for w in (1, 8)]),
     ):
         for v in values:
             reached, prev = rng.randint(80, 300), None
@@ -119,13 +125,21 @@ def _marts(conn, rng):
     frames["fct_onboarding_funnel"] = pd.DataFrame(funnel)
     cohort, revenue = [], []
     for grain, starts in (
-        ("week", pd.date_range("2026-01-05", periods=8, freq="7D")),
-        ("month", pd.date_range("2025-10-01", periods=6, freq="MS")),
+        (
+            "week",
+            [pd.Timestamp("2025-09-01")] + list(pd.date_range("2026-01-05", periods=8, freq="7D")),
+        ),
+        (
+            "month",
+            [pd.Timestamp("2025-08-01")] + list(pd.date_range("2025-10-01", periods=6, freq="MS")),
+        ),
     ):
         for i, start in enumerate(starts):
             size = rng.randint(30, 90)
             for p in range(len(starts) - i):
                 rate = 1.0 if p == 0 else max(0.05, 0.8**p + rng.uniform(-0.05, 0.05))
+                if start.date() < DATA_START and p < 2:
+                    rate = 0.0  # a pre-window cohort: its early periods were never observed
                 cohort.append(
                     {
                         "cohort_grain": grain,
@@ -141,6 +155,8 @@ def _marts(conn, rng):
                         "cohort_grain": grain,
                         "cohort_start": start.date(),
                         "period_number": p,
+                        "cohort_size": size,
+                        "paying_users": int(size * rate),
                         "revenue": 1000 * rate,
                         "net_revenue_retention": rate * 1.1,
                     }
@@ -252,6 +268,7 @@ def _inputs() -> ReportInputs:
                 "severity": "ERROR",
                 "blocking": True,
                 "passed": False,
+                "message": "raw.events.message_id.unique: expected unique; found 12 duplicates",
                 "when_utc": start,
             },
             {
@@ -274,7 +291,16 @@ def _inputs() -> ReportInputs:
             {"roc_auc": 0.78},
         )
         for v in (1, 2, 3)
-    ] + [ModelVersionInfo("segflow-ltv", "1", start, "champion", {"mae": 120.0}, {"mae": 180.0})]
+    ] + [
+        ModelVersionInfo(
+            "segflow-ltv",
+            "1",
+            start,
+            "champion",
+            {"normalized_gini": 0.41},
+            {"normalized_gini": 0.3},
+        )
+    ]
     drift = pd.DataFrame(
         {"column": ["events_28d", "sessions_7d", "plan"], "psi": [0.31, 0.05, 0.01]}
     )

@@ -84,3 +84,24 @@ def test_reason_direction_format():
     assert reasons_with_direction("inactive_14d", "+risk") == "inactive_14d (+risk)"
     assert reasons_with_direction("", "+risk") == ""
     assert reasons_with_direction(None, "+value") == ""
+
+
+def test_people_csv_says_which_rule_arm_put_a_person_in_each_segment(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    inputs = synthetic_inputs(5, AS_OF, seed=3)
+    write_inputs(conn, **inputs)
+    conn.execute(
+        "create table main.segment_reasons as select * from (values "
+        "('user_000001', ?::date, 'churn_risks', 'churn_band == ''high'''), "
+        "('user_000001', ?::date, 'new_users', 'days_since_signup < 7'), "
+        "('user_000001', ?::date - 1, 'churn_risks', 'activity_trend <= -0.5')) "
+        "as t(user_id, segment_date, segment, reason)",
+        [AS_OF, AS_OF, AS_OF],
+    )
+    report = sync(conn, OutboxDestination(tmp_path / "outbox"), as_of=AS_OF)
+    rows = {r["person_id"]: r for r in _rows(write_readable(conn, report.destination_facts["outbox_file"], AS_OF)["people_csv"])}  # fmt: skip
+    assert rows["user_000001"]["segment_reasons"] == (
+        "churn_risks: churn_band == 'high'; new_users: days_since_signup < 7"
+    )
+    assert rows["user_000002"]["segment_reasons"] == ""
+    conn.close()

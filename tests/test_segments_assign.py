@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from support.segment_tables import build_frames, write_tables
 
+from contracts import tracking_plan
 from orchestration.segments.assign import assign_segments, segment_size_changes
 from orchestration.segments.config import SegmentConfig, load_config
 from orchestration.segments.membership import rebuild_membership
@@ -55,6 +56,7 @@ def assert_same(
 
 # --- hand-made feature rows -------------------------------------------------------------
 
+PLAN = tracking_plan.load()
 BASE_FEATURES = {
     "days_since_signup": 30,
     "days_since_last_active": 0,
@@ -69,14 +71,9 @@ BASE_FEATURES = {
     "feature_depth_28d": 4,
     "milestones_reached": 5,
     "onboarding_completion": 1.0,
-    "reached_account_created": True,
-    "reached_first_project": True,
-    "reached_teammate_invited": True,
-    "reached_integration_connected": True,
-    "reached_first_value": True,
+    **dict.fromkeys(PLAN.milestone_columns, True),
     "days_to_first_value": 3,
-    "teammates_invited": 1,
-    "integrations_connected": 1,
+    **dict.fromkeys(PLAN.counter_columns, 1),
     "support_tickets_28d": 0,
     "support_tickets_total": 0,
     "events_prev_7d": 10,
@@ -381,3 +378,36 @@ def test_segments_needing_a_missing_score_are_reported_not_evaluated(conn, confi
     # once the scores exist the segment is evaluated again
     conn.execute("update main.user_scores set ltv_band = 'high'")
     assert assign_segments(conn, config, [START]).not_evaluated == {}
+
+
+def test_segment_reasons_name_the_first_arm_that_matched(conn, config):
+    feature_tables(
+        conn,
+        [
+            {"user_id": "band", "day": 0, "churn_band": "high"},
+            {"user_id": "trend", "day": 0, "activity_trend": -0.8},
+            {"user_id": "both", "day": 0, "churn_band": "high", "activity_trend": -0.9},
+            {"user_id": "stalled", "day": 0, "days_since_signup": 20, "reached_first_value": False},
+            {"user_id": "fine", "day": 0},
+        ],
+    )
+    assign_segments(conn, config, [START])
+    reasons = dict(
+        conn.execute(
+            "select user_id, reason from main.segment_reasons where segment = 'churn_risks'"
+        ).fetchall()
+    )
+    assert reasons == {
+        "band": "churn_band == 'high'",
+        "trend": "activity_trend <= -0.5",
+        "both": "churn_band == 'high'",
+        "stalled": "days_since_signup >= 14 and not reached_first_value",
+    }
+    one_arm = conn.execute(
+        "select distinct reason from main.segment_reasons where segment = 'smb'"
+    ).fetchall()
+    assert one_arm == [("company_size in ['1-10', '11-50', '51-200']",)]
+    members = conn.execute(
+        "select count(*) from main.user_segments, unnest(segments) where segment_date = ?", [START]
+    ).fetchone()[0]
+    assert conn.execute("select count(*) from main.segment_reasons").fetchone()[0] == members

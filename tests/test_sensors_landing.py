@@ -18,6 +18,8 @@ import pytest
 from orchestration.defs.sensors import plan_landing_run, scan_landing, segflow_landing_sensor
 from orchestration.sources.demo import generate
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 START = date(2026, 3, 2)
 DAYS = [START + timedelta(days=i) for i in range(4)]
 

@@ -130,7 +130,7 @@ def test_csv_quoted_newlines_extra_columns_and_wrong_types(conn, tmp_path: Path)
     _write(
         tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
         "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at,note\n"
-        'i1,u1,10.5,USD,paid,2025-03-03T10:00:00Z,2025-04-02T10:00:00Z,,"two\nlines"\n'
+        'i1,u1,10.5,USD,paid,2025-03-03T10:00:00Z,2025-04-02T10:00:00Z,2025-03-03T11:00:00Z,"two\nlines"\n'
         "i2,u2,abc,USD,paid,2025-03-03T10:00:00Z,2025-04-02T10:00:00Z,,x\n"
         "i3,u3,-5,EUR,refunded,2025-03-03,2025-04-02,,x\n"
         "i4,u4,5e9,EUR,paid,2025-03-03,2025-04-02,,x\n"
@@ -292,7 +292,7 @@ def test_invoice_accepted_values_period_order_and_nan(conn, tmp_path: Path) -> N
     _write(
         tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",
         "invoice_id,user_id,amount,currency,status,period_start,period_end,paid_at\n"
-        "i1,u1,10,USD,paid,2025-03-03,2025-04-02,\n"
+        "i1,u1,10,USD,paid,2025-03-03,2025-04-02,2025-03-03\n"
         "i2,u2,10,JPY,paid,2025-03-03,2025-04-02,\n"
         "i3,u3,10,EUR,pending,2025-03-03,2025-04-02,\n"
         "i4,u4,10,EUR,paid,2025-03-03,2025-02-01,\n"

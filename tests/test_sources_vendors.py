@@ -14,6 +14,8 @@ import pytest
 from orchestration.defs.ingest import raw_assets
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 
+pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
+
 VENDORS = Path(__file__).parent / "fixtures" / "vendors"
 RANGE = {
     "dagster/asset_partition_range_start": "2025-03-03",

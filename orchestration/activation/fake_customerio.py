@@ -78,6 +78,8 @@ class _Store:
         self.status_counts: Counter[str] = Counter()
         self.request_log: list[dict[str, Any]] = []
         self.received_items: list[dict[str, Any]] = []  # accepted v2 items, in arrival order
+        self.suppressed: set[str] = set()
+        self.anonymous_events: dict[str, dict[str, Any]] = {}
 
 
 def _nbytes(value: Any) -> int:
@@ -211,6 +213,16 @@ class FakeCustomerIO:
             return list(self._store.received_items)
 
     @property
+    def suppressed(self) -> set[str]:
+        with self._lock:
+            return set(self._store.suppressed)
+
+    @property
+    def anonymous_events(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self._store.anonymous_events)
+
+    @property
     def request_count(self) -> int:
         return self._store.requests
 
@@ -231,6 +243,8 @@ class FakeCustomerIO:
         attributes.pop("_timestamp", None)
         if update_only and person_id not in self._store.people:
             return  # real API: 200 + "Failed Attribute Change" activity, no profile created
+        if person_id in self._store.suppressed:
+            return  # a suppressed identifier cannot be re-added (200, nothing stored)
         person = self._store.people.setdefault(person_id, {})
         for name, value in attributes.items():
             if value is None or value == "":
@@ -375,6 +389,14 @@ class FakeCustomerIO:
                     self._apply_v2(item)
             return (207, {"errors": errors}) if errors else (200, {})
         parts = path.strip("/").split("/")
+        if method == "POST" and path in ("/api/v1/merge_customers", "/api/v1/events"):
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError:
+                return 400, {"meta": {"error": "body is not valid JSON"}}
+            if path.endswith("events"):
+                return self._anonymous_event(data)
+            return self._merge(data)
         if len(parts) >= 4 and parts[:3] == ["api", "v1", "customers"]:
             person_id = unquote(parts[3])
             try:
@@ -395,6 +417,13 @@ class FakeCustomerIO:
             if method == "DELETE" and len(parts) == 4:
                 self._store.people.pop(person_id, None)
                 return 200, {}
+            if method == "POST" and len(parts) == 5 and parts[4] == "suppress":
+                self._store.people.pop(person_id, None)  # suppressing deletes the profile
+                self._store.suppressed.add(person_id)
+                return 200, {}
+            if method == "POST" and len(parts) == 5 and parts[4] == "unsuppress":
+                self._store.suppressed.discard(person_id)
+                return 200, {}
             if method == "POST" and len(parts) == 5 and parts[4] == "events":
                 if not isinstance(data, dict):
                     return 400, {"meta": {"error": "body must be an object"}}
@@ -406,6 +435,51 @@ class FakeCustomerIO:
                 )
                 return 200, {}
         return 404, {"meta": {"error": "not found"}}
+
+    def _anonymous_event(self, data: Any) -> tuple[int, dict[str, Any]]:
+        """`POST /api/v1/events`: an event without a person (`anonymous_id` optional)."""
+        if not isinstance(data, dict):
+            return 400, {"meta": {"error": "body must be an object"}}
+        found = _check_event(data.get("name"), data.get("data"))
+        if found:
+            return 400, {"meta": {"error": found[1]}}
+        key = data.get("id") or f"anon-{len(self._store.anonymous_events)}"
+        self._store.anonymous_events.setdefault(
+            str(key),
+            {
+                "anonymous_id": data.get("anonymous_id"),
+                "name": str(data["name"]).strip(),
+                "timestamp": data.get("timestamp"),
+                "data": data.get("data") or {},
+            },
+        )
+        return 200, {}
+
+    def _merge(self, data: Any) -> tuple[int, dict[str, Any]]:
+        """`POST /api/v1/merge_customers`: the secondary's attributes fill gaps in the primary
+        (primary values win), its events move to the primary, the secondary is deleted."""
+        ids = []
+        for side in ("primary", "secondary"):
+            ident = data.get(side) if isinstance(data, dict) else None
+            if (
+                not isinstance(ident, dict)
+                or len(ident) != 1
+                or not (set(ident) <= {"id", "email", "cio_id"})
+            ):
+                return 400, {
+                    "meta": {"error": f"{side} must hold exactly one of id, email, cio_id"}
+                }
+            ids.append(str(next(iter(ident.values()))))
+        primary, secondary = ids
+        people = self._store.people
+        if secondary not in people:
+            return 400, {"meta": {"error": "secondary person not found"}}
+        merged = {**people.pop(secondary), **people.get(primary, {})}
+        people[primary] = merged
+        for event in self._store.events.values():
+            if event["person_id"] == secondary:
+                event["person_id"] = primary
+        return 200, {}
 
     def _authorized(self, header: str | None) -> bool:
         if not header or not header.startswith("Basic "):

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from .oversize import OversizeCounts
+
 FAILED_ROW_COLUMNS = [
     "item_kind",
     "item_key",
@@ -31,7 +33,9 @@ class SyncReport:
     destination: str
     as_of: date | None
     latest_date: date | None
-    status: str = "ok"  # ok | partial | dry_run | skipped_backfill | breaker_tripped | auth_failed | destination_unavailable
+    # ok | partial | dry_run | skipped_backfill | breaker_tripped | refused | auth_failed |
+    # destination_unavailable
+    status: str = "ok"
     dry_run: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -66,6 +70,8 @@ class SyncReport:
         default_factory=lambda: pd.DataFrame(columns=FAILED_ROW_COLUMNS)
     )
     destination_facts: dict[str, Any] = field(default_factory=dict)
+    oversize: OversizeCounts = field(default_factory=OversizeCounts)
+    people_suppressed: int = 0  # privacy: never sent (privacy_suppressions)
     message: str = ""
 
     @property
@@ -86,13 +92,16 @@ class SyncReport:
 
     def to_metadata(self) -> dict[str, Any]:
         """Flat JSON-friendly summary (no samples, no failed rows) for Dagster metadata."""
-        skip = {"samples", "failed_rows", "started_at", "finished_at"}
+        skip = {"samples", "failed_rows", "started_at", "finished_at", "oversize"}
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             if name in skip:
                 continue
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, date) else value
+        out["attributes_truncated"] = self.oversize.truncated
+        out["attributes_dropped"] = self.oversize.dropped
+        out["oversize_by_attribute"] = dict(self.oversize.by_attribute)
         out["requests_per_s"] = round(self.requests_per_s, 2)
         out["bytes_per_request"] = round(self.bytes_per_request, 1)
         return out

@@ -26,7 +26,13 @@ import pandas as pd
 
 from .batching import pack_batches
 from .changes import PEOPLE_TABLE, classify_people
-from .destinations.base import Destination, DestinationAuthError, ItemResult, OutgoingItem
+from .destinations.base import (
+    Destination,
+    DestinationAuthError,
+    DestinationRefused,
+    ItemResult,
+    OutgoingItem,
+)
 from .limits import (
     MAX_ATTRIBUTE_NAME_BYTES,
     MAX_ATTRIBUTE_VALUE_BYTES,
@@ -34,6 +40,7 @@ from .limits import (
     check_item,
     encode_item,
 )
+from .oversize import OversizeCounts, fit_attributes
 from .payload import (
     EventSpec,
     PayloadOptions,
@@ -44,6 +51,7 @@ from .payload import (
     identify_item,
     latest_segment_date,
 )
+from .privacy import suppressed_ids
 from .redact import redact
 from .report import FAILED_ROW_COLUMNS, SyncReport
 from .state import (
@@ -166,6 +174,13 @@ def sync(
             f"{latest_date}: backfills recompute segments but never send",
         )
 
+    prepare = getattr(destination, "prepare", None)
+    if prepare is not None:
+        try:
+            prepare(conn, as_of)
+        except DestinationRefused as exc:
+            return finish("refused", str(exc))
+
     if dry_run:
         # A killed run's journal is folded inside a transaction that is rolled back, so the
         # dry run sees what a real run would and writes nothing.
@@ -253,12 +268,18 @@ def _plan(
     report.people_cleared = changes.counts["cleared"]
     report.people_unchanged = changes.counts["unchanged"]
     report.people_considered = sum(changes.counts.values()) + len(changes.invalid)
+    suppressed = suppressed_ids(conn)  # privacy requests: never sent again
+    report.people_suppressed = sum(1 for row in changes.changed if row["person_id"] in suppressed)
     to_send = [
-        row for row in changes.changed if not (row["given_up"] and row["same_payload_failed"])
+        row
+        for row in changes.changed
+        if not (row["given_up"] and row["same_payload_failed"])
+        and row["person_id"] not in suppressed
     ]
-    report.items_skipped_given_up += len(changes.changed) - len(to_send)
+    report.items_skipped_given_up += len(changes.changed) - len(to_send) - report.people_suppressed
     plan = _Plan(people=iter(()), people_count=len(to_send))
-    plan.people = _people_items(to_send, synced_at, plan.local_failures)
+    limit = getattr(destination, "max_attribute_value_bytes", None)
+    plan.people = _people_items(to_send, synced_at, plan.local_failures, limit, report.oversize)
     for key, message in changes.invalid:
         pending = _Pending(
             _outgoing("person", key, "" if key == "<null>" else key, {}),
@@ -274,8 +295,8 @@ def _plan(
     event_keys: set[str] = set()
     events: list[_Pending] = []
     for event in desired_events(conn, as_of, options.payload):
-        if event.event_id in event_keys:
-            continue  # the same fact twice in the input (e.g. a trigger row duplicated)
+        if event.event_id in event_keys or event.person_id in suppressed:
+            continue  # the same fact twice in the input, or a suppressed person
         event_keys.add(event.event_id)
         report.events_considered += 1
         if event.event_id in acked:
@@ -292,7 +313,13 @@ def _plan(
             events.append(pending)
     for (kind, key), failure in failures.items():
         # Failed events older than the window are retried from their stored item.
-        if kind == "event" and key not in event_keys and not failure.given_up and failure.item:
+        if (
+            kind == "event"
+            and key not in event_keys
+            and not failure.given_up
+            and failure.item
+            and failure.person_id not in suppressed
+        ):
             item = failure.item
             events.append(
                 _Pending(
@@ -312,10 +339,16 @@ def _plan(
 
 
 def _people_items(
-    rows: list[dict[str, Any]], synced_at: int, local_failures: list[tuple[_Pending, str, str, str]]
+    rows: list[dict[str, Any]],
+    synced_at: int,
+    local_failures: list[tuple[_Pending, str, str, str]],
+    value_limit: int | None = None,
+    oversize: OversizeCounts | None = None,
 ) -> Iterator[_Pending]:
     """Identify items for changed people: a new person's canonical payload text goes out as
-    is; a known person gets only the attributes that differ ("" for removed ones)."""
+    is; a known person gets only the attributes that differ ("" for removed ones). A value
+    over the destination's limit is truncated or dropped alone (oversize.py); the rest goes."""
+    oversize = oversize if oversize is not None else OversizeCounts()
     for row in rows:
         pid, desired_text = row["person_id"], row["payload"]
         desired = json.loads(desired_text)
@@ -323,6 +356,10 @@ def _people_items(
             attributes, attributes_text = desired, desired_text
         else:
             attributes = diff_attributes(json.loads(row["previous"]), desired)
+            attributes_text = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
+        fitted = fit_attributes(attributes, value_limit, oversize)
+        if fitted is not attributes:
+            attributes = fitted
             attributes_text = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
         item = OutgoingItem(
             "person",

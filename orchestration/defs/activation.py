@@ -9,9 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.activation.destinations import build_destination
 from orchestration.activation.destinations.outbox import write_readable
-from orchestration.activation.sync import SyncOptions, sync
+from orchestration.activation.run import sync_all
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
@@ -24,11 +23,18 @@ class SyncConfig(dg.Config):
 
 @dg.asset(
     group_name="activation",
-    kinds={"customerio", "python"},
+    kinds={"customerio", "launchdarkly", "intercom"},
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     pool=DUCKDB_POOL,
-    deps=["user_segments", "segment_membership", "user_triggers", "user_scores"],
+    # realtime_snapshot first: it marks the events the realtime consumer already delivered
+    deps=[
+        "user_segments",
+        "segment_membership",
+        "user_triggers",
+        "user_scores",
+        "realtime_snapshot",
+    ],
     description="Diff-based sync of person attributes and segment/trigger events; "
     "only the latest date sends (backfills are skipped), failures are retried next run.",
 )
@@ -40,19 +46,46 @@ def destination_sync(
 ) -> dg.MaterializeResult:
     settings = segflow.settings()
     as_of = partition_dates(context)[-1]
-    destination = build_destination(settings.destination, settings)
     with warehouse.connect() as conn:
-        report = sync(
+        results, audit = sync_all(
             conn,
-            destination,
+            settings,
             as_of=as_of,
             dry_run=config.dry_run,
             override_breaker=config.override_breaker,
-            options=SyncOptions.from_settings(settings),
         )
-        readable = _readable_outbox(conn, report, as_of)
-    context.log.info(f"sync to {settings.destination} for {as_of}: {report.status}")
-    report.raise_if_blocked()
+        reports = [(r, _readable_outbox(conn, r, as_of)) for r in results]
+    if audit:
+        context.log.info(f"privacy requests: {len(audit)} audit rows written")
+    for report, _ in reports:
+        context.log.info(f"sync to {report.destination} for {as_of}: {report.status}")
+    for report, _ in reports:
+        report.raise_if_blocked()
+    metadata: dict = {"privacy_audit_rows": len(audit)}
+    for index, (report, readable) in enumerate(reports):
+        # the first destination keeps the plain keys; the others are prefixed with their name
+        prefix = "" if index == 0 else f"{report.destination}."
+        metadata.update({prefix + k: v for k, v in _report_metadata(report, readable).items()})
+    if len(reports) > 1:
+        metadata["destinations"] = table(
+            [
+                {
+                    "destination": r.destination,
+                    "status": r.status,
+                    "people_succeeded": r.people_succeeded,
+                    "events_succeeded": r.events_succeeded,
+                    "failed": r.people_failed + r.events_failed + r.items_failed_locally,
+                    "attributes_truncated": r.oversize.truncated,
+                    "attributes_dropped": r.oversize.dropped,
+                    "people_suppressed": r.people_suppressed,
+                }
+                for r, _ in reports
+            ]
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _report_metadata(report, readable: dict) -> dict:
     metadata = {
         key: scalar(value)
         for key, value in report.to_metadata().items()
@@ -62,13 +95,17 @@ def destination_sync(
         [{"reason": k, "rows": v} for k, v in sorted(report.failures_by_reason.items())]
         or [{"reason": "none", "rows": 0}]
     )
+    metadata["oversize_by_attribute"] = table(
+        [{"attribute": k, "values": v} for k, v in sorted(report.oversize.by_attribute.items())]
+        or [{"attribute": "none", "values": 0}]
+    )
     for key, value in readable.items():
         metadata[key] = dg.MetadataValue.path(value) if key.endswith("_csv") else value
     metadata["failed_rows"] = preview(report.failed_rows)
     metadata["sample_payloads"] = dg.MetadataValue.json(
         report.samples[:5] if report.samples else []
     )
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
 
 
 def _readable_outbox(conn, report, as_of: date) -> dict:

@@ -14,11 +14,17 @@ import dagster as dg
 
 from orchestration.defs.metadata import preview, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
-from orchestration.defs.quality import QUARANTINE_CHECK, check_specs_for, raw_checks
+from orchestration.defs.quality import (
+    QUARANTINE_CHECK,
+    check_specs_for,
+    quality_config,
+    raw_checks,
+)
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
 from orchestration.sources.load import RAW_TABLES, load_partitions
 from orchestration.sources.mappings import SourcesConfig, load_config
+from orchestration.sources.verdict import load_failures
 
 
 def source_config(settings: Settings) -> SourcesConfig | None:
@@ -36,12 +42,18 @@ _CONFIG = source_config(Settings.from_env())  # validated at code-location load
 IDENTITY_TABLES = ("crm_contacts", "billing_invoices")
 
 
-def _gate_with_skipped(check: dg.AssetCheckResult, report) -> dg.AssetCheckResult:
-    """The quarantine gate fails while a landing file was skipped (not read)."""
-    skipped = report.blocking_skipped
-    if check.check_name != QUARANTINE_CHECK or not skipped:
+def _gate_with_verdict(
+    check: dg.AssetCheckResult, report, failures: list[str]
+) -> dg.AssetCheckResult:
+    """The quarantine gate also fails on the load's own verdict (orchestration/sources/verdict):
+    rows quarantined with no partition, skipped landing files, one-page exports."""
+    if check.check_name != QUARANTINE_CHECK or not failures:
         return check
-    listed = "; ".join(f"{s.relative}: {s.reason}" for s in skipped[:5])
+    skipped = report.blocking_skipped
+    unassigned = [
+        {"file": f, "by_reason": ", ".join(f"{k}={n}" for k, n in sorted(r.items()))}
+        for f, r in sorted(report.unassigned.items())
+    ]
     return dg.AssetCheckResult(
         check_name=check.check_name,
         asset_key=check.asset_key,
@@ -51,9 +63,10 @@ def _gate_with_skipped(check: dg.AssetCheckResult, report) -> dg.AssetCheckResul
             **(check.metadata or {}),
             "skipped_files": table(
                 [{"file": s.relative, "reason": s.reason} for s in skipped[:50]]
+                or [{"file": "(none)"}]
             ),
-            "message": f"FAILED: {len(skipped)} landing file(s) not read ({listed}); fix "
-            "them or declare `on_skip: ignore` / `ignore:` in sources.yml",
+            "unassigned_rows": table(unassigned[:50] or [{"file": "(none)"}]),
+            "message": "FAILED: " + " | ".join(failures),
         },
     )
 
@@ -110,6 +123,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 late_arrival_days=settings.late_arrival_days,
                 config=config,
                 timestamp_floor=settings.timestamp_floor,
+                max_amount=settings.quality.max_amount,  # the gate's threshold, one setting
             )
             # undated rows with no usable date have no partition: counted apart
             rows_read = {
@@ -119,6 +133,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             }
             unassigned = sum(p.rows_read for p in report.partitions if p.partition_date is None)
             checks = raw_checks(conn, table_name, dates, rows_read, settings)
+            config = quality_config(settings)
+            failures = load_failures(report, config)
         for warning in report.warnings[:50]:
             context.log.warning(warning)
         context.log.info(
@@ -147,6 +163,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "preview": preview(report.preview),
             "quarantine_preview": preview(report.quarantine_preview),
         }
+        if report.fallbacks:  # rows whose value came from a declared `fallback:`
+            metadata["fallbacks"] = dict(sorted(report.fallbacks.items()))
         if report.identity:
             metadata["identity"] = table(
                 [{"matched_by": k, "rows": v} for k, v in sorted(report.identity.items())]
@@ -161,7 +179,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             )
         yield dg.MaterializeResult(metadata=metadata)
         for check in checks:
-            yield _gate_with_skipped(check, report)
+            yield _gate_with_verdict(check, report, failures)
 
     return _asset
 

@@ -24,8 +24,8 @@ from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import MLflowResource, WarehouseResource
+from orchestration.model_inputs import label_definition, model_features
 from orchestration.settings import Settings
-from orchestration.tracking_plan import label_definition, model_features
 
 DRIFT_THRESHOLD = Settings.from_env().drift_psi_threshold
 # The drift reference: the same population this many days earlier (a week: same weekday, so

@@ -4,7 +4,6 @@ Structural failures (severity `error`) block downstream assets; soft anomalies w
 results, failing expectations and a link to GX Data Docs go into the check metadata.
 """
 
-from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -12,25 +11,21 @@ import dagster as dg
 from expectations.config import QualityConfig
 from expectations.outcome import SuiteResult
 from expectations.quarantine import check_quarantine
+from expectations.reconcile import check_layers
 from expectations.runner import validate_table
-from orchestration import tracking_plan
 from orchestration.defs.metadata import table
 from orchestration.defs.partitions import DUCKDB_POOL, run_window
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
+from orchestration.sources.verdict import gate_config
 
 SUITE_CHECK = "gx_suite"
 QUARANTINE_CHECK = "quarantine_gate"
+REVENUE_CHECK = "revenue_reconciles"
 
 
 def quality_config(settings: Settings) -> QualityConfig:
-    plan = tracking_plan.load()
-    config = QualityConfig.from_env(event_names=plan.known_events, plans=plan.plans)
-    return replace(
-        config,
-        late_arrival_days=settings.late_arrival_days,
-        timestamp_floor=settings.timestamp_floor,
-    )
+    return gate_config(settings)  # one definition, shared with `segflow sources check`
 
 
 def check_specs_for(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -148,6 +143,23 @@ def fct_user_features_suite(
     return check_result(result, dg.AssetKey("fct_user_features"), SUITE_CHECK)
 
 
+@dg.asset_check(
+    asset=dg.AssetKey("fct_user_features"),
+    name=REVENUE_CHECK,
+    blocking=True,
+    pool=DUCKDB_POOL,
+    description="Paid revenue per day and in total: raw invoices = staging = the features' "
+    "revenue_to_date; a difference names the invoices.",
+)
+def fct_user_features_revenue(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    with warehouse.connect() as conn:
+        dates = run_dates(context, conn, "snapshot_date", "fct_user_features")
+        result = check_layers(conn, dates)
+    return check_result(result, dg.AssetKey("fct_user_features"), REVENUE_CHECK)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(asset_checks=[fct_user_features_suite])
+    return dg.Definitions(asset_checks=[fct_user_features_suite, fct_user_features_revenue])

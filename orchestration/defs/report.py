@@ -10,11 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from contracts.models import MODEL_NAMES
 from orchestration.defs.partitions import DUCKDB_POOL, window_from_tags
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.report import ModelVersionInfo, ReportInputs, ReportResult, RunInfo, build_report
+from orchestration.report.run_summary import check_message
 from orchestration.settings import Settings
 
 FRESHNESS_ASSETS = (
@@ -68,12 +69,25 @@ def last_updates(instance: dg.DagsterInstance) -> dict[str, datetime]:
     return out
 
 
+DONE = {
+    AssetCheckExecutionRecordStatus.SUCCEEDED,
+    AssetCheckExecutionRecordStatus.FAILED,
+}
+
+
 def latest_checks(instance: dg.DagsterInstance, check_keys) -> pd.DataFrame:
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(check_keys))
+    """Each check's latest finished evaluation. A check can be planned by a run still queued or
+    going (a backfill beside the daily run): its latest record then holds no result, so the
+    one before it is read."""
+    storage = instance.event_log_storage
+    records = storage.get_latest_asset_check_execution_by_key(list(check_keys))
     rows = []
     for key, record in records.items():
-        evaluation = record.evaluation
-        if evaluation is None:
+        if record.status not in DONE:
+            history = storage.get_asset_check_execution_history(key, limit=1, status=DONE)
+            record = history[0] if history else None
+        evaluation = record.evaluation if record is not None else None
+        if not isinstance(evaluation, dg.AssetCheckEvaluation):
             continue
         rows.append(
             {
@@ -82,6 +96,7 @@ def latest_checks(instance: dg.DagsterInstance, check_keys) -> pd.DataFrame:
                 "severity": evaluation.severity.value,
                 "blocking": bool(getattr(evaluation, "blocking", False)),
                 "passed": bool(evaluation.passed),
+                "message": "" if evaluation.passed else check_message(dict(evaluation.metadata)),
                 "when_utc": _ts(record.create_timestamp),
             }
         )
@@ -94,8 +109,10 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    from orchestration.report.model_facts import model_facts
+
     out = []
-    for name in MODEL_NAMES:
+    for name in (fact.registered_name for fact in model_facts().values()):
         try:
             versions = client.search_model_versions(f"name='{name}'")
         except MlflowException:
@@ -121,16 +138,43 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
     return out
 
 
-def churn_drift(conn, tracking_uri: str) -> pd.DataFrame | None:
-    from ml.drift import champion_drift
+DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey("user_scores"), "feature_drift")
 
-    features = conn.execute(
-        "select * from main.fct_user_features where snapshot_date = "
-        "(select max(snapshot_date) from main.fct_user_features)"
-    ).df()
-    if features.empty:
-        return None
-    return champion_drift(features, None, tracking_uri).table()
+
+def drift_from_check(instance: dg.DagsterInstance) -> tuple[pd.DataFrame | None, str]:
+    """The feature_drift check's latest finished result (its PSI per feature, its drifting
+    list and threshold), so the chart and the check never disagree."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        DRIFT_CHECK, limit=1, status=DONE
+    )
+    evaluation = history[0].evaluation if history else None
+    if not isinstance(evaluation, dg.AssetCheckEvaluation):
+        return None, ""
+    metadata = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+    table = markdown_table(str(metadata.get("psi_by_feature", "")))
+    if table.empty or "psi" not in table:
+        return None, ""
+    drifting = {d.strip() for d in str(metadata.get("drifting_features", "")).split(",")}
+    table = table.assign(
+        psi=pd.to_numeric(table["psi"], errors="coerce"),
+        drifting=table["column"].isin(drifting),
+    )[["column", "psi", "drifting"]]
+    note = (
+        f"check {'passed' if evaluation.passed else 'FAILED'} at {_ts(history[0].create_timestamp):%Y-%m-%d %H:%M} UTC: "
+        f"a feature drifts above PSI {metadata.get('threshold')} + noise floor "
+        f"{metadata.get('noise_floor')}; today's not-churned customers vs the same population "
+        "a week earlier, both scored by today's champion"
+    )
+    return table, note
+
+
+def markdown_table(text: str) -> pd.DataFrame:
+    """A pipe table as Dagster metadata previews hold it (header, rule, rows)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
+    if len(lines) < 3:
+        return pd.DataFrame()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return pd.DataFrame(cells[2:], columns=cells[0])
 
 
 def gather_inputs(
@@ -146,10 +190,8 @@ def gather_inputs(
         inputs.model_versions = model_versions(settings.mlflow_tracking_uri)
     except Exception as exc:  # the report must not fail because the registry is unreachable
         log(f"model registry not read: {exc}")
-    try:
-        inputs.drift = churn_drift(conn, settings.mlflow_tracking_uri)
-    except Exception as exc:  # no champion yet, or no features table
-        log(f"drift not computed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    if instance is not None:
+        inputs.drift, inputs.drift_note = drift_from_check(instance)
     return inputs
 
 
@@ -209,10 +251,11 @@ def segflow_report(
         )
     return dg.MaterializeResult(
         metadata={
-            "report": dg.MetadataValue.url(result.index.as_uri()),
+            "report": dg.MetadataValue.url(f"{settings.report_url}/index.html"),
             "report_path": dg.MetadataValue.path(str(result.index)),
             "open_with": dg.MetadataValue.md(
-                f"`segflow report --open`, or open `{result.index}` in a browser (works offline)"
+                f"the link above opens while `segflow report --serve` runs; or open "
+                f"`{result.index}` in a browser (works offline)"
             ),
             "charts": result.charts,
             "pages": dg.MetadataValue.json(result.pages),

@@ -2,17 +2,18 @@
 charts (Altair + vl-convert) that opens offline. Plain Python: the Dagster asset and the
 `segflow report` command gather run history and registry data and pass them in."""
 
-from orchestration.report.build import (
-    PAGE_ORDER,
+from orchestration.report.build import PAGE_ORDER, build_report
+from orchestration.report.inputs import (
+    CandidateInfo,
     ModelVersionInfo,
     ReportInputs,
     ReportResult,
     RunInfo,
-    build_report,
 )
 
 __all__ = [
     "PAGE_ORDER",
+    "CandidateInfo",
     "ModelVersionInfo",
     "ReportInputs",
     "ReportResult",

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from orchestration.segments.config import SegmentConfig
 from orchestration.segments.membership import rebuild_membership
+from orchestration.segments.reasons import write_reasons
 from orchestration.segments.stats import assign_variants
 from orchestration.segments.tables import check_against_warehouse, ensure_tables, input_relation
 from orchestration.segments.triggers import fire_triggers
@@ -88,6 +89,9 @@ def assign_segments(
         raise
     timings["write_user_segments"] = time.perf_counter() - mark
 
+    mark = time.perf_counter()
+    write_reasons(conn, config, relation, dates)
+    timings["reasons"] = time.perf_counter() - mark
     mark = time.perf_counter()
     stints = rebuild_membership(conn, dates[0])
     timings["membership"] = time.perf_counter() - mark

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from orchestration.segments import session
 from orchestration.segments.rules import CompiledRule, RuleError, compile_rule
 from orchestration.segments.schema import COLUMNS
 
@@ -40,6 +41,7 @@ class Segment:
     group: str | None
     excludes: tuple[str, ...]  # segments this one removes the user from (groups expanded)
     order: int  # position in the file: breaks priority ties (earlier wins)
+    realtime: bool = False  # re-evaluated intraday by the realtime consumer (realtime/)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Trigger:
     rule: CompiledRule | None  # exactly one of rule / entered_segment is set
     entered_segment: str | None
     for_days: int  # condition must hold this many consecutive days before it fires
+    realtime: bool = False  # also fired intraday by the realtime consumer (for_days 1 only)
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,12 @@ class SegmentConfig:
         return tuple(f.experiment for f in self.flows.values() if f.experiment)
 
     def referenced_columns(self) -> set[str]:
+        """Warehouse columns the rules, triggers and blocks read (session.* values are not
+        warehouse columns: see session.py)."""
         cols = {c for s in self.segments for c in s.rule.columns}
         cols |= {c for t in self.triggers if t.rule for c in t.rule.columns}
         cols |= {f"reached_{b.milestone}" for b in self.blocks.values()}
-        return cols
+        return cols - set(session.SESSION_COLUMNS)
 
 
 def load_config(
@@ -120,7 +125,7 @@ def load_config(
     `milestones` defaults to the tracking plan's milestone names."""
     columns = dict(COLUMNS if columns is None else columns)
     if milestones is None:
-        from orchestration import tracking_plan
+        from contracts import tracking_plan
 
         milestones = tracking_plan.load().milestone_names
     segments_path, flows_path, triggers_path = map(Path, (segments_path, flows_path, triggers_path))
@@ -180,10 +185,18 @@ def _check_name(path: Path, what: str, name: Any) -> str:
 def _compile(
     path: Path, what: str, text: Any, columns: Mapping[str, str], prefix: str
 ) -> CompiledRule:
+    """Compile a rule; `session.*` values (session.py) are columns of the intraday path."""
     try:
-        return compile_rule(text, columns, prefix)
-    except RuleError as exc:
+        return compile_rule(session.rewrite(text), {**columns, **session.SESSION_COLUMNS}, prefix)
+    except (RuleError, session.SessionFieldError) as exc:
         raise SegmentConfigError(f"{path}: {what}: rule {text!r}: {exc}") from None
+
+
+def _check_session(path: Path, what: str, rule: CompiledRule | None, realtime: bool) -> None:
+    if rule is not None and session.uses_session(rule.columns) and not realtime:
+        raise SegmentConfigError(
+            f"{path}: {what}: session.* values exist only intraday; mark it `realtime: true`"
+        )
 
 
 def _load_segments(path: Path, columns: Mapping[str, str]):
@@ -209,7 +222,7 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
             path,
             what,
             entry,
-            {"name", "description", "rule", "priority", "group", "excludes"},
+            {"name", "description", "rule", "priority", "group", "excludes", "realtime"},
             {"name", "rule", "priority"},
         )
         if not isinstance(entry["priority"], int) or isinstance(entry["priority"], bool):
@@ -264,8 +277,10 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
                 entry["group"],
                 tuple(dict.fromkeys(expanded)),
                 entry["order"],
+                _realtime_flag(path, f"segment {entry['name']!r}", entry.get("realtime", False)),
             )
         )
+        _check_session(path, f"segment {entry['name']!r}", entry["rule"], segments[-1].realtime)
     order, removals = _resolution_order(path, segments)
     return tuple(segments), order, removals
 
@@ -329,7 +344,7 @@ def _load_flows(
         path,
         "top level",
         data,
-        {"blocks", "flows", "segment_flows", "default_flow"},
+        {"blocks", "flows", "segment_flows", "default_flow", "flags"},  # flags: realtime/flags.py
         {"blocks", "flows"},
     )
     blocks: dict[str, Block] = {}
@@ -465,7 +480,7 @@ def _load_triggers(
             path,
             what,
             entry,
-            {"name", "description", "rule", "entered_segment", "for_days"},
+            {"name", "description", "rule", "entered_segment", "for_days", "realtime"},
             {"name"},
         )
         if ("rule" in entry) == ("entered_segment" in entry):
@@ -483,5 +498,17 @@ def _load_triggers(
         for_days = entry.get("for_days", 1)
         if not isinstance(for_days, int) or isinstance(for_days, bool) or not 1 <= for_days <= 365:
             raise SegmentConfigError(f"{path}: {what}: for_days must be an integer 1..365")
-        triggers.append(Trigger(name, str(entry.get("description") or ""), rule, segment, for_days))
+        realtime = _realtime_flag(path, what, entry.get("realtime", False))
+        _check_session(path, what, rule, realtime)
+        if realtime and for_days != 1:
+            raise SegmentConfigError(f"{path}: {what}: a realtime trigger needs for_days 1")
+        triggers.append(
+            Trigger(name, str(entry.get("description") or ""), rule, segment, for_days, realtime)
+        )
     return tuple(triggers)
+
+
+def _realtime_flag(path: Path, what: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SegmentConfigError(f"{path}: {what}: realtime must be true or false, got {value!r}")
+    return value

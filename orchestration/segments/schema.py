@@ -1,77 +1,42 @@
-"""Declared input columns for segment rules (docs/contracts.md), so a rule file can be
-validated before any warehouse exists; `warehouse_columns` reads the live types instead."""
+"""Declared input columns for segment rules (contracts.marts, expanded from the tracking plan),
+so a rule file can be validated before any warehouse exists; `warehouse_columns` reads the
+live types instead."""
 
 from __future__ import annotations
 
 import duckdb
 
-FEATURES_TABLE = "fct_user_features"
-SCORES_TABLE = "user_scores"
+from contracts import marts
+from contracts.tracking_plan import TrackingPlan
+
+FEATURES_TABLE = marts.FEATURES_TABLE
+SCORES_TABLE = marts.SCORES_TABLE
 JOIN_KEYS = ("user_id", "snapshot_date", "score_date")
 
-# fct_user_features (grain user_id x snapshot_date), DuckDB type names.
-FEATURE_COLUMNS: dict[str, str] = {
-    "user_id": "VARCHAR",
-    "snapshot_date": "DATE",
-    "signup_date": "DATE",
-    "days_since_signup": "INTEGER",
-    "days_since_last_active": "INTEGER",
-    "active_days_7d": "INTEGER",
-    "active_days_28d": "INTEGER",
-    "events_7d": "INTEGER",
-    "events_28d": "INTEGER",
-    "sessions_7d": "INTEGER",
-    "sessions_28d": "INTEGER",
-    "avg_session_minutes_28d": "DOUBLE",
-    "feature_breadth_28d": "INTEGER",
-    "feature_depth_28d": "INTEGER",
-    "milestones_reached": "INTEGER",
-    "onboarding_completion": "DOUBLE",
-    "reached_account_created": "BOOLEAN",
-    "reached_first_project": "BOOLEAN",
-    "reached_teammate_invited": "BOOLEAN",
-    "reached_integration_connected": "BOOLEAN",
-    "reached_first_value": "BOOLEAN",
-    "days_to_first_value": "INTEGER",
-    "teammates_invited": "INTEGER",
-    "integrations_connected": "INTEGER",
-    "support_tickets_28d": "INTEGER",
-    "support_tickets_total": "INTEGER",
-    "events_prev_7d": "INTEGER",
-    "activity_trend": "DOUBLE",
-    "plan": "VARCHAR",
-    "is_paid": "BOOLEAN",
-    "mrr": "DOUBLE",
-    "revenue_to_date": "DOUBLE",
-    "industry": "VARCHAR",
-    "company_size": "VARCHAR",
-    "country": "VARCHAR",
-    "role": "VARCHAR",
-    "acquisition_channel": "VARCHAR",
-    "is_active_28d": "BOOLEAN",
-}
 
-# user_scores (grain user_id x score_date).
+def feature_columns(plan: TrackingPlan | None = None) -> dict[str, str]:
+    """fct_user_features (grain user_id x snapshot_date) as DuckDB types, from the contract."""
+    return {name: marts.SQL_TYPES[kind] for name, kind in marts.feature_columns(plan).items()}
+
+
+FEATURE_COLUMNS = feature_columns()
+# user_scores (grain user_id x score_date), minus what the features own (is_churned).
 SCORE_COLUMNS: dict[str, str] = {
-    "user_id": "VARCHAR",
-    "score_date": "DATE",
-    "churn_probability": "DOUBLE",
-    "churn_band": "VARCHAR",
-    "ltv_90d": "DOUBLE",
-    "ltv_band": "VARCHAR",
-    "conversion_probability": "DOUBLE",
-    "churn_reasons": "VARCHAR",
-    "ltv_reasons": "VARCHAR",
-    "churn_model_version": "VARCHAR",
-    "ltv_model_version": "VARCHAR",
-    "conversion_model_version": "VARCHAR",
+    name: marts.SQL_TYPES[kind]
+    for name, kind in marts.SCORE_COLUMNS.items()
+    if name in marts.SCORES_GRAIN or name not in FEATURE_COLUMNS
 }
 
-# Everything a rule may name: features plus scores (join keys appear once).
-COLUMNS: dict[str, str] = {
-    **FEATURE_COLUMNS,
-    **{name: kind for name, kind in SCORE_COLUMNS.items() if name not in JOIN_KEYS},
-}
+
+def declared_columns(plan: TrackingPlan | None = None) -> dict[str, str]:
+    """Everything a rule may name: features plus scores (join keys appear once)."""
+    return {
+        **feature_columns(plan),
+        **{name: kind for name, kind in SCORE_COLUMNS.items() if name not in JOIN_KEYS},
+    }
+
+
+COLUMNS: dict[str, str] = declared_columns()
 
 _KINDS = {
     "BOOLEAN": "bool",

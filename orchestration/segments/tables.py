@@ -13,6 +13,7 @@ from orchestration.segments.schema import (
     kind_of,
     warehouse_columns,
 )
+from orchestration.segments.session import SESSION_COLUMNS
 from orchestration.warehouse import table_exists
 
 DDL = {
@@ -52,8 +53,10 @@ def input_relation(conn: duckdb.DuckDBPyConnection) -> tuple[str, list[str]]:
         )
     # Score columns by name: user_scores also carries is_churned, which the features own.
     score_cols = ", ".join(f"s.{c}" for c in SCORE_COLUMNS if c not in ("user_id", "score_date"))
+    # session.* values exist only intraday (session.py): null here, so their conditions are false
+    session_cols = "".join(f", null::{t} as {c}" for c, t in SESSION_COLUMNS.items())
     sql = (
-        f"(select f.*, {score_cols} from main.{FEATURES_TABLE} f "
+        f"(select f.*, {score_cols}{session_cols} from main.{FEATURES_TABLE} f "
         f"left join {scores} s on s.user_id = f.user_id and s.score_date = f.snapshot_date)"
     )
     return sql, warnings

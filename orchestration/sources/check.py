@@ -4,6 +4,10 @@ Every table is loaded into an in-memory DuckDB (nothing is written anywhere): ev
 CRM and billing records can be matched to product users. The result lists, per file, the source
 and preset that claimed it, rows read / loaded / quarantined by reason, and the first errors
 with file and line; skipped files with their reason; and mapping errors.
+
+The verdict is the run's (`orchestration/sources/verdict.py`, with the run's quality settings):
+the check fails exactly where the run's quarantine gate would block, and lists the top reasons
+with a one-line fix each. Data never crashes it: an unreadable file is an ERROR line.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from pathlib import Path
 
 import duckdb
 
+from expectations.config import QualityConfig
 from orchestration.sources.files import SourceError
 from orchestration.sources.load import RAW_TABLES, LoadReport, load_partitions
 from orchestration.sources.mappings import MappingError, SourcesConfig, load_config
+from orchestration.sources.verdict import Verdict, top_reasons, verdict
 
 ORDER = ("events", *(t for t in RAW_TABLES if t != "events"))
 
@@ -28,10 +34,12 @@ class CheckResult:
     reports: dict[str, LoadReport] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # mapping errors, unreadable files
     first_errors: dict[str, list[tuple]] = field(default_factory=dict)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    event_names: list[tuple[str, int]] = field(default_factory=list)  # unknown, most rows first
 
     @property
     def ok(self) -> bool:
-        return not self.errors and not any(r.blocking_skipped for r in self.reports.values())
+        return not self.errors and all(v.passed for v in self.verdicts.values())
 
 
 def check_sources(
@@ -40,7 +48,11 @@ def check_sources(
     late_arrival_days: int = 3,
     now: datetime | None = None,
     error_lines: int = 5,
+    quality: QualityConfig | None = None,
+    timestamp_floor=None,
 ) -> CheckResult:
+    """`quality`: the run's gate settings (default: QualityConfig() defaults)."""
+    quality = quality or QualityConfig()
     result = CheckResult(Path(landing))
     try:
         result.config = load_config(landing, sources_file)
@@ -59,17 +71,35 @@ def check_sources(
                     late_arrival_days,
                     now=now,
                     config=result.config,
+                    timestamp_floor=timestamp_floor,
+                    max_amount=quality.max_amount,
                 )
             except SourceError as exc:
                 result.errors.append(f"{table}: {exc}")
                 continue
+            except (duckdb.Error, ValueError, OSError) as exc:  # never a traceback on data
+                result.errors.append(f"{table}: cannot load ({type(exc).__name__}: {exc})")
+                continue
             result.reports[table] = report
+            result.verdicts[table] = verdict(conn, report, quality)
             result.first_errors[table] = conn.execute(
                 "select source_file, source_line, reason_code, reason_detail from raw.quarantine "
                 "where table_name = ? order by source_file, source_line limit ?",
                 [table, error_lines],
             ).fetchall()
+        result.event_names = _unknown_event_names(conn)
     return result
+
+
+def _unknown_event_names(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """Track event names quarantined as not in the tracking plan, most rows first."""
+    return conn.execute(
+        """select regexp_extract(reason_detail, 'track event ''(.*)'' is not in', 1) as name,
+                  count(*) as n
+           from raw.quarantine where table_name = 'events' and reason_code = 'unknown_event'
+             and reason_detail like 'track event %'
+           group by 1 order by n desc, name limit 10"""
+    ).fetchall()
 
 
 def render(result: CheckResult) -> str:
@@ -111,5 +141,27 @@ def render(result: CheckResult) -> str:
             "\nnot read (ignored): "
             + "; ".join(f"{f} ({why})" for f, why in sorted(ignored.items()))
         )
-    lines.append("\nOK" if result.ok else "\nPROBLEMS: see ERROR / SKIPPED lines above")
+    lines += _verdict_lines(result)
     return "\n".join(lines)
+
+
+def _verdict_lines(result: CheckResult) -> list[str]:
+    lines = []
+    if result.event_names:
+        listed = ", ".join(f"{name!r} ({n:,} rows)" for name, n in result.event_names[:5])
+        lines.append(
+            f"\n{len(result.event_names)}{'+' if len(result.event_names) == 10 else ''} event "
+            f"name(s) not in the tracking plan: {listed}; add them under vars.tracking_plan in "
+            "dbt_project.yml or map them with a `map:` rule on columns.event"
+        )
+    reasons = top_reasons(result.reports)
+    if reasons:
+        lines.append("\ntop reasons (fix):")
+        lines += [f"  {line}" for line in reasons]
+    blocking = [b for v in result.verdicts.values() for b in v.blocking]
+    if result.ok:
+        lines.append("\nOK: the run would pass the load gates")
+    else:
+        lines.append("\nBLOCKED: the run would stop here:")
+        lines += [f"  {b}" for b in result.errors + blocking]
+    return lines

@@ -7,7 +7,7 @@ Why it looks like this:
 - Behaviour comes from latent user types (see `demo_model`): weekly seasonality, an ordered
   onboarding funnel from the tracking plan with drop-off by company size / role / channel,
   upgrades tied to feature use, churn as a daily hazard that rises with disengagement.
-  Every event name comes from `orchestration.tracking_plan.load()`.
+  Every event name comes from `contracts.tracking_plan.load()`.
 - Events (`events/dt=D/events-D.jsonl`) use Segment's camelCase keys (`messageId`, `userId`,
   `anonymousId`, `receivedAt`); page events carry the page `name`. Visitors browse
   anonymously (only `anonymousId`), then an `identify` at signup links anonymousId to userId.
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.sources import demo_model as m
 from orchestration.sources import demo_output as out
 

@@ -18,8 +18,8 @@ Row rules, first match wins, with the reason codes of docs/contracts.md: reader 
 `value_too_large` (> 1 MiB in one column), `null_key`, `missing_required_column` (field absent
 or empty), `wrong_type` (column named, value shown), `unknown_event` (type not
 track/identify/page, or a track event not in the tracking plan), `negative_amount`,
-`amount_out_of_range` (> MAX_AMOUNT), `invalid_value` (invoice currency / status outside
-ACCEPTED_VALUES, period_end before period_start; NaN/Infinity amounts are `wrong_type`), `timestamp_too_old` (before SEGFLOW_TIMESTAMP_FLOOR, when set),
+`amount_out_of_range` (> SEGFLOW_DQ_MAX_AMOUNT), `invalid_value` (invoice currency / status outside
+the contract's accepted values, period_end before period_start; NaN/Infinity amounts are `wrong_type`), `timestamp_too_old` (before SEGFLOW_TIMESTAMP_FLOOR, when set),
 `timestamp_in_future` (> now + 15 min), `outside_late_window` (event dated more than
 `late_arrival_days` before its dt= partition).
 """
@@ -36,9 +36,18 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration import tracking_plan
-from orchestration.sources.files import (
+from contracts import tracking_plan
+from contracts.raw import (
+    EVENT_TYPES,
+    FUTURE_TOLERANCE_MINUTES,
+    MAX_AMOUNT,
     MAX_FIELD_BYTES,
+    PLAUSIBLE_YEARS,
+    RAW,
+    RAW_TABLES,
+    REVENUE_STATUSES,
+)
+from orchestration.sources.files import (
     SkippedFile,
     SourceError,
     TableSpec,
@@ -73,10 +82,7 @@ __all__ = [
     "replay_quarantine",
 ]
 
-RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
-EVENT_TYPES = ("track", "identify", "page")
-MAX_AMOUNT = 1_000_000.0
-FUTURE_TOLERANCE = timedelta(minutes=15)
+FUTURE_TOLERANCE = timedelta(minutes=FUTURE_TOLERANCE_MINUTES)
 _SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
 _KIND_TEXT = {"ts": "a timestamp (ISO 8601)", "num": "a number", "json": "a JSON object"}
 _TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
@@ -118,6 +124,10 @@ class LoadReport:
     footer_lines: dict[str, int] = field(default_factory=dict)
     identity: dict[str, int] = field(default_factory=dict)  # external_id/email/unmatched
     unmatched_sample: list[tuple] = field(default_factory=list)
+    fallbacks: dict[str, int] = field(default_factory=dict)  # "<col><-fallback" -> rows loaded
+    # rows quarantined before their date was known (no partition): file -> reason -> rows
+    unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
+    incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
     @property
     def blocking_skipped(self) -> list[SkippedFile]:
@@ -345,7 +355,13 @@ class _Compiler:
         if self.direct is not None and len(path) == 1:
             col = self._col(path)
             return f"nullif(trim({col}), '')" if col else "null::varchar"
-        return f"nullif(trim({self._ref(path)} ->> '$'), '')"
+        nested = f"nullif(trim({self._ref(path)} ->> '$'), '')"
+        if self.tabular and len(path) > 1:
+            # a nested field flattened into a CSV / parquet header: `status_transitions.paid_at`
+            # (json_normalize) or `status_transitions_paid_at` both read as the snake name
+            flat = self.text(("_".join(to_snake(p) for p in path),))
+            return f"coalesce({nested}, {flat})"
+        return nested
 
     def json(self, path: tuple[str, ...]) -> str:
         if self.direct is not None and len(path) == 1:
@@ -491,6 +507,11 @@ def _typed_sql(
             base[col] = comp.base(source.columns[col], kind)
         else:
             base[col] = "null::varchar"
+    fallbacks = {
+        col: _coalesce([comp.text(p) for p in rule.fallback])
+        for col, rule in source.columns.items()
+        if rule.fallback
+    }
     ident = source.identity
     id_exprs = {}
     if ident.external_id:
@@ -560,7 +581,11 @@ def _typed_sql(
         )
     else:
         status, join = "null::varchar", ""
-    base_select = ", ".join(f'{e} as "b_{c}"' for c, e in base.items())
+    fallback_used = _apply_fallbacks(spec, post, fallbacks)
+    base_select = ", ".join(
+        [f'{e} as "b_{c}"' for c, e in base.items()]
+        + [f'{e} as "f_{c}"' for c, e in fallbacks.items()]
+    )
     id_select = "".join(f', {e} as "{k}"' for k, e in id_exprs.items())
     raw_select = ", ".join(f'{post[c]} as "raw_{c}"' for c, _ in spec.columns)
     typed, checks = [], []
@@ -645,6 +670,9 @@ def _typed_sql(
                     f'left("raw_{col}"::varchar, 100))',
                 )
             )
+    for col, kind in spec.columns:
+        if kind == "ts":
+            checks.append(_implausible_check(col))
     if spec.name == "events":
         checks.append(
             (
@@ -683,9 +711,19 @@ def _typed_sql(
         )
         checks.append(
             (
-                f'not ("amount" <= {MAX_AMOUNT})',
+                'not ("amount" <= $max_amount::double)',
                 "'amount_out_of_range'",
-                f"format('amount {{}} is above {MAX_AMOUNT:.0f}', \"amount\")",
+                "format('amount {} is above {} (SEGFLOW_DQ_MAX_AMOUNT)', \"amount\", "
+                "$max_amount::double)",
+            )
+        )
+        checks.append(
+            (
+                f'list_contains({_sql_list(REVENUE_STATUSES)}, "status") and "paid_at" is null',
+                "'missing_paid_date'",
+                "format('invoice {} is {} but has no paid date, so its revenue would be "
+                "lost: map paid_at, or declare `fallback:` under columns.paid_at (e.g. the "
+                'created or period start date)\', "invoice_id", "status")',
             )
         )
     for col, kind in spec.columns:
@@ -728,43 +766,104 @@ def _typed_sql(
         + " ".join(f"when {i} then {d}" for i, (_, _, d) in enumerate(checks))
         + " end end"
     )
-    derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
+    # an implausible year places no row in a partition (it is quarantined, unassigned)
+    derived = (
+        "coalesce("
+        + ", ".join(f'case when {_plausible(c)} then "{c}" end' for c in spec.date_columns)
+        + ")::date"
+    )
     return f"""
 with x as (
   select *, case when pre_reason is null then {parse} end as v{map_expr}
   from {stage}
 ), r0 as (select *, {base_select}{id_select} from x),
-r as (select r0.*, {raw_select}, {status} as _identity from r0 {join}),
+r as (select r0.*, {raw_select}, {status} as _identity, {fallback_used} as _fallback
+      from r0 {join}),
 t as (select *, {", ".join(typed)} from r),
 c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
-       case when rule is not null then {payload} end as payload, _identity
+       case when rule is not null then {payload} end as payload, _identity, _fallback
 from c"""
 
 
-ACCEPTED_VALUES = {
-    # docs/contracts.md: accepted values a raw row must have (null is allowed here; required
-    # columns are checked separately). Plans come from the tracking plan.
-    "billing_invoices": {
-        "currency": ("USD", "EUR", "GBP"),
-        "status": ("paid", "open", "void", "refunded"),
-    },
-}
+YEARS = PLAUSIBLE_YEARS
+
+
+def _plausible(col: str) -> str:
+    return f'year("{col}") between {YEARS[0]} and {YEARS[1]}'
+
+
+def _implausible_check(col: str) -> tuple[str, str, str]:
+    """A timestamp whose year is outside YEARS, with the epoch unit its digits suggest."""
+    r = f'"raw_{col}"'
+    digits = f"length(regexp_extract({r}, '^-?(\\d+)', 1))"
+    unit = (
+        f"case when not regexp_full_match({r}, '-?\\d+(\\.\\d*)?') then "
+        "'check the column''s `format:`' "
+        f"when {digits} >= 18 then 'the number looks like epoch nanoseconds: divide by 1000 "
+        "and use format: epoch_us' "
+        f"when {digits} >= 15 then 'the number looks like epoch microseconds: set format: "
+        "epoch_us' "
+        f"when {digits} >= 12 then 'the number looks like epoch milliseconds: set format: "
+        "epoch_ms' "
+        "else 'the number looks like epoch seconds: set format: epoch_s' end"
+    )
+    return (
+        f'"{col}" is not null and not ({_plausible(col)})',
+        "'implausible_timestamp'",
+        f"format('{col} {{}} reads as year {{}}, outside {YEARS[0]}-{YEARS[1]}: {{}}', "
+        f'left({r}, 40), year("{col}"), {unit})',
+    )
+
+
+def _coalesce(exprs: list[str]) -> str:
+    return exprs[0] if len(exprs) == 1 else f"coalesce({', '.join(exprs)})"
+
+
+def _sql_list(values) -> str:
+    return "[" + ", ".join(_sql_str(v) for v in values) + "]"
+
+
+def _apply_fallbacks(spec: TableSpec, post: dict[str, str], fallbacks: dict[str, str]) -> str:
+    """Put each declared fallback (`"f_<col>"`) behind its column's expression in `post`; an
+    invoice's paid date falls back only on revenue rows (a fallback date on an open invoice
+    would invent a payment). Returns the expression naming the columns that used one."""
+    used = []
+    for col, _expr in fallbacks.items():
+        primary = post[col]
+        fallback = f'"f_{col}"'
+        if spec.name == "billing_invoices" and col == "paid_at":
+            fallback = (
+                f"case when list_contains({_sql_list(REVENUE_STATUSES)}, {post['status']}) "
+                f"then {fallback} end"
+            )
+        post[col] = f"coalesce({primary}, {fallback})"
+        used.append(f"case when ({primary}) is null and {fallback} is not null then '{col}' end")
+    return f"nullif(concat_ws(',', {', '.join(used)}), '')" if used else "null::varchar"
 
 
 def _accepted_values(spec: TableSpec) -> dict[str, tuple[str, ...]]:
-    return ACCEPTED_VALUES.get(spec.name, {})
+    """Accepted values a raw row must have (contracts/raw.py; null is allowed here, required
+    columns are checked separately). Plans come from the tracking plan."""
+    return RAW[spec.name].accepted_values
 
 
-def _params(sql: str, now: datetime, late_days: int, floor: date | None = None) -> dict:
+def _params(
+    sql: str,
+    now: datetime,
+    late_days: int,
+    floor: date | None = None,
+    max_amount: float | None = None,
+) -> dict:
     """The named parameters `sql` uses (DuckDB rejects unused ones)."""
     plan = tracking_plan.load()
     values = {
         "now": now,
         "late_days": late_days,
         "floor": floor,
+        "max_amount": MAX_AMOUNT if max_amount is None else max_amount,
         "known_events": sorted(plan.known_events),
         "event_types": list(EVENT_TYPES),
     }
@@ -851,6 +950,7 @@ def load_partitions(
     now: datetime | None = None,
     config: SourcesConfig | None = None,
     timestamp_floor: date | None = None,
+    max_amount: float | None = None,
 ) -> LoadReport:
     """Load `table` for `dates` from `source_dir` (landing folder) into `raw.<table>`, through
     the declared mappings `config` (sources.yml; None: the default `<table>/dt=.../` layout).
@@ -886,7 +986,7 @@ def load_partitions(
             now,
             late_arrival_days,
             report,
-            timestamp_floor,
+            (timestamp_floor, max_amount),
         )
         conn.execute("update _segflow_undated set partition_date = derived_date")
     if dates is None:
@@ -915,7 +1015,7 @@ def load_partitions(
             now,
             late_arrival_days,
             report,
-            timestamp_floor,
+            (timestamp_floor, max_amount),
         )
         if undated:
             conn.execute(
@@ -953,10 +1053,14 @@ def load_partitions(
 
 def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
     """Per file: rows loaded / quarantined by reason, and identity matches."""
-    for file, code, ident, n in conn.execute(
-        f"select source_file, reason_code, _identity, count(*) from {typed} where {where} "
-        "group by all"
+    for file, code, ident, used, n in conn.execute(
+        f"select source_file, reason_code, _identity, _fallback, count(*) from {typed} "
+        f"where {where} group by all"
     ).fetchall():
+        if used and code is None:
+            for col in used.split(","):
+                key = f"{col}<-fallback"
+                report.fallbacks[key] = report.fallbacks.get(key, 0) + n
         counts = report.file_counts.setdefault(
             file, {"loaded": 0, "quarantined": 0, "by_reason": {}}
         )
@@ -986,7 +1090,7 @@ def _validate_files(
     now: datetime,
     late_days: int,
     report: LoadReport,
-    floor: date | None = None,
+    limits: tuple[date | None, float | None] = (None, None),
 ) -> None:
     """Stage `files`, one group per (source mapping, tabular or JSON), and write their typed,
     rule-checked rows to the temp table `target`."""
@@ -1004,12 +1108,12 @@ def _validate_files(
             read = stage_files(conn, "_segflow_stage", spec, group, source)
             _note(report, read)
             verb = f"create or replace temp table {target} as" if first else f"insert into {target}"
-            conn.execute(f"{verb} {sql}", _params(sql, now, late_days, floor))
+            conn.execute(f"{verb} {sql}", _params(sql, now, late_days, *limits))
             if read.tables:  # CSV read by Arrow: typed straight from its columns
                 cols = direct_columns(conn, "_segflow_stage")
                 direct = _typed_sql(spec, "_segflow_stage_cols", source, True, cols)
                 conn.execute(
-                    f"insert into {target} {direct}", _params(direct, now, late_days, floor)
+                    f"insert into {target} {direct}", _params(direct, now, late_days, *limits)
                 )
         finally:
             drop_stage(conn, "_segflow_stage")
@@ -1061,6 +1165,11 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
     except Exception:
         conn.execute("rollback")
         raise
+    for file, code, n in conn.execute(
+        "select source_file, reason_code, count(*) from _segflow_undated "
+        "where partition_date is null group by all"
+    ).fetchall():
+        report.unassigned.setdefault(file, {})[code] = n
     (counts,) = _counts(conn, spec, "_segflow_undated", "partition_date is null", [None], 0)
     if counts.rows_read:
         report.partitions.append(counts)
@@ -1068,6 +1177,9 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
 
 def _note(report: LoadReport, read) -> None:
     report.extra_columns.update(read.extra_columns)
+    report.incomplete.update(read.incomplete)
+    report.warnings += read.warnings
+    report.warnings += [f"{rel}: incomplete export: {why}" for rel, why in read.incomplete.items()]
     report.rows_per_file.update(read.rows_per_file)
     report.footer_lines.update(read.footer_lines)
     report.warnings += [
@@ -1114,6 +1226,7 @@ def replay_quarantine(
     now: datetime | None = None,
     timestamp_floor: date | None = None,
     config: SourcesConfig | None = None,
+    max_amount: float | None = None,
 ) -> ReplayReport:
     """Re-validate not-yet-replayed quarantined rows of `table` (after their payload was fixed
     in place, e.g. `update raw.quarantine set payload = ...`); rows that now pass are inserted
@@ -1151,7 +1264,10 @@ def replay_quarantine(
         sql = f"select * from ({sql}) where list_contains($replay_files, source_file)"
         conn.execute(
             f"{verb} {sql}",
-            {**_params(sql, now, late_arrival_days, timestamp_floor), "replay_files": names},
+            {
+                **_params(sql, now, late_arrival_days, timestamp_floor, max_amount),
+                "replay_files": names,
+            },
         )
         verb = "insert into _segflow_replay_typed"
     rows = conn.execute(

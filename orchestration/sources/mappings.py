@@ -18,7 +18,9 @@ Column rules (contract column -> source), see `ColumnRule`:
 - `"Record ID"` a top-level key / CSV header (CSV and parquet headers match in snake_case),
   `"$.properties.time"` a JSON path; a list is tried in order (first non-empty wins);
 - a mapping with `from` (str or list) plus any of `format` (timestamps: `iso`, `epoch_s`,
-  `epoch_ms`, `epoch_us` or a strptime pattern; a list is tried in order), `case`
+  `epoch_ms`, `epoch_us` or a strptime pattern; a list is tried in order), `fallback` (paths
+  used when `from` is empty, counted in the load's metadata; an invoice's `paid_at` falls back
+  only on paid/refunded rows), `case`
   (`upper`/`lower`), `map` (value -> value), `default`, `divide_by`, `minor_units` (Stripe-style
   amounts: /100 except zero-decimal currencies), `size_bucket` (a head count -> 1-10 .. 1000+),
   `const` (a fixed value), `file_name` (glob on the file path -> value), `merge` (JSON objects
@@ -30,6 +32,7 @@ Validation happens when the code location loads (`orchestration/defs/ingest.py`)
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -39,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from orchestration.sources.files import TABLES
+from contracts.raw import RAW as TABLES
 from orchestration.sources.presets import PRESETS
 
 SOURCES_FILE_ENV = "SEGFLOW_SOURCES_FILE"
@@ -70,6 +73,7 @@ _SOURCE_KEYS = {
     "normalize_ids",
     "identity",
     "on_skip",
+    "encoding",
     "description",
     "partition_folder",
 }
@@ -87,6 +91,7 @@ _RULE_KEYS = {
     "merge",
     "rest",
     "prefix",
+    "fallback",
 }
 
 
@@ -110,6 +115,9 @@ class ColumnRule:
     rest: tuple[str, ...] | None = None  # exclude these keys (and prefixed keys)
     rest_exclude_prefixes: tuple[str, ...] = ()
     prefix: str | None = None
+    # used when every `from` path is empty (invoices' paid_at: only for paid/refunded rows);
+    # the loader counts the rows that took it
+    fallback: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,7 @@ class SourceMapping:
     normalize_ids: tuple[str, ...] = ()
     identity: Identity = field(default_factory=Identity)
     on_skip: str = "fail"  # fail | ignore
+    encoding: str | None = None  # text files' encoding (None: UTF-8; a UTF-16 BOM decides)
     partition_folder: str = "dt"  # dt (dt=YYYY-MM-DD) | epoch_ms (also a folder like 1740960000000)
 
     @property
@@ -301,12 +310,12 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         raise _err(where, name, "columns", "expected a mapping contract column -> source")
     columns = {}
     for col, rule in columns_raw.items():
-        if col not in spec.column_names:
+        if col not in spec.columns:
             raise _err(
                 where,
                 name,
                 f"columns.{col}",
-                f"not a column of raw.{table}; expected one of {', '.join(spec.column_names)}",
+                f"not a column of raw.{table}; expected one of {', '.join(spec.columns)}",
             )
         columns[col] = _parse_rule(rule, where, name, f"columns.{col}")
     ids = merged.get("normalize_ids", True)
@@ -316,7 +325,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         normalize = ()
     else:
         normalize = tuple(_str_list(ids, where, name, "normalize_ids"))
-        bad = [c for c in normalize if c not in spec.column_names]
+        bad = [c for c in normalize if c not in spec.columns]
         if bad:
             raise _err(where, name, "normalize_ids", f"{bad} are not columns of raw.{table}")
     identity = _parse_identity(merged.get("identity"), where, name, table)
@@ -328,6 +337,17 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         raise _err(
             where, name, "partition_folder", f"{partition_folder!r}; expected dt or epoch_ms"
         )
+    encoding = merged.get("encoding")
+    if encoding is not None:
+        try:
+            codecs.lookup(str(encoding))
+        except LookupError:
+            raise _err(
+                where,
+                name,
+                "encoding",
+                f"{encoding!r} is not a known encoding (e.g. latin-1, cp1252, utf-16)",
+            ) from None
     records_path = merged.get("records_path")
     if records_path is not None and not isinstance(records_path, str):
         raise _err(where, name, "records_path", "expected a key such as `data`")
@@ -346,6 +366,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         identity=identity,
         on_skip=on_skip,
         partition_folder=partition_folder,
+        encoding=None if encoding is None else str(encoding),
     )
 
 
@@ -384,6 +405,10 @@ def _parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
         out = replace(out, paths=_paths(rule["from"], where, source, f"{key}.from"))
     if "merge" in rule:
         out = replace(out, paths=_paths(rule["merge"], where, source, f"{key}.merge"), merge=True)
+    if "fallback" in rule:
+        if "from" not in rule:
+            raise _err(where, source, f"{key}.fallback", "needs `from` (tried first)")
+        out = replace(out, fallback=_paths(rule["fallback"], where, source, f"{key}.fallback"))
     if "format" in rule:
         formats = tuple(_str_list(rule["format"], where, source, f"{key}.format"))
         for fmt in formats:

@@ -243,7 +243,13 @@ PRESETS: dict[str, dict[str, Any]] = {
             "status": {"from": "status", "map": {"draft": "open", "uncollectible": "void"}},
             "period_start": {"from": ["period_start", "created"], "format": "epoch_s"},
             "period_end": {"from": ["period_end", "created"], "format": "epoch_s"},
-            "paid_at": {"from": "$.status_transitions.paid_at", "format": "epoch_s"},
+            # a paid invoice without status_transitions.paid_at (an export that dropped it)
+            # is dated by its creation; the rows that took the fallback are counted
+            "paid_at": {
+                "from": "$.status_transitions.paid_at",
+                "format": "epoch_s",
+                "fallback": "created",
+            },
         },
     },
     # Stripe Dashboard invoices CSV export (Billing > Invoices > Export): "export all of your
@@ -273,7 +279,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "from": ["Period End (UTC)", "Date (UTC)"],
                 "format": ["iso", "%Y-%m-%d %H:%M"],
             },
-            "paid_at": {"from": ["Paid At (UTC)", "Paid At"], "format": ["iso", "%Y-%m-%d %H:%M"]},
+            # exports without a paid-date column: a paid invoice is dated by the Dashboard's
+            # invoice date (counted as a fallback in the load's metadata)
+            "paid_at": {
+                "from": ["Paid At (UTC)", "Paid At"],
+                "format": ["iso", "%Y-%m-%d %H:%M"],
+                "fallback": ["Date (UTC)", "Created (UTC)", "Period Start (UTC)"],
+            },
         },
     },
 }

@@ -12,6 +12,9 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from contracts import tracking_plan
+
+PLAN = tracking_plan.load()
 PLANS = np.array(["free", "trial", "pro", "enterprise"])
 PLAN_MRR = {"free": 0.0, "trial": 0.0, "pro": 49.0, "enterprise": 399.0}
 
@@ -107,16 +110,31 @@ def synthetic_marts(
                     "feature_depth_28d": rng.poisson(10 * activity),
                     "milestones_reached": 1 + teammate.astype(int) + first_value.astype(int),
                     "onboarding_completion": (1 + teammate + first_value) / 5.0,
-                    "reached_account_created": rng.random(n_users) < 0.97,
-                    "reached_first_project": rng.random(n_users) < 0.8,
-                    "reached_teammate_invited": teammate,
-                    "reached_integration_connected": integrations > 0,
-                    "reached_first_value": first_value,
+                    # the plan's milestones in funnel order (strict: a plan of another
+                    # length needs its own synthetic signal)
+                    **dict(
+                        zip(
+                            PLAN.milestone_columns,
+                            (
+                                rng.random(n_users) < 0.97,
+                                rng.random(n_users) < 0.8,
+                                teammate,
+                                integrations > 0,
+                                first_value,
+                            ),
+                            strict=True,
+                        )
+                    ),
                     "days_to_first_value": pd.Series(
                         rng.integers(0, 20, n_users), dtype="Int64"
                     ).where(first_value),
-                    "teammates_invited": teammate * rng.integers(1, 4, n_users),
-                    "integrations_connected": integrations,
+                    **dict(
+                        zip(
+                            PLAN.counter_columns,
+                            (teammate * rng.integers(1, 4, n_users), integrations),
+                            strict=True,
+                        )
+                    ),
                     "support_tickets_28d": rng.poisson(0.3, n_users),
                     "support_tickets_total": rng.poisson(1.0, n_users),
                     "events_prev_7d": events_prev,

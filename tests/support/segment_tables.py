@@ -11,17 +11,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from contracts import tracking_plan
 from orchestration.segments.schema import FEATURE_COLUMNS, SCORE_COLUMNS
 
 INDUSTRIES = ("software", "finance", "healthcare", "retail", "education", "manufacturing")
 SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
-MILESTONES = (
-    "account_created",
-    "first_project",
-    "teammate_invited",
-    "integration_connected",
-    "first_value",
-)
+PLAN = tracking_plan.load()
+MILESTONES = PLAN.milestone_names
 _ACTIVE_P = np.array([0.92, 0.6, 0.3, 0.12])  # power, steady, casual, fading
 _BREADTH = np.array([5, 3, 2, 1])
 _MILESTONE_RATE = np.array([0.6, 0.3, 0.12, 0.04])
@@ -103,8 +99,10 @@ def build_frames(
                 "days_to_first_value": np.where(
                     reached[:, -1], reached_day[who, -1] - signup[who], np.nan
                 ),
-                "teammates_invited": reached[:, 2].astype(int),
-                "integrations_connected": reached[:, 3].astype(int),
+                **{
+                    column: reached[:, MILESTONES.index(milestone)].astype(int)
+                    for column, milestone in PLAN.milestone_counters
+                },
                 "support_tickets_28d": 0,
                 "support_tickets_total": 0,
                 "events_prev_7d": events_prev_7d,

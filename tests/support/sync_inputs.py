@@ -13,14 +13,13 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from contracts import marts
+
 DDL = {
     "user_segments": """create or replace table main.user_segments (user_id VARCHAR,
         segment_date DATE, segments VARCHAR[], primary_segment VARCHAR, onboarding_flow VARCHAR,
         experiment VARCHAR, experiment_variant VARCHAR, next_block VARCHAR)""",
-    "user_scores": """create or replace table main.user_scores (user_id VARCHAR, score_date DATE,
-        churn_probability DOUBLE, churn_band VARCHAR, ltv_90d DOUBLE, ltv_band VARCHAR,
-        conversion_probability DOUBLE, churn_reasons VARCHAR, ltv_reasons VARCHAR,
-        churn_model_version VARCHAR, ltv_model_version VARCHAR, conversion_model_version VARCHAR)""",
+    "user_scores": marts.ddl("main.user_scores", marts.SCORE_COLUMNS, "create or replace table"),
     "segment_membership": """create or replace table main.segment_membership (user_id VARCHAR,
         segment VARCHAR, entered_at DATE, exited_at DATE)""",
     "user_triggers": """create or replace table main.user_triggers (user_id VARCHAR,
@@ -37,20 +36,7 @@ COLUMNS = {
         "experiment_variant",
         "next_block",
     ],
-    "user_scores": [
-        "user_id",
-        "score_date",
-        "churn_probability",
-        "churn_band",
-        "ltv_90d",
-        "ltv_band",
-        "conversion_probability",
-        "churn_reasons",
-        "ltv_reasons",
-        "churn_model_version",
-        "ltv_model_version",
-        "conversion_model_version",
-    ],
+    "user_scores": list(marts.SCORE_COLUMNS),
     "segment_membership": ["user_id", "segment", "entered_at", "exited_at"],
     "user_triggers": ["user_id", "trigger", "fired_at", "context"],
 }

@@ -9,17 +9,23 @@ from .base import (
     DeliveryStats,
     Destination,
     DestinationAuthError,
+    DestinationRefused,
     ItemResult,
     OutgoingItem,
 )
 from .csv_export import CsvDestination
-from .customerio import CustomerIOConfigError, CustomerIODestination, RetryPolicy
+from .customerio import CustomerIOConfigError, CustomerIODestination
+from .http import RetryPolicy
+from .intercom import IntercomDestination
+from .launchdarkly import LaunchDarklyDestination
 from .outbox import OutboxDestination
 
 REGISTRY: dict[str, Callable[..., Destination]] = {
     "outbox": OutboxDestination.from_settings,
     "csv": CsvDestination.from_settings,
     "customerio": CustomerIODestination.from_settings,
+    "launchdarkly": LaunchDarklyDestination.from_settings,
+    "intercom": IntercomDestination.from_settings,
 }
 
 
@@ -40,6 +46,9 @@ __all__ = [
     "build_destination",
     "Destination",
     "DestinationAuthError",
+    "DestinationRefused",
+    "LaunchDarklyDestination",
+    "IntercomDestination",
     "DeliveryStats",
     "ItemResult",
     "OutgoingItem",

@@ -1,8 +1,17 @@
 """What every destination implements, and the item/result shapes the sync exchanges with it.
 
-The sync owns diffing, packing, state and failure bookkeeping; a destination only turns one
-batch of items into per-item results. Adding a destination = one module with a class that
-satisfies `Destination` plus one entry in `destinations.REGISTRY`.
+The seam, and who owns which part:
+* the sync (sync.py, changes.py, state.py) owns diffing against what *this* destination
+  acknowledged (state is keyed by destination name), packing, the journal/outbox of outcomes,
+  failure bookkeeping, dry runs, the circuit breaker and the oversize-value rule;
+* the destination owns payload shaping (the generic person/event item -> its API's calls),
+  its limits (`max_items_per_batch`, `max_batch_bytes`, `max_attribute_value_bytes`,
+  `max_in_flight`), and transport: rate limit, retries and rate-limit headers through the
+  shared `HttpTransport` (http.py).
+Items are generic: a person item carries the *changed* attributes (`""` = removed, and
+`segment_<name>: true` per segment), an event item a name, timestamp, id and data. Adding a
+destination = one module with a class that satisfies `Destination` plus one entry in
+`destinations.REGISTRY`.
 """
 
 from __future__ import annotations
@@ -50,6 +59,11 @@ class DeliveryStats:
         self.responses_by_status[status] = self.responses_by_status.get(status, 0) + 1
 
 
+class DestinationRefused(RuntimeError):
+    """The destination cannot take this run as configured (e.g. a segment over its list
+    limit); nothing is sent and the message says what to change."""
+
+
 class DestinationAuthError(RuntimeError):
     """The destination rejected our credentials; the run stops before sending anything more."""
 
@@ -60,8 +74,14 @@ class Destination(Protocol):
     max_items_per_batch: int
     max_batch_bytes: int
     stats: DeliveryStats
-    # Optional `max_in_flight: int` (default 1): batches the sync may send concurrently; a
-    # destination that sets it > 1 must make `send` thread-safe.
+    # Optional attributes / hooks (looked up with getattr by the sync):
+    # `max_in_flight: int` (default 1): batches the sync may send concurrently; a
+    #   destination that sets it > 1 must make `send` thread-safe.
+    # `max_attribute_value_bytes: int | None` (default None): the per-value limit of the
+    #   oversize rule (payload.fit_attributes): longer text is truncated, other values dropped.
+    # `prepare(conn, as_of) -> None`: read warehouse facts the destination needs (e.g.
+    #   segment sizes, e-mails) before planning; raise DestinationRefused to refuse the run.
+    # `forget(person_ids, action) -> list[ItemResult]`: privacy requests (privacy.py).
 
     def open_run(self, run_id: str, as_of: date) -> None:
         """Prepare for a run (e.g. open a file, check credentials). Raise to abort."""

@@ -7,38 +7,31 @@ errors = retry with exponential backoff and full jitter, honouring Retry-After. 
 thread-safe: the sync keeps up to `max_in_flight` batches in flight, every attempt still
 passing the shared client-side rate limiter.
 
-Retries are a small loop rather than urllib3's `Retry` because every attempt must pass the
-client-side rate limiter and be counted in the run report; urllib3 retries below `requests`
-where neither is visible. We still reuse urllib3's Retry-After parser (seconds or HTTP date).
+Sessions, the rate limiter and the retry loop are the shared `HttpTransport` (http.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
-import requests
-from urllib3.util.retry import Retry
-
-from ..limits import TARGET_BATCH_BYTES
-from ..ratelimit import TokenBucket
-from ..redact import basic_auth_token, redact
+from ..limits import MAX_ATTRIBUTE_VALUE_BYTES, TARGET_BATCH_BYTES
+from ..limits import encode_item as _encode
+from ..redact import basic_auth_token
 from .base import DeliveryStats, DestinationAuthError, ItemResult, OutgoingItem
+from .http import HttpTransport, RateHeaders, Reply, RetryPolicy
 
 REGION_TRACK_URLS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_NETWORK_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
+# Limits are per window of a second (3000 per 3 s): a 429 without a positive Retry-After
+# waits for the next window instead of spending its retries inside the same one.
+RATE_WINDOW_SECONDS = 1.0
 
 
 class CustomerIOConfigError(ValueError):
@@ -49,30 +42,11 @@ class CustomerIOUnavailable(RuntimeError):
     """The API could not be reached after all retries (message is already redacted)."""
 
 
-RATE_WINDOW_SECONDS = 1.0  # a 429 without Retry-After waits for the next rate window
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff for one request: delay_n = uniform(0, min(max_delay, base_delay * 2**n))."""
-
-    max_retries: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_retry_after: float = 60.0
-
-
-@dataclass
-class _Reply:
-    status: int | None
-    body: bytes
-    error: str = ""
-
-
 class CustomerIODestination:
     """Sends batches to a Customer.io workspace (or the fake server via `base_url`)."""
 
     name = "customerio"
+    max_attribute_value_bytes = MAX_ATTRIBUTE_VALUE_BYTES
 
     def __init__(
         self,
@@ -114,28 +88,24 @@ class CustomerIODestination:
         self.max_batch_bytes = max_batch_bytes
         # concurrent batches (the rate limiter still caps requests/s): hides round-trip latency
         self.max_in_flight = max(1, max_in_flight)
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
         self.stats = DeliveryStats()
         self.region_info: dict[str, Any] = {}
-        self._secrets = (api_key, basic_auth_token(site_id, api_key))
-        self._limiter = TokenBucket(rate_limit)
-        self._sleep = sleep
-        self._rng = random.Random(seed)
-        self._auth = (site_id, api_key)
-        self._local = threading.local()  # one keep-alive Session per sending thread
+        self._transport = HttpTransport(
+            self.base_url,
+            headers={"Content-Type": "application/json", "User-Agent": "segflow-sync"},
+            stats=self.stats,
+            rate_limit=rate_limit,
+            retryable=RETRYABLE_STATUSES,
+            rate_headers=RateHeaders(window_s=RATE_WINDOW_SECONDS),
+            auth=(site_id, api_key),
+            timeout=timeout,
+            retry=retry,
+            secrets=(api_key, basic_auth_token(site_id, api_key)),
+            sleep=sleep,
+            seed=seed,
+        )
+        self.retry = self._transport.retry
         self._stats_lock = threading.Lock()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.auth = self._auth
-            session.headers.update(
-                {"Content-Type": "application/json", "User-Agent": "segflow-sync"}
-            )
-            self._local.session = session
-        return session
 
     def __repr__(self) -> str:  # never show credentials
         return f"CustomerIODestination(base_url={self.base_url!r}, region={self.region!r})"
@@ -232,44 +202,33 @@ class CustomerIODestination:
                 )
         return results
 
-    def _request(self, method: str, path: str, body: bytes | None) -> _Reply:
-        """One logical request with rate limiting and retries; never raises network errors."""
-        url = self.base_url + path
-        reply = _Reply(None, b"", "not attempted")
-        for attempt in range(self.retry.max_retries + 1):
-            self._limiter.acquire()
-            with self._stats_lock:
-                self.stats.request_retries += 1 if attempt else 0
-                self.stats.requests += 1
-                self.stats.bytes_sent += len(body or b"")
-            retry_after: float | None = None
-            try:
-                response = self._session().request(method, url, data=body, timeout=self.timeout)
-            except _NETWORK_ERRORS as exc:
-                with self._stats_lock:
-                    self.stats.count_response("network_error")
-                reply = _Reply(None, b"", redact(f"{type(exc).__name__}: {exc}", self._secrets))
-            else:
-                with self._stats_lock:
-                    self.stats.count_response(str(response.status_code))
-                reply = _Reply(response.status_code, response.content)
-                if response.status_code not in RETRYABLE_STATUSES:
-                    return reply
-                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                if response.status_code == 429 and not retry_after:
-                    # Limits are per window of a second (3000 per 3 s): without a positive
-                    # Retry-After, retrying within milliseconds only spends the retries inside
-                    # the same window.
-                    retry_after = RATE_WINDOW_SECONDS
-            if attempt < self.retry.max_retries:
-                self._sleep(self._delay(attempt, retry_after))
-        return reply
+    def _request(self, method: str, path: str, body: bytes | None) -> Reply:
+        return self._transport.request(method, path, body)
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.retry.max_retry_after)
-        ceiling = min(self.retry.max_delay, self.retry.base_delay * (2**attempt))
-        return self._rng.uniform(0.0, ceiling)
+    # -- privacy -------------------------------------------------------------------------
+    def forget(self, person_ids: list[str], action: str) -> list[ItemResult]:
+        """delete -> v2 `delete` items (batched); suppress -> `POST /api/v1/customers/{id}/
+        suppress` (Customer.io deletes the profile and refuses the identifier from then on)."""
+        if action == "delete":
+            items = []
+            for pid in person_ids:
+                payload = {"type": "person", "identifiers": {"id": pid}, "action": "delete"}
+                items.append(OutgoingItem("person", pid, pid, payload, _encode(payload)))
+            results: list[ItemResult] = []
+            for start in range(0, len(items), self.max_items_per_batch):
+                results += self._deliver(items[start : start + self.max_items_per_batch])
+            return results
+        results = []
+        for pid in person_ids:
+            reply = self._request(
+                "POST", f"/api/v1/customers/{quote(pid, safe='')}/suppress", b"{}"
+            )
+            if reply.status in (401, 403):
+                raise self._auth_error(reply.status, "POST /api/v1/customers/{id}/suppress")
+            ok = reply.status == 200
+            reason = "" if ok else (f"http_{reply.status}" if reply.status else "network_error")
+            results.append(ItemResult(pid, ok, reason, "", reply.error, not ok))
+        return results
 
     def _auth_error(self, status: int, what: str) -> DestinationAuthError:
         return DestinationAuthError(
@@ -288,15 +247,6 @@ def _fail(item: OutgoingItem, reason: str, field: str, message: str, retryable: 
         message=message[:500],
         retryable=retryable,
     )
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(Retry().parse_retry_after(value)))
-    except Exception:  # noqa: BLE001 - an unparsable header just means "use backoff"
-        return None
 
 
 def _first_error(body: bytes, default_reason: str) -> tuple[str, str, str]:

@@ -71,6 +71,7 @@ PEOPLE_COLUMNS = [
     "change",
     "attributes_sent",
     "segments",
+    "segment_reasons",
     "primary_segment",
     "onboarding_flow",
     "next_block",
@@ -198,4 +199,14 @@ def _people_state(conn: Any, person_ids: list[str], as_of: date) -> dict[str, di
         from main.user_segments us {score_join if scores else ""}
         where us.segment_date = $as_of and us.user_id in (select unnest($ids))"""
     frame = conn.execute(sql, {"as_of": as_of, "ids": person_ids}).df()
-    return {row["person_id"]: row for row in frame.to_dict("records")}
+    state = {row["person_id"]: row for row in frame.to_dict("records")}
+    if "segment_reasons" in tables:  # which rule arm put each person in each segment
+        for pid, text in conn.execute(
+            "select user_id, string_agg(segment || ': ' || reason, '; ' order by segment) "
+            "from main.segment_reasons where segment_date = $as_of "
+            "and user_id in (select unnest($ids)) group by user_id",
+            {"as_of": as_of, "ids": person_ids},
+        ).fetchall():
+            if pid in state:
+                state[pid]["segment_reasons"] = text
+    return state

@@ -1,0 +1,283 @@
+"""The stream consumer: applies each message once to the intraday state, re-evaluates the
+realtime rules of the users it touched, emits entered/exited/trigger events through a sync
+destination, and drains every message (quarantined ones too) into the daily landing files
+(`<landing>/events/dt=<received day>/rt-<first stream id>.jsonl`), so tonight's batch load
+sees exactly what the stream saw.
+
+Order per batch: read -> one SQLite transaction (state, profiles, drained lines, emitted
+events, high-water mark) -> XACK -> write landing files and send events. A crash anywhere
+redelivers the batch; entries at or below the high-water mark are skipped, landing files are
+rewritten with identical content (name and lines fixed at commit) and events re-sent with the
+same ids until the destination acknowledges them. Nothing is lost or doubled. One consumer
+per stream: the high-water mark assumes in-order delivery to a single consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestration.activation.destinations.base import Destination, OutgoingItem
+from orchestration.activation.limits import encode_item
+from orchestration.activation.payload import EventSpec, event_item
+from orchestration.realtime import state
+from orchestration.realtime.events import QUARANTINE, parse_time
+from orchestration.realtime.intraday import Baseline, Evaluator
+from orchestration.realtime.profiles import SnapshotReader
+from orchestration.realtime.stream import EventStream, _id_key
+from orchestration.segments.config import SegmentConfig
+
+log = logging.getLogger(__name__)
+SESSION_GAP_S = 30 * 60
+GROUP = "segflow-realtime"
+
+
+class Consumer:
+    def __init__(
+        self,
+        stream: EventStream,
+        state_path: Path,
+        snapshot_path: Path,
+        landing_dir: Path,
+        config: SegmentConfig,
+        milestone_events: dict[str, str],
+        known_events: frozenset[str],
+        destination: Destination | None = None,
+        name: str = "consumer-1",
+        batch_size: int = 500,
+    ):
+        self.stream, self.name, self.batch_size = stream, name, batch_size
+        self.db = state.connect(state_path)
+        self.snapshot = SnapshotReader(snapshot_path)
+        self.landing_dir = landing_dir
+        self.evaluator = Evaluator(config, milestone_events)
+        self.known_events = known_events
+        self.destination = destination
+        self.stream.ensure_group(GROUP)
+        if destination is not None:
+            destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
+        self.finish_pending()  # landing files / events a crash left behind
+
+    def run(self, stop: threading.Event, block_ms: int = 500) -> None:
+        while not stop.is_set():
+            self.step(block_ms)
+        self.close()
+
+    def close(self) -> None:
+        if self.destination is not None:
+            self.destination.close_run()
+
+    def step(self, block_ms: int = 500) -> int:
+        """Process one batch; returns the number of stream entries read."""
+        entries = self.stream.read(GROUP, self.name, self.batch_size, block_ms)
+        if not entries:
+            return 0
+        hwm = _id_key(state.get_meta(self.db, "hwm", "0-0") or "0-0")
+        fresh = [(i, p) for i, p in entries if _id_key(i) > hwm]
+        if fresh:
+            self.db.execute("begin immediate")
+            try:
+                self._apply(fresh)
+                state.set_meta(self.db, "hwm", fresh[-1][0])
+                state.set_meta(self.db, "last_batch_at", time.time())
+                self.db.execute("commit")
+            except BaseException:
+                self.db.execute("rollback")
+                raise
+        self.stream.ack(GROUP, [i for i, _ in entries])
+        self.finish_pending()
+        return len(entries)
+
+    def _apply(self, entries: list[tuple[str, bytes]]) -> None:
+        batch = entries[0][0]
+        drained, per_user, quarantined = [], {}, 0
+        for stream_id, payload in entries:
+            message = json.loads(payload)
+            bad = message.pop(QUARANTINE, None)
+            line = json.dumps(message, separators=(",", ":")) if bad else payload.decode()
+            drained.append((stream_id, str(message.get("receivedAt", ""))[:10], line, batch))
+            if bad:
+                quarantined += 1
+            elif message.get("userId"):  # anonymous activity is stitched by the daily build
+                per_user.setdefault(str(message["userId"]), []).append(message)
+        self.db.executemany("insert into drain values (?, ?, ?, ?, 0)", drained)
+        sessions = self._by_user(
+            "select user_id, started_at, last_at, events from session", list(per_user)
+        )
+        touched = {
+            user: self._record(user, messages, sessions.get(user))
+            for user, messages in per_user.items()
+        }
+        state.add_counter(self.db, "events_applied", len(entries) - quarantined)
+        state.add_counter(self.db, "events_quarantined", quarantined)
+        if touched:
+            self._reevaluate(touched)
+
+    def _by_user(
+        self, select: str, users: list[str], where: str = "", args=(), many: bool = False
+    ) -> dict:
+        """{user_id: rest of the row (a list of them if `many`)} for `select ... where
+        user_id in (users) <where>`, in chunks below SQLite's parameter limit."""
+        out = {}
+        for start in range(0, len(users), 900):
+            chunk = users[start : start + 900]
+            sql = f"{select} where user_id in ({','.join('?' * len(chunk))}) {where}"
+            for row in self.db.execute(sql, [*chunk, *args]):
+                out.setdefault(row[0], []).append(row[1:])
+        return {user: rows if many else rows[0] for user, rows in out.items()}
+
+    def _record(self, user_id: str, messages: list[dict], session: tuple | None) -> date:
+        """Apply one user's messages of this batch (counts, milestones, session); returns
+        the latest event day."""
+        days: dict[str, tuple[dict[str, int], set[str]]] = {}
+        started, last, events = session if session else (None, None, 0)
+        moments = [parse_time(m.get("timestamp")) or datetime.now(UTC) for m in messages]
+        for moment, message in sorted(zip(moments, messages, strict=True), key=lambda x: x[0]):
+            event = message.get("event") if message.get("type") == "track" else None
+            counts, milestones = days.setdefault(moment.date().isoformat(), ({}, set()))
+            if event in self.known_events:
+                counts[event] = counts.get(event, 0) + 1
+            if event in self.evaluator.milestone_of:
+                milestones.add(self.evaluator.milestone_of[event])
+            ts = moment.timestamp()
+            if last is None or ts - last > SESSION_GAP_S:  # 30 min without events: new session
+                started, last, events = ts, ts, 1
+            else:
+                started, last, events = min(started, ts), max(last, ts), events + 1
+        for day, (counts, milestones) in days.items():
+            state.bump_day(self.db, user_id, day, counts, milestones)
+        self.db.execute(
+            "insert or replace into session values (?, ?, ?, ?)", (user_id, started, last, events)
+        )
+        return max(moments).date()
+
+    def _reevaluate(self, touched: dict[str, date]) -> None:
+        snap_day = self.snapshot.snapshot_date()
+        after = snap_day.isoformat() if snap_day else "0000-00-00"
+        users = sorted(touched)
+        found = self.snapshot.baselines(users)
+        bases = [found[u] for u in users]
+        days = [touched[u] if snap_day is None else max(touched[u], snap_day) for u in users]
+        reached = self._by_user(
+            "select user_id, milestones from user_day", users, "and day > ?", (after,), many=True
+        )
+        previous = self._by_user("select user_id, day, segments, fired from profile", users)
+        sessions = self._by_user("select user_id, started_at, last_at, events from session", users)
+        rows, starts = [], []
+        for user, base, day in zip(users, bases, days, strict=True):
+            milestones = {m for (text,) in reached.get(user, []) for m in json.loads(text)}
+            since = (day - snap_day).days if snap_day else 0
+            session = sessions.get(user)
+            values = (
+                {"session__events": session[2], "session__minutes": (session[1] - session[0]) / 60}
+                if session
+                else {}
+            )
+            rows.append(self.evaluator.overlay(base, milestones, since, values))
+            starts.append(self.evaluator.overlay(base, set(), since))
+        verdicts = self.evaluator.verdicts(rows + starts)
+        state.add_counter(self.db, "rule_evaluations", len(rows) * len(verdicts.columns))
+        records = verdicts.to_dict("records") or [{}] * (len(rows) * 2)
+        now, before = records[: len(rows)], records[len(rows) :]
+        realtime_names = {s.name for s in self.evaluator.realtime}
+        raws = []
+        for k, base in enumerate(bases):
+            raw = set(base.raw_segments) - realtime_names
+            raw |= {s.name for i, s in enumerate(self.evaluator.realtime) if now[k][f"rt_{i}"]}
+            raws.append(raw)
+        today = max(days)
+        profiles = self.evaluator.resolve(users, today, raws, rows)
+        for k, (user, base, profile) in enumerate(zip(users, bases, profiles, strict=True)):
+            self._store(user, days[k], base, profile, now[k], before[k], previous.get(user))
+
+    def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous) -> None:
+        if previous is not None and previous[0] != day.isoformat():
+            previous = None  # yesterday's intraday answer: today starts from the snapshot
+        previous = previous[1:] if previous else None
+        old_segments = tuple(json.loads(previous[0])) if previous else base.segments
+        fired_before = json.loads(previous[1]) if previous else []
+        fired = [
+            t.name
+            for i, t in enumerate(self.evaluator.triggers)
+            if t.rule is not None
+            and bool(now[f"tr_{i}"])
+            and not bool(before[f"tr_{i}"])
+            and t.name not in fired_before
+        ]
+        day_ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        events = self.evaluator.events(user, day_ts, old_segments, profile.segments, fired)
+        fired_all = fired_before + [e.name for e in events if e.name not in _MEMBERSHIP]
+        for e in events:
+            self.db.execute(
+                "insert or ignore into emitted values (?, ?, ?, ?, ?, 0, ?)",
+                (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time()),
+            )
+        self.db.execute(
+            "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user,
+                day.isoformat(),
+                json.dumps(list(profile.segments)),
+                profile.primary_segment,
+                profile.onboarding_flow,
+                profile.experiment,
+                profile.experiment_variant,
+                profile.next_block,
+                json.dumps(sorted(set(fired_all))),
+                time.time(),
+            ),
+        )
+
+    def finish_pending(self) -> None:
+        """Write landing files of committed batches and send unsent events (idempotent)."""
+        for (batch,) in self.db.execute(
+            "select distinct batch from drain where flushed = 0 order by batch"
+        ).fetchall():
+            self._flush(batch)
+        if self.destination is not None:
+            self._send()
+
+    def _flush(self, batch: str) -> None:
+        lines: dict[str, list[str]] = {}
+        for dt, line in self.db.execute(
+            "select dt, line from drain where batch = ? order by stream_id", (batch,)
+        ):
+            lines.setdefault(dt, []).append(line)
+        for dt, chunk in lines.items():
+            folder = self.landing_dir / "events" / f"dt={dt}"
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"rt-{batch}.jsonl"
+            tmp = folder / f".rt-{batch}.jsonl.tmp"
+            with tmp.open("w") as handle:
+                handle.write("\n".join(chunk) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        self.db.execute("update drain set flushed = 1, line = null where batch = ?", (batch,))
+
+    def _send(self) -> None:
+        rows = self.db.execute(
+            "select event_id, person_id, name, ts, data from emitted where sent = 0 "
+            "order by created_at, event_id"
+        ).fetchall()
+        for start in range(0, len(rows), self.destination.max_items_per_batch):
+            items = []
+            for event_id, person, name, ts, data in rows[
+                start : start + self.destination.max_items_per_batch
+            ]:
+                payload: dict[str, Any] = event_item(
+                    EventSpec(person, name, ts, event_id, json.loads(data))
+                )
+                items.append(OutgoingItem("event", event_id, person, payload, encode_item(payload)))
+            results = self.destination.send(items)
+            ok = [(r.key,) for r in results if r.ok]
+            self.db.executemany("update emitted set sent = 1 where event_id = ?", ok)
+
+
+_MEMBERSHIP = {"segment_entered", "segment_exited"}

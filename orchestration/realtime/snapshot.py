@@ -1,0 +1,136 @@
+"""The read-optimised snapshot of the latest daily results: one SQLite file per user row,
+built from the warehouse after each daily run and swapped in atomically (write a temp file,
+`os.replace`), so `segflow serve` and the consumer never open the DuckDB writer file.
+
+Per user, for the latest segment date: the features the realtime rules, triggers and flow
+blocks read; each segment rule's own verdict before exclusions (the consumer replaces the
+realtime ones and re-resolves); the assigned segments, flow, experiment arm and next block;
+scores with their bands and top reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from orchestration.segments.config import SegmentConfig
+from orchestration.segments.tables import input_relation
+
+SCORE_FIELDS = (
+    "churn_probability",
+    "churn_band",
+    "churn_reasons",
+    "ltv_90d",
+    "ltv_band",
+    "ltv_reasons",
+    "conversion_probability",
+)
+SNAPSHOT_DDL = """
+create table users (user_id text primary key, features text not null, raw_segments text not null,
+    segments text not null, primary_segment text, onboarding_flow text, experiment text,
+    experiment_variant text, next_block text, scores text not null);
+create table meta (key text primary key, value text);
+"""
+
+
+def snapshot_columns(config: SegmentConfig) -> list[str]:
+    """Feature columns the intraday evaluation needs (rules, triggers, blocks, signup age)."""
+    return sorted(config.referenced_columns() | {"days_since_signup"})
+
+
+def build_snapshot(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, path: Path) -> dict:
+    """Write the snapshot of the latest `user_segments` day to `path` atomically; returns
+    {"snapshot_date", "users"} for metadata."""
+    day = conn.execute("select max(segment_date) from main.user_segments").fetchone()[0]
+    if day is None:
+        raise ValueError("main.user_segments is empty: run the segments step before a snapshot")
+    relation, _ = input_relation(conn)
+    params: dict[str, Any] = {"d": day}
+    verdicts = []
+    for index, segment in enumerate(config.segments):
+        verdicts.append(f"{segment.rule.sql} as seg_{index}")
+        params.update(segment.rule.params)
+    features = ", ".join(f'f."{c}"' for c in snapshot_columns(config))
+    scores = ", ".join(f'f."{c}"' for c in SCORE_FIELDS)
+    rows = conn.execute(
+        f"select s.*, {features}, {scores}, {', '.join(verdicts)} "
+        f"from main.user_segments s join {relation} f "
+        "on f.user_id = s.user_id and f.snapshot_date = s.segment_date "
+        "where s.segment_date = $d order by s.user_id",
+        params,
+    ).df()
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.unlink(missing_ok=True)
+    db = sqlite3.connect(tmp)
+    try:
+        db.executescript(SNAPSHOT_DDL)
+        db.executemany(
+            "insert into users values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_row(config, record) for record in rows.to_dict("records")),
+        )
+        db.execute("insert into meta values ('snapshot_date', ?)", (day.isoformat(),))
+        db.commit()
+    finally:
+        db.close()
+    os.replace(tmp, path)
+    return {"snapshot_date": day.isoformat(), "users": len(rows)}
+
+
+def _row(config: SegmentConfig, record: dict) -> tuple:
+    features = {c: _plain(record[c]) for c in snapshot_columns(config)}
+    raw = [s.name for i, s in enumerate(config.segments) if bool(record[f"seg_{i}"])]
+    return (
+        record["user_id"],
+        json.dumps(features),
+        json.dumps(raw),
+        json.dumps(list(record["segments"] if record["segments"] is not None else [])),
+        _plain(record["primary_segment"]),
+        _plain(record["onboarding_flow"]),
+        _plain(record["experiment"]),
+        _plain(record["experiment_variant"]),
+        _plain(record["next_block"]),
+        json.dumps({c: _plain(record[c]) for c in SCORE_FIELDS}),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe Python value (numpy scalars, NaN/NaT -> None, dates -> ISO)."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def snapshot_date(db: sqlite3.Connection) -> date | None:
+    row = db.execute("select value from meta where key = 'snapshot_date'").fetchone()
+    return date.fromisoformat(row[0]) if row else None
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection (the file is replaced, never modified, so reopen per swap)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    return db

@@ -1,0 +1,76 @@
+"""The consumer's intraday state: one SQLite file (WAL; the consumer is its only writer,
+`segflow serve` reads it). Everything one stream batch changes is committed in ONE
+transaction together with the stream's high-water mark, so a batch redelivered after a crash
+is recognised and skipped: state, drained lines and emitted events are applied exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+DDL = """
+create table if not exists meta (key text primary key, value text);
+create table if not exists user_day (user_id text, day text, counts text not null,
+    milestones text not null, primary key (user_id, day));
+create table if not exists session (user_id text primary key, started_at real,
+    last_at real, events integer);
+create table if not exists profile (user_id text primary key, day text, segments text,
+    primary_segment text, onboarding_flow text, experiment text, experiment_variant text,
+    next_block text, fired text not null default '[]', updated_at real);
+create table if not exists drain (stream_id text primary key, dt text, line text,
+    batch text, flushed integer default 0);
+create index if not exists drain_unflushed on drain (flushed, batch);
+create table if not exists emitted (event_id text primary key, person_id text, name text,
+    ts integer, data text, sent integer default 0, created_at real);
+create index if not exists emitted_unsent on emitted (sent);
+"""
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        db.execute("pragma query_only = 1")
+        return db
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("pragma journal_mode = wal")
+    db.execute("pragma synchronous = full")
+    db.executescript(DDL)
+    return db
+
+
+def get_meta(db: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+    row = db.execute("select value from meta where key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def set_meta(db: sqlite3.Connection, key: str, value: Any) -> None:
+    db.execute(
+        "insert into meta values (?, ?) on conflict (key) do update set value = excluded.value",
+        (key, str(value)),
+    )
+
+
+def add_counter(db: sqlite3.Connection, key: str, n: int) -> None:
+    set_meta(db, key, int(get_meta(db, key, "0") or 0) + n)
+
+
+def bump_day(
+    db: sqlite3.Connection, user_id: str, day: str, counts: dict[str, int], milestones: set[str]
+) -> None:
+    """Add event counts and milestones to a user's day."""
+    row = db.execute(
+        "select counts, milestones from user_day where user_id = ? and day = ?", (user_id, day)
+    ).fetchone()
+    total, reached = (json.loads(row[0]), set(json.loads(row[1]))) if row else ({}, set())
+    for event, n in counts.items():
+        total[event] = total.get(event, 0) + n
+    reached |= milestones
+    db.execute(
+        "insert into user_day values (?, ?, ?, ?) on conflict (user_id, day) do update set "
+        "counts = excluded.counts, milestones = excluded.milestones",
+        (user_id, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))),
+    )

@@ -1,0 +1,75 @@
+"""The one shape every report chart has (data -> mark -> encodings -> size -> titled Chart with
+its numbers table), and the colours that mean the same thing on every page."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from orchestration.report.inputs import nonempty
+from orchestration.report.render import Chart
+
+W = 560  # default chart width (px)
+H = 220
+GOOD, BAD, NEUTRAL = "#31a354", "#d62728", "#4c78a8"
+# Segment colours: a segment's name picks one of these, so it is the same on every chart and
+# every run (a scheme assigned in order of appearance changes when a segment is added).
+PALETTE = (
+    "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d",
+    "#bab0ac", "#eeca3b", "#1f77b4", "#8c564b", "#17becf", "#bcbd22", "#7f7f7f", "#393b79",
+)  # fmt: skip
+
+
+def segment_colour(name: str) -> str:
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
+
+
+def segment_scale(names) -> alt.Scale:
+    domain = sorted({str(n) for n in names})
+    return alt.Scale(domain=domain, range=[segment_colour(n) for n in domain])
+
+
+def status_scale(good: str, bad: str) -> alt.Scale:
+    return alt.Scale(domain=[good, bad], range=[GOOD, BAD])
+
+
+def plot(
+    title: str,
+    data: pd.DataFrame,
+    mark: str,
+    *,
+    table: pd.DataFrame | None = None,
+    note: str = "",
+    width: int = W,
+    height: int = H,
+    mark_args: dict[str, Any] | None = None,
+    layers: tuple[alt.TopLevelMixin, ...] = (),
+    facet: str | None = None,
+    columns: int = 3,
+    **encode: Any,
+) -> Chart | None:
+    """`alt.Chart(data).mark_<mark>(...).encode(...)` sized and titled, plus extra `layers`
+    (rules, text) on top, as small multiples per `facet` field when given; None when there is
+    no data (the page lists it as not shown)."""
+    if not nonempty(data):
+        return None
+    chart = getattr(alt.Chart(data), f"mark_{mark}")(**(mark_args or {})).encode(**encode)
+    for layer in layers:
+        chart = chart + layer
+    chart = chart.properties(width=width, height=height)
+    if facet:
+        chart = chart.facet(facet=alt.Facet(facet, title=None), columns=columns)
+    return Chart(title, chart, data if table is None else table, note)
+
+
+def vline(value: float, field: str, colour: str = BAD) -> alt.Chart:
+    """A dashed reference line at x = value (a threshold, a minimum)."""
+    return (
+        alt.Chart(pd.DataFrame({field: [value]}))
+        .mark_rule(color=colour, strokeDash=[4, 3])
+        .encode(x=f"{field}:Q")
+    )

@@ -1,0 +1,104 @@
+"""The Models page's charts of today's scores: the churn champion's calibration and gains on
+outcomes observed since, the score distribution and the bands."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from orchestration.report.charts import W, plot
+from orchestration.report.inputs import Warehouse, nonempty
+from orchestration.report.render import Chart, Page
+
+DIAGONAL = pd.DataFrame({"x": [0, 1], "y": [0, 1]})
+
+
+def calibration(page: Page, wh: Warehouse) -> None:
+    if not wh.has("user_scores", "ml_churn_training"):
+        return
+    cal = wh.df(
+        "with j as (select s.churn_probability as p, t.churned_28d::int as y "
+        "from main.user_scores s join main.ml_churn_training t "
+        "on t.user_id = s.user_id and t.snapshot_date = s.score_date "
+        "where s.churn_probability is not null and t.churned_28d is not null), "
+        "d as (select *, ntile(10) over (order by p) as decile from j) "
+        "select decile, count(*) as users, avg(p) as mean_predicted, avg(y) as observed_rate, "
+        "sum(y) as churned from d group by decile order by decile"
+    )
+    if not nonempty(cal):
+        page.missing.append(
+            "calibration and gains (no scored day has an observed 28-day outcome yet)"
+        )
+        return
+    line = alt.Chart(DIAGONAL).mark_line(color="#999", strokeDash=[4, 3]).encode(x="x:Q", y="y:Q")
+    pts = (
+        alt.Chart(cal)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("mean_predicted:Q", title="mean predicted churn"),
+            y=alt.Y("observed_rate:Q", title="observed churn rate"),
+        )
+    )
+    page.add(
+        Chart(
+            "Churn champion calibration by decile (scores vs observed 28-day churn)",
+            (line + pts).properties(width=300, height=260),
+            cal,
+        )
+    )
+    gains = cal.sort_values("decile", ascending=False).reset_index(drop=True)
+    gains["share_of_users"] = gains["users"].cumsum() / gains["users"].sum()
+    total = gains["churned"].sum()
+    gains["share_of_churners"] = gains["churned"].cumsum() / total if total else 0.0
+    origin = {
+        "decile": 11,
+        "users": 0,
+        "churned": 0,
+        "share_of_users": 0.0,
+        "share_of_churners": 0.0,
+    }
+    g2 = pd.concat([pd.DataFrame([origin]), gains[list(origin)]], ignore_index=True)
+    page.add(
+        plot("Churn champion cumulative gains", g2, "line", width=300, height=260,
+             mark_args={"point": True}, layers=(line,),
+             x=alt.X("share_of_users:Q", title="share of users, highest scores first"),
+             y=alt.Y("share_of_churners:Q", title="share of churners"))
+    )  # fmt: skip
+
+
+def scores(page: Page, wh: Warehouse) -> None:
+    if not wh.has("user_scores"):
+        page.missing.append("scores and bands (no main.user_scores)")
+        return
+    s = wh.df(
+        "select churn_probability, churn_band, ltv_90d, ltv_band, conversion_probability "
+        "from main.user_scores where score_date = (select max(score_date) from main.user_scores)"
+    )
+    if not nonempty(s):
+        page.missing.append("score distribution (user_scores is empty)")
+        return
+    if s["churn_probability"].notna().any():
+        hist = s[["churn_probability"]].dropna()
+        hist["bin"] = (hist["churn_probability"] * 20).clip(upper=19.999).astype(int) / 20
+        counts = hist.groupby("bin", as_index=False).size()
+        counts = counts.rename(columns={"size": "users", "bin": "churn_probability_from"})
+        counts["upper"] = counts["churn_probability_from"] + 0.05
+        page.add(
+            plot("Distribution of churn scores (latest day)", counts, "bar", width=W - 200,
+                 height=180, x=alt.X("churn_probability_from:Q", bin="binned", title="churn probability"),
+                 x2="upper:Q", y="users:Q")
+        )  # fmt: skip
+    parts = [
+        s.groupby(c, as_index=False).size().rename(columns={c: "band", "size": "users"}).assign(score=c.replace("_band", ""))
+        for c in ("churn_band", "ltv_band")
+        if s[c].notna().any()
+    ]  # fmt: skip
+    if not parts:  # no champion scored today: the page says so above, nothing to draw here
+        page.missing.append("bands (no model has scored anyone yet)")
+        return
+    bands = pd.concat(parts, ignore_index=True)[["score", "band", "users"]]
+    page.add(
+        plot("Bands (latest day)", bands, "bar", width=W - 200, height=70,
+             y=alt.Y("score:N", title=None),
+             x=alt.X("users:Q", stack="normalize", title="share of users"), color="band:N")
+    )  # fmt: skip

@@ -1,0 +1,75 @@
+"""Why is this person in a segment: the rule's top-level arm that matched.
+
+A rule `a or b or c` has three arms; a member is there because of the first arm that holds
+(in the file's order). `main.segment_reasons` holds one row per member, segment and day with
+that arm's text (a one-arm rule gives the rule itself), so people.csv, the report and the
+sync can say "churn_risks: churn_band == 'high'" instead of just "churn_risks"."""
+
+from __future__ import annotations
+
+import ast
+from datetime import date
+
+import duckdb
+
+from orchestration.segments.config import SegmentConfig
+from orchestration.segments.rules import compile_rule
+
+DDL = """create table if not exists main.segment_reasons (
+    user_id VARCHAR, segment_date DATE, segment VARCHAR, reason VARCHAR)"""
+
+
+def rule_arms(text: str) -> list[str]:
+    """The top-level `or` operands of a rule, as written (one element when it has no `or`)."""
+    flat = " ".join(text.split())
+    tree = ast.parse(flat, mode="eval").body
+    if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or):
+        return [" ".join(ast.get_source_segment(flat, v).split()) for v in tree.values]
+    return [flat]
+
+
+def _reason_sql(config: SegmentConfig, index: int) -> tuple[str, dict[str, object]]:
+    """CASE over the segment's arms: the first that holds names the reason."""
+    segment = config.segments[index]
+    arms = rule_arms(segment.rule.text)
+    params: dict[str, object] = {f"why_{index}_{n}": arm for n, arm in enumerate(arms)}
+    if len(arms) == 1:
+        return f"$why_{index}_0", params
+    cases = []
+    for n, arm in enumerate(arms):
+        compiled = compile_rule(arm, config.columns, param_prefix=f"arm_{index}_{n}_")
+        params.update(compiled.params)
+        cases.append(f"when {compiled.sql} then $why_{index}_{n}")
+    return f"case {' '.join(cases)} end", params
+
+
+def write_reasons(
+    conn: duckdb.DuckDBPyConnection, config: SegmentConfig, relation: str, dates: list[date]
+) -> int:
+    """Replace `dates`' reasons for every member of every segment; returns rows written."""
+    conn.execute(DDL)
+    conn.execute(
+        "delete from main.segment_reasons where segment_date in (select unnest($dates::DATE[]))",
+        {"dates": dates},
+    )
+    params: dict[str, object] = {"dates": dates}
+    selects = []
+    for index, segment in enumerate(config.segments):
+        reason, extra = _reason_sql(config, index)
+        params.update(extra)
+        params[f"seg_{index}"] = segment.name
+        selects.append(
+            f"select m.user_id, m.segment_date, $seg_{index} as segment, {reason} as reason "
+            f"from main.user_segments m join {relation} f "
+            "on f.user_id = m.user_id and f.snapshot_date = m.segment_date "
+            f"where m.segment_date in (select unnest($dates::DATE[])) "
+            f"and list_contains(m.segments, $seg_{index})"
+        )
+    if not selects:
+        return 0
+    conn.execute(f"insert into main.segment_reasons {' union all '.join(selects)}", params)
+    return conn.execute(
+        "select count(*) from main.segment_reasons where segment_date in "
+        "(select unnest($dates::DATE[]))",
+        {"dates": dates},
+    ).fetchone()[0]

@@ -1,0 +1,93 @@
+"""A small daily-run world for the real-time tests: contract-shaped features and scores,
+the real segment assignment, and the snapshot the consumer and `segflow serve` read.
+The segment config is the shipped one (new_users and churn_risks realtime) with the new-user
+phase ending at the first project, plus a realtime trigger on the first project, so
+completing setup mid-day changes the flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from orchestration.realtime.snapshot import build_snapshot
+from orchestration.segments import (
+    DEFAULT_FLOWS_PATH,
+    DEFAULT_SEGMENTS_PATH,
+    assign_segments,
+    load_config,
+)
+from support.segment_tables import build_frames, write_tables
+
+DAYS = 3
+TODAY = datetime.now(UTC).date()  # the collector's receive day: events are "today"
+START = TODAY - timedelta(days=DAYS)
+SNAPSHOT_DAY = START + timedelta(days=DAYS - 1)
+
+TRIGGERS = """triggers:
+  - name: created_first_project
+    description: First project created.
+    rule: reached_first_project
+    realtime: true
+  - name: stalled_before_first_project
+    description: Account created but no project for 5 days.
+    rule: reached_account_created and not reached_first_project
+    for_days: 5
+"""
+
+
+@dataclass
+class World:
+    config: object
+    warehouse: Path
+    snapshot: Path
+    features: object
+    segments_file: Path
+    triggers_file: Path
+
+
+def realtime_segments_yaml() -> str:
+    """The shipped segments.yml (new_users and churn_risks are realtime) with the new-user
+    phase ending at the first project."""
+    text = DEFAULT_SEGMENTS_PATH.read_text()
+    old = "    rule: days_since_signup < 7\n    priority: 90\n    realtime: true\n"
+    assert old in text, "segments.yml changed: update the realtime test config"
+    return text.replace(
+        old,
+        "    rule: days_since_signup < 7 and not reached_first_project\n"
+        "    priority: 90\n    realtime: true\n",
+    )
+
+
+def build_world(directory: Path, users: int = 300) -> World:
+    directory.mkdir(parents=True, exist_ok=True)
+    segments_file = directory / "segments.yml"
+    segments_file.write_text(realtime_segments_yaml())
+    triggers_file = directory / "triggers.yml"
+    triggers_file.write_text(TRIGGERS)
+    config = load_config(segments_file, DEFAULT_FLOWS_PATH, triggers_file)
+    features, scores = build_frames(users=users, days=DAYS, start=START, seed=5)
+    warehouse = directory / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        write_tables(conn, features, scores)
+        assign_segments(conn, config, [START + timedelta(days=i) for i in range(DAYS)])
+        snapshot = directory / "realtime" / "snapshot.sqlite"
+        build_snapshot(conn, config, snapshot)
+    return World(config, warehouse, snapshot, features, segments_file, triggers_file)
+
+
+def new_user_before_setup(world: World) -> str:
+    """A user whose primary segment on the snapshot day is new_users (flow
+    new_user_onboarding) and who has not created a project yet."""
+    with duckdb.connect(str(world.warehouse), read_only=True) as conn:
+        row = conn.execute(
+            "select s.user_id from main.user_segments s join main.fct_user_features f "
+            "on f.user_id = s.user_id and f.snapshot_date = s.segment_date "
+            "where s.segment_date = $d and s.primary_segment = 'new_users' "
+            "and not f.reached_first_project and f.days_since_signup < 5 order by 1 limit 1",
+            {"d": SNAPSHOT_DAY},
+        ).fetchone()
+    assert row, "the synthetic world has no new user before setup"
+    return row[0]

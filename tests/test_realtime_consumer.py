@@ -1,0 +1,243 @@
+"""The consumer on a real redis-server with the real collector: a user completing setup
+mid-day leaves the new-user flow within seconds and the trigger fires once; the stream is
+drained into the landing files, which the batch loader reads with the same quarantine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+import requests
+from support.realtime import WRITE_KEY, redis_or_skip, running_collector
+from support.realtime_world import TODAY, build_world, new_user_before_setup
+
+from contracts import tracking_plan
+from orchestration.activation.destinations import OutboxDestination
+from orchestration.realtime.app import milestone_events
+from orchestration.realtime.consumer import Consumer
+from orchestration.realtime.events import encode, normalise
+from orchestration.realtime.profiles import ProfileReader
+from orchestration.realtime.stream import RedisStream
+from orchestration.sources.load import load_partitions
+
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+def _consumer(world, redis_url, key, tmp_path):
+    return Consumer(
+        RedisStream(redis_url, key),
+        tmp_path / "state.sqlite",
+        world.snapshot,
+        tmp_path / "landing",
+        world.config,
+        milestone_events(),
+        tracking_plan.load().known_events,
+        destination=OutboxDestination(tmp_path / "outbox"),
+    )
+
+
+def _outbox_events(directory) -> list[dict]:
+    items = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            items += json.loads(line)["batch"]
+    return items
+
+
+def _track(http, url, user, event):
+    body = {"userId": user, "event": event}  # timestamp: the collector's receive time
+    response = http.post(f"{url}/v1/track", json=body, headers=AUTH)
+    assert response.status_code == 200
+
+
+def test_setup_mid_day_leaves_new_user_flow_within_seconds(world, redis_url, tmp_path):
+    user = new_user_before_setup(world)
+    consumer = _consumer(world, redis_url, "t:midday", tmp_path)
+    reader = ProfileReader(world.snapshot, tmp_path / "state.sqlite", world.config, {})
+    assert reader.profile(user)["onboarding_flow"] == "new_user_onboarding"
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop, 100), daemon=True)
+    thread.start()
+    try:
+        with running_collector(redis_url, "t:midday") as collector, requests.Session() as http:
+            _track(http, collector.url, user, "Dashboard Viewed")
+            sent = time.monotonic()
+            _track(http, collector.url, user, "Project Created")
+            while time.monotonic() - sent < 10:
+                profile = reader.profile(user)
+                if profile["onboarding_flow"] != "new_user_onboarding":
+                    break
+                time.sleep(0.02)
+            elapsed = time.monotonic() - sent
+            assert profile["onboarding_flow"] != "new_user_onboarding", profile
+            assert "new_users" not in [s["name"] for s in profile["segments"]]
+            assert profile["source"] == "intraday" and profile["as_of"] == TODAY.isoformat()
+            assert elapsed < 3, f"took {elapsed:.2f} s"
+            # the same milestone again, and more activity: the trigger does not fire again
+            _track(http, collector.url, user, "Project Created")
+            _track(http, collector.url, user, "Report Created")
+            deadline = time.monotonic() + 10
+            while RedisStream(redis_url, "t:midday").lag("segflow-realtime").total and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    events = [e for e in _outbox_events(tmp_path / "outbox") if e["identifiers"]["id"] == user]
+    names = [e["name"] for e in events]
+    assert names.count("created_first_project") == 1, names
+    assert names.count("segment_exited") == 1 and events[names.index("segment_exited")][
+        "attributes"
+    ] == {"segment": "new_users"}
+    day_ts = int(datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=UTC).timestamp())
+    assert {e["timestamp"] for e in events} == {day_ts}
+    assert len({e["id"] for e in events}) == len(events)
+
+
+def test_drained_landing_files_load_with_the_same_quarantine(world, redis_url, tmp_path):
+    consumer = _consumer(world, redis_url, "t:drain", tmp_path)
+    with running_collector(redis_url, "t:drain") as collector, requests.Session() as http:
+        now = datetime.now(UTC).isoformat()
+        old = (datetime.now(UTC) - timedelta(days=9)).replace(microsecond=0).isoformat()
+        batch = [
+            {"type": "track", "userId": "u1", "event": "Report Created", "timestamp": now},
+            {"type": "track", "userId": "u1", "event": "Not In Plan", "timestamp": now},
+            {"type": "identify", "userId": "u2", "traits": {"plan": "pro"}, "timestamp": now},
+            {"type": "track", "event": "Report Created", "timestamp": now},
+            {"type": "screen", "userId": "u3", "name": "Home", "timestamp": now},
+            {"type": "page", "anonymousId": "a1", "name": "Docs", "timestamp": now},
+            {"type": "track", "userId": "u4", "event": "Report Created", "timestamp": "soon"},
+            {"type": "alias", "userId": "u5", "previousId": "a1", "timestamp": now},
+            {"type": "track", "userId": "u6", "event": "Report Created", "timestamp": old},
+        ]
+        response = http.post(f"{collector.url}/v1/batch", json={"batch": batch}, headers=AUTH)
+        assert response.status_code == 200
+    while consumer.step(block_ms=200):
+        pass
+    stream_reasons = {}
+    for entries in [RedisStream(redis_url, "t:drain").client.xrange("t:drain")]:
+        for _, fields in entries:
+            message = json.loads(fields[b"e"])
+            if "_quarantine" in message:
+                q = message["_quarantine"]
+                stream_reasons[message["messageId"]] = (q["reason_code"], q["reason_detail"])
+    files = list((tmp_path / "landing" / "events").glob("dt=*/rt-*.jsonl"))
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(lines) == len(batch) and all("_quarantine" not in m for m in lines)
+    days = sorted(
+        {datetime.fromisoformat(m["receivedAt"].replace("Z", "+00:00")).date() for m in lines}
+    )
+    with duckdb.connect() as conn:
+        report = load_partitions(conn, "events", days, tmp_path / "landing", "files", 3)
+        loaded = conn.execute("select count(*) from raw.events").fetchone()[0]
+        quarantine = conn.execute(
+            "select payload, reason_code, reason_detail from raw.quarantine"
+        ).fetchall()
+    batch_reasons = {json.loads(p)["messageId"]: (code, detail) for p, code, detail in quarantine}
+    assert report.rows_loaded == loaded == 4  # screen is read as page by both paths
+    assert batch_reasons == stream_reasons and len(stream_reasons) == 5
+
+
+STALLED = """
+  - name: stalled_in_session
+    description: New user ten minutes into a session without creating a project.
+    rule: session.minutes >= 10 and not reached_first_project and days_since_signup < 7
+    priority: 95
+    realtime: true
+"""
+
+
+def test_session_rule_moves_a_stalling_user_to_a_help_flow(world, redis_url, tmp_path):
+    from support.realtime_world import realtime_segments_yaml
+
+    from orchestration.segments import DEFAULT_FLOWS_PATH, load_config
+
+    segments = tmp_path / "segments.yml"
+    segments.write_text(realtime_segments_yaml() + STALLED)
+    flows = tmp_path / "flows.yml"
+    flows.write_text(
+        DEFAULT_FLOWS_PATH.read_text().replace(
+            "segment_flows:\n", "segment_flows:\n  stalled_in_session: churn_rescue\n"
+        )
+    )
+    config = load_config(segments, flows, world.triggers_file)
+    user = new_user_before_setup(world)
+    stream = RedisStream(redis_url, "t:session")
+    consumer = Consumer(
+        stream,
+        tmp_path / "state.sqlite",
+        world.snapshot,
+        tmp_path / "landing",
+        config,
+        milestone_events(),
+        tracking_plan.load().known_events,
+    )
+    reader = ProfileReader(world.snapshot, tmp_path / "state.sqlite", config, {})
+    now = datetime.now(UTC)
+
+    def send(event: str, minutes_ago: float) -> dict:
+        moment = (now - timedelta(minutes=minutes_ago)).isoformat()
+        message = normalise(
+            {"type": "track", "userId": user, "event": event, "timestamp": moment}, None, now
+        )
+        stream.append([encode(message)])
+        while consumer.step(block_ms=50):
+            pass
+        return reader.profile(user)
+
+    assert send("Dashboard Viewed", 12)["onboarding_flow"] == "new_user_onboarding"
+    assert send("Dashboard Viewed", 6)["onboarding_flow"] == "new_user_onboarding"
+    stalled = send("Dashboard Viewed", 1)  # 11 minutes into the session, no project yet
+    assert stalled["primary_segment"] == "stalled_in_session"
+    assert stalled["onboarding_flow"] == "churn_rescue"
+    done = send("Project Created", 0)
+    assert "stalled_in_session" not in [s["name"] for s in done["segments"]]
+    assert done["onboarding_flow"] != "churn_rescue"
+    # an hour later a new session starts: session values begin again
+    later = normalise(
+        {"type": "track", "userId": user, "event": "Dashboard Viewed"},
+        None,
+        now + timedelta(minutes=45),
+    )
+    stream.append([encode(later)])
+    while consumer.step(block_ms=50):
+        pass
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        assert db.execute("select events from session where user_id = ?", (user,)).fetchone() == (
+            1,
+        )
+
+
+def test_session_values_need_a_realtime_rule(world, tmp_path):
+    from support.realtime_world import realtime_segments_yaml
+
+    from orchestration.segments import DEFAULT_FLOWS_PATH, SegmentConfigError, load_config
+
+    segments = tmp_path / "segments.yml"
+    segments.write_text(realtime_segments_yaml() + STALLED.replace("    realtime: true\n", ""))
+    with pytest.raises(SegmentConfigError, match="only intraday; mark it `realtime: true`"):
+        load_config(segments, DEFAULT_FLOWS_PATH, world.triggers_file)
+    segments.write_text(
+        realtime_segments_yaml() + STALLED.replace("session.minutes", "session.mins")
+    )
+    with pytest.raises(SegmentConfigError, match="unknown session value `session.mins`"):
+        load_config(segments, DEFAULT_FLOWS_PATH, world.triggers_file)
