@@ -259,11 +259,13 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from contracts.models import registered_name
     from ml.registry import set_champion
 
     settings = Settings.from_env()
-    set_champion(f"segflow-{args.model}", args.version, tracking_uri=settings.mlflow_tracking_uri)
-    print(f"segflow-{args.model}: alias 'champion' now points at version {args.version}")
+    name = registered_name(args.model)
+    set_champion(name, args.version, tracking_uri=settings.mlflow_tracking_uri)
+    print(f"{name}: alias 'champion' now points at version {args.version}")
     return 0
 
 
