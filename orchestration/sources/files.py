@@ -156,6 +156,7 @@ class FileInfo:
     source: str | None = None  # the sources.yml source that claims it (None: default layout)
     member: str | None = None  # zip archives: the member inside `path`
     fmt: str | None = None  # jsonl | json | csv | parquet (None: from the name)
+    note: str | None = None  # said in the load's warnings (e.g. the suffix overrode `format:`)
 
     @property
     def data_name(self) -> str:
@@ -411,6 +412,12 @@ def _add(info: FileInfo, source, files: list, skipped: list, ignored: bool) -> N
     suffix = Path(info.data_name).suffix
     if suffix in DATA_SUFFIXES:
         files.append(info)  # the format follows the name (.json: array, document or lines)
+        json_family = {source.format, info.format} <= {"json", "jsonl"}  # one detection path
+        if source.format not in ("auto", info.format) and not json_family:
+            info.note = (
+                f"{info.relative}: read as {info.format} (its suffix {suffix}); the source "
+                f"{source.name!r} declares format: {source.format}"
+            )
     elif source.format != "auto" and (info.compressed or not suffix):
         info.fmt = source.format  # e.g. Segment's S3 files: <id>.gz holding JSON lines
         files.append(info)
