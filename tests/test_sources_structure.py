@@ -277,3 +277,14 @@ def test_declared_format_disagreeing_with_the_suffix_says_which_was_used(tmp_pat
         "declares format: json" in w
         for w in report.warnings
     )
+
+
+def test_hubspot_lifecycle_stage_becomes_the_plan() -> None:
+    landing = Path(__file__).parent / "fixtures" / "vendors" / "hubspot_contacts_csv" / "landing"
+    conn = duckdb.connect()
+    load_partitions(
+        conn, "crm_contacts", None, landing, "files", 3, now=NOW, config=load_config(landing)
+    )
+    plans = dict(conn.execute("select email, plan from raw.crm_contacts").fetchall())
+    assert plans["ana@example.com"] == "pro"  # customer
+    assert plans["ben@example.com"] == "free"  # lead

@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from contracts.raw import RAW, RawTable
-from orchestration.sources.mappings import default_config, matches
+from orchestration.sources.mappings import default_config, matches, specificity
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zip")
@@ -320,7 +320,9 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             )
         )
         return
-    source = next((s for s in config.sources if matches(rel, s.files)), None)
+    ranked = [(specificity(rel, s.files), -i, s) for i, s in enumerate(config.sources)]
+    best = max(ranked, key=lambda r: r[:2], default=(-1, 0, None))
+    source = best[2] if best[0] >= 0 else None  # most specific pattern; ties: declared first
     table = source.table if source else None
     day = None
     for part in parts[:-1]:
