@@ -288,3 +288,31 @@ def test_hubspot_lifecycle_stage_becomes_the_plan() -> None:
     plans = dict(conn.execute("select email, plan from raw.crm_contacts").fetchall())
     assert plans["ana@example.com"] == "pro"  # customer
     assert plans["ben@example.com"] == "free"  # lead
+
+
+def test_amplitude_page_views_are_pages_and_other_own_names_are_suggested(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    (landing / "amplitude").mkdir(parents=True)
+    rows = [
+        {
+            "event_type": name,
+            "user_id": "u1",
+            "device_id": "d1",
+            "event_time": f"2025-03-03 10:00:0{i}.000000",
+            "$insert_id": f"ins-{i}",
+        }
+        for i, name in enumerate(
+            ["[Amplitude] Page Viewed", "[Amplitude] Element Clicked", "Signed In"]
+        )
+    ]
+    (landing / "amplitude" / "export.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (landing / "sources.yml").write_text("sources:\n  events: {preset: amplitude_export}\n")
+    conn = duckdb.connect()
+    report = load_partitions(
+        conn, "events", None, landing, "files", 3, now=NOW, config=load_config(landing)
+    )
+    types = dict(conn.execute("select event, type from raw.events").fetchall())
+    assert types == {"[Amplitude] Page Viewed": "page", "Signed In": "track"}
+    assert report.quarantined_by_reason == {"unknown_event": 1}
+    text = render(check_sources(landing))
+    assert "'[Amplitude] Element Clicked' (1 rows)" in text and "vars.tracking_plan" in text

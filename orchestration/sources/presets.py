@@ -170,7 +170,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "format": "jsonl",
         "columns": {
             "message_id": ["$insert_id", "uuid"],
-            "type": {"from": "event_type", "map": {"$identify": "identify"}, "default": "track"},
+            # Amplitude's own autocaptured names: a page view is a page call (activity); the
+            # others stay track events and, unless added to the tracking plan, are listed by
+            # `segflow sources check` with their row counts and the fix
+            "type": {
+                "from": "event_type",
+                "map": {"$identify": "identify", "[Amplitude] Page Viewed": "page"},
+                "default": "track",
+            },
             "event": "event_type",
             "user_id": "user_id",
             "anonymous_id": "device_id",
