@@ -166,6 +166,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "preview": preview(report.preview),
             "quarantine_preview": preview(report.quarantine_preview),
         }
+        if report.warnings:  # mappings that matched nothing, format notes, extra columns...
+            metadata["warnings"] = table([{"warning": w[:300]} for w in report.warnings[:50]])
         if report.fallbacks:  # rows whose value came from a declared `fallback:`
             metadata["fallbacks"] = dict(sorted(report.fallbacks.items()))
         if report.identity:

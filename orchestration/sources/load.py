@@ -47,6 +47,7 @@ from contracts.raw import (
     RAW_TABLES,
     REVENUE_STATUSES,
 )
+from orchestration.sources.diagnostics import empty_columns
 from orchestration.sources.files import (
     SkippedFile,
     SourceError,
@@ -128,6 +129,7 @@ class LoadReport:
     # rows quarantined before their date was known (no partition): file -> reason -> rows
     unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
+    mapping_errors: list[str] = field(default_factory=list)  # a mapped money/required field empty
 
     @property
     def blocking_skipped(self) -> list[SkippedFile]:
@@ -505,8 +507,12 @@ def _typed_sql(
             base[col] = joined if kind == "json" else f"nullif(trim({joined}), '')"
         elif col in source.columns:
             base[col] = comp.base(source.columns[col], kind)
-        else:
-            base[col] = "null::varchar"
+        else:  # not listed under `columns:`: a header / key of the same name, never nulled
+            names = dict.fromkeys(to_snake(a) if comp.tabular else a for a in spec.aliases(col))
+            if direct is not None:
+                names = {n: None for n in names if n in comp.direct}
+            refs = [comp.json((n,)) if kind == "json" else comp.text((n,)) for n in names]
+            base[col] = _coalesce(refs) if refs else "null::varchar"
     fallbacks = {
         col: _coalesce([comp.text(p) for p in rule.fallback])
         for col, rule in source.columns.items()
@@ -973,6 +979,7 @@ def load_partitions(
         f"{table}: skipped {s.relative}: {s.reason}" for s in skipped if not s.ignored
     ]
     sources = {s.name: s for s in config.sources}
+    report.warnings += [f.note for f in files if f.note]
     report.file_sources = {f.relative: f.source for f in files}
     report.presets = {f.relative: sources[f.source].preset for f in files if f.source in sources}
     undated = [f for f in files if f.partition_date is None]
@@ -1115,6 +1122,10 @@ def _validate_files(
                 conn.execute(
                     f"insert into {target} {direct}", _params(direct, now, late_days, *limits)
                 )
+            names = [f.relative for f in group]
+            warnings, errors = empty_columns(conn, target, spec.name, source, names)
+            report.warnings += warnings
+            report.mapping_errors += errors
         finally:
             drop_stage(conn, "_segflow_stage")
         first = False
