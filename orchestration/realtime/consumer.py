@@ -107,6 +107,8 @@ class Consumer:
             elif message.get("userId"):  # anonymous activity is stitched by the daily build
                 per_user.setdefault(str(message["userId"]), []).append(message)
         self.db.executemany("insert into drain values (?, ?, ?, ?, 0)", drained)
+        for user in self.snapshot.suppressed(list(per_user)):  # privacy: never applied or sent
+            del per_user[user]
         sessions = self._by_user(
             "select user_id, started_at, last_at, events from session", list(per_user)
         )
