@@ -50,7 +50,7 @@ class Consumer:
         known_events: frozenset[str],
         destination: Destination | None = None,
         name: str = "consumer-1",
-        batch_size: int = 500,
+        batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
     ):
         self.stream, self.name, self.batch_size = stream, name, batch_size
         self.db = state.connect(state_path)
