@@ -406,9 +406,10 @@ def render(r: dict, args) -> str:
         f"Loopback, {m['cpus']} CPUs, Python {m['python']}; load average before "
         f"{' '.join(m['loadavg_before'])}, after {' '.join(m['loadavg_after'])} (other jobs "
         "share the machine: figures are slower than on an idle one). Separate processes: "
-        "redis-server, `segflow collect`, `segflow consume`, `segflow serve`; the Segment "
-        f"client and the load generator run in the bench process. {args.users} users in the "
-        "snapshot.",
+        "redis-server, `segflow collect`, `segflow consume`, `segflow serve`, "
+        f"{args.clients} Segment client processes; the probes, the profile poller and the "
+        f"serve load generator run in the bench process. {args.users} users in the snapshot; "
+        f"{args.events:,} events; serve measured for {args.serve_seconds:g} s.",
         "",
         "| measure | value | goal | holds |",
         "|---|---|---|---|",
