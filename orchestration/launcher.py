@@ -376,6 +376,18 @@ def launch(
     return 0 if result.success else 1
 
 
+def build_report_now(settings: Settings, out_dir: Path | None = None):
+    """`segflow report`: the report from the warehouse, the Dagster instance (when
+    DAGSTER_HOME exists) and MLflow, outside any run."""
+    from orchestration.definitions import defs
+    from orchestration.defs.report import write_report
+
+    home = os.environ.get("DAGSTER_HOME")
+    instance = dg.DagsterInstance.get() if home and Path(home).is_dir() else None
+    check_keys = defs().resolve_asset_graph().asset_check_keys
+    return write_report(settings, instance, check_keys, out_dir=out_dir)
+
+
 def _report_after_failure(job, progress: Progress, settings: Settings, instance) -> str:
     """The report's path; when its step did not run (the sync was blocked or failed upstream),
     build it here, so the run still leaves a report that shows why."""
