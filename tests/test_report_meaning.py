@@ -219,3 +219,9 @@ def test_segments_page_shows_which_rule_arm_put_members_there() -> None:
         ["churn_risks", "churn_band == 'high'", 2],
         ["churn_risks", "activity_trend <= -0.5", 1],
     ]
+
+
+def test_severity_and_blocking_read_as_one_label() -> None:
+    assert overview.check_kind("ERROR", True) == "ERROR, blocks downstream"
+    assert overview.check_kind("ERROR", False) == "ERROR, does not block"
+    assert overview.check_kind("WARN", True) == "WARN, never blocks"
