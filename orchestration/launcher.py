@@ -272,9 +272,8 @@ class Progress(threading.Thread):
     def failure_cause(self, step: str, event) -> str:
         """The failed blocking check's message when a check stopped the step, else the
         innermost exception (not the executor's wrapper)."""
-        asset = step.split(".")[-1]
-        for check in self.checks:
-            if check.status == ERROR and check.asset.split("/")[-1] == asset:
+        for check in self.checks:  # step keys spell asset key paths with "__"
+            if check.status == ERROR and check.asset.replace("/", "__") == step:
                 return f"{check.asset} / {check.check}: {check.message}"
         error = event.event_specific_data.error
         return error_cause(error) if error else ""
