@@ -36,6 +36,7 @@ from orchestration.segments.config import SegmentConfig
 log = logging.getLogger(__name__)
 SESSION_GAP_S = 30 * 60
 GROUP = "segflow-realtime"
+TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
 
 
 class Consumer:
@@ -59,6 +60,7 @@ class Consumer:
         self.evaluator = Evaluator(config, milestone_events)
         self.known_events = known_events
         self.destination = destination
+        self._batches = 0
         self.stream.ensure_group(GROUP)
         if destination is not None:
             destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
@@ -92,6 +94,10 @@ class Consumer:
                 raise
         self.stream.ack(GROUP, [i for i, _ in entries])
         self.finish_pending()
+        self._batches += 1
+        trim = getattr(self.stream, "trim_acknowledged", None)
+        if trim is not None and self._batches % TRIM_EVERY == 0:
+            trim()  # drained to the landing files and acknowledged: the broker can let go
         return len(entries)
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
