@@ -94,6 +94,35 @@ ZERO_DECIMAL = (
 )
 
 
+DST_RULE = (
+    "gap (a wall time that does not exist): shifted forward by the gap, e.g. 02:30 -> 03:30; "
+    "overlap (a wall time that happens twice): the later, standard-time occurrence"
+)
+
+
+def dst_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
+    """'gap' / 'overlap' when the zoneless text `r` names a wall time that a daylight-saving
+    change in `zone` skips or repeats (then resolved as DST_RULE says); else null. Transitions
+    happen between 00:00 and 04:00 local, so other hours cost one comparison."""
+    naive = [
+        f"try_strptime({r}, {sql_str(f)})"
+        for f in formats
+        if "%" in f and "%z" not in f and "%Z" not in f
+    ]
+    if not formats or "iso" in formats:
+        naive.insert(0, f"try_cast({r} as timestamp)")
+    if zone == "UTC" or not naive:
+        return "null::varchar"
+    local = coalesce(naive)
+    z = sql_str(zone)
+    there = f"timezone({z}, {local})"
+    return f"""case when {r} is null or ends_with({r}, 'Z')
+            or regexp_matches({r}, '{_TZ_SUFFIX}') or hour({local}) >= 4 then null
+        when timezone({z}, {there}) <> {local} then 'gap'
+        when timezone({z}, {there} + interval 1 hour) = {local}
+          or timezone({z}, {there} - interval 1 hour) = {local} then 'overlap' end"""
+
+
 class Compiler:
     """Column expressions of one source mapping over the staged payloads."""
 

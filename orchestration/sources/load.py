@@ -113,6 +113,7 @@ class LoadReport:
     # rows quarantined before their date was known (no partition): file -> reason -> rows
     unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
+    dst: dict[str, int] = field(default_factory=dict)  # "<col> gap|overlap" -> rows (DST_RULE)
     mapping_errors: list[str] = field(default_factory=list)  # a mapped money/required field empty
 
     @property
@@ -416,10 +417,12 @@ def load_partitions(
 
 def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
     """Per file: rows loaded / quarantined by reason, and identity matches."""
-    for file, code, ident, used, n in conn.execute(
-        f"select source_file, reason_code, _identity, _fallback, count(*) from {typed} "
+    for file, code, ident, used, dst, n in conn.execute(
+        f"select source_file, reason_code, _identity, _fallback, _dst, count(*) from {typed} "
         f"where {where} group by all"
     ).fetchall():
+        for hit in (dst or "").split(",") if dst else ():
+            report.dst[hit] = report.dst.get(hit, 0) + n
         if used and code is None:
             for col in used.split(","):
                 key = f"{col}<-fallback"

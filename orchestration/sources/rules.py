@@ -25,6 +25,7 @@ from orchestration.sources.compiler import (
     Compiler,
     apply_fallbacks,
     coalesce,
+    dst_sql,
     field_ref,
     sql_list,
     sql_str,
@@ -183,6 +184,19 @@ def _typed_columns(spec: TableSpec, source: SourceMapping) -> list[str]:
                      and json_type(({r} ->> '$')::json) = 'OBJECT' then {r} ->> '$' end
                 as "{col}\"""")
     return typed
+
+
+def _dst_expr(spec: TableSpec, source: SourceMapping) -> str:
+    """Which zoneless timestamps fell in a daylight-saving gap or overlap ('<col> gap', ...)."""
+    parts = []
+    for col, kind in spec.columns:
+        if kind != "ts":
+            continue
+        rule = source.columns.get(col)
+        found = dst_sql(f'"raw_{col}"', rule.formats if rule else (), source.time_zone)
+        if found != "null::varchar":
+            parts.append(f"'{col} ' || ({found})")
+    return f"nullif(concat_ws(',', {', '.join(parts)}), '')" if parts else "null::varchar"
 
 
 def _shape_checks(spec: TableSpec, direct: list[str] | None) -> list[Check]:
@@ -428,12 +442,12 @@ with x as (
 ), r0 as (select *, {base_select}{id_select} from x),
 r as (select r0.*, {raw_select}, {status} as _identity, {fallback_used} as _fallback
       from r0 {join}),
-t as (select *, {", ".join(typed)} from r),
+t as (select *, {", ".join(typed)}, {_dst_expr(spec, source)} as _dst from r),
 c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
-       case when rule is not null then {payload} end as payload, _identity, _fallback
+       case when rule is not null then {payload} end as payload, _identity, _fallback, _dst
 from c"""
 
 
