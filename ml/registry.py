@@ -21,6 +21,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from contracts.models import kind_of
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 META_KEY = "segflow"
@@ -43,17 +45,44 @@ def connect(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+# MLflow 3 opens an experiment in its GenAI view unless it is tagged as model training.
+EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+DESCRIPTION_TAG = "mlflow.note.content"
+
+
+def describe(name: str) -> str:
+    """The text shown on the experiment and the registered model of `name` (segflow-<kind>)."""
+    kind = kind_of(name)
+    return (
+        f"segflow's {kind} model. Each run is one training of the Dagster asset `{kind}_model`: "
+        "boosted, linear and customer-base candidates on one time-based holdout, the best "
+        "refitted on every labelled snapshot and registered here. The `champion` alias is the "
+        "version that scores customers daily, `challenger` the latest."
+    )
+
+
 def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
-    """Create the experiment with artifacts under `artifact_root/<name>` (not the cwd)."""
+    """Create the experiment (artifacts under `artifact_root/<name>`, not the cwd) as a
+    model-training experiment with a description, and the registered model of the same name
+    with the same description; existing ones get the kind and description too."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
-        return existing.experiment_id
-    location = None
-    if artifact_root is not None:
-        folder = Path(artifact_root).resolve() / name
-        folder.mkdir(parents=True, exist_ok=True)
-        location = folder.as_uri()
-    return client.create_experiment(name, artifact_location=location)
+        experiment_id = existing.experiment_id
+    else:
+        location = None
+        if artifact_root is not None:
+            folder = Path(artifact_root).resolve() / name
+            folder.mkdir(parents=True, exist_ok=True)
+            location = folder.as_uri()
+        experiment_id = client.create_experiment(name, artifact_location=location)
+    client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND_TAG)
+    client.set_experiment_tag(experiment_id, DESCRIPTION_TAG, describe(name))
+    try:
+        client.get_registered_model(name)
+        client.update_registered_model(name, description=describe(name))
+    except MlflowException:
+        client.create_registered_model(name, description=describe(name))
+    return experiment_id
 
 
 def pip_requirements() -> list[str]:
@@ -128,8 +157,12 @@ def load_by_alias(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> 
             f"{_safe_uri(tracking_uri)}: train it first (segflow train / the *_model asset)"
         )
     uri = f"models:/{model_name}/{found.version}"
-    model = mlflow.sklearn.load_model(uri)
-    meta = (mlflow.models.get_model_info(uri).metadata or {}).get(META_KEY)
+    info = mlflow.models.get_model_info(uri)
+    if "sklearn" in info.flavors:
+        model = mlflow.sklearn.load_model(uri)
+    else:  # the customer-base champion: a pyfunc wrapping a predict(_proba) estimator
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model().estimator
+    meta = (info.metadata or {}).get(META_KEY)
     if not meta:
         raise ModelNotFoundError(f"{model_name} v{found.version}: no segflow metadata stored")
     return LoadedModel(model_name, str(found.version), found.run_id, model, meta)

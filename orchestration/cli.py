@@ -10,6 +10,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from orchestration.run_window import dbt_vars_arg
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SettingError, Settings
 
 
@@ -59,6 +60,7 @@ def prepare(settings: Settings) -> None:
             str(dbt),
             "parse",
             "--quiet",
+            *dbt_vars_arg(settings),
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",
@@ -70,13 +72,13 @@ def prepare(settings: Settings) -> None:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from orchestration.sources.demo import generate
-
     settings = Settings.from_env()
     end = args.end or _default_end()
     start = args.start or end - timedelta(days=args.days - 1)
     out = Path(args.out) if args.out else settings.demo_dir
     truth = Path(args.truth) if args.truth else settings.demo_truth_dir
+    if args.profile == "store" and args.next_day:
+        raise UsageError("--next-day continues the saas demo only")
     if args.profile == "store":
         from orchestration.sources.demo_store import generate_store
 
@@ -96,6 +98,30 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             "SEGFLOW_CHURN_INACTIVE_DAYS=90 (churn = no order for 90 days)"
         )
         return 0
+    if args.next_day:
+        return _next_day(out, truth)
+    print(_generate_demo(args, out, truth, start))
+    return 0
+
+
+def _demo_product(args: argparse.Namespace, start: date):
+    from orchestration.sources.demo_next_day import DemoProduct
+
+    return DemoProduct(
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        start=start.isoformat(),
+        defect_rate=args.defect_rate,
+        history_days=args.history_days,
+    )
+
+
+def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date):
+    """Generate the SaaS demo and record its parameters (what --next-day continues)."""
+    from orchestration.sources.demo import generate
+    from orchestration.sources.demo_next_day import record
+
     summary = generate(
         out,
         truth,
@@ -106,7 +132,31 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         defect_rate=args.defect_rate,
         history_days=args.history_days,
     )
-    print(summary)
+    record(truth, _demo_product(args, start))
+    return summary
+
+
+def _next_day(out: Path, truth: Path) -> int:
+    from orchestration.sources.demo_next_day import next_day
+
+    try:
+        day = next_day(out, truth)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"demo advanced by one day: {day} written to {out}")
+    print(f"run it as the schedule would: segflow run --days 1 --end {day} --job segflow_daily_job")
+    return 0
+
+
+def cmd_dbt_vars(args: argparse.Namespace) -> int:
+    if not args.sqlfluff:
+        print(dbt_vars_arg(Settings.from_env())[1])
+        return 0
+    from orchestration.run_window import dbt_vars
+
+    print("[sqlfluff:templater:dbt:context]")  # `make lint` adds this to .sqlfluff
+    for key, value in dbt_vars(Settings.from_env()).items():
+        print(f"{key} = {value}")
     return 0
 
 
@@ -128,24 +178,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--days {args.days}: expected at least 1")
     start = end - timedelta(days=args.days - 1)
     preflight(settings, start)
-    if settings.source == "demo":
-        from orchestration.sources.demo import generate
-
+    if settings.source == "demo" and _demo_holds(args, settings, start, end):
+        print(f"demo data already holds {start} .. {end} of this product: not regenerated")
+    elif settings.source == "demo":
         print(
             f"generating demo data: {args.users:,} users, {start} .. {end} "
             f"(after {args.history_days} simulated days), seed {args.seed}",
             flush=True,
         )
-        generate(
-            settings.demo_dir,
-            settings.demo_truth_dir,
-            users=args.users,
-            days=args.days,
-            seed=args.seed,
-            start=start,
-            defect_rate=args.defect_rate,
-            history_days=args.history_days,
-        )
+        _generate_demo(args, settings.demo_dir, settings.demo_truth_dir, start)
     prepare(settings)
     from orchestration.launcher import launch
 
@@ -159,9 +200,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _demo_holds(args: argparse.Namespace, settings: Settings, start: date, end: date) -> bool:
+    """The landing folder already holds these days of the same product (e.g. advanced with
+    `demo-data --next-day`): regenerating would draw another product."""
+    from orchestration.sources.demo_next_day import load
+
+    product = load(settings.demo_truth_dir)
+    asked = _demo_product(args, start)
+    return product is not None and product.covers(
+        start,
+        end,
+        users=asked.users,
+        seed=asked.seed,
+        defect_rate=asked.defect_rate,
+        history_days=asked.history_days,
+    )
+
+
 def preflight(settings: Settings, start: date) -> None:
     """What would make the run fail in its first minutes, said in one line before it starts."""
-    if start < settings.partitions_start:
+    generated = settings.source == "demo" and not os.environ.get("SEGFLOW_PARTITIONS_START")
+    if start < settings.partitions_start and not generated:  # demo data will start at `start`
         raise UsageError(
             f"the run starts on {start}, before SEGFLOW_PARTITIONS_START="
             f"{settings.partitions_start}: set SEGFLOW_PARTITIONS_START={start} (or earlier)"
@@ -200,36 +259,55 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from contracts.models import registered_name
     from ml.registry import set_champion
 
     settings = Settings.from_env()
-    set_champion(f"segflow-{args.model}", args.version, tracking_uri=settings.mlflow_tracking_uri)
-    print(f"segflow-{args.model}: alias 'champion' now points at version {args.version}")
+    name = registered_name(args.model)
+    set_champion(name, args.version, tracking_uri=settings.mlflow_tracking_uri)
+    print(f"{name}: alias 'champion' now points at version {args.version}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Build the offline HTML report from the warehouse, the Dagster instance and MLflow."""
-    import dagster as dg
-
-    from orchestration.defs.report import write_report
-
     settings = Settings.from_env()
     if not settings.duckdb_path.exists():
         print(f"segflow: no warehouse at {settings.duckdb_path}; run `segflow run` first")
         return 1
     os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster_home"))
-    instance = dg.DagsterInstance.get() if Path(os.environ["DAGSTER_HOME"]).is_dir() else None
-    from orchestration.definitions import defs
+    from orchestration.launcher import build_report_now
 
-    check_keys = defs().resolve_asset_graph().asset_check_keys
-    out = Path(args.out) if args.out else None
-    result = write_report(settings, instance, check_keys, out_dir=out)
+    result = build_report_now(settings, Path(args.out) if args.out else None)
     print(f"report: {result.index} ({result.charts} charts on {len(result.pages)} pages)")
+    if args.serve:
+        return _serve_report(result.out_dir, args, settings)
     if args.open:
         import webbrowser
 
         webbrowser.open(result.index.as_uri())
+    return 0
+
+
+def _serve_report(folder: Path, args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration.report.serve import port_of, report_server
+
+    server = report_server(
+        folder, args.port if args.port is not None else port_of(settings.report_url)
+    )
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/index.html"
+    print(f"serving the report on {url} (Ctrl-C to stop)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
@@ -297,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="landing folder (default: $SEGFLOW_HOME/demo/landing)")
     demo.add_argument("--truth", help="ground-truth folder (default: $SEGFLOW_HOME/demo/truth)")
     demo.add_argument(
+        "--next-day",
+        action="store_true",
+        help="continue the generated product (same customers, history, seed) by one day",
+    )
+    demo.add_argument(
         "--profile",
         choices=("saas", "store"),
         default="saas",
@@ -308,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
         "prepare", help="create data folders, DAGSTER_HOME config and the dbt manifest"
     )
     prep.set_defaults(func=cmd_prepare)
+
+    dbt_vars = sub.add_parser(
+        "dbt-vars", help="print the --vars segflow passes to dbt (for running dbt by hand)"
+    )
+    dbt_vars.add_argument(
+        "--sqlfluff", action="store_true", help="as a .sqlfluff templater context section"
+    )
+    dbt_vars.set_defaults(func=cmd_dbt_vars)
 
     run = sub.add_parser("run", help="run the pipeline for the last N days (demo data by default)")
     _demo_options(run, users=1000, days=120)
@@ -339,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="build the offline HTML monitoring report")
     report.add_argument("--out", help="folder (default: $SEGFLOW_REPORT_DIR)")
     report.add_argument("--open", action="store_true", help="open it in the default browser")
+    report.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve it over http on 127.0.0.1 (the port of SEGFLOW_REPORT_URL) until Ctrl-C",
+    )
+    report.add_argument("--port", type=int, help="port for --serve (0: any free port)")
     report.set_defaults(func=cmd_report)
 
     fake = sub.add_parser("fake-customerio", help="run the fake Customer.io Track API server")

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from expectations.config import QualityConfig, QualityConfigError  # a plain dataclass (stdlib)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+ENGINES = ("duckdb", "spark")
 
 
 class SettingError(ValueError):
@@ -73,6 +76,33 @@ def _date(name: str, default: str) -> date:
         return date.fromisoformat(raw)
     except ValueError as exc:
         raise SettingError(f"{name}={raw!r}: expected a date YYYY-MM-DD") from exc
+
+
+# The default `segflow run` window (days ending yesterday): where demo data starts.
+DEMO_WINDOW_DAYS = 120
+
+
+def _partitions_start(home: Path) -> date:
+    """SEGFLOW_PARTITIONS_START, else the first day the source's landing folder holds
+    (`<table>/dt=YYYY-MM-DD/`), else the start of the default demo window: the UI offers the
+    days there is data for, not every day since an arbitrary date."""
+    if _env("SEGFLOW_PARTITIONS_START", ""):
+        return _date("SEGFLOW_PARTITIONS_START", "")
+    source = _env("SEGFLOW_SOURCE", "demo")
+    folder = Path(
+        _env("SEGFLOW_DEMO_DIR", str(home / "demo" / "landing"))
+        if source == "demo"
+        else _env("SEGFLOW_LANDING_DIR", str(home / "landing"))
+    )
+    days = []
+    for path in folder.glob("*/dt=*") if folder.is_dir() else ():
+        try:
+            days.append(date.fromisoformat(path.name.removeprefix("dt=")))
+        except ValueError:
+            continue  # not a day folder; the source check reports it
+    if days:
+        return min(days)
+    return date.today() - timedelta(days=DEMO_WINDOW_DAYS)
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -190,6 +220,8 @@ class Settings:
     experiment_min_sample: int = 100  # users per arm before an experiment gets a verdict
     drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
+    # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
+    report_url: str = "http://127.0.0.1:8765"
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
     # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
     stale_run_check_seconds: float = 30.0
@@ -220,6 +252,12 @@ class Settings:
     # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
     # plan's accepted values (orchestration/defs/quality.py).
     quality: QualityConfig = field(default_factory=QualityConfig)
+    # The engine (SEGFLOW_ENGINE): duckdb (one machine) or spark (dbt-spark, pyspark). It picks
+    # the dbt target (unless SEGFLOW_DBT_TARGET names another), the segment SQL dialect, the
+    # scoring path and the reads. Spark's files live under spark_dir (SEGFLOW_SPARK_DIR).
+    engine: str = "duckdb"
+    spark_dir: Path = PROJECT_ROOT / "data" / "spark"
+    spark_master: str = "local[*]"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -233,8 +271,12 @@ class Settings:
         default_track = (
             "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
         )
+        engine = _choice("SEGFLOW_ENGINE", "duckdb", ENGINES)
         return cls(
             home=home,
+            engine=engine,
+            spark_dir=_path("SEGFLOW_SPARK_DIR", home / "spark"),
+            spark_master=_env("SEGFLOW_SPARK_MASTER", "local[*]"),
             duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
             source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
             landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
@@ -242,7 +284,7 @@ class Settings:
             demo_truth_dir=Path(
                 _env("SEGFLOW_DEMO_TRUTH_DIR", str(home / "demo" / "truth"))
             ).resolve(),
-            partitions_start=_date("SEGFLOW_PARTITIONS_START", "2025-01-01"),
+            partitions_start=_partitions_start(home),
             late_arrival_days=late_arrival_days,
             mlflow_tracking_uri=_env(
                 "MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"
@@ -250,7 +292,7 @@ class Settings:
             mlflow_artifact_root=Path(
                 _env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))
             ),
-            dbt_target=_env("SEGFLOW_DBT_TARGET", "duckdb"),
+            dbt_target=_env("SEGFLOW_DBT_TARGET", engine),
             destination=_choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
             outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
             customerio_region=region,
@@ -279,6 +321,7 @@ class Settings:
             experiment_min_sample=_int("SEGFLOW_EXPERIMENT_MIN_SAMPLE", 100),
             drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", 0.2),
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
             stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
             destinations=_choices(
@@ -315,6 +358,20 @@ class Settings:
     def source_dir(self) -> Path:
         """Landing folder the ingest reads: the generated demo folder or the user's files."""
         return self.demo_dir if self.source == "demo" else self.landing_dir
+
+    @property
+    def spark_sources_dir(self) -> Path:
+        """Parquet folders dbt on Spark reads as sources: raw/<table>/, main/user_scores/..."""
+        return self.spark_dir / "sources"
+
+    def spark_env(self) -> dict[str, str]:
+        """Environment variables profiles.yml's spark target reads (absolute paths)."""
+        return {
+            "SEGFLOW_SPARK_MASTER": self.spark_master,
+            "SEGFLOW_SPARK_SOURCES_DIR": str(self.spark_sources_dir),
+            "SEGFLOW_SPARK_WAREHOUSE": str(self.spark_dir / "warehouse"),
+            "SEGFLOW_SPARK_METASTORE": str(self.spark_dir / "metastore_db"),
+        }
 
     def ensure_dirs(self) -> None:
         for path in (

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Tests run on fixed historical dates; without this, partitions would start where this
+# machine's data starts (or 120 days ago), which moves. Set at import: definitions build their
+# partitions when first imported, which can be during collection.
+os.environ.setdefault("SEGFLOW_PARTITIONS_START", "2025-01-01")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_segflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -22,12 +22,7 @@ PACKAGES = ("orchestration", "ml", "expectations", "contracts")
 DAGSTER_ROOMS = ("orchestration.definitions", "orchestration.defs", "orchestration.launcher")
 
 # (rule, importer, imported) -> owner. Remove an entry when its fix lands.
-KNOWN: dict[tuple[str, str, str], str] = {
-    # issue 24 item 3: defs/sensors.py takes the partition tags from the CLI's launcher
-    ("wiring imports cli", "orchestration.defs.sensors", "orchestration.launcher"): "i23",
-    # `segflow report` opens the Dagster instance in cli.py, not through the launcher
-    ("dagster outside the wiring", "orchestration.cli", "dagster"): "i22",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 # Cycles (as sorted module tuples) other work is removing.
 KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 

@@ -63,6 +63,11 @@ def test_progress_prints_steps_counts_and_blocking_findings() -> None:
     assert any(
         line.split()[:2] == ["ok", "upstream_table"] and "row count 1,234" in line for line in lines
     ), lines
+    failed = next(line for line in lines if line.split()[1:2] == ["checked_table"])
+    assert failed.split()[0] == "FAILED", lines
+    assert (
+        "checked_table / gx_suite: checked_table.row_count.vs_trailing_median: expected" in failed
+    )
     assert progress.blocked == [
         "main.checked_table partition 2026-08-02: rule checked_table.row_count.vs_trailing_median: "
         "expected row count no more than 80% below the median; found: 0 rows against a median "
@@ -129,3 +134,36 @@ def test_steps_say_skip_and_the_failure_cause_and_the_summary_counts() -> None:
     assert summary[0] == "steps   PASS=1 WARN=0 ERROR=1 SKIP=2 TOTAL=4"
     assert summary[1] == "checks  PASS=0 WARN=1 ERROR=0 SKIP=0 TOTAL=1"
     assert "  WARN  segments_table / size_change: power_users: 120 -> 12 (-90%)" in summary
+
+
+@dg.asset(name="segflow_report", deps=[sync_step])
+def report_asset() -> None:
+    return None
+
+
+def test_the_report_is_built_when_the_sync_step_failed(tmp_path, monkeypatch) -> None:
+    import duckdb
+
+    from orchestration.launcher import _report_after_failure
+    from orchestration.settings import Settings
+
+    monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
+    settings = Settings.from_env()
+    duckdb.connect(str(settings.duckdb_path)).close()
+    job = dg.Definitions(
+        assets=[segments_table, sync_step, report_asset], jobs=[dg.define_asset_job("tiny")]
+    ).resolve_job_def("tiny")
+    instance = dg.DagsterInstance.ephemeral()
+    run_id = str(uuid.uuid4())
+    progress = Progress(instance, run_id, io.StringIO())
+    progress.start()
+    job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False)
+    progress.stop()
+    progress.mark_not_run(node.name for node in job.nodes)
+    line = _report_after_failure(job, progress, settings, instance)
+    assert (
+        line
+        == f"report: {settings.report_dir / 'index.html'} (built after the run: its step did not run)"
+    )
+    overview = (settings.report_dir / "index.html").read_text()
+    assert "FAILURE" in overview and "sync_step" in overview  # the failed run and its step

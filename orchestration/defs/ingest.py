@@ -26,6 +26,7 @@ from orchestration.sources.compiler import DST_RULE
 from orchestration.sources.load import RAW_TABLES, load_partitions
 from orchestration.sources.mappings import SourcesConfig, load_config
 from orchestration.sources.verdict import load_failures
+from orchestration.spark.raw_export import publish_raw
 
 
 def source_config(settings: Settings) -> SourcesConfig | None:
@@ -136,6 +137,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             checks = raw_checks(conn, table_name, dates, rows_read, settings)
             config = quality_config(settings)
             failures = load_failures(report, config)
+            exported = publish_raw(settings, conn, table_name, dates)  # Spark engine only
         for warning in report.warnings[:50]:
             context.log.warning(warning)
         context.log.info(
@@ -149,6 +151,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "rows_loaded": report.rows_loaded,
             "rows_quarantined": report.rows_quarantined,
             "rows_unassigned": unassigned,
+            "rows_exported_to_spark": exported,
             "quarantined_by_reason": table(
                 [
                     {"reason_code": k, "rows": v}

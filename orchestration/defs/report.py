@@ -251,10 +251,11 @@ def segflow_report(
         )
     return dg.MaterializeResult(
         metadata={
-            "report": dg.MetadataValue.url(result.index.as_uri()),
+            "report": dg.MetadataValue.url(f"{settings.report_url}/index.html"),
             "report_path": dg.MetadataValue.path(str(result.index)),
             "open_with": dg.MetadataValue.md(
-                f"`segflow report --open`, or open `{result.index}` in a browser (works offline)"
+                f"the link above opens while `segflow report --serve` runs; or open "
+                f"`{result.index}` in a browser (works offline)"
             ),
             "charts": result.charts,
             "pages": dg.MetadataValue.json(result.pages),
