@@ -21,10 +21,10 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from ml import candidates, plots, registry
+from ml.candidates import Evaluation, reason_features
 from ml.customer_base_pyfunc import CustomerBasePyfunc
 from ml.features import FeatureSpec, prepare_features
 from ml.promotion import PromotionDecision, decide
-from ml.train import Evaluation, reason_features
 
 
 @dataclass
