@@ -23,10 +23,11 @@ from threadpoolctl import threadpool_limits
 
 from contracts.models import TRAINING_SNAPSHOT_EVERY_DAYS, LabelDefinition
 from ml import candidates, plots, registry
+from ml.candidates import Evaluation, reason_features
 from ml.customer_base_pyfunc import CustomerBasePyfunc
 from ml.features import FeatureSpec, prepare_features
 from ml.promotion import PromotionDecision, decide
-from ml.train import Evaluation, fit_and_evaluate, reason_features
+from ml.train import fit_and_evaluate
 
 
 @dataclass

@@ -10,7 +10,7 @@ side by side, registers the refitted winner and moves the champion alias.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -19,6 +19,7 @@ from sklearn.inspection import permutation_importance
 
 from contracts.models import TRAINING_SNAPSHOT_EVERY_DAYS, LabelDefinition, ModelKind, model_kind
 from ml import candidates
+from ml.candidates import Evaluation
 from ml.feature_sets import declared_features
 from ml.features import (
     FeatureError,
@@ -43,8 +44,6 @@ MIN_HOLDOUT_ROWS = 30
 MIN_CLASS_ROWS = 10
 # Numeric columns with fewer non-null training values are dropped (they can be empty in a fold).
 MIN_NON_NULL_VALUES = 20
-# Reason codes consider this many of the model's most important features (one re-predict each).
-REASON_FEATURES = 12
 # A churn label whose positives are mostly already inactive at the snapshot is flagged.
 ALREADY_GONE_WARN_SHARE = 0.5
 
@@ -52,42 +51,6 @@ ALREADY_GONE_WARN_SHARE = 0.5
 class ModelSkipped(InsufficientDataError):
     """The data cannot support this model today; the message says model, rows, positives and
     what it needs. The orchestration layer skips the model and the others carry on."""
-
-
-@dataclass
-class Evaluation:
-    """What `fit_and_evaluate` found: every candidate's holdout figures, the winner and the
-    winner refitted on all labelled snapshots (`model`, read through `spec`)."""
-
-    kind: ModelKind
-    label: LabelDefinition | None
-    split: TimeSplit
-    declared: tuple[str, ...]
-    features: FeatureSpec
-    candidates: dict[str, candidates.Fitted]
-    left_out: dict[str, str]
-    winner: str
-    selection_reason: str
-    model: object
-    spec: FeatureSpec
-    refit_window: dict[str, str | int]
-    y_holdout: np.ndarray
-    bands: dict
-    importance: pd.Series
-    reference: pd.DataFrame
-    label_metrics: dict[str, float]
-    train_rows: int
-    warnings: list[str] = field(default_factory=list)
-    dropped_features: dict[str, str] = field(default_factory=dict)
-    label_flags: list[str] = field(default_factory=list)
-
-    @property
-    def winner_fit(self) -> candidates.Fitted:
-        return self.candidates[self.winner]
-
-    @property
-    def trailing(self) -> list[str]:
-        return candidates.trailing(self.kind, self.winner, self.candidates)
 
 
 def _labels(df: pd.DataFrame, spec: ModelKind) -> tuple[pd.DataFrame, list[str]]:
@@ -132,13 +95,6 @@ def _importance(spec: ModelKind, model, X: pd.DataFrame, y: np.ndarray) -> pd.Se
         model, sample, y_sample, scoring=scoring, n_repeats=3, random_state=0
     )
     return pd.Series(result.importances_mean, index=X.columns).sort_values(ascending=False)
-
-
-def reason_features(importance: pd.Series, fspec: FeatureSpec) -> list[str]:
-    """Reason-code candidates: the REASON_FEATURES most important features on the holdout
-    (positive permutation importance), in the spec's order; all features when none help."""
-    useful = importance[importance > 0].head(REASON_FEATURES).index
-    return [c for c in fspec.columns if c in set(useful)] or list(fspec.columns)
 
 
 def _require_trainable(spec: ModelKind, y: np.ndarray, window: str) -> None:
