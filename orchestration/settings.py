@@ -17,6 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
+ENGINES = ("duckdb", "spark")
+
+
 class SettingError(ValueError):
     """A setting has a value segflow cannot use; the message names the variable."""
 
@@ -58,10 +61,6 @@ def _choices(name: str, default: str, allowed: tuple[str, ...]) -> tuple[str, ..
             f"{name}={_env(name, default)!r}: expected a comma list of {', '.join(allowed)}"
         )
     return tuple(dict.fromkeys(values))
-
-
-def _names(name: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in _env(name, "").split(",") if v.strip())
 
 
 DESTINATIONS = ("outbox", "csv", "customerio", "launchdarkly", "intercom")
@@ -229,7 +228,6 @@ class Settings:
     launchdarkly_project: str = "default"
     launchdarkly_environment: str = "production"
     launchdarkly_context_kind: str = "user"
-    launchdarkly_segments: tuple[str, ...] = ()  # empty: every segflow segment
     launchdarkly_rate_limit: float = 10.0
     intercom_base_url: str = "https://api.intercom.io"
     intercom_create_contacts: bool = False
@@ -249,6 +247,12 @@ class Settings:
     # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
     # plan's accepted values (orchestration/defs/quality.py).
     quality: QualityConfig = field(default_factory=QualityConfig)
+    # The engine (SEGFLOW_ENGINE): duckdb (one machine) or spark (dbt-spark, pyspark). It picks
+    # the dbt target (unless SEGFLOW_DBT_TARGET names another), the segment SQL dialect, the
+    # scoring path and the reads. Spark's files live under spark_dir (SEGFLOW_SPARK_DIR).
+    engine: str = "duckdb"
+    spark_dir: Path = PROJECT_ROOT / "data" / "spark"
+    spark_master: str = "local[*]"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -262,8 +266,12 @@ class Settings:
         default_track = (
             "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
         )
+        engine = _choice("SEGFLOW_ENGINE", "duckdb", ENGINES)
         return cls(
             home=home,
+            engine=engine,
+            spark_dir=_path("SEGFLOW_SPARK_DIR", home / "spark"),
+            spark_master=_env("SEGFLOW_SPARK_MASTER", "local[*]"),
             duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
             source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
             landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
@@ -279,7 +287,7 @@ class Settings:
             mlflow_artifact_root=Path(
                 _env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))
             ),
-            dbt_target=_env("SEGFLOW_DBT_TARGET", "duckdb"),
+            dbt_target=_env("SEGFLOW_DBT_TARGET", engine),
             destination=_choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
             outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
             customerio_region=region,
@@ -322,7 +330,6 @@ class Settings:
             launchdarkly_project=_env("LAUNCHDARKLY_PROJECT", "default"),
             launchdarkly_environment=_env("LAUNCHDARKLY_ENVIRONMENT", "production"),
             launchdarkly_context_kind=_env("SEGFLOW_LAUNCHDARKLY_CONTEXT_KIND", "user"),
-            launchdarkly_segments=_names("SEGFLOW_LAUNCHDARKLY_SEGMENTS"),
             launchdarkly_rate_limit=_float("SEGFLOW_LAUNCHDARKLY_RATE_LIMIT", 10.0),
             intercom_base_url=_env("INTERCOM_BASE_URL", "https://api.intercom.io").rstrip("/"),
             intercom_create_contacts=_bool("SEGFLOW_INTERCOM_CREATE_CONTACTS", False),
@@ -345,6 +352,20 @@ class Settings:
     def source_dir(self) -> Path:
         """Landing folder the ingest reads: the generated demo folder or the user's files."""
         return self.demo_dir if self.source == "demo" else self.landing_dir
+
+    @property
+    def spark_sources_dir(self) -> Path:
+        """Parquet folders dbt on Spark reads as sources: raw/<table>/, main/user_scores/..."""
+        return self.spark_dir / "sources"
+
+    def spark_env(self) -> dict[str, str]:
+        """Environment variables profiles.yml's spark target reads (absolute paths)."""
+        return {
+            "SEGFLOW_SPARK_MASTER": self.spark_master,
+            "SEGFLOW_SPARK_SOURCES_DIR": str(self.spark_sources_dir),
+            "SEGFLOW_SPARK_WAREHOUSE": str(self.spark_dir / "warehouse"),
+            "SEGFLOW_SPARK_METASTORE": str(self.spark_dir / "metastore_db"),
+        }
 
     def ensure_dirs(self) -> None:
         for path in (
