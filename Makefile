@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium report redis
+.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium java report redis
 
 # sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
 # the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
@@ -38,7 +38,7 @@ run: $(STAMP)
 	$(BIN)/segflow run --users $(USERS) --days $(DAYS) --seed $(SEED)
 
 ## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
-test: $(STAMP) chromium redis
+test: $(STAMP) chromium java redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(SQLFLUFF) lint $(SQLFLUFF_VARS) dbt_project/models
@@ -73,6 +73,15 @@ chromium:
 	    $(SUDO) apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed: the report's browser test will be skipped"
+
+## java: Java 17+ for the Spark engine (pyspark 4.x), Debian's openjdk-17-jre-headless if missing
+JAVA_MAJOR = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+java:
+	@if [ "$(JAVA_MAJOR)" != "" ] && [ "$(JAVA_MAJOR)" -ge 17 ] 2>/dev/null; then :; else \
+	  echo "installing openjdk-17-jre-headless for the Spark engine (apt-get)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null || \
+	  echo "Java 17 could not be installed: the Spark engine tests will be skipped"; fi
 
 ## redis: the stream broker of the real-time path (Debian redis-server), installed if missing;
 ## tests start their own redis-server on a free port in a temp dir

@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from ml.train import train_model
+    from ml.tracking import train_model
     from orchestration.model_inputs import label_definition, model_features
     from orchestration.settings import Settings
 

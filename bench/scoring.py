@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from support.ml_marts import synthetic_marts
 
-    from ml.train import train_model
+    from ml.tracking import train_model
 
     work = Path(tempfile.mkdtemp(prefix="segflow-bench-scoring-"))
     uri = f"sqlite:///{work / 'mlflow.db'}"

@@ -12,12 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
-from threadpoolctl import threadpool_limits
 
 from contracts.models import TRAINING_SNAPSHOT_EVERY_DAYS, LabelDefinition, ModelKind, model_kind
 from ml import candidates
@@ -287,41 +285,3 @@ def fit_and_evaluate(
         dropped_features=dropped,
         label_flags=label_notes,
     )
-
-
-def train_model(
-    kind: str,
-    training_df: pd.DataFrame,
-    tracking_uri: str,
-    artifact_root: Path | None = None,
-    *,
-    features: tuple[str, ...] | list[str] | None = None,
-    label: LabelDefinition | None = None,
-    holdout_date: date | None = None,
-    max_train_rows: int | None = 400_000,
-    reference_rows: int = 5000,
-    snapshot_every_days: int = TRAINING_SNAPSHOT_EVERY_DAYS,
-    output_dir: Path | None = None,
-    n_threads: int | None = 1,
-):
-    """`fit_and_evaluate` then `ml.tracking.log_and_register`; returns its `TrainResult`.
-
-    `training_df` is the dbt mart of the kind (contracts.models). `features` are the declared
-    input columns (default: `ml.feature_sets.declared_features(kind)`); degenerate ones are
-    dropped and logged. `label` describes how the label was built (its horizon sets the purge
-    gap). Rows above `max_train_rows` are sampled (seeded). Plots go to `output_dir` (default:
-    a temp folder). `n_threads` caps OpenMP/BLAS threads (None = all cores)."""
-    from ml.tracking import log_and_register
-
-    with threadpool_limits(limits=n_threads):
-        evaluation = fit_and_evaluate(
-            kind,
-            training_df,
-            features=features,
-            label=label,
-            holdout_date=holdout_date,
-            max_train_rows=max_train_rows,
-            reference_rows=reference_rows,
-            snapshot_every_days=snapshot_every_days,
-        )
-        return log_and_register(evaluation, tracking_uri, artifact_root, output_dir)

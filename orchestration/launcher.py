@@ -263,9 +263,8 @@ class Progress(threading.Thread):
     def failure_cause(self, step: str, event) -> str:
         """The failed blocking check's message when a check stopped the step, else the
         innermost exception (not the executor's wrapper)."""
-        asset = step.split(".")[-1]
-        for check in self.checks:
-            if check.status == ERROR and check.asset.split("/")[-1] == asset:
+        for check in self.checks:  # step keys spell asset key paths with "__"
+            if check.status == ERROR and check.asset.replace("/", "__") == step:
                 return f"{check.asset} / {check.check}: {check.message}"
         error = event.event_specific_data.error
         return error_cause(error) if error else ""
@@ -365,6 +364,18 @@ def launch(
     if not result.success:
         print(f"the run's full log: {log_path}")
     return 0 if result.success else 1
+
+
+def build_report_now(settings: Settings, out_dir: Path | None = None):
+    """`segflow report`: the report from the warehouse, the Dagster instance (when
+    DAGSTER_HOME exists) and MLflow, outside any run."""
+    from orchestration.definitions import defs
+    from orchestration.defs.report import write_report
+
+    home = os.environ.get("DAGSTER_HOME")
+    instance = dg.DagsterInstance.get() if home and Path(home).is_dir() else None
+    check_keys = defs().resolve_asset_graph().asset_check_keys
+    return write_report(settings, instance, check_keys, out_dir=out_dir)
 
 
 def _report_after_failure(job, progress: Progress, settings: Settings, instance) -> str:

@@ -18,7 +18,7 @@ import pytest
 from support.realtime import redis_or_skip
 from support.realtime_world import build_world
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.realtime.consumer import GROUP
 from orchestration.realtime.events import encode, normalise, reject_reason
 from orchestration.realtime.stream import RedisStream
@@ -90,14 +90,16 @@ def test_sigkilled_consumer_loses_and_doubles_nothing(setup):
     redis, world, env, tmp_path = setup
     state = tmp_path / "realtime" / "state.sqlite"
     stream = RedisStream(redis.url, "segflow:events")
-    messages = _messages(world, 6000)
+    messages = _messages(world, 15000)  # 3 batches of 5000: two kills leave work to do
     for start in range(0, len(messages), 500):
         stream.append([encode(m) for m in messages[start : start + 500]])
-    for _ in range(2):
+    for attempt in range(2):
         process, before = _consumer(env), _hwm(state)
         deadline = time.monotonic() + 60
         while _hwm(state) == before and time.monotonic() < deadline:
             time.sleep(0.005)
+        if attempt == 1:
+            time.sleep(0.5)  # the first kill lands right after a commit, this one mid-batch
         assert process.poll() is None, process.stderr.read().decode()
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -22,7 +22,7 @@
     cast('{{ var("max_date", "2999-12-31") }}' as date) as max_date
   {%- endset -%}
   {%- if var("min_date", none) is not none -%}
-    create or replace table {{ run_window_relation() }} as select {{ columns }}
+    {{ replace_table_as(run_window_relation(), 'select ' ~ columns) }}
   {%- else -%}
     create table if not exists {{ run_window_relation() }} as select {{ columns }}
   {%- endif -%}

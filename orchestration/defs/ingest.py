@@ -22,9 +22,11 @@ from orchestration.defs.quality import (
 )
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
+from orchestration.sources.compiler import DST_RULE
 from orchestration.sources.load import RAW_TABLES, load_partitions
 from orchestration.sources.mappings import SourcesConfig, load_config
 from orchestration.sources.verdict import load_failures
+from orchestration.spark.raw_export import publish_raw
 
 
 def source_config(settings: Settings) -> SourcesConfig | None:
@@ -135,6 +137,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             checks = raw_checks(conn, table_name, dates, rows_read, settings)
             config = quality_config(settings)
             failures = load_failures(report, config)
+            exported = publish_raw(settings, conn, table_name, dates)  # Spark engine only
         for warning in report.warnings[:50]:
             context.log.warning(warning)
         context.log.info(
@@ -148,6 +151,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "rows_loaded": report.rows_loaded,
             "rows_quarantined": report.rows_quarantined,
             "rows_unassigned": unassigned,
+            "rows_exported_to_spark": exported,
             "quarantined_by_reason": table(
                 [
                     {"reason_code": k, "rows": v}
@@ -163,6 +167,10 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "preview": preview(report.preview),
             "quarantine_preview": preview(report.quarantine_preview),
         }
+        if report.warnings:  # mappings that matched nothing, format notes, extra columns...
+            metadata["warnings"] = table([{"warning": w[:300]} for w in report.warnings[:50]])
+        if report.dst:  # zoneless times in a daylight-saving gap / overlap, and the rule
+            metadata["daylight_saving"] = {**dict(sorted(report.dst.items())), "rule": DST_RULE}
         if report.fallbacks:  # rows whose value came from a declared `fallback:`
             metadata["fallbacks"] = dict(sorted(report.fallbacks.items()))
         if report.identity:
