@@ -24,7 +24,7 @@ class ModelFact:
 
 def model_facts() -> dict[str, ModelFact]:
     """Kind -> facts, derived from the model kinds' single definition."""
-    from ml.train import KINDS  # heavy (sklearn, mlflow): only when a page or summary needs it
+    from contracts.models import KINDS
 
     return {
         kind: ModelFact(
