@@ -259,31 +259,26 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from contracts.models import registered_name
     from ml.registry import set_champion
 
     settings = Settings.from_env()
-    set_champion(f"segflow-{args.model}", args.version, tracking_uri=settings.mlflow_tracking_uri)
-    print(f"segflow-{args.model}: alias 'champion' now points at version {args.version}")
+    name = registered_name(args.model)
+    set_champion(name, args.version, tracking_uri=settings.mlflow_tracking_uri)
+    print(f"{name}: alias 'champion' now points at version {args.version}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Build the offline HTML report from the warehouse, the Dagster instance and MLflow."""
-    import dagster as dg
-
-    from orchestration.defs.report import write_report
-
     settings = Settings.from_env()
     if not settings.duckdb_path.exists():
         print(f"segflow: no warehouse at {settings.duckdb_path}; run `segflow run` first")
         return 1
     os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster_home"))
-    instance = dg.DagsterInstance.get() if Path(os.environ["DAGSTER_HOME"]).is_dir() else None
-    from orchestration.definitions import defs
+    from orchestration.launcher import build_report_now
 
-    check_keys = defs().resolve_asset_graph().asset_check_keys
-    out = Path(args.out) if args.out else None
-    result = write_report(settings, instance, check_keys, out_dir=out)
+    result = build_report_now(settings, Path(args.out) if args.out else None)
     print(f"report: {result.index} ({result.charts} charts on {len(result.pages)} pages)")
     if args.serve:
         return _serve_report(result.out_dir, args, settings)

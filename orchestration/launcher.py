@@ -27,6 +27,7 @@ from orchestration.report.run_summary import (
     ERROR,
     PASS,
     SKIP,
+    SYNC_SUMMARY_KEY,
     CheckOutcome,
     StepOutcome,
     check_message,
@@ -156,6 +157,7 @@ class Progress(threading.Thread):
         self.steps: list[StepOutcome] = []
         self.checks: list[CheckOutcome] = []
         self.skip_reasons: dict[str, str] = {}  # step -> why its asset was skipped
+        self.sync_summaries: list[dict] | None = None  # destination_sync, one per destination
         self.first_step_after: float | None = None
         self._halt = threading.Event()
         self._cursor: str | None = None
@@ -217,6 +219,8 @@ class Progress(threading.Thread):
             if isinstance(status, str) and status.startswith("skipped"):
                 reason = status.removeprefix("skipped").lstrip(": ")
                 self.skip_reasons[step] = reason[:300]
+            if SYNC_SUMMARY_KEY in metadata:
+                self.sync_summaries = list(metadata[SYNC_SUMMARY_KEY].value)
             counts = _counts(metadata)
             if counts:
                 name = materialization.asset_key.to_user_string()
@@ -263,9 +267,8 @@ class Progress(threading.Thread):
     def failure_cause(self, step: str, event) -> str:
         """The failed blocking check's message when a check stopped the step, else the
         innermost exception (not the executor's wrapper)."""
-        asset = step.split(".")[-1]
-        for check in self.checks:
-            if check.status == ERROR and check.asset.split("/")[-1] == asset:
+        for check in self.checks:  # step keys spell asset key paths with "__"
+            if check.status == ERROR and check.asset.replace("/", "__") == step:
                 return f"{check.asset} / {check.check}: {check.message}"
         error = event.event_specific_data.error
         return error_cause(error) if error else ""
@@ -357,7 +360,7 @@ def launch(
         print(f"  {name:<32} {'-' if count is None else f'{count:,}'}")
     if settings.duckdb_path.exists():
         with warehouse.connect(settings.duckdb_path) as conn:
-            for line in warehouse_lines(conn, settings.outbox_dir):
+            for line in warehouse_lines(conn, settings.outbox_dir, progress.sync_summaries):
                 print(line)
     if report_line:
         print(report_line)
@@ -365,6 +368,18 @@ def launch(
     if not result.success:
         print(f"the run's full log: {log_path}")
     return 0 if result.success else 1
+
+
+def build_report_now(settings: Settings, out_dir: Path | None = None):
+    """`segflow report`: the report from the warehouse, the Dagster instance (when
+    DAGSTER_HOME exists) and MLflow, outside any run."""
+    from orchestration.definitions import defs
+    from orchestration.defs.report import write_report
+
+    home = os.environ.get("DAGSTER_HOME")
+    instance = dg.DagsterInstance.get() if home and Path(home).is_dir() else None
+    check_keys = defs().resolve_asset_graph().asset_check_keys
+    return write_report(settings, instance, check_keys, out_dir=out_dir)
 
 
 def _report_after_failure(job, progress: Progress, settings: Settings, instance) -> str:

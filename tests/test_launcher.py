@@ -63,6 +63,11 @@ def test_progress_prints_steps_counts_and_blocking_findings() -> None:
     assert any(
         line.split()[:2] == ["ok", "upstream_table"] and "row count 1,234" in line for line in lines
     ), lines
+    failed = next(line for line in lines if line.split()[1:2] == ["checked_table"])
+    assert failed.split()[0] == "FAILED", lines
+    assert (
+        "checked_table / gx_suite: checked_table.row_count.vs_trailing_median: expected" in failed
+    )
     assert progress.blocked == [
         "main.checked_table partition 2026-08-02: rule checked_table.row_count.vs_trailing_median: "
         "expected row count no more than 80% below the median; found: 0 rows against a median "

@@ -11,7 +11,7 @@ import duckdb
 from support.realtime import redis_or_skip
 from support.realtime_world import SNAPSHOT_DAY, build_world, new_user_before_setup
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
 from orchestration.defs.realtime import realtime_snapshot
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource

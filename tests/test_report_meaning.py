@@ -219,3 +219,22 @@ def test_segments_page_shows_which_rule_arm_put_members_there() -> None:
         ["churn_risks", "churn_band == 'high'", 2],
         ["churn_risks", "activity_trend <= -0.5", 1],
     ]
+
+
+def test_severity_and_blocking_read_as_one_label() -> None:
+    assert overview.check_kind("ERROR", True) == "ERROR, blocks downstream"
+    assert overview.check_kind("ERROR", False) == "ERROR, does not block"
+    assert overview.check_kind("WARN", True) == "WARN, never blocks"
+
+
+def test_segment_funnel_rates_are_of_members_observed_at_step_one() -> None:
+    f = pd.DataFrame(
+        {
+            "segment": ["a", "a", "a", "b", "b", "b"],
+            "step_number": [1, 2, 3, 1, 2, 3],
+            "users_in_segment": [100, 100, 100, 10, 10, 10],
+            "users_reached": [40, 20, 10, 0, 0, 0],
+        }
+    )
+    rates = onboarding.segment_rates(f)
+    assert rates["pct_of_step_1"].tolist() == [1.0, 0.5, 0.25]  # b: nobody observed, left out

@@ -203,3 +203,152 @@ def test_epoch_milliseconds_read_as_seconds_are_quarantined_with_the_unit(tmp_pa
     assert sum(report.unassigned["mixpanel/export.json"].values()) == 12  # no partition
     dry = check_sources(landing)  # never crashes on data, and blocks like the run
     assert not dry.ok and "implausible_timestamp" in render(dry)
+
+
+# --- mappings that cannot match, unlisted columns, declared format vs suffix ------------------
+
+CONTACTS = (
+    "Record ID,Email,Plan,Country,Last Modified Date\n"
+    "1,a@example.com,pro,PT,2025-03-03 10:00\n"
+    "2,b@example.com,free,DE,2025-03-03 11:00\n"
+)
+
+
+def _contacts(tmp_path: Path, columns: str) -> tuple[Path, object]:
+    landing = tmp_path / "landing"
+    (landing / "crm").mkdir(parents=True)
+    (landing / "crm" / "contacts.csv").write_text(CONTACTS)
+    (landing / "sources.yml").write_text(
+        "sources:\n  crm_contacts:\n    files: ['crm/**']\n    columns:\n"
+        "      user_id: Record ID\n"
+        "      updated_at: {from: Last Modified Date, format: '%Y-%m-%d %H:%M'}\n" + columns
+    )
+    conn = duckdb.connect()
+    report = load_partitions(
+        conn, "crm_contacts", None, landing, "files", 3, now=NOW, config=load_config(landing)
+    )
+    return landing, (conn, report)
+
+
+def test_unlisted_contract_columns_are_kept_from_the_header_or_reported(tmp_path: Path) -> None:
+    landing, (conn, report) = _contacts(tmp_path, "")
+    rows = conn.execute(
+        "select user_id, email, plan, country from raw.crm_contacts order by 1"
+    ).fetchall()
+    assert rows == [("1", "a@example.com", "pro", "PT"), ("2", "b@example.com", "free", "DE")]
+    dropped = [w for w in report.warnings if "dropped: not listed" in w]
+    assert any("crm_contacts.industry dropped" in w for w in dropped)
+    assert not any(".plan dropped" in w or ".country dropped" in w for w in dropped)
+    assert "crm_contacts.industry dropped" in render(check_sources(landing))
+
+
+def test_a_mapping_that_matches_nothing_warns_or_blocks(tmp_path: Path) -> None:
+    landing, (_, report) = _contacts(tmp_path, "      plan: Lifecycle Stage\n")
+    assert any(
+        "columns.plan of source 'crm_contacts' (`Lifecycle Stage`) matched no value" in w
+        for w in report.warnings
+    )
+    assert report.mapping_errors == []
+    assert check_sources(landing).ok  # a warning, not a block
+    landing2 = tmp_path / "inv"
+    (landing2 / "stripe").mkdir(parents=True)
+    (landing2 / "stripe" / "Invoices.csv").write_text(
+        "id,Customer,Currency,Total,Status,Date (UTC)\nin_1,cus_A,usd,49.00,paid,2025-03-03 09:00\n"
+    )
+    (landing2 / "sources.yml").write_text(
+        "sources:\n  billing_invoices:\n    preset: stripe_invoices_csv\n    identity: null\n"
+        "    columns: {amount: Amount Due}\n"
+    )
+    dry = check_sources(landing2)
+    assert not dry.ok
+    assert "columns.amount of source 'billing_invoices' (`Amount Due`) matched no value" in (
+        render(dry)
+    )
+
+
+def test_declared_format_disagreeing_with_the_suffix_says_which_was_used(tmp_path: Path) -> None:
+    from tests.test_sources_money import API_CSV
+
+    landing = _stripe_landing(tmp_path, API_CSV, name="invoices.csv")
+    _, report = _load(landing)
+    assert report.rows_loaded == 3
+    assert any(
+        "stripe/invoices.csv: read as csv (its suffix .csv); the source 'billing_invoices' "
+        "declares format: json" in w
+        for w in report.warnings
+    )
+
+
+def test_hubspot_lifecycle_stage_becomes_the_plan() -> None:
+    landing = Path(__file__).parent / "fixtures" / "vendors" / "hubspot_contacts_csv" / "landing"
+    conn = duckdb.connect()
+    load_partitions(
+        conn, "crm_contacts", None, landing, "files", 3, now=NOW, config=load_config(landing)
+    )
+    plans = dict(conn.execute("select email, plan from raw.crm_contacts").fetchall())
+    assert plans["ana@example.com"] == "pro"  # customer
+    assert plans["ben@example.com"] == "free"  # lead
+
+
+def test_amplitude_page_views_are_pages_and_other_own_names_are_suggested(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    (landing / "amplitude").mkdir(parents=True)
+    rows = [
+        {
+            "event_type": name,
+            "user_id": "u1",
+            "device_id": "d1",
+            "event_time": f"2025-03-03 10:00:0{i}.000000",
+            "$insert_id": f"ins-{i}",
+        }
+        for i, name in enumerate(
+            ["[Amplitude] Page Viewed", "[Amplitude] Element Clicked", "Signed In"]
+        )
+    ]
+    (landing / "amplitude" / "export.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (landing / "sources.yml").write_text("sources:\n  events: {preset: amplitude_export}\n")
+    conn = duckdb.connect()
+    report = load_partitions(
+        conn, "events", None, landing, "files", 3, now=NOW, config=load_config(landing)
+    )
+    types = dict(conn.execute("select event, type from raw.events").fetchall())
+    assert types == {"[Amplitude] Page Viewed": "page", "Signed In": "track"}
+    assert report.quarantined_by_reason == {"unknown_event": 1}
+    text = render(check_sources(landing))
+    assert "'[Amplitude] Element Clicked' (1 rows)" in text and "vars.tracking_plan" in text
+
+
+def test_daylight_saving_gap_and_overlap_are_counted_with_the_rule(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    (landing / "crm").mkdir(parents=True)
+    (landing / "crm" / "contacts.csv").write_text(
+        "Record ID,Email,Last Modified Date\n"
+        "1,a@example.com,2025-03-09 02:30\n"  # skipped by the spring-forward change
+        "2,b@example.com,2025-11-02 01:30\n"  # happens twice in the autumn
+        "3,c@example.com,2025-06-01 12:00\n"
+        "4,d@example.com,2025-03-09T02:30:00Z\n"  # has a zone: not a local wall time
+    )
+    (landing / "sources.yml").write_text(
+        "sources:\n  crm_contacts:\n    files: ['crm/**']\n    time_zone: America/New_York\n"
+        "    columns:\n      user_id: Record ID\n      email: Email\n"
+        "      updated_at: {from: Last Modified Date, format: [iso, '%Y-%m-%d %H:%M']}\n"
+    )
+    conn = duckdb.connect()
+    report = load_partitions(
+        conn,
+        "crm_contacts",
+        None,
+        landing,
+        "files",
+        3,
+        now=datetime(2026, 1, 1),
+        config=load_config(landing),
+    )
+    assert report.rows_loaded == 4
+    assert report.dst == {"updated_at gap": 1, "updated_at overlap": 1}
+    utc = dict(conn.execute("select user_id, updated_at from raw.crm_contacts").fetchall())
+    assert utc["1"] == datetime(2025, 3, 9, 7, 30)  # read as 03:30 EDT, as DST_RULE says
+    assert utc["2"] == datetime(2025, 11, 2, 6, 30)  # the later (EST) 01:30
+    assert "daylight saving: {'updated_at gap': 1, 'updated_at overlap': 1}" in render(
+        check_sources(landing)
+    )

@@ -40,7 +40,7 @@ def realtime_snapshot(
         facts = build_snapshot(conn, segment_config(), app.snapshot_path(settings))
         day = date.fromisoformat(facts["snapshot_date"])
         result = compare_day(conn, state, day)
-        acked = mark_delivered_events(conn, state, settings.destination)
+        acked = mark_delivered_events(conn, state, settings.destinations[0])
     stats = consumer_stats(state)
     lag = _stream_lag(settings)
     context.log.info(
@@ -50,6 +50,7 @@ def realtime_snapshot(
     metadata = {
         "snapshot_date": facts["snapshot_date"],
         "snapshot_users": facts["users"],
+        "snapshot_suppressed": facts["suppressed"],
         "snapshot_path": dg.MetadataValue.path(str(app.snapshot_path(settings))),
         "intraday_users_compared": result.compared,
         "intraday_users_differing": result.differing,

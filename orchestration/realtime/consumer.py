@@ -36,6 +36,7 @@ from orchestration.segments.config import SegmentConfig
 log = logging.getLogger(__name__)
 SESSION_GAP_S = 30 * 60
 GROUP = "segflow-realtime"
+TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
 
 
 class Consumer:
@@ -50,7 +51,7 @@ class Consumer:
         known_events: frozenset[str],
         destination: Destination | None = None,
         name: str = "consumer-1",
-        batch_size: int = 500,
+        batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
     ):
         self.stream, self.name, self.batch_size = stream, name, batch_size
         self.db = state.connect(state_path)
@@ -59,6 +60,7 @@ class Consumer:
         self.evaluator = Evaluator(config, milestone_events)
         self.known_events = known_events
         self.destination = destination
+        self._batches = 0
         self.stream.ensure_group(GROUP)
         if destination is not None:
             destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
@@ -92,6 +94,10 @@ class Consumer:
                 raise
         self.stream.ack(GROUP, [i for i, _ in entries])
         self.finish_pending()
+        self._batches += 1
+        trim = getattr(self.stream, "trim_acknowledged", None)
+        if trim is not None and self._batches % TRIM_EVERY == 0:
+            trim()  # drained to the landing files and acknowledged: the broker can let go
         return len(entries)
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
@@ -107,17 +113,41 @@ class Consumer:
             elif message.get("userId"):  # anonymous activity is stitched by the daily build
                 per_user.setdefault(str(message["userId"]), []).append(message)
         self.db.executemany("insert into drain values (?, ?, ?, ?, 0)", drained)
+        for user in self.snapshot.suppressed(list(per_user)):  # privacy: never applied or sent
+            del per_user[user]
         sessions = self._by_user(
             "select user_id, started_at, last_at, events from session", list(per_user)
         )
-        touched = {
-            user: self._record(user, messages, sessions.get(user))
-            for user, messages in per_user.items()
-        }
+        touched, day_updates, session_rows = {}, {}, []
+        for user, messages in per_user.items():
+            latest, days, session = self._record(messages, sessions.get(user))
+            touched[user] = latest
+            day_updates.update({(user, day): update for day, update in days.items()})
+            session_rows.append((user, *session))
+        grown = self._write_days(day_updates)
+        self.db.executemany("insert or replace into session values (?, ?, ?, ?)", session_rows)
         state.add_counter(self.db, "events_applied", len(entries) - quarantined)
         state.add_counter(self.db, "events_quarantined", quarantined)
+        touched = self._needing_evaluation(touched, grown)
         if touched:
             self._reevaluate(touched)
+
+    def _needing_evaluation(self, touched: dict[str, date], grown: set[str]) -> dict[str, date]:
+        """Users whose realtime inputs may have changed: a new milestone, a session value a
+        rule reads, or no intraday answer yet for this day on the current snapshot. For the
+        others a re-evaluation would give the same answer, so it is skipped."""
+        if self.evaluator.reads_session:
+            return touched
+        answered = self._by_user("select user_id, day, updated_at from profile", list(touched))
+        snapshot_at = self.snapshot.version()
+        return {
+            user: day
+            for user, day in touched.items()
+            if user in grown
+            or user not in answered
+            or answered[user][0] != day.isoformat()
+            or answered[user][1] < snapshot_at
+        }
 
     def _by_user(
         self, select: str, users: list[str], where: str = "", args=(), many: bool = False
@@ -132,9 +162,9 @@ class Consumer:
                 out.setdefault(row[0], []).append(row[1:])
         return {user: rows if many else rows[0] for user, rows in out.items()}
 
-    def _record(self, user_id: str, messages: list[dict], session: tuple | None) -> date:
-        """Apply one user's messages of this batch (counts, milestones, session); returns
-        the latest event day."""
+    def _record(self, messages: list[dict], session: tuple | None):
+        """One user's messages of this batch -> (latest event day, {day: (counts,
+        milestones)}, session (started, last, events))."""
         days: dict[str, tuple[dict[str, int], set[str]]] = {}
         started, last, events = session if session else (None, None, 0)
         moments = [parse_time(m.get("timestamp")) or datetime.now(UTC) for m in messages]
@@ -150,12 +180,27 @@ class Consumer:
                 started, last, events = ts, ts, 1
             else:
                 started, last, events = min(started, ts), max(last, ts), events + 1
-        for day, (counts, milestones) in days.items():
-            state.bump_day(self.db, user_id, day, counts, milestones)
-        self.db.execute(
-            "insert or replace into session values (?, ?, ?, ?)", (user_id, started, last, events)
+        return max(moments).date(), days, (started, last, events)
+
+    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> set[str]:
+        """Add a batch's counts and milestones to the users' days (one read, one write);
+        returns the users who reached a milestone new for that day."""
+        users = sorted({user for user, _ in updates})
+        existing = self._by_user(
+            "select user_id, day, counts, milestones from user_day", users, many=True
         )
-        return max(moments).date()
+        rows, grown = [], set()
+        for (user, day), (counts, milestones) in updates.items():
+            old = next((r for r in existing.get(user, []) if r[0] == day), None)
+            if milestones - (set(json.loads(old[2])) if old else set()):
+                grown.add(user)
+            total = json.loads(old[1]) if old else {}
+            for event, n in counts.items():
+                total[event] = total.get(event, 0) + n
+            reached = set(json.loads(old[2])) | milestones if old else milestones
+            rows.append((user, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))))
+        self.db.executemany("insert or replace into user_day values (?, ?, ?, ?)", rows)
+        return grown
 
     def _reevaluate(self, touched: dict[str, date]) -> None:
         snap_day = self.snapshot.snapshot_date()
@@ -193,10 +238,22 @@ class Consumer:
             raws.append(raw)
         today = max(days)
         profiles = self.evaluator.resolve(users, today, raws, rows)
+        profile_rows, emitted_rows = [], []
         for k, (user, base, profile) in enumerate(zip(users, bases, profiles, strict=True)):
-            self._store(user, days[k], base, profile, now[k], before[k], previous.get(user))
+            row, events = self._store(
+                user, days[k], base, profile, now[k], before[k], previous.get(user)
+            )
+            profile_rows.append(row)
+            emitted_rows += events
+        self.db.executemany(
+            "insert or ignore into emitted values (?, ?, ?, ?, ?, 0, ?)", emitted_rows
+        )
+        self.db.executemany(
+            "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", profile_rows
+        )
 
-    def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous) -> None:
+    def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous):
+        """(profile row, emitted event rows) of one re-evaluated user."""
         if previous is not None and previous[0] != day.isoformat():
             previous = None  # yesterday's intraday answer: today starts from the snapshot
         previous = previous[1:] if previous else None
@@ -213,26 +270,23 @@ class Consumer:
         day_ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
         events = self.evaluator.events(user, day_ts, old_segments, profile.segments, fired)
         fired_all = fired_before + [e.name for e in events if e.name not in _MEMBERSHIP]
-        for e in events:
-            self.db.execute(
-                "insert or ignore into emitted values (?, ?, ?, ?, ?, 0, ?)",
-                (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time()),
-            )
-        self.db.execute(
-            "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                user,
-                day.isoformat(),
-                json.dumps(list(profile.segments)),
-                profile.primary_segment,
-                profile.onboarding_flow,
-                profile.experiment,
-                profile.experiment_variant,
-                profile.next_block,
-                json.dumps(sorted(set(fired_all))),
-                time.time(),
-            ),
+        emitted = [
+            (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time())
+            for e in events
+        ]
+        profile_row = (
+            user,
+            day.isoformat(),
+            json.dumps(list(profile.segments)),
+            profile.primary_segment,
+            profile.onboarding_flow,
+            profile.experiment,
+            profile.experiment_variant,
+            profile.next_block,
+            json.dumps(sorted(set(fired_all))),
+            time.time(),
         )
+        return profile_row, emitted
 
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""

@@ -45,6 +45,11 @@ class SnapshotReader:
                 self._db, self._inode = open_readonly(self.path), inode
             return self._db
 
+    def version(self) -> float:
+        """When the current snapshot file was written (0 when there is none)."""
+        self._conn()
+        return self._inode[1] / 1e9 if self._inode else 0.0
+
     def snapshot_date(self) -> date | None:
         db = self._conn()
         return snapshot_date(db) if db is not None else None
@@ -58,6 +63,15 @@ class SnapshotReader:
             "experiment, experiment_variant, next_block, scores from users where user_id = ?",
             (user_id,),
         ).fetchone()
+
+    def suppressed(self, user_ids: list[str]) -> set[str]:
+        """Which of `user_ids` have a privacy request (delete or suppress)."""
+        db = self._conn()
+        if db is None or not user_ids:
+            return set()
+        marks = ",".join("?" * len(user_ids))
+        sql = f"select user_id from suppressed where user_id in ({marks})"
+        return {r[0] for r in db.execute(sql, user_ids)}
 
     def baseline(self, user_id: str) -> Baseline:
         return self.baselines([user_id])[user_id]
@@ -104,7 +118,10 @@ class ProfileReader:
         return db
 
     def profile(self, user_id: str) -> dict[str, Any] | None:
-        """The profile, or None for a user segflow has never seen (callers use defaults)."""
+        """The profile, or None for a user segflow has never seen or may not show (a privacy
+        request): callers answer with `default`."""
+        if self.snapshot.suppressed([user_id]):
+            return None
         snap = self.snapshot.row(user_id)
         snap_day = self.snapshot.snapshot_date()
         live = None

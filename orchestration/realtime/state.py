@@ -6,7 +6,6 @@ is recognised and skipped: state, drained lines and emitted events are applied e
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -56,21 +55,3 @@ def set_meta(db: sqlite3.Connection, key: str, value: Any) -> None:
 
 def add_counter(db: sqlite3.Connection, key: str, n: int) -> None:
     set_meta(db, key, int(get_meta(db, key, "0") or 0) + n)
-
-
-def bump_day(
-    db: sqlite3.Connection, user_id: str, day: str, counts: dict[str, int], milestones: set[str]
-) -> None:
-    """Add event counts and milestones to a user's day."""
-    row = db.execute(
-        "select counts, milestones from user_day where user_id = ? and day = ?", (user_id, day)
-    ).fetchone()
-    total, reached = (json.loads(row[0]), set(json.loads(row[1]))) if row else ({}, set())
-    for event, n in counts.items():
-        total[event] = total.get(event, 0) + n
-    reached |= milestones
-    db.execute(
-        "insert into user_day values (?, ?, ?, ?) on conflict (user_id, day) do update set "
-        "counts = excluded.counts, milestones = excluded.milestones",
-        (user_id, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))),
-    )

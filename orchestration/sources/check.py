@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from expectations.config import QualityConfig
+from orchestration.sources.compiler import DST_RULE
 from orchestration.sources.files import SourceError
 from orchestration.sources.load import RAW_TABLES, LoadReport, load_partitions
 from orchestration.sources.mappings import MappingError, SourcesConfig, load_config
@@ -127,6 +128,10 @@ def render(result: CheckResult) -> str:
                 )
             elif row["status"] == "skipped":
                 lines.append(f"  {row['file']}: SKIPPED: {row['reason']}")
+        if report.dst:
+            lines.append(f"  daylight saving: {dict(sorted(report.dst.items()))} ({DST_RULE})")
+        for warning in _notable(report.warnings)[:10]:
+            lines.append(f"  warning {warning}")
         if report.identity:
             lines.append(f"  identity: {dict(sorted(report.identity.items()))}")
             for f, line, uid in report.unmatched_sample[:5]:
@@ -143,6 +148,12 @@ def render(result: CheckResult) -> str:
         )
     lines += _verdict_lines(result)
     return "\n".join(lines)
+
+
+def _notable(warnings: list[str]) -> list[str]:
+    """Warnings the per-file lines do not already say (skips, empty files, footers)."""
+    said = ("skipped ", "empty file", "footer line")
+    return [w for w in dict.fromkeys(warnings) if not any(s in w for s in said)]
 
 
 def _verdict_lines(result: CheckResult) -> list[str]:

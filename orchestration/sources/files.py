@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from contracts.raw import RAW, RawTable
-from orchestration.sources.mappings import default_config, matches
+from orchestration.sources.mappings import default_config, matches, specificity
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zip")
@@ -156,6 +156,7 @@ class FileInfo:
     source: str | None = None  # the sources.yml source that claims it (None: default layout)
     member: str | None = None  # zip archives: the member inside `path`
     fmt: str | None = None  # jsonl | json | csv | parquet (None: from the name)
+    note: str | None = None  # said in the load's warnings (e.g. the suffix overrode `format:`)
 
     @property
     def data_name(self) -> str:
@@ -319,7 +320,9 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             )
         )
         return
-    source = next((s for s in config.sources if matches(rel, s.files)), None)
+    ranked = [(specificity(rel, s.files), -i, s) for i, s in enumerate(config.sources)]
+    best = max(ranked, key=lambda r: r[:2], default=(-1, 0, None))
+    source = best[2] if best[0] >= 0 else None  # most specific pattern; ties: declared first
     table = source.table if source else None
     day = None
     for part in parts[:-1]:
@@ -411,6 +414,12 @@ def _add(info: FileInfo, source, files: list, skipped: list, ignored: bool) -> N
     suffix = Path(info.data_name).suffix
     if suffix in DATA_SUFFIXES:
         files.append(info)  # the format follows the name (.json: array, document or lines)
+        json_family = {source.format, info.format} <= {"json", "jsonl"}  # one detection path
+        if source.format not in ("auto", info.format) and not json_family:
+            info.note = (
+                f"{info.relative}: read as {info.format} (its suffix {suffix}); the source "
+                f"{source.name!r} declares format: {source.format}"
+            )
     elif source.format != "auto" and (info.compressed or not suffix):
         info.fmt = source.format  # e.g. Segment's S3 files: <id>.gz holding JSON lines
         files.append(info)

@@ -549,3 +549,16 @@ def matches(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
         if glob_regex(pattern).match(target):
             return True
     return False
+
+
+def specificity(path: str, patterns: tuple[str, ...] | list[str]) -> int:
+    """How specific the most specific of `patterns` matching `path` is (literal characters;
+    -1: none matches). The source with the most specific match claims a file, so
+    `mixpanel/engage/**` wins over `mixpanel/**` whatever the order in sources.yml."""
+    name = path.rsplit("/", 1)[-1]
+    best = -1
+    for pattern in patterns:
+        target = path if "/" in pattern else name
+        if glob_regex(pattern).match(target):
+            best = max(best, len(pattern.replace("*", "").replace("?", "")))
+    return best

@@ -105,11 +105,13 @@ def incomplete_failure(report: LoadReport) -> str | None:
 
 def load_failures(report: LoadReport, config: QualityConfig) -> list[str]:
     """What blocks a load besides the warehouse gate: partitionless quarantined rows, skipped
-    files, paginated exports holding one page."""
+    files, paginated exports holding one page, a required / money mapping that matched
+    nothing."""
     found = (
         unassigned_failure(report, config),
         skipped_failure(report),
         incomplete_failure(report),
+        *report.mapping_errors,
     )
     return [f for f in found if f]
 

@@ -119,24 +119,35 @@ def _cohorts(page: Page, f: pd.DataFrame, start: date | None) -> None:
     )  # fmt: skip
 
 
+def segment_rates(f: pd.DataFrame) -> pd.DataFrame:
+    """Per segment and step: share of the segment's members observed at step 1 who reached the
+    step (sequential), so members who signed up before the data do not read as drop-off."""
+    first = f[f["step_number"] == f["step_number"].min()][["segment", "users_reached"]]
+    f = f.merge(first.rename(columns={"users_reached": "observed_at_step_1"}), on="segment")
+    f = f[f["observed_at_step_1"] > 0]
+    return f.assign(pct_of_step_1=(f["users_reached"] / f["observed_at_step_1"]).round(4))
+
+
 def _segment_chart(wh: Warehouse):
     f = wh.df(
-        "select segment, step_number, milestone, users_in_segment, users_reached, reached_rate "
+        "select segment, step_number, milestone, users_in_segment, users_reached "
         "from main.fct_onboarding_funnel_by_segment where segment_date = "
         "(select max(segment_date) from main.fct_onboarding_funnel_by_segment) "
         "order by segment, step_number"
     )
+    f = segment_rates(f) if nonempty(f) else f
     if not nonempty(f):
         return None
     return plot(
-        "Funnel per segment as rates (latest day, share of the segment reaching each step in order)",
+        "Funnel per segment as rates (latest day, % of the members observed at step 1)",
         f,
         "line",
-        note="rates of each segment's members today (including customers who signed up before the data)",
+        note="members observed reaching step 1 (the others signed up before the data); "
+        "sequential: a step counts only after the ones before it",
         height=H_SEGMENTS,
         mark_args={"point": True},
         x=alt.X("milestone:N", sort=alt.SortField("step_number"), title=None),
-        y=alt.Y("reached_rate:Q", axis=alt.Axis(format="%"), title="share of segment"),
+        y=alt.Y("pct_of_step_1:Q", axis=alt.Axis(format="%"), title="% of step 1"),
         color=alt.Color("segment:N", scale=segment_scale(f["segment"])),
     )
 

@@ -166,18 +166,20 @@ def _checks(page: Page, checks: pd.DataFrame | None) -> None:
     if not nonempty(checks):
         page.missing.append("asset check results (built outside Dagster, or no checks ran yet)")
         return
-    summary = checks.groupby(["severity", "passed"], as_index=False).size()
+    checks = checks.assign(kind=[check_kind(r.severity, r.blocking) for r in checks.itertuples()])
+    summary = checks.groupby(["kind", "passed"], as_index=False).size()
     summary = summary.rename(columns={"size": "checks"})
     summary["result"] = summary["passed"].map({True: "passed", False: "failed"})
     page.add(
         plot(
-            "Blocking (ERROR) and warning checks, latest evaluation each",
+            "Checks by what a failure does, latest evaluation each",
             summary,
             "bar",
             table=checks,
-            note="failed checks first, each with its message",
+            note="failed checks first, each with its message; only an ERROR result of a "
+            "blocking check stops the assets downstream",
             height=80,
-            y=alt.Y("severity:N", title=None),
+            y=alt.Y("kind:N", title=None),
             x=alt.X("checks:Q", stack=True),
             color=alt.Color("result:N", scale=status_scale("passed", "failed")),
         )
@@ -187,7 +189,15 @@ def _checks(page: Page, checks: pd.DataFrame | None) -> None:
         page.add(
             table_block(
                 "Failed checks and what they found",
-                failed[["severity", "asset", "check", "message"]],
+                failed[["kind", "asset", "check", "message"]],
                 f"{len(failed)} check(s) failed at their latest evaluation",
             )
         )
+
+
+def check_kind(severity: str, blocking: object) -> str:
+    """One label from severity and blocking, so the two never read as contradicting: a
+    blocking check stops downstream only when its result is an ERROR."""
+    if severity == "ERROR":
+        return "ERROR, blocks downstream" if bool(blocking) else "ERROR, does not block"
+    return "WARN, never blocks"
