@@ -117,6 +117,7 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
             versions = client.search_model_versions(f"name='{name}'")
         except MlflowException:
             continue
+        aliases = _aliases(client, name)
         for v in versions:
             metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
             baseline = {
@@ -130,11 +131,26 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
                     model=name,
                     version=str(v.version),
                     created=_ts((v.creation_timestamp or 0) / 1000),
-                    aliases=",".join(getattr(v, "aliases", []) or []),
+                    aliases=",".join(aliases.get(str(v.version), [])),
                     metrics=own,
                     baseline=baseline,
                 )
             )
+    return out
+
+
+def _aliases(client, name: str) -> dict[str, list[str]]:
+    """version -> aliases, read from the registered model (search_model_versions leaves a
+    version's aliases empty on some stores, which would hide the champion)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return {}
+    out: dict[str, list[str]] = {}
+    for alias, version in (getattr(model, "aliases", None) or {}).items():
+        out.setdefault(str(version), []).append(alias)
     return out
 
 
