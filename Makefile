@@ -13,11 +13,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium report redis
+.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium java report redis
 
 # sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
 # the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
-SQLFLUFF := SEGFLOW_DUCKDB_PATH=:memory: DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff
+# The settings' vars come from `segflow dbt-vars` (dbt_project.yml holds no copy of them).
+SQLFLUFF := $(BIN)/segflow dbt-vars --sqlfluff > $(VENV)/sqlfluff-vars.cfg && \
+	SEGFLOW_DUCKDB_PATH=:memory: DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff
+SQLFLUFF_VARS := --config $(VENV)/sqlfluff-vars.cfg
 
 install: $(STAMP)
 
@@ -35,10 +38,10 @@ run: $(STAMP)
 	$(BIN)/segflow run --users $(USERS) --days $(DAYS) --seed $(SEED)
 
 ## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
-test: $(STAMP) chromium redis
+test: $(STAMP) chromium java redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(SQLFLUFF) lint dbt_project/models
+	$(SQLFLUFF) lint $(SQLFLUFF_VARS) dbt_project/models
 	$(BIN)/python -m pytest -q tests
 
 ## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
@@ -71,6 +74,15 @@ chromium:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed: the report's browser test will be skipped"
 
+## java: Java 17+ for the Spark engine (pyspark 4.x), Debian's openjdk-17-jre-headless if missing
+JAVA_MAJOR = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+java:
+	@if [ "$(JAVA_MAJOR)" != "" ] && [ "$(JAVA_MAJOR)" -ge 17 ] 2>/dev/null; then :; else \
+	  echo "installing openjdk-17-jre-headless for the Spark engine (apt-get)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null || \
+	  echo "Java 17 could not be installed: the Spark engine tests will be skipped"; fi
+
 ## redis: the stream broker of the real-time path (Debian redis-server), installed if missing;
 ## tests start their own redis-server on a free port in a temp dir
 redis:
@@ -83,10 +95,10 @@ redis:
 ## lint: ruff (check + format) and sqlfluff over the dbt models (`make lint-sql FIX=1` fixes SQL)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
-	$(SQLFLUFF) lint dbt_project/models
+	$(SQLFLUFF) lint $(SQLFLUFF_VARS) dbt_project/models
 
 lint-sql: $(STAMP)
-	$(SQLFLUFF) $(if $(FIX),fix,lint) dbt_project/models
+	$(SQLFLUFF) $(if $(FIX),fix,lint) $(SQLFLUFF_VARS) dbt_project/models
 
 bench: $(STAMP)
 	$(BIN)/python bench/generate.py

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -45,7 +46,14 @@ DEFAULT_IGNORE = (
     "created_at",
     "updated_at_run",
     "validated_at",
+    "acked_at",
+    "duration_s",
+    "segflow_synced_at",
+    "requests_per_s",
 )
+# Payload epoch seconds this close to the wall clock are the sync's own time (the demo's data
+# ends in the past), e.g. the `timestamp` of an identify call: compared as "<run time>".
+RUN_TIME_WINDOW_S = 2 * 86400
 WORKTREE = "WORKTREE"
 
 
@@ -131,10 +139,33 @@ def compare_tables(base: Path, head: Path, ignore: set[str], decimals: int) -> l
                     f"table {name}: {len(fb)} vs {len(fh)} rows; "
                     f"{sum(only_b.values())} only in base, {sum(only_h.values())} only in head"
                 )
-                for label, rows in (("base", only_b), ("head", only_h)):
-                    for row in list(rows)[:3]:
-                        diffs.append(f"    {label}: {dict(zip(common, row, strict=True))}")
+                pairs = zip(sorted(only_b)[:3], sorted(only_h)[:3], strict=False)
+                diffs += [
+                    f"    {_changed(dict(zip(common, b, strict=True)), dict(zip(common, h, strict=True)))}"
+                    for b, h in pairs
+                ]
     return diffs
+
+
+def _flat(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        return {
+            k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()
+        }
+    if isinstance(value, list):
+        return {
+            k: v for i, item in enumerate(value) for k, v in _flat(item, f"{prefix}{i}.").items()
+        }
+    return {prefix.rstrip("."): value}
+
+
+def _changed(base: dict, head: dict) -> str:
+    """The fields of two (sorted, paired) differing rows that differ: field: base -> head."""
+    keys = sorted(set(base) | set(head))
+    changed = [
+        f"{k}: {base.get(k)!r} -> {head.get(k)!r}" for k in keys if base.get(k) != head.get(k)
+    ]
+    return "; ".join(changed[:8]) + (f" (+{len(changed) - 8} more)" if len(changed) > 8 else "")
 
 
 def _strip(value: object, ignore: set[str]) -> object:
@@ -142,6 +173,8 @@ def _strip(value: object, ignore: set[str]) -> object:
         return {k: _strip(v, ignore) for k, v in sorted(value.items()) if k not in ignore}
     if isinstance(value, list):
         return [_strip(v, ignore) for v in value]
+    if isinstance(value, int) and abs(value - time.time()) < RUN_TIME_WINDOW_S:
+        return "<run time>"
     return value
 
 
@@ -170,11 +203,34 @@ def compare_outbox(base: Path, head: Path, ignore: set[str]) -> list[str]:
                 f"outbox {day}: {sum(only_b.values())} payloads only in base, "
                 f"{sum(only_h.values())} only in head"
             )
-            diffs += [f"    base: {line[:300]}" for line in list(only_b)[:3]]
-            diffs += [f"    head: {line[:300]}" for line in list(only_h)[:3]]
+            pairs = zip(sorted(only_b)[:3], sorted(only_h)[:3], strict=False)
+            diffs += [
+                f"    {_changed(_flat(json.loads(b)), _flat(json.loads(h)))}" for b, h in pairs
+            ]
     if not pb and not ph:
         diffs.append("outbox: no payloads on either side (nothing compared)")
     return diffs
+
+
+def _summary(home: Path) -> str:
+    """What was compared (so "identical" on empty tables is visible as such)."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        listing = "select table_name from information_schema.tables where table_schema = 'main'"
+        tables = [r[0] for r in conn.execute(listing).fetchall()]
+        rows = sum(conn.execute(f'select count(*) from main."{t}"').fetchone()[0] for t in tables)
+        scored = (
+            conn.execute(
+                "select count(churn_probability), count(ltv_90d), count(conversion_probability) "
+                "from main.user_scores"
+            ).fetchone()
+            if "user_scores" in tables
+            else (0, 0, 0)
+        )
+    payloads = sum(len(p.read_text().splitlines()) for p in (home / "outbox").rglob("*.jsonl"))
+    return (
+        f"compared: {len(tables)} tables, {rows} rows (scores: churn {scored[0]}, ltv "
+        f"{scored[1]}, conversion {scored[2]} non-null), {payloads} outbox payload lines"
+    )
 
 
 def main() -> int:
@@ -192,13 +248,15 @@ def main() -> int:
         "--ignore", nargs="*", default=list(DEFAULT_IGNORE), help="run-time columns/keys left out"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
+    parser.add_argument("--reuse", type=Path, help="compare the runs kept in this directory again")
     args = parser.parse_args()
     ignore = set(args.ignore)
-    tmp = Path(tempfile.mkdtemp(prefix="segflow-compare-"))
-    homes = {}
+    tmp = args.reuse or Path(tempfile.mkdtemp(prefix="segflow-compare-"))
+    homes = {side: tmp / side / "home" for side in ("base", "head")}
     for side, ref in (("base", args.base), ("head", args.head)):
+        if args.reuse:
+            continue
         tree = export(ref, tmp / side / "tree")
-        homes[side] = tmp / side / "home"
         print(f"{side}: {ref} -> {tree}", flush=True)
         run_demo(tree, homes[side], args)
     diffs = compare_tables(
@@ -217,6 +275,8 @@ def main() -> int:
         f"demo: --users {args.users} --days {args.days} --seed {args.seed} --end {args.end}; "
         f"floats rounded to {args.decimals} decimals; ignored: {', '.join(sorted(ignore))}",
         "",
+        _summary(homes["head"]),
+        "",
         *(diffs or ["identical: every main table and every outbox payload"]),
     ]
     text = "\n".join(report)
@@ -224,7 +284,7 @@ def main() -> int:
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / f"compare_outputs-{short['base']}-{short['head']}.md").write_text(text + "\n")
-    if not args.keep:
+    if not (args.keep or args.reuse):
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)

@@ -37,6 +37,8 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ml.metrics import normalized_gini  # noqa: E402
+from orchestration.run_window import dbt_vars_arg  # noqa: E402
+from orchestration.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -94,6 +96,7 @@ def _dbt(work: Path) -> dict:
         "--select",
         *(f"+{mart}" for mart in MARTS.values()),
         "+fct_user_features",
+        *dbt_vars_arg(Settings.from_env()),
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -138,6 +141,72 @@ def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame) -> dict:
         out[f"{name}_auc"] = float(roc_auc_score(y, values))
     out["model_share_of_oracle"] = out["model_auc"] / out["oracle_auc"]
     out["base_rate"] = float(y.mean())
+    return out
+
+
+def _ceiling(kind: str, frame: pd.DataFrame, result, features) -> pd.DataFrame:
+    """The ceiling our features allow: a plain gradient-boosted model (defaults) fitted on
+    the same training snapshots of our own feature table with the true label, predicting
+    the same holdout. Returns user_id, snapshot_date, ceiling."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from contracts.models import model_kind
+
+    spec = model_kind(kind)
+    dates = pd.to_datetime(frame["snapshot_date"]).dt.date
+    train_max = date.fromisoformat(result.window["train_max_snapshot"])
+    holdout_day = date.fromisoformat(result.window["holdout_snapshot"])
+    train, holdout = frame[dates <= train_max], frame[dates == holdout_day]
+    train = train[train[spec.label].notna()]
+    cols = [c for c in features if c in frame.columns]
+
+    def X(rows: pd.DataFrame) -> pd.DataFrame:
+        out = rows[cols].copy()
+        for c in cols:
+            if out[c].dtype == object or str(out[c].dtype) in ("string", "category"):
+                out[c] = pd.Categorical(
+                    out[c].astype(str), categories=sorted(frame[c].astype(str).unique())
+                )
+            else:
+                out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+        return out
+
+    y = pd.to_numeric(train[spec.label]).to_numpy(float)
+    if spec.task == "classification":
+        model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
+        predicted = model.fit(X(train), (y > 0).astype(int)).predict_proba(X(holdout))[:, 1]
+    else:
+        model = HistGradientBoostingRegressor(
+            loss="poisson", categorical_features="from_dtype", random_state=0
+        )
+        predicted = model.fit(X(train), np.clip(y, 0, None)).predict(X(holdout))
+    return pd.DataFrame(
+        {
+            "user_id": holdout["user_id"].astype(str).to_numpy(),
+            "snapshot_date": pd.to_datetime(holdout["snapshot_date"]).dt.date.to_numpy(),
+            "ceiling": predicted,
+            "days_since_last_active": pd.to_numeric(holdout["days_since_last_active"]).to_numpy(),
+        }
+    )
+
+
+def _slices(kind: str, joined: pd.DataFrame, quiet_days: int) -> dict:
+    """Model / ceiling / oracle on all holdout rows and on the quiet / non-quiet slices."""
+    out = {}
+    quiet = joined["days_since_last_active"].fillna(np.inf) >= quiet_days
+    for name, rows in (("all", joined), ("quiet", joined[quiet]), ("active", joined[~quiet])):
+        y = rows["label"].to_numpy(float)
+        entry = {"rows": len(rows), "base_rate": float(y.mean()) if len(y) else None}
+        for col in ("prediction", "ceiling", TRUTH_COLUMN[kind]):
+            values = rows[col].to_numpy(float)
+            if kind == "ltv":
+                entry[col] = float(normalized_gini(y, values)) if len(y) and y.sum() > 0 else None
+            else:
+                entry[col] = float(roc_auc_score(y, values)) if 0 < y.sum() < len(y) else None
+        p, c, o = entry["prediction"], entry["ceiling"], entry[TRUTH_COLUMN[kind]]
+        entry["model_share_of_ceiling"] = p / c if p is not None and c else None
+        entry["model_share_of_oracle"] = p / o if p is not None and o else None
+        out[name] = entry
     return out
 
 
@@ -223,6 +292,39 @@ def _markdown(report: dict) -> str:
             lines.append(
                 f"| {kind} | {metric} | {q['model_metrics'][metric]:.4f} | {clv[metric]:.4f} |"
             )
+    lines += [
+        "",
+        "All holdout customers and two slices (quiet: at least SEGFLOW_CHURN_INACTIVE_DAYS "
+        "without activity at the holdout snapshot). Ceiling: a plain gradient-boosted model "
+        "on our own feature table with the true label. Metric: ROC AUC (LTV: normalised Gini).",
+        "",
+        "| model | slice | rows | champion | ceiling | oracle | champion / ceiling | "
+        "champion / oracle |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, q in report["quality"].items():
+        for name, s in (q.get("slices") or {}).items():
+            cells = [
+                s["prediction"],
+                s["ceiling"],
+                s[TRUTH_COLUMN[kind]],
+                s["model_share_of_ceiling"],
+                s["model_share_of_oracle"],
+            ]
+            shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
+            lines.append(f"| {kind} | {name} | {s['rows']} | {shown} |")
+    lines += ["", "Candidates on the same holdout (the champion is the best by construction):", ""]
+    for kind, q in report["quality"].items():
+        if q.get("candidates"):
+            shown = ", ".join(
+                f"{n} {m.get('roc_auc', m.get('normalized_gini', float('nan'))):.4f}"
+                for n, m in q["candidates"].items()
+            )
+            lines.append(
+                f"- {kind}: champion **{q['champion_candidate']}**; {shown}; trails: "
+                f"{', '.join(q['champion_trails']) or 'none'}; refit "
+                f"{q['refit_window']['refit_min_snapshot']}..{q['refit_window']['refit_max_snapshot']}"
+            )
     churn = report["quality"].get("churn")
     if churn:
         verdict = "met" if churn["model_share_of_oracle"] >= 0.95 else "NOT met"
@@ -265,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from ml.train import train_model
+    from ml.tracking import train_model
     from orchestration.model_inputs import label_definition, model_features
     from orchestration.settings import Settings
 
@@ -321,6 +423,17 @@ def main(argv: list[str] | None = None) -> int:
                 snapshot_date=lambda f: pd.to_datetime(f["snapshot_date"]).dt.date,
             )
             report["quality"][kind] = _compare(kind, holdout, truth)
+            ceiling = _ceiling(kind, frame, result, result.feature_columns)
+            joined = holdout.merge(ceiling, on=["user_id", "snapshot_date"]).merge(
+                truth, on=["user_id", "snapshot_date"], how="inner"
+            )
+            report["quality"][kind]["slices"] = _slices(
+                kind, joined, Settings.from_env().churn_inactive_days
+            )
+            report["quality"][kind]["candidates"] = result.candidate_metrics
+            report["quality"][kind]["champion_candidate"] = result.winner
+            report["quality"][kind]["champion_trails"] = result.decision.trailing
+            report["quality"][kind]["refit_window"] = result.refit_window
             report["quality"][kind]["clv_baseline"] = result.clv_baseline_metrics
             report["quality"][kind]["model_metrics"] = result.metrics
             report["quality"][kind]["label_metrics"] = result.label_metrics
@@ -337,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.keep or args.workdir):
             shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "_store" if args.profile == "store" else ""
+    suffix = {"store": "_store"}.get(args.profile, "")
+    suffix += "_" + os.environ.get("SEGFLOW_CHURN_DEFINITION", "inactivity")
     stem = RESULTS / f"model_quality{suffix}_{args.users}x{args.days}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
     stem.with_suffix(".md").write_text(_markdown(report))

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-users", type=int, default=4000)
     args = parser.parse_args(argv)
 
+    from contracts.models import CHURN_MODEL
     from ml import registry
     from ml.features import FeatureSpec, prepare_features
     from ml.scoring import score_users
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from support.ml_marts import synthetic_marts
 
-    from ml.train import train_model
+    from ml.tracking import train_model
 
     work = Path(tempfile.mkdtemp(prefix="segflow-bench-scoring-"))
     uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         frame = _scoring_frame(marts["fct_user_features"], args.users)
         day = frame["snapshot_date"].iloc[0]
-        champion = registry.load_by_alias("segflow-churn", uri)
+        champion = registry.load_by_alias(CHURN_MODEL, uri)
         spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
         X = prepare_features(frame, spec)
         t_bare, _ = _timed(lambda: champion.model.predict_proba(X)[:, 1])

@@ -38,7 +38,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestration.dbt_selection import daily_steps, split_models, window_vars  # noqa: E402
+from orchestration.dbt_selection import daily_steps, split_models  # noqa: E402
+from orchestration.run_window import dbt_vars_arg  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
 from orchestration.warehouse import dbt_env, duckdb_config  # noqa: E402
 
@@ -149,13 +150,15 @@ from datetime import date
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from orchestration.sources.load import load_partitions
+from orchestration.run_window import RunWindow, window_sql
 from orchestration.warehouse import connect
 day = date.fromisoformat({day!r})
 with connect(Path({db!r})) as conn:
     for table in {tables!r}:
         load_partitions(conn, table, [day], Path({landing!r}), "demo", late_arrival_days=3)
+    conn.execute(window_sql(RunWindow(day, day)))  # the window, as the Dagster step writes it
 # Like dagster-dbt: every invocation gets a fresh target dir seeded with the project's
-# partial_parse.msgpack (parsed without window vars).
+# partial_parse.msgpack (parsed with the same settings vars: no re-parse).
 for i, args in enumerate(json.loads({steps!r})):
     target = Path({target!r}) / f"step{{i}}"
     target.mkdir(parents=True, exist_ok=True)
@@ -208,6 +211,7 @@ def _dbt_common(target: Path) -> list[str]:
         str(target),
         "--log-path",
         str(target),
+        *dbt_vars_arg(Settings.from_env()),
     ]
 
 
@@ -297,10 +301,8 @@ def main() -> None:
     )
     # 2. One new day, the daily job's way.
     selection = split_models(target / "manifest.json")
-    steps = daily_steps(
-        selection, window_vars(new_day.isoformat(), (new_day + timedelta(days=1)).isoformat())
-    )
-    project_args = _dbt_common(target)[:4]  # project and profiles dirs only
+    steps = daily_steps(selection)
+    project_args = [*_dbt_common(target)[:4], *dbt_vars_arg(settings)]  # no target/log path
     code = NEW_DAY.format(
         repo=str(REPO),
         day=new_day.isoformat(),

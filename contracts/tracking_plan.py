@@ -8,6 +8,7 @@ the per-event `evt_<slug>_*` columns) are derived here with the same slug as dbt
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -77,7 +78,7 @@ def event_slug(event_name: str) -> str:
 EVENT_SUFFIXES = ("_7d", "_28d", "_change_7d", "_share_28d")
 
 
-def event_feature_columns(event_names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def event_feature_columns(event_names: Iterable[str]) -> tuple[str, ...]:
     return tuple(
         f"evt_{event_slug(name)}{suffix}" for name in event_names for suffix in EVENT_SUFFIXES
     )

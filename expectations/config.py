@@ -11,11 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-# Contract-level vocabularies (docs/contracts.md); overridable per deployment via arguments.
-EVENT_TYPES = ("track", "identify", "page")
-CURRENCIES = ("USD", "EUR", "GBP")
-COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
-INVOICE_STATUSES = ("paid", "open", "void", "refunded")
+from contracts.raw import (  # contract vocabularies, overridable per deployment
+    COMPANY_SIZES,
+    CURRENCIES,
+    EVENT_TYPES,
+    FUTURE_TOLERANCE_MINUTES,
+    INVOICE_STATUSES,
+    MAX_AMOUNT,
+)
+
 PLANS = ("free", "trial", "pro", "enterprise")
 
 
@@ -54,8 +58,8 @@ class QualityConfig:
     row_count_min_history: int = 3  # partitions with data needed before the volume rule applies
     row_count_min_baseline: int = 20  # ...and a trailing median of at least this many rows
     late_arrival_days: int = 3  # event/invoice timestamps may be this many days before dt=
-    future_tolerance_minutes: int = 15  # clock skew allowed before "in the future"
-    max_amount: float = 1_000_000.0  # invoice amounts above this warn
+    future_tolerance_minutes: int = FUTURE_TOLERANCE_MINUTES  # skew before "in the future"
+    max_amount: float = MAX_AMOUNT  # invoice amounts above this: the loader quarantines
     max_property_bytes: int = 1_048_576  # properties/context JSON text above this warn
     max_session_minutes: float = 720.0  # avg_session_minutes_28d above this warns
     features_min_mean_events_28d: float = 0.1

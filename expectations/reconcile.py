@@ -20,10 +20,10 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
+from contracts.raw import REVENUE_STATUSES
 from expectations.outcome import CheckOutcome, SuiteResult
 
 TOLERANCE = 0.01  # currency units: rounding of sums of doubles (exact_sum keeps cents)
-REVENUE_STATUSES = ("paid", "refunded")
 NAMED = 20  # invoices / days named in a failure
 
 

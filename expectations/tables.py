@@ -1,7 +1,7 @@
 """What each validated table must look like: declared DuckDB types, partition column, the
 columns that locate a bad row, and the derived columns the row rules need.
 
-Types follow docs/contracts.md. Heavy JSON columns are not pulled into pandas; their byte
+Types follow docs/contracts.md; the raw tables' columns come from contracts/raw.py. Heavy JSON columns are not pulled into pandas; their byte
 length is (a 10 MB property value must not cost 10 MB per check).
 """
 
@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from contracts import marts
+from contracts import marts, raw
+from contracts.raw import META_COLUMNS, RAW_LOCATORS
 from contracts.tracking_plan import TrackingPlan
-
-META_COLUMNS = {
-    "_partition_date": "DATE",
-    "_loaded_at": "TIMESTAMP",
-    "_source": "VARCHAR",
-    "_source_file": "VARCHAR",
-    "_source_line": "BIGINT",
-}
 
 # Declared types accepted for a contract type (dbt may widen INT to BIGINT, JSON may be text).
 TYPE_FAMILIES = {
@@ -56,66 +49,20 @@ class TableSpec:
         return self.name.split(".")[0] if "." in self.name else "main"
 
 
-RAW_LOCATORS = ("_partition_date", "_source_file", "_source_line")
+def _raw_spec(table: raw.RawTable) -> TableSpec:
+    return TableSpec(
+        name=table.qualified,
+        partition_column="_partition_date",
+        columns={**table.columns, **META_COLUMNS},
+        locator_columns=RAW_LOCATORS,
+        heavy_columns=table.heavy_columns,
+        key_column=table.unique_key or table.keys[0],
+        volume_checked=table.volume_checked,
+    )
 
-CRM_CONTACTS = TableSpec(
-    name="raw.crm_contacts",
-    partition_column="_partition_date",
-    columns={
-        "user_id": "VARCHAR",
-        "email": "VARCHAR",
-        "signup_at": "TIMESTAMP",
-        "company": "VARCHAR",
-        "industry": "VARCHAR",
-        "company_size": "VARCHAR",
-        "country": "VARCHAR",
-        "role": "VARCHAR",
-        "plan": "VARCHAR",
-        "acquisition_channel": "VARCHAR",
-        "updated_at": "TIMESTAMP",
-        **META_COLUMNS,
-    },
-    locator_columns=RAW_LOCATORS,
-    key_column="user_id",
-)
 
-EVENTS = TableSpec(
-    name="raw.events",
-    partition_column="_partition_date",
-    columns={
-        "message_id": "VARCHAR",
-        "type": "VARCHAR",
-        "event": "VARCHAR",
-        "user_id": "VARCHAR",
-        "anonymous_id": "VARCHAR",
-        "timestamp": "TIMESTAMP",
-        "received_at": "TIMESTAMP",
-        "properties": "JSON",
-        "context": "JSON",
-        **META_COLUMNS,
-    },
-    locator_columns=RAW_LOCATORS,
-    heavy_columns=("properties", "context"),
-    key_column="message_id",
-    volume_checked=True,
-)
-
-BILLING_INVOICES = TableSpec(
-    name="raw.billing_invoices",
-    partition_column="_partition_date",
-    columns={
-        "invoice_id": "VARCHAR",
-        "user_id": "VARCHAR",
-        "amount": "DOUBLE",
-        "currency": "VARCHAR",
-        "status": "VARCHAR",
-        "period_start": "TIMESTAMP",
-        "period_end": "TIMESTAMP",
-        "paid_at": "TIMESTAMP",
-        **META_COLUMNS,
-    },
-    locator_columns=RAW_LOCATORS,
-    key_column="invoice_id",
+CRM_CONTACTS, EVENTS, BILLING_INVOICES = (
+    _raw_spec(raw.RAW[t]) for t in ("crm_contacts", "events", "billing_invoices")
 )
 
 
@@ -140,9 +87,7 @@ TABLES: dict[str, TableSpec] = {
     spec.name: spec for spec in (CRM_CONTACTS, EVENTS, BILLING_INVOICES, FCT_USER_FEATURES)
 }
 ALIASES = {
-    "crm_contacts": "raw.crm_contacts",
-    "events": "raw.events",
-    "billing_invoices": "raw.billing_invoices",
+    **{t: f"raw.{t}" for t in raw.RAW_TABLES},
     marts.FEATURES_TABLE: f"main.{marts.FEATURES_TABLE}",
 }
 

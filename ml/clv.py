@@ -4,8 +4,10 @@ for the spend per transaction.
 
 Implemented here with scipy (maximum likelihood on the closed-form log-likelihoods): neither
 `lifetimes` (unmaintained, pins old pandas/scipy) nor PyMC-Marketing (brings PyMC, PyTensor
-and a compiler toolchain) fits the project's lock. It is an evaluation baseline only, fitted
-per training run on the latest training snapshot and scored on the holdout; never registered.
+and a compiler toolchain) fits the project's lock. `CustomerBaseChurn` / `CustomerBaseValue`
+wrap it with the scikit-learn predict interface: each training run fits it as a champion
+candidate beside the boosted model and the linear baseline (ml.candidates), and when it wins
+it is registered as an MLflow pyfunc (ml.customer_base_pyfunc) that serves like the others.
 
 Inputs are the lifetime columns of `fct_user_features` at a snapshot. Times are in weeks;
 the customer's "birth" is the first active day (or purchase), signup when there is none.
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 ACTIVITY_COLUMNS = (
     "active_days_total",
@@ -194,56 +197,65 @@ def _require(df: pd.DataFrame, columns: tuple[str, ...]) -> None:
         raise ClvUnavailable(f"feature table lacks {missing}")
 
 
-def _fit_rows(train: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer: the latest training snapshot (each customer's history to date)."""
-    latest = train.loc[
-        pd.to_datetime(train["snapshot_date"]) == pd.to_datetime(train["snapshot_date"]).max()
-    ]
-    if len(latest) > MAX_FIT_ROWS:
-        latest = latest.sample(n=MAX_FIT_ROWS, random_state=0)
-    return latest
+def _numbers(df: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(df[column], errors="coerce").to_numpy(float)
 
 
-def baseline_predictions(
-    kind: str,
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    horizon_days: int,
-    inactive_days: int | None = None,
-) -> np.ndarray:
-    """churn: the BG/NBD probability of the churn label; ltv: expected revenue in the horizon.
+class CustomerBaseChurn(ClassifierMixin, BaseEstimator):
+    """BG/NBD as a churn classifier with the scikit-learn predict_proba interface:
+    P(no activity in the next `horizon_days`), the inactivity churn outcome (a proxy for
+    cancellation)."""
 
-    With `inactive_days` (inactivity churn: no activity for that many days, reached within
-    the horizon) a customer quiet for R days churns iff there is no activity in the next
-    inactive_days - R days, when that gap ends inside the horizon (else it cannot churn in
-    time). Without it: P(no activity in the horizon)."""
-    fit_rows = _fit_rows(train)
-    horizon = horizon_days / WEEK
+    columns = ACTIVITY_COLUMNS
+    _rfm = ("active_days_total", "days_since_first_active", "days_since_last_active")
+
+    def __init__(self, horizon_days: int = 28):
+        self.horizon_days = horizon_days
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | None = None) -> CustomerBaseChurn:
+        _require(X, self.columns)
+        self.model = BgNbd.fit(rfm(_sample(X), *self._rfm))
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = self.model.p_no_transaction(rfm(X, *self._rfm), self.horizon_days / WEEK)
+        p = np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0)
+        return np.column_stack([1.0 - p, p])
+
+
+class CustomerBaseValue(RegressorMixin, BaseEstimator):
+    """BG/NBD expected purchases x Gamma-Gamma expected spend: revenue over the horizon."""
+
+    columns = PURCHASE_COLUMNS
+    _rfm = ("purchases_total", "days_since_first_purchase", "days_since_last_purchase")
+
+    def __init__(self, horizon_days: int = 90):
+        self.horizon_days = horizon_days
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray | None = None) -> CustomerBaseValue:
+        _require(X, self.columns)
+        rows = _sample(X)
+        self.model = BgNbd.fit(rfm(rows, *self._rfm))
+        count = np.nan_to_num(_numbers(rows, "purchases_total"), nan=0.0)
+        self.spend = GammaGamma.fit(count, _numbers(rows, "avg_order_value"))
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        count = np.nan_to_num(_numbers(X, "purchases_total"), nan=0.0)
+        value = self.spend.expected_spend(count, _numbers(X, "avg_order_value"))
+        expected = self.model.expected_transactions(rfm(X, *self._rfm), self.horizon_days / WEEK)
+        return np.clip(np.nan_to_num(expected * value, nan=0.0), 0.0, None)
+
+
+def _sample(X: pd.DataFrame) -> pd.DataFrame:
+    return X.sample(n=MAX_FIT_ROWS, random_state=0) if len(X) > MAX_FIT_ROWS else X
+
+
+def customer_base_model(kind: str, horizon_days: int) -> CustomerBaseChurn | CustomerBaseValue:
+    """The unfitted customer-base candidate of a model kind (churn or ltv)."""
     if kind == "churn":
-        _require(train, ACTIVITY_COLUMNS)
-        cols = ("active_days_total", "days_since_first_active", "days_since_last_active")
-        model = BgNbd.fit(rfm(fit_rows, *cols))
-        if inactive_days is None:
-            return model.p_no_transaction(rfm(holdout, *cols), horizon)
-        quiet = pd.to_numeric(holdout["days_since_last_active"], errors="coerce")
-        gap = inactive_days - quiet.fillna(0).to_numpy(float)
-        p_quiet = model.p_no_transaction(rfm(holdout, *cols), np.clip(gap, 0, None) / WEEK)
-        return np.where(gap <= 0, 1.0, np.where(gap <= horizon_days, p_quiet, 0.0))
+        return CustomerBaseChurn(horizon_days)
     if kind == "ltv":
-        _require(train, PURCHASE_COLUMNS)
-        cols = ("purchases_total", "days_since_first_purchase", "days_since_last_purchase")
-        model = BgNbd.fit(rfm(fit_rows, *cols))
-        n_fit = (
-            pd.to_numeric(fit_rows["purchases_total"], errors="coerce").fillna(0).to_numpy(float)
-        )
-        spend = GammaGamma.fit(
-            n_fit, pd.to_numeric(fit_rows["avg_order_value"], errors="coerce").to_numpy(float)
-        )
-        n_hold = (
-            pd.to_numeric(holdout["purchases_total"], errors="coerce").fillna(0).to_numpy(float)
-        )
-        value = spend.expected_spend(
-            n_hold, pd.to_numeric(holdout["avg_order_value"], errors="coerce").to_numpy(float)
-        )
-        return model.expected_transactions(rfm(holdout, *cols), horizon) * value
-    raise ClvUnavailable(f"no customer-base baseline for {kind}")
+        return CustomerBaseValue(horizon_days)
+    raise ClvUnavailable(f"no customer-base model for {kind}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from contracts.models import CHURN_MODEL
 from ml import registry
 from ml.features import FeatureSpec, prepare_features
 
@@ -125,7 +126,7 @@ def champion_drift(
     features_df: pd.DataFrame,
     scores: pd.Series | None,
     tracking_uri: str,
-    model_name: str = "segflow-churn",
+    model_name: str = CHURN_MODEL,
     threshold: float = 0.2,
     reference_features: pd.DataFrame | None = None,
     reference_scores: pd.Series | None = None,

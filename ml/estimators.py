@@ -6,13 +6,11 @@ them safely without custom-code trust.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -92,6 +90,16 @@ def logistic_baseline(spec: FeatureSpec, n_rows: int) -> Pipeline:
     )
 
 
+def linear_revenue(spec: FeatureSpec, n_rows: int) -> Pipeline:
+    """The linear revenue candidate: a Poisson GLM (log link, non-negative mean)."""
+    return Pipeline(
+        [
+            ("prep", _linear_preprocessor(spec, n_rows)),
+            ("model", PoissonRegressor(alpha=1e-3, max_iter=1000)),
+        ]
+    )
+
+
 def revenue_regressor(spec: FeatureSpec, n_rows: int) -> Pipeline:
     """Poisson-loss boosting: predicts a non-negative mean and copes with many zero rows."""
     booster = HistGradientBoostingRegressor(
@@ -104,28 +112,3 @@ def revenue_regressor(spec: FeatureSpec, n_rows: int) -> Pipeline:
         **_boosting_length(n_rows, 400),
     )
     return Pipeline([("prep", _tree_preprocessor(spec, n_rows)), ("model", booster)])
-
-
-class GroupMeanBaseline:
-    """Mean training outcome per group (e.g. plan), global mean for unseen groups.
-
-    Evaluation-only: its metrics are logged beside the model's, it is never registered.
-    """
-
-    def __init__(self, group_column: str | None):
-        self.group_column = group_column
-        self.means: dict[str, float] = {}
-        self.global_mean = 0.0
-
-    def fit(self, features: pd.DataFrame, target: np.ndarray) -> GroupMeanBaseline:
-        self.global_mean = float(np.mean(target))
-        if self.group_column and self.group_column in features.columns:
-            grouped = pd.Series(target, index=features.index).groupby(features[self.group_column])
-            self.means = {str(key): float(value) for key, value in grouped.mean().items()}
-        return self
-
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
-        if not self.means:
-            return np.full(len(features), self.global_mean)
-        mapped = features[self.group_column].astype(str).map(self.means)
-        return mapped.fillna(self.global_mean).to_numpy(dtype=float)

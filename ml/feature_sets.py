@@ -10,8 +10,10 @@ milestone counters, extra CRM attributes) are expanded from the names the caller
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+
+# the per-event column names dbt expands from the tracking plan (one definition, in contracts)
+from contracts.tracking_plan import event_feature_columns
 
 # Windowed behaviour (7/28 days) and engagement.
 WINDOWED = (
@@ -57,22 +59,7 @@ ACCOUNT = (
     "role",
     "acquisition_channel",
 )
-# Per declared event type: counts in the last 7 and 28 days, change of the last 7 days vs
-# the 7 before, and share of all events in the last 28 days.
-EVENT_SUFFIXES = ("_7d", "_28d", "_change_7d", "_share_28d")
-
 MODELS = ("churn", "ltv", "conversion")
-
-
-def event_slug(event_name: str) -> str:
-    """Same slug as the dbt `slug()` macro: lower case, non-alphanumerics to underscores."""
-    return re.sub(r"[^a-z0-9]+", "_", event_name.lower()).strip("_")
-
-
-def event_feature_columns(event_names: Iterable[str]) -> tuple[str, ...]:
-    return tuple(
-        f"evt_{event_slug(name)}{suffix}" for name in event_names for suffix in EVENT_SUFFIXES
-    )
 
 
 def declared_features(

@@ -21,6 +21,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from contracts.models import kind_of
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 META_KEY = "segflow"
@@ -50,12 +52,12 @@ DESCRIPTION_TAG = "mlflow.note.content"
 
 def describe(name: str) -> str:
     """The text shown on the experiment and the registered model of `name` (segflow-<kind>)."""
-    kind = name.removeprefix("segflow-")
+    kind = kind_of(name)
     return (
-        f"segflow's {kind} model. Each run is one training of the Dagster asset `{kind}_model` "
-        "(time-based holdout, metrics against a baseline). Versions are registered here; the "
-        "`champion` alias is the version that scores customers daily, `challenger` the latest; "
-        "promotion is gated on the primary metric."
+        f"segflow's {kind} model. Each run is one training of the Dagster asset `{kind}_model`: "
+        "boosted, linear and customer-base candidates on one time-based holdout, the best "
+        "refitted on every labelled snapshot and registered here. The `champion` alias is the "
+        "version that scores customers daily, `challenger` the latest."
     )
 
 
@@ -155,8 +157,12 @@ def load_by_alias(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> 
             f"{_safe_uri(tracking_uri)}: train it first (segflow train / the *_model asset)"
         )
     uri = f"models:/{model_name}/{found.version}"
-    model = mlflow.sklearn.load_model(uri)
-    meta = (mlflow.models.get_model_info(uri).metadata or {}).get(META_KEY)
+    info = mlflow.models.get_model_info(uri)
+    if "sklearn" in info.flavors:
+        model = mlflow.sklearn.load_model(uri)
+    else:  # the customer-base champion: a pyfunc wrapping a predict(_proba) estimator
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model().estimator
+    meta = (info.metadata or {}).get(META_KEY)
     if not meta:
         raise ModelNotFoundError(f"{model_name} v{found.version}: no segflow metadata stored")
     return LoadedModel(model_name, str(found.version), found.run_id, model, meta)

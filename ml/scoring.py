@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from contracts.models import CHURN_MODEL, CONVERSION_MODEL, LTV_MODEL
 from ml import registry
 from ml.features import (
     SNAPSHOT_COLUMN,
@@ -27,9 +28,6 @@ from ml.features import (
 )
 from ml.reasons import PipelinePredict, reason_strings
 
-CHURN_MODEL = "segflow-churn"
-LTV_MODEL = "segflow-ltv"
-CONVERSION_MODEL = "segflow-conversion"
 PAID_FLAG_COLUMN = "is_paid"
 
 CHURNED_FLAG_COLUMN = "is_churned"
@@ -117,17 +115,35 @@ def score_users(
 
     Deterministic for the same models and data: rows are sorted by user_id and every model
     and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
-    all cores; see `ml.train.train_model`).
+    all cores; see `ml.tracking.train_model`).
     """
+    with threadpool_limits(limits=n_threads):
+        champions = load_champions(tracking_uri, require_churn)
+        return score_with(features_df, champions, score_date, top_reasons)
+
+
+Champions = tuple["_Champion | None", "_Champion | None", "_Champion | None"]
+
+
+def load_champions(tracking_uri: str, require_churn: bool = False) -> Champions:
+    """The churn, LTV and conversion champions (None where a model has none)."""
+    return (
+        _champion(CHURN_MODEL, tracking_uri, required=require_churn),
+        _champion(LTV_MODEL, tracking_uri),
+        _champion(CONVERSION_MODEL, tracking_uri),
+    )
+
+
+def score_with(
+    features_df: pd.DataFrame,
+    champions: Champions,
+    score_date: date | Sequence[date],
+    top_reasons: int = 3,
+) -> pd.DataFrame:
+    """`score_users` with champions already loaded (streamed scoring loads them once)."""
     days = [score_date] if isinstance(score_date, date) else score_date
     dates = sorted({pd.Timestamp(day).date() for day in days})  # Timestamps, datetimes or dates
-    with threadpool_limits(limits=n_threads):
-        champions = (
-            _champion(CHURN_MODEL, tracking_uri, required=require_churn),
-            _champion(LTV_MODEL, tracking_uri),
-            _champion(CONVERSION_MODEL, tracking_uri),
-        )
-        return _score(_active_rows(features_df, dates), champions, top_reasons)
+    return _score(_active_rows(features_df, dates), champions, top_reasons)
 
 
 def missing_champions(tracking_uri: str) -> list[str]:

@@ -87,3 +87,23 @@ def time_split(
         purge_days=purge,
         warnings=warnings,
     )
+
+
+def every_k_days(df: pd.DataFrame, every_days: int) -> tuple[pd.DataFrame, list[str]]:
+    """The training snapshot rule: the newest labelled snapshot and every `every_days` days
+    back from it, over the whole labelled range. Returns (kept rows, notes)."""
+    if every_days < 1:
+        raise FeatureError(f"snapshot spacing must be at least 1 day, got {every_days}")
+    dates = snapshot_dates(df)
+    if dates.empty:
+        return df, []
+    age = (pd.Timestamp(dates.max()) - pd.to_datetime(dates)).dt.days
+    keep = (age % every_days == 0).to_numpy()
+    kept = sorted(set(dates[keep]))
+    notes = []
+    if len(kept) < dates.nunique():
+        notes.append(
+            f"training snapshots: every {every_days} days back from {kept[-1]}: "
+            f"{len(kept)} of {dates.nunique()} labelled snapshots"
+        )
+    return df.loc[keep].reset_index(drop=True), notes

@@ -10,6 +10,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from orchestration.run_window import dbt_vars_arg
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SettingError, Settings
 
 
@@ -59,6 +60,7 @@ def prepare(settings: Settings) -> None:
             str(dbt),
             "parse",
             "--quiet",
+            *dbt_vars_arg(settings),
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",
@@ -70,13 +72,13 @@ def prepare(settings: Settings) -> None:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from orchestration.sources.demo import generate
-
     settings = Settings.from_env()
     end = args.end or _default_end()
     start = args.start or end - timedelta(days=args.days - 1)
     out = Path(args.out) if args.out else settings.demo_dir
     truth = Path(args.truth) if args.truth else settings.demo_truth_dir
+    if args.profile == "store" and args.next_day:
+        raise UsageError("--next-day continues the saas demo only")
     if args.profile == "store":
         from orchestration.sources.demo_store import generate_store
 
@@ -96,6 +98,30 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             "SEGFLOW_CHURN_INACTIVE_DAYS=90 (churn = no order for 90 days)"
         )
         return 0
+    if args.next_day:
+        return _next_day(out, truth)
+    print(_generate_demo(args, out, truth, start))
+    return 0
+
+
+def _demo_product(args: argparse.Namespace, start: date):
+    from orchestration.sources.demo_next_day import DemoProduct
+
+    return DemoProduct(
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        start=start.isoformat(),
+        defect_rate=args.defect_rate,
+        history_days=args.history_days,
+    )
+
+
+def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date):
+    """Generate the SaaS demo and record its parameters (what --next-day continues)."""
+    from orchestration.sources.demo import generate
+    from orchestration.sources.demo_next_day import record
+
     summary = generate(
         out,
         truth,
@@ -106,7 +132,31 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         defect_rate=args.defect_rate,
         history_days=args.history_days,
     )
-    print(summary)
+    record(truth, _demo_product(args, start))
+    return summary
+
+
+def _next_day(out: Path, truth: Path) -> int:
+    from orchestration.sources.demo_next_day import next_day
+
+    try:
+        day = next_day(out, truth)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"demo advanced by one day: {day} written to {out}")
+    print(f"run it as the schedule would: segflow run --days 1 --end {day} --job segflow_daily_job")
+    return 0
+
+
+def cmd_dbt_vars(args: argparse.Namespace) -> int:
+    if not args.sqlfluff:
+        print(dbt_vars_arg(Settings.from_env())[1])
+        return 0
+    from orchestration.run_window import dbt_vars
+
+    print("[sqlfluff:templater:dbt:context]")  # `make lint` adds this to .sqlfluff
+    for key, value in dbt_vars(Settings.from_env()).items():
+        print(f"{key} = {value}")
     return 0
 
 
@@ -128,24 +178,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--days {args.days}: expected at least 1")
     start = end - timedelta(days=args.days - 1)
     preflight(settings, start)
-    if settings.source == "demo":
-        from orchestration.sources.demo import generate
-
+    if settings.source == "demo" and _demo_holds(args, settings, start, end):
+        print(f"demo data already holds {start} .. {end} of this product: not regenerated")
+    elif settings.source == "demo":
         print(
             f"generating demo data: {args.users:,} users, {start} .. {end} "
             f"(after {args.history_days} simulated days), seed {args.seed}",
             flush=True,
         )
-        generate(
-            settings.demo_dir,
-            settings.demo_truth_dir,
-            users=args.users,
-            days=args.days,
-            seed=args.seed,
-            start=start,
-            defect_rate=args.defect_rate,
-            history_days=args.history_days,
-        )
+        _generate_demo(args, settings.demo_dir, settings.demo_truth_dir, start)
     prepare(settings)
     from orchestration.launcher import launch
 
@@ -156,6 +197,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         debug=args.debug,
         override_breaker=args.override_breaker,
+    )
+
+
+def _demo_holds(args: argparse.Namespace, settings: Settings, start: date, end: date) -> bool:
+    """The landing folder already holds these days of the same product (e.g. advanced with
+    `demo-data --next-day`): regenerating would draw another product."""
+    from orchestration.sources.demo_next_day import load
+
+    product = load(settings.demo_truth_dir)
+    asked = _demo_product(args, start)
+    return product is not None and product.covers(
+        start,
+        end,
+        users=asked.users,
+        seed=asked.seed,
+        defect_rate=asked.defect_rate,
+        history_days=asked.history_days,
     )
 
 
@@ -201,11 +259,13 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from contracts.models import registered_name
     from ml.registry import set_champion
 
     settings = Settings.from_env()
-    set_champion(f"segflow-{args.model}", args.version, tracking_uri=settings.mlflow_tracking_uri)
-    print(f"segflow-{args.model}: alias 'champion' now points at version {args.version}")
+    name = registered_name(args.model)
+    set_champion(name, args.version, tracking_uri=settings.mlflow_tracking_uri)
+    print(f"{name}: alias 'champion' now points at version {args.version}")
     return 0
 
 
@@ -315,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="landing folder (default: $SEGFLOW_HOME/demo/landing)")
     demo.add_argument("--truth", help="ground-truth folder (default: $SEGFLOW_HOME/demo/truth)")
     demo.add_argument(
+        "--next-day",
+        action="store_true",
+        help="continue the generated product (same customers, history, seed) by one day",
+    )
+    demo.add_argument(
         "--profile",
         choices=("saas", "store"),
         default="saas",
@@ -326,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
         "prepare", help="create data folders, DAGSTER_HOME config and the dbt manifest"
     )
     prep.set_defaults(func=cmd_prepare)
+
+    dbt_vars = sub.add_parser(
+        "dbt-vars", help="print the --vars segflow passes to dbt (for running dbt by hand)"
+    )
+    dbt_vars.add_argument(
+        "--sqlfluff", action="store_true", help="as a .sqlfluff templater context section"
+    )
+    dbt_vars.set_defaults(func=cmd_dbt_vars)
 
     run = sub.add_parser("run", help="run the pipeline for the last N days (demo data by default)")
     _demo_options(run, users=1000, days=120)

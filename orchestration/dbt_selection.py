@@ -67,27 +67,16 @@ def split_models(manifest_path: Path) -> DbtSelection:
     )
 
 
-def window_vars(start: str, end: str) -> dict[str, str]:
-    """dbt vars for a partition window [start, end) (ISO dates or datetimes)."""
-    return {"min_date": start[:10], "max_date": end[:10]}
-
-
-def build_args(models: tuple[str, ...], dbt_vars: dict[str, str] | None = None) -> list[str]:
+def build_args(models: tuple[str, ...]) -> list[str]:
     """The `dbt build` arguments of one step of the daily job (Dagster adds the same
-    `--select` from the asset selection; tests follow DBT_INDIRECT_SELECTION=buildable)."""
-    args = ["build", "--select", *models]
-    if dbt_vars:
-        args += ["--vars", json.dumps(dbt_vars)]
-    return args
+    `--select` from the asset selection; tests follow DBT_INDIRECT_SELECTION=buildable). The
+    caller adds `--vars` (orchestration.run_window.dbt_vars_arg) and writes the window table."""
+    return ["build", "--select", *models]
 
 
-def daily_steps(selection: DbtSelection, dbt_vars: dict[str, str]) -> list[list[str]]:
+def daily_steps(selection: DbtSelection) -> list[list[str]]:
     """The daily job's dbt invocations before the Python segment step, in order: the
-    unpartitioned models the incremental ones read, the incremental models with the
-    partition window, then everything downstream."""
-    steps = [
-        (selection.upstream, None),
-        (selection.incremental, dbt_vars),
-        (selection.downstream, None),
-    ]
-    return [build_args(models, v) for models, v in steps if models]
+    incremental models with the views they read (window from the run-window table), then
+    everything downstream but the training sets."""
+    steps = (selection.upstream + selection.incremental, selection.downstream)
+    return [build_args(models) for models in steps if models]

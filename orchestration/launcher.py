@@ -34,6 +34,7 @@ from orchestration.report.run_summary import (
     summary_lines,
     warehouse_lines,
 )
+from orchestration.run_window import partition_tags
 from orchestration.settings import Settings
 
 SUMMARY_TABLES = (
@@ -63,16 +64,6 @@ EVENT_TYPES = {
     dg.DagsterEventType.ASSET_MATERIALIZATION,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
 }
-
-
-def partition_tags(start: date, end: date) -> dict[str, str]:
-    """One run for the whole range (every partitioned asset has a single-run backfill policy)."""
-    if start == end:
-        return {"dagster/partition": start.isoformat()}
-    return {
-        "dagster/asset_partition_range_start": start.isoformat(),
-        "dagster/asset_partition_range_end": end.isoformat(),
-    }
 
 
 def run_job(

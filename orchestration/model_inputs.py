@@ -8,8 +8,8 @@ tracking plan itself is `contracts.tracking_plan`, which imports nothing of the 
 from __future__ import annotations
 
 from contracts import tracking_plan
+from contracts.models import LabelDefinition, churn_label_description
 from contracts.tracking_plan import TrackingPlan
-from ml.train import LabelDefinition
 from orchestration.settings import Settings
 
 
@@ -31,15 +31,11 @@ def model_features(kind: str, plan: TrackingPlan | None = None) -> tuple[str, ..
 def label_definition(kind: str, settings: Settings) -> LabelDefinition:
     """The label the dbt marts built for `kind`, from the same settings dbt read."""
     if kind == "churn":
-        what = (
-            f"becomes churned within {settings.churn_horizon_days} days: "
-            + (
-                f"no activity for {settings.churn_inactive_days} days"
-                if settings.churn_definition == "inactivity"
-                else "a cancel event, or the last paid period ends without renewal "
-                f"({settings.cancel_grace_days} days grace)"
-            )
-            + "; rows: customers not churned at the snapshot"
+        what = churn_label_description(
+            settings.churn_definition,
+            settings.churn_horizon_days,
+            settings.churn_inactive_days,
+            settings.cancel_grace_days,
         )
         return LabelDefinition(
             settings.churn_definition,

@@ -17,6 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
+ENGINES = ("duckdb", "spark")
+
+
 class SettingError(ValueError):
     """A setting has a value segflow cannot use; the message names the variable."""
 
@@ -249,6 +252,12 @@ class Settings:
     # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
     # plan's accepted values (orchestration/defs/quality.py).
     quality: QualityConfig = field(default_factory=QualityConfig)
+    # The engine (SEGFLOW_ENGINE): duckdb (one machine) or spark (dbt-spark, pyspark). It picks
+    # the dbt target (unless SEGFLOW_DBT_TARGET names another), the segment SQL dialect, the
+    # scoring path and the reads. Spark's files live under spark_dir (SEGFLOW_SPARK_DIR).
+    engine: str = "duckdb"
+    spark_dir: Path = PROJECT_ROOT / "data" / "spark"
+    spark_master: str = "local[*]"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -262,8 +271,12 @@ class Settings:
         default_track = (
             "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
         )
+        engine = _choice("SEGFLOW_ENGINE", "duckdb", ENGINES)
         return cls(
             home=home,
+            engine=engine,
+            spark_dir=_path("SEGFLOW_SPARK_DIR", home / "spark"),
+            spark_master=_env("SEGFLOW_SPARK_MASTER", "local[*]"),
             duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
             source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
             landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
@@ -279,7 +292,7 @@ class Settings:
             mlflow_artifact_root=Path(
                 _env("SEGFLOW_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts"))
             ),
-            dbt_target=_env("SEGFLOW_DBT_TARGET", "duckdb"),
+            dbt_target=_env("SEGFLOW_DBT_TARGET", engine),
             destination=_choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
             outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
             customerio_region=region,
@@ -345,6 +358,20 @@ class Settings:
     def source_dir(self) -> Path:
         """Landing folder the ingest reads: the generated demo folder or the user's files."""
         return self.demo_dir if self.source == "demo" else self.landing_dir
+
+    @property
+    def spark_sources_dir(self) -> Path:
+        """Parquet folders dbt on Spark reads as sources: raw/<table>/, main/user_scores/..."""
+        return self.spark_dir / "sources"
+
+    def spark_env(self) -> dict[str, str]:
+        """Environment variables profiles.yml's spark target reads (absolute paths)."""
+        return {
+            "SEGFLOW_SPARK_MASTER": self.spark_master,
+            "SEGFLOW_SPARK_SOURCES_DIR": str(self.spark_sources_dir),
+            "SEGFLOW_SPARK_WAREHOUSE": str(self.spark_dir / "warehouse"),
+            "SEGFLOW_SPARK_METASTORE": str(self.spark_dir / "metastore_db"),
+        }
 
     def ensure_dirs(self) -> None:
         for path in (

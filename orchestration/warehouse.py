@@ -21,11 +21,13 @@ def duckdb_config(settings: Settings | None = None) -> dict[str, str]:
 
 
 def dbt_env(settings: Settings | None = None) -> dict[str, str]:
-    """Environment variables profiles.yml reads for the same DuckDB bounds."""
+    """Environment variables profiles.yml reads: the same DuckDB bounds, the Spark paths."""
+    settings = settings or Settings.from_env()
     config = duckdb_config(settings)
     return {
         "SEGFLOW_DUCKDB_MEMORY_LIMIT": config["memory_limit"],
         "SEGFLOW_DUCKDB_THREADS": config["threads"],
+        **settings.spark_env(),  # the spark target's paths (unused by the duckdb target)
     }
 
 

@@ -22,6 +22,8 @@ import duckdb
 
 from contracts import tracking_plan
 from expectations import tables as contract
+from orchestration import run_window
+from orchestration.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
@@ -282,8 +284,9 @@ def run_dbt(
         "--log-path",
         str(target_dir / "logs"),
     ]
-    if dbt_vars:
-        cmd += ["--vars", json.dumps(dbt_vars)]
+    # Settings' vars as segflow passes them (read now: tests set SEGFLOW_* before calling).
+    all_vars = {**run_window.dbt_vars(Settings.from_env()), **(dbt_vars or {})}
+    cmd += ["--vars", json.dumps(all_vars, sort_keys=True)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     if check and proc.returncode != 0:
         raise AssertionError(

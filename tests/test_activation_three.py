@@ -166,4 +166,25 @@ def test_three_destinations_three_runs(settings, tmp_path):
         third = run()
         assert [r.requests for r in third] == [0, 0, 0]
         assert (cio.request_count, ld.request_count, ic.request_count) == counts
+
+        # a privacy request in the landing folder is applied by the next sync_all, everywhere
+        gone = sorted(memberships(day2)["trial"])[0]
+        settings.source_dir.mkdir(parents=True, exist_ok=True)
+        (settings.source_dir / "privacy_requests.csv").write_text(
+            f"user_id,action\n{gone},delete\n"
+        )
+        reports, audit = sync_all(conn, settings, options=OPTIONS, overrides=overrides)
+        assert {r["target"] for r in audit if r["outcome"] == "removed"} >= {
+            "destination:customerio",
+            "destination:launchdarkly",
+            "destination:intercom",
+            "warehouse:main.user_segments",
+        }
+        assert gone not in cio.people and gone not in ic.by_external_id()
+        assert all(
+            gone not in members for members in read_back(cio, ld, ic)["launchdarkly"].values()
+        )
+        assert [r.people_sent for r in reports] == [0, 0, 0]  # nobody else changed, nothing re-sent
+        again, audit_again = sync_all(conn, settings, options=OPTIONS, overrides=overrides)
+        assert audit_again == [] and [r.requests for r in again] == [0, 0, 0]
     conn.close()

@@ -127,3 +127,29 @@ def test_redact_masks_keys_and_authorization_headers():
 
 def test_encode_item_is_compact_utf8():
     assert encode_item({"a": "é"}) == '{"a":"é"}'.encode()
+
+
+def test_transport_waits_for_the_vendor_reset_header():
+    """Retry-After first; else X-Ratelimit-Reset (LaunchDarkly: epoch ms; Intercom: epoch s);
+    else one rate window for a 429, backoff for a 5xx."""
+    from orchestration.activation.destinations.base import DeliveryStats
+    from orchestration.activation.destinations.http import HttpTransport, RateHeaders
+
+    def transport(headers: RateHeaders) -> HttpTransport:
+        return HttpTransport(
+            "http://127.0.0.1:9",
+            headers={},
+            stats=DeliveryStats(),
+            rate_limit=0,
+            retryable=frozenset({429, 503}),
+            rate_headers=headers,
+            clock=lambda: 1_000.0,
+        )
+
+    ld = transport(RateHeaders("X-Ratelimit-Reset", 1000.0, window_s=10.0))
+    assert ld._announced_wait(429, {"X-Ratelimit-Reset": "1002500"}) == pytest.approx(2.51)
+    assert ld._announced_wait(429, {"Retry-After": "4", "X-Ratelimit-Reset": "1002500"}) == 4
+    assert ld._announced_wait(429, {}) == 10.0
+    assert ld._announced_wait(503, {}) is None
+    intercom = transport(RateHeaders("X-RateLimit-Reset", 1.0, window_s=10.0))
+    assert intercom._announced_wait(429, {"X-RateLimit-Reset": "1003"}) == pytest.approx(3.01)

@@ -22,15 +22,9 @@ PACKAGES = ("orchestration", "ml", "expectations", "contracts")
 DAGSTER_ROOMS = ("orchestration.definitions", "orchestration.defs", "orchestration.launcher")
 
 # (rule, importer, imported) -> owner. Remove an entry when its fix lands.
-KNOWN: dict[tuple[str, str, str], str] = {
-    # issue 24 item 3: defs/sensors.py takes the partition tags from the CLI's launcher
-    ("wiring imports cli", "orchestration.defs.sensors", "orchestration.launcher"): "i23",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 # Cycles (as sorted module tuples) other work is removing.
-KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    # issue 24: sources/files.py <-> sources/mappings.py
-    ("orchestration.sources.files", "orchestration.sources.mappings"): "i21",
-}
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -51,7 +51,7 @@ def test_terminal_shows_steps_not_the_debug_stream(small_run) -> None:
     out = proc.stdout + proc.stderr
     assert " - DEBUG - " not in out and "Traceback" not in out
     steps = re.findall(r"^  (ok|FAILED|SKIP)\s+(\S+)\s+[\d.]+s", proc.stdout, re.M)
-    assert {"raw__events", "dbt_upstream"} <= {name for _, name in steps}
+    assert {"raw__events", "dbt_incremental"} <= {name for _, name in steps}
     assert len(proc.stdout.splitlines()) < 120  # one line per step, not thousands
     log = next((home / "logs").glob("run-*.log")).read_text()
     assert " - DEBUG - " in log and "STEP_START" in log

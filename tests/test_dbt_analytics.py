@@ -582,11 +582,12 @@ def test_onboarding_funnel_by_segment(segmented_warehouse: Path):
 
 def _outcome_oracle(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Per segment_date x segment, the realised churn and conversion recomputed in pandas from
-    the daily activity and the CRM plan history (definitions of docs/contracts.md labels)."""
+    the daily activity and the CRM plan history. Churn is the model's label (default
+    inactivity): no activity in the next horizon, for every member ever active."""
     members = _df(
         conn,
         """
-        select t.user_id, t.segment_date, t.segment, f.is_active_28d, f.is_paid
+        select t.user_id, t.segment_date, t.segment, f.active_days_total, f.is_paid
         from (select user_id, segment_date, unnest(segments) as segment
               from main.user_segments) t
         join main.fct_user_features f
@@ -606,9 +607,6 @@ def _outcome_oracle(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     data_end = pd.Timestamp(_data_end(conn))
     window = pd.Timedelta(days=CHURN_WINDOW_DAYS)
     active_days = activity.groupby("user_id").activity_date.apply(list).to_dict()
-    cancel_days = (
-        activity[activity.cancel_events > 0].groupby("user_id").activity_date.apply(list).to_dict()
-    )
     upgrade_days = (
         activity[activity.upgrade_events > 0].groupby("user_id").activity_date.apply(list).to_dict()
     )
@@ -622,11 +620,8 @@ def _outcome_oracle(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         day = pd.Timestamp(row.segment_date)
         observable = day + window <= data_end
         churned.append(
-            (
-                not any_within(active_days, row.user_id, day)
-                or any_within(cancel_days, row.user_id, day)
-            )
-            if observable and row.is_active_28d
+            not any_within(active_days, row.user_id, day)
+            if observable and row.active_days_total > 0
             else None
         )
         converted.append(

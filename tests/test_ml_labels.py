@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -19,15 +18,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 from threadpoolctl import threadpool_limits
 
 from contracts import tracking_plan
+from contracts.models import CHURN_MODEL, LabelDefinition
+from ml import registry
 from ml.scoring import score_users
-from ml.train import LabelDefinition, train_model
+from ml.tracking import train_model
 from orchestration.model_inputs import model_features
-from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
@@ -191,35 +190,6 @@ def _read(db: Path, sql: str) -> pd.DataFrame:
         conn.close()
 
 
-def test_settings_and_dbt_vars_share_names_and_defaults():
-    """One setting, one meaning: dbt_project.yml reads the same env vars with the defaults
-    Settings uses."""
-    raw = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
-    pattern = re.compile(r"env_var\('(\w+)', '([^']*)'\)")
-    dbt = dict(
-        pattern.search(raw[key]).groups()
-        for key in (
-            "churn_definition",
-            "churn_window_days",
-            "churn_horizon_days",
-            "cancel_grace_days",
-            "conversion_window_days",
-        )
-    )
-    saved = {k: os.environ.pop(k) for k in list(dbt) if k in os.environ}
-    try:
-        settings = Settings.from_env()
-    finally:
-        os.environ.update(saved)
-    assert dbt == {
-        "SEGFLOW_CHURN_DEFINITION": settings.churn_definition,
-        "SEGFLOW_CHURN_INACTIVE_DAYS": str(settings.churn_inactive_days),
-        "SEGFLOW_CHURN_HORIZON_DAYS": str(settings.churn_horizon_days),
-        "SEGFLOW_CANCEL_GRACE_DAYS": str(settings.cancel_grace_days),
-        "SEGFLOW_CONVERSION_DAYS": str(settings.conversion_days),
-    }
-
-
 def test_quiet_users_and_missing_crm_fields_get_defined_values(cancellation):
     last = _read(
         cancellation,
@@ -262,39 +232,45 @@ def test_cancellation_label_marks_future_cancellations_not_past_ones(cancellatio
     assert (train["churned_28d"] == within).all(), train[train["churned_28d"] != within].head()
 
 
-def _becomes_churned_within(daily: pd.DataFrame, horizon: int) -> pd.Series:
-    """Per (user, snapshot): is_churned on some day in (snapshot, snapshot + horizon]."""
+def _quiet_through(daily: pd.DataFrame, horizon: int) -> pd.Series:
+    """Per (user, snapshot): no activity on any day in (snapshot, snapshot + horizon]."""
     daily = daily.sort_values(["user_id", "snapshot_date"])
     out = {}
     for user, rows in daily.groupby("user_id"):
         dates = pd.to_datetime(rows["snapshot_date"]).to_numpy()
-        churned = rows["is_churned"].to_numpy(bool)
-        for day in dates:
+        total = rows["active_days_total"].to_numpy(int)
+        for i, day in enumerate(dates):
             window = (dates > day) & (dates <= day + np.timedelta64(horizon, "D"))
-            out[(user, pd.Timestamp(day))] = bool(churned[window].any())
+            out[(user, pd.Timestamp(day))] = bool((total[window] <= total[i]).all())
     return pd.Series(out)
 
 
-def test_horizon_setting_changes_the_training_labels(inactivity14):
-    """SEGFLOW_CHURN_HORIZON_DAYS=14 -> dbt labels "inactive for 28 days within 14 days";
-    the default 28-day horizon would label more rows positive."""
+def test_inactivity_label_is_no_activity_in_the_horizon_for_every_customer_ever_active(
+    inactivity14,
+):
+    """SEGFLOW_CHURN_HORIZON_DAYS=14, inactivity -> dbt labels "no activity in the next 14
+    days" for every customer ever active, quiet ones included (no population filter)."""
     train = _read(
         inactivity14,
         "select t.user_id, t.snapshot_date, t.churned_28d, "
-        "f.days_since_last_active from main.ml_churn_training t "
+        "f.days_since_last_active, f.active_days_total from main.ml_churn_training t "
         "join main.fct_user_features f using (user_id, snapshot_date)",
     )
     daily = _read(
-        inactivity14, "select user_id, snapshot_date, is_churned from main.fct_user_features"
+        inactivity14,
+        "select user_id, snapshot_date, active_days_total from main.fct_user_features",
     )
     assert len(train) > 500
-    # inactivity: training rows are customers not inactive for 28 days at the snapshot
-    assert (train["days_since_last_active"] < 28).all()
+    assert (train["active_days_total"] > 0).all()
+    assert (train["days_since_last_active"] >= 28).sum() > 20  # quiet customers stay in
     keys = list(zip(train["user_id"], pd.to_datetime(train["snapshot_date"]), strict=True))
-    h14 = _becomes_churned_within(daily, 14).reindex(keys).to_numpy()
-    h28 = _becomes_churned_within(daily, 28).reindex(keys).to_numpy()
+    h14 = _quiet_through(daily, 14).reindex(keys).to_numpy()
+    h28 = _quiet_through(daily, 28).reindex(keys).to_numpy()
     assert (train["churned_28d"].to_numpy() == h14).all()
-    assert h28.sum() > h14.sum() > 0
+    assert h14.sum() >= h28.sum() > 0  # a longer horizon leaves more time to come back
+    # the 14-day horizon labels snapshots a 28-day one could not cover yet
+    last = pd.to_datetime(daily["snapshot_date"]).max()
+    assert pd.to_datetime(train["snapshot_date"]).max() + pd.Timedelta(days=28) > last
 
 
 def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_scored(
@@ -327,3 +303,159 @@ def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_score
     assert np.isfinite(scores.loc["quiet60", "churn_probability"])
     assert bool(scores.loc["quiet60", "is_churned"]) is False  # free, never paid: not cancelled
     assert json.dumps(result.window)  # window params are plain values
+
+
+def test_boosted_model_trailing_bg_nbd_promotes_bg_nbd_and_says_why(inactivity14, tmp_path):
+    """A boosted model limited to account fields (no activity history) trails the BG/NBD
+    customer-base model on the inactivity label: BG/NBD becomes champion (a first version is
+    no exception), registered as a pyfunc that scores like the others."""
+    train = _read(inactivity14, "select * from main.ml_churn_training")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    label = LabelDefinition("inactivity", 14, 28, "no activity for 28 days, within 14")
+    with threadpool_limits(limits=1):
+        result = train_model(
+            "churn",
+            train,
+            uri,
+            tmp_path / "artifacts",
+            features=("plan", "days_since_signup"),
+            label=label,
+        )
+        scores = result.candidate_metrics
+        assert scores["customer_base"]["roc_auc"] > scores["boosted"]["roc_auc"], scores
+        assert result.winner == "customer_base"
+        assert result.decision.promoted and result.champion_version == result.version
+        assert "customer_base has the best holdout roc_auc" in result.decision.reason
+        assert "first version" in result.decision.reason
+        assert result.decision.trailing == []
+        champion = registry.load_by_alias(CHURN_MODEL, uri)
+        assert champion.meta["candidate"] == "customer_base"
+        assert (
+            champion.meta["refit_window"]["refit_max_snapshot"] == result.window["holdout_snapshot"]
+        )
+        last_day = _read(inactivity14, "select max(snapshot_date) from main.fct_user_features")
+        day = last_day.iloc[0, 0].date()
+        today = _read(
+            inactivity14, f"select * from main.fct_user_features where snapshot_date = '{day}'"
+        )
+        scored = score_users(today, uri, day)
+    assert scored["churn_probability"].between(0, 1).all()
+    assert scored["churn_model_version"].eq(result.version).all()
+    assert scored["churn_probability"].nunique() > 2
+
+
+def test_quiet_customers_get_distinct_ranked_scores(inactivity14, tmp_path):
+    """Inactivity churn trains on and scores every customer ever active: customers quiet for
+    the inactivity threshold or longer are not one flat value, and the longer quiet rank
+    riskier."""
+    train = _read(inactivity14, "select * from main.ml_churn_training")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    label = LabelDefinition("inactivity", 14, 28, "no activity in the next 14 days")
+    features = model_features("churn", tracking_plan.load())
+    with threadpool_limits(limits=1):
+        result = train_model(
+            "churn", train, uri, tmp_path / "artifacts", features=features, label=label
+        )
+        day = _read(inactivity14, "select max(snapshot_date) from main.fct_user_features")
+        day = day.iloc[0, 0].date()
+        today = _read(
+            inactivity14,
+            f"select * from main.fct_user_features where snapshot_date = '{day}' "
+            "and active_days_total > 0",
+        )
+        scores = score_users(today, uri, day)
+    scored = today[["user_id", "days_since_last_active"]].merge(scores, on="user_id")
+    quiet = scored[scored["days_since_last_active"] >= 28]
+    assert len(quiet) >= 20 and quiet["churn_probability"].notna().all()
+    assert quiet["churn_probability"].nunique() >= len(quiet) // 3, result.winner
+    # ranked: recently active customers are less likely to stay quiet than long-quiet ones
+    rho = scored["churn_probability"].corr(scored["days_since_last_active"], method="spearman")
+    assert rho > 0.3, (rho, result.winner)
+
+
+def _segments_and_kpis(db: Path, tmp: Path, env: dict[str, str], day: date) -> Path:
+    """A copy of the warehouse with default segments assigned on `day` (no scores yet) and
+    fct_segment_kpis built by dbt under `env`."""
+    import shutil
+
+    from contracts.marts import USER_SCORES_DDL
+    from orchestration.segments.assign import assign_segments
+    from orchestration.segments.config import load_config
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    copy = tmp / "warehouse.duckdb"
+    shutil.copy(db, copy)
+    conn = duckdb.connect(str(copy))
+    try:
+        conn.execute(USER_SCORES_DDL)
+        assign_segments(conn, load_config(), [day])
+    finally:
+        conn.close()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        run_dbt(["build", "--select", "fct_segment_kpis"], copy, tmp / "target")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return copy
+
+
+def test_changing_the_churn_definition_moves_label_flag_kpi_and_default_segment(
+    cancellation, inactivity14, tmp_path
+):
+    """One churn definition everywhere: flipping SEGFLOW_CHURN_DEFINITION moves the training
+    label, is_churned, the segment KPI churn_rate and the default churn_risks segment."""
+    day = START + timedelta(days=DAYS - 35)
+    builds = {
+        "cancellation": (cancellation, {"SEGFLOW_CHURN_DEFINITION": "cancellation"}),
+        "inactivity": (
+            inactivity14,
+            {"SEGFLOW_CHURN_DEFINITION": "inactivity", "SEGFLOW_CHURN_HORIZON_DAYS": "14"},
+        ),
+    }
+    seen = {}
+    for name, (db, env) in builds.items():
+        copy = _segments_and_kpis(db, tmp_path / name, env, day)
+        seen[name] = {
+            "flag": _read(
+                copy,
+                "select user_id, is_churned from main.fct_user_features "
+                f"where snapshot_date = '{day}'",
+            ).set_index("user_id")["is_churned"],
+            "label": _read(
+                copy, "select user_id, snapshot_date, churned_28d from main.ml_churn_training"
+            ),
+            "kpi": _read(
+                copy,
+                "select segment, churn_rate, churn_rate_source from main.fct_segment_kpis "
+                f"where segment_date = '{day}'",
+            ).set_index("segment"),
+            "risks": _read(
+                copy,
+                "select s.user_id, f.is_churned from main.user_segments s join "
+                "main.fct_user_features f on f.user_id = s.user_id and f.snapshot_date = "
+                f"s.segment_date where s.segment_date = '{day}' and "
+                "list_contains(s.segments, 'churn_risks')",
+            ),
+        }
+    cancel, inactive = seen["cancellation"], seen["inactivity"]
+    # flag: the long-quiet free user is churned by inactivity, not cancelled
+    assert bool(inactive["flag"]["quiet60"]) and not bool(cancel["flag"]["quiet60"])
+    assert (cancel["flag"] != inactive["flag"].reindex(cancel["flag"].index)).any()
+    # label: quiet60 is "no activity in 14 days" under inactivity, never cancels otherwise
+    q_in = inactive["label"][inactive["label"]["user_id"] == "quiet60"]["churned_28d"]
+    q_ca = cancel["label"][cancel["label"]["user_id"] == "quiet60"]["churned_28d"]
+    assert len(q_in) and q_in.all() and len(q_ca) and not q_ca.any()
+    # KPI: observed churn rates are measured with each definition, and differ
+    assert (cancel["kpi"]["churn_rate_source"] == "observed").all()
+    assert (inactive["kpi"]["churn_rate_source"] == "observed").all()
+    both = cancel["kpi"].join(inactive["kpi"], rsuffix="_inactive", how="inner")
+    assert (both["churn_rate"] - both["churn_rate_inactive"]).abs().max() > 0.01, both
+    # default segment: churn_risks never holds an already-churned customer, and it moves
+    for run in (cancel, inactive):
+        assert len(run["risks"]) and not run["risks"]["is_churned"].any()
+    assert set(cancel["risks"]["user_id"]) != set(inactive["risks"]["user_id"])

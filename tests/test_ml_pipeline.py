@@ -12,12 +12,13 @@ from mlflow import MlflowClient
 from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
+from contracts.models import CHURN_MODEL, CONVERSION_MODEL, LTV_MODEL
 from ml import registry
 from ml.drift import champion_drift
 from ml.features import FeatureSpec, prepare_features
 from ml.reasons import top_reasons
 from ml.scoring import USER_SCORES_COLUMNS, missing_champions, score_users
-from ml.train import train_model
+from ml.tracking import train_model
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
@@ -85,12 +86,12 @@ def test_score_without_any_champion_scores_nobody_but_keeps_every_user(store, ma
     Models fail alone: no champion leaves its columns null, it does not stop scoring."""
     features = marts["fct_user_features"]
     day = features["snapshot_date"].max()
-    assert missing_champions(store["uri"]) == ["segflow-churn", "segflow-ltv", "segflow-conversion"]
+    assert missing_champions(store["uri"]) == [CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL]
     scores = score_users(features, store["uri"], day)
     assert len(scores) == (features["snapshot_date"] == day).sum()
     assert scores["churn_probability"].isna().all() and scores["ltv_90d"].isna().all()
     assert scores["churn_model_version"].isna().all()
-    with pytest.raises(registry.ModelNotFoundError, match="segflow-churn"):
+    with pytest.raises(registry.ModelNotFoundError, match=CHURN_MODEL):
         score_users(features, store["uri"], day, require_churn=True)
 
 
@@ -99,10 +100,12 @@ def test_first_version_becomes_champion_better_promotes_worse_stays(trained, sto
     assert (v1.version, v2.version, v3.version) == ("1", "2", "3")
     assert v1.decision.promoted and v1.decision.previous_champion_version is None
     assert v2.decision.promoted and v2.decision.previous_champion_version == "1"
-    # the champion was re-scored on v2's holdout: both numbers refer to the same rows
+    # same holdout snapshot: v1's own holdout figure (fitted without the holdout) is compared
     assert v2.decision.champion_score < v2.decision.challenger_score
+    assert v3.decision.champion_score > v3.decision.challenger_score
+    assert "stays champion" in v3.decision.reason
     assert not v3.decision.promoted and v3.champion_version == "2"
-    assert _aliases(store, "segflow-churn") == {"champion": "2", "challenger": "3"}
+    assert _aliases(store, CHURN_MODEL) == {"champion": "2", "challenger": "3"}
 
 
 def test_run_logs_window_metrics_baseline_plots_and_decision(trained, store):
@@ -119,14 +122,25 @@ def test_run_logs_window_metrics_baseline_plots_and_decision(trained, store):
         "log_loss",
         "top_decile_lift",
         "top_decile_capture",
-        "baseline_roc_auc",
-        "lift_over_baseline_roc_auc",
+        "candidate_linear_roc_auc",
+        "candidate_boosted_roc_auc",
+        "candidate_customer_base_roc_auc",
+        "champion_trails_a_candidate",
         "champion_roc_auc",
         "challenger_roc_auc",
     ):
         assert key in metrics, key
     assert metrics["roc_auc"] > 0.7  # the synthetic signal is learnable
     assert tags["segflow.promotion.promoted"] == "true"
+    assert tags["segflow.champion_trails"] == "none" and metrics["champion_trails_a_candidate"] == 0
+    winner = tags["segflow.promotion.winner"]
+    assert metrics["roc_auc"] == max(
+        metrics[f"candidate_{n}_roc_auc"] for n in ("boosted", "linear", "customer_base")
+    )
+    assert metrics["roc_auc"] == metrics[f"candidate_{winner}_roc_auc"]
+    # the winner is refitted on every labelled snapshot, the holdout's included
+    assert params["refit_max_snapshot"] == params["holdout_snapshot"]
+    assert int(params["refit_snapshots"]) > int(params["train_snapshots"]) + 1
     artifacts = {a.path for a in MlflowClient(store["uri"]).list_artifacts(result.run_id, "plots")}
     assert {
         f"plots/{n}.png"
@@ -140,7 +154,7 @@ def test_run_logs_window_metrics_baseline_plots_and_decision(trained, store):
     } <= artifacts
     assert all(Path(p).stat().st_size > 1000 for p in result.plot_paths.values())
     # artifacts land in the configured folder, not the working directory
-    assert any((store["artifacts"] / "segflow-churn").rglob("model.skops"))
+    assert any((store["artifacts"] / CHURN_MODEL).rglob("MLmodel"))
     assert not Path("mlruns").exists()
 
 
@@ -176,7 +190,7 @@ def test_scoring_uses_champion_one_row_per_active_user_deterministic(trained, st
 
 
 def test_scored_reasons_push_risk_up_in_the_champion(trained, store, marts):
-    champion = registry.load_by_alias("segflow-churn", store["uri"])
+    champion = registry.load_by_alias(CHURN_MODEL, store["uri"])
     spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
     features = marts["fct_user_features"]
     rows = features[features["snapshot_date"] == features["snapshot_date"].max()]
@@ -204,14 +218,14 @@ def test_scored_reasons_push_risk_up_in_the_champion(trained, store, marts):
 def test_rollback_moves_champion_and_scoring_follows(trained, store, marts):
     features = marts["fct_user_features"]
     day = features["snapshot_date"].max()
-    registry.set_champion("segflow-churn", 1, store["uri"])
+    registry.set_champion(CHURN_MODEL, 1, store["uri"])
     try:
-        assert _aliases(store, "segflow-churn")["champion"] == "1"
+        assert _aliases(store, CHURN_MODEL)["champion"] == "1"
         assert set(score_users(features, store["uri"], day)["churn_model_version"]) == {"1"}
         with pytest.raises(registry.ModelNotFoundError, match="no version 99"):
-            registry.set_champion("segflow-churn", 99, store["uri"])
+            registry.set_champion(CHURN_MODEL, 99, store["uri"])
     finally:
-        registry.set_champion("segflow-churn", 2, store["uri"])
+        registry.set_champion(CHURN_MODEL, 2, store["uri"])
 
 
 def test_drift_against_champion_reference(trained, store, marts):
@@ -233,3 +247,33 @@ def test_duplicate_feature_rows_are_rejected(trained, store, marts):
     with pytest.raises(ValueError, match="one row per user"):
         score_users(doubled, store["uri"], day)
     assert np.isfinite(trained["v2"].metrics["brier"])
+
+
+def test_user_scores_stream_day_by_day_into_duckdb(trained, store, marts, tmp_path):
+    """Scoring a range writes the same table whether one day or several are scored per
+    chunk; each chunk replaces only its own days (a re-run rewrites, never duplicates)."""
+    import duckdb
+
+    from ml.score_table import chunks, write_user_scores
+
+    features = marts["fct_user_features"]
+    days = sorted(pd.to_datetime(features["snapshot_date"]).dt.date.unique())[-5:]
+    tables = {}
+    for chunk_days in (1, 3):
+        conn = duckdb.connect(str(tmp_path / f"w{chunk_days}.duckdb"))
+        conn.register("src", features)
+        conn.execute("create table main.fct_user_features as select * from src")
+        for _ in range(2):  # the second run replaces the first
+            written = write_user_scores(
+                conn, store["uri"], days[0], days[-1], chunk_days=chunk_days, top_reasons=1
+            )
+        tables[chunk_days] = conn.execute(
+            "select * from main.user_scores order by score_date, user_id"
+        ).df()
+        conn.close()
+    expected_rows = int(pd.to_datetime(features["snapshot_date"]).dt.date.isin(days).sum())
+    assert written.rows == len(tables[1]) == expected_rows
+    assert written.days == (days[-1] - days[0]).days + 1  # calendar days, empty ones too
+    pd.testing.assert_frame_equal(tables[1], tables[3])
+    assert set(written.latest_scores["score_date"]) == {days[-1]}
+    assert chunks(days, 3) == [(days[0], days[2]), (days[3], days[4])]

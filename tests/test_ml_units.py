@@ -11,6 +11,8 @@ import pytest
 from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
+from contracts.models import model_kind
+from ml import candidates
 from ml.drift import feature_drift, population_stability_index
 from ml.estimators import calibrated_classifier
 from ml.feature_sets import declared_features
@@ -21,7 +23,7 @@ from ml.features import (
     prepare_features,
 )
 from ml.metrics import classification_metrics, normalized_gini, regression_metrics
-from ml.promotion import PromotionPolicy, decide
+from ml.promotion import decide
 from ml.reasons import reason_code, reason_strings, top_reasons
 from ml.scoring import assign_bands
 from ml.splits import time_split
@@ -144,28 +146,48 @@ def test_feature_drift_lists_drifting_and_skipped_columns():
     assert report.table().iloc[0]["column"] == "b"
 
 
-def _decide(challenger, champion, champion_version="1"):
-    return decide(
-        PromotionPolicy(min_improvement=0.01, calibration_tolerance=0.005),
-        "roc_auc",
-        "brier",
-        challenger,
-        champion,
-        "2",
-        champion_version,
-    )
+def _decide(challenger: float, champion: float | None, champion_version="1", note=None):
+    return decide("roc_auc", "boosted", "best", challenger, "2", champion_version, champion, note)
 
 
 def test_promotion_rule():
-    first = _decide({"roc_auc": 0.6, "brier": 0.3}, None, champion_version=None)
-    assert first.promoted and first.champion_version == "2"
-    better = _decide({"roc_auc": 0.82, "brier": 0.10}, {"roc_auc": 0.80, "brier": 0.10})
-    assert better.promoted
-    marginal = _decide({"roc_auc": 0.805, "brier": 0.10}, {"roc_auc": 0.80, "brier": 0.10})
-    assert not marginal.promoted and marginal.champion_version == "1"
-    worse_calibrated = _decide({"roc_auc": 0.85, "brier": 0.12}, {"roc_auc": 0.80, "brier": 0.10})
-    assert not worse_calibrated.promoted and "brier" in worse_calibrated.reason
-    assert better.as_metrics()["champion_roc_auc"] == 0.80
+    first = _decide(0.6, None, champion_version=None)
+    assert first.promoted and first.champion_version == "2" and "first version" in first.reason
+    assert _decide(0.82, 0.80).promoted
+    tie = _decide(0.80, 0.80)
+    assert tie.promoted  # the champion never trails: a tie goes to the newer fit
+    worse = _decide(0.79, 0.80)
+    assert not worse.promoted and worse.champion_version == "1" and "stays" in worse.reason
+    unseen = _decide(0.5, None, note="it was fitted on the holdout 2025-01-06")
+    assert unseen.promoted and "fitted on the holdout" in unseen.reason
+    assert _decide(0.82, 0.80).as_metrics()["champion_roc_auc"] == 0.80
+
+
+def _fitted(scores: dict[str, float]) -> dict[str, candidates.Fitted]:
+    return {
+        n: candidates.Fitted(n, None, None, np.zeros(1), {"roc_auc": s}) for n, s in scores.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        {"boosted": 0.77, "linear": 0.78, "customer_base": 0.79},
+        {"boosted": 0.90, "linear": 0.78, "customer_base": 0.79},
+        {"boosted": 0.80, "linear": 0.80, "customer_base": float("nan")},
+        {"boosted": float("nan"), "linear": 0.60},
+    ],
+)
+def test_champion_is_never_below_the_best_candidate(scores):
+    kind = model_kind("churn")
+    fitted = _fitted(scores)
+    winner, reason = candidates.select(kind, fitted)
+    defined = [s for s in scores.values() if s == s]
+    assert fitted[winner].metrics["roc_auc"] == max(defined)
+    assert candidates.trailing(kind, winner, fitted) == []
+    assert winner in reason
+    if scores["boosted"] == scores.get("linear"):
+        assert winner == "linear"  # ties go to the simpler candidate
 
 
 def test_assign_bands_thresholds():

@@ -14,6 +14,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from contracts.models import MODEL_NAMES
+
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
 END = date(2026, 7, 1)  # the window starts on a Sunday (2026-02-22)
@@ -180,7 +182,7 @@ def test_models_registered_with_champions(pipeline):
     from mlflow import MlflowClient
 
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    for name in ("segflow-churn", "segflow-ltv", "segflow-conversion"):
+    for name in MODEL_NAMES:
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
 

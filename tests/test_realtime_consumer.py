@@ -241,3 +241,40 @@ def test_session_values_need_a_realtime_rule(world, tmp_path):
     )
     with pytest.raises(SegmentConfigError, match="unknown session value `session.mins`"):
         load_config(segments, DEFAULT_FLOWS_PATH, world.triggers_file)
+
+
+def test_suppressed_people_are_neither_served_nor_sent(world, redis_url, tmp_path):
+    from orchestration.activation import privacy
+    from orchestration.realtime.snapshot import build_snapshot
+
+    user = new_user_before_setup(world)
+    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse.write_bytes(world.warehouse.read_bytes())
+    snapshot = tmp_path / "snapshot.sqlite"
+    with duckdb.connect(str(warehouse)) as conn:
+        privacy.ensure_tables(conn)
+        conn.execute(
+            "insert into main.privacy_suppressions values (?, 'delete', 'req-1', now())", [user]
+        )
+        facts = build_snapshot(conn, world.config, snapshot)
+    assert facts["suppressed"] == 1
+    stream = RedisStream(redis_url, "t:privacy")
+    consumer = Consumer(
+        stream,
+        tmp_path / "state.sqlite",
+        snapshot,
+        tmp_path / "landing",
+        world.config,
+        milestone_events(),
+        tracking_plan.load().known_events,
+        destination=OutboxDestination(tmp_path / "outbox"),
+    )
+    now = datetime.now(UTC)
+    stream.append([encode(normalise({"userId": user, "event": "Project Created"}, "track", now))])
+    while consumer.step(block_ms=50):
+        pass
+    reader = ProfileReader(snapshot, tmp_path / "state.sqlite", world.config, {})
+    assert reader.profile(user) is None  # serve answers with the unknown-user default
+    assert _outbox_events(tmp_path / "outbox") == []
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        assert db.execute("select count(*) from user_day").fetchone() == (0,)

@@ -18,7 +18,7 @@ import pytest
 from support.realtime import redis_or_skip
 from support.realtime_world import build_world
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.realtime.consumer import GROUP
 from orchestration.realtime.events import encode, normalise, reject_reason
 from orchestration.realtime.stream import RedisStream

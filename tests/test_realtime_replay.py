@@ -14,7 +14,7 @@ import pytest
 from support.realtime import redis_or_skip
 from support.realtime_world import SNAPSHOT_DAY, TODAY, build_world
 
-from orchestration import tracking_plan
+from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
 from orchestration.activation.payload import PayloadOptions, desired_events
 from orchestration.activation.state import load_acked_event_ids

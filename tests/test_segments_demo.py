@@ -13,10 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from orchestration.run_window import dbt_vars_arg
 from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import load_config
 from orchestration.segments.schema import warehouse_columns
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.sources.demo import generate
 from orchestration.sources.load import load_partitions
 
@@ -51,6 +52,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "build",
             "-s",
             "+fct_user_features",
+            *dbt_vars_arg(Settings.from_env()),
             "--profiles-dir",
             str(DBT_PROJECT_DIR),
             "--target-path",

@@ -1,5 +1,5 @@
-"""One setting, one meaning: every value dbt reads from the environment has the same variable
-name and default in orchestration/settings.py, and dbt really sees the value that is set."""
+"""One setting, one meaning: dbt reads segflow's settings only through `dbt_vars(settings)`
+(no copied defaults in dbt_project.yml), and dbt really sees the value that is set."""
 
 from __future__ import annotations
 
@@ -7,29 +7,27 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from dbt_fixtures import run_dbt
 
-from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+from orchestration.run_window import dbt_vars
+from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
-ENV_VAR = re.compile(r"env_var\('(SEGFLOW_[A-Z0-9_]+)',\s*'([^']*)'\)")
 
-
-def _python_defaults() -> dict[str, str]:
-    """Variable -> default as written in settings.py (`_int("SEGFLOW_X", 3)` and friends)."""
-    source = (PROJECT_ROOT / "orchestration" / "settings.py").read_text()
-    found = re.findall(r'_\w+\(\s*"(SEGFLOW_[A-Z0-9_]+)",\s*"?([^",)]*)"?', source)
-    return {name: default.strip() for name, default in found}
-
-
-def test_dbt_env_defaults_match_settings() -> None:
-    dbt_vars = dict(ENV_VAR.findall((DBT_PROJECT_DIR / "dbt_project.yml").read_text()))
-    assert "SEGFLOW_LATE_ARRIVAL_DAYS" in dbt_vars
-    python = _python_defaults()
-    for name, default in dbt_vars.items():
-        assert name in python, f"{name} is read by dbt_project.yml but not by settings.py"
-        assert python[name] == default, f"{name}: dbt default {default!r}, Python {python[name]!r}"
+def test_dbt_project_holds_no_copy_of_a_setting() -> None:
+    """dbt gets settings only from `dbt_vars(settings)`: no `env_var('SEGFLOW_...')` default in
+    dbt_project.yml, and every var the models read that is a setting is one dbt_vars passes."""
+    project = (DBT_PROJECT_DIR / "dbt_project.yml").read_text()
+    assert "env_var('SEGFLOW_" not in project and 'env_var("SEGFLOW_' not in project
+    declared = yaml.safe_load(project)["vars"] or {}
+    passed = set(dbt_vars(Settings.from_env()))
+    assert not passed & set(declared), "a setting's default is copied into dbt_project.yml"
+    sql = "".join(p.read_text() for p in (DBT_PROJECT_DIR / "models").rglob("*.sql"))
+    read = set(re.findall(r"var\('(\w+)'", sql))
+    assert passed <= read | {"late_arrival_days"}  # late_arrival_days: read by macros
+    assert read <= passed | set(declared) | {"value_milestone"}, read - passed - set(declared)
 
 
 def test_dbt_sees_the_late_arrival_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

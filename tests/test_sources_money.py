@@ -124,3 +124,25 @@ def test_paid_invoice_without_a_paid_date_is_quarantined_unless_a_fallback_is_de
     assert "invoice in_1 is paid but has no paid date" in quarantined[0][1]
     assert "fallback" in quarantined[0][1]
     assert report.quarantined_by_reason == {"missing_paid_date": 2}
+
+
+def test_max_amount_setting_moves_the_loaders_quarantine(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """SEGFLOW_DQ_MAX_AMOUNT is one threshold: the quality suite's and the loader's."""
+    from orchestration.cli import main
+
+    landing = _landing(
+        tmp_path,
+        "Invoices.csv",
+        DASHBOARD_CSV,
+        "sources:\n  billing_invoices: {preset: stripe_invoices_csv, identity: null}\n",
+    )
+    monkeypatch.setenv("SEGFLOW_DQ_MAX_AMOUNT", "60")
+    main(["sources", "check", "--landing", str(landing)])
+    out = capsys.readouterr().out
+    assert "quarantined 1 {'amount_out_of_range': 1}" in out  # in_2: 99.50 > 60
+    assert "amount 99.5 is above 60.0 (SEGFLOW_DQ_MAX_AMOUNT)" in out
+    monkeypatch.setenv("SEGFLOW_DQ_MAX_AMOUNT", "1000")
+    main(["sources", "check", "--landing", str(landing)])
+    assert "quarantined 0" in capsys.readouterr().out

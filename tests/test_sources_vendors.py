@@ -48,6 +48,16 @@ EXPECTED = {
             "pages": 1,
         },
     },
+    "mixpanel_engage": {
+        "events": {
+            "read": 6,
+            "loaded": 5,
+            "quarantined": {"unknown_event": 1},
+            "users": 1,
+            "pages": 1,
+        },  # the export's events only: the Engage page is not event rows
+        "crm_contacts": {"read": 3, "loaded": 3, "quarantined": {}, "users": 3},
+    },
     "amplitude_export": {
         "events": {
             "read": 5,

@@ -4,9 +4,53 @@
   up to the newest data: every later day depends on the re-processed ones (sessions, rolling
   features), so re-running an old partition refreshes what follows it. max_date is accepted
   for the partition API but does not cut the rebuild short.
+
+  The window is not a var: a new day would change dbt's vars, and a change of vars makes dbt
+  re-parse the whole project. Dagster writes it to the one-row table segflow_run_window before
+  dbt runs (orchestration/run_window.py). A run by hand may still pass
+  --vars '{"min_date": ..., "max_date": ...}' (store_run_window keeps them in the table);
+  without either, everything is built. The table lives for one dbt invocation (on-run-end).
 #}
-{% macro min_date() %}cast('{{ var("min_date") }}' as date){% endmacro %}
-{% macro max_date() %}cast('{{ var("max_date") }}' as date){% endmacro %}
+{% macro run_window_relation() -%}
+  {{ target.schema }}.segflow_run_window
+{%- endmacro %}
+
+{# on-run-start: the --vars window when given, else the one Dagster wrote, else everything. #}
+{% macro store_run_window() -%}
+  {%- set columns -%}
+    cast('{{ var("min_date", "1970-01-01") }}' as date) as min_date,
+    cast('{{ var("max_date", "2999-12-31") }}' as date) as max_date
+  {%- endset -%}
+  {%- if var("min_date", none) is not none -%}
+    create or replace table {{ run_window_relation() }} as select {{ columns }}
+  {%- else -%}
+    create table if not exists {{ run_window_relation() }} as select {{ columns }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#
+  One bound of the window. When a model runs: the stored date as a literal (DuckDB prunes scans
+  on literals). At parse time (configs such as incremental_predicates and test `where` are
+  fixed then): a subquery, read when the statement runs, so the manifest never names a day.
+  A table created by the on-run-start hook is not in dbt's relation cache; it then holds the
+  var or default, which is what is returned.
+#}
+{% macro run_window_bound(column, default) -%}
+  {%- if execute and not var('lint_only', false) -%}
+    {%- set relation = adapter.get_relation(
+        database=target.database, schema=target.schema, identifier='segflow_run_window') -%}
+    {%- set value = var(column, default) -%}
+    {%- if relation is not none -%}
+      {%- set value = run_query('select ' ~ column ~ ' from ' ~ relation).columns[0].values()[0] -%}
+    {%- endif -%}
+    cast('{{ value }}' as date)
+  {%- else -%}
+    cast((select {{ column }} from {{ run_window_relation() }}) as date)
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro min_date() %}{{ run_window_bound('min_date', '1970-01-01') }}{% endmacro %}
+{% macro max_date() %}{{ run_window_bound('max_date', '2999-12-31') }}{% endmacro %}
 
 {# Start of the re-processing window: late events up to late_arrival_days old are accepted. #}
 {% macro reprocess_from() -%}

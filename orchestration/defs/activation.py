@@ -27,7 +27,14 @@ class SyncConfig(dg.Config):
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     pool=DUCKDB_POOL,
-    deps=["user_segments", "segment_membership", "user_triggers", "user_scores"],
+    # realtime_snapshot first: it marks the events the realtime consumer already delivered
+    deps=[
+        "user_segments",
+        "segment_membership",
+        "user_triggers",
+        "user_scores",
+        "realtime_snapshot",
+    ],
     description="Diff-based sync of person attributes and segment/trigger events; "
     "only the latest date sends (backfills are skipped), failures are retried next run.",
 )

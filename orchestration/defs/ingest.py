@@ -24,7 +24,8 @@ from orchestration.defs.resources import SegflowSettingsResource, WarehouseResou
 from orchestration.settings import Settings
 from orchestration.sources.load import RAW_TABLES, load_partitions
 from orchestration.sources.mappings import SourcesConfig, load_config
-from orchestration.sources.verdict import skipped_failure, unassigned_failure
+from orchestration.sources.verdict import load_failures
+from orchestration.spark.raw_export import publish_raw
 
 
 def source_config(settings: Settings) -> SourcesConfig | None:
@@ -46,7 +47,7 @@ def _gate_with_verdict(
     check: dg.AssetCheckResult, report, failures: list[str]
 ) -> dg.AssetCheckResult:
     """The quarantine gate also fails on the load's own verdict (orchestration/sources/verdict):
-    rows quarantined with no partition, and skipped landing files."""
+    rows quarantined with no partition, skipped landing files, one-page exports."""
     if check.check_name != QUARANTINE_CHECK or not failures:
         return check
     skipped = report.blocking_skipped
@@ -123,6 +124,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
                 late_arrival_days=settings.late_arrival_days,
                 config=config,
                 timestamp_floor=settings.timestamp_floor,
+                max_amount=settings.quality.max_amount,  # the gate's threshold, one setting
             )
             # undated rows with no usable date have no partition: counted apart
             rows_read = {
@@ -133,9 +135,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             unassigned = sum(p.rows_read for p in report.partitions if p.partition_date is None)
             checks = raw_checks(conn, table_name, dates, rows_read, settings)
             config = quality_config(settings)
-            failures = [
-                f for f in (unassigned_failure(report, config), skipped_failure(report)) if f
-            ]
+            failures = load_failures(report, config)
+            exported = publish_raw(settings, conn, table_name, dates)  # Spark engine only
         for warning in report.warnings[:50]:
             context.log.warning(warning)
         context.log.info(
@@ -149,6 +150,7 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "rows_loaded": report.rows_loaded,
             "rows_quarantined": report.rows_quarantined,
             "rows_unassigned": unassigned,
+            "rows_exported_to_spark": exported,
             "quarantined_by_reason": table(
                 [
                     {"reason_code": k, "rows": v}
@@ -164,6 +166,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "preview": preview(report.preview),
             "quarantine_preview": preview(report.quarantine_preview),
         }
+        if report.warnings:  # mappings that matched nothing, format notes, extra columns...
+            metadata["warnings"] = table([{"warning": w[:300]} for w in report.warnings[:50]])
         if report.fallbacks:  # rows whose value came from a declared `fallback:`
             metadata["fallbacks"] = dict(sorted(report.fallbacks.items()))
         if report.identity:

@@ -14,11 +14,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from contracts.marts import USER_SCORES_DDL
+from contracts.models import CHURN_MODEL, KINDS, registered_name
 from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
+from ml.score_table import write_user_scores
 from ml.scoring import missing_champions, score_users
-from ml.train import train_model
+from ml.tracking import train_model
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
@@ -26,16 +27,6 @@ from orchestration.defs.resources import MLflowResource, WarehouseResource
 from orchestration.model_inputs import label_definition, model_features
 from orchestration.settings import Settings
 
-TRAINING_TABLES = {
-    "churn": "ml_churn_training",
-    "ltv": "ml_ltv_training",
-    "conversion": "ml_conversion_training",
-}
-# Declared (contracts.marts), not inferred from the first frame: a column that is all null on
-# day one (no LTV champion yet) must still be typed for the segment rules that read it.
-USER_SCORES_MIGRATIONS = (
-    "alter table main.user_scores add column if not exists is_churned boolean",
-)
 DRIFT_THRESHOLD = Settings.from_env().drift_psi_threshold
 # The drift reference: the same population this many days earlier (a week: same weekday, so
 # weekly seasonality is not drift, and ages have moved by a week only).
@@ -74,7 +65,9 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
             )
         ],
         description=f"Train the {kind} model on `{training_table}`, log it to MLflow and register "
-        f"`segflow-{kind}` (alias challenger; champion if it beats the current one). Skipped "
+        f"`{registered_name(kind)}`: the best of its candidates on the holdout, refitted on "
+        "every labelled snapshot (alias challenger; champion unless the current one scores "
+        "better on the same holdout). Skipped "
         "with a reason when the data cannot support it.",
     )
     def _asset(
@@ -133,8 +126,16 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
         metadata["label_metrics"] = dg.MetadataValue.json(
             {k: scalar(round(v, 4)) for k, v in result.label_metrics.items()}
         )
-        metadata["clv_baseline_metrics"] = dg.MetadataValue.json(
-            {k: scalar(round(v, 4)) for k, v in result.clv_baseline_metrics.items()}
+        metadata["candidates"] = dg.MetadataValue.json(
+            {
+                name: {k: scalar(round(v, 4)) for k, v in m.items()}
+                for name, m in result.candidate_metrics.items()
+            }
+        )
+        metadata["champion_candidate"] = result.winner
+        metadata["champion_trails"] = ", ".join(result.decision.trailing) or "none"
+        metadata["refit_window"] = dg.MetadataValue.json(
+            {k: scalar(v) for k, v in result.refit_window.items()}
         )
         metadata["dropped_features"] = dg.MetadataValue.json(result.dropped_features)
         yield dg.MaterializeResult(metadata=metadata)
@@ -148,7 +149,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
     return _asset
 
 
-training_assets = [_training_asset(kind, t) for kind, t in TRAINING_TABLES.items()]
+training_assets = [_training_asset(kind, k.training_table) for kind, k in KINDS.items()]
 
 
 @dg.asset(
@@ -174,21 +175,17 @@ def user_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ):
     dates = partition_dates(context)
-    with warehouse.connect() as conn:
-        features = conn.execute(
-            "select * from main.fct_user_features where snapshot_date between ? and ?",
-            [dates[0], dates[-1]],
-        ).df()
     absent = missing_champions(mlflow.tracking_uri)
     if absent:
         context.log.warning(
             f"no champion for {', '.join(absent)}: their score columns stay null today; "
             "segments whose rules need them are reported as not evaluated"
         )
-    scores = score_users(features, mlflow.tracking_uri, dates)
+    # Streams: one day at a time is read, scored and written (ml.score_table).
+    with warehouse.connect() as conn:
+        written = write_user_scores(conn, mlflow.tracking_uri, dates[0], dates[-1])
     latest_day: date = dates[-1]
-    latest_features = features[features["snapshot_date"] == pd.Timestamp(latest_day)]
-    latest_scores = scores[scores["score_date"] == latest_day]
+    latest_features, latest_scores = written.latest_features, written.latest_scores
     # Drift on today's not-churned customers, each with their own score (scores are sorted
     # by user_id, features are not: align by user, never by position).
     latest = latest_features.merge(
@@ -207,25 +204,14 @@ def user_scores(
             warehouse,
             mlflow,
         )
-        if alive.any() and "segflow-churn" not in absent
+        if alive.any() and CHURN_MODEL not in absent
         else None
     )
-    with warehouse.connect() as conn:
-        conn.register("new_scores", scores)
-        conn.execute(USER_SCORES_DDL)
-        for statement in USER_SCORES_MIGRATIONS:
-            conn.execute(statement)
-        conn.execute("begin transaction")
-        conn.execute(
-            "delete from main.user_scores where score_date between ? and ?", [dates[0], dates[-1]]
-        )
-        conn.execute("insert into main.user_scores by name select * from new_scores")
-        conn.execute("commit")
     bands = latest_scores.groupby("churn_band").size().rename("users").reset_index()
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(scores),
-            "days_scored": len(dates),
+            "dagster/row_count": written.rows,
+            "days_scored": written.days,
             "users_latest_day": len(latest_scores),
             "churn_bands_latest_day": table(bands),
             "mean_churn_probability": scalar(

@@ -3,12 +3,11 @@ out which days a run is about (`run_window`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
+from orchestration.run_window import RunWindow, window_from_tags
 from orchestration.settings import Settings
 
 DUCKDB_POOL = "duckdb"
@@ -18,38 +17,6 @@ daily_partitions = dg.DailyPartitionsDefinition(
 )
 
 single_run = dg.BackfillPolicy.single_run()
-
-RANGE_START, RANGE_END, PARTITION = (
-    "dagster/asset_partition_range_start",
-    "dagster/asset_partition_range_end",
-    "dagster/partition",
-)
-
-
-@dataclass(frozen=True)
-class RunWindow:
-    """The days a run is about, both ends included (a backfill range is one run)."""
-
-    start: date
-    end: date
-
-    @property
-    def days(self) -> list[date]:
-        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
-
-    @property
-    def label(self) -> str:
-        return self.start.isoformat() if self.start == self.end else f"{self.start}..{self.end}"
-
-
-def window_from_tags(tags: Mapping[str, str]) -> RunWindow | None:
-    """The run's partition range from its tags (what a check, sensor or report sees)."""
-    if RANGE_START in tags and RANGE_END in tags:
-        return RunWindow(date.fromisoformat(tags[RANGE_START]), date.fromisoformat(tags[RANGE_END]))
-    if PARTITION in tags:
-        day = date.fromisoformat(tags[PARTITION])
-        return RunWindow(day, day)
-    return None
 
 
 def run_window(

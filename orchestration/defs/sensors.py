@@ -26,7 +26,7 @@ import dagster as dg
 import requests
 
 from orchestration.defs.jobs import daily_job
-from orchestration.defs.partitions import window_from_tags
+from orchestration.run_window import partition_tags, window_from_tags
 from orchestration.settings import Settings
 from orchestration.sources.files import SUPPORTED_SUFFIXES
 from orchestration.sources.load import RAW_TABLES
@@ -214,8 +214,6 @@ def plan_landing_run(
 
 def landing_run_request(days: list[date], changed: dict[str, list[int]]) -> dg.RunRequest:
     """One run for all affected days: a partition range (single-run backfill policy)."""
-    from orchestration.launcher import partition_tags
-
     digest = hashlib.sha1(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:16]
     return dg.RunRequest(
         run_key=f"landing-{days[0]}-{days[-1]}-{digest}",

@@ -1,10 +1,12 @@
-"""dbt on DuckDB through dagster-dbt: staging -> incremental (partitioned) -> marts -> segment marts.
+"""dbt on DuckDB through dagster-dbt: staging -> incremental (partitioned) -> marts -> segment marts
+(and the training sets, in the weekly training job).
 
-dbt tests surface as asset checks. Incremental models get the run's partition window as
-`min_date`/`max_date` vars, so a backfill range is one dbt invocation.
+dbt tests surface as asset checks. Every invocation, and the parse that writes the manifest,
+gets the same `--vars` from `dbt_vars(settings)`; the incremental step's partition window goes
+to the run-window table instead (orchestration/run_window.py), so a new day never makes dbt
+re-parse the project and a backfill range is still one dbt invocation.
 """
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -14,13 +16,20 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.dbt_selection import TRAINING_TAG, split_models, window_vars
+from orchestration import warehouse
+from orchestration.dbt_selection import TRAINING_TAG, split_models
 from orchestration.defs.jobs import TRAINING_GROUP
-from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_run
+from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, run_window, single_run
+from orchestration.run_window import dbt_vars_arg, window_sql
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.warehouse import dbt_env
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=Settings.from_env().dbt_target)
+dbt_project = DbtProject(
+    project_dir=DBT_PROJECT_DIR,
+    target=Settings.from_env().dbt_target,
+    # The manifest's parse gets the same vars as every invocation: partial parsing stays valid.
+    prepare_project_cli_args=["parse", "--quiet", *dbt_vars_arg(Settings.from_env())],
+)
 dbt_project.prepare_if_dev()
 if not dbt_project.manifest_path.exists():
     # Outside `dagster dev` nothing prepares the manifest; build it once so imports work.
@@ -70,12 +79,15 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
     )
     def _assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         _dbt_env()
-        args = ["build"]
+        settings = Settings.from_env()
         if partitioned:
-            window = context.partition_time_window
-            dbt_vars = window_vars(window.start.isoformat(), window.end.isoformat())
-            context.log.info(f"dbt incremental window {dbt_vars}")
-            args += ["--vars", json.dumps(dbt_vars)]
+            window = run_window(context)
+            if window is None:
+                raise dg.Failure(f"{name}: a partitioned dbt step needs a partition range")
+            with warehouse.connect(settings.duckdb_path) as conn:
+                conn.execute(window_sql(window))
+            context.log.info(f"dbt incremental window {window.label} (table segflow_run_window)")
+        args = ["build", *dbt_vars_arg(settings)]
         # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
         # settings, which then blocks every later connection of the run.
         yield from dbt.cli(args, context=context).stream()
@@ -86,8 +98,9 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
 @dg.definitions
 def defs() -> dg.Definitions:
     groups = {
-        "dbt_upstream": (selection.upstream, False),
-        "dbt_incremental": (selection.incremental, True),
+        # The staging views the incremental models read run in the same dbt invocation
+        # (one dbt start-up less per run); they are partitioned with them.
+        "dbt_incremental": (selection.upstream + selection.incremental, True),
         "dbt_marts": (selection.downstream, False),
         "dbt_segment_marts": (selection.after_segments, False),
         "dbt_training_sets": (selection.training, False),

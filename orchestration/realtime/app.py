@@ -53,8 +53,8 @@ def consumer(settings: Settings, name: str = "consumer-1", destination=None):
     from orchestration.activation.destinations import build_destination
     from orchestration.realtime.consumer import Consumer
 
-    if destination is None:
-        destination = build_destination(settings.destination, settings)
+    if destination is None:  # intraday events go to the first configured destination
+        destination = build_destination(settings.destinations[0], settings)
     return Consumer(
         stream(settings),
         state_path(settings),

@@ -50,7 +50,7 @@ class Consumer:
         known_events: frozenset[str],
         destination: Destination | None = None,
         name: str = "consumer-1",
-        batch_size: int = 500,
+        batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
     ):
         self.stream, self.name, self.batch_size = stream, name, batch_size
         self.db = state.connect(state_path)
@@ -85,6 +85,7 @@ class Consumer:
             try:
                 self._apply(fresh)
                 state.set_meta(self.db, "hwm", fresh[-1][0])
+                state.set_meta(self.db, "last_batch_at", time.time())
                 self.db.execute("commit")
             except BaseException:
                 self.db.execute("rollback")
@@ -95,84 +96,139 @@ class Consumer:
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
         batch = entries[0][0]
-        touched: dict[str, date] = {}
-        quarantined = 0
+        drained, per_user, quarantined = [], {}, 0
         for stream_id, payload in entries:
             message = json.loads(payload)
             bad = message.pop(QUARANTINE, None)
-            line = json.dumps(message, separators=(",", ":"))
-            dt = str(message.get("receivedAt", ""))[:10]
-            self.db.execute(
-                "insert into drain values (?, ?, ?, ?, 0)", (stream_id, dt, line, batch)
-            )
+            line = json.dumps(message, separators=(",", ":")) if bad else payload.decode()
+            drained.append((stream_id, str(message.get("receivedAt", ""))[:10], line, batch))
             if bad:
                 quarantined += 1
-                continue
-            user_id = message.get("userId")
-            if not user_id:
-                continue  # anonymous activity: stitched to a user by the daily build
-            moment = parse_time(message.get("timestamp")) or datetime.now(UTC)
-            self._record(str(user_id), message, moment)
-            touched[str(user_id)] = max(touched.get(str(user_id), moment.date()), moment.date())
+            elif message.get("userId"):  # anonymous activity is stitched by the daily build
+                per_user.setdefault(str(message["userId"]), []).append(message)
+        self.db.executemany("insert into drain values (?, ?, ?, ?, 0)", drained)
+        for user in self.snapshot.suppressed(list(per_user)):  # privacy: never applied or sent
+            del per_user[user]
+        sessions = self._by_user(
+            "select user_id, started_at, last_at, events from session", list(per_user)
+        )
+        touched, day_updates, session_rows = {}, {}, []
+        for user, messages in per_user.items():
+            latest, days, session = self._record(messages, sessions.get(user))
+            touched[user] = latest
+            day_updates.update({(user, day): update for day, update in days.items()})
+            session_rows.append((user, *session))
+        self._write_days(day_updates)
+        self.db.executemany("insert or replace into session values (?, ?, ?, ?)", session_rows)
         state.add_counter(self.db, "events_applied", len(entries) - quarantined)
         state.add_counter(self.db, "events_quarantined", quarantined)
         if touched:
             self._reevaluate(touched)
 
-    def _record(self, user_id: str, message: dict, moment: datetime) -> None:
-        event = message.get("event") if message.get("type") == "track" else None
-        milestone = self.evaluator.milestone_of.get(event) if event else None
-        counted = event if event in self.known_events else None
-        state.bump_day(self.db, user_id, moment.date().isoformat(), counted, milestone)
-        ts = moment.timestamp()
-        row = self.db.execute(
-            "select started_at, last_at, events from session where user_id = ?", (user_id,)
-        ).fetchone()
-        if row is None or ts - row[1] > SESSION_GAP_S:  # 30 min without events: a new session
-            started, last, events = ts, ts, 1
-        else:
-            started, last, events = min(row[0], ts), max(row[1], ts), row[2] + 1
-        self.db.execute(
-            "insert or replace into session values (?, ?, ?, ?)", (user_id, started, last, events)
+    def _by_user(
+        self, select: str, users: list[str], where: str = "", args=(), many: bool = False
+    ) -> dict:
+        """{user_id: rest of the row (a list of them if `many`)} for `select ... where
+        user_id in (users) <where>`, in chunks below SQLite's parameter limit."""
+        out = {}
+        for start in range(0, len(users), 900):
+            chunk = users[start : start + 900]
+            sql = f"{select} where user_id in ({','.join('?' * len(chunk))}) {where}"
+            for row in self.db.execute(sql, [*chunk, *args]):
+                out.setdefault(row[0], []).append(row[1:])
+        return {user: rows if many else rows[0] for user, rows in out.items()}
+
+    def _record(self, messages: list[dict], session: tuple | None):
+        """One user's messages of this batch -> (latest event day, {day: (counts,
+        milestones)}, session (started, last, events))."""
+        days: dict[str, tuple[dict[str, int], set[str]]] = {}
+        started, last, events = session if session else (None, None, 0)
+        moments = [parse_time(m.get("timestamp")) or datetime.now(UTC) for m in messages]
+        for moment, message in sorted(zip(moments, messages, strict=True), key=lambda x: x[0]):
+            event = message.get("event") if message.get("type") == "track" else None
+            counts, milestones = days.setdefault(moment.date().isoformat(), ({}, set()))
+            if event in self.known_events:
+                counts[event] = counts.get(event, 0) + 1
+            if event in self.evaluator.milestone_of:
+                milestones.add(self.evaluator.milestone_of[event])
+            ts = moment.timestamp()
+            if last is None or ts - last > SESSION_GAP_S:  # 30 min without events: new session
+                started, last, events = ts, ts, 1
+            else:
+                started, last, events = min(started, ts), max(last, ts), events + 1
+        return max(moments).date(), days, (started, last, events)
+
+    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> None:
+        """Add a batch's counts and milestones to the users' days (one read, one write)."""
+        users = sorted({user for user, _ in updates})
+        existing = self._by_user(
+            "select user_id, day, counts, milestones from user_day", users, many=True
         )
+        rows = []
+        for (user, day), (counts, milestones) in updates.items():
+            old = next((r for r in existing.get(user, []) if r[0] == day), None)
+            total = json.loads(old[1]) if old else {}
+            for event, n in counts.items():
+                total[event] = total.get(event, 0) + n
+            reached = set(json.loads(old[2])) | milestones if old else milestones
+            rows.append((user, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))))
+        self.db.executemany("insert or replace into user_day values (?, ?, ?, ?)", rows)
 
     def _reevaluate(self, touched: dict[str, date]) -> None:
         snap_day = self.snapshot.snapshot_date()
         after = snap_day.isoformat() if snap_day else "0000-00-00"
         users = sorted(touched)
-        bases = [self.snapshot.baseline(u) for u in users]
+        found = self.snapshot.baselines(users)
+        bases = [found[u] for u in users]
         days = [touched[u] if snap_day is None else max(touched[u], snap_day) for u in users]
+        reached = self._by_user(
+            "select user_id, milestones from user_day", users, "and day > ?", (after,), many=True
+        )
+        previous = self._by_user("select user_id, day, segments, fired from profile", users)
+        sessions = self._by_user("select user_id, started_at, last_at, events from session", users)
         rows, starts = [], []
         for user, base, day in zip(users, bases, days, strict=True):
-            _counts, milestones = state.user_days(self.db, user, after)
+            milestones = {m for (text,) in reached.get(user, []) for m in json.loads(text)}
             since = (day - snap_day).days if snap_day else 0
-            rows.append(self.evaluator.overlay(base, milestones, since, self._session(user)))
+            session = sessions.get(user)
+            values = (
+                {"session__events": session[2], "session__minutes": (session[1] - session[0]) / 60}
+                if session
+                else {}
+            )
+            rows.append(self.evaluator.overlay(base, milestones, since, values))
             starts.append(self.evaluator.overlay(base, set(), since))
         verdicts = self.evaluator.verdicts(rows + starts)
-        now, before = verdicts.iloc[: len(rows)], verdicts.iloc[len(rows) :]
+        state.add_counter(self.db, "rule_evaluations", len(rows) * len(verdicts.columns))
+        records = verdicts.to_dict("records") or [{}] * (len(rows) * 2)
+        now, before = records[: len(rows)], records[len(rows) :]
+        realtime_names = {s.name for s in self.evaluator.realtime}
         raws = []
         for k, base in enumerate(bases):
-            raw = set(base.raw_segments) - {s.name for s in self.evaluator.realtime}
-            raw |= {s.name for i, s in enumerate(self.evaluator.realtime) if now.iloc[k][f"rt_{i}"]}
+            raw = set(base.raw_segments) - realtime_names
+            raw |= {s.name for i, s in enumerate(self.evaluator.realtime) if now[k][f"rt_{i}"]}
             raws.append(raw)
         today = max(days)
         profiles = self.evaluator.resolve(users, today, raws, rows)
+        profile_rows, emitted_rows = [], []
         for k, (user, base, profile) in enumerate(zip(users, bases, profiles, strict=True)):
-            self._store(user, days[k], base, profile, now.iloc[k], before.iloc[k])
+            row, events = self._store(
+                user, days[k], base, profile, now[k], before[k], previous.get(user)
+            )
+            profile_rows.append(row)
+            emitted_rows += events
+        self.db.executemany(
+            "insert or ignore into emitted values (?, ?, ?, ?, ?, 0, ?)", emitted_rows
+        )
+        self.db.executemany(
+            "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", profile_rows
+        )
 
-    def _session(self, user: str) -> dict[str, Any]:
-        row = self.db.execute(
-            "select started_at, last_at, events from session where user_id = ?", (user,)
-        ).fetchone()
-        if row is None:
-            return {}
-        return {"session__events": row[2], "session__minutes": (row[1] - row[0]) / 60.0}
-
-    def _store(self, user: str, day: date, base: Baseline, profile, now, before) -> None:
-        previous = self.db.execute(
-            "select segments, fired from profile where user_id = ? and day = ?",
-            (user, day.isoformat()),
-        ).fetchone()
+    def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous):
+        """(profile row, emitted event rows) of one re-evaluated user."""
+        if previous is not None and previous[0] != day.isoformat():
+            previous = None  # yesterday's intraday answer: today starts from the snapshot
+        previous = previous[1:] if previous else None
         old_segments = tuple(json.loads(previous[0])) if previous else base.segments
         fired_before = json.loads(previous[1]) if previous else []
         fired = [
@@ -186,26 +242,23 @@ class Consumer:
         day_ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
         events = self.evaluator.events(user, day_ts, old_segments, profile.segments, fired)
         fired_all = fired_before + [e.name for e in events if e.name not in _MEMBERSHIP]
-        for e in events:
-            self.db.execute(
-                "insert or ignore into emitted values (?, ?, ?, ?, ?, 0, ?)",
-                (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time()),
-            )
-        self.db.execute(
-            "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                user,
-                day.isoformat(),
-                json.dumps(list(profile.segments)),
-                profile.primary_segment,
-                profile.onboarding_flow,
-                profile.experiment,
-                profile.experiment_variant,
-                profile.next_block,
-                json.dumps(sorted(set(fired_all))),
-                time.time(),
-            ),
+        emitted = [
+            (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time())
+            for e in events
+        ]
+        profile_row = (
+            user,
+            day.isoformat(),
+            json.dumps(list(profile.segments)),
+            profile.primary_segment,
+            profile.onboarding_flow,
+            profile.experiment,
+            profile.experiment_variant,
+            profile.next_block,
+            json.dumps(sorted(set(fired_all))),
+            time.time(),
         )
+        return profile_row, emitted
 
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""

@@ -33,6 +33,9 @@ class Server(ThreadingHTTPServer):
 class JsonHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "segflow"
+    # headers and body go out in separate writes: without TCP_NODELAY, Nagle + the client's
+    # delayed ACK add ~40 ms to every keep-alive response
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)

@@ -59,17 +59,41 @@ class SnapshotReader:
             (user_id,),
         ).fetchone()
 
+    def suppressed(self, user_ids: list[str]) -> set[str]:
+        """Which of `user_ids` have a privacy request (delete or suppress)."""
+        db = self._conn()
+        if db is None or not user_ids:
+            return set()
+        marks = ",".join("?" * len(user_ids))
+        sql = f"select user_id from suppressed where user_id in ({marks})"
+        return {r[0] for r in db.execute(sql, user_ids)}
+
     def baseline(self, user_id: str) -> Baseline:
-        row = self.row(user_id)
-        if row is None:
-            return Baseline({}, frozenset(), (), None, False)
-        return Baseline(
-            json.loads(row[0]),
-            frozenset(json.loads(row[1])),
-            tuple(json.loads(row[2])),
-            row[4],
-            True,
-        )
+        return self.baselines([user_id])[user_id]
+
+    def baselines(self, user_ids: list[str]) -> dict[str, Baseline]:
+        """Snapshot rows of many users in one query (absent users: an unknown baseline)."""
+        out = dict.fromkeys(user_ids, UNKNOWN)
+        db = self._conn()
+        if db is None or not user_ids:
+            return out
+        marks = ",".join("?" * len(user_ids))
+        for user, features, raw, segments, flow in db.execute(
+            "select user_id, features, raw_segments, segments, onboarding_flow from users "
+            f"where user_id in ({marks})",
+            user_ids,
+        ):
+            out[user] = Baseline(
+                json.loads(features),
+                frozenset(json.loads(raw)),
+                tuple(json.loads(segments)),
+                flow,
+                True,
+            )
+        return out
+
+
+UNKNOWN = Baseline({}, frozenset(), (), None, False)
 
 
 class ProfileReader:
@@ -89,7 +113,10 @@ class ProfileReader:
         return db
 
     def profile(self, user_id: str) -> dict[str, Any] | None:
-        """The profile, or None for a user segflow has never seen (callers use defaults)."""
+        """The profile, or None for a user segflow has never seen or may not show (a privacy
+        request): callers answer with `default`."""
+        if self.snapshot.suppressed([user_id]):
+            return None
         snap = self.snapshot.row(user_id)
         snap_day = self.snapshot.snapshot_date()
         live = None

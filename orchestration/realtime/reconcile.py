@@ -104,3 +104,26 @@ def mark_delivered_events(
         [(destination, eid, person, name, ts, now) for eid, person, name, ts in rows],
     )
     return conn.execute("select count(*) from main.sync_acked_events").fetchone()[0] - before
+
+
+def consumer_stats(state_path: Path) -> dict[str, float | int | None]:
+    """The consumer's running totals (events applied/quarantined, rule evaluations, intraday
+    profiles, events emitted/unsent) and when it last committed a batch."""
+    if not state_path.exists():
+        return {}
+    db = state.connect(state_path, readonly=True)
+    try:
+        out: dict[str, float | int | None] = {
+            key: int(state.get_meta(db, key, "0") or 0)
+            for key in ("events_applied", "events_quarantined", "rule_evaluations")
+        }
+        last = state.get_meta(db, "last_batch_at")
+        out["last_batch_at"] = float(last) if last else None
+        out["intraday_profiles"] = db.execute("select count(*) from profile").fetchone()[0]
+        out["events_emitted"] = db.execute("select count(*) from emitted").fetchone()[0]
+        out["events_unsent"] = db.execute("select count(*) from emitted where sent = 0").fetchone()[
+            0
+        ]
+    finally:
+        db.close()
+    return out

@@ -5,7 +5,9 @@ built from the warehouse after each daily run and swapped in atomically (write a
 Per user, for the latest segment date: the features the realtime rules, triggers and flow
 blocks read; each segment rule's own verdict before exclusions (the consumer replaces the
 realtime ones and re-resolves); the assigned segments, flow, experiment arm and next block;
-scores with their bands and top reasons.
+scores with their bands and top reasons. People with a privacy request
+(`privacy_suppressions`) are left out and listed in `suppressed`: serve answers them with
+the unknown-user default and the consumer neither applies nor sends anything for them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from orchestration.activation.privacy import suppressed_ids
 from orchestration.segments.config import SegmentConfig
 from orchestration.segments.tables import input_relation
 
@@ -36,6 +39,7 @@ create table users (user_id text primary key, features text not null, raw_segmen
     segments text not null, primary_segment text, onboarding_flow text, experiment text,
     experiment_variant text, next_block text, scores text not null);
 create table meta (key text primary key, value text);
+create table suppressed (user_id text primary key);
 """
 
 
@@ -56,6 +60,7 @@ def build_snapshot(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, path:
     for index, segment in enumerate(config.segments):
         verdicts.append(f"{segment.rule.sql} as seg_{index}")
         params.update(segment.rule.params)
+    suppressed = sorted(suppressed_ids(conn))  # privacy: never served, never sent intraday
     features = ", ".join(f'f."{c}"' for c in snapshot_columns(config))
     scores = ", ".join(f'f."{c}"' for c in SCORE_FIELDS)
     rows = conn.execute(
@@ -71,16 +76,26 @@ def build_snapshot(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, path:
     db = sqlite3.connect(tmp)
     try:
         db.executescript(SNAPSHOT_DDL)
+        blocked = set(suppressed)
         db.executemany(
             "insert into users values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_row(config, record) for record in rows.to_dict("records")),
+            (
+                _row(config, record)
+                for record in rows.to_dict("records")
+                if record["user_id"] not in blocked
+            ),
         )
+        db.executemany("insert into suppressed values (?)", [(u,) for u in suppressed])
         db.execute("insert into meta values ('snapshot_date', ?)", (day.isoformat(),))
         db.commit()
     finally:
         db.close()
     os.replace(tmp, path)
-    return {"snapshot_date": day.isoformat(), "users": len(rows)}
+    return {
+        "snapshot_date": day.isoformat(),
+        "users": len(rows) - len(blocked & set(rows["user_id"])),
+        "suppressed": len(suppressed),
+    }
 
 
 def _row(config: SegmentConfig, record: dict) -> tuple:

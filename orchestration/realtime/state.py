@@ -6,7 +6,6 @@ is recognised and skipped: state, drained lines and emitted events are applied e
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -56,34 +55,3 @@ def set_meta(db: sqlite3.Connection, key: str, value: Any) -> None:
 
 def add_counter(db: sqlite3.Connection, key: str, n: int) -> None:
     set_meta(db, key, int(get_meta(db, key, "0") or 0) + n)
-
-
-def user_days(db: sqlite3.Connection, user_id: str, after: str) -> tuple[dict, set]:
-    """Tracking-plan event counts and milestones of `user_id` on days after `after`."""
-    counts: dict[str, int] = {}
-    milestones: set[str] = set()
-    for c, m in db.execute(
-        "select counts, milestones from user_day where user_id = ? and day > ?", (user_id, after)
-    ):
-        for name, n in json.loads(c).items():
-            counts[name] = counts.get(name, 0) + n
-        milestones.update(json.loads(m))
-    return counts, milestones
-
-
-def bump_day(
-    db: sqlite3.Connection, user_id: str, day: str, event: str | None, milestone: str | None
-):
-    row = db.execute(
-        "select counts, milestones from user_day where user_id = ? and day = ?", (user_id, day)
-    ).fetchone()
-    counts, milestones = (json.loads(row[0]), set(json.loads(row[1]))) if row else ({}, set())
-    if event:
-        counts[event] = counts.get(event, 0) + 1
-    if milestone:
-        milestones.add(milestone)
-    db.execute(
-        "insert into user_day values (?, ?, ?, ?) on conflict (user_id, day) do update set "
-        "counts = excluded.counts, milestones = excluded.milestones",
-        (user_id, day, json.dumps(counts, sort_keys=True), json.dumps(sorted(milestones))),
-    )

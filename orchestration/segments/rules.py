@@ -2,9 +2,10 @@
 
 Rules are parsed with `ast` and only a whitelist of node types is accepted (comparisons,
 and/or/not, `in [...]`, arithmetic, literals, column names, `is None`). Every rule is
-type-checked against the column types and compiled to a DuckDB predicate in which columns
-are quoted identifiers from the known column set and every literal is a named parameter:
-user text never reaches SQL. Rules follow SQL null logic: a rule that evaluates to null
+type-checked against the column types and compiled to one sqlglot expression tree in which
+columns are quoted identifiers from the known column set and every literal is a named
+parameter: user text never reaches SQL. The tree renders to each engine's dialect (DuckDB
+`$p_0`, Spark `:p_0`), so a rule means the same on both. Rules follow SQL null logic: a rule that evaluates to null
 (for example a user without a score) is false.
 """
 
@@ -15,13 +16,25 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sqlglot import exp
+
 from orchestration.segments.schema import kind_of
 
 NULL_NAMES = {"null", "None"}
 BOOL_NAMES = {"true": True, "false": False, "True": True, "False": False}
 _ORDERABLE = {"number", "string", "date", "timestamp"}
-_CMP_SQL = {ast.Eq: "=", ast.NotEq: "<>", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
-_ARITH_SQL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
+_CMP_SQL = {ast.Eq: exp.EQ, ast.NotEq: exp.NEQ, ast.Lt: exp.LT, ast.LtE: exp.LTE, ast.Gt: exp.GT}
+_CMP_SQL[ast.GtE] = exp.GTE
+_ARITH_SQL = {
+    ast.Add: exp.Add,
+    ast.Sub: exp.Sub,
+    ast.Mult: exp.Mul,
+    ast.Div: exp.Div,
+    ast.Mod: exp.Mod,
+}
+_ARITH_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
+# Engine (Settings.engine) -> sqlglot dialect of the SQL a rule renders to.
+DIALECTS = {"duckdb": "duckdb", "spark": "spark"}
 _CMP_TEXT = {
     ast.Eq: "==",
     ast.NotEq: "!=",
@@ -46,12 +59,23 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """A checked rule: the DuckDB predicate (never null), its parameters and its columns."""
+    """A checked rule: the DuckDB predicate (never null), its parameters and its columns.
+
+    `expression` is the engine-neutral tree; `sql_for("spark")` renders it for another engine."""
 
     text: str
     sql: str
     params: dict[str, object] = field(default_factory=dict)
     columns: tuple[str, ...] = ()
+    expression: exp.Expression | None = field(default=None, compare=False, repr=False)
+
+    def sql_for(self, engine: str) -> str:
+        """The predicate in `engine`'s dialect (duckdb, spark), with the same parameters."""
+        if engine not in DIALECTS:
+            raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(DIALECTS)}")
+        if self.expression is None:
+            raise ValueError("rule was built without an expression tree")
+        return self.expression.sql(DIALECTS[engine])
 
 
 def compile_rule(text: str, columns: Mapping[str, str], param_prefix: str = "p") -> CompiledRule:
@@ -75,14 +99,16 @@ def compile_rule(text: str, columns: Mapping[str, str], param_prefix: str = "p")
             f"syntax error at character {pos}: {msg}\n  {flat}\n  {' ' * (pos - 1)}^", pos
         ) from None
     compiler = _Compiler(flat, columns, param_prefix)
-    sql, kind = compiler.visit(tree.body)
+    tree_sql, kind = compiler.visit(tree.body)
     if kind != "bool":
         raise RuleError(f"rule must be true/false, but `{flat}` is a {kind}")
+    expression = exp.func("coalesce", exp.paren(tree_sql, copy=False), exp.false())
     return CompiledRule(
         text=flat,
-        sql=f"coalesce(({sql}), false)",
+        sql=expression.sql(DIALECTS["duckdb"]),
         params=compiler.params,
         columns=tuple(sorted(compiler.used)),
+        expression=expression,
     )
 
 
@@ -102,12 +128,12 @@ class _Compiler:
     def snippet(self, node: ast.AST) -> str:
         return ast.get_source_segment(self.text, node) or ast.dump(node)
 
-    def param(self, value: object) -> str:
+    def param(self, value: object) -> exp.Expression:
         name = f"{self.prefix}_{len(self.params)}"
         self.params[name] = value
-        return f"${name}"
+        return exp.Placeholder(this=name)
 
-    def visit(self, node: ast.AST) -> tuple[str, str]:
+    def visit(self, node: ast.AST) -> tuple[exp.Expression, str]:
         handler = getattr(self, f"visit_{type(node).__name__}", None)
         if handler is None:
             raise self.fail(
@@ -118,9 +144,9 @@ class _Compiler:
             )
         return handler(node)
 
-    def visit_Name(self, node: ast.Name) -> tuple[str, str]:
+    def visit_Name(self, node: ast.Name) -> tuple[exp.Expression, str]:
         if node.id in BOOL_NAMES:
-            return ("TRUE" if BOOL_NAMES[node.id] else "FALSE"), "bool"
+            return exp.Boolean(this=BOOL_NAMES[node.id]), "bool"
         if node.id in NULL_NAMES:
             raise self.fail(
                 node, f"`{node.id}` can only be used as `column is None` / `is not None`"
@@ -130,12 +156,12 @@ class _Compiler:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise self.fail(node, f"unknown column `{node.id}`{hint}")
         self.used.add(node.id)
-        return '"' + node.id.replace('"', '""') + '"', kind_of(self.columns[node.id])
+        return exp.column(node.id, quoted=True), kind_of(self.columns[node.id])
 
-    def visit_Constant(self, node: ast.Constant) -> tuple[str, str]:
+    def visit_Constant(self, node: ast.Constant) -> tuple[exp.Expression, str]:
         value = node.value
         if isinstance(value, bool):
-            return ("TRUE" if value else "FALSE"), "bool"
+            return exp.Boolean(this=value), "bool"
         if isinstance(value, int | float):
             return self.param(value), "number"
         if isinstance(value, str):
@@ -144,28 +170,31 @@ class _Compiler:
             raise self.fail(node, "`None` can only be used as `column is None` / `is not None`")
         raise self.fail(node, f"literal `{self.snippet(node)}` is not allowed")
 
-    def visit_UnaryOp(self, node: ast.UnaryOp) -> tuple[str, str]:
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> tuple[exp.Expression, str]:
         sql, kind = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             self.expect(node.operand, kind, "bool", "`not`")
-            return f"(NOT {sql})", "bool"
+            return exp.paren(exp.Not(this=sql), copy=False), "bool"
         if isinstance(node.op, ast.USub | ast.UAdd):
             self.expect(node.operand, kind, "number", "a sign")
-            return f"({'-' if isinstance(node.op, ast.USub) else '+'}{sql})", "number"
+            signed = exp.Neg(this=sql) if isinstance(node.op, ast.USub) else sql
+            return exp.paren(signed, copy=False), "number"
         raise self.fail(node, f"operator in `{self.snippet(node)}` is not allowed")
 
-    def visit_BoolOp(self, node: ast.BoolOp) -> tuple[str, str]:
+    def visit_BoolOp(self, node: ast.BoolOp) -> tuple[exp.Expression, str]:
         word = "AND" if isinstance(node.op, ast.And) else "OR"
         parts = []
         for value in node.values:
             sql, kind = self.visit(value)
             self.expect(value, kind, "bool", f"`{word.lower()}`")
             parts.append(sql)
-        return "(" + f" {word} ".join(parts) + ")", "bool"
+        joined = exp.and_(*parts, copy=False) if word == "AND" else exp.or_(*parts, copy=False)
+        return exp.paren(joined, copy=False), "bool"
 
-    def visit_BinOp(self, node: ast.BinOp) -> tuple[str, str]:
-        op = _ARITH_SQL.get(type(node.op))
-        if op is None:
+    def visit_BinOp(self, node: ast.BinOp) -> tuple[exp.Expression, str]:
+        op_class = _ARITH_SQL.get(type(node.op))
+        op = _ARITH_TEXT.get(type(node.op))
+        if op_class is None:
             raise self.fail(
                 node, f"operator in `{self.snippet(node)}` is not allowed; use + - * / %"
             )
@@ -173,9 +202,9 @@ class _Compiler:
         right, rkind = self.visit(node.right)
         self.expect(node.left, lkind, "number", f"`{op}`")
         self.expect(node.right, rkind, "number", f"`{op}`")
-        return f"({left} {op} {right})", "number"
+        return exp.paren(op_class(this=left, expression=right), copy=False), "number"
 
-    def visit_Compare(self, node: ast.Compare) -> tuple[str, str]:
+    def visit_Compare(self, node: ast.Compare) -> tuple[exp.Expression, str]:
         if len(node.ops) > 1 and any(
             isinstance(op, ast.In | ast.NotIn | ast.Is | ast.IsNot) for op in node.ops
         ):
@@ -187,7 +216,10 @@ class _Compiler:
             if isinstance(op, ast.Is | ast.IsNot):
                 if not _is_null_literal(right_node):
                     raise self.fail(node, "`is` / `is not` only compare with None (null)")
-                parts.append(f"({left} IS {'NOT ' if isinstance(op, ast.IsNot) else ''}NULL)")
+                is_null = exp.Is(this=left, expression=exp.Null())
+                parts.append(
+                    exp.paren(exp.Not(this=is_null) if isinstance(op, ast.IsNot) else is_null)
+                )
             elif isinstance(op, ast.In | ast.NotIn):
                 parts.append(self.membership(node, left_node, left, lkind, op, right_node))
             else:
@@ -200,19 +232,20 @@ class _Compiler:
                     raise self.fail(
                         node, f"`{text}` does not apply to {lkind} values in `{self.snippet(node)}`"
                     )
-                parts.append(f"({left} {_CMP_SQL[type(op)]} {right})")
+                compared = _CMP_SQL[type(op)](this=left.copy(), expression=right.copy())
+                parts.append(exp.paren(compared, copy=False))
                 left_node, left, lkind = right_node, right, rkind
-        return "(" + " AND ".join(parts) + ")", "bool"
+        return exp.paren(exp.and_(*parts, copy=False), copy=False), "bool"
 
     def membership(
         self,
         node: ast.Compare,
         left_node: ast.AST,
-        left: str,
+        left: exp.Expression,
         lkind: str,
         op: ast.cmpop,
         right_node: ast.AST,
-    ) -> str:
+    ) -> exp.Expression:
         if not isinstance(right_node, ast.List | ast.Tuple | ast.Set) or not right_node.elts:
             raise self.fail(
                 right_node,
@@ -226,8 +259,8 @@ class _Compiler:
             sql, kind = self.visit(element)
             self.check_comparable(node, left_node, lkind, element, kind, "in")
             items.append(sql)
-        word = "NOT IN" if isinstance(op, ast.NotIn) else "IN"
-        return f"({left} {word} ({', '.join(items)}))"
+        found = exp.In(this=left, expressions=items)
+        return exp.paren(exp.Not(this=found) if isinstance(op, ast.NotIn) else found, copy=False)
 
     def check_comparable(
         self,

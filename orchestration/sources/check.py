@@ -72,6 +72,7 @@ def check_sources(
                     now=now,
                     config=result.config,
                     timestamp_floor=timestamp_floor,
+                    max_amount=quality.max_amount,
                 )
             except SourceError as exc:
                 result.errors.append(f"{table}: {exc}")
@@ -126,6 +127,8 @@ def render(result: CheckResult) -> str:
                 )
             elif row["status"] == "skipped":
                 lines.append(f"  {row['file']}: SKIPPED: {row['reason']}")
+        for warning in _notable(report.warnings)[:10]:
+            lines.append(f"  warning {warning}")
         if report.identity:
             lines.append(f"  identity: {dict(sorted(report.identity.items()))}")
             for f, line, uid in report.unmatched_sample[:5]:
@@ -142,6 +145,12 @@ def render(result: CheckResult) -> str:
         )
     lines += _verdict_lines(result)
     return "\n".join(lines)
+
+
+def _notable(warnings: list[str]) -> list[str]:
+    """Warnings the per-file lines do not already say (skips, empty files, footers)."""
+    said = ("skipped ", "empty file", "footer line")
+    return [w for w in dict.fromkeys(warnings) if not any(s in w for s in said)]
 
 
 def _verdict_lines(result: CheckResult) -> list[str]:

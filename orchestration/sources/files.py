@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import errno
 import gzip
 import io
 import json
@@ -43,12 +44,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from expectations import tables as contract
+from contracts.raw import RAW, RawTable
+from orchestration.sources.mappings import default_config, matches, specificity
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zip")
 SUPPORTED_SUFFIXES = DATA_SUFFIXES + COMPRESSED_SUFFIXES
-MAX_FIELD_BYTES = 1_048_576  # larger values are quarantined as value_too_large
 EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
 _NON_SPACE = re.compile(rb"\S")
 _EPOCH_MS = re.compile(r"^\d{13}$")
@@ -106,56 +107,25 @@ class TableSpec:
         return frozenset(a for c in self.column_names for a in self.aliases(c))
 
 
-# Contract type -> the loader's column kind. The columns and their types are the raw
-# contract in expectations/tables.py (which the quality suites and docs/contracts.md follow);
-# this module adds only what the loader needs on top: required fields, keys, dates, aliases.
+# Contract type -> the loader's column kind. Everything else (columns, required fields, keys,
+# dates, aliases) is the raw contract in contracts/raw.py, which the quality suites read too.
 _KINDS = {"VARCHAR": "str", "TIMESTAMP": "ts", "DOUBLE": "num", "JSON": "json"}
 
 
-def _contract_columns(table: str) -> tuple[tuple[str, str], ...]:
-    spec = contract.TABLES[f"raw.{table}"]
-    return tuple(
-        (name, _KINDS[kind])
-        for name, kind in spec.columns.items()
-        if name not in contract.META_COLUMNS
+def _loader_spec(table: RawTable) -> TableSpec:
+    return TableSpec(
+        table.name,
+        tuple((name, _KINDS[kind]) for name, kind in table.columns.items()),
+        required=table.required,
+        keys=table.keys,
+        date_columns=table.date_columns,
+        future_checked=table.future_checked,
+        unique_key=table.unique_key,
+        extra_aliases=dict(table.extra_aliases),
     )
 
 
-TABLES: dict[str, TableSpec] = {
-    "events": TableSpec(
-        "events",
-        _contract_columns("events"),
-        required=("message_id", "type", "timestamp"),
-        keys=("message_id",),
-        date_columns=("timestamp",),
-        future_checked=("timestamp",),
-        unique_key="message_id",
-        # Segment: page/screen calls carry the page name in `name`; originalTimestamp is the
-        # client clock when `timestamp` is absent.
-        extra_aliases={
-            "event": ("name",),
-            "timestamp": ("originalTimestamp", "original_timestamp"),
-            "properties": ("traits",),
-        },  # identify calls carry `traits`
-    ),
-    "crm_contacts": TableSpec(
-        "crm_contacts",
-        _contract_columns("crm_contacts"),
-        required=("user_id", "updated_at"),
-        keys=("user_id",),
-        date_columns=("updated_at",),
-        future_checked=("signup_at", "updated_at"),
-    ),
-    "billing_invoices": TableSpec(
-        "billing_invoices",
-        _contract_columns("billing_invoices"),
-        required=("invoice_id", "user_id", "amount", "period_start"),
-        keys=("invoice_id", "user_id"),
-        date_columns=("paid_at", "period_start"),
-        future_checked=("period_start", "paid_at"),
-        unique_key="invoice_id",
-    ),
-}
+TABLES: dict[str, TableSpec] = {name: _loader_spec(table) for name, table in RAW.items()}
 
 
 def to_camel(name: str) -> str:
@@ -186,6 +156,7 @@ class FileInfo:
     source: str | None = None  # the sources.yml source that claims it (None: default layout)
     member: str | None = None  # zip archives: the member inside `path`
     fmt: str | None = None  # jsonl | json | csv | parquet (None: from the name)
+    note: str | None = None  # said in the load's warnings (e.g. the suffix overrode `format:`)
 
     @property
     def data_name(self) -> str:
@@ -279,6 +250,7 @@ class ReadResult:
     footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
+    incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
 
 def parse_dt(name: str) -> date | None:
@@ -294,8 +266,6 @@ def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[Skippe
     """Every file under the landing folder (symlinked folders followed, zip archives opened):
     claimed by a source of `config` (sources.yml, else the default `<table>/**` layout), or
     skipped with the reason. Dates come from a `dt=` folder in the path, else rows decide."""
-    from orchestration.sources.mappings import default_config, matches
-
     config = config or default_config()
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
@@ -350,7 +320,9 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             )
         )
         return
-    source = next((s for s in config.sources if matches(rel, s.files)), None)
+    ranked = [(specificity(rel, s.files), -i, s) for i, s in enumerate(config.sources)]
+    best = max(ranked, key=lambda r: r[:2], default=(-1, 0, None))
+    source = best[2] if best[0] >= 0 else None  # most specific pattern; ties: declared first
     table = source.table if source else None
     day = None
     for part in parts[:-1]:
@@ -382,6 +354,10 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
         )
         return
     ignored = source.on_skip == "ignore"
+    broken = _broken_link(path)
+    if broken:
+        skipped.append(SkippedFile(rel, broken, table, day, ignored))
+        return
     if rel.lower().endswith(".zip"):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -401,10 +377,49 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
     _add(FileInfo(path, rel, day, source.name), source, files, skipped, ignored)
 
 
+def _broken_link(path: Path) -> str | None:
+    """Why a symbolic link cannot be read (a loop, or a target that does not exist); None for
+    a readable file. Reported per file, so the rest of the day still loads."""
+    try:
+        path.stat()
+        return None
+    except OSError as exc:
+        target = os.readlink(path) if path.is_symlink() else "?"
+        if exc.errno == errno.ELOOP:
+            return f"symbolic link loop ({path.name} -> {target}); not read"
+        return f"dangling symbolic link (points to {target}, which does not exist); not read"
+
+
+def decode_to_utf8(data: bytes, encoding: str | None, relative: str) -> bytes:
+    """The file's text as UTF-8: a UTF-16 BOM decides by itself; else the source's declared
+    `encoding:` (latin-1, cp1252, ...) is decoded; UTF-8 (with or without BOM) passes as is."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    if encoding is None or encoding.replace("-", "").replace("_", "").lower() in (
+        "utf8",
+        "utf8sig",
+    ):
+        return data
+    try:
+        return data.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{relative}: byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid "
+            f"{encoding} (the source's `encoding:`); check the file's encoding",
+            file=relative,
+        ) from exc
+
+
 def _add(info: FileInfo, source, files: list, skipped: list, ignored: bool) -> None:
     suffix = Path(info.data_name).suffix
     if suffix in DATA_SUFFIXES:
         files.append(info)  # the format follows the name (.json: array, document or lines)
+        json_family = {source.format, info.format} <= {"json", "jsonl"}  # one detection path
+        if source.format not in ("auto", info.format) and not json_family:
+            info.note = (
+                f"{info.relative}: read as {info.format} (its suffix {suffix}); the source "
+                f"{source.name!r} declares format: {source.format}"
+            )
     elif source.format != "auto" and (info.compressed or not suffix):
         info.fmt = source.format  # e.g. Segment's S3 files: <id>.gz holding JSON lines
         files.append(info)
@@ -441,8 +456,6 @@ def list_files(
 
 
 def _table_of(info: FileInfo, config) -> str | None:
-    from orchestration.sources.mappings import default_config
-
     config = config or default_config()
     return next((s.table for s in config.sources if s.name == info.source), None)
 
@@ -459,6 +472,8 @@ def stage_files(
     for info in files:
         fmt = info.format
         data = None if fmt == "parquet" and not info.compressed else info.read_bytes()
+        if data is not None and fmt != "parquet":
+            data = decode_to_utf8(data, getattr(source, "encoding", None), info.relative)
         if data is not None and not _NON_SPACE.search(data):
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
@@ -473,7 +488,7 @@ def stage_files(
         elif fmt == "csv":
             extra = _stage_csv(conn, stage, spec, info, data, needed, source, result)
         elif fmt == "json" and _is_json_document(data, source):
-            extra = _stage_json_array(conn, stage, spec, info, data, source)
+            extra = _stage_json_array(conn, stage, spec, info, data, source, result)
         else:
             extra = _stage_jsonl(conn, stage, spec, info, lines, data)
         rows = (
@@ -690,26 +705,73 @@ def _json_extra_keys(conn, stage: str, spec: TableSpec, info: FileInfo) -> list[
     return sorted(k for (k,) in keys if k not in spec.known_keys)
 
 
+def _parse_document(data: bytes) -> object | None:
+    """The file as one JSON value, or None when it is not exactly one (JSON lines, or broken).
+    Decided by parsing, not by the first line: `{"object":"list","data":[...]}` on one line
+    (json.dump, jq -c) is a document. A JSON-lines file fails fast, right after its first
+    record ("Extra data")."""
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+RECORD_KEYS = ("data", "results", "records", "items")  # where API list responses keep rows
+
+
+def records_key(document: object, source) -> str | None:
+    """The key of a JSON object document that holds its records: `records_path`, else the one
+    of RECORD_KEYS holding a list (an API list response such as Stripe's `data`)."""
+    if not isinstance(document, dict):
+        return None
+    if source is not None and source.records_path:
+        return source.records_path if source.records_path in document else None
+    found = [k for k in RECORD_KEYS if isinstance(document.get(k), list)]
+    return found[0] if len(found) == 1 else None
+
+
 def _is_json_document(data: bytes, source) -> bool:
-    """A JSON array file, or (with `records_path`) one document holding the records."""
+    """A JSON array file, or one object holding the records (see `records_key`)."""
     head = data[:64].lstrip(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"["):
         return True
-    if source is None or not source.records_path or not head.startswith(b"{"):
+    if not head.startswith(b"{"):
         return False
-    first = data.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0]
-    try:  # one object per line is JSON lines, not a document
-        json.loads(first)
-        return False
-    except ValueError:
+    document = _parse_document(data)
+    if records_key(document, source) is not None:
         return True
+    declared = source is not None and source.records_path
+    return bool(declared and document is None and b"\n" not in data.strip())
+
+
+# Markers of a paginated API response that holds one page only (Stripe/Slack `has_more`,
+# HubSpot `paging.next`, Zendesk `next_page`, Google-style `nextPageToken`).
+def pagination_marker(document: dict) -> str | None:
+    if document.get("has_more") is True:
+        return "has_more: true"
+    paging = document.get("paging")
+    if isinstance(paging, dict) and paging.get("next"):
+        return "paging.next is set"
+    for key in ("next_page", "nextPageToken", "next_page_token", "next"):
+        if document.get(key):
+            return f"{key} is set"
+    return None
 
 
 def _stage_json_array(
-    conn, stage: str, spec: TableSpec, info: FileInfo, data: bytes, source=None
+    conn,
+    stage: str,
+    spec: TableSpec,
+    info: FileInfo,
+    data: bytes,
+    source=None,
+    result: ReadResult | None = None,
 ) -> list[str]:
+    duplicated: list[str] = []
     try:
-        items = json.loads(data.decode("utf-8-sig"))
+        items = json.loads(
+            data.decode("utf-8-sig"), object_pairs_hook=lambda p: _no_dup(p, duplicated)
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(
             f"{info.relative}: not a valid JSON array ({exc}); expected "
@@ -717,12 +779,34 @@ def _stage_json_array(
             file=info.relative,
             line=getattr(exc, "lineno", None),
         ) from exc
-    if isinstance(items, dict) and source is not None and source.records_path:
-        items = items.get(source.records_path)
+    if duplicated and result is not None:
+        keys = ", ".join(sorted(set(duplicated))[:5])
+        result.warnings.append(
+            f"{info.relative}: {len(duplicated)} object(s) repeat a key ({keys}); the last "
+            "value was kept"
+        )
+    if isinstance(items, dict) and result is not None:
+        marker = pagination_marker(items)
+        if marker:
+            result.incomplete[info.relative] = (
+                f"{marker}: the export holds one page of a paginated API response; fetch "
+                "every page (e.g. Stripe's starting_after) and land them all"
+            )
+    if isinstance(items, dict):
+        key = records_key(items, source) or (source.records_path if source else None)
+        if key and not (source is not None and source.records_path) and result is not None:
+            result.warnings.append(
+                f"{info.relative}: records read from the document's `{key}` list (set "
+                "`records_path:` in sources.yml to choose another key)"
+            )
+        document, items = items, items.get(key) if key else None
         if not isinstance(items, list):
             raise SourceError(
-                f"{info.relative}: records_path {source.records_path!r} is not a "
-                "list of records in this JSON document",
+                f"{info.relative}: records_path {key!r} is not a list of records in this JSON "
+                f"document (its keys: {', '.join(list(document)[:10])})"
+                if key
+                else f"{info.relative}: a JSON object without a list of records (expected one "
+                f"of {', '.join(RECORD_KEYS)}, or set `records_path:`)",
                 file=info.relative,
             )
     rows = []
@@ -751,6 +835,15 @@ def _stage_json_array(
             )
     _insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
     return _json_extra_keys(conn, stage, spec, info)
+
+
+def _no_dup(pairs: list[tuple[str, object]], duplicated: list[str]) -> dict:
+    """object_pairs_hook: note keys that appear twice in one object (json keeps the last)."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        duplicated += [k for k, _ in pairs if k in seen or seen.add(k)]
+    return obj
 
 
 def check_header(info: FileInfo, header: list[str]) -> list[str]:

@@ -18,8 +18,8 @@ Row rules, first match wins, with the reason codes of docs/contracts.md: reader 
 `value_too_large` (> 1 MiB in one column), `null_key`, `missing_required_column` (field absent
 or empty), `wrong_type` (column named, value shown), `unknown_event` (type not
 track/identify/page, or a track event not in the tracking plan), `negative_amount`,
-`amount_out_of_range` (> MAX_AMOUNT), `invalid_value` (invoice currency / status outside
-ACCEPTED_VALUES, period_end before period_start; NaN/Infinity amounts are `wrong_type`), `timestamp_too_old` (before SEGFLOW_TIMESTAMP_FLOOR, when set),
+`amount_out_of_range` (> SEGFLOW_DQ_MAX_AMOUNT), `invalid_value` (invoice currency / status outside
+the contract's accepted values, period_end before period_start; NaN/Infinity amounts are `wrong_type`), `timestamp_too_old` (before SEGFLOW_TIMESTAMP_FLOOR, when set),
 `timestamp_in_future` (> now + 15 min), `outside_late_window` (event dated more than
 `late_arrival_days` before its dt= partition).
 """
@@ -37,8 +37,18 @@ import duckdb
 import pandas as pd
 
 from contracts import tracking_plan
-from orchestration.sources.files import (
+from contracts.raw import (
+    EVENT_TYPES,
+    FUTURE_TOLERANCE_MINUTES,
+    MAX_AMOUNT,
     MAX_FIELD_BYTES,
+    PLAUSIBLE_YEARS,
+    RAW,
+    RAW_TABLES,
+    REVENUE_STATUSES,
+)
+from orchestration.sources.diagnostics import empty_columns
+from orchestration.sources.files import (
     SkippedFile,
     SourceError,
     TableSpec,
@@ -73,11 +83,7 @@ __all__ = [
     "replay_quarantine",
 ]
 
-RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
-EVENT_TYPES = ("track", "identify", "page")
-REVENUE_STATUSES = ("paid", "refunded")  # an invoice with these statuses is revenue
-MAX_AMOUNT = 1_000_000.0
-FUTURE_TOLERANCE = timedelta(minutes=15)
+FUTURE_TOLERANCE = timedelta(minutes=FUTURE_TOLERANCE_MINUTES)
 _SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
 _KIND_TEXT = {"ts": "a timestamp (ISO 8601)", "num": "a number", "json": "a JSON object"}
 _TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
@@ -122,6 +128,8 @@ class LoadReport:
     fallbacks: dict[str, int] = field(default_factory=dict)  # "<col><-fallback" -> rows loaded
     # rows quarantined before their date was known (no partition): file -> reason -> rows
     unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
+    incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
+    mapping_errors: list[str] = field(default_factory=list)  # a mapped money/required field empty
 
     @property
     def blocking_skipped(self) -> list[SkippedFile]:
@@ -499,8 +507,12 @@ def _typed_sql(
             base[col] = joined if kind == "json" else f"nullif(trim({joined}), '')"
         elif col in source.columns:
             base[col] = comp.base(source.columns[col], kind)
-        else:
-            base[col] = "null::varchar"
+        else:  # not listed under `columns:`: a header / key of the same name, never nulled
+            names = dict.fromkeys(to_snake(a) if comp.tabular else a for a in spec.aliases(col))
+            if direct is not None:
+                names = {n: None for n in names if n in comp.direct}
+            refs = [comp.json((n,)) if kind == "json" else comp.text((n,)) for n in names]
+            base[col] = _coalesce(refs) if refs else "null::varchar"
     fallbacks = {
         col: _coalesce([comp.text(p) for p in rule.fallback])
         for col, rule in source.columns.items()
@@ -664,6 +676,9 @@ def _typed_sql(
                     f'left("raw_{col}"::varchar, 100))',
                 )
             )
+    for col, kind in spec.columns:
+        if kind == "ts":
+            checks.append(_implausible_check(col))
     if spec.name == "events":
         checks.append(
             (
@@ -702,9 +717,10 @@ def _typed_sql(
         )
         checks.append(
             (
-                f'not ("amount" <= {MAX_AMOUNT})',
+                'not ("amount" <= $max_amount::double)',
                 "'amount_out_of_range'",
-                f"format('amount {{}} is above {MAX_AMOUNT:.0f}', \"amount\")",
+                "format('amount {} is above {} (SEGFLOW_DQ_MAX_AMOUNT)', \"amount\", "
+                "$max_amount::double)",
             )
         )
         checks.append(
@@ -756,7 +772,12 @@ def _typed_sql(
         + " ".join(f"when {i} then {d}" for i, (_, _, d) in enumerate(checks))
         + " end end"
     )
-    derived = "coalesce(" + ", ".join(f'"{c}"' for c in spec.date_columns) + ")::date"
+    # an implausible year places no row in a partition (it is quarantined, unassigned)
+    derived = (
+        "coalesce("
+        + ", ".join(f'case when {_plausible(c)} then "{c}" end' for c in spec.date_columns)
+        + ")::date"
+    )
     return f"""
 with x as (
   select *, case when pre_reason is null then {parse} end as v{map_expr}
@@ -771,6 +792,36 @@ select source_file, source_line, partition_date, quarantine_rowid,
        {code} as reason_code, {detail} as reason_detail, {derived} as derived_date,
        case when rule is not null then {payload} end as payload, _identity, _fallback
 from c"""
+
+
+YEARS = PLAUSIBLE_YEARS
+
+
+def _plausible(col: str) -> str:
+    return f'year("{col}") between {YEARS[0]} and {YEARS[1]}'
+
+
+def _implausible_check(col: str) -> tuple[str, str, str]:
+    """A timestamp whose year is outside YEARS, with the epoch unit its digits suggest."""
+    r = f'"raw_{col}"'
+    digits = f"length(regexp_extract({r}, '^-?(\\d+)', 1))"
+    unit = (
+        f"case when not regexp_full_match({r}, '-?\\d+(\\.\\d*)?') then "
+        "'check the column''s `format:`' "
+        f"when {digits} >= 18 then 'the number looks like epoch nanoseconds: divide by 1000 "
+        "and use format: epoch_us' "
+        f"when {digits} >= 15 then 'the number looks like epoch microseconds: set format: "
+        "epoch_us' "
+        f"when {digits} >= 12 then 'the number looks like epoch milliseconds: set format: "
+        "epoch_ms' "
+        "else 'the number looks like epoch seconds: set format: epoch_s' end"
+    )
+    return (
+        f'"{col}" is not null and not ({_plausible(col)})',
+        "'implausible_timestamp'",
+        f"format('{col} {{}} reads as year {{}}, outside {YEARS[0]}-{YEARS[1]}: {{}}', "
+        f'left({r}, 40), year("{col}"), {unit})',
+    )
 
 
 def _coalesce(exprs: list[str]) -> str:
@@ -799,27 +850,26 @@ def _apply_fallbacks(spec: TableSpec, post: dict[str, str], fallbacks: dict[str,
     return f"nullif(concat_ws(',', {', '.join(used)}), '')" if used else "null::varchar"
 
 
-ACCEPTED_VALUES = {
-    # docs/contracts.md: accepted values a raw row must have (null is allowed here; required
-    # columns are checked separately). Plans come from the tracking plan.
-    "billing_invoices": {
-        "currency": ("USD", "EUR", "GBP"),
-        "status": ("paid", "open", "void", "refunded"),
-    },
-}
-
-
 def _accepted_values(spec: TableSpec) -> dict[str, tuple[str, ...]]:
-    return ACCEPTED_VALUES.get(spec.name, {})
+    """Accepted values a raw row must have (contracts/raw.py; null is allowed here, required
+    columns are checked separately). Plans come from the tracking plan."""
+    return RAW[spec.name].accepted_values
 
 
-def _params(sql: str, now: datetime, late_days: int, floor: date | None = None) -> dict:
+def _params(
+    sql: str,
+    now: datetime,
+    late_days: int,
+    floor: date | None = None,
+    max_amount: float | None = None,
+) -> dict:
     """The named parameters `sql` uses (DuckDB rejects unused ones)."""
     plan = tracking_plan.load()
     values = {
         "now": now,
         "late_days": late_days,
         "floor": floor,
+        "max_amount": MAX_AMOUNT if max_amount is None else max_amount,
         "known_events": sorted(plan.known_events),
         "event_types": list(EVENT_TYPES),
     }
@@ -906,6 +956,7 @@ def load_partitions(
     now: datetime | None = None,
     config: SourcesConfig | None = None,
     timestamp_floor: date | None = None,
+    max_amount: float | None = None,
 ) -> LoadReport:
     """Load `table` for `dates` from `source_dir` (landing folder) into `raw.<table>`, through
     the declared mappings `config` (sources.yml; None: the default `<table>/dt=.../` layout).
@@ -928,6 +979,7 @@ def load_partitions(
         f"{table}: skipped {s.relative}: {s.reason}" for s in skipped if not s.ignored
     ]
     sources = {s.name: s for s in config.sources}
+    report.warnings += [f.note for f in files if f.note]
     report.file_sources = {f.relative: f.source for f in files}
     report.presets = {f.relative: sources[f.source].preset for f in files if f.source in sources}
     undated = [f for f in files if f.partition_date is None]
@@ -941,7 +993,7 @@ def load_partitions(
             now,
             late_arrival_days,
             report,
-            timestamp_floor,
+            (timestamp_floor, max_amount),
         )
         conn.execute("update _segflow_undated set partition_date = derived_date")
     if dates is None:
@@ -970,7 +1022,7 @@ def load_partitions(
             now,
             late_arrival_days,
             report,
-            timestamp_floor,
+            (timestamp_floor, max_amount),
         )
         if undated:
             conn.execute(
@@ -1045,7 +1097,7 @@ def _validate_files(
     now: datetime,
     late_days: int,
     report: LoadReport,
-    floor: date | None = None,
+    limits: tuple[date | None, float | None] = (None, None),
 ) -> None:
     """Stage `files`, one group per (source mapping, tabular or JSON), and write their typed,
     rule-checked rows to the temp table `target`."""
@@ -1063,13 +1115,17 @@ def _validate_files(
             read = stage_files(conn, "_segflow_stage", spec, group, source)
             _note(report, read)
             verb = f"create or replace temp table {target} as" if first else f"insert into {target}"
-            conn.execute(f"{verb} {sql}", _params(sql, now, late_days, floor))
+            conn.execute(f"{verb} {sql}", _params(sql, now, late_days, *limits))
             if read.tables:  # CSV read by Arrow: typed straight from its columns
                 cols = direct_columns(conn, "_segflow_stage")
                 direct = _typed_sql(spec, "_segflow_stage_cols", source, True, cols)
                 conn.execute(
-                    f"insert into {target} {direct}", _params(direct, now, late_days, floor)
+                    f"insert into {target} {direct}", _params(direct, now, late_days, *limits)
                 )
+            names = [f.relative for f in group]
+            warnings, errors = empty_columns(conn, target, spec.name, source, names)
+            report.warnings += warnings
+            report.mapping_errors += errors
         finally:
             drop_stage(conn, "_segflow_stage")
         first = False
@@ -1132,6 +1188,9 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
 
 def _note(report: LoadReport, read) -> None:
     report.extra_columns.update(read.extra_columns)
+    report.incomplete.update(read.incomplete)
+    report.warnings += read.warnings
+    report.warnings += [f"{rel}: incomplete export: {why}" for rel, why in read.incomplete.items()]
     report.rows_per_file.update(read.rows_per_file)
     report.footer_lines.update(read.footer_lines)
     report.warnings += [
@@ -1178,6 +1237,7 @@ def replay_quarantine(
     now: datetime | None = None,
     timestamp_floor: date | None = None,
     config: SourcesConfig | None = None,
+    max_amount: float | None = None,
 ) -> ReplayReport:
     """Re-validate not-yet-replayed quarantined rows of `table` (after their payload was fixed
     in place, e.g. `update raw.quarantine set payload = ...`); rows that now pass are inserted
@@ -1215,7 +1275,10 @@ def replay_quarantine(
         sql = f"select * from ({sql}) where list_contains($replay_files, source_file)"
         conn.execute(
             f"{verb} {sql}",
-            {**_params(sql, now, late_arrival_days, timestamp_floor), "replay_files": names},
+            {
+                **_params(sql, now, late_arrival_days, timestamp_floor, max_amount),
+                "replay_files": names,
+            },
         )
         verb = "insert into _segflow_replay_typed"
     rows = conn.execute(

@@ -32,6 +32,7 @@ Validation happens when the code location loads (`orchestration/defs/ingest.py`)
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from orchestration.sources.files import TABLES
+from contracts.raw import RAW as TABLES
 from orchestration.sources.presets import PRESETS
 
 SOURCES_FILE_ENV = "SEGFLOW_SOURCES_FILE"
@@ -72,6 +73,7 @@ _SOURCE_KEYS = {
     "normalize_ids",
     "identity",
     "on_skip",
+    "encoding",
     "description",
     "partition_folder",
 }
@@ -140,6 +142,7 @@ class SourceMapping:
     normalize_ids: tuple[str, ...] = ()
     identity: Identity = field(default_factory=Identity)
     on_skip: str = "fail"  # fail | ignore
+    encoding: str | None = None  # text files' encoding (None: UTF-8; a UTF-16 BOM decides)
     partition_folder: str = "dt"  # dt (dt=YYYY-MM-DD) | epoch_ms (also a folder like 1740960000000)
 
     @property
@@ -307,12 +310,12 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         raise _err(where, name, "columns", "expected a mapping contract column -> source")
     columns = {}
     for col, rule in columns_raw.items():
-        if col not in spec.column_names:
+        if col not in spec.columns:
             raise _err(
                 where,
                 name,
                 f"columns.{col}",
-                f"not a column of raw.{table}; expected one of {', '.join(spec.column_names)}",
+                f"not a column of raw.{table}; expected one of {', '.join(spec.columns)}",
             )
         columns[col] = _parse_rule(rule, where, name, f"columns.{col}")
     ids = merged.get("normalize_ids", True)
@@ -322,7 +325,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         normalize = ()
     else:
         normalize = tuple(_str_list(ids, where, name, "normalize_ids"))
-        bad = [c for c in normalize if c not in spec.column_names]
+        bad = [c for c in normalize if c not in spec.columns]
         if bad:
             raise _err(where, name, "normalize_ids", f"{bad} are not columns of raw.{table}")
     identity = _parse_identity(merged.get("identity"), where, name, table)
@@ -334,6 +337,17 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         raise _err(
             where, name, "partition_folder", f"{partition_folder!r}; expected dt or epoch_ms"
         )
+    encoding = merged.get("encoding")
+    if encoding is not None:
+        try:
+            codecs.lookup(str(encoding))
+        except LookupError:
+            raise _err(
+                where,
+                name,
+                "encoding",
+                f"{encoding!r} is not a known encoding (e.g. latin-1, cp1252, utf-16)",
+            ) from None
     records_path = merged.get("records_path")
     if records_path is not None and not isinstance(records_path, str):
         raise _err(where, name, "records_path", "expected a key such as `data`")
@@ -352,6 +366,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         identity=identity,
         on_skip=on_skip,
         partition_folder=partition_folder,
+        encoding=None if encoding is None else str(encoding),
     )
 
 
@@ -534,3 +549,16 @@ def matches(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
         if glob_regex(pattern).match(target):
             return True
     return False
+
+
+def specificity(path: str, patterns: tuple[str, ...] | list[str]) -> int:
+    """How specific the most specific of `patterns` matching `path` is (literal characters;
+    -1: none matches). The source with the most specific match claims a file, so
+    `mixpanel/engage/**` wins over `mixpanel/**` whatever the order in sources.yml."""
+    name = path.rsplit("/", 1)[-1]
+    best = -1
+    for pattern in patterns:
+        target = path if "/" in pattern else name
+        if glob_regex(pattern).match(target):
+            best = max(best, len(pattern.replace("*", "").replace("?", "")))
+    return best

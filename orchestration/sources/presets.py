@@ -125,6 +125,39 @@ PRESETS: dict[str, dict[str, Any]] = {
             "properties": "properties",
         },
     },
+    # Mixpanel Engage API (POST /api/2.0/engage, "Query Profiles"): one JSON page per request,
+    # {"page": 0, "page_size": 1000, "session_id": ..., "status": "ok", "total": n,
+    #  "results": [{"$distinct_id": ..., "$properties": {"$email", "$created", "$last_seen",
+    #  "$country_code", ...}}]}. https://developer.mixpanel.com/reference/engage-query
+    # Profiles are contacts, never events: files under mixpanel/engage* are claimed here even
+    # when `mixpanel_export` (mixpanel/**) is declared first (the more specific pattern wins).
+    # `$created` / `$last_seen` are written without a zone (project time; UNVERIFIED): set
+    # `time_zone:`.
+    "mixpanel_engage": {
+        "table": "crm_contacts",
+        "files": ["mixpanel/engage*", "mixpanel/engage*/**"],
+        "format": "json",
+        "records_path": "results",
+        "columns": {
+            "user_id": "$distinct_id",
+            "email": {"from": ["$.$properties.$email", "$.$properties.email"], "case": "lower"},
+            "signup_at": {"from": "$.$properties.$created", "format": ["iso", "%Y-%m-%dT%H:%M:%S"]},
+            "company": ["$.$properties.company", "$.$properties.$company"],
+            "industry": "$.$properties.industry",
+            "company_size": {"from": "$.$properties.company_size", "size_bucket": True},
+            "country": "$.$properties.$country_code",
+            "role": "$.$properties.role",
+            "plan": {"from": "$.$properties.plan", "case": "lower"},
+            "acquisition_channel": [
+                "$.$properties.utm_source",
+                "$.$properties.$initial_referring_domain",
+            ],
+            "updated_at": {
+                "from": ["$.$properties.$last_seen", "$.$properties.$created"],
+                "format": ["iso", "%Y-%m-%dT%H:%M:%S"],
+            },
+        },
+    },
     # Amplitude Export API (GET /api/2/export): "a zipped archive of JSON files", one event JSON
     # object per line (inner files gzipped: {projectId}_{yyyy-MM-dd}_{H}#{n}.json.gz); fields
     # event_type, user_id, device_id, event_time ("UTC ISO-8601"), server_received_time,
@@ -137,7 +170,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "format": "jsonl",
         "columns": {
             "message_id": ["$insert_id", "uuid"],
-            "type": {"from": "event_type", "map": {"$identify": "identify"}, "default": "track"},
+            # Amplitude's own autocaptured names: a page view is a page call (activity); the
+            # others stay track events and, unless added to the tracking plan, are listed by
+            # `segflow sources check` with their row counts and the fix
+            "type": {
+                "from": "event_type",
+                "map": {"$identify": "identify", "[Amplitude] Page Viewed": "page"},
+                "default": "track",
+            },
             "event": "event_type",
             "user_id": "user_id",
             "anonymous_id": "device_id",
@@ -178,6 +218,26 @@ PRESETS: dict[str, dict[str, Any]] = {
             "acquisition_channel": {
                 "from": ["Original Source", "hs_analytics_source"],
                 "case": "lower",
+            },
+            # the lifecycle stage is HubSpot's commercial state: customers (and evangelists)
+            # pay, opportunities are in a trial-like sale, everyone else is free. Stage labels
+            # and internal values (https://knowledge.hubspot.com/records/use-lifecycle-stages)
+            # are both accepted; a product's own plan property wins when the export has one.
+            "plan": {
+                "from": ["Plan", "plan", "Lifecycle Stage", "lifecyclestage"],
+                "case": "lower",
+                "map": {
+                    "subscriber": "free",
+                    "lead": "free",
+                    "marketing qualified lead": "free",
+                    "marketingqualifiedlead": "free",
+                    "sales qualified lead": "free",
+                    "salesqualifiedlead": "free",
+                    "other": "free",
+                    "opportunity": "trial",
+                    "customer": "pro",
+                    "evangelist": "pro",
+                },
             },
             "updated_at": {
                 "from": ["Last Modified Date", "lastmodifieddate"],

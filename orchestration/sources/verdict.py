@@ -3,7 +3,8 @@
 A load blocks when (1) the warehouse quarantine gate (`expectations.check_quarantine`: the
 quarantined share per partition, and read = loaded + quarantined) fails, (2) rows quarantined
 before their date was known (no partition; e.g. undecodable lines of an undated file) pass the
-same share of the rows this load read, or (3) a landing file was skipped. The ingest asset and
+same share of the rows this load read, (3) a landing file was skipped, or (4) a JSON document
+is one page of a paginated export (`has_more: true`, ...). The ingest asset and
 the dry run both call `verdict`, so they cannot disagree.
 """
 
@@ -95,6 +96,26 @@ def skipped_failure(report: LoadReport) -> str | None:
     )
 
 
+def incomplete_failure(report: LoadReport) -> str | None:
+    if not report.incomplete:
+        return None
+    listed = "; ".join(f"{f}: {why}" for f, why in sorted(report.incomplete.items())[:5])
+    return f"{report.table}: {len(report.incomplete)} file(s) are one page of a longer export ({listed})"
+
+
+def load_failures(report: LoadReport, config: QualityConfig) -> list[str]:
+    """What blocks a load besides the warehouse gate: partitionless quarantined rows, skipped
+    files, paginated exports holding one page, a required / money mapping that matched
+    nothing."""
+    found = (
+        unassigned_failure(report, config),
+        skipped_failure(report),
+        incomplete_failure(report),
+        *report.mapping_errors,
+    )
+    return [f for f in found if f]
+
+
 def verdict(conn: duckdb.DuckDBPyConnection, report: LoadReport, config: QualityConfig) -> Verdict:
     """Every gate rule over a finished load (`report`) and the warehouse it wrote to."""
     dates = sorted(p.partition_date for p in report.partitions if p.partition_date is not None)
@@ -104,9 +125,7 @@ def verdict(conn: duckdb.DuckDBPyConnection, report: LoadReport, config: Quality
         gate = check_quarantine(conn, f"raw.{report.table}", dates, config, rows_read=rows_read)
         result.checks = gate.outcomes
         result.blocking += [o.message for o in gate.outcomes if not o.passed]
-    for failure in (unassigned_failure(report, config), skipped_failure(report)):
-        if failure:
-            result.blocking.append(failure)
+    result.blocking += load_failures(report, config)
     return result
 
 

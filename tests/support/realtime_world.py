@@ -1,8 +1,8 @@
 """A small daily-run world for the real-time tests: contract-shaped features and scores,
 the real segment assignment, and the snapshot the consumer and `segflow serve` read.
-The segment config marks `new_users` realtime with a setup condition (and `churn_risks`,
-whose stalled-onboarding branch reads a milestone), and a realtime trigger on the first
-project, so completing setup mid-day changes the flow."""
+The segment config is the shipped one (new_users and churn_risks realtime) with the new-user
+phase ending at the first project, plus a realtime trigger on the first project, so
+completing setup mid-day changes the flow."""
 
 from __future__ import annotations
 
@@ -49,15 +49,16 @@ class World:
 
 
 def realtime_segments_yaml() -> str:
+    """The shipped segments.yml (new_users and churn_risks are realtime) with the new-user
+    phase ending at the first project."""
     text = DEFAULT_SEGMENTS_PATH.read_text()
-    old = "    rule: days_since_signup < 7\n"
+    old = "    rule: days_since_signup < 7\n    priority: 90\n    realtime: true\n"
     assert old in text, "segments.yml changed: update the realtime test config"
-    text = text.replace(
-        old, "    rule: days_since_signup < 7 and not reached_first_project\n    realtime: true\n"
+    return text.replace(
+        old,
+        "    rule: days_since_signup < 7 and not reached_first_project\n"
+        "    priority: 90\n    realtime: true\n",
     )
-    churn = "    priority: 100\n"
-    assert churn in text, "segments.yml changed: update the realtime test config"
-    return text.replace(churn, churn + "    realtime: true\n", 1)
 
 
 def build_world(directory: Path, users: int = 300) -> World:

@@ -45,17 +45,22 @@ ordered as (
         event_at,
         lag(event_at) over user_events as previous_event_at,
         lead(event_at) over user_events as next_event_at,
-        count(*) over (user_events rows between unbounded preceding and current row) as events_so_far,
+        count(*) over user_events_so_far as events_so_far,
         sum(case when event_type = 'page' then 1 else 0 end)
-            over (user_events rows between unbounded preceding and current row) as page_views_so_far,
+            over user_events_so_far as page_views_so_far,
         sum(case when event_type = 'track' and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
                  then 1 else 0 end)
-            over (user_events rows between unbounded preceding and current row) as core_feature_events_so_far,
+            over user_events_so_far as core_feature_events_so_far,
         case when event_type = 'page' then 1 else 0 end as is_page,
         case when event_type = 'track' and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
              then 1 else 0 end as is_core
     from events
-    window user_events as (partition by user_id order by event_at, message_id)
+    window
+        user_events as (partition by user_id order by event_at, message_id),
+        user_events_so_far as (
+            partition by user_id order by event_at, message_id
+            rows between unbounded preceding and current row
+        )
 ),
 
 boundaries as (

@@ -1,8 +1,10 @@
 {{ config(materialized='ephemeral') }}
 -- Per user and weekly snapshot date (Monday, via date_trunc('week')), the outcomes strictly
 -- after the snapshot:
---   churned_next_window: the customer enters the churned state of vars.churn_definition
---     (fct_user_features.is_churned) on some day in (S, S + churn_horizon_days];
+--   churned_next_window: the churn outcome of vars.churn_definition (macro churn_outcome):
+--     inactivity: no activity on any day in (S, S + churn_horizon_days];
+--     cancellation: the customer enters the cancelled state (fct_user_features.is_churned)
+--     on some day in (S, S + churn_horizon_days];
 --   converted_next_window: an upgrade event, a paid-plan CRM version or a paid invoice in
 --     (S, S + conversion_window_days];
 --   revenue_next_<h>d_observed: revenue in (S, S + h] for each LTV horizon h;
@@ -18,7 +20,11 @@ with daily_state as (
         max(case when is_churned then 1 else 0 end) over (
             partition by user_id order by snapshot_date
             rows between 1 following and {{ horizon_days }} following
-        ) as churns_within_horizon
+        ) as churns_within_horizon,
+        max(active_days_total) over (
+            partition by user_id order by snapshot_date
+            rows between 1 following and {{ horizon_days }} following
+        ) as active_days_total_at_horizon
     from {{ ref('fct_user_features') }}
 ),
 
@@ -94,7 +100,7 @@ select
     {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
     coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
     {% endfor -%}
-    coalesce(s.churns_within_horizon, 0) = 1 as churned_next_window,
+    {{ churn_outcome('s.churns_within_horizon', 's.active_days_total', 's.active_days_total_at_horizon') }} as churned_next_window,
     coalesce(fu.upgrades_next_conversion, 0) > 0 or coalesce(fp.paid_versions, 0) > 0
         or coalesce(fr.invoices_next_conversion, 0) > 0 as converted_next_window
 from snapshots as s

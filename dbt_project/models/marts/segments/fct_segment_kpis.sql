@@ -2,8 +2,9 @@
 -- users; avg_session_minutes (28-day average session length); onboarding_completion (mean share
 -- of milestones reached); conversion_to_premium = share of free/trial members who moved to a
 -- paid plan within conversion_window_days (null while the window is not yet observable);
--- churn_rate = share of active members with no activity or a cancellation in the next
--- churn_window_days when observable (churn_rate_source 'observed'), otherwise the mean
+-- churn_rate = share of the churn population's members with the churn outcome over the next
+-- churn_horizon_days (the model's label: macros churn_population / churn_outcome) when
+-- observable (churn_rate_source 'observed'), otherwise the mean
 -- churn_probability from user_scores ('predicted'); avg_ltv_90d from user_scores.
 -- Means are exact (decimal sums, see segflow_exact_numeric) so they do not depend on row order.
 with members as (

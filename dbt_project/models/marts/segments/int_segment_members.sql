@@ -2,7 +2,10 @@
 -- One row per user per segment_date per segment tag (user_segments.segments unnested), with
 -- the user's features that day and the observed outcomes after it (from ml_label_windows for
 -- Mondays is not enough: segments are daily, so outcomes are computed here over daily data).
-{%- set churn_days = var('churn_window_days') | int -%}
+-- churned_next is the churn label's outcome and population (macros churn_outcome and
+-- churn_population, vars.churn_definition over churn_horizon_days): the same churn as the
+-- model's, null for members outside the population or while the horizon is not observable.
+{%- set churn_days = var('churn_horizon_days') | int -%}
 {%- set conversion_days = var('conversion_window_days') | int -%}
 {%- set plan = var('tracking_plan') %}
 with tags as (
@@ -23,6 +26,8 @@ members as (
         f.onboarding_completion,
         f.is_paid,
         f.is_active_28d,
+        f.is_churned,
+        f.active_days_total,
         f.plan,
         {{ dbt.dateadd('day', churn_days, 'tags.segment_date') }} <= data_end.data_end_date as churn_window_covered,
         {{ dbt.dateadd('day', conversion_days, 'tags.segment_date') }} <= data_end.data_end_date as conversion_window_covered
@@ -37,14 +42,26 @@ future as (
     select
         m.user_id,
         m.segment_date,
-        sum(case when a.activity_date <= {{ dbt.dateadd('day', churn_days, 'm.segment_date') }} then 1 else 0 end) as active_days_next,
-        sum(case when a.activity_date <= {{ dbt.dateadd('day', churn_days, 'm.segment_date') }} then a.cancel_events else 0 end) as cancels_next,
-        sum(case when a.activity_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }} then a.upgrade_events else 0 end) as upgrades_next
+        sum(a.upgrade_events) as upgrades_next
     from (select distinct user_id, segment_date from members) as m
     inner join {{ ref('int_user_activity_daily') }} as a
         on a.user_id = m.user_id
        and a.activity_date > m.segment_date
-       and a.activity_date <= {{ dbt.dateadd('day', [churn_days, conversion_days] | max, 'm.segment_date') }}
+       and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }}
+    group by m.user_id, m.segment_date
+),
+
+future_state as (
+    select
+        m.user_id,
+        m.segment_date,
+        max(case when f.is_churned then 1 else 0 end) as churns_within_horizon,
+        max(f.active_days_total) as active_days_total_at_horizon
+    from (select distinct user_id, segment_date from members) as m
+    inner join {{ ref('fct_user_features') }} as f
+        on f.user_id = m.user_id
+       and f.snapshot_date > m.segment_date
+       and f.snapshot_date <= {{ dbt.dateadd('day', churn_days, 'm.segment_date') }}
     group by m.user_id, m.segment_date
 ),
 
@@ -68,11 +85,13 @@ select
     members.*,
     scores.churn_probability,
     scores.ltv_90d,
-    case when members.churn_window_covered and members.is_active_28d
-         then coalesce(future.active_days_next, 0) = 0 or coalesce(future.cancels_next, 0) > 0 end as churned_next,
+    case when members.churn_window_covered
+              and {{ churn_population('members.is_churned', 'members.active_days_total') }}
+         then {{ churn_outcome('future_state.churns_within_horizon', 'members.active_days_total', 'future_state.active_days_total_at_horizon') }} end as churned_next,
     case when members.conversion_window_covered and not members.is_paid
          then coalesce(future.upgrades_next, 0) > 0 or coalesce(future_paid.paid_versions, 0) > 0 end as converted_next
 from members
 left join future on future.user_id = members.user_id and future.segment_date = members.segment_date
+left join future_state on future_state.user_id = members.user_id and future_state.segment_date = members.segment_date
 left join future_paid on future_paid.user_id = members.user_id and future_paid.segment_date = members.segment_date
 left join scores on scores.user_id = members.user_id and scores.score_date = members.segment_date

@@ -1,0 +1,143 @@
+"""The Spark engine's cost beside DuckDB's: the same dbt project on the same raw data.
+
+One generated data set (bench/transform.py's preparation: all days but the last loaded into
+raw.*), exported as Parquet for Spark (orchestration.spark.raw_export), then per engine, each
+in its own process: a full build (`dbt run --full-refresh`, every model but tag:after_segments)
+and one new day (the last day loaded and exported, `dbt run` with the day's window: the
+incremental path). Spark runs pyspark local[*] on this machine (dbt-spark `session`), so the
+figure shows its fixed overhead (JVM start, per-statement scheduling), not a cluster's speed.
+Results: bench/results/spark-<users>x<days>.{json,md}, with the load average next to them.
+
+    .venv/bin/python bench/spark.py --users 10000 --days 60
+    .venv/bin/python bench/spark.py --users 100000 --days 180
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from transform import DBT, TABLES, _dbt_common, _measure, _prepare  # noqa: E402
+
+from orchestration.dbt_selection import window_vars  # noqa: E402
+from orchestration.sources.load import load_partitions  # noqa: E402
+from orchestration.spark.raw_export import export_raw  # noqa: E402
+from orchestration.warehouse import dbt_env, duckdb_config  # noqa: E402
+
+
+def _load_day(db: Path, work: Path, day, sources: Path | None) -> None:
+    conn = duckdb.connect(str(db), config=duckdb_config())
+    try:
+        for table in TABLES:
+            load_partitions(conn, table, [day], work / "landing", "demo", late_arrival_days=3)
+        if sources is not None:
+            export_raw(conn, sources, [day])
+    finally:
+        conn.close()
+
+
+def _engine_run(engine: str, work: Path, dates: list, base_env: dict) -> dict:
+    """Full build of the history, then the new day incrementally, for one engine."""
+    db, target = work / f"{engine}.duckdb", work / f"{engine}_target"
+    shutil.copy(work / "history.duckdb", db)
+    env = dict(base_env, SEGFLOW_DUCKDB_PATH=str(db), SEGFLOW_DBT_TARGET=engine)
+    sources = None
+    if engine == "spark":
+        spark_dir = work / "spark"
+        shutil.rmtree(spark_dir, ignore_errors=True)
+        env |= {
+            "SEGFLOW_SPARK_SOURCES_DIR": str(spark_dir / "sources"),
+            "SEGFLOW_SPARK_WAREHOUSE": str(spark_dir / "warehouse"),
+            "SEGFLOW_SPARK_METASTORE": str(spark_dir / "metastore_db"),
+        }
+        sources = spark_dir / "sources"
+        with duckdb.connect(str(db)) as conn:
+            export_raw(conn, sources)
+    common = _dbt_common(target)
+    subprocess.run([str(DBT), "parse", *common], env=env, check=True, stdout=subprocess.DEVNULL)
+    full = _measure(
+        [str(DBT), "run", "--full-refresh", "--exclude", "tag:after_segments", *common], env
+    )
+    _load_day(db, work, dates[-1], sources)
+    window = window_vars(dates[-1].isoformat(), (dates[-1] + timedelta(days=1)).isoformat())
+    day = _measure(
+        [
+            str(DBT),
+            "run",
+            "--exclude",
+            "tag:after_segments",
+            "--vars",
+            json.dumps(window),
+            *common,
+        ],
+        env,
+    )
+    return {"full_build": full, "one_day": day}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-bench-spark-"))
+    work.mkdir(parents=True, exist_ok=True)
+    dates, info = _prepare(work, args.users, args.days, args.seed, args.reuse)
+    base_env = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", **dbt_env())
+    load_before = os.getloadavg()
+    results = {engine: _engine_run(engine, work, dates, base_env) for engine in ("duckdb", "spark")}
+    ratios = {
+        step: round(
+            results["spark"][step]["wall_seconds"] / results["duckdb"][step]["wall_seconds"], 2
+        )
+        for step in ("full_build", "one_day")
+    }
+    report = {
+        "users": args.users,
+        "days": args.days,
+        "cores": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "prepare": info,
+        "results": results,
+        "spark_vs_duckdb_wall": ratios,
+    }
+    out = REPO / "bench" / "results" / f"spark-{args.users}x{args.days}"
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    lines = [
+        f"# Spark vs DuckDB, {args.users} users x {args.days} days",
+        "",
+        f"{os.cpu_count()} cores; load average before {report['loadavg_before']}, "
+        f"after {report['loadavg_after']} (a shared machine: compare within this run only).",
+        "",
+        "| step | DuckDB wall s | Spark wall s | Spark / DuckDB | DuckDB peak MB | Spark peak MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in ("full_build", "one_day"):
+        d, s = results["duckdb"][step], results["spark"][step]
+        lines.append(
+            f"| {step} | {d['wall_seconds']} | {s['wall_seconds']} | {ratios[step]} | "
+            f"{d['peak_rss_mb']} | {s['peak_rss_mb']} |"
+        )
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

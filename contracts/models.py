@@ -1,0 +1,127 @@
+"""Model kinds: the facts every layer shares about the three models, written once.
+
+A kind's registered MLflow name (`segflow-<kind>`), the dbt mart it trains on, its label
+column, task and the metric that picks its champion live here; `ml/`, the orchestration
+layer, the CLI, the report and the benchmarks derive them from this module. It imports
+nothing of the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REGISTERED_NAME_PREFIX = "segflow-"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One model: `task` is "classification" or "regression"; `horizon_days` is the default
+    label horizon (the churn and conversion marts read theirs from settings); the champion is
+    the candidate with the highest `primary_metric` on the holdout; `calibration_metric` is
+    logged beside it (lower is better)."""
+
+    kind: str
+    training_table: str
+    label: str
+    task: str
+    horizon_days: int
+    primary_metric: str
+    calibration_metric: str
+
+    @property
+    def registered_name(self) -> str:
+        return registered_name(self.kind)
+
+
+KINDS: dict[str, ModelKind] = {
+    "churn": ModelKind(
+        "churn", "ml_churn_training", "churned_28d", "classification", 28, "roc_auc", "brier"
+    ),
+    "ltv": ModelKind(
+        "ltv",
+        "ml_ltv_training",
+        "revenue_next_90d",
+        "regression",
+        90,
+        "normalized_gini",
+        "calibration_error",
+    ),
+    "conversion": ModelKind(
+        "conversion",
+        "ml_conversion_training",
+        "converted_28d",
+        "classification",
+        28,
+        "roc_auc",
+        "brier",
+    ),
+}
+
+
+def registered_name(kind: str) -> str:
+    """`segflow-<kind>`: the MLflow registered model (and experiment) name of a kind."""
+    return f"{REGISTERED_NAME_PREFIX}{model_kind(kind).kind}"
+
+
+def model_kind(kind: str) -> ModelKind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model kind {kind!r}: expected one of {sorted(KINDS)}") from None
+
+
+def kind_of(name: str) -> str:
+    """The kind of a registered name (`segflow-churn` -> `churn`)."""
+    return name.removeprefix(REGISTERED_NAME_PREFIX)
+
+
+MODEL_NAMES: tuple[str, ...] = tuple(registered_name(kind) for kind in KINDS)
+CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL = MODEL_NAMES
+
+
+@dataclass(frozen=True)
+class LabelDefinition:
+    """How the training mart's label was built, logged with every run.
+
+    `definition`: e.g. "inactivity" or "cancellation"; `horizon_days` replaces the model
+    kind's default horizon (also the purge gap of the time split); `inactive_days`: the
+    inactivity threshold used to measure how many positives were already inactive."""
+
+    definition: str
+    horizon_days: int
+    inactive_days: int | None = None
+    description: str = ""
+
+    def params(self) -> dict[str, str | int]:
+        out: dict[str, str | int] = {
+            "label_definition": self.definition,
+            "label_horizon_days": self.horizon_days,
+        }
+        if self.inactive_days is not None:
+            out["label_inactive_days"] = self.inactive_days
+        if self.description:
+            out["label_description"] = self.description[:500]
+        return out
+
+
+# Training snapshots: the newest labelled snapshot and every this many days back from it,
+# over the whole labelled range (the marts hold weekly snapshots: 7 keeps every one).
+TRAINING_SNAPSHOT_EVERY_DAYS = 7
+
+
+def churn_label_description(
+    definition: str, horizon_days: int, inactive_days: int, grace_days: int
+) -> str:
+    """What the churn label and its population mean (dbt macros churn_outcome and
+    churn_population build them), for run logs and docs."""
+    if definition == "inactivity":
+        return (
+            f"no activity in the next {horizon_days} days; rows: every customer ever active, "
+            f"however long quiet (quiet for {inactive_days}+ days is a feature and the "
+            "is_churned flag, not a filter)"
+        )
+    return (
+        f"becomes cancelled within {horizon_days} days (a cancel event, or the last paid "
+        f"period ends without renewal, {grace_days} days grace); rows: customers not "
+        "cancelled at the snapshot"
+    )

@@ -1,0 +1,92 @@
+{#
+  The Spark engine (dbt-spark, target `spark`): the adapter-specific halves of segflow's
+  portable macros. Every model is written once; what differs per engine lives here (spark__)
+  and beside the default in cross_db.sql.
+#}
+
+{# arg_min with a row-valued key: Spark's min_by orders structs field by field. #}
+{% macro spark__first_by(expr, order_cols) -%}
+  min_by({{ expr }}, struct({{ order_cols | join(', ') }}))
+{%- endmacro %}
+
+{% macro spark__unnest_array(expr) -%}explode({{ expr }}){%- endmacro %}
+
+{% macro spark__segflow_double() -%}double{%- endmacro %}
+
+{% macro spark__segflow_exact_numeric() -%}decimal(38, 9){%- endmacro %}
+
+{% macro spark__segflow_id_hash(expr) -%}xxhash64({{ expr }}){%- endmacro %}
+
+{#
+  Source tables on Spark are Parquet folders: <SEGFLOW_SPARK_SOURCES_DIR>/<schema>/<table>/, the
+  raw.* tables written by orchestration.spark.raw_export and the Python steps' outputs
+  (main.user_scores, main.user_segments). The sources the selected models read are registered
+  as external tables at the start of every dbt run and refreshed, so files added since the last
+  run are read. No-op on other adapters (segflow writes those tables itself).
+#}
+{% macro register_source_tables() -%}
+  {%- if target.type == 'spark' and execute -%}
+    {%- set root = env_var('SEGFLOW_SPARK_SOURCES_DIR', '../data/spark/sources') -%}
+    {%- set wanted = [] -%}
+    {%- for uid in selected_resources if uid in graph.nodes -%}
+      {%- for dep in graph.nodes[uid].depends_on.nodes if dep.startswith('source.') -%}
+        {%- if dep not in wanted -%}{%- do wanted.append(dep) -%}{%- endif -%}
+      {%- endfor -%}
+    {%- endfor -%}
+    {%- for uid in wanted -%}
+      {%- set node = graph.sources[uid] -%}
+      {%- set relation = node.schema ~ '.' ~ node.identifier -%}
+      {%- do run_query("create schema if not exists " ~ node.schema) -%}
+      {%- do run_query("create table if not exists " ~ relation ~ " using parquet location '"
+                        ~ root ~ "/" ~ node.schema ~ "/" ~ node.identifier ~ "'") -%}
+      {%- do run_query("refresh table " ~ relation) -%}
+    {%- endfor -%}
+  {%- endif -%}
+{%- endmacro %}
+
+{#
+  Incremental strategies on Spark. dbt-spark knows append / insert_overwrite / merge; segflow's
+  models use `replace_where` (delete the target rows matching incremental_predicates, insert the
+  fresh rows) and `delete+insert` (by unique_key). Parquet tables cannot delete rows, so on Spark
+  both rewrite the table: the kept target rows plus the fresh rows are written to a staging
+  table, which then overwrites the target (Spark cannot overwrite a table it reads from). The
+  result is the same table as on DuckDB.
+#}
+{% macro dbt_spark_validate_get_incremental_strategy(raw_strategy, file_format) -%}
+  {%- if raw_strategy in ['replace_where', 'delete+insert'] -%}
+    {%- do return(raw_strategy) -%}
+  {%- endif -%}
+  {%- do return(dbt_spark.dbt_spark_validate_get_incremental_strategy(raw_strategy, file_format)) -%}
+{%- endmacro %}
+
+{% macro dbt_spark_get_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates) -%}
+  {%- if strategy == 'replace_where' -%}
+    {%- set predicates = incremental_predicates or [] -%}
+    {%- if predicates is string -%}{%- set predicates = [predicates] -%}{%- endif -%}
+    {%- if predicates | length == 0 -%}
+      {{ exceptions.raise_compiler_error("replace_where needs incremental_predicates (model " ~ target ~ ")") }}
+    {%- endif -%}
+    {{ spark_rewrite_incremental(source, target, predicates) }}
+  {%- elif strategy == 'delete+insert' -%}
+    {%- set keys = [unique_key] if unique_key is string else unique_key -%}
+    {{ spark_rewrite_incremental(source, target,
+         ["(" ~ keys | join(', ') ~ ") in (select " ~ keys | join(', ') ~ " from DBT_INTERNAL_SOURCE)"]) }}
+  {%- else -%}
+    {{ dbt_spark.dbt_spark_get_incremental_sql(strategy, source, target, existing, unique_key, incremental_predicates) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{# Runs the rewrite; returns the final statement (dropping the staging table) for `main`. #}
+{% macro spark_rewrite_incremental(source, target, predicates) -%}
+  {%- set staging = target.incorporate(path={"identifier": target.identifier ~ "__segflow_keep"}) -%}
+  {%- set cols = adapter.get_columns_in_relation(target) | map(attribute='quoted') | join(', ') -%}
+  {%- set matched -%}
+    {% for p in predicates %}({{ p | replace("DBT_INTERNAL_DEST", target | string) | replace("DBT_INTERNAL_SOURCE", source | string) }}){{ " and " if not loop.last }}{% endfor %}
+  {%- endset -%}
+  {%- do run_query("drop table if exists " ~ staging) -%}
+  {%- do run_query("create table " ~ staging ~ " using parquet as select " ~ cols ~ " from " ~ target
+                   ~ " where not coalesce(" ~ matched ~ ", false) union all select " ~ cols
+                   ~ " from " ~ source) -%}
+  {%- do run_query("insert overwrite table " ~ target ~ " select " ~ cols ~ " from " ~ staging) -%}
+  drop table if exists {{ staging }}
+{%- endmacro %}

@@ -1,0 +1,94 @@
+"""Write the `user_scores` table for a range of days, streaming: each bounded chunk of days
+is read from `fct_user_features`, scored and written before the next one is read, so peak
+memory depends on the chunk (customers x chunk days), not on the length of the range.
+
+Each chunk replaces its own days in one transaction; an interrupted range leaves whole days
+behind, and re-running the range rewrites them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from contracts.marts import USER_SCORES_DDL
+from ml.scoring import load_champions, score_with
+
+# The table is declared in contracts.marts (typed, not inferred from the first frame: a
+# column all null on day one must still be typed for the segment rules that read it).
+USER_SCORES_MIGRATIONS = (
+    "alter table main.user_scores add column if not exists is_churned boolean",
+)
+FEATURES_SQL = "select * from main.fct_user_features where snapshot_date between ? and ?"
+DEFAULT_CHUNK_DAYS = 1
+
+
+@dataclass
+class ScoredRange:
+    """What was written: row and day counts, and the last day's features and scores (the
+    orchestration layer shows them and measures drift on them)."""
+
+    rows: int
+    days: int
+    latest_features: pd.DataFrame
+    latest_scores: pd.DataFrame
+
+
+def chunks(days: Sequence[date], chunk_days: int) -> list[tuple[date, date]]:
+    """Consecutive [first, last] date ranges covering `days`, at most `chunk_days` long."""
+    if chunk_days < 1:
+        raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
+    ordered = sorted(set(days))
+    out = []
+    for i in range(0, len(ordered), chunk_days):
+        part = ordered[i : i + chunk_days]
+        out.append((part[0], part[-1]))
+    return out
+
+
+def _write(conn, scores: pd.DataFrame, first: date, last: date) -> None:
+    conn.register("new_scores", scores)
+    try:
+        conn.execute("begin transaction")
+        conn.execute("delete from main.user_scores where score_date between ? and ?", [first, last])
+        conn.execute("insert into main.user_scores by name select * from new_scores")
+        conn.execute("commit")
+    finally:
+        conn.unregister("new_scores")
+
+
+def write_user_scores(
+    conn,
+    tracking_uri: str,
+    first_day: date,
+    last_day: date,
+    *,
+    chunk_days: int = DEFAULT_CHUNK_DAYS,
+    top_reasons: int = 3,
+    n_threads: int | None = 1,
+) -> ScoredRange:
+    """Score every day in [first_day, last_day] with the champions (loaded once) into
+    `main.user_scores` of the DuckDB connection `conn`, `chunk_days` days at a time."""
+    conn.execute(USER_SCORES_DDL)
+    for statement in USER_SCORES_MIGRATIONS:
+        conn.execute(statement)
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    rows, latest_features, latest_scores = 0, pd.DataFrame(), pd.DataFrame()
+    with threadpool_limits(limits=n_threads):
+        champions = load_champions(tracking_uri)
+        for first, last in chunks(days, chunk_days):
+            features = conn.execute(FEATURES_SQL, [first, last]).df()
+            dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+            scores = score_with(features, champions, dates, top_reasons)
+            _write(conn, scores, first, last)
+            rows += len(scores)
+            if last == last_day:
+                day = pd.Timestamp(last_day)
+                latest_features = features[pd.to_datetime(features["snapshot_date"]) == day]
+                latest_scores = scores[scores["score_date"] == last_day]
+            del features, scores
+    return ScoredRange(rows, len(days), latest_features, latest_scores)

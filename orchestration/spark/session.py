@@ -1,0 +1,49 @@
+"""The Spark session of segflow's Python steps on the Spark engine.
+
+Same catalog and semantics as dbt's `spark` target (profiles.yml): the warehouse folder, the
+Derby metastore, UTC session time and exact decimal division, so Python steps read the tables
+dbt built. Import pyspark lazily: the CLI must not pay for it on the DuckDB engine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from orchestration.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def session_config(settings: Settings) -> dict[str, str]:
+    env = settings.spark_env()
+    return {
+        "spark.master": settings.spark_master,
+        "spark.sql.warehouse.dir": env["SEGFLOW_SPARK_WAREHOUSE"],
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={env['SEGFLOW_SPARK_METASTORE']};create=true"
+        ),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.decimalOperations.allowPrecisionLoss": "false",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.ui.enabled": "false",
+        "spark.driver.extraJavaOptions": (
+            f"-Dderby.stream.error.file={settings.spark_dir / 'derby.log'}"
+        ),
+        "spark.sql.legacy.createHiveTableByDefault": "false",
+    }
+
+
+def get_session(settings: Settings | None = None, app_name: str = "segflow") -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    settings = settings or Settings.from_env()
+    # Python workers (the scoring UDF) run this interpreter, which has the model's libraries;
+    # pyspark reads the variable when the context starts.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name).enableHiveSupport()
+    for key, value in session_config(settings).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
