@@ -134,8 +134,25 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
                     aliases=",".join(aliases.get(str(v.version), [])),
                     metrics=own,
                     baseline=baseline,
+                    candidates=candidate_metrics(metrics, set(own)),
                 )
             )
+    return out
+
+
+def candidate_metrics(metrics: dict[str, float], names: set[str]) -> dict[str, dict[str, float]]:
+    """`candidate_<name>_<metric>` run metrics (every candidate of the training run) as
+    {candidate: {metric: value}}, for the metrics the version itself reports."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if not key.startswith("candidate_"):
+            continue
+        rest = key.removeprefix("candidate_")
+        metric = next(
+            (m for m in sorted(names, key=len, reverse=True) if rest.endswith("_" + m)), None
+        )
+        if metric:
+            out.setdefault(rest[: -len(metric) - 1], {})[metric] = value
     return out
 
 
