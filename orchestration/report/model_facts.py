@@ -1,5 +1,5 @@
-"""The model facts the report and the run summary read: one reference to where they are
-written (contracts/models.py KINDS), so neither keeps a copy."""
+"""The model facts the report and the run summary read, derived from contracts/models.py (the
+one place they are written), plus the user_scores column each kind fills."""
 
 from __future__ import annotations
 

@@ -52,22 +52,21 @@ def check_message(metadata: dict[str, Any]) -> str:
         return _one_line(
             f"{first.get('rule')}: expected {first.get('expected')}; found {first.get('found')}"
         )
-    for key in MESSAGE_KEYS:
-        value = _plain(metadata.get(key))
-        if value not in (None, "", "none", "n/a"):
-            text = _one_line(str(value).replace("- ", "", 1))
-            if key == "drifting_features":
-                psi = _plain(metadata.get("max_psi"))
-                return f"drifting features: {text} (max PSI {psi})"
-            return text
     failing = _plain(metadata.get("failing_expectations"))
     if isinstance(failing, str) and "|" in failing:
         rows = [r for r in failing.splitlines()[2:] if r.strip()]
         if rows and "all passed" not in rows[0]:
             cells = [c.strip() for c in rows[0].strip("|").split("|")]
-            return _one_line(
-                f"{len(rows)} expectation(s) failed, first: {' '.join(cells[:1] + cells[-1:])}"
-            )
+            first = " ".join(cells[:1] + cells[-1:])
+            return _one_line(f"{len(rows)} expectation(s) failed, first: {first}")
+    for key in MESSAGE_KEYS:
+        value = _plain(metadata.get(key))
+        if isinstance(value, str) and value not in ("", "none", "n/a"):  # not counts
+            text = _one_line(value.replace("- ", "", 1))
+            if key == "drifting_features":
+                psi = _plain(metadata.get("max_psi"))
+                return f"drifting features: {text} (max PSI {psi})"
+            return text
     return ""
 
 
@@ -79,11 +78,9 @@ def _one_line(text: str, width: int = 240) -> str:
 def error_cause(error: Any) -> str:
     """The innermost cause of a step failure (the breaker's own message, not the executor's
     "Error occurred while executing op" wrapper). `error` is Dagster's SerializableErrorInfo."""
-    innermost = error
-    while innermost is not None and (
-        getattr(innermost, "cause", None) or getattr(innermost, "context", None)
-    ):
-        innermost = innermost.cause or innermost.context
+    innermost = error  # follow `raise ... from` (Dagster wraps the step's error as the cause);
+    while getattr(innermost, "cause", None) is not None:  # not `context`: an error raised
+        innermost = innermost.cause  # while handling another is the one that failed the step
     message = getattr(innermost, "message", "") or ""
     cls_name = getattr(innermost, "cls_name", "") or ""
     message = message.strip()
