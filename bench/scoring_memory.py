@@ -37,7 +37,7 @@ def _warehouse(work: Path, users: int, days: int) -> tuple[str, str, str]:
     from support.ml_marts import synthetic_marts
     from threadpoolctl import threadpool_limits
 
-    from ml.train import train_model
+    from ml.tracking import train_model
 
     uri = f"sqlite:///{work / 'mlflow.db'}"
     marts = synthetic_marts(n_users=4000, n_weeks=8, seed=1)

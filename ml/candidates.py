@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from contracts.models import ModelKind
+from contracts.models import LabelDefinition, ModelKind
 from ml import clv
 from ml.estimators import (
     calibrated_classifier,
@@ -29,7 +29,10 @@ from ml.estimators import (
 )
 from ml.features import FeatureSpec, prepare_features, with_reference
 from ml.metrics import classification_metrics, regression_metrics
+from ml.splits import TimeSplit
 
+# Reason codes consider this many of the model's most important features (one re-predict each).
+REASON_FEATURES = 12
 BOOSTED, LINEAR, CUSTOMER_BASE = "boosted", "linear", "customer_base"
 # Ties go to the simpler candidate: the order below, simplest last, is reversed on ties.
 SIMPLICITY = (CUSTOMER_BASE, LINEAR, BOOSTED)
@@ -150,3 +153,46 @@ def trailing(kind: ModelKind, champion: str, fitted: dict[str, Fitted]) -> list[
         if not math.isnan(c.metrics.get(metric, math.nan))
         and (math.isnan(mine) or c.metrics[metric] > mine)
     ]
+
+
+@dataclass
+class Evaluation:
+    """What `fit_and_evaluate` found: every candidate's holdout figures, the winner and the
+    winner refitted on all labelled snapshots (`model`, read through `spec`)."""
+
+    kind: ModelKind
+    label: LabelDefinition | None
+    split: TimeSplit
+    declared: tuple[str, ...]
+    features: FeatureSpec
+    candidates: dict[str, Fitted]
+    left_out: dict[str, str]
+    winner: str
+    selection_reason: str
+    model: object
+    spec: FeatureSpec
+    refit_window: dict[str, str | int]
+    y_holdout: np.ndarray
+    bands: dict
+    importance: pd.Series
+    reference: pd.DataFrame
+    label_metrics: dict[str, float]
+    train_rows: int
+    warnings: list[str] = field(default_factory=list)
+    dropped_features: dict[str, str] = field(default_factory=dict)
+    label_flags: list[str] = field(default_factory=list)
+
+    @property
+    def winner_fit(self) -> Fitted:
+        return self.candidates[self.winner]
+
+    @property
+    def trailing(self) -> list[str]:
+        return trailing(self.kind, self.winner, self.candidates)
+
+
+def reason_features(importance: pd.Series, fspec: FeatureSpec) -> list[str]:
+    """Reason-code candidates: the REASON_FEATURES most important features on the holdout
+    (positive permutation importance), in the spec's order; all features when none help."""
+    useful = importance[importance > 0].head(REASON_FEATURES).index
+    return [c for c in fspec.columns if c in set(useful)] or list(fspec.columns)

@@ -115,7 +115,7 @@ def score_users(
 
     Deterministic for the same models and data: rows are sorted by user_id and every model
     and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
-    all cores; see `ml.train.train_model`).
+    all cores; see `ml.tracking.train_model`).
     """
     with threadpool_limits(limits=n_threads):
         champions = load_champions(tracking_uri, require_churn)

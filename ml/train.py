@@ -10,17 +10,16 @@ side by side, registers the refitted winner and moves the champion alias.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
-from threadpoolctl import threadpool_limits
 
 from contracts.models import TRAINING_SNAPSHOT_EVERY_DAYS, LabelDefinition, ModelKind, model_kind
 from ml import candidates
+from ml.candidates import Evaluation
 from ml.feature_sets import declared_features
 from ml.features import (
     FeatureError,
@@ -45,8 +44,6 @@ MIN_HOLDOUT_ROWS = 30
 MIN_CLASS_ROWS = 10
 # Numeric columns with fewer non-null training values are dropped (they can be empty in a fold).
 MIN_NON_NULL_VALUES = 20
-# Reason codes consider this many of the model's most important features (one re-predict each).
-REASON_FEATURES = 12
 # A churn label whose positives are mostly already inactive at the snapshot is flagged.
 ALREADY_GONE_WARN_SHARE = 0.5
 
@@ -54,42 +51,6 @@ ALREADY_GONE_WARN_SHARE = 0.5
 class ModelSkipped(InsufficientDataError):
     """The data cannot support this model today; the message says model, rows, positives and
     what it needs. The orchestration layer skips the model and the others carry on."""
-
-
-@dataclass
-class Evaluation:
-    """What `fit_and_evaluate` found: every candidate's holdout figures, the winner and the
-    winner refitted on all labelled snapshots (`model`, read through `spec`)."""
-
-    kind: ModelKind
-    label: LabelDefinition | None
-    split: TimeSplit
-    declared: tuple[str, ...]
-    features: FeatureSpec
-    candidates: dict[str, candidates.Fitted]
-    left_out: dict[str, str]
-    winner: str
-    selection_reason: str
-    model: object
-    spec: FeatureSpec
-    refit_window: dict[str, str | int]
-    y_holdout: np.ndarray
-    bands: dict
-    importance: pd.Series
-    reference: pd.DataFrame
-    label_metrics: dict[str, float]
-    train_rows: int
-    warnings: list[str] = field(default_factory=list)
-    dropped_features: dict[str, str] = field(default_factory=dict)
-    label_flags: list[str] = field(default_factory=list)
-
-    @property
-    def winner_fit(self) -> candidates.Fitted:
-        return self.candidates[self.winner]
-
-    @property
-    def trailing(self) -> list[str]:
-        return candidates.trailing(self.kind, self.winner, self.candidates)
 
 
 def _labels(df: pd.DataFrame, spec: ModelKind) -> tuple[pd.DataFrame, list[str]]:
@@ -134,13 +95,6 @@ def _importance(spec: ModelKind, model, X: pd.DataFrame, y: np.ndarray) -> pd.Se
         model, sample, y_sample, scoring=scoring, n_repeats=3, random_state=0
     )
     return pd.Series(result.importances_mean, index=X.columns).sort_values(ascending=False)
-
-
-def reason_features(importance: pd.Series, fspec: FeatureSpec) -> list[str]:
-    """Reason-code candidates: the REASON_FEATURES most important features on the holdout
-    (positive permutation importance), in the spec's order; all features when none help."""
-    useful = importance[importance > 0].head(REASON_FEATURES).index
-    return [c for c in fspec.columns if c in set(useful)] or list(fspec.columns)
 
 
 def _require_trainable(spec: ModelKind, y: np.ndarray, window: str) -> None:
@@ -331,41 +285,3 @@ def fit_and_evaluate(
         dropped_features=dropped,
         label_flags=label_notes,
     )
-
-
-def train_model(
-    kind: str,
-    training_df: pd.DataFrame,
-    tracking_uri: str,
-    artifact_root: Path | None = None,
-    *,
-    features: tuple[str, ...] | list[str] | None = None,
-    label: LabelDefinition | None = None,
-    holdout_date: date | None = None,
-    max_train_rows: int | None = 400_000,
-    reference_rows: int = 5000,
-    snapshot_every_days: int = TRAINING_SNAPSHOT_EVERY_DAYS,
-    output_dir: Path | None = None,
-    n_threads: int | None = 1,
-):
-    """`fit_and_evaluate` then `ml.tracking.log_and_register`; returns its `TrainResult`.
-
-    `training_df` is the dbt mart of the kind (contracts.models). `features` are the declared
-    input columns (default: `ml.feature_sets.declared_features(kind)`); degenerate ones are
-    dropped and logged. `label` describes how the label was built (its horizon sets the purge
-    gap). Rows above `max_train_rows` are sampled (seeded). Plots go to `output_dir` (default:
-    a temp folder). `n_threads` caps OpenMP/BLAS threads (None = all cores)."""
-    from ml.tracking import log_and_register
-
-    with threadpool_limits(limits=n_threads):
-        evaluation = fit_and_evaluate(
-            kind,
-            training_df,
-            features=features,
-            label=label,
-            holdout_date=holdout_date,
-            max_train_rows=max_train_rows,
-            reference_rows=reference_rows,
-            snapshot_every_days=snapshot_every_days,
-        )
-        return log_and_register(evaluation, tracking_uri, artifact_root, output_dir)

@@ -22,8 +22,7 @@ PACKAGES = ("orchestration", "ml", "expectations", "contracts")
 DAGSTER_ROOMS = ("orchestration.definitions", "orchestration.defs", "orchestration.launcher")
 
 # (rule, importer, imported) -> owner. Remove an entry when its fix lands.
-KNOWN: dict[tuple[str, str, str], str] = {
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 # Cycles (as sorted module tuples) other work is removing.
 KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 

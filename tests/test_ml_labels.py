@@ -25,7 +25,7 @@ from contracts import tracking_plan
 from contracts.models import CHURN_MODEL, LabelDefinition
 from ml import registry
 from ml.scoring import score_users
-from ml.train import train_model
+from ml.tracking import train_model
 from orchestration.model_inputs import model_features
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it

@@ -18,7 +18,7 @@ from ml.drift import champion_drift
 from ml.features import FeatureSpec, prepare_features
 from ml.reasons import top_reasons
 from ml.scoring import USER_SCORES_COLUMNS, missing_champions, score_users
-from ml.train import train_model
+from ml.tracking import train_model
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 

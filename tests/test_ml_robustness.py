@@ -22,7 +22,8 @@ from contracts.models import CHURN_MODEL, LabelDefinition
 from ml import clv
 from ml.feature_sets import declared_features
 from ml.features import FeatureError
-from ml.train import ModelSkipped, train_model
+from ml.tracking import train_model
+from ml.train import ModelSkipped
 
 PLAN = tracking_plan.load()
 MILESTONES = PLAN.milestone_names

@@ -114,3 +114,19 @@ def test_broker_down_answers_503_not_200(redis_url, tmp_path):
             timeout=10,
         )
         assert response.status_code == 503 and response.json()["success"] is False
+
+
+def test_collector_keeps_accepting_while_no_consumer_runs_and_lag_shows(redis_url):
+    from orchestration.realtime.consumer import GROUP
+
+    stream = RedisStream(redis_url, "t:backlog")
+    stream.ensure_group(GROUP)
+    with running_collector(redis_url, "t:backlog") as server, requests.Session() as http:
+        batch = [
+            {"type": "track", "userId": f"u{i}", "event": "Report Created"} for i in range(500)
+        ]
+        for _ in range(6):
+            response = http.post(f"{server.url}/v1/batch", json={"batch": batch}, headers=_auth())
+            assert response.status_code == 200
+    lag = stream.lag(GROUP)
+    assert (lag.undelivered, lag.pending, lag.length) == (3000, 0, 3000)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from support.realtime_world import build_world
 from contracts import tracking_plan
 from orchestration.realtime.consumer import GROUP
 from orchestration.realtime.events import encode, normalise, reject_reason
-from orchestration.realtime.stream import RedisStream
+from orchestration.realtime.stream import RedisStream, _id_key
 
 pytestmark = pytest.mark.slow
 EVENTS = ["Dashboard Viewed", "Report Created", "Project Created", "Teammate Invited"]
@@ -49,13 +50,11 @@ def setup(tmp_path):
     redis.stop()
 
 
-def _messages(world, n: int) -> list[dict]:
-    from datetime import UTC, datetime
-
+def _messages(world, n: int, first: int = 0) -> list[dict]:
     users = sorted(world.features["user_id"].unique())[:150]
     received = datetime.now(UTC)
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         message = {
             "type": "track",
             "userId": users[i % len(users)],
@@ -86,30 +85,51 @@ def _hwm(state: Path) -> str | None:
     return row[0] if row else None
 
 
+def _wait(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
+
+
 def test_sigkilled_consumer_loses_and_doubles_nothing(setup):
+    """Kill 1 lands right after a batch commits (before or after its XACK); kill 2 lands
+    while a batch is read but not committed (the stream holds it pending for the dead
+    consumer, the high-water mark has not moved)."""
     redis, world, env, tmp_path = setup
     state = tmp_path / "realtime" / "state.sqlite"
     stream = RedisStream(redis.url, "segflow:events")
-    messages = _messages(world, 6000)
-    for start in range(0, len(messages), 500):
-        stream.append([encode(m) for m in messages[start : start + 500]])
-    for _ in range(2):
-        process, before = _consumer(env), _hwm(state)
-        deadline = time.monotonic() + 60
-        while _hwm(state) == before and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert process.poll() is None, process.stderr.read().decode()
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    assert stream.lag(GROUP).total > 0, "the kills came too late to test anything"
+    known = _messages(world, 5000)
+    strangers = [  # a slow batch: 5,000 users the snapshot does not know, each evaluated
+        normalise({"userId": f"new-{i}", "event": "Account Created"}, "track", datetime.now(UTC))
+        for i in range(5000)
+    ]
+    messages = known + strangers + _messages(world, 5000, first=5000)
+
+    last = stream.append([encode(m) for m in known])[-1]
     process = _consumer(env)
-    deadline = time.monotonic() + 90
-    while stream.lag(GROUP).total and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait(lambda: _hwm(state) == last, "the first batch to commit")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    stream.append([encode(m) for m in strangers])
+    process = _consumer(env)
+
+    def in_flight() -> bool:
+        pending = stream.client.xpending(stream.key, GROUP)
+        return pending["pending"] > 0 and _id_key(pending["min"].decode()) > _id_key(last)
+
+    _wait(in_flight, "the second batch to be read")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _hwm(state) == last, "the second kill came after the commit: nothing tested"
+
+    stream.append([encode(m) for m in messages[10000:]])
+    process = _consumer(env)
+    _wait(lambda: stream.lag(GROUP).total == 0, "the stream to drain", 120)
     time.sleep(0.3)  # the last batch's files and events are written right after its ack
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, process.stderr.read().decode()
-    assert stream.lag(GROUP).total == 0
 
     lines = [
         json.loads(line)

@@ -316,3 +316,39 @@ def test_amplitude_page_views_are_pages_and_other_own_names_are_suggested(tmp_pa
     assert report.quarantined_by_reason == {"unknown_event": 1}
     text = render(check_sources(landing))
     assert "'[Amplitude] Element Clicked' (1 rows)" in text and "vars.tracking_plan" in text
+
+
+def test_daylight_saving_gap_and_overlap_are_counted_with_the_rule(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    (landing / "crm").mkdir(parents=True)
+    (landing / "crm" / "contacts.csv").write_text(
+        "Record ID,Email,Last Modified Date\n"
+        "1,a@example.com,2025-03-09 02:30\n"  # skipped by the spring-forward change
+        "2,b@example.com,2025-11-02 01:30\n"  # happens twice in the autumn
+        "3,c@example.com,2025-06-01 12:00\n"
+        "4,d@example.com,2025-03-09T02:30:00Z\n"  # has a zone: not a local wall time
+    )
+    (landing / "sources.yml").write_text(
+        "sources:\n  crm_contacts:\n    files: ['crm/**']\n    time_zone: America/New_York\n"
+        "    columns:\n      user_id: Record ID\n      email: Email\n"
+        "      updated_at: {from: Last Modified Date, format: [iso, '%Y-%m-%d %H:%M']}\n"
+    )
+    conn = duckdb.connect()
+    report = load_partitions(
+        conn,
+        "crm_contacts",
+        None,
+        landing,
+        "files",
+        3,
+        now=datetime(2026, 1, 1),
+        config=load_config(landing),
+    )
+    assert report.rows_loaded == 4
+    assert report.dst == {"updated_at gap": 1, "updated_at overlap": 1}
+    utc = dict(conn.execute("select user_id, updated_at from raw.crm_contacts").fetchall())
+    assert utc["1"] == datetime(2025, 3, 9, 7, 30)  # read as 03:30 EDT, as DST_RULE says
+    assert utc["2"] == datetime(2025, 11, 2, 6, 30)  # the later (EST) 01:30
+    assert "daylight saving: {'updated_at gap': 1, 'updated_at overlap': 1}" in render(
+        check_sources(landing)
+    )

@@ -95,7 +95,7 @@ RULES = (
     "not is_paid or revenue / 2 > 40.5",
     "plan is None or events_28d % 7 == 3",
     "10 < events_28d <= 30 and plan != 'free'",
-    "-revenue < -100 and plan not in ['free', 'pro']",
+    "-revenue < -100 and plan not in ['free']",
 )
 
 

@@ -18,6 +18,21 @@
 {% macro spark__segflow_id_hash(expr) -%}xxhash64({{ expr }}){%- endmacro %}
 
 {#
+  `create or replace table ... as`: Spark's Parquet (v1) tables cannot be replaced in one
+  statement, so the old one is dropped first (one statement per call on Spark).
+#}
+{% macro replace_table_as(relation, sql) -%}
+  {{ return(adapter.dispatch('replace_table_as', 'segflow')(relation, sql)) }}
+{%- endmacro %}
+{% macro default__replace_table_as(relation, sql) -%}
+  create or replace table {{ relation }} as {{ sql }}
+{%- endmacro %}
+{% macro spark__replace_table_as(relation, sql) -%}
+  {%- if execute -%}{%- do run_query("drop table if exists " ~ relation) -%}{%- endif -%}
+  create table {{ relation }} as {{ sql }}
+{%- endmacro %}
+
+{#
   Source tables on Spark are Parquet folders: <SEGFLOW_SPARK_SOURCES_DIR>/<schema>/<table>/, the
   raw.* tables written by orchestration.spark.raw_export and the Python steps' outputs
   (main.user_scores, main.user_segments). The sources the selected models read are registered

@@ -17,18 +17,17 @@
 
 {#
   on-run-start: the --vars window when given, else the one Dagster wrote, else everything.
-  Plain drop/create statements (DuckDB and Spark alike); the hook itself renders no SQL.
+  replace_table_as (cross_db.sql) replaces the table on every engine.
 #}
 {% macro store_run_window() -%}
-  {%- if execute -%}
-    {%- set columns -%}
-      cast('{{ var("min_date", "1970-01-01") }}' as date) as min_date,
-      cast('{{ var("max_date", "2999-12-31") }}' as date) as max_date
-    {%- endset -%}
-    {%- if var("min_date", none) is not none -%}
-      {%- do run_query("drop table if exists " ~ run_window_relation()) -%}
-    {%- endif -%}
-    {%- do run_query("create table if not exists " ~ run_window_relation() ~ " as select " ~ columns) -%}
+  {%- set columns -%}
+    cast('{{ var("min_date", "1970-01-01") }}' as date) as min_date,
+    cast('{{ var("max_date", "2999-12-31") }}' as date) as max_date
+  {%- endset -%}
+  {%- if var("min_date", none) is not none -%}
+    {{ replace_table_as(run_window_relation(), 'select ' ~ columns) }}
+  {%- else -%}
+    create table if not exists {{ run_window_relation() }} as select {{ columns }}
   {%- endif -%}
 {%- endmacro %}
 

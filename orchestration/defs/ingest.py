@@ -22,6 +22,7 @@ from orchestration.defs.quality import (
 )
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
+from orchestration.sources.compiler import DST_RULE
 from orchestration.sources.load import RAW_TABLES, load_partitions
 from orchestration.sources.mappings import SourcesConfig, load_config
 from orchestration.sources.verdict import load_failures
@@ -168,6 +169,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
         }
         if report.warnings:  # mappings that matched nothing, format notes, extra columns...
             metadata["warnings"] = table([{"warning": w[:300]} for w in report.warnings[:50]])
+        if report.dst:  # zoneless times in a daylight-saving gap / overlap, and the rule
+            metadata["daylight_saving"] = {**dict(sorted(report.dst.items())), "rule": DST_RULE}
         if report.fallbacks:  # rows whose value came from a declared `fallback:`
             metadata["fallbacks"] = dict(sorted(report.fallbacks.items()))
         if report.identity:

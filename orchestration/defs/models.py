@@ -19,7 +19,7 @@ from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
 from ml.score_table import write_user_scores
 from ml.scoring import missing_champions, score_users
-from ml.train import train_model
+from ml.tracking import train_model
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run

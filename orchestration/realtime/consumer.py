@@ -36,6 +36,7 @@ from orchestration.segments.config import SegmentConfig
 log = logging.getLogger(__name__)
 SESSION_GAP_S = 30 * 60
 GROUP = "segflow-realtime"
+TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
 
 
 class Consumer:
@@ -59,6 +60,7 @@ class Consumer:
         self.evaluator = Evaluator(config, milestone_events)
         self.known_events = known_events
         self.destination = destination
+        self._batches = 0
         self.stream.ensure_group(GROUP)
         if destination is not None:
             destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
@@ -92,6 +94,10 @@ class Consumer:
                 raise
         self.stream.ack(GROUP, [i for i, _ in entries])
         self.finish_pending()
+        self._batches += 1
+        trim = getattr(self.stream, "trim_acknowledged", None)
+        if trim is not None and self._batches % TRIM_EVERY == 0:
+            trim()  # drained to the landing files and acknowledged: the broker can let go
         return len(entries)
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
@@ -118,12 +124,30 @@ class Consumer:
             touched[user] = latest
             day_updates.update({(user, day): update for day, update in days.items()})
             session_rows.append((user, *session))
-        self._write_days(day_updates)
+        grown = self._write_days(day_updates)
         self.db.executemany("insert or replace into session values (?, ?, ?, ?)", session_rows)
         state.add_counter(self.db, "events_applied", len(entries) - quarantined)
         state.add_counter(self.db, "events_quarantined", quarantined)
+        touched = self._needing_evaluation(touched, grown)
         if touched:
             self._reevaluate(touched)
+
+    def _needing_evaluation(self, touched: dict[str, date], grown: set[str]) -> dict[str, date]:
+        """Users whose realtime inputs may have changed: a new milestone, a session value a
+        rule reads, or no intraday answer yet for this day on the current snapshot. For the
+        others a re-evaluation would give the same answer, so it is skipped."""
+        if self.evaluator.reads_session:
+            return touched
+        answered = self._by_user("select user_id, day, updated_at from profile", list(touched))
+        snapshot_at = self.snapshot.version()
+        return {
+            user: day
+            for user, day in touched.items()
+            if user in grown
+            or user not in answered
+            or answered[user][0] != day.isoformat()
+            or answered[user][1] < snapshot_at
+        }
 
     def _by_user(
         self, select: str, users: list[str], where: str = "", args=(), many: bool = False
@@ -158,21 +182,25 @@ class Consumer:
                 started, last, events = min(started, ts), max(last, ts), events + 1
         return max(moments).date(), days, (started, last, events)
 
-    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> None:
-        """Add a batch's counts and milestones to the users' days (one read, one write)."""
+    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> set[str]:
+        """Add a batch's counts and milestones to the users' days (one read, one write);
+        returns the users who reached a milestone new for that day."""
         users = sorted({user for user, _ in updates})
         existing = self._by_user(
             "select user_id, day, counts, milestones from user_day", users, many=True
         )
-        rows = []
+        rows, grown = [], set()
         for (user, day), (counts, milestones) in updates.items():
             old = next((r for r in existing.get(user, []) if r[0] == day), None)
+            if milestones - (set(json.loads(old[2])) if old else set()):
+                grown.add(user)
             total = json.loads(old[1]) if old else {}
             for event, n in counts.items():
                 total[event] = total.get(event, 0) + n
             reached = set(json.loads(old[2])) | milestones if old else milestones
             rows.append((user, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))))
         self.db.executemany("insert or replace into user_day values (?, ?, ?, ?)", rows)
+        return grown
 
     def _reevaluate(self, touched: dict[str, date]) -> None:
         snap_day = self.snapshot.snapshot_date()

@@ -72,6 +72,7 @@ class Evaluator:
             | {f"reached_{b.milestone}" for b in config.blocks.values()}
             | {"days_since_signup"}
         )
+        self.reads_session = any(c in SESSION_COLUMNS for c in self.columns)
         self.db = duckdb.connect(":memory:")
         self.evaluations = 0
 

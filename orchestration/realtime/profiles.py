@@ -45,6 +45,11 @@ class SnapshotReader:
                 self._db, self._inode = open_readonly(self.path), inode
             return self._db
 
+    def version(self) -> float:
+        """When the current snapshot file was written (0 when there is none)."""
+        self._conn()
+        return self._inode[1] / 1e9 if self._inode else 0.0
+
     def snapshot_date(self) -> date | None:
         db = self._conn()
         return snapshot_date(db) if db is not None else None

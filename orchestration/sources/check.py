@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from expectations.config import QualityConfig
+from orchestration.sources.compiler import DST_RULE
 from orchestration.sources.files import SourceError
 from orchestration.sources.load import RAW_TABLES, LoadReport, load_partitions
 from orchestration.sources.mappings import MappingError, SourcesConfig, load_config
@@ -127,6 +128,8 @@ def render(result: CheckResult) -> str:
                 )
             elif row["status"] == "skipped":
                 lines.append(f"  {row['file']}: SKIPPED: {row['reason']}")
+        if report.dst:
+            lines.append(f"  daylight saving: {dict(sorted(report.dst.items()))} ({DST_RULE})")
         for warning in _notable(report.warnings)[:10]:
             lines.append(f"  warning {warning}")
         if report.identity:

@@ -69,6 +69,8 @@ def build_world(directory: Path, users: int = 300) -> World:
     triggers_file.write_text(TRIGGERS)
     config = load_config(segments_file, DEFAULT_FLOWS_PATH, triggers_file)
     features, scores = build_frames(users=users, days=DAYS, start=START, seed=5)
+    if "is_churned" not in features:  # the shipped churn_risks rule reads it (contracts.marts)
+        features["is_churned"] = False
     warehouse = directory / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as conn:
         write_tables(conn, features, scores)
