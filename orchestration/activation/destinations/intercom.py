@@ -30,6 +30,8 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from contracts.models import KINDS
+
 from ..payload import SEGMENT_ATTRIBUTE_PREFIX
 from .base import (
     UNMATCHED_REASON,
@@ -47,10 +49,12 @@ MAX_METADATA_KEYS = 10
 # help centre; not in the OpenAPI spec, so treat as UNVERIFIED; the fake enforces it).
 MAX_STRING_ATTRIBUTE_BYTES = 255
 TAG_PREFIX = "segflow-"
+# Probabilities are floats, money (rounded to whole units by default) an integer.
 ATTRIBUTE_TYPES = {
-    "churn_probability": "float",
-    "conversion_probability": "float",
-    "ltv_90d": "integer",
+    **{
+        spec.score_column: "float" if spec.task == "classification" else "integer"
+        for spec in KINDS.values()
+    },
     "segflow_synced_at": "integer",
 }  # every other segflow attribute is a string
 
