@@ -21,15 +21,16 @@ import math
 import os
 import random
 import socket
-import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from .fake_http import QuietServer
 
 MAX_ID_BYTES = 150
 MAX_ATTR_NAME_BYTES = 150
@@ -133,15 +134,6 @@ def _check_event(name: Any, data: Any) -> tuple[str, str] | None:
     return None
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that vanish (killed, timed out) are part of the test plan, not errors."""
-        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
-
-
 class FakeCustomerIO:
     """In-process server: `with FakeCustomerIO(config) as fake: ... fake.url ...`."""
 
@@ -158,7 +150,7 @@ class FakeCustomerIO:
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
         self._window: deque[float] = deque()
-        self._server = _QuietServer((host, port), self._handler_class())
+        self._server = QuietServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ reset_epoch_s)`. Everything runs under one lock, so the fake is a consistent sto
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import socket
@@ -39,10 +40,13 @@ class FaultConfig:
     seed: int | None = 0
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
+    """Threaded server of every vendor fake."""
+
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that vanish (killed, timed out) are part of the test plan, not errors."""
         if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             super().handle_error(request, client_address)
 
@@ -69,7 +73,7 @@ class FakeAPI:
         self._rng = random.Random(self.faults.seed)
         self._window_start = 0.0
         self._window_count = 0
-        self._server = _QuietServer((host, port), self._handler_class())
+        self._server = QuietServer((host, port), self._handler_class())
 
     # -- to implement --------------------------------------------------------------------
     def authorized(self, headers: Any) -> bool:
@@ -226,3 +230,35 @@ class FakeAPI:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
         return Handler
+
+
+# -- the `fake-<vendor>` commands ---------------------------------------------------------------
+def add_fake_arguments(
+    parser: argparse.ArgumentParser, *, port: int, token_env: str, rate_limit: int
+) -> argparse.ArgumentParser:
+    """Options every vendor fake's command takes."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=port, help="port to listen on")
+    parser.add_argument(
+        "--token", default=None, help=f"access token accepted (default: ${token_env})"
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=rate_limit,
+        help="requests per 10 s window (0 = unlimited)",
+    )
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 5xx")
+    return parser
+
+
+def command_faults(args: argparse.Namespace) -> FaultConfig:
+    """The faults asked for on the command line (unseeded: a served fake is not a test)."""
+    return FaultConfig(rate_limit=args.rate_limit or None, fail_rate=args.fail_rate, seed=None)
+
+
+def serve_fake(fake: FakeAPI, vendor: str, url_env: str) -> int:
+    """Serve until interrupted; prints the URL (never the token)."""
+    print(f"fake {vendor} listening on {fake.url}; export {url_env}={fake.url}")
+    fake.serve_forever()
+    return 0

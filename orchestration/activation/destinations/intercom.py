@@ -40,7 +40,7 @@ from .base import (
     ItemResult,
     OutgoingItem,
 )
-from .http import HttpTransport, RateHeaders, Reply, RetryPolicy
+from .http import Reply, RetryPolicy, ten_second_window_transport
 
 API_VERSION = "2.14"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -109,25 +109,21 @@ class IntercomDestination:
         self._contacts: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._transport = HttpTransport(
+        self._transport = ten_second_window_transport(
             self.base_url,
-            headers={
+            token,
+            auth_headers={
                 "Authorization": f"Bearer {token}",
                 "Intercom-Version": API_VERSION,
-                "Content-Type": "application/json",
                 "Accept": "application/json",
-                "User-Agent": "segflow-sync",
             },
+            reset_header="X-RateLimit-Reset",
+            reset_unit=1.0,
             stats=self.stats,
             rate_limit=rate_limit,
-            # no banked burst: the vendor counts per 10 s window, so rate x 10 s must not be
-            # exceeded by a burst at the start of a window
-            burst=1.0,
             retryable=RETRYABLE_STATUSES,
-            rate_headers=RateHeaders("X-RateLimit-Reset", 1.0, window_s=10.0),
             timeout=timeout,
             retry=retry,
-            secrets=(token,),
             sleep=sleep,
         )
 
