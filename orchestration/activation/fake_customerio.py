@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .fake_http import QuietServer
+from .fake_http import QuietServer, ServedFake
 
 MAX_ID_BYTES = 150
 MAX_ATTR_NAME_BYTES = 150
@@ -134,7 +134,7 @@ def _check_event(name: Any, data: Any) -> tuple[str, str] | None:
     return None
 
 
-class FakeCustomerIO:
+class FakeCustomerIO(ServedFake):
     """In-process server: `with FakeCustomerIO(config) as fake: ... fake.url ...`."""
 
     def __init__(
@@ -151,29 +151,8 @@ class FakeCustomerIO:
         self._rng = random.Random(self.config.seed)
         self._window: deque[float] = deque()
         self._server = QuietServer((host, port), self._handler_class())
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeCustomerIO:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeCustomerIO:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
+    # -- lifecycle: ServedFake -----------------------------------------------------------
     def configure(self, **knobs: Any) -> None:
         """Change knobs while running (e.g. turn faults off before a re-run)."""
         names = {f.name for f in fields(FakeConfig)}
@@ -716,12 +695,7 @@ def serve(args: argparse.Namespace) -> int:
         f"export CUSTOMERIO_TRACK_URL={fake.url}",
         flush=True,
     )
-    try:
-        fake._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake._server.server_close()
+    fake.serve_forever()
     return 0
 
 
