@@ -48,10 +48,12 @@ future as (
         m.user_id,
         m.segment_date,
         sum(a.upgrade_events) as upgrades_next
-    from (select distinct
-        user_id,
-        segment_date
-    from members) as m
+    from (
+        select distinct
+            user_id,
+            segment_date
+        from members
+    ) as m
     inner join {{ ref('int_user_activity_daily') }} as a
         on
             m.user_id = a.user_id
@@ -66,10 +68,12 @@ future_state as (
         m.segment_date,
         max(case when f.is_churned then 1 else 0 end) as churns_within_horizon,
         max(f.active_days_total) as active_days_total_at_horizon
-    from (select distinct
-        user_id,
-        segment_date
-    from members) as m
+    from (
+        select distinct
+            user_id,
+            segment_date
+        from members
+    ) as m
     inner join {{ ref('fct_user_features') }} as f
         on
             m.user_id = f.user_id
@@ -83,10 +87,12 @@ future_paid as (
         m.user_id,
         m.segment_date,
         count(*) as paid_versions
-    from (select distinct
-        user_id,
-        segment_date
-    from members) as m
+    from (
+        select distinct
+            user_id,
+            segment_date
+        from members
+    ) as m
     inner join {{ ref('stg_crm__contact_snapshots') }} as c
         on
             m.user_id = c.user_id
