@@ -91,8 +91,12 @@ boundaries as (
     where
         previous_event_at is null
         or next_event_at is null
-        or {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} > {{ timeout_seconds }}
-        or {{ dbt.datediff('event_at', 'next_event_at', 'second') }} > {{ timeout_seconds }}
+        or
+        {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
+        > {{ timeout_seconds }}
+        or
+        {{ dbt.datediff('event_at', 'next_event_at', 'second') }}
+        > {{ timeout_seconds }}
 ),
 
 -- After a session's first event the next boundary is its last event (or it is both).
@@ -139,7 +143,8 @@ select
     session_start,
     session_end,
     cast(session_start as date) as session_date,
-    {{ dbt.datediff('session_start', 'session_end', 'second') }} / 60.0 as duration_minutes,
+    {{ dbt.datediff('session_start', 'session_end', 'second') }}
+    / 60.0 as duration_minutes,
     event_count,
     page_views,
     core_feature_events

@@ -33,7 +33,9 @@ select
     -- Monthly-normalised amount (30-day month) for MRR.
     {{ to_usd('cast(amount as ' ~ segflow_double() ~ ')', 'currency') }} * 30.0
     / case
-        when {{ dbt.datediff('period_start', 'period_end', 'day') }} > 0
+        when
+            {{ dbt.datediff('period_start', 'period_end', 'day') }}
+            > 0
             then {{ dbt.datediff('period_start', 'period_end', 'day') }}
         else 30
     end as monthly_amount_usd
