@@ -97,21 +97,19 @@ future_revenue as (
         s.user_id,
         s.snapshot_date,
         {% for h in horizons -%}
-            {{ exact_sum(
-                "case when r.paid_date <= " ~ dbt.dateadd('day', h, 's.snapshot_date')
-                ~ " then r.amount_usd else 0 end"
-            ) }}
-                as revenue_next_{{ h }}d,
+        {{ exact_sum(
+            "case when r.paid_date <= " ~ dbt.dateadd('day', h, 's.snapshot_date')
+            ~ " then r.amount_usd else 0 end"
+        ) }}
+            as revenue_next_{{ h }}d,
         {% endfor -%}
         sum(
             case
-                when
-                    r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
-                    then 1 else
-                    0
+                when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
+                    then 1
+                else 0
             end
-        )
-            as invoices_next_conversion
+        ) as invoices_next_conversion
     from snapshots as s
     inner join revenue as r
         on
@@ -128,8 +126,8 @@ select
     {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
     <= d.data_end_date as conversion_window_covered,
     {% for h in horizons -%}
-        {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
-        coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
+    {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
+    coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
     {% endfor -%}
     {{ churn_outcome(
         's.churns_within_horizon', 's.active_days_total', 's.active_days_total_at_horizon',
