@@ -190,6 +190,40 @@ def _ceiling(kind: str, frame: pd.DataFrame, result, features) -> pd.DataFrame:
     )
 
 
+def _with_customer_base_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """BG/NBD P(alive) and expected active days in the horizon as columns, the model fitted
+    per snapshot on that snapshot's rows only (each customer's history up to it: no data
+    after the snapshot)."""
+    from ml import clv
+
+    parts = []
+    cols = ("active_days_total", "days_since_first_active", "days_since_last_active")
+    for _, rows in frame.groupby("snapshot_date", sort=False):
+        rows = rows.copy()
+        try:
+            data = clv.rfm(rows, *cols)
+            model = clv.BgNbd.fit(data)
+            rows["clv_p_alive"] = model.p_alive(data)
+            rows["clv_expected_active_days"] = model.expected_transactions(
+                data, horizon_days / clv.WEEK
+            )
+        except clv.ClvUnavailable:
+            rows["clv_p_alive"] = np.nan
+            rows["clv_expected_active_days"] = np.nan
+        parts.append(rows)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _slice_rows(joined: pd.DataFrame, quiet_days: int):
+    quiet = joined["days_since_last_active"].fillna(np.inf) >= quiet_days
+    return (("all", joined), ("quiet", joined[quiet]), ("active", joined[~quiet]))
+
+
+def _auc(rows: pd.DataFrame, column: str) -> float | None:
+    y = rows["label"].to_numpy(float)
+    return float(roc_auc_score(y, rows[column])) if 0 < y.sum() < len(y) else None
+
+
 def _slices(kind: str, joined: pd.DataFrame, quiet_days: int) -> dict:
     """Model / ceiling / oracle on all holdout rows and on the quiet / non-quiet slices."""
     out = {}
@@ -313,6 +347,20 @@ def _markdown(report: dict) -> str:
             ]
             shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
             lines.append(f"| {kind} | {name} | {s['rows']} | {shown} |")
+    hybrid = (report["quality"].get("churn") or {}).get("hybrid")
+    if hybrid:
+        lines += [
+            "",
+            "Churn: does BG/NBD help as a feature? The ceiling model with BG/NBD P(alive) and "
+            "expected active days added (fitted per snapshot on data up to it):",
+            "",
+            "| slice | rows | ceiling | ceiling + BG/NBD features |",
+            "|---|---|---|---|",
+        ]
+        for name, h in hybrid.items():
+            cells = [h["ceiling"], h["ceiling_plus_bgnbd_features"]]
+            shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
+            lines.append(f"| {name} | {h['rows']} | {shown} |")
     lines += ["", "Candidates on the same holdout (the champion is the best by construction):", ""]
     for kind, q in report["quality"].items():
         if q.get("candidates"):
@@ -430,6 +478,25 @@ def main(argv: list[str] | None = None) -> int:
             report["quality"][kind]["slices"] = _slices(
                 kind, joined, Settings.from_env().churn_inactive_days
             )
+            if kind == "churn":  # does the customer-base model help as a feature?
+                horizon = Settings.from_env().churn_horizon_days
+                hybrid = _ceiling(
+                    kind,
+                    _with_customer_base_features(frame, horizon),
+                    result,
+                    [*result.feature_columns, "clv_p_alive", "clv_expected_active_days"],
+                ).rename(columns={"ceiling": "hybrid"})
+                both = joined.merge(
+                    hybrid[["user_id", "snapshot_date", "hybrid"]], on=["user_id", "snapshot_date"]
+                )
+                report["quality"][kind]["hybrid"] = {
+                    name: {
+                        "rows": len(rows),
+                        "ceiling": _auc(rows, "ceiling"),
+                        "ceiling_plus_bgnbd_features": _auc(rows, "hybrid"),
+                    }
+                    for name, rows in _slice_rows(both, Settings.from_env().churn_inactive_days)
+                }
             report["quality"][kind]["candidates"] = result.candidate_metrics
             report["quality"][kind]["champion_candidate"] = result.winner
             report["quality"][kind]["champion_trails"] = result.decision.trailing

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "reasons_stable_alone_vs_batch": stable,
         "users_with_reasons": int((scored["churn_reasons"].fillna("") != "").sum()),
         "targets": {"scores_users_per_s": 100_000, "top3_reasons_users_per_s": 20_000},
-        "estimator": type(champion.model.named_steps["model"]).__name__,
+        "estimator": champion.meta.get("candidate", "boosted"),
         "model_version": result.version,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

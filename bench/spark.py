@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from transform import DBT, TABLES, _dbt_common, _measure, _prepare  # noqa: E402
 
-from orchestration.dbt_selection import window_vars  # noqa: E402
+from orchestration.run_window import dbt_vars  # noqa: E402
+from orchestration.settings import Settings  # noqa: E402
 from orchestration.sources.load import load_partitions  # noqa: E402
 from orchestration.spark.raw_export import export_raw  # noqa: E402
 from orchestration.warehouse import dbt_env, duckdb_config  # noqa: E402
@@ -72,19 +73,15 @@ def _engine_run(engine: str, work: Path, dates: list, base_env: dict) -> dict:
         [str(DBT), "run", "--full-refresh", "--exclude", "tag:after_segments", *common], env
     )
     _load_day(db, work, dates[-1], sources)
-    window = window_vars(dates[-1].isoformat(), (dates[-1] + timedelta(days=1)).isoformat())
-    day = _measure(
-        [
-            str(DBT),
-            "run",
-            "--exclude",
-            "tag:after_segments",
-            "--vars",
-            json.dumps(window),
-            *common,
-        ],
-        env,
-    )
+    # The day's window beside the settings' vars (one --vars: dbt keeps only the last one).
+    window = {
+        **dbt_vars(Settings.from_env()),
+        "min_date": dates[-1].isoformat(),
+        "max_date": (dates[-1] + timedelta(days=1)).isoformat(),
+    }
+    at = common.index("--vars")
+    day_common = [*common[:at], "--vars", json.dumps(window), *common[at + 2 :]]
+    day = _measure([str(DBT), "run", "--exclude", "tag:after_segments", *day_common], env)
     return {"full_build": full, "one_day": day}
 
 

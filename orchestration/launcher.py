@@ -27,6 +27,7 @@ from orchestration.report.run_summary import (
     ERROR,
     PASS,
     SKIP,
+    SYNC_SUMMARY_KEY,
     CheckOutcome,
     StepOutcome,
     check_message,
@@ -156,6 +157,7 @@ class Progress(threading.Thread):
         self.steps: list[StepOutcome] = []
         self.checks: list[CheckOutcome] = []
         self.skip_reasons: dict[str, str] = {}  # step -> why its asset was skipped
+        self.sync_summaries: list[dict] | None = None  # destination_sync, one per destination
         self.first_step_after: float | None = None
         self._halt = threading.Event()
         self._cursor: str | None = None
@@ -217,6 +219,8 @@ class Progress(threading.Thread):
             if isinstance(status, str) and status.startswith("skipped"):
                 reason = status.removeprefix("skipped").lstrip(": ")
                 self.skip_reasons[step] = reason[:300]
+            if SYNC_SUMMARY_KEY in metadata:
+                self.sync_summaries = list(metadata[SYNC_SUMMARY_KEY].value)
             counts = _counts(metadata)
             if counts:
                 name = materialization.asset_key.to_user_string()
@@ -356,7 +360,7 @@ def launch(
         print(f"  {name:<32} {'-' if count is None else f'{count:,}'}")
     if settings.duckdb_path.exists():
         with warehouse.connect(settings.duckdb_path) as conn:
-            for line in warehouse_lines(conn, settings.outbox_dir):
+            for line in warehouse_lines(conn, settings.outbox_dir, progress.sync_summaries):
                 print(line)
     if report_line:
         print(report_line)

@@ -73,9 +73,20 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
     }
 
 
-def dbt_vars_arg(settings: Settings) -> list[str]:
-    """`--vars` for the command line, byte-identical for identical settings."""
-    return ["--vars", json.dumps(dbt_vars(settings), sort_keys=True)]
+def dbt_vars_arg(settings: Settings, window: RunWindow | None = None) -> list[str]:
+    """`--vars` for the command line, byte-identical for identical settings. `window`: only
+    for engines the run-window table cannot reach (Spark: segflow writes DuckDB), at the cost
+    of a re-parse."""
+    values = dict(dbt_vars(settings))
+    if window is not None:
+        values["min_date"] = window.start.isoformat()
+        values["max_date"] = (window.end + timedelta(days=1)).isoformat()
+    return ["--vars", json.dumps(values, sort_keys=True)]
+
+
+def window_in_table(settings: Settings) -> bool:
+    """Whether dbt reads the run window from segflow_run_window in segflow's DuckDB file."""
+    return settings.dbt_target != "spark"
 
 
 def window_sql(window: RunWindow, schema: str = "main") -> str:

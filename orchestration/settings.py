@@ -63,10 +63,6 @@ def _choices(name: str, default: str, allowed: tuple[str, ...]) -> tuple[str, ..
     return tuple(dict.fromkeys(values))
 
 
-def _names(name: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in _env(name, "").split(",") if v.strip())
-
-
 DESTINATIONS = ("outbox", "csv", "customerio", "launchdarkly", "intercom")
 
 
@@ -232,7 +228,6 @@ class Settings:
     launchdarkly_project: str = "default"
     launchdarkly_environment: str = "production"
     launchdarkly_context_kind: str = "user"
-    launchdarkly_segments: tuple[str, ...] = ()  # empty: every segflow segment
     launchdarkly_rate_limit: float = 10.0
     intercom_base_url: str = "https://api.intercom.io"
     intercom_create_contacts: bool = False
@@ -335,7 +330,6 @@ class Settings:
             launchdarkly_project=_env("LAUNCHDARKLY_PROJECT", "default"),
             launchdarkly_environment=_env("LAUNCHDARKLY_ENVIRONMENT", "production"),
             launchdarkly_context_kind=_env("SEGFLOW_LAUNCHDARKLY_CONTEXT_KIND", "user"),
-            launchdarkly_segments=_names("SEGFLOW_LAUNCHDARKLY_SEGMENTS"),
             launchdarkly_rate_limit=_float("SEGFLOW_LAUNCHDARKLY_RATE_LIMIT", 10.0),
             intercom_base_url=_env("INTERCOM_BASE_URL", "https://api.intercom.io").rstrip("/"),
             intercom_create_contacts=_bool("SEGFLOW_INTERCOM_CREATE_CONTACTS", False),

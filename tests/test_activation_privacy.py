@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import requests as http
 from support.sync_inputs import write_inputs
 
 from orchestration.activation.destinations import (
@@ -100,7 +101,13 @@ def test_delete_and_suppress_everywhere_audited_and_never_resent(tmp_path, fakes
         "u2",  # suppress keeps raw rows (not an erasure); delete redacts them
         "u3",
     ]
-    assert "u1" not in cio.people and "u2" not in cio.people and cio.suppressed == {"u2"}
+    # a delete is also suppressed, so another tool's identify cannot re-create the person
+    assert "u1" not in cio.people and "u2" not in cio.people and cio.suppressed == {"u1", "u2"}
+    identify = {"type": "person", "identifiers": {"id": "u1"}, "action": "identify"}
+    reply = http.post(
+        f"{cio.url}/api/v2/batch", json={"batch": [identify]}, auth=("s", "k"), timeout=5
+    )
+    assert reply.status_code == 200 and "u1" not in cio.people
     assert not {"u1", "u2"} & (ld.members("segflow-trial") | ld.members("segflow-power_user"))
     contacts = ic.by_external_id()
     assert "u1" not in contacts and contacts["u2"]["archived"] is True

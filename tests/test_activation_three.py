@@ -100,7 +100,8 @@ def test_three_destinations_three_runs(settings, tmp_path):
     ):
         overrides = {
             "customerio": {"base_url": cio.url, "rate_limit": 0, **FAST},
-            "launchdarkly": {"base_url": ld.url, "rate_limit": 0, **FAST},
+            # segments=None: every synthetic segment (segments.yml opt-in: *_launchdarkly_optin)
+            "launchdarkly": {"base_url": ld.url, "rate_limit": 0, "segments": None, **FAST},
             "intercom": {"base_url": ic.url, "rate_limit": 0, **FAST},
         }
 

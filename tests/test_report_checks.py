@@ -59,3 +59,44 @@ def test_a_check_only_ever_planned_is_left_out() -> None:
     finally:
         BEHAVIOUR["raise"] = False
     assert latest_checks(instance, keys).empty
+
+
+def test_check_message_reads_what_each_check_found() -> None:
+    from orchestration.defs.metadata import table
+    from orchestration.report.run_summary import check_message
+
+    gx = {
+        "warnings": 1,  # a count, not a message
+        "failing_expectations": table(
+            [{"check": "amount.max", "severity": "warn", "unexpected": 2, "sample": "[9e9]",
+              "message": "2 invoices above 50,000"}]
+        ),
+    }  # fmt: skip
+    assert check_message(gx) == "1 expectation(s) failed, first: amount.max 2 invoices above 50,000"
+    drift = {"drifting_features": "events_28d, plan", "max_psi": 0.31, "warnings": "none"}
+    assert check_message(drift) == "drifting features: events_28d, plan (max PSI 0.31)"
+    assert check_message({"reason": "12 training rows, needs 100"}) == "12 training rows, needs 100"
+
+
+def test_error_cause_is_the_steps_own_error_not_what_it_was_handling() -> None:
+    from dagster._utils.error import serializable_error_info_from_exc_info
+
+    from orchestration.report.run_summary import error_cause
+
+    try:
+        try:
+            raise KeyError("handled first")
+        except KeyError:
+            raise AttributeError("the real failure") from None
+    except AttributeError:
+        import sys
+
+        inner = serializable_error_info_from_exc_info(sys.exc_info())
+    try:
+        raise RuntimeError("Error occurred while executing op") from AttributeError("x")
+    except RuntimeError:
+        import sys
+
+        wrapped = serializable_error_info_from_exc_info(sys.exc_info())
+    assert error_cause(inner) == "the real failure"
+    assert error_cause(wrapped) == "x"

@@ -166,18 +166,48 @@ def test_models_gate_on_the_primary_metric_flag_a_trailing_champion_and_say_no_m
     inputs = ReportInputs(
         model_versions=_versions("churn", "roc_auc", {1: 0.936, 2: 0.93}, 1, 0.942)
         + _versions("ltv", "normalized_gini", {1: 0.4, 2: 0.5}, 1, 0.2)
+        + [
+            ModelVersionInfo(
+                "segflow-conversion",
+                "1",
+                None,
+                "champion",
+                {"roc_auc": 0.8},
+                {"roc_auc": 0.7},
+                {"boosted": {"roc_auc": 0.8}, "bg_nbd": {"roc_auc": 0.83}},
+            )
+        ]
     )
     features = pd.DataFrame({"snapshot_date": [START + timedelta(days=i) for i in range(12)]})
     page = models.build(_warehouse(fct_user_features=features), inputs)
     html = page.html([page], datetime(2026, 4, 1, tzinfo=UTC), "test")
     assert "churn: champion v1 trails its baseline" in html and "roc_auc 0.936 vs 0.942" in html
     assert "ltv: champion v1 trails v2" in html and "normalized_gini 0.400 vs 0.500" in html
+    assert "conversion: champion v1 trails candidate bg_nbd" in html
+    assert "roc_auc 0.800 vs 0.830" in html and "beats the champion" in html
+    ltv = _chart(page, "segflow-ltv")
+    assert "normalized_gini" in ltv.title and set(ltv.data["metric"]) == {"normalized_gini"}
+
+
+def test_no_model_yet_says_the_history_it_needs() -> None:
+    features = pd.DataFrame({"snapshot_date": [START + timedelta(days=i) for i in range(12)]})
+    page = models.build(_warehouse(fct_user_features=features), ReportInputs())
+    html = page.html([page], datetime(2026, 4, 1, tzinfo=UTC), "test")
     assert (
         "conversion: no model yet" in html
         and "needs more than 28 days of history (have 12)" in html
     )
-    ltv = _chart(page, "segflow-ltv")
-    assert "normalized_gini" in ltv.title and set(ltv.data["metric"]) == {"normalized_gini"}
+
+
+def test_candidate_metrics_are_read_from_the_training_run() -> None:
+    from orchestration.defs.report import candidate_metrics
+
+    metrics = {"roc_auc": 0.8, "candidate_bg_nbd_roc_auc": 0.83, "candidate_boosted_roc_auc": 0.8,
+               "candidate_boosted_brier": 0.1, "baseline_roc_auc": 0.7}  # fmt: skip
+    assert candidate_metrics(metrics, {"roc_auc", "brier"}) == {
+        "bg_nbd": {"roc_auc": 0.83},
+        "boosted": {"roc_auc": 0.8, "brier": 0.1},
+    }
 
 
 def test_drift_chart_holds_the_checks_numbers() -> None:

@@ -88,6 +88,7 @@ BASE_FEATURES = {
     "role": "analyst",
     "acquisition_channel": "referral",
     "is_active_28d": True,
+    "is_churned": False,
 }
 
 

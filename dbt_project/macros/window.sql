@@ -15,7 +15,10 @@
   {{ target.schema }}.segflow_run_window
 {%- endmacro %}
 
-{# on-run-start: the --vars window when given, else the one Dagster wrote, else everything. #}
+{#
+  on-run-start: the --vars window when given, else the one Dagster wrote, else everything.
+  replace_table_as (cross_db.sql) replaces the table on every engine.
+#}
 {% macro store_run_window() -%}
   {%- set columns -%}
     cast('{{ var("min_date", "1970-01-01") }}' as date) as min_date,
@@ -33,10 +36,12 @@
   on literals). At parse time (configs such as incremental_predicates and test `where` are
   fixed then): a subquery, read when the statement runs, so the manifest never names a day.
   A table created by the on-run-start hook is not in dbt's relation cache; it then holds the
-  var or default, which is what is returned.
+  var or default, which is what is returned. sqlfluff (vars.lint_only) sees the default.
 #}
 {% macro run_window_bound(column, default) -%}
-  {%- if execute and not var('lint_only', false) -%}
+  {%- if var('lint_only', false) -%}
+    cast('{{ default }}' as date)
+  {%- elif execute -%}
     {%- set relation = adapter.get_relation(
         database=target.database, schema=target.schema, identifier='segflow_run_window') -%}
     {%- set value = var(column, default) -%}

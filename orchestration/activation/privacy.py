@@ -7,8 +7,8 @@ skipped). Per request, in this order:
 
 1. `privacy_suppressions` gets the person: no later sync sends them anything (sync.py filters
    people and events by this list), whatever the warehouse is rebuilt from.
-2. Warehouse: rows with the person's `user_id` are deleted from every derived table (every
-   schema but `raw`; views follow); the sync bookkeeping (`sync_state`, `sync_failures`,
+2. Warehouse: rows with the person in `user_id` or a `*_user_id` column are deleted from every
+   derived table (every schema but `raw`; views follow); the sync bookkeeping (`sync_state`, `sync_failures`,
    `sync_journal`, `sync_acked_events`) forgets them. Raw rows per SEGFLOW_PRIVACY_RAW_POLICY:
    `redact` (default) deletes the person's rows in `raw.*` for a delete request (kept for a
    suppress request, which is a "do not contact", not an erasure); `keep` leaves raw rows.
@@ -187,15 +187,18 @@ def _apply_action(
 
 
 def _user_tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
-    """(schema, table, id column) of every base table holding person rows."""
+    """(schema, table, id column) of every base table holding person rows: `user_id` and any
+    `*_user_id` column (int_events_stitched.stitched_user_id carries the person on their
+    anonymous, pre-identify events)."""
     rows = conn.execute(
         "select c.table_schema, c.table_name, c.column_name from information_schema.columns c "
         "join information_schema.tables t on t.table_schema = c.table_schema "
         "and t.table_name = c.table_name where t.table_type = 'BASE TABLE' "
-        "and (c.column_name = 'user_id' or (c.table_schema = 'main' "
+        "and (c.column_name = 'user_id' or c.column_name like '%\\_user\\_id' escape '\\' "
+        "or (c.table_schema = 'main' "
         "and c.table_name in ('sync_state','sync_failures','sync_journal','sync_acked_events') "
         "and c.column_name = 'person_id')) and c.table_name not like 'privacy_%' "
-        "order by 1, 2"
+        "order by 1, 2, 3"
     ).fetchall()
     return [(s, t, c) for s, t, c in rows]
 

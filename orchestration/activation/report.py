@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from .destinations.base import UNMATCHED_REASON
 from .oversize import OversizeCounts
 
 FAILED_ROW_COLUMNS = [
@@ -105,6 +106,26 @@ class SyncReport:
         out["requests_per_s"] = round(self.requests_per_s, 2)
         out["bytes_per_request"] = round(self.bytes_per_request, 1)
         return out
+
+    def summary(self) -> dict[str, Any]:
+        """The few figures a person reads at the end of a run (JSON-friendly): what went out,
+        what failed, who had no match at the destination, and why nothing was sent."""
+        return {
+            "destination": self.destination,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "status": self.status,
+            "people_sent": self.people_sent,
+            "people_succeeded": self.people_succeeded,
+            "people_failed": self.people_failed,
+            "events_sent": self.events_sent,
+            "events_succeeded": self.events_succeeded,
+            "events_failed": self.events_failed,
+            "failed_locally": self.items_failed_locally,
+            "unmatched": self.failures_by_reason.get(UNMATCHED_REASON, 0),
+            "suppressed": self.people_suppressed,
+            "message": self.message,
+            "outbox_file": self.destination_facts.get("outbox_file"),
+        }
 
     def sync_runs_row(self) -> dict[str, Any]:
         import json

@@ -14,6 +14,7 @@ from orchestration.activation.run import sync_all
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
+from orchestration.report.run_summary import SYNC_SUMMARY_KEY
 
 
 class SyncConfig(dg.Config):
@@ -61,7 +62,11 @@ def destination_sync(
         context.log.info(f"sync to {report.destination} for {as_of}: {report.status}")
     for report, _ in reports:
         report.raise_if_blocked()
-    metadata: dict = {"privacy_audit_rows": len(audit)}
+    metadata: dict = {
+        "privacy_audit_rows": len(audit),
+        # one entry per destination, read by the CLI's end-of-run summary
+        SYNC_SUMMARY_KEY: dg.MetadataValue.json([r.summary() for r, _ in reports]),
+    }
     for index, (report, readable) in enumerate(reports):
         # the first destination keeps the plain keys; the others are prefixed with their name
         prefix = "" if index == 0 else f"{report.destination}."

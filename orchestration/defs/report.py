@@ -117,6 +117,7 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
             versions = client.search_model_versions(f"name='{name}'")
         except MlflowException:
             continue
+        aliases = _aliases(client, name)
         for v in versions:
             metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
             baseline = {
@@ -130,11 +131,43 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
                     model=name,
                     version=str(v.version),
                     created=_ts((v.creation_timestamp or 0) / 1000),
-                    aliases=",".join(getattr(v, "aliases", []) or []),
+                    aliases=",".join(aliases.get(str(v.version), [])),
                     metrics=own,
                     baseline=baseline,
+                    candidates=candidate_metrics(metrics, set(own)),
                 )
             )
+    return out
+
+
+def candidate_metrics(metrics: dict[str, float], names: set[str]) -> dict[str, dict[str, float]]:
+    """`candidate_<name>_<metric>` run metrics (every candidate of the training run) as
+    {candidate: {metric: value}}, for the metrics the version itself reports."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if not key.startswith("candidate_"):
+            continue
+        rest = key.removeprefix("candidate_")
+        metric = next(
+            (m for m in sorted(names, key=len, reverse=True) if rest.endswith("_" + m)), None
+        )
+        if metric:
+            out.setdefault(rest[: -len(metric) - 1], {})[metric] = value
+    return out
+
+
+def _aliases(client, name: str) -> dict[str, list[str]]:
+    """version -> aliases, read from the registered model (search_model_versions leaves a
+    version's aliases empty on some stores, which would hide the champion)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return {}
+    out: dict[str, list[str]] = {}
+    for alias, version in (getattr(model, "aliases", None) or {}).items():
+        out.setdefault(str(version), []).append(alias)
     return out
 
 

@@ -20,7 +20,7 @@ from orchestration import warehouse
 from orchestration.dbt_selection import TRAINING_TAG, split_models
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, run_window, single_run
-from orchestration.run_window import dbt_vars_arg, window_sql
+from orchestration.run_window import dbt_vars_arg, window_in_table, window_sql
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.warehouse import dbt_env
 
@@ -80,14 +80,15 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
     def _assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         _dbt_env()
         settings = Settings.from_env()
-        if partitioned:
-            window = run_window(context)
-            if window is None:
-                raise dg.Failure(f"{name}: a partitioned dbt step needs a partition range")
+        window = run_window(context) if partitioned else None
+        if partitioned and window is None:
+            raise dg.Failure(f"{name}: a partitioned dbt step needs a partition range")
+        if window is not None and window_in_table(settings):
             with warehouse.connect(settings.duckdb_path) as conn:
                 conn.execute(window_sql(window))
             context.log.info(f"dbt incremental window {window.label} (table segflow_run_window)")
-        args = ["build", *dbt_vars_arg(settings)]
+            window = None  # not in --vars: no re-parse
+        args = ["build", *dbt_vars_arg(settings, window)]
         # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
         # settings, which then blocks every later connection of the run.
         yield from dbt.cli(args, context=context).stream()

@@ -4,7 +4,6 @@ charts (Altair + vl-convert) that opens offline. Plain Python: the Dagster asset
 
 from orchestration.report.build import PAGE_ORDER, build_report
 from orchestration.report.inputs import (
-    CandidateInfo,
     ModelVersionInfo,
     ReportInputs,
     ReportResult,
@@ -13,7 +12,6 @@ from orchestration.report.inputs import (
 
 __all__ = [
     "PAGE_ORDER",
-    "CandidateInfo",
     "ModelVersionInfo",
     "ReportInputs",
     "ReportResult",

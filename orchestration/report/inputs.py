@@ -36,22 +36,13 @@ class ModelVersionInfo:
     aliases: str
     metrics: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class CandidateInfo:
-    """One candidate model of a training run (logged to MLflow beside the champion)."""
-
-    model: str  # registered name, e.g. segflow-churn
-    candidate: str
-    metrics: dict[str, float] = field(default_factory=dict)
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> metrics
 
 
 @dataclass
 class ReportInputs:
     runs: list[RunInfo] = field(default_factory=list)
     model_versions: list[ModelVersionInfo] = field(default_factory=list)
-    candidates: list[CandidateInfo] = field(default_factory=list)
     drift: pd.DataFrame | None = None  # the feature_drift check's table: column, psi, drifting
     drift_note: str = ""  # how the drift was computed (reference and current populations)
     freshness: dict[str, datetime] = field(default_factory=dict)  # asset -> last update (UTC)

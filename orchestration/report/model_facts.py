@@ -1,5 +1,5 @@
-"""The model facts the report and the run summary read: one reference to where they are
-written (ml/train.KINDS today; contracts/models.py once it lands), so neither keeps a copy."""
+"""The model facts the report and the run summary read, derived from contracts/models.py (the
+one place they are written), plus the user_scores column each kind fills."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class ModelFact:
 
 def model_facts() -> dict[str, ModelFact]:
     """Kind -> facts, derived from the model kinds' single definition."""
-    from ml.train import KINDS  # heavy (sklearn, mlflow): only when a page or summary needs it
+    from contracts.models import KINDS
 
     return {
         kind: ModelFact(

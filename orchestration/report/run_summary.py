@@ -14,6 +14,7 @@ from typing import Any
 PASS, WARN, ERROR, SKIP = "PASS", "WARN", "ERROR", "SKIP"
 # Metadata keys that carry a check's message, most specific first (each check names its own).
 MESSAGE_KEYS = ("message", "reason", "warnings", "drifting_features", "found")
+SYNC_SUMMARY_KEY = "destination_summaries"  # destination_sync metadata: SyncReport.summary()s
 
 
 @dataclass
@@ -51,22 +52,21 @@ def check_message(metadata: dict[str, Any]) -> str:
         return _one_line(
             f"{first.get('rule')}: expected {first.get('expected')}; found {first.get('found')}"
         )
-    for key in MESSAGE_KEYS:
-        value = _plain(metadata.get(key))
-        if value not in (None, "", "none", "n/a"):
-            text = _one_line(str(value).replace("- ", "", 1))
-            if key == "drifting_features":
-                psi = _plain(metadata.get("max_psi"))
-                return f"drifting features: {text} (max PSI {psi})"
-            return text
     failing = _plain(metadata.get("failing_expectations"))
     if isinstance(failing, str) and "|" in failing:
         rows = [r for r in failing.splitlines()[2:] if r.strip()]
         if rows and "all passed" not in rows[0]:
             cells = [c.strip() for c in rows[0].strip("|").split("|")]
-            return _one_line(
-                f"{len(rows)} expectation(s) failed, first: {' '.join(cells[:1] + cells[-1:])}"
-            )
+            first = " ".join(cells[:1] + cells[-1:])
+            return _one_line(f"{len(rows)} expectation(s) failed, first: {first}")
+    for key in MESSAGE_KEYS:
+        value = _plain(metadata.get(key))
+        if isinstance(value, str) and value not in ("", "none", "n/a"):  # not counts
+            text = _one_line(value.replace("- ", "", 1))
+            if key == "drifting_features":
+                psi = _plain(metadata.get("max_psi"))
+                return f"drifting features: {text} (max PSI {psi})"
+            return text
     return ""
 
 
@@ -78,11 +78,9 @@ def _one_line(text: str, width: int = 240) -> str:
 def error_cause(error: Any) -> str:
     """The innermost cause of a step failure (the breaker's own message, not the executor's
     "Error occurred while executing op" wrapper). `error` is Dagster's SerializableErrorInfo."""
-    innermost = error
-    while innermost is not None and (
-        getattr(innermost, "cause", None) or getattr(innermost, "context", None)
-    ):
-        innermost = innermost.cause or innermost.context
+    innermost = error  # follow `raise ... from` (Dagster wraps the step's error as the cause);
+    while getattr(innermost, "cause", None) is not None:  # not `context`: an error raised
+        innermost = innermost.cause  # while handling another is the one that failed the step
     message = getattr(innermost, "message", "") or ""
     cls_name = getattr(innermost, "cls_name", "") or ""
     message = message.strip()
@@ -109,9 +107,12 @@ def summary_lines(steps: list[StepOutcome], checks: list[CheckOutcome]) -> list[
     return lines
 
 
-def warehouse_lines(conn: Any, outbox_dir: Path | None = None) -> list[str]:
-    """Segment sizes on the latest day, the latest sync (status, counts, its outbox file or why
-    it sent nothing) and a line per missing model, read from the warehouse."""
+def warehouse_lines(
+    conn: Any, outbox_dir: Path | None = None, sync_summaries: list[dict] | None = None
+) -> list[str]:
+    """Segment sizes on the latest day, the sync (a line per destination of this run's
+    `destination_sync` when given, else the latest sync in the warehouse) and a line per
+    missing model."""
     tables = {
         f"{s}.{t}"
         for s, t in conn.execute(
@@ -121,7 +122,9 @@ def warehouse_lines(conn: Any, outbox_dir: Path | None = None) -> list[str]:
     lines = []
     if "main.user_segments" in tables:
         lines += _segment_lines(conn)
-    if "main.sync_runs" in tables:
+    if sync_summaries:
+        lines += sync_lines(sync_summaries)
+    elif "main.sync_runs" in tables:
         lines += _sync_lines(conn, outbox_dir)
     if "main.user_scores" in tables:
         lines += _model_lines(conn)
@@ -140,25 +143,48 @@ def _segment_lines(conn: Any) -> list[str]:
 
 
 def _sync_lines(conn: Any, outbox_dir: Path | None) -> list[str]:
-    row = conn.execute(
+    """The latest sync in the warehouse (when this run's sync step left no summaries)."""
+    cursor = conn.execute(
         "select run_id, destination, as_of, status, people_succeeded, people_failed, "
-        "events_succeeded, events_failed, message from main.sync_runs "
-        "order by started_at desc limit 1"
-    ).fetchone()
+        "events_succeeded, events_failed, items_failed_locally as failed_locally, message "
+        "from main.sync_runs order by started_at desc limit 1"
+    )
+    row = cursor.fetchone()
     if row is None:
         return ["sync: no sync run yet"]
-    run_id, destination, as_of, status, p_ok, p_bad, e_ok, e_bad, message = row
-    lines = [
-        f"sync to {destination} as of {as_of}: {status}; people synced {p_ok:,} "
-        f"(failed {p_bad:,}), events synced {e_ok:,} (failed {e_bad:,})"
-    ]
-    if status not in ("ok", "partial") and message:
-        lines.append(f"  why: {_one_line(str(message), 400)}")
-    if destination == "outbox" and outbox_dir is not None:
-        files = sorted(Path(outbox_dir).glob(f"*{run_id}.jsonl"))
-        lines.append(
-            f"outbox file: {files[-1]}" if files else "outbox file: none written by this sync"
+    summary = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    if summary["destination"] == "outbox" and outbox_dir is not None:
+        files = sorted(Path(outbox_dir).glob(f"*{summary['run_id']}.jsonl"))
+        summary["outbox_file"] = str(files[-1]) if files else None
+    return sync_lines([summary])
+
+
+def sync_lines(summaries: list[dict]) -> list[str]:
+    """One line per destination: people and events synced / failed, unmatched, failed before
+    sending, suppressed; why a destination sent nothing (refused, breaker, auth); the outbox
+    file. `summaries` are `SyncReport.summary()` dicts (destination_sync metadata)."""
+    lines = []
+    for s in summaries:
+        line = (
+            f"sync to {s['destination']} as of {s.get('as_of')}: {s['status']}; "
+            f"people synced {s['people_succeeded']:,} (failed {s['people_failed']:,}), "
+            f"events synced {s['events_succeeded']:,} (failed {s['events_failed']:,})"
         )
+        extras = [
+            f"{s[key]:,} {label}"
+            for key, label in (
+                ("unmatched", "unmatched items (no person there)"),
+                ("failed_locally", "items failed before sending"),
+                ("suppressed", "people suppressed"),
+            )
+            if s.get(key)
+        ]
+        lines.append(line + ("; " + ", ".join(extras) if extras else ""))
+        if s["status"] not in ("ok", "partial") and s.get("message"):
+            lines.append(f"  why: {_one_line(str(s['message']), 400)}")
+        if s["destination"] == "outbox" and "outbox_file" in s:
+            outbox = s["outbox_file"]
+            lines.append(f"outbox file: {outbox}" if outbox else "outbox file: none written")
     return lines
 
 

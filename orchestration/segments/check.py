@@ -138,7 +138,7 @@ def rule_texts(segments_path: Path, flows_path: Path, triggers_path: Path) -> li
 def known_values(columns: Mapping[str, str], conn: Any = None) -> KnownValues:
     """Values from the tracking plan, the dbt YAML's accepted values, score bands and (when a
     warehouse connection is given) a scan of today's features and scores."""
-    from orchestration import tracking_plan
+    from contracts import tracking_plan
     from orchestration.settings import DBT_PROJECT_DIR
 
     known = KnownValues()

@@ -42,6 +42,7 @@ class Segment:
     excludes: tuple[str, ...]  # segments this one removes the user from (groups expanded)
     order: int  # position in the file: breaks priority ties (earlier wins)
     realtime: bool = False  # re-evaluated intraday by the realtime consumer (realtime/)
+    launchdarkly: bool = False  # mirrored as a LaunchDarkly segment (activation/destinations)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ class SegmentConfig:
     @property
     def experiments(self) -> tuple[Experiment, ...]:
         return tuple(f.experiment for f in self.flows.values() if f.experiment)
+
+    @property
+    def launchdarkly_segments(self) -> tuple[str, ...]:
+        """Segments opted in to LaunchDarkly with `launchdarkly: true`."""
+        return tuple(s.name for s in self.segments if s.launchdarkly)
 
     def referenced_columns(self) -> set[str]:
         """Warehouse columns the rules, triggers and blocks read (session.* values are not
@@ -222,7 +228,16 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
             path,
             what,
             entry,
-            {"name", "description", "rule", "priority", "group", "excludes", "realtime"},
+            {
+                "name",
+                "description",
+                "rule",
+                "priority",
+                "group",
+                "excludes",
+                "realtime",
+                "launchdarkly",
+            },
             {"name", "rule", "priority"},
         )
         if not isinstance(entry["priority"], int) or isinstance(entry["priority"], bool):
@@ -278,6 +293,12 @@ def _load_segments(path: Path, columns: Mapping[str, str]):
                 tuple(dict.fromkeys(expanded)),
                 entry["order"],
                 _realtime_flag(path, f"segment {entry['name']!r}", entry.get("realtime", False)),
+                _realtime_flag(
+                    path,
+                    f"segment {entry['name']!r}",
+                    entry.get("launchdarkly", False),
+                    "launchdarkly",
+                ),
             )
         )
         _check_session(path, f"segment {entry['name']!r}", entry["rule"], segments[-1].realtime)
@@ -508,7 +529,7 @@ def _load_triggers(
     return tuple(triggers)
 
 
-def _realtime_flag(path: Path, what: str, value: Any) -> bool:
+def _realtime_flag(path: Path, what: str, value: Any, key: str = "realtime") -> bool:
     if not isinstance(value, bool):
-        raise SegmentConfigError(f"{path}: {what}: realtime must be true or false, got {value!r}")
+        raise SegmentConfigError(f"{path}: {what}: {key} must be true or false, got {value!r}")
     return value

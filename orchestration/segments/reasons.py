@@ -20,9 +20,14 @@ DDL = """create table if not exists main.segment_reasons (
 
 
 def rule_arms(text: str) -> list[str]:
-    """The top-level `or` operands of a rule, as written (one element when it has no `or`)."""
+    """The top-level `or` operands of a rule, as written (one element when it has no `or`).
+    A guard around one disjunction (`not is_churned and (a or b)`) holds for every member,
+    so the arms are the disjunction's: a, b."""
     flat = " ".join(text.split())
     tree = ast.parse(flat, mode="eval").body
+    if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And):
+        ors = [v for v in tree.values if isinstance(v, ast.BoolOp) and isinstance(v.op, ast.Or)]
+        tree = ors[0] if len(ors) == 1 else tree
     if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or):
         return [" ".join(ast.get_source_segment(flat, v).split()) for v in tree.values]
     return [flat]

@@ -117,6 +117,7 @@ def build_frames(
                 "role": "analyst",
                 "acquisition_channel": "organic_search",
                 "is_active_28d": window(cum_active, 28) > 0,
+                "is_churned": window(cum_active, 28) == 0,  # inactivity churn, 28 days
             }
         )
         feature_rows.append(frame)

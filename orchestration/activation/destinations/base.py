@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
+UNMATCHED_REASON = "unmatched_contact"  # failure reason: no person there for this user id
+
 
 @dataclass(frozen=True)
 class OutgoingItem:

@@ -207,28 +207,30 @@ class CustomerIODestination:
 
     # -- privacy -------------------------------------------------------------------------
     def forget(self, person_ids: list[str], action: str) -> list[ItemResult]:
-        """delete -> v2 `delete` items (batched); suppress -> `POST /api/v1/customers/{id}/
-        suppress` (Customer.io deletes the profile and refuses the identifier from then on)."""
-        if action == "delete":
-            items = []
-            for pid in person_ids:
-                payload = {"type": "person", "identifiers": {"id": pid}, "action": "delete"}
-                items.append(OutgoingItem("person", pid, pid, payload, _encode(payload)))
-            results: list[ItemResult] = []
-            for start in range(0, len(items), self.max_items_per_batch):
-                results += self._deliver(items[start : start + self.max_items_per_batch])
-            return results
-        results = []
+        """suppress -> `POST /api/v1/customers/{id}/suppress` (Customer.io deletes the profile
+        and refuses the identifier from then on). delete -> v2 `delete` items (batched), then
+        the same suppress: a deleted person "can be re-created by later identify calls (unless
+        suppressed)" (customerio-api.md §1.4, Track API delete / "Delete people"), and another
+        tool feeding the workspace must not bring an erased person back. A delete counts as
+        done only when both calls succeeded."""
+        if action != "delete":
+            return [self._suppress(pid) for pid in person_ids]
+        items = []
         for pid in person_ids:
-            reply = self._request(
-                "POST", f"/api/v1/customers/{quote(pid, safe='')}/suppress", b"{}"
-            )
-            if reply.status in (401, 403):
-                raise self._auth_error(reply.status, "POST /api/v1/customers/{id}/suppress")
-            ok = reply.status == 200
-            reason = "" if ok else (f"http_{reply.status}" if reply.status else "network_error")
-            results.append(ItemResult(pid, ok, reason, "", reply.error, not ok))
-        return results
+            payload = {"type": "person", "identifiers": {"id": pid}, "action": "delete"}
+            items.append(OutgoingItem("person", pid, pid, payload, _encode(payload)))
+        deleted: list[ItemResult] = []
+        for start in range(0, len(items), self.max_items_per_batch):
+            deleted += self._deliver(items[start : start + self.max_items_per_batch])
+        return [self._suppress(r.key) if r.ok else r for r in deleted]
+
+    def _suppress(self, pid: str) -> ItemResult:
+        reply = self._request("POST", f"/api/v1/customers/{quote(pid, safe='')}/suppress", b"{}")
+        if reply.status in (401, 403):
+            raise self._auth_error(reply.status, "POST /api/v1/customers/{id}/suppress")
+        ok = reply.status == 200
+        reason = "" if ok else (f"http_{reply.status}" if reply.status else "network_error")
+        return ItemResult(pid, ok, reason, "", reply.error, not ok)
 
     def _auth_error(self, status: int, what: str) -> DestinationAuthError:
         return DestinationAuthError(

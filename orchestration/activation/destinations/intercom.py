@@ -31,7 +31,13 @@ from typing import Any
 from urllib.parse import quote
 
 from ..payload import SEGMENT_ATTRIBUTE_PREFIX
-from .base import DeliveryStats, DestinationAuthError, ItemResult, OutgoingItem
+from .base import (
+    UNMATCHED_REASON,
+    DeliveryStats,
+    DestinationAuthError,
+    ItemResult,
+    OutgoingItem,
+)
 from .http import HttpTransport, RateHeaders, Reply, RetryPolicy
 
 API_VERSION = "2.14"
@@ -225,7 +231,7 @@ class IntercomDestination:
         }
         reply = self._call("POST", "/events", body, ok=(200, 202, 404))
         if reply.status == 404:
-            raise _Failed("unmatched_contact", "no Intercom contact with this user_id", False)
+            raise _Failed(UNMATCHED_REASON, "no Intercom contact with this user_id", False)
 
     # -- identity ------------------------------------------------------------------------
     def contact_id(self, person_id: str, create: bool) -> str:
@@ -249,7 +255,7 @@ class IntercomDestination:
             self.created += 1
         if not found:
             raise _Failed(
-                "unmatched_contact",
+                UNMATCHED_REASON,
                 "no Intercom contact with this external_id or e-mail "
                 "(SEGFLOW_INTERCOM_CREATE_CONTACTS=1 creates them)",
                 False,
@@ -301,7 +307,7 @@ class IntercomDestination:
                     self._contacts.pop(pid, None)
                 results.append(ItemResult(pid, True))
             except _Failed as failed:
-                ok = failed.reason == "unmatched_contact"
+                ok = failed.reason == UNMATCHED_REASON
                 results.append(ItemResult(pid, ok, "" if ok else failed.reason, "", failed.message))
         return results
 

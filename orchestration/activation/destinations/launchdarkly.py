@@ -64,7 +64,7 @@ class LaunchDarklyDestination:
         project: str = "default",
         environment: str = "production",
         context_kind: str = "user",
-        segments: tuple[str, ...] = (),
+        segments: tuple[str, ...] | None = None,
         key_prefix: str = "segflow-",
         rate_limit: float = 10.0,
         max_in_flight: int = 1,
@@ -90,7 +90,9 @@ class LaunchDarklyDestination:
             )
         self.base_url = base_url.rstrip("/")
         self.project, self.environment, self.context_kind = project, environment, context_kind
-        self.segments = tuple(segments)
+        # None: every segment (tests, ad-hoc use); from_settings passes segments.yml's opt-ins
+        self.segments = None if segments is None else tuple(segments)
+        self.segments_source = "segments"
         self.key_prefix = key_prefix
         self.max_items_per_batch = min(max_items_per_batch, MAX_TARGET_OPERATIONS)
         self.max_batch_bytes = 10_000_000  # bodies hold keys only; the item count binds
@@ -126,26 +128,42 @@ class LaunchDarklyDestination:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> LaunchDarklyDestination:
+        """The mirrored segments are those marked `launchdarkly: true` in segments.yml."""
         params: dict[str, Any] = {
             "base_url": settings.launchdarkly_base_url,
             "project": settings.launchdarkly_project,
             "environment": settings.launchdarkly_environment,
             "context_kind": settings.launchdarkly_context_kind,
-            "segments": settings.launchdarkly_segments,
             "rate_limit": settings.launchdarkly_rate_limit,
         }
         params.update(overrides)
+        if "segments" not in params:
+            from orchestration.segments.config import load_config
+
+            config = load_config(
+                settings.segments_file, settings.flows_file, settings.triggers_file
+            )
+            params["segments"] = config.launchdarkly_segments
+            destination = cls(**params)
+            destination.segments_source = str(settings.segments_file)
+            return destination
         return cls(**params)
 
     def segment_key(self, segment: str) -> str:
         return f"{self.key_prefix}{segment}"
 
     def wanted(self, segment: str) -> bool:
-        return not self.segments or segment in self.segments
+        return self.segments is None or segment in self.segments
 
     # -- run lifecycle -------------------------------------------------------------------
     def prepare(self, conn: Any, as_of: date) -> None:
-        """Refuse segments whose membership on `as_of` exceeds the list limit."""
+        """Refuse when no segment opts in, or a segment's membership on `as_of` exceeds the
+        list limit."""
+        if self.segments == ():
+            raise DestinationRefused(
+                f"{self.segments_source}: no segment has `launchdarkly: true`; mark the "
+                "segments to mirror to LaunchDarkly, or drop launchdarkly from SEGFLOW_DESTINATIONS"
+            )
         rows = conn.execute(
             "select s.segment, count(distinct us.user_id) from main.user_segments us, "
             "unnest(us.segments) as s(segment) where us.segment_date = ? group by 1",
@@ -157,7 +175,7 @@ class LaunchDarklyDestination:
             listed = ", ".join(f"{k} ({v} targets)" for k, v in sorted(over.items()))
             raise DestinationRefused(
                 f"LaunchDarkly list-based segments hold at most {self.list_limit} targets: "
-                f"{listed}. Leave them out with SEGFLOW_LAUNCHDARKLY_SEGMENTS, or use a big "
+                f"{listed}. Set `launchdarkly: false` on them in {self.segments_source}, or use a big "
                 "segment (Enterprise plan, persistent store) imported by CSV"
             )
 
@@ -263,7 +281,9 @@ class LaunchDarklyDestination:
     # -- privacy -------------------------------------------------------------------------
     def forget(self, person_ids: list[str], action: str) -> list[ItemResult]:
         """Remove the people from every segflow segment this destination manages."""
-        segments = sorted(self.segments or self.sizes or self._listed_segments())
+        # listed too: a segment opted out since keeps the members it was given earlier
+        configured = self.segments if self.segments is not None else self.sizes
+        segments = sorted(set(configured) | set(self._listed_segments()))
         errors = [self._patch(s, {"add": [], "remove": list(person_ids)}) for s in segments]
         error = next((e for e in errors if e), None)
         if error is None:

@@ -12,7 +12,7 @@ from orchestration.report.charts import BAD, NEUTRAL, W, plot
 from orchestration.report.inputs import ReportInputs, Warehouse, nonempty
 from orchestration.report.model_facts import model_facts
 from orchestration.report.pages import model_scores
-from orchestration.report.render import Page, kpis
+from orchestration.report.render import Page, kpis, table_block
 from orchestration.report.run_summary import history_days, no_model_text
 
 
@@ -36,6 +36,7 @@ def build(wh: Warehouse, inputs: ReportInputs) -> Page:
             continue
         badges.append(champion_badge(fact.kind, g))
         page.add(_versions_chart(fact.registered_name, fact.primary_metric, g))
+        page.add(_candidates_table(fact.registered_name, g))
     page.add(kpis(badges))
     model_scores.calibration(page, wh)
     _drift(page, inputs)
@@ -60,6 +61,11 @@ def versions_table(inputs: ReportInputs) -> pd.DataFrame:
                 "metric": fact.primary_metric,
                 "model_value": v.metrics[fact.primary_metric],
                 "baseline_value": v.baseline.get(fact.primary_metric),
+                "candidates": {
+                    name: m[fact.primary_metric]
+                    for name, m in v.candidates.items()
+                    if fact.primary_metric in m
+                },
             }
         )
     return pd.DataFrame(rows)
@@ -76,6 +82,7 @@ def champion_badge(kind: str, g: pd.DataFrame) -> tuple[str, str, str]:
     rivals = [(f"v{int(r.version)}", r.model_value) for r in g[~g["champion"]].itertuples()]
     if not pd.isna(c["baseline_value"]):
         rivals.append(("its baseline", c["baseline_value"]))
+    rivals += [(f"candidate {n}", v) for n, v in (c.get("candidates") or {}).items()]
     trails = [(name, value) for name, value in rivals if value > c["model_value"]]
     if not trails:
         return (f"{kind}: champion v{int(c['version'])}", f"{metric} {c['model_value']:.3f}", "ok")
@@ -85,6 +92,22 @@ def champion_badge(kind: str, g: pd.DataFrame) -> tuple[str, str, str]:
         f"{metric} {c['model_value']:.3f} vs {value:.3f}",
         "bad",
     )
+
+
+def _candidates_table(model: str, g: pd.DataFrame):
+    """Every candidate of the champion's training run beside the champion, on the primary
+    metric, with a mark where a candidate beats the champion."""
+    champion = g[g["champion"]]
+    if champion.empty or not champion.iloc[0].get("candidates"):
+        return None
+    c = champion.iloc[0]
+    rows = [{"model": f"champion v{int(c['version'])}", c["metric"]: c["model_value"], "": ""}]
+    rows += [
+        {"model": f"candidate {name}", c["metric"]: value,
+         "": "beats the champion" if value > c["model_value"] else ""}
+        for name, value in sorted(c["candidates"].items(), key=lambda kv: -kv[1])
+    ]  # fmt: skip
+    return table_block(f"{model}: the champion's training run, every candidate", pd.DataFrame(rows))
 
 
 def _versions_chart(model: str, metric: str, g: pd.DataFrame):
@@ -98,7 +121,7 @@ def _versions_chart(model: str, metric: str, g: pd.DataFrame):
         f"{model}: {metric} (the metric promotion gates on) per version vs its baseline",
         long,
         "line",
-        table=g,
+        table=g.drop(columns=["candidates"]),
         note="champion = the version with the 'champion' alias; higher is better",
         width=W - 200,
         height=180,

@@ -1,0 +1,173 @@
+"""The daily job for one new day, from launch to synced, as a user feels it every morning.
+
+1. History, once: the demo product (`--users` x `--days`) through the full job (`segflow run`),
+   in a scratch SEGFLOW_HOME. Timed, but not the figure.
+2. The new day, `--repeats` times from a copy of that state: `segflow demo-data --next-day`
+   (the same product, one more day of landing files), then `segflow run --days 1 --end <day>
+   --job segflow_daily_job`, launched the way the schedule's run would be for that partition.
+   Measured: wall and CPU seconds of the whole launch (process tree), seconds per step (from the
+   run's progress lines), peak RSS of the process tree (sampled every 100 ms), the people the
+   sync sent (main.sync_runs) and the machine's load average before and after.
+Reported: the median of the repeats, to bench/results/daily_job-<users>x<days>.{json,md}.
+
+    .venv/bin/python bench/daily_job.py --users 1000 --days 120          # the fixed cost
+    .venv/bin/python bench/daily_job.py --users 100000 --days 180        # the headline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+SEGFLOW = Path(sys.executable).parent / "segflow"
+STEP_LINE = re.compile(r"^\s+(ok|FAILED|SKIP|skipped)\s+(\S+)\s+([\d.]+)s", re.M)
+GOALS = {"wall_s_100k": 60.0, "peak_rss_mb": 4096.0}
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> dict:
+    """Run cmd; wall and CPU seconds of its process tree, peak RSS, output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        parent, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+        wall = time.perf_counter() - t0
+        log.seek(0)
+        output = log.read()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-4000:]}")
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak / 2**20, "output": output}
+
+
+def steps(output: str) -> dict[str, float]:
+    return {name: float(seconds) for _, name, seconds in STEP_LINE.findall(output)}
+
+
+def people_sent(home: Path) -> int | None:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        row = conn.execute(
+            "select people_sent from main.sync_runs order by started_at desc limit 1"
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def new_day(base: Path, work: Path, demo: list[str]) -> dict:
+    """One repeat: a copy of the history state, advanced by one day, then the daily job."""
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(base, work, symlinks=True)
+    env = {**os.environ, "SEGFLOW_HOME": str(work), "DAGSTER_HOME": str(work / "dagster_home")}
+    advanced = subprocess.run(
+        [str(SEGFLOW), "demo-data", "--next-day"], env=env, capture_output=True, text=True
+    )
+    if advanced.returncode != 0:
+        raise SystemExit(advanced.stdout + advanced.stderr)
+    day = re.search(r"--end (\S+)", advanced.stdout).group(1)
+    load_before = os.getloadavg()
+    run = measure(
+        [str(SEGFLOW), "run", "--days", "1", "--end", day, "--job", "segflow_daily_job", *demo],
+        env,
+    )
+    run.update(day=day, steps=steps(run.pop("output")), people_sent=people_sent(work))
+    run.update(load_before=load_before, load_after=os.getloadavg())
+    return run
+
+
+def median_report(runs: list[dict]) -> dict:
+    names = sorted({name for run in runs for name in run["steps"]})
+    return {
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "steps": {
+            n: statistics.median(r["steps"].get(n, 0.0) for r in runs)
+            for n in sorted(
+                names, key=lambda n: -statistics.median(r["steps"].get(n, 0.0) for r in runs)
+            )
+        },
+    }
+
+
+def markdown(args: argparse.Namespace, history: dict, runs: list[dict], med: dict) -> str:
+    lines = [
+        f"# Daily job, one new day: {args.users:,} customers x {args.days} days of history",
+        "",
+        f"Command: `{' '.join(['python', 'bench/daily_job.py', *sys.argv[1:]])}` "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, shared machine).",
+        "",
+        f"History (full job, once): {history['wall_s']:.0f} s wall, {history['cpu_s']:.0f} CPU s.",
+        "",
+        "| repeat | day | wall s | CPU s | peak RSS MB | people synced | load before | load after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(runs, 1):
+        lines.append(
+            f"| {i} | {r['day']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} "
+            f"| {r['people_sent']} | {' '.join(f'{x:.1f}' for x in r['load_before'])} "
+            f"| {' '.join(f'{x:.1f}' for x in r['load_after'])} |"
+        )
+    lines += [
+        "",
+        f"**Median: {med['wall_s']:.1f} s wall, {med['cpu_s']:.1f} CPU s; peak RSS "
+        f"{med['peak_rss_mb']:.0f} MB** (goal at 100k: <= {GOALS['wall_s_100k']:.0f} s wall, "
+        f"<= {GOALS['peak_rss_mb']:.0f} MB).",
+        "",
+        "| step (median s, from the run's progress lines) | s |",
+        "|---|---|",
+        *(f"| {name} | {sec:.1f} |" for name, sec in med["steps"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    demo = ["--users", str(args.users), "--seed", str(args.seed)]
+    with tempfile.TemporaryDirectory(prefix="segflow-daily-bench-") as tmp:
+        base = Path(tmp) / "base"
+        env = {**os.environ, "SEGFLOW_HOME": str(base), "DAGSTER_HOME": str(base / "dagster_home")}
+        end = datetime.now(UTC).date() - timedelta(days=2)
+        history = measure(
+            [str(SEGFLOW), "run", "--days", str(args.days), "--end", str(end), *demo], env
+        )
+        history.pop("output")
+        runs = [new_day(base, Path(tmp) / f"run{i}", demo) for i in range(args.repeats)]
+    med = median_report(runs)
+    out = REPO / "bench" / "results" / f"daily_job-{args.users}x{args.days}"
+    out.with_suffix(".json").write_text(
+        json.dumps({"args": vars(args), "history": history, "runs": runs, "median": med}, indent=2)
+    )
+    out.with_suffix(".md").write_text(markdown(args, history, runs, med))
+    print(out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
