@@ -10,7 +10,6 @@ select
     cast(
         case when f.ltv_{{ h }}d_covered then f.revenue_next_{{ h }}d_observed end
         as {{ segflow_double() }}
-    ) as revenue_next_{{ h }}d
-    {%- endfor %}
+    ) as revenue_next_{{ h }}d{% endfor %}
 from {{ ref('ml_label_windows') }} as f
 where f.ltv_{{ horizons | min }}d_covered
