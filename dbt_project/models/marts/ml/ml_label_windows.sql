@@ -120,7 +120,10 @@ future_revenue as (
 )
 
 select
-    s.*,
+    -- fct_user_features' columns in its order (what daily_state's * read), then the horizon's
+    {{ feature_columns("s") }},
+    s.churns_within_horizon,
+    s.active_days_total_at_horizon,
     {{ dbt.dateadd('day', horizon_days, 's.snapshot_date') }}
     <= d.data_end_date as churn_window_covered,
     {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
