@@ -63,7 +63,13 @@ contact_versions as (
 ),
 
 revenue_invoices as (
-    select user_id, paid_date, amount_usd, monthly_amount_usd, period_start_date, period_end_date
+    select
+        user_id,
+        paid_date,
+        amount_usd,
+        monthly_amount_usd,
+        period_start_date,
+        period_end_date
     from {{ ref('stg_billing__invoices') }}
     where is_revenue
 ),
@@ -81,14 +87,25 @@ calendar as (
 ),
 
 user_first as (
-    select user_id, min(first_date) as first_date
+    select
+        firsts.user_id,
+        min(firsts.first_date) as first_date
     from (
-        select user_id, min(activity_date) as first_date from daily group by user_id
+        select
+            user_id,
+            min(activity_date) as first_date
+        from daily
+        group by user_id
         union all
-        select user_id, min(case when signup_date < valid_from_date then signup_date else valid_from_date end)
-        from contact_versions group by user_id
+        select
+            user_id,
+            min(
+                case when signup_date < valid_from_date then signup_date else valid_from_date end
+            ) as first_date
+        from contact_versions
+        group by user_id
     ) as firsts
-    group by user_id
+    group by firsts.user_id
 ),
 
 user_region as (
@@ -110,16 +127,22 @@ user_bounds as (
     select
         user_id,
         region_start,
-        greatest(first_date, {{ dbt.dateadd('day', -(history_days - 1), 'region_start') }}) as grid_start
+        greatest(
+            first_date, {{ dbt.dateadd('day', -(history_days - 1), 'region_start') }}
+        ) as grid_start
     from user_region
 ),
 
 grid as (
-    select user_bounds.user_id, calendar.calendar_date as snapshot_date, user_bounds.region_start
+    select
+        user_bounds.user_id,
+        calendar.calendar_date as snapshot_date,
+        user_bounds.region_start
     from user_bounds
     inner join calendar
-        on calendar.calendar_date >= user_bounds.grid_start
-       and calendar.calendar_date <= (select data_end_date from data_end)
+        on
+            user_bounds.grid_start <= calendar.calendar_date
+            and calendar.calendar_date <= (select data_end.data_end_date from data_end)
 ),
 
 -- All-time totals from before the grid (empty on a full build: the grid starts at day one).
@@ -130,16 +153,17 @@ prior_activity as (
         min(daily.activity_date) as first_active_date,
         count(*) as active_days,
         max(case when daily.cancel_events > 0 then daily.activity_date end) as last_cancel_date,
-        sum(daily.support_tickets) as support_tickets,
         {% for column, milestone in counters.items() -%}
         sum(daily.milestone_{{ milestone }}_events) as {{ column }},
         {% endfor -%}
         {% for m in milestones -%}
-        min(case when daily.first_{{ m['name'] }} then daily.activity_date end) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
-        {% endfor %}
+        min(case when daily.first_{{ m['name'] }} then daily.activity_date end)
+            as first_date_{{ m['name'] }},
+        {% endfor -%}
+        sum(daily.support_tickets) as support_tickets
     from daily
     inner join user_bounds
-        on user_bounds.user_id = daily.user_id and daily.activity_date < user_bounds.grid_start
+        on daily.user_id = user_bounds.user_id and daily.activity_date < user_bounds.grid_start
     group by daily.user_id
 ),
 
@@ -153,8 +177,9 @@ prior_revenue as (
         max(revenue_invoices.period_end_date) as paid_through_date
     from revenue_invoices
     inner join user_bounds
-        on user_bounds.user_id = revenue_invoices.user_id
-       and revenue_invoices.paid_date < user_bounds.grid_start
+        on
+            revenue_invoices.user_id = user_bounds.user_id
+            and revenue_invoices.paid_date < user_bounds.grid_start
     group by revenue_invoices.user_id
 ),
 
@@ -195,9 +220,10 @@ dense as (
         coalesce(revenue_daily.revenue, 0.0) as revenue
     from grid
     left join daily
-        on daily.user_id = grid.user_id and daily.activity_date = grid.snapshot_date
+        on grid.user_id = daily.user_id and grid.snapshot_date = daily.activity_date
     left join revenue_daily
-        on revenue_daily.user_id = grid.user_id and revenue_daily.paid_date = grid.snapshot_date
+        on grid.user_id = revenue_daily.user_id and grid.snapshot_date = revenue_daily.paid_date
+
 ),
 
 rolled as (
