@@ -235,15 +235,23 @@ rolled as (
         sum(active) {{ last_n_days(28) }} as active_days_28d,
         sum(events) {{ last_n_days(7) }} as events_7d,
         sum(events) {{ last_n_days(28) }} as events_28d,
-        sum(events) over (partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding) as events_prev_7d,
+        sum(events) over (
+            partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding
+        ) as events_prev_7d,
         sum(sessions) {{ last_n_days(7) }} as sessions_7d,
         sum(sessions) {{ last_n_days(28) }} as sessions_28d,
         {{ exact_sum('active_minutes') }} {{ last_n_days(28) }} as active_minutes_28d,
         sum(core_feature_events) {{ last_n_days(28) }} as feature_depth_28d,
         {% for feature in plan['core_features'] -%}
-        sum(feature_{{ slug(feature) }}_events) {{ last_n_days(28) }} as feature_{{ slug(feature) }}_28d,
-        sum(feature_{{ slug(feature) }}_events) {{ last_n_days(7) }} as feature_{{ slug(feature) }}_7d,
-        sum(feature_{{ slug(feature) }}_events) over (partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding) as feature_{{ slug(feature) }}_prev_7d,
+        sum(feature_{{ slug(feature) }}_events)
+            {{ last_n_days(28) }}
+            as feature_{{ slug(feature) }}_28d,
+        sum(feature_{{ slug(feature) }}_events)
+            {{ last_n_days(7) }}
+            as feature_{{ slug(feature) }}_7d,
+        sum(feature_{{ slug(feature) }}_events) over (
+            partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding
+        ) as feature_{{ slug(feature) }}_prev_7d,
         {% endfor -%}
         sum(active) {{ running() }} as active_days_running,
         min(case when active = 1 then snapshot_date end) {{ running() }} as first_active_date,
@@ -258,7 +266,9 @@ rolled as (
         sum({{ column }}) {{ running() }} as {{ column }}_running,
         {% endfor -%}
         {% for m in milestones -%}
-        min(case when first_{{ m['name'] }} = 1 then snapshot_date end) {{ running() }} as first_date_{{ m['name'] }},
+        min(case when first_{{ m['name'] }} = 1 then snapshot_date end)
+            {{ running() }}
+            as first_date_{{ m['name'] }},
         {% endfor -%}
         max(case when active = 1 then snapshot_date end) {{ running() }} as last_active_date,
         {{ exact_sum('revenue') }} {{ running() }} as revenue_running
@@ -277,21 +287,31 @@ snapshots as (
         contact_versions.acquisition_channel
     from rolled
     inner join contact_versions
-        on contact_versions.user_id = rolled.user_id
-       and contact_versions.valid_from_date <= rolled.snapshot_date
-       and (contact_versions.valid_to_date is null or rolled.snapshot_date < contact_versions.valid_to_date)
-    where rolled.snapshot_date >= rolled.region_start
-      and rolled.snapshot_date >= contact_versions.signup_date
+        on
+            rolled.user_id = contact_versions.user_id
+            and rolled.snapshot_date >= contact_versions.valid_from_date
+            and (
+                contact_versions.valid_to_date is null
+                or rolled.snapshot_date < contact_versions.valid_to_date
+            )
+    where
+        rolled.snapshot_date >= rolled.region_start
+        and rolled.snapshot_date >= contact_versions.signup_date
 ),
 
 mrr as (
-    select snapshots.user_id, snapshots.snapshot_date, {{ exact_sum('revenue_invoices.monthly_amount_usd') }} as mrr
+    select
+        snapshots.user_id,
+        snapshots.snapshot_date,
+        {{ exact_sum('revenue_invoices.monthly_amount_usd') }} as mrr
     from snapshots
     inner join revenue_invoices
-        on revenue_invoices.user_id = snapshots.user_id
-       and revenue_invoices.paid_date <= snapshots.snapshot_date
-       and revenue_invoices.period_start_date <= snapshots.snapshot_date
-       and snapshots.snapshot_date < revenue_invoices.period_end_date
+        on
+            snapshots.user_id = revenue_invoices.user_id
+            and snapshots.snapshot_date >= revenue_invoices.paid_date
+            and snapshots.snapshot_date >= revenue_invoices.period_start_date
+            and snapshots.snapshot_date < revenue_invoices.period_end_date
+
     group by snapshots.user_id, snapshots.snapshot_date
 ),
 
@@ -300,27 +320,59 @@ features as (
         snapshots.user_id,
         snapshots.snapshot_date,
         snapshots.signup_date,
-        cast({{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_signup,
+        cast(
+            {{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }}
+            as {{ dbt.type_int() }}
+        ) as days_since_signup,
         cast(coalesce(
-            {{ dbt.datediff('coalesce(snapshots.last_active_date, prior_activity.last_active_date)', 'snapshots.snapshot_date', 'day') }},
-            {{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }}) as {{ dbt.type_int() }}) as days_since_last_active,
+            {{ dbt.datediff(
+                'coalesce(snapshots.last_active_date, prior_activity.last_active_date)',
+                'snapshots.snapshot_date', 'day',
+            ) }},
+            {{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }}
+        ) as {{ dbt.type_int() }}) as days_since_last_active,
         coalesce(snapshots.last_active_date, prior_activity.last_active_date) as last_active_date,
-        coalesce(prior_activity.first_active_date, snapshots.first_active_date) as first_active_date,
-        cast(coalesce(prior_activity.active_days, 0) + snapshots.active_days_running as {{ dbt.type_int() }}) as active_days_total,
-        cast(coalesce(prior_revenue.purchases, 0) + snapshots.purchases_running as {{ dbt.type_int() }}) as purchases_total,
-        coalesce(prior_revenue.first_purchase_date, snapshots.first_purchase_date) as first_purchase_date,
-        coalesce(snapshots.last_purchase_date, prior_revenue.last_purchase_date) as last_purchase_date,
-        greatest(coalesce(snapshots.paid_through_date, prior_revenue.paid_through_date),
-                 coalesce(prior_revenue.paid_through_date, snapshots.paid_through_date)) as paid_through_date,
-        greatest(coalesce(snapshots.last_cancel_date, prior_activity.last_cancel_date),
-                 coalesce(prior_activity.last_cancel_date, snapshots.last_cancel_date)) as last_cancel_date,
+        coalesce(prior_activity.first_active_date, snapshots.first_active_date)
+            as first_active_date,
+        cast(
+            coalesce(prior_activity.active_days, 0) + snapshots.active_days_running
+            as {{ dbt.type_int() }}
+        ) as active_days_total,
+        cast(
+            coalesce(prior_revenue.purchases, 0) + snapshots.purchases_running
+            as {{ dbt.type_int() }}
+        ) as purchases_total,
+        coalesce(prior_revenue.first_purchase_date, snapshots.first_purchase_date)
+            as first_purchase_date,
+        coalesce(snapshots.last_purchase_date, prior_revenue.last_purchase_date)
+            as last_purchase_date,
+        greatest(
+            coalesce(snapshots.paid_through_date, prior_revenue.paid_through_date),
+            coalesce(prior_revenue.paid_through_date, snapshots.paid_through_date)
+        ) as paid_through_date,
+        greatest(
+            coalesce(snapshots.last_cancel_date, prior_activity.last_cancel_date),
+            coalesce(prior_activity.last_cancel_date, snapshots.last_cancel_date)
+        ) as last_cancel_date,
         {% for feature in plan['core_features'] -%}
-        cast(snapshots.feature_{{ slug(feature) }}_7d as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_7d,
-        cast(snapshots.feature_{{ slug(feature) }}_28d as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_28d,
-        cast(snapshots.feature_{{ slug(feature) }}_7d - coalesce(snapshots.feature_{{ slug(feature) }}_prev_7d, 0) as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_change_7d,
-        cast(case when snapshots.events_28d > 0
-                  then snapshots.feature_{{ slug(feature) }}_28d * 1.0 / snapshots.events_28d else 0.0 end as {{ segflow_double() }}) as evt_{{ slug(feature) }}_share_28d,
+        cast(snapshots.feature_{{ slug(feature) }}_7d as {{ dbt.type_int() }})
+            as evt_{{ slug(feature) }}_7d,
+        cast(snapshots.feature_{{ slug(feature) }}_28d as {{ dbt.type_int() }})
+            as evt_{{ slug(feature) }}_28d,
+        cast(
+            snapshots.feature_{{ slug(feature) }}_7d
+            - coalesce(snapshots.feature_{{ slug(feature) }}_prev_7d, 0)
+            as {{ dbt.type_int() }}
+        ) as evt_{{ slug(feature) }}_change_7d,
+        cast(
+            case
+                when snapshots.events_28d > 0
+                    then snapshots.feature_{{ slug(feature) }}_28d * 1.0 / snapshots.events_28d
+                else 0.0
+            end as {{ segflow_double() }}
+        ) as evt_{{ slug(feature) }}_share_28d,
         {% endfor -%}
+
         cast(snapshots.active_days_7d as {{ dbt.type_int() }}) as active_days_7d,
         cast(snapshots.active_days_28d as {{ dbt.type_int() }}) as active_days_28d,
         cast(snapshots.events_7d as {{ dbt.type_int() }}) as events_7d,
