@@ -379,30 +379,54 @@ features as (
         cast(snapshots.events_28d as {{ dbt.type_int() }}) as events_28d,
         cast(snapshots.sessions_7d as {{ dbt.type_int() }}) as sessions_7d,
         cast(snapshots.sessions_28d as {{ dbt.type_int() }}) as sessions_28d,
-        cast(case when snapshots.sessions_28d > 0
-                  then snapshots.active_minutes_28d / snapshots.sessions_28d else 0.0 end as {{ segflow_double() }})
-            as avg_session_minutes_28d,
-        cast(0
-            {%- for feature in plan['core_features'] %}
+        cast(
+            case
+                when snapshots.sessions_28d > 0
+                    then snapshots.active_minutes_28d / snapshots.sessions_28d
+                else 0.0
+            end as {{ segflow_double() }}
+        ) as avg_session_minutes_28d,
+        cast(
+            0
+            {% for feature in plan['core_features'] -%}
             + case when snapshots.feature_{{ slug(feature) }}_28d > 0 then 1 else 0 end
-            {%- endfor %} as {{ dbt.type_int() }}) as feature_breadth_28d,
+            {% endfor -%}
+            as {{ dbt.type_int() }}
+        ) as feature_breadth_28d,
         cast(snapshots.feature_depth_28d as {{ dbt.type_int() }}) as feature_depth_28d,
         {% for m in milestones -%}
-        coalesce(prior_activity.first_date_{{ m['name'] }}, snapshots.first_date_{{ m['name'] }}) is not null as reached_{{ m['name'] }},
+        coalesce(
+            prior_activity.first_date_{{ m['name'] }}, snapshots.first_date_{{ m['name'] }}
+        ) is not null as reached_{{ m['name'] }},
         {% endfor -%}
-        cast({{ dbt.datediff('snapshots.signup_date',
-                 'coalesce(prior_activity.first_date_' ~ value_milestone ~ ', snapshots.first_date_' ~ value_milestone ~ ')',
-                 'day') }} as {{ dbt.type_int() }}) as days_to_first_value_raw,
-        cast(coalesce(prior_activity.support_tickets, 0) + snapshots.support_tickets_running as {{ dbt.type_int() }}) as support_tickets_total,
+        cast(
+            {{ dbt.datediff(
+                'snapshots.signup_date',
+                'coalesce(prior_activity.first_date_' ~ value_milestone
+                ~ ', snapshots.first_date_' ~ value_milestone ~ ')',
+                'day',
+            ) }}
+            as {{ dbt.type_int() }}
+        ) as days_to_first_value_raw,
+        cast(
+            coalesce(prior_activity.support_tickets, 0) + snapshots.support_tickets_running
+            as {{ dbt.type_int() }}
+        ) as support_tickets_total,
         cast(snapshots.support_tickets_28d as {{ dbt.type_int() }}) as support_tickets_28d,
         {% for column in counters -%}
-        cast(coalesce(prior_activity.{{ column }}, 0) + snapshots.{{ column }}_running as {{ dbt.type_int() }}) as {{ column }},
+        cast(
+            coalesce(prior_activity.{{ column }}, 0) + snapshots.{{ column }}_running
+            as {{ dbt.type_int() }}
+        ) as {{ column }},
         {% endfor -%}
         cast(coalesce(snapshots.events_prev_7d, 0) as {{ dbt.type_int() }}) as events_prev_7d,
         snapshots.plan,
         coalesce(snapshots.plan in {{ sql_list(plan['paid_plans']) }}, false) as is_paid,
         cast(coalesce(mrr.mrr, 0.0) as {{ segflow_double() }}) as mrr,
-        cast(coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running as {{ segflow_double() }}) as revenue_to_date,
+        cast(
+            coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running
+            as {{ segflow_double() }}
+        ) as revenue_to_date,
         snapshots.industry,
         snapshots.company_size,
         snapshots.country,
@@ -410,9 +434,11 @@ features as (
         snapshots.acquisition_channel,
         snapshots.active_days_28d > 0 as is_active_28d
     from snapshots
-    left join prior_activity on prior_activity.user_id = snapshots.user_id
-    left join prior_revenue on prior_revenue.user_id = snapshots.user_id
-    left join mrr on mrr.user_id = snapshots.user_id and mrr.snapshot_date = snapshots.snapshot_date
+    left join prior_activity on snapshots.user_id = prior_activity.user_id
+    left join prior_revenue on snapshots.user_id = prior_revenue.user_id
+    left join mrr
+        on snapshots.user_id = mrr.user_id and snapshots.snapshot_date = mrr.snapshot_date
+
 )
 
 select
@@ -421,16 +447,42 @@ select
     signup_date,
     days_since_signup,
     days_since_last_active,
-    cast({{ dbt.datediff('first_active_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_first_active,
+    cast(
+        {{ dbt.datediff('first_active_date', 'snapshot_date', 'day') }}
+        as {{ dbt.type_int() }}
+    ) as days_since_first_active,
     active_days_total,
-    cast(case when active_days_total > 1
-              then {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} * 1.0 / (active_days_total - 1) end as {{ segflow_double() }}) as mean_active_gap_days,
-    cast(case when active_days_total > 1 and {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} > 0
-              then days_since_last_active * (active_days_total - 1.0) / {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} end as {{ segflow_double() }}) as recency_ratio,
+    cast(
+        case
+            when active_days_total > 1
+                then
+                    {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
+                    * 1.0 / (active_days_total - 1)
+        end as {{ segflow_double() }}
+    ) as mean_active_gap_days,
+    cast(
+        case
+            when
+                active_days_total > 1
+                and {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} > 0
+                then
+                    days_since_last_active * (active_days_total - 1.0)
+                    / {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
+        end as {{ segflow_double() }}
+    ) as recency_ratio,
     purchases_total,
-    cast({{ dbt.datediff('first_purchase_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_first_purchase,
-    cast({{ dbt.datediff('last_purchase_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_last_purchase,
-    cast(case when purchases_total > 0 then revenue_to_date / purchases_total else 0.0 end as {{ segflow_double() }}) as avg_order_value,
+    cast(
+        {{ dbt.datediff('first_purchase_date', 'snapshot_date', 'day') }}
+        as {{ dbt.type_int() }}
+    ) as days_since_first_purchase,
+    cast(
+        {{ dbt.datediff('last_purchase_date', 'snapshot_date', 'day') }}
+        as {{ dbt.type_int() }}
+    ) as days_since_last_purchase,
+    cast(
+        case when purchases_total > 0 then revenue_to_date / purchases_total else 0.0 end
+        as {{ segflow_double() }}
+    ) as avg_order_value,
     case
         when days_since_signup < 7 then '0-6d'
         when days_since_signup < 28 then '7-27d'
@@ -448,12 +500,27 @@ select
     avg_session_minutes_28d,
     feature_breadth_28d,
     feature_depth_28d,
-    cast(0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %} as {{ dbt.type_int() }}) as milestones_reached,
-    cast((0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %}) / {{ milestones | length }}.0 as {{ segflow_double() }}) as onboarding_completion,
+    cast(
+        0
+        {% for m in milestones -%}
+        + case when reached_{{ m['name'] }} then 1 else 0 end
+        {% endfor -%}
+        as {{ dbt.type_int() }}
+    ) as milestones_reached,
+    cast(
+        (
+            0
+            {% for m in milestones -%}
+            + case when reached_{{ m['name'] }} then 1 else 0 end
+            {% endfor -%}
+        ) / {{ milestones | length }}.0 as {{ segflow_double() }}
+    ) as onboarding_completion,
     {% for m in milestones -%}
     reached_{{ m['name'] }},
     {% endfor -%}
-    case when days_to_first_value_raw < 0 then 0 else days_to_first_value_raw end as days_to_first_value,
+    case
+        when days_to_first_value_raw < 0 then 0 else days_to_first_value_raw
+    end as days_to_first_value,
     {% for column in counters -%}
     {{ column }},
     {% endfor -%}
@@ -466,8 +533,11 @@ select
     evt_{{ slug(feature) }}_share_28d,
     {% endfor -%}
     events_prev_7d,
-    cast((events_7d - events_prev_7d) * 1.0
-         / case when events_prev_7d > 1 then events_prev_7d else 1 end as {{ segflow_double() }}) as activity_trend,
+    cast(
+        (events_7d - events_prev_7d) * 1.0
+        / case when events_prev_7d > 1 then events_prev_7d else 1 end
+        as {{ segflow_double() }}
+    ) as activity_trend,
     plan,
     is_paid,
     mrr,
@@ -480,15 +550,24 @@ select
     is_active_28d,
     days_since_last_active >= {{ churn_days }} as is_inactive,
     coalesce(
-        (last_cancel_date is not null and (last_purchase_date is null or last_purchase_date <= last_cancel_date))
+        (
+            last_cancel_date is not null
+            and (last_purchase_date is null or last_purchase_date <= last_cancel_date)
+        )
         or {{ dbt.dateadd('day', grace_days, 'paid_through_date') }} < snapshot_date,
-        false) as is_cancelled,
+        false
+    ) as is_cancelled,
     {% if churn_definition == 'cancellation' -%}
     coalesce(
-        (last_cancel_date is not null and (last_purchase_date is null or last_purchase_date <= last_cancel_date))
+        (
+            last_cancel_date is not null
+            and (last_purchase_date is null or last_purchase_date <= last_cancel_date)
+        )
         or {{ dbt.dateadd('day', grace_days, 'paid_through_date') }} < snapshot_date,
-        false)
+        false
+    )
     {%- else -%}
+
     days_since_last_active >= {{ churn_days }}
     {%- endif %} as is_churned
 from features
