@@ -464,7 +464,10 @@ select
         case
             when
                 active_days_total > 1
-                and {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} > 0
+                and
+                {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
+                > 0
+
                 then
                     days_since_last_active * (active_days_total - 1.0)
                     / {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
