@@ -4,7 +4,10 @@
 -- Incremental: events from reprocess_from on, plus the whole anonymous history of
 -- anonymous_ids first identified in this window.
 {#- ref() inside config() resolves to this model at parse time; the map lives next to it. -#}
-{%- set identity_map = this.incorporate(path={"identifier": "int_identity_map"}) if this is not none else "int_identity_map" -%}
+{%- set identity_map = (
+    this.incorporate(path={"identifier": "int_identity_map"})
+    if this is not none else "int_identity_map"
+) -%}
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_where',
@@ -24,20 +27,30 @@ with events as (
 resolved as (
     select
         events.message_id,
-        coalesce(events.user_id, identity.user_id) as stitched_user_id,
-        events.user_id is null as is_anonymous,
         events.anonymous_id,
         events.event_type,
         events.event_name,
         events.event_at,
         events.event_date,
-        events.received_at
+        events.received_at,
+        coalesce(events.user_id, id_map.user_id) as stitched_user_id,
+        events.user_id is null as is_anonymous
     from events
-    left join {{ ref('int_identity_map') }} as identity
-        on events.user_id is null and events.anonymous_id = identity.anonymous_id
+    left join {{ ref('int_identity_map') }} as id_map
+        on events.user_id is null and events.anonymous_id = id_map.anonymous_id
 )
 
-select *
+-- The contract's column order (the select above lists plain columns first, as ST06 asks).
+select
+    message_id,
+    stitched_user_id,
+    is_anonymous,
+    anonymous_id,
+    event_type,
+    event_name,
+    event_at,
+    event_date,
+    received_at
 from resolved
 where stitched_user_id is not null
 {% if is_incremental() %}

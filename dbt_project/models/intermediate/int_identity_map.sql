@@ -12,10 +12,15 @@
 -- pair cannot be earlier); only the others are rebuilt from the window's pairs, so a day
 -- rewrites the ids first identified in the window and nothing else.
 with candidates as (
-    select anonymous_id, user_id, event_at as identified_at, message_id
+    select
+        anonymous_id,
+        user_id,
+        event_at as identified_at,
+        message_id
     from {{ ref('stg_events__events') }}
-    where anonymous_id is not null
-      and user_id is not null
+    where
+        anonymous_id is not null
+        and user_id is not null
     {% if is_incremental() %}
       and event_at >= {{ reprocess_from_ts() }}
       and anonymous_id not in (

@@ -27,7 +27,12 @@ cuts as ({{ user_reprocess_cuts(this) }}),
 {% endif %}
 
 events as (
-    select e.stitched_user_id as user_id, e.message_id, e.event_at, e.event_type, e.event_name
+    select
+        e.stitched_user_id as user_id,
+        e.message_id,
+        e.event_at,
+        e.event_type,
+        e.event_name
     from {{ ref('int_events_stitched') }} as e
     {% if is_incremental() %}
     left join cuts on cuts.user_id = e.stitched_user_id
@@ -48,12 +53,22 @@ ordered as (
         count(*) over user_events_so_far as events_so_far,
         sum(case when event_type = 'page' then 1 else 0 end)
             over user_events_so_far as page_views_so_far,
-        sum(case when event_type = 'track' and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
-                 then 1 else 0 end)
+        sum(case
+            when
+                event_type = 'track'
+                and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
+                then 1
+            else 0
+        end)
             over user_events_so_far as core_feature_events_so_far,
         case when event_type = 'page' then 1 else 0 end as is_page,
-        case when event_type = 'track' and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
-             then 1 else 0 end as is_core
+        case
+            when
+                event_type = 'track'
+                and event_name in {{ sql_list(var('tracking_plan')['core_features']) }}
+                then 1
+            else 0
+        end as is_core
     from events
     window
         user_events as (partition by user_id order by event_at, message_id),
@@ -64,16 +79,24 @@ ordered as (
 ),
 
 boundaries as (
-    select *,
+    select
+        *,
         previous_event_at is null
-            or {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} > {{ timeout_seconds }} as is_start,
+        or {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
+        > {{ timeout_seconds }} as is_start,
         next_event_at is null
-            or {{ dbt.datediff('event_at', 'next_event_at', 'second') }} > {{ timeout_seconds }} as is_end
+        or {{ dbt.datediff('event_at', 'next_event_at', 'second') }}
+        > {{ timeout_seconds }} as is_end
     from ordered
-    where previous_event_at is null
-       or next_event_at is null
-       or {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} > {{ timeout_seconds }}
-       or {{ dbt.datediff('event_at', 'next_event_at', 'second') }} > {{ timeout_seconds }}
+    where
+        previous_event_at is null
+        or next_event_at is null
+        or
+        {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
+        > {{ timeout_seconds }}
+        or
+        {{ dbt.datediff('event_at', 'next_event_at', 'second') }}
+        > {{ timeout_seconds }}
 ),
 
 -- After a session's first event the next boundary is its last event (or it is both).
@@ -86,9 +109,15 @@ paired as (
         page_views_so_far - is_page as page_views_before,
         core_feature_events_so_far - is_core as core_feature_events_before,
         case when is_end then event_at else lead(event_at) over next_boundary end as session_end,
-        case when is_end then events_so_far else lead(events_so_far) over next_boundary end as events_through_end,
-        case when is_end then page_views_so_far else lead(page_views_so_far) over next_boundary end as page_views_through_end,
-        case when is_end then core_feature_events_so_far else lead(core_feature_events_so_far) over next_boundary end
+        case when is_end then events_so_far else lead(events_so_far) over next_boundary end
+            as events_through_end,
+        case
+            when is_end then page_views_so_far else lead(page_views_so_far) over next_boundary
+        end as page_views_through_end,
+        case
+            when is_end then core_feature_events_so_far else
+                lead(core_feature_events_so_far) over next_boundary
+        end
             as core_feature_events_through_end
     from boundaries
     window next_boundary as (partition by user_id order by event_at, message_id)
@@ -107,12 +136,15 @@ sessions as (
 )
 
 select
-    {{ dbt.hash(dbt.concat(["user_id", "'|'", dbt.cast("session_start", api.Column.translate_type("string"))])) }} as session_id,
+    {{ dbt.hash(dbt.concat([
+        "user_id", "'|'", dbt.cast("session_start", api.Column.translate_type("string")),
+    ])) }} as session_id,
     user_id,
     session_start,
     session_end,
     cast(session_start as date) as session_date,
-    {{ dbt.datediff('session_start', 'session_end', 'second') }} / 60.0 as duration_minutes,
+    {{ dbt.datediff('session_start', 'session_end', 'second') }}
+    / 60.0 as duration_minutes,
     event_count,
     page_views,
     core_feature_events

@@ -38,7 +38,9 @@ events_with_gaps as (
         e.event_type,
         e.event_name,
         e.event_at,
-        lag(e.event_at) over (partition by e.stitched_user_id order by e.event_at, e.message_id) as previous_event_at,
+        lag(e.event_at)
+            over (partition by e.stitched_user_id order by e.event_at, e.message_id)
+            as previous_event_at,
         {% if is_incremental() %}
         coalesce(cuts.cut_date, {{ reprocess_from() }}) as region_start_date
         {% else %}
@@ -47,7 +49,10 @@ events_with_gaps as (
     from {{ ref('int_events_stitched') }} as e
     {% if is_incremental() %}
     left join cuts on cuts.user_id = e.stitched_user_id
-    where e.event_at >= {{ dbt.dateadd('minute', -1 * timeout, 'cast(coalesce(cuts.cut_date, ' ~ reprocess_from() ~ ') as ' ~ dbt.type_timestamp() ~ ')') }}
+    where e.event_at >= {{ dbt.dateadd(
+        'minute', -1 * timeout,
+        'cast(coalesce(cuts.cut_date, ' ~ reprocess_from() ~ ') as ' ~ dbt.type_timestamp() ~ ')',
+    ) }}
     {% endif %}
 ),
 
@@ -55,9 +60,13 @@ events as (
     select
         *,
         case
-            when previous_event_at is not null
-             and {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} <= {{ timeout * 60 }}
-            then {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} / 60.0
+            when
+                previous_event_at is not null
+                and {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
+                <= {{ timeout * 60 }}
+                then
+                    {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
+                    / 60.0
             else 0.0
         end as active_gap_minutes
     from events_with_gaps
@@ -71,16 +80,52 @@ event_counts as (
         count(*) as events,
         sum(active_gap_minutes) as active_minutes,
         sum(case when event_type = 'page' then 1 else 0 end) as page_views,
-        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['core_features']) }} then 1 else 0 end) as core_feature_events,
+        sum(
+            case
+                when event_type = 'track' and event_name in {{ sql_list(plan['core_features']) }}
+                    then 1
+                else 0
+            end
+        ) as core_feature_events,
         {% for feature in plan['core_features'] -%}
-        sum(case when event_type = 'track' and event_name = '{{ feature }}' then 1 else 0 end) as feature_{{ slug(feature) }}_events,
+        sum(
+            case
+                when event_type = 'track' and event_name = '{{ feature }}'
+                    then 1
+                else 0
+            end
+        ) as feature_{{ slug(feature) }}_events,
         {% endfor -%}
         {% for m in plan['milestones'] -%}
-        sum(case when event_type = 'track' and event_name in {{ sql_list(m['events']) }} then 1 else 0 end) as milestone_{{ m['name'] }}_events,
+        sum(
+            case
+                when event_type = 'track' and event_name in {{ sql_list(m['events']) }}
+                    then 1
+                else 0
+            end
+        ) as milestone_{{ m['name'] }}_events,
         {% endfor -%}
-        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['support_events']) }} then 1 else 0 end) as support_tickets,
-        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['upgrade_events']) }} then 1 else 0 end) as upgrade_events,
-        sum(case when event_type = 'track' and event_name in {{ sql_list(plan['cancel_events']) }} then 1 else 0 end) as cancel_events
+        sum(
+            case
+                when event_type = 'track' and event_name in {{ sql_list(plan['support_events']) }}
+                    then 1
+                else 0
+            end
+        ) as support_tickets,
+        sum(
+            case
+                when event_type = 'track' and event_name in {{ sql_list(plan['upgrade_events']) }}
+                    then 1
+                else 0
+            end
+        ) as upgrade_events,
+        sum(
+            case
+                when event_type = 'track' and event_name in {{ sql_list(plan['cancel_events']) }}
+                    then 1
+                else 0
+            end
+        ) as cancel_events
     from events
     group by user_id, activity_date
 ),
@@ -104,32 +149,35 @@ session_counts as (
 -- when the stored side is provably empty.)
 milestone_firsts as (
     select
-        user_id,
         {% for m in plan['milestones'] -%}
-        min(first_date_{{ m['name'] }}) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
-        {% endfor %}
+        min(firsts_by_source.first_date_{{ m['name'] }}) as first_date_{{ m['name'] }},
+        {% endfor -%}
+        firsts_by_source.user_id
     from (
+        -- union all matches columns by position: user_id last in both branches
         select
-            user_id,
             {% for m in plan['milestones'] -%}
-            min(case when milestone_{{ m['name'] }}_events > 0 then activity_date end) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
-            {% endfor %}
+            min(case when milestone_{{ m['name'] }}_events > 0 then activity_date end)
+                as first_date_{{ m['name'] }},
+            {% endfor -%}
+            user_id
         from event_counts
         group by user_id
         {% if is_incremental() %}
         union all
         select
-            t.user_id,
             {% for m in plan['milestones'] -%}
-            min(case when t.first_{{ m['name'] }} then t.activity_date end){{ "," if not loop.last }}
-            {% endfor %}
+            min(case when t.first_{{ m['name'] }} then t.activity_date end)
+                as first_date_{{ m['name'] }},
+            {% endfor -%}
+            t.user_id
         from {{ this }} as t
         left join cuts on cuts.user_id = t.user_id
         where t.activity_date < coalesce(cuts.cut_date, {{ reprocess_from() }})
         group by t.user_id
         {% endif %}
     ) as firsts_by_source
-    group by user_id
+    group by firsts_by_source.user_id
 )
 
 select
@@ -145,15 +193,17 @@ select
     {% endfor -%}
     event_counts.support_tickets,
     event_counts.upgrade_events,
-    event_counts.cancel_events,
-    {% for m in plan['milestones'] -%}
-    event_counts.milestone_{{ m['name'] }}_events,
-    {% endfor -%}
-    {% for m in plan['milestones'] -%}
-    coalesce(event_counts.activity_date = milestone_firsts.first_date_{{ m['name'] }}, false)
-        as first_{{ m['name'] }}{{ "," if not loop.last }}
-    {% endfor %}
+    event_counts.cancel_events
+    {%- for m in plan['milestones'] %},
+    event_counts.milestone_{{ m['name'] }}_events
+    {%- endfor %}
+    {%- for m in plan['milestones'] %},
+    coalesce(
+        event_counts.activity_date = milestone_firsts.first_date_{{ m['name'] }}, false
+    ) as first_{{ m['name'] }}{% endfor %}
 from event_counts
-inner join milestone_firsts on milestone_firsts.user_id = event_counts.user_id
+inner join milestone_firsts on event_counts.user_id = milestone_firsts.user_id
 left join session_counts
-    on session_counts.user_id = event_counts.user_id and session_counts.activity_date = event_counts.activity_date
+    on
+        event_counts.user_id = session_counts.user_id
+        and event_counts.activity_date = session_counts.activity_date

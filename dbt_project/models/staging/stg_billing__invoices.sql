@@ -6,7 +6,8 @@ with source as (
 ),
 
 latest as (
-    select *,
+    select
+        *,
         row_number() over (
             partition by invoice_id
             order by _partition_date desc, _loaded_at desc, _source_file desc, _source_line desc
@@ -31,8 +32,12 @@ select
     lower(status) in ('paid', 'refunded') and paid_at is not null as is_revenue,
     -- Monthly-normalised amount (30-day month) for MRR.
     {{ to_usd('cast(amount as ' ~ segflow_double() ~ ')', 'currency') }} * 30.0
-        / case when {{ dbt.datediff('period_start', 'period_end', 'day') }} > 0
-               then {{ dbt.datediff('period_start', 'period_end', 'day') }} else 30 end
-        as monthly_amount_usd
+    / case
+        when
+            {{ dbt.datediff('period_start', 'period_end', 'day') }}
+            > 0
+            then {{ dbt.datediff('period_start', 'period_end', 'day') }}
+        else 30
+    end as monthly_amount_usd
 from latest
 where export_rank = 1

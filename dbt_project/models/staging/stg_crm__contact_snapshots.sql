@@ -28,7 +28,8 @@ typed as (
 ),
 
 last_of_day as (
-    select *,
+    select
+        *,
         row_number() over (
             partition by user_id, updated_date
             order by updated_at desc, _loaded_at desc, _source_file desc, _source_line desc

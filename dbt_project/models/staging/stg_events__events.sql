@@ -43,7 +43,7 @@
     where message_id is not null
     {% if is_incremental() %}
       and _partition_date >= {{ reprocess_from() }}
-    {% endif %}
+{% endif %}
 {%- endset %}
 
 with
@@ -78,17 +78,21 @@ kept as (
 duplicated as (
     select {{ segflow_id_hash('message_id') }} as id_hash
     from ({{ arrivals }}) as arrivals
-    group by 1
+    group by {{ segflow_id_hash('message_id') }}
     having count(*) > 1
 ),
 
 kept as (
     select * from ({{ arrivals }}) as arrivals
-    where {{ segflow_id_hash('arrivals.message_id') }} not in (select id_hash from duplicated)
+    where
+        {{ segflow_id_hash('arrivals.message_id') }}
+        not in (select duplicated.id_hash from duplicated)
     union all
     select *
     from ({{ arrivals }}) as arrivals
-    where {{ segflow_id_hash('arrivals.message_id') }} in (select id_hash from duplicated)
+    where
+        {{ segflow_id_hash('arrivals.message_id') }}
+        in (select duplicated.id_hash from duplicated)
     qualify row_number() over (partition by message_id order by {{ order_key }}) = 1
 )
 {% endif %}

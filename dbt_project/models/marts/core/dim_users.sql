@@ -28,11 +28,13 @@ users as (
         contacts.*,
         activity.last_active_date,
         coalesce(activity.reached_value, 0) = 1 as reached_value,
-        {{ dbt.datediff('contacts.signup_date', 'data_end.data_end_date', 'day') }} as days_since_signup,
-        {{ dbt.datediff('activity.last_active_date', 'data_end.data_end_date', 'day') }} as days_inactive
+        {{ dbt.datediff('contacts.signup_date', 'data_end.data_end_date', 'day') }}
+            as days_since_signup,
+        {{ dbt.datediff('activity.last_active_date', 'data_end.data_end_date', 'day') }}
+            as days_inactive
     from contacts
     cross join data_end
-    left join activity on activity.user_id = contacts.user_id
+    left join activity on contacts.user_id = activity.user_id
 )
 
 select
@@ -50,7 +52,10 @@ select
     acquisition_channel,
     plan as current_plan,
     case
-        when days_since_signup >= {{ churn_days }} and coalesce(days_inactive, days_since_signup) > {{ churn_days }} then 'churned'
+        when
+            days_since_signup >= {{ churn_days }}
+            and coalesce(days_inactive, days_since_signup) > {{ churn_days }}
+            then 'churned'
         when plan in {{ sql_list(var('tracking_plan')['paid_plans']) }} then 'paying'
         when coalesce(days_inactive, days_since_signup) > 7 then 'at_risk'
         when reached_value then 'activated'

@@ -6,11 +6,17 @@
 {%- set users_rel = ref('dim_users') -%}
 {%- set activity_rel = ref('int_user_activity_daily') %}
 with users as (
-    select user_id, signup_date from {{ users_rel }}
+    select
+        user_id,
+        signup_date
+    from {{ users_rel }}
 ),
 
 activity as (
-    select user_id, activity_date from {{ activity_rel }}
+    select
+        user_id,
+        activity_date
+    from {{ activity_rel }}
 ),
 
 data_end as (
@@ -33,9 +39,12 @@ calendar as (
 ),
 
 {{ grain }}_cohorts as (
-    select cohort_grain, cohort_start, count(*) as cohort_size
+    select
+        cohort_grain,
+        cohort_start,
+        count(*) as cohort_size
     from {{ grain }}_cohort_users
-    group by 1, 2
+    group by cohort_grain, cohort_start
 ),
 
 {{ grain }}_grid as (
@@ -46,11 +55,15 @@ calendar as (
     select
         c.cohort_grain,
         c.cohort_start,
-        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'a.activity_date'), grain) }} as period_number,
+        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'a.activity_date'), grain) }}
+            as period_number,
         count(distinct c.user_id) as retained_users
     from {{ grain }}_cohort_users as c
-    inner join activity as a on a.user_id = c.user_id and a.activity_date >= c.cohort_start
-    group by 1, 2, 3
+    inner join activity as a on c.user_id = a.user_id and c.cohort_start <= a.activity_date
+    group by
+        c.cohort_grain,
+        c.cohort_start,
+        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'a.activity_date'), grain) }}
 ),
 
 {{ grain }}_retention as (
@@ -62,7 +75,7 @@ calendar as (
         coalesce(a.retained_users, 0) as retained_users
     from {{ grain }}_grid as g
     left join {{ grain }}_active as a
-        on a.cohort_start = g.cohort_start and a.period_number = g.period_number
+        on g.cohort_start = a.cohort_start and g.period_number = a.period_number
 ){{ "," if not loop.last }}
 {% endfor %}
 

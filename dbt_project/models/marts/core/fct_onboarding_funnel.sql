@@ -9,21 +9,22 @@
 -- [0, 1] and drop-off is never negative even when users skip steps. users_reached_any_order
 -- counts everyone who reached the milestone regardless of the earlier steps.
 {%- set milestones = var('tracking_plan')['milestones'] -%}
-{%- set dimensions = ['signup_week', 'signup_month', 'industry', 'company_size', 'country', 'role', 'acquisition_channel'] %}
+{%- set dimensions = [
+    'signup_week', 'signup_month', 'industry', 'company_size', 'country', 'role',
+    'acquisition_channel',
+] %}
 with firsts as (
     select
-        user_id,
         {% for m in milestones -%}
-        min(case when first_{{ m['name'] }} then activity_date end) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
-        {% endfor %}
+        min(case when first_{{ m['name'] }} then activity_date end) as first_date_{{ m['name'] }},
+        {% endfor -%}
+        user_id
     from {{ ref('int_user_activity_daily') }}
     group by user_id
 ),
 
 users as (
     select
-        u.user_id,
-        u.signup_date,
         {% for d in dimensions -%}
         cast(u.{{ d }} as {{ dbt.type_string() }}) as {{ d }},
         {% endfor -%}
@@ -32,19 +33,31 @@ users as (
         {% endfor -%}
         {% for m in milestones -%}
         {%- set index = loop.index %}
-        {% for earlier in milestones[:index] -%}
-        f.first_date_{{ earlier['name'] }} is not null{{ " and " if not loop.last }}
-        {%- endfor %} as reached_through_{{ m['name'] }}{{ "," if not loop.last }}
-        {% endfor %}
+        true
+        {% for earlier in milestones[:index] %}
+        and f.first_date_{{ earlier['name'] }} is not null
+        {% endfor -%}
+            as reached_through_{{ m['name'] }},
+        {% endfor -%}
+        u.user_id,
+        u.signup_date
     from {{ ref('dim_users') }} as u
-    left join firsts as f on f.user_id = u.user_id
+    left join firsts as f on u.user_id = f.user_id
 ),
 
 grouped as (
-    select 'all' as dimension, 'all' as dimension_value, users.* from users
+    select
+        'all' as dimension,
+        'all' as dimension_value,
+        users.*
+    from users
     {% for d in dimensions %}
     union all
-    select '{{ d }}', coalesce({{ d }}, 'unknown'), users.* from users
+    select
+        '{{ d }}' as dimension,
+        coalesce(users.{{ d }}, 'unknown') as dimension_value,
+        users.*
+    from users
     {% endfor %}
 ),
 
@@ -59,7 +72,8 @@ steps as (
         sum(case when reached_through_{{ m['name'] }} then 1 else 0 end) as users_reached,
         count(first_date_{{ m['name'] }}) as users_reached_any_order,
         {{ median("case when reached_through_" ~ m['name'] ~ " then "
-                  ~ dbt.datediff('signup_date', 'first_date_' ~ m['name'], 'day') ~ " end") }} as median_days_to_reach
+                  ~ dbt.datediff('signup_date', 'first_date_' ~ m['name'], 'day') ~ " end") }}
+            as median_days_to_reach
     from grouped
     group by dimension, dimension_value
     {{ "union all" if not loop.last }}
@@ -69,7 +83,9 @@ steps as (
 with_previous as (
     select
         steps.*,
-        lag(users_reached) over (partition by dimension, dimension_value order by step_number) as previous_reached
+        lag(steps.users_reached)
+            over (partition by steps.dimension, steps.dimension_value order by steps.step_number)
+            as previous_reached
     from steps
 )
 
@@ -82,9 +98,14 @@ select
     cast(users_reached as {{ dbt.type_int() }}) as users_reached,
     cast(users_reached_any_order as {{ dbt.type_int() }}) as users_reached_any_order,
     cast(users_reached * 1.0 / users_in_group as {{ segflow_double() }}) as reached_rate,
-    cast(case when coalesce(previous_reached, users_in_group) > 0
-              then users_reached * 1.0 / coalesce(previous_reached, users_in_group) end as {{ segflow_double() }})
-        as conversion_from_previous,
-    cast(coalesce(previous_reached, users_in_group) - users_reached as {{ dbt.type_int() }}) as drop_off_users,
+    cast(
+        case
+            when coalesce(previous_reached, users_in_group) > 0
+                then users_reached * 1.0 / coalesce(previous_reached, users_in_group)
+        end as {{ segflow_double() }}
+    ) as conversion_from_previous,
+    cast(
+        coalesce(previous_reached, users_in_group) - users_reached as {{ dbt.type_int() }}
+    ) as drop_off_users,
     cast(median_days_to_reach as {{ segflow_double() }}) as median_days_to_reach
 from with_previous

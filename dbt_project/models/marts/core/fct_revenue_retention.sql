@@ -6,11 +6,17 @@
 {%- set users_rel = ref('dim_users') -%}
 {%- set activity_rel = ref('int_user_activity_daily') %}
 with users as (
-    select user_id, signup_date from {{ users_rel }}
+    select
+        user_id,
+        signup_date
+    from {{ users_rel }}
 ),
 
 invoices as (
-    select user_id, paid_date, amount_usd
+    select
+        user_id,
+        paid_date,
+        amount_usd
     from {{ ref('stg_billing__invoices') }}
     where is_revenue
 ),
@@ -35,30 +41,38 @@ calendar as (
 ),
 
 {{ grain }}_sizes as (
-    select cohort_grain, cohort_start, count(*) as cohort_size
-    from {{ grain }}_cohorts group by 1, 2
+    select
+        cohort_grain,
+        cohort_start,
+        count(*) as cohort_size
+    from {{ grain }}_cohorts
+    group by cohort_grain, cohort_start
 ),
 
 {{ grain }}_revenue as (
     select
         c.cohort_grain,
         c.cohort_start,
-        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'i.paid_date'), grain) }} as period_number,
+        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'i.paid_date'), grain) }}
+            as period_number,
         {{ exact_sum('i.amount_usd') }} as revenue,
         count(distinct i.user_id) as paying_users
     from {{ grain }}_cohorts as c
-    inner join invoices as i on i.user_id = c.user_id and i.paid_date >= c.cohort_start
+    inner join invoices as i on c.user_id = i.user_id and c.cohort_start <= i.paid_date
     cross join data_end
     where i.paid_date <= data_end.data_end_date
-    group by 1, 2, 3
+    group by
+        c.cohort_grain,
+        c.cohort_start,
+        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'i.paid_date'), grain) }}
 ),
 
 {{ grain }}_grid as (
     {{ cohort_period_grid(grain, grain ~ '_sizes', 'calendar', 'data_end') }}
-){{ "," if not loop.last }}
+),
 {% endfor %}
 
-, combined as (
+combined as (
     {% for grain in ['week', 'month'] %}
     select
         g.cohort_grain,
@@ -69,7 +83,7 @@ calendar as (
         coalesce(r.paying_users, 0) as paying_users
     from {{ grain }}_grid as g
     left join {{ grain }}_revenue as r
-        on r.cohort_start = g.cohort_start and r.period_number = g.period_number
+        on g.cohort_start = r.cohort_start and g.period_number = r.period_number
     {{ "union all" if not loop.last }}
     {% endfor %}
 ),
@@ -77,13 +91,16 @@ calendar as (
 with_base as (
     select
         combined.*,
-        min(case when revenue > 0 then period_number end)
-            over (partition by cohort_grain, cohort_start) as base_period
+        min(case when combined.revenue > 0 then combined.period_number end)
+            over (partition by combined.cohort_grain, combined.cohort_start) as base_period
     from combined
 ),
 
 base as (
-    select cohort_grain, cohort_start, revenue as base_revenue
+    select
+        cohort_grain,
+        cohort_start,
+        revenue as base_revenue
     from with_base
     where period_number = base_period
 )
@@ -97,9 +114,12 @@ select
     cast(w.revenue as {{ segflow_double() }}) as revenue,
     cast({{ exact_sum('w.revenue') }} over (
         partition by w.cohort_grain, w.cohort_start order by w.period_number
-        rows between unbounded preceding and current row) / w.cohort_size as {{ segflow_double() }})
+        rows between unbounded preceding and current row
+    ) / w.cohort_size as {{ segflow_double() }})
         as cumulative_revenue_per_user,
-    cast(case when w.period_number >= w.base_period then w.revenue / base.base_revenue end as {{ segflow_double() }})
-        as net_revenue_retention
+    cast(
+        case when w.period_number >= w.base_period then w.revenue / base.base_revenue end
+        as {{ segflow_double() }}
+    ) as net_revenue_retention
 from with_base as w
-left join base on base.cohort_grain = w.cohort_grain and base.cohort_start = w.cohort_start
+left join base on w.cohort_grain = base.cohort_grain and w.cohort_start = base.cohort_start

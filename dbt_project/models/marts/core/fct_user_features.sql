@@ -63,7 +63,13 @@ contact_versions as (
 ),
 
 revenue_invoices as (
-    select user_id, paid_date, amount_usd, monthly_amount_usd, period_start_date, period_end_date
+    select
+        user_id,
+        paid_date,
+        amount_usd,
+        monthly_amount_usd,
+        period_start_date,
+        period_end_date
     from {{ ref('stg_billing__invoices') }}
     where is_revenue
 ),
@@ -81,14 +87,25 @@ calendar as (
 ),
 
 user_first as (
-    select user_id, min(first_date) as first_date
+    select
+        firsts.user_id,
+        min(firsts.first_date) as first_date
     from (
-        select user_id, min(activity_date) as first_date from daily group by user_id
+        select
+            user_id,
+            min(activity_date) as first_date
+        from daily
+        group by user_id
         union all
-        select user_id, min(case when signup_date < valid_from_date then signup_date else valid_from_date end)
-        from contact_versions group by user_id
+        select
+            user_id,
+            min(
+                case when signup_date < valid_from_date then signup_date else valid_from_date end
+            ) as first_date
+        from contact_versions
+        group by user_id
     ) as firsts
-    group by user_id
+    group by firsts.user_id
 ),
 
 user_region as (
@@ -110,16 +127,22 @@ user_bounds as (
     select
         user_id,
         region_start,
-        greatest(first_date, {{ dbt.dateadd('day', -(history_days - 1), 'region_start') }}) as grid_start
+        greatest(
+            first_date, {{ dbt.dateadd('day', -(history_days - 1), 'region_start') }}
+        ) as grid_start
     from user_region
 ),
 
 grid as (
-    select user_bounds.user_id, calendar.calendar_date as snapshot_date, user_bounds.region_start
+    select
+        user_bounds.user_id,
+        calendar.calendar_date as snapshot_date,
+        user_bounds.region_start
     from user_bounds
     inner join calendar
-        on calendar.calendar_date >= user_bounds.grid_start
-       and calendar.calendar_date <= (select data_end_date from data_end)
+        on
+            user_bounds.grid_start <= calendar.calendar_date
+            and calendar.calendar_date <= (select data_end.data_end_date from data_end)
 ),
 
 -- All-time totals from before the grid (empty on a full build: the grid starts at day one).
@@ -130,16 +153,17 @@ prior_activity as (
         min(daily.activity_date) as first_active_date,
         count(*) as active_days,
         max(case when daily.cancel_events > 0 then daily.activity_date end) as last_cancel_date,
-        sum(daily.support_tickets) as support_tickets,
         {% for column, milestone in counters.items() -%}
         sum(daily.milestone_{{ milestone }}_events) as {{ column }},
         {% endfor -%}
         {% for m in milestones -%}
-        min(case when daily.first_{{ m['name'] }} then daily.activity_date end) as first_date_{{ m['name'] }}{{ "," if not loop.last }}
-        {% endfor %}
+        min(case when daily.first_{{ m['name'] }} then daily.activity_date end)
+            as first_date_{{ m['name'] }},
+        {% endfor -%}
+        sum(daily.support_tickets) as support_tickets
     from daily
     inner join user_bounds
-        on user_bounds.user_id = daily.user_id and daily.activity_date < user_bounds.grid_start
+        on daily.user_id = user_bounds.user_id and daily.activity_date < user_bounds.grid_start
     group by daily.user_id
 ),
 
@@ -153,8 +177,9 @@ prior_revenue as (
         max(revenue_invoices.period_end_date) as paid_through_date
     from revenue_invoices
     inner join user_bounds
-        on user_bounds.user_id = revenue_invoices.user_id
-       and revenue_invoices.paid_date < user_bounds.grid_start
+        on
+            revenue_invoices.user_id = user_bounds.user_id
+            and revenue_invoices.paid_date < user_bounds.grid_start
     group by revenue_invoices.user_id
 ),
 
@@ -195,9 +220,10 @@ dense as (
         coalesce(revenue_daily.revenue, 0.0) as revenue
     from grid
     left join daily
-        on daily.user_id = grid.user_id and daily.activity_date = grid.snapshot_date
+        on grid.user_id = daily.user_id and grid.snapshot_date = daily.activity_date
     left join revenue_daily
-        on revenue_daily.user_id = grid.user_id and revenue_daily.paid_date = grid.snapshot_date
+        on grid.user_id = revenue_daily.user_id and grid.snapshot_date = revenue_daily.paid_date
+
 ),
 
 rolled as (
@@ -209,15 +235,23 @@ rolled as (
         sum(active) {{ last_n_days(28) }} as active_days_28d,
         sum(events) {{ last_n_days(7) }} as events_7d,
         sum(events) {{ last_n_days(28) }} as events_28d,
-        sum(events) over (partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding) as events_prev_7d,
+        sum(events) over (
+            partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding
+        ) as events_prev_7d,
         sum(sessions) {{ last_n_days(7) }} as sessions_7d,
         sum(sessions) {{ last_n_days(28) }} as sessions_28d,
         {{ exact_sum('active_minutes') }} {{ last_n_days(28) }} as active_minutes_28d,
         sum(core_feature_events) {{ last_n_days(28) }} as feature_depth_28d,
         {% for feature in plan['core_features'] -%}
-        sum(feature_{{ slug(feature) }}_events) {{ last_n_days(28) }} as feature_{{ slug(feature) }}_28d,
-        sum(feature_{{ slug(feature) }}_events) {{ last_n_days(7) }} as feature_{{ slug(feature) }}_7d,
-        sum(feature_{{ slug(feature) }}_events) over (partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding) as feature_{{ slug(feature) }}_prev_7d,
+        sum(feature_{{ slug(feature) }}_events)
+            {{ last_n_days(28) }}
+            as feature_{{ slug(feature) }}_28d,
+        sum(feature_{{ slug(feature) }}_events)
+            {{ last_n_days(7) }}
+            as feature_{{ slug(feature) }}_7d,
+        sum(feature_{{ slug(feature) }}_events) over (
+            partition by user_id order by snapshot_date rows between 13 preceding and 7 preceding
+        ) as feature_{{ slug(feature) }}_prev_7d,
         {% endfor -%}
         sum(active) {{ running() }} as active_days_running,
         min(case when active = 1 then snapshot_date end) {{ running() }} as first_active_date,
@@ -232,7 +266,9 @@ rolled as (
         sum({{ column }}) {{ running() }} as {{ column }}_running,
         {% endfor -%}
         {% for m in milestones -%}
-        min(case when first_{{ m['name'] }} = 1 then snapshot_date end) {{ running() }} as first_date_{{ m['name'] }},
+        min(case when first_{{ m['name'] }} = 1 then snapshot_date end)
+            {{ running() }}
+            as first_date_{{ m['name'] }},
         {% endfor -%}
         max(case when active = 1 then snapshot_date end) {{ running() }} as last_active_date,
         {{ exact_sum('revenue') }} {{ running() }} as revenue_running
@@ -251,21 +287,31 @@ snapshots as (
         contact_versions.acquisition_channel
     from rolled
     inner join contact_versions
-        on contact_versions.user_id = rolled.user_id
-       and contact_versions.valid_from_date <= rolled.snapshot_date
-       and (contact_versions.valid_to_date is null or rolled.snapshot_date < contact_versions.valid_to_date)
-    where rolled.snapshot_date >= rolled.region_start
-      and rolled.snapshot_date >= contact_versions.signup_date
+        on
+            rolled.user_id = contact_versions.user_id
+            and rolled.snapshot_date >= contact_versions.valid_from_date
+            and (
+                contact_versions.valid_to_date is null
+                or rolled.snapshot_date < contact_versions.valid_to_date
+            )
+    where
+        rolled.snapshot_date >= rolled.region_start
+        and rolled.snapshot_date >= contact_versions.signup_date
 ),
 
 mrr as (
-    select snapshots.user_id, snapshots.snapshot_date, {{ exact_sum('revenue_invoices.monthly_amount_usd') }} as mrr
+    select
+        snapshots.user_id,
+        snapshots.snapshot_date,
+        {{ exact_sum('revenue_invoices.monthly_amount_usd') }} as mrr
     from snapshots
     inner join revenue_invoices
-        on revenue_invoices.user_id = snapshots.user_id
-       and revenue_invoices.paid_date <= snapshots.snapshot_date
-       and revenue_invoices.period_start_date <= snapshots.snapshot_date
-       and snapshots.snapshot_date < revenue_invoices.period_end_date
+        on
+            snapshots.user_id = revenue_invoices.user_id
+            and snapshots.snapshot_date >= revenue_invoices.paid_date
+            and snapshots.snapshot_date >= revenue_invoices.period_start_date
+            and snapshots.snapshot_date < revenue_invoices.period_end_date
+
     group by snapshots.user_id, snapshots.snapshot_date
 ),
 
@@ -274,57 +320,113 @@ features as (
         snapshots.user_id,
         snapshots.snapshot_date,
         snapshots.signup_date,
-        cast({{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_signup,
+        cast(
+            {{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }}
+            as {{ dbt.type_int() }}
+        ) as days_since_signup,
         cast(coalesce(
-            {{ dbt.datediff('coalesce(snapshots.last_active_date, prior_activity.last_active_date)', 'snapshots.snapshot_date', 'day') }},
-            {{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }}) as {{ dbt.type_int() }}) as days_since_last_active,
+            {{ dbt.datediff(
+                'coalesce(snapshots.last_active_date, prior_activity.last_active_date)',
+                'snapshots.snapshot_date', 'day',
+            ) }},
+            {{ dbt.datediff('snapshots.signup_date', 'snapshots.snapshot_date', 'day') }}
+        ) as {{ dbt.type_int() }}) as days_since_last_active,
         coalesce(snapshots.last_active_date, prior_activity.last_active_date) as last_active_date,
-        coalesce(prior_activity.first_active_date, snapshots.first_active_date) as first_active_date,
-        cast(coalesce(prior_activity.active_days, 0) + snapshots.active_days_running as {{ dbt.type_int() }}) as active_days_total,
-        cast(coalesce(prior_revenue.purchases, 0) + snapshots.purchases_running as {{ dbt.type_int() }}) as purchases_total,
-        coalesce(prior_revenue.first_purchase_date, snapshots.first_purchase_date) as first_purchase_date,
-        coalesce(snapshots.last_purchase_date, prior_revenue.last_purchase_date) as last_purchase_date,
-        greatest(coalesce(snapshots.paid_through_date, prior_revenue.paid_through_date),
-                 coalesce(prior_revenue.paid_through_date, snapshots.paid_through_date)) as paid_through_date,
-        greatest(coalesce(snapshots.last_cancel_date, prior_activity.last_cancel_date),
-                 coalesce(prior_activity.last_cancel_date, snapshots.last_cancel_date)) as last_cancel_date,
+        coalesce(prior_activity.first_active_date, snapshots.first_active_date)
+            as first_active_date,
+        cast(
+            coalesce(prior_activity.active_days, 0) + snapshots.active_days_running
+            as {{ dbt.type_int() }}
+        ) as active_days_total,
+        cast(
+            coalesce(prior_revenue.purchases, 0) + snapshots.purchases_running
+            as {{ dbt.type_int() }}
+        ) as purchases_total,
+        coalesce(prior_revenue.first_purchase_date, snapshots.first_purchase_date)
+            as first_purchase_date,
+        coalesce(snapshots.last_purchase_date, prior_revenue.last_purchase_date)
+            as last_purchase_date,
+        greatest(
+            coalesce(snapshots.paid_through_date, prior_revenue.paid_through_date),
+            coalesce(prior_revenue.paid_through_date, snapshots.paid_through_date)
+        ) as paid_through_date,
+        greatest(
+            coalesce(snapshots.last_cancel_date, prior_activity.last_cancel_date),
+            coalesce(prior_activity.last_cancel_date, snapshots.last_cancel_date)
+        ) as last_cancel_date,
         {% for feature in plan['core_features'] -%}
-        cast(snapshots.feature_{{ slug(feature) }}_7d as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_7d,
-        cast(snapshots.feature_{{ slug(feature) }}_28d as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_28d,
-        cast(snapshots.feature_{{ slug(feature) }}_7d - coalesce(snapshots.feature_{{ slug(feature) }}_prev_7d, 0) as {{ dbt.type_int() }}) as evt_{{ slug(feature) }}_change_7d,
-        cast(case when snapshots.events_28d > 0
-                  then snapshots.feature_{{ slug(feature) }}_28d * 1.0 / snapshots.events_28d else 0.0 end as {{ segflow_double() }}) as evt_{{ slug(feature) }}_share_28d,
+        cast(snapshots.feature_{{ slug(feature) }}_7d as {{ dbt.type_int() }})
+            as evt_{{ slug(feature) }}_7d,
+        cast(snapshots.feature_{{ slug(feature) }}_28d as {{ dbt.type_int() }})
+            as evt_{{ slug(feature) }}_28d,
+        cast(
+            snapshots.feature_{{ slug(feature) }}_7d
+            - coalesce(snapshots.feature_{{ slug(feature) }}_prev_7d, 0)
+            as {{ dbt.type_int() }}
+        ) as evt_{{ slug(feature) }}_change_7d,
+        cast(
+            case
+                when snapshots.events_28d > 0
+                    then snapshots.feature_{{ slug(feature) }}_28d * 1.0 / snapshots.events_28d
+                else 0.0
+            end as {{ segflow_double() }}
+        ) as evt_{{ slug(feature) }}_share_28d,
         {% endfor -%}
+
         cast(snapshots.active_days_7d as {{ dbt.type_int() }}) as active_days_7d,
         cast(snapshots.active_days_28d as {{ dbt.type_int() }}) as active_days_28d,
         cast(snapshots.events_7d as {{ dbt.type_int() }}) as events_7d,
         cast(snapshots.events_28d as {{ dbt.type_int() }}) as events_28d,
         cast(snapshots.sessions_7d as {{ dbt.type_int() }}) as sessions_7d,
         cast(snapshots.sessions_28d as {{ dbt.type_int() }}) as sessions_28d,
-        cast(case when snapshots.sessions_28d > 0
-                  then snapshots.active_minutes_28d / snapshots.sessions_28d else 0.0 end as {{ segflow_double() }})
-            as avg_session_minutes_28d,
-        cast(0
-            {%- for feature in plan['core_features'] %}
+        cast(
+            case
+                when snapshots.sessions_28d > 0
+                    then snapshots.active_minutes_28d / snapshots.sessions_28d
+                else 0.0
+            end as {{ segflow_double() }}
+        ) as avg_session_minutes_28d,
+        cast(
+            0
+            {% for feature in plan['core_features'] -%}
             + case when snapshots.feature_{{ slug(feature) }}_28d > 0 then 1 else 0 end
-            {%- endfor %} as {{ dbt.type_int() }}) as feature_breadth_28d,
+            {% endfor -%}
+            as {{ dbt.type_int() }}
+        ) as feature_breadth_28d,
         cast(snapshots.feature_depth_28d as {{ dbt.type_int() }}) as feature_depth_28d,
         {% for m in milestones -%}
-        coalesce(prior_activity.first_date_{{ m['name'] }}, snapshots.first_date_{{ m['name'] }}) is not null as reached_{{ m['name'] }},
+        coalesce(
+            prior_activity.first_date_{{ m['name'] }}, snapshots.first_date_{{ m['name'] }}
+        ) is not null as reached_{{ m['name'] }},
         {% endfor -%}
-        cast({{ dbt.datediff('snapshots.signup_date',
-                 'coalesce(prior_activity.first_date_' ~ value_milestone ~ ', snapshots.first_date_' ~ value_milestone ~ ')',
-                 'day') }} as {{ dbt.type_int() }}) as days_to_first_value_raw,
-        cast(coalesce(prior_activity.support_tickets, 0) + snapshots.support_tickets_running as {{ dbt.type_int() }}) as support_tickets_total,
+        cast(
+            {{ dbt.datediff(
+                'snapshots.signup_date',
+                'coalesce(prior_activity.first_date_' ~ value_milestone
+                ~ ', snapshots.first_date_' ~ value_milestone ~ ')',
+                'day',
+            ) }}
+            as {{ dbt.type_int() }}
+        ) as days_to_first_value_raw,
+        cast(
+            coalesce(prior_activity.support_tickets, 0) + snapshots.support_tickets_running
+            as {{ dbt.type_int() }}
+        ) as support_tickets_total,
         cast(snapshots.support_tickets_28d as {{ dbt.type_int() }}) as support_tickets_28d,
         {% for column in counters -%}
-        cast(coalesce(prior_activity.{{ column }}, 0) + snapshots.{{ column }}_running as {{ dbt.type_int() }}) as {{ column }},
+        cast(
+            coalesce(prior_activity.{{ column }}, 0) + snapshots.{{ column }}_running
+            as {{ dbt.type_int() }}
+        ) as {{ column }},
         {% endfor -%}
         cast(coalesce(snapshots.events_prev_7d, 0) as {{ dbt.type_int() }}) as events_prev_7d,
         snapshots.plan,
         coalesce(snapshots.plan in {{ sql_list(plan['paid_plans']) }}, false) as is_paid,
         cast(coalesce(mrr.mrr, 0.0) as {{ segflow_double() }}) as mrr,
-        cast(coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running as {{ segflow_double() }}) as revenue_to_date,
+        cast(
+            coalesce(prior_revenue.revenue, 0.0) + snapshots.revenue_running
+            as {{ segflow_double() }}
+        ) as revenue_to_date,
         snapshots.industry,
         snapshots.company_size,
         snapshots.country,
@@ -332,9 +434,11 @@ features as (
         snapshots.acquisition_channel,
         snapshots.active_days_28d > 0 as is_active_28d
     from snapshots
-    left join prior_activity on prior_activity.user_id = snapshots.user_id
-    left join prior_revenue on prior_revenue.user_id = snapshots.user_id
-    left join mrr on mrr.user_id = snapshots.user_id and mrr.snapshot_date = snapshots.snapshot_date
+    left join prior_activity on snapshots.user_id = prior_activity.user_id
+    left join prior_revenue on snapshots.user_id = prior_revenue.user_id
+    left join mrr
+        on snapshots.user_id = mrr.user_id and snapshots.snapshot_date = mrr.snapshot_date
+
 )
 
 select
@@ -343,16 +447,45 @@ select
     signup_date,
     days_since_signup,
     days_since_last_active,
-    cast({{ dbt.datediff('first_active_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_first_active,
+    cast(
+        {{ dbt.datediff('first_active_date', 'snapshot_date', 'day') }}
+        as {{ dbt.type_int() }}
+    ) as days_since_first_active,
     active_days_total,
-    cast(case when active_days_total > 1
-              then {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} * 1.0 / (active_days_total - 1) end as {{ segflow_double() }}) as mean_active_gap_days,
-    cast(case when active_days_total > 1 and {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} > 0
-              then days_since_last_active * (active_days_total - 1.0) / {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }} end as {{ segflow_double() }}) as recency_ratio,
+    cast(
+        case
+            when active_days_total > 1
+                then
+                    {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
+                    * 1.0 / (active_days_total - 1)
+        end as {{ segflow_double() }}
+    ) as mean_active_gap_days,
+    cast(
+        case
+            when
+                active_days_total > 1
+                and
+                {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
+                > 0
+
+                then
+                    days_since_last_active * (active_days_total - 1.0)
+                    / {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
+        end as {{ segflow_double() }}
+    ) as recency_ratio,
     purchases_total,
-    cast({{ dbt.datediff('first_purchase_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_first_purchase,
-    cast({{ dbt.datediff('last_purchase_date', 'snapshot_date', 'day') }} as {{ dbt.type_int() }}) as days_since_last_purchase,
-    cast(case when purchases_total > 0 then revenue_to_date / purchases_total else 0.0 end as {{ segflow_double() }}) as avg_order_value,
+    cast(
+        {{ dbt.datediff('first_purchase_date', 'snapshot_date', 'day') }}
+        as {{ dbt.type_int() }}
+    ) as days_since_first_purchase,
+    cast(
+        {{ dbt.datediff('last_purchase_date', 'snapshot_date', 'day') }}
+        as {{ dbt.type_int() }}
+    ) as days_since_last_purchase,
+    cast(
+        case when purchases_total > 0 then revenue_to_date / purchases_total else 0.0 end
+        as {{ segflow_double() }}
+    ) as avg_order_value,
     case
         when days_since_signup < 7 then '0-6d'
         when days_since_signup < 28 then '7-27d'
@@ -370,12 +503,27 @@ select
     avg_session_minutes_28d,
     feature_breadth_28d,
     feature_depth_28d,
-    cast(0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %} as {{ dbt.type_int() }}) as milestones_reached,
-    cast((0 {% for m in milestones %} + case when reached_{{ m['name'] }} then 1 else 0 end{% endfor %}) / {{ milestones | length }}.0 as {{ segflow_double() }}) as onboarding_completion,
+    cast(
+        0
+        {% for m in milestones -%}
+        + case when reached_{{ m['name'] }} then 1 else 0 end
+        {% endfor -%}
+        as {{ dbt.type_int() }}
+    ) as milestones_reached,
+    cast(
+        (
+            0
+            {% for m in milestones -%}
+            + case when reached_{{ m['name'] }} then 1 else 0 end
+            {% endfor -%}
+        ) / {{ milestones | length }}.0 as {{ segflow_double() }}
+    ) as onboarding_completion,
     {% for m in milestones -%}
     reached_{{ m['name'] }},
     {% endfor -%}
-    case when days_to_first_value_raw < 0 then 0 else days_to_first_value_raw end as days_to_first_value,
+    case
+        when days_to_first_value_raw < 0 then 0 else days_to_first_value_raw
+    end as days_to_first_value,
     {% for column in counters -%}
     {{ column }},
     {% endfor -%}
@@ -388,8 +536,11 @@ select
     evt_{{ slug(feature) }}_share_28d,
     {% endfor -%}
     events_prev_7d,
-    cast((events_7d - events_prev_7d) * 1.0
-         / case when events_prev_7d > 1 then events_prev_7d else 1 end as {{ segflow_double() }}) as activity_trend,
+    cast(
+        (events_7d - events_prev_7d) * 1.0
+        / case when events_prev_7d > 1 then events_prev_7d else 1 end
+        as {{ segflow_double() }}
+    ) as activity_trend,
     plan,
     is_paid,
     mrr,
@@ -402,15 +553,24 @@ select
     is_active_28d,
     days_since_last_active >= {{ churn_days }} as is_inactive,
     coalesce(
-        (last_cancel_date is not null and (last_purchase_date is null or last_purchase_date <= last_cancel_date))
+        (
+            last_cancel_date is not null
+            and (last_purchase_date is null or last_purchase_date <= last_cancel_date)
+        )
         or {{ dbt.dateadd('day', grace_days, 'paid_through_date') }} < snapshot_date,
-        false) as is_cancelled,
+        false
+    ) as is_cancelled,
     {% if churn_definition == 'cancellation' -%}
     coalesce(
-        (last_cancel_date is not null and (last_purchase_date is null or last_purchase_date <= last_cancel_date))
+        (
+            last_cancel_date is not null
+            and (last_purchase_date is null or last_purchase_date <= last_cancel_date)
+        )
         or {{ dbt.dateadd('day', grace_days, 'paid_through_date') }} < snapshot_date,
-        false)
+        false
+    )
     {%- else -%}
+
     days_since_last_active >= {{ churn_days }}
     {%- endif %} as is_churned
 from features

@@ -39,40 +39,56 @@ data_end as (
 ),
 
 activity as (
-    select user_id, activity_date, upgrade_events
+    select
+        user_id,
+        activity_date,
+        upgrade_events
     from {{ ref('int_user_activity_daily') }}
     where upgrade_events > 0
 ),
 
 paid_contacts as (
-    select user_id, valid_from_date
+    select
+        user_id,
+        valid_from_date
     from {{ ref('stg_crm__contact_snapshots') }}
     where plan in {{ sql_list(plan['paid_plans']) }}
 ),
 
 revenue as (
-    select user_id, paid_date, amount_usd
+    select
+        user_id,
+        paid_date,
+        amount_usd
     from {{ ref('stg_billing__invoices') }}
     where is_revenue
 ),
 
 future_upgrades as (
-    select s.user_id, s.snapshot_date, sum(a.upgrade_events) as upgrades_next_conversion
+    select
+        s.user_id,
+        s.snapshot_date,
+        sum(a.upgrade_events) as upgrades_next_conversion
     from snapshots as s
     inner join activity as a
-        on a.user_id = s.user_id
-       and a.activity_date > s.snapshot_date
-       and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
+        on
+            s.user_id = a.user_id
+            and s.snapshot_date < a.activity_date
+            and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
     group by s.user_id, s.snapshot_date
 ),
 
 future_paid_plan as (
-    select s.user_id, s.snapshot_date, count(*) as paid_versions
+    select
+        s.user_id,
+        s.snapshot_date,
+        count(*) as paid_versions
     from snapshots as s
     inner join paid_contacts as c
-        on c.user_id = s.user_id
-       and c.valid_from_date > s.snapshot_date
-       and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
+        on
+            s.user_id = c.user_id
+            and s.snapshot_date < c.valid_from_date
+            and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
     group by s.user_id, s.snapshot_date
 ),
 
@@ -81,30 +97,48 @@ future_revenue as (
         s.user_id,
         s.snapshot_date,
         {% for h in horizons -%}
-        {{ exact_sum("case when r.paid_date <= " ~ dbt.dateadd('day', h, 's.snapshot_date') ~ " then r.amount_usd else 0 end") }} as revenue_next_{{ h }}d,
+        {{ exact_sum(
+            "case when r.paid_date <= " ~ dbt.dateadd('day', h, 's.snapshot_date')
+            ~ " then r.amount_usd else 0 end"
+        ) }}
+            as revenue_next_{{ h }}d,
         {% endfor -%}
-        sum(case when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} then 1 else 0 end) as invoices_next_conversion
+        sum(
+            case
+                when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
+                    then 1
+                else 0
+            end
+        ) as invoices_next_conversion
     from snapshots as s
     inner join revenue as r
-        on r.user_id = s.user_id
-       and r.paid_date > s.snapshot_date
-       and r.paid_date <= {{ dbt.dateadd('day', horizons | max, 's.snapshot_date') }}
+        on
+            s.user_id = r.user_id
+            and s.snapshot_date < r.paid_date
+            and r.paid_date <= {{ dbt.dateadd('day', horizons | max, 's.snapshot_date') }}
     group by s.user_id, s.snapshot_date
 )
 
 select
-    s.*,
-    {{ dbt.dateadd('day', horizon_days, 's.snapshot_date') }} <= d.data_end_date as churn_window_covered,
-    {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }} <= d.data_end_date as conversion_window_covered,
+    -- fct_user_features' columns in its order (what daily_state's * read), then the horizon's
+    {{ feature_columns("s") }},
+    s.churns_within_horizon,
+    s.active_days_total_at_horizon,
+    {{ dbt.dateadd('day', horizon_days, 's.snapshot_date') }}
+    <= d.data_end_date as churn_window_covered,
+    {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
+    <= d.data_end_date as conversion_window_covered,
     {% for h in horizons -%}
     {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
     coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
     {% endfor -%}
-    {{ churn_outcome('s.churns_within_horizon', 's.active_days_total', 's.active_days_total_at_horizon') }} as churned_next_window,
+    {{ churn_outcome(
+        's.churns_within_horizon', 's.active_days_total', 's.active_days_total_at_horizon',
+    ) }} as churned_next_window,
     coalesce(fu.upgrades_next_conversion, 0) > 0 or coalesce(fp.paid_versions, 0) > 0
-        or coalesce(fr.invoices_next_conversion, 0) > 0 as converted_next_window
+    or coalesce(fr.invoices_next_conversion, 0) > 0 as converted_next_window
 from snapshots as s
 cross join data_end as d
-left join future_upgrades as fu on fu.user_id = s.user_id and fu.snapshot_date = s.snapshot_date
-left join future_paid_plan as fp on fp.user_id = s.user_id and fp.snapshot_date = s.snapshot_date
-left join future_revenue as fr on fr.user_id = s.user_id and fr.snapshot_date = s.snapshot_date
+left join future_upgrades as fu on s.user_id = fu.user_id and s.snapshot_date = fu.snapshot_date
+left join future_paid_plan as fp on s.user_id = fp.user_id and s.snapshot_date = fp.snapshot_date
+left join future_revenue as fr on s.user_id = fr.user_id and s.snapshot_date = fr.snapshot_date

@@ -7,7 +7,9 @@
 select
     {{ feature_columns("f") }}
     {%- for h in horizons %},
-    cast(case when f.ltv_{{ h }}d_covered then f.revenue_next_{{ h }}d_observed end as {{ segflow_double() }}) as revenue_next_{{ h }}d
-    {%- endfor %}
+    cast(
+        case when f.ltv_{{ h }}d_covered then f.revenue_next_{{ h }}d_observed end
+        as {{ segflow_double() }}
+    ) as revenue_next_{{ h }}d{% endfor %}
 from {{ ref('ml_label_windows') }} as f
 where f.ltv_{{ horizons | min }}d_covered

@@ -6,18 +6,21 @@
 {%- set milestones = var('tracking_plan')['milestones'] %}
 with members as (
     select
+        {% for m in milestones -%}
+        coalesce(f.reached_{{ m['name'] }}, false) as reached_{{ m['name'] }},
+        {% endfor -%}
         tags.user_id,
         tags.segment_date,
-        tags.segment,
-        {% for m in milestones -%}
-        coalesce(f.reached_{{ m['name'] }}, false) as reached_{{ m['name'] }}{{ "," if not loop.last }}
-        {% endfor %}
+        tags.segment
     from (
-        select user_id, segment_date, {{ unnest_array('segments') }} as segment
+        select
+            user_id,
+            segment_date,
+            {{ unnest_array('segments') }} as segment
         from {{ source('segflow', 'user_segments') }}
     ) as tags
     left join {{ ref('fct_user_features') }} as f
-        on f.user_id = tags.user_id and f.snapshot_date = tags.segment_date
+        on tags.user_id = f.user_id and tags.segment_date = f.snapshot_date
     where tags.segment is not null
 ),
 
@@ -29,9 +32,17 @@ steps as (
         {{ loop.index }} as step_number,
         '{{ m['name'] }}' as milestone,
         count(*) as users_in_segment,
-        sum(case when {% for earlier in milestones[:loop.index] -%}
-                 reached_{{ earlier['name'] }}{{ " and " if not loop.last }}
-                 {%- endfor %} then 1 else 0 end) as users_reached,
+        sum(
+            case
+                when
+                    true
+                    {% for earlier in milestones[:loop.index] -%}
+                    and reached_{{ earlier['name'] }}
+                    {% endfor -%}
+                    then 1
+                else 0
+            end
+        ) as users_reached,
         sum(case when reached_{{ m['name'] }} then 1 else 0 end) as users_reached_any_order
     from members
     group by segment_date, segment
@@ -42,7 +53,9 @@ steps as (
 with_previous as (
     select
         steps.*,
-        lag(users_reached) over (partition by segment_date, segment order by step_number) as previous_reached
+        lag(steps.users_reached)
+            over (partition by steps.segment_date, steps.segment order by steps.step_number)
+            as previous_reached
     from steps
 )
 
@@ -55,8 +68,13 @@ select
     cast(users_reached as {{ dbt.type_int() }}) as users_reached,
     cast(users_reached_any_order as {{ dbt.type_int() }}) as users_reached_any_order,
     cast(users_reached * 1.0 / users_in_segment as {{ segflow_double() }}) as reached_rate,
-    cast(case when coalesce(previous_reached, users_in_segment) > 0
-              then users_reached * 1.0 / coalesce(previous_reached, users_in_segment) end as {{ segflow_double() }})
-        as conversion_from_previous,
-    cast(coalesce(previous_reached, users_in_segment) - users_reached as {{ dbt.type_int() }}) as drop_off_users
+    cast(
+        case
+            when coalesce(previous_reached, users_in_segment) > 0
+                then users_reached * 1.0 / coalesce(previous_reached, users_in_segment)
+        end as {{ segflow_double() }}
+    ) as conversion_from_previous,
+    cast(
+        coalesce(previous_reached, users_in_segment) - users_reached as {{ dbt.type_int() }}
+    ) as drop_off_users
 from with_previous

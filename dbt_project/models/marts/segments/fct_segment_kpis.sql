@@ -18,9 +18,11 @@ kpis as (
         count(distinct user_id) as users,
         {{ exact_avg('avg_session_minutes_28d') }} as avg_session_minutes,
         {{ exact_avg('onboarding_completion') }} as onboarding_completion,
-        {{ exact_avg('case when converted_next then 1 when not converted_next then 0 end') }} as conversion_to_premium,
+        {{ exact_avg('case when converted_next then 1 when not converted_next then 0 end') }}
+            as conversion_to_premium,
         count(converted_next) as conversion_observed_users,
-        {{ exact_avg('case when churned_next then 1 when not churned_next then 0 end') }} as observed_churn_rate,
+        {{ exact_avg('case when churned_next then 1 when not churned_next then 0 end') }}
+            as observed_churn_rate,
         count(churned_next) as churn_observed_users,
         {{ exact_avg('churn_probability') }} as avg_churn_probability,
         {{ exact_avg('ltv_90d') }} as avg_ltv_90d
@@ -36,8 +38,14 @@ select
     cast(onboarding_completion as {{ segflow_double() }}) as onboarding_completion,
     cast(conversion_to_premium as {{ segflow_double() }}) as conversion_to_premium,
     cast(conversion_observed_users as {{ dbt.type_int() }}) as conversion_observed_users,
-    cast(case when churn_observed_users > 0 then observed_churn_rate else avg_churn_probability end as {{ segflow_double() }}) as churn_rate,
-    case when churn_observed_users > 0 then 'observed'
-         when avg_churn_probability is not null then 'predicted' end as churn_rate_source,
+    cast(
+        case
+            when churn_observed_users > 0 then observed_churn_rate else avg_churn_probability
+        end as {{ segflow_double() }}
+    ) as churn_rate,
+    case
+        when churn_observed_users > 0 then 'observed'
+        when avg_churn_probability is not null then 'predicted'
+    end as churn_rate_source,
     cast(avg_ltv_90d as {{ segflow_double() }}) as avg_ltv_90d
 from kpis

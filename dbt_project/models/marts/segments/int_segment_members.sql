@@ -9,7 +9,10 @@
 {%- set conversion_days = var('conversion_window_days') | int -%}
 {%- set plan = var('tracking_plan') %}
 with tags as (
-    select user_id, segment_date, {{ unnest_array('segments') }} as segment
+    select
+        user_id,
+        segment_date,
+        {{ unnest_array('segments') }} as segment
     from {{ source('segflow', 'user_segments') }}
 ),
 
@@ -29,12 +32,14 @@ members as (
         f.is_churned,
         f.active_days_total,
         f.plan,
-        {{ dbt.dateadd('day', churn_days, 'tags.segment_date') }} <= data_end.data_end_date as churn_window_covered,
-        {{ dbt.dateadd('day', conversion_days, 'tags.segment_date') }} <= data_end.data_end_date as conversion_window_covered
+        {{ dbt.dateadd('day', churn_days, 'tags.segment_date') }}
+        <= data_end.data_end_date as churn_window_covered,
+        {{ dbt.dateadd('day', conversion_days, 'tags.segment_date') }}
+        <= data_end.data_end_date as conversion_window_covered
     from tags
     cross join data_end
     left join {{ ref('fct_user_features') }} as f
-        on f.user_id = tags.user_id and f.snapshot_date = tags.segment_date
+        on tags.user_id = f.user_id and tags.segment_date = f.snapshot_date
     where tags.segment is not null
 ),
 
@@ -43,11 +48,17 @@ future as (
         m.user_id,
         m.segment_date,
         sum(a.upgrade_events) as upgrades_next
-    from (select distinct user_id, segment_date from members) as m
+    from (
+        select distinct
+            user_id,
+            segment_date
+        from members
+    ) as m
     inner join {{ ref('int_user_activity_daily') }} as a
-        on a.user_id = m.user_id
-       and a.activity_date > m.segment_date
-       and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }}
+        on
+            m.user_id = a.user_id
+            and m.segment_date < a.activity_date
+            and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }}
     group by m.user_id, m.segment_date
 ),
 
@@ -57,27 +68,46 @@ future_state as (
         m.segment_date,
         max(case when f.is_churned then 1 else 0 end) as churns_within_horizon,
         max(f.active_days_total) as active_days_total_at_horizon
-    from (select distinct user_id, segment_date from members) as m
+    from (
+        select distinct
+            user_id,
+            segment_date
+        from members
+    ) as m
     inner join {{ ref('fct_user_features') }} as f
-        on f.user_id = m.user_id
-       and f.snapshot_date > m.segment_date
-       and f.snapshot_date <= {{ dbt.dateadd('day', churn_days, 'm.segment_date') }}
+        on
+            m.user_id = f.user_id
+            and m.segment_date < f.snapshot_date
+            and f.snapshot_date <= {{ dbt.dateadd('day', churn_days, 'm.segment_date') }}
     group by m.user_id, m.segment_date
 ),
 
 future_paid as (
-    select m.user_id, m.segment_date, count(*) as paid_versions
-    from (select distinct user_id, segment_date from members) as m
+    select
+        m.user_id,
+        m.segment_date,
+        count(*) as paid_versions
+    from (
+        select distinct
+            user_id,
+            segment_date
+        from members
+    ) as m
     inner join {{ ref('stg_crm__contact_snapshots') }} as c
-        on c.user_id = m.user_id
-       and c.plan in {{ sql_list(plan['paid_plans']) }}
-       and c.valid_from_date > m.segment_date
-       and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }}
+        on
+            m.user_id = c.user_id
+            and c.plan in {{ sql_list(plan['paid_plans']) }}
+            and m.segment_date < c.valid_from_date
+            and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }}
     group by m.user_id, m.segment_date
 ),
 
 scores as (
-    select user_id, score_date, churn_probability, ltv_90d
+    select
+        user_id,
+        score_date,
+        churn_probability,
+        ltv_90d
     from {{ source('segflow', 'user_scores') }}
 )
 
@@ -85,13 +115,27 @@ select
     members.*,
     scores.churn_probability,
     scores.ltv_90d,
-    case when members.churn_window_covered
-              and {{ churn_population('members.is_churned', 'members.active_days_total') }}
-         then {{ churn_outcome('future_state.churns_within_horizon', 'members.active_days_total', 'future_state.active_days_total_at_horizon') }} end as churned_next,
-    case when members.conversion_window_covered and not members.is_paid
-         then coalesce(future.upgrades_next, 0) > 0 or coalesce(future_paid.paid_versions, 0) > 0 end as converted_next
+    case
+        when
+            members.churn_window_covered
+            and {{ churn_population('members.is_churned', 'members.active_days_total') }}
+            then
+                {{ churn_outcome(
+                    'future_state.churns_within_horizon',
+                    'members.active_days_total',
+                    'future_state.active_days_total_at_horizon',
+                ) }}
+    end as churned_next,
+    case
+        when members.conversion_window_covered and not members.is_paid
+            then coalesce(future.upgrades_next, 0) > 0 or coalesce(future_paid.paid_versions, 0) > 0
+    end as converted_next
 from members
-left join future on future.user_id = members.user_id and future.segment_date = members.segment_date
-left join future_state on future_state.user_id = members.user_id and future_state.segment_date = members.segment_date
-left join future_paid on future_paid.user_id = members.user_id and future_paid.segment_date = members.segment_date
-left join scores on scores.user_id = members.user_id and scores.score_date = members.segment_date
+left join future on members.user_id = future.user_id and members.segment_date = future.segment_date
+left join
+    future_state
+    on members.user_id = future_state.user_id and members.segment_date = future_state.segment_date
+left join
+    future_paid
+    on members.user_id = future_paid.user_id and members.segment_date = future_paid.segment_date
+left join scores on members.user_id = scores.user_id and members.segment_date = scores.score_date
