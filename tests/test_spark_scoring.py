@@ -53,12 +53,18 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.setenv("SEGFLOW_HOME", str(home))
     mp.setenv("SEGFLOW_SPARK_MASTER", "local[2]")
+    previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    # artifacts under the test's folder, not ./mlruns (the default artifact root of a sqlite store)
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("spark-scoring", artifact_location=str(home / "art"))
+    )
     from orchestration.spark.session import get_session
 
     session = get_session(Settings.from_env(), app_name="segflow-test")
     yield session
     session.stop()
+    mlflow.set_tracking_uri(previous_uri)
     mp.undo()
 
 
