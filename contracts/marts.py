@@ -10,6 +10,7 @@ The order is the order of `fct_user_features.sql`'s final select.
 from __future__ import annotations
 
 from contracts import tracking_plan
+from contracts.models import KINDS
 from contracts.tracking_plan import EVENT_SUFFIXES, TrackingPlan, event_slug
 
 FEATURES_TABLE = "fct_user_features"
@@ -118,20 +119,19 @@ def count_columns(plan: TrackingPlan | None = None) -> tuple[str, ...]:
     )
 
 
-# user_scores (grain user_id x score_date): one row per scored user per day.
+# user_scores (grain user_id x score_date): one row per scored user per day; the per-kind
+# columns come from the model kinds (contracts/models.py).
 SCORE_COLUMNS: dict[str, str] = {
     "user_id": "VARCHAR",
     "score_date": "DATE",
-    "churn_probability": "DOUBLE",
-    "churn_band": "VARCHAR",
-    "ltv_90d": "DOUBLE",
-    "ltv_band": "VARCHAR",
-    "conversion_probability": "DOUBLE",
-    "churn_reasons": "VARCHAR",
-    "ltv_reasons": "VARCHAR",
-    "churn_model_version": "VARCHAR",
-    "ltv_model_version": "VARCHAR",
-    "conversion_model_version": "VARCHAR",
+    **{
+        column: kind
+        for spec in KINDS.values()
+        for column, kind in ((spec.score_column, "DOUBLE"), (spec.band_column, "VARCHAR"))
+        if column
+    },
+    **{spec.reasons_column: "VARCHAR" for spec in KINDS.values() if spec.reasons_column},
+    **{spec.model_version_column: "VARCHAR" for spec in KINDS.values()},
     "is_churned": "BOOLEAN",  # the features' churn state at score time (owned by the features)
 }
 # Contract type -> the DuckDB type a table is created with.

@@ -18,7 +18,8 @@ class ModelKind:
     """One model: `task` is "classification" or "regression"; `horizon_days` is the default
     label horizon (the churn and conversion marts read theirs from settings); the champion is
     the candidate with the highest `primary_metric` on the holdout; `calibration_metric` is
-    logged beside it (lower is better)."""
+    logged beside it (lower is better). `score_column` is the user_scores column the kind
+    fills; a `banded` kind also fills `<kind>_band` and `<kind>_reasons`."""
 
     kind: str
     training_table: str
@@ -27,15 +28,41 @@ class ModelKind:
     horizon_days: int
     primary_metric: str
     calibration_metric: str
+    score_column: str
+    banded: bool = True
 
     @property
     def registered_name(self) -> str:
         return registered_name(self.kind)
 
+    @property
+    def band_column(self) -> str | None:
+        return f"{self.kind}_band" if self.banded else None
+
+    @property
+    def reasons_column(self) -> str | None:
+        return f"{self.kind}_reasons" if self.banded else None
+
+    @property
+    def model_version_column(self) -> str:
+        return f"{self.kind}_model_version"
+
+    @property
+    def score_fields(self) -> tuple[str, ...]:
+        """The kind's score, band and reasons columns (those it has), in that order."""
+        return tuple(c for c in (self.score_column, self.band_column, self.reasons_column) if c)
+
 
 KINDS: dict[str, ModelKind] = {
     "churn": ModelKind(
-        "churn", "ml_churn_training", "churned_28d", "classification", 28, "roc_auc", "brier"
+        "churn",
+        "ml_churn_training",
+        "churned_28d",
+        "classification",
+        28,
+        "roc_auc",
+        "brier",
+        "churn_probability",
     ),
     "ltv": ModelKind(
         "ltv",
@@ -45,6 +72,7 @@ KINDS: dict[str, ModelKind] = {
         90,
         "normalized_gini",
         "calibration_error",
+        "ltv_90d",
     ),
     "conversion": ModelKind(
         "conversion",
@@ -54,6 +82,8 @@ KINDS: dict[str, ModelKind] = {
         28,
         "roc_auc",
         "brier",
+        "conversion_probability",
+        banded=False,
     ),
 }
 
@@ -73,6 +103,11 @@ def model_kind(kind: str) -> ModelKind:
 def kind_of(name: str) -> str:
     """The kind of a registered name (`segflow-churn` -> `churn`)."""
     return name.removeprefix(REGISTERED_NAME_PREFIX)
+
+
+def score_fields() -> tuple[str, ...]:
+    """Every kind's score, band and reasons columns of user_scores, kind by kind."""
+    return tuple(c for spec in KINDS.values() for c in spec.score_fields)
 
 
 MODEL_NAMES: tuple[str, ...] = tuple(registered_name(kind) for kind in KINDS)

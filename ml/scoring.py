@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from contracts.models import CHURN_MODEL, CONVERSION_MODEL, LTV_MODEL
+from contracts.marts import SCORE_COLUMNS
+from contracts.models import CHURN_MODEL, CONVERSION_MODEL, KINDS, LTV_MODEL, ModelKind
 from ml import registry
 from ml.features import (
     SNAPSHOT_COLUMN,
@@ -32,21 +33,7 @@ PAID_FLAG_COLUMN = "is_paid"
 
 CHURNED_FLAG_COLUMN = "is_churned"
 
-USER_SCORES_COLUMNS = [
-    "user_id",
-    "score_date",
-    "churn_probability",
-    "churn_band",
-    "ltv_90d",
-    "ltv_band",
-    "conversion_probability",
-    "churn_reasons",
-    "ltv_reasons",
-    "churn_model_version",
-    "ltv_model_version",
-    "conversion_model_version",
-    "is_churned",
-]
+USER_SCORES_COLUMNS = list(SCORE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -170,43 +157,44 @@ def _score(
         }
     )
 
-    if churn is not None and n:
-        X = churn.prepare(rows)
-        churn_predict = _predictor(churn, proba=True)
-        out["churn_probability"] = churn_predict(X)
-        out["churn_band"] = assign_bands(
-            out["churn_probability"].to_numpy(), churn.loaded.meta["bands"]
-        )
-        out["churn_reasons"] = _reasons(
-            X, churn, churn_predict, top_reasons, out["churn_probability"].to_numpy()
-        )
-    else:
-        out = out.assign(churn_probability=np.nan, churn_band=None, churn_reasons=None)
+    out = _score_banded(out, rows, churn, KINDS["churn"], top_reasons)
+    out = _score_banded(out, rows, ltv, KINDS["ltv"], top_reasons)
 
-    if ltv is not None and n:
-        X = ltv.prepare(rows)
-        ltv_predict = _predictor(ltv, proba=False)
-        out["ltv_90d"] = ltv_predict(X)
-        out["ltv_band"] = assign_bands(out["ltv_90d"].to_numpy(), ltv.loaded.meta["bands"])
-        out["ltv_reasons"] = _reasons(X, ltv, ltv_predict, top_reasons, out["ltv_90d"].to_numpy())
-    else:
-        out = out.assign(ltv_90d=np.nan, ltv_band=None, ltv_reasons=None)
-
-    out["conversion_probability"] = np.nan
+    conversion_column = KINDS["conversion"].score_column
+    out[conversion_column] = np.nan
     if conversion is not None and n:
         eligible = _not_paid(rows)
         if eligible.any():
             X = conversion.prepare(rows.loc[eligible])
-            out.loc[eligible, "conversion_probability"] = _probability(conversion.loaded.model)(X)
+            out.loc[eligible, conversion_column] = _probability(conversion.loaded.model)(X)
 
-    out["churn_model_version"] = churn.loaded.version if churn else None
-    out["ltv_model_version"] = ltv.loaded.version if ltv else None
-    out["conversion_model_version"] = conversion.loaded.version if conversion else None
+    for spec, champion in zip(KINDS.values(), champions, strict=True):
+        out[spec.model_version_column] = champion.loaded.version if champion else None
     if CHURNED_FLAG_COLUMN in rows.columns:
         out[CHURNED_FLAG_COLUMN] = rows[CHURNED_FLAG_COLUMN].astype("boolean").to_numpy()
     else:
         out[CHURNED_FLAG_COLUMN] = pd.array([pd.NA] * n, dtype="boolean")
     return out[USER_SCORES_COLUMNS]
+
+
+def _score_banded(
+    out: pd.DataFrame,
+    rows: pd.DataFrame,
+    champion: _Champion | None,
+    spec: ModelKind,
+    top_reasons: int,
+) -> pd.DataFrame:
+    """Fill one banded kind's score, band and reason columns (null without a champion)."""
+    if champion is None or not len(rows):
+        nulls = {spec.score_column: np.nan, spec.band_column: None, spec.reasons_column: None}
+        return out.assign(**nulls)
+    X = champion.prepare(rows)
+    predict = _predictor(champion, proba=spec.task == "classification")
+    out[spec.score_column] = predict(X)
+    scores = out[spec.score_column].to_numpy()
+    out[spec.band_column] = assign_bands(scores, champion.loaded.meta["bands"])
+    out[spec.reasons_column] = _reasons(X, champion, predict, top_reasons, scores)
+    return out
 
 
 def _reasons(X: pd.DataFrame, champion: _Champion, predict, top_k: int, base: np.ndarray):

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -21,7 +22,6 @@ import pandas as pd
 from mlflow.models import infer_signature
 from threadpoolctl import threadpool_limits
 
-from contracts.models import TRAINING_SNAPSHOT_EVERY_DAYS, LabelDefinition
 from ml import candidates, plots, registry
 from ml.candidates import Evaluation, reason_features
 from ml.customer_base_pyfunc import CustomerBasePyfunc
@@ -312,31 +312,16 @@ def train_model(
     tracking_uri: str,
     artifact_root: Path | None = None,
     *,
-    features: tuple[str, ...] | list[str] | None = None,
-    label: LabelDefinition | None = None,
-    holdout_date: date | None = None,
-    max_train_rows: int | None = 400_000,
-    reference_rows: int = 5000,
-    snapshot_every_days: int = TRAINING_SNAPSHOT_EVERY_DAYS,
     output_dir: Path | None = None,
     n_threads: int | None = 1,
+    **fit_options: Any,
 ):
     """`ml.train.fit_and_evaluate` then `log_and_register`; returns its `TrainResult`.
 
-    `training_df` is the dbt mart of the kind (contracts.models). `features` are the declared
-    input columns (default: `ml.feature_sets.declared_features(kind)`); degenerate ones are
-    dropped and logged. `label` describes how the label was built (its horizon sets the purge
-    gap). Rows above `max_train_rows` are sampled (seeded). Plots go to `output_dir` (default:
-    a temp folder). `n_threads` caps OpenMP/BLAS threads (None = all cores)."""
+    `training_df` is the dbt mart of the kind (contracts.models). `fit_options` are
+    `fit_and_evaluate`'s keywords (features, label, holdout_date, max_train_rows, ...; their
+    defaults are written there). Plots go to `output_dir` (default: a temp folder).
+    `n_threads` caps OpenMP/BLAS threads (None = all cores)."""
     with threadpool_limits(limits=n_threads):
-        evaluation = fit_and_evaluate(
-            kind,
-            training_df,
-            features=features,
-            label=label,
-            holdout_date=holdout_date,
-            max_train_rows=max_train_rows,
-            reference_rows=reference_rows,
-            snapshot_every_days=snapshot_every_days,
-        )
+        evaluation = fit_and_evaluate(kind, training_df, **fit_options)
         return log_and_register(evaluation, tracking_uri, artifact_root, output_dir)

@@ -220,6 +220,9 @@ def fit_and_evaluate(
 ) -> Evaluation:
     """Select, split, fit every candidate, pick the best on the holdout, refit it (no MLflow).
 
+    `features` are the declared input columns (default: `ml.feature_sets.declared_features
+    (kind)`); degenerate ones are dropped and logged. `label` describes how the label was
+    built (its horizon sets the purge gap). Rows above `max_train_rows` are sampled (seeded).
     Raises `ModelSkipped` when the data cannot support the model."""
     spec = model_kind(kind)
     if label is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from contracts import marts, tracking_plan
+from contracts.models import KINDS
 from expectations import tables as contract
 from orchestration.settings import PROJECT_ROOT
 from orchestration.sources.files import TABLES as LOADER_TABLES
@@ -61,3 +62,17 @@ def test_docs_list_the_feature_columns() -> None:
         if w not in marts.feature_columns(plan) and w not in marts.SCORE_COLUMNS
     ]
     assert stale == [] and documented
+
+
+def test_docs_list_the_score_columns_in_contract_order() -> None:
+    """user_scores is derived from the model kinds (contracts/models.py); the documented
+    column order is the table's, so a change to a kind's columns must show up on the page."""
+    docs = (PROJECT_ROOT / "docs" / "contracts.md").read_text()
+    start = docs.index("`SCORE_COLUMNS`):", docs.index("- `user_scores` (grain"))
+    entry = docs[start : docs.index("\n- `", start)]
+    named = [w for w in re.findall(r"\b[a-z_0-9]+\b", entry) if w in marts.SCORE_COLUMNS]
+    assert named == list(marts.SCORE_COLUMNS)
+    for spec in KINDS.values():
+        assert marts.SCORE_COLUMNS[spec.score_column] == "DOUBLE", spec.kind
+        assert set(spec.score_fields) <= set(marts.SCORE_COLUMNS), spec.kind
+        assert spec.model_version_column in marts.SCORE_COLUMNS, spec.kind

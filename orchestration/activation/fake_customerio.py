@@ -21,15 +21,16 @@ import math
 import os
 import random
 import socket
-import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from .fake_http import QuietServer, ServedFake
 
 MAX_ID_BYTES = 150
 MAX_ATTR_NAME_BYTES = 150
@@ -133,16 +134,7 @@ def _check_event(name: Any, data: Any) -> tuple[str, str] | None:
     return None
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that vanish (killed, timed out) are part of the test plan, not errors."""
-        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
-
-
-class FakeCustomerIO:
+class FakeCustomerIO(ServedFake):
     """In-process server: `with FakeCustomerIO(config) as fake: ... fake.url ...`."""
 
     def __init__(
@@ -158,30 +150,9 @@ class FakeCustomerIO:
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
         self._window: deque[float] = deque()
-        self._server = _QuietServer((host, port), self._handler_class())
-        self._thread: threading.Thread | None = None
+        self._server = QuietServer((host, port), self._handler_class())
 
-    # -- lifecycle ---------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeCustomerIO:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeCustomerIO:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
+    # -- lifecycle: ServedFake -----------------------------------------------------------
     def configure(self, **knobs: Any) -> None:
         """Change knobs while running (e.g. turn faults off before a re-run)."""
         names = {f.name for f in fields(FakeConfig)}
@@ -724,12 +695,7 @@ def serve(args: argparse.Namespace) -> int:
         f"export CUSTOMERIO_TRACK_URL={fake.url}",
         flush=True,
     )
-    try:
-        fake._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake._server.server_close()
+    fake.serve_forever()
     return 0
 
 

@@ -9,6 +9,7 @@ reset_epoch_s)`. Everything runs under one lock, so the fake is a consistent sto
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import socket
@@ -19,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -39,15 +40,52 @@ class FaultConfig:
     seed: int | None = 0
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
+    """Threaded server of every vendor fake."""
+
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that vanish (killed, timed out) are part of the test plan, not errors."""
         if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             super().handle_error(request, client_address)
 
 
-class FakeAPI:
+class ServedFake:
+    """Lifecycle of an in-process fake served by `self._server` (a QuietServer):
+    `with FakeX(...) as fake: fake.url ...`, or `serve_forever()` from a command."""
+
+    _server: QuietServer
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def serve_forever(self) -> None:
+        try:
+            self._server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeAPI(ServedFake):
     """Base of the vendor fakes: `with FakeX(...) as fake: fake.url ...`."""
 
     label = "fake"
@@ -69,7 +107,7 @@ class FakeAPI:
         self._rng = random.Random(self.faults.seed)
         self._window_start = 0.0
         self._window_count = 0
-        self._server = _QuietServer((host, port), self._handler_class())
+        self._server = QuietServer((host, port), self._handler_class())
 
     # -- to implement --------------------------------------------------------------------
     def authorized(self, headers: Any) -> bool:
@@ -90,33 +128,6 @@ class FakeAPI:
         return {}
 
     # -- lifecycle -----------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeAPI:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def serve_forever(self) -> None:
-        try:
-            self._server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self._server.server_close()
-
-    def __enter__(self) -> FakeAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def configure(self, **knobs: Any) -> None:
         with self.lock:
             for name, value in knobs.items():
@@ -226,3 +237,35 @@ class FakeAPI:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
         return Handler
+
+
+# -- the `fake-<vendor>` commands ---------------------------------------------------------------
+def add_fake_arguments(
+    parser: argparse.ArgumentParser, *, port: int, token_env: str, rate_limit: int
+) -> argparse.ArgumentParser:
+    """Options every vendor fake's command takes."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=port, help="port to listen on")
+    parser.add_argument(
+        "--token", default=None, help=f"access token accepted (default: ${token_env})"
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=rate_limit,
+        help="requests per 10 s window (0 = unlimited)",
+    )
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 5xx")
+    return parser
+
+
+def command_faults(args: argparse.Namespace) -> FaultConfig:
+    """The faults asked for on the command line (unseeded: a served fake is not a test)."""
+    return FaultConfig(rate_limit=args.rate_limit or None, fail_rate=args.fail_rate, seed=None)
+
+
+def serve_fake(fake: FakeAPI, vendor: str, url_env: str) -> int:
+    """Serve until interrupted; prints the URL (never the token)."""
+    print(f"fake {vendor} listening on {fake.url}; export {url_env}={fake.url}")
+    fake.serve_forever()
+    return 0

@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote
 
-from .fake_http import FakeAPI, FaultConfig
+from .fake_http import FakeAPI, FaultConfig, add_fake_arguments, command_faults, serve_fake
 
 MAX_METADATA_KEYS = 10
 MAX_STRING_VALUE = 255
@@ -153,20 +153,10 @@ class FakeIntercom(FakeAPI):
             return self._update(contact, data)
         if method == "DELETE" and len(parts) == 2:
             del self.contacts[contact["id"]]
-            return 200, {
-                "id": contact["id"],
-                "external_id": contact["external_id"],
-                "type": "contact",
-                "deleted": True,
-            }
+            return 200, _contact_ack(contact, "deleted")
         if method == "POST" and parts[2:] == ["archive"]:
             contact["archived"] = True
-            return 200, {
-                "id": contact["id"],
-                "external_id": contact["external_id"],
-                "type": "contact",
-                "archived": True,
-            }
+            return 200, _contact_ack(contact, "archived")
         if method == "POST" and parts[2:] == ["tags"]:
             tag_id = str((data or {}).get("id", ""))
             if tag_id not in self.tags:
@@ -321,27 +311,26 @@ class FakeIntercom(FakeAPI):
         return 202, None
 
 
+def _contact_ack(contact: dict[str, Any], flag: str) -> dict[str, Any]:
+    """Intercom's reply to deleting / archiving a contact."""
+    return {
+        "id": contact["id"],
+        "external_id": contact["external_id"],
+        "type": "contact",
+        flag: True,
+    }
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8767, help="port to listen on")
-    parser.add_argument(
-        "--token", default=None, help="access token accepted (default: $INTERCOM_ACCESS_TOKEN)"
-    )
-    parser.add_argument(
-        "--rate-limit", type=int, default=1666, help="requests per 10 s window (0 = unlimited)"
-    )
-    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 5xx")
-    return parser
+    return add_fake_arguments(parser, port=8767, token_env="INTERCOM_ACCESS_TOKEN", rate_limit=1666)
 
 
 def serve(args: argparse.Namespace) -> int:
     """Serve until interrupted; prints the URL (never the token)."""
     fake = FakeIntercom(
         token=args.token or os.environ.get("INTERCOM_ACCESS_TOKEN") or "fake-intercom-token",
-        faults=FaultConfig(rate_limit=args.rate_limit or None, fail_rate=args.fail_rate, seed=None),
+        faults=command_faults(args),
         host=args.host,
         port=args.port,
     )
-    print(f"fake Intercom listening on {fake.url}; export INTERCOM_BASE_URL={fake.url}")
-    fake.serve_forever()
-    return 0
+    return serve_fake(fake, "Intercom", "INTERCOM_BASE_URL")

@@ -24,7 +24,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote
 
-from .fake_http import FakeAPI, FaultConfig
+from .fake_http import FakeAPI, FaultConfig, add_fake_arguments, command_faults, serve_fake
 
 SEMANTIC_PATCH = "domain-model=launchdarkly.semanticpatch"
 API_VERSIONS = {"20240415", "20220603", "beta"}
@@ -217,16 +217,8 @@ class FakeLaunchDarkly(FakeAPI):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8766, help="port to listen on")
-    parser.add_argument(
-        "--token", default=None, help="access token accepted (default: $LAUNCHDARKLY_ACCESS_TOKEN)"
-    )
+    add_fake_arguments(parser, port=8766, token_env="LAUNCHDARKLY_ACCESS_TOKEN", rate_limit=0)
     parser.add_argument("--project", default="default", help="project key")
-    parser.add_argument(
-        "--rate-limit", type=int, default=0, help="requests per 10 s window (0 = unlimited)"
-    )
-    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 5xx")
     return parser
 
 
@@ -235,10 +227,8 @@ def serve(args: argparse.Namespace) -> int:
     fake = FakeLaunchDarkly(
         token=args.token or os.environ.get("LAUNCHDARKLY_ACCESS_TOKEN") or "fake-ld-token",
         project=args.project,
-        faults=FaultConfig(rate_limit=args.rate_limit or None, fail_rate=args.fail_rate, seed=None),
+        faults=command_faults(args),
         host=args.host,
         port=args.port,
     )
-    print(f"fake LaunchDarkly listening on {fake.url}; export LAUNCHDARKLY_BASE_URL={fake.url}")
-    fake.serve_forever()
-    return 0
+    return serve_fake(fake, "LaunchDarkly", "LAUNCHDARKLY_BASE_URL")

@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 
+from contracts.models import KINDS
+
 from ..warehouse import table_exists
 from .ids import event_ulid
 
@@ -29,14 +31,15 @@ TEXT_COLUMNS = (
     "experiment_variant",
 )
 SCORE_TEXT_COLUMNS = (
-    "churn_band",
-    "ltv_band",
-    "churn_reasons",
-    "ltv_reasons",
-    "churn_model_version",
-    "ltv_model_version",
-    "conversion_model_version",
+    *(spec.band_column for spec in KINDS.values() if spec.band_column),
+    *(spec.reasons_column for spec in KINDS.values() if spec.reasons_column),
+    *(spec.model_version_column for spec in KINDS.values()),
 )
+# Probabilities are rounded to probability_decimals, money to money_decimals.
+PROBABILITY_COLUMNS = tuple(
+    spec.score_column for spec in KINDS.values() if spec.task == "classification"
+)
+MONEY_COLUMNS = tuple(spec.score_column for spec in KINDS.values() if spec.task == "regression")
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
     for column in SCORE_TEXT_COLUMNS:
         if column in score_cols:
             members.append(_json_member(column, f"nullif(sc.{column}::VARCHAR, '')"))
-    for column in ("churn_probability", "conversion_probability"):
+    for column in PROBABILITY_COLUMNS:
         if column in score_cols:
             value = f"sc.{column}::DOUBLE"
             members.append(
@@ -144,12 +147,14 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
                     f"round_even({value}, {options.probability_decimals}) end",
                 )
             )
-    if "ltv_90d" in score_cols:
-        rounded = f"round_even(sc.ltv_90d::DOUBLE, {options.money_decimals})"
+    for column in MONEY_COLUMNS:
+        if column not in score_cols:
+            continue
+        rounded = f"round_even(sc.{column}::DOUBLE, {options.money_decimals})"
         if options.money_decimals == 0:
             rounded = f"try_cast({rounded} as BIGINT)"
         members.append(
-            _json_member("ltv_90d", f"case when isfinite(sc.ltv_90d::DOUBLE) then {rounded} end")
+            _json_member(column, f"case when isfinite(sc.{column}::DOUBLE) then {rounded} end")
         )
     scores_join = (
         "left join (select * from main.user_scores where score_date <= $as_of "

@@ -13,14 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from contracts.models import KINDS
 from orchestration.realtime import state
 from orchestration.realtime.intraday import Baseline
 from orchestration.realtime.snapshot import open_readonly, snapshot_date
-
-BANDED = (
-    ("churn", "churn_probability", "churn_band", "churn_reasons"),
-    ("ltv", "ltv_90d", "ltv_band", "ltv_reasons"),
-)
 
 
 class SnapshotReader:
@@ -176,16 +172,14 @@ class ProfileReader:
 
 
 def _scores(values: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for name, score, band, reasons in BANDED:
-        if values.get(score) is not None:
-            out[name] = {
-                "score": values[score],
-                "band": values.get(band),
-                "top_reasons": _reasons(values.get(reasons)),
-            }
-    if values.get("conversion_probability") is not None:
-        out["conversion"] = {"score": values["conversion_probability"]}
+    out: dict[str, Any] = {}
+    for name, spec in KINDS.items():
+        if values.get(spec.score_column) is None:
+            continue
+        out[name] = {"score": values[spec.score_column]}
+        if spec.banded:
+            out[name]["band"] = values.get(spec.band_column)
+            out[name]["top_reasons"] = _reasons(values.get(spec.reasons_column))
     return out
 
 

@@ -21,19 +21,12 @@ from typing import Any
 
 import duckdb
 
+from contracts.models import score_fields
 from orchestration.activation.privacy import suppressed_ids
 from orchestration.segments.config import SegmentConfig
 from orchestration.segments.tables import input_relation
 
-SCORE_FIELDS = (
-    "churn_probability",
-    "churn_band",
-    "churn_reasons",
-    "ltv_90d",
-    "ltv_band",
-    "ltv_reasons",
-    "conversion_probability",
-)
+SCORE_FIELDS = score_fields()
 SNAPSHOT_DDL = """
 create table users (user_id text primary key, features text not null, raw_segments text not null,
     segments text not null, primary_segment text, onboarding_flow text, experiment text,

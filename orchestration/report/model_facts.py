@@ -1,16 +1,9 @@
 """The model facts the report and the run summary read, derived from contracts/models.py (the
-one place they are written), plus the user_scores column each kind fills."""
+one place they are written), including the user_scores column each kind fills."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-# The user_scores column each kind fills (the scoring contract's name for it).
-SCORE_COLUMNS = {
-    "churn": "churn_probability",
-    "ltv": "ltv_90d",
-    "conversion": "conversion_probability",
-}
 
 
 @dataclass(frozen=True)
@@ -32,7 +25,7 @@ def model_facts() -> dict[str, ModelFact]:
             spec.registered_name,
             spec.primary_metric,
             spec.horizon_days,
-            SCORE_COLUMNS.get(kind, ""),
+            spec.score_column,
         )
         for kind, spec in KINDS.items()
     }

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from contracts.models import KINDS
 from orchestration.segments.config import SegmentConfig
 from orchestration.segments.membership import rebuild_membership
 from orchestration.segments.reasons import write_reasons
@@ -140,15 +141,7 @@ def assign_segments(
 
 
 # Score columns that are null for everyone on a day when their model has no champion.
-MODEL_SCORE_COLUMNS = {
-    "churn_probability": "churn",
-    "churn_band": "churn",
-    "churn_reasons": "churn",
-    "ltv_90d": "ltv",
-    "ltv_band": "ltv",
-    "ltv_reasons": "ltv",
-    "conversion_probability": "conversion",
-}
+MODEL_SCORE_COLUMNS = {column: kind for kind, spec in KINDS.items() for column in spec.score_fields}
 
 
 def missing_score_segments(

@@ -6,6 +6,7 @@ completing setup mid-day changes the flow."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,15 +51,14 @@ class World:
 
 def realtime_segments_yaml() -> str:
     """The shipped segments.yml (new_users and churn_risks are realtime) with the new-user
-    phase ending at the first project."""
+    phase ending at the first project; its layout is kept so tests can append segments."""
     text = DEFAULT_SEGMENTS_PATH.read_text()
-    old = "    rule: days_since_signup < 7\n    priority: 90\n    realtime: true\n"
-    assert old in text, "segments.yml changed: update the realtime test config"
-    return text.replace(
-        old,
-        "    rule: days_since_signup < 7 and not reached_first_project\n"
-        "    priority: 90\n    realtime: true\n",
+    block = re.search(r"  - name: new_users\n(?:    .*\n)+", text)
+    assert block and "    realtime: true\n" in block.group(0), "new_users is no longer realtime"
+    patched = re.sub(
+        r"(    rule: )(.*)\n", r"\1(\2) and not reached_first_project\n", block.group(0), count=1
     )
+    return text.replace(block.group(0), patched)
 
 
 def build_world(directory: Path, users: int = 300) -> World:

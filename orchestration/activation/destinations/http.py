@@ -174,3 +174,40 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, float(Retry().parse_retry_after(value)))
     except Exception:  # noqa: BLE001 - an unparsable header just means "use backoff"
         return None
+
+
+def ten_second_window_transport(
+    base_url: str,
+    token: str,
+    *,
+    auth_headers: dict[str, str],
+    reset_header: str,
+    reset_unit: float,
+    stats: DeliveryStats,
+    rate_limit: float,
+    retryable: frozenset[int],
+    timeout: tuple[float, float],
+    retry: RetryPolicy | None,
+    sleep: Callable[[float], None],
+) -> HttpTransport:
+    """JSON transport for a vendor that counts requests per 10 s window (Intercom,
+    LaunchDarkly): no banked burst, so rate x 10 s is never exceeded by a burst at the start
+    of a window; `reset_header` (in `reset_unit`s, see RateHeaders) says when the window
+    resets; `token` is masked in errors."""
+    return HttpTransport(
+        base_url,
+        headers={
+            **auth_headers,
+            "Content-Type": "application/json",
+            "User-Agent": "segflow-sync",
+        },
+        stats=stats,
+        rate_limit=rate_limit,
+        burst=1.0,
+        retryable=retryable,
+        rate_headers=RateHeaders(reset_header, reset_unit, window_s=10.0),
+        timeout=timeout,
+        retry=retry,
+        secrets=(token,),
+        sleep=sleep,
+    )

@@ -30,6 +30,8 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from contracts.models import KINDS
+
 from ..payload import SEGMENT_ATTRIBUTE_PREFIX
 from .base import (
     UNMATCHED_REASON,
@@ -38,7 +40,7 @@ from .base import (
     ItemResult,
     OutgoingItem,
 )
-from .http import HttpTransport, RateHeaders, Reply, RetryPolicy
+from .http import Reply, RetryPolicy, ten_second_window_transport
 
 API_VERSION = "2.14"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -47,10 +49,12 @@ MAX_METADATA_KEYS = 10
 # help centre; not in the OpenAPI spec, so treat as UNVERIFIED; the fake enforces it).
 MAX_STRING_ATTRIBUTE_BYTES = 255
 TAG_PREFIX = "segflow-"
+# Probabilities are floats, money (rounded to whole units by default) an integer.
 ATTRIBUTE_TYPES = {
-    "churn_probability": "float",
-    "conversion_probability": "float",
-    "ltv_90d": "integer",
+    **{
+        spec.score_column: "float" if spec.task == "classification" else "integer"
+        for spec in KINDS.values()
+    },
     "segflow_synced_at": "integer",
 }  # every other segflow attribute is a string
 
@@ -105,25 +109,21 @@ class IntercomDestination:
         self._contacts: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._transport = HttpTransport(
+        self._transport = ten_second_window_transport(
             self.base_url,
-            headers={
+            token,
+            auth_headers={
                 "Authorization": f"Bearer {token}",
                 "Intercom-Version": API_VERSION,
-                "Content-Type": "application/json",
                 "Accept": "application/json",
-                "User-Agent": "segflow-sync",
             },
+            reset_header="X-RateLimit-Reset",
+            reset_unit=1.0,
             stats=self.stats,
             rate_limit=rate_limit,
-            # no banked burst: the vendor counts per 10 s window, so rate x 10 s must not be
-            # exceeded by a burst at the start of a window
-            burst=1.0,
             retryable=RETRYABLE_STATUSES,
-            rate_headers=RateHeaders("X-RateLimit-Reset", 1.0, window_s=10.0),
             timeout=timeout,
             retry=retry,
-            secrets=(token,),
             sleep=sleep,
         )
 

@@ -38,7 +38,7 @@ from .base import (
     ItemResult,
     OutgoingItem,
 )
-from .http import HttpTransport, RateHeaders, Reply, RetryPolicy
+from .http import Reply, RetryPolicy, ten_second_window_transport
 
 API_VERSION = "20240415"
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
@@ -102,24 +102,20 @@ class LaunchDarklyDestination:
         self.created: list[str] = []
         self.sizes: dict[str, int] = {}
         self._known: set[str] = set()
-        self._transport = HttpTransport(
+        self._transport = ten_second_window_transport(
             self.base_url,
-            headers={
+            token,
+            auth_headers={
                 "Authorization": token,  # the raw token: LaunchDarkly takes no "Bearer"
                 "LD-API-Version": API_VERSION,
-                "Content-Type": "application/json",
-                "User-Agent": "segflow-sync",
             },
+            reset_header="X-Ratelimit-Reset",
+            reset_unit=1000.0,
             stats=self.stats,
             rate_limit=rate_limit,
-            # no banked burst: the vendor counts per 10 s window, so rate x 10 s must not be
-            # exceeded by a burst at the start of a window
-            burst=1.0,
             retryable=RETRYABLE_STATUSES,
-            rate_headers=RateHeaders("X-Ratelimit-Reset", 1000.0, window_s=10.0),
             timeout=timeout,
             retry=retry,
-            secrets=(token,),
             sleep=sleep,
         )
 

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from contracts.models import score_fields
+
 from ..limits import TARGET_BATCH_BYTES
 from .base import DeliveryStats, ItemResult, OutgoingItem
 
@@ -77,13 +79,7 @@ PEOPLE_COLUMNS = [
     "next_block",
     "experiment",
     "experiment_variant",
-    "churn_probability",
-    "churn_band",
-    "churn_reasons",
-    "ltv_90d",
-    "ltv_band",
-    "ltv_reasons",
-    "conversion_probability",
+    *score_fields(),
 ]
 EVENT_COLUMNS = ["event_id", "person_id", "name", "timestamp_utc", "attributes"]
 
@@ -183,10 +179,7 @@ def _people_state(conn: Any, person_ids: list[str], as_of: date) -> dict[str, di
     if "user_segments" not in tables:
         return {}
     scores = "user_scores" in tables
-    score_columns = (
-        ", sc.churn_probability, sc.churn_band, sc.churn_reasons, sc.ltv_90d, sc.ltv_band,"
-        " sc.ltv_reasons, sc.conversion_probability"
-    )
+    score_columns = "".join(f", sc.{c}" for c in score_fields())
     score_join = (
         "left join (select * from main.user_scores where score_date <= $as_of qualify "
         "row_number() over (partition by user_id order by score_date desc) = 1) sc "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from contracts.models import KINDS
 from orchestration.report.charts import W, plot
 from orchestration.report.inputs import Warehouse, nonempty
 from orchestration.report.render import Chart, Page
@@ -70,9 +71,10 @@ def scores(page: Page, wh: Warehouse) -> None:
     if not wh.has("user_scores"):
         page.missing.append("scores and bands (no main.user_scores)")
         return
+    columns = [c for spec in KINDS.values() for c in (spec.score_column, spec.band_column) if c]
     s = wh.df(
-        "select churn_probability, churn_band, ltv_90d, ltv_band, conversion_probability "
-        "from main.user_scores where score_date = (select max(score_date) from main.user_scores)"
+        f"select {', '.join(columns)} from main.user_scores "
+        "where score_date = (select max(score_date) from main.user_scores)"
     )
     if not nonempty(s):
         page.missing.append("score distribution (user_scores is empty)")
@@ -89,9 +91,9 @@ def scores(page: Page, wh: Warehouse) -> None:
                  x2="upper:Q", y="users:Q")
         )  # fmt: skip
     parts = [
-        s.groupby(c, as_index=False).size().rename(columns={c: "band", "size": "users"}).assign(score=c.replace("_band", ""))
-        for c in ("churn_band", "ltv_band")
-        if s[c].notna().any()
+        s.groupby(c, as_index=False).size().rename(columns={c: "band", "size": "users"}).assign(score=spec.kind)
+        for spec in KINDS.values()
+        if (c := spec.band_column) and s[c].notna().any()
     ]  # fmt: skip
     if not parts:  # no champion scored today: the page says so above, nothing to draw here
         page.missing.append("bands (no model has scored anyone yet)")
