@@ -196,7 +196,9 @@ def test_client_killed_mid_run_rerun_completes_without_resending_acked(tmp_path)
             stderr=subprocess.PIPE,
         )
         fake.on_kill = proc.kill
-        fake.configure(kill_after_requests=9)  # project check, creates, then mid-people
+        # project check, two 404 + create + retry per segment, then people batches: the 15th
+        # request falls inside the people (12 batches x 2 segments) whatever the senders' order
+        fake.configure(kill_after_requests=15)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == -9, (proc.returncode, out, err[-2000:])
         with duckdb.connect(str(db)) as conn:
