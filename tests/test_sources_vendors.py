@@ -36,8 +36,24 @@ EXPECTED = {
         },  # the screen call counts as a page
     },
     "segment_warehouse": {
-        "events": {"read": 7, "loaded": 7, "quarantined": {}, "users": 2, "pages": 2},
+        # tracks 5 (2 Order Completed: not in the plan) + identifies 2 + pages 1 + screens 1;
+        # the per-event tables repeat tracks' calls and are not read again
+        "events": {
+            "read": 9,
+            "loaded": 7,
+            "quarantined": {"unknown_event": 2},
+            "users": 2,
+            "pages": 2,
+        },
         "crm_contacts": {"read": 2, "loaded": 2, "quarantined": {}, "users": 2},
+        "billing_invoices": {
+            "read": 2,
+            "loaded": 2,
+            "quarantined": {},
+            "users": 2,
+            "revenue": 44.99,  # order_completed.revenue: 25.00 USD + 19.99 EUR
+            "statuses": {"paid": 2},
+        },
     },
     "mixpanel_export": {
         "events": {
@@ -117,7 +133,8 @@ EXPECTED = {
 def test_every_preset_has_a_fixture():
     from orchestration.sources.presets import PRESETS
 
-    covered = set(EXPECTED) | {"segment_warehouse_users"}  # loaded by segment_warehouse
+    # loaded by the segment_warehouse fixture
+    covered = set(EXPECTED) | {"segment_warehouse_users", "segment_warehouse_orders"}
     assert covered == set(PRESETS)
     assert {p.name for p in VENDORS.iterdir() if p.is_dir()} == set(EXPECTED)
 
