@@ -275,3 +275,38 @@ def test_segment_funnel_rates_are_of_members_observed_at_step_one() -> None:
     )
     rates = onboarding.segment_rates(f)
     assert rates["pct_of_step_1"].tolist() == [1.0, 0.5, 0.25]  # b: nobody observed, left out
+
+
+def test_partly_evaluated_segments_are_a_band_not_full_height_nor_dropped() -> None:
+    d0, d1 = START, START + timedelta(days=1)
+    user_segments = pd.DataFrame(
+        {"user_id": ["a", "b", "c", "a", "b", "c"], "segment_date": [d0, d0, d0, d1, d1, d1],
+         "segments": [["smb"], ["smb", "churn_risks"], [], ["smb"], ["smb"], []]}
+    )  # fmt: skip
+    coverage = pd.DataFrame(
+        [(d0, "smb", 3, 0, []), (d0, "churn_risks", 3, 1, ["churn_band"]),
+         (d0, "high_ltv", 3, 3, ["ltv_band"]), (d1, "smb", 3, 0, []),
+         (d1, "churn_risks", 3, 2, ["churn_band"]), (d1, "high_ltv", 3, 3, ["ltv_band"])],
+        columns=["segment_date", "segment", "population", "undetermined", "null_columns"],
+    )  # fmt: skip
+    wh = _warehouse(user_segments=user_segments, segment_coverage=coverage)
+    frame = segments.sizes(wh)
+    got = frame.set_index(["segment", "day"])[["users", "undetermined"]]
+    # high_ltv has no members and nobody could be decided: kept, at 0 with a band up to 3
+    assert got.loc[("high_ltv", pd.Timestamp(d1))].tolist() == [0, 3]
+    assert got.loc[("churn_risks", pd.Timestamp(d1))].tolist() == [0, 2]
+    assert got.loc[("churn_risks", pd.Timestamp(d0))].tolist() == [1, 1]
+    assert got.loc[("smb", pd.Timestamp(d1))].tolist() == [2, 0]
+    chart = segments.size_chart(frame)
+    spec = chart.chart.to_dict()
+    layers = spec["spec"]["layer"]
+    assert [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in layers] == ["line", "area"]  # fmt: skip
+    assert layers[1]["encoding"]["y2"]["field"] == "upper"
+    assert "churn_risks 2 undecided" in chart.note and "high_ltv 3 undecided" in chart.note
+    assert "smb" not in chart.note
+    partly = segments.partly_evaluated(frame)
+    assert partly[["segment", "days_affected", "members", "undecided", "null_columns"]].values.tolist() == [
+        ["churn_risks", 2, 0, 2, "churn_band"], ["high_ltv", 2, 0, 3, "ltv_band"],
+    ]  # fmt: skip
+    html = segments.build(wh).html([], datetime.now(UTC), "test")
+    assert "Partly evaluated segments" in html

@@ -15,6 +15,7 @@ from orchestration.report.render import Chart
 W = 560  # default chart width (px)
 H = 220
 GOOD, BAD, NEUTRAL = "#31a354", "#d62728", "#4c78a8"
+UNDECIDED = "#9aa5b1"  # people a rule could not decide (a column it reads is null)
 # Segment colours: a segment's name picks one of these, so it is the same on every chart and
 # every run (a scheme assigned in order of appearance changes when a segment is added).
 PALETTE = (
