@@ -18,11 +18,13 @@ import duckdb
 
 from contracts.models import KINDS
 
+from ..segments.reasons import REASONS_TEXT_SQL
 from ..warehouse import table_exists
 from .ids import event_ulid
 
 SYNCED_AT_ATTRIBUTE = "segflow_synced_at"
 SEGMENT_ATTRIBUTE_PREFIX = "segment_"
+REASONS_ATTRIBUTE = "segment_reasons"
 TEXT_COLUMNS = (
     "primary_segment",
     "onboarding_flow",
@@ -51,6 +53,9 @@ class PayloadOptions:
     probability_decimals: int = 2
     money_decimals: int = 0
     event_lookback_days: int = 3  # campaigns only trigger for events <= 72 h old
+    # `segment_reasons` attribute: which rule arm put the person in each segment (opt-in:
+    # a long text per person, and a rule edit changes it for every member).
+    segment_reasons: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,13 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
         if score_cols
         else ""
     )
+    reasons_join = ""
+    if options.segment_reasons and table_exists(conn, "main", "segment_reasons"):
+        members.append(_json_member(REASONS_ATTRIBUTE, "nullif(rs.reasons, '')"))
+        reasons_join = (
+            f"left join (select user_id, {REASONS_TEXT_SQL} as reasons from main.segment_reasons "
+            "where segment_date = $as_of group by user_id) rs on rs.user_id = us.user_id"
+        )
     segment_members = (
         """['"segments":' || to_json(array_to_string(segs, ','))] || """
         f"""list_transform(segs, lambda s: to_json('{SEGMENT_ATTRIBUTE_PREFIX}' || s) || ':true')"""
@@ -177,7 +189,7 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
                     list_transform(us.segments, lambda s: s::VARCHAR),
                     lambda s: s is not null and s <> ''))), []) as segs,
                 [{", ".join(members) or "NULL"}]::VARCHAR[] as members
-            from main.user_segments us {scores_join}
+            from main.user_segments us {scores_join} {reasons_join}
             where us.segment_date = $as_of
         )"""
 

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from contracts.models import score_fields
 
+from ...segments.reasons import REASONS_TEXT_SQL
 from ..limits import TARGET_BATCH_BYTES
 from .base import DeliveryStats, ItemResult, OutgoingItem
 
@@ -195,7 +196,7 @@ def _people_state(conn: Any, person_ids: list[str], as_of: date) -> dict[str, di
     state = {row["person_id"]: row for row in frame.to_dict("records")}
     if "segment_reasons" in tables:  # which rule arm put each person in each segment
         for pid, text in conn.execute(
-            "select user_id, string_agg(segment || ': ' || reason, '; ' order by segment) "
+            f"select user_id, {REASONS_TEXT_SQL} "
             "from main.segment_reasons where segment_date = $as_of "
             "and user_id in (select unnest($ids)) group by user_id",
             {"as_of": as_of, "ids": person_ids},
