@@ -17,12 +17,14 @@ from orchestration.report.charts import segment_colour, segment_scale
 from orchestration.report.inputs import ModelVersionInfo, ReportInputs, Warehouse
 from orchestration.report.pages import (
     experiments,
+    model_scores,
     models,
     onboarding,
     overview,
     retention,
     segments,
 )
+from orchestration.report.render import Page
 
 START = date(2026, 3, 2)  # first day of data (a Monday)
 
@@ -310,3 +312,23 @@ def test_partly_evaluated_segments_are_a_band_not_full_height_nor_dropped() -> N
     ]  # fmt: skip
     html = segments.build(wh).html([], datetime.now(UTC), "test")
     assert "Partly evaluated segments" in html
+
+
+def test_reasons_are_counted_only_in_the_band_campaigns_act_on_and_read_in_words() -> None:
+    day = START + timedelta(days=3)
+    scores = pd.DataFrame(
+        [("a", day, "high", "inactive_14d,few_features_used", "low", "plan_pro"),
+         ("b", day, "high", "inactive_14d", "high", "seats_high"),
+         ("c", day, "low", "inactive_14d,activity_down_50pct", "high", "seats_high"),
+         ("d", day - timedelta(days=1), "high", "activity_down_50pct", None, None)],
+        columns=["user_id", "score_date", "churn_band", "churn_reasons", "ltv_band", "ltv_reasons"],
+    )  # fmt: skip
+    page = Page("models", "Models", "")
+    model_scores.action_reasons(page, _warehouse(user_scores=scores))
+    chart = _chart(page, "Why users are in the high band")
+    got = chart.data[["meaning", "reason", "users"]].values.tolist()
+    assert got == [
+        ["raises churn risk", "inactive 14+ days", 2],  # c is low band; d is an older day
+        ["raises churn risk", "few features used", 1],
+        ["raises expected value", "seats high", 2],
+    ]

@@ -21,6 +21,7 @@ from contracts.models import KINDS
 from ..segments.reasons import REASONS_TEXT_SQL
 from ..warehouse import table_exists
 from .ids import event_ulid
+from .reason_text import action_band_sql, banded_kinds
 
 SYNCED_AT_ATTRIBUTE = "segflow_synced_at"
 SEGMENT_ATTRIBUTE_PREFIX = "segment_"
@@ -32,9 +33,12 @@ TEXT_COLUMNS = (
     "experiment",
     "experiment_variant",
 )
+# Reason codes go out only in the kind's action band (reason_text.py): a low-risk user's
+# "inactive_14d" is nothing to act on, and leaving it out spares a diff per model wobble.
+REASON_COLUMNS = {reasons: kind for kind, (_, reasons) in banded_kinds().items()}
 SCORE_TEXT_COLUMNS = (
     *(spec.band_column for spec in KINDS.values() if spec.band_column),
-    *(spec.reasons_column for spec in KINDS.values() if spec.reasons_column),
+    *REASON_COLUMNS,
     *(spec.model_version_column for spec in KINDS.values()),
 )
 # Probabilities are rounded to probability_decimals, money to money_decimals.
@@ -140,8 +144,11 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
         if column in segment_cols:
             members.append(_json_member(column, f"nullif(us.{column}::VARCHAR, '')"))
     for column in SCORE_TEXT_COLUMNS:
-        if column in score_cols:
+        if column in score_cols and column not in REASON_COLUMNS:
             members.append(_json_member(column, f"nullif(sc.{column}::VARCHAR, '')"))
+    for column, kind in REASON_COLUMNS.items():
+        if {column, KINDS[kind].band_column} <= score_cols:
+            members.append(_json_member(column, action_band_sql(kind, "sc")))
     for column in PROBABILITY_COLUMNS:
         if column in score_cols:
             value = f"sc.{column}::DOUBLE"
