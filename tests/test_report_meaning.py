@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from orchestration.report import charts
 from orchestration.report.charts import segment_colour, segment_scale
 from orchestration.report.inputs import ModelVersionInfo, ReportInputs, Warehouse
 from orchestration.report.pages import (
@@ -25,6 +26,7 @@ from orchestration.report.pages import (
     segments,
 )
 from orchestration.report.render import Page
+from orchestration.segments.config import load_config
 
 START = date(2026, 3, 2)  # first day of data (a Monday)
 
@@ -332,3 +334,26 @@ def test_reasons_are_counted_only_in_the_band_campaigns_act_on_and_read_in_words
         ["raises churn risk", "few features used", 1],
         ["raises expected value", "seats high", 2],
     ]
+
+
+def test_configured_segments_get_distinct_colours_stable_from_their_names(
+    tmp_path, monkeypatch
+) -> None:
+    shipped = load_config().segment_names
+    colours = {name: segment_colour(name) for name in shipped}
+    assert len(set(colours.values())) == len(shipped) == 12  # plain hashing gave 9 for these
+    # the same set of names in any order gives the same colours; a new segment moves at most
+    # the segments its slot collides with
+    assert charts.assign_colours(reversed(shipped)) == colours
+    more = charts.assign_colours([*shipped, "win_back"])
+    moved = [n for n in shipped if more[n] != colours[n]]
+    assert len(set(more.values())) == 13 and len(moved) <= 1
+    # beyond the palette: still a colour for everyone, the first 16 distinct
+    many = charts.assign_colours([f"s{i:02d}" for i in range(20)])
+    assert len(set(many.values())) == len(charts.PALETTE)
+    # a renamed file is read from SEGFLOW_SEGMENTS_FILE; an unknown name keeps its hash slot
+    path = tmp_path / "segments.yml"
+    path.write_text("segments:\n  - {name: alpha, rule: 'true'}\n  - {name: beta, rule: 'true'}\n")
+    monkeypatch.setenv("SEGFLOW_SEGMENTS_FILE", str(path))
+    assert segment_colour("alpha") != segment_colour("beta")
+    assert segment_colour("churn_risks") == charts.PALETTE[charts._slot("churn_risks")]
