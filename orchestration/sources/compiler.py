@@ -112,8 +112,9 @@ def dst_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
     local = coalesce(naive)
     z = sql_str(zone)
     there = f"timezone({z}, {local})"
-    return f"""case when {r} is null or ends_with({r}, 'Z')
-            or regexp_matches({r}, '{_TZ_SUFFIX}') or hour({local}) >= 4 then null
+    # cheapest test first: most rows leave at the hour, before the zone-suffix regexp
+    return f"""case when {r} is null or hour({local}) >= 4 or ends_with({r}, 'Z')
+            or regexp_matches({r}, '{_TZ_SUFFIX}') then null
         when timezone({z}, {there}) <> {local} then 'gap'
         when timezone({z}, {there} + interval 1 hour) = {local}
           or timezone({z}, {there} - interval 1 hour) = {local} then 'overlap' end"""
