@@ -50,7 +50,7 @@ def _consumer(world, redis_url, key, tmp_path):
         world.config,
         milestone_events(),
         tracking_plan.load().known_events,
-        destination=OutboxDestination(tmp_path / "outbox"),
+        destinations=[OutboxDestination(tmp_path / "outbox")],
     )
 
 
@@ -267,7 +267,7 @@ def test_suppressed_people_are_neither_served_nor_sent(world, redis_url, tmp_pat
         world.config,
         milestone_events(),
         tracking_plan.load().known_events,
-        destination=OutboxDestination(tmp_path / "outbox"),
+        destinations=[OutboxDestination(tmp_path / "outbox")],
     )
     now = datetime.now(UTC)
     stream.append([encode(normalise({"userId": user, "event": "Project Created"}, "track", now))])

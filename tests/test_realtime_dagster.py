@@ -44,7 +44,7 @@ def test_realtime_snapshot_asset(tmp_path, monkeypatch):
             world.config,
             milestone_events(),
             tracking_plan.load().known_events,
-            destination=OutboxDestination(tmp_path / "outbox"),
+            destinations=[OutboxDestination(tmp_path / "outbox")],
         )
         stream.append(
             [encode(normalise({"userId": user, "event": "Project Created"}, "track", _now()))]

@@ -40,7 +40,7 @@ def realtime_snapshot(
         facts = build_snapshot(conn, segment_config(), app.snapshot_path(settings))
         day = date.fromisoformat(facts["snapshot_date"])
         result = compare_day(conn, state, day)
-        acked = mark_delivered_events(conn, state, settings.destinations[0])
+        acked = {d: mark_delivered_events(conn, state, d) for d in settings.destinations}
     stats = consumer_stats(state)
     lag = _stream_lag(settings)
     context.log.info(
@@ -58,7 +58,8 @@ def realtime_snapshot(
             [{"field": k, "users": v} for k, v in result.differences.items()]
         ),
         "intraday_difference_examples": dg.MetadataValue.json(result.examples),
-        "intraday_events_marked_acked": acked,
+        "intraday_events_marked_acked": sum(acked.values()),
+        "intraday_events_marked_acked_by_destination": dg.MetadataValue.json(acked),
         "stream_lag": lag,
     }
     metadata.update({f"consumer_{k}": scalar(v) for k, v in stats.items()})

@@ -48,13 +48,13 @@ def collector(settings: Settings, port: int | None = None):
     )
 
 
-def consumer(settings: Settings, name: str = "consumer-1", destination=None):
+def consumer(settings: Settings, name: str = "consumer-1", destinations=None):
     from contracts import tracking_plan
     from orchestration.activation.destinations import build_destination
     from orchestration.realtime.consumer import Consumer
 
-    if destination is None:  # intraday events go to the first configured destination
-        destination = build_destination(settings.destinations[0], settings)
+    if destinations is None:  # intraday events go to every configured destination
+        destinations = [build_destination(d, settings) for d in settings.destinations]
     return Consumer(
         stream(settings),
         state_path(settings),
@@ -63,7 +63,7 @@ def consumer(settings: Settings, name: str = "consumer-1", destination=None):
         segment_config(settings),
         milestone_events(),
         tracking_plan.load().known_events,
-        destination=destination,
+        destinations=destinations,
         name=name,
     )
 

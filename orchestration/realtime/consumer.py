@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ class Consumer:
         config: SegmentConfig,
         milestone_events: dict[str, str],
         known_events: frozenset[str],
-        destination: Destination | None = None,
+        destinations: Sequence[Destination] = (),
         name: str = "consumer-1",
         batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
     ):
@@ -59,10 +60,14 @@ class Consumer:
         self.landing_dir = landing_dir
         self.evaluator = Evaluator(config, milestone_events)
         self.known_events = known_events
-        self.destination = destination
+        names = [d.name for d in destinations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"destinations {names}: each destination may appear once")
+        self.destinations = tuple(destinations)
         self._batches = 0
+        self._unsent = False
         self.stream.ensure_group(GROUP)
-        if destination is not None:
+        for destination in self.destinations:
             destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
         self.finish_pending()  # landing files / events a crash left behind
 
@@ -72,13 +77,15 @@ class Consumer:
         self.close()
 
     def close(self) -> None:
-        if self.destination is not None:
-            self.destination.close_run()
+        for destination in self.destinations:
+            destination.close_run()
 
     def step(self, block_ms: int = 500) -> int:
         """Process one batch; returns the number of stream entries read."""
         entries = self.stream.read(GROUP, self.name, self.batch_size, block_ms)
         if not entries:
+            if self._unsent:  # a destination failed earlier: retry while the stream is idle
+                self.finish_pending()
             return 0
         hwm = _id_key(state.get_meta(self.db, "hwm", "0-0") or "0-0")
         fresh = [(i, p) for i, p in entries if _id_key(i) > hwm]
@@ -294,8 +301,10 @@ class Consumer:
             "select distinct batch from drain where flushed = 0 order by batch"
         ).fetchall():
             self._flush(batch)
-        if self.destination is not None:
-            self._send()
+        for destination in self.destinations:
+            self._send(destination)
+        if self.destinations:
+            self._mark_sent()
 
     def _flush(self, batch: str) -> None:
         lines: dict[str, list[str]] = {}
@@ -315,23 +324,46 @@ class Consumer:
             os.replace(tmp, target)
         self.db.execute("update drain set flushed = 1, line = null where batch = ?", (batch,))
 
-    def _send(self) -> None:
+    def _send(self, destination: Destination) -> None:
+        """Events `destination` has not acknowledged yet, in creation order, in its batch
+        size; each acknowledgement is recorded per destination, so a destination that failed
+        (or a crash) gets only what it is missing and the others nothing again."""
         rows = self.db.execute(
-            "select event_id, person_id, name, ts, data from emitted where sent = 0 "
-            "order by created_at, event_id"
+            "select event_id, person_id, name, ts, data from emitted e where sent = 0 and not "
+            "exists (select 1 from delivered d where d.event_id = e.event_id and "
+            "d.destination = ?) order by created_at, event_id",
+            (destination.name,),
         ).fetchall()
-        for start in range(0, len(rows), self.destination.max_items_per_batch):
+        size = destination.max_items_per_batch
+        for start in range(0, len(rows), size):
             items = []
-            for event_id, person, name, ts, data in rows[
-                start : start + self.destination.max_items_per_batch
-            ]:
+            for event_id, person, name, ts, data in rows[start : start + size]:
                 payload: dict[str, Any] = event_item(
                     EventSpec(person, name, ts, event_id, json.loads(data))
                 )
                 items.append(OutgoingItem("event", event_id, person, payload, encode_item(payload)))
-            results = self.destination.send(items)
-            ok = [(r.key,) for r in results if r.ok]
-            self.db.executemany("update emitted set sent = 1 where event_id = ?", ok)
+            try:
+                results = destination.send(items)
+            except Exception as exc:  # noqa: BLE001 - one destination down must not stop others
+                log.warning("realtime send to %s failed: %s", destination.name, exc)
+                return  # retried after the next batch
+            ok = [(r.key, destination.name) for r in results if r.ok]
+            self.db.executemany("insert or ignore into delivered values (?, ?)", ok)
+
+    def _mark_sent(self) -> None:
+        """`sent` = 1 for events every configured destination has acknowledged."""
+        names = [d.name for d in self.destinations]
+        marks = ",".join("?" * len(names))
+        self.db.execute(
+            "update emitted set sent = 1 where sent = 0 and (select count(distinct destination)"
+            f" from delivered d where d.event_id = emitted.event_id and d.destination in ({marks}))"
+            " = ?",
+            [*names, len(names)],
+        )
+        self._unsent = (
+            self.db.execute("select exists (select 1 from emitted where sent = 0)").fetchone()[0]
+            == 1
+        )
 
 
 _MEMBERSHIP = {"segment_entered", "segment_exited"}

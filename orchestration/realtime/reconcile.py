@@ -84,13 +84,16 @@ def compare_day(
 def mark_delivered_events(
     conn: duckdb.DuckDBPyConnection, state_path: Path, destination: str
 ) -> int:
-    """Record the consumer's delivered events in `sync_acked_events`; returns rows added."""
+    """Record the events the consumer delivered to `destination` in `sync_acked_events`;
+    returns rows added."""
     if not state_path.exists():
         return 0
     db = state.connect(state_path, readonly=True)
     try:
         rows = db.execute(
-            "select event_id, person_id, name, ts from emitted where sent = 1"
+            "select e.event_id, e.person_id, e.name, e.ts from emitted e join delivered d "
+            "on d.event_id = e.event_id where d.destination = ?",
+            (destination,),
         ).fetchall()
     finally:
         db.close()

@@ -2,6 +2,8 @@
 `segflow serve` reads it). Everything one stream batch changes is committed in ONE
 transaction together with the stream's high-water mark, so a batch redelivered after a crash
 is recognised and skipped: state, drained lines and emitted events are applied exactly once.
+`emitted.sent` = 1 once every configured destination acknowledged the event; `delivered`
+records each destination's acknowledgements (the once-only ledger per destination).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ create index if not exists drain_unflushed on drain (flushed, batch);
 create table if not exists emitted (event_id text primary key, person_id text, name text,
     ts integer, data text, sent integer default 0, created_at real);
 create index if not exists emitted_unsent on emitted (sent);
+create table if not exists delivered (event_id text, destination text,
+    primary key (event_id, destination));
 """
 
 
