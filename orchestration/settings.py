@@ -121,6 +121,19 @@ def _port(name: str, default: int) -> int:
     return port
 
 
+def _origins(name: str) -> tuple[str, ...]:
+    """Browser origins allowed by CORS: `*` or `scheme://host[:port]`, comma-separated."""
+    origins = tuple(o.strip().rstrip("/") for o in os.environ.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
+            raise SettingError(
+                f"{name}: {origin!r} is not an origin; expected * or scheme://host[:port] "
+                "(e.g. https://app.example.com), comma-separated"
+            )
+    return origins
+
+
 def _keys(name: str) -> tuple[str, ...]:
     """A comma-separated list of API keys (secrets: the message never shows them)."""
     return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
@@ -244,6 +257,7 @@ class Settings:
     serve_port: int = 8016
     write_keys: tuple[str, ...] = field(default=(), repr=False)
     read_keys: tuple[str, ...] = field(default=(), repr=False)
+    cors_origins: tuple[str, ...] = ()  # browser origins for collect and serve (default none)
     # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
     # plan's accepted values (orchestration/defs/quality.py).
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -344,6 +358,7 @@ class Settings:
             serve_port=_port("SEGFLOW_SERVE_PORT", cls.serve_port),
             write_keys=_keys("SEGFLOW_WRITE_KEYS"),
             read_keys=_keys("SEGFLOW_READ_KEYS"),
+            cors_origins=_origins("SEGFLOW_CORS_ORIGINS"),
             timestamp_floor=timestamp_floor,
             quality=_quality(late_arrival_days, timestamp_floor),
         )

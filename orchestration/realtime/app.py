@@ -45,6 +45,7 @@ def collector(settings: Settings, port: int | None = None):
         settings.write_keys,
         tracking_plan.load().known_events,
         settings.late_arrival_days,
+        settings.cors_origins,
     )
 
 
@@ -82,5 +83,9 @@ def profile_server(settings: Settings, port: int | None = None):
     )
     address = (settings.serve_host, settings.serve_port if port is None else port)
     return ProfileServer(
-        address, reader, load_flags(settings.flows_file, config), settings.read_keys
+        address,
+        reader,
+        load_flags(settings.flows_file, config),
+        settings.read_keys,
+        settings.cors_origins,
     )
