@@ -37,6 +37,13 @@ def _float(name: str, default: float) -> float:
         raise SettingError(f"{name}={raw!r}: expected a number") from exc
 
 
+def _seconds(name: str, default: float) -> float:
+    value = _float(name, default)
+    if value < 0:
+        raise SettingError(f"{name}={value:g}: expected seconds >= 0 (0: off)")
+    return value
+
+
 def _int(name: str, default: int) -> int:
     raw = _env(name, str(default))
     try:
@@ -258,6 +265,7 @@ class Settings:
     write_keys: tuple[str, ...] = field(default=(), repr=False)
     read_keys: tuple[str, ...] = field(default=(), repr=False)
     cors_origins: tuple[str, ...] = ()  # browser origins for collect and serve (default none)
+    session_sweep_seconds: float = 30.0  # consumer: re-evaluate open sessions (0: off)
     # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
     # plan's accepted values (orchestration/defs/quality.py).
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -359,6 +367,9 @@ class Settings:
             write_keys=_keys("SEGFLOW_WRITE_KEYS"),
             read_keys=_keys("SEGFLOW_READ_KEYS"),
             cors_origins=_origins("SEGFLOW_CORS_ORIGINS"),
+            session_sweep_seconds=_seconds(
+                "SEGFLOW_SESSION_SWEEP_SECONDS", cls.session_sweep_seconds
+            ),
             timestamp_floor=timestamp_floor,
             quality=_quality(late_arrival_days, timestamp_floor),
         )

@@ -66,6 +66,7 @@ def consumer(settings: Settings, name: str = "consumer-1", destinations=None):
         tracking_plan.load().known_events,
         destinations=destinations,
         name=name,
+        sweep_seconds=settings.session_sweep_seconds,
     )
 
 

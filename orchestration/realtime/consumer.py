@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-from orchestration.activation.destinations.base import Destination, OutgoingItem
-from orchestration.activation.limits import encode_item
-from orchestration.activation.payload import EventSpec, event_item
-from orchestration.realtime import state
+from orchestration.activation.destinations.base import Destination
+from orchestration.realtime import outputs, state
 from orchestration.realtime.events import QUARANTINE, parse_time
 from orchestration.realtime.intraday import Baseline, Evaluator
 from orchestration.realtime.profiles import SnapshotReader
@@ -53,8 +49,11 @@ class Consumer:
         destinations: Sequence[Destination] = (),
         name: str = "consumer-1",
         batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
+        sweep_seconds: float = 30.0,  # session sweep period (0: off); see `sweep`
     ):
         self.stream, self.name, self.batch_size = stream, name, batch_size
+        self.sweep_seconds = sweep_seconds
+        self._swept = time.monotonic()
         self.db = state.connect(state_path)
         self.snapshot = SnapshotReader(snapshot_path)
         self.landing_dir = landing_dir
@@ -86,6 +85,7 @@ class Consumer:
         if not entries:
             if self._unsent:  # a destination failed earlier: retry while the stream is idle
                 self.finish_pending()
+            self._maybe_sweep()
             return 0
         hwm = _id_key(state.get_meta(self.db, "hwm", "0-0") or "0-0")
         fresh = [(i, p) for i, p in entries if _id_key(i) > hwm]
@@ -105,7 +105,45 @@ class Consumer:
         trim = getattr(self.stream, "trim_acknowledged", None)
         if trim is not None and self._batches % TRIM_EVERY == 0:
             trim()  # drained to the landing files and acknowledged: the broker can let go
+        self._maybe_sweep()
         return len(entries)
+
+    def _maybe_sweep(self) -> None:
+        if self.sweep_seconds and time.monotonic() - self._swept >= self.sweep_seconds:
+            self._swept = time.monotonic()
+            self.sweep()
+
+    def sweep(self, now: float | None = None) -> int:
+        """Re-evaluate, without an event, the users whose session is open or ended since the
+        last sweep, when a realtime rule reads `session.*`: time in session grows while the
+        user is idle (a user stalling mid-setup moves to a help flow) and a session that
+        ends (30 minutes without events) drops its session-based memberships. Other inputs
+        only change with events or the daily run, so nobody else is re-evaluated. Returns
+        the number of users re-evaluated."""
+        if not self.evaluator.reads_session:
+            return 0
+        now = time.time() if now is None else now
+        since = float(state.get_meta(self.db, "last_sweep", "0") or 0)
+        users = [
+            u
+            for (u,) in self.db.execute(
+                "select user_id from session where last_at >= ?", (since - SESSION_GAP_S,)
+            )
+        ]
+        users = sorted(set(users) - self.snapshot.suppressed(users))
+        today = datetime.fromtimestamp(now, UTC).date()
+        self.db.execute("begin immediate")
+        try:
+            if users:
+                self._reevaluate(dict.fromkeys(users, today), as_of=now)
+            state.set_meta(self.db, "last_sweep", now)
+            state.add_counter(self.db, "sweeps", 1)
+            self.db.execute("commit")
+        except BaseException:
+            self.db.execute("rollback")
+            raise
+        self.finish_pending()
+        return len(users)
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
         batch = entries[0][0]
@@ -209,7 +247,9 @@ class Consumer:
         self.db.executemany("insert or replace into user_day values (?, ?, ?, ?)", rows)
         return grown
 
-    def _reevaluate(self, touched: dict[str, date]) -> None:
+    def _reevaluate(self, touched: dict[str, date], as_of: float | None = None) -> None:
+        """Re-evaluate `touched` users ({user: day}); session values as of their latest
+        event, or as of `as_of` (a sweep)."""
         snap_day = self.snapshot.snapshot_date()
         after = snap_day.isoformat() if snap_day else "0000-00-00"
         users = sorted(touched)
@@ -225,12 +265,7 @@ class Consumer:
         for user, base, day in zip(users, bases, days, strict=True):
             milestones = {m for (text,) in reached.get(user, []) for m in json.loads(text)}
             since = (day - snap_day).days if snap_day else 0
-            session = sessions.get(user)
-            values = (
-                {"session__events": session[2], "session__minutes": (session[1] - session[0]) / 60}
-                if session
-                else {}
-            )
+            values = session_values(sessions.get(user), as_of)
             rows.append(self.evaluator.overlay(base, milestones, since, values))
             starts.append(self.evaluator.overlay(base, set(), since))
         verdicts = self.evaluator.verdicts(rows + starts)
@@ -300,70 +335,25 @@ class Consumer:
         for (batch,) in self.db.execute(
             "select distinct batch from drain where flushed = 0 order by batch"
         ).fetchall():
-            self._flush(batch)
+            outputs.flush_landing(self.db, self.landing_dir, batch)
         for destination in self.destinations:
-            self._send(destination)
+            outputs.send_events(self.db, destination)
         if self.destinations:
-            self._mark_sent()
-
-    def _flush(self, batch: str) -> None:
-        lines: dict[str, list[str]] = {}
-        for dt, line in self.db.execute(
-            "select dt, line from drain where batch = ? order by stream_id", (batch,)
-        ):
-            lines.setdefault(dt, []).append(line)
-        for dt, chunk in lines.items():
-            folder = self.landing_dir / "events" / f"dt={dt}"
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"rt-{batch}.jsonl"
-            tmp = folder / f".rt-{batch}.jsonl.tmp"
-            with tmp.open("w") as handle:
-                handle.write("\n".join(chunk) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        self.db.execute("update drain set flushed = 1, line = null where batch = ?", (batch,))
-
-    def _send(self, destination: Destination) -> None:
-        """Events `destination` has not acknowledged yet, in creation order, in its batch
-        size; each acknowledgement is recorded per destination, so a destination that failed
-        (or a crash) gets only what it is missing and the others nothing again."""
-        rows = self.db.execute(
-            "select event_id, person_id, name, ts, data from emitted e where sent = 0 and not "
-            "exists (select 1 from delivered d where d.event_id = e.event_id and "
-            "d.destination = ?) order by created_at, event_id",
-            (destination.name,),
-        ).fetchall()
-        size = destination.max_items_per_batch
-        for start in range(0, len(rows), size):
-            items = []
-            for event_id, person, name, ts, data in rows[start : start + size]:
-                payload: dict[str, Any] = event_item(
-                    EventSpec(person, name, ts, event_id, json.loads(data))
-                )
-                items.append(OutgoingItem("event", event_id, person, payload, encode_item(payload)))
-            try:
-                results = destination.send(items)
-            except Exception as exc:  # noqa: BLE001 - one destination down must not stop others
-                log.warning("realtime send to %s failed: %s", destination.name, exc)
-                return  # retried after the next batch
-            ok = [(r.key, destination.name) for r in results if r.ok]
-            self.db.executemany("insert or ignore into delivered values (?, ?)", ok)
-
-    def _mark_sent(self) -> None:
-        """`sent` = 1 for events every configured destination has acknowledged."""
-        names = [d.name for d in self.destinations]
-        marks = ",".join("?" * len(names))
-        self.db.execute(
-            "update emitted set sent = 1 where sent = 0 and (select count(distinct destination)"
-            f" from delivered d where d.event_id = emitted.event_id and d.destination in ({marks}))"
-            " = ?",
-            [*names, len(names)],
-        )
-        self._unsent = (
-            self.db.execute("select exists (select 1 from emitted where sent = 0)").fetchone()[0]
-            == 1
-        )
+            self._unsent = outputs.mark_sent(self.db, [d.name for d in self.destinations])
 
 
 _MEMBERSHIP = {"segment_entered", "segment_exited"}
+
+
+def session_values(session: tuple | None, as_of: float | None) -> dict[str, float]:
+    """`session.events` / `session.minutes` of a (started, last, events) session row: as of
+    its latest event, or as of `as_of` while the session is open; none once it ended (null,
+    as in the daily run)."""
+    if session is None:
+        return {}
+    started, last, events = session
+    if as_of is None:
+        as_of = last
+    elif as_of - last > SESSION_GAP_S:
+        return {}
+    return {"session__events": events, "session__minutes": (as_of - started) / 60}
