@@ -90,11 +90,14 @@ class Consumer:
         hwm = _id_key(state.get_meta(self.db, "hwm", "0-0") or "0-0")
         fresh = [(i, p) for i, p in entries if _id_key(i) > hwm]
         if fresh:
+            started = time.perf_counter()
             self.db.execute("begin immediate")
             try:
                 self._apply(fresh)
                 state.set_meta(self.db, "hwm", fresh[-1][0])
                 state.set_meta(self.db, "last_batch_at", time.time())
+                busy_ms = round((time.perf_counter() - started) * 1000)
+                state.add_counter(self.db, "busy_ms", busy_ms)  # throughput = events / busy
                 self.db.execute("commit")
             except BaseException:
                 self.db.execute("rollback")
