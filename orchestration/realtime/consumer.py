@@ -150,17 +150,21 @@ class Consumer:
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
         batch = entries[0][0]
-        drained, per_user, quarantined = [], {}, 0
-        for stream_id, payload in entries:
+        drained: dict[str, list[str]] = {}  # landing day -> lines, in stream order
+        per_user, quarantined = {}, 0
+        for _stream_id, payload in entries:
             message = json.loads(payload)
             bad = message.pop(QUARANTINE, None)
             line = json.dumps(message, separators=(",", ":")) if bad else payload.decode()
-            drained.append((stream_id, str(message.get("receivedAt", ""))[:10], line, batch))
+            drained.setdefault(str(message.get("receivedAt", ""))[:10], []).append(line)
             if bad:
                 quarantined += 1
             elif message.get("userId"):  # anonymous activity is stitched by the daily build
                 per_user.setdefault(str(message["userId"]), []).append(message)
-        self.db.executemany("insert into drain values (?, ?, ?, ?, 0)", drained)
+        self.db.executemany(
+            "insert into pending_file values (?, ?, ?)",
+            [(batch, dt, "\n".join(lines) + "\n") for dt, lines in drained.items()],
+        )
         for user in self.snapshot.suppressed(list(per_user)):  # privacy: never applied or sent
             del per_user[user]
         sessions = self._by_user(
@@ -237,16 +241,18 @@ class Consumer:
         existing = self._by_user(
             "select user_id, day, counts, milestones from user_day", users, many=True
         )
+        stored = {(user, r[0]): r[1:] for user, days in existing.items() for r in days}
         rows, grown = [], set()
         for (user, day), (counts, milestones) in updates.items():
-            old = next((r for r in existing.get(user, []) if r[0] == day), None)
-            if milestones - (set(json.loads(old[2])) if old else set()):
+            old = stored.get((user, day))
+            before = set(json.loads(old[1])) if old else set()
+            if milestones - before:
                 grown.add(user)
-            total = json.loads(old[1]) if old else {}
+            total = json.loads(old[0]) if old else {}
             for event, n in counts.items():
                 total[event] = total.get(event, 0) + n
-            reached = set(json.loads(old[2])) | milestones if old else milestones
-            rows.append((user, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))))
+            reached = json.dumps(sorted(before | milestones))
+            rows.append((user, day, json.dumps(total, sort_keys=True), reached))
         self.db.executemany("insert or replace into user_day values (?, ?, ?, ?)", rows)
         return grown
 
@@ -336,7 +342,7 @@ class Consumer:
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""
         for (batch,) in self.db.execute(
-            "select distinct batch from drain where flushed = 0 order by batch"
+            "select distinct batch from pending_file order by batch"
         ).fetchall():
             outputs.flush_landing(self.db, self.landing_dir, batch)
         for destination in self.destinations:

@@ -19,24 +19,18 @@ log = logging.getLogger(__name__)
 
 
 def flush_landing(db: sqlite3.Connection, landing_dir: Path, batch: str) -> None:
-    """Write one committed batch's lines to `events/dt=<day>/rt-<batch>.jsonl` (atomic,
-    fsynced), then drop the lines from the state."""
-    lines: dict[str, list[str]] = {}
-    for dt, line in db.execute(
-        "select dt, line from drain where batch = ? order by stream_id", (batch,)
-    ):
-        lines.setdefault(dt, []).append(line)
-    for dt, chunk in lines.items():
+    """Write one committed batch's `events/dt=<day>/rt-<batch>.jsonl` files (atomic,
+    fsynced) from `pending_file`, then forget them."""
+    for dt, lines in db.execute("select dt, lines from pending_file where batch = ?", (batch,)):
         folder = landing_dir / "events" / f"dt={dt}"
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"rt-{batch}.jsonl"
         tmp = folder / f".rt-{batch}.jsonl.tmp"
         with tmp.open("w") as handle:
-            handle.write("\n".join(chunk) + "\n")
+            handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    db.execute("update drain set flushed = 1, line = null where batch = ?", (batch,))
+        os.replace(tmp, folder / f"rt-{batch}.jsonl")
+    db.execute("delete from pending_file where batch = ?", (batch,))
 
 
 def send_events(db: sqlite3.Connection, destination: Destination) -> None:
@@ -63,7 +57,13 @@ def send_events(db: sqlite3.Connection, destination: Destination) -> None:
             log.warning("realtime send to %s failed: %s", destination.name, exc)
             return  # retried after the next batch or when the stream is idle
         ok = [(r.key, destination.name) for r in results if r.ok]
-        db.executemany("insert or ignore into delivered values (?, ?)", ok)
+        db.execute("begin immediate")  # one commit (fsync) per batch, not one per row
+        try:
+            db.executemany("insert or ignore into delivered values (?, ?)", ok)
+            db.execute("commit")
+        except BaseException:
+            db.execute("rollback")
+            raise
 
 
 def mark_sent(db: sqlite3.Connection, names: list[str]) -> bool:

@@ -2,6 +2,7 @@
 `segflow serve` reads it). Everything one stream batch changes is committed in ONE
 transaction together with the stream's high-water mark, so a batch redelivered after a crash
 is recognised and skipped: state, drained lines and emitted events are applied exactly once.
+`pending_file` holds a committed batch's landing-file text per day until it is written.
 `emitted.sent` = 1 once every configured destination acknowledged the event; `delivered`
 records each destination's acknowledgements (the once-only ledger per destination).
 """
@@ -21,9 +22,8 @@ create table if not exists session (user_id text primary key, started_at real,
 create table if not exists profile (user_id text primary key, day text, segments text,
     primary_segment text, onboarding_flow text, experiment text, experiment_variant text,
     next_block text, fired text not null default '[]', updated_at real);
-create table if not exists drain (stream_id text primary key, dt text, line text,
-    batch text, flushed integer default 0);
-create index if not exists drain_unflushed on drain (flushed, batch);
+create table if not exists pending_file (batch text, dt text, lines text not null,
+    primary key (batch, dt));
 create table if not exists emitted (event_id text primary key, person_id text, name text,
     ts integer, data text, sent integer default 0, created_at real);
 create index if not exists emitted_unsent on emitted (sent);
