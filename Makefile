@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium java report redis
+.PHONY: install run test test-fast dev mlflow lint lint-sql bench bench-realtime clean chromium java report redis
 
 # sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
 # the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
@@ -105,6 +105,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/transform.py
 	$(BIN)/python bench/model_quality.py
 	$(BIN)/python bench/sync.py
+
+## bench-realtime: the real-time path (collector, arrival -> visible, serve) vs its goals, ~20 s
+bench-realtime: $(STAMP) redis
+	$(BIN)/python bench/realtime.py
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

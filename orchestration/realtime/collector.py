@@ -97,6 +97,7 @@ class _Handler(JsonHandler):
             limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
             try:
                 raw = self.read_body(limit)
+                self._body_bytes = len(raw)
                 if kind is None and path not in BATCH_PATHS:
                     raise SegmentError(404, f"unknown endpoint {path}")
                 body = json.loads(raw)
@@ -149,8 +150,9 @@ class _Handler(JsonHandler):
         shared = {k: body[k] for k in ("context", "integrations") if k in body}
         out = []
         for index, message in enumerate(batch):
-            size = len(encode(message))
-            if size > MAX_MESSAGE_BYTES:
-                raise SegmentError(400, f"batch[{index}] is {size} bytes; limit 32 KB")
+            if self._body_bytes > MAX_MESSAGE_BYTES:  # else no message as sent is over it
+                size = len(encode(message))
+                if size > MAX_MESSAGE_BYTES:
+                    raise SegmentError(400, f"batch[{index}] is {size} bytes; limit 32 KB")
             out.append({**shared, **message})
         return out

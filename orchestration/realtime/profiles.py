@@ -26,6 +26,7 @@ class SnapshotReader:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
+        self._date: date | None = None
         self._lock = threading.Lock()
 
     def _conn(self) -> sqlite3.Connection | None:
@@ -36,9 +37,10 @@ class SnapshotReader:
         inode = (stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             if inode != self._inode:
-                if self._db is not None:
-                    self._db.close()
+                # the old connection is not closed here: a request in another thread may still
+                # be reading it; it closes when the last reference goes
                 self._db, self._inode = open_readonly(self.path), inode
+                self._date = snapshot_date(self._db)
             return self._db
 
     def version(self) -> float:
@@ -47,8 +49,7 @@ class SnapshotReader:
         return self._inode[1] / 1e9 if self._inode else 0.0
 
     def snapshot_date(self) -> date | None:
-        db = self._conn()
-        return snapshot_date(db) if db is not None else None
+        return self._date if self._conn() is not None else None
 
     def row(self, user_id: str) -> tuple | None:
         db = self._conn()
