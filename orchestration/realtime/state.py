@@ -42,7 +42,28 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     db.execute("pragma journal_mode = wal")
     db.execute("pragma synchronous = full")
     db.executescript(DDL)
+    _migrate_drain(db)
     return db
+
+
+def _migrate_drain(db: sqlite3.Connection) -> None:
+    """State files written before `pending_file` kept one `drain` row per event: their
+    committed but unwritten lines move to `pending_file` (same batch, day and order), so an
+    upgrade loses none of them."""
+    if not db.execute("select 1 from sqlite_master where name = 'drain'").fetchone():
+        return
+    db.execute("begin immediate")
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for batch, dt, line in db.execute(
+        "select batch, dt, line from drain where flushed = 0 order by batch, stream_id"
+    ):
+        grouped.setdefault((batch, dt), []).append(line)
+    db.executemany(
+        "insert or replace into pending_file values (?, ?, ?)",
+        [(batch, dt, "\n".join(lines) + "\n") for (batch, dt), lines in grouped.items()],
+    )
+    db.execute("drop table drain")
+    db.execute("commit")
 
 
 def get_meta(db: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
