@@ -51,13 +51,21 @@ class SnapshotReader:
     def snapshot_date(self) -> date | None:
         return self._date if self._conn() is not None else None
 
+    @property
+    def opened_date(self) -> date | None:
+        """The date of the snapshot opened last (no file check: right after `row`)."""
+        return self._date
+
     def row(self, user_id: str) -> tuple | None:
+        """The user's snapshot row, or None when absent or under a privacy request (one
+        file check and one query: this is serve's hot path)."""
         db = self._conn()
         if db is None:
             return None
         return db.execute(
             "select features, raw_segments, segments, primary_segment, onboarding_flow, "
-            "experiment, experiment_variant, next_block, scores from users where user_id = ?",
+            "experiment, experiment_variant, next_block, scores from users where user_id = ?1 "
+            "and not exists (select 1 from suppressed where user_id = ?1)",
             (user_id,),
         ).fetchone()
 
@@ -117,10 +125,10 @@ class ProfileReader:
     def profile(self, user_id: str) -> dict[str, Any] | None:
         """The profile, or None for a user segflow has never seen or may not show (a privacy
         request): callers answer with `default`."""
-        if self.snapshot.suppressed([user_id]):
-            return None
         snap = self.snapshot.row(user_id)
-        snap_day = self.snapshot.snapshot_date()
+        if snap is None and self.snapshot.suppressed([user_id]):
+            return None
+        snap_day = self.snapshot.opened_date
         live = None
         db = self._state()
         if db is not None:
