@@ -1,6 +1,6 @@
 """The stream consumer: applies each message once to the intraday state, re-evaluates the
-realtime rules of the users it touched, emits entered/exited/trigger events through a sync
-destination, and drains every message (quarantined ones too) into the daily landing files
+realtime rules of the users it touched (and, for `session.*` rules, of users in a session:
+`sweep`), emits entered/exited/trigger events through every configured destination, and drains every message (quarantined ones too) into the daily landing files
 (`<landing>/events/dt=<received day>/rt-<first stream id>.jsonl`), so tonight's batch load
 sees exactly what the stream saw.
 
@@ -8,7 +8,7 @@ Order per batch: read -> one SQLite transaction (state, profiles, drained lines,
 events, high-water mark) -> XACK -> write landing files and send events. A crash anywhere
 redelivers the batch; entries at or below the high-water mark are skipped, landing files are
 rewritten with identical content (name and lines fixed at commit) and events re-sent with the
-same ids until the destination acknowledges them. Nothing is lost or doubled. One consumer
+same ids until each destination acknowledges them (outputs.py). Nothing is lost or doubled. One consumer
 per stream: the high-water mark assumes in-order delivery to a single consumer.
 """
 
