@@ -74,32 +74,36 @@ class SnapshotReader:
         db = self._conn()
         if db is None or not user_ids:
             return set()
-        marks = ",".join("?" * len(user_ids))
-        sql = f"select user_id from suppressed where user_id in ({marks})"
-        return {r[0] for r in db.execute(sql, user_ids)}
+        out: set[str] = set()
+        for start in range(0, len(user_ids), 900):  # below SQLite's parameter limit
+            chunk = user_ids[start : start + 900]
+            sql = f"select user_id from suppressed where user_id in ({','.join('?' * len(chunk))})"
+            out.update(r[0] for r in db.execute(sql, chunk))
+        return out
 
     def baseline(self, user_id: str) -> Baseline:
         return self.baselines([user_id])[user_id]
 
     def baselines(self, user_ids: list[str]) -> dict[str, Baseline]:
-        """Snapshot rows of many users in one query (absent users: an unknown baseline)."""
+        """Snapshot rows of many users (absent users: an unknown baseline)."""
         out = dict.fromkeys(user_ids, UNKNOWN)
         db = self._conn()
         if db is None or not user_ids:
             return out
-        marks = ",".join("?" * len(user_ids))
-        for user, features, raw, segments, flow in db.execute(
-            "select user_id, features, raw_segments, segments, onboarding_flow from users "
-            f"where user_id in ({marks})",
-            user_ids,
-        ):
-            out[user] = Baseline(
-                json.loads(features),
-                frozenset(json.loads(raw)),
-                tuple(json.loads(segments)),
-                flow,
-                True,
-            )
+        for start in range(0, len(user_ids), 900):  # below SQLite's parameter limit
+            chunk = user_ids[start : start + 900]
+            for user, features, raw, segments, flow in db.execute(
+                "select user_id, features, raw_segments, segments, onboarding_flow from users "
+                f"where user_id in ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out[user] = Baseline(
+                    json.loads(features),
+                    frozenset(json.loads(raw)),
+                    tuple(json.loads(segments)),
+                    flow,
+                    True,
+                )
         return out
 
 
