@@ -174,7 +174,7 @@ def collector_phase(args, collect_url: str, serve_url: str, probes: list[str], u
         with poller.lock:
             poller.pending[user] = time.time()
         time.sleep(gap)
-    results = jobs.get()
+    results = jobs.get(timeout=300)  # bounded even if a client hangs
     seconds = time.perf_counter() - started
     prober.flush()
     prober.join()
