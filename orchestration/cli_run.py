@@ -75,7 +75,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     if args.profile == "store" and args.next_day:
         raise UsageError("--next-day continues the saas demo only")
     if args.profile == "store":
-        from orchestration.sources.demo_store import generate_store
+        from demo.store import generate_store
 
         print(
             generate_store(
@@ -100,7 +100,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _demo_product(args: argparse.Namespace, start: date):
-    from orchestration.sources.demo_next_day import DemoProduct
+    from demo.next_day import DemoProduct
 
     return DemoProduct(
         users=args.users,
@@ -114,8 +114,8 @@ def _demo_product(args: argparse.Namespace, start: date):
 
 def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date):
     """Generate the SaaS demo and record its parameters (what --next-day continues)."""
-    from orchestration.sources.demo import generate
-    from orchestration.sources.demo_next_day import record
+    from demo.next_day import record
+    from demo.saas import generate
 
     summary = generate(
         out,
@@ -132,7 +132,7 @@ def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date
 
 
 def _next_day(out: Path, truth: Path) -> int:
-    from orchestration.sources.demo_next_day import next_day
+    from demo.next_day import next_day
 
     try:
         day = next_day(out, truth)
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _demo_holds(args: argparse.Namespace, settings: Settings, start: date, end: date) -> bool:
     """The landing folder already holds these days of the same product (e.g. advanced with
     `demo-data --next-day`): regenerating would draw another product."""
-    from orchestration.sources.demo_next_day import load
+    from demo.next_day import load
 
     product = load(settings.demo_truth_dir)
     asked = _demo_product(args, start)

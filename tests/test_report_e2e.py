@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
-from support.browser import Browser, find_chromium
 from support.shared_runs import SMALL_RUN_GROUP, CliRun
+
+from orchestration.report.browser import Browser, find_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(SMALL_RUN_GROUP)]
 

@@ -160,10 +160,16 @@ class IntercomDestination:
 
     @staticmethod
     def _attribute_names() -> list[str]:
-        from ..payload import SCORE_TEXT_COLUMNS, SYNCED_AT_ATTRIBUTE, TEXT_COLUMNS
+        from ..payload import (
+            REASONS_ATTRIBUTE,
+            SCORE_TEXT_COLUMNS,
+            SYNCED_AT_ATTRIBUTE,
+            TEXT_COLUMNS,
+        )
 
         return [
             *TEXT_COLUMNS,
+            REASONS_ATTRIBUTE,
             *SCORE_TEXT_COLUMNS,
             *ATTRIBUTE_TYPES,
             SYNCED_AT_ATTRIBUTE,
