@@ -12,6 +12,7 @@ import sys
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from orchestration.run_window import dbt_vars_arg
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
@@ -77,17 +78,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     if args.profile == "store":
         from demo.store import generate_store
 
-        print(
-            generate_store(
-                out,
-                truth,
-                users=args.users,
-                days=args.days,
-                seed=args.seed,
-                start=start,
-                history_days=args.history_days,
-            )
-        )
+        print(generate_store(out, truth, **_demo_size(args, start)))
         print(
             "store profile: run with SEGFLOW_CHURN_DEFINITION=inactivity "
             "SEGFLOW_CHURN_INACTIVE_DAYS=90 (churn = no order for 90 days)"
@@ -99,17 +90,22 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_size(args: argparse.Namespace, start: date) -> dict[str, Any]:
+    """What every demo generator takes from the command line: size, seed, first day, history."""
+    return {
+        "users": args.users,
+        "days": args.days,
+        "seed": args.seed,
+        "start": start,
+        "history_days": args.history_days,
+    }
+
+
 def _demo_product(args: argparse.Namespace, start: date):
     from demo.next_day import DemoProduct
 
-    return DemoProduct(
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        start=start.isoformat(),
-        defect_rate=args.defect_rate,
-        history_days=args.history_days,
-    )
+    size = {**_demo_size(args, start), "start": start.isoformat()}
+    return DemoProduct(**size, defect_rate=args.defect_rate)
 
 
 def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date):
@@ -117,16 +113,7 @@ def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date
     from demo.next_day import record
     from demo.saas import generate
 
-    summary = generate(
-        out,
-        truth,
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        start=start,
-        defect_rate=args.defect_rate,
-        history_days=args.history_days,
-    )
+    summary = generate(out, truth, **_demo_size(args, start), defect_rate=args.defect_rate)
     record(truth, _demo_product(args, start))
     return summary
 
