@@ -37,18 +37,24 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/segflow run --users $(USERS) --days $(DAYS) --seed $(SEED)
 
+# Two pytest-xdist workers (`make test WORKERS=1` for one process); a module stays on one worker
+# and the expensive ones start first (tests/conftest.py). The table at the end is CPU seconds
+# per module (tests/support/cpu_time.py).
+WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 ## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
 test: $(STAMP) chromium java redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(SQLFLUFF) lint $(SQLFLUFF_VARS) dbt_project/models
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) tests
 
 ## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
 test-fast: $(STAMP) chromium redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m "not slow" tests
 
 ## dev: the Dagster UI on http://127.0.0.1:3000
 dev: $(STAMP)
