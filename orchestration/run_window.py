@@ -70,6 +70,7 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "churn_horizon_days": settings.churn_horizon_days,
         "cancel_grace_days": settings.cancel_grace_days,
         "conversion_window_days": settings.conversion_days,
+        "ltv_horizon_days": settings.ltv_horizon_days,
     }
 
 

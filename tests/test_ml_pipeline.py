@@ -89,7 +89,7 @@ def test_score_without_any_champion_scores_nobody_but_keeps_every_user(store, ma
     assert missing_champions(store["uri"]) == [CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL]
     scores = score_users(features, store["uri"], day)
     assert len(scores) == (features["snapshot_date"] == day).sum()
-    assert scores["churn_probability"].isna().all() and scores["ltv_90d"].isna().all()
+    assert scores["churn_probability"].isna().all() and scores["ltv_pred"].isna().all()
     assert scores["churn_model_version"].isna().all()
     with pytest.raises(registry.ModelNotFoundError, match=CHURN_MODEL):
         score_users(features, store["uri"], day, require_churn=True)
@@ -181,7 +181,7 @@ def test_scoring_uses_champion_one_row_per_active_user_deterministic(trained, st
     assert set(first["churn_model_version"]) == {"2"}
     assert first["churn_probability"].between(0, 1).all()
     assert set(first["churn_band"]) <= {"low", "medium", "high"}
-    assert (first["ltv_90d"] >= 0).all() and set(first["ltv_model_version"]) == {"1"}
+    assert (first["ltv_pred"] >= 0).all() and set(first["ltv_model_version"]) == {"1"}
     paid = features.loc[features["snapshot_date"] == day].set_index("user_id")["is_paid"]
     is_paid = first["user_id"].map(paid).to_numpy()
     assert first.loc[is_paid, "conversion_probability"].isna().all()

@@ -7,12 +7,12 @@
 --     on some day in (S, S + churn_horizon_days];
 --   converted_next_window: an upgrade event, a paid-plan CRM version or a paid invoice in
 --     (S, S + conversion_window_days];
---   revenue_next_<h>d_observed: revenue in (S, S + h] for each LTV horizon h;
+--   revenue_next_window: revenue in (S, S + ltv_horizon_days];
 -- plus whether each window is covered by the data (S + window <= last day with data).
 -- Every customer appears (churned ones too); the training marts pick their populations.
 {%- set horizon_days = var('churn_horizon_days') | int -%}
 {%- set conversion_days = var('conversion_window_days') | int -%}
-{%- set horizons = var('ltv_horizons_days') -%}
+{%- set ltv_days = var('ltv_horizon_days') | int -%}
 {%- set plan = var('tracking_plan') %}
 with daily_state as (
     select
@@ -96,13 +96,11 @@ future_revenue as (
     select
         s.user_id,
         s.snapshot_date,
-        {% for h in horizons -%}
         {{ exact_sum(
-            "case when r.paid_date <= " ~ dbt.dateadd('day', h, 's.snapshot_date')
+            "case when r.paid_date <= " ~ dbt.dateadd('day', ltv_days, 's.snapshot_date')
             ~ " then r.amount_usd else 0 end"
         ) }}
-            as revenue_next_{{ h }}d,
-        {% endfor -%}
+            as revenue_next_window,
         sum(
             case
                 when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
@@ -115,7 +113,9 @@ future_revenue as (
         on
             s.user_id = r.user_id
             and s.snapshot_date < r.paid_date
-            and r.paid_date <= {{ dbt.dateadd('day', horizons | max, 's.snapshot_date') }}
+            and r.paid_date <= {{
+                dbt.dateadd('day', [ltv_days, conversion_days] | max, 's.snapshot_date')
+            }}
     group by s.user_id, s.snapshot_date
 )
 
@@ -128,10 +128,8 @@ select
     <= d.data_end_date as churn_window_covered,
     {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
     <= d.data_end_date as conversion_window_covered,
-    {% for h in horizons -%}
-    {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
-    coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
-    {% endfor -%}
+    {{ dbt.dateadd('day', ltv_days, 's.snapshot_date') }} <= d.data_end_date as ltv_window_covered,
+    coalesce(fr.revenue_next_window, 0.0) as revenue_next_window,
     {{ churn_outcome(
         's.churns_within_horizon', 's.active_days_total', 's.active_days_total_at_horizon',
     ) }} as churned_next_window,

@@ -107,14 +107,14 @@ scores as (
         user_id,
         score_date,
         churn_probability,
-        ltv_90d
+        ltv_pred
     from {{ source('segflow', 'user_scores') }}
 )
 
 select
     members.*,
     scores.churn_probability,
-    scores.ltv_90d,
+    scores.ltv_pred,
     case
         when
             members.churn_window_covered
