@@ -143,16 +143,23 @@ def test_experiment_verdict_in_words_and_relative_lift_ci() -> None:
     assert (low, high) == (pytest.approx(0.0574, abs=1e-4), pytest.approx(0.3618, abs=1e-4))
     history = pd.DataFrame(
         [
-            ("onb", "all", "control", 64, 0.5, "control", date(2026, 4, 1)),
-            ("onb", "all", "tutorial", 500, 0.6, "insufficient_sample", date(2026, 4, 1)),
-            ("onb", "all", "control", 72, 0.5, "control", date(2026, 4, 5)),
-            ("onb", "all", "tutorial", 560, 0.6, "insufficient_sample", date(2026, 4, 5)),
+            ("onb", "all", "control", 72, 2.0, 0.5, "control", date(2026, 4, 5)),
+            ("onb", "all", "tutorial", 560, 15.0, 0.6, "insufficient_sample", date(2026, 4, 5)),
+            ("onb", "new", "control", 30, 0.0, 0.5, "control", date(2026, 4, 5)),
+            ("onb", "new", "tutorial", 90, 3.0, 0.6, "insufficient_sample", date(2026, 4, 5)),
         ],
-        columns=["experiment", "segment", "variant", "users", "onboarding_completion_rate", "verdict", "as_of"],
+        columns=["experiment", "segment", "variant", "users", "users_per_day", "onboarding_completion_rate", "verdict", "as_of"],
     )  # fmt: skip
     e = experiments.arms(history, min_sample=100)
-    words = e.set_index("variant")["in_words"]
-    assert words["tutorial"] == "no verdict yet: control has 72 of the 100 needed: about 14 more days at today's rate"  # fmt: skip
+    words = e.set_index(["segment", "variant"])["in_words"]
+    # (100 - 72) / 2 a day = 14 days
+    assert words["all", "tutorial"] == "no verdict yet: control has 72 of the 100 needed: about 14 more days at today's rate"  # fmt: skip
+    # both arms short; control gains no one, the variant needs ceil(10 / 3) = 4 days
+    assert words["new", "tutorial"] == (
+        "no verdict yet: control has 30 of the 100 needed: no one joined it lately, so it will "
+        "not get there at today's rate; tutorial has 90 of the 100 needed: about 4 more days at "
+        "today's rate"
+    )
 
 
 def _versions(kind: str, metric: str, values: dict[int, float], champion: int, baseline: float):
