@@ -65,58 +65,32 @@ revenue as (
 ),
 
 future_upgrades as (
-    select
-        s.user_id,
-        s.snapshot_date,
-        sum(a.upgrade_events) as upgrades_next_conversion
-    from snapshots as s
-    inner join activity as a
-        on
-            s.user_id = a.user_id
-            and s.snapshot_date < a.activity_date
-            and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
-    group by s.user_id, s.snapshot_date
+    {{ forward_window(
+        'snapshots', 'snapshot_date', 'activity', 'activity_date', conversion_days,
+        ['sum(e.upgrade_events) as upgrades_next_conversion'],
+    ) }}
 ),
 
 future_paid_plan as (
-    select
-        s.user_id,
-        s.snapshot_date,
-        count(*) as paid_versions
-    from snapshots as s
-    inner join paid_contacts as c
-        on
-            s.user_id = c.user_id
-            and s.snapshot_date < c.valid_from_date
-            and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
-    group by s.user_id, s.snapshot_date
+    {{ forward_window(
+        'snapshots', 'snapshot_date', 'paid_contacts', 'valid_from_date', conversion_days,
+        ['count(*) as paid_versions'],
+    ) }}
 ),
 
 future_revenue as (
-    select
-        s.user_id,
-        s.snapshot_date,
-        {{ exact_sum(
-            "case when r.paid_date <= " ~ dbt.dateadd('day', ltv_days, 's.snapshot_date')
-            ~ " then r.amount_usd else 0 end"
-        ) }}
-            as revenue_next_window,
-        sum(
-            case
-                when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
-                    then 1
-                else 0
-            end
-        ) as invoices_next_conversion
-    from snapshots as s
-    inner join revenue as r
-        on
-            s.user_id = r.user_id
-            and s.snapshot_date < r.paid_date
-            and r.paid_date <= {{
-                dbt.dateadd('day', [ltv_days, conversion_days] | max, 's.snapshot_date')
-            }}
-    group by s.user_id, s.snapshot_date
+    {{ forward_window(
+        'snapshots', 'snapshot_date', 'revenue', 'paid_date', [ltv_days, conversion_days] | max,
+        [
+            exact_sum(
+                "case when e.paid_date <= " ~ dbt.dateadd('day', ltv_days, 'm.snapshot_date')
+                ~ " then e.amount_usd else 0 end"
+            ) ~ ' as revenue_next_window',
+            "sum(case when e.paid_date <= "
+            ~ dbt.dateadd('day', conversion_days, 'm.snapshot_date')
+            ~ " then 1 else 0 end) as invoices_next_conversion",
+        ],
+    ) }}
 )
 
 select
