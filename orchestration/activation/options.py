@@ -25,6 +25,8 @@ class SyncOptions:
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> SyncOptions:
         options = cls(
-            max_change_share=settings.sync_max_change_share, max_attempts=settings.sync_max_attempts
+            max_change_share=settings.sync_max_change_share,
+            max_attempts=settings.sync_max_attempts,
+            payload=PayloadOptions(segment_reasons=settings.sync_segment_reasons),
         )
         return replace(options, **overrides)
