@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
+from contracts.models import KINDS
 from expectations.config import QualityConfig, QualityConfigError  # a plain dataclass (stdlib)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,30 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingError(f"{name}={raw!r}: expected an integer") from exc
+
+
+def _horizon(name: str, default: int) -> int:
+    """A label horizon in days: 1..730 (whether the loaded history covers it is checked when
+    a model trains: no covered snapshot stops training with a message naming `name`)."""
+    value = _int(name, default)
+    if not 1 <= value <= 730:
+        raise SettingError(f"{name}={value}: expected a number of days from 1 to 730")
+    return value
+
+
+def _business_events() -> dict:
+    """Activity and purchase events, checked against the tracking plan."""
+    from orchestration import business_events as be
+
+    try:
+        source = be.purchase_source()
+        return {
+            "activity_events": be.activity_events(),
+            "purchase_source": source,
+            "purchase_events": be.purchase_events(source),
+        }
+    except be.BusinessEventError as exc:
+        raise SettingError(str(exc)) from exc
 
 
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -225,6 +250,12 @@ class Settings:
     churn_horizon_days: int = 28
     cancel_grace_days: int = 7
     conversion_days: int = 28
+    ltv_horizon_days: int = KINDS["ltv"].horizon_days  # LTV label: USD paid in the next N days
+    # What counts as activity / a purchase (orchestration/business_events.py): () = every
+    # event is activity; purchases from invoices, track calls or both.
+    activity_events: tuple[str, ...] = ()
+    purchase_source: str = "invoices"
+    purchase_events: tuple[str, ...] = ()
     # Event and invoice timestamps before this date are quarantined (`timestamp_too_old`);
     # None: no floor beyond what the partitions allow.
     timestamp_floor: date | None = None
@@ -324,9 +355,11 @@ class Settings:
                 "SEGFLOW_CHURN_DEFINITION", "inactivity", ("inactivity", "cancellation")
             ),
             churn_inactive_days=_int("SEGFLOW_CHURN_INACTIVE_DAYS", 28),
-            churn_horizon_days=_int("SEGFLOW_CHURN_HORIZON_DAYS", 28),
+            churn_horizon_days=_horizon("SEGFLOW_CHURN_HORIZON_DAYS", 28),
             cancel_grace_days=_int("SEGFLOW_CANCEL_GRACE_DAYS", 7),
             conversion_days=_int("SEGFLOW_CONVERSION_DAYS", 28),
+            ltv_horizon_days=_horizon("SEGFLOW_LTV_HORIZON_DAYS", KINDS["ltv"].horizon_days),
+            **_business_events(),
             report_dir=Path(_env("SEGFLOW_REPORT_DIR", str(home / "report"))).resolve(),
             webserver_url=_env("SEGFLOW_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/"),
             freshness_max_age_hours=_float("SEGFLOW_FRESHNESS_MAX_AGE_HOURS", 30.0),

@@ -82,7 +82,7 @@ def _marts(conn, rng):
                     "conversion_to_premium": rng.random() / 4,
                     "churn_rate": rng.random() / 3,
                     "churn_rate_source": "observed",
-                    "avg_ltv_90d": rng.uniform(50, 500),
+                    "avg_ltv_pred": rng.uniform(50, 500),
                 }
             )
             reached = 200
