@@ -49,20 +49,31 @@ MARTS = {
     "ltv": "ml_ltv_training",
     "conversion": "ml_conversion_training",
 }
-TRUTH_COLUMN = {
-    "churn": "p_churn_28d",
-    "conversion": "p_convert_28d",
-    "ltv": "expected_revenue_90d",
-}
+ORACLE_REPLICAS = 100  # simulated futures per user for the SaaS churn oracle (demo.saas_oracle)
 
 
-def _generate(work: Path, users: int, days: int, seed: int, start: date, profile: str) -> dict:
+def oracle_columns(profile: str, definition: str, horizon_days: int) -> dict[str, str]:
+    """The truth column each model is scored against: the true probability of exactly the
+    label the pipeline trains on (churn: the definition and horizon in the settings)."""
+    if profile == "store":  # activity = orders; the truth knows who is still a customer
+        churn = f"p_no_purchase_{horizon_days}d"
+    else:
+        churn = f"p_{'cancel' if definition == 'cancellation' else 'inactive'}_{horizon_days}d"
+    return {"churn": churn, "conversion": "p_convert_28d", "ltv": "expected_revenue_90d"}
+
+
+def _generate(
+    work: Path, users: int, days: int, seed: int, start: date, profile: str, horizon: int
+) -> dict:
     from demo.saas import generate
     from demo.store import generate_store
 
     t0 = time.perf_counter()
-    make = generate_store if profile == "store" else generate
-    make(work / "landing", work / "truth", users=users, days=days, seed=seed, start=start)
+    common = {"users": users, "days": days, "seed": seed, "start": start, "horizon_days": horizon}
+    if profile == "store":
+        generate_store(work / "landing", work / "truth", **common)
+    else:
+        generate(work / "landing", work / "truth", oracle_replicas=ORACLE_REPLICAS, **common)
     return {"seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -113,10 +124,10 @@ def _marts(work: Path) -> dict[str, pd.DataFrame]:
         }
 
 
-def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame) -> dict:
+def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame, column: str) -> dict:
     """Model, baseline and oracle on the holdout rows the truth file covers."""
     joined = holdout.merge(truth, on=["user_id", "snapshot_date"], how="inner")
-    oracle = joined[TRUTH_COLUMN[kind]].to_numpy(dtype=float)
+    oracle = joined[column].to_numpy(dtype=float)
     y = joined["label"].to_numpy(dtype=float)
     out = {"holdout_rows": len(holdout), "rows_with_truth": len(joined)}
     if kind == "ltv":
@@ -224,20 +235,20 @@ def _auc(rows: pd.DataFrame, column: str) -> float | None:
     return float(roc_auc_score(y, rows[column])) if 0 < y.sum() < len(y) else None
 
 
-def _slices(kind: str, joined: pd.DataFrame, quiet_days: int) -> dict:
+def _slices(kind: str, joined: pd.DataFrame, quiet_days: int, column: str) -> dict:
     """Model / ceiling / oracle on all holdout rows and on the quiet / non-quiet slices."""
     out = {}
     quiet = joined["days_since_last_active"].fillna(np.inf) >= quiet_days
     for name, rows in (("all", joined), ("quiet", joined[quiet]), ("active", joined[~quiet])):
         y = rows["label"].to_numpy(float)
         entry = {"rows": len(rows), "base_rate": float(y.mean()) if len(y) else None}
-        for col in ("prediction", "ceiling", TRUTH_COLUMN[kind]):
+        for name, col in (("prediction", "prediction"), ("ceiling", "ceiling"), ("oracle", column)):
             values = rows[col].to_numpy(float)
             if kind == "ltv":
-                entry[col] = float(normalized_gini(y, values)) if len(y) and y.sum() > 0 else None
+                entry[name] = float(normalized_gini(y, values)) if len(y) and y.sum() > 0 else None
             else:
-                entry[col] = float(roc_auc_score(y, values)) if 0 < y.sum() < len(y) else None
-        p, c, o = entry["prediction"], entry["ceiling"], entry[TRUTH_COLUMN[kind]]
+                entry[name] = float(roc_auc_score(y, values)) if 0 < y.sum() < len(y) else None
+        p, c, o = entry["prediction"], entry["ceiling"], entry["oracle"]
         entry["model_share_of_ceiling"] = p / c if p is not None and c else None
         entry["model_share_of_oracle"] = p / o if p is not None and o else None
         out[name] = entry
@@ -275,7 +286,10 @@ def _markdown(report: dict) -> str:
         f"# Model quality vs ground truth ({report['users']} users x {report['days']} days, "
         f"seed {report['seed']})",
         "",
-        f"Machine: {report['machine']}. Steps (s): "
+        f"Churn: {report.get('churn_definition')}, horizon {report.get('churn_horizon_days')} "
+        f"days; oracle columns: "
+        + ", ".join(f"{k} `{q.get('oracle_column')}`" for k, q in report["quality"].items())
+        + f". Machine: {report['machine']}, load at start `{report.get('load')}`. Steps (s): "
         + ", ".join(f"{k} {v['seconds']}" for k, v in report["steps"].items()),
         "",
         "| model | metric | model | baseline | oracle | model / oracle | holdout rows |",
@@ -341,7 +355,7 @@ def _markdown(report: dict) -> str:
             cells = [
                 s["prediction"],
                 s["ceiling"],
-                s[TRUTH_COLUMN[kind]],
+                s["oracle"],
                 s["model_share_of_ceiling"],
                 s["model_share_of_oracle"],
             ]
@@ -422,9 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile == "store":  # the store's churn: no order for 90 days
         os.environ.setdefault("SEGFLOW_CHURN_DEFINITION", "inactivity")
         os.environ.setdefault("SEGFLOW_CHURN_INACTIVE_DAYS", "90")
+    settings = Settings.from_env()
+    horizon = settings.churn_horizon_days
+    columns = oracle_columns(args.profile, settings.churn_definition, horizon)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-model-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     report: dict = {
+        "churn_definition": settings.churn_definition,
+        "churn_horizon_days": horizon,
+        "load": Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "",
         "users": args.users,
         "days": args.days,
         "seed": args.seed,
@@ -438,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.reuse:
             report["steps"]["generate"] = _generate(
-                work, args.users, args.days, args.seed, args.start, args.profile
+                work, args.users, args.days, args.seed, args.start, args.profile, horizon
             )
             report["steps"]["load"] = _load(work, args.days, args.start)
             report["steps"]["dbt"] = _dbt(work)
@@ -470,16 +490,16 @@ def main(argv: list[str] | None = None) -> int:
                 user_id=lambda f: f["user_id"].astype(str),
                 snapshot_date=lambda f: pd.to_datetime(f["snapshot_date"]).dt.date,
             )
-            report["quality"][kind] = _compare(kind, holdout, truth)
+            report["quality"][kind] = _compare(kind, holdout, truth, columns[kind])
+            report["quality"][kind]["oracle_column"] = columns[kind]
             ceiling = _ceiling(kind, frame, result, result.feature_columns)
             joined = holdout.merge(ceiling, on=["user_id", "snapshot_date"]).merge(
                 truth, on=["user_id", "snapshot_date"], how="inner"
             )
             report["quality"][kind]["slices"] = _slices(
-                kind, joined, Settings.from_env().churn_inactive_days
+                kind, joined, Settings.from_env().churn_inactive_days, columns[kind]
             )
             if kind == "churn":  # does the customer-base model help as a feature?
-                horizon = Settings.from_env().churn_horizon_days
                 hybrid = _ceiling(
                     kind,
                     _with_customer_base_features(frame, horizon),
