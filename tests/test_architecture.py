@@ -1,11 +1,11 @@
 """The architecture whiteboard (CONTRIBUTING.md) holds in the code: parse every import of the
 production packages (top level and inside functions) and fail on a wrong-way arrow or a cycle.
 
-- only orchestration/definitions.py, orchestration/defs/ and orchestration/launcher.py import
-  Dagster;
+- only orchestration/definitions.py, orchestration/defs/ and the CLI's launcher
+  (orchestration/launcher.py, launcher_progress.py) import Dagster;
 - ml/, expectations/ and demo/ never import orchestration;
 - contracts/ imports nothing of the project;
-- the Dagster wiring (orchestration/defs/) does not import the CLI (cli, launcher);
+- the Dagster wiring (orchestration/defs/) does not import the CLI (cli*, launcher*);
 - no import cycle between modules.
 
 KNOWN lists violations other work is removing, each with its owner; a known violation that is
@@ -19,7 +19,9 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGES = ("orchestration", "ml", "expectations", "contracts", "demo")
-DAGSTER_ROOMS = ("orchestration.definitions", "orchestration.defs", "orchestration.launcher")
+LAUNCHER = ("orchestration.launcher", "orchestration.launcher_progress")
+CLI_ROOMS = ("orchestration.cli", "orchestration.cli_run", *LAUNCHER)
+DAGSTER_ROOMS = ("orchestration.definitions", "orchestration.defs", *LAUNCHER)
 
 # (rule, importer, imported) -> owner. Remove an entry when its fix lands.
 KNOWN: dict[tuple[str, str, str], str] = {}
@@ -84,9 +86,7 @@ def _violations(graph: dict[str, set[str]]) -> set[tuple[str, str, str]]:
                 name, ("orchestration", "ml", "expectations", "demo")
             ):
                 found.add(("contracts imports the project", module, name))
-            if _in(module, "orchestration.defs") and _in(
-                name, ("orchestration.cli", "orchestration.launcher")
-            ):
+            if _in(module, "orchestration.defs") and _in(name, CLI_ROOMS):
                 found.add(("wiring imports cli", module, name))
     return found
 
