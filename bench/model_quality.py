@@ -212,28 +212,42 @@ def _ceiling(kind: str, frame: pd.DataFrame, result, features) -> pd.DataFrame:
     )
 
 
-def _with_customer_base_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """BG/NBD P(alive) and expected active days in the horizon as columns, the model fitted
-    per snapshot on that snapshot's rows only (each customer's history up to it: no data
-    after the snapshot)."""
+CLV_FEATURES = ("clv_p_alive", "clv_expected_transactions", "clv_prediction")
+
+
+def _with_customer_base_features(frame: pd.DataFrame, kind: str, horizon_days: int) -> pd.DataFrame:
+    """The customer-base model's outputs as columns (BG/NBD P(alive) and expected
+    transactions, and its own prediction: P(no activity) for churn, BG/NBD x Gamma-Gamma
+    revenue for LTV), fitted per snapshot on that snapshot's rows only (each customer's
+    history up to it: no data after the snapshot)."""
     from ml import clv
 
     parts = []
-    cols = ("active_days_total", "days_since_first_active", "days_since_last_active")
     for _, rows in frame.groupby("snapshot_date", sort=False):
         rows = rows.copy()
         try:
-            data = clv.rfm(rows, *cols)
-            model = clv.BgNbd.fit(data)
-            rows["clv_p_alive"] = model.p_alive(data)
-            rows["clv_expected_active_days"] = model.expected_transactions(
+            model = clv.customer_base_model(kind, horizon_days).fit(rows)
+            data = clv.rfm(rows, *model._rfm)
+            rows["clv_p_alive"] = model.model.p_alive(data)
+            rows["clv_expected_transactions"] = model.model.expected_transactions(
                 data, horizon_days / clv.WEEK
             )
-        except clv.ClvUnavailable:
-            rows["clv_p_alive"] = np.nan
-            rows["clv_expected_active_days"] = np.nan
+            rows["clv_prediction"] = (
+                model.predict_proba(rows)[:, 1] if kind == "churn" else model.predict(rows)
+            )
+        except (ValueError, FloatingPointError):  # ClvUnavailable is a ValueError
+            for column in CLV_FEATURES:
+                rows[column] = np.nan
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
+
+
+def _metric(kind: str, rows: pd.DataFrame, column: str) -> float | None:
+    """ROC AUC (churn) or normalised Gini (LTV) of `column` against the label."""
+    if kind != "ltv":
+        return _auc(rows, column)
+    y = rows["label"].to_numpy(float)
+    return float(normalized_gini(y, rows[column].to_numpy(float))) if y.sum() > 0 else None
 
 
 def _slice_rows(joined: pd.DataFrame, quiet_days: int):
@@ -384,20 +398,22 @@ def _markdown(report: dict) -> str:
             ]
             shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
             lines.append(f"| {kind} | {name} | {s['rows']} | {shown} |")
-    hybrid = (report["quality"].get("churn") or {}).get("hybrid")
-    if hybrid:
+    hybrids = {k: q["hybrid"] for k, q in report["quality"].items() if q.get("hybrid")}
+    if hybrids:
         lines += [
             "",
-            "Churn: does BG/NBD help as a feature? The ceiling model with BG/NBD P(alive) and "
-            "expected active days added (fitted per snapshot on data up to it):",
+            "Does the customer-base model help as a feature? The ceiling model with BG/NBD "
+            "P(alive), expected transactions and the customer-base prediction (LTV: x "
+            "Gamma-Gamma) added, fitted per snapshot on data up to it (churn: ROC AUC, LTV: Gini):",
             "",
-            "| slice | rows | ceiling | ceiling + BG/NBD features |",
-            "|---|---|---|---|",
+            "| model | slice | rows | ceiling | ceiling + customer-base features |",
+            "|---|---|---|---|---|",
         ]
-        for name, h in hybrid.items():
-            cells = [h["ceiling"], h["ceiling_plus_bgnbd_features"]]
-            shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
-            lines.append(f"| {name} | {h['rows']} | {shown} |")
+        for kind, hybrid in hybrids.items():
+            for name, h in hybrid.items():
+                cells = [h["ceiling"], h["ceiling_plus_bgnbd_features"]]
+                shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
+                lines.append(f"| {kind} | {name} | {h['rows']} | {shown} |")
     lines += ["", "Candidates on the same holdout (the champion is the best by construction):", ""]
     for kind, q in report["quality"].items():
         if q.get("candidates"):
@@ -527,12 +543,12 @@ def main(argv: list[str] | None = None) -> int:
                 columns[kind],
                 observable.get(kind),
             )
-            if kind == "churn":  # does the customer-base model help as a feature?
+            if kind in ("churn", "ltv"):  # does the customer-base model help as a feature?
                 hybrid = _ceiling(
                     kind,
-                    _with_customer_base_features(frame, horizon),
+                    _with_customer_base_features(frame, kind, horizon if kind == "churn" else 90),
                     result,
-                    [*result.feature_columns, "clv_p_alive", "clv_expected_active_days"],
+                    [*result.feature_columns, *CLV_FEATURES],
                 ).rename(columns={"ceiling": "hybrid"})
                 both = joined.merge(
                     hybrid[["user_id", "snapshot_date", "hybrid"]], on=["user_id", "snapshot_date"]
@@ -540,8 +556,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["quality"][kind]["hybrid"] = {
                     name: {
                         "rows": len(rows),
-                        "ceiling": _auc(rows, "ceiling"),
-                        "ceiling_plus_bgnbd_features": _auc(rows, "hybrid"),
+                        "ceiling": _metric(kind, rows, "ceiling"),
+                        "ceiling_plus_bgnbd_features": _metric(kind, rows, "hybrid"),
                     }
                     for name, rows in _slice_rows(both, Settings.from_env().churn_inactive_days)
                 }
