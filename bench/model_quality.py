@@ -270,12 +270,12 @@ def _slices(
         y = rows["label"].to_numpy(float)
         entry = {"rows": len(rows), "base_rate": float(y.mean()) if len(y) else None}
         scored = [("prediction", "prediction"), ("ceiling", "ceiling"), ("oracle", column)]
-        for name, col in scored + ([("observable", observable)] if observable else []):
+        for score, col in scored + ([("observable", observable)] if observable else []):
             values = rows[col].to_numpy(float)
             if kind == "ltv":
-                entry[name] = float(normalized_gini(y, values)) if len(y) and y.sum() > 0 else None
+                entry[score] = float(normalized_gini(y, values)) if len(y) and y.sum() > 0 else None
             else:
-                entry[name] = float(roc_auc_score(y, values)) if 0 < y.sum() < len(y) else None
+                entry[score] = float(roc_auc_score(y, values)) if 0 < y.sum() < len(y) else None
         p, c, o = entry["prediction"], entry["ceiling"], entry["oracle"]
         entry["model_share_of_ceiling"] = p / c if p is not None and c else None
         entry["model_share_of_oracle"] = p / o if p is not None and o else None
