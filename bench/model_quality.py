@@ -138,6 +138,7 @@ def _marts(work: Path) -> dict[str, pd.DataFrame]:
 def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame, column: str) -> dict:
     """Model, baseline and oracle on the holdout rows the truth file covers."""
     joined = holdout.merge(truth, on=["user_id", "snapshot_date"], how="inner")
+    joined = joined[joined[column].notna()]  # e.g. conversion: paid in the truth already
     oracle = joined[column].to_numpy(dtype=float)
     y = joined["label"].to_numpy(dtype=float)
     out = {"holdout_rows": len(holdout), "rows_with_truth": len(joined)}
@@ -536,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             joined = holdout.merge(ceiling, on=["user_id", "snapshot_date"]).merge(
                 truth, on=["user_id", "snapshot_date"], how="inner"
             )
+            joined = joined[joined[columns[kind]].notna()]
             report["quality"][kind]["slices"] = _slices(
                 kind,
                 joined,
