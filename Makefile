@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium java report redis
+.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium java report redis screenshots
 
 # sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
 # the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
@@ -64,6 +64,10 @@ mlflow: $(STAMP)
 ## report: build the offline HTML report ($$SEGFLOW_HOME/report/index.html) from the last run
 report: $(STAMP)
 	$(BIN)/segflow report
+
+## screenshots: regenerate the README's report images (docs/report-*.png) from the make-run demo
+screenshots: $(STAMP) chromium
+	$(BIN)/python scripts/screenshots.py
 
 ## chromium: the headless browser the report test drives (Debian package), installed if missing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

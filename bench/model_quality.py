@@ -57,8 +57,8 @@ TRUTH_COLUMN = {
 
 
 def _generate(work: Path, users: int, days: int, seed: int, start: date, profile: str) -> dict:
-    from orchestration.sources.demo import generate
-    from orchestration.sources.demo_store import generate_store
+    from demo.saas import generate
+    from demo.store import generate_store
 
     t0 = time.perf_counter()
     make = generate_store if profile == "store" else generate

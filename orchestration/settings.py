@@ -214,6 +214,8 @@ class Settings:
     triggers_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "triggers.yml"
     segment_max_change_share: float = 0.5  # segment size change day over day that warns
     experiment_min_sample: int = 100  # users per arm before an experiment gets a verdict
+    # Send `segment_reasons` ("churn_risks: churn_band == 'high'; ...") as a person attribute.
+    sync_segment_reasons: bool = False
     drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
     # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
@@ -297,6 +299,7 @@ class Settings:
             sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", 100.0),
             sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", 0.5),
             sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", 5),
+            sync_segment_reasons=_bool("SEGFLOW_SYNC_SEGMENT_REASONS", False),
             churn_definition=_choice(
                 "SEGFLOW_CHURN_DEFINITION", "inactivity", ("inactivity", "cancellation")
             ),

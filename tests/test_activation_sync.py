@@ -122,9 +122,7 @@ def test_first_sync_payload_and_no_change_rerun_sends_nothing(conn, fake):
         "churn_probability": 0.12,
         "churn_band": "low",
         "ltv_90d": 250,
-        "ltv_band": "mid",
-        "churn_reasons": "low_activity",
-        "ltv_reasons": "plan",
+        "ltv_band": "mid",  # reason codes go out only in the high band (reason_text.py)
         "churn_model_version": "7",
         "ltv_model_version": "3",
         "conversion_model_version": "1",

@@ -22,10 +22,10 @@ import pytest
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 
 from contracts import tracking_plan
+from demo.saas import generate
 from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import load_config
 from orchestration.segments.schema import SCORE_COLUMNS, warehouse_columns
-from orchestration.sources.demo import generate
 from orchestration.sources.load import load_partitions
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.sources.demo import generate
-from orchestration.sources.demo_next_day import DemoProduct, _day_files, load, next_day, record
+from demo.next_day import DemoProduct, _day_files, load, next_day, record
+from demo.saas import generate
 
 START = date(2026, 3, 2)
 PRODUCT = DemoProduct(

@@ -1,5 +1,5 @@
 """The store demo profile: a repeat-purchase shop in the landing layout the loader reads, with
-ground truth that matches what happened (orchestration/sources/demo_store.py)."""
+ground truth that matches what happened (demo/store.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.sources.demo_store import generate_store
+from demo.store import generate_store
 from orchestration.sources.load import load_partitions
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it

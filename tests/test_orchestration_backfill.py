@@ -29,9 +29,9 @@ def code_location(tmp_path_factory: pytest.TempPathFactory):
             "DAGSTER_HOME": str(home / "dagster_home"),
         }
     )
+    from demo.saas import generate
     from orchestration.cli import prepare
     from orchestration.settings import Settings
-    from orchestration.sources.demo import generate
 
     settings = Settings.from_env()
     generate(settings.demo_dir, settings.demo_truth_dir, users=120, days=DAYS, seed=3, start=START)

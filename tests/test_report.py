@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-from support.browser import Browser, find_chromium
 from support.sync_inputs import synthetic_inputs, write_inputs
 
 from orchestration.activation.destinations.outbox import OutboxDestination
 from orchestration.activation.sync import sync
 from orchestration.report import PAGE_ORDER, ModelVersionInfo, ReportInputs, RunInfo, build_report
+from orchestration.report.browser import Browser, find_chromium
 from orchestration.segments.experiments import RESULT_COLUMNS
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
@@ -386,3 +388,40 @@ def test_empty_warehouse_and_a_broken_page_still_give_a_report(tmp_path):
     assert any(m.startswith("page error: KeyError") for m in result.missing["models.html"])
     assert "no main.user_segments" in " ".join(result.missing["segments.html"])
     assert "page error" in (tmp_path / "report" / "models.html").read_text()
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+@pytest.mark.skipif(
+    find_chromium() is None, reason="chromium not installed (make test installs it)"
+)
+def test_readme_screenshots_script_captures_first_screens_without_machine_paths(report, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "screenshots.py"
+    out = tmp_path / "docs"
+    done = subprocess.run(
+        [sys.executable, str(script), "--report", str(report.out_dir), "--out", str(out),
+         "--pages", "overview,segments"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    shots = sorted(p.name for p in out.glob("*.png"))
+    assert shots == ["report-overview.png", "report-segments.png"]
+    assert all(_png_size(out / name) == (1280, 900) for name in shots)
+    machine = str(report.out_dir.parent)  # the warehouse's folder: never on a page
+    for page in report.out_dir.glob("*.html"):
+        text = page.read_text()
+        assert machine not in text and "warehouse.duckdb" in text, page.name
+    # a page that could not be built never becomes a README image
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    build_report(db, tmp_path / "broken", ReportInputs(drift=pd.DataFrame({"x": [1.0]})))
+    refused = subprocess.run(
+        [sys.executable, str(script), "--report", str(tmp_path / "broken"), "--out", str(out),
+         "--pages", "models"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "could not be built" in refused.stderr

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.browser import Browser, find_chromium
+
+from orchestration.report.browser import Browser, find_chromium
 
 pytestmark = pytest.mark.slow
 

@@ -60,7 +60,8 @@ def build_report(
     own = conn is None
     if own:
         conn = duckdb.connect(str(duckdb_path), read_only=True)
-    label = str(duckdb_path) if duckdb_path else "warehouse"
+    # the file name only: a report (and its screenshots) never shows a machine path
+    label = Path(duckdb_path).name if duckdb_path else "warehouse"
     try:
         wh = Warehouse(conn)
         builders = [

@@ -9,14 +9,10 @@ from __future__ import annotations
 import json
 
 from contracts.raw import REVENUE_STATUSES
-from orchestration.sources.files import TableSpec, to_snake
-from orchestration.sources.mappings import (
-    DEFAULT_CASE,
-    DEFAULT_VALUE_MAPS,
-    ColumnRule,
-    SourceMapping,
-    glob_regex,
-)
+from orchestration.sources.globs import glob_regex
+from orchestration.sources.mapping_rules import ColumnRule
+from orchestration.sources.mappings import DEFAULT_CASE, DEFAULT_VALUE_MAPS, SourceMapping
+from orchestration.sources.tables import TableSpec, to_snake
 
 _TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
 

@@ -9,7 +9,7 @@ heterogeneity the classic model does not assume everywhere:
   a little higher for customers acquired through referrals;
 - activity = orders: every order day has a sign-in and 1-3 views; there is no other activity.
 
-Landing layout and formats are the SaaS demo's (`orchestration/sources/demo.py`): events
+Landing layout and formats are the SaaS demo's (`demo/saas.py`): events
 (JSON lines), CRM contacts (CSV; plan is always `free`, no subscriptions), billing invoices
 (one paid invoice per order, a one-day period). The product is in steady state on the first
 day: customers signed up during `history_days` before it, and the first day carries a CRM
@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestration.sources.files import TABLES
+from contracts.raw import CRM_CONTACTS
 
 TABLE_DIRS = ("events", "crm_contacts", "billing_invoices")
 DEFAULT_HISTORY_DAYS = 180
@@ -52,7 +52,7 @@ CURRENCY = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR"}
 FX_TO_USD = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27}
 CHANNELS = ("organic", "paid_search", "referral", "partner")
 ROLES = ("consumer", "manager", "founder")
-CONTACT_COLUMNS = TABLES["crm_contacts"].column_names  # the raw contract's columns
+CONTACT_COLUMNS = tuple(CRM_CONTACTS.columns)  # the raw contract's columns
 
 
 @dataclass
