@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -32,21 +30,11 @@ def prepare(settings: Settings) -> None:
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "orchestration" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["SEGFLOW_DUCKDB_PATH"] = str(settings.duckdb_path)
-    dbt = Path(sys.executable).parent / "dbt"
-    subprocess.run(
-        [
-            str(dbt),
-            "parse",
-            "--quiet",
-            *dbt_vars_arg(settings),
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-        ],
-        check=True,
-        env={**os.environ, "SEGFLOW_DBT_TARGET": settings.dbt_target},
-    )
+    os.environ["SEGFLOW_DBT_TARGET"] = settings.dbt_target
+    # In this process: the run's dbt steps reuse the parsed project (orchestration/dbt_parse.py).
+    from orchestration.dbt_parse import parsed_manifest
+
+    parsed_manifest(DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings))
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:

@@ -25,12 +25,13 @@ from dagster_dbt import DagsterDbtTranslator, DbtProject
 from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_context
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
+from orchestration.dbt_parse import DbtParseError, dbt_args, parsed_manifest
+
 PARTIAL_PARSE = "partial_parse.msgpack"
 RESULT_EVENTS = frozenset(
     ("LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult", "NodeFinished")
 )
 _LOCK = threading.Lock()
-_PARSED: dict[tuple[str, ...], Any] = {}
 
 
 def _target_dir(project: DbtProject) -> Path:
@@ -44,35 +45,15 @@ def _target_dir(project: DbtProject) -> Path:
     return target
 
 
-def _common_args(project: DbtProject, target_dir: Path, vars_arg: Sequence[str]) -> list[str]:
-    return [
-        "--project-dir",
-        str(project.project_dir),
-        "--profiles-dir",
-        str(project.profiles_dir),
-        "--target",
-        str(project.target),
-        "--target-path",
-        str(target_dir),
-        *vars_arg,
-    ]
+_TARGETS: dict[str, Path] = {}
 
 
-def _parsed(project: DbtProject, vars_arg: Sequence[str]) -> tuple[Any, Path]:
-    """The project's manifest object, parsed once per process and per vars."""
-    from dbt.cli.main import dbtRunner
-
-    key = (str(project.project_dir), str(project.target), *vars_arg)
+def _target_for_process(project: DbtProject) -> Path:
     with _LOCK:
-        if key not in _PARSED:
-            target_dir = _target_dir(project)
-            result = dbtRunner().invoke(
-                ["parse", "--quiet", *_common_args(project, target_dir, vars_arg)]
-            )
-            if not result.success:
-                raise dg.Failure(f"dbt parse failed: {result.exception}")
-            _PARSED[key] = (result.result, target_dir)
-        return _PARSED[key]
+        key = str(project.project_dir)
+        if key not in _TARGETS:
+            _TARGETS[key] = _target_dir(project)
+        return _TARGETS[key]
 
 
 def _release_warehouse() -> None:
@@ -102,7 +83,12 @@ def build(
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
 
-    manifest_obj, target_dir = _parsed(project, vars_arg)
+    target_dir = _target_for_process(project)
+    project_dir, target = Path(project.project_dir), str(project.target)
+    try:
+        manifest_obj = parsed_manifest(project_dir, target, vars_arg, target_dir)
+    except DbtParseError as exc:
+        raise dg.Failure(str(exc)) from exc
     params = get_updated_cli_invocation_params_for_context(
         context=context, manifest={}, dagster_dbt_translator=translator
     )
@@ -112,7 +98,7 @@ def build(
         if msg.info.name in RESULT_EVENTS:
             raw_events.append(msg_to_dict(msg))
 
-    args = ["build", *_common_args(project, target_dir, vars_arg), *params.selection_args]
+    args = ["build", *dbt_args(project_dir, target, target_dir, vars_arg), *params.selection_args]
     if params.indirect_selection:
         args += ["--indirect-selection", params.indirect_selection]
     context.log.info(f"dbt (in process): {' '.join(args)}")
