@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,33 +32,24 @@ def prepare(settings: Settings) -> None:
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "orchestration" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["SEGFLOW_DUCKDB_PATH"] = str(settings.duckdb_path)
+    os.environ["SEGFLOW_DBT_TARGET"] = settings.dbt_target
     parse_manifest(settings)
 
 
 def parse_manifest(settings: Settings) -> None:
-    """`dbt parse` into a scratch folder, then each file moved into dbt_project/target at once
-    (os.replace): a Dagster process (or a parallel test worker) reading the manifest never
-    sees it half-written."""
+    """dbt's parse in this process (the run's dbt steps reuse the parsed project, see
+    orchestration/dbt_parse.py), written to a scratch folder and each file then moved into
+    dbt_project/target at once (os.replace): a Dagster process (or a parallel test worker)
+    reading the manifest never sees it half-written."""
+    from orchestration.dbt_parse import parsed_manifest
+
     target = DBT_PROJECT_DIR / "target"
     target.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".parse-", dir=target) as scratch:
         if (target / "partial_parse.msgpack").exists():  # keeps partial parsing possible
             shutil.copy(target / "partial_parse.msgpack", scratch)
-        subprocess.run(
-            [
-                str(Path(sys.executable).parent / "dbt"),
-                "parse",
-                "--quiet",
-                *dbt_vars_arg(settings),
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                "--target-path",
-                scratch,
-            ],
-            check=True,
-            env={**os.environ, "SEGFLOW_DBT_TARGET": settings.dbt_target},
+        parsed_manifest(
+            DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings), target_dir=Path(scratch)
         )
         for path in Path(scratch).iterdir():
             if path.is_file():

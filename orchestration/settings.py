@@ -272,6 +272,8 @@ class Settings:
     # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
     report_url: str = "http://127.0.0.1:8765"
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
+    # dbt steps run in the run's own process (dbtRunner, parsed once): no dbt start-up per step.
+    dbt_in_process: bool = True
     # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
     stale_run_check_seconds: float = 30.0
     # Activation beyond one destination (orchestration/activation/README.md). Secrets
@@ -376,6 +378,7 @@ class Settings:
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
+            dbt_in_process=_bool("SEGFLOW_DBT_IN_PROCESS", True),
             stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
             destinations=_choices(
                 "SEGFLOW_DESTINATIONS",
