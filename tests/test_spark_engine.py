@@ -8,14 +8,13 @@ Every table of schema main must be equal, floats within 1e-9 relative.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 from dbt_fixtures import load_raw, run_dbt, simulate
 from support.engine_compare import duckdb_tables, spark_tables, table_differences
+from support.java import java_major
 
 from orchestration.spark.raw_export import export_raw
 
@@ -24,16 +23,7 @@ pytestmark = pytest.mark.slow
 USERS, DAYS, TAIL_DAYS = 50, 42, 4
 
 
-def _java_major() -> int:
-    java = shutil.which("java")
-    if java is None:
-        return 0
-    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
-    version = out.split('"')[1] if '"' in out else "0"
-    return int(version.split(".")[0])
-
-
-if _java_major() < 17:
+if java_major() < 17:
     pytest.skip("Java 17+ is missing (make java installs it)", allow_module_level=True)
 
 
