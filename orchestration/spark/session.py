@@ -30,6 +30,7 @@ def session_config(settings: Settings) -> dict[str, str]:
         "spark.sql.decimalOperations.allowPrecisionLoss": "false",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": (
             f"-Dderby.stream.error.file={settings.spark_dir / 'derby.log'}"
         ),

@@ -32,7 +32,12 @@ def main(start: str, end: str) -> int:
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     for event in failures:
         print(f"STEP FAILURE {event.step_key}: {event.event_specific_data.error}", file=sys.stderr)
-    return 0 if result.success else 1
+    # A step whose upstream yielded no output is skipped and the run still succeeds: count
+    # that as a failure (the whole job must run).
+    skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    if skipped:
+        print(f"STEPS SKIPPED: {skipped}", file=sys.stderr)
+    return 0 if result.success and not skipped else 1
 
 
 if __name__ == "__main__":
