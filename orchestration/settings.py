@@ -38,6 +38,13 @@ def _float(name: str, default: float) -> float:
         raise SettingError(f"{name}={raw!r}: expected a number") from exc
 
 
+def _seconds(name: str, default: float) -> float:
+    value = _float(name, default)
+    if value < 0:
+        raise SettingError(f"{name}={value:g}: expected seconds >= 0 (0: off)")
+    return value
+
+
 def _int(name: str, default: int) -> int:
     raw = _env(name, str(default))
     try:
@@ -146,6 +153,19 @@ def _port(name: str, default: int) -> int:
     return port
 
 
+def _origins(name: str) -> tuple[str, ...]:
+    """Browser origins allowed by CORS: `*` or `scheme://host[:port]`, comma-separated."""
+    origins = tuple(o.strip().rstrip("/") for o in os.environ.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
+            raise SettingError(
+                f"{name}: {origin!r} is not an origin; expected * or scheme://host[:port] "
+                "(e.g. https://app.example.com), comma-separated"
+            )
+    return origins
+
+
 def _keys(name: str) -> tuple[str, ...]:
     """A comma-separated list of API keys (secrets: the message never shows them)."""
     return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
@@ -252,6 +272,8 @@ class Settings:
     # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
     report_url: str = "http://127.0.0.1:8765"
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
+    # dbt steps run in the run's own process (dbtRunner, parsed once): no dbt start-up per step.
+    dbt_in_process: bool = True
     # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
     stale_run_check_seconds: float = 30.0
     # Activation beyond one destination (orchestration/activation/README.md). Secrets
@@ -277,6 +299,8 @@ class Settings:
     serve_port: int = 8016
     write_keys: tuple[str, ...] = field(default=(), repr=False)
     read_keys: tuple[str, ...] = field(default=(), repr=False)
+    cors_origins: tuple[str, ...] = ()  # browser origins for collect and serve (default none)
+    session_sweep_seconds: float = 30.0  # consumer: re-evaluate open sessions (0: off)
     # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
     # plan's accepted values (orchestration/defs/quality.py).
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -354,6 +378,7 @@ class Settings:
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
+            dbt_in_process=_bool("SEGFLOW_DBT_IN_PROCESS", True),
             stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
             destinations=_choices(
                 "SEGFLOW_DESTINATIONS",
@@ -380,6 +405,10 @@ class Settings:
             serve_port=_port("SEGFLOW_SERVE_PORT", cls.serve_port),
             write_keys=_keys("SEGFLOW_WRITE_KEYS"),
             read_keys=_keys("SEGFLOW_READ_KEYS"),
+            cors_origins=_origins("SEGFLOW_CORS_ORIGINS"),
+            session_sweep_seconds=_seconds(
+                "SEGFLOW_SESSION_SWEEP_SECONDS", cls.session_sweep_seconds
+            ),
             timestamp_floor=timestamp_floor,
             quality=_quality(late_arrival_days, timestamp_floor),
         )

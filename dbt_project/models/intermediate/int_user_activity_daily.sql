@@ -11,6 +11,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_where',
+    partition_by=date_partition_by('activity_date'),
     unique_key=['user_id', 'activity_date'],
     incremental_predicates=[
         "activity_date >= " ~ reprocess_from()
