@@ -10,6 +10,8 @@ The order is the order of `fct_user_features.sql`'s final select.
 from __future__ import annotations
 
 from contracts import tracking_plan
+from contracts.attributes import CustomAttribute
+from contracts.attributes import feature_columns as attribute_columns
 from contracts.models import KINDS
 from contracts.tracking_plan import EVENT_SUFFIXES, TrackingPlan, event_slug
 
@@ -90,8 +92,11 @@ FEATURE_NULLABLE = frozenset(
 )
 
 
-def feature_columns(plan: TrackingPlan | None = None) -> dict[str, str]:
-    """`fct_user_features` column -> contract type for `plan` (default: the project's)."""
+def feature_columns(
+    plan: TrackingPlan | None = None, attributes: tuple[CustomAttribute, ...] = ()
+) -> dict[str, str]:
+    """`fct_user_features` column -> contract type for `plan` (default: the project's) and the
+    custom CRM attributes sources.yml declares (their columns come last, nullable)."""
     plan = plan or tracking_plan.load()
     per_event = {
         f"evt_{event_slug(event)}{suffix}": kind
@@ -107,6 +112,7 @@ def feature_columns(plan: TrackingPlan | None = None) -> dict[str, str]:
         "support_tickets_total": "INT",
         **per_event,
         **_TAIL,
+        **attribute_columns(attributes),
     }
 
 

@@ -69,6 +69,8 @@ CRM_CONTACTS = RawTable(
         "plan": "VARCHAR",
         "acquisition_channel": "VARCHAR",
         "updated_at": "TIMESTAMP",
+        # the custom attributes sources.yml declares (contracts/attributes.py), one JSON object
+        "attributes": "JSON",
     },
     required=("user_id", "updated_at"),
     keys=("user_id",),

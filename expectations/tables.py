@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from contracts import marts, raw
+from contracts.attributes import CustomAttribute
+from contracts.attributes import feature_columns as attribute_columns
 from contracts.raw import META_COLUMNS, RAW_LOCATORS
 from contracts.tracking_plan import TrackingPlan
 
@@ -66,17 +68,20 @@ CRM_CONTACTS, EVENTS, BILLING_INVOICES = (
 )
 
 
-def features_spec(plan: TrackingPlan | None = None) -> TableSpec:
+def features_spec(
+    plan: TrackingPlan | None = None, attributes: tuple[CustomAttribute, ...] = ()
+) -> TableSpec:
     """fct_user_features as contracts.marts expands it from the tracking plan (default: the
-    project's), so a renamed milestone or a new core event moves the suite with dbt."""
+    project's) and the declared custom CRM attributes, so a renamed milestone, a new core
+    event or a new attribute moves the suite with dbt."""
     return TableSpec(
         name=f"main.{marts.FEATURES_TABLE}",
         partition_column="snapshot_date",
-        columns=marts.feature_columns(plan),
+        columns=marts.feature_columns(plan, attributes),
         locator_columns=marts.FEATURES_GRAIN,
         key_column=None,
         volume_checked=True,
-        nullable=marts.FEATURE_NULLABLE,
+        nullable=marts.FEATURE_NULLABLE | set(attribute_columns(attributes)),
         non_negative=marts.count_columns(plan),
     )
 

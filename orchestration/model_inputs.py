@@ -8,15 +8,21 @@ tracking plan itself is `contracts.tracking_plan`, which imports nothing of the 
 from __future__ import annotations
 
 from contracts import tracking_plan
+from contracts.attributes import CustomAttribute
 from contracts.models import LabelDefinition, churn_label_description
 from contracts.tracking_plan import TrackingPlan
 from orchestration.settings import Settings
 
 
-def model_features(kind: str, plan: TrackingPlan | None = None) -> tuple[str, ...]:
+def model_features(
+    kind: str,
+    plan: TrackingPlan | None = None,
+    attributes: tuple[CustomAttribute, ...] = (),
+) -> tuple[str, ...]:
     """The declared inputs of model `kind` for this tracking plan (ml.feature_sets): the fixed
     windowed/lifetime/account columns plus a reached_<milestone> flag per milestone, the
-    milestone counters and 7/28-day counts, change and share per core feature event."""
+    milestone counters and 7/28-day counts, change and share per core feature event, and the
+    feature column of each custom CRM attribute (sources.yml `attributes:`)."""
     from ml.feature_sets import declared_features
 
     plan = plan or tracking_plan.load()
@@ -25,6 +31,7 @@ def model_features(kind: str, plan: TrackingPlan | None = None) -> tuple[str, ..
         event_types=plan.core_features,
         milestones=plan.milestone_names,
         counters=plan.counter_columns,
+        crm_attributes=tuple(a.feature_column for a in attributes),
     )
 
 

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from orchestration.settings import Settings
+from orchestration.sources.attributes import declared_attributes
 
 RANGE_START, RANGE_END, PARTITION = (
     "dagster/asset_partition_range_start",
@@ -74,6 +75,7 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "activity_events": list(settings.activity_events),
         "purchase_source": settings.purchase_source,
         "purchase_events": list(settings.purchase_events),
+        "custom_attributes": [a.as_var() for a in declared_attributes(settings)],
     }
 
 

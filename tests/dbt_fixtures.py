@@ -222,6 +222,9 @@ def create_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create schema if not exists raw")
     for table, ddl in RAW_DDL.items():
         conn.execute(f"create table if not exists raw.{table} ({ddl}, {META_DDL})")
+        for column in COLUMNS[table]:  # a column the contract gained since the table was made
+            kind = "VARCHAR" if _RAW[table][column] == "JSON" else _RAW[table][column]
+            conn.execute(f'alter table raw.{table} add column if not exists "{column}" {kind}')
 
 
 def load_raw(db_path: Path, data: RawData, partitions: list[date] | None = None) -> int:
@@ -239,7 +242,7 @@ def load_raw(db_path: Path, data: RawData, partitions: list[date] | None = None)
                 conn.execute(f"delete from raw.{table} where _partition_date = ?", [day])
             quoted = ", ".join(f'"{c}"' for c in cols)
             values = [
-                [r[c] for c in cols]
+                [r.get(c) for c in cols]  # rows may lack optional columns (attributes)
                 + [
                     r["_partition_date"],
                     datetime(2025, 1, 1),

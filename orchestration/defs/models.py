@@ -26,6 +26,7 @@ from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partiti
 from orchestration.defs.resources import MLflowResource, WarehouseResource
 from orchestration.model_inputs import label_definition, model_features
 from orchestration.settings import Settings
+from orchestration.sources.attributes import declared_attributes
 
 DRIFT_THRESHOLD = Settings.from_env().drift_psi_threshold
 # The drift reference: the same population this many days earlier (a week: same weekday, so
@@ -75,7 +76,8 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
     ):
         with warehouse.connect() as conn:
             training = conn.execute(f'select * from main."{training_table}"').df()
-        label = label_definition(kind, Settings.from_env())
+        settings = Settings.from_env()
+        label = label_definition(kind, settings)
         if training.empty:
             reason = (
                 f"{training_table} is empty: the data does not yet cover a "
@@ -91,7 +93,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
                 training,
                 mlflow.tracking_uri,
                 Path(mlflow.artifact_root),
-                features=model_features(kind),
+                features=model_features(kind, attributes=declared_attributes(settings)),
                 label=label,
             )
         except (InsufficientDataError, FeatureError) as exc:

@@ -13,10 +13,12 @@ from expectations.outcome import SuiteResult
 from expectations.quarantine import check_quarantine
 from expectations.reconcile import check_layers
 from expectations.runner import validate_table
+from expectations.tables import features_spec
 from orchestration.defs.metadata import table
 from orchestration.defs.partitions import DUCKDB_POOL, run_window
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
+from orchestration.sources.attributes import declared_attributes
 from orchestration.sources.verdict import gate_config
 
 SUITE_CHECK = "gx_suite"
@@ -138,7 +140,12 @@ def fct_user_features_suite(
     with warehouse.connect() as conn:
         dates = run_dates(context, conn, "snapshot_date", "fct_user_features")
         result = validate_table(
-            conn, "fct_user_features", dates, quality_config(settings), gx_dir=settings.home / "gx"
+            conn,
+            "fct_user_features",
+            dates,
+            quality_config(settings),
+            gx_dir=settings.home / "gx",
+            spec=features_spec(attributes=declared_attributes(settings)),
         )
     return check_result(result, dg.AssetKey("fct_user_features"), SUITE_CHECK)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import duckdb
 
 from contracts import marts
+from contracts.attributes import CustomAttribute
 from contracts.tracking_plan import TrackingPlan
 
 FEATURES_TABLE = marts.FEATURES_TABLE
@@ -14,9 +15,15 @@ SCORES_TABLE = marts.SCORES_TABLE
 JOIN_KEYS = ("user_id", "snapshot_date", "score_date")
 
 
-def feature_columns(plan: TrackingPlan | None = None) -> dict[str, str]:
-    """fct_user_features (grain user_id x snapshot_date) as DuckDB types, from the contract."""
-    return {name: marts.SQL_TYPES[kind] for name, kind in marts.feature_columns(plan).items()}
+def feature_columns(
+    plan: TrackingPlan | None = None, attributes: tuple[CustomAttribute, ...] = ()
+) -> dict[str, str]:
+    """fct_user_features (grain user_id x snapshot_date) as DuckDB types, from the contract
+    (with the feature columns of the custom CRM attributes sources.yml declares)."""
+    return {
+        name: marts.SQL_TYPES[kind]
+        for name, kind in marts.feature_columns(plan, attributes).items()
+    }
 
 
 FEATURE_COLUMNS = feature_columns()
@@ -28,10 +35,12 @@ SCORE_COLUMNS: dict[str, str] = {
 }
 
 
-def declared_columns(plan: TrackingPlan | None = None) -> dict[str, str]:
+def declared_columns(
+    plan: TrackingPlan | None = None, attributes: tuple[CustomAttribute, ...] = ()
+) -> dict[str, str]:
     """Everything a rule may name: features plus scores (join keys appear once)."""
     return {
-        **feature_columns(plan),
+        **feature_columns(plan, attributes),
         **{name: kind for name, kind in SCORE_COLUMNS.items() if name not in JOIN_KEYS},
     }
 

@@ -5,6 +5,8 @@ their columns, timestamps, values and ids become the raw contract.
 version: 1
 time_zone: UTC                 # default zone of timestamps written without one
 ignore: ["exports/old/**"]     # never read, never reported as skipped
+attributes:                    # custom CRM attributes, read from raw.crm_contacts.attributes
+  - {name: date_of_birth, type: date}          # date | number | category
 sources:
   events: {preset: segment_s3, files: ["segment-logs/**"]}     # one line per table
   crm_contacts:
@@ -41,7 +43,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from contracts.attributes import CustomAttribute
 from contracts.raw import RAW as TABLES
+from orchestration.sources.attributes import parse_attributes
 from orchestration.sources.mapping_rules import (
     ColumnRule,
     Identity,
@@ -117,6 +121,7 @@ class SourcesConfig:
     path: Path | None
     sources: tuple[SourceMapping, ...]
     ignore: tuple[str, ...] = DEFAULT_IGNORE
+    attributes: tuple[CustomAttribute, ...] = ()  # custom CRM attributes (contracts.attributes)
 
     def for_table(self, table: str) -> list[SourceMapping]:
         return [s for s in self.sources if s.table == table]
@@ -164,12 +169,13 @@ def parse_config(raw: Any, path: Path | str = "sources.yml") -> SourcesConfig:
     where = str(path)
     if not isinstance(raw, dict):
         raise MappingError(f"{where}: expected a mapping with a `sources:` key")
-    unknown = set(raw) - {"version", "time_zone", "ignore", "sources"}
+    unknown = set(raw) - {"version", "time_zone", "ignore", "sources", "attributes"}
     if unknown:
         raise MappingError(
             f"{where}: unknown top-level key(s) {sorted(unknown)}; expected "
-            "version, time_zone, ignore, sources"
+            "version, time_zone, ignore, sources, attributes"
         )
+    attributes = parse_attributes(raw.get("attributes"), where)
     zone = raw.get("time_zone", "UTC")
     _check_zone(zone, where, "(top level)", "time_zone")
     ignore = str_list(raw.get("ignore", []), where, "(top level)", "ignore")
@@ -183,7 +189,7 @@ def parse_config(raw: Any, path: Path | str = "sources.yml") -> SourcesConfig:
     covered = {s.table for s in sources}
     # tables without a declared source keep the default layout <table>/**
     sources += [default_source(t) for t in TABLES if t not in covered]
-    return SourcesConfig(Path(path), tuple(sources), DEFAULT_IGNORE + tuple(ignore))
+    return SourcesConfig(Path(path), tuple(sources), DEFAULT_IGNORE + tuple(ignore), attributes)
 
 
 def _check_zone(zone: Any, where: str, source: str, key: str) -> None:

@@ -28,6 +28,9 @@ def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
             f'"{c}" {_SQL_TYPES[k] if k != "json" else "VARCHAR"}' for c, k in spec.columns
         )
         conn.execute(f"create table if not exists raw.{name} ({cols}, {_META})")
+        for c, k in spec.columns:  # a column the contract gained since the table was created
+            kind = _SQL_TYPES[k] if k != "json" else "VARCHAR"
+            conn.execute(f'alter table raw.{name} add column if not exists "{c}" {kind}')
     conn.execute("""create table if not exists raw.quarantine (table_name VARCHAR,
         partition_date DATE, source_file VARCHAR, source_line BIGINT, payload VARCHAR,
         reason_code VARCHAR, reason_detail VARCHAR, quarantined_at TIMESTAMP,

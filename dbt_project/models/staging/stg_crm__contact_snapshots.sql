@@ -18,6 +18,7 @@ typed as (
         nullif(trim(role), '') as role,
         lower(trim(plan)) as plan,
         nullif(trim(acquisition_channel), '') as acquisition_channel,
+        attributes,
         cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
         cast(updated_at as date) as updated_date,
         _loaded_at,
@@ -49,6 +50,7 @@ select
     role,
     plan,
     acquisition_channel,
+    attributes,
     updated_at,
     updated_date as valid_from_date,
     lead(updated_date) over (partition by user_id order by updated_date) as valid_to_date

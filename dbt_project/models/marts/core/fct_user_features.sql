@@ -63,6 +63,10 @@ contact_versions as (
     select * from {{ contacts_rel }}
 ),
 
+custom_attributes as (
+    select * from {{ ref('int_user_custom_attributes') }}
+),
+
 -- Paid invoices (revenue, MRR) and purchases: which invoices / track calls count as a
 -- purchase is a setting (macros/business_events.sql); purchase events carry no amount.
 revenue_invoices as (
@@ -458,6 +462,24 @@ features as (
     left join mrr
         on snapshots.user_id = mrr.user_id and snapshots.snapshot_date = mrr.snapshot_date
 
+),
+
+-- The custom CRM attributes (sources.yml `attributes:`) as they were on the snapshot date.
+features_with_attributes as (
+    select
+        {%- for attribute in custom_attributes() %}
+        {{ custom_attribute_feature('custom_attributes.' ~ attribute.name, attribute,
+            'features.snapshot_date') }} as {{ attribute.column }},
+        {%- endfor %}
+        features.*
+    from features
+    left join custom_attributes
+        on features.user_id = custom_attributes.user_id
+        and features.snapshot_date >= custom_attributes.valid_from_date
+        and (
+            custom_attributes.valid_to_date is null
+            or features.snapshot_date < custom_attributes.valid_to_date
+        )
 )
 
 select
@@ -592,4 +614,7 @@ select
 
     days_since_last_active >= {{ churn_days }}
     {%- endif %} as is_churned
-from features
+    {%- for attribute in custom_attributes() %},
+    {{ attribute.column }}
+    {%- endfor %}
+from features_with_attributes
