@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from orchestration.settings import Settings
-from orchestration.sources.attributes import declared_attributes
+from orchestration.sources.mappings import declared_attributes
 
 RANGE_START, RANGE_END, PARTITION = (
     "dagster/asset_partition_range_start",

@@ -25,7 +25,7 @@ from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import DEFAULT_SEGMENTS_PATH, load_config
 from orchestration.segments.schema import declared_columns, warehouse_columns
 from orchestration.settings import Settings
-from orchestration.sources.attributes import declared_attributes
+from orchestration.sources.mappings import declared_attributes
 
 pytestmark = pytest.mark.slow  # builds a warehouse with dbt and trains a model
 
@@ -91,7 +91,7 @@ def warehouse(tmp_path_factory):
     sources.write_text(SOURCES_YML)
     patch = pytest.MonkeyPatch()
     patch.setenv("SEGFLOW_SOURCES_FILE", str(sources))
-    patch.setenv("SEGFLOW_CHURN_HORIZON_DAYS", "14")  # labels cover more of the short history
+    patch.setenv("SEGFLOW_CHURN_HORIZON_DAYS", "7")  # labels cover more of the short history
     data = simulate(users=USERS, days=DAYS, start=START)
     day = START + timedelta(days=DAYS - 30)
     born, boundary = _with_attributes(data, day)
@@ -164,7 +164,7 @@ def test_attributes_are_model_features_logged_in_mlflow(warehouse, tmp_path):
     attributes = declared_attributes(Settings.from_env())
     features = model_features("churn", tracking_plan.load(), attributes)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    label = LabelDefinition("inactivity", 14, 28, "no activity in the next 14 days")
+    label = LabelDefinition("inactivity", 7, 28, "no activity in the next 7 days")
     with threadpool_limits(limits=1):
         result = train_model(
             "churn", train, uri, tmp_path / "artifacts", features=features, label=label

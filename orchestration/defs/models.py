@@ -26,7 +26,7 @@ from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partiti
 from orchestration.defs.resources import MLflowResource, WarehouseResource
 from orchestration.model_inputs import label_definition, model_features
 from orchestration.settings import Settings
-from orchestration.sources.attributes import declared_attributes
+from orchestration.sources.mappings import declared_attributes
 
 DRIFT_THRESHOLD = Settings.from_env().drift_psi_threshold
 # The drift reference: the same population this many days earlier (a week: same weekday, so

@@ -18,7 +18,7 @@ from orchestration.defs.metadata import table
 from orchestration.defs.partitions import DUCKDB_POOL, run_window
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
-from orchestration.sources.attributes import declared_attributes
+from orchestration.sources.mappings import declared_attributes
 from orchestration.sources.verdict import gate_config
 
 SUITE_CHECK = "gx_suite"

@@ -1,6 +1,6 @@
 """The `attributes:` block of `sources.yml`: custom typed CRM attributes (contracts.attributes),
-validated with errors naming the file and the entry, and read back for the settings dbt and the
-models see (`declared_attributes`)."""
+validated with errors naming the file and the entry (`mappings.declared_attributes` reads them
+back for dbt, the suites, the segment schema and the models)."""
 
 from __future__ import annotations
 
@@ -42,11 +42,3 @@ def parse_attributes(raw: Any, where: str) -> tuple[CustomAttribute, ...]:
         taken.add(attribute.feature_column)
         out.append(attribute)
     return tuple(out)
-
-
-def declared_attributes(settings: Any) -> tuple[CustomAttribute, ...]:
-    """The attributes the deployment's sources.yml declares (none without one): the one list
-    `dbt_vars`, the GX suite, the segment schema and the model inputs read."""
-    from orchestration.sources.mappings import load_config
-
-    return load_config(settings.source_dir).attributes

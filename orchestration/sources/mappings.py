@@ -165,6 +165,12 @@ def load_config(landing_dir: Path | None = None, path: Path | None = None) -> So
     return parse_config(raw, path)
 
 
+def declared_attributes(settings: Any) -> tuple[CustomAttribute, ...]:
+    """The custom CRM attributes the deployment's sources.yml declares (none without one): the
+    one list `dbt_vars`, the GX suite, the segment schema and the model inputs read."""
+    return load_config(settings.source_dir).attributes
+
+
 def parse_config(raw: Any, path: Path | str = "sources.yml") -> SourcesConfig:
     where = str(path)
     if not isinstance(raw, dict):
