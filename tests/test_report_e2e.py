@@ -59,3 +59,6 @@ def test_every_page_renders_without_an_error_page(run_30_days) -> None:
             assert visit.console_errors == [], (page.name, visit.console_errors)
     models = (report / "models.html").read_text()
     assert "no model yet" in models or "champion v" in models
+    if "no model yet" in models:  # score-based segments cannot be decided: a band, not a gap
+        segments = (report / "segments.html").read_text()
+        assert "Partly evaluated segments" in segments and "ltv_band" in segments
