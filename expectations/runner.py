@@ -7,6 +7,8 @@ written there; without one, an ephemeral context is used and no HTML is built.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ from expectations.tables import TableSpec, table_spec
 
 DOCS_SITE = "segflow"
 _DATASOURCE = "segflow_duckdb_frames"
+_DIGEST = "segflow_rules_sha256"
 
 
 def open_context(gx_dir: Path | None) -> Any:
@@ -193,6 +196,32 @@ def prune_validation_results(context: Any, keep: int) -> int:
     return removed
 
 
+def _stored_definition(context: Any, name: str, batch: Any, rules: list[Rule]) -> Any:
+    """The suite and validation definition `name`, written only when the rules changed.
+
+    GX's add_or_update compares every expectation with every stored one (quadratic, pydantic
+    dicts): seconds per suite and most of a small day's quality step. A digest of the rules'
+    configurations in the suite's meta says whether the stored pair is still current."""
+    expectations = [r.expectation for r in rules]
+    digest = hashlib.sha256(
+        json.dumps(
+            [e.configuration.to_json_dict() for e in expectations], sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()
+    try:
+        definition = context.validation_definitions.get(name)
+        if definition.suite.meta.get(_DIGEST) == digest:
+            return definition
+    except Exception:  # noqa: BLE001 - not stored yet or unreadable: (re)write below
+        pass
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(name=name, expectations=expectations, meta={_DIGEST: digest})
+    )
+    return context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+
+
 def _run_frame(
     context: Any,
     name: str,
@@ -209,12 +238,7 @@ def _run_frame(
     asset = asset or source.add_dataframe_asset(name=name)
     batch = next((b for b in asset.batch_definitions if b.name == "whole"), None)
     batch = batch or asset.add_batch_definition_whole_dataframe("whole")
-    suite = context.suites.add_or_update(
-        gx.ExpectationSuite(name=name, expectations=[r.expectation for r in rules])
-    )
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=batch, suite=suite)
-    )
+    definition = _stored_definition(context, name, batch, rules)
     result_format: dict[str, Any] = {
         "result_format": "SUMMARY",
         "partial_unexpected_count": config.sample_size,
