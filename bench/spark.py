@@ -69,7 +69,7 @@ def _engine_run(engine: str, work: Path, dates: list, base_env: dict) -> dict:
             export_raw(conn, sources)
     common = _dbt_common(target)
     subprocess.run([str(DBT), "parse", *common], env=env, check=True, stdout=subprocess.DEVNULL)
-    full = _measure(
+    full = _attempt(
         [str(DBT), "run", "--full-refresh", "--exclude", "tag:after_segments", *common], env
     )
     _load_day(db, work, dates[-1], sources)
@@ -81,8 +81,16 @@ def _engine_run(engine: str, work: Path, dates: list, base_env: dict) -> dict:
     }
     at = common.index("--vars")
     day_common = [*common[:at], "--vars", json.dumps(window), *common[at + 2 :]]
-    day = _measure([str(DBT), "run", "--exclude", "tag:after_segments", *day_common], env)
+    day = _attempt([str(DBT), "run", "--exclude", "tag:after_segments", *day_common], env)
     return {"full_build": full, "one_day": day}
+
+
+def _attempt(cmd: list[str], env: dict) -> dict:
+    """_measure, or the failure's last lines (the report says which step failed, no figure)."""
+    try:
+        return _measure(cmd, env)
+    except RuntimeError as exc:
+        return {"error": str(exc)[-1500:]}
 
 
 def main() -> None:
@@ -104,6 +112,7 @@ def main() -> None:
             results["spark"][step]["wall_seconds"] / results["duckdb"][step]["wall_seconds"], 2
         )
         for step in ("full_build", "one_day")
+        if "error" not in results["spark"][step] and "error" not in results["duckdb"][step]
     }
     report = {
         "users": args.users,
@@ -128,6 +137,10 @@ def main() -> None:
     ]
     for step in ("full_build", "one_day"):
         d, s = results["duckdb"][step], results["spark"][step]
+        if step not in ratios:
+            failed = [e for e in ("duckdb", "spark") if "error" in results[e][step]]
+            lines.append(f"| {step} | failed on {', '.join(failed)} (see the JSON) | | | | |")
+            continue
         lines.append(
             f"| {step} | {d['wall_seconds']} | {s['wall_seconds']} | {ratios[step]} | "
             f"{d['peak_rss_mb']} | {s['peak_rss_mb']} |"

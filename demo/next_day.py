@@ -5,8 +5,9 @@ different product. Instead the product's parameters are recorded next to the gro
 the CLI generates it (`record`), and `next_day` replays the simulation day by day with the same
 seed into a scratch folder (each day consumes the random stream the same way), checks that the
 replay reproduces the landing folder's last day byte for byte, then simulates one day past the
-horizon and writes only that day. No customer signs up past the horizon (the population's
-signups fall inside it); existing customers go on churning, upgrading and using the product.
+horizon and writes only that day. New customers keep signing up past the horizon (the growth
+curve continued, drawn from streams of their own, so the replayed days stay byte-identical);
+existing customers go on cancelling, upgrading and using the product.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _replay(product: DemoProduct, scratch: Path, write_to: dict[int, Path]) -> N
         start - timedelta(days=product.history_days),
         product.defect_rate,
         product.late_window_days,
+        product.extra_days,
     )
     summary = DemoSummary(
         scratch, scratch, product.users, product.days, product.seed, start, start, 0.0

@@ -61,6 +61,8 @@ def generate(
     defect_rate: float = 0.0,
     late_window_days: int = 3,
     history_days: int = DEFAULT_HISTORY_DAYS,
+    horizon_days: int = 28,
+    oracle_replicas: int = 0,
 ) -> DemoSummary:
     """Write `days` daily partitions starting at `start` for `users` users into `out_dir` (landing
     layout) and the ground truth into `truth_dir`. Existing table folders under `out_dir` are
@@ -69,7 +71,11 @@ def generate(
     The product is in steady state on the first day: the simulation starts `history_days`
     earlier (signups spread over history and window alike), those days are simulated but not
     written, and the first written day carries a CRM export of every contact that already
-    exists, as a company connecting segflow to a live product would have."""
+    exists, as a company connecting segflow to a live product would have.
+
+    With `oracle_replicas` > 0 the weekly truth also holds `p_cancel_<horizon_days>d` and
+    `p_inactive_<horizon_days>d`, Monte Carlo estimates from that many simulated futures per
+    user (`demo.saas_oracle`; seconds per 1,000 users and snapshot at 200)."""
     t0 = time.perf_counter()
     out_dir, truth_dir = Path(out_dir).resolve(), Path(truth_dir).resolve()
     if truth_dir == out_dir or out_dir in truth_dir.parents:
@@ -95,6 +101,7 @@ def generate(
         defect_rate,
         late_window_days,
     )
+    sim.horizon_days, sim.oracle_replicas = horizon_days, oracle_replicas
     summary = DemoSummary(
         out_dir,
         truth_dir,

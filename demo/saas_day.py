@@ -38,6 +38,51 @@ def _grouped_offsets(keys: np.ndarray, gaps: np.ndarray) -> np.ndarray:
     return cs - cs[starts][run_id]
 
 
+def _exits(sim: Simulation, d: int, existing: np.ndarray, ev: Events, contact_parts, random_time):
+    """Subscribers cancel (voluntarily, or when a failed charge is not recovered within the
+    retries), free users leave silently. Returns the subscribers whose retried charge
+    succeeded today."""
+    rng, names = sim.rng, sim.names
+    h_exit, _ = sim.hazards(existing)
+    leaving = rng.random(len(existing)) < h_exit
+    paid = sim.plan[existing] >= m.PRO
+    voluntary = existing[leaving & paid]
+    free_churn = existing[leaving & ~paid]
+    retrying = existing[~leaving & paid & (sim.dunning[existing] > 0)]
+    recovered = retrying[rng.random(len(retrying)) < m.RECOVER_P]
+    sim.dunning[recovered] = 0
+    failing = retrying[sim.dunning[retrying] > 0]
+    involuntary = failing[sim.dunning[failing] >= m.DUNNING_DAYS]
+    sim.dunning[failing] += 1
+    cancels = np.concatenate([voluntary, involuntary])
+    if len(cancels):
+        cancel_ts = random_time(len(cancels))
+        reasons = np.r_[
+            rng.integers(0, len(CANCEL_REASONS) - 1, len(voluntary)),
+            np.full(len(involuntary), len(CANCEL_REASONS) - 1),  # payment_failed
+        ]
+        ev.add(
+            len(cancels),
+            user_pos=cancels,
+            type=TRACK,
+            prop_kind=P_CANCEL,
+            name_code=names.code[names.plan.cancel_events[0]],
+            ts_us=cancel_ts,
+            plan=m.FREE,
+            from_plan=sim.plan[cancels],
+            detail=reasons,
+            page=len(names.paths) - 1,
+        )
+        sim.plan[cancels] = m.FREE
+        sim.dunning[cancels] = 0
+        sim.cancel_day[cancels] = d
+        contact_parts.append(sim.contact_rows(cancels, cancel_ts))
+        free_churn = np.r_[free_churn, cancels[rng.random(len(cancels)) < m.LEAVE_AFTER_CANCEL_P]]
+    sim.alive[free_churn] = False
+    sim.churn_day[free_churn] = d
+    return recovered
+
+
 def simulate_day(sim: Simulation, d: int, day: date):
     rng, pop, names = sim.rng, sim.pop, sim.names
     day_us = day_start_us(day)
@@ -48,31 +93,9 @@ def simulate_day(sim: Simulation, d: int, day: date):
     def random_time(n: int, mean_h: float = 13.5, sd_h: float = 3.2) -> np.ndarray:
         return day_us + (rng.normal(mean_h, sd_h, n).clip(0.0, 23.99) * 3.6e9).astype(np.int64)
 
-    # 1. churn among existing customers (hazard from yesterday's state)
+    # 1. subscriptions end, free users leave (hazards from yesterday's state)
     existing = np.flatnonzero(sim.signed & sim.alive)
-    h_churn, _ = sim.hazards(existing)
-    churned = existing[rng.random(len(existing)) < h_churn]
-    sim.alive[churned] = False
-    sim.churn_day[churned] = d
-    paid_churn = churned[sim.plan[churned] >= m.PRO]
-    if len(paid_churn):
-        cancel_ts = random_time(len(paid_churn))
-        emits = rng.random(len(paid_churn)) < m.CANCEL_EVENT_P
-        ids = paid_churn[emits]
-        ev.add(
-            len(ids),
-            user_pos=ids,
-            type=TRACK,
-            prop_kind=P_CANCEL,
-            name_code=names.code[rng.choice(names.plan.cancel_events)] if len(ids) else 0,
-            ts_us=cancel_ts[emits],
-            plan=m.FREE,
-            from_plan=sim.plan[ids],
-            detail=rng.integers(0, len(CANCEL_REASONS), len(ids)),
-            page=len(names.paths) - 1,
-        )
-        sim.plan[paid_churn] = m.FREE
-        contact_parts.append(sim.contact_rows(paid_churn, cancel_ts))
+    recovered = _exits(sim, d, existing, ev, contact_parts, random_time)
     survivors = existing[sim.alive[existing]]
 
     # 2. trial expiry, upgrades, support tickets
@@ -178,7 +201,7 @@ def simulate_day(sim: Simulation, d: int, day: date):
         page=len(names.paths) - 1,
     )
     # anonymous visitors who never sign up
-    n_visitors = rng.poisson(max(sim.n / max(sim.days, 1), 1.0) * 0.6)
+    n_visitors = rng.poisson(max(sim.base_users / max(sim.days, 1), 1.0) * 0.6)
     vis_code = rng.integers(0, len(PRE_SIGNUP_PAGES), n_visitors)
     ev.add(
         n_visitors,
@@ -256,10 +279,18 @@ def simulate_day(sim: Simulation, d: int, day: date):
     sim.feature_use = 0.85 * sim.feature_use + core_today
     sim.tickets_recent = np.maximum(sim.tickets_recent - 1, 0)
 
-    # 8. invoices: monthly from the upgrade day, for paid customers still alive
+    # 8. invoices: monthly from the upgrade day for subscribers (a failed charge is an open
+    # invoice and starts the retries), plus today's successful retries
     paid = np.flatnonzero(sim.alive & (sim.plan >= m.PRO) & (sim.anchor >= 0))
-    due = paid[(d - sim.anchor[paid]) % 30 == 0]
-    invoices = _invoice_rows(sim, due, day_us)
+    due = paid[((d - sim.anchor[paid]) % 30 == 0) & (sim.dunning[paid] == 0)]
+    failed = rng.random(len(due)) < pop.card_fail_p[due]
+    sim.dunning[due[failed]] = 1
+    invoices = _invoice_rows(sim, d, due, np.where(failed, m.OPEN, m.PAID), day_us)
+    retried = _invoice_rows(sim, d, recovered, np.full(len(recovered), m.PAID), day_us)
+    if retried is not None:
+        invoices = (
+            retried if invoices is None else pd.concat([invoices, retried], ignore_index=True)
+        )
     contacts = pd.concat(contact_parts, ignore_index=True) if contact_parts else None
     return contacts, invoices, events
 
@@ -296,23 +327,34 @@ def _place_in_sessions(
     ev["ts_us"][todo] = np.minimum(ts, day_us + US_PER_DAY - 1000)
 
 
-def _invoice_rows(sim: Simulation, due: np.ndarray, day_us: int) -> pd.DataFrame | None:
-    if not len(due):
+def _invoice_rows(
+    sim: Simulation, d: int, users: np.ndarray, status: np.ndarray, day_us: int
+) -> pd.DataFrame | None:
+    """One invoice per user for the current monthly period (from its upgrade anchor). Issued
+    at the user's signup second of the day; a paid one is paid within two hours, always on
+    the same day (the file's partition); a few paid ones are refunded later."""
+    if not len(users):
         return None
     rng, pop = sim.rng, sim.pop
-    status = rng.choice(len(m.INVOICE_STATUS), len(due), p=m.INVOICE_STATUS_P)
-    start_us = day_us + pop.signup_second[due] * 1_000_000
+    status = np.where(
+        (status == m.PAID) & (rng.random(len(users)) < m.REFUND_P), m.REFUNDED, status
+    )
+    period_start = (
+        day_us + ((d - sim.anchor[users]) // 30 * 30 - (d - sim.anchor[users])) * US_PER_DAY
+    )
+    issued_s = np.minimum(pop.signup_second[users], 86_400 - 7_300)
+    paid_us = day_us + (issued_s + rng.integers(60, 7200, len(users))) * 1_000_000
     return pd.DataFrame(
         {
-            "invoice_id": out.seeded_hex_ids(rng, len(due), "inv_", 16).astype(str),
-            "user_id": sim.user_ids[due].astype(str),
-            "amount": m.monthly_price(pop, due, sim.plan[due]),
-            "currency": [m.COUNTRY_CURRENCY[m.COUNTRIES[c]] for c in pop.country[due]],
+            "invoice_id": out.seeded_hex_ids(rng, len(users), "inv_", 16).astype(str),
+            "user_id": sim.user_ids[users].astype(str),
+            "amount": m.monthly_price(pop, users, sim.plan[users]),
+            "currency": [m.COUNTRY_CURRENCY[m.COUNTRIES[c]] for c in pop.country[users]],
             "status": np.array(m.INVOICE_STATUS)[status],
-            "period_start": pd.to_datetime(start_us, unit="us"),
-            "period_end": pd.to_datetime(start_us + 30 * US_PER_DAY, unit="us"),
-            "paid_at": pd.Series(
-                pd.to_datetime(start_us + rng.integers(60, 7200, len(due)) * 1_000_000, unit="us")
-            ).where(status != 1),
+            "period_start": pd.to_datetime(period_start + issued_s * 1_000_000, unit="us"),
+            "period_end": pd.to_datetime(
+                period_start + issued_s * 1_000_000 + 30 * US_PER_DAY, unit="us"
+            ),
+            "paid_at": pd.Series(pd.to_datetime(paid_us, unit="us")).where(status != m.OPEN),
         }
     )

@@ -33,7 +33,14 @@ APP_PAGES = (
 APP_PATH = "/app"
 EVENT_TYPES = ("track", "identify", "page")
 TRACK, IDENTIFY, PAGE = range(3)
-CANCEL_REASONS = ("too_expensive", "missing_features", "switched_tool", "no_longer_needed")
+# The last reason is the involuntary one (a failed charge not recovered by the retries).
+CANCEL_REASONS = (
+    "too_expensive",
+    "missing_features",
+    "switched_tool",
+    "no_longer_needed",
+    "payment_failed",
+)
 TICKET_PRIORITIES = ("low", "normal", "high")
 TICKET_CATEGORIES = ("billing", "bug", "how_to", "integration", "account")
 # Props kinds rendered by demo.output.EVENT_LINE_SQL.
@@ -156,18 +163,35 @@ class Simulation:
         start: date,
         defect_rate: float,
         late_window_days: int,
+        extra_days: int = 0,
     ) -> None:
+        """`users` sign up over the first `days` days; with `extra_days`, more keep signing
+        up after them (`Population.draw_after`), appended without touching the main stream."""
         self.rng = np.random.default_rng(seed)
-        self.n, self.days, self.start = users, days, start
+        self.seed = seed
+        self.days, self.start = days, start
+        self.base_users = users  # sets the visitor traffic
+        # the truth's forward outcomes (saas_oracle): horizon and Monte Carlo replicas (0 = off)
+        self.horizon_days, self.oracle_replicas = 28, 0
         self.defect_rate, self.late_window_days = defect_rate, late_window_days
         self.names = Names()
         self.n_milestones = len(self.names.milestone_events)
-        self.pop = m.Population.draw(
-            self.rng, users, days, len(self.names.features), start.weekday()
-        )
-        n = users
-        self.user_ids = out.seeded_hex_ids(self.rng, n, "usr_")
-        self.anonymous_ids = out.seeded_uuids(self.rng, n)
+        n_features, weekday = len(self.names.features), start.weekday()
+        self.pop = m.Population.draw(self.rng, users, days, n_features, weekday)
+        self.user_ids = out.seeded_hex_ids(self.rng, users, "usr_")
+        self.anonymous_ids = out.seeded_uuids(self.rng, users)
+        for day in range(days, days + extra_days):
+            later = m.Population.draw_after(seed, users, days, n_features, weekday, day)
+            self.pop = self.pop.extended(later)
+            ids_rng = np.random.default_rng([seed, 2, day])
+            count = len(later.signup_day)
+            self.user_ids = np.concatenate(
+                [self.user_ids, out.seeded_hex_ids(ids_rng, count, "usr_")]
+            )
+            self.anonymous_ids = np.concatenate(
+                [self.anonymous_ids, out.seeded_uuids(ids_rng, count)]
+            )
+        self.n = n = len(self.pop.signup_day)
         pos = np.arange(n)
         self.companies = np.char.add(
             COMPANY_STEMS[pos % len(COMPANY_STEMS)], (pos // len(COMPANY_STEMS) % 997).astype(str)
@@ -187,6 +211,8 @@ class Simulation:
         self.tickets_recent = np.zeros(n, np.int64)
         self.churn_day = np.full(n, -1)
         self.first_paid_day = np.full(n, -1)
+        self.dunning = np.zeros(n, np.int64)  # days into the retries of a failed charge
+        self.cancel_day = np.full(n, -1)  # last subscription end
 
     # ---- static per-user table used by the line renderer
     def users_table(self) -> pa.Table:
@@ -227,18 +253,20 @@ class Simulation:
         )
 
     def hazards(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        churn = m.churn_hazard(
+        """Daily exit hazard (a subscriber's cancellation, a free user's silent churn) and
+        upgrade hazard from the current state."""
+        return m.exit_hazard(
             self.pop,
             idx,
+            self.plan[idx],
             self.days_inactive[idx],
             self.milestones[idx],
-            self.plan[idx],
+            self.feature_use[idx],
             self.tickets_recent[idx],
-        )
-        upgrade = m.upgrade_hazard(
+            self.dunning[idx],
+        ), m.upgrade_hazard(
             self.pop, idx, self.milestones[idx], self.feature_use[idx], self.plan[idx]
         )
-        return churn, upgrade
 
 
 def day_start_us(day: date) -> int:

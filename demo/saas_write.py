@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from demo import output as out
 from demo import saas_model as m
+from demo.saas_oracle import forward_outcomes
 from demo.saas_sim import TRACK, US_PER_DAY, DemoSummary, Simulation
 
 DEFECT_KINDS = (
@@ -246,18 +247,42 @@ def _write_invoices(
 
 
 def truth_for_day(sim: Simulation, d: int, day: date) -> pd.DataFrame:
-    idx = np.flatnonzero(sim.signed & sim.alive)
-    h_churn, h_up = sim.hazards(idx)
+    """Truth at the end of `day` for every user signed up by then; users already gone have
+    probability 1 of churning and of staying inactive, 0 of converting or cancelling."""
+    signed = np.flatnonzero(sim.signed)
+    here = sim.alive[signed]
+    idx = signed[here]
+    h_exit, h_up = sim.hazards(idx)
+    h_cancel_paid = m.cancel_hazard(
+        sim.pop,
+        idx,
+        sim.days_inactive[idx],
+        sim.feature_use[idx],
+        sim.tickets_recent[idx],
+        sim.dunning[idx],
+    )
     since_anchor = np.where(sim.anchor[idx] >= 0, d - sim.anchor[idx], 0)
-    truth = m.truth_snapshot(sim.pop, idx, h_churn, h_up, sim.plan[idx], since_anchor)
+    truth = m.truth_snapshot(sim.pop, idx, h_exit, h_up, h_cancel_paid, sim.plan[idx], since_anchor)
+    if sim.oracle_replicas:
+        h = sim.horizon_days
+        outcomes = forward_outcomes(sim, d, idx, h, sim.oracle_replicas, sim.seed)
+        truth[f"p_cancel_{h}d"] = outcomes["p_cancel"]
+        truth[f"p_inactive_{h}d"] = outcomes["p_inactive"]
+    gone = {"p_churn_28d": 1.0, "p_convert_28d": 0.0, "expected_revenue_90d": 0.0}
+    gone |= {c: (1.0 if c.startswith("p_inactive") else 0.0) for c in truth if c not in gone}
+    columns = {}
+    for name, values in {"churn_hazard_daily": h_exit, **truth}.items():
+        full = np.full(len(signed), gone.get(name, 0.0))
+        full[here] = values
+        columns[name] = full
     return pd.DataFrame(
         {
-            "user_id": sim.user_ids[idx].astype(str),
+            "user_id": sim.user_ids[signed].astype(str),
             "snapshot_date": pd.Timestamp(day),
-            "plan": np.array(m.PLANS)[sim.plan[idx]],
-            "latent_type": np.array(m.LATENT_TYPES)[sim.pop.latent[idx]],
-            "churn_hazard_daily": h_churn,
-            **truth,
+            "alive": here,
+            "plan": np.array(m.PLANS)[sim.plan[signed]],
+            "latent_type": np.array(m.LATENT_TYPES)[sim.pop.latent[signed]],
+            **columns,
         }
     )
 
@@ -291,6 +316,7 @@ def write_truth(
             "latent_type": np.array(m.LATENT_TYPES)[sim.pop.latent[signed]],
             "signup_date": (start + pd.to_timedelta(sim.pop.signup_day[signed], unit="D")).date,
             "churn_date": day_or_null(sim.churn_day[signed]).dt.date,
+            "last_cancel_date": day_or_null(sim.cancel_day[signed]).dt.date,
             "first_paid_date": day_or_null(sim.first_paid_day[signed]).dt.date,
         }
     ).to_parquet(truth_dir / "truth_users.parquet", index=False)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import tempfile
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from orchestration.run_window import dbt_vars_arg
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
@@ -31,10 +33,27 @@ def prepare(settings: Settings) -> None:
         shutil.copy(PROJECT_ROOT / "orchestration" / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["SEGFLOW_DUCKDB_PATH"] = str(settings.duckdb_path)
     os.environ["SEGFLOW_DBT_TARGET"] = settings.dbt_target
-    # In this process: the run's dbt steps reuse the parsed project (orchestration/dbt_parse.py).
+    parse_manifest(settings)
+
+
+def parse_manifest(settings: Settings) -> None:
+    """dbt's parse in this process (the run's dbt steps reuse the parsed project, see
+    orchestration/dbt_parse.py), written to a scratch folder and each file then moved into
+    dbt_project/target at once (os.replace): a Dagster process (or a parallel test worker)
+    reading the manifest never sees it half-written."""
     from orchestration.dbt_parse import parsed_manifest
 
-    parsed_manifest(DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings))
+    target = DBT_PROJECT_DIR / "target"
+    target.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".parse-", dir=target) as scratch:
+        if (target / "partial_parse.msgpack").exists():  # keeps partial parsing possible
+            shutil.copy(target / "partial_parse.msgpack", scratch)
+        parsed_manifest(
+            DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings), target_dir=Path(scratch)
+        )
+        for path in Path(scratch).iterdir():
+            if path.is_file():
+                os.replace(path, target / path.name)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -48,17 +67,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     if args.profile == "store":
         from demo.store import generate_store
 
-        print(
-            generate_store(
-                out,
-                truth,
-                users=args.users,
-                days=args.days,
-                seed=args.seed,
-                start=start,
-                history_days=args.history_days,
-            )
-        )
+        print(generate_store(out, truth, **_demo_size(args, start)))
         print(
             "store profile: run with SEGFLOW_CHURN_DEFINITION=inactivity "
             "SEGFLOW_CHURN_INACTIVE_DAYS=90 (churn = no order for 90 days)"
@@ -70,17 +79,22 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_size(args: argparse.Namespace, start: date) -> dict[str, Any]:
+    """What every demo generator takes from the command line: size, seed, first day, history."""
+    return {
+        "users": args.users,
+        "days": args.days,
+        "seed": args.seed,
+        "start": start,
+        "history_days": args.history_days,
+    }
+
+
 def _demo_product(args: argparse.Namespace, start: date):
     from demo.next_day import DemoProduct
 
-    return DemoProduct(
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        start=start.isoformat(),
-        defect_rate=args.defect_rate,
-        history_days=args.history_days,
-    )
+    size = {**_demo_size(args, start), "start": start.isoformat()}
+    return DemoProduct(**size, defect_rate=args.defect_rate)
 
 
 def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date):
@@ -88,16 +102,7 @@ def _generate_demo(args: argparse.Namespace, out: Path, truth: Path, start: date
     from demo.next_day import record
     from demo.saas import generate
 
-    summary = generate(
-        out,
-        truth,
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        start=start,
-        defect_rate=args.defect_rate,
-        history_days=args.history_days,
-    )
+    summary = generate(out, truth, **_demo_size(args, start), defect_rate=args.defect_rate)
     record(truth, _demo_product(args, start))
     return summary
 

@@ -20,6 +20,8 @@ from typing import TextIO
 
 import dagster as dg
 
+from contracts.marts import FEATURES_TABLE, SCORES_TABLE
+from contracts.raw import RAW_TABLES
 from orchestration import warehouse
 from orchestration.defs import stale_runs
 from orchestration.launcher_progress import Progress
@@ -30,14 +32,12 @@ from orchestration.settings import Settings
 __all__ = ["Progress", "build_report_now", "launch", "run_job", "summarise"]
 
 SUMMARY_TABLES = (
-    "raw.crm_contacts",
-    "raw.events",
-    "raw.billing_invoices",
+    *(f"raw.{table}" for table in RAW_TABLES),
     "raw.quarantine",
-    "main.fct_user_features",
+    f"main.{FEATURES_TABLE}",
     "main.dim_users",
     "main.ml_churn_training",
-    "main.user_scores",
+    f"main.{SCORES_TABLE}",
     "main.user_segments",
     "main.segment_membership",
     "main.user_triggers",

@@ -38,8 +38,18 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
     conn.execute("set enable_progress_bar = false")  # keeps run logs readable
+    settings = Settings.from_env()
+    # The engine seam: on Spark, the warehouse file's connection sees dbt's Spark tables and
+    # publishes the Python steps' tables back to them (orchestration/spark/tables.py).
+    on_spark = settings.engine == "spark" and path.resolve() == settings.duckdb_path
     try:
+        if on_spark:
+            from orchestration.spark import tables as spark_tables
+
+            spark_tables.attach(conn, settings, temporary=read_only)
         yield conn
+        if on_spark and not read_only:
+            spark_tables.publish(conn, settings)
     finally:
         conn.close()
 

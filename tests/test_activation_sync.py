@@ -53,7 +53,7 @@ def scores_frame(day: date, churn: dict[str, float]) -> pd.DataFrame:
                 "score_date": day,
                 "churn_probability": p,
                 "churn_band": "low",
-                "ltv_90d": 250.4,
+                "ltv_pred": 250.4,
                 "ltv_band": "mid",
                 "conversion_probability": None,
                 "churn_reasons": "low_activity",
@@ -121,7 +121,7 @@ def test_first_sync_payload_and_no_change_rerun_sends_nothing(conn, fake):
         "next_block": "invite",
         "churn_probability": 0.12,
         "churn_band": "low",
-        "ltv_90d": 250,
+        "ltv_pred": 250,
         "ltv_band": "mid",  # reason codes go out only in the high band (reason_text.py)
         "churn_model_version": "7",
         "ltv_model_version": "3",

@@ -82,7 +82,7 @@ def _marts(conn, rng):
                     "conversion_to_premium": rng.random() / 4,
                     "churn_rate": rng.random() / 3,
                     "churn_rate_source": "observed",
-                    "avg_ltv_90d": rng.uniform(50, 500),
+                    "avg_ltv_pred": rng.uniform(50, 500),
                 }
             )
             reached = 200
@@ -332,9 +332,24 @@ def report(tmp_path_factory):
     _raw(conn, rng)
     _marts(conn, rng)
     _segments_scores_sync(conn, tmp, rng)
+    _realtime_runs(conn, rng)
     conn.close()
     result = build_report(db, tmp / "report", _inputs(), now=datetime(2026, 3, 21, 6, tzinfo=UTC))
     return result
+
+
+def _realtime_runs(conn, rng) -> None:
+    """Three daily hand-overs of the realtime consumer (the realtime page)."""
+    from orchestration.realtime.reconcile import Reconciliation, record_run
+
+    applied = 0
+    for day in range(3):
+        applied += rng.randint(1_000, 5_000)
+        stats = {"events_applied": applied, "events_quarantined": day, "rule_evaluations": 3 * applied,
+                 "events_per_busy_second": 4_000.0 + day, "intraday_profiles": 200,
+                 "events_emitted": 40 * (day + 1), "events_unsent": 0, "last_batch_at": None}  # fmt: skip
+        result = Reconciliation(date(2026, 3, 18 + day), compared=200, agreed=200 - day)
+        record_run(conn, result.day, day * 7, stats, result)
 
 
 def test_every_page_and_chart_is_built(report):

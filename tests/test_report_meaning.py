@@ -221,6 +221,24 @@ def test_candidate_metrics_are_read_from_the_training_run() -> None:
     }
 
 
+def test_the_models_page_reads_a_training_run_as_ml_tracking_logs_it() -> None:
+    from orchestration.defs.report import run_metrics
+
+    # the shape ml/tracking.py logs: the winner unprefixed, each candidate prefixed, no
+    # baseline_*; the baseline is the linear candidate
+    metrics = {"roc_auc": 0.977, "brier": 0.05, "candidate_linear_roc_auc": 0.976,
+               "candidate_linear_brier": 0.06, "candidate_boosted_roc_auc": 0.977,
+               "candidate_boosted_brier": 0.05, "label_train_base_rate": 0.2,
+               "challenger_roc_auc": 0.977, "promoted": 1.0}  # fmt: skip
+    own, baseline, candidates = run_metrics(metrics)
+    assert own == {"roc_auc": 0.977, "brier": 0.05}
+    assert baseline == {"roc_auc": 0.976, "brier": 0.06}
+    assert set(candidates) == {"linear", "boosted"}
+    version = ModelVersionInfo("segflow-churn", "1", None, "champion", own, baseline, candidates)
+    table = models.versions_table(ReportInputs(model_versions=[version]))
+    assert table[["model_value", "baseline_value", "champion"]].values.tolist() == [[0.977, 0.976, True]]  # fmt: skip
+
+
 def test_drift_chart_holds_the_checks_numbers() -> None:
     from orchestration.defs.metadata import preview
     from orchestration.defs.report import markdown_table

@@ -85,8 +85,9 @@ def test_diff_counts_who_enters_and_exits(warehouse: Path, tmp_path: Path) -> No
     with duckdb.connect(str(warehouse), read_only=True) as conn:  # by hand, from dbt's output
         latest, before, widened = conn.execute(
             "select max(snapshot_date), "
-            "count(*) filter (where days_since_signup < 7), "
-            "count(*) filter (where days_since_signup >= 7 and days_since_signup < 14) "
+            "count(*) filter (where days_since_signup < 7 and not reached_first_project), "
+            "count(*) filter (where days_since_signup >= 7 and days_since_signup < 14 "
+            "and not reached_first_project) "
             "from main.fct_user_features "
             "where snapshot_date = (select max(snapshot_date) from main.fct_user_features)"
         ).fetchone()

@@ -2,20 +2,21 @@
 
 The same raw partitions go to DuckDB (one full build) and, as Parquet, to Spark, which builds
 in two runs: the first days, then the rest as an incremental run over the new window, so the
-Spark variants of the incremental strategies (replace_where, delete+insert) are exercised.
+Spark variants of the incremental strategies (replace_where, delete+insert) are exercised:
+the date-partitioned tables are rewritten partition by partition (insert overwrite of the
+touched days only), the others as a whole.
 Every table of schema main must be equal, floats within 1e-9 relative.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 from dbt_fixtures import load_raw, run_dbt, simulate
 from support.engine_compare import duckdb_tables, spark_tables, table_differences
+from support.java import java_major
 
 from orchestration.spark.raw_export import export_raw
 
@@ -24,16 +25,7 @@ pytestmark = pytest.mark.slow
 USERS, DAYS, TAIL_DAYS = 50, 42, 4
 
 
-def _java_major() -> int:
-    java = shutil.which("java")
-    if java is None:
-        return 0
-    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
-    version = out.split('"')[1] if '"' in out else "0"
-    return int(version.split(".")[0])
-
-
-if _java_major() < 17:
+if java_major() < 17:
     pytest.skip("Java 17+ is missing (make java installs it)", allow_module_level=True)
 
 
@@ -50,13 +42,30 @@ def _segment_inputs(db: Path, sources_dir: Path) -> None:
         conn.execute("""
             create or replace table main.user_scores as
             select user_id, snapshot_date as score_date, 0.25 as churn_probability,
-                   120.0 as ltv_90d from main.fct_user_features""")
+                   120.0 as ltv_pred from main.fct_user_features""")
         for table in ("user_segments", "user_scores"):
             folder = sources_dir / "main" / table
             folder.mkdir(parents=True, exist_ok=True)
             conn.execute(f"copy main.{table} to '{folder / 'part-0.parquet'}' (format parquet)")
     finally:
         conn.close()
+
+
+PARTITIONED = ("stg_events__events", "int_user_activity_daily", "fct_user_features")
+
+
+def _partition_files(warehouse: Path) -> dict[str, dict[str, frozenset[str]]]:
+    """Per partitioned table: partition folder -> its data file names."""
+    out = {}
+    for table in PARTITIONED:
+        folder = warehouse / "main.db" / table
+        out[table] = {
+            p.name: frozenset(f.name for f in p.glob("*.parquet"))
+            for p in folder.iterdir()
+            if p.is_dir() and "=" in p.name
+        }
+        assert out[table], f"{table} is not partitioned on Spark"
+    return out
 
 
 @pytest.mark.timeout(1800)  # two Spark runs; minutes on a loaded 2-core machine
@@ -85,11 +94,19 @@ def test_spark_build_equals_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with duckdb.connect(str(ingest)) as conn:
         export_raw(conn, sources)
     run_dbt(["run", "--exclude", "tag:after_segments"], ingest, tmp_path / "spark_target")
+    before = _partition_files(warehouse)
     load_raw(ingest, data, tail)
     with duckdb.connect(str(ingest)) as conn:
         export_raw(conn, sources, tail)
     window = {"min_date": tail[0].isoformat(), "max_date": data.dates[-1].isoformat()}
     run_dbt(["run"], ingest, tmp_path / "spark_target", window)
+    after = _partition_files(warehouse)
+    # insert_overwrite by date partition: the incremental run rewrote the days it touched, not
+    # the whole table (Spark names every written file anew).
+    for table in PARTITIONED:
+        kept = [p for p in before[table] if after[table].get(p) == before[table][p]]
+        rewritten = [p for p in after[table] if after[table][p] != before[table].get(p)]
+        assert kept and rewritten, f"{table}: kept {len(kept)}, rewritten {len(rewritten)}"
 
     expected, actual = duckdb_tables(duck), spark_tables(warehouse)
     expected = {k: v for k, v in expected.items() if k not in ("user_segments", "user_scores")}

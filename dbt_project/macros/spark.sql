@@ -63,9 +63,9 @@
   Incremental strategies on Spark. dbt-spark knows append / insert_overwrite / merge; segflow's
   models use `replace_where` (delete the target rows matching incremental_predicates, insert the
   fresh rows) and `delete+insert` (by unique_key). Parquet tables cannot delete rows, so on Spark
-  both rewrite the table: the kept target rows plus the fresh rows are written to a staging
-  table, which then overwrites the target (Spark cannot overwrite a table it reads from). The
-  result is the same table as on DuckDB.
+  both become `insert overwrite` (spark_rewrite_incremental): by date partition for a model
+  partitioned with date_partition_by, the whole table otherwise. The result is the same table
+  as on DuckDB.
 #}
 {% macro dbt_spark_validate_get_incremental_strategy(raw_strategy, file_format) -%}
   {%- if raw_strategy in ['replace_where', 'delete+insert'] -%}
@@ -91,17 +91,56 @@
   {%- endif -%}
 {%- endmacro %}
 
-{# Runs the rewrite; returns the final statement (dropping the staging table) for `main`. #}
+{#
+  Which rows a Spark incremental run rewrites. A model whose config carries `partition_by`
+  (date_partition_by below: Spark only) rewrites only the partitions the run touches: those
+  of the fresh rows and those holding a target row the predicates replace. Their kept rows
+  plus the fresh rows go to a staging table, which overwrites exactly those partitions
+  (insert overwrite, dynamic partition mode); a touched partition left with no row is dropped.
+  Without `partition_by` the whole table is rewritten the same way. Either way the result is
+  the table DuckDB's delete + insert gives. Runs the rewrite; returns the final statement
+  (dropping the staging table) for `main`.
+#}
 {% macro spark_rewrite_incremental(source, target, predicates) -%}
   {%- set staging = target.incorporate(path={"identifier": target.identifier ~ "__segflow_keep"}) -%}
   {%- set cols = adapter.get_columns_in_relation(target) | map(attribute='quoted') | join(', ') -%}
   {%- set matched -%}
     {% for p in predicates %}({{ p | replace("DBT_INTERNAL_DEST", target | string) | replace("DBT_INTERNAL_SOURCE", source | string) }}){{ " and " if not loop.last }}{% endfor %}
   {%- endset -%}
+  {%- set partition_by = config.get('partition_by') -%}
+  {%- set parts = ([partition_by] if partition_by is string else partition_by) or [] -%}
   {%- do run_query("drop table if exists " ~ staging) -%}
-  {%- do run_query("create table " ~ staging ~ " using parquet as select " ~ cols ~ " from " ~ target
-                   ~ " where not coalesce(" ~ matched ~ ", false) union all select " ~ cols
-                   ~ " from " ~ source) -%}
-  {%- do run_query("insert overwrite table " ~ target ~ " select " ~ cols ~ " from " ~ staging) -%}
+  {%- if parts -%}
+    {%- set keys = parts | join(', ') -%}
+    {%- set touched = "select " ~ keys ~ " from " ~ source ~ " union select " ~ keys ~ " from "
+                      ~ target ~ " where coalesce(" ~ matched ~ ", false)" -%}
+    {%- do run_query("create table " ~ staging ~ " using parquet as select " ~ cols ~ " from "
+                     ~ target ~ " where (" ~ keys ~ ") in (" ~ touched ~ ") and not coalesce("
+                     ~ matched ~ ", false) union all select " ~ cols ~ " from " ~ source) -%}
+    {%- set emptied = run_query("select distinct " ~ keys ~ " from (" ~ touched ~ ") except "
+                                ~ "select distinct " ~ keys ~ " from " ~ staging) -%}
+    {%- for row in emptied -%}
+      {%- set spec = [] -%}
+      {%- for col in parts -%}{%- do spec.append(col ~ " = '" ~ row[loop.index0] ~ "'") -%}{%- endfor -%}
+      {%- do run_query("alter table " ~ target ~ " drop if exists partition (" ~ spec | join(', ') ~ ")") -%}
+    {%- endfor -%}
+    {%- do run_query("set spark.sql.sources.partitionOverwriteMode = DYNAMIC") -%}
+    {%- do run_query("insert overwrite table " ~ target ~ " partition (" ~ keys ~ ") select "
+                     ~ cols ~ " from " ~ staging) -%}
+  {%- else -%}
+    {%- do run_query("create table " ~ staging ~ " using parquet as select " ~ cols ~ " from "
+                     ~ target ~ " where not coalesce(" ~ matched ~ ", false) union all select "
+                     ~ cols ~ " from " ~ source) -%}
+    {%- do run_query("insert overwrite table " ~ target ~ " select " ~ cols ~ " from " ~ staging) -%}
+  {%- endif -%}
   drop table if exists {{ staging }}
+{%- endmacro %}
+
+{#
+  A model's date partition: `partition_by` on Spark (one folder per day, so an incremental run
+  rewrites only the days it touches), none elsewhere (DuckDB tables are not partitioned).
+  Spark lists a partition column last in the table's columns.
+#}
+{% macro date_partition_by(column) -%}
+  {{ return([column] if target.type == 'spark' else none) }}
 {%- endmacro %}

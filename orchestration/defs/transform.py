@@ -23,6 +23,7 @@ from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, run_window, single_run
 from orchestration.run_window import dbt_vars_arg, window_in_table, window_sql
 from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.spark import metastore as spark_metastore
 from orchestration.warehouse import dbt_env
 
 dbt_project = DbtProject(
@@ -95,7 +96,12 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
         args = ["build", *dbt_vars_arg(settings, window)]
         # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
         # settings, which then blocks every later connection of the run.
-        yield from dbt.cli(args, context=context).stream()
+        # The spark target's Derby metastore takes one process at a time: a clear error now
+        # rather than a failure deep in Spark when another run holds it.
+        with spark_metastore.for_dbt(
+            settings.dbt_target, settings.spark_env()["SEGFLOW_SPARK_METASTORE"]
+        ):
+            yield from dbt.cli(args, context=context).stream()
 
     return _assets
 

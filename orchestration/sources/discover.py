@@ -190,9 +190,7 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             )
         )
         return
-    ranked = [(specificity(rel, s.files), -i, s) for i, s in enumerate(config.sources)]
-    best = max(ranked, key=lambda r: r[:2], default=(-1, 0, None))
-    source = best[2] if best[0] >= 0 else None  # most specific pattern; ties: declared first
+    source, unread = _claim(rel, config.sources)
     table = source.table if source else None
     day = None
     for part in parts[:-1]:
@@ -223,6 +221,18 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             )
         )
         return
+    if unread is not None:
+        glob, reason, block = unread
+        skipped.append(
+            SkippedFile(
+                rel,
+                f"claimed by source {source.name!r} (unread: {glob}) and not read: {reason}",
+                table,
+                day,
+                ignored=not block,
+            )
+        )
+        return
     ignored = source.on_skip == "ignore"
     broken = _broken_link(path)
     if broken:
@@ -245,6 +255,21 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
             _add(info, source, files, skipped, ignored)
         return
     _add(FileInfo(path, rel, day, source.name), source, files, skipped, ignored)
+
+
+def _claim(rel: str, sources) -> tuple[object | None, tuple[str, str, bool] | None]:
+    """The source claiming `rel`: the most specific pattern among every source's `files:` and
+    `unread:` globs wins; on a tie a source that reads the file beats one that leaves it
+    unread, then the one declared first. Returns (source, the `unread` entry when the file
+    is claimed unread)."""
+    best, best_rank = None, (-1, False, 0)
+    for i, s in enumerate(sources):
+        read = specificity(rel, s.files)
+        skip = max((specificity(rel, (u[0],)), u) for u in s.unread) if s.unread else (-1, None)
+        rank = (max(read, skip[0]), read >= skip[0], -i)
+        if rank[0] >= 0 and rank > best_rank:
+            best, best_rank = (s, None if rank[1] else skip[1]), rank
+    return best if best is not None else (None, None)
 
 
 def _broken_link(path: Path) -> str | None:

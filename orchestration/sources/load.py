@@ -135,23 +135,18 @@ def load_partitions(
         for day in batch:
             if not undated and not any(f.partition_date == day for f in batch_files):
                 report.warnings.append(f"{table}: no files for partition {day}")
-        _validate_files(
+        typed, where = _typed_batch(
             conn,
             spec,
+            batch,
             batch_files,
-            "_segflow_typed",
+            bool(undated),
             sources,
             now,
             late_arrival_days,
             report,
             (timestamp_floor, max_amount),
         )
-        if undated:
-            conn.execute(
-                "insert into _segflow_typed select * from _segflow_undated "
-                "where list_contains($days, partition_date)",
-                {"days": batch},
-            )
         conn.execute("begin transaction")
         try:
             conn.execute(
@@ -163,15 +158,13 @@ def load_partitions(
                 "list_contains($days, partition_date)",
                 {"t": table, "days": batch},
             )
-            insert_good_and_bad(conn, spec, "_segflow_typed", "true", now, source_name)
+            insert_good_and_bad(conn, spec, typed, where, now, source_name)
             conn.execute("commit")
         except Exception:
             conn.execute("rollback")
             raise
-        report.partitions += partition_counts(
-            conn, spec, "_segflow_typed", "true", batch, late_arrival_days
-        )
-        _file_counts(conn, "_segflow_typed", "true", report)
+        report.partitions += partition_counts(conn, spec, typed, where, batch, late_arrival_days)
+        _file_counts(conn, typed, where, report)
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
         _file_counts(conn, "_segflow_undated", "partition_date is null", report)
@@ -180,6 +173,27 @@ def load_partitions(
         conn.execute(f"drop table if exists {name}")
     report.elapsed_seconds = time.perf_counter() - t0
     return report
+
+
+def _typed_batch(
+    conn, spec, batch, batch_files, undated, sources, now, late_days, report, limits
+) -> tuple[str, str]:
+    """The typed rows of one batch as (table, where): the batch's dated files validated into
+    `_segflow_typed` plus the undated rows of its days; when it has no dated files, the undated
+    rows are read where they are (no copy of what may be the whole export)."""
+    if undated and not batch_files:
+        days = ", ".join(f"date '{d.isoformat()}'" for d in batch)
+        return "_segflow_undated", f"list_contains([{days}], partition_date)"
+    _validate_files(
+        conn, spec, batch_files, "_segflow_typed", sources, now, late_days, report, limits
+    )
+    if undated:
+        conn.execute(
+            "insert into _segflow_typed select * from _segflow_undated "
+            "where list_contains($days, partition_date)",
+            {"days": batch},
+        )
+    return "_segflow_typed", "true"
 
 
 def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:

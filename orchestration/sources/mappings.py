@@ -83,6 +83,7 @@ _SOURCE_KEYS = {
     "encoding",
     "description",
     "partition_folder",
+    "unread",
 }
 
 
@@ -103,6 +104,8 @@ class SourceMapping:
     on_skip: str = "fail"  # fail | ignore
     encoding: str | None = None  # text files' encoding (None: UTF-8; a UTF-16 BOM decides)
     partition_folder: str = "dt"  # dt (dt=YYYY-MM-DD) | epoch_ms (also a folder like 1740960000000)
+    # files the source claims but does not read: (glob, reason, blocks the run)
+    unread: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def default_columns(self) -> bool:
@@ -316,4 +319,29 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         on_skip=on_skip,
         partition_folder=partition_folder,
         encoding=None if encoding is None else str(encoding),
+        unread=_parse_unread(merged.get("unread"), where, name),
     )
+
+
+def _parse_unread(raw: Any, where: str, source: str) -> tuple[tuple[str, str, bool], ...]:
+    """`unread: {<glob>: <reason>}` (reported, not failing) or `{<glob>: {reason: ...,
+    block: true}}` (the run stops until the file is claimed by another source or ignored)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise config_error(where, source, "unread", "expected a mapping glob -> reason")
+    out = []
+    for glob, value in raw.items():
+        if isinstance(value, str):
+            value = {"reason": value}
+        if (
+            not isinstance(value, dict)
+            or set(value) - {"reason", "block"}
+            or not isinstance(value.get("reason"), str)
+            or not isinstance(value.get("block", False), bool)
+        ):
+            raise config_error(
+                where, source, f"unread.{glob}", "expected a reason, or {reason: ..., block: true}"
+            )
+        out.append((str(glob), value["reason"], value.get("block", False)))
+    return tuple(out)

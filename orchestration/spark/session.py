@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from orchestration.settings import Settings
+from orchestration.spark import metastore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -29,6 +30,7 @@ def session_config(settings: Settings) -> dict[str, str]:
         "spark.sql.decimalOperations.allowPrecisionLoss": "false",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": (
             f"-Dderby.stream.error.file={settings.spark_dir / 'derby.log'}"
         ),
@@ -40,6 +42,7 @@ def get_session(settings: Settings | None = None, app_name: str = "segflow") -> 
     from pyspark.sql import SparkSession
 
     settings = settings or Settings.from_env()
+    metastore.hold_for_process(settings.spark_env()["SEGFLOW_SPARK_METASTORE"])
     # Python workers (the scoring UDF) run this interpreter, which has the model's libraries;
     # pyspark reads the variable when the context starts.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

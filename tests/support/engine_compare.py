@@ -12,6 +12,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.spark.tables import table_files
+
 REL_TOL = 1e-9
 
 
@@ -32,16 +34,21 @@ def duckdb_tables(db: Path, schema: str = "main") -> dict[str, pd.DataFrame]:
 
 
 def spark_tables(warehouse: Path, schema: str = "main") -> dict[str, pd.DataFrame]:
-    """Every managed Parquet table of `schema` under the Spark warehouse folder."""
+    """Every managed Parquet table of `schema` under the Spark warehouse folder (partition
+    columns from the folder names, listed last, as Spark lists them)."""
     conn = duckdb.connect()
     try:
         out = {}
         for folder in sorted((warehouse / f"{schema}.db").iterdir()):
-            files = [p for p in folder.rglob("*.parquet") if not p.name.startswith(("_", "."))]
-            if folder.is_dir() and files:
-                out[folder.name] = conn.execute(
-                    "select * from read_parquet(?)", [[str(p) for p in files]]
+            files = table_files(folder) if folder.is_dir() else []
+            if files:
+                parts = [p.split("=")[0] for p in Path(files[0]).relative_to(folder).parts[:-1]]
+                frame = conn.execute(
+                    f"select * from read_parquet(?, hive_partitioning = {str(bool(parts)).lower()})",
+                    [files],
                 ).df()
+                frame.attrs["partition_columns"] = tuple(parts)
+                out[folder.name] = frame
         return out
     finally:
         conn.close()
@@ -69,12 +76,19 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def table_differences(left: pd.DataFrame, right: pd.DataFrame, name: str) -> list[str]:
-    """Human-readable differences (empty when the tables are equal)."""
-    if list(left.columns) != list(right.columns):
+def table_differences(
+    left: pd.DataFrame, right: pd.DataFrame, name: str, last: tuple[str, ...] = ()
+) -> list[str]:
+    """Human-readable differences (empty when the tables are equal). Columns in `last` (a
+    Spark table's partition columns; by default those spark_tables found) are expected at
+    the end of `right`."""
+    last = last or tuple(right.attrs.get("partition_columns", ()))
+    order = [c for c in left.columns if c not in last] + [c for c in last if c in left.columns]
+    if order != list(right.columns):
         return [f"{name}: columns differ: {list(left.columns)} vs {list(right.columns)}"]
     if len(left) != len(right):
         return [f"{name}: {len(left)} rows vs {len(right)} rows"]
+    right = right[list(left.columns)]
     left, right = _normalise(left), _normalise(right)
     floats = [c for c in left.columns if pd.api.types.is_float_dtype(left[c])]
     keys = [c for c in left.columns if c not in floats]

@@ -15,6 +15,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_where',
+    partition_by=date_partition_by('partition_date'),
     unique_key='message_id',
     incremental_predicates=[
         "partition_date >= " ~ dedupe_from()

@@ -211,7 +211,7 @@ def _kpis(page: Page, wh: Warehouse) -> None:
         return
     k = wh.df(
         "select segment, users, avg_session_minutes, conversion_to_premium, churn_rate, "
-        "churn_rate_source, avg_ltv_90d, onboarding_completion from main.fct_segment_kpis "
+        "churn_rate_source, avg_ltv_pred, onboarding_completion from main.fct_segment_kpis "
         "where segment_date = (select max(segment_date) from main.fct_segment_kpis) "
         "order by users desc"
     )
