@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint lint-sql bench clean chromium java report redis
+.PHONY: install run test test-fast dev mlflow lint lint-sql bench bench-realtime clean chromium java report redis screenshots
 
 # sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
 # the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
@@ -37,18 +37,24 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/segflow run --users $(USERS) --days $(DAYS) --seed $(SEED)
 
+# Two pytest-xdist workers (`make test WORKERS=1` for one process); a module stays on one worker
+# and the expensive ones start first (tests/conftest.py). The table at the end is CPU seconds
+# per module (tests/support/cpu_time.py).
+WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 ## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
 test: $(STAMP) chromium java redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(SQLFLUFF) lint $(SQLFLUFF_VARS) dbt_project/models
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) tests
 
 ## test-fast: unit and single-component tests only (no end-to-end warehouse builds)
 test-fast: $(STAMP) chromium redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m "not slow" tests
 
 ## dev: the Dagster UI on http://127.0.0.1:3000
 dev: $(STAMP)
@@ -64,6 +70,10 @@ mlflow: $(STAMP)
 ## report: build the offline HTML report ($$SEGFLOW_HOME/report/index.html) from the last run
 report: $(STAMP)
 	$(BIN)/segflow report
+
+## screenshots: regenerate the README's report images (docs/report-*.png) from the make-run demo
+screenshots: $(STAMP) chromium
+	$(BIN)/python scripts/screenshots.py
 
 ## chromium: the headless browser the report test drives (Debian package), installed if missing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -105,6 +115,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/transform.py
 	$(BIN)/python bench/model_quality.py
 	$(BIN)/python bench/sync.py
+
+## bench-realtime: the real-time path (collector, arrival -> visible, serve) vs its goals, ~20 s
+bench-realtime: $(STAMP) redis
+	$(BIN)/python bench/realtime.py
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

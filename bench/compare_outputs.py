@@ -220,7 +220,7 @@ def _summary(home: Path) -> str:
         rows = sum(conn.execute(f'select count(*) from main."{t}"').fetchone()[0] for t in tables)
         scored = (
             conn.execute(
-                "select count(churn_probability), count(ltv_90d), count(conversion_probability) "
+                "select count(churn_probability), count(ltv_pred), count(conversion_probability) "
                 "from main.user_scores"
             ).fetchone()
             if "user_scores" in tables

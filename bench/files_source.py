@@ -169,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--cases", nargs="*", default=list(PLAIN))
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="segflow-bench-files-") as tmp:
         cases = write_cases(Path(tmp), args.events, args.contacts)
         results = [run_case(name, cases[name]) for name in args.cases]
+    load_after = os.getloadavg()
     for r in results:
         print(
             f"{r['case']}: {r['rows_read']} rows, plain {r['plain_duckdb_s']} s, "
@@ -185,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
         "duckdb": duckdb.__version__,
         "goal_ratio": 1.5,
+        "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+        "load_average_1_5_15_after": [round(x, 2) for x in load_after],
         "events": args.events,
         "contacts": args.contacts,
         "results": results,
@@ -193,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         "# files source vs plain DuckDB (one run)",
         "",
-        f"{meta['when']}, {meta['machine']}, DuckDB {meta['duckdb']}. Plain = "
+        f"{meta['when']}, {meta['machine']}, DuckDB {meta['duckdb']}, load average (1/5/15 "
+        f"min) {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f} before, "
+        f"{load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f} after. Plain = "
         "`create table t as select * from read_json_auto(...)/read_csv_auto(...)` of the same "
         "files; files source = `load_partitions` with the mapping (validation, quarantine, "
         "raw table). Goal: ratio <= 1.5.",

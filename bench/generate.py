@@ -32,7 +32,7 @@ def _peak_rss_mb() -> float:
 
 
 def _step_generate(work: str, users: int, days: int, seed: int, start: str, rate: float) -> dict:
-    from orchestration.sources.demo import generate
+    from demo.saas import generate
 
     t0 = time.perf_counter()
     summary = generate(

@@ -49,20 +49,42 @@ MARTS = {
     "ltv": "ml_ltv_training",
     "conversion": "ml_conversion_training",
 }
-TRUTH_COLUMN = {
-    "churn": "p_churn_28d",
-    "conversion": "p_convert_28d",
-    "ltv": "expected_revenue_90d",
-}
+ORACLE_REPLICAS = 100  # simulated futures per user for the SaaS churn oracle (demo.saas_oracle)
 
 
-def _generate(work: Path, users: int, days: int, seed: int, start: date, profile: str) -> dict:
-    from orchestration.sources.demo import generate
-    from orchestration.sources.demo_store import generate_store
+def oracle_columns(profile: str, definition: str, horizon_days: int) -> dict[str, str]:
+    """The truth column each model is scored against: the true probability of exactly the
+    label the pipeline trains on (churn: the definition and horizon in the settings)."""
+    if profile == "store":  # activity = orders; the truth knows who is still a customer
+        churn = f"p_no_purchase_{horizon_days}d"
+    else:
+        churn = f"p_{'cancel' if definition == 'cancellation' else 'inactive'}_{horizon_days}d"
+    return {"churn": churn, "conversion": "p_convert_28d", "ltv": "expected_revenue_90d"}
+
+
+def observable_columns(profile: str, horizon_days: int) -> dict[str, str]:
+    """The store's oracle knows who silently left; its observable oracle is the Bayes
+    posterior from the data segflow sees (demo.store_oracle), the fair ceiling."""
+    if profile != "store":
+        return {}
+    return {
+        "churn": f"observable_p_no_purchase_{horizon_days}d",
+        "ltv": "observable_expected_revenue_90d",
+    }
+
+
+def _generate(
+    work: Path, users: int, days: int, seed: int, start: date, profile: str, horizon: int
+) -> dict:
+    from demo.saas import generate
+    from demo.store import generate_store
 
     t0 = time.perf_counter()
-    make = generate_store if profile == "store" else generate
-    make(work / "landing", work / "truth", users=users, days=days, seed=seed, start=start)
+    common = {"users": users, "days": days, "seed": seed, "start": start, "horizon_days": horizon}
+    if profile == "store":
+        generate_store(work / "landing", work / "truth", **common)
+    else:
+        generate(work / "landing", work / "truth", oracle_replicas=ORACLE_REPLICAS, **common)
     return {"seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -113,10 +135,11 @@ def _marts(work: Path) -> dict[str, pd.DataFrame]:
         }
 
 
-def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame) -> dict:
+def _compare(kind: str, holdout: pd.DataFrame, truth: pd.DataFrame, column: str) -> dict:
     """Model, baseline and oracle on the holdout rows the truth file covers."""
     joined = holdout.merge(truth, on=["user_id", "snapshot_date"], how="inner")
-    oracle = joined[TRUTH_COLUMN[kind]].to_numpy(dtype=float)
+    joined = joined[joined[column].notna()]  # e.g. conversion: paid in the truth already
+    oracle = joined[column].to_numpy(dtype=float)
     y = joined["label"].to_numpy(dtype=float)
     out = {"holdout_rows": len(holdout), "rows_with_truth": len(joined)}
     if kind == "ltv":
@@ -190,28 +213,42 @@ def _ceiling(kind: str, frame: pd.DataFrame, result, features) -> pd.DataFrame:
     )
 
 
-def _with_customer_base_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """BG/NBD P(alive) and expected active days in the horizon as columns, the model fitted
-    per snapshot on that snapshot's rows only (each customer's history up to it: no data
-    after the snapshot)."""
+CLV_FEATURES = ("clv_p_alive", "clv_expected_transactions", "clv_prediction")
+
+
+def _with_customer_base_features(frame: pd.DataFrame, kind: str, horizon_days: int) -> pd.DataFrame:
+    """The customer-base model's outputs as columns (BG/NBD P(alive) and expected
+    transactions, and its own prediction: P(no activity) for churn, BG/NBD x Gamma-Gamma
+    revenue for LTV), fitted per snapshot on that snapshot's rows only (each customer's
+    history up to it: no data after the snapshot)."""
     from ml import clv
 
     parts = []
-    cols = ("active_days_total", "days_since_first_active", "days_since_last_active")
     for _, rows in frame.groupby("snapshot_date", sort=False):
         rows = rows.copy()
         try:
-            data = clv.rfm(rows, *cols)
-            model = clv.BgNbd.fit(data)
-            rows["clv_p_alive"] = model.p_alive(data)
-            rows["clv_expected_active_days"] = model.expected_transactions(
+            model = clv.customer_base_model(kind, horizon_days).fit(rows)
+            data = clv.rfm(rows, *model._rfm)
+            rows["clv_p_alive"] = model.model.p_alive(data)
+            rows["clv_expected_transactions"] = model.model.expected_transactions(
                 data, horizon_days / clv.WEEK
             )
-        except clv.ClvUnavailable:
-            rows["clv_p_alive"] = np.nan
-            rows["clv_expected_active_days"] = np.nan
+            rows["clv_prediction"] = (
+                model.predict_proba(rows)[:, 1] if kind == "churn" else model.predict(rows)
+            )
+        except (ValueError, FloatingPointError):  # ClvUnavailable is a ValueError
+            for column in CLV_FEATURES:
+                rows[column] = np.nan
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
+
+
+def _metric(kind: str, rows: pd.DataFrame, column: str) -> float | None:
+    """ROC AUC (churn) or normalised Gini (LTV) of `column` against the label."""
+    if kind != "ltv":
+        return _auc(rows, column)
+    y = rows["label"].to_numpy(float)
+    return float(normalized_gini(y, rows[column].to_numpy(float))) if y.sum() > 0 else None
 
 
 def _slice_rows(joined: pd.DataFrame, quiet_days: int):
@@ -224,22 +261,28 @@ def _auc(rows: pd.DataFrame, column: str) -> float | None:
     return float(roc_auc_score(y, rows[column])) if 0 < y.sum() < len(y) else None
 
 
-def _slices(kind: str, joined: pd.DataFrame, quiet_days: int) -> dict:
+def _slices(
+    kind: str, joined: pd.DataFrame, quiet_days: int, column: str, observable: str | None
+) -> dict:
     """Model / ceiling / oracle on all holdout rows and on the quiet / non-quiet slices."""
     out = {}
     quiet = joined["days_since_last_active"].fillna(np.inf) >= quiet_days
     for name, rows in (("all", joined), ("quiet", joined[quiet]), ("active", joined[~quiet])):
         y = rows["label"].to_numpy(float)
         entry = {"rows": len(rows), "base_rate": float(y.mean()) if len(y) else None}
-        for col in ("prediction", "ceiling", TRUTH_COLUMN[kind]):
+        scored = [("prediction", "prediction"), ("ceiling", "ceiling"), ("oracle", column)]
+        for score, col in scored + ([("observable", observable)] if observable else []):
             values = rows[col].to_numpy(float)
             if kind == "ltv":
-                entry[col] = float(normalized_gini(y, values)) if len(y) and y.sum() > 0 else None
+                entry[score] = float(normalized_gini(y, values)) if len(y) and y.sum() > 0 else None
             else:
-                entry[col] = float(roc_auc_score(y, values)) if 0 < y.sum() < len(y) else None
-        p, c, o = entry["prediction"], entry["ceiling"], entry[TRUTH_COLUMN[kind]]
+                entry[score] = float(roc_auc_score(y, values)) if 0 < y.sum() < len(y) else None
+        p, c, o = entry["prediction"], entry["ceiling"], entry["oracle"]
         entry["model_share_of_ceiling"] = p / c if p is not None and c else None
         entry["model_share_of_oracle"] = p / o if p is not None and o else None
+        if observable:
+            b = entry["observable"]
+            entry["model_share_of_observable"] = p / b if p is not None and b else None
         out[name] = entry
     return out
 
@@ -275,7 +318,10 @@ def _markdown(report: dict) -> str:
         f"# Model quality vs ground truth ({report['users']} users x {report['days']} days, "
         f"seed {report['seed']})",
         "",
-        f"Machine: {report['machine']}. Steps (s): "
+        f"Churn: {report.get('churn_definition')}, horizon {report.get('churn_horizon_days')} "
+        f"days; oracle columns: "
+        + ", ".join(f"{k} `{q.get('oracle_column')}`" for k, q in report["quality"].items())
+        + f". Machine: {report['machine']}, load at start `{report.get('load')}`. Steps (s): "
         + ", ".join(f"{k} {v['seconds']}" for k, v in report["steps"].items()),
         "",
         "| model | metric | model | baseline | oracle | model / oracle | holdout rows |",
@@ -332,35 +378,43 @@ def _markdown(report: dict) -> str:
         "without activity at the holdout snapshot). Ceiling: a plain gradient-boosted model "
         "on our own feature table with the true label. Metric: ROC AUC (LTV: normalised Gini).",
         "",
-        "| model | slice | rows | champion | ceiling | oracle | champion / ceiling | "
-        "champion / oracle |",
-        "|---|---|---|---|---|---|---|---|",
+        "Observable oracle (store only): the Bayes posterior from the data segflow sees, with "
+        "the generator's priors (demo/store_oracle.py); the oracle itself knows who silently "
+        "left, which no data shows.",
+        "",
+        "| model | slice | rows | champion | ceiling | oracle | observable oracle | "
+        "champion / ceiling | champion / oracle | champion / observable oracle |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, q in report["quality"].items():
         for name, s in (q.get("slices") or {}).items():
             cells = [
                 s["prediction"],
                 s["ceiling"],
-                s[TRUTH_COLUMN[kind]],
+                s["oracle"],
+                s.get("observable"),
                 s["model_share_of_ceiling"],
                 s["model_share_of_oracle"],
+                s.get("model_share_of_observable"),
             ]
             shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
             lines.append(f"| {kind} | {name} | {s['rows']} | {shown} |")
-    hybrid = (report["quality"].get("churn") or {}).get("hybrid")
-    if hybrid:
+    hybrids = {k: q["hybrid"] for k, q in report["quality"].items() if q.get("hybrid")}
+    if hybrids:
         lines += [
             "",
-            "Churn: does BG/NBD help as a feature? The ceiling model with BG/NBD P(alive) and "
-            "expected active days added (fitted per snapshot on data up to it):",
+            "Does the customer-base model help as a feature? The ceiling model with BG/NBD "
+            "P(alive), expected transactions and the customer-base prediction (LTV: x "
+            "Gamma-Gamma) added, fitted per snapshot on data up to it (churn: ROC AUC, LTV: Gini):",
             "",
-            "| slice | rows | ceiling | ceiling + BG/NBD features |",
-            "|---|---|---|---|",
+            "| model | slice | rows | ceiling | ceiling + customer-base features |",
+            "|---|---|---|---|---|",
         ]
-        for name, h in hybrid.items():
-            cells = [h["ceiling"], h["ceiling_plus_bgnbd_features"]]
-            shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
-            lines.append(f"| {name} | {h['rows']} | {shown} |")
+        for kind, hybrid in hybrids.items():
+            for name, h in hybrid.items():
+                cells = [h["ceiling"], h["ceiling_plus_bgnbd_features"]]
+                shown = " | ".join("n/a" if v is None else f"{v:.3f}" for v in cells)
+                lines.append(f"| {kind} | {name} | {h['rows']} | {shown} |")
     lines += ["", "Candidates on the same holdout (the champion is the best by construction):", ""]
     for kind, q in report["quality"].items():
         if q.get("candidates"):
@@ -422,9 +476,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile == "store":  # the store's churn: no order for 90 days
         os.environ.setdefault("SEGFLOW_CHURN_DEFINITION", "inactivity")
         os.environ.setdefault("SEGFLOW_CHURN_INACTIVE_DAYS", "90")
+    settings = Settings.from_env()
+    horizon = settings.churn_horizon_days
+    columns = oracle_columns(args.profile, settings.churn_definition, horizon)
+    observable = observable_columns(args.profile, horizon)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-model-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     report: dict = {
+        "churn_definition": settings.churn_definition,
+        "churn_horizon_days": horizon,
+        "load": Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "",
         "users": args.users,
         "days": args.days,
         "seed": args.seed,
@@ -438,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.reuse:
             report["steps"]["generate"] = _generate(
-                work, args.users, args.days, args.seed, args.start, args.profile
+                work, args.users, args.days, args.seed, args.start, args.profile, horizon
             )
             report["steps"]["load"] = _load(work, args.days, args.start)
             report["steps"]["dbt"] = _dbt(work)
@@ -470,21 +531,26 @@ def main(argv: list[str] | None = None) -> int:
                 user_id=lambda f: f["user_id"].astype(str),
                 snapshot_date=lambda f: pd.to_datetime(f["snapshot_date"]).dt.date,
             )
-            report["quality"][kind] = _compare(kind, holdout, truth)
+            report["quality"][kind] = _compare(kind, holdout, truth, columns[kind])
+            report["quality"][kind]["oracle_column"] = columns[kind]
             ceiling = _ceiling(kind, frame, result, result.feature_columns)
             joined = holdout.merge(ceiling, on=["user_id", "snapshot_date"]).merge(
                 truth, on=["user_id", "snapshot_date"], how="inner"
             )
+            joined = joined[joined[columns[kind]].notna()]
             report["quality"][kind]["slices"] = _slices(
-                kind, joined, Settings.from_env().churn_inactive_days
+                kind,
+                joined,
+                Settings.from_env().churn_inactive_days,
+                columns[kind],
+                observable.get(kind),
             )
-            if kind == "churn":  # does the customer-base model help as a feature?
-                horizon = Settings.from_env().churn_horizon_days
+            if kind in ("churn", "ltv"):  # does the customer-base model help as a feature?
                 hybrid = _ceiling(
                     kind,
-                    _with_customer_base_features(frame, horizon),
+                    _with_customer_base_features(frame, kind, horizon if kind == "churn" else 90),
                     result,
-                    [*result.feature_columns, "clv_p_alive", "clv_expected_active_days"],
+                    [*result.feature_columns, *CLV_FEATURES],
                 ).rename(columns={"ceiling": "hybrid"})
                 both = joined.merge(
                     hybrid[["user_id", "snapshot_date", "hybrid"]], on=["user_id", "snapshot_date"]
@@ -492,8 +558,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["quality"][kind]["hybrid"] = {
                     name: {
                         "rows": len(rows),
-                        "ceiling": _auc(rows, "ceiling"),
-                        "ceiling_plus_bgnbd_features": _auc(rows, "hybrid"),
+                        "ceiling": _metric(kind, rows, "ceiling"),
+                        "ceiling_plus_bgnbd_features": _metric(kind, rows, "hybrid"),
                     }
                     for name, rows in _slice_rows(both, Settings.from_env().churn_inactive_days)
                 }

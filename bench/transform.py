@@ -222,7 +222,7 @@ def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
 def _prepare(work: Path, users: int, days: int, seed: int, reuse: bool) -> tuple[list[date], dict]:
     """Generate the landing data (unless reused) and load all days but the last into
     history.duckdb (raw.* only)."""
-    from orchestration.sources import demo
+    from demo import saas as demo
     from orchestration.sources.load import load_partitions
 
     meta_file = work / "meta.json"

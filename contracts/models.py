@@ -19,7 +19,9 @@ class ModelKind:
     label horizon (the churn and conversion marts read theirs from settings); the champion is
     the candidate with the highest `primary_metric` on the holdout; `calibration_metric` is
     logged beside it (lower is better). `score_column` is the user_scores column the kind
-    fills; a `banded` kind also fills `<kind>_band` and `<kind>_reasons`."""
+    fills; a `banded` kind also fills `<kind>_band` and `<kind>_reasons`. Label and score
+    names carry no horizon (it is a setting: `SEGFLOW_LTV_HORIZON_DAYS` for ltv, logged with
+    every run as `label_horizon_days`)."""
 
     kind: str
     training_table: str
@@ -67,12 +69,12 @@ KINDS: dict[str, ModelKind] = {
     "ltv": ModelKind(
         "ltv",
         "ml_ltv_training",
-        "revenue_next_90d",
+        "ltv_future",
         "regression",
         90,
         "normalized_gini",
         "calibration_error",
-        "ltv_90d",
+        "ltv_pred",
     ),
     "conversion": ModelKind(
         "conversion",
@@ -120,12 +122,14 @@ class LabelDefinition:
 
     `definition`: e.g. "inactivity" or "cancellation"; `horizon_days` replaces the model
     kind's default horizon (also the purge gap of the time split); `inactive_days`: the
-    inactivity threshold used to measure how many positives were already inactive."""
+    inactivity threshold used to measure how many positives were already inactive;
+    `horizon_setting`: the environment variable that sets the horizon (named in errors)."""
 
     definition: str
     horizon_days: int
     inactive_days: int | None = None
     description: str = ""
+    horizon_setting: str = ""
 
     def params(self) -> dict[str, str | int]:
         out: dict[str, str | int] = {

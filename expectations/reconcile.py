@@ -5,7 +5,8 @@ Revenue, per paid day and in total (a difference beyond RATE_TOLERANCE names the
   the row staging keeps) equals its amount in `stg_billing__invoices` where `is_revenue`;
 - staging -> features: for each snapshot day, each customer's `revenue_to_date` in
   `fct_user_features` equals the staged revenue paid to that customer up to that day
-  (a paid invoice whose customer has no feature row that day has left revenue).
+  (a paid invoice whose customer has no feature row that day has left revenue, unless the
+  customer's first CRM version is valid only from a later day: features are point in time).
 Events, per event day: raw -> staging (duplicate message ids) -> stitched (anonymous visitors
 never identified) -> daily activity; every dropped row is accounted for by reason, and a drop
 no reason explains fails.
@@ -114,46 +115,66 @@ def raw_to_staging(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> Ch
     )
 
 
+_STAGED_VS_FEATURES = """
+    with days as (select distinct snapshot_date from main.fct_user_features
+                  where list_contains($days, snapshot_date)),
+    stg as (select d.snapshot_date, i.user_id, sum(i.amount_usd) as revenue,
+                   list(i.invoice_id order by i.paid_date, i.invoice_id) as invoices
+            from days d join main.stg_billing__invoices i
+              on i.is_revenue and i.paid_date <= d.snapshot_date
+            group by all),
+    fct as (select f.snapshot_date, f.user_id, f.revenue_to_date
+            from main.fct_user_features f join days using (snapshot_date)),
+    crm as (select user_id, min(valid_from_date) as crm_from
+            from main.stg_crm__contact_snapshots group by 1)
+    select coalesce(stg.snapshot_date, fct.snapshot_date) as day,
+           coalesce(stg.user_id, fct.user_id) as user_id,
+           coalesce(stg.revenue, 0) as staged, fct.revenue_to_date as features,
+           coalesce(stg.invoices, []) as invoices, crm.crm_from
+    from stg full join fct
+      on stg.snapshot_date = fct.snapshot_date and stg.user_id = fct.user_id
+    left join crm on crm.user_id = coalesce(stg.user_id, fct.user_id)
+    order by day, user_id"""
+
+
+def _customer_day(day, user, staged, features, invoices, crm_from) -> tuple[dict | None, bool]:
+    """One customer-day that differs (or None), and whether a reason explains it: features are
+    point in time, so a payer whose first CRM version is valid only from a later day has no
+    feature row before it (the revenue is in revenue_to_date from that day on, which the
+    later days check). A payer with no CRM version at all has left revenue."""
+    if abs(staged - (features or 0.0)) <= TOLERANCE:
+        return None, False
+    later = features is None and crm_from is not None and crm_from > day
+    why = (
+        f"customer's first CRM version is valid from {crm_from}"
+        if later
+        else "no feature row for this customer that day"
+        if features is None
+        else "amounts differ"
+    )
+    return {
+        "snapshot_date": str(day),
+        "user_id": user,
+        "staged_revenue_to_date": round(staged, 2),
+        "features_revenue_to_date": features,
+        "why": why,
+        "invoices": invoices[:NAMED],
+    }, later
+
+
 def staging_to_features(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> CheckOutcome:
-    """Per snapshot day and customer: revenue_to_date = staged revenue paid up to that day."""
-    rows = conn.execute(
-        """with days as (select distinct snapshot_date from main.fct_user_features
-                         where list_contains($days, snapshot_date)),
-        stg as (select d.snapshot_date, i.user_id, sum(i.amount_usd) as revenue,
-                       list(i.invoice_id order by i.paid_date, i.invoice_id) as invoices
-                from days d join main.stg_billing__invoices i
-                  on i.is_revenue and i.paid_date <= d.snapshot_date
-                group by all),
-        fct as (select f.snapshot_date, f.user_id, f.revenue_to_date
-                from main.fct_user_features f join days using (snapshot_date))
-        select coalesce(stg.snapshot_date, fct.snapshot_date) as day,
-               coalesce(stg.user_id, fct.user_id) as user_id,
-               coalesce(stg.revenue, 0) as staged, fct.revenue_to_date as features,
-               coalesce(stg.invoices, []) as invoices
-        from stg full join fct
-          on stg.snapshot_date = fct.snapshot_date and stg.user_id = fct.user_id
-        order by day, user_id""",
-        {"days": list(dates)},
-    ).fetchall()
+    """Per snapshot day and customer: revenue_to_date = staged revenue paid up to that day
+    (a payer not yet in the CRM that day is explained, see `_customer_day`)."""
+    rows = conn.execute(_STAGED_VS_FEATURES, {"days": list(dates)}).fetchall()
     per_day: dict[date, list[float]] = {}
-    off = []
-    for day, user, staged, features, invoices in rows:
+    off, explained = [], []
+    for day, user, staged, features, invoices, crm_from in rows:
         sums = per_day.setdefault(day, [0.0, 0.0])
         sums[0] += staged
         sums[1] += features or 0.0
-        if abs(staged - (features or 0.0)) > TOLERANCE:
-            off.append(
-                {
-                    "snapshot_date": str(day),
-                    "user_id": user,
-                    "staged_revenue_to_date": round(staged, 2),
-                    "features_revenue_to_date": features,
-                    "why": "no feature row for this customer that day"
-                    if features is None
-                    else "amounts differ",
-                    "invoices": invoices[:NAMED],
-                }
-            )
+        found, later = _customer_day(day, user, staged, features, invoices, crm_from)
+        if found:
+            (explained if later else off).append(found)
     named = "; ".join(
         f"{o['snapshot_date']} {o['user_id']}: staged {o['staged_revenue_to_date']} vs "
         f"features {o['features_revenue_to_date']} ({o['why']}; invoices "
@@ -166,18 +187,24 @@ def staging_to_features(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) 
         "main.fct_user_features",
         not off,
         "staged revenue paid up to each snapshot day = sum of revenue_to_date that day, per "
-        "customer",
+        "customer (payers not yet in the CRM that day explained)",
         (
             f"on {last}: staged {per_day[last][0]:.2f} vs features {per_day[last][1]:.2f} "
             f"({len(per_day)} snapshot day(s))"
             if last
             else "no snapshot day in the window"
         )
-        + (f"; {len(off)} customer-day(s) differ: {named}" if off else ""),
+        + (f"; {len(off)} customer-day(s) differ: {named}" if off else "")
+        + (
+            f"; {len(explained)} customer-day(s) before the payer's first CRM version"
+            if explained
+            else ""
+        ),
         unexpected_count=len(off),
         sample_unexpected=off[:NAMED],
         observed_value={
-            "per_day": {str(d): [round(a, 2), round(b, 2)] for d, (a, b) in per_day.items()}
+            "per_day": {str(d): [round(a, 2), round(b, 2)] for d, (a, b) in per_day.items()},
+            "explained": explained[:NAMED],
         },
         partitions=[str(d) for d in dates],
     )

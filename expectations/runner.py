@@ -7,8 +7,9 @@ written there; without one, an ephemeral context is used and no HTML is built.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,15 @@ from great_expectations.data_context.types.resource_identifiers import (
 
 from expectations.config import QualityConfig
 from expectations.frames import declared_columns, partition_frame, row_frame, schema_frame
-from expectations.outcome import CheckOutcome, SuiteResult, json_safe
-from expectations.suites import Rule, partition_rules, row_rules, schema_rules
+from expectations.gx_outcomes import merge_chunk_outcomes, rule_outcome
+from expectations.outcome import CheckOutcome, SuiteResult
+from expectations.rules import Rule
+from expectations.suites import partition_rules, row_rules, schema_rules
 from expectations.tables import TableSpec, table_spec
 
 DOCS_SITE = "segflow"
 _DATASOURCE = "segflow_duckdb_frames"
+_DIGEST = "segflow_rules_sha256"
 
 
 def open_context(gx_dir: Path | None) -> Any:
@@ -162,56 +166,6 @@ def _run_id(spec: TableSpec, dates: list[date], run_time: datetime) -> RunIdenti
     return RunIdentifier(run_name=f"{spec.short_name}_{span}", run_time=run_time)
 
 
-def merge_chunk_outcomes(
-    per_chunk: list[list[CheckOutcome]],
-    spec: TableSpec,
-    dates: list[date],
-    config: QualityConfig,
-) -> list[CheckOutcome]:
-    """One outcome per check over all chunks: counts add up, a check fails if any chunk
-    fails, samples and messages come from the failing chunks."""
-    if len(per_chunk) == 1:
-        return per_chunk[0]
-    by_check: dict[str, list[CheckOutcome]] = {}
-    for chunk in per_chunk:
-        for outcome in chunk:
-            by_check.setdefault(outcome.check, []).append(outcome)
-    merged = []
-    for parts in by_check.values():
-        first = parts[0]
-        failed = [p for p in parts if not p.passed]
-        counts = [p.unexpected_count for p in parts if p.unexpected_count is not None]
-        elements = sum(p.element_count or 0 for p in parts)
-        unexpected = sum(counts) if counts else None
-        percent = (
-            (100.0 * unexpected / elements)
-            if unexpected is not None and elements
-            else (0.0 if unexpected == 0 else None)
-        )
-        shown = failed or parts
-        sample = [s for p in shown for s in p.sample_unexpected][: config.sample_size]
-        if failed:
-            more = f" (+{len(failed) - 3} more failing chunks)" if len(failed) > 3 else ""
-            message = " | ".join(p.message for p in failed[:3]) + more
-        else:
-            subject = f"column '{first.column}'" if first.column else "table"
-            message = f"ok {_where(spec, dates)} {subject}: {first.expected}"
-        merged.append(
-            replace(
-                first,
-                passed=not failed,
-                message=message,
-                unexpected_count=unexpected,
-                unexpected_percent=percent,
-                element_count=elements or None,
-                sample_unexpected=sample,
-                observed_value=(failed[0] if failed else first).observed_value,
-                partitions=[d.isoformat() for d in dates],
-            )
-        )
-    return merged
-
-
 def build_data_docs(
     context: Any,
     gx_dir: Path,
@@ -242,6 +196,32 @@ def prune_validation_results(context: Any, keep: int) -> int:
     return removed
 
 
+def _stored_definition(context: Any, name: str, batch: Any, rules: list[Rule]) -> Any:
+    """The suite and validation definition `name`, written only when the rules changed.
+
+    GX's add_or_update compares every expectation with every stored one (quadratic, pydantic
+    dicts): seconds per suite and most of a small day's quality step. A digest of the rules'
+    configurations in the suite's meta says whether the stored pair is still current."""
+    expectations = [r.expectation for r in rules]
+    digest = hashlib.sha256(
+        json.dumps(
+            [e.configuration.to_json_dict() for e in expectations], sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()
+    try:
+        definition = context.validation_definitions.get(name)
+        if definition.suite.meta.get(_DIGEST) == digest:
+            return definition
+    except Exception:  # noqa: BLE001 - not stored yet or unreadable: (re)write below
+        pass
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(name=name, expectations=expectations, meta={_DIGEST: digest})
+    )
+    return context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+
+
 def _run_frame(
     context: Any,
     name: str,
@@ -258,12 +238,7 @@ def _run_frame(
     asset = asset or source.add_dataframe_asset(name=name)
     batch = next((b for b in asset.batch_definitions if b.name == "whole"), None)
     batch = batch or asset.add_batch_definition_whole_dataframe("whole")
-    suite = context.suites.add_or_update(
-        gx.ExpectationSuite(name=name, expectations=[r.expectation for r in rules])
-    )
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=batch, suite=suite)
-    )
+    definition = _stored_definition(context, name, batch, rules)
     result_format: dict[str, Any] = {
         "result_format": "SUMMARY",
         "partial_unexpected_count": config.sample_size,
@@ -279,127 +254,4 @@ def _run_frame(
         batch_identifier=result.batch_id,
     )
     by_check = {r.expectation_config.meta.get("check"): r for r in result.results}
-    return [_outcome(rule, by_check.get(rule.name), spec, dates) for rule in rules], result_id
-
-
-def _exception_text(info: Any) -> str | None:
-    if not info:
-        return None
-    entries = info.values() if "raised_exception" not in info else [info]
-    for entry in entries:
-        if isinstance(entry, dict) and entry.get("raised_exception"):
-            return str(entry.get("exception_message"))
-    return None
-
-
-def _outcome(rule: Rule, result: Any, spec: TableSpec, dates: list[date]) -> CheckOutcome:
-    where = _where(spec, dates)
-    base = dict(
-        check=rule.name,
-        table=spec.name,
-        column=rule.column,
-        expectation=rule.expectation.expectation_type,
-        severity=rule.severity,
-        expected=rule.expected,
-        partitions=[d.isoformat() for d in dates],
-    )
-    if result is None:
-        return CheckOutcome(
-            **base, passed=False, message=f"{where}: check {rule.name} produced no GX result"
-        )
-    error = _exception_text(result.exception_info)
-    if error:
-        return CheckOutcome(
-            **base,
-            passed=False,
-            message=f"{where} {_col(rule)}: GX could not evaluate '{rule.expected}': {error}",
-        )
-    details = result.result or {}
-    located = bool(details.get("unexpected_index_column_names"))
-    samples = (
-        details.get("partial_unexpected_index_list")
-        if located
-        else details.get("partial_unexpected_list")
-    ) or []
-    sample = json_safe(list(samples))
-    observed = json_safe(details.get("observed_value"))
-    count = details.get("unexpected_count")
-    percent = details.get("unexpected_percent")
-    passed = bool(result.success)
-    message = _message(rule, where, passed, count, percent, sample, observed, details)
-    return CheckOutcome(
-        **base,
-        passed=passed,
-        message=message,
-        unexpected_count=int(count) if count is not None else None,
-        element_count=int(details["element_count"]) if "element_count" in details else None,
-        unexpected_percent=json_safe(float(percent)) if percent is not None else None,
-        sample_unexpected=sample,
-        observed_value=observed,
-    )
-
-
-def _where(spec: TableSpec, dates: list[date]) -> str:
-    shown = ", ".join(d.isoformat() for d in dates[:3])
-    if len(dates) > 3:
-        shown += f", ... ({len(dates)} partitions)"
-    return f"{spec.name} [{shown}]"
-
-
-def _col(rule: Rule) -> str:
-    return f"column '{rule.column}'" if rule.column else "table"
-
-
-def _message(
-    rule: Rule,
-    where: str,
-    passed: bool,
-    count: Any,
-    percent: Any,
-    sample: list[Any],
-    observed: Any,
-    details: dict[str, Any],
-) -> str:
-    status = "ok" if passed else "FAILED" if rule.severity == "error" else "WARNING"
-    if rule.frame == "schema" and rule.column is None:
-        missing = (details.get("details") or {}).get("mismatched", {}).get("missing") or []
-        found = ", ".join(observed or [])
-        if missing:
-            return (
-                f"{status} {where}: missing column(s) {', '.join(missing)}; expected "
-                f"{rule.expected}; found {found}"
-            )
-        return f"{status} {where}: all contract columns present"
-    if rule.frame == "schema":
-        found = (
-            sample[0].get(rule.column)
-            if sample and isinstance(sample[0], dict)
-            else (sample[0] if sample else None)
-        )
-        return f"{status} {where} {_col(rule)}: expected {rule.expected}" + (
-            "" if passed else f", found {found}"
-        )
-    if count is None:  # aggregate expectation (mean, ...)
-        return f"{status} {where} {_col(rule)}: expected {rule.expected}; observed {observed}"
-    if not count:
-        return f"{status} {where} {_col(rule)}: {rule.expected}"
-    shown = "; ".join(_describe(s) for s in sample[:3])
-    return (
-        f"{status} {where} {_col(rule)}: {count} row(s) ({float(percent or 0):.2f}%) "
-        f"break '{rule.expected}', e.g. {shown}"
-    )
-
-
-def _describe(sample: Any) -> str:
-    if not isinstance(sample, dict):
-        return repr(sample)
-    loc = sample.get("_source_file")
-    line = sample.get("_source_line")
-    values = {
-        k: v
-        for k, v in sample.items()
-        if k not in ("_source_file", "_source_line", "_partition_date")
-    }
-    where = f" at {loc}:{line}" if loc else ""
-    part = sample.get("_partition_date")
-    return f"{values}{where}" + (f" (partition {str(part)[:10]})" if part else "")
+    return [rule_outcome(rule, by_check.get(rule.name), spec, dates) for rule in rules], result_id

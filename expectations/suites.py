@@ -10,57 +10,30 @@ per partition: row count against the trailing median, ids already seen on earlie
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
 import great_expectations.expectations as gxe
-from great_expectations.expectations.expectation import Expectation
 
 from expectations.config import QualityConfig
+from expectations.rules import (
+    Rule,
+    Severity,
+    in_set,
+    make_rule,
+    non_empty,
+    not_null,
+    timestamp_rules,
+    unique_key,
+)
 from expectations.tables import TYPE_FAMILIES, TableSpec
 
-Severity = Literal["error", "warn"]
-Frame = Literal["schema", "rows", "partitions"]
-_GX_SEVERITY = {"error": "critical", "warn": "warning"}
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str  # stable, e.g. "events.message_id.not_null"
-    severity: Severity
-    frame: Frame
-    expectation: Expectation
-    column: str | None
-    expected: str  # human sentence: what a good table has
-
-
-def _rule(
-    spec: TableSpec,
-    frame: Frame,
-    name: str,
-    severity: Severity,
-    subject: str | None,
-    expected: str,
-    expectation_cls: type[Expectation],
-    **kwargs: object,
-) -> Rule:
-    """`subject` is the contract column a person should look at (may differ from the GX
-    column when a derived `dq_*` column is checked)."""
-    check = f"{spec.short_name}.{name}"
-    expectation = expectation_cls(
-        **kwargs,
-        severity=_GX_SEVERITY[severity],
-        description=f"{check}: {expected}",
-        meta={"check": check, "severity": severity},
-    )
-    return Rule(check, severity, frame, expectation, subject, expected)
+__all__ = ["Rule", "partition_rules", "row_rules", "schema_rules"]
 
 
 def schema_rules(spec: TableSpec) -> list[Rule]:
     """Presence of every contract column, and each present column's declared type."""
     rules = [
-        _rule(
+        make_rule(
             spec,
             "schema",
             "columns.present",
@@ -75,7 +48,7 @@ def schema_rules(spec: TableSpec) -> list[Rule]:
     for column, contract_type in spec.columns.items():
         accepted = TYPE_FAMILIES[contract_type]
         rules.append(
-            _rule(
+            make_rule(
                 spec,
                 "schema",
                 f"{column}.type",
@@ -85,145 +58,6 @@ def schema_rules(spec: TableSpec) -> list[Rule]:
                 gxe.ExpectColumnValuesToBeInSet,
                 column=column,
                 value_set=list(accepted),
-            )
-        )
-    return rules
-
-
-def _not_null(spec: TableSpec, column: str, severity: Severity = "error") -> Rule:
-    return _rule(
-        spec,
-        "rows",
-        f"{column}.not_null",
-        severity,
-        column,
-        "no nulls",
-        gxe.ExpectColumnValuesToNotBeNull,
-        column=column,
-    )
-
-
-def _non_empty(spec: TableSpec, column: str) -> Rule:
-    return _rule(
-        spec,
-        "rows",
-        f"{column}.not_empty",
-        "error",
-        column,
-        "no empty strings",
-        gxe.ExpectColumnValueLengthsToBeBetween,
-        column=column,
-        min_value=1,
-    )
-
-
-def _in_set(
-    spec: TableSpec,
-    column: str,
-    values: Collection[str],
-    severity: Severity,
-    what: str,
-    name: str | None = None,
-    check_column: str | None = None,
-) -> Rule:
-    shown = sorted(values)
-    preview = ", ".join(shown[:12]) + (f", ... ({len(shown)} values)" if len(shown) > 12 else "")
-    return _rule(
-        spec,
-        "rows",
-        name or f"{column}.accepted_values",
-        severity,
-        column,
-        f"{what}: one of {preview}",
-        gxe.ExpectColumnValuesToBeInSet,
-        column=check_column or column,
-        value_set=shown,
-    )
-
-
-def _unique_key(spec: TableSpec, column: str, config: QualityConfig) -> Rule:
-    share = config.duplicate_warn_share
-    return _rule(
-        spec,
-        "rows",
-        f"{column}.duplicates",
-        "warn",
-        column,
-        f"at most {share:.1%} of rows sharing a {column} (staging de-duplicates)",
-        gxe.ExpectColumnValuesToBeUnique,
-        column=column,
-        mostly=1.0 - share,
-    )
-
-
-def _timestamp_rules(
-    spec: TableSpec,
-    column: str,
-    config: QualityConfig,
-    now: datetime,
-    lower_window: bool,
-    window_severity: Severity = "error",
-) -> list[Rule]:
-    """Timestamps never in the future, inside the partition (+ late window), and not before
-    the configured floor (SEGFLOW_TIMESTAMP_FLOOR) when one is set."""
-    latest = now + timedelta(minutes=config.future_tolerance_minutes)
-    rules = []
-    if config.timestamp_floor is not None:
-        floor = datetime.combine(config.timestamp_floor, datetime.min.time())
-        rules.append(
-            _rule(
-                spec,
-                "rows",
-                f"{column}.after_floor",
-                "error",
-                column,
-                f"{column} on or after {config.timestamp_floor} (SEGFLOW_TIMESTAMP_FLOOR)",
-                gxe.ExpectColumnValuesToBeBetween,
-                column=column,
-                min_value=floor,
-            )
-        )
-    rules += [
-        _rule(
-            spec,
-            "rows",
-            f"{column}.not_in_future",
-            "error",
-            column,
-            f"{column} not after the validation time {latest:%Y-%m-%d %H:%M} UTC",
-            gxe.ExpectColumnValuesToBeBetween,
-            column=column,
-            max_value=latest,
-        ),
-        # warn: clients with a fast clock send events "from tomorrow"; only the future blocks
-        _rule(
-            spec,
-            "rows",
-            f"{column}.not_after_partition",
-            "warn",
-            column,
-            f"{column} before the end of its partition day",
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB,
-            column_A="dq_window_end",
-            column_B=column,
-            or_equal=False,
-            ignore_row_if="either_value_is_missing",
-        ),
-    ]
-    if lower_window:
-        rules.append(
-            _rule(
-                spec,
-                "rows",
-                f"{column}.within_late_window",
-                window_severity,
-                column,
-                f"{column} no more than {config.late_arrival_days} day(s) before its partition day",
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB,
-                column_A=column,
-                column_B="dq_window_start",
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
             )
         )
     return rules
@@ -257,11 +91,11 @@ def _columns_of(rule: Rule) -> list[str]:
 def _contacts_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
     accepted = config.accepted
     return [
-        _not_null(spec, "user_id"),
-        _non_empty(spec, "user_id"),
+        not_null(spec, "user_id"),
+        non_empty(spec, "user_id"),
         # A contact changed twice in a day appears twice (the export holds changes); the same
         # contact with the same updated_at twice is a re-delivery.
-        _rule(
+        make_rule(
             spec,
             "rows",
             "user_id.updated_at.duplicates",
@@ -273,21 +107,21 @@ def _contacts_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
             column_list=["user_id", "updated_at"],
             mostly=1.0 - config.duplicate_warn_share,
         ),
-        _not_null(spec, "signup_at"),
-        *_timestamp_rules(spec, "signup_at", config, now, lower_window=False),
-        *_timestamp_rules(spec, "updated_at", config, now, lower_window=False),
-        _in_set(spec, "plan", accepted.plans, "warn", "plan"),
-        _in_set(spec, "company_size", accepted.company_sizes, "warn", "company size bucket"),
+        not_null(spec, "signup_at"),
+        *timestamp_rules(spec, "signup_at", config, now, lower_window=False),
+        *timestamp_rules(spec, "updated_at", config, now, lower_window=False),
+        in_set(spec, "plan", accepted.plans, "warn", "plan"),
+        in_set(spec, "company_size", accepted.company_sizes, "warn", "company size bucket"),
     ]
 
 
 def _events_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
     accepted = config.accepted
     rules = [
-        _not_null(spec, "message_id"),
-        _non_empty(spec, "message_id"),
-        _unique_key(spec, "message_id", config),
-        _rule(
+        not_null(spec, "message_id"),
+        non_empty(spec, "message_id"),
+        unique_key(spec, "message_id", config),
+        make_rule(
             spec,
             "rows",
             "identity.not_null",
@@ -297,14 +131,14 @@ def _events_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list
             gxe.ExpectColumnValuesToNotBeNull,
             column="dq_identity",
         ),
-        _not_null(spec, "type"),
-        _in_set(spec, "type", accepted.event_types, "error", "event type"),
-        _not_null(spec, "timestamp"),
-        *_timestamp_rules(spec, "timestamp", config, now, lower_window=True),
+        not_null(spec, "type"),
+        in_set(spec, "type", accepted.event_types, "error", "event type"),
+        not_null(spec, "timestamp"),
+        *timestamp_rules(spec, "timestamp", config, now, lower_window=True),
     ]
     if accepted.event_names is not None:
         rules.append(
-            _in_set(
+            in_set(
                 spec,
                 "event",
                 accepted.event_names,
@@ -316,7 +150,7 @@ def _events_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list
         )
     for heavy in spec.heavy_columns:
         rules.append(
-            _rule(
+            make_rule(
                 spec,
                 "rows",
                 f"{heavy}.size",
@@ -334,13 +168,13 @@ def _events_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list
 def _invoices_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
     accepted = config.accepted
     return [
-        _not_null(spec, "invoice_id"),
-        _non_empty(spec, "invoice_id"),
-        _unique_key(spec, "invoice_id", config),
-        _not_null(spec, "user_id"),
-        _non_empty(spec, "user_id"),
-        _not_null(spec, "amount"),
-        _rule(
+        not_null(spec, "invoice_id"),
+        non_empty(spec, "invoice_id"),
+        unique_key(spec, "invoice_id", config),
+        not_null(spec, "user_id"),
+        non_empty(spec, "user_id"),
+        not_null(spec, "amount"),
+        make_rule(
             spec,
             "rows",
             "amount.non_negative",
@@ -351,7 +185,7 @@ def _invoices_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
             column="amount",
             min_value=0,
         ),
-        _rule(
+        make_rule(
             spec,
             "rows",
             "amount.max",
@@ -362,11 +196,11 @@ def _invoices_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
             column="amount",
             max_value=config.max_amount,
         ),
-        _in_set(spec, "currency", accepted.currencies, "error", "currency"),
-        _in_set(spec, "status", accepted.invoice_statuses, "error", "invoice status"),
-        _not_null(spec, "period_start"),
-        _not_null(spec, "period_end"),
-        _rule(
+        in_set(spec, "currency", accepted.currencies, "error", "currency"),
+        in_set(spec, "status", accepted.invoice_statuses, "error", "invoice status"),
+        not_null(spec, "period_start"),
+        not_null(spec, "period_end"),
+        make_rule(
             spec,
             "rows",
             "period.ordered",
@@ -379,19 +213,19 @@ def _invoices_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
             or_equal=True,
             ignore_row_if="either_value_is_missing",
         ),
-        *_timestamp_rules(spec, "period_start", config, now, lower_window=False)[:1],
+        *timestamp_rules(spec, "period_start", config, now, lower_window=False)[:1],
         # warn: an export day may carry a late payment; the loader enforces the window on
         # events only
-        *_timestamp_rules(spec, "paid_at", config, now, lower_window=True, window_severity="warn"),
+        *timestamp_rules(spec, "paid_at", config, now, lower_window=True, window_severity="warn"),
     ]
 
 
 def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> list[Rule]:
     accepted = config.accepted
     required = [c for c in spec.columns if c not in spec.nullable]
-    rules = [_not_null(spec, c) for c in required]
+    rules = [not_null(spec, c) for c in required]
     rules.append(
-        _rule(
+        make_rule(
             spec,
             "rows",
             "grain.unique",
@@ -411,7 +245,7 @@ def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
             if low is not None
             else f"{column} <= {high}"
         )
-        return _rule(
+        return make_rule(
             spec,
             "rows",
             f"{column}.range",
@@ -441,7 +275,7 @@ def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
     ]
     low, high = config.features_min_mean_events_28d, config.features_max_mean_events_28d
     rules.append(
-        _rule(
+        make_rule(
             spec,
             "rows",
             "events_28d.mean",
@@ -454,9 +288,9 @@ def _features_rules(spec: TableSpec, config: QualityConfig, now: datetime) -> li
             max_value=high,
         )
     )
-    rules.append(_in_set(spec, "plan", accepted.plans, "warn", "plan"))
+    rules.append(in_set(spec, "plan", accepted.plans, "warn", "plan"))
     rules.append(
-        _in_set(spec, "company_size", accepted.company_sizes, "warn", "company size bucket")
+        in_set(spec, "company_size", accepted.company_sizes, "warn", "company size bucket")
     )
     return rules
 
@@ -471,7 +305,7 @@ def partition_rules(spec: TableSpec, config: QualityConfig) -> list[Rule]:
         # rule compares against the table's own history. Exports of changes (CRM, invoices)
         # are often empty and get neither rule.
         rules.append(
-            _rule(
+            make_rule(
                 spec,
                 "partitions",
                 "row_count.not_empty",
@@ -484,7 +318,7 @@ def partition_rules(spec: TableSpec, config: QualityConfig) -> list[Rule]:
             )
         )
         rules.append(
-            _rule(
+            make_rule(
                 spec,
                 "partitions",
                 "row_count.vs_trailing_median",
@@ -502,7 +336,7 @@ def partition_rules(spec: TableSpec, config: QualityConfig) -> list[Rule]:
     if spec.key_column and spec.schema == "raw" and spec.key_column != "user_id":
         share = config.duplicate_warn_share
         rules.append(
-            _rule(
+            make_rule(
                 spec,
                 "partitions",
                 f"{spec.key_column}.duplicates_across_partitions",

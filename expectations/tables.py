@@ -62,7 +62,7 @@ def _raw_spec(table: raw.RawTable) -> TableSpec:
 
 
 CRM_CONTACTS, EVENTS, BILLING_INVOICES = (
-    _raw_spec(raw.RAW[t]) for t in ("crm_contacts", "events", "billing_invoices")
+    _raw_spec(t) for t in (raw.CRM_CONTACTS, raw.EVENTS, raw.BILLING_INVOICES)
 )
 
 

@@ -15,19 +15,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from contracts.models import KINDS
+
 SNAPSHOT_COLUMN = "snapshot_date"
 USER_COLUMN = "user_id"
 # Columns that hold outcomes after the snapshot date; never inputs, whichever mart they sit in.
 LABEL_COLUMNS = frozenset(
     {
-        "churned_28d",
-        "converted_28d",
-        "revenue_next_90d",
-        "revenue_next_365d",
+        *(spec.label for spec in KINDS.values()),
         "churned",
         "converted",
         "churned_next_window",
         "converted_next_window",
+        "revenue_next_window",
     }
 )
 MISSING_CATEGORY = "(missing)"

@@ -187,10 +187,16 @@ def _log_model(ev: Evaluation, X_example: pd.DataFrame, meta: dict):
         "metadata": {registry.META_KEY: meta},
         "pip_requirements": registry.pip_requirements(),
     }
-    if ev.winner == candidates.CUSTOMER_BASE:
+    if ev.winner == candidates.CUSTOMER_BASE:  # its pyfunc predict is the probability
         return mlflow.pyfunc.log_model(python_model=CustomerBasePyfunc(ev.model), **common)
+    # A classifier's pyfunc gives [P(0), P(1)] per row, so `mlflow.pyfunc.spark_udf` (and any
+    # pyfunc server) returns the probability segflow scores with, not a 0/1 class.
+    classifier = ev.kind.task == "classification"
     return mlflow.sklearn.log_model(
-        ev.model, skops_trusted_types=registry.skops_trusted_types(ev.model), **common
+        ev.model,
+        skops_trusted_types=registry.skops_trusted_types(ev.model),
+        pyfunc_predict_fn="predict_proba" if classifier else "predict",
+        **common,
     )
 
 

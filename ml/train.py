@@ -229,11 +229,11 @@ def fit_and_evaluate(
         spec = replace(spec, horizon_days=label.horizon_days)
     declared = tuple(features) if features is not None else declared_features(kind)
     if training_df.empty:
+        setting = label.horizon_setting if label and label.horizon_setting else "the horizon"
         raise ModelSkipped(
             f"{spec.kind}: the training table is empty; the data loaded does not yet cover a "
-            f"{spec.horizon_days}-day label window after any weekly snapshot (the horizon "
-            "setting, e.g. SEGFLOW_CHURN_HORIZON_DAYS, is longer than the history allows: "
-            "load more history or shorten it)"
+            f"{spec.horizon_days}-day label window after any weekly snapshot ({setting} "
+            "is longer than the history allows: load more history or shorten it)"
         )
     labelled, warnings = _labels(training_df, spec)
     if labelled.empty:

@@ -42,6 +42,7 @@ def label_definition(kind: str, settings: Settings) -> LabelDefinition:
             settings.churn_horizon_days,
             settings.churn_inactive_days,
             what,
+            "SEGFLOW_CHURN_HORIZON_DAYS",
         )
     if kind == "conversion":
         return LabelDefinition(
@@ -50,5 +51,13 @@ def label_definition(kind: str, settings: Settings) -> LabelDefinition:
             None,
             f"upgrade event, paid plan or paid invoice within "
             f"{settings.conversion_days} days; rows: users not on a paid plan",
+            "SEGFLOW_CONVERSION_DAYS",
         )
-    return LabelDefinition("revenue", 90, None, "USD paid within 90 days; rows: every customer")
+    days = settings.ltv_horizon_days
+    return LabelDefinition(
+        "revenue",
+        days,
+        None,
+        f"USD paid within {days} days of the snapshot; rows: every customer",
+        "SEGFLOW_LTV_HORIZON_DAYS",
+    )

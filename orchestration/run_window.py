@@ -70,6 +70,10 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "churn_horizon_days": settings.churn_horizon_days,
         "cancel_grace_days": settings.cancel_grace_days,
         "conversion_window_days": settings.conversion_days,
+        "ltv_horizon_days": settings.ltv_horizon_days,
+        "activity_events": list(settings.activity_events),
+        "purchase_source": settings.purchase_source,
+        "purchase_events": list(settings.purchase_events),
     }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
+from contracts.models import KINDS
 from expectations.config import QualityConfig, QualityConfigError  # a plain dataclass (stdlib)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +38,43 @@ def _float(name: str, default: float) -> float:
         raise SettingError(f"{name}={raw!r}: expected a number") from exc
 
 
+def _seconds(name: str, default: float) -> float:
+    value = _float(name, default)
+    if value < 0:
+        raise SettingError(f"{name}={value:g}: expected seconds >= 0 (0: off)")
+    return value
+
+
 def _int(name: str, default: int) -> int:
     raw = _env(name, str(default))
     try:
         return int(raw)
     except ValueError as exc:
         raise SettingError(f"{name}={raw!r}: expected an integer") from exc
+
+
+def _horizon(name: str, default: int) -> int:
+    """A label horizon in days: 1..730 (whether the loaded history covers it is checked when
+    a model trains: no covered snapshot stops training with a message naming `name`)."""
+    value = _int(name, default)
+    if not 1 <= value <= 730:
+        raise SettingError(f"{name}={value}: expected a number of days from 1 to 730")
+    return value
+
+
+def _business_events() -> dict:
+    """Activity and purchase events, checked against the tracking plan."""
+    from orchestration import business_events as be
+
+    try:
+        source = be.purchase_source()
+        return {
+            "activity_events": be.activity_events(),
+            "purchase_source": source,
+            "purchase_events": be.purchase_events(source),
+        }
+    except be.BusinessEventError as exc:
+        raise SettingError(str(exc)) from exc
 
 
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -119,6 +151,19 @@ def _port(name: str, default: int) -> int:
     if not 0 <= port <= 65535:
         raise SettingError(f"{name}={port}: expected a port 0..65535 (0: any free port)")
     return port
+
+
+def _origins(name: str) -> tuple[str, ...]:
+    """Browser origins allowed by CORS: `*` or `scheme://host[:port]`, comma-separated."""
+    origins = tuple(o.strip().rstrip("/") for o in os.environ.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
+            raise SettingError(
+                f"{name}: {origin!r} is not an origin; expected * or scheme://host[:port] "
+                "(e.g. https://app.example.com), comma-separated"
+            )
+    return origins
 
 
 def _keys(name: str) -> tuple[str, ...]:
@@ -205,6 +250,12 @@ class Settings:
     churn_horizon_days: int = 28
     cancel_grace_days: int = 7
     conversion_days: int = 28
+    ltv_horizon_days: int = KINDS["ltv"].horizon_days  # LTV label: USD paid in the next N days
+    # What counts as activity / a purchase (orchestration/business_events.py): () = every
+    # event is activity; purchases from invoices, track calls or both.
+    activity_events: tuple[str, ...] = ()
+    purchase_source: str = "invoices"
+    purchase_events: tuple[str, ...] = ()
     # Event and invoice timestamps before this date are quarantined (`timestamp_too_old`);
     # None: no floor beyond what the partitions allow.
     timestamp_floor: date | None = None
@@ -214,11 +265,15 @@ class Settings:
     triggers_file: Path = PROJECT_ROOT / "orchestration" / "segments" / "triggers.yml"
     segment_max_change_share: float = 0.5  # segment size change day over day that warns
     experiment_min_sample: int = 100  # users per arm before an experiment gets a verdict
+    # Send `segment_reasons` ("churn_risks: churn_band == 'high'; ...") as a person attribute.
+    sync_segment_reasons: bool = False
     drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
     # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
     report_url: str = "http://127.0.0.1:8765"
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
+    # dbt steps run in the run's own process (dbtRunner, parsed once): no dbt start-up per step.
+    dbt_in_process: bool = True
     # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
     stale_run_check_seconds: float = 30.0
     # Activation beyond one destination (orchestration/activation/README.md). Secrets
@@ -244,6 +299,8 @@ class Settings:
     serve_port: int = 8016
     write_keys: tuple[str, ...] = field(default=(), repr=False)
     read_keys: tuple[str, ...] = field(default=(), repr=False)
+    cors_origins: tuple[str, ...] = ()  # browser origins for collect and serve (default none)
+    session_sweep_seconds: float = 30.0  # consumer: re-evaluate open sessions (0: off)
     # Data-quality thresholds (SEGFLOW_DQ_*, QUALITY_VARIABLES); the wiring adds the tracking
     # plan's accepted values (orchestration/defs/quality.py).
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -295,13 +352,16 @@ class Settings:
             sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", 100.0),
             sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", 0.5),
             sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", 5),
+            sync_segment_reasons=_bool("SEGFLOW_SYNC_SEGMENT_REASONS", False),
             churn_definition=_choice(
                 "SEGFLOW_CHURN_DEFINITION", "inactivity", ("inactivity", "cancellation")
             ),
             churn_inactive_days=_int("SEGFLOW_CHURN_INACTIVE_DAYS", 28),
-            churn_horizon_days=_int("SEGFLOW_CHURN_HORIZON_DAYS", 28),
+            churn_horizon_days=_horizon("SEGFLOW_CHURN_HORIZON_DAYS", 28),
             cancel_grace_days=_int("SEGFLOW_CANCEL_GRACE_DAYS", 7),
             conversion_days=_int("SEGFLOW_CONVERSION_DAYS", 28),
+            ltv_horizon_days=_horizon("SEGFLOW_LTV_HORIZON_DAYS", KINDS["ltv"].horizon_days),
+            **_business_events(),
             report_dir=Path(_env("SEGFLOW_REPORT_DIR", str(home / "report"))).resolve(),
             webserver_url=_env("SEGFLOW_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/"),
             freshness_max_age_hours=_float("SEGFLOW_FRESHNESS_MAX_AGE_HOURS", 30.0),
@@ -318,6 +378,7 @@ class Settings:
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
+            dbt_in_process=_bool("SEGFLOW_DBT_IN_PROCESS", True),
             stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
             destinations=_choices(
                 "SEGFLOW_DESTINATIONS",
@@ -344,6 +405,10 @@ class Settings:
             serve_port=_port("SEGFLOW_SERVE_PORT", cls.serve_port),
             write_keys=_keys("SEGFLOW_WRITE_KEYS"),
             read_keys=_keys("SEGFLOW_READ_KEYS"),
+            cors_origins=_origins("SEGFLOW_CORS_ORIGINS"),
+            session_sweep_seconds=_seconds(
+                "SEGFLOW_SESSION_SWEEP_SECONDS", cls.session_sweep_seconds
+            ),
             timestamp_floor=timestamp_floor,
             quality=_quality(late_arrival_days, timestamp_floor),
         )

@@ -73,9 +73,9 @@ def build_inputs() -> dict[str, pd.DataFrame]:
                 "user_id": user,
                 "score_date": DAY,
                 "churn_probability": rng.random(),
-                "churn_band": "low",
-                "ltv_90d": rng.uniform(0, 500),
-                "ltv_band": "mid",
+                "churn_band": "high" if i % 2 else "low",
+                "ltv_pred": rng.uniform(0, 500),
+                "ltv_band": "high" if i % 3 == 0 else "mid",
                 "conversion_probability": None if i % 5 == 0 else rng.random(),
                 "churn_reasons": "low_activity,no_invites",
                 "ltv_reasons": "plan",
@@ -138,12 +138,13 @@ def expected_people(frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
         attrs["churn_probability"] = round(score.churn_probability, 2)
         if not pd.isna(score.conversion_probability):
             attrs["conversion_probability"] = round(score.conversion_probability, 2)
-        attrs["ltv_90d"] = int(round(score.ltv_90d))
+        attrs["ltv_pred"] = int(round(score.ltv_pred))
+        for kind in ("churn", "ltv"):  # reason codes only in the high band (reason_text.py)
+            if score[f"{kind}_band"] == "high":
+                attrs[f"{kind}_reasons"] = score[f"{kind}_reasons"]
         for col in (
             "churn_band",
             "ltv_band",
-            "churn_reasons",
-            "ltv_reasons",
             "churn_model_version",
             "ltv_model_version",
             "conversion_model_version",

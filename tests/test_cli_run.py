@@ -4,39 +4,22 @@ step and no Dagster DEBUG stream, and the run's log file holds the rest."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import mlflow
 import pytest
+from support.shared_runs import SMALL_RUN_GROUP, CliRun
 
-pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
-
-SEGFLOW = Path(sys.executable).parent / "segflow"
+# builds a warehouse end to end (`make test-fast` skips it); reads the run test_report_e2e reads
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(SMALL_RUN_GROUP)]
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
-    home = tmp_path_factory.mktemp("cli_run")
-    env = {
-        **os.environ,
-        "SEGFLOW_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster_home"),
-    }
-    env.pop("SEGFLOW_DUCKDB_PATH", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(
-        [str(SEGFLOW), "run", "--users", "150", "--days", "45", "--end", "2026-09-15"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1500,
-    )
-    return proc, home
+def small_run(small_cli_run: CliRun) -> tuple[subprocess.CompletedProcess, Path]:
+    return small_cli_run.proc, small_cli_run.home
 
 
 def test_small_sunday_window_succeeds(small_run) -> None:
@@ -57,28 +40,23 @@ def test_terminal_shows_steps_not_the_debug_stream(small_run) -> None:
     assert " - DEBUG - " in log and "STEP_START" in log
 
 
-def test_each_model_trained_or_skipped_with_reason(small_run) -> None:
+def test_each_model_trained_or_skipped_with_reason(small_run, monkeypatch) -> None:
     proc, home = small_run
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
-    try:
-        instance = dg.DagsterInstance.get()
-        for kind in ("churn", "ltv", "conversion"):
-            versions = client.search_model_versions(f"name = 'segflow-{kind}'")
-            key = dg.AssetCheckKey(dg.AssetKey(f"{kind}_model"), "model_trained")
-            record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(
-                key
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))  # the run's instance
+    instance = dg.DagsterInstance.get()
+    for kind in ("churn", "ltv", "conversion"):
+        versions = client.search_model_versions(f"name = 'segflow-{kind}'")
+        key = dg.AssetCheckKey(dg.AssetKey(f"{kind}_model"), "model_trained")
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+        evaluation = record.event.dagster_event.event_specific_data if record else None
+        reason = evaluation.metadata.get("reason") if evaluation else None
+        if not versions:
+            assert reason is not None and reason.value, f"{kind}: no version, no reason"
+            assert re.search(rf"^  SKIP\s+{kind}_model\s.*\S", proc.stdout, re.M), kind
+            assert re.search(
+                rf"^no {kind} model yet: .*needs more than \d+ days", proc.stdout, re.M
             )
-            evaluation = record.event.dagster_event.event_specific_data if record else None
-            reason = evaluation.metadata.get("reason") if evaluation else None
-            if not versions:
-                assert reason is not None and reason.value, f"{kind}: no version, no reason"
-                assert re.search(rf"^  SKIP\s+{kind}_model\s.*\S", proc.stdout, re.M), kind
-                assert re.search(
-                    rf"^no {kind} model yet: .*needs more than \d+ days", proc.stdout, re.M
-                )
-    finally:
-        os.environ.pop("DAGSTER_HOME", None)
 
 
 def test_the_end_of_the_run_says_what_happened(small_run) -> None:

@@ -22,10 +22,10 @@ import pytest
 from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
 
 from contracts import tracking_plan
+from demo.saas import generate
 from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import load_config
 from orchestration.segments.schema import SCORE_COLUMNS, warehouse_columns
-from orchestration.sources.demo import generate
 from orchestration.sources.load import load_partitions
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
@@ -137,7 +137,7 @@ def _write_user_scores(conn: duckdb.DuckDBPyConnection) -> None:
             "score_date": feats.snapshot_date,
             "churn_probability": churn,
             "churn_band": ["high" if p > 0.66 else "medium" if p > 0.33 else "low" for p in churn],
-            "ltv_90d": feats.revenue_to_date * 0.5
+            "ltv_pred": feats.revenue_to_date * 0.5
             + [
                 100 * unit(u, d, "ltv")
                 for u, d in zip(feats.user_id, feats.snapshot_date, strict=True)
@@ -535,7 +535,7 @@ def test_segment_kpis(segmented_warehouse: Path):
         members = _df(
             conn,
             """
-            select t.segment_date, t.segment, s.ltv_90d, f.onboarding_completion
+            select t.segment_date, t.segment, s.ltv_pred, f.onboarding_completion
             from (select user_id, segment_date, unnest(segments) as segment
                   from main.user_segments) t
             left join main.user_scores s on s.user_id = t.user_id and s.score_date = t.segment_date
@@ -547,10 +547,10 @@ def test_segment_kpis(segmented_warehouse: Path):
     got = kpis.set_index(["segment_date", "segment"]).users
     assert got.sort_index().to_dict() == counts.sort_index().to_dict()
     expected = members.groupby(["segment_date", "segment"])[
-        ["ltv_90d", "onboarding_completion"]
+        ["ltv_pred", "onboarding_completion"]
     ].mean()
     joined = kpis.set_index(["segment_date", "segment"]).join(expected, rsuffix="_expected")
-    assert _close(joined.avg_ltv_90d, joined.ltv_90d)
+    assert _close(joined.avg_ltv_pred, joined.ltv_pred)
     assert _close(joined.onboarding_completion, joined.onboarding_completion_expected)
     for column in ("conversion_to_premium", "churn_rate"):
         assert kpis[column].dropna().between(0, 1).all(), column

@@ -34,7 +34,7 @@ def _segment_inputs(db: Path) -> None:
         conn.execute("""
             create or replace table main.user_scores as
             select user_id, snapshot_date as score_date, 0.25 as churn_probability,
-                   120.0 as ltv_90d from main.fct_user_features""")
+                   120.0 as ltv_pred from main.fct_user_features""")
     finally:
         conn.close()
 

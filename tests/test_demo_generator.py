@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from contracts import tracking_plan
-from orchestration.sources.demo import generate
+from demo.saas import generate
 from orchestration.sources.files import TABLES
 
 START = date(2025, 1, 6)  # a Monday

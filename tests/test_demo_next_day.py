@@ -1,6 +1,7 @@
 """`segflow demo-data --next-day` continues the same simulated product by one day: the days
-already written stay byte for byte, the new day's people are the product's own customers, and
-a landing folder from another product is refused."""
+already written stay byte for byte, the new day's people are the product's own customers
+(new ones keep signing up after the original horizon), and a landing folder from another
+product is refused."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from orchestration.sources.demo import generate
-from orchestration.sources.demo_next_day import DemoProduct, _day_files, load, next_day, record
+from demo.next_day import DemoProduct, _day_files, load, next_day, record
+from demo.saas import generate
 
 START = date(2026, 3, 2)
 PRODUCT = DemoProduct(
@@ -45,7 +47,7 @@ def test_next_day_continues_the_same_product(tmp_path: Path) -> None:
     new_files = _day_files(out, new)
     assert any(path.startswith("events/") for path in new_files)
 
-    contacts = (out / "crm_contacts").glob("dt=2026-03-0[2-7]/*.csv")
+    contacts = (out / "crm_contacts").glob("dt=2026-03-0[2-8]/*.csv")
     known = {line.split(",")[0] for p in contacts for line in p.read_text().splitlines()[1:]}
     new_ids = set().union(*(_ids(p) for p in (out / "events").glob(f"dt={new}/*.jsonl")))
     assert new_ids and new_ids <= known  # the product's own CRM contacts, not another's
@@ -53,6 +55,10 @@ def test_next_day_continues_the_same_product(tmp_path: Path) -> None:
     # A second day continues from the first added one (the replay reproduces it first).
     assert next_day(out, truth) == date(2026, 3, 9)
     assert _day_files(out, new) == new_files
+    # People keep signing up after the original horizon (issue 23: nobody new signed up).
+    added = pd.concat(pd.read_csv(p) for p in (out / "crm_contacts").glob("dt=2026-03-0[89]/*"))
+    signups = pd.to_datetime(added["signup_at"]).dt.date
+    assert (signups >= new).sum() >= 2, added[["user_id", "signup_at"]]
 
 
 def test_next_day_refuses_a_folder_of_another_product(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from contracts import tracking_plan
+from demo.saas import generate
 from expectations import QualityConfig, check_quarantine, validate_table
-from orchestration.sources.demo import generate
 from orchestration.sources.load import RAW_TABLES, load_partitions
 
 START = date(2025, 2, 3)

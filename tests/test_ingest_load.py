@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.sources.demo import generate
+from demo.saas import generate
 from orchestration.sources.load import RAW_TABLES, load_partitions, replay_quarantine
 
 START = date(2025, 2, 3)

@@ -178,7 +178,11 @@ def inactivity14(tmp_path_factory, product) -> Path:
     return _build(
         tmp_path_factory.mktemp("inactive14"),
         product[0],
-        {"SEGFLOW_CHURN_DEFINITION": "inactivity", "SEGFLOW_CHURN_HORIZON_DAYS": "14"},
+        {
+            "SEGFLOW_CHURN_DEFINITION": "inactivity",
+            "SEGFLOW_CHURN_HORIZON_DAYS": "14",
+            "SEGFLOW_LTV_HORIZON_DAYS": "30",
+        },
     )
 
 
@@ -271,6 +275,34 @@ def test_inactivity_label_is_no_activity_in_the_horizon_for_every_customer_ever_
     # the 14-day horizon labels snapshots a 28-day one could not cover yet
     last = pd.to_datetime(daily["snapshot_date"]).max()
     assert pd.to_datetime(train["snapshot_date"]).max() + pd.Timedelta(days=28) > last
+
+
+def _revenue_within(invoices: pd.DataFrame, rows: pd.DataFrame, days: int) -> np.ndarray:
+    """USD paid in (snapshot, snapshot + days] per training row, from the raw invoices."""
+    paid = invoices.assign(paid=pd.to_datetime(invoices["paid_at"]).dt.normalize())
+    keyed = rows.assign(snap=pd.to_datetime(rows["snapshot_date"]), row=range(len(rows)))
+    both = keyed.merge(paid[["user_id", "paid", "amount"]], on="user_id", how="left")
+    inside = (both["paid"] > both["snap"]) & (
+        both["paid"] <= both["snap"] + pd.Timedelta(days=days)
+    )
+    sums = both["amount"].where(inside, 0.0).groupby(both["row"]).sum()
+    return sums.reindex(range(len(rows)), fill_value=0.0).to_numpy(float)
+
+
+def test_ltv_horizon_setting_sets_the_label_window(cancellation, inactivity14, product):
+    """SEGFLOW_LTV_HORIZON_DAYS (90 by default, 30 in inactivity14) -> dbt's ltv_future is the
+    revenue in exactly that many days after the snapshot, on snapshots that horizon covers."""
+    invoices = pd.DataFrame(product[0].tables["billing_invoices"])
+    last = START + timedelta(days=DAYS - 1)
+    snapshots = {}
+    for db, days in ((cancellation, 90), (inactivity14, 30)):
+        rows = _read(db, "select user_id, snapshot_date, ltv_future from main.ml_ltv_training")
+        assert len(rows) > 0 and rows["ltv_future"].sum() > 0
+        np.testing.assert_allclose(rows["ltv_future"], _revenue_within(invoices, rows, days))
+        latest = pd.to_datetime(rows["snapshot_date"]).max().date()
+        assert latest + timedelta(days=days) <= last < latest + timedelta(days=days + 7)
+        snapshots[days] = rows["snapshot_date"].nunique()
+    assert snapshots[30] > snapshots[90]
 
 
 def test_model_on_cancellation_label_ranks_cancellations_and_quiet_user_is_scored(

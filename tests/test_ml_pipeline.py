@@ -89,7 +89,7 @@ def test_score_without_any_champion_scores_nobody_but_keeps_every_user(store, ma
     assert missing_champions(store["uri"]) == [CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL]
     scores = score_users(features, store["uri"], day)
     assert len(scores) == (features["snapshot_date"] == day).sum()
-    assert scores["churn_probability"].isna().all() and scores["ltv_90d"].isna().all()
+    assert scores["churn_probability"].isna().all() and scores["ltv_pred"].isna().all()
     assert scores["churn_model_version"].isna().all()
     with pytest.raises(registry.ModelNotFoundError, match=CHURN_MODEL):
         score_users(features, store["uri"], day, require_churn=True)
@@ -181,7 +181,7 @@ def test_scoring_uses_champion_one_row_per_active_user_deterministic(trained, st
     assert set(first["churn_model_version"]) == {"2"}
     assert first["churn_probability"].between(0, 1).all()
     assert set(first["churn_band"]) <= {"low", "medium", "high"}
-    assert (first["ltv_90d"] >= 0).all() and set(first["ltv_model_version"]) == {"1"}
+    assert (first["ltv_pred"] >= 0).all() and set(first["ltv_model_version"]) == {"1"}
     paid = features.loc[features["snapshot_date"] == day].set_index("user_id")["is_paid"]
     is_paid = first["user_id"].map(paid).to_numpy()
     assert first.loc[is_paid, "conversion_probability"].isna().all()
@@ -277,3 +277,26 @@ def test_user_scores_stream_day_by_day_into_duckdb(trained, store, marts, tmp_pa
     pd.testing.assert_frame_equal(tables[1], tables[3])
     assert set(written.latest_scores["score_date"]) == {days[-1]}
     assert chunks(days, 3) == [(days[0], days[2]), (days[3], days[4])]
+
+
+def test_generic_pyfunc_of_champions_returns_what_duckdb_scoring_writes(trained, store, marts):
+    """A classifier champion's pyfunc (what `mlflow.pyfunc.spark_udf` and model servers call)
+    returns [P(0), P(1)] per row, P(1) being the probability DuckDB scoring writes; the LTV
+    pyfunc returns the value (DuckDB clips it at 0)."""
+    import mlflow
+
+    features = marts["fct_user_features"]
+    day = features["snapshot_date"].max()
+    today = features[features["snapshot_date"] == day].reset_index(drop=True)
+    scored = score_users(today, store["uri"], day).set_index("user_id").loc[today["user_id"]]
+    mlflow.set_tracking_uri(store["uri"])
+    for name, column in ((CHURN_MODEL, "churn_probability"), (LTV_MODEL, "ltv_pred")):
+        champion = registry.load_by_alias(name, store["uri"])
+        x = prepare_features(today, FeatureSpec.from_dict(champion.meta["feature_spec"]))
+        got = np.asarray(mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(x))
+        want = scored[column].to_numpy(float)
+        if name == CHURN_MODEL:
+            assert got.shape == (len(today), 2)
+            np.testing.assert_allclose(got[:, 1], want, rtol=1e-9)
+        else:
+            np.testing.assert_allclose(np.clip(got, 0, None), want, rtol=1e-9)

@@ -115,7 +115,7 @@ def test_single_class_and_few_positives_skip_with_reason(store, marts):
 
 
 def test_no_revenue_skips_ltv_with_reason(store, marts):
-    df = marts["ml_ltv_training"].assign(revenue_next_90d=0.0)
+    df = marts["ml_ltv_training"].assign(ltv_future=0.0)
     with pytest.raises(ModelSkipped, match="no revenue"):
         train_model("ltv", df, store["uri"], store["artifacts"], features=_declared("ltv"))
 

@@ -1,5 +1,5 @@
 """The store demo profile: a repeat-purchase shop in the landing layout the loader reads, with
-ground truth that matches what happened (orchestration/sources/demo_store.py)."""
+ground truth that matches what happened (demo/store.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.sources.demo_store import generate_store
+from demo.store import generate_store
 from orchestration.sources.load import load_partitions
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
@@ -70,3 +70,13 @@ def test_store_demo_loads_cleanly_and_truth_matches_the_orders(tmp_path):
     future = orders[pd.to_datetime(orders["day"]) > pd.Timestamp(last["snapshot_date"].iloc[0])]
     realised = future.groupby("user_id").size().reindex(last["user_id"]).fillna(0).to_numpy()
     assert np.corrcoef(last["expected_purchases_90d"], realised)[0, 1] > 0.3
+    # the observable oracle (Bayes posterior from the written data only) is calibrated, and
+    # ranks below the clairvoyant truth, which knows who silently left
+    snap = pd.Timestamp(last["snapshot_date"].iloc[0])
+    month = future[pd.to_datetime(future["day"]) <= snap + pd.Timedelta(days=28)]
+    realised_28 = month.groupby("user_id").size().reindex(last["user_id"]).fillna(0).to_numpy()
+    observable = last["observable_expected_purchases_28d"].to_numpy()
+    assert 0.8 < observable.sum() / realised_28.sum() < 1.25
+    assert truth["observable_p_alive"].between(0, 1).all()
+    clairvoyant = np.corrcoef(last["expected_purchases_28d"], realised_28)[0, 1]
+    assert 0.2 < np.corrcoef(observable, realised_28)[0, 1] < clairvoyant

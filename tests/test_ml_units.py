@@ -47,8 +47,7 @@ def test_feature_spec_excludes_ids_dates_and_labels(marts):
         "user_id",
         "snapshot_date",
         "signup_date",
-        "revenue_next_90d",
-        "revenue_next_365d",
+        "ltv_future",
     ):
         assert excluded not in spec.columns
     assert "reached_teammate_invited" in spec.boolean
@@ -68,8 +67,8 @@ def test_declared_spec_keeps_revenue_to_date_and_never_takes_labels(marts):
     spec = declared_feature_spec(marts["ml_ltv_training"], declared)
     assert set(spec.columns) == set(declared)
     assert "revenue_to_date" in spec.numeric and "tenure_bucket" in spec.categorical
-    with pytest.raises(FeatureError, match="revenue_next_90d"):
-        declared_feature_spec(marts["ml_ltv_training"], (*declared, "revenue_next_90d"))
+    with pytest.raises(FeatureError, match="ltv_future"):
+        declared_feature_spec(marts["ml_ltv_training"], (*declared, "ltv_future"))
     with pytest.raises(FeatureError, match="purchases_total"):
         declared_feature_spec(marts["ml_ltv_training"].drop(columns=["purchases_total"]), declared)
 

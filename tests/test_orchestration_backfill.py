@@ -1,4 +1,9 @@
-"""A 30-day backfill through Dagster is one run and equals 30 single-day runs (real dbt)."""
+"""A 30-day backfill through Dagster is one run and equals the same 30 days built the way the
+schedule builds them (real dbt): daily runs from an empty table, a ranged catch-up run (after
+an outage), then daily runs again across a weekend into a new week. Every path by which a day
+gets built (first day, next day, a range after daily runs, a day after a range) is compared
+against the one-run backfill; the last daily days read 28 days of history built by all of
+them."""
 
 from __future__ import annotations
 
@@ -14,6 +19,14 @@ pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast`
 
 START = date(2026, 4, 1)
 DAYS = 30
+# (first, last) day of each run: three daily runs, a catch-up range, then daily runs from Sunday
+# 2026-04-26 (a weekend and a week boundary) to the end.
+CATCH_UP = (date(2026, 4, 4), date(2026, 4, 25))
+SCHEDULE = (
+    *[(START + timedelta(days=i),) * 2 for i in range(3)],
+    CATCH_UP,
+    *[(CATCH_UP[1] + timedelta(days=i),) * 2 for i in range(1, 6)],
+)
 COMPARED = ("int_sessions", "int_user_activity_daily", "fct_user_features", "int_events_stitched")
 
 
@@ -29,9 +42,9 @@ def code_location(tmp_path_factory: pytest.TempPathFactory):
             "DAGSTER_HOME": str(home / "dagster_home"),
         }
     )
+    from demo.saas import generate
     from orchestration.cli import prepare
     from orchestration.settings import Settings
-    from orchestration.sources.demo import generate
 
     settings = Settings.from_env()
     generate(settings.demo_dir, settings.demo_truth_dir, users=120, days=DAYS, seed=3, start=START)
@@ -74,12 +87,11 @@ def test_30_day_backfill_in_one_run_equals_daily_runs(code_location, tmp_path):
     shutil.copy(settings.duckdb_path, tmp_path / "ranged.duckdb")
 
     shutil.copy(tmp_path / "base.duckdb", settings.duckdb_path)
-    for offset in range(DAYS):
-        _run(
-            definitions,
-            incremental,
-            **{"dagster/partition": (START + timedelta(days=offset)).isoformat()},
-        )
+    for first, last in SCHEDULE:
+        if first == last:
+            _run(definitions, incremental, **{"dagster/partition": first.isoformat()})
+        else:
+            _run(definitions, incremental, **_range(first, last))
 
     with duckdb.connect(str(settings.duckdb_path)) as conn:
         conn.execute(f"attach '{tmp_path / 'ranged.duckdb'}' as ranged (read_only)")

@@ -9,9 +9,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from demo.saas import generate
 from orchestration.defs.ingest import raw_assets
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
-from orchestration.sources.demo import generate
 
 START = date(2026, 3, 2)
 

@@ -37,10 +37,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     os.environ.update(env)
     (home / "dagster_home").mkdir()
 
+    from demo.saas import generate
     from orchestration.cli import prepare
     from orchestration.launcher import run_job
     from orchestration.settings import Settings
-    from orchestration.sources.demo import generate
 
     settings = Settings.from_env()
     generate(

@@ -50,7 +50,7 @@ def _consumer(world, redis_url, key, tmp_path):
         world.config,
         milestone_events(),
         tracking_plan.load().known_events,
-        destination=OutboxDestination(tmp_path / "outbox"),
+        destinations=[OutboxDestination(tmp_path / "outbox")],
     )
 
 
@@ -166,7 +166,9 @@ STALLED = """
 """
 
 
-def test_session_rule_moves_a_stalling_user_to_a_help_flow(world, redis_url, tmp_path):
+def _session_world(world, redis_url, key, tmp_path, **options):
+    """A consumer on the shipped segments plus the session rule STALLED (flow churn_rescue),
+    a profile reader, the stream and a new user before setup."""
     from support.realtime_world import realtime_segments_yaml
 
     from orchestration.segments import DEFAULT_FLOWS_PATH, load_config
@@ -180,8 +182,7 @@ def test_session_rule_moves_a_stalling_user_to_a_help_flow(world, redis_url, tmp
         )
     )
     config = load_config(segments, flows, world.triggers_file)
-    user = new_user_before_setup(world)
-    stream = RedisStream(redis_url, "t:session")
+    stream = RedisStream(redis_url, key)
     consumer = Consumer(
         stream,
         tmp_path / "state.sqlite",
@@ -190,8 +191,14 @@ def test_session_rule_moves_a_stalling_user_to_a_help_flow(world, redis_url, tmp
         config,
         milestone_events(),
         tracking_plan.load().known_events,
+        **options,
     )
     reader = ProfileReader(world.snapshot, tmp_path / "state.sqlite", config, {})
+    return consumer, reader, stream, new_user_before_setup(world)
+
+
+def test_session_rule_moves_a_stalling_user_to_a_help_flow(world, redis_url, tmp_path):
+    consumer, reader, stream, user = _session_world(world, redis_url, "t:session", tmp_path)
     now = datetime.now(UTC)
 
     def send(event: str, minutes_ago: float) -> dict:
@@ -225,6 +232,54 @@ def test_session_rule_moves_a_stalling_user_to_a_help_flow(world, redis_url, tmp
         assert db.execute("select events from session where user_id = ?", (user,)).fetchone() == (
             1,
         )
+
+
+def test_the_sweep_moves_an_idle_stalling_user_and_ends_the_session(world, redis_url, tmp_path):
+    """No event after the first: only the sweep can see the user stall, and the session end."""
+    outbox = tmp_path / "outbox"
+    consumer, reader, stream, user = _session_world(
+        world,
+        redis_url,
+        "t:sweep",
+        tmp_path,
+        destinations=[OutboxDestination(outbox)],
+        sweep_seconds=0,  # swept by hand below, at chosen times
+    )
+    started = time.time() - 60
+    moment = datetime.fromtimestamp(started, UTC).isoformat()
+    stream.append(
+        [
+            encode(
+                normalise(
+                    {"type": "track", "userId": user, "event": "Dashboard Viewed",
+                     "timestamp": moment},
+                    None,
+                    datetime.now(UTC),
+                )
+            )
+        ]
+    )  # fmt: skip
+    while consumer.step(block_ms=50):
+        pass
+    assert reader.profile(user)["onboarding_flow"] == "new_user_onboarding"
+    assert consumer.sweep(now=started + 5 * 60) == 1  # idle 5 minutes: not stalled yet
+    assert reader.profile(user)["onboarding_flow"] == "new_user_onboarding"
+    consumer.sweep(now=started + 11 * 60)  # idle 11 minutes into the session, no project
+    stalled = reader.profile(user)
+    assert stalled["primary_segment"] == "stalled_in_session"
+    assert stalled["onboarding_flow"] == "churn_rescue"
+    assert consumer.sweep(now=started + 45 * 60) == 1  # 30 minutes without events: ended
+    over = reader.profile(user)
+    assert "stalled_in_session" not in [s["name"] for s in over["segments"]]
+    assert over["onboarding_flow"] == "new_user_onboarding"
+    assert consumer.sweep(now=started + 50 * 60) == 0  # an ended session is not swept again
+    names = [e["name"] for e in _outbox_events(outbox) if e["identifiers"]["id"] == user]
+    assert names.count("segment_entered") == 1 and names.count("segment_exited") == 1, names
+
+
+def test_the_sweep_is_off_without_session_rules(world, redis_url, tmp_path):
+    consumer = _consumer(world, redis_url, "t:nosweep", tmp_path)
+    assert not consumer.evaluator.reads_session and consumer.sweep() == 0
 
 
 def test_session_values_need_a_realtime_rule(world, tmp_path):
@@ -267,7 +322,7 @@ def test_suppressed_people_are_neither_served_nor_sent(world, redis_url, tmp_pat
         world.config,
         milestone_events(),
         tracking_plan.load().known_events,
-        destination=OutboxDestination(tmp_path / "outbox"),
+        destinations=[OutboxDestination(tmp_path / "outbox")],
     )
     now = datetime.now(UTC)
     stream.append([encode(normalise({"userId": user, "event": "Project Created"}, "track", now))])

@@ -1,6 +1,7 @@
 """The Dagster hand-over: `realtime_snapshot` swaps the snapshot in atomically, marks the
 events the consumer delivered as acknowledged for the daily sync, and reports the consumer's
-lag, throughput and rule evaluations as metadata."""
+lag, throughput and rule evaluations as metadata and in `main.realtime_runs`, which the
+report's realtime page draws."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from orchestration.realtime.app import milestone_events
 from orchestration.realtime.consumer import Consumer
 from orchestration.realtime.events import encode, normalise
 from orchestration.realtime.stream import RedisStream
+from orchestration.report import build_report
 
 
 def test_realtime_snapshot_asset(tmp_path, monkeypatch):
@@ -44,7 +46,7 @@ def test_realtime_snapshot_asset(tmp_path, monkeypatch):
             world.config,
             milestone_events(),
             tracking_plan.load().known_events,
-            destination=OutboxDestination(tmp_path / "outbox"),
+            destinations=[OutboxDestination(tmp_path / "outbox")],
         )
         stream.append(
             [encode(normalise({"userId": user, "event": "Project Created"}, "track", _now()))]
@@ -74,9 +76,27 @@ def test_realtime_snapshot_asset(tmp_path, monkeypatch):
     assert meta["consumer_rule_evaluations"].value > 0
     emitted = meta["consumer_events_emitted"].value
     assert emitted >= 2 and meta["intraday_events_marked_acked"].value == emitted
+    assert meta["consumer_events_per_busy_second"].value > 0
+    assert meta["intraday_events_marked_acked_by_destination"].value == {"outbox": emitted}
     with duckdb.connect(str(world.warehouse), read_only=True) as conn:
         acked = conn.execute("select count(*) from main.sync_acked_events").fetchone()[0]
+        run = conn.execute(
+            "select snapshot_date, stream_lag, events_applied, rule_evaluations, "
+            "intraday_compared from main.realtime_runs"
+        ).fetchall()
     assert acked == emitted
+    assert run == [
+        (
+            SNAPSHOT_DAY,
+            1,
+            1,
+            meta["consumer_rule_evaluations"].value,
+            meta["intraday_users_compared"].value,
+        )
+    ]
+    report = build_report(world.warehouse, tmp_path / "report")  # the realtime page shows it
+    assert "realtime.html" not in report.missing and report.pages["realtime.html"] == 3
+    assert "stream lag (last hand-over)" in (tmp_path / "report" / "realtime.html").read_text()
 
 
 def _now():

@@ -90,7 +90,7 @@ def test_daily_run_and_intraday_state_agree_on_a_replayed_day(tmp_path):
             world.config,
             milestone_events(),
             tracking_plan.load().known_events,
-            destination=OutboxDestination(tmp_path / "outbox"),
+            destinations=[OutboxDestination(tmp_path / "outbox")],
         )
         while consumer.step(block_ms=100):
             pass

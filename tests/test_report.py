@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-from support.browser import Browser, find_chromium
 from support.sync_inputs import synthetic_inputs, write_inputs
 
 from orchestration.activation.destinations.outbox import OutboxDestination
 from orchestration.activation.sync import sync
 from orchestration.report import PAGE_ORDER, ModelVersionInfo, ReportInputs, RunInfo, build_report
+from orchestration.report.browser import Browser, find_chromium
 from orchestration.segments.experiments import RESULT_COLUMNS
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
@@ -80,7 +82,7 @@ def _marts(conn, rng):
                     "conversion_to_premium": rng.random() / 4,
                     "churn_rate": rng.random() / 3,
                     "churn_rate_source": "observed",
-                    "avg_ltv_90d": rng.uniform(50, 500),
+                    "avg_ltv_pred": rng.uniform(50, 500),
                 }
             )
             reached = 200
@@ -330,9 +332,24 @@ def report(tmp_path_factory):
     _raw(conn, rng)
     _marts(conn, rng)
     _segments_scores_sync(conn, tmp, rng)
+    _realtime_runs(conn, rng)
     conn.close()
     result = build_report(db, tmp / "report", _inputs(), now=datetime(2026, 3, 21, 6, tzinfo=UTC))
     return result
+
+
+def _realtime_runs(conn, rng) -> None:
+    """Three daily hand-overs of the realtime consumer (the realtime page)."""
+    from orchestration.realtime.reconcile import Reconciliation, record_run
+
+    applied = 0
+    for day in range(3):
+        applied += rng.randint(1_000, 5_000)
+        stats = {"events_applied": applied, "events_quarantined": day, "rule_evaluations": 3 * applied,
+                 "events_per_busy_second": 4_000.0 + day, "intraday_profiles": 200,
+                 "events_emitted": 40 * (day + 1), "events_unsent": 0, "last_batch_at": None}  # fmt: skip
+        result = Reconciliation(date(2026, 3, 18 + day), compared=200, agreed=200 - day)
+        record_run(conn, result.day, day * 7, stats, result)
 
 
 def test_every_page_and_chart_is_built(report):
@@ -386,3 +403,40 @@ def test_empty_warehouse_and_a_broken_page_still_give_a_report(tmp_path):
     assert any(m.startswith("page error: KeyError") for m in result.missing["models.html"])
     assert "no main.user_segments" in " ".join(result.missing["segments.html"])
     assert "page error" in (tmp_path / "report" / "models.html").read_text()
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+@pytest.mark.skipif(
+    find_chromium() is None, reason="chromium not installed (make test installs it)"
+)
+def test_readme_screenshots_script_captures_first_screens_without_machine_paths(report, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "screenshots.py"
+    out = tmp_path / "docs"
+    done = subprocess.run(
+        [sys.executable, str(script), "--report", str(report.out_dir), "--out", str(out),
+         "--pages", "overview,segments"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    shots = sorted(p.name for p in out.glob("*.png"))
+    assert shots == ["report-overview.png", "report-segments.png"]
+    assert all(_png_size(out / name) == (1280, 900) for name in shots)
+    machine = str(report.out_dir.parent)  # the warehouse's folder: never on a page
+    for page in report.out_dir.glob("*.html"):
+        text = page.read_text()
+        assert machine not in text and "warehouse.duckdb" in text, page.name
+    # a page that could not be built never becomes a README image
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    build_report(db, tmp_path / "broken", ReportInputs(drift=pd.DataFrame({"x": [1.0]})))
+    refused = subprocess.run(
+        [sys.executable, str(script), "--report", str(tmp_path / "broken"), "--out", str(out),
+         "--pages", "models"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "could not be built" in refused.stderr

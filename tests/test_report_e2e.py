@@ -1,42 +1,30 @@
-"""The README's `segflow run --days 30` as a new user meets it: every report page renders in
-headless Chromium with no error page and no console error, and the end of the run says which
-models are missing and what the run left behind."""
+"""A short `segflow run` as a new user meets it (the session's shared small run, which
+test_cli_run reads too): every report page renders in headless Chromium with no error page and
+no console error, and the end of the run says which models are missing and what the run left
+behind."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.browser import Browser, find_chromium
+from support.shared_runs import SMALL_RUN_GROUP, CliRun
 
-pytestmark = pytest.mark.slow
+from orchestration.report.browser import Browser, find_chromium
 
-SEGFLOW = Path(sys.executable).parent / "segflow"
-OUTPUT = Path(__file__).parent / "output" / "report_30d"
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(SMALL_RUN_GROUP)]
+
+OUTPUT = Path(__file__).parent / "output" / "report_small_run"
 
 
 @pytest.fixture(scope="module")
-def run_30_days(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("run30")
-    env = {**os.environ, "SEGFLOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    env.pop("SEGFLOW_DUCKDB_PATH", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(
-        [str(SEGFLOW), "run", "--days", "30", "--users", "200", "--end", "2026-10-31"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1500,
-    )
-    return proc, home
+def small_run(small_cli_run: CliRun):
+    return small_cli_run.proc, small_cli_run.home
 
 
-def test_the_run_says_which_models_are_missing(run_30_days) -> None:
-    proc, _ = run_30_days
+def test_the_run_says_which_models_are_missing(small_run) -> None:
+    proc, _ = small_run
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     skipped = re.findall(r"^  SKIP\s+(\w+)_model\s", proc.stdout, re.M)
     for kind in skipped:
@@ -44,8 +32,8 @@ def test_the_run_says_which_models_are_missing(run_30_days) -> None:
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
-def test_every_page_renders_without_an_error_page(run_30_days) -> None:
-    proc, home = run_30_days
+def test_every_page_renders_without_an_error_page(small_run) -> None:
+    proc, home = small_run
     report = home / "report"
     pages = sorted(report.glob("*.html"))
     assert len(pages) == 7, proc.stdout[-3000:]

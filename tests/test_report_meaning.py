@@ -13,16 +13,20 @@ import duckdb
 import pandas as pd
 import pytest
 
+from orchestration.report import charts
 from orchestration.report.charts import segment_colour, segment_scale
 from orchestration.report.inputs import ModelVersionInfo, ReportInputs, Warehouse
 from orchestration.report.pages import (
     experiments,
+    model_scores,
     models,
     onboarding,
     overview,
     retention,
     segments,
 )
+from orchestration.report.render import Page
+from orchestration.segments.config import load_config
 
 START = date(2026, 3, 2)  # first day of data (a Monday)
 
@@ -143,16 +147,23 @@ def test_experiment_verdict_in_words_and_relative_lift_ci() -> None:
     assert (low, high) == (pytest.approx(0.0574, abs=1e-4), pytest.approx(0.3618, abs=1e-4))
     history = pd.DataFrame(
         [
-            ("onb", "all", "control", 64, 0.5, "control", date(2026, 4, 1)),
-            ("onb", "all", "tutorial", 500, 0.6, "insufficient_sample", date(2026, 4, 1)),
-            ("onb", "all", "control", 72, 0.5, "control", date(2026, 4, 5)),
-            ("onb", "all", "tutorial", 560, 0.6, "insufficient_sample", date(2026, 4, 5)),
+            ("onb", "all", "control", 72, 2.0, 0.5, "control", date(2026, 4, 5)),
+            ("onb", "all", "tutorial", 560, 15.0, 0.6, "insufficient_sample", date(2026, 4, 5)),
+            ("onb", "new", "control", 30, 0.0, 0.5, "control", date(2026, 4, 5)),
+            ("onb", "new", "tutorial", 90, 3.0, 0.6, "insufficient_sample", date(2026, 4, 5)),
         ],
-        columns=["experiment", "segment", "variant", "users", "onboarding_completion_rate", "verdict", "as_of"],
+        columns=["experiment", "segment", "variant", "users", "users_per_day", "onboarding_completion_rate", "verdict", "as_of"],
     )  # fmt: skip
     e = experiments.arms(history, min_sample=100)
-    words = e.set_index("variant")["in_words"]
-    assert words["tutorial"] == "no verdict yet: control has 72 of the 100 needed: about 14 more days at today's rate"  # fmt: skip
+    words = e.set_index(["segment", "variant"])["in_words"]
+    # (100 - 72) / 2 a day = 14 days
+    assert words["all", "tutorial"] == "no verdict yet: control has 72 of the 100 needed: about 14 more days at today's rate"  # fmt: skip
+    # both arms short; control gains no one, the variant needs ceil(10 / 3) = 4 days
+    assert words["new", "tutorial"] == (
+        "no verdict yet: control has 30 of the 100 needed: no one joined it lately, so it will "
+        "not get there at today's rate; tutorial has 90 of the 100 needed: about 4 more days at "
+        "today's rate"
+    )
 
 
 def _versions(kind: str, metric: str, values: dict[int, float], champion: int, baseline: float):
@@ -208,6 +219,24 @@ def test_candidate_metrics_are_read_from_the_training_run() -> None:
         "bg_nbd": {"roc_auc": 0.83},
         "boosted": {"roc_auc": 0.8, "brier": 0.1},
     }
+
+
+def test_the_models_page_reads_a_training_run_as_ml_tracking_logs_it() -> None:
+    from orchestration.defs.report import run_metrics
+
+    # the shape ml/tracking.py logs: the winner unprefixed, each candidate prefixed, no
+    # baseline_*; the baseline is the linear candidate
+    metrics = {"roc_auc": 0.977, "brier": 0.05, "candidate_linear_roc_auc": 0.976,
+               "candidate_linear_brier": 0.06, "candidate_boosted_roc_auc": 0.977,
+               "candidate_boosted_brier": 0.05, "label_train_base_rate": 0.2,
+               "challenger_roc_auc": 0.977, "promoted": 1.0}  # fmt: skip
+    own, baseline, candidates = run_metrics(metrics)
+    assert own == {"roc_auc": 0.977, "brier": 0.05}
+    assert baseline == {"roc_auc": 0.976, "brier": 0.06}
+    assert set(candidates) == {"linear", "boosted"}
+    version = ModelVersionInfo("segflow-churn", "1", None, "champion", own, baseline, candidates)
+    table = models.versions_table(ReportInputs(model_versions=[version]))
+    assert table[["model_value", "baseline_value", "champion"]].values.tolist() == [[0.977, 0.976, True]]  # fmt: skip
 
 
 def test_drift_chart_holds_the_checks_numbers() -> None:
@@ -268,3 +297,81 @@ def test_segment_funnel_rates_are_of_members_observed_at_step_one() -> None:
     )
     rates = onboarding.segment_rates(f)
     assert rates["pct_of_step_1"].tolist() == [1.0, 0.5, 0.25]  # b: nobody observed, left out
+
+
+def test_partly_evaluated_segments_are_a_band_not_full_height_nor_dropped() -> None:
+    d0, d1 = START, START + timedelta(days=1)
+    user_segments = pd.DataFrame(
+        {"user_id": ["a", "b", "c", "a", "b", "c"], "segment_date": [d0, d0, d0, d1, d1, d1],
+         "segments": [["smb"], ["smb", "churn_risks"], [], ["smb"], ["smb"], []]}
+    )  # fmt: skip
+    coverage = pd.DataFrame(
+        [(d0, "smb", 3, 0, []), (d0, "churn_risks", 3, 1, ["churn_band"]),
+         (d0, "high_ltv", 3, 3, ["ltv_band"]), (d1, "smb", 3, 0, []),
+         (d1, "churn_risks", 3, 2, ["churn_band"]), (d1, "high_ltv", 3, 3, ["ltv_band"])],
+        columns=["segment_date", "segment", "population", "undetermined", "null_columns"],
+    )  # fmt: skip
+    wh = _warehouse(user_segments=user_segments, segment_coverage=coverage)
+    frame = segments.sizes(wh)
+    got = frame.set_index(["segment", "day"])[["users", "undetermined"]]
+    # high_ltv has no members and nobody could be decided: kept, at 0 with a band up to 3
+    assert got.loc[("high_ltv", pd.Timestamp(d1))].tolist() == [0, 3]
+    assert got.loc[("churn_risks", pd.Timestamp(d1))].tolist() == [0, 2]
+    assert got.loc[("churn_risks", pd.Timestamp(d0))].tolist() == [1, 1]
+    assert got.loc[("smb", pd.Timestamp(d1))].tolist() == [2, 0]
+    chart = segments.size_chart(frame)
+    spec = chart.chart.to_dict()
+    layers = spec["spec"]["layer"]
+    assert [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in layers] == ["line", "area"]  # fmt: skip
+    assert layers[1]["encoding"]["y2"]["field"] == "upper"
+    assert "churn_risks 2 undecided" in chart.note and "high_ltv 3 undecided" in chart.note
+    assert "smb" not in chart.note
+    partly = segments.partly_evaluated(frame)
+    assert partly[["segment", "days_affected", "members", "undecided", "null_columns"]].values.tolist() == [
+        ["churn_risks", 2, 0, 2, "churn_band"], ["high_ltv", 2, 0, 3, "ltv_band"],
+    ]  # fmt: skip
+    html = segments.build(wh).html([], datetime.now(UTC), "test")
+    assert "Partly evaluated segments" in html
+
+
+def test_reasons_are_counted_only_in_the_band_campaigns_act_on_and_read_in_words() -> None:
+    day = START + timedelta(days=3)
+    scores = pd.DataFrame(
+        [("a", day, "high", "inactive_14d,few_features_used", "low", "plan_pro"),
+         ("b", day, "high", "inactive_14d", "high", "seats_high"),
+         ("c", day, "low", "inactive_14d,activity_down_50pct", "high", "seats_high"),
+         ("d", day - timedelta(days=1), "high", "activity_down_50pct", None, None)],
+        columns=["user_id", "score_date", "churn_band", "churn_reasons", "ltv_band", "ltv_reasons"],
+    )  # fmt: skip
+    page = Page("models", "Models", "")
+    model_scores.action_reasons(page, _warehouse(user_scores=scores))
+    chart = _chart(page, "Why users are in the high band")
+    got = chart.data[["meaning", "reason", "users"]].values.tolist()
+    assert got == [
+        ["raises churn risk", "inactive 14+ days", 2],  # c is low band; d is an older day
+        ["raises churn risk", "few features used", 1],
+        ["raises expected value", "seats high", 2],
+    ]
+
+
+def test_configured_segments_get_distinct_colours_stable_from_their_names(
+    tmp_path, monkeypatch
+) -> None:
+    shipped = load_config().segment_names
+    colours = {name: segment_colour(name) for name in shipped}
+    assert len(set(colours.values())) == len(shipped) == 12  # plain hashing gave 9 for these
+    # the same set of names in any order gives the same colours; a new segment moves at most
+    # the segments its slot collides with
+    assert charts.assign_colours(reversed(shipped)) == colours
+    more = charts.assign_colours([*shipped, "win_back"])
+    moved = [n for n in shipped if more[n] != colours[n]]
+    assert len(set(more.values())) == 13 and len(moved) <= 1
+    # beyond the palette: still a colour for everyone, the first 16 distinct
+    many = charts.assign_colours([f"s{i:02d}" for i in range(20)])
+    assert len(set(many.values())) == len(charts.PALETTE)
+    # a renamed file is read from SEGFLOW_SEGMENTS_FILE; an unknown name keeps its hash slot
+    path = tmp_path / "segments.yml"
+    path.write_text("segments:\n  - {name: alpha, rule: 'true'}\n  - {name: beta, rule: 'true'}\n")
+    monkeypatch.setenv("SEGFLOW_SEGMENTS_FILE", str(path))
+    assert segment_colour("alpha") != segment_colour("beta")
+    assert segment_colour("churn_risks") == charts.PALETTE[charts._slot("churn_risks")]

@@ -1,6 +1,6 @@
 """The outbox keeps the exact API bodies and, per sync, a people.csv and events.csv a
-marketer can open: one row per person with full segments, flow, scores, bands and reason
-codes with their direction; one row per event."""
+marketer can open: one row per person with full segments, flow, scores, bands and, in the band that
+matters, the reasons in words with their direction; one row per event."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from datetime import date, datetime
 import duckdb
 from support.sync_inputs import synthetic_inputs, write_inputs
 
-from orchestration.activation.destinations.outbox import (
-    OutboxDestination,
-    reasons_with_direction,
-    write_readable,
-)
+from orchestration.activation.destinations.outbox import OutboxDestination, write_readable
+from orchestration.activation.reason_text import plain_code, plain_reasons
 from orchestration.activation.sync import sync
 
 AS_OF = date(2026, 3, 10)
@@ -51,10 +48,15 @@ def test_people_and_events_csv_per_sync(tmp_path):
     assert first["onboarding_flow"] == seg["onboarding_flow"]
     assert first["churn_band"] == score["churn_band"]
     assert abs(float(first["churn_probability"]) - score["churn_probability"]) < 1e-3
-    assert first["churn_reasons"] == (
-        "low_activity (+risk); no_teammates (+risk); support_tickets (+risk)"
-    )
-    assert first["ltv_reasons"] == "plan (+value); seats (+value)"
+    # reasons only in the band that matters (high), in words with their direction
+    by_id = {r["person_id"]: r for r in people}
+    scores = inputs["user_scores"].set_index("user_id")
+    for kind, words in (("churn", "raises churn risk: low activity, no teammates, support tickets"),
+                        ("ltv", "raises expected value: plan, seats")):  # fmt: skip
+        high = scores[f"{kind}_band"] == "high"
+        assert high.any() and (~high).any()
+        for pid, is_high in high.items():
+            assert by_id[pid][f"{kind}_reasons"] == (words if is_high else ""), (kind, pid)
     assert first["change"] == "updated" and "segments" in first["attributes_sent"]
 
     events = _rows(out["events_csv"])
@@ -80,10 +82,14 @@ def test_people_and_events_csv_per_sync(tmp_path):
     conn.close()
 
 
-def test_reason_direction_format():
-    assert reasons_with_direction("inactive_14d", "+risk") == "inactive_14d (+risk)"
-    assert reasons_with_direction("", "+risk") == ""
-    assert reasons_with_direction(None, "+value") == ""
+def test_reasons_in_words_only_in_the_action_band():
+    assert plain_reasons("churn", "inactive_14d,few_features_used", "high") == (
+        "raises churn risk: inactive 14+ days, few features used"
+    )
+    assert plain_reasons("churn", "inactive_14d", "medium") == ""
+    assert plain_reasons("churn", "", "high") == "" and plain_reasons("ltv", None, "high") == ""
+    assert plain_code("activity_down_50pct") == "activity down by half or more"
+    assert plain_code("sessions_7d_low") == "sessions 7d low"
 
 
 def test_people_csv_says_which_rule_arm_put_a_person_in_each_segment(tmp_path):

@@ -412,3 +412,37 @@ def test_segment_reasons_name_the_first_arm_that_matched(conn, config):
         "select count(*) from main.user_segments, unnest(segments) where segment_date = ?", [START]
     ).fetchone()[0]
     assert conn.execute("select count(*) from main.segment_reasons").fetchone()[0] == members
+
+
+def test_undecided_people_are_counted_per_segment_and_day(conn, config: SegmentConfig) -> None:
+    features, scores = build_frames(users=200, days=4, start=START, seed=5)
+    last = START + timedelta(days=3)
+    # ltv not scored for a third of the users on the last day; company size unknown for some
+    unscored = scores["user_id"].isin(scores["user_id"].unique()[::3])
+    scores.loc[unscored & (scores["score_date"] == last), "ltv_band"] = None
+    features.loc[features["user_id"].str.endswith("7"), "company_size"] = None
+    write_tables(conn, features, scores)
+    report = assign_segments(conn, config, days(4))
+    coverage = (
+        conn.execute(
+            "select segment, segment_date, undetermined, null_columns, population "
+            "from main.segment_coverage"
+        )
+        .df()
+        .set_index(["segment", "segment_date"])
+    )
+    by_hand = conn.execute(
+        "select f.snapshot_date, count(*) filter (where s.ltv_band is null), "
+        "count(*) filter (where f.company_size is null), count(*) "
+        "from main.fct_user_features f left join main.user_scores s "
+        "on s.user_id = f.user_id and s.score_date = f.snapshot_date group by 1"
+    ).fetchall()
+    for day, ltv_null, size_null, population in by_hand:
+        day = pd.Timestamp(day)
+        high_ltv = coverage.loc[("high_ltv", day)]
+        assert (high_ltv["undetermined"], high_ltv["population"]) == (ltv_null, population)
+        assert list(high_ltv["null_columns"]) == (["ltv_band"] if ltv_null else [])
+        assert coverage.loc[("enterprise", day), "undetermined"] == size_null > 0
+        assert coverage.loc[("industry_other", day), "undetermined"] == 0  # `is not None`
+    assert any("'high_ltv' partly evaluated" in w and str(last) in w for w in report.warnings)
+    assert any("'smb' partly evaluated" in w for w in report.warnings)

@@ -13,12 +13,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from demo.saas import generate
 from orchestration.run_window import dbt_vars_arg
 from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import load_config
 from orchestration.segments.schema import warehouse_columns
 from orchestration.settings import DBT_PROJECT_DIR, Settings
-from orchestration.sources.demo import generate
 from orchestration.sources.load import load_partitions
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from support.browser import Browser, find_chromium
 
 from orchestration.activation.report import SyncBlockedError
 from orchestration.defs.sensors import alert_body, first_line, segflow_run_failure_alert
+from orchestration.report.browser import Browser, find_chromium
 
 OUTPUT = Path(__file__).parent / "output" / "alerts"
 

@@ -15,8 +15,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from demo.saas import generate
 from orchestration.defs.sensors import plan_landing_run, scan_landing, segflow_landing_sensor
-from orchestration.sources.demo import generate
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 

@@ -99,7 +99,7 @@ def _gates(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
-FIXTURES = [p.name for p in sorted(VENDORS.iterdir()) if p.is_dir()] + [
+FIXTURES = [p.name for p in sorted(VENDORS.iterdir()) if (p / "landing").is_dir()] + [
     "latin1_contacts",
     "unknown_events",
 ]

@@ -6,7 +6,7 @@ Stripe's documented list object (https://docs.stripe.com/api/pagination: `object
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -352,3 +352,15 @@ def test_daylight_saving_gap_and_overlap_are_counted_with_the_rule(tmp_path: Pat
     assert "daylight saving: {'updated_at gap': 1, 'updated_at overlap': 1}" in render(
         check_sources(landing)
     )
+
+
+def test_daylight_saving_days_include_changes_at_midnight() -> None:
+    """Only wall times on these days reach the zone conversions of the DST note: they must
+    hold every change, including one at midnight (Santiago's gap is 00:00-01:00)."""
+    from orchestration.sources.compiler import transition_days
+
+    ny = transition_days("America/New_York")
+    assert {date(2025, 3, 9), date(2025, 11, 2)} <= set(ny)
+    assert date(2025, 6, 1) not in ny
+    assert date(2025, 9, 7) in transition_days("America/Santiago")
+    assert transition_days("UTC") == ()

@@ -13,6 +13,7 @@ import pytest
 
 from orchestration.defs.ingest import raw_assets
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
+from tests.fixtures.vendors.expected import EXPECTED
 
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
@@ -21,105 +22,15 @@ RANGE = {
     "dagster/asset_partition_range_start": "2025-03-03",
     "dagster/asset_partition_range_end": "2025-03-04",
 }
-IDENTIFY_EVENTS = {"read": 3, "loaded": 3, "quarantined": {}, "users": 2}
-
-# per fixture and table: rows read / loaded, quarantined by reason, distinct user ids, and for
-# invoices the revenue (amount of paid invoices) and statuses; identity = how records matched
-EXPECTED = {
-    "segment_s3": {
-        "events": {
-            "read": 9,
-            "loaded": 8,
-            "quarantined": {"unknown_event": 1},
-            "users": 3,
-            "pages": 2,
-        },  # the screen call counts as a page
-    },
-    "segment_warehouse": {
-        "events": {"read": 7, "loaded": 7, "quarantined": {}, "users": 2, "pages": 2},
-        "crm_contacts": {"read": 2, "loaded": 2, "quarantined": {}, "users": 2},
-    },
-    "mixpanel_export": {
-        "events": {
-            "read": 6,
-            "loaded": 5,
-            "quarantined": {"unknown_event": 1},
-            "users": 1,
-            "pages": 1,
-        },
-    },
-    "mixpanel_engage": {
-        "events": {
-            "read": 6,
-            "loaded": 5,
-            "quarantined": {"unknown_event": 1},
-            "users": 1,
-            "pages": 1,
-        },  # the export's events only: the Engage page is not event rows
-        "crm_contacts": {"read": 3, "loaded": 3, "quarantined": {}, "users": 3},
-    },
-    "amplitude_export": {
-        "events": {
-            "read": 5,
-            "loaded": 4,
-            "quarantined": {"unknown_event": 1},
-            "users": 1,
-            "pages": 0,
-        },
-    },
-    "hubspot_contacts_csv": {
-        "events": IDENTIFY_EVENTS,
-        "crm_contacts": {
-            "read": 3,
-            "loaded": 3,
-            "quarantined": {},
-            "users": 3,
-            "identity": {"email": 2, "unmatched": 1},
-        },
-    },
-    "salesforce_contacts_csv": {
-        "events": IDENTIFY_EVENTS,
-        "crm_contacts": {
-            "read": 3,
-            "loaded": 3,
-            "quarantined": {},
-            "users": 3,
-            "identity": {"email": 2, "unmatched": 1},
-        },
-    },
-    "stripe_invoices_api": {
-        "events": IDENTIFY_EVENTS,
-        "billing_invoices": {
-            "read": 6,
-            "loaded": 6,
-            "quarantined": {},
-            "users": 3,
-            "revenue": 148.0,
-            "statuses": {"paid": 2, "open": 2, "void": 2},
-            "identity": {"external_id": 3, "email": 2, "unmatched": 1},
-        },
-    },
-    "stripe_invoices_csv": {
-        "events": IDENTIFY_EVENTS,
-        "billing_invoices": {
-            "read": 5,
-            "loaded": 5,
-            "quarantined": {},
-            "users": 3,
-            "revenue": 148.0,
-            "statuses": {"paid": 2, "open": 2, "void": 1},
-            "identity": {"email": 4, "unmatched": 1},
-        },
-    },
-}
 
 
 def test_every_preset_has_a_fixture():
     from orchestration.sources.presets import PRESETS
 
-    covered = set(EXPECTED) | {"segment_warehouse_users"}  # loaded by segment_warehouse
+    # loaded by the segment_warehouse fixture
+    covered = set(EXPECTED) | {"segment_warehouse_users", "segment_warehouse_orders"}
     assert covered == set(PRESETS)
-    assert {p.name for p in VENDORS.iterdir() if p.is_dir()} == set(EXPECTED)
+    assert {p.name for p in VENDORS.iterdir() if (p / "landing").is_dir()} == set(EXPECTED)
 
 
 def _run(tmp_path: Path, name: str, monkeypatch) -> tuple[dg.ExecuteInProcessResult, Path]:

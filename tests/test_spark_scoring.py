@@ -84,12 +84,12 @@ def test_spark_udf_scores_equal_sklearn(spark) -> None:
 
     features = spark.createDataFrame(frame.astype({"plan": object}))
     scored = score(spark, features, churn_uri, SPEC, "churn_probability")
-    scored = score(spark, scored, ltv_uri, SPEC, "ltv_90d")
-    batches = list(iter_batches(scored.select("user_id", "churn_probability", "ltv_90d"), 150))
+    scored = score(spark, scored, ltv_uri, SPEC, "ltv_pred")
+    batches = list(iter_batches(scored.select("user_id", "churn_probability", "ltv_pred"), 150))
     assert [len(b) for b in batches] == [150, 150, 100]
     got = pd.concat(batches).set_index("user_id").loc[frame["user_id"]]
     np.testing.assert_allclose(got["churn_probability"], churn.predict_proba(x)[:, 1], rtol=1e-9)
-    np.testing.assert_allclose(got["ltv_90d"], ltv.predict(x), rtol=1e-9)
+    np.testing.assert_allclose(got["ltv_pred"], ltv.predict(x), rtol=1e-9)
     assert got["churn_probability"].between(0, 1).all() and got["churn_probability"].nunique() > 10
 
     with pytest.raises(ValueError, match="lacks column"):

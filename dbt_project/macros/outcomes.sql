@@ -23,3 +23,26 @@ not {{ is_churned }}
 {{ active_days_total }} > 0
 {%- endif -%}
 {%- endmacro %}
+
+{#- Outcomes in a forward window: per anchor row of `anchors` (user_id + `anchor_date`), the
+    `aggregates` (SQL over alias `e`) of the `events` rows of the same user with
+    anchor < e.`event_date` <= anchor + `days`, and `event_filter` (SQL over `e`) when given.
+    Anchors without an event in the window get no row (callers left join and coalesce). The
+    one shape behind every "what happened next" column: ml_label_windows, int_segment_members. -#}
+{% macro forward_window(anchors, anchor_date, events, event_date, days, aggregates,
+                        event_filter=none) -%}
+    select
+        m.user_id,
+        m.{{ anchor_date }},
+        {{ aggregates | join(',\n        ') }}
+    from {{ anchors }} as m
+    inner join {{ events }} as e
+        on
+            m.user_id = e.user_id
+            {%- if event_filter %}
+            and {{ event_filter }}
+            {%- endif %}
+            and m.{{ anchor_date }} < e.{{ event_date }}
+            and e.{{ event_date }} <= {{ dbt.dateadd('day', days, 'm.' ~ anchor_date) }}
+    group by m.user_id, m.{{ anchor_date }}
+{%- endmacro %}

@@ -18,11 +18,14 @@ import duckdb
 
 from contracts.models import KINDS
 
+from ..segments.reasons import REASONS_TEXT_SQL
 from ..warehouse import table_exists
 from .ids import event_ulid
+from .reason_text import action_band_sql, banded_kinds
 
 SYNCED_AT_ATTRIBUTE = "segflow_synced_at"
 SEGMENT_ATTRIBUTE_PREFIX = "segment_"
+REASONS_ATTRIBUTE = "segment_reasons"
 TEXT_COLUMNS = (
     "primary_segment",
     "onboarding_flow",
@@ -30,9 +33,12 @@ TEXT_COLUMNS = (
     "experiment",
     "experiment_variant",
 )
+# Reason codes go out only in the kind's action band (reason_text.py): a low-risk user's
+# "inactive_14d" is nothing to act on, and leaving it out spares a diff per model wobble.
+REASON_COLUMNS = {reasons: kind for kind, (_, reasons) in banded_kinds().items()}
 SCORE_TEXT_COLUMNS = (
     *(spec.band_column for spec in KINDS.values() if spec.band_column),
-    *(spec.reasons_column for spec in KINDS.values() if spec.reasons_column),
+    *REASON_COLUMNS,
     *(spec.model_version_column for spec in KINDS.values()),
 )
 # Probabilities are rounded to probability_decimals, money to money_decimals.
@@ -51,6 +57,9 @@ class PayloadOptions:
     probability_decimals: int = 2
     money_decimals: int = 0
     event_lookback_days: int = 3  # campaigns only trigger for events <= 72 h old
+    # `segment_reasons` attribute: which rule arm put the person in each segment (opt-in:
+    # a long text per person, and a rule edit changes it for every member).
+    segment_reasons: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,11 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
         if column in segment_cols:
             members.append(_json_member(column, f"nullif(us.{column}::VARCHAR, '')"))
     for column in SCORE_TEXT_COLUMNS:
-        if column in score_cols:
+        if column in score_cols and column not in REASON_COLUMNS:
             members.append(_json_member(column, f"nullif(sc.{column}::VARCHAR, '')"))
+    for column, kind in REASON_COLUMNS.items():
+        if {column, KINDS[kind].band_column} <= score_cols:
+            members.append(_json_member(column, action_band_sql(kind, "sc")))
     for column in PROBABILITY_COLUMNS:
         if column in score_cols:
             value = f"sc.{column}::DOUBLE"
@@ -163,6 +175,13 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
         if score_cols
         else ""
     )
+    reasons_join = ""
+    if options.segment_reasons and table_exists(conn, "main", "segment_reasons"):
+        members.append(_json_member(REASONS_ATTRIBUTE, "nullif(rs.reasons, '')"))
+        reasons_join = (
+            f"left join (select user_id, {REASONS_TEXT_SQL} as reasons from main.segment_reasons "
+            "where segment_date = $as_of group by user_id) rs on rs.user_id = us.user_id"
+        )
     segment_members = (
         """['"segments":' || to_json(array_to_string(segs, ','))] || """
         f"""list_transform(segs, lambda s: to_json('{SEGMENT_ATTRIBUTE_PREFIX}' || s) || ':true')"""
@@ -177,7 +196,7 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
                     list_transform(us.segments, lambda s: s::VARCHAR),
                     lambda s: s is not null and s <> ''))), []) as segs,
                 [{", ".join(members) or "NULL"}]::VARCHAR[] as members
-            from main.user_segments us {scores_join}
+            from main.user_segments us {scores_join} {reasons_join}
             where us.segment_date = $as_of
         )"""
 

@@ -75,8 +75,13 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
     ):
         with warehouse.connect() as conn:
             training = conn.execute(f'select * from main."{training_table}"').df()
+        label = label_definition(kind, Settings.from_env())
         if training.empty:
-            reason = f"{training_table} is empty: the data does not yet cover the label window"
+            reason = (
+                f"{training_table} is empty: the data does not yet cover a "
+                f"{label.horizon_days}-day label window after a weekly snapshot "
+                f"({label.horizon_setting or 'the horizon'}: load more history or shorten it)"
+            )
             context.log.warning(f"{kind} model skipped: {reason}")
             yield from _skipped(kind, reason, 0)
             return
@@ -87,7 +92,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
                 mlflow.tracking_uri,
                 Path(mlflow.artifact_root),
                 features=model_features(kind),
-                label=label_definition(kind, Settings.from_env()),
+                label=label,
             )
         except (InsufficientDataError, FeatureError) as exc:
             # The data cannot support this model today (too few rows or positives, no
@@ -132,6 +137,7 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
                 for name, m in result.candidate_metrics.items()
             }
         )
+        metadata["label"] = dg.MetadataValue.json({"column": KINDS[kind].label, **label.params()})
         metadata["champion_candidate"] = result.winner
         metadata["champion_trails"] = ", ".join(result.decision.trailing) or "none"
         metadata["refit_window"] = dg.MetadataValue.json(

@@ -16,7 +16,12 @@ from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, single_
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.defs.segments import segment_config
 from orchestration.realtime import app
-from orchestration.realtime.reconcile import compare_day, consumer_stats, mark_delivered_events
+from orchestration.realtime.reconcile import (
+    compare_day,
+    consumer_stats,
+    mark_delivered_events,
+    record_run,
+)
 from orchestration.realtime.snapshot import build_snapshot
 
 
@@ -40,9 +45,11 @@ def realtime_snapshot(
         facts = build_snapshot(conn, segment_config(), app.snapshot_path(settings))
         day = date.fromisoformat(facts["snapshot_date"])
         result = compare_day(conn, state, day)
-        acked = mark_delivered_events(conn, state, settings.destinations[0])
+        acked = {d: mark_delivered_events(conn, state, d) for d in settings.destinations}
     stats = consumer_stats(state)
     lag = _stream_lag(settings)
+    with warehouse.connect() as conn:  # one row per hand-over for the report's realtime page
+        record_run(conn, day, lag if isinstance(lag, int) else None, stats, result)
     context.log.info(
         f"snapshot {facts['snapshot_date']}: {facts['users']} users; intraday compared "
         f"{result.compared}, differing {result.differing}"
@@ -58,7 +65,8 @@ def realtime_snapshot(
             [{"field": k, "users": v} for k, v in result.differences.items()]
         ),
         "intraday_difference_examples": dg.MetadataValue.json(result.examples),
-        "intraday_events_marked_acked": acked,
+        "intraday_events_marked_acked": sum(acked.values()),
+        "intraday_events_marked_acked_by_destination": dg.MetadataValue.json(acked),
         "stream_lag": lag,
     }
     metadata.update({f"consumer_{k}": scalar(v) for k, v in stats.items()})

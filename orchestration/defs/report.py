@@ -120,12 +120,7 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
         aliases = _aliases(client, name)
         for v in versions:
             metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
-            baseline = {
-                k[len("baseline_") :]: val
-                for k, val in metrics.items()
-                if k.startswith("baseline_")
-            }
-            own = {k: val for k, val in metrics.items() if k in baseline}
+            own, baseline, candidates = run_metrics(metrics)
             out.append(
                 ModelVersionInfo(
                     model=name,
@@ -134,10 +129,27 @@ def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
                     aliases=",".join(aliases.get(str(v.version), [])),
                     metrics=own,
                     baseline=baseline,
-                    candidates=candidate_metrics(metrics, set(own)),
+                    candidates=candidates,
                 )
             )
     return out
+
+
+def run_metrics(metrics: dict[str, float]) -> tuple[dict, dict, dict]:
+    """(the version's own holdout metrics, the baseline's, every candidate's) from a training
+    run. The run logs the winner's metrics unprefixed and each candidate's as
+    `candidate_<name>_<metric>` (ml/tracking.py); the baseline is the linear candidate, or
+    `baseline_<metric>` in runs logged before candidates existed."""
+    from ml.candidates import LINEAR
+
+    legacy = {
+        k.removeprefix("baseline_"): v for k, v in metrics.items() if k.startswith("baseline_")
+    }
+    plain = {k: v for k, v in metrics.items() if not k.startswith(("baseline_", "candidate_"))}
+    candidates = candidate_metrics(metrics, set(plain))
+    measured = set(legacy) | {m for c in candidates.values() for m in c}
+    own = {k: v for k, v in plain.items() if k in measured}
+    return own, legacy or candidates.get(LINEAR, {}), candidates
 
 
 def candidate_metrics(metrics: dict[str, float], names: set[str]) -> dict[str, dict[str, float]]:

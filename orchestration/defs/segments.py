@@ -77,6 +77,7 @@ def segment_assets(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                 rows_on(report.flows, "segment_date", dates[-1]), rows=50
             ),
             "segments_not_evaluated": dg.MetadataValue.json(report.not_evaluated or {}),
+            "segments_partly_evaluated": dg.MetadataValue.json(report.partly_evaluated or {}),
             "preview": preview(report.preview),
             "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in report.seconds.items()}),
         },

@@ -18,6 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from orchestration import warehouse
 from orchestration.dbt_selection import TRAINING_TAG, split_models
+from orchestration.defs import dbt_warm
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, run_window, single_run
 from orchestration.run_window import dbt_vars_arg, window_in_table, window_sql
@@ -89,6 +90,9 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
                 conn.execute(window_sql(window))
             context.log.info(f"dbt incremental window {window.label} (table segflow_run_window)")
             window = None  # not in --vars: no re-parse
+        if settings.dbt_in_process and window is None:
+            yield from dbt_warm.build(context, dbt_project, translator, dbt_vars_arg(settings))
+            return
         args = ["build", *dbt_vars_arg(settings, window)]
         # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
         # settings, which then blocks every later connection of the run.

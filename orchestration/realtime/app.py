@@ -45,16 +45,17 @@ def collector(settings: Settings, port: int | None = None):
         settings.write_keys,
         tracking_plan.load().known_events,
         settings.late_arrival_days,
+        settings.cors_origins,
     )
 
 
-def consumer(settings: Settings, name: str = "consumer-1", destination=None):
+def consumer(settings: Settings, name: str = "consumer-1", destinations=None):
     from contracts import tracking_plan
     from orchestration.activation.destinations import build_destination
     from orchestration.realtime.consumer import Consumer
 
-    if destination is None:  # intraday events go to the first configured destination
-        destination = build_destination(settings.destinations[0], settings)
+    if destinations is None:  # intraday events go to every configured destination
+        destinations = [build_destination(d, settings) for d in settings.destinations]
     return Consumer(
         stream(settings),
         state_path(settings),
@@ -63,8 +64,9 @@ def consumer(settings: Settings, name: str = "consumer-1", destination=None):
         segment_config(settings),
         milestone_events(),
         tracking_plan.load().known_events,
-        destination=destination,
+        destinations=destinations,
         name=name,
+        sweep_seconds=settings.session_sweep_seconds,
     )
 
 
@@ -82,5 +84,9 @@ def profile_server(settings: Settings, port: int | None = None):
     )
     address = (settings.serve_host, settings.serve_port if port is None else port)
     return ProfileServer(
-        address, reader, load_flags(settings.flows_file, config), settings.read_keys
+        address,
+        reader,
+        load_flags(settings.flows_file, config),
+        settings.read_keys,
+        settings.cors_origins,
     )

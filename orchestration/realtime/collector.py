@@ -1,5 +1,7 @@
 """`segflow collect`: a Segment HTTP Tracking API endpoint (/v1/track, /v1/identify, /v1/page,
-/v1/batch) that appends every accepted message to the stream before it answers 200.
+/v1/batch, and analytics.js's short /v1/t, /v1/i, /v1/p, /v1/b) that appends every accepted
+message to the stream before it answers 200. Browsers need their origin in
+SEGFLOW_CORS_ORIGINS (httpbase.py).
 
 Like Segment: write key as the Basic-auth user (or `writeKey` in the body), 32 KB per message,
 500 KB and 2,500 messages per batch, 400 for malformed JSON or an oversize body, 401 for a
@@ -39,7 +41,13 @@ ENDPOINTS = {
     "/v1/identify": "identify",
     "/v1/page": "page",
     "/v1/screen": "screen",  # kept as sent; the loader's value map reads it as `page`
+    "/v1/group": "group",  # accepted like Segment; quarantined (not an event type here)
+    "/v1/alias": "alias",
 }
+# analytics.js (browser) posts to the first letter of the call (`/v1/t`, text/plain, the
+# write key in the body) and batches to `/v1/b`
+ENDPOINTS.update({f"/v1/{kind[0]}": kind for kind in ENDPOINTS.values()})
+BATCH_PATHS = ("/v1/batch", "/v1/import", "/v1/b")
 
 
 @dataclass
@@ -65,6 +73,7 @@ class CollectorServer(Server):
         write_keys: Sequence[str],
         known_events: frozenset[str],
         late_arrival_days: int = 3,
+        cors_origins: Sequence[str] = (),
     ):
         if not write_keys:
             raise ValueError("no write keys: set SEGFLOW_WRITE_KEYS (comma-separated)")
@@ -73,6 +82,7 @@ class CollectorServer(Server):
         self.known_events = known_events
         self.late_arrival_days = late_arrival_days
         self.stats = CollectorStats()
+        self.cors_origins = tuple(cors_origins)
         super().__init__(address, _Handler)
 
 
@@ -87,7 +97,8 @@ class _Handler(JsonHandler):
             limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
             try:
                 raw = self.read_body(limit)
-                if kind is None and path not in ("/v1/batch", "/v1/import"):
+                self._body_bytes = len(raw)
+                if kind is None and path not in BATCH_PATHS:
                     raise SegmentError(404, f"unknown endpoint {path}")
                 body = json.loads(raw)
             except BodyTooLarge as exc:
@@ -139,8 +150,9 @@ class _Handler(JsonHandler):
         shared = {k: body[k] for k in ("context", "integrations") if k in body}
         out = []
         for index, message in enumerate(batch):
-            size = len(encode(message))
-            if size > MAX_MESSAGE_BYTES:
-                raise SegmentError(400, f"batch[{index}] is {size} bytes; limit 32 KB")
+            if self._body_bytes > MAX_MESSAGE_BYTES:  # else no message as sent is over it
+                size = len(encode(message))
+                if size > MAX_MESSAGE_BYTES:
+                    raise SegmentError(400, f"batch[{index}] is {size} bytes; limit 32 KB")
             out.append({**shared, **message})
         return out

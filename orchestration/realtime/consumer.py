@@ -1,6 +1,6 @@
 """The stream consumer: applies each message once to the intraday state, re-evaluates the
-realtime rules of the users it touched, emits entered/exited/trigger events through a sync
-destination, and drains every message (quarantined ones too) into the daily landing files
+realtime rules of the users it touched (and, for `session.*` rules, of users in a session:
+`sweep`), emits entered/exited/trigger events through every configured destination, and drains every message (quarantined ones too) into the daily landing files
 (`<landing>/events/dt=<received day>/rt-<first stream id>.jsonl`), so tonight's batch load
 sees exactly what the stream saw.
 
@@ -8,7 +8,7 @@ Order per batch: read -> one SQLite transaction (state, profiles, drained lines,
 events, high-water mark) -> XACK -> write landing files and send events. A crash anywhere
 redelivers the batch; entries at or below the high-water mark are skipped, landing files are
 rewritten with identical content (name and lines fixed at commit) and events re-sent with the
-same ids until the destination acknowledges them. Nothing is lost or doubled. One consumer
+same ids until each destination acknowledges them (outputs.py). Nothing is lost or doubled. One consumer
 per stream: the high-water mark assumes in-order delivery to a single consumer.
 """
 
@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-from orchestration.activation.destinations.base import Destination, OutgoingItem
-from orchestration.activation.limits import encode_item
-from orchestration.activation.payload import EventSpec, event_item
-from orchestration.realtime import state
+from orchestration.activation.destinations.base import Destination
+from orchestration.realtime import outputs, state
 from orchestration.realtime.events import QUARANTINE, parse_time
 from orchestration.realtime.intraday import Baseline, Evaluator
 from orchestration.realtime.profiles import SnapshotReader
@@ -49,20 +46,27 @@ class Consumer:
         config: SegmentConfig,
         milestone_events: dict[str, str],
         known_events: frozenset[str],
-        destination: Destination | None = None,
+        destinations: Sequence[Destination] = (),
         name: str = "consumer-1",
         batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
+        sweep_seconds: float = 30.0,  # session sweep period (0: off); see `sweep`
     ):
         self.stream, self.name, self.batch_size = stream, name, batch_size
+        self.sweep_seconds = sweep_seconds
+        self._swept = time.monotonic()
         self.db = state.connect(state_path)
         self.snapshot = SnapshotReader(snapshot_path)
         self.landing_dir = landing_dir
         self.evaluator = Evaluator(config, milestone_events)
         self.known_events = known_events
-        self.destination = destination
+        names = [d.name for d in destinations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"destinations {names}: each destination may appear once")
+        self.destinations = tuple(destinations)
         self._batches = 0
+        self._unsent = False
         self.stream.ensure_group(GROUP)
-        if destination is not None:
+        for destination in self.destinations:
             destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
         self.finish_pending()  # landing files / events a crash left behind
 
@@ -72,22 +76,28 @@ class Consumer:
         self.close()
 
     def close(self) -> None:
-        if self.destination is not None:
-            self.destination.close_run()
+        for destination in self.destinations:
+            destination.close_run()
 
     def step(self, block_ms: int = 500) -> int:
         """Process one batch; returns the number of stream entries read."""
         entries = self.stream.read(GROUP, self.name, self.batch_size, block_ms)
         if not entries:
+            if self._unsent:  # a destination failed earlier: retry while the stream is idle
+                self.finish_pending()
+            self._maybe_sweep()
             return 0
         hwm = _id_key(state.get_meta(self.db, "hwm", "0-0") or "0-0")
         fresh = [(i, p) for i, p in entries if _id_key(i) > hwm]
         if fresh:
+            started = time.perf_counter()
             self.db.execute("begin immediate")
             try:
                 self._apply(fresh)
                 state.set_meta(self.db, "hwm", fresh[-1][0])
                 state.set_meta(self.db, "last_batch_at", time.time())
+                busy_ms = round((time.perf_counter() - started) * 1000)
+                state.add_counter(self.db, "busy_ms", busy_ms)  # throughput = events / busy
                 self.db.execute("commit")
             except BaseException:
                 self.db.execute("rollback")
@@ -98,21 +108,63 @@ class Consumer:
         trim = getattr(self.stream, "trim_acknowledged", None)
         if trim is not None and self._batches % TRIM_EVERY == 0:
             trim()  # drained to the landing files and acknowledged: the broker can let go
+        self._maybe_sweep()
         return len(entries)
+
+    def _maybe_sweep(self) -> None:
+        if self.sweep_seconds and time.monotonic() - self._swept >= self.sweep_seconds:
+            self._swept = time.monotonic()
+            self.sweep()
+
+    def sweep(self, now: float | None = None) -> int:
+        """Re-evaluate, without an event, the users whose session is open or ended since the
+        last sweep, when a realtime rule reads `session.*`: time in session grows while the
+        user is idle (a user stalling mid-setup moves to a help flow) and a session that
+        ends (30 minutes without events) drops its session-based memberships. Other inputs
+        only change with events or the daily run, so nobody else is re-evaluated. Returns
+        the number of users re-evaluated."""
+        if not self.evaluator.reads_session:
+            return 0
+        now = time.time() if now is None else now
+        since = float(state.get_meta(self.db, "last_sweep", "0") or 0)
+        users = [
+            u
+            for (u,) in self.db.execute(
+                "select user_id from session where last_at >= ?", (since - SESSION_GAP_S,)
+            )
+        ]
+        users = sorted(set(users) - self.snapshot.suppressed(users))
+        today = datetime.fromtimestamp(now, UTC).date()
+        self.db.execute("begin immediate")
+        try:
+            if users:
+                self._reevaluate(dict.fromkeys(users, today), as_of=now)
+            state.set_meta(self.db, "last_sweep", now)
+            state.add_counter(self.db, "sweeps", 1)
+            self.db.execute("commit")
+        except BaseException:
+            self.db.execute("rollback")
+            raise
+        self.finish_pending()
+        return len(users)
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
         batch = entries[0][0]
-        drained, per_user, quarantined = [], {}, 0
-        for stream_id, payload in entries:
+        drained: dict[str, list[str]] = {}  # landing day -> lines, in stream order
+        per_user, quarantined = {}, 0
+        for _stream_id, payload in entries:
             message = json.loads(payload)
             bad = message.pop(QUARANTINE, None)
             line = json.dumps(message, separators=(",", ":")) if bad else payload.decode()
-            drained.append((stream_id, str(message.get("receivedAt", ""))[:10], line, batch))
+            drained.setdefault(str(message.get("receivedAt", ""))[:10], []).append(line)
             if bad:
                 quarantined += 1
             elif message.get("userId"):  # anonymous activity is stitched by the daily build
                 per_user.setdefault(str(message["userId"]), []).append(message)
-        self.db.executemany("insert into drain values (?, ?, ?, ?, 0)", drained)
+        self.db.executemany(
+            "insert into pending_file values (?, ?, ?)",
+            [(batch, dt, "\n".join(lines) + "\n") for dt, lines in drained.items()],
+        )
         for user in self.snapshot.suppressed(list(per_user)):  # privacy: never applied or sent
             del per_user[user]
         sessions = self._by_user(
@@ -189,20 +241,24 @@ class Consumer:
         existing = self._by_user(
             "select user_id, day, counts, milestones from user_day", users, many=True
         )
+        stored = {(user, r[0]): r[1:] for user, days in existing.items() for r in days}
         rows, grown = [], set()
         for (user, day), (counts, milestones) in updates.items():
-            old = next((r for r in existing.get(user, []) if r[0] == day), None)
-            if milestones - (set(json.loads(old[2])) if old else set()):
+            old = stored.get((user, day))
+            before = set(json.loads(old[1])) if old else set()
+            if milestones - before:
                 grown.add(user)
-            total = json.loads(old[1]) if old else {}
+            total = json.loads(old[0]) if old else {}
             for event, n in counts.items():
                 total[event] = total.get(event, 0) + n
-            reached = set(json.loads(old[2])) | milestones if old else milestones
-            rows.append((user, day, json.dumps(total, sort_keys=True), json.dumps(sorted(reached))))
+            reached = json.dumps(sorted(before | milestones))
+            rows.append((user, day, json.dumps(total, sort_keys=True), reached))
         self.db.executemany("insert or replace into user_day values (?, ?, ?, ?)", rows)
         return grown
 
-    def _reevaluate(self, touched: dict[str, date]) -> None:
+    def _reevaluate(self, touched: dict[str, date], as_of: float | None = None) -> None:
+        """Re-evaluate `touched` users ({user: day}); session values as of their latest
+        event, or as of `as_of` (a sweep)."""
         snap_day = self.snapshot.snapshot_date()
         after = snap_day.isoformat() if snap_day else "0000-00-00"
         users = sorted(touched)
@@ -218,12 +274,7 @@ class Consumer:
         for user, base, day in zip(users, bases, days, strict=True):
             milestones = {m for (text,) in reached.get(user, []) for m in json.loads(text)}
             since = (day - snap_day).days if snap_day else 0
-            session = sessions.get(user)
-            values = (
-                {"session__events": session[2], "session__minutes": (session[1] - session[0]) / 60}
-                if session
-                else {}
-            )
+            values = session_values(sessions.get(user), as_of)
             rows.append(self.evaluator.overlay(base, milestones, since, values))
             starts.append(self.evaluator.overlay(base, set(), since))
         verdicts = self.evaluator.verdicts(rows + starts)
@@ -291,47 +342,27 @@ class Consumer:
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""
         for (batch,) in self.db.execute(
-            "select distinct batch from drain where flushed = 0 order by batch"
+            "select distinct batch from pending_file order by batch"
         ).fetchall():
-            self._flush(batch)
-        if self.destination is not None:
-            self._send()
-
-    def _flush(self, batch: str) -> None:
-        lines: dict[str, list[str]] = {}
-        for dt, line in self.db.execute(
-            "select dt, line from drain where batch = ? order by stream_id", (batch,)
-        ):
-            lines.setdefault(dt, []).append(line)
-        for dt, chunk in lines.items():
-            folder = self.landing_dir / "events" / f"dt={dt}"
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"rt-{batch}.jsonl"
-            tmp = folder / f".rt-{batch}.jsonl.tmp"
-            with tmp.open("w") as handle:
-                handle.write("\n".join(chunk) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        self.db.execute("update drain set flushed = 1, line = null where batch = ?", (batch,))
-
-    def _send(self) -> None:
-        rows = self.db.execute(
-            "select event_id, person_id, name, ts, data from emitted where sent = 0 "
-            "order by created_at, event_id"
-        ).fetchall()
-        for start in range(0, len(rows), self.destination.max_items_per_batch):
-            items = []
-            for event_id, person, name, ts, data in rows[
-                start : start + self.destination.max_items_per_batch
-            ]:
-                payload: dict[str, Any] = event_item(
-                    EventSpec(person, name, ts, event_id, json.loads(data))
-                )
-                items.append(OutgoingItem("event", event_id, person, payload, encode_item(payload)))
-            results = self.destination.send(items)
-            ok = [(r.key,) for r in results if r.ok]
-            self.db.executemany("update emitted set sent = 1 where event_id = ?", ok)
+            outputs.flush_landing(self.db, self.landing_dir, batch)
+        for destination in self.destinations:
+            outputs.send_events(self.db, destination)
+        if self.destinations:
+            self._unsent = outputs.mark_sent(self.db, [d.name for d in self.destinations])
 
 
 _MEMBERSHIP = {"segment_entered", "segment_exited"}
+
+
+def session_values(session: tuple | None, as_of: float | None) -> dict[str, float]:
+    """`session.events` / `session.minutes` of a (started, last, events) session row: as of
+    its latest event, or as of `as_of` while the session is open; none once it ended (null,
+    as in the daily run)."""
+    if session is None:
+        return {}
+    started, last, events = session
+    if as_of is None:
+        as_of = last
+    elif as_of - last > SESSION_GAP_S:
+        return {}
+    return {"session__events": events, "session__minutes": (as_of - started) / 60}

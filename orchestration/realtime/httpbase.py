@@ -1,5 +1,8 @@
 """The small HTTP layer both servers share (stdlib ThreadingHTTPServer, HTTP/1.1 keep-alive):
-JSON replies, body reading with a size cap, and credential parsing."""
+JSON replies, body reading with a size cap, credential parsing, and CORS for browser clients
+(SEGFLOW_CORS_ORIGINS, default none): an allowed `Origin` is echoed on every reply and an
+`OPTIONS` preflight is answered 204; any other origin gets no CORS headers (403 on preflight),
+so the browser blocks it."""
 
 from __future__ import annotations
 
@@ -19,10 +22,14 @@ class BodyTooLarge(ValueError):
     pass
 
 
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, X-API-Key, If-None-Match"
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
+    cors_origins: tuple[str, ...] = ()  # set by the subclass from Settings.cors_origins
 
     @property
     def url(self) -> str:
@@ -36,6 +43,8 @@ class JsonHandler(BaseHTTPRequestHandler):
     # headers and body go out in separate writes: without TCP_NODELAY, Nagle + the client's
     # delayed ACK add ~40 ms to every keep-alive response
     disable_nagle_algorithm = True
+    cors_methods = "POST, OPTIONS"  # what a preflight may ask for
+    cors_expose = ""  # response headers a browser script may read (e.g. ETag)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -46,11 +55,37 @@ class JsonHandler(BaseHTTPRequestHandler):
         if body is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
+        for name, value in {**self.cors_headers(), **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if data:
             self.wfile.write(data)
+
+    def cors_headers(self) -> dict[str, str]:
+        """CORS headers for this request's Origin when it is allowed, else none."""
+        allowed = self.server.cors_origins  # type: ignore[attr-defined]
+        origin = self.headers.get("Origin")
+        if not origin or not allowed or ("*" not in allowed and origin not in allowed):
+            return {}
+        out = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if self.cors_expose:
+            out["Access-Control-Expose-Headers"] = self.cors_expose
+        return out
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib name
+        """CORS preflight: 204 with the allowed methods and headers for an allowed origin."""
+        if not self.cors_headers():
+            self.reply(403, {"message": "origin not allowed (SEGFLOW_CORS_ORIGINS)"})
+            return
+        self.reply(
+            204,
+            None,
+            {
+                "Access-Control-Allow-Methods": self.cors_methods,
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": "600",
+            },
+        )
 
     def read_body(self, limit: int) -> bytes:
         """The request body (gunzipped when Content-Encoding: gzip), at most `limit` bytes;

@@ -26,6 +26,7 @@ class SnapshotReader:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
+        self._date: date | None = None
         self._lock = threading.Lock()
 
     def _conn(self) -> sqlite3.Connection | None:
@@ -36,9 +37,10 @@ class SnapshotReader:
         inode = (stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             if inode != self._inode:
-                if self._db is not None:
-                    self._db.close()
+                # the old connection is not closed here: a request in another thread may still
+                # be reading it; it closes when the last reference goes
                 self._db, self._inode = open_readonly(self.path), inode
+                self._date = snapshot_date(self._db)
             return self._db
 
     def version(self) -> float:
@@ -47,16 +49,23 @@ class SnapshotReader:
         return self._inode[1] / 1e9 if self._inode else 0.0
 
     def snapshot_date(self) -> date | None:
-        db = self._conn()
-        return snapshot_date(db) if db is not None else None
+        return self._date if self._conn() is not None else None
+
+    @property
+    def opened_date(self) -> date | None:
+        """The date of the snapshot opened last (no file check: right after `row`)."""
+        return self._date
 
     def row(self, user_id: str) -> tuple | None:
+        """The user's snapshot row, or None when absent or under a privacy request (one
+        file check and one query: this is serve's hot path)."""
         db = self._conn()
         if db is None:
             return None
         return db.execute(
             "select features, raw_segments, segments, primary_segment, onboarding_flow, "
-            "experiment, experiment_variant, next_block, scores from users where user_id = ?",
+            "experiment, experiment_variant, next_block, scores from users where user_id = ?1 "
+            "and not exists (select 1 from suppressed where user_id = ?1)",
             (user_id,),
         ).fetchone()
 
@@ -65,32 +74,36 @@ class SnapshotReader:
         db = self._conn()
         if db is None or not user_ids:
             return set()
-        marks = ",".join("?" * len(user_ids))
-        sql = f"select user_id from suppressed where user_id in ({marks})"
-        return {r[0] for r in db.execute(sql, user_ids)}
+        out: set[str] = set()
+        for start in range(0, len(user_ids), 900):  # below SQLite's parameter limit
+            chunk = user_ids[start : start + 900]
+            sql = f"select user_id from suppressed where user_id in ({','.join('?' * len(chunk))})"
+            out.update(r[0] for r in db.execute(sql, chunk))
+        return out
 
     def baseline(self, user_id: str) -> Baseline:
         return self.baselines([user_id])[user_id]
 
     def baselines(self, user_ids: list[str]) -> dict[str, Baseline]:
-        """Snapshot rows of many users in one query (absent users: an unknown baseline)."""
+        """Snapshot rows of many users (absent users: an unknown baseline)."""
         out = dict.fromkeys(user_ids, UNKNOWN)
         db = self._conn()
         if db is None or not user_ids:
             return out
-        marks = ",".join("?" * len(user_ids))
-        for user, features, raw, segments, flow in db.execute(
-            "select user_id, features, raw_segments, segments, onboarding_flow from users "
-            f"where user_id in ({marks})",
-            user_ids,
-        ):
-            out[user] = Baseline(
-                json.loads(features),
-                frozenset(json.loads(raw)),
-                tuple(json.loads(segments)),
-                flow,
-                True,
-            )
+        for start in range(0, len(user_ids), 900):  # below SQLite's parameter limit
+            chunk = user_ids[start : start + 900]
+            for user, features, raw, segments, flow in db.execute(
+                "select user_id, features, raw_segments, segments, onboarding_flow from users "
+                f"where user_id in ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out[user] = Baseline(
+                    json.loads(features),
+                    frozenset(json.loads(raw)),
+                    tuple(json.loads(segments)),
+                    flow,
+                    True,
+                )
         return out
 
 
@@ -116,10 +129,10 @@ class ProfileReader:
     def profile(self, user_id: str) -> dict[str, Any] | None:
         """The profile, or None for a user segflow has never seen or may not show (a privacy
         request): callers answer with `default`."""
-        if self.snapshot.suppressed([user_id]):
-            return None
         snap = self.snapshot.row(user_id)
-        snap_day = self.snapshot.snapshot_date()
+        if snap is None and self.snapshot.suppressed([user_id]):
+            return None
+        snap_day = self.snapshot.opened_date
         live = None
         db = self._state()
         if db is not None:

@@ -84,13 +84,16 @@ def compare_day(
 def mark_delivered_events(
     conn: duckdb.DuckDBPyConnection, state_path: Path, destination: str
 ) -> int:
-    """Record the consumer's delivered events in `sync_acked_events`; returns rows added."""
+    """Record the events the consumer delivered to `destination` in `sync_acked_events`;
+    returns rows added."""
     if not state_path.exists():
         return 0
     db = state.connect(state_path, readonly=True)
     try:
         rows = db.execute(
-            "select event_id, person_id, name, ts from emitted where sent = 1"
+            "select e.event_id, e.person_id, e.name, e.ts from emitted e join delivered d "
+            "on d.event_id = e.event_id where d.destination = ?",
+            (destination,),
         ).fetchall()
     finally:
         db.close()
@@ -108,15 +111,19 @@ def mark_delivered_events(
 
 def consumer_stats(state_path: Path) -> dict[str, float | int | None]:
     """The consumer's running totals (events applied/quarantined, rule evaluations, intraday
-    profiles, events emitted/unsent) and when it last committed a batch."""
+    profiles, events emitted/unsent), its throughput while busy (events per second of batch
+    processing) and when it last committed a batch."""
     if not state_path.exists():
         return {}
     db = state.connect(state_path, readonly=True)
     try:
         out: dict[str, float | int | None] = {
             key: int(state.get_meta(db, key, "0") or 0)
-            for key in ("events_applied", "events_quarantined", "rule_evaluations")
+            for key in ("events_applied", "events_quarantined", "rule_evaluations", "busy_ms")
         }
+        busy = int(out["busy_ms"] or 0) / 1000
+        handled = int(out["events_applied"] or 0) + int(out["events_quarantined"] or 0)
+        out["events_per_busy_second"] = round(handled / busy, 1) if busy else None
         last = state.get_meta(db, "last_batch_at")
         out["last_batch_at"] = float(last) if last else None
         out["intraday_profiles"] = db.execute("select count(*) from profile").fetchone()[0]
@@ -127,3 +134,47 @@ def consumer_stats(state_path: Path) -> dict[str, float | int | None]:
     finally:
         db.close()
     return out
+
+
+RUNS_DDL = """
+create table if not exists main.realtime_runs (
+    recorded_at timestamp not null, snapshot_date date not null, stream_lag bigint,
+    events_applied bigint, events_quarantined bigint, rule_evaluations bigint,
+    events_per_busy_second double, intraday_profiles bigint, events_emitted bigint,
+    events_unsent bigint, intraday_compared bigint, intraday_differing bigint,
+    last_batch_at timestamp
+)"""
+RUN_COUNTERS = (
+    "events_applied",
+    "events_quarantined",
+    "rule_evaluations",
+    "events_per_busy_second",
+    "intraday_profiles",
+    "events_emitted",
+    "events_unsent",
+)
+
+
+def record_run(
+    conn: duckdb.DuckDBPyConnection,
+    day: date,
+    lag: int | None,
+    stats: dict[str, float | int | None],
+    result: Reconciliation,
+) -> None:
+    """One row per daily hand-over in `main.realtime_runs` (the report's realtime page):
+    the stream lag, the consumer's running totals and the reconciliation."""
+    conn.execute(RUNS_DDL)
+    last = stats.get("last_batch_at")
+    conn.execute(
+        "insert into main.realtime_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            datetime.now(UTC).replace(tzinfo=None),
+            day,
+            lag,
+            *(stats.get(key) for key in RUN_COUNTERS),
+            result.compared,
+            result.differing,
+            datetime.fromtimestamp(last, UTC).replace(tzinfo=None) if last else None,
+        ],
+    )

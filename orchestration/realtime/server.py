@@ -32,17 +32,21 @@ class ProfileServer(Server):
         reader: ProfileReader,
         flags: dict[str, Flag],
         read_keys: Sequence[str],
+        cors_origins: Sequence[str] = (),
     ):
         if not read_keys:
             raise ValueError("no read keys: set SEGFLOW_READ_KEYS (comma-separated)")
         self.reader = reader
         self.flags = flags
         self.read_keys = tuple(read_keys)
+        self.cors_origins = tuple(cors_origins)
         super().__init__(address, _Handler)
 
 
 class _Handler(JsonHandler):
     server: ProfileServer
+    cors_methods = "GET, POST, OPTIONS"
+    cors_expose = "ETag"
 
     def _authorised(self) -> bool:
         header = self.headers.get("Authorization") or ""

@@ -2,6 +2,9 @@
 `segflow serve` reads it). Everything one stream batch changes is committed in ONE
 transaction together with the stream's high-water mark, so a batch redelivered after a crash
 is recognised and skipped: state, drained lines and emitted events are applied exactly once.
+`pending_file` holds a committed batch's landing-file text per day until it is written.
+`emitted.sent` = 1 once every configured destination acknowledged the event; `delivered`
+records each destination's acknowledgements (the once-only ledger per destination).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ create table if not exists session (user_id text primary key, started_at real,
 create table if not exists profile (user_id text primary key, day text, segments text,
     primary_segment text, onboarding_flow text, experiment text, experiment_variant text,
     next_block text, fired text not null default '[]', updated_at real);
-create table if not exists drain (stream_id text primary key, dt text, line text,
-    batch text, flushed integer default 0);
-create index if not exists drain_unflushed on drain (flushed, batch);
+create table if not exists pending_file (batch text, dt text, lines text not null,
+    primary key (batch, dt));
 create table if not exists emitted (event_id text primary key, person_id text, name text,
     ts integer, data text, sent integer default 0, created_at real);
 create index if not exists emitted_unsent on emitted (sent);
+create table if not exists delivered (event_id text, destination text,
+    primary key (event_id, destination));
 """
 
 
@@ -38,7 +42,28 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     db.execute("pragma journal_mode = wal")
     db.execute("pragma synchronous = full")
     db.executescript(DDL)
+    _migrate_drain(db)
     return db
+
+
+def _migrate_drain(db: sqlite3.Connection) -> None:
+    """State files written before `pending_file` kept one `drain` row per event: their
+    committed but unwritten lines move to `pending_file` (same batch, day and order), so an
+    upgrade loses none of them."""
+    if not db.execute("select 1 from sqlite_master where name = 'drain'").fetchone():
+        return
+    db.execute("begin immediate")
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for batch, dt, line in db.execute(
+        "select batch, dt, line from drain where flushed = 0 order by batch, stream_id"
+    ):
+        grouped.setdefault((batch, dt), []).append(line)
+    db.executemany(
+        "insert or replace into pending_file values (?, ?, ?)",
+        [(batch, dt, "\n".join(lines) + "\n") for (batch, dt), lines in grouped.items()],
+    )
+    db.execute("drop table drain")
+    db.execute("commit")
 
 
 def get_meta(db: sqlite3.Connection, key: str, default: str | None = None) -> str | None:

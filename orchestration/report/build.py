@@ -18,6 +18,7 @@ from orchestration.report.pages import (
     models,
     onboarding,
     overview,
+    realtime,
     retention,
     segments,
     sync,
@@ -26,7 +27,16 @@ from orchestration.report.render import Page
 
 # --- entry point -----------------------------------------------------------------------------
 
-PAGE_ORDER = ("overview", "segments", "onboarding", "retention", "experiments", "models", "sync")
+PAGE_ORDER = (
+    "overview",
+    "segments",
+    "onboarding",
+    "retention",
+    "experiments",
+    "models",
+    "sync",
+    "realtime",
+)
 
 
 def _safely(slug: str, title: str, build: Callable[[], Page], log) -> Page:
@@ -60,7 +70,8 @@ def build_report(
     own = conn is None
     if own:
         conn = duckdb.connect(str(duckdb_path), read_only=True)
-    label = str(duckdb_path) if duckdb_path else "warehouse"
+    # the file name only: a report (and its screenshots) never shows a machine path
+    label = Path(duckdb_path).name if duckdb_path else "warehouse"
     try:
         wh = Warehouse(conn)
         builders = [
@@ -71,6 +82,7 @@ def build_report(
             ("experiments", "Experiments", lambda: experiments.build(wh, min_sample)),
             ("models", "Models", lambda: models.build(wh, inputs)),
             ("sync", "Sync", lambda: sync.build(wh)),
+            ("realtime", "Real time", lambda: realtime.build(wh)),
         ]
         pages = [_safely(slug, title, build, log) for slug, title, build in builders]
     finally:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from contracts.models import KINDS
 from orchestration.segments.config import SegmentConfig
+from orchestration.segments.coverage import write_coverage
 from orchestration.segments.membership import rebuild_membership
 from orchestration.segments.reasons import write_reasons
 from orchestration.segments.stats import assign_variants
@@ -53,6 +54,8 @@ class SegmentRunReport:
     # The missing score's comparisons are false on those days, so its members are only those
     # matched by the rest of the rule: "unknown", not "nobody qualifies".
     not_evaluated: dict[str, str] = field(default_factory=dict)
+    # segment -> people its rule could not decide on the latest affected day (coverage.py)
+    partly_evaluated: dict[str, str] = field(default_factory=dict)
 
 
 def assign_segments(
@@ -93,6 +96,11 @@ def assign_segments(
     mark = time.perf_counter()
     write_reasons(conn, config, relation, dates)
     timings["reasons"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    undecided = write_coverage(conn, config, relation, dates)
+    partly = _undecided(undecided[~undecided["segment"].isin(not_evaluated)])
+    warnings += [f"segment {name!r} partly evaluated: {why}" for name, why in partly.items()]
+    timings["coverage"] = time.perf_counter() - mark
     mark = time.perf_counter()
     stints = rebuild_membership(conn, dates[0])
     timings["membership"] = time.perf_counter() - mark
@@ -137,7 +145,22 @@ def assign_segments(
         warnings,
         timings,
         not_evaluated,
+        partly,
     )
+
+
+def _undecided(undecided: pd.DataFrame) -> dict[str, str]:
+    """Per segment its rule could not decide for everyone: what, on its latest such day."""
+    out = {}
+    for segment, rows in undecided.groupby("segment", sort=True):
+        last = rows.iloc[-1]
+        nulls = ", ".join(last["null_columns"]) or "a column"
+        out[segment] = (
+            f"{int(last['undetermined']):,} of {int(last['population']):,} users undecided on "
+            f"{last['segment_date']} ({nulls} is null); they count as non-members "
+            f"({len(rows)} days affected)"
+        )
+    return out
 
 
 # Score columns that are null for everyone on a day when their model has no champion.

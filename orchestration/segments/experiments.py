@@ -9,12 +9,14 @@ their segment is the primary segment on that day. Outcomes, as of `as_of`:
   ending exposure + 28 (a user absent from the features that day has churned);
 - conversion to paid: among users not paying at exposure, paying at some day up to as_of.
 The verdict is on onboarding completion; it is only given when both arms have at least
-`min_sample` users.
+`min_sample` users. `users_per_day` is the arm's recent intake read from the exposure dates
+(the last `RATE_WINDOW_DAYS` days, leaving out the experiment's first day, when everyone
+already there enters at once), so "about N more days" can be said from one day's table.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
@@ -45,17 +47,20 @@ outcome as (
       on f.user_id = e.user_id and f.snapshot_date between e.exposed_at and $as_of
     group by e.user_id, e.experiment
 )
-select e.experiment, e.segment, e.variant, e.user_id, o.completed, o.days_to_first_value,
+select e.experiment, e.segment, e.variant, e.user_id, e.exposed_at, o.completed, o.days_to_first_value,
        e.exposed_at + 28 <= $as_of as retention_eligible, o.retained_28d,
        not o.paid_at_exposure as conversion_eligible, o.paid_by_as_of as converted
 from exposure e join outcome o using (user_id, experiment)
 """
+
+RATE_WINDOW_DAYS = 14
 
 RESULT_COLUMNS = [
     "experiment",
     "segment",
     "variant",
     "users",
+    "users_per_day",
     "onboarding_completion_rate",
     "onboarding_completion_ci_low",
     "onboarding_completion_ci_high",
@@ -90,9 +95,10 @@ def experiment_results(
     users = conn.execute(_OUTCOMES, {"experiments": experiments or [""], "as_of": as_of}).df()
     rows: list[dict[str, object]] = []
     for experiment, per_experiment in users.groupby("experiment", sort=True):
+        window = intake_window(per_experiment["exposed_at"].min(), as_of)
         scopes = [(ALL_SEGMENTS, per_experiment)] + sorted(per_experiment.groupby("segment"))
         for segment, scope in scopes:
-            arms = {variant: _arm(frame) for variant, frame in scope.groupby("variant")}
+            arms = {v: _arm(frame, window) for v, frame in scope.groupby("variant")}
             control = arms.get(CONTROL)
             for variant, arm in sorted(arms.items()):
                 rows.append(
@@ -107,11 +113,26 @@ def experiment_results(
     return result
 
 
-def _arm(frame: pd.DataFrame) -> dict[str, object]:
+def intake_window(first_exposure: object, as_of: date) -> tuple[date, int] | None:
+    """The first day and length of the window the intake rate is read over: up to
+    `RATE_WINDOW_DAYS` days ending `as_of`, after the experiment's first day; None when the
+    experiment is only one day old."""
+    start = max(pd.Timestamp(first_exposure).date() + timedelta(days=1),
+                as_of - timedelta(days=RATE_WINDOW_DAYS - 1))  # fmt: skip
+    days = (as_of - start).days + 1
+    return (start, days) if days > 0 else None
+
+
+def _arm(frame: pd.DataFrame, window: tuple[date, int] | None) -> dict[str, object]:
     retention = frame[frame["retention_eligible"]]
     conversion = frame[frame["conversion_eligible"]]
+    per_day = None
+    if window is not None:
+        exposed = pd.to_datetime(frame["exposed_at"]).dt.date
+        per_day = round(int((exposed >= window[0]).sum()) / window[1], 3)
     return {
         "n": len(frame),
+        "per_day": per_day,
         "completed": int(frame["completed"].sum()),
         "median_dtfv": frame["days_to_first_value"].median(),
         "retention_n": len(retention),
@@ -165,6 +186,7 @@ def _row(
         segment,
         variant,
         arm["n"],
+        arm["per_day"],
         *completion,
         arm["median_dtfv"],
         arm["retention_n"],

@@ -17,6 +17,9 @@ from orchestration.segments.rules import compile_rule
 
 DDL = """create table if not exists main.segment_reasons (
     user_id VARCHAR, segment_date DATE, segment VARCHAR, reason VARCHAR)"""
+# One person's reasons as one text, the same in people.csv and the sync payload:
+# "churn_risks: churn_band == 'high'; smb: company_size in [...]" (aggregate over their rows).
+REASONS_TEXT_SQL = "string_agg(segment || ': ' || reason, '; ' order by segment)"
 
 
 def rule_arms(text: str) -> list[str]:

@@ -69,6 +69,16 @@ class CompiledRule:
     columns: tuple[str, ...] = ()
     expression: exp.Expression | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def unknown_sql(self) -> str:
+        """DuckDB predicate: the rule is null for this row (a column it needs is null), so
+        "not a member" means "could not be decided" (coverage.py)."""
+        if self.expression is None:
+            raise ValueError("rule was built without an expression tree")
+        return exp.Is(this=self.expression.this.copy(), expression=exp.Null()).sql(
+            DIALECTS["duckdb"]
+        )
+
     def sql_for(self, engine: str) -> str:
         """The predicate in `engine`'s dialect (duckdb, spark), with the same parameters."""
         if engine not in DIALECTS:

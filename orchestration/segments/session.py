@@ -13,7 +13,9 @@ import re
 
 SESSION_COLUMNS = {
     "session__events": "BIGINT",  # events in the current session, this one included
-    "session__minutes": "DOUBLE",  # minutes from the session's first event to its latest
+    # minutes from the session's first event to its latest (in the consumer's periodic sweep:
+    # to now, while the session is open; null once it ended)
+    "session__minutes": "DOUBLE",
 }
 _REFERENCE = re.compile(r"\bsession\.([A-Za-z_][A-Za-z0-9_]*)")
 

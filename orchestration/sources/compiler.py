@@ -6,17 +6,16 @@ fallbacks). The row rules that type and check the result are in `rules.py`.
 
 from __future__ import annotations
 
+import functools
 import json
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from contracts.raw import REVENUE_STATUSES
-from orchestration.sources.files import TableSpec, to_snake
-from orchestration.sources.mappings import (
-    DEFAULT_CASE,
-    DEFAULT_VALUE_MAPS,
-    ColumnRule,
-    SourceMapping,
-    glob_regex,
-)
+from contracts.raw import PLAUSIBLE_YEARS, REVENUE_STATUSES
+from orchestration.sources.globs import glob_regex
+from orchestration.sources.mapping_rules import ColumnRule
+from orchestration.sources.mappings import DEFAULT_CASE, DEFAULT_VALUE_MAPS, SourceMapping
+from orchestration.sources.tables import TableSpec, to_snake
 
 _TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
 
@@ -116,11 +115,34 @@ def dst_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
     local = coalesce(naive)
     z = sql_str(zone)
     there = f"timezone({z}, {local})"
-    return f"""case when {r} is null or ends_with({r}, 'Z')
-            or regexp_matches({r}, '{_TZ_SUFFIX}') or hour({local}) >= 4 then null
+    # cheap tests first: only wall times before 04:00 on a day of the year on which the zone
+    # ever changed its offset reach the zone conversions (what costs, per row)
+    doys = {d.timetuple().tm_yday for d in transition_days(zone)}
+    days = "".join("1" if day in doys else "0" for day in range(1, 367))
+    return f"""case when {r} is null or hour({local}) >= 4
+            or substr('{days}', dayofyear({local}), 1) = '0' or ends_with({r}, 'Z')
+            or regexp_matches({r}, '{_TZ_SUFFIX}') then null
         when timezone({z}, {there}) <> {local} then 'gap'
         when timezone({z}, {there} + interval 1 hour) = {local}
           or timezone({z}, {there} - interval 1 hour) = {local} then 'overlap' end"""
+
+
+@functools.lru_cache(maxsize=32)
+def transition_days(zone: str) -> tuple[date, ...]:
+    """Local dates (PLAUSIBLE_YEARS) on which `zone`'s UTC offset changes, and the day after
+    (a change at midnight puts its gap on the next date): the only dates a wall time can fall
+    in a daylight-saving gap or overlap. One offset per day, cached per zone."""
+    tz = ZoneInfo(zone)
+    day, last = date(PLAUSIBLE_YEARS[0], 1, 1), date(PLAUSIBLE_YEARS[1], 12, 31)
+    days: set[date] = set()
+    before = datetime(day.year, day.month, day.day, tzinfo=tz).utcoffset()
+    while day <= last:
+        nxt = day + timedelta(days=1)
+        after = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).utcoffset()
+        if after != before:
+            days |= {day, nxt}
+        day, before = nxt, after
+    return tuple(sorted(days))
 
 
 class Compiler:

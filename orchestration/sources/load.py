@@ -23,16 +23,16 @@ outside the contract's accepted values, period_end before period_start; NaN/Infi
 are `wrong_type`), `missing_paid_date`, `implausible_timestamp` (year outside 1900-2200: an epoch
 in a wrong unit), `timestamp_too_old` (before SEGFLOW_TIMESTAMP_FLOOR, when set),
 `timestamp_in_future` (> now + 15 min), `outside_late_window` (event dated more than
-`late_arrival_days` before its dt= partition). The rules are compiled in `rules.py` (column
-expressions in `compiler.py`).
+`late_arrival_days` before its dt= partition). The rules are in `rules.py`, compiled into one
+query per batch by `typed_query.py` (column expressions in `compiler.py`); the readers are
+behind `files.py`, the report in `load_report.py`, the replay in `replay.py`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -40,24 +40,21 @@ import pandas as pd
 
 from contracts.raw import RAW_TABLES
 from orchestration.sources.diagnostics import empty_columns
-from orchestration.sources.files import (
-    SkippedFile,
-    SourceError,
-    TableSpec,
-    create_stage,
-    direct_columns,
-    drop_stage,
-    list_files,
-    stage_files,
-    table_spec,
+from orchestration.sources.discover import list_files
+from orchestration.sources.files import stage_files
+from orchestration.sources.load_report import LoadReport, PartitionCounts, ReplayReport
+from orchestration.sources.mappings import SourcesConfig, default_config
+from orchestration.sources.raw_write import (
+    ensure_raw_schema,
+    insert_good_and_bad,
+    partition_counts,
+    utcnow,
 )
-from orchestration.sources.mappings import (
-    SourceMapping,
-    SourcesConfig,
-    default_config,
-    matches,
-)
-from orchestration.sources.rules import params, typed_sql
+from orchestration.sources.replay import replay_quarantine
+from orchestration.sources.rules import params
+from orchestration.sources.stage import create_stage, direct_columns, drop_stage
+from orchestration.sources.tables import SourceError, TableSpec, table_spec
+from orchestration.sources.typed_query import typed_sql
 
 __all__ = [
     "RAW_TABLES",
@@ -69,238 +66,6 @@ __all__ = [
     "load_partitions",
     "replay_quarantine",
 ]
-
-_SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
-_META = (
-    "_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR, "
-    "_source_line BIGINT"
-)
-
-
-@dataclass
-class PartitionCounts:
-    partition_date: date | None  # None: undated rows whose date column is unusable
-    rows_read: int = 0
-    rows_loaded: int = 0
-    rows_quarantined: int = 0
-    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
-    duplicate_keys: int = 0  # extra rows sharing a message_id/invoice_id in the day
-    duplicate_keys_other_partitions: int = 0  # keys also loaded in nearby other partitions
-
-
-@dataclass
-class LoadReport:
-    table: str
-    source_name: str
-    source_dir: Path
-    partitions: list[PartitionCounts]
-    preview: pd.DataFrame
-    quarantine_preview: pd.DataFrame
-    extra_columns: dict[str, list[str]] = field(default_factory=dict)
-    empty_files: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    elapsed_seconds: float = 0.0
-    skipped: list[SkippedFile] = field(default_factory=list)
-    rows_per_file: dict[str, int] = field(default_factory=dict)  # rows staged per file
-    file_counts: dict[str, dict] = field(default_factory=dict)  # loaded/quarantined per file
-    file_sources: dict[str, str | None] = field(default_factory=dict)
-    presets: dict[str, str | None] = field(default_factory=dict)
-    footer_lines: dict[str, int] = field(default_factory=dict)
-    identity: dict[str, int] = field(default_factory=dict)  # external_id/email/unmatched
-    unmatched_sample: list[tuple] = field(default_factory=list)
-    fallbacks: dict[str, int] = field(default_factory=dict)  # "<col><-fallback" -> rows loaded
-    # rows quarantined before their date was known (no partition): file -> reason -> rows
-    unassigned: dict[str, dict[str, int]] = field(default_factory=dict)
-    incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
-    dst: dict[str, int] = field(default_factory=dict)  # "<col> gap|overlap" -> rows (DST_RULE)
-    mapping_errors: list[str] = field(default_factory=list)  # a mapped money/required field empty
-
-    @property
-    def blocking_skipped(self) -> list[SkippedFile]:
-        """Files not read that fail the load's gate (not hidden, not `on_skip: ignore`)."""
-        return [s for s in self.skipped if not s.ignored]
-
-    def per_file_rows(self) -> list[dict]:
-        """One row per file read or skipped: rows read = loaded + quarantined (+ rows of
-        undated files that belong to days outside this load)."""
-        rows = []
-        for rel, read in sorted(self.rows_per_file.items()):
-            c = self.file_counts.get(rel, {"loaded": 0, "quarantined": 0, "by_reason": {}})
-            rows.append(
-                {
-                    "file": rel,
-                    "status": "loaded",
-                    "source": self.file_sources.get(rel),
-                    "preset": self.presets.get(rel),
-                    "rows_read": read,
-                    "rows_loaded": c["loaded"],
-                    "rows_quarantined": c["quarantined"],
-                    "rows_other_days": read - c["loaded"] - c["quarantined"],
-                    "footer_lines": self.footer_lines.get(rel, 0),
-                    "quarantined_by_reason": ", ".join(
-                        f"{k}={v}" for k, v in sorted(c["by_reason"].items())
-                    ),
-                    "reason": "",
-                }
-            )
-        for s in self.skipped:
-            rows.append(
-                {
-                    "file": s.relative,
-                    "status": "ignored" if s.ignored else "skipped",
-                    "source": None,
-                    "preset": None,
-                    "rows_read": 0,
-                    "rows_loaded": 0,
-                    "rows_quarantined": 0,
-                    "rows_other_days": 0,
-                    "footer_lines": 0,
-                    "quarantined_by_reason": "",
-                    "reason": s.reason,
-                }
-            )
-        return rows
-
-    @property
-    def rows_read(self) -> int:
-        return sum(p.rows_read for p in self.partitions)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(p.rows_loaded for p in self.partitions)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(p.rows_quarantined for p in self.partitions)
-
-    @property
-    def quarantined_by_reason(self) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        for p in self.partitions:
-            total.update(p.quarantined_by_reason)
-        return dict(total)
-
-    @property
-    def files(self) -> list[str]:
-        return sorted({f for p in self.partitions for f in p.files})
-
-    @property
-    def duplicate_keys(self) -> int:
-        return sum(p.duplicate_keys for p in self.partitions)
-
-    def per_partition_rows(self) -> list[dict]:
-        return [
-            {
-                "partition_date": str(p.partition_date),
-                "rows_read": p.rows_read,
-                "rows_loaded": p.rows_loaded,
-                "rows_quarantined": p.rows_quarantined,
-                "quarantined_by_reason": ", ".join(
-                    f"{k}={v}" for k, v in sorted(p.quarantined_by_reason.items())
-                ),
-                "duplicate_keys": p.duplicate_keys,
-                "files": len(p.files),
-            }
-            for p in self.partitions
-        ]
-
-
-@dataclass
-class ReplayReport:
-    table: str
-    candidates: int
-    replayed: int
-    still_failing_by_reason: dict[str, int]
-
-
-def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create schema `raw`, the three raw tables and `raw.quarantine` when absent."""
-    conn.execute("create schema if not exists raw")
-    for name in RAW_TABLES:
-        spec = table_spec(name)
-        cols = ", ".join(
-            f'"{c}" {_SQL_TYPES[k] if k != "json" else "VARCHAR"}' for c, k in spec.columns
-        )
-        conn.execute(f"create table if not exists raw.{name} ({cols}, {_META})")
-    conn.execute("""create table if not exists raw.quarantine (table_name VARCHAR,
-        partition_date DATE, source_file VARCHAR, source_line BIGINT, payload VARCHAR,
-        reason_code VARCHAR, reason_detail VARCHAR, quarantined_at TIMESTAMP,
-        replayed_at TIMESTAMP)""")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _insert_good_and_bad(
-    conn, spec: TableSpec, typed: str, where: str, now: datetime, source_name: str
-) -> None:
-    """Good rows keep the typed table's order (files sorted, lines ascending): no sort."""
-    cols = ", ".join(f'"{c}"' for c in spec.column_names)
-    conn.execute(
-        f"""insert into raw.{spec.name}
-        select {cols}, partition_date, $now, $source, source_file, source_line
-        from {typed} where reason_code is null and {where}""",
-        {"now": now, "source": source_name},
-    )
-    conn.execute(
-        f"""insert into raw.quarantine
-        select '{spec.name}', partition_date, source_file, source_line,
-               rtrim(payload, chr(10) || chr(13)), reason_code,
-               reason_detail, $now, null
-        from {typed} where reason_code is not null and {where}
-        order by source_file, source_line""",
-        {"now": now},
-    )
-
-
-def _counts(
-    conn, spec: TableSpec, typed: str, where: str, days: list[date | None], late_days: int
-) -> list[PartitionCounts]:
-    """Per-day counts of the rows of `typed` matching `where`, from a few grouped scans."""
-    counts = {day: PartitionCounts(day) for day in days}
-    for day, code, n in conn.execute(f"""select partition_date, reason_code, count(*)
-                                         from {typed} where {where} group by all""").fetchall():
-        part = counts[day]
-        part.rows_read += n
-        if code is None:
-            part.rows_loaded += n
-        else:
-            part.rows_quarantined += n
-            part.quarantined_by_reason[code] = n
-    for day, files in conn.execute(f"""select partition_date, list(distinct source_file
-                                       order by source_file) from {typed} where {where}
-                                       group by all""").fetchall():
-        counts[day].files = files
-    key = spec.unique_key
-    dated = [d for d in days if d is not None]
-    if key and dated:
-        for (
-            day,
-            n,
-        ) in conn.execute(f"""select partition_date, count("{key}") - count(distinct "{key}")
-                from {typed} where reason_code is null and partition_date is not null and {where}
-                group by all""").fetchall():
-            counts[day].duplicate_keys = n
-        window = late_days + 2
-        for day, n in conn.execute(
-            f"""select t.partition_date, count(distinct t."{key}")
-                from {typed} t join (select "{key}", _partition_date from raw.{spec.name}
-                                     where _partition_date between $lo and $hi) r
-                  on r."{key}" = t."{key}" and r._partition_date <> t.partition_date
-                 and r._partition_date between t.partition_date - $w::integer
-                                           and t.partition_date + $w::integer
-                where t.reason_code is null and t.partition_date is not null and {where}
-                group by all""",
-            {
-                "lo": min(dated) - timedelta(days=window),
-                "hi": max(dated) + timedelta(days=window),
-                "w": window,
-            },
-        ).fetchall():
-            counts[day].duplicate_keys_other_partitions = n
-    return list(counts.values())
 
 
 def load_partitions(
@@ -325,7 +90,7 @@ def load_partitions(
     `dates=None` loads every day found (the dry run of `segflow sources check`)."""
     t0 = time.perf_counter()
     spec = table_spec(table)
-    now = now or _utcnow()
+    now = now or utcnow()
     config = config or default_config()
     source_dir = Path(source_dir)
     ensure_raw_schema(conn)
@@ -370,23 +135,18 @@ def load_partitions(
         for day in batch:
             if not undated and not any(f.partition_date == day for f in batch_files):
                 report.warnings.append(f"{table}: no files for partition {day}")
-        _validate_files(
+        typed, where = _typed_batch(
             conn,
             spec,
+            batch,
             batch_files,
-            "_segflow_typed",
+            bool(undated),
             sources,
             now,
             late_arrival_days,
             report,
             (timestamp_floor, max_amount),
         )
-        if undated:
-            conn.execute(
-                "insert into _segflow_typed select * from _segflow_undated "
-                "where list_contains($days, partition_date)",
-                {"days": batch},
-            )
         conn.execute("begin transaction")
         try:
             conn.execute(
@@ -398,13 +158,13 @@ def load_partitions(
                 "list_contains($days, partition_date)",
                 {"t": table, "days": batch},
             )
-            _insert_good_and_bad(conn, spec, "_segflow_typed", "true", now, source_name)
+            insert_good_and_bad(conn, spec, typed, where, now, source_name)
             conn.execute("commit")
         except Exception:
             conn.execute("rollback")
             raise
-        report.partitions += _counts(conn, spec, "_segflow_typed", "true", batch, late_arrival_days)
-        _file_counts(conn, "_segflow_typed", "true", report)
+        report.partitions += partition_counts(conn, spec, typed, where, batch, late_arrival_days)
+        _file_counts(conn, typed, where, report)
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
         _file_counts(conn, "_segflow_undated", "partition_date is null", report)
@@ -413,6 +173,27 @@ def load_partitions(
         conn.execute(f"drop table if exists {name}")
     report.elapsed_seconds = time.perf_counter() - t0
     return report
+
+
+def _typed_batch(
+    conn, spec, batch, batch_files, undated, sources, now, late_days, report, limits
+) -> tuple[str, str]:
+    """The typed rows of one batch as (table, where): the batch's dated files validated into
+    `_segflow_typed` plus the undated rows of its days; when it has no dated files, the undated
+    rows are read where they are (no copy of what may be the whole export)."""
+    if undated and not batch_files:
+        days = ", ".join(f"date '{d.isoformat()}'" for d in batch)
+        return "_segflow_undated", f"list_contains([{days}], partition_date)"
+    _validate_files(
+        conn, spec, batch_files, "_segflow_typed", sources, now, late_days, report, limits
+    )
+    if undated:
+        conn.execute(
+            "insert into _segflow_typed select * from _segflow_undated "
+            "where list_contains($days, partition_date)",
+            {"days": batch},
+        )
+    return "_segflow_typed", "true"
 
 
 def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
@@ -528,7 +309,7 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
             reason_detail = coalesce(reason_detail, $d) where partition_date is null""",
             {"d": f"undated file: no usable {' / '.join(spec.date_columns)} to assign a partition"},
         )
-        _insert_good_and_bad(
+        insert_good_and_bad(
             conn, spec, "_segflow_undated", "partition_date is null", now, source_name
         )
         conn.execute("commit")
@@ -540,7 +321,9 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
         "where partition_date is null group by all"
     ).fetchall():
         report.unassigned.setdefault(file, {})[code] = n
-    (counts,) = _counts(conn, spec, "_segflow_undated", "partition_date is null", [None], 0)
+    (counts,) = partition_counts(
+        conn, spec, "_segflow_undated", "partition_date is null", [None], 0
+    )
     if counts.rows_read:
         report.partitions.append(counts)
 
@@ -576,96 +359,3 @@ def _finish(conn, table: str, dates: list[date], report: LoadReport) -> None:
            order by partition_date, source_file, source_line limit 20""",
         {"t": table, "d": dates},
     ).df()
-
-
-def _source_of(file: str, config: SourcesConfig, table: str) -> SourceMapping | None:
-    """The mapping whose `files` patterns claim a landing file (zip members by their archive)."""
-    path = file.split("!", 1)[0]
-    for source in config.sources:
-        if source.table == table and matches(path, source.files):
-            return source
-    return None
-
-
-def replay_quarantine(
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    source_name: str,
-    late_arrival_days: int,
-    partition_dates: list[date] | None = None,
-    now: datetime | None = None,
-    timestamp_floor: date | None = None,
-    config: SourcesConfig | None = None,
-    max_amount: float | None = None,
-) -> ReplayReport:
-    """Re-validate not-yet-replayed quarantined rows of `table` (after their payload was fixed
-    in place, e.g. `update raw.quarantine set payload = ...`); rows that now pass are inserted
-    into `raw.<table>` and marked with `replayed_at`. Rows still failing stay as they are.
-    Each row is read through the mapping (sources.yml `config`) whose files it came from."""
-    spec = table_spec(table)
-    now = now or _utcnow()
-    ensure_raw_schema(conn)
-    create_stage(conn, "_segflow_replay")
-    where = "table_name = $t and replayed_at is null"
-    args: dict = {"t": table}
-    if partition_dates is not None:
-        where += " and list_contains($d, partition_date)"
-        args["d"] = sorted(set(partition_dates))
-    conn.execute(
-        f"""insert into _segflow_replay
-        select source_file, source_line, partition_date, payload,
-          case when contains(payload, chr(65533)) then 'bad_encoding' end,
-          case when contains(payload, chr(65533))
-               then 'payload still holds undecodable bytes (U+FFFD)' end, rowid
-        from raw.quarantine where {where}""",
-        args,
-    )
-    config = config or default_config()
-    groups: dict[tuple, list[str]] = {}
-    for (file,) in conn.execute("select distinct source_file from _segflow_replay").fetchall():
-        source = _source_of(file, config, table)
-        name = (file.split("!", 1)[-1] if "!" in file else file).lower()
-        tabular = any(s in name for s in (".csv", ".parquet"))
-        groups.setdefault((source.name if source else None, tabular), []).append(file)
-    verb = "create or replace temp table _segflow_replay_typed as"
-    by_name = {s.name: s for s in config.sources}
-    for (name, tabular), names in groups.items() or {(None, False): []}.items():
-        sql = typed_sql(spec, "_segflow_replay_rows", by_name.get(name), tabular)
-        sql = f"select * from ({sql}) where list_contains($replay_files, source_file)"
-        conn.execute(
-            f"{verb} {sql}",
-            {
-                **params(sql, now, late_arrival_days, timestamp_floor, max_amount),
-                "replay_files": names,
-            },
-        )
-        verb = "insert into _segflow_replay_typed"
-    rows = conn.execute(
-        "select reason_code, count(*) from _segflow_replay_typed group by all"
-    ).fetchall()
-    conn.execute("begin transaction")
-    try:
-        cols = ", ".join(f'"{c}"' for c in spec.column_names)
-        conn.execute(
-            f"""insert into raw.{table}
-            select {cols}, partition_date, $now, $source, source_file, source_line
-            from _segflow_replay_typed where reason_code is null""",
-            {"now": now, "source": source_name},
-        )
-        conn.execute(
-            """update raw.quarantine set replayed_at = $now where rowid in
-            (select quarantine_rowid from _segflow_replay_typed where reason_code is null)""",
-            {"now": now},
-        )
-        conn.execute("commit")
-    except Exception:
-        conn.execute("rollback")
-        raise
-    drop_stage(conn, "_segflow_replay")
-    conn.execute("drop table if exists _segflow_replay_typed")
-    return ReplayReport(
-        table,
-        sum(n for _, n in rows),
-        sum(n for code, n in rows if code is None),
-        {code: n for code, n in rows if code is not None},
-    )

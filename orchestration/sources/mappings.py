@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import codecs
 import os
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,12 +42,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from contracts.raw import RAW as TABLES
+from orchestration.sources.mapping_rules import (
+    ColumnRule,
+    Identity,
+    MappingError,
+    config_error,
+    parse_identity,
+    parse_rule,
+    str_list,
+)
 from orchestration.sources.presets import PRESETS
 
 SOURCES_FILE_ENV = "SEGFLOW_SOURCES_FILE"
 SOURCES_FILE_NAME = "sources.yml"
 DEFAULT_IGNORE = ("sources.yml", "sources.yaml", "README*", "*.md")
-TS_FORMATS = ("iso", "epoch_s", "epoch_ms", "epoch_us")
 FORMATS = ("auto", "jsonl", "json", "csv", "parquet")
 # ids that are numbers in one export and text in another: 42, 42.0 and "42" are one id
 DEFAULT_ID_COLUMNS = {
@@ -76,55 +83,8 @@ _SOURCE_KEYS = {
     "encoding",
     "description",
     "partition_folder",
+    "unread",
 }
-_RULE_KEYS = {
-    "from",
-    "format",
-    "case",
-    "map",
-    "default",
-    "divide_by",
-    "minor_units",
-    "size_bucket",
-    "const",
-    "file_name",
-    "merge",
-    "rest",
-    "prefix",
-    "fallback",
-}
-
-
-class MappingError(ValueError):
-    """An invalid `sources.yml`: the message names the file, the source and the key."""
-
-
-@dataclass(frozen=True)
-class ColumnRule:
-    paths: tuple[tuple[str, ...], ...] = ()  # coalesce of these paths
-    formats: tuple[str, ...] = ()  # timestamp formats tried in order
-    case: str | None = None
-    value_map: tuple[tuple[str, str], ...] = ()
-    default: str | None = None
-    divide_by: float | None = None
-    minor_units: bool = False
-    size_bucket: bool = False
-    const: str | None = None
-    file_name: tuple[tuple[str, str], ...] = ()
-    merge: bool = False
-    rest: tuple[str, ...] | None = None  # exclude these keys (and prefixed keys)
-    rest_exclude_prefixes: tuple[str, ...] = ()
-    prefix: str | None = None
-    # used when every `from` path is empty (invoices' paid_at: only for paid/refunded rows);
-    # the loader counts the rows that took it
-    fallback: tuple[tuple[str, ...], ...] = ()
-
-
-@dataclass(frozen=True)
-class Identity:
-    match_by: str | None = None  # "email": matched to identify calls' traits.email
-    email: tuple[tuple[str, ...], ...] = ()  # where the record's email is (default: email rule)
-    external_id: tuple[tuple[str, ...], ...] = ()  # a column holding the product user id
 
 
 @dataclass(frozen=True)
@@ -144,6 +104,8 @@ class SourceMapping:
     on_skip: str = "fail"  # fail | ignore
     encoding: str | None = None  # text files' encoding (None: UTF-8; a UTF-16 BOM decides)
     partition_folder: str = "dt"  # dt (dt=YYYY-MM-DD) | epoch_ms (also a folder like 1740960000000)
+    # files the source claims but does not read: (glob, reason, blocks the run)
+    unread: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def default_columns(self) -> bool:
@@ -210,7 +172,7 @@ def parse_config(raw: Any, path: Path | str = "sources.yml") -> SourcesConfig:
         )
     zone = raw.get("time_zone", "UTC")
     _check_zone(zone, where, "(top level)", "time_zone")
-    ignore = _str_list(raw.get("ignore", []), where, "(top level)", "ignore")
+    ignore = str_list(raw.get("ignore", []), where, "(top level)", "ignore")
     sources_raw = raw.get("sources")
     if not isinstance(sources_raw, dict) or not sources_raw:
         raise MappingError(
@@ -224,17 +186,13 @@ def parse_config(raw: Any, path: Path | str = "sources.yml") -> SourcesConfig:
     return SourcesConfig(Path(path), tuple(sources), DEFAULT_IGNORE + tuple(ignore))
 
 
-def _err(where: str, source: str, key: str, message: str) -> MappingError:
-    return MappingError(f"{where}: source {source!r}: key {key!r}: {message}")
-
-
 def _check_zone(zone: Any, where: str, source: str, key: str) -> None:
     if not isinstance(zone, str):
-        raise _err(where, source, key, f"expected an IANA time zone name, found {zone!r}")
+        raise config_error(where, source, key, f"expected an IANA time zone name, found {zone!r}")
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise _err(
+        raise config_error(
             where,
             source,
             key,
@@ -242,23 +200,15 @@ def _check_zone(zone: Any, where: str, source: str, key: str) -> None:
         ) from exc
 
 
-def _str_list(value: Any, where: str, source: str, key: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _err(where, source, key, f"expected a string or a list of strings, found {value!r}")
-    return list(value)
-
-
 def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
     name = str(name)
     if isinstance(body, str):  # `events: segment_s3`
         body = {"preset": body}
     if not isinstance(body, dict):
-        raise _err(where, name, "(mapping)", f"expected a mapping, found {body!r}")
+        raise config_error(where, name, "(mapping)", f"expected a mapping, found {body!r}")
     unknown = set(body) - _SOURCE_KEYS
     if unknown:
-        raise _err(
+        raise config_error(
             where,
             name,
             sorted(unknown)[0],
@@ -268,7 +218,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
     preset = body.get("preset")
     if preset is not None:
         if preset not in PRESETS:
-            raise _err(
+            raise config_error(
                 where,
                 name,
                 "preset",
@@ -283,58 +233,60 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
             merged[key] = value
     table = merged.get("table", name if name in TABLES else None)
     if table not in TABLES:
-        raise _err(
+        raise config_error(
             where,
             name,
             "table",
             f"{table!r} is not a raw table; expected one of {', '.join(TABLES)}",
         )
     spec = TABLES[table]
-    files = tuple(_str_list(merged.get("files", [f"{table}/**"]), where, name, "files"))
+    files = tuple(str_list(merged.get("files", [f"{table}/**"]), where, name, "files"))
     fmt = merged.get("format", "auto")
     if fmt not in FORMATS:
-        raise _err(where, name, "format", f"{fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise config_error(where, name, "format", f"{fmt!r}; expected one of {', '.join(FORMATS)}")
     csv_opts = merged.get("csv", {}) or {}
     if not isinstance(csv_opts, dict) or set(csv_opts) - {"footer", "delimiter"}:
-        raise _err(where, name, "csv", "expected {footer: none|auto, delimiter: ','}")
+        raise config_error(where, name, "csv", "expected {footer: none|auto, delimiter: ','}")
     footer = csv_opts.get("footer", "none")
     if footer not in ("none", "auto"):
-        raise _err(where, name, "csv.footer", f"{footer!r}; expected none or auto")
+        raise config_error(where, name, "csv.footer", f"{footer!r}; expected none or auto")
     delimiter = csv_opts.get("delimiter", ",")
     if not isinstance(delimiter, str) or len(delimiter) != 1:
-        raise _err(where, name, "csv.delimiter", f"{delimiter!r}; expected one character")
+        raise config_error(where, name, "csv.delimiter", f"{delimiter!r}; expected one character")
     tz = merged.get("time_zone", zone)
     _check_zone(tz, where, name, "time_zone")
     columns_raw = merged.get("columns", {}) or {}
     if not isinstance(columns_raw, dict):
-        raise _err(where, name, "columns", "expected a mapping contract column -> source")
+        raise config_error(where, name, "columns", "expected a mapping contract column -> source")
     columns = {}
     for col, rule in columns_raw.items():
         if col not in spec.columns:
-            raise _err(
+            raise config_error(
                 where,
                 name,
                 f"columns.{col}",
                 f"not a column of raw.{table}; expected one of {', '.join(spec.columns)}",
             )
-        columns[col] = _parse_rule(rule, where, name, f"columns.{col}")
+        columns[col] = parse_rule(rule, where, name, f"columns.{col}")
     ids = merged.get("normalize_ids", True)
     if ids is True:
         normalize = DEFAULT_ID_COLUMNS[table]
     elif ids is False or ids is None:
         normalize = ()
     else:
-        normalize = tuple(_str_list(ids, where, name, "normalize_ids"))
+        normalize = tuple(str_list(ids, where, name, "normalize_ids"))
         bad = [c for c in normalize if c not in spec.columns]
         if bad:
-            raise _err(where, name, "normalize_ids", f"{bad} are not columns of raw.{table}")
-    identity = _parse_identity(merged.get("identity"), where, name, table)
+            raise config_error(
+                where, name, "normalize_ids", f"{bad} are not columns of raw.{table}"
+            )
+    identity = parse_identity(merged.get("identity"), where, name, table)
     on_skip = merged.get("on_skip", "fail")
     if on_skip not in ("fail", "ignore"):
-        raise _err(where, name, "on_skip", f"{on_skip!r}; expected fail or ignore")
+        raise config_error(where, name, "on_skip", f"{on_skip!r}; expected fail or ignore")
     partition_folder = merged.get("partition_folder", "dt")
     if partition_folder not in ("dt", "epoch_ms"):
-        raise _err(
+        raise config_error(
             where, name, "partition_folder", f"{partition_folder!r}; expected dt or epoch_ms"
         )
     encoding = merged.get("encoding")
@@ -342,7 +294,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         try:
             codecs.lookup(str(encoding))
         except LookupError:
-            raise _err(
+            raise config_error(
                 where,
                 name,
                 "encoding",
@@ -350,7 +302,7 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
             ) from None
     records_path = merged.get("records_path")
     if records_path is not None and not isinstance(records_path, str):
-        raise _err(where, name, "records_path", "expected a key such as `data`")
+        raise config_error(where, name, "records_path", "expected a key such as `data`")
     return SourceMapping(
         name=name,
         table=table,
@@ -367,198 +319,29 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
         on_skip=on_skip,
         partition_folder=partition_folder,
         encoding=None if encoding is None else str(encoding),
+        unread=_parse_unread(merged.get("unread"), where, name),
     )
 
 
-def parse_path(text: str) -> tuple[str, ...]:
-    """`$.a.b` -> ("a", "b"); anything else is one key (spaces, `$` and dots allowed)."""
-    if text.startswith("$."):
-        return tuple(part for part in text[2:].split(".") if part)
-    return (text,)
-
-
-def _paths(value: Any, where: str, source: str, key: str) -> tuple[tuple[str, ...], ...]:
-    items = _str_list(value, where, source, key)
-    paths = tuple(parse_path(v) for v in items)
-    if any(not p for p in paths):
-        raise _err(where, source, key, f"empty path in {items!r}")
-    return paths
-
-
-def _parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
-    if isinstance(rule, (str, list)):
-        return ColumnRule(paths=_paths(rule, where, source, key))
-    if not isinstance(rule, dict):
-        raise _err(
-            where, source, key, f"expected a column name, a list or a mapping, found {rule!r}"
-        )
-    unknown = set(rule) - _RULE_KEYS
-    if unknown:
-        raise _err(
-            where,
-            source,
-            f"{key}.{sorted(unknown)[0]}",
-            f"unknown key; expected one of {', '.join(sorted(_RULE_KEYS))}",
-        )
-    out = ColumnRule()
-    if "from" in rule:
-        out = replace(out, paths=_paths(rule["from"], where, source, f"{key}.from"))
-    if "merge" in rule:
-        out = replace(out, paths=_paths(rule["merge"], where, source, f"{key}.merge"), merge=True)
-    if "fallback" in rule:
-        if "from" not in rule:
-            raise _err(where, source, f"{key}.fallback", "needs `from` (tried first)")
-        out = replace(out, fallback=_paths(rule["fallback"], where, source, f"{key}.fallback"))
-    if "format" in rule:
-        formats = tuple(_str_list(rule["format"], where, source, f"{key}.format"))
-        for fmt in formats:
-            if fmt not in TS_FORMATS and "%" not in fmt:
-                raise _err(
-                    where,
-                    source,
-                    f"{key}.format",
-                    f"{fmt!r}; expected one of "
-                    f"{', '.join(TS_FORMATS)} or a strptime pattern such as %m/%d/%Y %H:%M",
-                )
-        out = replace(out, formats=formats)
-    if "case" in rule:
-        if rule["case"] not in ("upper", "lower"):
-            raise _err(where, source, f"{key}.case", f"{rule['case']!r}; expected upper or lower")
-        out = replace(out, case=rule["case"])
-    if "map" in rule:
-        if not isinstance(rule["map"], dict):
-            raise _err(where, source, f"{key}.map", "expected a mapping value -> value")
-        out = replace(out, value_map=tuple((str(k), str(v)) for k, v in rule["map"].items()))
-    for name in ("default", "const"):
-        if name in rule:
-            out = replace(out, **{name: None if rule[name] is None else str(rule[name])})
-    if "divide_by" in rule:
-        if not isinstance(rule["divide_by"], (int, float)) or not rule["divide_by"]:
-            raise _err(where, source, f"{key}.divide_by", "expected a non-zero number")
-        out = replace(out, divide_by=float(rule["divide_by"]))
-    for name in ("minor_units", "size_bucket"):
-        if name in rule:
-            if not isinstance(rule[name], bool):
-                raise _err(where, source, f"{key}.{name}", "expected true or false")
-            out = replace(out, **{name: rule[name]})
-    if "file_name" in rule:
-        if not isinstance(rule["file_name"], dict):
-            raise _err(where, source, f"{key}.file_name", "expected a mapping glob -> value")
-        out = replace(out, file_name=tuple((str(k), str(v)) for k, v in rule["file_name"].items()))
-    if "rest" in rule:
-        spec = rule["rest"]
-        if spec is True:
-            spec = {}
-        if not isinstance(spec, dict) or set(spec) - {"exclude", "exclude_prefixes"}:
-            raise _err(
-                where,
-                source,
-                f"{key}.rest",
-                "expected true or {exclude: [...], exclude_prefixes: [...]}",
-            )
-        out = replace(
-            out,
-            rest=tuple(_str_list(spec.get("exclude", []), where, source, key)),
-            rest_exclude_prefixes=tuple(
-                _str_list(spec.get("exclude_prefixes", []), where, source, key)
-            ),
-        )
-    if "prefix" in rule:
-        if not isinstance(rule["prefix"], str) or not rule["prefix"]:
-            raise _err(where, source, f"{key}.prefix", "expected a key prefix such as context_")
-        out = replace(out, prefix=rule["prefix"])
-    if not (
-        out.paths
-        or out.const is not None
-        or out.file_name
-        or out.rest is not None
-        or out.prefix
-        or out.default is not None
-    ):
-        raise _err(
-            where,
-            source,
-            key,
-            "says nothing about where the value comes from (use "
-            "from, const, file_name, merge, rest, prefix or default)",
-        )
-    return out
-
-
-def _parse_identity(raw: Any, where: str, source: str, table: str) -> Identity:
+def _parse_unread(raw: Any, where: str, source: str) -> tuple[tuple[str, str, bool], ...]:
+    """`unread: {<glob>: <reason>}` (reported, not failing) or `{<glob>: {reason: ...,
+    block: true}}` (the run stops until the file is claimed by another source or ignored)."""
     if raw is None:
-        return Identity()
-    if not isinstance(raw, dict) or set(raw) - {"match_by", "email", "external_id"}:
-        raise _err(
-            where,
-            source,
-            "identity",
-            "expected {match_by: email, email: <column>, external_id: <column>}",
-        )
-    if table == "events":
-        raise _err(
-            where,
-            source,
-            "identity",
-            "identity matching is for CRM and billing "
-            "records (events are the product users it matches against)",
-        )
-    match_by = raw.get("match_by")
-    if match_by not in (None, "email"):
-        raise _err(where, source, "identity.match_by", f"{match_by!r}; expected email")
-    email = _paths(raw["email"], where, source, "identity.email") if "email" in raw else ()
-    external = (
-        _paths(raw["external_id"], where, source, "identity.external_id")
-        if "external_id" in raw
-        else ()
-    )
-    return Identity(match_by, email, external)
-
-
-_GLOB_CACHE: dict[str, re.Pattern] = {}
-
-
-def glob_regex(pattern: str) -> re.Pattern:
-    """`**` any folders, `*` within a name, `?` one character; matched on posix paths."""
-    if pattern not in _GLOB_CACHE:
-        out, i = [], 0
-        while i < len(pattern):
-            if pattern.startswith("**/", i):
-                out.append("(?:.*/)?")
-                i += 3
-            elif pattern.startswith("**", i):
-                out.append(".*")
-                i += 2
-            elif pattern[i] == "*":
-                out.append("[^/]*")
-                i += 1
-            elif pattern[i] == "?":
-                out.append("[^/]")
-                i += 1
-            else:
-                out.append(re.escape(pattern[i]))
-                i += 1
-        _GLOB_CACHE[pattern] = re.compile("^" + "".join(out) + "$")
-    return _GLOB_CACHE[pattern]
-
-
-def matches(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    for pattern in patterns:
-        target = path if "/" in pattern else name
-        if glob_regex(pattern).match(target):
-            return True
-    return False
-
-
-def specificity(path: str, patterns: tuple[str, ...] | list[str]) -> int:
-    """How specific the most specific of `patterns` matching `path` is (literal characters;
-    -1: none matches). The source with the most specific match claims a file, so
-    `mixpanel/engage/**` wins over `mixpanel/**` whatever the order in sources.yml."""
-    name = path.rsplit("/", 1)[-1]
-    best = -1
-    for pattern in patterns:
-        target = path if "/" in pattern else name
-        if glob_regex(pattern).match(target):
-            best = max(best, len(pattern.replace("*", "").replace("?", "")))
-    return best
+        return ()
+    if not isinstance(raw, dict):
+        raise config_error(where, source, "unread", "expected a mapping glob -> reason")
+    out = []
+    for glob, value in raw.items():
+        if isinstance(value, str):
+            value = {"reason": value}
+        if (
+            not isinstance(value, dict)
+            or set(value) - {"reason", "block"}
+            or not isinstance(value.get("reason"), str)
+            or not isinstance(value.get("block", False), bool)
+        ):
+            raise config_error(
+                where, source, f"unread.{glob}", "expected a reason, or {reason: ..., block: true}"
+            )
+        out.append((str(glob), value["reason"], value.get("block", False)))
+    return tuple(out)

@@ -153,8 +153,7 @@ def synthetic_marts(
                     "is_active_28d": active_7 + events_prev > 0,
                     "churned_28d": rng.random(n_users) < churn_p,
                     "converted_28d": rng.random(n_users) < convert_p,
-                    "revenue_next_90d": rng.poisson(np.maximum(expected_revenue, 0) / 10.0) * 10.0,
-                    "revenue_next_365d": np.nan,
+                    "ltv_future": rng.poisson(np.maximum(expected_revenue, 0) / 10.0) * 10.0,
                     "_true_churn": churn_p,
                     "_true_conversion": convert_p,
                     "_true_revenue": expected_revenue,
@@ -165,17 +164,13 @@ def synthetic_marts(
     full["snapshot_date"] = pd.to_datetime(full["snapshot_date"]).dt.date
     truth = full[["user_id", "snapshot_date", "_true_churn", "_true_conversion", "_true_revenue"]]
     base = full.drop(columns=list(truth.columns[2:]))
-    features = base.drop(
-        columns=["churned_28d", "converted_28d", "revenue_next_90d", "revenue_next_365d"]
-    )
+    features = base.drop(columns=["churned_28d", "converted_28d", "ltv_future"])
     return {
         "fct_user_features": features,
-        "ml_churn_training": base.drop(
-            columns=["converted_28d", "revenue_next_90d", "revenue_next_365d"]
-        ),
+        "ml_churn_training": base.drop(columns=["converted_28d", "ltv_future"]),
         "ml_ltv_training": base.drop(columns=["churned_28d", "converted_28d"]),
         "ml_conversion_training": base.loc[~base["is_paid"]].drop(
-            columns=["churned_28d", "revenue_next_90d", "revenue_next_365d"]
+            columns=["churned_28d", "ltv_future"]
         ),
         "truth": truth.rename(columns=lambda c: c.lstrip("_")),
     }

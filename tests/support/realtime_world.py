@@ -1,8 +1,8 @@
 """A small daily-run world for the real-time tests: contract-shaped features and scores,
 the real segment assignment, and the snapshot the consumer and `segflow serve` read.
-The segment config is the shipped one (new_users and churn_risks realtime) with the new-user
-phase ending at the first project, plus a realtime trigger on the first project, so
-completing setup mid-day changes the flow."""
+The segment config is the shipped one (new_users and churn_risks realtime; the new-user
+phase ends at the first project), plus a realtime trigger on the first project, so
+completing setup mid-day changes the flow and fires once."""
 
 from __future__ import annotations
 
@@ -50,15 +50,14 @@ class World:
 
 
 def realtime_segments_yaml() -> str:
-    """The shipped segments.yml (new_users and churn_risks are realtime) with the new-user
-    phase ending at the first project; its layout is kept so tests can append segments."""
+    """The shipped segments.yml, unchanged (tests append segments to it): its new_users rule
+    must be realtime and end with the first project, so completing setup mid-day changes the
+    flow with the shipped config."""
     text = DEFAULT_SEGMENTS_PATH.read_text()
     block = re.search(r"  - name: new_users\n(?:    .*\n)+", text)
     assert block and "    realtime: true\n" in block.group(0), "new_users is no longer realtime"
-    patched = re.sub(
-        r"(    rule: )(.*)\n", r"\1(\2) and not reached_first_project\n", block.group(0), count=1
-    )
-    return text.replace(block.group(0), patched)
+    assert "not reached_first_project" in block.group(0), "new_users no longer ends at setup"
+    return text
 
 
 def build_world(directory: Path, users: int = 300) -> World:

@@ -132,7 +132,7 @@ def build_frames(
                     "churn_band": np.select(
                         [churn_p >= 0.6, churn_p >= 0.3], ["high", "medium"], "low"
                     ),
-                    "ltv_90d": ltv.astype(float),
+                    "ltv_pred": ltv.astype(float),
                     "ltv_band": np.select([ltv >= 700, ltv >= 300], ["high", "medium"], "low"),
                     "conversion_probability": np.where(paid, np.nan, 0.1),
                     "churn_reasons": "inactive_days",

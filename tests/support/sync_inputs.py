@@ -87,7 +87,7 @@ def synthetic_inputs(n_users: int, as_of: date, seed: int = 7) -> dict[str, pd.D
                 "score_date": as_of,
                 "churn_probability": churn,
                 "churn_band": "high" if churn > 0.6 else "medium" if churn > 0.3 else "low",
-                "ltv_90d": rng.uniform(0, 900),
+                "ltv_pred": rng.uniform(0, 900),
                 "ltv_band": rng.choice(["low", "mid", "high"]),
                 "conversion_probability": None if rng.random() < 0.3 else rng.random(),
                 "churn_reasons": "low_activity,no_teammates,support_tickets",

@@ -79,6 +79,11 @@ event_counts as (
         user_id,
         activity_date,
         count(*) as events,
+        -- what counts as activity / as a purchase: settings, macros/business_events.sql
+        sum(case when {{ is_activity_event('event_type', 'event_name') }} then 1 else 0 end)
+            as activity_events,
+        sum(case when {{ is_purchase_event('event_type', 'event_name') }} then 1 else 0 end)
+            as purchase_events,
         sum(active_gap_minutes) as active_minutes,
         sum(case when event_type = 'page' then 1 else 0 end) as page_views,
         sum(
@@ -185,6 +190,8 @@ select
     event_counts.user_id,
     event_counts.activity_date,
     event_counts.events,
+    event_counts.activity_events,
+    event_counts.purchase_events,
     event_counts.page_views,
     coalesce(session_counts.sessions_started, 0) as sessions_started,
     event_counts.active_minutes,

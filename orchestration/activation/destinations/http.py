@@ -14,6 +14,7 @@ without either, one rate window; otherwise exponential backoff with full jitter.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -176,38 +177,64 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def ten_second_window_transport(
-    base_url: str,
-    token: str,
-    *,
-    auth_headers: dict[str, str],
-    reset_header: str,
-    reset_unit: float,
-    stats: DeliveryStats,
-    rate_limit: float,
-    retryable: frozenset[int],
-    timeout: tuple[float, float],
-    retry: RetryPolicy | None,
-    sleep: Callable[[float], None],
-) -> HttpTransport:
-    """JSON transport for a vendor that counts requests per 10 s window (Intercom,
-    LaunchDarkly): no banked burst, so rate x 10 s is never exceeded by a burst at the start
-    of a window; `reset_header` (in `reset_unit`s, see RateHeaders) says when the window
-    resets; `token` is masked in errors."""
-    return HttpTransport(
-        base_url,
-        headers={
-            **auth_headers,
-            "Content-Type": "application/json",
-            "User-Agent": "segflow-sync",
-        },
-        stats=stats,
-        rate_limit=rate_limit,
-        burst=1.0,
-        retryable=retryable,
-        rate_headers=RateHeaders(reset_header, reset_unit, window_s=10.0),
-        timeout=timeout,
-        retry=retry,
-        secrets=(token,),
-        sleep=sleep,
-    )
+@dataclass(frozen=True)
+class WindowedAPI:
+    """A vendor API that counts requests per 10 s window (Intercom, LaunchDarkly): how its
+    access token is found and sent, and how it says when the window resets. The destinations
+    differ only in these facts, so the token check, URL check and transport are written once."""
+
+    name: str  # the destination's name, e.g. "intercom"
+    env_prefix: str  # <PREFIX>_ACCESS_TOKEN and <PREFIX>_BASE_URL
+    token_hint: str  # what kind of token, and where a person creates one
+    auth_headers: Callable[[str], dict[str, str]]  # token -> the headers that carry it
+    reset_header: str  # epoch time the window resets, in `reset_unit`s (see RateHeaders)
+    reset_unit: float
+    retryable: frozenset[int]
+    config_error: type[ValueError] = ValueError
+
+    def token(self, given: str | None) -> str:
+        """`given`, else $<PREFIX>_ACCESS_TOKEN; a missing token is a configuration error."""
+        variable = f"{self.env_prefix}_ACCESS_TOKEN"
+        token = given if given is not None else os.environ.get(variable, "")
+        if not token.strip():
+            raise self.config_error(
+                f"{variable} is not set: the {self.name} destination needs {self.token_hint}"
+            )
+        return token
+
+    def base_url(self, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise self.config_error(
+                f"{self.env_prefix}_BASE_URL={url!r}: expected an http(s):// URL"
+            )
+        return url.rstrip("/")
+
+    def transport(
+        self,
+        base_url: str,
+        token: str,
+        stats: DeliveryStats,
+        rate_limit: float,
+        timeout: tuple[float, float],
+        retry: RetryPolicy | None,
+        sleep: Callable[[float], None],
+    ) -> HttpTransport:
+        """JSON transport with no banked burst, so rate x 10 s is never exceeded by a burst at
+        the start of a window; `token` is masked in errors."""
+        return HttpTransport(
+            base_url,
+            headers={
+                **self.auth_headers(token),
+                "Content-Type": "application/json",
+                "User-Agent": "segflow-sync",
+            },
+            stats=stats,
+            rate_limit=rate_limit,
+            burst=1.0,
+            retryable=self.retryable,
+            rate_headers=RateHeaders(self.reset_header, self.reset_unit, window_s=10.0),
+            timeout=timeout,
+            retry=retry,
+            secrets=(token,),
+            sleep=sleep,
+        )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from .base import (
     ItemResult,
     OutgoingItem,
 )
-from .http import Reply, RetryPolicy, ten_second_window_transport
+from .http import Reply, RetryPolicy, WindowedAPI
 
 API_VERSION = "2.14"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -61,6 +60,22 @@ ATTRIBUTE_TYPES = {
 
 class IntercomConfigError(ValueError):
     """Token or URL missing/invalid; the message names the environment variable."""
+
+
+API = WindowedAPI(
+    name="intercom",
+    env_prefix="INTERCOM",
+    token_hint="an access token of a private app (Developer Hub > your app > Authentication)",
+    auth_headers=lambda token: {
+        "Authorization": f"Bearer {token}",
+        "Intercom-Version": API_VERSION,
+        "Accept": "application/json",
+    },
+    reset_header="X-RateLimit-Reset",
+    reset_unit=1.0,  # epoch seconds
+    retryable=RETRYABLE_STATUSES,
+    config_error=IntercomConfigError,
+)
 
 
 class _Failed(Exception):
@@ -86,19 +101,8 @@ class IntercomDestination:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        token = (
-            access_token
-            if access_token is not None
-            else os.environ.get("INTERCOM_ACCESS_TOKEN", "")
-        )
-        if not token.strip():
-            raise IntercomConfigError(
-                "INTERCOM_ACCESS_TOKEN is not set: the intercom destination needs an access "
-                "token of a private app (Developer Hub > your app > Authentication)"
-            )
-        if not base_url.startswith(("http://", "https://")):
-            raise IntercomConfigError(f"INTERCOM_BASE_URL={base_url!r}: expected an http(s) URL")
-        self.base_url = base_url.rstrip("/")
+        token = API.token(access_token)
+        self.base_url = API.base_url(base_url)
         self.create_contacts = create_contacts
         self.max_items_per_batch = max_items_per_batch
         self.max_batch_bytes = 10_000_000  # one request per call; the item count binds
@@ -109,22 +113,8 @@ class IntercomDestination:
         self._contacts: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._transport = ten_second_window_transport(
-            self.base_url,
-            token,
-            auth_headers={
-                "Authorization": f"Bearer {token}",
-                "Intercom-Version": API_VERSION,
-                "Accept": "application/json",
-            },
-            reset_header="X-RateLimit-Reset",
-            reset_unit=1.0,
-            stats=self.stats,
-            rate_limit=rate_limit,
-            retryable=RETRYABLE_STATUSES,
-            timeout=timeout,
-            retry=retry,
-            sleep=sleep,
+        self._transport = API.transport(
+            self.base_url, token, self.stats, rate_limit, timeout, retry, sleep
         )
 
     def __repr__(self) -> str:  # never show the token
@@ -170,10 +160,16 @@ class IntercomDestination:
 
     @staticmethod
     def _attribute_names() -> list[str]:
-        from ..payload import SCORE_TEXT_COLUMNS, SYNCED_AT_ATTRIBUTE, TEXT_COLUMNS
+        from ..payload import (
+            REASONS_ATTRIBUTE,
+            SCORE_TEXT_COLUMNS,
+            SYNCED_AT_ATTRIBUTE,
+            TEXT_COLUMNS,
+        )
 
         return [
             *TEXT_COLUMNS,
+            REASONS_ATTRIBUTE,
             *SCORE_TEXT_COLUMNS,
             *ATTRIBUTE_TYPES,
             SYNCED_AT_ATTRIBUTE,

@@ -24,7 +24,6 @@ rate limiter and run report.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from datetime import date
@@ -38,7 +37,7 @@ from .base import (
     ItemResult,
     OutgoingItem,
 )
-from .http import Reply, RetryPolicy, ten_second_window_transport
+from .http import Reply, RetryPolicy, WindowedAPI
 
 API_VERSION = "20240415"
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
@@ -50,6 +49,21 @@ SEGMENT_PREFIX = "segment_"
 
 class LaunchDarklyConfigError(ValueError):
     """Token or URL missing/invalid; the message names the environment variable."""
+
+
+API = WindowedAPI(
+    name="launchdarkly",
+    env_prefix="LAUNCHDARKLY",
+    token_hint="an API access token with writer rights (Account settings > Authorization)",
+    auth_headers=lambda token: {
+        "Authorization": token,  # the raw token: LaunchDarkly takes no "Bearer"
+        "LD-API-Version": API_VERSION,
+    },
+    reset_header="X-Ratelimit-Reset",
+    reset_unit=1000.0,  # epoch milliseconds
+    retryable=RETRYABLE_STATUSES,
+    config_error=LaunchDarklyConfigError,
+)
 
 
 class LaunchDarklyDestination:
@@ -74,21 +88,8 @@ class LaunchDarklyDestination:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        token = (
-            access_token
-            if access_token is not None
-            else os.environ.get("LAUNCHDARKLY_ACCESS_TOKEN", "")
-        )
-        if not token.strip():
-            raise LaunchDarklyConfigError(
-                "LAUNCHDARKLY_ACCESS_TOKEN is not set: the launchdarkly destination needs an API "
-                "access token with writer rights (Account settings > Authorization)"
-            )
-        if not base_url.startswith(("http://", "https://")):
-            raise LaunchDarklyConfigError(
-                f"LAUNCHDARKLY_BASE_URL={base_url!r}: expected an http(s):// URL"
-            )
-        self.base_url = base_url.rstrip("/")
+        token = API.token(access_token)
+        self.base_url = API.base_url(base_url)
         self.project, self.environment, self.context_kind = project, environment, context_kind
         # None: every segment (tests, ad-hoc use); from_settings passes segments.yml's opt-ins
         self.segments = None if segments is None else tuple(segments)
@@ -102,21 +103,8 @@ class LaunchDarklyDestination:
         self.created: list[str] = []
         self.sizes: dict[str, int] = {}
         self._known: set[str] = set()
-        self._transport = ten_second_window_transport(
-            self.base_url,
-            token,
-            auth_headers={
-                "Authorization": token,  # the raw token: LaunchDarkly takes no "Bearer"
-                "LD-API-Version": API_VERSION,
-            },
-            reset_header="X-Ratelimit-Reset",
-            reset_unit=1000.0,
-            stats=self.stats,
-            rate_limit=rate_limit,
-            retryable=RETRYABLE_STATUSES,
-            timeout=timeout,
-            retry=retry,
-            sleep=sleep,
+        self._transport = API.transport(
+            self.base_url, token, self.stats, rate_limit, timeout, retry, sleep
         )
 
     def __repr__(self) -> str:  # never show the token

@@ -16,7 +16,9 @@ from typing import IO, Any
 
 from contracts.models import score_fields
 
+from ...segments.reasons import REASONS_TEXT_SQL
 from ..limits import TARGET_BATCH_BYTES
+from ..reason_text import banded_kinds, plain_reasons
 from .base import DeliveryStats, ItemResult, OutgoingItem
 
 
@@ -67,7 +69,6 @@ class OutboxDestination:
 
 # --- human-readable companions of one outbox file -------------------------------------------
 
-REASON_DIRECTION = {"churn_reasons": "+risk", "ltv_reasons": "+value"}
 PEOPLE_COLUMNS = [
     "person_id",
     "change",
@@ -82,12 +83,6 @@ PEOPLE_COLUMNS = [
     *score_fields(),
 ]
 EVENT_COLUMNS = ["event_id", "person_id", "name", "timestamp_utc", "attributes"]
-
-
-def reasons_with_direction(codes: str | None, direction: str) -> str:
-    """'inactive_14d,no_invite' -> 'inactive_14d (+risk); no_invite (+risk)'. Every reason code
-    is a feature that pushes the score up (ml/reasons.py), so the direction is the score's."""
-    return "; ".join(f"{c.strip()} ({direction})" for c in (codes or "").split(",") if c.strip())
 
 
 def _outbox_items(path: Path) -> tuple[dict[str, dict], list[dict]]:
@@ -107,7 +102,7 @@ def _outbox_items(path: Path) -> tuple[dict[str, dict], list[dict]]:
 
 def write_readable(conn: Any, outbox_file: Path | str, as_of: date) -> dict[str, str]:
     """Write `<outbox file>.people.csv` (one row per person sent: full current segments, flow,
-    scores, bands and reason codes with direction, plus which attributes this sync changed)
+    scores, bands and, in a kind's action band, its reasons in words (reason_text.py), plus which attributes this sync changed)
     and `<outbox file>.events.csv` (one row per event sent) beside the JSON-lines file."""
     outbox_file = Path(outbox_file)
     people, events = _outbox_items(outbox_file)
@@ -121,8 +116,8 @@ def write_readable(conn: Any, outbox_file: Path | str, as_of: date) -> dict[str,
         for pid in sorted(people):
             sent = {k: v for k, v in people[pid].items() if k != "segflow_synced_at"}
             row = {c: "" for c in PEOPLE_COLUMNS} | state.get(pid, {})
-            for column, direction in REASON_DIRECTION.items():
-                row[column] = reasons_with_direction(row.get(column), direction)
+            for kind, (band, reasons) in banded_kinds().items():
+                row[reasons] = plain_reasons(kind, row.get(reasons), row.get(band))
             row["person_id"] = pid
             row["change"] = "cleared" if sent and all(v == "" for v in sent.values()) else "updated"
             row["attributes_sent"] = "; ".join(
@@ -195,7 +190,7 @@ def _people_state(conn: Any, person_ids: list[str], as_of: date) -> dict[str, di
     state = {row["person_id"]: row for row in frame.to_dict("records")}
     if "segment_reasons" in tables:  # which rule arm put each person in each segment
         for pid, text in conn.execute(
-            "select user_id, string_agg(segment || ': ' || reason, '; ' order by segment) "
+            f"select user_id, {REASONS_TEXT_SQL} "
             "from main.segment_reasons where segment_date = $as_of "
             "and user_id in (select unnest($ids)) group by user_id",
             {"as_of": as_of, "ids": person_ids},

@@ -65,12 +65,23 @@ def build(wh: Warehouse, min_sample: int) -> Page:
 
 def arms(history: pd.DataFrame, min_sample: int) -> pd.DataFrame:
     """The latest day's arms with control's rate, the relative lift and its CI, and the
-    verdict in words (with days to the minimum sample at the arm's recent growth)."""
+    verdict in words (with days to the minimum sample at the arm's recent intake,
+    `users_per_day`, read from the exposure dates)."""
     latest_day = history["as_of"].max() if "as_of" in history else None
     e = history[history["as_of"] == latest_day] if latest_day is not None else history
-    control = e[e["variant"] == "control"][["experiment", "segment", RATE, "users"]]
+    if "users_per_day" not in e:
+        e = e.assign(users_per_day=math.nan)
+    control = e[e["variant"] == "control"][
+        ["experiment", "segment", RATE, "users", "users_per_day"]
+    ]
     e = e.merge(
-        control.rename(columns={RATE: "control_rate", "users": "control_users"}),
+        control.rename(
+            columns={
+                RATE: "control_rate",
+                "users": "control_users",
+                "users_per_day": "control_per_day",
+            }
+        ),
         on=["experiment", "segment"],
         how="left",
     )
@@ -79,8 +90,7 @@ def arms(history: pd.DataFrame, min_sample: int) -> pd.DataFrame:
     )
     e[["relative_lift", "lift_ci_low", "lift_ci_high"]] = pd.DataFrame(lift.tolist(), index=e.index)
     e["arm"] = e["segment"] + " · " + e["variant"]
-    growth = _daily_growth(history)
-    e["in_words"] = [verdict_words(r, min_sample, growth) for r in e.itertuples()]
+    e["in_words"] = [verdict_words(r, min_sample) for r in e.itertuples()]
     return e
 
 
@@ -101,33 +111,23 @@ def relative_lift(rate, n, control_rate, control_n) -> tuple[float, float, float
     )
 
 
-def _daily_growth(history: pd.DataFrame) -> dict[tuple[str, str, str], float]:
-    """Users added per day per arm over the days the table holds (empty with one day)."""
-    if "as_of" not in history or history["as_of"].nunique() < 2:
-        return {}
-    out = {}
-    for key, g in history.groupby(["experiment", "segment", "variant"]):
-        g = g.sort_values("as_of")
-        days = (pd.Timestamp(g["as_of"].iloc[-1]) - pd.Timestamp(g["as_of"].iloc[0])).days
-        if days > 0:
-            out[key] = (g["users"].iloc[-1] - g["users"].iloc[0]) / days
-    return out
-
-
-def verdict_words(r, min_sample: int, growth: dict) -> str:
+def verdict_words(r, min_sample: int) -> str:
+    """The verdict as a sentence; below the minimum sample, which arm is short, by how much,
+    and about how many more days at its recent intake (nothing said when no one joined)."""
     if r.verdict == "control":
         return f"control arm: {r.users:,} users"
     if r.verdict == "insufficient_sample":
-        short = [(label, n, key) for label, n, key in (
-            ("control", r.control_users, (r.experiment, r.segment, "control")),
-            (r.variant, r.users, (r.experiment, r.segment, r.variant)),
+        short = [(label, n, rate) for label, n, rate in (
+            ("control", r.control_users, r.control_per_day),
+            (r.variant, r.users, r.users_per_day),
         ) if not pd.isna(n) and n < min_sample]  # fmt: skip
         parts = []
-        for label, n, key in short:
+        for label, n, rate in short:
             text = f"{label} has {int(n):,} of the {min_sample:,} needed"
-            rate = growth.get(key, 0)
-            if rate > 0:
+            if not pd.isna(rate) and rate > 0:
                 text += f": about {math.ceil((min_sample - n) / rate)} more days at today's rate"
+            elif not pd.isna(rate):
+                text += ": no one joined it lately, so it will not get there at today's rate"
             parts.append(text)
         return "no verdict yet: " + "; ".join(parts)
     lift = "" if pd.isna(r.relative_lift) else (
@@ -147,7 +147,7 @@ def _outcome(page: Page, name: str, g: pd.DataFrame) -> None:
         .mark_rule()
         .encode(y="arm:N", x="onboarding_completion_ci_low:Q", x2="onboarding_completion_ci_high:Q")
     )
-    columns = ["segment", "variant", "users", RATE, "onboarding_completion_ci_low",
+    columns = ["segment", "variant", "users", "users_per_day", RATE, "onboarding_completion_ci_low",
                "onboarding_completion_ci_high", "relative_lift", "lift_ci_low", "lift_ci_high",
                "p_value", "retention_28d", "conversion_rate", "verdict", "in_words"]  # fmt: skip
     page.add(

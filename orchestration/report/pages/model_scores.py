@@ -1,5 +1,6 @@
 """The Models page's charts of today's scores: the churn champion's calibration and gains on
-outcomes observed since, the score distribution and the bands."""
+outcomes observed since, the score distribution, the bands and, for the band campaigns act on,
+the reasons in words."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import altair as alt
 import pandas as pd
 
 from contracts.models import KINDS
+from orchestration.activation.reason_text import ACTION_BAND, DIRECTION, banded_kinds, plain_code
 from orchestration.report.charts import W, plot
 from orchestration.report.inputs import Warehouse, nonempty
 from orchestration.report.render import Chart, Page
@@ -104,3 +106,36 @@ def scores(page: Page, wh: Warehouse) -> None:
              y=alt.Y("score:N", title=None),
              x=alt.X("users:Q", stack="normalize", title="share of users"), color="band:N")
     )  # fmt: skip
+
+
+def action_reasons(page: Page, wh: Warehouse) -> None:
+    """Per banded kind: among today's users in its action band, how many carry each reason,
+    in words (reason_text.py); users in other bands are not counted, their codes are noise."""
+    kinds = banded_kinds()
+    if not wh.has("user_scores"):
+        return
+    selects = " union all ".join(
+        f"select '{kind}' as kind, trim(code) as code, count(*) as users from main.user_scores, "
+        f"unnest(string_split({reasons}, ',')) as c(code) "
+        f"where score_date = (select max(score_date) from main.user_scores) "
+        f"and {band} = '{ACTION_BAND}' and trim(code) <> '' group by all"
+        for kind, (band, reasons) in kinds.items()
+    )
+    counts = wh.df(f"{selects} order by kind, users desc, code")
+    if not nonempty(counts):
+        page.missing.append(f"reasons (nobody is in a {ACTION_BAND} band today)")
+        return
+    counts["reason"] = [plain_code(c) for c in counts["code"]]
+    counts["meaning"] = [DIRECTION.get(k, k) for k in counts["kind"]]
+    chart = plot(
+        f"Why users are in the {ACTION_BAND} band (latest day): users per reason",
+        counts, "bar", table=counts[["meaning", "reason", "code", "users"]],
+        note=f"only users in the {ACTION_BAND} band: a reason is a feature that pushes their "
+        "score up; the same codes on a low-band user are nothing to act on",
+        width=300, height=18 * int(counts.groupby("kind").size().max()),
+        facet="meaning:N", columns=1,
+        y=alt.Y("reason:N", title=None, sort="-x"), x=alt.X("users:Q"),
+    )  # fmt: skip
+    if chart is not None:
+        chart.chart = chart.chart.resolve_scale(y="independent")
+    page.add(chart)

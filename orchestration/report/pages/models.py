@@ -41,6 +41,7 @@ def build(wh: Warehouse, inputs: ReportInputs) -> Page:
     model_scores.calibration(page, wh)
     _drift(page, inputs)
     model_scores.scores(page, wh)
+    model_scores.action_reasons(page, wh)
     return page
 
 

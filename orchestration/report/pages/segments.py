@@ -1,14 +1,15 @@
-"""Segments: size per segment over time and who entered and left (small multiples, one colour
-per segment derived from its name), overlap on the latest day and the KPIs per segment."""
+"""Segments: size per segment over time (a grey band where the rule could not decide some
+people) and who entered and left (small multiples, one colour per segment), overlap on the
+latest day and the KPIs per segment."""
 
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
 
-from orchestration.report.charts import BAD, GOOD, plot, segment_scale
+from orchestration.report.charts import BAD, GOOD, UNDECIDED, plot, segment_scale
 from orchestration.report.inputs import Warehouse, as_days, nonempty
-from orchestration.report.render import Page
+from orchestration.report.render import Page, table_block
 
 FIRST_LOAD = "first load"
 KPI_COLUMNS = [
@@ -67,18 +68,78 @@ def reasons_chart(wh: Warehouse):
     return chart
 
 
-def _sizes(page: Page, wh: Warehouse) -> None:
-    sizes = wh.df(
+def sizes(wh: Warehouse) -> pd.DataFrame:
+    """Members per segment and day, with the people its rule could not decide (a column it
+    reads was null; see segments/coverage.py): every configured segment has a row on every
+    day, members or not, so an undecided segment is not silently left out."""
+    members = (
         "select segment_date as day, s.segment, count(*) as users from main.user_segments, "
-        "unnest(segments) as s(segment) group by all order by day, segment"
+        "unnest(segments) as s(segment) group by all"
     )
-    page.add(
-        plot("Segment size over time (one panel per segment)", as_days(sizes, "day"), "line",
-             table=sizes, width=200, height=110, facet="segment:N",
-             x=alt.X("day:T", title=None), y=alt.Y("users:Q"),
-             color=alt.Color("segment:N", scale=segment_scale(sizes["segment"]), legend=None)),
-        "segment sizes (user_segments is empty)",
+    if not wh.has("segment_coverage"):
+        return wh.df(
+            f"select *, 0::BIGINT as undetermined, null::BIGINT as population, "
+            f"[]::VARCHAR[] as null_columns from ({members}) order by day, segment"
+        )
+    return wh.df(
+        f"with m as ({members}), c as (select * from main.segment_coverage "
+        "where segment_date in (select distinct segment_date from main.user_segments)) "
+        "select coalesce(c.segment_date, m.day) as day, coalesce(c.segment, m.segment) as segment, "
+        "coalesce(m.users, 0) as users, coalesce(c.undetermined, 0) as undetermined, "
+        "c.population, coalesce(c.null_columns, []::VARCHAR[]) as null_columns "
+        "from m full join c on c.segment_date = m.day and c.segment = m.segment order by 1, 2"
+    )
+
+
+def partly_evaluated(sizes_frame: pd.DataFrame) -> pd.DataFrame:
+    """Per segment with undecided people on some day: the days affected and its latest such
+    day's members, undecided count and the null columns."""
+    undecided = sizes_frame[sizes_frame["undetermined"] > 0]
+    rows = []
+    for segment, g in undecided.groupby("segment", sort=True):
+        last = g.iloc[-1]
+        rows.append({
+            "segment": segment, "days_affected": len(g), "latest_day": last["day"],
+            "members": int(last["users"]), "undecided": int(last["undetermined"]),
+            "population": last["population"], "null_columns": ", ".join(last["null_columns"]),
+        })  # fmt: skip
+    return pd.DataFrame(
+        rows,
+        columns=["segment", "days_affected", "latest_day", "members", "undecided", "population",
+                 "null_columns"],
     )  # fmt: skip
+
+
+def size_chart(sizes_frame: pd.DataFrame):
+    """Small multiples of members per day; where the rule could not decide some people, a
+    grey band reaches up to members + undecided (the size lies somewhere in it)."""
+    data = as_days(sizes_frame.drop(columns=["null_columns"]), "day")
+    data["upper"] = data["users"] + data["undetermined"]
+    band = (
+        alt.Chart(data)
+        .mark_area(color=UNDECIDED, opacity=0.35)
+        .encode(x="day:T", y="users:Q", y2="upper:Q")
+    )
+    partly = partly_evaluated(sizes_frame)
+    note = ""
+    if len(partly):
+        note = "partly evaluated (grey band: people the rule could not decide): " + "; ".join(
+            f"{r.segment} {r.undecided:,} undecided on {r.latest_day} ({r.null_columns} null)"
+            for r in partly.itertuples()
+        )
+    return plot("Segment size over time (one panel per segment)", data, "line",
+                table=sizes_frame, note=note, width=200, height=110, facet="segment:N",
+                layers=(band,), x=alt.X("day:T", title=None),
+                y=alt.Y("users:Q", title="members"),
+                color=alt.Color("segment:N", scale=segment_scale(data["segment"]), legend=None))  # fmt: skip
+
+
+def _sizes(page: Page, wh: Warehouse) -> None:
+    frame = sizes(wh)
+    page.add(size_chart(frame), "segment sizes (user_segments is empty)")
+    partly = partly_evaluated(frame)
+    if len(partly):
+        page.add(table_block("Partly evaluated segments (members are a lower bound)", partly))
     latest = wh.df(
         "with l as (select * from main.user_segments "
         "where segment_date = (select max(segment_date) from main.user_segments)), "
@@ -150,7 +211,7 @@ def _kpis(page: Page, wh: Warehouse) -> None:
         return
     k = wh.df(
         "select segment, users, avg_session_minutes, conversion_to_premium, churn_rate, "
-        "churn_rate_source, avg_ltv_90d, onboarding_completion from main.fct_segment_kpis "
+        "churn_rate_source, avg_ltv_pred, onboarding_completion from main.fct_segment_kpis "
         "where segment_date = (select max(segment_date) from main.fct_segment_kpis) "
         "order by users desc"
     )

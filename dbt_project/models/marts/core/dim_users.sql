@@ -13,7 +13,7 @@ with contacts as (
 activity as (
     select
         user_id,
-        max(activity_date) as last_active_date,
+        max(case when activity_events > 0 then activity_date end) as last_active_date,
         max(case when first_{{ value_milestone }} then 1 else 0 end) as reached_value
     from {{ ref('int_user_activity_daily') }}
     group by user_id

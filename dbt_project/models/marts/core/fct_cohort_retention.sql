@@ -17,10 +17,11 @@ activity as (
         user_id,
         activity_date
     from {{ activity_rel }}
+    where activity_events > 0  -- what counts as activity: a setting (business_events.sql)
 ),
 
 data_end as (
-    select max(activity_date) as data_end_date from activity
+    select max(activity_date) as data_end_date from {{ activity_rel }}
 ),
 
 -- Every day from the first signup to the last day with data (periods are derived from it).

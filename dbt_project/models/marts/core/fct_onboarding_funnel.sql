@@ -3,7 +3,7 @@
 -- each milestone of vars.tracking_plan in order: users in the group, users who reached the
 -- milestone, share of the group, conversion from the previous step (reached this / reached
 -- previous; step 1 = share of the group), drop-off from the previous step (users), and the
--- median days from signup to first reaching it.
+-- median days from signup to first reaching it. The rates are macros/funnel.sql's.
 -- Sequential funnel: a user counts at step k (users_reached) only after reaching steps 1..k
 -- (in any time order), so users_reached never grows along the steps, conversion stays in
 -- [0, 1] and drop-off is never negative even when users skip steps. users_reached_any_order
@@ -32,11 +32,7 @@ users as (
         f.first_date_{{ m['name'] }},
         {% endfor -%}
         {% for m in milestones -%}
-        {%- set index = loop.index %}
-        true
-        {% for earlier in milestones[:index] %}
-        and f.first_date_{{ earlier['name'] }} is not null
-        {% endfor -%}
+        {{ funnel_reached_through(milestones, loop.index, 'f.first_date_', ' is not null') }}
             as reached_through_{{ m['name'] }},
         {% endfor -%}
         u.user_id,
@@ -83,8 +79,7 @@ steps as (
 with_previous as (
     select
         steps.*,
-        lag(steps.users_reached)
-            over (partition by steps.dimension, steps.dimension_value order by steps.step_number)
+        {{ funnel_previous_reached('steps.dimension, steps.dimension_value') }}
             as previous_reached
     from steps
 )
@@ -97,15 +92,6 @@ select
     cast(users_in_group as {{ dbt.type_int() }}) as users_in_group,
     cast(users_reached as {{ dbt.type_int() }}) as users_reached,
     cast(users_reached_any_order as {{ dbt.type_int() }}) as users_reached_any_order,
-    cast(users_reached * 1.0 / users_in_group as {{ segflow_double() }}) as reached_rate,
-    cast(
-        case
-            when coalesce(previous_reached, users_in_group) > 0
-                then users_reached * 1.0 / coalesce(previous_reached, users_in_group)
-        end as {{ segflow_double() }}
-    ) as conversion_from_previous,
-    cast(
-        coalesce(previous_reached, users_in_group) - users_reached as {{ dbt.type_int() }}
-    ) as drop_off_users,
+    {{ funnel_step_rates('users_in_group') }},
     cast(median_days_to_reach as {{ segflow_double() }}) as median_days_to_reach
 from with_previous

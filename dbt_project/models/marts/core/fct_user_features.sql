@@ -62,6 +62,8 @@ contact_versions as (
     select * from {{ contacts_rel }}
 ),
 
+-- Paid invoices (revenue, MRR) and purchases: which invoices / track calls count as a
+-- purchase is a setting (macros/business_events.sql); purchase events carry no amount.
 revenue_invoices as (
     select
         user_id,
@@ -69,9 +71,21 @@ revenue_invoices as (
         amount_usd,
         monthly_amount_usd,
         period_start_date,
-        period_end_date
+        period_end_date,
+        {{ invoices_are_purchases() }} as is_purchase
     from {{ ref('stg_billing__invoices') }}
     where is_revenue
+    union all
+    select
+        user_id,
+        activity_date as paid_date,
+        0.0 as amount_usd,
+        cast(null as {{ segflow_double() }}) as monthly_amount_usd,
+        cast(null as date) as period_start_date,
+        cast(null as date) as period_end_date,
+        true as is_purchase
+    from daily
+    where purchase_events > 0
 ),
 
 data_end as (
@@ -149,9 +163,11 @@ grid as (
 prior_activity as (
     select
         daily.user_id,
-        max(daily.activity_date) as last_active_date,
-        min(daily.activity_date) as first_active_date,
-        count(*) as active_days,
+        max(case when daily.activity_events > 0 then daily.activity_date end)
+            as last_active_date,
+        min(case when daily.activity_events > 0 then daily.activity_date end)
+            as first_active_date,
+        sum(case when daily.activity_events > 0 then 1 else 0 end) as active_days,
         max(case when daily.cancel_events > 0 then daily.activity_date end) as last_cancel_date,
         {% for column, milestone in counters.items() -%}
         sum(daily.milestone_{{ milestone }}_events) as {{ column }},
@@ -171,9 +187,11 @@ prior_revenue as (
     select
         revenue_invoices.user_id,
         {{ exact_sum('revenue_invoices.amount_usd') }} as revenue,
-        count(*) as purchases,
-        min(revenue_invoices.paid_date) as first_purchase_date,
-        max(revenue_invoices.paid_date) as last_purchase_date,
+        sum(case when revenue_invoices.is_purchase then 1 else 0 end) as purchases,
+        min(case when revenue_invoices.is_purchase then revenue_invoices.paid_date end)
+            as first_purchase_date,
+        max(case when revenue_invoices.is_purchase then revenue_invoices.paid_date end)
+            as last_purchase_date,
         max(revenue_invoices.period_end_date) as paid_through_date
     from revenue_invoices
     inner join user_bounds
@@ -188,7 +206,7 @@ revenue_daily as (
         user_id,
         paid_date,
         {{ exact_sum('amount_usd') }} as revenue,
-        count(*) as purchases,
+        sum(case when is_purchase then 1 else 0 end) as purchases,
         max(period_end_date) as paid_through_date
     from revenue_invoices
     group by user_id, paid_date
@@ -199,7 +217,7 @@ dense as (
         grid.user_id,
         grid.snapshot_date,
         grid.region_start,
-        case when daily.user_id is null then 0 else 1 end as active,
+        case when coalesce(daily.activity_events, 0) > 0 then 1 else 0 end as active,
         coalesce(daily.events, 0) as events,
         coalesce(daily.sessions_started, 0) as sessions,
         coalesce(daily.active_minutes, 0.0) as active_minutes,

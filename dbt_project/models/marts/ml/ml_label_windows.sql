@@ -7,12 +7,12 @@
 --     on some day in (S, S + churn_horizon_days];
 --   converted_next_window: an upgrade event, a paid-plan CRM version or a paid invoice in
 --     (S, S + conversion_window_days];
---   revenue_next_<h>d_observed: revenue in (S, S + h] for each LTV horizon h;
+--   revenue_next_window: revenue in (S, S + ltv_horizon_days];
 -- plus whether each window is covered by the data (S + window <= last day with data).
 -- Every customer appears (churned ones too); the training marts pick their populations.
 {%- set horizon_days = var('churn_horizon_days') | int -%}
 {%- set conversion_days = var('conversion_window_days') | int -%}
-{%- set horizons = var('ltv_horizons_days') -%}
+{%- set ltv_days = var('ltv_horizon_days') | int -%}
 {%- set plan = var('tracking_plan') %}
 with daily_state as (
     select
@@ -65,58 +65,32 @@ revenue as (
 ),
 
 future_upgrades as (
-    select
-        s.user_id,
-        s.snapshot_date,
-        sum(a.upgrade_events) as upgrades_next_conversion
-    from snapshots as s
-    inner join activity as a
-        on
-            s.user_id = a.user_id
-            and s.snapshot_date < a.activity_date
-            and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
-    group by s.user_id, s.snapshot_date
+    {{ forward_window(
+        'snapshots', 'snapshot_date', 'activity', 'activity_date', conversion_days,
+        ['sum(e.upgrade_events) as upgrades_next_conversion'],
+    ) }}
 ),
 
 future_paid_plan as (
-    select
-        s.user_id,
-        s.snapshot_date,
-        count(*) as paid_versions
-    from snapshots as s
-    inner join paid_contacts as c
-        on
-            s.user_id = c.user_id
-            and s.snapshot_date < c.valid_from_date
-            and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
-    group by s.user_id, s.snapshot_date
+    {{ forward_window(
+        'snapshots', 'snapshot_date', 'paid_contacts', 'valid_from_date', conversion_days,
+        ['count(*) as paid_versions'],
+    ) }}
 ),
 
 future_revenue as (
-    select
-        s.user_id,
-        s.snapshot_date,
-        {% for h in horizons -%}
-        {{ exact_sum(
-            "case when r.paid_date <= " ~ dbt.dateadd('day', h, 's.snapshot_date')
-            ~ " then r.amount_usd else 0 end"
-        ) }}
-            as revenue_next_{{ h }}d,
-        {% endfor -%}
-        sum(
-            case
-                when r.paid_date <= {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
-                    then 1
-                else 0
-            end
-        ) as invoices_next_conversion
-    from snapshots as s
-    inner join revenue as r
-        on
-            s.user_id = r.user_id
-            and s.snapshot_date < r.paid_date
-            and r.paid_date <= {{ dbt.dateadd('day', horizons | max, 's.snapshot_date') }}
-    group by s.user_id, s.snapshot_date
+    {{ forward_window(
+        'snapshots', 'snapshot_date', 'revenue', 'paid_date', [ltv_days, conversion_days] | max,
+        [
+            exact_sum(
+                "case when e.paid_date <= " ~ dbt.dateadd('day', ltv_days, 'm.snapshot_date')
+                ~ " then e.amount_usd else 0 end"
+            ) ~ ' as revenue_next_window',
+            "sum(case when e.paid_date <= "
+            ~ dbt.dateadd('day', conversion_days, 'm.snapshot_date')
+            ~ " then 1 else 0 end) as invoices_next_conversion",
+        ],
+    ) }}
 )
 
 select
@@ -128,10 +102,8 @@ select
     <= d.data_end_date as churn_window_covered,
     {{ dbt.dateadd('day', conversion_days, 's.snapshot_date') }}
     <= d.data_end_date as conversion_window_covered,
-    {% for h in horizons -%}
-    {{ dbt.dateadd('day', h, 's.snapshot_date') }} <= d.data_end_date as ltv_{{ h }}d_covered,
-    coalesce(fr.revenue_next_{{ h }}d, 0.0) as revenue_next_{{ h }}d_observed,
-    {% endfor -%}
+    {{ dbt.dateadd('day', ltv_days, 's.snapshot_date') }} <= d.data_end_date as ltv_window_covered,
+    coalesce(fr.revenue_next_window, 0.0) as revenue_next_window,
     {{ churn_outcome(
         's.churns_within_horizon', 's.active_days_total', 's.active_days_total_at_horizon',
     ) }} as churned_next_window,

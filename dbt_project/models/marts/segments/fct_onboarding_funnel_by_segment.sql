@@ -2,7 +2,7 @@
 -- members, members who had reached the milestone by segment_date (from fct_user_features),
 -- share, conversion from the previous step and drop-off. Sequential, as fct_onboarding_funnel:
 -- users_reached counts members who had reached steps 1..k; users_reached_any_order counts
--- every member who had reached the milestone.
+-- every member who had reached the milestone. The rates are macros/funnel.sql's.
 {%- set milestones = var('tracking_plan')['milestones'] %}
 with members as (
     select
@@ -34,11 +34,7 @@ steps as (
         count(*) as users_in_segment,
         sum(
             case
-                when
-                    true
-                    {% for earlier in milestones[:loop.index] -%}
-                    and reached_{{ earlier['name'] }}
-                    {% endfor -%}
+                when {{ funnel_reached_through(milestones, loop.index, 'reached_') }}
                     then 1
                 else 0
             end
@@ -53,8 +49,7 @@ steps as (
 with_previous as (
     select
         steps.*,
-        lag(steps.users_reached)
-            over (partition by steps.segment_date, steps.segment order by steps.step_number)
+        {{ funnel_previous_reached('steps.segment_date, steps.segment') }}
             as previous_reached
     from steps
 )
@@ -67,14 +62,5 @@ select
     cast(users_in_segment as {{ dbt.type_int() }}) as users_in_segment,
     cast(users_reached as {{ dbt.type_int() }}) as users_reached,
     cast(users_reached_any_order as {{ dbt.type_int() }}) as users_reached_any_order,
-    cast(users_reached * 1.0 / users_in_segment as {{ segflow_double() }}) as reached_rate,
-    cast(
-        case
-            when coalesce(previous_reached, users_in_segment) > 0
-                then users_reached * 1.0 / coalesce(previous_reached, users_in_segment)
-        end as {{ segflow_double() }}
-    ) as conversion_from_previous,
-    cast(
-        coalesce(previous_reached, users_in_segment) - users_reached as {{ dbt.type_int() }}
-    ) as drop_off_users
+    {{ funnel_step_rates('users_in_segment') }}
 from with_previous

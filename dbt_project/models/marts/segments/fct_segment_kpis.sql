@@ -5,7 +5,7 @@
 -- churn_rate = share of the churn population's members with the churn outcome over the next
 -- churn_horizon_days (the model's label: macros churn_population / churn_outcome) when
 -- observable (churn_rate_source 'observed'), otherwise the mean
--- churn_probability from user_scores ('predicted'); avg_ltv_90d from user_scores.
+-- churn_probability from user_scores ('predicted'); avg_ltv_pred from user_scores.
 -- Means are exact (decimal sums, see segflow_exact_numeric) so they do not depend on row order.
 with members as (
     select * from {{ ref('int_segment_members') }}
@@ -25,7 +25,7 @@ kpis as (
             as observed_churn_rate,
         count(churned_next) as churn_observed_users,
         {{ exact_avg('churn_probability') }} as avg_churn_probability,
-        {{ exact_avg('ltv_90d') }} as avg_ltv_90d
+        {{ exact_avg('ltv_pred') }} as avg_ltv_pred
     from members
     group by segment_date, segment
 )
@@ -47,5 +47,5 @@ select
         when churn_observed_users > 0 then 'observed'
         when avg_churn_probability is not null then 'predicted'
     end as churn_rate_source,
-    cast(avg_ltv_90d as {{ segflow_double() }}) as avg_ltv_90d
+    cast(avg_ltv_pred as {{ segflow_double() }}) as avg_ltv_pred
 from kpis

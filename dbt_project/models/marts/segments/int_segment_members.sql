@@ -43,63 +43,36 @@ members as (
     where tags.segment is not null
 ),
 
+member_days as (
+    select distinct
+        user_id,
+        segment_date
+    from members
+),
+
 future as (
-    select
-        m.user_id,
-        m.segment_date,
-        sum(a.upgrade_events) as upgrades_next
-    from (
-        select distinct
-            user_id,
-            segment_date
-        from members
-    ) as m
-    inner join {{ ref('int_user_activity_daily') }} as a
-        on
-            m.user_id = a.user_id
-            and m.segment_date < a.activity_date
-            and a.activity_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }}
-    group by m.user_id, m.segment_date
+    {{ forward_window(
+        'member_days', 'segment_date', ref('int_user_activity_daily'), 'activity_date',
+        conversion_days, ['sum(e.upgrade_events) as upgrades_next'],
+    ) }}
 ),
 
 future_state as (
-    select
-        m.user_id,
-        m.segment_date,
-        max(case when f.is_churned then 1 else 0 end) as churns_within_horizon,
-        max(f.active_days_total) as active_days_total_at_horizon
-    from (
-        select distinct
-            user_id,
-            segment_date
-        from members
-    ) as m
-    inner join {{ ref('fct_user_features') }} as f
-        on
-            m.user_id = f.user_id
-            and m.segment_date < f.snapshot_date
-            and f.snapshot_date <= {{ dbt.dateadd('day', churn_days, 'm.segment_date') }}
-    group by m.user_id, m.segment_date
+    {{ forward_window(
+        'member_days', 'segment_date', ref('fct_user_features'), 'snapshot_date', churn_days,
+        [
+            'max(case when e.is_churned then 1 else 0 end) as churns_within_horizon',
+            'max(e.active_days_total) as active_days_total_at_horizon',
+        ],
+    ) }}
 ),
 
 future_paid as (
-    select
-        m.user_id,
-        m.segment_date,
-        count(*) as paid_versions
-    from (
-        select distinct
-            user_id,
-            segment_date
-        from members
-    ) as m
-    inner join {{ ref('stg_crm__contact_snapshots') }} as c
-        on
-            m.user_id = c.user_id
-            and c.plan in {{ sql_list(plan['paid_plans']) }}
-            and m.segment_date < c.valid_from_date
-            and c.valid_from_date <= {{ dbt.dateadd('day', conversion_days, 'm.segment_date') }}
-    group by m.user_id, m.segment_date
+    {{ forward_window(
+        'member_days', 'segment_date', ref('stg_crm__contact_snapshots'), 'valid_from_date',
+        conversion_days, ['count(*) as paid_versions'],
+        event_filter="e.plan in " ~ sql_list(plan['paid_plans']),
+    ) }}
 ),
 
 scores as (
@@ -107,14 +80,14 @@ scores as (
         user_id,
         score_date,
         churn_probability,
-        ltv_90d
+        ltv_pred
     from {{ source('segflow', 'user_scores') }}
 )
 
 select
     members.*,
     scores.churn_probability,
-    scores.ltv_90d,
+    scores.ltv_pred,
     case
         when
             members.churn_window_covered

@@ -7,7 +7,7 @@ All functions are vectorised over users (numpy arrays indexed by user position).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -58,9 +58,20 @@ DOW_ACTIVITY = np.array([1.0, 1.02, 1.03, 1.0, 0.9, 0.38, 0.32])  # Monday .. Su
 PRO_PRICE = np.array([29.0, 79.0, 199.0, 499.0, 990.0])  # USD per month by size
 ENTERPRISE_PRICE = np.array([499.0, 899.0, 1490.0, 2990.0, 5990.0])
 INVOICE_STATUS = ("paid", "open", "refunded")
-INVOICE_STATUS_P = (0.93, 0.05, 0.02)
-CANCEL_EVENT_P = 0.7
+PAID, OPEN, REFUNDED = range(3)
+REFUND_P = 0.02  # share of successful charges refunded later (still revenue, as billed)
 SUPPORT_BASE = 0.012
+
+# Subscriptions (contractual churn). A paid subscriber cancels with a daily hazard driven by
+# engagement (decayed count of core-feature use, days inactive), recent support tickets and a
+# failed payment being retried; a failed charge not recovered within DUNNING_DAYS retries ends
+# the subscription (involuntary cancellation). Every subscription end is a "Subscription
+# Cancelled" event (the billing system's record) and a CRM plan change to free.
+CANCEL_BASE = np.array([0.003, 0.0035, 0.004, 0.005])  # by latent type
+CARD_FAIL_BETA = (1.0, 24.0)  # per-user chance that a monthly charge fails ~ Beta (mean 4%)
+DUNNING_DAYS = 6  # daily retries after a failed charge before the subscription ends
+RECOVER_P = 0.3  # daily chance that a retry succeeds
+LEAVE_AFTER_CANCEL_P = 0.6  # share of cancelled subscribers who also stop using the product
 
 
 @dataclass
@@ -77,21 +88,46 @@ class Population:
     signup_second: np.ndarray  # second of the signup day
     starts_on_trial: np.ndarray
     feature_pref: np.ndarray  # (users, features) preference weights
+    card_fail_p: np.ndarray  # chance that one monthly charge fails
+
+    @staticmethod
+    def signup_weights(days: int, start_weekday: int, upto: int) -> np.ndarray:
+        """Relative signups on day indices 0 .. upto-1 of a product whose growth curve is set
+        by its first `days` days (linear growth, weekends at about half the weekday rate)."""
+        day_idx = np.arange(upto)
+        growth = 1.0 + 0.8 * day_idx / max(days - 1, 1)
+        return growth * np.where(((day_idx + start_weekday) % 7) >= 5, 0.45, 1.0)
 
     @classmethod
     def draw(
         cls, rng: np.random.Generator, users: int, days: int, n_features: int, start_weekday: int
     ) -> Population:
-        day_idx = np.arange(days)
-        growth = 1.0 + 0.8 * day_idx / max(days - 1, 1)
-        weekday = np.where(((day_idx + start_weekday) % 7) >= 5, 0.45, 1.0)
-        weights = growth * weekday
+        weights = cls.signup_weights(days, start_weekday, days)
         # Systematic sampling: each day gets the floor or ceiling of its expected signups, so
-        # small demos still have signups every day (weekends at about half the weekday rate).
+        # small demos still have signups every day.
         expected = np.cumsum(weights / weights.sum() * users)
         signup_day = np.minimum(
             np.searchsorted(expected, np.arange(users) + rng.random(), side="right"), days - 1
         )
+        return cls._with_attributes(rng, np.sort(signup_day), n_features)
+
+    @classmethod
+    def draw_after(
+        cls, seed: int, users: int, days: int, n_features: int, start_weekday: int, day: int
+    ) -> Population:
+        """The users signing up on `day` >= `days` (the product goes on growing after the
+        horizon it was generated for): the same growth curve continued, a Poisson count; drawn
+        from a stream of its own per day, so adding days never changes earlier ones."""
+        weights = cls.signup_weights(days, start_weekday, day + 1)
+        rng = np.random.default_rng([seed, 1, day])
+        count = rng.poisson(users * weights[day] / weights[:days].sum())
+        return cls._with_attributes(rng, np.full(count, day), n_features)
+
+    @classmethod
+    def _with_attributes(
+        cls, rng: np.random.Generator, signup_day: np.ndarray, n_features: int
+    ) -> Population:
+        users = len(signup_day)
         hours = rng.normal(14.0, 3.5, users).clip(0.0, 23.99)
         channel = rng.choice(len(CHANNELS), users, p=CHANNEL_P)
         return cls(
@@ -101,10 +137,20 @@ class Population:
             channel=channel,
             industry=rng.integers(0, len(INDUSTRIES), users),
             country=rng.choice(len(COUNTRIES), users, p=COUNTRY_P),
-            signup_day=np.sort(signup_day),
+            signup_day=signup_day,
             signup_second=(hours * 3600).astype(np.int64),
             starts_on_trial=rng.random(users) < CHANNEL_TRIAL_P[channel],
             feature_pref=rng.gamma(0.8, 1.0, (users, n_features)),
+            card_fail_p=rng.beta(*CARD_FAIL_BETA, users),
+        )
+
+    def extended(self, more: Population) -> Population:
+        """This population followed by `more` (whose signups are later)."""
+        return Population(
+            **{
+                f.name: np.concatenate([getattr(self, f.name), getattr(more, f.name)])
+                for f in fields(self)
+            }
         )
 
 
@@ -122,19 +168,64 @@ def churn_hazard(
     idx: np.ndarray,
     days_inactive: np.ndarray,
     milestones: np.ndarray,
-    plan: np.ndarray,
     recent_tickets: np.ndarray,
 ) -> np.ndarray:
-    """Daily probability of churning: rises with disengagement (days inactive), falls with
-    onboarding milestones reached and with a paid plan, rises after support tickets."""
+    """Daily probability that a free or trial user leaves silently: rises with
+    disengagement (days inactive), falls with onboarding milestones reached, rises after
+    support tickets."""
     h = (
         CHURN_BASE[pop.latent[idx]]
         * np.exp(0.07 * np.minimum(days_inactive, 30))
         * np.exp(-0.3 * (milestones - 1))
-        * np.where(plan >= PRO, 0.5, 1.0)
         * np.where(recent_tickets > 0, 1.6, 1.0)
     )
     return np.clip(h, 0.0, 0.5)
+
+
+def cancel_hazard(
+    pop: Population,
+    idx: np.ndarray,
+    days_inactive: np.ndarray,
+    feature_use: np.ndarray,
+    recent_tickets: np.ndarray,
+    dunning: np.ndarray,
+) -> np.ndarray:
+    """Daily probability that a paid subscriber cancels: falls with core-feature use (the
+    decayed daily count), rises with days inactive, after support tickets and while a failed
+    charge is being retried."""
+    h = (
+        CANCEL_BASE[pop.latent[idx]]
+        * np.exp(-0.12 * np.minimum(feature_use, 20.0))
+        * np.exp(0.06 * np.minimum(days_inactive, 30))
+        * np.where(recent_tickets > 0, 1.8, 1.0)
+        * np.where(dunning > 0, 3.0, 1.0)
+    )
+    return np.clip(h, 0.0, 0.5)
+
+
+def exit_hazard(
+    pop: Population,
+    idx: np.ndarray,
+    plan: np.ndarray,
+    days_inactive: np.ndarray,
+    milestones: np.ndarray,
+    feature_use: np.ndarray,
+    recent_tickets: np.ndarray,
+    dunning: np.ndarray,
+) -> np.ndarray:
+    """A subscriber's cancellation hazard, a free or trial user's churn hazard."""
+    return np.where(
+        plan >= PRO,
+        cancel_hazard(pop, idx, days_inactive, feature_use, recent_tickets, dunning),
+        churn_hazard(pop, idx, days_inactive, milestones, recent_tickets),
+    )
+
+
+def core_share(pop: Population, idx: np.ndarray, milestones: np.ndarray, unlock_level, core_mask):
+    """Chance that one feature event of each user is a core feature (its preferences over the
+    features unlocked by its milestones)."""
+    w = pop.feature_pref[idx] * (milestones[:, None] > unlock_level[None, :])
+    return (w * core_mask[None, :]).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
 
 
 def upgrade_hazard(
@@ -184,20 +275,24 @@ def truth_snapshot(
     idx: np.ndarray,
     h_churn: np.ndarray,
     h_upgrade: np.ndarray,
+    h_cancel_paid: np.ndarray,
     plan: np.ndarray,
     days_since_anchor: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """True 28-day churn / conversion probabilities and expected 90-day revenue.
 
     Computed from the hazards the simulation uses on the next day, held constant over the
-    horizon (a constant-hazard projection with churn and conversion as competing risks)."""
+    horizon (a constant-hazard projection with churn and conversion as competing risks).
+    `h_churn` is the exit hazard (a subscriber's cancellation, a free user's churn);
+    `h_cancel_paid` the cancellation hazard each user would have as a subscriber."""
     paid = plan >= PRO
     survive = 1.0 - h_churn
     p_churn_28 = 1.0 - survive**28
     total = np.clip(h_churn + h_upgrade, 1e-12, 1.0)
     p_convert_28 = np.where(paid, np.nan, h_upgrade / total * (1.0 - (1.0 - total) ** 28))
 
-    paid_share = INVOICE_STATUS_P[0]
+    # a charge is revenue unless it fails and no retry recovers it
+    paid_share = 1.0 - pop.card_fail_p[idx] * (1.0 - RECOVER_P) ** DUNNING_DAYS
     t = np.arange(1, 91)
     # Paid users: invoices every 30 days from their anchor, each if still a customer.
     next_inv = 30 - (days_since_anchor % 30)
@@ -213,7 +308,7 @@ def truth_snapshot(
     exp_price = ent_p * monthly_price(pop, idx, np.full(len(idx), ENTERPRISE)) + (
         1 - ent_p
     ) * monthly_price(pop, idx, np.full(len(idx), PRO))
-    paid_survive = 1.0 - h_churn * 0.5  # the paid-plan factor of churn_hazard
+    paid_survive = 1.0 - h_cancel_paid
     revenue_free = np.zeros(len(idx))
     if (~paid).any():
         f = ~paid
@@ -224,7 +319,7 @@ def truth_snapshot(
             lag = 30 * k
             ok = (t + lag) <= 90
             invoices += np.where(ok[None, :], paid_survive[f][:, None] ** lag, 0.0)
-        revenue_free[f] = (p_conv_t * invoices).sum(axis=1) * exp_price[f] * paid_share
+        revenue_free[f] = (p_conv_t * invoices).sum(axis=1) * exp_price[f] * paid_share[f]
     return {
         "p_churn_28d": p_churn_28,
         "p_convert_28d": p_convert_28,

@@ -9,7 +9,7 @@ heterogeneity the classic model does not assume everywhere:
   a little higher for customers acquired through referrals;
 - activity = orders: every order day has a sign-in and 1-3 views; there is no other activity.
 
-Landing layout and formats are the SaaS demo's (`orchestration/sources/demo.py`): events
+Landing layout and formats are the SaaS demo's (`demo/saas.py`): events
 (JSON lines), CRM contacts (CSV; plan is always `free`, no subscriptions), billing invoices
 (one paid invoice per order, a one-day period). The product is in steady state on the first
 day: customers signed up during `history_days` before it, and the first day carries a CRM
@@ -40,7 +40,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestration.sources.files import TABLES
+from contracts.raw import CRM_CONTACTS
+from demo import store_oracle as so
 
 TABLE_DIRS = ("events", "crm_contacts", "billing_invoices")
 DEFAULT_HISTORY_DAYS = 180
@@ -52,7 +53,7 @@ CURRENCY = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR"}
 FX_TO_USD = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27}
 CHANNELS = ("organic", "paid_search", "referral", "partner")
 ROLES = ("consumer", "manager", "founder")
-CONTACT_COLUMNS = TABLES["crm_contacts"].column_names  # the raw contract's columns
+CONTACT_COLUMNS = tuple(CRM_CONTACTS.columns)  # the raw contract's columns
 
 
 @dataclass
@@ -115,12 +116,13 @@ def generate_store(
     signup_day = np.where(
         existing, rng.integers(0, max(history_days, 1), n), history_days + rng.integers(0, days, n)
     )
-    lam0 = rng.gamma(0.9, 1 / 25, n)
-    fading = rng.random(n) < 0.33
-    dropout = rng.beta(1.0, 5.0, n)
+    lam0 = rng.gamma(so.RATE_SHAPE, so.RATE_SCALE, n)
+    fading = rng.random(n) < so.FADING_SHARE
+    dropout = rng.beta(*so.DROPOUT_BETA, n)
     channel = rng.integers(0, len(CHANNELS), n)
-    nu = rng.gamma(5.0, 1 / 60, n) / np.where(channel == 2, 1.3, 1.0)
-    shape = 4.0
+    referral = channel == CHANNELS.index("referral")
+    nu = rng.gamma(so.NU_SHAPE, 1 / so.NU_RATE, n) / np.where(referral, so.REFERRAL_VALUE, 1.0)
+    shape = so.VALUE_SHAPE
     country = rng.integers(0, len(COUNTRIES), n)
     ids = np.array(
         [
@@ -135,13 +137,14 @@ def generate_store(
 
     def rate(d: int) -> np.ndarray:
         age = np.maximum(d - signup_day, 0)
-        return lam0 * np.where(fading, np.exp(-age / 120.0), 1.0)
+        return lam0 * np.where(fading, np.exp(-age / so.FADE_DAYS), 1.0)
 
     def day_dt(d: int) -> datetime:
         return datetime.combine(sim_start + timedelta(days=d), datetime.min.time())
 
     rows = dict.fromkeys(TABLE_DIRS, 0)
     truth_parts: list[pd.DataFrame] = []
+    order_log: tuple[list, list, list] = ([], [], [])  # written orders: customer, day, USD
     msg = 0
     for d in range(total):
         day = sim_start + timedelta(days=d)
@@ -154,22 +157,6 @@ def generate_store(
         churn_day[leaving] = d
         orders = np.concatenate([signs, buys])  # the first order comes with the signup
         last_order[orders] = d
-        if d >= history_days and day.weekday() == 0:
-            truth_parts.append(
-                _truth(
-                    day,
-                    d,
-                    signup_day,
-                    alive,
-                    last_order,
-                    rate(d),
-                    dropout,
-                    shape / nu,
-                    ids,
-                    inactive_days,
-                    horizon_days,
-                )
-            )
         if d < history_days:
             continue
         tag = day.isoformat()
@@ -249,6 +236,8 @@ def generate_store(
                 )
             currency = CURRENCY[COUNTRIES[country[i]]]
             usd = float(rng.gamma(shape, 1 / nu[i]))
+            for log, value in zip(order_log, (i, d, usd), strict=True):
+                log.append(value)
             paid = ts + timedelta(minutes=12)
             invoice_rows.append(
                 {
@@ -274,6 +263,32 @@ def generate_store(
                 frame[column] = pd.to_datetime(frame[column])
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
             rows["billing_invoices"] += len(frame)
+        if day.weekday() == 0:  # truth at the end of each Monday of the window
+            truth_parts.append(
+                _truth(
+                    day,
+                    d,
+                    signup_day,
+                    alive,
+                    last_order,
+                    rate(d),
+                    dropout,
+                    shape / nu,
+                    ids,
+                    inactive_days,
+                    horizon_days,
+                ).assign(
+                    **so.observable_truth(
+                        d,
+                        history_days,
+                        signup_day,
+                        referral,
+                        *(np.array(v) for v in order_log),
+                        horizons=tuple(sorted({90, 365, horizon_days})),
+                        seed=seed,
+                    )
+                )
+            )
 
     weekly = pd.concat(truth_parts, ignore_index=True) if truth_parts else pd.DataFrame()
     weekly.to_parquet(truth_dir / "truth_weekly.parquet", index=False)
@@ -337,7 +352,7 @@ def _truth(
         "mean_order_usd": mean_order[known],
         "p_alive": live,
     }
-    for h in (90, 365):
+    for h in sorted({90, 365, horizon_days}):
         purchases = live * _expected_purchases(lam[known], p[known], h)
         out[f"expected_purchases_{h}d"] = purchases
         out[f"expected_revenue_{h}d"] = purchases * mean_order[known]

@@ -1,8 +1,8 @@
 """Open report pages in headless Chromium over the DevTools protocol: collect console errors,
 uncaught exceptions and every network request, evaluate a script, take a full-page screenshot.
 
-Used by the tests (and handy by hand: `python -m orchestration.report.browser page.html out.png`).
-Needs the `chromium` binary (Debian package `chromium`) and the `websockets` client.
+Used by the tests and by scripts/screenshots.py (the README's images). Needs the `chromium`
+binary (Debian package `chromium`, `make chromium`) and the `websockets` client.
 """
 
 from __future__ import annotations
@@ -117,8 +117,14 @@ class Browser:
                 events.append(message)
 
     def visit(
-        self, path_or_url: str | Path, script: str | None = None, screenshot: Path | None = None
+        self,
+        path_or_url: str | Path,
+        script: str | None = None,
+        screenshot: Path | None = None,
+        full_page: bool = True,
     ) -> PageVisit:
+        """Open a page in a fresh tab; `screenshot` is the whole page, or only the first
+        window-size view with `full_page=False`."""
         url = path_or_url if "://" in str(path_or_url) else Path(path_or_url).resolve().as_uri()
         visit = PageVisit(url=str(url))
         events: list[dict] = []
@@ -154,7 +160,7 @@ class Browser:
         if screenshot is not None:
             shot = self._call(
                 "Page.captureScreenshot",
-                {"format": "png", "captureBeyondViewport": True},
+                {"format": "png", "captureBeyondViewport": full_page},
                 session=session,
                 events=events,
             )

@@ -5,8 +5,9 @@ different product. Instead the product's parameters are recorded next to the gro
 the CLI generates it (`record`), and `next_day` replays the simulation day by day with the same
 seed into a scratch folder (each day consumes the random stream the same way), checks that the
 replay reproduces the landing folder's last day byte for byte, then simulates one day past the
-horizon and writes only that day. No customer signs up past the horizon (the population's
-signups fall inside it); existing customers go on churning, upgrading and using the product.
+horizon and writes only that day. New customers keep signing up past the horizon (the growth
+curve continued, drawn from streams of their own, so the replayed days stay byte-identical);
+existing customers go on cancelling, upgrading and using the product.
 """
 
 from __future__ import annotations
@@ -19,11 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
-import numpy as np
-import pandas as pd
-
-from orchestration.sources import demo
+from demo.saas import TABLE_DIRS, DemoSummary, run_days
+from demo.saas_sim import Simulation
 
 PARAMS_FILE = "demo_product.json"
 
@@ -76,48 +74,21 @@ def _replay(product: DemoProduct, scratch: Path, write_to: dict[int, Path]) -> N
     must be consumed exactly as `generate` did)."""
     start = date.fromisoformat(product.start)
     horizon = product.history_days + product.days
-    sim = demo._Simulation(
+    sim = Simulation(
         product.users,
         horizon,
         product.seed,
         start - timedelta(days=product.history_days),
         product.defect_rate,
         product.late_window_days,
+        product.extra_days,
     )
-    summary = demo.DemoSummary(
+    summary = DemoSummary(
         scratch, scratch, product.users, product.days, product.seed, start, start, 0.0
     )
-    summary.rows = dict.fromkeys(demo.TABLE_DIRS, 0)
-    conn = duckdb.connect()
-    conn.execute("set threads = 2")
-    conn.register("demo_users_arrow", sim.users_table())
-    conn.execute("create table demo_users as select * from demo_users_arrow")
-    params = {
-        "types": list(demo.EVENT_TYPES),
-        "names": sim.names.all,
-        "plans": list(demo.m.PLANS),
-        "paths": sim.names.paths,
-        "reasons": list(demo.CANCEL_REASONS),
-        "priorities": list(demo.TICKET_PRIORITIES),
-        "categories": list(demo.TICKET_CATEGORIES),
-    }
-    carried: list = []
-    for d in range(horizon + product.extra_days):
-        day = sim.start + timedelta(days=d)
-        existing = np.flatnonzero(sim.signed) if d == product.history_days and d > 0 else None
-        contacts, invoices, events = demo._simulate_day(sim, d, day)
-        if d < product.history_days:
-            continue
-        if existing is not None and contacts is not None:
-            existing = existing[~np.isin(existing, contacts["pos"].to_numpy())]
-        if existing is not None and len(existing):
-            snapshot = sim.contact_rows(existing, np.full(len(existing), demo._day_us(day)))
-            contacts = pd.concat([snapshot, contacts], ignore_index=True)
-        out_dir = write_to.get(d, scratch)
-        carried = demo._write_day(
-            sim, conn, params, out_dir, d, day, contacts, invoices, events, carried, [], summary
-        )
-    conn.close()
+    summary.rows = dict.fromkeys(TABLE_DIRS, 0)
+    total = horizon + product.extra_days
+    run_days(sim, product.history_days, total, lambda d: write_to.get(d, scratch), [], summary)
 
 
 def next_day(out_dir: Path, truth_dir: Path) -> date:

@@ -1,0 +1,79 @@
+"""What the consumer writes out after a batch has committed: the drained landing files and
+the emitted events, once per destination. Both are idempotent, so a crash between the commit
+and here only means they are done again on restart with identical content and ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from orchestration.activation.destinations.base import Destination, OutgoingItem
+from orchestration.activation.limits import encode_item
+from orchestration.activation.payload import EventSpec, event_item
+
+log = logging.getLogger(__name__)
+
+
+def flush_landing(db: sqlite3.Connection, landing_dir: Path, batch: str) -> None:
+    """Write one committed batch's `events/dt=<day>/rt-<batch>.jsonl` files (atomic,
+    fsynced) from `pending_file`, then forget them."""
+    for dt, lines in db.execute("select dt, lines from pending_file where batch = ?", (batch,)):
+        folder = landing_dir / "events" / f"dt={dt}"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".rt-{batch}.jsonl.tmp"
+        with tmp.open("w") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / f"rt-{batch}.jsonl")
+    db.execute("delete from pending_file where batch = ?", (batch,))
+
+
+def send_events(db: sqlite3.Connection, destination: Destination) -> None:
+    """Events `destination` has not acknowledged yet, in creation order, in its batch size;
+    each acknowledgement is recorded per destination, so a destination that failed (or a
+    crash) gets only what it is missing and the others nothing again."""
+    rows = db.execute(
+        "select event_id, person_id, name, ts, data from emitted e where sent = 0 and not "
+        "exists (select 1 from delivered d where d.event_id = e.event_id and "
+        "d.destination = ?) order by created_at, event_id",
+        (destination.name,),
+    ).fetchall()
+    size = destination.max_items_per_batch
+    for start in range(0, len(rows), size):
+        items = []
+        for event_id, person, name, ts, data in rows[start : start + size]:
+            payload: dict[str, Any] = event_item(
+                EventSpec(person, name, ts, event_id, json.loads(data))
+            )
+            items.append(OutgoingItem("event", event_id, person, payload, encode_item(payload)))
+        try:
+            results = destination.send(items)
+        except Exception as exc:  # noqa: BLE001 - one destination down must not stop others
+            log.warning("realtime send to %s failed: %s", destination.name, exc)
+            return  # retried after the next batch or when the stream is idle
+        ok = [(r.key, destination.name) for r in results if r.ok]
+        db.execute("begin immediate")  # one commit (fsync) per batch, not one per row
+        try:
+            db.executemany("insert or ignore into delivered values (?, ?)", ok)
+            db.execute("commit")
+        except BaseException:
+            db.execute("rollback")
+            raise
+
+
+def mark_sent(db: sqlite3.Connection, names: list[str]) -> bool:
+    """`sent` = 1 for events every destination in `names` acknowledged; True while some
+    event is still unsent."""
+    marks = ",".join("?" * len(names))
+    db.execute(
+        "update emitted set sent = 1 where sent = 0 and (select count(distinct destination) "
+        f"from delivered d where d.event_id = emitted.event_id and d.destination in ({marks})) "
+        "= ?",
+        [*names, len(names)],
+    )
+    return db.execute("select exists (select 1 from emitted where sent = 0)").fetchone()[0] == 1

@@ -1,0 +1,108 @@
+"""The raw schema and the writes every load shares: `raw.<table>` with its lineage columns,
+`raw.quarantine`, good and bad rows inserted from one typed batch, per-day counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+
+from contracts.raw import RAW_TABLES
+from orchestration.sources.load_report import PartitionCounts
+from orchestration.sources.tables import TableSpec, table_spec
+
+_SQL_TYPES = {"str": "VARCHAR", "ts": "TIMESTAMP", "num": "DOUBLE", "json": "JSON"}
+
+_META = (
+    "_partition_date DATE, _loaded_at TIMESTAMP, _source VARCHAR, _source_file VARCHAR, "
+    "_source_line BIGINT"
+)
+
+
+def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create schema `raw`, the three raw tables and `raw.quarantine` when absent."""
+    conn.execute("create schema if not exists raw")
+    for name in RAW_TABLES:
+        spec = table_spec(name)
+        cols = ", ".join(
+            f'"{c}" {_SQL_TYPES[k] if k != "json" else "VARCHAR"}' for c, k in spec.columns
+        )
+        conn.execute(f"create table if not exists raw.{name} ({cols}, {_META})")
+    conn.execute("""create table if not exists raw.quarantine (table_name VARCHAR,
+        partition_date DATE, source_file VARCHAR, source_line BIGINT, payload VARCHAR,
+        reason_code VARCHAR, reason_detail VARCHAR, quarantined_at TIMESTAMP,
+        replayed_at TIMESTAMP)""")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def insert_good_and_bad(
+    conn, spec: TableSpec, typed: str, where: str, now: datetime, source_name: str
+) -> None:
+    """Good rows keep the typed table's order (files sorted, lines ascending): no sort."""
+    cols = ", ".join(f'"{c}"' for c in spec.column_names)
+    conn.execute(
+        f"""insert into raw.{spec.name}
+        select {cols}, partition_date, $now, $source, source_file, source_line
+        from {typed} where reason_code is null and {where}""",
+        {"now": now, "source": source_name},
+    )
+    conn.execute(
+        f"""insert into raw.quarantine
+        select '{spec.name}', partition_date, source_file, source_line,
+               rtrim(payload, chr(10) || chr(13)), reason_code,
+               reason_detail, $now, null
+        from {typed} where reason_code is not null and {where}
+        order by source_file, source_line""",
+        {"now": now},
+    )
+
+
+def partition_counts(
+    conn, spec: TableSpec, typed: str, where: str, days: list[date | None], late_days: int
+) -> list[PartitionCounts]:
+    """Per-day counts of the rows of `typed` matching `where`, from a few grouped scans."""
+    counts = {day: PartitionCounts(day) for day in days}
+    for day, code, n in conn.execute(f"""select partition_date, reason_code, count(*)
+                                         from {typed} where {where} group by all""").fetchall():
+        part = counts[day]
+        part.rows_read += n
+        if code is None:
+            part.rows_loaded += n
+        else:
+            part.rows_quarantined += n
+            part.quarantined_by_reason[code] = n
+    for day, files in conn.execute(f"""select partition_date, list(distinct source_file
+                                       order by source_file) from {typed} where {where}
+                                       group by all""").fetchall():
+        counts[day].files = files
+    key = spec.unique_key
+    dated = [d for d in days if d is not None]
+    if key and dated:
+        for (
+            day,
+            n,
+        ) in conn.execute(f"""select partition_date, count("{key}") - count(distinct "{key}")
+                from {typed} where reason_code is null and partition_date is not null and {where}
+                group by all""").fetchall():
+            counts[day].duplicate_keys = n
+        window = late_days + 2
+        for day, n in conn.execute(
+            f"""select t.partition_date, count(distinct t."{key}")
+                from {typed} t join (select "{key}", _partition_date from raw.{spec.name}
+                                     where _partition_date between $lo and $hi) r
+                  on r."{key}" = t."{key}" and r._partition_date <> t.partition_date
+                 and r._partition_date between t.partition_date - $w::integer
+                                           and t.partition_date + $w::integer
+                where t.reason_code is null and t.partition_date is not null and {where}
+                group by all""",
+            {
+                "lo": min(dated) - timedelta(days=window),
+                "hi": max(dated) + timedelta(days=window),
+                "w": window,
+            },
+        ).fetchall():
+            counts[day].duplicate_keys_other_partitions = n
+    return list(counts.values())

@@ -1,0 +1,308 @@
+"""Tabular readers: CSV (Arrow's multi-threaded reader for well-formed UTF-8 files, a
+line-by-line reader that quarantines malformed records and drops report footers otherwise)
+and parquet (read by DuckDB). Headers are matched in snake_case; colliding names are an error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from orchestration.sources.discover import FileInfo
+from orchestration.sources.stage import (
+    STAGE_COLS,
+    STAGE_COLUMNS,
+    ReadResult,
+    extra_keys,
+    insert_frame,
+    missing_detail,
+    missing_required,
+)
+from orchestration.sources.tables import SourceError, TableSpec, to_snake
+
+
+def check_header(info: FileInfo, header: list[str]) -> list[str]:
+    """snake_case names of a CSV/parquet header; duplicated or colliding names (`User ID` and
+    `user_id`) are an error naming the file and the columns, never a silent overwrite."""
+    snake = [to_snake(h) for h in header]
+    groups: dict[str, list[str]] = {}
+    for original, name in zip(header, snake, strict=True):
+        groups.setdefault(name, []).append(original)
+    clashes = {k: v for k, v in groups.items() if len(v) > 1}
+    if clashes:
+        listed = "; ".join(
+            f"{', '.join(repr(c) for c in cols)} all read as {name!r}"
+            for name, cols in clashes.items()
+        )
+        raise SourceError(
+            f"{info.relative}: duplicate or colliding column names in the header: "
+            f"{listed}; rename or drop one of them",
+            file=info.relative,
+            line=1,
+            column=next(iter(clashes)),
+        )
+    return snake
+
+
+def stage_csv(
+    conn,
+    stage: str,
+    spec: TableSpec,
+    info: FileInfo,
+    raw: bytes,
+    needed: dict[str, tuple[str, ...]],
+    source=None,
+    result: ReadResult | None = None,
+) -> list[str]:
+    csv.field_size_limit(1 << 30)
+    delimiter = source.csv_delimiter if source is not None else ","
+    head = raw[:65536]
+    if len(head) < len(raw):  # the header is on the first line(s)
+        head = head[: head.rindex(b"\n") + 1] if b"\n" in head else raw
+    text = head.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as exc:
+        raise SourceError(
+            f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
+            file=info.relative,
+            line=1,
+        ) from exc
+    header = check_header(info, header)
+    missing = missing_required(needed, header)
+    missing_note = missing_detail(info, spec, missing, header, needed) if missing else None
+    table = _read_csv_fast(info, raw, header, delimiter, missing_note)
+    if table is not None:
+        if result is not None:
+            result.tables.append(table)
+        return extra_keys(spec, header)
+    text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    next(reader)  # the header, read above
+    records: list[tuple[int, list[str] | None, str | None]] = []
+    line = reader.line_num + 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            records.append((line, None, f"{info.relative}: line {line}: {exc}"))
+            line = reader.line_num + 1
+            continue
+        records.append((line, fields, None))
+        line = reader.line_num + 1
+    if source is not None and source.csv_footer == "auto":
+        footer = _footer_start(records, len(header))
+        if footer < len(records):
+            if result is not None:
+                result.footer_lines[info.relative] = len(records) - footer
+            records = records[:footer]
+    rows = []
+    for start, fields, error in records:
+        if fields is None:
+            rows.append((info.relative, start, info.partition_date, None, "malformed_csv", error))
+            continue
+        if not any(f.strip() for f in fields):
+            continue
+        record_text = delimiter.join(fields)
+        if _has_bad_bytes(record_text):
+            rows.append(
+                (
+                    info.relative,
+                    start,
+                    info.partition_date,
+                    _clean(record_text),
+                    "bad_encoding",
+                    f"{info.relative}: line {start}: bytes that are not valid UTF-8 "
+                    "(expected UTF-8 text)",
+                )
+            )
+            continue
+        if len(fields) != len(header):
+            rows.append(
+                (
+                    info.relative,
+                    start,
+                    info.partition_date,
+                    record_text,
+                    "malformed_csv",
+                    f"{info.relative}: line {start}: expected {len(header)} fields "
+                    f"({', '.join(header)}), found {len(fields)}",
+                )
+            )
+            continue
+        payload = json.dumps(
+            {h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
+            ensure_ascii=False,
+        )
+        if missing_note:
+            rows.append(
+                (
+                    info.relative,
+                    start,
+                    info.partition_date,
+                    payload,
+                    "missing_required_column",
+                    missing_note,
+                )
+            )
+        else:
+            rows.append((info.relative, start, info.partition_date, payload, None, None))
+    insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
+    return extra_keys(spec, header)
+
+
+def _read_csv_fast(
+    info: FileInfo, raw: bytes, header: list[str], delimiter: str, missing_detail: str | None
+) -> pa.Table | None:
+    """Well-formed CSV (UTF-8, one record per line, every record as wide as the header, no
+    blank lines) parsed by Arrow's multi-threaded reader into a direct stage table (text
+    columns `d_<snake name>` plus the stage columns); None for anything else, which the
+    line-by-line reader then handles."""
+    if b"\r" in raw[:4096] and b"\r\n" not in raw[:4096]:
+        return None  # old Mac line ends: the slow path counts lines right
+    data = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    names = [f"d_{h}" for h in header]
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=False
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    n = table.num_rows
+    if lines != n + 1 or n == 0:
+        return None  # blank lines or quoted newlines: line numbers need the slow path
+    zeros = pa.array(np.zeros(n, np.int32))
+
+    def const(value: str | None) -> pa.Array:  # one value n times, without n Python objects
+        if value is None:
+            return pa.nulls(n, pa.string())
+        return pa.DictionaryArray.from_arrays(zeros, pa.array([value]))
+
+    day = pa.repeat(pa.scalar(info.partition_date, pa.date32()), n)
+    extra = {
+        "source_file": const(info.relative),
+        "source_line": pa.array(np.arange(2, n + 2), pa.int64()),
+        "partition_date": day,
+        "pre_reason": const("missing_required_column" if missing_detail else None),
+        "pre_detail": const(missing_detail),
+        "quarantine_rowid": pa.nulls(n, pa.int64()),
+    }
+    for name, column in extra.items():
+        table = table.append_column(name, column)
+    return table
+
+
+def _footer_start(records: list, width: int) -> int:
+    """Index where a report export's footer begins: after the last blank record, every record
+    has at most one non-empty field (report name, copyright, "Generated By ..."). Returns
+    len(records) when there is no such footer."""
+    end = len(records)
+    i = end
+    while i > 0:
+        fields = records[i - 1][1]
+        if fields is None or len(fields) >= width and width > 1:
+            break
+        if sum(1 for f in fields if f.strip()) > 1:
+            break
+        i -= 1
+    # the footer must start with a blank record (the separator line)
+    while i < end:
+        fields = records[i][1]
+        if fields is not None and not any(f.strip() for f in fields):
+            return i
+        i += 1
+    return end
+
+
+def _has_bad_bytes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def stage_parquet(
+    conn,
+    stage: str,
+    spec: TableSpec,
+    info: FileInfo,
+    data: bytes | None,
+    needed: dict[str, tuple[str, ...]],
+) -> list[str]:
+    if data is None:
+        return _stage_parquet_path(conn, stage, spec, info, str(info.path), needed)
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:  # compressed / zip member
+        handle.write(data)
+        handle.flush()
+        return _stage_parquet_path(conn, stage, spec, info, handle.name, needed)
+
+
+def _stage_parquet_path(
+    conn, stage: str, spec: TableSpec, info: FileInfo, path: str, needed: dict[str, tuple[str, ...]]
+) -> list[str]:
+    try:
+        described = conn.execute(
+            "select name, type from parquet_schema($p) where num_children is "
+            "null or num_children = 0",
+            {"p": path},
+        ).fetchall()
+        columns = [name for name, _ in described]
+    except duckdb.Error as exc:
+        raise SourceError(
+            f"{info.relative}: not a readable parquet file ({exc})", file=info.relative
+        ) from exc
+    snake = check_header(info, columns)
+    missing = missing_required(needed, snake)
+    reason = "missing_required_column" if missing else None
+    detail = missing_detail(info, spec, missing, snake, needed) if missing else None
+    packed = ", ".join(f'"{s}" := "{c}"' for c, s in zip(columns, snake, strict=True))
+    try:
+        conn.execute(
+            f"""insert into {stage} ({STAGE_COLS})
+            select $file, file_row_number + 1, $day::date, to_json(struct_pack({packed}))::varchar,
+                   $reason, $detail
+            from read_parquet($p, file_row_number = true) order by file_row_number""",
+            {
+                "file": info.relative,
+                "day": info.partition_date,
+                "p": path,
+                "reason": reason,
+                "detail": detail,
+            },
+        )
+    except duckdb.Error as exc:
+        raise SourceError(
+            f"{info.relative}: cannot read parquet rows ({exc})", file=info.relative
+        ) from exc
+    return extra_keys(spec, snake)

@@ -1,0 +1,131 @@
+"""The stage of one batch: every input row as `(source_file, source_line, partition_date,
+payload, pre_reason, pre_detail)` in a temp table, JSON lines as Arrow slices of the file
+bytes, Arrow-read CSV as text columns; plus the helpers the readers share (inserting rows,
+missing required columns, keys outside the contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from orchestration.sources.discover import FileInfo
+from orchestration.sources.tables import TableSpec
+
+STAGE_COLUMNS = (
+    "source_file",
+    "source_line",
+    "partition_date",
+    "payload",
+    "pre_reason",
+    "pre_detail",
+)
+
+STAGE_COLS = ", ".join(STAGE_COLUMNS)
+
+EXTRA_KEY_SAMPLE_LINES = 1000  # JSON files: keys outside the contract looked for in these
+
+
+@dataclass
+class ReadResult:
+    """What the reader found besides the staged rows: per-file facts for the report."""
+
+    files: list[FileInfo] = field(default_factory=list)
+    rows_per_file: dict[str, int] = field(default_factory=dict)
+    empty_files: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+    extra_columns: dict[str, list[str]] = field(default_factory=dict)
+    footer_lines: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
+    incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
+
+
+def direct_columns(conn: duckdb.DuckDBPyConnection, stage: str) -> list[str]:
+    """Snake names of the CSV columns in `<stage>_cols` (the Arrow-read CSV files)."""
+    names = [d[0] for d in conn.execute(f"select * from {stage}_cols limit 0").description]
+    return [n[2:] for n in names if n.startswith("d_")]
+
+
+LINES_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.dictionary(pa.int32(), pa.string())),
+        ("source_line", pa.int64()),
+        ("partition_date", pa.date32()),
+        ("payload", pa.large_string()),
+    ]
+)
+
+
+def create_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """The staged rows of one batch, read through the view `<stage>_rows`: the temp table
+    `<stage>` (CSV, parquet, JSON arrays, replayed payloads) plus the JSON lines, which stay
+    Arrow slices of the file bytes registered as `<stage>_lines` so their text is not copied
+    before it is parsed. `quarantine_rowid` is set only when re-validating quarantined rows."""
+    conn.execute(f"""create or replace temp table {stage} (source_file varchar, source_line bigint,
+        partition_date date, payload varchar, pre_reason varchar, pre_detail varchar,
+        quarantine_rowid bigint)""")
+    register_lines(conn, stage, [])
+    conn.execute(f"""create or replace temp view {stage}_rows as
+        select * from {stage} union all
+        select source_file::varchar, source_line, partition_date, payload::varchar, null, null, null
+        from {stage}_lines""")
+
+
+def drop_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """Drop the stage and release the file bytes its JSON lines point into."""
+    conn.execute(f"drop view if exists {stage}_rows")
+    conn.unregister(f"{stage}_lines")
+    conn.unregister(f"{stage}_cols")
+    conn.execute(f"drop table if exists {stage}")
+
+
+def register_lines(conn: duckdb.DuckDBPyConnection, stage: str, lines: list[pa.Table]) -> None:
+    table = pa.concat_tables(lines) if lines else LINES_SCHEMA.empty_table()
+    conn.register(f"{stage}_lines", table)
+
+
+def count_rows(conn: duckdb.DuckDBPyConnection, stage: str) -> int:
+    return conn.execute(f"select count(*) from {stage}").fetchall()[0][0]
+
+
+def insert_frame(conn: duckdb.DuckDBPyConnection, stage: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    conn.register("_stage_frame", frame)
+    try:
+        conn.execute(
+            f"insert into {stage} ({STAGE_COLS}) select source_file, source_line, partition_date::date, "
+            f"payload, pre_reason, pre_detail from _stage_frame"
+        )
+    finally:
+        conn.unregister("_stage_frame")
+
+
+def missing_required(needed: dict[str, tuple[str, ...]], found: list[str]) -> list[str]:
+    present = set(found)
+    return [c for c, names in needed.items() if not present.intersection(names)]
+
+
+def missing_detail(
+    info: FileInfo,
+    spec: TableSpec,
+    missing: list[str],
+    found: list[str],
+    needed: dict[str, tuple[str, ...]],
+) -> str:
+    names = {c: list(dict.fromkeys(needed[c])) for c in missing}
+    wanted = "; ".join(f"{c} from {' or '.join(n)}" for c, n in names.items() if n != [c])
+    return (
+        f"{info.relative}: missing required column(s) {', '.join(missing)}"
+        + (f" ({wanted})" if wanted else "")
+        + f"; expected columns "
+        f"{', '.join(spec.column_names)} (required: {', '.join(spec.required)}); "
+        f"found {', '.join(found) or '(none)'}"
+    )
+
+
+def extra_keys(spec: TableSpec, found: list[str]) -> list[str]:
+    return [c for c in found if c not in spec.known_keys]

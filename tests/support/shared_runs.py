@@ -1,0 +1,38 @@
+"""Expensive runs that several test modules read, built once per session (per xdist worker;
+the modules that share one carry the same `xdist_group` mark, so they land on one worker).
+Tests only read what a shared run left behind; a test that changes state builds its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SEGFLOW = Path(sys.executable).parent / "segflow"
+# A small demo whose window starts on a Sunday (2026-08-02), as ../shared/scripts/fresh-check.sh
+# runs it: short enough that some models are skipped for too little history.
+SMALL_RUN_ARGS = ("run", "--users", "150", "--days", "45", "--end", "2026-09-15")
+SMALL_RUN_GROUP = "small_cli_run"
+
+
+@dataclass(frozen=True)
+class CliRun:
+    proc: subprocess.CompletedProcess
+    home: Path  # its SEGFLOW_HOME (warehouse, logs, report, MLflow store, DAGSTER_HOME)
+
+
+@pytest.fixture(scope="session")
+def small_cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    """`segflow run` as a new user meets it, in a subprocess with its own SEGFLOW_HOME."""
+    home = tmp_path_factory.mktemp("small_cli_run")
+    env = {**os.environ, "SEGFLOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    env.pop("SEGFLOW_DUCKDB_PATH", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(
+        [str(SEGFLOW), *SMALL_RUN_ARGS], capture_output=True, text=True, env=env, timeout=1500
+    )
+    return CliRun(proc, home)
