@@ -61,7 +61,7 @@ def _run_job(engine: str, home: Path, demo: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from orchestration.sources.demo import generate
+    from demo.saas import generate
 
     demo = tmp_path_factory.mktemp("demo")
     generate(demo / "landing", demo / "truth", users=USERS, days=DAYS, seed=5, start=START)
