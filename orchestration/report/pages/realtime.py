@@ -75,12 +75,17 @@ def _headline(last: pd.Series) -> list[tuple[str, str, str]]:
     return [
         ("stream lag (last hand-over)", "n/a" if pd.isna(lag) else f"{int(lag):,}",
          "bad" if behind else ("" if pd.isna(lag) else "ok")),
-        ("events applied (total)", f"{int(last['events_applied']):,}", ""),
+        ("events applied (total)", _count(last["events_applied"]), ""),
         ("events / s while busy", "n/a" if pd.isna(rate) else f"{rate:,.0f}", ""),
-        ("rule evaluations (total)", f"{int(last['rule_evaluations']):,}", ""),
-        ("intraday answers corrected", f"{int(differing):,} of {int(compared):,}",
-         "ok" if differing == 0 else ""),
+        ("rule evaluations (total)", _count(last["rule_evaluations"]), ""),
+        ("intraday answers corrected", f"{_count(differing)} of {_count(compared)}",
+         "ok" if not pd.isna(differing) and differing == 0 else ""),
     ]  # fmt: skip
+
+
+def _count(value: object) -> str:
+    """A running total, or n/a before any consumer has run (the hand-over row has nulls)."""
+    return "n/a" if pd.isna(value) else f"{int(value):,}"
 
 
 def _increments(runs: pd.DataFrame) -> pd.DataFrame:

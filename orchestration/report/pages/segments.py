@@ -99,7 +99,8 @@ def partly_evaluated(sizes_frame: pd.DataFrame) -> pd.DataFrame:
     for segment, g in undecided.groupby("segment", sort=True):
         last = g.iloc[-1]
         rows.append({
-            "segment": segment, "days_affected": len(g), "latest_day": last["day"],
+            "segment": segment, "days_affected": len(g),
+            "latest_day": pd.Timestamp(last["day"]).date(),
             "members": int(last["users"]), "undecided": int(last["undetermined"]),
             "population": last["population"], "null_columns": ", ".join(last["null_columns"]),
         })  # fmt: skip
