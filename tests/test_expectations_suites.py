@@ -29,7 +29,7 @@ DDL = {
     "properties JSON, context JSON",
     "crm_contacts": "user_id VARCHAR, email VARCHAR, signup_at TIMESTAMP, company VARCHAR, "
     "industry VARCHAR, company_size VARCHAR, country VARCHAR, role VARCHAR, "
-    "plan VARCHAR, acquisition_channel VARCHAR, updated_at TIMESTAMP",
+    "plan VARCHAR, acquisition_channel VARCHAR, updated_at TIMESTAMP, attributes JSON",
     "billing_invoices": "invoice_id VARCHAR, user_id VARCHAR, amount DOUBLE, currency VARCHAR, "
     "status VARCHAR, period_start TIMESTAMP, period_end TIMESTAMP, "
     "paid_at TIMESTAMP",
@@ -238,7 +238,7 @@ def test_contacts_accepted_values_warn(conn):
     conn.execute(f"""insert into raw.crm_contacts select 'u' || i, 'u' || i || '@x.io',
         timestamp '2025-01-01', 'Acme', 'saas', case when i = 1 then '5000+' else '11-50' end,
         'US', 'engineer', case when i = 2 then 'platinum' else 'pro' end, 'ads',
-        timestamp '{DAY} 10:00', date '{DAY}', now(), 'files', 'c.csv', i + 1
+        timestamp '{DAY} 10:00', null, date '{DAY}', now(), 'files', 'c.csv', i + 1
         from range(1, 31) t(i)""")
     result = validate_table(conn, "crm_contacts", [DAY], CONFIG, now=NOW)
     bad = failing(result)
@@ -310,7 +310,7 @@ def test_contact_changed_twice_a_day_is_healthy_a_redelivery_warns(conn):
     def add(hour_sql: str) -> None:
         conn.execute(f"""insert into raw.crm_contacts select 'u' || (i % 20), 'u' || i || '@x.io',
             timestamp '2025-01-01', 'Acme', 'saas', '11-50', 'US', 'engineer', 'pro', 'ads',
-            timestamp '{DAY} 00:00' + to_hours({hour_sql}), date '{DAY}', now(), 'files',
+            timestamp '{DAY} 00:00' + to_hours({hour_sql}), null, date '{DAY}', now(), 'files',
             'c.csv', i + 1 from range(0, 40) t(i)""")
 
     add("i // 20")  # each contact twice, at two different times: plan changed twice
