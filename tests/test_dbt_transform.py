@@ -224,7 +224,7 @@ def test_features_ignore_data_after_the_snapshot(
             """
             insert into raw.crm_contacts
             select user_id, email, signup_at, company, 'mutated', '1000+', country, role,
-                   'enterprise', acquisition_channel, ? + interval 2 hour,
+                   'enterprise', acquisition_channel, ? + interval 2 hour, attributes,
                    ?, _loaded_at, _source, _source_file, _source_line
             from raw.crm_contacts""",
             [cutoff, cutoff.date()],
