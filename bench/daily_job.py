@@ -179,7 +179,11 @@ def main() -> None:
     med = median_report(runs)
     out = REPO / "bench" / "results" / f"daily_job-{args.users}x{args.days}"
     out.with_suffix(".json").write_text(
-        json.dumps({"args": vars(args), "history": history, "runs": runs, "median": med}, indent=2)
+        json.dumps(
+            {"args": vars(args), "history": history, "runs": runs, "median": med},
+            indent=2,
+            default=str,
+        )
     )
     out.with_suffix(".md").write_text(markdown(args, history, runs, med))
     print(out.with_suffix(".md").read_text())

@@ -171,8 +171,10 @@ def top_reasons(
     matrix = contributions.to_numpy()
     names = list(contributions.columns)
     ranked = np.argsort(-matrix, axis=1, kind="stable")[:, : top_k * 2]
-    positions = {name: X.columns.get_loc(name) for name in names}
-    values = X.to_numpy(dtype=object)
+    # Only the candidate columns, as objects (not the whole feature table); a code depends on
+    # (feature, value) alone, so each distinct pair is mapped once.
+    values = [X[name].to_numpy(dtype=object) for name in names]
+    codes: dict[tuple[int, object], str] = {}
     rows: list[tuple[int, int, str, str, float]] = []
     for row_number, candidate_columns in enumerate(ranked):
         seen: set[str] = set()
@@ -181,9 +183,11 @@ def top_reasons(
             if effect <= min_contribution[row_number] or len(seen) == top_k:
                 break
             name = names[column]
-            code = reason_code(
-                name, values[row_number, positions[name]], spec.reference[name], spec
-            )
+            value = values[column][row_number]
+            code = codes.get((column, value))
+            if code is None:
+                code = reason_code(name, value, spec.reference[name], spec)
+                codes[(column, value)] = code
             if code in seen:
                 continue
             seen.add(code)

@@ -51,7 +51,7 @@ def _segment_inputs(db: Path, sources_dir: Path) -> None:
         conn.close()
 
 
-PARTITIONED = ("stg_events__events", "int_user_activity_daily", "fct_user_features")
+PARTITIONED = ("stg_events__events", "int_user_activity_daily")
 
 
 def _partition_files(warehouse: Path) -> dict[str, dict[str, frozenset[str]]]:

@@ -25,6 +25,12 @@ pytestmark = pytest.mark.slow
 
 if java_major() < 17:
     pytest.skip("Java 17+ is missing (make java installs it)", allow_module_level=True)
+# Opt-in until it fits the suite's budget: the Spark job alone took 40 min on a shared 2-core
+# machine at load ~20 (README, Scaling out on Spark).
+if os.environ.get("SEGFLOW_TEST_SPARK_JOB") != "1":
+    pytest.skip(
+        "the whole-job Spark comparison runs with SEGFLOW_TEST_SPARK_JOB=1", allow_module_level=True
+    )
 
 REPO = Path(__file__).resolve().parents[1]
 USERS, DAYS, START = 300, 45, date(2026, 5, 1)
@@ -61,7 +67,7 @@ def _run_job(engine: str, home: Path, demo: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from orchestration.sources.demo import generate
+    from demo.saas import generate
 
     demo = tmp_path_factory.mktemp("demo")
     generate(demo / "landing", demo / "truth", users=USERS, days=DAYS, seed=5, start=START)

@@ -139,7 +139,8 @@
 {#
   A model's date partition: `partition_by` on Spark (one folder per day, so an incremental run
   rewrites only the days it touches), none elsewhere (DuckDB tables are not partitioned).
-  Spark lists a partition column last in the table's columns.
+  Spark lists a partition column last in the table's columns, so a model whose column order
+  others derive (fct_user_features: the training sets' feature order) is not partitioned.
 #}
 {% macro date_partition_by(column) -%}
   {{ return([column] if target.type == 'spark' else none) }}

@@ -118,6 +118,7 @@ def build(
     if not result.success:
         failed = [
             f"{r['data']['node_info']['unique_id']}: {r['data']['node_info'].get('node_status')}"
+            f" ({r['data'].get('run_result', {}).get('message', '')[:300]})"
             for r in raw_events
             if r["info"]["name"] == "NodeFinished"
             and r["data"]["node_info"].get("node_status") in ("error", "fail", "runtime error")

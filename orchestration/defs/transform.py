@@ -90,7 +90,8 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
                 conn.execute(window_sql(window))
             context.log.info(f"dbt incremental window {window.label} (table segflow_run_window)")
             window = None  # not in --vars: no re-parse
-        if settings.dbt_in_process and window is None:
+        if settings.dbt_in_process and window_in_table(settings) and window is None:
+            # DuckDB only: the spark target keeps its CLI subprocess and metastore guard.
             yield from dbt_warm.build(context, dbt_project, translator, dbt_vars_arg(settings))
             return
         args = ["build", *dbt_vars_arg(settings, window)]

@@ -144,7 +144,7 @@ select
     session_end,
     cast(session_start as date) as session_date,
     {{ dbt.datediff('session_start', 'session_end', 'second') }}
-    / 60.0 as duration_minutes,
+    / cast(60 as {{ segflow_double() }}) as duration_minutes,
     event_count,
     page_views,
     core_feature_events

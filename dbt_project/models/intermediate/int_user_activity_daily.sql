@@ -67,7 +67,7 @@ events as (
                 <= {{ timeout * 60 }}
                 then
                     {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
-                    / 60.0
+                    / cast(60 as {{ segflow_double() }})
             else 0.0
         end as active_gap_minutes
     from events_with_gaps

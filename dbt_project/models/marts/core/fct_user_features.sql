@@ -35,7 +35,6 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_where',
-    partition_by=date_partition_by('snapshot_date'),
     unique_key=['user_id', 'snapshot_date'],
     incremental_predicates=[
         "snapshot_date >= " ~ reprocess_from()
