@@ -41,7 +41,7 @@ run: $(STAMP)
 # and the expensive ones start first (tests/conftest.py). The table at the end is CPU seconds
 # per module (tests/support/cpu_time.py).
 WORKERS ?= 2
-PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup --no-loadscope-reorder)
+PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
 
 ## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
 test: $(STAMP) chromium java redis
