@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One planned event per asset for a partition range (a two-year backfill starts in seconds).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install run test test-fast dev mlflow lint lint-sql bench bench-realtime clean chromium java report redis screenshots
+.PHONY: install run test test-fast dev mlflow docs lint lint-sql bench bench-realtime clean chromium java report redis screenshots
 
 # sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
 # the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
@@ -41,7 +41,7 @@ run: $(STAMP)
 # and the expensive ones start first (tests/conftest.py). The table at the end is CPU seconds
 # per module (tests/support/cpu_time.py).
 WORKERS ?= 2
-PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup --no-loadscope-reorder)
+PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
 
 ## test: the test suite (real DuckDB, dbt, MLflow, GX, HTTP, headless Chromium)
 test: $(STAMP) chromium java redis
@@ -66,6 +66,14 @@ dev: $(STAMP)
 ## mlflow: the MLflow UI on http://127.0.0.1:5000 for this project's tracking store
 mlflow: $(STAMP)
 	$(BIN)/segflow mlflow-ui
+
+## docs: dbt docs (every model and column with its tests) of the last run's warehouse
+docs: $(STAMP)
+	cd dbt_project && SEGFLOW_DUCKDB_PATH=$${SEGFLOW_DUCKDB_PATH:-$(SEGFLOW_HOME)/warehouse.duckdb} \
+	  DBT_SEND_ANONYMOUS_USAGE_STATS=false $(CURDIR)/$(BIN)/dbt docs generate --quiet \
+	  --profiles-dir . --target-path target/docs --vars "$$($(CURDIR)/$(BIN)/segflow dbt-vars)"
+	@echo "dbt docs: dbt_project/target/docs/index.html" \
+	  "(browse: cd dbt_project && dbt docs serve --target-path target/docs --host 127.0.0.1)"
 
 ## report: build the offline HTML report ($$SEGFLOW_HOME/report/index.html) from the last run
 report: $(STAMP)

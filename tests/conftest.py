@@ -1,8 +1,9 @@
 """Shared test settings: every test run writes under a temporary SEGFLOW_HOME, never ./data.
 
-The suite runs on two pytest-xdist workers (`make test`: `-n 2 --dist loadgroup
---no-loadscope-reorder`); the hooks below keep each module on one worker, put modules that share
-a session run (tests/support/shared_runs.py) together, and start the most expensive first."""
+The suite runs on two pytest-xdist workers (`make test`: `-n 2 --dist loadfile
+--no-loadscope-reorder`: each module on one worker, in the order below, the most expensive
+first). A session run several modules read (tests/support/shared_runs.py) is built once per
+worker that runs one of them."""
 
 from __future__ import annotations
 
@@ -64,14 +65,10 @@ def _rank(item: pytest.Item) -> tuple[int, int]:
     return (1 if item.get_closest_marker("slow") else 2), 0
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group per module unless the module names a shared one (a module-scoped
-    warehouse is then built once, on one worker); expensive modules first. The sort is
-    stable: a module's tests keep their order."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    """The expensive modules first (xdist's --dist loadfile keeps each module on one worker,
+    so a module-scoped warehouse is built once). The sort is stable: a module's tests keep
+    their order."""
     items.sort(key=_rank)
 
 

@@ -1,5 +1,5 @@
-"""Expensive runs that several test modules read, built once per session (per xdist worker;
-the modules that share one carry the same `xdist_group` mark, so they land on one worker).
+"""Expensive runs that several test modules read, built once per session (per xdist worker
+that runs one of those modules; they carry the same `xdist_group` mark for `--dist loadgroup`).
 Tests only read what a shared run left behind; a test that changes state builds its own."""
 
 from __future__ import annotations
