@@ -1,8 +1,11 @@
 {#- Custom typed CRM attributes (sources.yml `attributes:`, contracts/attributes.py), passed by
     segflow as var `custom_attributes`: a list of {name, type, column}. -#}
 
+{#- sqlfluff's templater passes vars as text (`[]`): parsed back as JSON. -#}
 {% macro custom_attributes() -%}
-  {{ return(var('custom_attributes', [])) }}
+  {%- set declared = var('custom_attributes', []) -%}
+  {%- if declared is string -%}{%- set declared = fromjson(declared) -%}{%- endif -%}
+  {{ return(declared) }}
 {%- endmacro %}
 
 {#- The text of key `key` of a JSON object stored as text (null when absent). -#}

@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
+-- depends_on: {{ ref('int_user_custom_attributes') }}
 -- Point-in-time user features: one row per known customer (every CRM contact from its signup
 -- day) per snapshot_date, churned ones included and flagged, computed only from data dated
 -- on or before snapshot_date (events by event date, CRM by the version valid that day,
@@ -62,9 +63,12 @@ contact_versions as (
     select * from {{ contacts_rel }}
 ),
 
-custom_attributes as (
-    select * from {{ ref('int_user_custom_attributes') }}
-),
+{%- if custom_attributes() %}
+
+    custom_attributes as (
+        select * from {{ ref('int_user_custom_attributes') }}
+    ),
+{%- endif %}
 
 -- Paid invoices (revenue, MRR) and purchases: which invoices / track calls count as a
 -- purchase is a setting (macros/business_events.sql); purchase events carry no amount.
@@ -466,19 +470,22 @@ features as (
 -- The custom CRM attributes (sources.yml `attributes:`) as they were on the snapshot date.
 features_with_attributes as (
     select
-        {%- for attribute in custom_attributes() %}
+    {%- for attribute in custom_attributes() %}
         {{ custom_attribute_feature('custom_attributes.' ~ attribute.name, attribute,
             'features.snapshot_date') }} as {{ attribute.column }},
         {%- endfor %}
         features.*
     from features
-    left join custom_attributes
-        on features.user_id = custom_attributes.user_id
-        and features.snapshot_date >= custom_attributes.valid_from_date
-        and (
-            custom_attributes.valid_to_date is null
-            or features.snapshot_date < custom_attributes.valid_to_date
-        )
+    {%- if custom_attributes() %}
+        left join custom_attributes
+            on
+                features.user_id = custom_attributes.user_id
+                and features.snapshot_date >= custom_attributes.valid_from_date
+                and (
+                    custom_attributes.valid_to_date is null
+                    or features.snapshot_date < custom_attributes.valid_to_date
+                )
+    {%- endif %}
 )
 
 select
@@ -613,7 +620,7 @@ select
 
     days_since_last_active >= {{ churn_days }}
     {%- endif %} as is_churned
-    {%- for attribute in custom_attributes() %},
+{%- for attribute in custom_attributes() %},
     {{ attribute.column }}
     {%- endfor %}
 from features_with_attributes
