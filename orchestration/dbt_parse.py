@@ -8,6 +8,7 @@ partial_parse.msgpack to `target_dir`.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,15 @@ _PARSED: dict[tuple[str, ...], Any] = {}
 
 class DbtParseError(RuntimeError):
     pass
+
+
+def _profile_env() -> tuple[str, ...]:
+    """The environment dbt_project/profiles.yml reads (SEGFLOW_* and DBT_* variables)."""
+    return tuple(
+        f"{name}={value}"
+        for name, value in sorted(os.environ.items())
+        if name.startswith(("SEGFLOW_", "DBT_"))
+    )
 
 
 def dbt_args(
@@ -35,10 +45,13 @@ def dbt_args(
 def parsed_manifest(
     project_dir: Path, target: str, vars_arg: Sequence[str], target_dir: Path | None = None
 ) -> Any:
-    """dbt's Manifest for (project, target, vars), parsed in this process at most once."""
+    """dbt's Manifest for (project, target, vars, profile environment), parsed in this process
+    at most once. The profile's environment is part of the key: the manifest records the
+    database the profile names (the DuckDB file's stem), so a process that points dbt at
+    another warehouse (a test worker running the next module) must parse again."""
     from dbt.cli.main import dbtRunner
 
-    key = (str(project_dir), target, *vars_arg)
+    key = (str(project_dir), target, *vars_arg, *_profile_env())
     with _LOCK:
         if key not in _PARSED:
             args = ["parse", "--quiet", *dbt_args(project_dir, target, target_dir, vars_arg)]

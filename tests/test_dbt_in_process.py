@@ -33,6 +33,12 @@ def test_parsed_once_and_warehouse_released_after_a_build(tmp_path: Path, monkey
     target = tmp_path / "target"
     manifest = parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target)
     assert parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target) is manifest  # no re-parse
+    # another warehouse file in the same process (the next test module on a worker): the
+    # manifest names the file's database, so it is parsed again
+    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(tmp_path / "other.duckdb"))
+    assert parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target) is not manifest
+    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(db))
+    assert parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target) is manifest
 
     args = ["run", *dbt_args(DBT_PROJECT, "duckdb", target, vars_arg), "--select", *MODELS]
     result = dbtRunner(manifest=manifest).invoke(args)

@@ -245,7 +245,10 @@ def test_the_sweep_moves_an_idle_stalling_user_and_ends_the_session(world, redis
         destinations=[OutboxDestination(outbox)],
         sweep_seconds=0,  # swept by hand below, at chosen times
     )
-    started = time.time() - 60
+    # the session and its sweeps (50 minutes) stay inside one UTC day: a run just before
+    # midnight starts the session earlier in the day
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    started = min(time.time() - 60, midnight + 86400 - 55 * 60)
     moment = datetime.fromtimestamp(started, UTC).isoformat()
     stream.append(
         [
