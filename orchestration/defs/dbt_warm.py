@@ -13,6 +13,7 @@ Dagster events by dagster-dbt's own converter, exactly as the CLI path streams t
 
 from __future__ import annotations
 
+import copy
 import shutil
 import threading
 import uuid
@@ -103,7 +104,10 @@ def build(
         args += ["--indirect-selection", params.indirect_selection]
     context.log.info(f"dbt (in process): {' '.join(args)}")
     try:
-        result = dbtRunner(manifest=manifest_obj, callbacks=[collect]).invoke(args)
+        # a copy per invocation: dbt marks the nodes it compiles (ephemeral CTEs injected), and
+        # a second build in this process on the same object referenced the CTEs without them
+        manifest_copy = copy.deepcopy(manifest_obj)  # ~0.1 s
+        result = dbtRunner(manifest=manifest_copy, callbacks=[collect]).invoke(args)
     finally:
         _release_warehouse()
     for raw in raw_events:
