@@ -8,12 +8,13 @@ partial parse of the project and an adapter set-up of its own, seconds each befo
 invokes the same parsed manifest, so no step parses. dbt's result events are turned into
 Dagster events by dagster-dbt's own converter, exactly as the CLI path streams them.
 
-`SEGFLOW_DBT_IN_PROCESS=0` falls back to the dagster-dbt CLI subprocess (Settings.dbt_in_process).
+Opt-in (`SEGFLOW_DBT_IN_PROCESS=1`; default 0 = the dagster-dbt CLI subprocess per step): a second
+build in one process on the cached manifest referenced ephemeral CTEs dbt no longer injected
+(`__dbt__cte__int_segment_members does not exist`), and a deep copy per build broke dbt's lookups.
 """
 
 from __future__ import annotations
 
-import copy
 import shutil
 import threading
 import uuid
@@ -104,10 +105,7 @@ def build(
         args += ["--indirect-selection", params.indirect_selection]
     context.log.info(f"dbt (in process): {' '.join(args)}")
     try:
-        # a copy per invocation: dbt marks the nodes it compiles (ephemeral CTEs injected), and
-        # a second build in this process on the same object referenced the CTEs without them
-        manifest_copy = copy.deepcopy(manifest_obj)  # ~0.1 s
-        result = dbtRunner(manifest=manifest_copy, callbacks=[collect]).invoke(args)
+        result = dbtRunner(manifest=manifest_obj, callbacks=[collect]).invoke(args)
     finally:
         _release_warehouse()
     for raw in raw_events:
