@@ -3,16 +3,26 @@ feature columns and the model inputs; a bad entry fails naming the file and the 
 
 from __future__ import annotations
 
+import argparse
+import json
+from datetime import date
+
+import duckdb
 import pytest
 
 from contracts import marts
+from contracts.attributes import BAD_VALUE_REASON, QUARANTINE_TABLE, CustomAttribute
+from expectations.quarantine import quarantine_summary
 from orchestration.model_inputs import model_features
 from orchestration.run_window import dbt_vars
 from orchestration.settings import Settings
+from orchestration.sources.attribute_values import record_bad_attribute_values
 from orchestration.sources.mapping_rules import MappingError
 from orchestration.sources.mappings import declared_attributes, parse_config
+from orchestration.sources.raw_write import ensure_raw_schema
 
 SOURCES = {"sources": {"events": "segment_s3"}}
+D1, D2 = "2025-03-03", "2025-03-04"
 
 
 def _attributes(entries):
@@ -28,9 +38,14 @@ def test_declared_attributes_reach_dbt_vars_contract_and_model_inputs(tmp_path, 
     monkeypatch.setenv("SEGFLOW_SOURCES_FILE", str(tmp_path / "sources.yml"))
     settings = Settings.from_env()
     assert dbt_vars(settings)["custom_attributes"] == [
-        {"name": "date_of_birth", "type": "date", "column": "years_since_date_of_birth"},
-        {"name": "channel", "type": "category", "column": "channel"},
-        {"name": "employees", "type": "number", "column": "employees"},
+        {
+            "name": "date_of_birth",
+            "type": "date",
+            "column": "years_since_date_of_birth",
+            "cast": "date",
+        },
+        {"name": "channel", "type": "category", "column": "channel", "cast": None},
+        {"name": "employees", "type": "number", "column": "employees", "cast": "double"},
     ]
     attributes = declared_attributes(settings)
     columns = marts.feature_columns(attributes=attributes)
@@ -59,6 +74,8 @@ def test_no_sources_file_declares_nothing(tmp_path, monkeypatch):
             [{"name": "tier", "type": "category"}, {"name": "tier", "type": "number"}],
             "attributes[1]: 'tier' would become feature column 'tier'",
         ),
+        ([{"name": "lifecycle_stage", "type": "category"}], "already a CRM / dim_users column"),
+        ([{"name": "email", "type": "category"}], "'email' is already a CRM / dim_users column"),
         ([{"name": "tier"}], "attributes[0]: expected {name: <name>, type: <type>}"),
         ({"name": "tier", "type": "number"}, "`attributes:` must be a list"),
     ],
@@ -68,3 +85,102 @@ def test_bad_attribute_entries_fail_naming_the_file_and_entry(entries, message):
         _attributes(entries)
     assert str(err.value).startswith("landing/sources.yml: ")
     assert message in str(err.value)
+
+
+def _contacts(conn, rows: list[tuple[str, str | None, str]]) -> None:
+    """raw.crm_contacts rows (user, attributes JSON text, partition day) like the load writes."""
+    ensure_raw_schema(conn)
+    for line, (user, attrs, day) in enumerate(rows, start=1):
+        conn.execute(
+            "insert into raw.crm_contacts (user_id, updated_at, attributes, _partition_date, "
+            "_loaded_at, _source, _source_file, _source_line) values "
+            "(?, ?::timestamp, ?, ?::date, now(), 'files', ?, ?)",
+            [user, f"{day} 10:00:00", attrs, day, f"crm/{day}.csv", line],
+        )
+
+
+ATTRIBUTES = (
+    CustomAttribute("date_of_birth", "date"),
+    CustomAttribute("employees", "number"),
+    CustomAttribute("channel", "category"),
+)
+
+
+def test_bad_attribute_values_are_counted_and_quarantined_with_file_contact_and_value():
+    conn = duckdb.connect()
+    _contacts(
+        conn,
+        [
+            ("u1", '{"date_of_birth": "1990-02-28", "employees": 12.5, "channel": "ads"}', D1),
+            ("u2", '{"date_of_birth": "31/02/1990", "employees": "12,5x"}', D1),
+            ("u3", '{"date_of_birth": "n/a", "channel": "31/02/1990"}', D1),
+            ("u4", '{"date_of_birth": "  ", "employees": null}', D1),  # empty: not bad
+            ("u5", "{not json", D1),
+            ("u2", '{"date_of_birth": "1990-02-31"}', D2),  # the next CRM version: still bad
+            ("u6", None, D2),
+        ],
+    )
+    report = record_bad_attribute_values(conn, ATTRIBUTES)
+    counts = {c["attribute"]: c for c in report.counts}
+    assert counts["date_of_birth"]["values"] == 4
+    assert counts["date_of_birth"]["bad_values"] == 3
+    assert counts["date_of_birth"]["crm_versions_with_bad_value"] == 3
+    assert counts["date_of_birth"]["contacts_with_bad_value"] == 2  # u2 twice, u3
+    assert counts["employees"]["values"] == 2 and counts["employees"]["bad_values"] == 1
+    assert counts["channel"]["bad_values"] == 0  # any text is a category
+    assert counts["(all)"]["bad_values"] == 1  # u5's object is unreadable
+    assert report.bad_values == 5
+    rows = conn.execute(
+        "select partition_date, source_file, source_line, payload, reason_code, reason_detail "
+        "from raw.quarantine where table_name = ? order by source_file, source_line, payload",
+        [QUARANTINE_TABLE],
+    ).fetchall()
+    assert {r[4] for r in rows} == {BAD_VALUE_REASON}
+    by_detail = {r[5]: r for r in rows}
+    detail = 'contact u2: date_of_birth is not a date (YYYY-MM-DD): "31/02/1990"'
+    assert by_detail[detail][1:3] == (f"crm/{D1}.csv", 2)
+    assert json.loads(by_detail[detail][3])["value"] == "31/02/1990"
+    assert 'contact u2: employees is not a number (e.g. 12.5): "12,5x"' in by_detail
+    assert 'contact u3: date_of_birth is not a date (YYYY-MM-DD): "n/a"' in by_detail
+    assert any(d.startswith("contact u5: (all) attributes is not a JSON object") for d in by_detail)
+    # the contacts themselves loaded: the row reconciliation does not count these records
+    summary = quarantine_summary(conn, "raw.crm_contacts", [date.fromisoformat(D1)])
+    assert summary.rows_quarantined == 0 and summary.rows_loaded == 5
+    # a re-check of one day replaces that day's records only
+    conn.execute("update raw.crm_contacts set attributes = '{}' where _partition_date = ?", [D2])
+    again = record_bad_attribute_values(conn, ATTRIBUTES, [date.fromisoformat(D2)])
+    assert again.bad_values == 0
+    left = conn.execute(
+        "select count(*) from raw.quarantine where table_name = ?", [QUARANTINE_TABLE]
+    ).fetchone()[0]
+    assert left == 4  # D1's four records stay
+
+
+OVER_40 = """
+  - name: over_40
+    description: Forty or older (custom CRM attribute).
+    rule: years_since_date_of_birth >= 40 and channel == 'partner'
+    priority: 1
+"""
+
+
+def test_segments_check_without_a_warehouse_knows_the_declared_attributes(
+    tmp_path, monkeypatch, capsys
+):
+    from orchestration.segments import commands
+
+    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(tmp_path / "none.duckdb"))
+    monkeypatch.setenv("SEGFLOW_SOURCES_FILE", str(tmp_path / "sources.yml"))
+    defaults = Settings.from_env()
+    segments = tmp_path / "segments.yml"
+    segments.write_text(defaults.segments_file.read_text() + OVER_40)
+    args = argparse.Namespace(segments=str(segments), flows=None, triggers=None)
+    (tmp_path / "sources.yml").write_text("sources: {events: segment_s3}\n")
+    assert commands.check(args, Settings.from_env()) == 1  # not declared: unknown columns
+    assert "years_since_date_of_birth" in capsys.readouterr().out
+    (tmp_path / "sources.yml").write_text(
+        "sources: {events: segment_s3}\nattributes:\n  - {name: date_of_birth, type: date}\n"
+        "  - {name: channel, type: category}\n"
+    )
+    assert commands.check(args, Settings.from_env()) == 0
+    assert "no warehouse yet" in capsys.readouterr().out

@@ -12,12 +12,18 @@ from orchestration.defs.resources import WarehouseResource
 from orchestration.segments.assign import assign_segments, segment_size_changes
 from orchestration.segments.config import SegmentConfig, load_config
 from orchestration.segments.experiments import experiment_results
+from orchestration.segments.schema import declared_schema
 from orchestration.settings import Settings
 
 
 def segment_config() -> SegmentConfig:
     settings = Settings.from_env()
-    return load_config(settings.segments_file, settings.flows_file, settings.triggers_file)
+    return load_config(
+        settings.segments_file,
+        settings.flows_file,
+        settings.triggers_file,
+        declared_schema(settings),  # custom CRM attributes may appear in rules
+    )
 
 
 CONFIG = segment_config()
