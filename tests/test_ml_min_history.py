@@ -29,13 +29,16 @@ def test_a_30_day_run_is_told_the_history_the_training_rule_needs(monkeypatch):
     text = no_model_text(churn, 30)
     assert text.startswith("needs 42 days of history (have 30): 2 weekly training snapshots")
     assert "28-day label window, SEGFLOW_CHURN_HORIZON_DAYS" in text
-    monkeypatch.setenv("SEGFLOW_CHURN_HORIZON_DAYS", "14")
-    assert "needs 28 days of history (have 30)" in no_model_text(
+    monkeypatch.setenv("SEGFLOW_CHURN_HORIZON_DAYS", "21")
+    assert "needs 35 days of history (have 30)" in no_model_text(
         model_facts(Settings.from_env())["churn"], 30
     )
     monkeypatch.setenv("SEGFLOW_LTV_HORIZON_DAYS", "30")
     assert model_facts(Settings.from_env())["ltv"].min_history_days == 44
     assert min_history_days(28, every_days=14) == 6 + 14 + 28 + 1  # every other Monday
+    enough = no_model_text(model_facts(Settings.from_env())["churn"], 120)
+    assert enough.startswith("has the 35 days of history it needs (have 120)")
+    assert "churn_model step's skip reason" in enough
 
 
 @pytest.mark.slow

@@ -247,6 +247,11 @@ def no_model_text(fact: Any, have: int) -> str:
     from contracts.models import MIN_TRAINING_SNAPSHOTS
 
     setting = f", {fact.horizon_setting}" if fact.horizon_setting else ""
+    if have >= fact.min_history_days:  # history is not what is missing: the step says what is
+        return (
+            f"has the {fact.min_history_days} days of history it needs (have {have}); "
+            f"the {fact.kind}_model step's skip reason says what is missing"
+        )
     return (
         f"needs {fact.min_history_days} days of history (have {have}): "
         f"{MIN_TRAINING_SNAPSHOTS} weekly training snapshots, the newest with its "
