@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from datetime import date
 
 import duckdb
@@ -184,3 +185,92 @@ def test_segments_check_without_a_warehouse_knows_the_declared_attributes(
     )
     assert commands.check(args, Settings.from_env()) == 0
     assert "no warehouse yet" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_crm_load_warns_and_counts_bad_values_in_dagster(tmp_path, monkeypatch):
+    """Through the real raw/crm_contacts asset: every contact loads, the WARN check names the
+    attribute and the counts, the metadata counts per attribute, the quarantine lists the value."""
+    import dagster as dg
+
+    from orchestration.defs.ingest import raw_assets
+    from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
+
+    landing = tmp_path / "landing"
+    day = landing / "crm_contacts" / "dt=2025-03-03" / "contacts.jsonl"
+    day.parent.mkdir(parents=True)
+    births = ["1990-01-02", "31/02/1990", "n/a", "1975-12-31"]
+    day.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "user_id": f"u{i}",
+                    "email": f"u{i}@example.com",
+                    "plan": "free",
+                    "signup_at": "2025-03-01T00:00:00Z",
+                    "updated_at": "2025-03-03T10:00:00Z",
+                    "attributes": {"date_of_birth": born, "employees": "12,5x" if i == 3 else i},
+                }
+            )
+            + "\n"
+            for i, born in enumerate(births)
+        )
+    )
+    (landing / "sources.yml").write_text(
+        "sources:\n  crm_contacts: {files: ['crm_contacts/**']}\nattributes:\n"
+        "  - {name: date_of_birth, type: date}\n  - {name: employees, type: number}\n"
+    )
+    monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEGFLOW_SOURCE", "files")
+    monkeypatch.setenv("SEGFLOW_LANDING_DIR", str(landing))
+    monkeypatch.delenv("SEGFLOW_SOURCES_FILE", raising=False)
+    crm = [a for a in raw_assets if dg.AssetKey(["raw", "crm_contacts"]) in a.keys]
+    result = dg.materialize(
+        crm,
+        resources={
+            "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb")),
+            "segflow": SegflowSettingsResource(),
+        },
+        partition_key="2025-03-03",
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    (materialized,) = result.get_asset_materialization_events()
+    metadata = materialized.materialization.metadata
+    assert metadata["rows_loaded"].value == 4 and metadata["rows_quarantined"].value == 0
+    assert metadata["bad_attribute_values"].value == 3
+    table = metadata["attribute_values"].value  # attribute, type, values, bad_values, ...
+    assert re.search(r"\| date_of_birth \| date\s+\|\s+4 \|\s+2 \|\s+2 \|\s+2 \|", table), table
+    assert re.search(r"\| employees\s+\| number \|\s+4 \|\s+1 \|", table), table
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    warn = checks["custom_attribute_values"]
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    message = warn.metadata["message"].value
+    assert "date_of_birth: 2 bad of 4 (2 CRM versions, 2 contacts)" in message
+    assert "employees: 1 bad of 4" in message
+    assert checks["quarantine_gate"].passed  # the contacts are not lost rows: the gate stays green
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        rows = conn.execute(
+            "select source_file, source_line, reason_detail from raw.quarantine "
+            "where table_name = ? order by source_line, reason_detail",
+            [QUARANTINE_TABLE],
+        ).fetchall()
+    finally:
+        conn.close()
+    assert rows == [
+        (
+            "crm_contacts/dt=2025-03-03/contacts.jsonl",
+            2,
+            'contact u1: date_of_birth is not a date (YYYY-MM-DD): "31/02/1990"',
+        ),
+        (
+            "crm_contacts/dt=2025-03-03/contacts.jsonl",
+            3,
+            'contact u2: date_of_birth is not a date (YYYY-MM-DD): "n/a"',
+        ),
+        (
+            "crm_contacts/dt=2025-03-03/contacts.jsonl",
+            4,
+            'contact u3: employees is not a number (e.g. 12.5): "12,5x"',
+        ),
+    ]
