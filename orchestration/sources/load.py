@@ -246,29 +246,32 @@ def _validate_files(
         groups.setdefault((f.source, f.format in ("csv", "parquet")), []).append(f)
     if not groups:
         groups[(None, False)] = []
-    first = True
+    created = False
+
+    def write(sql: str) -> None:  # the first query creates `target`, the others append
+        nonlocal created
+        verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
+        conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits))
+        created = True
+
     for (name, tabular), group in groups.items():
         source = sources.get(name) if name else None
-        sql = typed_sql(spec, "_segflow_stage_rows", source, tabular)
         create_stage(conn, "_segflow_stage")
         try:
             read = stage_files(conn, "_segflow_stage", spec, group, source)
             _note(report, read)
-            verb = f"create or replace temp table {target} as" if first else f"insert into {target}"
-            conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits))
+            direct_rows = sum(t.num_rows for t in read.tables)
+            if sum(read.rows_per_file.values()) > direct_rows or not (created or direct_rows):
+                write(typed_sql(spec, "_segflow_stage_rows", source, tabular))
             if read.tables:  # CSV read by Arrow: typed straight from its columns
                 cols = direct_columns(conn, "_segflow_stage")
-                direct = typed_sql(spec, "_segflow_stage_cols", source, True, cols)
-                conn.execute(
-                    f"insert into {target} {direct}", params(direct, now, late_days, *limits)
-                )
+                write(typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded))
             names = [f.relative for f in group]
             warnings, errors = empty_columns(conn, target, spec.name, source, names)
             report.warnings += warnings
             report.mapping_errors += errors
         finally:
             drop_stage(conn, "_segflow_stage")
-        first = False
 
 
 BATCH_BYTES = 192 * 1024 * 1024

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from orchestration.sources.discover import FileInfo
@@ -85,6 +86,7 @@ def stage_csv(
     if table is not None:
         if result is not None:
             result.tables.append(table)
+            result.padded |= _padded(table, header)
         return extra_keys(spec, header)
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -216,6 +218,17 @@ def _read_csv_fast(
     for name, column in extra.items():
         table = table.append_column(name, column)
     return table
+
+
+def _padded(table: pa.Table, header: list[str]) -> set[str]:
+    """Header names with a value that starts or ends with a space: the only columns the
+    validation query trims (a vectorised test per column, cheaper than trimming every value)."""
+    return {
+        h
+        for h in header
+        if pc.any(pc.starts_with(table[f"d_{h}"], " ")).as_py()
+        or pc.any(pc.ends_with(table[f"d_{h}"], " ")).as_py()
+    }
 
 
 def _footer_start(records: list, width: int) -> int:

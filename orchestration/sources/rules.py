@@ -269,13 +269,12 @@ def params(
     max_amount: float | None = None,
 ) -> dict:
     """The named parameters `sql` uses (DuckDB rejects unused ones)."""
-    plan = tracking_plan.load()
     values = {
-        "now": now,
-        "late_days": late_days,
-        "floor": floor,
-        "max_amount": MAX_AMOUNT if max_amount is None else max_amount,
-        "known_events": sorted(plan.known_events),
-        "event_types": list(EVENT_TYPES),
+        "now": lambda: now,
+        "late_days": lambda: late_days,
+        "floor": lambda: floor,
+        "max_amount": lambda: MAX_AMOUNT if max_amount is None else max_amount,
+        "known_events": lambda: sorted(tracking_plan.load().known_events),  # read when used
+        "event_types": lambda: list(EVENT_TYPES),
     }
-    return {k: v for k, v in values.items() if f"${k}" in sql}
+    return {k: v() for k, v in values.items() if f"${k}" in sql}

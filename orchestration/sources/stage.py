@@ -40,6 +40,7 @@ class ReadResult:
     footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
+    padded: set[str] = field(default_factory=set)  # their columns with a space-padded value
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
 
