@@ -62,24 +62,14 @@ def stage_csv(
     source=None,
     result: ReadResult | None = None,
 ) -> list[str]:
+    """Stage one CSV file: Arrow's reader for well-formed UTF-8 files (a direct stage table in
+    `result.tables`), else record by record with malformed records, bad bytes and report
+    footers quarantined or counted. Returns the header names outside the contract."""
     csv.field_size_limit(1 << 30)
     delimiter = source.csv_delimiter if source is not None else ","
-    head = raw[:65536]
-    if len(head) < len(raw):  # the header is on the first line(s)
-        head = head[: head.rindex(b"\n") + 1] if b"\n" in head else raw
-    text = head.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
+    header = _read_header(info, raw, delimiter)
+    if header is None:
         return []
-    except csv.Error as exc:
-        raise SourceError(
-            f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
-            file=info.relative,
-            line=1,
-        ) from exc
-    header = check_header(info, header)
     missing = missing_required(needed, header)
     missing_note = missing_detail(info, spec, missing, header, needed) if missing else None
     table = _read_csv_fast(info, raw, header, delimiter, missing_note)
@@ -88,10 +78,52 @@ def stage_csv(
             result.tables.append(table)
             result.padded |= _padded(table, header)
         return extra_keys(spec, header)
+    records = _csv_records(info, raw, delimiter)
+    if source is not None and source.csv_footer == "auto":
+        footer = _footer_start(records, len(header))
+        if footer < len(records):
+            if result is not None:
+                result.footer_lines[info.relative] = len(records) - footer
+            records = records[:footer]
+    rows = [
+        row
+        for start, fields, error in records
+        if (row := _record_row(info, header, delimiter, start, fields, error, missing_note))
+    ]
+    insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
+    return extra_keys(spec, header)
+
+
+def _read_header(info: FileInfo, raw: bytes, delimiter: str) -> list[str] | None:
+    """The header's snake_case names, read from the first 64 KiB (None: an empty file)."""
+    head = raw[:65536]
+    if len(head) < len(raw):  # the header is on the first line(s)
+        head = head[: head.rindex(b"\n") + 1] if b"\n" in head else raw
+    text = head.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as exc:
+        raise SourceError(
+            f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
+            file=info.relative,
+            line=1,
+        ) from exc
+    return check_header(info, header)
+
+
+Record = tuple[int, list[str] | None, str | None]  # (start line, fields, parse error)
+
+
+def _csv_records(info: FileInfo, raw: bytes, delimiter: str) -> list[Record]:
+    """Every record after the header with the physical line it starts on; a record the csv
+    module cannot parse keeps its line and the error instead of fields."""
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    next(reader)  # the header, read above
-    records: list[tuple[int, list[str] | None, str | None]] = []
+    next(reader)  # the header, read by _read_header
+    records: list[Record] = []
     line = reader.line_num + 1
     while True:
         try:
@@ -104,65 +136,48 @@ def stage_csv(
             continue
         records.append((line, fields, None))
         line = reader.line_num + 1
-    if source is not None and source.csv_footer == "auto":
-        footer = _footer_start(records, len(header))
-        if footer < len(records):
-            if result is not None:
-                result.footer_lines[info.relative] = len(records) - footer
-            records = records[:footer]
-    rows = []
-    for start, fields, error in records:
-        if fields is None:
-            rows.append((info.relative, start, info.partition_date, None, "malformed_csv", error))
-            continue
-        if not any(f.strip() for f in fields):
-            continue
-        record_text = delimiter.join(fields)
-        if _has_bad_bytes(record_text):
-            rows.append(
-                (
-                    info.relative,
-                    start,
-                    info.partition_date,
-                    _clean(record_text),
-                    "bad_encoding",
-                    f"{info.relative}: line {start}: bytes that are not valid UTF-8 "
-                    "(expected UTF-8 text)",
-                )
-            )
-            continue
-        if len(fields) != len(header):
-            rows.append(
-                (
-                    info.relative,
-                    start,
-                    info.partition_date,
-                    record_text,
-                    "malformed_csv",
-                    f"{info.relative}: line {start}: expected {len(header)} fields "
-                    f"({', '.join(header)}), found {len(fields)}",
-                )
-            )
-            continue
-        payload = json.dumps(
-            {h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
-            ensure_ascii=False,
+    return records
+
+
+def _record_row(
+    info: FileInfo,
+    header: list[str],
+    delimiter: str,
+    start: int,
+    fields: list[str] | None,
+    error: str | None,
+    missing_note: str | None,
+) -> tuple | None:
+    """The stage row of one record (None for a blank record): quarantined as malformed, bad
+    encoding or wrong width, else its fields as a JSON object."""
+    where = (info.relative, start, info.partition_date)
+    if fields is None:
+        return (*where, None, "malformed_csv", error)
+    if not any(f.strip() for f in fields):
+        return None
+    record_text = delimiter.join(fields)
+    if _has_bad_bytes(record_text):
+        return (
+            *where,
+            _clean(record_text),
+            "bad_encoding",
+            f"{info.relative}: line {start}: bytes that are not valid UTF-8 (expected UTF-8 text)",
         )
-        if missing_note:
-            rows.append(
-                (
-                    info.relative,
-                    start,
-                    info.partition_date,
-                    payload,
-                    "missing_required_column",
-                    missing_note,
-                )
-            )
-        else:
-            rows.append((info.relative, start, info.partition_date, payload, None, None))
-    insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
-    return extra_keys(spec, header)
+    if len(fields) != len(header):
+        return (
+            *where,
+            record_text,
+            "malformed_csv",
+            f"{info.relative}: line {start}: expected {len(header)} fields "
+            f"({', '.join(header)}), found {len(fields)}",
+        )
+    payload = json.dumps(
+        {h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
+        ensure_ascii=False,
+    )
+    if missing_note:
+        return (*where, payload, "missing_required_column", missing_note)
+    return (*where, payload, None, None)
 
 
 def _read_csv_fast(
