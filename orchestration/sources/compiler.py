@@ -201,7 +201,7 @@ class Compiler:
     def text(self, path: tuple[str, ...]) -> str:
         if self.direct is not None and len(path) == 1:
             return self._direct_text(path)
-        nested = f"nullif(trim({self._ref(path)} ->> '$'), '')"
+        nested = trimmed(f"{self._ref(path)} ->> '$'")
         if self.tabular and len(path) > 1:
             # a nested field flattened into a CSV / parquet header: `status_transitions.paid_at`
             # (json_normalize) or `status_transitions_paid_at` both read as the snake name
@@ -219,7 +219,7 @@ class Compiler:
         if col is None:
             return "null::varchar"
         if self.padded is None or to_snake(path[0]) in self.padded:
-            return f"nullif(trim({col}), '')"
+            return trimmed(col)
         return f"nullif({col}, '')"
 
     def _names(self, names) -> list[str]:
@@ -319,6 +319,16 @@ class Compiler:
                 f"'^(-?[0-9]+)\\.0*$', '\\1') else {expr} end"
             )
         return expr
+
+
+def trimmed(expr: str) -> str:
+    """`expr` without leading/trailing spaces, '' as null: `trim` allocates a new string for
+    every value, so it runs only on values that start or end with a space (same result, about
+    half the cost on clean data)."""
+    return (
+        f"case when prefix({expr}, ' ') or suffix({expr}, ' ') then nullif(trim({expr}), '') "
+        f"else nullif({expr}, '') end"
+    )
 
 
 def coalesce(exprs: list[str]) -> str:

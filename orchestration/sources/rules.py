@@ -34,7 +34,10 @@ def _shape_checks(spec: TableSpec, direct: list[str] | None) -> list[Check]:
     checks.append(("pre_reason is not null", "pre_reason", "pre_detail"))
     checks.append(
         (
-            "false" if direct is not None else "v is null or not starts_with(ltrim(payload), '{')",
+            # ltrim copies the line: only for the rare line that does not start with `{`
+            "false"
+            if direct is not None
+            else "v is null or not (starts_with(payload, '{') or starts_with(ltrim(payload), '{'))",
             "'malformed_json'",
             "null"
             if direct is not None

@@ -15,6 +15,7 @@ from orchestration.sources.compiler import (
     field_ref,
     sql_str,
     transform_spec,
+    trimmed,
     ts_sql,
 )
 from orchestration.sources.mapping_rules import Identity
@@ -43,7 +44,7 @@ def _base_exprs(
         elif source.default_columns:
             refs = [field_ref(a) for a in spec.aliases(col)]
             joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
-            base[col] = joined if kind == "json" else f"nullif(trim({joined}), '')"
+            base[col] = joined if kind == "json" else trimmed(joined)
         elif col in source.columns:
             base[col] = comp.base(source.columns[col], kind)
         else:  # not listed under `columns:`: a header / key of the same name, never nulled
