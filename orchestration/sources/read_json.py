@@ -20,6 +20,7 @@ from orchestration.sources.stage import (
     ReadResult,
     extra_keys,
     insert_frame,
+    is_utf8,
 )
 from orchestration.sources.tables import SourceError, TableSpec
 
@@ -31,9 +32,7 @@ def stage_jsonl(
     their numbers), appended to `lines`; they are parsed once, later, by the validation query
     (which also quarantines malformed lines). Invalid UTF-8 -> Python path into the stage table.
     Lines keep their trailing newline (JSON whitespace) to avoid a copy; blank lines are skipped."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+    if not is_utf8(data):
         _stage_jsonl_python(conn, stage, info, data)
         return _json_extra_keys(conn, stage, spec, info)
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0

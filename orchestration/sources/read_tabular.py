@@ -23,6 +23,7 @@ from orchestration.sources.stage import (
     ReadResult,
     extra_keys,
     insert_frame,
+    is_utf8,
     missing_detail,
     missing_required,
 )
@@ -190,9 +191,7 @@ def _read_csv_fast(
     if b"\r" in raw[:4096] and b"\r\n" not in raw[:4096]:
         return None  # old Mac line ends: the slow path counts lines right
     data = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+    if not is_utf8(data):
         return None
     names = [f"d_{h}" for h in header]
     try:

@@ -105,6 +105,18 @@ def insert_frame(conn: duckdb.DuckDBPyConnection, stage: str, frame: pd.DataFram
         conn.unregister("_stage_frame")
 
 
+def is_utf8(data: bytes) -> bool:
+    """Whether `data` is valid UTF-8; ASCII (most exports) is told by a fast scan instead of
+    decoding a copy of the whole file."""
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def missing_required(needed: dict[str, tuple[str, ...]], found: list[str]) -> list[str]:
     present = set(found)
     return [c for c, names in needed.items() if not present.intersection(names)]
