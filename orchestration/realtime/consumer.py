@@ -5,7 +5,8 @@ realtime rules of the users it touched (and, for `session.*` rules, of users in 
 sees exactly what the stream saw.
 
 Order per batch: read -> one SQLite transaction (state, profiles, drained lines, emitted
-events, high-water mark) -> XACK -> write landing files and send events. A crash anywhere
+events, high-water mark) -> XACK -> write landing files and send events (under `run`, on the
+output worker's thread: a slow destination never delays the next batch). A crash anywhere
 redelivers the batch; entries at or below the high-water mark are skipped, landing files are
 rewritten with identical content (name and lines fixed at commit) and events re-sent with the
 same ids until each destination acknowledges them (outputs.py). Nothing is lost or doubled. One consumer
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 SESSION_GAP_S = 30 * 60
 GROUP = "segflow-realtime"
 TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
+DEFERRED_CHUNK = 500  # deferred users evaluated per transaction once caught up
 
 
 class Consumer:
@@ -48,10 +50,12 @@ class Consumer:
         known_events: frozenset[str],
         destinations: Sequence[Destination] = (),
         name: str = "consumer-1",
-        batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
+        batch_size: int = 1000,  # an upper bound: an idle stream gives what is there
         sweep_seconds: float = 30.0,  # session sweep period (0: off); see `sweep`
     ):
         self.stream, self.name, self.batch_size = stream, name, batch_size
+        self.state_path = state_path
+        self._worker: outputs.OutputWorker | None = None
         self.sweep_seconds = sweep_seconds
         self._swept = time.monotonic()
         self.db = state.connect(state_path)
@@ -65,28 +69,48 @@ class Consumer:
         self.destinations = tuple(destinations)
         self._batches = 0
         self._unsent = False
+        self._deferred = state.get_meta(self.db, "hwm") is not None  # checked when idle
         self.stream.ensure_group(GROUP)
         for destination in self.destinations:
             destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
         self.finish_pending()  # landing files / events a crash left behind
 
     def run(self, stop: threading.Event, block_ms: int = 500) -> None:
-        while not stop.is_set():
-            self.step(block_ms)
-        self.close()
+        """Step until `stop`; landing files and sends happen on the output worker."""
+        self._worker = outputs.OutputWorker(
+            self.state_path, self.landing_dir, self.destinations
+        ).start()
+        try:
+            while not stop.is_set():
+                self.step(block_ms)
+        finally:
+            self._worker.stop()
+            self._worker = None
+            self.close()
 
     def close(self) -> None:
+        self.finish_pending()
         for destination in self.destinations:
             destination.close_run()
 
+    def _outputs_due(self) -> None:
+        """After a commit: wake the output worker, or write out inline (direct `step` calls)."""
+        if self._worker is not None:
+            self._worker.wake()
+        else:
+            self.finish_pending()
+
     def step(self, block_ms: int = 500) -> int:
-        """Process one batch; returns the number of stream entries read."""
-        entries = self.stream.read(GROUP, self.name, self.batch_size, block_ms)
+        """Process one batch; returns the number of stream entries read, or when there were
+        none the number of deferred users evaluated (0: idle)."""
+        entries = self.stream.read(
+            GROUP, self.name, self.batch_size, 0 if self._deferred else block_ms
+        )
         if not entries:
-            if self._unsent:  # a destination failed earlier: retry while the stream is idle
+            if self._unsent and self._worker is None:  # a destination failed: retry when idle
                 self.finish_pending()
             self._maybe_sweep()
-            return 0
+            return self.evaluate_deferred()
         hwm = _id_key(state.get_meta(self.db, "hwm", "0-0") or "0-0")
         fresh = [(i, p) for i, p in entries if _id_key(i) > hwm]
         if fresh:
@@ -103,13 +127,36 @@ class Consumer:
                 self.db.execute("rollback")
                 raise
         self.stream.ack(GROUP, [i for i, _ in entries])
-        self.finish_pending()
+        self._outputs_due()
         self._batches += 1
         trim = getattr(self.stream, "trim_acknowledged", None)
         if trim is not None and self._batches % TRIM_EVERY == 0:
             trim()  # drained to the landing files and acknowledged: the broker can let go
         self._maybe_sweep()
+        if len(entries) < self.batch_size:  # caught up with the stream
+            self.evaluate_deferred()
         return len(entries)
+
+    def evaluate_deferred(self, limit: int = DEFERRED_CHUNK) -> int:
+        """Evaluate up to `limit` deferred users (see `_needing_evaluation`) in one
+        transaction; returns how many."""
+        if not self._deferred:
+            return 0
+        rows = self.db.execute(
+            "select user_id, day from deferred order by rowid limit ?", (limit,)
+        ).fetchall()
+        self._deferred = bool(rows)
+        if not rows:
+            return 0
+        self.db.execute("begin immediate")
+        try:
+            self._reevaluate({user: date.fromisoformat(day) for user, day in rows})
+            self.db.execute("commit")
+        except BaseException:
+            self.db.execute("rollback")
+            raise
+        self._outputs_due()
+        return len(rows)
 
     def _maybe_sweep(self) -> None:
         if self.sweep_seconds and time.monotonic() - self._swept >= self.sweep_seconds:
@@ -145,7 +192,7 @@ class Consumer:
         except BaseException:
             self.db.execute("rollback")
             raise
-        self.finish_pending()
+        self._outputs_due()
         return len(users)
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
@@ -176,7 +223,7 @@ class Consumer:
             touched[user] = latest
             day_updates.update({(user, day): update for day, update in days.items()})
             session_rows.append((user, *session))
-        grown = self._write_days(day_updates)
+        grown = self._changing_inputs(self._write_days(day_updates))
         self.db.executemany("insert or replace into session values (?, ?, ?, ?)", session_rows)
         state.add_counter(self.db, "events_applied", len(entries) - quarantined)
         state.add_counter(self.db, "events_quarantined", quarantined)
@@ -184,22 +231,44 @@ class Consumer:
         if touched:
             self._reevaluate(touched)
 
+    def _changing_inputs(self, new: dict[str, set[str]]) -> set[str]:
+        """Users whose new milestones change a rule input: a `reached_<milestone>` some rule,
+        trigger or block reads, not already true in the snapshot (reaching it again changes
+        nothing)."""
+        columns = set(self.evaluator.columns)
+        relevant = {u: {m for m in ms if f"reached_{m}" in columns} for u, ms in new.items()}
+        relevant = {u: ms for u, ms in relevant.items() if ms}
+        known = self.snapshot.reached(list(relevant), sorted(set().union(*relevant.values())))
+        return {u for u, ms in relevant.items() if ms - known.get(u, set())}
+
     def _needing_evaluation(self, touched: dict[str, date], grown: set[str]) -> dict[str, date]:
-        """Users whose realtime inputs may have changed: a new milestone, a session value a
-        rule reads, or no intraday answer yet for this day on the current snapshot. For the
-        others a re-evaluation would give the same answer, so it is skipped."""
+        """Users whose realtime inputs changed now: a new milestone or a session value a rule
+        reads. Users with no intraday answer yet for this day on the current snapshot (only
+        the day moved on: `days_since_signup`) are deferred until the consumer has caught
+        up, so a burst of first events of the day does not delay the changes events cause;
+        until then they are served the snapshot's answer, as before their first event. For
+        the others a re-evaluation would give the same answer, so it is skipped."""
         if self.evaluator.reads_session:
             return touched
         answered = self._by_user("select user_id, day, updated_at from profile", list(touched))
         snapshot_at = self.snapshot.version()
-        return {
+        stale = {
             user: day
             for user, day in touched.items()
-            if user in grown
-            or user not in answered
-            or answered[user][0] != day.isoformat()
-            or answered[user][1] < snapshot_at
+            if user not in grown
+            and (
+                user not in answered
+                or answered[user][0] != day.isoformat()
+                or answered[user][1] < snapshot_at
+            )
         }
+        if stale:
+            self.db.executemany(
+                "insert or replace into deferred values (?, ?)",
+                [(user, day.isoformat()) for user, day in stale.items()],
+            )
+            self._deferred = True
+        return {user: day for user, day in touched.items() if user in grown}
 
     def _by_user(
         self, select: str, users: list[str], where: str = "", args=(), many: bool = False
@@ -234,20 +303,20 @@ class Consumer:
                 started, last, events = min(started, ts), max(last, ts), events + 1
         return max(moments).date(), days, (started, last, events)
 
-    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> set[str]:
+    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> dict[str, set[str]]:
         """Add a batch's counts and milestones to the users' days (one read, one write);
-        returns the users who reached a milestone new for that day."""
+        returns {user: milestones new for that day}."""
         users = sorted({user for user, _ in updates})
         existing = self._by_user(
             "select user_id, day, counts, milestones from user_day", users, many=True
         )
         stored = {(user, r[0]): r[1:] for user, days in existing.items() for r in days}
-        rows, grown = [], set()
+        rows, grown = [], {}
         for (user, day), (counts, milestones) in updates.items():
             old = stored.get((user, day))
             before = set(json.loads(old[1])) if old else set()
             if milestones - before:
-                grown.add(user)
+                grown.setdefault(user, set()).update(milestones - before)
             total = json.loads(old[0]) if old else {}
             for event, n in counts.items():
                 total[event] = total.get(event, 0) + n
@@ -302,6 +371,7 @@ class Consumer:
         self.db.executemany(
             "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", profile_rows
         )
+        self.db.executemany("delete from deferred where user_id = ?", [(u,) for u in users])
 
     def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous):
         """(profile row, emitted event rows) of one re-evaluated user."""
@@ -341,14 +411,7 @@ class Consumer:
 
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""
-        for (batch,) in self.db.execute(
-            "select distinct batch from pending_file order by batch"
-        ).fetchall():
-            outputs.flush_landing(self.db, self.landing_dir, batch)
-        for destination in self.destinations:
-            outputs.send_events(self.db, destination)
-        if self.destinations:
-            self._unsent = outputs.mark_sent(self.db, [d.name for d in self.destinations])
+        self._unsent = outputs.finish(self.db, self.landing_dir, self.destinations)
 
 
 _MEMBERSHIP = {"segment_entered", "segment_exited"}

@@ -5,6 +5,8 @@ is recognised and skipped: state, drained lines and emitted events are applied e
 `pending_file` holds a committed batch's landing-file text per day until it is written.
 `emitted.sent` = 1 once every configured destination acknowledged the event; `delivered`
 records each destination's acknowledgements (the once-only ledger per destination).
+`deferred` holds users whose only reason for a re-evaluation is a new day or snapshot (no
+event of theirs changed an input); they are evaluated when the consumer has caught up.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ create table if not exists emitted (event_id text primary key, person_id text, n
 create index if not exists emitted_unsent on emitted (sent);
 create table if not exists delivered (event_id text, destination text,
     primary key (event_id, destination));
+create table if not exists deferred (user_id text primary key, day text not null);
 """
 
 
