@@ -336,3 +336,42 @@ def test_suppressed_people_are_neither_served_nor_sent(world, redis_url, tmp_pat
     assert _outbox_events(tmp_path / "outbox") == []
     with sqlite3.connect(tmp_path / "state.sqlite") as db:
         assert db.execute("select count(*) from user_day").fetchone() == (0,)
+
+
+def test_changes_an_event_causes_come_before_new_day_re_evaluations(world, redis_url, tmp_path):
+    """In a full batch (the consumer is behind), the user whose event reached a milestone is
+    evaluated at once; users whose only change is the new day (days since signup) are
+    deferred, served the snapshot's answer meanwhile, and evaluated once it caught up."""
+    setup_user = new_user_before_setup(world)
+    others = [u for u in sorted(world.features["user_id"].unique()) if u != setup_user][:3]
+    stream = RedisStream(redis_url, "t:deferred")
+    now = datetime.now(UTC)
+    messages = [{"userId": u, "event": "Dashboard Viewed"} for u in others]
+    messages.append({"userId": setup_user, "event": "Project Created"})
+    stream.append([encode(normalise(m, "track", now)) for m in messages])
+    consumer = Consumer(
+        stream,
+        tmp_path / "state.sqlite",
+        world.snapshot,
+        tmp_path / "landing",
+        world.config,
+        milestone_events(),
+        tracking_plan.load().known_events,
+        batch_size=len(messages),
+    )
+    reader = ProfileReader(world.snapshot, tmp_path / "state.sqlite", world.config, {})
+    db = sqlite3.connect(tmp_path / "state.sqlite")
+
+    assert consumer.step(block_ms=50) == len(messages)  # a full batch: not caught up yet
+    assert reader.profile(setup_user)["onboarding_flow"] != "new_user_onboarding"
+    assert {u for (u,) in db.execute("select user_id from profile")} == {setup_user}
+    assert {u for (u,) in db.execute("select user_id from deferred")} == set(others)
+    assert {reader.profile(u)["source"] for u in others} == {"daily"}
+
+    assert consumer.step(block_ms=50) == len(others)  # idle: the deferred users
+    rows = dict(db.execute("select user_id, day from profile").fetchall())
+    assert set(rows) == {setup_user, *others} and set(rows.values()) == {TODAY.isoformat()}
+    assert db.execute("select count(*) from deferred").fetchone()[0] == 0
+    assert {reader.profile(u)["source"] for u in others} == {"intraday"}
+    assert consumer.step(block_ms=50) == 0
+    consumer.close()
