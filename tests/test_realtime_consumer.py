@@ -375,3 +375,64 @@ def test_changes_an_event_causes_come_before_new_day_re_evaluations(world, redis
     assert {reader.profile(u)["source"] for u in others} == {"intraday"}
     assert consumer.step(block_ms=50) == 0
     consumer.close()
+
+
+def _at(stream, consumer, user: str, event: str, moment: datetime) -> None:
+    """`event` of `user` stamped `moment` (the clock the consumer reads), applied."""
+    message = {"type": "track", "userId": user, "event": event, "timestamp": moment.isoformat()}
+    stream.append([encode(normalise(message, None, moment))])
+    while consumer.step(block_ms=50):
+        pass
+
+
+def _membership_events(outbox, user: str) -> list[tuple[str, str, int]]:
+    return [
+        (e["name"], e["attributes"].get("segment"), e["timestamp"])
+        for e in _outbox_events(outbox)
+        if e["identifiers"]["id"] == user and e["name"] in ("segment_entered", "segment_exited")
+    ]
+
+
+def test_a_session_membership_ending_after_utc_midnight_is_exited(world, redis_url, tmp_path):
+    """The session starts at 23:45 UTC and the user stalls (entered before midnight); the
+    sweep at 00:20 sees the session over: the exit is emitted on the new day, once."""
+    outbox = tmp_path / "outbox"
+    consumer, reader, stream, user = _session_world(
+        world, redis_url, "t:midnight-sweep", tmp_path,
+        destinations=[OutboxDestination(outbox)], sweep_seconds=0,
+    )  # fmt: skip
+    midnight = datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=UTC) + timedelta(days=1)
+    _at(stream, consumer, user, "Dashboard Viewed", midnight - timedelta(minutes=15))
+    consumer.sweep(now=(midnight - timedelta(minutes=3)).timestamp())  # 12 minutes in
+    assert reader.profile(user)["primary_segment"] == "stalled_in_session"
+    assert consumer.sweep(now=(midnight + timedelta(minutes=20)).timestamp()) == 1  # ended
+    over = reader.profile(user)
+    assert "stalled_in_session" not in [s["name"] for s in over["segments"]]
+    assert over["onboarding_flow"] == "new_user_onboarding"
+    assert _membership_events(outbox, user) == [
+        ("segment_entered", "stalled_in_session", int((midnight - timedelta(days=1)).timestamp())),
+        ("segment_exited", "stalled_in_session", int(midnight.timestamp())),
+    ]
+
+
+def test_a_session_across_utc_midnight_keeps_its_membership(world, redis_url, tmp_path):
+    """Events on both sides of midnight in one session: still stalled after midnight is not
+    a second entry; the first project at 00:06 exits the segment on the new day."""
+    outbox = tmp_path / "outbox"
+    consumer, reader, stream, user = _session_world(
+        world, redis_url, "t:midnight-events", tmp_path,
+        destinations=[OutboxDestination(outbox)], sweep_seconds=0,
+    )  # fmt: skip
+    midnight = datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=UTC) + timedelta(days=1)
+    _at(stream, consumer, user, "Dashboard Viewed", midnight - timedelta(minutes=15))
+    _at(stream, consumer, user, "Dashboard Viewed", midnight - timedelta(minutes=3))
+    assert reader.profile(user)["primary_segment"] == "stalled_in_session"
+    _at(stream, consumer, user, "Dashboard Viewed", midnight + timedelta(minutes=5))
+    assert reader.profile(user)["primary_segment"] == "stalled_in_session"
+    _at(stream, consumer, user, "Project Created", midnight + timedelta(minutes=6))
+    assert "stalled_in_session" not in [s["name"] for s in reader.profile(user)["segments"]]
+    stalled = [e for e in _membership_events(outbox, user) if e[1] == "stalled_in_session"]
+    assert stalled == [
+        ("segment_entered", "stalled_in_session", int((midnight - timedelta(days=1)).timestamp())),
+        ("segment_exited", "stalled_in_session", int(midnight.timestamp())),
+    ]

@@ -337,7 +337,9 @@ class Consumer:
         reached = self._by_user(
             "select user_id, milestones from user_day", users, "and day > ?", (after,), many=True
         )
-        previous = self._by_user("select user_id, day, segments, fired from profile", users)
+        previous = self._by_user(  # an earlier day's answer is served until the daily run
+            "select user_id, day, segments, fired from profile", users, "and day > ?", (after,)
+        )
         sessions = self._by_user("select user_id, started_at, last_at, events from session", users)
         rows, starts = [], []
         for user, base, day in zip(users, bases, days, strict=True):
@@ -375,11 +377,13 @@ class Consumer:
 
     def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous):
         """(profile row, emitted event rows) of one re-evaluated user."""
-        if previous is not None and previous[0] != day.isoformat():
-            previous = None  # yesterday's intraday answer: today starts from the snapshot
-        previous = previous[1:] if previous else None
-        old_segments = tuple(json.loads(previous[0])) if previous else base.segments
-        fired_before = json.loads(previous[1]) if previous else []
+        # what destinations last saw: the latest intraday answer newer than the snapshot,
+        # even from before midnight (a session membership ending after midnight exits; one
+        # spanning it is not entered again), else the snapshot's; triggers fire once a day
+        old_segments = tuple(json.loads(previous[1])) if previous else base.segments
+        fired_before = (
+            json.loads(previous[2]) if previous and previous[0] == day.isoformat() else []
+        )
         fired = [
             t.name
             for i, t in enumerate(self.evaluator.triggers)
