@@ -394,7 +394,7 @@ class Consumer:
         ]
         day_ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
         events = self.evaluator.events(user, day_ts, old_segments, profile.segments, fired)
-        fired_all = fired_before + [e.name for e in events if e.name not in _MEMBERSHIP]
+        fired_all = fired_before + [e.name for e in events if e.name not in outputs.MEMBERSHIP]
         emitted = [
             (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time())
             for e in events
@@ -416,9 +416,6 @@ class Consumer:
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""
         self._unsent = outputs.finish(self.db, self.landing_dir, self.destinations)
-
-
-_MEMBERSHIP = {"segment_entered", "segment_exited"}
 
 
 def session_values(session: tuple | None, as_of: float | None) -> dict[str, float]:

@@ -25,6 +25,7 @@ from orchestration.activation.payload import EventSpec, event_item
 from orchestration.realtime import state
 
 log = logging.getLogger(__name__)
+MEMBERSHIP = ("segment_entered", "segment_exited")
 
 
 def flush_landing(db: sqlite3.Connection, landing_dir: Path, batch: str) -> None:
@@ -53,13 +54,10 @@ def send_events(db: sqlite3.Connection, destination: Destination) -> None:
         (destination.name,),
     ).fetchall()
     size = destination.max_items_per_batch
+    as_people = bool(getattr(destination, "membership_as_people", False))
     for start in range(0, len(rows), size):
-        items = []
-        for event_id, person, name, ts, data in rows[start : start + size]:
-            payload: dict[str, Any] = event_item(
-                EventSpec(person, name, ts, event_id, json.loads(data))
-            )
-            items.append(OutgoingItem("event", event_id, person, payload, encode_item(payload)))
+        chunk = rows[start : start + size]
+        items = _membership_items(chunk) if as_people else _event_items(chunk)
         try:
             results = destination.send(items)
         except Exception as exc:  # noqa: BLE001 - one destination down must not stop others
@@ -73,6 +71,41 @@ def send_events(db: sqlite3.Connection, destination: Destination) -> None:
         except BaseException:
             db.execute("rollback")
             raise
+
+
+def _event_items(rows: list[tuple]) -> list[OutgoingItem]:
+    items = []
+    for event_id, person, name, ts, data in rows:
+        payload: dict[str, Any] = event_item(
+            EventSpec(person, name, ts, event_id, json.loads(data))
+        )
+        items.append(OutgoingItem("event", event_id, person, payload, encode_item(payload)))
+    return items
+
+
+def _membership_items(rows: list[tuple]) -> list[OutgoingItem]:
+    """For a destination that mirrors segment membership from person attributes only
+    (LaunchDarkly: `membership_as_people`): each segment_entered / segment_exited becomes a
+    person item `segment_<name>: true` / `""`, keyed by the event id (the ledger's key), as
+    the daily sync sends membership. Only the latest change per person and segment in a
+    batch carries the attribute (a destination may apply a batch's adds and removes in any
+    order); other events carry nothing and are acknowledged without a request."""
+    latest: dict[tuple[str, str], int] = {}
+    changes = []
+    for k, (_event_id, person, name, _ts, data) in enumerate(rows):
+        segment = json.loads(data).get("segment") if name in MEMBERSHIP else None
+        changes.append(segment)
+        if segment:
+            latest[(person, segment)] = k
+    items = []
+    for k, (event_id, person, name, _ts, _data) in enumerate(rows):
+        segment = changes[k]
+        attributes: dict[str, Any] = {}
+        if segment and latest[(person, segment)] == k:
+            attributes[f"segment_{segment}"] = True if name == "segment_entered" else ""
+        payload = {"type": "person", "identifiers": {"id": person}, "attributes": attributes}
+        items.append(OutgoingItem("person", event_id, person, payload, encode_item(payload)))
+    return items
 
 
 def mark_sent(db: sqlite3.Connection, names: list[str]) -> bool:
