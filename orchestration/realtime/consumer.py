@@ -148,9 +148,13 @@ class Consumer:
         self._deferred = bool(rows)
         if not rows:
             return 0
+        hidden = self.snapshot.suppressed([user for user, _ in rows])  # a privacy request since
         self.db.execute("begin immediate")
         try:
-            self._reevaluate({user: date.fromisoformat(day) for user, day in rows})
+            self.db.executemany("delete from deferred where user_id = ?", [(u,) for u in hidden])
+            users = {user: date.fromisoformat(day) for user, day in rows if user not in hidden}
+            if users:
+                self._reevaluate(users)
             self.db.execute("commit")
         except BaseException:
             self.db.execute("rollback")
