@@ -15,7 +15,7 @@ import duckdb
 import pytest
 import requests
 from support.realtime import WRITE_KEY, redis_or_skip, running_collector
-from support.realtime_world import TODAY, build_world, new_user_before_setup
+from support.realtime_world import SNAPSHOT_DAY, TODAY, build_world, new_user_before_setup
 
 from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
@@ -436,3 +436,20 @@ def test_a_session_across_utc_midnight_keeps_its_membership(world, redis_url, tm
         ("segment_entered", "stalled_in_session", int((midnight - timedelta(days=1)).timestamp())),
         ("segment_exited", "stalled_in_session", int(midnight.timestamp())),
     ]
+
+
+def test_deferred_days_the_daily_run_covered_are_dropped(world, redis_url, tmp_path):
+    """A user queued for a day the snapshot has reached since gets no intraday answer (the
+    daily result wins); one queued for today does."""
+    consumer = _consumer(world, redis_url, "t:deferred-covered", tmp_path)
+    users = sorted(world.features["user_id"].unique())[:2]
+    consumer.db.executemany(
+        "insert into deferred values (?, ?)",
+        [(users[0], SNAPSHOT_DAY.isoformat()), (users[1], TODAY.isoformat())],
+    )
+    consumer._deferred = True
+    assert consumer.evaluate_deferred() == 2
+    rows = consumer.db.execute("select user_id, day from profile").fetchall()
+    assert rows == [(users[1], TODAY.isoformat())]
+    assert consumer.db.execute("select count(*) from deferred").fetchone()[0] == 0
+    consumer.close()

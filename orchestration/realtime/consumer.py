@@ -139,7 +139,7 @@ class Consumer:
 
     def evaluate_deferred(self, limit: int = DEFERRED_CHUNK) -> int:
         """Evaluate up to `limit` deferred users (see `_needing_evaluation`) in one
-        transaction; returns how many."""
+        transaction; returns how many were taken off the queue."""
         if not self._deferred:
             return 0
         rows = self.db.execute(
@@ -149,10 +149,14 @@ class Consumer:
         if not rows:
             return 0
         hidden = self.snapshot.suppressed([user for user, _ in rows])  # a privacy request since
+        snap_day = self.snapshot.snapshot_date()
+        # a day the daily run has covered since needs no intraday answer: its result wins
+        done = {u for u, day in rows if snap_day and date.fromisoformat(day) <= snap_day}
         self.db.execute("begin immediate")
         try:
-            self.db.executemany("delete from deferred where user_id = ?", [(u,) for u in hidden])
-            users = {user: date.fromisoformat(day) for user, day in rows if user not in hidden}
+            dropped = [(u,) for u in hidden | done]
+            self.db.executemany("delete from deferred where user_id = ?", dropped)
+            users = {u: date.fromisoformat(day) for u, day in rows if u not in hidden | done}
             if users:
                 self._reevaluate(users)
             self.db.execute("commit")
