@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 SESSION_GAP_S = 30 * 60
 GROUP = "segflow-realtime"
 TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
-DEFERRED_CHUNK = 500  # deferred users evaluated per transaction once caught up
+DEFERRED_CHUNK = 200  # deferred users per transaction once caught up (bounds the hold)
 
 
 class Consumer:
