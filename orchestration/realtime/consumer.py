@@ -26,13 +26,12 @@ from pathlib import Path
 from orchestration.activation.destinations.base import Destination
 from orchestration.realtime import outputs, state
 from orchestration.realtime.events import QUARANTINE, parse_time
-from orchestration.realtime.intraday import Baseline, Evaluator
+from orchestration.realtime.intraday import SESSION_GAP_S, Baseline, Evaluator, session_values
 from orchestration.realtime.profiles import SnapshotReader
 from orchestration.realtime.stream import EventStream, _id_key
 from orchestration.segments.config import SegmentConfig
 
 log = logging.getLogger(__name__)
-SESSION_GAP_S = 30 * 60
 GROUP = "segflow-realtime"
 TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
 DEFERRED_CHUNK = 200  # deferred users per transaction once caught up (bounds the hold)
@@ -222,8 +221,8 @@ class Consumer:
         )
         for user in self.snapshot.suppressed(list(per_user)):  # privacy: never applied or sent
             del per_user[user]
-        sessions = self._by_user(
-            "select user_id, started_at, last_at, events from session", list(per_user)
+        sessions = state.by_user(
+            self.db, "select user_id, started_at, last_at, events from session", list(per_user)
         )
         touched, day_updates, session_rows = {}, {}, []
         for user, messages in per_user.items():
@@ -258,7 +257,9 @@ class Consumer:
         the others a re-evaluation would give the same answer, so it is skipped."""
         if self.evaluator.reads_session:
             return touched
-        answered = self._by_user("select user_id, day, updated_at from profile", list(touched))
+        answered = state.by_user(
+            self.db, "select user_id, day, updated_at from profile", list(touched)
+        )
         snapshot_at = self.snapshot.version()
         stale = {
             user: day
@@ -277,19 +278,6 @@ class Consumer:
             )
             self._deferred = True
         return {user: day for user, day in touched.items() if user in grown}
-
-    def _by_user(
-        self, select: str, users: list[str], where: str = "", args=(), many: bool = False
-    ) -> dict:
-        """{user_id: rest of the row (a list of them if `many`)} for `select ... where
-        user_id in (users) <where>`, in chunks below SQLite's parameter limit."""
-        out = {}
-        for start in range(0, len(users), 900):
-            chunk = users[start : start + 900]
-            sql = f"{select} where user_id in ({','.join('?' * len(chunk))}) {where}"
-            for row in self.db.execute(sql, [*chunk, *args]):
-                out.setdefault(row[0], []).append(row[1:])
-        return {user: rows if many else rows[0] for user, rows in out.items()}
 
     def _record(self, messages: list[dict], session: tuple | None):
         """One user's messages of this batch -> (latest event day, {day: (counts,
@@ -315,8 +303,8 @@ class Consumer:
         """Add a batch's counts and milestones to the users' days (one read, one write);
         returns {user: milestones new for that day}."""
         users = sorted({user for user, _ in updates})
-        existing = self._by_user(
-            "select user_id, day, counts, milestones from user_day", users, many=True
+        existing = state.by_user(
+            self.db, "select user_id, day, counts, milestones from user_day", users, many=True
         )
         stored = {(user, r[0]): r[1:] for user, days in existing.items() for r in days}
         rows, grown = [], {}
@@ -342,13 +330,24 @@ class Consumer:
         found = self.snapshot.baselines(users)
         bases = [found[u] for u in users]
         days = [touched[u] if snap_day is None else max(touched[u], snap_day) for u in users]
-        reached = self._by_user(
-            "select user_id, milestones from user_day", users, "and day > ?", (after,), many=True
+        reached = state.by_user(
+            self.db,
+            "select user_id, milestones from user_day",
+            users,
+            "and day > ?",
+            (after,),
+            many=True,
         )
-        previous = self._by_user(  # an earlier day's answer is served until the daily run
-            "select user_id, day, segments, fired from profile", users, "and day > ?", (after,)
+        previous = state.by_user(
+            self.db,  # an earlier day's answer is served until the daily run
+            "select user_id, day, segments, fired from profile",
+            users,
+            "and day > ?",
+            (after,),
         )
-        sessions = self._by_user("select user_id, started_at, last_at, events from session", users)
+        sessions = state.by_user(
+            self.db, "select user_id, started_at, last_at, events from session", users
+        )
         rows, starts = [], []
         for user, base, day in zip(users, bases, days, strict=True):
             milestones = {m for (text,) in reached.get(user, []) for m in json.loads(text)}
@@ -424,17 +423,3 @@ class Consumer:
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""
         self._unsent = outputs.finish(self.db, self.landing_dir, self.destinations)
-
-
-def session_values(session: tuple | None, as_of: float | None) -> dict[str, float]:
-    """`session.events` / `session.minutes` of a (started, last, events) session row: as of
-    its latest event, or as of `as_of` while the session is open; none once it ended (null,
-    as in the daily run)."""
-    if session is None:
-        return {}
-    started, last, events = session
-    if as_of is None:
-        as_of = last
-    elif as_of - last > SESSION_GAP_S:
-        return {}
-    return {"session__events": events, "session__minutes": (as_of - started) / 60}

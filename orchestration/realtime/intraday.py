@@ -25,6 +25,8 @@ from orchestration.segments.assign import _resolve
 from orchestration.segments.config import SegmentConfig
 from orchestration.segments.session import SESSION_COLUMNS
 
+SESSION_GAP_S = 30 * 60  # a session ends after 30 minutes without events
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -175,3 +177,17 @@ class Evaluator:
             data = {"source": "realtime"}
             out.append(Emitted(event_ulid(user_id, name, day_ts), user_id, name, day_ts, data))
         return out
+
+
+def session_values(session: tuple | None, as_of: float | None) -> dict[str, float]:
+    """`session.events` / `session.minutes` of a (started, last, events) session row: as of
+    its latest event, or as of `as_of` while the session is open; none once it ended (null,
+    as in the daily run)."""
+    if session is None:
+        return {}
+    started, last, events = session
+    if as_of is None:
+        as_of = last
+    elif as_of - last > SESSION_GAP_S:
+        return {}
+    return {"session__events": events, "session__minutes": (as_of - started) / 60}

@@ -83,3 +83,22 @@ def set_meta(db: sqlite3.Connection, key: str, value: Any) -> None:
 
 def add_counter(db: sqlite3.Connection, key: str, n: int) -> None:
     set_meta(db, key, int(get_meta(db, key, "0") or 0) + n)
+
+
+def by_user(
+    db: sqlite3.Connection,
+    select: str,
+    users: list[str],
+    where: str = "",
+    args: tuple = (),
+    many: bool = False,
+) -> dict:
+    """{user_id: rest of the row (a list of them if `many`)} for `select ... where
+    user_id in (users) <where>`, in chunks below SQLite's parameter limit."""
+    out: dict = {}
+    for start in range(0, len(users), 900):
+        chunk = users[start : start + 900]
+        sql = f"{select} where user_id in ({','.join('?' * len(chunk))}) {where}"
+        for row in db.execute(sql, [*chunk, *args]):
+            out.setdefault(row[0], []).append(row[1:])
+    return {user: rows if many else rows[0] for user, rows in out.items()}
