@@ -25,7 +25,18 @@ from orchestration.segments.assign import _resolve
 from orchestration.segments.config import SegmentConfig
 from orchestration.segments.session import SESSION_COLUMNS
 
-SESSION_GAP_S = 30 * 60  # a session ends after 30 minutes without events
+
+def _session_gap_s() -> int:
+    """dbt's `vars.session_timeout_minutes` (dbt_project.yml, where the daily sessions read
+    it), in seconds: both paths split sessions at the same gap."""
+    import yaml
+
+    from contracts.tracking_plan import PROJECT_FILE
+
+    return int(yaml.safe_load(PROJECT_FILE.read_text())["vars"]["session_timeout_minutes"]) * 60
+
+
+SESSION_GAP_S = _session_gap_s()  # a longer gap without events ends the session
 
 
 @dataclass(frozen=True)
