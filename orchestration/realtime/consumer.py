@@ -33,7 +33,7 @@ from orchestration.segments.config import SegmentConfig
 
 log = logging.getLogger(__name__)
 GROUP = "segflow-realtime"
-TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
+TRIM_ENTRIES = 100_000  # acknowledged stream entries between trims (bounds broker memory)
 DEFERRED_CHUNK = 200  # deferred users per transaction once caught up (bounds the hold)
 
 
@@ -66,7 +66,7 @@ class Consumer:
         if len(set(names)) != len(names):
             raise ValueError(f"destinations {names}: each destination may appear once")
         self.destinations = tuple(destinations)
-        self._batches = 0
+        self._untrimmed = 0  # entries acknowledged since the last trim
         self._unsent = False
         self._deferred = state.get_meta(self.db, "hwm") is not None  # checked when idle
         self.stream.ensure_group(GROUP)
@@ -127,9 +127,10 @@ class Consumer:
                 raise
         self.stream.ack(GROUP, [i for i, _ in entries])
         self._outputs_due()
-        self._batches += 1
+        self._untrimmed += len(entries)
         trim = getattr(self.stream, "trim_acknowledged", None)
-        if trim is not None and self._batches % TRIM_EVERY == 0:
+        if trim is not None and self._untrimmed >= TRIM_ENTRIES:
+            self._untrimmed = 0
             trim()  # drained to the landing files and acknowledged: the broker can let go
         self._maybe_sweep()
         if len(entries) < self.batch_size:  # caught up with the stream
