@@ -348,6 +348,7 @@ def test_changes_an_event_causes_come_before_new_day_re_evaluations(world, redis
     now = datetime.now(UTC)
     messages = [{"userId": u, "event": "Dashboard Viewed"} for u in others]
     messages.append({"userId": setup_user, "event": "Project Created"})
+    messages.append({"userId": "signed-up-today", "event": "Account Created"})
     stream.append([encode(normalise(m, "track", now)) for m in messages])
     consumer = Consumer(
         stream,
@@ -364,13 +365,15 @@ def test_changes_an_event_causes_come_before_new_day_re_evaluations(world, redis
 
     assert consumer.step(block_ms=50) == len(messages)  # a full batch: not caught up yet
     assert reader.profile(setup_user)["onboarding_flow"] != "new_user_onboarding"
-    assert {u for (u,) in db.execute("select user_id from profile")} == {setup_user}
+    answered = {u for (u,) in db.execute("select user_id from profile")}
+    assert answered == {setup_user, "signed-up-today"}  # a milestone, a signup: at once
     assert {u for (u,) in db.execute("select user_id from deferred")} == set(others)
     assert {reader.profile(u)["source"] for u in others} == {"daily"}
 
     assert consumer.step(block_ms=50) == len(others)  # idle: the deferred users
     rows = dict(db.execute("select user_id, day from profile").fetchall())
-    assert set(rows) == {setup_user, *others} and set(rows.values()) == {TODAY.isoformat()}
+    assert set(rows) == {setup_user, "signed-up-today", *others}
+    assert set(rows.values()) == {TODAY.isoformat()}
     assert db.execute("select count(*) from deferred").fetchone()[0] == 0
     assert {reader.profile(u)["source"] for u in others} == {"intraday"}
     assert consumer.step(block_ms=50) == 0

@@ -240,12 +240,11 @@ class Consumer:
             self._reevaluate(touched)
 
     def _changing_inputs(self, new: dict[str, set[str]]) -> set[str]:
-        """Users whose new milestones change a rule input: a `reached_<milestone>` some rule,
-        trigger or block reads, not already true in the snapshot (reaching it again changes
-        nothing)."""
-        columns = set(self.evaluator.columns)
-        relevant = {u: {m for m in ms if f"reached_{m}" in columns} for u, ms in new.items()}
-        relevant = {u: ms for u, ms in relevant.items() if ms}
+        """Users whose new milestones change an input of the evaluation (a `reached_<m>` some
+        rule, trigger or block reads, or a signup) that the snapshot does not already have
+        (reaching it again changes nothing)."""
+        inputs = self.evaluator.input_milestones
+        relevant = {u: ms & inputs for u, ms in new.items() if ms & inputs}
         known = self.snapshot.reached(list(relevant), sorted(set().union(*relevant.values())))
         return {u for u, ms in relevant.items() if ms - known.get(u, set())}
 

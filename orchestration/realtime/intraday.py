@@ -36,6 +36,7 @@ def _session_gap_s() -> int:
     return int(yaml.safe_load(PROJECT_FILE.read_text())["vars"]["session_timeout_minutes"]) * 60
 
 
+SIGNUP_MILESTONE = "account_created"  # a user unknown to the snapshot signs up today
 SESSION_GAP_S = _session_gap_s()  # a longer gap without events ends the session
 
 
@@ -86,6 +87,11 @@ class Evaluator:
             | {"days_since_signup"}
         )
         self.reads_session = any(c in SESSION_COLUMNS for c in self.columns)
+        # milestones `overlay` reads: a `reached_<m>` column, and a signup (days since signup)
+        self.input_milestones = frozenset(
+            {c[len("reached_") :] for c in self.columns if c.startswith("reached_")}
+            | {SIGNUP_MILESTONE}
+        )
         self.db = duckdb.connect(":memory:")
         self.evaluations = 0
 
@@ -105,7 +111,7 @@ class Evaluator:
                 row[f"reached_{milestone}"] = True
         if row.get("days_since_signup") is not None:
             row["days_since_signup"] = row["days_since_signup"] + since_snapshot
-        elif not base.known and "account_created" in milestones:
+        elif not base.known and SIGNUP_MILESTONE in milestones:
             row["days_since_signup"] = 0
         return row
 
