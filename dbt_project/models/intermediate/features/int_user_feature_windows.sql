@@ -1,16 +1,19 @@
 {{ config(materialized='ephemeral') }}
 -- Per user and rebuilt snapshot day (from region_start, int_user_feature_regions): rolling
--- 7/28-day sums, the 7 days before the last 7, and running all-time values over the grid
--- (int_user_feature_prior_totals holds what came before it).
--- The grid is dense over the rebuilt days and sparse over the windows' look-back before them
--- (only days with activity or revenue): the frames are RANGE frames over day_number, so a
--- missing day counts as zero and a roll-forward reads feature_lookback_days of stored
--- activity rather than every user's every day.
+-- 7/28-day sums, the 7 days before the last 7, and running values from grid_start on
+-- (int_user_feature_prior_totals holds what came before it); the list: feature_rollups().
+-- A full build (or a backfill of an older window): windows over a grid dense on the rebuilt
+-- days and sparse (days with activity or revenue) on the look-back before them; RANGE frames
+-- over day_number, so a missing day counts as zero. A new day (features_roll_by_pairs): no
+-- windows; each rebuilt day is paired with the user's days with data since grid_start and
+-- the rollups are conditional aggregates, so it reads feature_lookback_days of stored
+-- activity per user, not every day of every user.
 {%- set plan = var('tracking_plan') -%}
 {%- set milestones = plan['milestones'] -%}
 {%- set counters = var('milestone_counters') -%}
 {%- set daily_rel = ref('int_user_activity_daily') -%}
-{%- set contacts_rel = ref('stg_crm__contact_snapshots') %}
+{%- set contacts_rel = ref('stg_crm__contact_snapshots') -%}
+{%- set by_pairs = features_roll_by_pairs() %}
 
 with
 regions as (
@@ -40,7 +43,7 @@ calendar as (
         "(select max(activity_date) from " ~ daily_rel ~ ")") }}
 ),
 
-grid as (
+region_days as (
     select
         regions.user_id,
         calendar.calendar_date as snapshot_date,
@@ -52,10 +55,13 @@ grid as (
             and calendar.calendar_date <= (
                 select max(activity_date) as data_end_date from {{ daily_rel }}
             )
-    union all
+),
+
+-- Days with data from grid_start: before the rebuilt days (windows), or all (pairs).
+data_days as (
     select
-        lookback.user_id,
-        lookback.snapshot_date,
+        data_keys.user_id,
+        data_keys.snapshot_date,
         regions.region_start
     from (
         select
@@ -67,12 +73,22 @@ grid as (
             user_id,
             paid_date as snapshot_date
         from revenue_daily
-    ) as lookback
+    ) as data_keys
     inner join regions
         on
-            lookback.user_id = regions.user_id
-            and lookback.snapshot_date >= regions.grid_start
-            and lookback.snapshot_date < regions.dense_start
+            data_keys.user_id = regions.user_id
+            and data_keys.snapshot_date >= regions.grid_start
+            {% if not by_pairs -%}
+            and data_keys.snapshot_date < regions.dense_start
+            {%- endif %}
+),
+
+grid as (
+    select * from data_days
+    {% if not by_pairs -%}
+    union all
+    select * from region_days
+    {%- endif %}
 ),
 
 dense as (
@@ -80,8 +96,7 @@ dense as (
         grid.user_id,
         grid.snapshot_date,
         grid.region_start,
-        {{ dbt.datediff("cast('1970-01-01' as date)", 'grid.snapshot_date', 'day') }}
-            as day_number,
+        {{ day_number('grid.snapshot_date') }} as day_number,
         case when coalesce(daily.activity_events, 0) > 0 then 1 else 0 end as active,
         coalesce(daily.events, 0) as events,
         coalesce(daily.sessions_started, 0) as sessions,
@@ -108,52 +123,57 @@ dense as (
         on grid.user_id = revenue_daily.user_id and grid.snapshot_date = revenue_daily.paid_date
 ),
 
-rolled as (
-    select
-        user_id,
-        snapshot_date,
-        region_start,
-        sum(active) {{ last_n_days(7) }} as active_days_7d,
-        sum(active) {{ last_n_days(28) }} as active_days_28d,
-        sum(events) {{ last_n_days(7) }} as events_7d,
-        sum(events) {{ last_n_days(28) }} as events_28d,
-        sum(events) {{ last_n_days(7, 7) }} as events_prev_7d,
-        sum(sessions) {{ last_n_days(7) }} as sessions_7d,
-        sum(sessions) {{ last_n_days(28) }} as sessions_28d,
-        {{ exact_sum('active_minutes') }} {{ last_n_days(28) }} as active_minutes_28d,
-        sum(core_feature_events) {{ last_n_days(28) }} as feature_depth_28d,
-        {% for feature in plan['core_features'] -%}
-        sum(feature_{{ slug(feature) }}_events)
-            {{ last_n_days(28) }}
-            as feature_{{ slug(feature) }}_28d,
-        sum(feature_{{ slug(feature) }}_events)
-            {{ last_n_days(7) }}
-            as feature_{{ slug(feature) }}_7d,
-        sum(feature_{{ slug(feature) }}_events)
-            {{ last_n_days(7, 7) }}
-            as feature_{{ slug(feature) }}_prev_7d,
-        {% endfor -%}
-        sum(active) {{ running() }} as active_days_running,
-        min(case when active = 1 then snapshot_date end) {{ running() }} as first_active_date,
-        max(case when cancel_events > 0 then snapshot_date end) {{ running() }} as last_cancel_date,
-        sum(purchases) {{ running() }} as purchases_running,
-        min(case when purchases > 0 then snapshot_date end) {{ running() }} as first_purchase_date,
-        max(case when purchases > 0 then snapshot_date end) {{ running() }} as last_purchase_date,
-        max(paid_through_date) {{ running() }} as paid_through_date,
-        sum(support_tickets) {{ last_n_days(28) }} as support_tickets_28d,
-        sum(support_tickets) {{ running() }} as support_tickets_running,
-        {% for column in counters -%}
-        sum({{ column }}) {{ running() }} as {{ column }}_running,
-        {% endfor -%}
-        {% for m in milestones -%}
-        min(case when first_{{ m['name'] }} = 1 then snapshot_date end)
-            {{ running() }}
-            as first_date_{{ m['name'] }},
-        {% endfor -%}
-        max(case when active = 1 then snapshot_date end) {{ running() }} as last_active_date,
-        {{ exact_sum('revenue') }} {{ running() }} as revenue_running
-    from dense
-)
+{% if by_pairs %}
+
+    pairs as (
+        select
+            targets.user_id as target_user_id,
+            targets.snapshot_date as target_date,
+            targets.region_start as target_region_start,
+            {{ day_number('targets.snapshot_date') }} as target_day_number,
+            dense.*
+        from region_days as targets
+        left join dense
+            on
+                targets.user_id = dense.user_id
+                and dense.snapshot_date <= targets.snapshot_date
+    ),
+
+    rolled_pairs as (
+        select
+            target_user_id,
+            target_date,
+            target_region_start,
+            {% for spec in feature_rollups() -%}
+                {{ rollup_over_pairs(spec) }} as {{ spec[0] }}{{ ',' if not loop.last }}
+            {% endfor -%}
+        from pairs
+        group by target_user_id, target_date, target_region_start
+    ),
+
+    rolled as (
+        select
+            {% for spec in feature_rollups() -%}
+                {{ spec[0] }},
+            {% endfor -%}
+            target_user_id as user_id,
+            target_date as snapshot_date,
+            target_region_start as region_start
+        from rolled_pairs
+    )
+{% else %}
+
+    rolled as (
+        select
+            {% for spec in feature_rollups() -%}
+                {{ rollup_over_window(spec) }} as {{ spec[0] }},
+            {% endfor -%}
+            user_id,
+            snapshot_date,
+            region_start
+        from dense
+    )
+{% endif %}
 
 select * from rolled
 where snapshot_date >= region_start
