@@ -125,54 +125,54 @@ dense as (
 
 {% if by_pairs %}
 
-    pairs as (
-        select
-            targets.user_id as target_user_id,
-            targets.snapshot_date as target_date,
-            targets.region_start as target_region_start,
-            {{ day_number('targets.snapshot_date') }} as target_day_number,
-            dense.*
-        from region_days as targets
-        left join dense
-            on
-                targets.user_id = dense.user_id
-                and dense.snapshot_date <= targets.snapshot_date
-    ),
+pairs as (
+    select
+        targets.user_id as target_user_id,
+        targets.snapshot_date as target_date,
+        targets.region_start as target_region_start,
+        {{ day_number('targets.snapshot_date') }} as target_day_number,
+        dense.*
+    from region_days as targets
+    left join dense
+        on
+            targets.user_id = dense.user_id
+            and dense.snapshot_date <= targets.snapshot_date
+),
 
-    rolled_pairs as (
-        select
-            target_user_id,
-            target_date,
-            target_region_start,
-            {% for spec in feature_rollups() -%}
-                {{ rollup_over_pairs(spec) }} as {{ spec[0] }}{{ ',' if not loop.last }}
-            {% endfor -%}
-        from pairs
-        group by target_user_id, target_date, target_region_start
-    ),
+rolled_pairs as (
+    select
+        target_user_id,
+        target_date,
+        target_region_start,
+        {% for spec in feature_rollups() -%}
+        {{ rollup_over_pairs(spec) }} as {{ spec[0] }}{{ ',' if not loop.last }}
+        {% endfor -%}
+    from pairs
+    group by target_user_id, target_date, target_region_start
+),
 
-    rolled as (
-        select
-            {% for spec in feature_rollups() -%}
-                {{ spec[0] }},
-            {% endfor -%}
-            target_user_id as user_id,
-            target_date as snapshot_date,
-            target_region_start as region_start
-        from rolled_pairs
-    )
+rolled as (
+    select
+        {% for spec in feature_rollups() -%}
+        {{ spec[0] }},
+        {% endfor -%}
+        target_user_id as user_id,
+        target_date as snapshot_date,
+        target_region_start as region_start
+    from rolled_pairs
+)
 {% else %}
 
-    rolled as (
-        select
-            {% for spec in feature_rollups() -%}
-                {{ rollup_over_window(spec) }} as {{ spec[0] }},
-            {% endfor -%}
-            user_id,
-            snapshot_date,
-            region_start
-        from dense
-    )
+rolled as (
+    select
+        {% for spec in feature_rollups() -%}
+        {{ rollup_over_window(spec) }} as {{ spec[0] }},
+        {% endfor -%}
+        user_id,
+        snapshot_date,
+        region_start
+    from dense
+)
 {% endif %}
 
 select * from rolled
