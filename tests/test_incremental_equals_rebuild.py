@@ -49,6 +49,10 @@ def _rounded(conn: duckdb.DuckDBPyConnection, table: str, catalog: str) -> str:
     return f"select {', '.join(exprs)} from {catalog}.main.{table}"
 
 
+def _day_window(day: date) -> dict:
+    return {"min_date": day.isoformat(), "max_date": (day + timedelta(days=1)).isoformat()}
+
+
 def _differences(conn: duckdb.DuckDBPyConnection, table: str) -> int:
     daily, full = _rounded(conn, table, "daily_run"), _rounded(conn, table, "full_build")
     return conn.execute(
@@ -71,20 +75,21 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory, raw_data: RawData):
     run_dbt(FULL_BUILD, daily_db, tmp / "target_history")
     selection = split_models(tmp / "target_history" / "manifest.json")
     load_raw(daily_db, raw_data, [new_day])
-    window = {
-        "min_date": new_day.isoformat(),
-        "max_date": (new_day + timedelta(days=1)).isoformat(),
-    }
     for step, args in enumerate(daily_steps(selection)):
-        run_dbt(args, daily_db, tmp / f"target_day_{step}", window)
+        run_dbt(args, daily_db, tmp / f"target_day_{step}", _day_window(new_day))
     load_raw(full_db, raw_data)
     run_dbt(FULL_BUILD, full_db, tmp / "target_full")
     touched = selection.upstream + selection.incremental + selection.downstream
-    return daily_db, full_db, touched, new_day
+    # The daily job's way: rolled forward by pairs (macros/feature_region.sql).
+    assert "target_day_number" in _compiled_features(tmp / "target_day_0")
+    return daily_db, full_db, touched, new_day, selection
 
 
-def test_new_day_equals_full_rebuild_on_every_touched_table(warehouses) -> None:
-    daily_db, full_db, touched, new_day = warehouses
+def _compiled_features(target: Path) -> str:
+    return next((target / "compiled").rglob("fct_user_features.sql")).read_text()
+
+
+def _compare_all(daily_db: Path, full_db: Path, touched: tuple[str, ...], new_day: date) -> None:
     conn = duckdb.connect(":memory:")
     try:
         conn.execute(f"attach '{daily_db}' as daily_run (read_only)")
@@ -104,9 +109,28 @@ def test_new_day_equals_full_rebuild_on_every_touched_table(warehouses) -> None:
     assert differences == dict.fromkeys(tables, 0), differences
 
 
+def test_new_day_equals_full_rebuild_on_every_touched_table(warehouses) -> None:
+    """The new day rolled forward by pairs (the daily job's way)."""
+    daily_db, full_db, touched, new_day, _ = warehouses
+    _compare_all(daily_db, full_db, touched, new_day)
+
+
+def test_rerun_with_windows_equals_full_rebuild(warehouses, tmp_path: Path) -> None:
+    """The same day re-run with the backfill form (windows over the grid, as for a window
+    further back than vars.features_pairs_max_days) gives the same tables too."""
+    daily_db, full_db, touched, new_day, selection = warehouses
+    rerun = tmp_path / "rerun.duckdb"
+    rerun.write_bytes(daily_db.read_bytes())
+    window = {**_day_window(new_day), "features_pairs_max_days": -1}
+    for step, args in enumerate(daily_steps(selection)):
+        run_dbt(args, rerun, tmp_path / f"target_{step}", window)
+    assert "target_day_number" not in _compiled_features(tmp_path / "target_0")
+    _compare_all(rerun, full_db, touched, new_day)
+
+
 def test_a_changed_day_is_detected(warehouses, tmp_path: Path) -> None:
     """The comparison can fail: one altered feature value is reported."""
-    _, full_db, _, new_day = warehouses
+    _, full_db, _, new_day, _ = warehouses
     altered = tmp_path / "altered.duckdb"
     altered.write_bytes(full_db.read_bytes())
     conn = duckdb.connect(str(altered))

@@ -107,11 +107,13 @@
 
 {#
   Roll forward by pairs (aggregates, no windows) when this is an incremental run whose window
-  starts at most `max_days` before the newest data: each rebuilt day is paired with up to
-  feature_lookback_days + (rebuilt days) days of a user's data. A backfill of an older window
-  rebuilds its days with windows over the grid instead (pairs would grow with its square).
+  starts at most vars.features_pairs_max_days before the newest data: each rebuilt day is
+  paired with up to feature_lookback_days + (rebuilt days) days of a user's data. A backfill of
+  an older window rebuilds its days with windows over the grid instead (pairs would grow with
+  its square).
 #}
-{% macro features_roll_by_pairs(max_days=7) -%}
+{% macro features_roll_by_pairs() -%}
+  {%- set max_days = var('features_pairs_max_days') | int -%}
   {%- if not features_incremental() -%}{{ return(false) }}{%- endif -%}
   {%- set sql = 'select ' ~ dbt.datediff(reprocess_from(),
       '(select max(activity_date) from ' ~ ref('int_user_activity_daily') ~ ')', 'day') -%}
