@@ -49,9 +49,9 @@ def feature_contributions(
         mask = np.asarray(differs)
         if mask.any():
             position = fast.numeric_position(name) if fast is not None else None
-            if position is not None:  # numbers pass through: change the column, skip transform
+            if position is not None:  # a number transformed on its own: change its column
                 changed_z = transformed[mask].copy()
-                changed_z[:, position] = float(reference)
+                changed_z[:, position] = fast.transformed_reference(X, name, reference)
                 values[mask] = base[mask] - fast.predict_transformed(changed_z)
             else:
                 changed = X.loc[mask].copy()
@@ -72,19 +72,39 @@ class PipelinePredict:
         self.proba = proba
         passthrough = list(spec.numeric + spec.boolean)
         start = self.prep.output_indices_["num"].start if passthrough else 0
-        passes = any(
-            name == "num"
-            and (trans == "passthrough" or getattr(trans, "func", "no") is None)
-            and list(columns) == passthrough
-            for name, trans, columns in self.prep.transformers_
+        width = self.prep.output_indices_["num"].stop - start if passthrough else 0
+        num = [t for name, t, cols in self.prep.transformers_ if name == "num"]
+        numbers_kept = (
+            len(num) == 1 and _per_column(num[0]) and width == len(passthrough)
+        ) and any(
+            name == "num" and list(columns) == passthrough
+            for name, _, columns in self.prep.transformers_
         )
-        self._positions = {name: start + i for i, name in enumerate(passthrough)} if passes else {}
+        self._raw = bool(num) and _unchanged(num[0])
+        self._positions = (
+            {name: start + i for i, name in enumerate(passthrough)} if numbers_kept else {}
+        )
+        self._references: dict[tuple[str, object], float] = {}
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.prep.transform(X), dtype=float)
 
     def numeric_position(self, name: str) -> int | None:
+        """The transformed column of numeric feature `name` (each number transformed on its
+        own: passthrough, imputed, scaled), None when that does not hold."""
         return self._positions.get(name)
+
+    def transformed_reference(self, X: pd.DataFrame, name: str, reference: object) -> float:
+        """The reference value of numeric feature `name` as the model sees it (transformed
+        once, with one row of X, so it equals what a full re-transform would give)."""
+        if self._raw:
+            return float(reference)
+        key = (name, reference)
+        if key not in self._references:
+            row = X.iloc[[0]].copy()
+            row[name] = reference
+            self._references[key] = float(self.transform(row)[0, self._positions[name]])
+        return self._references[key]
 
     def predict_transformed(self, Z: np.ndarray) -> np.ndarray:
         linear = _row_exact_linear(self.model, Z)
@@ -96,6 +116,24 @@ class PipelinePredict:
 
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_transformed(self.transform(X))
+
+
+def _unchanged(transformer) -> bool:
+    return transformer == "passthrough" or getattr(transformer, "func", "no") is None
+
+
+def _per_column(transformer) -> bool:
+    """Whether each output column depends on its own input column only (so a changed number
+    changes one transformed column): passthrough, imputers and scalers."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if isinstance(transformer, Pipeline):
+        return all(_per_column(step) for _, step in transformer.steps)
+    if isinstance(transformer, SimpleImputer):
+        return not transformer.add_indicator
+    return _unchanged(transformer) or isinstance(transformer, StandardScaler)
 
 
 def _row_exact_linear(model, Z: np.ndarray) -> np.ndarray | None:

@@ -24,7 +24,13 @@ from ml.features import (
 )
 from ml.metrics import classification_metrics, normalized_gini, regression_metrics
 from ml.promotion import decide
-from ml.reasons import PipelinePredict, reason_code, reason_strings, top_reasons
+from ml.reasons import (
+    PipelinePredict,
+    feature_contributions,
+    reason_code,
+    reason_strings,
+    top_reasons,
+)
 from ml.scoring import assign_bands
 from ml.splits import time_split
 
@@ -264,6 +270,11 @@ def test_linear_models_score_a_user_alone_as_in_the_batch(marts, kind):
     assert [reason_strings(batch.iloc[[i]], spec, predict).iloc[0] for i in range(300)] == list(
         codes
     )
+    # the fast path (a changed number's transformed column set directly) equals re-running
+    # the whole preprocessing on the changed rows
+    fast = feature_contributions(batch, spec, predict)
+    assert fast.abs().to_numpy().max() > 0
+    assert fast.equals(feature_contributions(batch, spec, lambda frame: predict(frame)))
 
 
 def test_marts_read_back_from_duckdb_keep_their_features(marts):
