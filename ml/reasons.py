@@ -38,6 +38,11 @@ def feature_contributions(
     names = [c for c in spec.columns if candidates is None or c in set(candidates)]
     fast = predict if isinstance(predict, PipelinePredict) else None
     transformed = fast.transform(X) if fast is not None else None
+    references = (
+        fast.transformed_references(X, {name: spec.reference[name] for name in names})
+        if fast is not None
+        else {}
+    )
     for name in names:
         reference = spec.reference[name]
         column = X[name]
@@ -51,7 +56,7 @@ def feature_contributions(
             position = fast.numeric_position(name) if fast is not None else None
             if position is not None:  # a number transformed on its own: change its column
                 changed_z = transformed[mask].copy()
-                changed_z[:, position] = fast.transformed_reference(X, name, reference)
+                changed_z[:, position] = references[name]
                 values[mask] = base[mask] - fast.predict_transformed(changed_z)
             else:
                 changed = X.loc[mask].copy()
@@ -84,7 +89,6 @@ class PipelinePredict:
         self._positions = (
             {name: start + i for i, name in enumerate(passthrough)} if numbers_kept else {}
         )
-        self._references: dict[tuple[str, object], float] = {}
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.prep.transform(X), dtype=float)
@@ -94,17 +98,18 @@ class PipelinePredict:
         own: passthrough, imputed, scaled), None when that does not hold."""
         return self._positions.get(name)
 
-    def transformed_reference(self, X: pd.DataFrame, name: str, reference: object) -> float:
-        """The reference value of numeric feature `name` as the model sees it (transformed
-        once, with one row of X, so it equals what a full re-transform would give)."""
-        if self._raw:
-            return float(reference)
-        key = (name, reference)
-        if key not in self._references:
-            row = X.iloc[[0]].copy()
-            row[name] = reference
-            self._references[key] = float(self.transform(row)[0, self._positions[name]])
-        return self._references[key]
+    def transformed_references(self, X: pd.DataFrame, references: dict) -> dict[str, float]:
+        """The reference values of numeric features as the model sees them: one row of X with
+        every reference set, transformed once (each number is transformed on its own, so this
+        equals what re-transforming each changed row gives)."""
+        names = [name for name in references if name in self._positions]
+        if self._raw or not names or X.empty:
+            return {name: float(references[name]) for name in names}
+        row = X.iloc[[0]].copy()
+        for name in names:
+            row[name] = references[name]
+        transformed = self.transform(row)[0]
+        return {name: float(transformed[self._positions[name]]) for name in names}
 
     def predict_transformed(self, Z: np.ndarray) -> np.ndarray:
         linear = _row_exact_linear(self.model, Z)
@@ -266,5 +271,8 @@ def reason_strings(
 ) -> pd.Series:
     """Comma-separated top codes per user (empty string when nothing pushes the score up)."""
     reasons = top_reasons(X, spec, predict, top_k, candidates=candidates, base=base)
-    joined = reasons.sort_values(["row", "rank"]).groupby("row")["code"].agg(",".join)
-    return pd.Series([joined.get(i, "") for i in range(len(X))], index=X.index, dtype=object)
+    codes: list[list[str]] = [[] for _ in range(len(X))]
+    ordered = reasons.sort_values(["row", "rank"], kind="stable")
+    for row, code in zip(ordered["row"].tolist(), ordered["code"].tolist(), strict=True):
+        codes[row].append(code)
+    return pd.Series([",".join(c) for c in codes], index=X.index, dtype=object)
