@@ -254,7 +254,7 @@ def test_linear_models_score_a_user_alone_as_in_the_batch(marts, kind):
     """Bit for bit: a matrix product gives a row other last bits in another batch, which
     reordered near-tied codes (bench/scoring.py: alone != in the batch)."""
     train = marts["ml_churn_training" if kind == "churn" else "ml_ltv_training"]
-    label = "churned_28d" if kind == "churn" else model_kind(kind).label
+    label = model_kind(kind).label
     spec = infer_feature_spec(train)
     X = prepare_features(train, spec)
     estimator = logistic_baseline if kind == "churn" else linear_revenue
