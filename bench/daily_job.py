@@ -12,6 +12,9 @@ Reported: the median of the repeats, to bench/results/daily_job-<users>x<days>.{
 
     .venv/bin/python bench/daily_job.py --users 1000 --days 120          # the fixed cost
     .venv/bin/python bench/daily_job.py --users 100000 --days 180        # the headline
+    # or the history once (about 30 min under load), the timed day later in a quiet window:
+    .venv/bin/python bench/daily_job.py --users 100000 --days 180 --history DIR --history-only
+    .venv/bin/python bench/daily_job.py --users 100000 --days 180 --history DIR
 """
 
 from __future__ import annotations
@@ -168,13 +171,23 @@ def main() -> None:
         type=Path,
         help="keep the history state here, and reuse it when it is already built there",
     )
+    parser.add_argument(
+        "--history-only",
+        action="store_true",
+        help="build the --history state and stop (time the new day later, in a quiet window)",
+    )
     args = parser.parse_args()
+    if args.history_only and args.history is None:
+        parser.error("--history-only needs --history DIR")
     demo = ["--users", str(args.users), "--seed", str(args.seed)]
     with tempfile.TemporaryDirectory(prefix="segflow-daily-bench-") as tmp:
         base = args.history or Path(tmp) / "base"
         history = {"wall_s": None, "cpu_s": None, "reused": str(base)}
         if not (base / "warehouse.duckdb").exists():
             history = build_history(base, args.days, demo)
+        if args.history_only:
+            print(f"history in {base}: {json.dumps(history, default=str)}")
+            return
         runs = [new_day(base, Path(tmp) / f"run{i}", demo) for i in range(args.repeats)]
     med = median_report(runs)
     out = REPO / "bench" / "results" / f"daily_job-{args.users}x{args.days}"

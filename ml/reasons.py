@@ -38,6 +38,11 @@ def feature_contributions(
     names = [c for c in spec.columns if candidates is None or c in set(candidates)]
     fast = predict if isinstance(predict, PipelinePredict) else None
     transformed = fast.transform(X) if fast is not None else None
+    references = (
+        fast.transformed_references(X, {name: spec.reference[name] for name in names})
+        if fast is not None
+        else {}
+    )
     for name in names:
         reference = spec.reference[name]
         column = X[name]
@@ -49,9 +54,9 @@ def feature_contributions(
         mask = np.asarray(differs)
         if mask.any():
             position = fast.numeric_position(name) if fast is not None else None
-            if position is not None:  # numbers pass through: change the column, skip transform
+            if position is not None:  # a number transformed on its own: change its column
                 changed_z = transformed[mask].copy()
-                changed_z[:, position] = float(reference)
+                changed_z[:, position] = references[name]
                 values[mask] = base[mask] - fast.predict_transformed(changed_z)
             else:
                 changed = X.loc[mask].copy()
@@ -72,27 +77,88 @@ class PipelinePredict:
         self.proba = proba
         passthrough = list(spec.numeric + spec.boolean)
         start = self.prep.output_indices_["num"].start if passthrough else 0
-        passes = any(
-            name == "num"
-            and (trans == "passthrough" or getattr(trans, "func", "no") is None)
-            and list(columns) == passthrough
-            for name, trans, columns in self.prep.transformers_
+        width = self.prep.output_indices_["num"].stop - start if passthrough else 0
+        num = [t for name, t, cols in self.prep.transformers_ if name == "num"]
+        numbers_kept = (
+            len(num) == 1 and _per_column(num[0]) and width == len(passthrough)
+        ) and any(
+            name == "num" and list(columns) == passthrough
+            for name, _, columns in self.prep.transformers_
         )
-        self._positions = {name: start + i for i, name in enumerate(passthrough)} if passes else {}
+        self._raw = bool(num) and _unchanged(num[0])
+        self._positions = (
+            {name: start + i for i, name in enumerate(passthrough)} if numbers_kept else {}
+        )
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.prep.transform(X), dtype=float)
 
     def numeric_position(self, name: str) -> int | None:
+        """The transformed column of numeric feature `name` (each number transformed on its
+        own: passthrough, imputed, scaled), None when that does not hold."""
         return self._positions.get(name)
 
+    def transformed_references(self, X: pd.DataFrame, references: dict) -> dict[str, float]:
+        """The reference values of numeric features as the model sees them: one row of X with
+        every reference set, transformed once (each number is transformed on its own, so this
+        equals what re-transforming each changed row gives)."""
+        names = [name for name in references if name in self._positions]
+        if self._raw or not names or X.empty:
+            return {name: float(references[name]) for name in names}
+        row = X.iloc[[0]].copy()
+        for name in names:
+            row[name] = references[name]
+        transformed = self.transform(row)[0]
+        return {name: float(transformed[self._positions[name]]) for name in names}
+
     def predict_transformed(self, Z: np.ndarray) -> np.ndarray:
+        linear = _row_exact_linear(self.model, Z)
+        if linear is not None:
+            return linear if self.proba else np.clip(linear, 0.0, None)
         if self.proba:
             return self.model.predict_proba(Z)[:, 1]
         return np.clip(self.model.predict(Z), 0.0, None)
 
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_transformed(self.transform(X))
+
+
+def _unchanged(transformer) -> bool:
+    return transformer == "passthrough" or getattr(transformer, "func", "no") is None
+
+
+def _per_column(transformer) -> bool:
+    """Whether each output column depends on its own input column only (so a changed number
+    changes one transformed column): passthrough, imputers and scalers."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if isinstance(transformer, Pipeline):
+        return all(_per_column(step) for _, step in transformer.steps)
+    if isinstance(transformer, SimpleImputer):
+        return not transformer.add_indicator
+    return _unchanged(transformer) or isinstance(transformer, StandardScaler)
+
+
+def _row_exact_linear(model, Z: np.ndarray) -> np.ndarray | None:
+    """A linear model's prediction computed row by row (elementwise product, then each row's
+    own sum), None for other models. sklearn's matrix product (BLAS) gives a row a result
+    that differs in the last bits with the batch it is in, which reordered near-tied reason
+    codes between a user scored alone and in the day's batch. Trees predict row by row."""
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression, PoissonRegressor
+
+    if isinstance(model, LogisticRegression) and model.coef_.shape[0] == 1:
+        inverse_link = expit
+    elif isinstance(model, PoissonRegressor):
+        inverse_link = np.exp
+    else:
+        return None
+    coef = np.ravel(model.coef_)
+    intercept = float(np.ravel(model.intercept_)[0])
+    linear = (np.ascontiguousarray(Z, dtype=float) * coef).sum(axis=1) + intercept
+    return inverse_link(linear)
 
 
 def _slug(value: object) -> str:
@@ -205,5 +271,8 @@ def reason_strings(
 ) -> pd.Series:
     """Comma-separated top codes per user (empty string when nothing pushes the score up)."""
     reasons = top_reasons(X, spec, predict, top_k, candidates=candidates, base=base)
-    joined = reasons.sort_values(["row", "rank"]).groupby("row")["code"].agg(",".join)
-    return pd.Series([joined.get(i, "") for i in range(len(X))], index=X.index, dtype=object)
+    codes: list[list[str]] = [[] for _ in range(len(X))]
+    ordered = reasons.sort_values(["row", "rank"], kind="stable")
+    for row, code in zip(ordered["row"].tolist(), ordered["code"].tolist(), strict=True):
+        codes[row].append(code)
+    return pd.Series([",".join(c) for c in codes], index=X.index, dtype=object)

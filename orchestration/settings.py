@@ -219,7 +219,7 @@ class Settings:
             mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
             schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
-            dbt_in_process=_bool("SEGFLOW_DBT_IN_PROCESS", False),
+            dbt_in_process=_bool("SEGFLOW_DBT_IN_PROCESS", True),
             stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
             destinations=_choices(
                 "SEGFLOW_DESTINATIONS",

@@ -1,7 +1,9 @@
 """dbt in the run's own process (orchestration/dbt_parse.py, orchestration/defs/dbt_warm.py):
-the project is parsed once per process and reused by every build, and after a build dbt's
-DuckDB handle is released, so the run's Python steps can open the warehouse with their own
-settings (DuckDB refuses a second in-process connection to a file with other settings)."""
+the project is parsed once per process and warehouse, every invocation runs on a fresh copy of
+that parse (dbt mutates the manifest it runs on: a second build on the same object referenced
+ephemeral CTEs it no longer injected), each invocation's artifacts go to a private target folder
+removed afterwards, and dbt's DuckDB handle is released after each invocation so the run's
+Python steps can open the warehouse with their own settings."""
 
 from __future__ import annotations
 
@@ -12,45 +14,78 @@ import duckdb
 import pytest
 from dbt_fixtures import DBT_PROJECT, load_raw, simulate
 
-from orchestration.dbt_parse import dbt_args, parsed_manifest
-from orchestration.defs.dbt_warm import _release_warehouse
+from orchestration import dbt_parse
+from orchestration.dbt_parse import invoke, parsed_manifest
 from orchestration.run_window import dbt_vars_arg
 from orchestration.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 MODELS = ["stg_events__events", "int_identity_map", "int_events_stitched"]
+EPHEMERAL_CTE = "__dbt__cte__int_segment_members as ("
 
 
-def test_parsed_once_and_warehouse_released_after_a_build(tmp_path: Path, monkeypatch) -> None:
-    from dbt.cli.main import dbtRunner
+def _warehouse(path: Path, users: int, seed: int) -> Path:
+    data = simulate(users=users, days=6, seed=seed, start=date(2025, 3, 3))
+    load_raw(path, data, data.dates)
+    return path
 
-    data = simulate(users=20, days=6, seed=3, start=date(2025, 3, 3))
-    db = tmp_path / "warehouse.duckdb"
-    load_raw(db, data, data.dates)
-    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(db))
-    vars_arg = dbt_vars_arg(Settings.from_env())
-    target = tmp_path / "target"
-    manifest = parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target)
-    assert parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target) is manifest  # no re-parse
-    # another warehouse file in the same process (the next test module on a worker): the
-    # manifest names the file's database, so it is parsed again
-    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(tmp_path / "other.duckdb"))
-    assert parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target) is not manifest
-    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(db))
-    assert parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target) is manifest
 
-    args = ["run", *dbt_args(DBT_PROJECT, "duckdb", target, vars_arg), "--select", *MODELS]
-    result = dbtRunner(manifest=manifest).invoke(args)
-    assert result.success, result.exception
-    try:
-        held = duckdb.connect(str(db), config={"threads": 1})  # other settings than dbt's
-    except duckdb.ConnectionException:
-        held = None  # dbt still holds the file: what _release_warehouse fixes
-    if held is not None:
-        held.close()
-    _release_warehouse()
-    with duckdb.connect(str(db), config={"threads": 1}) as conn:
+def _counts(db: Path) -> tuple[int, int]:
+    with duckdb.connect(str(db), config={"threads": 1}) as conn:  # other settings than dbt's
         stitched = conn.execute("select count(*) from main.int_events_stitched").fetchone()[0]
         staged = conn.execute("select count(*) from main.stg_events__events").fetchone()[0]
-    assert 0 < stitched <= staged
+    return stitched, staged
+
+
+def _compiled(vars_arg: list[str], model: str) -> str:
+    with invoke("compile", DBT_PROJECT, "duckdb", vars_arg, ["--select", model]) as run:
+        assert run.result.success, run.result.exception
+        (node,) = [r.node for r in run.result.result.results if r.node.name == model]
+        return node.compiled_code
+
+
+def test_parsed_once_per_warehouse_and_fresh_for_every_call(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    vars_arg = dbt_vars_arg(Settings.from_env())
+    target = tmp_path / "target"
+    parses = len(dbt_parse.PARSES)
+    first = parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target)
+    second = parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target)
+    assert second is not first and second.nodes.keys() == first.nodes.keys()
+    # connection settings are read at each invocation; they do not change the manifest
+    monkeypatch.setenv("SEGFLOW_DUCKDB_THREADS", "1")
+    parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target)
+    assert len(dbt_parse.PARSES) <= parses + 1  # this key was parsed at most once
+    # another warehouse file (the next test module on a worker): every node records the file's
+    # database, so it is parsed again
+    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(tmp_path / "other.duckdb"))
+    other = parsed_manifest(DBT_PROJECT, "duckdb", vars_arg, target)
+    assert {n.database for n in other.nodes.values() if n.resource_type == "model"} == {"other"}
+    assert dbt_parse.PARSES[-1][-1].endswith("other.duckdb")
+
+
+def test_ephemeral_models_injected_in_every_invocation(tmp_path: Path, monkeypatch) -> None:
+    """The failure a shared manifest gave: the second compile in one process no longer injected
+    the ephemeral int_segment_members into fct_segment_kpis."""
+    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    vars_arg = dbt_vars_arg(Settings.from_env())
+    for _ in range(2):
+        assert EPHEMERAL_CTE in _compiled(vars_arg, "fct_segment_kpis")
+
+
+def test_builds_twice_and_on_two_warehouses_in_one_process(tmp_path: Path, monkeypatch) -> None:
+    first = _warehouse(tmp_path / "first.duckdb", users=20, seed=3)
+    second = _warehouse(tmp_path / "second.duckdb", users=35, seed=4)
+    args = ["--select", *MODELS]
+    for db in (first, first, second):
+        monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(db))
+        vars_arg = dbt_vars_arg(Settings.from_env())
+        with invoke("build", DBT_PROJECT, "duckdb", vars_arg, args) as run:
+            assert run.result.success, run.result.exception
+            assert (run.target_dir / "run_results.json").exists()
+            scratch = run.target_dir
+        assert not scratch.exists()  # the invocation's artifacts are removed
+        stitched, staged = _counts(db)  # dbt released the file
+        assert 0 < stitched <= staged
+    assert _counts(first) != _counts(second)  # each build wrote its own warehouse
