@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_user_custom_attributes') }}
 -- One row per user (CRM): demographics, signup cohort, current plan and lifecycle stage as of
 -- the last day with data. Lifecycle, first match wins: churned (no activity for more than
 -- churn_window_days, signed up at least that long ago), paying (paid plan), at_risk (no
@@ -11,13 +12,17 @@ with contacts as (
     select * from {{ ref('stg_crm__contacts') }}
 ),
 
-custom_attributes as (
-    select * from {{ ref('int_user_custom_attributes') }}
-),
+{%- if custom_attributes() %}
 
-latest_attributes as (
-    select * from custom_attributes where valid_to_date is null
-),
+    custom_attributes as (
+        select * from {{ ref('int_user_custom_attributes') }}
+    ),
+
+    latest_attributes as (
+        select * from custom_attributes
+        where valid_to_date is null
+    ),
+{%- endif %}
 
 activity as (
     select
@@ -47,7 +52,9 @@ users as (
     from contacts
     cross join data_end
     left join activity on contacts.user_id = activity.user_id
-    left join latest_attributes on contacts.user_id = latest_attributes.user_id
+    {%- if custom_attributes() %}
+        left join latest_attributes on contacts.user_id = latest_attributes.user_id
+    {%- endif %}
 )
 
 select
@@ -76,7 +83,7 @@ select
         else 'onboarding'
     end as lifecycle_stage,
     last_active_date
-    {%- for attribute in custom_attributes() %},
+{%- for attribute in custom_attributes() %},
     {{ attribute.name }}
     {%- endfor %}
 from users
