@@ -1,6 +1,7 @@
-"""Expensive runs that several test modules read, built once per session (per xdist worker
-that runs one of those modules; they carry the same `xdist_group` mark for `--dist loadgroup`).
-Tests only read what a shared run left behind; a test that changes state builds its own."""
+"""Expensive runs that several test modules read, built once per session: the modules that
+read a run (READERS) go to the same xdist worker (tests/conftest.py's scheduler), and a module
+using the fixture without being listed stops the collection. Tests only read what a shared run
+left behind; a test that changes state builds its own."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ SEGFLOW = Path(sys.executable).parent / "segflow"
 # A small demo whose window starts on a Sunday (2026-08-02), as ../shared/scripts/fresh-check.sh
 # runs it: short enough that some models are skipped for too little history.
 SMALL_RUN_ARGS = ("run", "--users", "150", "--days", "45", "--end", "2026-09-15")
-SMALL_RUN_GROUP = "small_cli_run"
+# Session fixture -> the test modules that read it (one xdist worker runs them all).
+READERS = {"small_cli_run": ("test_cli_run.py", "test_report_e2e.py")}
 
 
 @dataclass(frozen=True)
