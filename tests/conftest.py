@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from support.shared_runs import READERS
+from support.shared_runs import READERS, RUN_TIMEOUT
 
 # Tests run on fixed historical dates; without this, partitions would start where this
 # machine's data starts (or 120 days ago), which moves. Set at import: definitions build their
@@ -68,16 +68,20 @@ def _rank(item: pytest.Item) -> tuple[int, int]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The expensive modules first (xdist's --dist loadfile keeps each module on one worker,
-    so a module-scoped warehouse is built once). The sort is stable: a module's tests keep
-    their order. A module reading a shared run must be one of its READERS (else the run would
-    be built again on the other worker)."""
+        so a module-scoped warehouse is built once). The sort is stable: a module's tests keep
+        their order. A module reading a shared run must be one of its READERS (else the run would
+        be built again on the other worker); its tests may wait for the run (RUN_TIMEOUT), so their
+    pytest timeout exceeds it (the suite's 900 s ended a run still going on a loaded machine)."""
     for item in items:
         for run, modules in READERS.items():
-            if run in getattr(item, "fixturenames", ()) and item.path.name not in modules:
+            if run not in getattr(item, "fixturenames", ()):
+                continue
+            if item.path.name not in modules:
                 raise pytest.UsageError(
                     f"{item.nodeid} uses the shared run {run!r}: add {item.path.name} to "
                     "READERS in tests/support/shared_runs.py"
                 )
+            item.add_marker(pytest.mark.timeout(RUN_TIMEOUT + 300))
     items.sort(key=_rank)
 
 

@@ -18,7 +18,9 @@ SEGFLOW = Path(sys.executable).parent / "segflow"
 # runs it: short enough that some models are skipped for too little history.
 SMALL_RUN_ARGS = ("run", "--users", "150", "--days", "45", "--end", "2026-09-15")
 # Session fixture -> the test modules that read it (one xdist worker runs them all).
+# A reader's test may wait for the run: its pytest timeout is the run's own plus a margin.
 READERS = {"small_cli_run": ("test_cli_run.py", "test_report_e2e.py")}
+RUN_TIMEOUT = 1500  # seconds; a loaded 2-core machine has taken over 15 minutes
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ def small_cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     env.pop("SEGFLOW_DUCKDB_PATH", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run(
-        [str(SEGFLOW), *SMALL_RUN_ARGS], capture_output=True, text=True, env=env, timeout=1500
+        [str(SEGFLOW), *SMALL_RUN_ARGS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=RUN_TIMEOUT,
     )
     return CliRun(proc, home)
