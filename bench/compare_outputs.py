@@ -47,6 +47,7 @@ DEFAULT_IGNORE = (
     "updated_at_run",
     "validated_at",
     "acked_at",
+    "recorded_at",  # realtime_runs: when the consumer's run row was written
     "duration_s",
     "segflow_synced_at",
     "requests_per_s",

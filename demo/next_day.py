@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from demo.saas import TABLE_DIRS, DemoSummary, run_days
+from contracts.raw import RAW_TABLES
+from demo.saas import DemoSummary, run_days
 from demo.saas_sim import Simulation
 
 PARAMS_FILE = "demo_product.json"
@@ -86,7 +87,7 @@ def _replay(product: DemoProduct, scratch: Path, write_to: dict[int, Path]) -> N
     summary = DemoSummary(
         scratch, scratch, product.users, product.days, product.seed, start, start, 0.0
     )
-    summary.rows = dict.fromkeys(TABLE_DIRS, 0)
+    summary.rows = dict.fromkeys(RAW_TABLES, 0)
     total = horizon + product.extra_days
     run_days(sim, product.history_days, total, lambda d: write_to.get(d, scratch), [], summary)
 

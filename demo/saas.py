@@ -33,13 +33,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from contracts.raw import RAW_TABLES
 from demo import saas_model as m
 from demo.saas_day import simulate_day
 from demo.saas_sim import (
     CANCEL_REASONS,
     DEFAULT_HISTORY_DAYS,
     EVENT_TYPES,
-    TABLE_DIRS,
     TICKET_CATEGORIES,
     TICKET_PRIORITIES,
     DemoSummary,
@@ -48,7 +48,7 @@ from demo.saas_sim import (
 )
 from demo.saas_write import truth_for_day, write_day, write_truth
 
-__all__ = ["DEFAULT_HISTORY_DAYS", "TABLE_DIRS", "DemoSummary", "generate", "run_days"]
+__all__ = ["DEFAULT_HISTORY_DAYS", "DemoSummary", "generate", "run_days"]
 
 
 def generate(
@@ -94,7 +94,7 @@ def generate(
         )
     if not 0.0 <= defect_rate < 0.5:
         raise ValueError(f"defect_rate={defect_rate}: expected 0 <= rate < 0.5")
-    for table in TABLE_DIRS:
+    for table in RAW_TABLES:
         shutil.rmtree(out_dir / table, ignore_errors=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     sim = Simulation(
@@ -117,7 +117,7 @@ def generate(
         start + timedelta(days=days - 1),
         defect_rate,
         history_days,
-        rows=dict.fromkeys(TABLE_DIRS, 0),
+        rows=dict.fromkeys(RAW_TABLES, 0),
     )
     defects: list[dict] = []
     truth_parts: list[pd.DataFrame] = []

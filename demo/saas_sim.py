@@ -15,7 +15,6 @@ from contracts import tracking_plan
 from demo import output as out
 from demo import saas_model as m
 
-TABLE_DIRS = ("events", "crm_contacts", "billing_invoices")
 PRE_SIGNUP_PAGES = (
     ("Home", "/"),
     ("Pricing", "/pricing"),

@@ -41,11 +41,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from contracts.raw import CRM_CONTACTS
+from contracts.raw import CRM_CONTACTS, RAW_TABLES
 from demo import store_oracle as so
 from demo.truth_columns import churn_column, revenue_column
 
-TABLE_DIRS = ("events", "crm_contacts", "billing_invoices")
 DEFAULT_HISTORY_DAYS = 180
 DEFAULT_INACTIVE_DAYS = 90
 INDUSTRIES = ("retail", "software", "education", "finance", "healthcare")
@@ -107,7 +106,7 @@ def generate_store(
             f"users={users}, days={days}, history_days={history_days}: "
             "users and days must be >= 1, history_days >= 0"
         )
-    for table in TABLE_DIRS:
+    for table in RAW_TABLES:
         shutil.rmtree(out_dir / table, ignore_errors=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -146,7 +145,7 @@ def generate_store(
     def day_dt(d: int) -> datetime:
         return datetime.combine(sim_start + timedelta(days=d), datetime.min.time())
 
-    rows = dict.fromkeys(TABLE_DIRS, 0)
+    rows = dict.fromkeys(RAW_TABLES, 0)
     truth_parts: list[pd.DataFrame] = []
     order_log: tuple[list, list, list] = ([], [], [])  # written orders: customer, day, USD
     msg = 0

@@ -17,6 +17,7 @@ import pandas as pd
 
 from expectations.config import QualityConfig
 from expectations.outcome import CheckOutcome, SuiteResult
+from expectations.row_counts import PartitionTotals, reason_text, reason_totals
 from expectations.tables import table_spec
 
 
@@ -42,18 +43,10 @@ class PartitionCounts:
 
 
 @dataclass(frozen=True)
-class QuarantineSummary:
+class QuarantineSummary(PartitionTotals):
     table: str
     partitions: list[PartitionCounts]
     rows_unassigned: int = 0  # quarantined rows of undated files with no usable date (no partition)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(p.rows_loaded for p in self.partitions)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(p.rows_quarantined for p in self.partitions)
 
     @property
     def rows_read(self) -> int:
@@ -61,11 +54,7 @@ class QuarantineSummary:
 
     @property
     def by_reason(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for part in self.partitions:
-            for reason, n in part.by_reason.items():
-                totals[reason] = totals.get(reason, 0) + n
-        return dict(sorted(totals.items()))
+        return reason_totals(p.by_reason for p in self.partitions)
 
     def frame(self) -> pd.DataFrame:
         """One row per partition (for metadata tables)."""
@@ -79,7 +68,7 @@ class QuarantineSummary:
                     "quarantined_share": round(p.quarantined_share, 6),
                     "reported_rows_read": p.reported_rows_read,
                     "reconciles": p.reconciles,
-                    "by_reason": ", ".join(f"{k}={v}" for k, v in sorted(p.by_reason.items())),
+                    "by_reason": reason_text(p.by_reason),
                 }
                 for p in self.partitions
             ]

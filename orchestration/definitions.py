@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from contracts.raw import RAW_TABLES
 from orchestration.settings import Settings
 
 # Dagster has no group objects: each group's description lives here, is attached to every
@@ -92,13 +93,9 @@ PII_ASSETS = {
     "dim_users",
     "destination_sync",
 }
-FRESHNESS_ASSETS = {
-    "raw/crm_contacts",
-    "raw/events",
-    "raw/billing_invoices",
-    "user_scores",
-    "destination_sync",
-}
+# Every raw table (contracts.raw), the scores and the sync: what goes stale when a day is missed
+# (their freshness policy here; their last update on the report, orchestration/defs/report.py).
+FRESHNESS_ASSETS = (*(f"raw/{table}" for table in RAW_TABLES), "user_scores", "destination_sync")
 
 
 def freshness_policy(settings: Settings | None = None) -> dg.FreshnessPolicy:

@@ -113,7 +113,8 @@ class Settings:
     # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
     report_url: str = "http://127.0.0.1:8765"
     schedules_running: bool = False  # schedules' default state in a new Dagster instance
-    # dbt steps run in the run's own process (dbtRunner, parsed once): no dbt start-up per step.
+    # dbt steps run in the run's own process (dbtRunner, parsed once): no dbt start-up per step
+    # (opt-in: the subprocess per step is the verified default, README).
     dbt_in_process: bool = True
     # How often a STARTED run whose process is gone is looked for (and failed, pool freed).
     stale_run_check_seconds: float = 30.0
@@ -164,12 +165,12 @@ class Settings:
         default_track = (
             "https://track.customer.io" if region == "us" else "https://track-eu.customer.io"
         )
-        engine = _choice("SEGFLOW_ENGINE", "duckdb", ENGINES)
+        engine = _choice("SEGFLOW_ENGINE", cls.engine, ENGINES)
         return cls(
             home=home,
             engine=engine,
             spark_dir=_path("SEGFLOW_SPARK_DIR", home / "spark"),
-            spark_master=_env("SEGFLOW_SPARK_MASTER", "local[*]"),
+            spark_master=_env("SEGFLOW_SPARK_MASTER", cls.spark_master),
             duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
             source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
             landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
@@ -193,50 +194,62 @@ class Settings:
             sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", 100.0),
             sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", 0.5),
             sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", 5),
-            sync_segment_reasons=_bool("SEGFLOW_SYNC_SEGMENT_REASONS", False),
+            sync_segment_reasons=_bool("SEGFLOW_SYNC_SEGMENT_REASONS", cls.sync_segment_reasons),
             churn_definition=_choice(
-                "SEGFLOW_CHURN_DEFINITION", "inactivity", ("inactivity", "cancellation")
+                "SEGFLOW_CHURN_DEFINITION", cls.churn_definition, ("inactivity", "cancellation")
             ),
-            churn_inactive_days=_int("SEGFLOW_CHURN_INACTIVE_DAYS", 28),
-            churn_horizon_days=_horizon("SEGFLOW_CHURN_HORIZON_DAYS", 28),
-            cancel_grace_days=_int("SEGFLOW_CANCEL_GRACE_DAYS", 7),
-            conversion_days=_int("SEGFLOW_CONVERSION_DAYS", 28),
-            ltv_horizon_days=_horizon("SEGFLOW_LTV_HORIZON_DAYS", KINDS["ltv"].horizon_days),
+            churn_inactive_days=_int("SEGFLOW_CHURN_INACTIVE_DAYS", cls.churn_inactive_days),
+            churn_horizon_days=_horizon("SEGFLOW_CHURN_HORIZON_DAYS", cls.churn_horizon_days),
+            cancel_grace_days=_int("SEGFLOW_CANCEL_GRACE_DAYS", cls.cancel_grace_days),
+            conversion_days=_int("SEGFLOW_CONVERSION_DAYS", cls.conversion_days),
+            ltv_horizon_days=_horizon("SEGFLOW_LTV_HORIZON_DAYS", cls.ltv_horizon_days),
             **_business_events(),
             report_dir=Path(_env("SEGFLOW_REPORT_DIR", str(home / "report"))).resolve(),
             webserver_url=_env("SEGFLOW_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/"),
             freshness_max_age_hours=_float("SEGFLOW_FRESHNESS_MAX_AGE_HOURS", 30.0),
             landing_settle_seconds=_float("SEGFLOW_LANDING_SETTLE_SECONDS", 60.0),
-            alert_webhook_url=_env("SEGFLOW_ALERT_WEBHOOK_URL", ""),
-            duckdb_memory_limit=_env("SEGFLOW_DUCKDB_MEMORY_LIMIT", "3GB"),
+            alert_webhook_url=_env("SEGFLOW_ALERT_WEBHOOK_URL", cls.alert_webhook_url),
+            duckdb_memory_limit=_env("SEGFLOW_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             duckdb_threads=_int("SEGFLOW_DUCKDB_THREADS", min(os.cpu_count() or 1, 4)),
             segments_file=_path("SEGFLOW_SEGMENTS_FILE", cls.segments_file),
             flows_file=_path("SEGFLOW_FLOWS_FILE", cls.flows_file),
             triggers_file=_path("SEGFLOW_TRIGGERS_FILE", cls.triggers_file),
-            segment_max_change_share=_float("SEGFLOW_SEGMENT_MAX_CHANGE_SHARE", 0.5),
-            experiment_min_sample=_int("SEGFLOW_EXPERIMENT_MIN_SAMPLE", 100),
-            drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", 0.2),
-            mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            segment_max_change_share=_float(
+                "SEGFLOW_SEGMENT_MAX_CHANGE_SHARE", cls.segment_max_change_share
+            ),
+            experiment_min_sample=_int("SEGFLOW_EXPERIMENT_MIN_SAMPLE", cls.experiment_min_sample),
+            drift_psi_threshold=_float("SEGFLOW_DRIFT_PSI_THRESHOLD", cls.drift_psi_threshold),
+            mlflow_ui_url=_env("SEGFLOW_MLFLOW_UI_URL", cls.mlflow_ui_url).rstrip("/"),
             report_url=_env("SEGFLOW_REPORT_URL", cls.report_url).rstrip("/"),
-            schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", False),
-            dbt_in_process=_bool("SEGFLOW_DBT_IN_PROCESS", True),
-            stale_run_check_seconds=_float("SEGFLOW_STALE_RUN_CHECK_SECONDS", 30.0),
+            schedules_running=_bool("SEGFLOW_SCHEDULES_RUNNING", cls.schedules_running),
+            dbt_in_process=_bool("SEGFLOW_DBT_IN_PROCESS", cls.dbt_in_process),
+            stale_run_check_seconds=_float(
+                "SEGFLOW_STALE_RUN_CHECK_SECONDS", cls.stale_run_check_seconds
+            ),
             destinations=_choices(
                 "SEGFLOW_DESTINATIONS",
                 _choice("SEGFLOW_DESTINATION", "outbox", DESTINATIONS),
                 DESTINATIONS,
             ),
-            launchdarkly_base_url=_env(
-                "LAUNCHDARKLY_BASE_URL", "https://app.launchdarkly.com"
-            ).rstrip("/"),
-            launchdarkly_project=_env("LAUNCHDARKLY_PROJECT", "default"),
-            launchdarkly_environment=_env("LAUNCHDARKLY_ENVIRONMENT", "production"),
-            launchdarkly_context_kind=_env("SEGFLOW_LAUNCHDARKLY_CONTEXT_KIND", "user"),
-            launchdarkly_rate_limit=_float("SEGFLOW_LAUNCHDARKLY_RATE_LIMIT", 10.0),
-            intercom_base_url=_env("INTERCOM_BASE_URL", "https://api.intercom.io").rstrip("/"),
-            intercom_create_contacts=_bool("SEGFLOW_INTERCOM_CREATE_CONTACTS", False),
-            intercom_rate_limit=_float("SEGFLOW_INTERCOM_RATE_LIMIT", 166.0),
-            privacy_raw_policy=_choice("SEGFLOW_PRIVACY_RAW_POLICY", "redact", ("redact", "keep")),
+            launchdarkly_base_url=_env("LAUNCHDARKLY_BASE_URL", cls.launchdarkly_base_url).rstrip(
+                "/"
+            ),
+            launchdarkly_project=_env("LAUNCHDARKLY_PROJECT", cls.launchdarkly_project),
+            launchdarkly_environment=_env("LAUNCHDARKLY_ENVIRONMENT", cls.launchdarkly_environment),
+            launchdarkly_context_kind=_env(
+                "SEGFLOW_LAUNCHDARKLY_CONTEXT_KIND", cls.launchdarkly_context_kind
+            ),
+            launchdarkly_rate_limit=_float(
+                "SEGFLOW_LAUNCHDARKLY_RATE_LIMIT", cls.launchdarkly_rate_limit
+            ),
+            intercom_base_url=_env("INTERCOM_BASE_URL", cls.intercom_base_url).rstrip("/"),
+            intercom_create_contacts=_bool(
+                "SEGFLOW_INTERCOM_CREATE_CONTACTS", cls.intercom_create_contacts
+            ),
+            intercom_rate_limit=_float("SEGFLOW_INTERCOM_RATE_LIMIT", cls.intercom_rate_limit),
+            privacy_raw_policy=_choice(
+                "SEGFLOW_PRIVACY_RAW_POLICY", cls.privacy_raw_policy, ("redact", "keep")
+            ),
             redis_url=_env("SEGFLOW_REDIS_URL", cls.redis_url),
             stream_key=_env("SEGFLOW_STREAM_KEY", cls.stream_key),
             realtime_dir=_path("SEGFLOW_REALTIME_DIR", home / "realtime"),

@@ -26,12 +26,16 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
-def _float(name: str, default: float) -> float:
+def _number(name: str, default: float, kind: type, expected: str):
     raw = _env(name, str(default))
     try:
-        return float(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise SettingError(f"{name}={raw!r}: expected a number") from exc
+        raise SettingError(f"{name}={raw!r}: expected {expected}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    return _number(name, default, float, "a number")
 
 
 def _seconds(name: str, default: float) -> float:
@@ -42,11 +46,7 @@ def _seconds(name: str, default: float) -> float:
 
 
 def _int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingError(f"{name}={raw!r}: expected an integer") from exc
+    return _number(name, default, int, "an integer")
 
 
 def _horizon(name: str, default: int) -> int:

@@ -2,8 +2,8 @@
 
 The suite runs on two pytest-xdist workers (`make test`: `-n 2 --dist loadfile
 --no-loadscope-reorder`: each module on one worker, in the order below, the most expensive
-first). A session run several modules read (tests/support/shared_runs.py) is built once per
-worker that runs one of them."""
+first; the modules reading one session run of tests/support/shared_runs.py share a worker, so
+the run is built once)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support.shared_runs import READERS, RUN_TIMEOUT
 
 # Tests run on fixed historical dates; without this, partitions would start where this
 # machine's data starts (or 120 days ago), which moves. Set at import: definitions build their
@@ -67,9 +68,41 @@ def _rank(item: pytest.Item) -> tuple[int, int]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The expensive modules first (xdist's --dist loadfile keeps each module on one worker,
-    so a module-scoped warehouse is built once). The sort is stable: a module's tests keep
-    their order."""
+        so a module-scoped warehouse is built once). The sort is stable: a module's tests keep
+        their order. A module reading a shared run must be one of its READERS (else the run would
+        be built again on the other worker); its tests may wait for the run (RUN_TIMEOUT), so their
+    pytest timeout exceeds it (the suite's 900 s ended a run still going on a loaded machine)."""
+    for item in items:
+        for run, modules in READERS.items():
+            if run not in getattr(item, "fixturenames", ()):
+                continue
+            if item.path.name not in modules:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the shared run {run!r}: add {item.path.name} to "
+                    "READERS in tests/support/shared_runs.py"
+                )
+            item.add_marker(pytest.mark.timeout(RUN_TIMEOUT + 300))
     items.sort(key=_rank)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadfile` (a module on one worker), with the READERS of one shared run as one
+    unit of work: the first module of the unit builds the run, the others reuse it.
+    (`--dist loadgroup` cannot do this: under pytest 9 its `xdist_group` marks do not reach
+    the scheduler, and it would spread every other module's tests over both workers.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    unit = {module: run for run, modules in READERS.items() for module in modules}
+
+    class SharedRunScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return unit.get(Path(module).name, module)
+
+    return SharedRunScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:

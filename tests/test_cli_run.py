@@ -11,10 +11,10 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 import pytest
-from support.shared_runs import SMALL_RUN_GROUP, CliRun
+from support.shared_runs import CliRun
 
 # builds a warehouse end to end (`make test-fast` skips it); reads the run test_report_e2e reads
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(SMALL_RUN_GROUP)]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

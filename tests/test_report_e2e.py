@@ -9,12 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
-from support.shared_runs import SMALL_RUN_GROUP, CliRun
+from support.shared_runs import CliRun
 
 from orchestration.report import PAGE_ORDER
 from orchestration.report.browser import Browser, find_chromium
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(SMALL_RUN_GROUP)]
+pytestmark = pytest.mark.slow
 
 OUTPUT = Path(__file__).parent / "output" / "report_small_run"
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
+from contracts.raw import RAW_TABLES
 from orchestration.definitions import FRESHNESS_ASSETS, GROUPS, decorate, defs, freshness_policy
 from orchestration.defs.jobs import schedule_default_status
 from orchestration.settings import Settings
@@ -30,7 +31,7 @@ def test_every_asset_has_owner_kinds_tags_and_group_description(location):
         assert {"layer", "pii", "partitions"} <= set(spec.tags), name
         assert spec.metadata["group_description"] == GROUPS[spec.group_name]["description"]
         assert spec.description, f"{name} has no description"
-    assert {s.key.to_user_string() for s in specs} >= FRESHNESS_ASSETS | {"segflow_report"}
+    assert {s.key.to_user_string() for s in specs} >= {*FRESHNESS_ASSETS, "segflow_report"}
 
 
 def test_freshness_policies_on_raw_scores_and_sync(location):
@@ -38,7 +39,9 @@ def test_freshness_policies_on_raw_scores_and_sync(location):
         s.key.to_user_string(): s.freshness_policy for s in location.resolve_all_asset_specs()
     }
     hours = Settings.from_env().freshness_max_age_hours
-    for key in FRESHNESS_ASSETS:
+    guarded = [*(f"raw/{table}" for table in RAW_TABLES), "user_scores", "destination_sync"]
+    assert sorted(FRESHNESS_ASSETS) == sorted(guarded)
+    for key in guarded:
         policy = policy_by_key[key]
         assert isinstance(policy, dg.FreshnessPolicy), key
         assert policy.fail_window.to_timedelta() == timedelta(hours=hours), key

@@ -12,19 +12,12 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from orchestration.definitions import FRESHNESS_ASSETS
 from orchestration.defs.partitions import DUCKDB_POOL, window_from_tags
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.report import ModelVersionInfo, ReportInputs, ReportResult, RunInfo, build_report
 from orchestration.report.run_summary import check_message
 from orchestration.settings import Settings
-
-FRESHNESS_ASSETS = (
-    ("raw", "crm_contacts"),
-    ("raw", "events"),
-    ("raw", "billing_invoices"),
-    ("user_scores",),
-    ("destination_sync",),
-)
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -62,7 +55,7 @@ def recent_runs(instance: dg.DagsterInstance, limit: int = 30) -> list[RunInfo]:
 def last_updates(instance: dg.DagsterInstance) -> dict[str, datetime]:
     out = {}
     for path in FRESHNESS_ASSETS:
-        key = dg.AssetKey(list(path))
+        key = dg.AssetKey.from_user_string(path)
         event = instance.get_latest_materialization_event(key)
         if event is not None:
             out[key.to_user_string()] = _ts(event.timestamp)

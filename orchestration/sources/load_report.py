@@ -4,13 +4,13 @@ daylight-saving notes, incomplete exports and mappings that matched nothing."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
+from expectations.row_counts import PartitionTotals, reason_text, reason_totals
 from orchestration.sources.discover import SkippedFile
 
 
@@ -27,7 +27,7 @@ class PartitionCounts:
 
 
 @dataclass
-class LoadReport:
+class LoadReport(PartitionTotals):
     table: str
     source_name: str
     source_dir: Path
@@ -75,9 +75,7 @@ class LoadReport:
                     "rows_quarantined": c["quarantined"],
                     "rows_other_days": read - c["loaded"] - c["quarantined"],
                     "footer_lines": self.footer_lines.get(rel, 0),
-                    "quarantined_by_reason": ", ".join(
-                        f"{k}={v}" for k, v in sorted(c["by_reason"].items())
-                    ),
+                    "quarantined_by_reason": reason_text(c["by_reason"]),
                     "reason": "",
                 }
             )
@@ -104,19 +102,8 @@ class LoadReport:
         return sum(p.rows_read for p in self.partitions)
 
     @property
-    def rows_loaded(self) -> int:
-        return sum(p.rows_loaded for p in self.partitions)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(p.rows_quarantined for p in self.partitions)
-
-    @property
     def quarantined_by_reason(self) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        for p in self.partitions:
-            total.update(p.quarantined_by_reason)
-        return dict(total)
+        return reason_totals(p.quarantined_by_reason for p in self.partitions)
 
     @property
     def files(self) -> list[str]:
@@ -133,9 +120,7 @@ class LoadReport:
                 "rows_read": p.rows_read,
                 "rows_loaded": p.rows_loaded,
                 "rows_quarantined": p.rows_quarantined,
-                "quarantined_by_reason": ", ".join(
-                    f"{k}={v}" for k, v in sorted(p.quarantined_by_reason.items())
-                ),
+                "quarantined_by_reason": reason_text(p.quarantined_by_reason),
                 "duplicate_keys": p.duplicate_keys,
                 "files": len(p.files),
             }
