@@ -15,7 +15,7 @@ import duckdb
 import pytest
 import requests
 from support.realtime import WRITE_KEY, redis_or_skip, running_collector
-from support.realtime_world import TODAY, build_world, new_user_before_setup
+from support.realtime_world import SNAPSHOT_DAY, TODAY, build_world, new_user_before_setup
 
 from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
@@ -336,3 +336,123 @@ def test_suppressed_people_are_neither_served_nor_sent(world, redis_url, tmp_pat
     assert _outbox_events(tmp_path / "outbox") == []
     with sqlite3.connect(tmp_path / "state.sqlite") as db:
         assert db.execute("select count(*) from user_day").fetchone() == (0,)
+
+
+def test_changes_an_event_causes_come_before_new_day_re_evaluations(world, redis_url, tmp_path):
+    """In a full batch (the consumer is behind), the user whose event reached a milestone is
+    evaluated at once; users whose only change is the new day (days since signup) are
+    deferred, served the snapshot's answer meanwhile, and evaluated once it caught up."""
+    setup_user = new_user_before_setup(world)
+    others = [u for u in sorted(world.features["user_id"].unique()) if u != setup_user][:3]
+    stream = RedisStream(redis_url, "t:deferred")
+    now = datetime.now(UTC)
+    messages = [{"userId": u, "event": "Dashboard Viewed"} for u in others]
+    messages.append({"userId": setup_user, "event": "Project Created"})
+    messages.append({"userId": "signed-up-today", "event": "Account Created"})
+    stream.append([encode(normalise(m, "track", now)) for m in messages])
+    consumer = Consumer(
+        stream,
+        tmp_path / "state.sqlite",
+        world.snapshot,
+        tmp_path / "landing",
+        world.config,
+        milestone_events(),
+        tracking_plan.load().known_events,
+        batch_size=len(messages),
+    )
+    reader = ProfileReader(world.snapshot, tmp_path / "state.sqlite", world.config, {})
+    db = sqlite3.connect(tmp_path / "state.sqlite")
+
+    assert consumer.step(block_ms=50) == len(messages)  # a full batch: not caught up yet
+    assert reader.profile(setup_user)["onboarding_flow"] != "new_user_onboarding"
+    answered = {u for (u,) in db.execute("select user_id from profile")}
+    assert answered == {setup_user, "signed-up-today"}  # a milestone, a signup: at once
+    assert {u for (u,) in db.execute("select user_id from deferred")} == set(others)
+    assert {reader.profile(u)["source"] for u in others} == {"daily"}
+
+    assert consumer.step(block_ms=50) == len(others)  # idle: the deferred users
+    rows = dict(db.execute("select user_id, day from profile").fetchall())
+    assert set(rows) == {setup_user, "signed-up-today", *others}
+    assert set(rows.values()) == {TODAY.isoformat()}
+    assert db.execute("select count(*) from deferred").fetchone()[0] == 0
+    assert {reader.profile(u)["source"] for u in others} == {"intraday"}
+    assert consumer.step(block_ms=50) == 0
+    consumer.close()
+
+
+def _at(stream, consumer, user: str, event: str, moment: datetime) -> None:
+    """`event` of `user` stamped `moment` (the clock the consumer reads), applied."""
+    message = {"type": "track", "userId": user, "event": event, "timestamp": moment.isoformat()}
+    stream.append([encode(normalise(message, None, moment))])
+    while consumer.step(block_ms=50):
+        pass
+
+
+def _membership_events(outbox, user: str) -> list[tuple[str, str, int]]:
+    return [
+        (e["name"], e["attributes"].get("segment"), e["timestamp"])
+        for e in _outbox_events(outbox)
+        if e["identifiers"]["id"] == user and e["name"] in ("segment_entered", "segment_exited")
+    ]
+
+
+def test_a_session_membership_ending_after_utc_midnight_is_exited(world, redis_url, tmp_path):
+    """The session starts at 23:45 UTC and the user stalls (entered before midnight); the
+    sweep at 00:20 sees the session over: the exit is emitted on the new day, once."""
+    outbox = tmp_path / "outbox"
+    consumer, reader, stream, user = _session_world(
+        world, redis_url, "t:midnight-sweep", tmp_path,
+        destinations=[OutboxDestination(outbox)], sweep_seconds=0,
+    )  # fmt: skip
+    midnight = datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=UTC) + timedelta(days=1)
+    _at(stream, consumer, user, "Dashboard Viewed", midnight - timedelta(minutes=15))
+    consumer.sweep(now=(midnight - timedelta(minutes=3)).timestamp())  # 12 minutes in
+    assert reader.profile(user)["primary_segment"] == "stalled_in_session"
+    assert consumer.sweep(now=(midnight + timedelta(minutes=20)).timestamp()) == 1  # ended
+    over = reader.profile(user)
+    assert "stalled_in_session" not in [s["name"] for s in over["segments"]]
+    assert over["onboarding_flow"] == "new_user_onboarding"
+    assert _membership_events(outbox, user) == [
+        ("segment_entered", "stalled_in_session", int((midnight - timedelta(days=1)).timestamp())),
+        ("segment_exited", "stalled_in_session", int(midnight.timestamp())),
+    ]
+
+
+def test_a_session_across_utc_midnight_keeps_its_membership(world, redis_url, tmp_path):
+    """Events on both sides of midnight in one session: still stalled after midnight is not
+    a second entry; the first project at 00:06 exits the segment on the new day."""
+    outbox = tmp_path / "outbox"
+    consumer, reader, stream, user = _session_world(
+        world, redis_url, "t:midnight-events", tmp_path,
+        destinations=[OutboxDestination(outbox)], sweep_seconds=0,
+    )  # fmt: skip
+    midnight = datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=UTC) + timedelta(days=1)
+    _at(stream, consumer, user, "Dashboard Viewed", midnight - timedelta(minutes=15))
+    _at(stream, consumer, user, "Dashboard Viewed", midnight - timedelta(minutes=3))
+    assert reader.profile(user)["primary_segment"] == "stalled_in_session"
+    _at(stream, consumer, user, "Dashboard Viewed", midnight + timedelta(minutes=5))
+    assert reader.profile(user)["primary_segment"] == "stalled_in_session"
+    _at(stream, consumer, user, "Project Created", midnight + timedelta(minutes=6))
+    assert "stalled_in_session" not in [s["name"] for s in reader.profile(user)["segments"]]
+    stalled = [e for e in _membership_events(outbox, user) if e[1] == "stalled_in_session"]
+    assert stalled == [
+        ("segment_entered", "stalled_in_session", int((midnight - timedelta(days=1)).timestamp())),
+        ("segment_exited", "stalled_in_session", int(midnight.timestamp())),
+    ]
+
+
+def test_deferred_days_the_daily_run_covered_are_dropped(world, redis_url, tmp_path):
+    """A user queued for a day the snapshot has reached since gets no intraday answer (the
+    daily result wins); one queued for today does."""
+    consumer = _consumer(world, redis_url, "t:deferred-covered", tmp_path)
+    users = sorted(world.features["user_id"].unique())[:2]
+    consumer.db.executemany(
+        "insert into deferred values (?, ?)",
+        [(users[0], SNAPSHOT_DAY.isoformat()), (users[1], TODAY.isoformat())],
+    )
+    consumer._deferred = True
+    assert consumer.evaluate_deferred() == 2
+    rows = consumer.db.execute("select user_id, day from profile").fetchall()
+    assert rows == [(users[1], TODAY.isoformat())]
+    assert consumer.db.execute("select count(*) from deferred").fetchone()[0] == 0
+    consumer.close()

@@ -77,6 +77,7 @@ def test_realtime_snapshot_asset(tmp_path, monkeypatch):
     emitted = meta["consumer_events_emitted"].value
     assert emitted >= 2 and meta["intraday_events_marked_acked"].value == emitted
     assert meta["consumer_events_per_busy_second"].value > 0
+    assert meta["consumer_deferred_users"].value == 0  # caught up: nothing waits
     assert meta["intraday_events_marked_acked_by_destination"].value == {"outbox": emitted}
     with duckdb.connect(str(world.warehouse), read_only=True) as conn:
         acked = conn.execute("select count(*) from main.sync_acked_events").fetchone()[0]

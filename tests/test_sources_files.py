@@ -288,6 +288,26 @@ def test_csv_with_bom_and_latin1_bytes(conn, tmp_path: Path) -> None:
     assert (line, reason) == (3, "bad_encoding") and "line 3" in detail
 
 
+def test_csv_trims_padded_values_in_the_columns_that_have_them(conn, tmp_path: Path) -> None:
+    """Arrow-read CSV: only columns with a space-padded value pay for `trim`; a padded value is
+    still trimmed, a blank one still counts as missing, untouched columns keep inner spaces."""
+    header = "user_id,email,signup_at,company,industry,company_size,country,role,plan,acquisition_channel,updated_at\n"
+    rows = (
+        "u1,a@example.com,2025-03-01T10:00:00Z,Acme  Inc,software,1-10,US,engineer,free,direct,2025-03-03T10:00:00Z\n"
+        " u2 ,b@example.com,2025-03-01T10:00:00Z,Beta Co,software,1-10,US,engineer,free,direct,2025-03-03T11:00:00Z\n"
+        "   ,c@example.com,2025-03-01T10:00:00Z,Gamma,software,1-10,US,engineer,free,direct,2025-03-03T12:00:00Z\n"
+    )
+    _write(tmp_path / "crm_contacts" / "dt=2025-03-03" / "c.csv", header + rows)
+    report = load_partitions(conn, "crm_contacts", [DAY], tmp_path, "files", 3, now=NOW)
+    assert (report.rows_read, report.rows_loaded) == (3, 2)
+    loaded = conn.execute(
+        "select user_id, company from raw.crm_contacts order by _source_line"
+    ).fetchall()
+    assert loaded == [("u1", "Acme  Inc"), ("u2", "Beta Co")]
+    ((_, line, reason, _),) = _quarantine(conn)
+    assert (line, reason) == (4, "null_key")
+
+
 def test_invoice_accepted_values_period_order_and_nan(conn, tmp_path: Path) -> None:
     _write(
         tmp_path / "billing_invoices" / "dt=2025-03-03" / "inv.csv",

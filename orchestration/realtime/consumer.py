@@ -5,7 +5,8 @@ realtime rules of the users it touched (and, for `session.*` rules, of users in 
 sees exactly what the stream saw.
 
 Order per batch: read -> one SQLite transaction (state, profiles, drained lines, emitted
-events, high-water mark) -> XACK -> write landing files and send events. A crash anywhere
+events, high-water mark) -> XACK -> write landing files and send events (under `run`, on the
+output worker's thread: a slow destination never delays the next batch). A crash anywhere
 redelivers the batch; entries at or below the high-water mark are skipped, landing files are
 rewritten with identical content (name and lines fixed at commit) and events re-sent with the
 same ids until each destination acknowledges them (outputs.py). Nothing is lost or doubled. One consumer
@@ -25,15 +26,15 @@ from pathlib import Path
 from orchestration.activation.destinations.base import Destination
 from orchestration.realtime import outputs, state
 from orchestration.realtime.events import QUARANTINE, parse_time
-from orchestration.realtime.intraday import Baseline, Evaluator
+from orchestration.realtime.intraday import SESSION_GAP_S, Baseline, Evaluator, session_values
 from orchestration.realtime.profiles import SnapshotReader
 from orchestration.realtime.stream import EventStream, _id_key
 from orchestration.segments.config import SegmentConfig
 
 log = logging.getLogger(__name__)
-SESSION_GAP_S = 30 * 60
 GROUP = "segflow-realtime"
-TRIM_EVERY = 20  # batches between trims of acknowledged stream entries
+TRIM_ENTRIES = 100_000  # acknowledged stream entries between trims (bounds broker memory)
+DEFERRED_CHUNK = 200  # deferred users per transaction once caught up (bounds the hold)
 
 
 class Consumer:
@@ -48,10 +49,12 @@ class Consumer:
         known_events: frozenset[str],
         destinations: Sequence[Destination] = (),
         name: str = "consumer-1",
-        batch_size: int = 5000,  # an upper bound: an idle stream gives what is there
+        batch_size: int = 1000,  # an upper bound: an idle stream gives what is there
         sweep_seconds: float = 30.0,  # session sweep period (0: off); see `sweep`
     ):
         self.stream, self.name, self.batch_size = stream, name, batch_size
+        self.state_path = state_path
+        self._worker: outputs.OutputWorker | None = None
         self.sweep_seconds = sweep_seconds
         self._swept = time.monotonic()
         self.db = state.connect(state_path)
@@ -63,30 +66,50 @@ class Consumer:
         if len(set(names)) != len(names):
             raise ValueError(f"destinations {names}: each destination may appear once")
         self.destinations = tuple(destinations)
-        self._batches = 0
+        self._untrimmed = 0  # entries acknowledged since the last trim
         self._unsent = False
+        self._deferred = state.get_meta(self.db, "hwm") is not None  # checked when idle
         self.stream.ensure_group(GROUP)
         for destination in self.destinations:
             destination.open_run(f"realtime-{int(time.time())}", datetime.now(UTC).date())
         self.finish_pending()  # landing files / events a crash left behind
 
     def run(self, stop: threading.Event, block_ms: int = 500) -> None:
-        while not stop.is_set():
-            self.step(block_ms)
-        self.close()
+        """Step until `stop`; landing files and sends happen on the output worker."""
+        self._worker = outputs.OutputWorker(
+            self.state_path, self.landing_dir, self.destinations
+        ).start()
+        try:
+            while not stop.is_set():
+                self.step(block_ms)
+        finally:
+            self._worker.stop()
+            self._worker = None
+            self.close()
 
     def close(self) -> None:
+        self.finish_pending()
         for destination in self.destinations:
             destination.close_run()
 
+    def _outputs_due(self) -> None:
+        """After a commit: wake the output worker, or write out inline (direct `step` calls)."""
+        if self._worker is not None:
+            self._worker.wake()
+        else:
+            self.finish_pending()
+
     def step(self, block_ms: int = 500) -> int:
-        """Process one batch; returns the number of stream entries read."""
-        entries = self.stream.read(GROUP, self.name, self.batch_size, block_ms)
+        """Process one batch; returns the number of stream entries read, or when there were
+        none the number of deferred users evaluated (0: idle)."""
+        entries = self.stream.read(
+            GROUP, self.name, self.batch_size, 0 if self._deferred else block_ms
+        )
         if not entries:
-            if self._unsent:  # a destination failed earlier: retry while the stream is idle
+            if self._unsent and self._worker is None:  # a destination failed: retry when idle
                 self.finish_pending()
             self._maybe_sweep()
-            return 0
+            return self.evaluate_deferred()
         hwm = _id_key(state.get_meta(self.db, "hwm", "0-0") or "0-0")
         fresh = [(i, p) for i, p in entries if _id_key(i) > hwm]
         if fresh:
@@ -103,13 +126,45 @@ class Consumer:
                 self.db.execute("rollback")
                 raise
         self.stream.ack(GROUP, [i for i, _ in entries])
-        self.finish_pending()
-        self._batches += 1
+        self._outputs_due()
+        self._untrimmed += len(entries)
         trim = getattr(self.stream, "trim_acknowledged", None)
-        if trim is not None and self._batches % TRIM_EVERY == 0:
+        if trim is not None and self._untrimmed >= TRIM_ENTRIES:
+            self._untrimmed = 0
             trim()  # drained to the landing files and acknowledged: the broker can let go
         self._maybe_sweep()
+        if len(entries) < self.batch_size:  # caught up with the stream
+            self.evaluate_deferred()
         return len(entries)
+
+    def evaluate_deferred(self, limit: int = DEFERRED_CHUNK) -> int:
+        """Evaluate up to `limit` deferred users (see `_needing_evaluation`) in one
+        transaction; returns how many were taken off the queue."""
+        if not self._deferred:
+            return 0
+        rows = self.db.execute(
+            "select user_id, day from deferred order by rowid limit ?", (limit,)
+        ).fetchall()
+        self._deferred = bool(rows)
+        if not rows:
+            return 0
+        hidden = self.snapshot.suppressed([user for user, _ in rows])  # a privacy request since
+        snap_day = self.snapshot.snapshot_date()
+        # a day the daily run has covered since needs no intraday answer: its result wins
+        done = {u for u, day in rows if snap_day and date.fromisoformat(day) <= snap_day}
+        self.db.execute("begin immediate")
+        try:
+            dropped = [(u,) for u in hidden | done]
+            self.db.executemany("delete from deferred where user_id = ?", dropped)
+            users = {u: date.fromisoformat(day) for u, day in rows if u not in hidden | done}
+            if users:
+                self._reevaluate(users)
+            self.db.execute("commit")
+        except BaseException:
+            self.db.execute("rollback")
+            raise
+        self._outputs_due()
+        return len(rows)
 
     def _maybe_sweep(self) -> None:
         if self.sweep_seconds and time.monotonic() - self._swept >= self.sweep_seconds:
@@ -145,7 +200,7 @@ class Consumer:
         except BaseException:
             self.db.execute("rollback")
             raise
-        self.finish_pending()
+        self._outputs_due()
         return len(users)
 
     def _apply(self, entries: list[tuple[str, bytes]]) -> None:
@@ -167,8 +222,8 @@ class Consumer:
         )
         for user in self.snapshot.suppressed(list(per_user)):  # privacy: never applied or sent
             del per_user[user]
-        sessions = self._by_user(
-            "select user_id, started_at, last_at, events from session", list(per_user)
+        sessions = state.by_user(
+            self.db, "select user_id, started_at, last_at, events from session", list(per_user)
         )
         touched, day_updates, session_rows = {}, {}, []
         for user, messages in per_user.items():
@@ -176,7 +231,7 @@ class Consumer:
             touched[user] = latest
             day_updates.update({(user, day): update for day, update in days.items()})
             session_rows.append((user, *session))
-        grown = self._write_days(day_updates)
+        grown = self._changing_inputs(self._write_days(day_updates))
         self.db.executemany("insert or replace into session values (?, ?, ?, ?)", session_rows)
         state.add_counter(self.db, "events_applied", len(entries) - quarantined)
         state.add_counter(self.db, "events_quarantined", quarantined)
@@ -184,35 +239,45 @@ class Consumer:
         if touched:
             self._reevaluate(touched)
 
+    def _changing_inputs(self, new: dict[str, set[str]]) -> set[str]:
+        """Users whose new milestones change an input of the evaluation (a `reached_<m>` some
+        rule, trigger or block reads, or a signup) that the snapshot does not already have
+        (reaching it again changes nothing)."""
+        inputs = self.evaluator.input_milestones
+        relevant = {u: ms & inputs for u, ms in new.items() if ms & inputs}
+        known = self.snapshot.reached(list(relevant), sorted(set().union(*relevant.values())))
+        return {u for u, ms in relevant.items() if ms - known.get(u, set())}
+
     def _needing_evaluation(self, touched: dict[str, date], grown: set[str]) -> dict[str, date]:
-        """Users whose realtime inputs may have changed: a new milestone, a session value a
-        rule reads, or no intraday answer yet for this day on the current snapshot. For the
-        others a re-evaluation would give the same answer, so it is skipped."""
+        """Users whose realtime inputs changed now: a new milestone or a session value a rule
+        reads. Users with no intraday answer yet for this day on the current snapshot (only
+        the day moved on: `days_since_signup`) are deferred until the consumer has caught
+        up, so a burst of first events of the day does not delay the changes events cause;
+        until then they are served the snapshot's answer, as before their first event. For
+        the others a re-evaluation would give the same answer, so it is skipped."""
         if self.evaluator.reads_session:
             return touched
-        answered = self._by_user("select user_id, day, updated_at from profile", list(touched))
+        answered = state.by_user(
+            self.db, "select user_id, day, updated_at from profile", list(touched)
+        )
         snapshot_at = self.snapshot.version()
-        return {
+        stale = {
             user: day
             for user, day in touched.items()
-            if user in grown
-            or user not in answered
-            or answered[user][0] != day.isoformat()
-            or answered[user][1] < snapshot_at
+            if user not in grown
+            and (
+                user not in answered
+                or answered[user][0] != day.isoformat()
+                or answered[user][1] < snapshot_at
+            )
         }
-
-    def _by_user(
-        self, select: str, users: list[str], where: str = "", args=(), many: bool = False
-    ) -> dict:
-        """{user_id: rest of the row (a list of them if `many`)} for `select ... where
-        user_id in (users) <where>`, in chunks below SQLite's parameter limit."""
-        out = {}
-        for start in range(0, len(users), 900):
-            chunk = users[start : start + 900]
-            sql = f"{select} where user_id in ({','.join('?' * len(chunk))}) {where}"
-            for row in self.db.execute(sql, [*chunk, *args]):
-                out.setdefault(row[0], []).append(row[1:])
-        return {user: rows if many else rows[0] for user, rows in out.items()}
+        if stale:
+            self.db.executemany(
+                "insert or replace into deferred values (?, ?)",
+                [(user, day.isoformat()) for user, day in stale.items()],
+            )
+            self._deferred = True
+        return {user: day for user, day in touched.items() if user in grown}
 
     def _record(self, messages: list[dict], session: tuple | None):
         """One user's messages of this batch -> (latest event day, {day: (counts,
@@ -234,20 +299,20 @@ class Consumer:
                 started, last, events = min(started, ts), max(last, ts), events + 1
         return max(moments).date(), days, (started, last, events)
 
-    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> set[str]:
+    def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> dict[str, set[str]]:
         """Add a batch's counts and milestones to the users' days (one read, one write);
-        returns the users who reached a milestone new for that day."""
+        returns {user: milestones new for that day}."""
         users = sorted({user for user, _ in updates})
-        existing = self._by_user(
-            "select user_id, day, counts, milestones from user_day", users, many=True
+        existing = state.by_user(
+            self.db, "select user_id, day, counts, milestones from user_day", users, many=True
         )
         stored = {(user, r[0]): r[1:] for user, days in existing.items() for r in days}
-        rows, grown = [], set()
+        rows, grown = [], {}
         for (user, day), (counts, milestones) in updates.items():
             old = stored.get((user, day))
             before = set(json.loads(old[1])) if old else set()
             if milestones - before:
-                grown.add(user)
+                grown.setdefault(user, set()).update(milestones - before)
             total = json.loads(old[0]) if old else {}
             for event, n in counts.items():
                 total[event] = total.get(event, 0) + n
@@ -265,11 +330,24 @@ class Consumer:
         found = self.snapshot.baselines(users)
         bases = [found[u] for u in users]
         days = [touched[u] if snap_day is None else max(touched[u], snap_day) for u in users]
-        reached = self._by_user(
-            "select user_id, milestones from user_day", users, "and day > ?", (after,), many=True
+        reached = state.by_user(
+            self.db,
+            "select user_id, milestones from user_day",
+            users,
+            "and day > ?",
+            (after,),
+            many=True,
         )
-        previous = self._by_user("select user_id, day, segments, fired from profile", users)
-        sessions = self._by_user("select user_id, started_at, last_at, events from session", users)
+        previous = state.by_user(
+            self.db,  # an earlier day's answer is served until the daily run
+            "select user_id, day, segments, fired from profile",
+            users,
+            "and day > ?",
+            (after,),
+        )
+        sessions = state.by_user(
+            self.db, "select user_id, started_at, last_at, events from session", users
+        )
         rows, starts = [], []
         for user, base, day in zip(users, bases, days, strict=True):
             milestones = {m for (text,) in reached.get(user, []) for m in json.loads(text)}
@@ -302,14 +380,17 @@ class Consumer:
         self.db.executemany(
             "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", profile_rows
         )
+        self.db.executemany("delete from deferred where user_id = ?", [(u,) for u in users])
 
     def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous):
         """(profile row, emitted event rows) of one re-evaluated user."""
-        if previous is not None and previous[0] != day.isoformat():
-            previous = None  # yesterday's intraday answer: today starts from the snapshot
-        previous = previous[1:] if previous else None
-        old_segments = tuple(json.loads(previous[0])) if previous else base.segments
-        fired_before = json.loads(previous[1]) if previous else []
+        # what destinations last saw: the latest intraday answer newer than the snapshot,
+        # even from before midnight (a session membership ending after midnight exits; one
+        # spanning it is not entered again), else the snapshot's; triggers fire once a day
+        old_segments = tuple(json.loads(previous[1])) if previous else base.segments
+        fired_before = (
+            json.loads(previous[2]) if previous and previous[0] == day.isoformat() else []
+        )
         fired = [
             t.name
             for i, t in enumerate(self.evaluator.triggers)
@@ -320,7 +401,7 @@ class Consumer:
         ]
         day_ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
         events = self.evaluator.events(user, day_ts, old_segments, profile.segments, fired)
-        fired_all = fired_before + [e.name for e in events if e.name not in _MEMBERSHIP]
+        fired_all = fired_before + [e.name for e in events if e.name not in outputs.MEMBERSHIP]
         emitted = [
             (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time())
             for e in events
@@ -341,28 +422,4 @@ class Consumer:
 
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""
-        for (batch,) in self.db.execute(
-            "select distinct batch from pending_file order by batch"
-        ).fetchall():
-            outputs.flush_landing(self.db, self.landing_dir, batch)
-        for destination in self.destinations:
-            outputs.send_events(self.db, destination)
-        if self.destinations:
-            self._unsent = outputs.mark_sent(self.db, [d.name for d in self.destinations])
-
-
-_MEMBERSHIP = {"segment_entered", "segment_exited"}
-
-
-def session_values(session: tuple | None, as_of: float | None) -> dict[str, float]:
-    """`session.events` / `session.minutes` of a (started, last, events) session row: as of
-    its latest event, or as of `as_of` while the session is open; none once it ended (null,
-    as in the daily run)."""
-    if session is None:
-        return {}
-    started, last, events = session
-    if as_of is None:
-        as_of = last
-    elif as_of - last > SESSION_GAP_S:
-        return {}
-    return {"session__events": events, "session__minutes": (as_of - started) / 60}
+        self._unsent = outputs.finish(self.db, self.landing_dir, self.destinations)

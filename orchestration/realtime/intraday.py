@@ -26,6 +26,20 @@ from orchestration.segments.config import SegmentConfig
 from orchestration.segments.session import SESSION_COLUMNS
 
 
+def _session_gap_s() -> int:
+    """dbt's `vars.session_timeout_minutes` (dbt_project.yml, where the daily sessions read
+    it), in seconds: both paths split sessions at the same gap."""
+    import yaml
+
+    from contracts.tracking_plan import PROJECT_FILE
+
+    return int(yaml.safe_load(PROJECT_FILE.read_text())["vars"]["session_timeout_minutes"]) * 60
+
+
+SIGNUP_MILESTONE = "account_created"  # a user unknown to the snapshot signs up today
+SESSION_GAP_S = _session_gap_s()  # a longer gap without events ends the session
+
+
 @dataclass(frozen=True)
 class Baseline:
     """A user's row of the snapshot (None fields when the user is not in it)."""
@@ -73,6 +87,11 @@ class Evaluator:
             | {"days_since_signup"}
         )
         self.reads_session = any(c in SESSION_COLUMNS for c in self.columns)
+        # milestones `overlay` reads: a `reached_<m>` column, and a signup (days since signup)
+        self.input_milestones = frozenset(
+            {c[len("reached_") :] for c in self.columns if c.startswith("reached_")}
+            | {SIGNUP_MILESTONE}
+        )
         self.db = duckdb.connect(":memory:")
         self.evaluations = 0
 
@@ -92,7 +111,7 @@ class Evaluator:
                 row[f"reached_{milestone}"] = True
         if row.get("days_since_signup") is not None:
             row["days_since_signup"] = row["days_since_signup"] + since_snapshot
-        elif not base.known and "account_created" in milestones:
+        elif not base.known and SIGNUP_MILESTONE in milestones:
             row["days_since_signup"] = 0
         return row
 
@@ -175,3 +194,17 @@ class Evaluator:
             data = {"source": "realtime"}
             out.append(Emitted(event_ulid(user_id, name, day_ts), user_id, name, day_ts, data))
         return out
+
+
+def session_values(session: tuple | None, as_of: float | None) -> dict[str, float]:
+    """`session.events` / `session.minutes` of a (started, last, events) session row: as of
+    its latest event, or as of `as_of` while the session is open; none once it ended (null,
+    as in the daily run)."""
+    if session is None:
+        return {}
+    started, last, events = session
+    if as_of is None:
+        as_of = last
+    elif as_of - last > SESSION_GAP_S:
+        return {}
+    return {"session__events": events, "session__minutes": (as_of - started) / 60}

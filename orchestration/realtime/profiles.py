@@ -81,6 +81,22 @@ class SnapshotReader:
             out.update(r[0] for r in db.execute(sql, chunk))
         return out
 
+    def reached(self, user_ids: list[str], milestones: list[str]) -> dict[str, set[str]]:
+        """{user: the `milestones` whose `reached_<milestone>` feature is true in the
+        snapshot} (read in SQLite, without decoding the users' features)."""
+        db = self._conn()
+        if db is None or not user_ids or not milestones:
+            return {}
+        checks = ", ".join("json_extract(features, ?)" for _ in milestones)
+        paths = [f'$."reached_{m}"' for m in milestones]
+        out: dict[str, set[str]] = {}
+        for start in range(0, len(user_ids), 900):  # below SQLite's parameter limit
+            chunk = user_ids[start : start + 900]
+            sql = f"select user_id, {checks} from users where user_id in ({','.join('?' * len(chunk))})"
+            for user, *flags in db.execute(sql, [*paths, *chunk]):
+                out[user] = {m for m, flag in zip(milestones, flags, strict=True) if flag}
+        return out
+
     def baseline(self, user_id: str) -> Baseline:
         return self.baselines([user_id])[user_id]
 

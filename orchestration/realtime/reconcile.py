@@ -111,8 +111,9 @@ def mark_delivered_events(
 
 def consumer_stats(state_path: Path) -> dict[str, float | int | None]:
     """The consumer's running totals (events applied/quarantined, rule evaluations, intraday
-    profiles, events emitted/unsent), its throughput while busy (events per second of batch
-    processing) and when it last committed a batch."""
+    profiles, events emitted/unsent, users whose new-day re-evaluation still waits), its
+    throughput while busy (events per second of batch processing) and when it last
+    committed a batch."""
     if not state_path.exists():
         return {}
     db = state.connect(state_path, readonly=True)
@@ -131,6 +132,8 @@ def consumer_stats(state_path: Path) -> dict[str, float | int | None]:
         out["events_unsent"] = db.execute("select count(*) from emitted where sent = 0").fetchone()[
             0
         ]
+        if db.execute("select 1 from sqlite_master where name = 'deferred'").fetchone():
+            out["deferred_users"] = db.execute("select count(*) from deferred").fetchone()[0]
     finally:
         db.close()
     return out

@@ -5,6 +5,8 @@ is recognised and skipped: state, drained lines and emitted events are applied e
 `pending_file` holds a committed batch's landing-file text per day until it is written.
 `emitted.sent` = 1 once every configured destination acknowledged the event; `delivered`
 records each destination's acknowledgements (the once-only ledger per destination).
+`deferred` holds users whose only reason for a re-evaluation is a new day or snapshot (no
+event of theirs changed an input); they are evaluated when the consumer has caught up.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ create table if not exists emitted (event_id text primary key, person_id text, n
 create index if not exists emitted_unsent on emitted (sent);
 create table if not exists delivered (event_id text, destination text,
     primary key (event_id, destination));
+create table if not exists deferred (user_id text primary key, day text not null);
 """
 
 
@@ -80,3 +83,22 @@ def set_meta(db: sqlite3.Connection, key: str, value: Any) -> None:
 
 def add_counter(db: sqlite3.Connection, key: str, n: int) -> None:
     set_meta(db, key, int(get_meta(db, key, "0") or 0) + n)
+
+
+def by_user(
+    db: sqlite3.Connection,
+    select: str,
+    users: list[str],
+    where: str = "",
+    args: tuple = (),
+    many: bool = False,
+) -> dict:
+    """{user_id: rest of the row (a list of them if `many`)} for `select ... where
+    user_id in (users) <where>`, in chunks below SQLite's parameter limit."""
+    out: dict = {}
+    for start in range(0, len(users), 900):
+        chunk = users[start : start + 900]
+        sql = f"{select} where user_id in ({','.join('?' * len(chunk))}) {where}"
+        for row in db.execute(sql, [*chunk, *args]):
+            out.setdefault(row[0], []).append(row[1:])
+    return {user: rows if many else rows[0] for user, rows in out.items()}

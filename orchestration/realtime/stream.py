@@ -63,10 +63,20 @@ class EventStream(Protocol):
         """Backlog of the group."""
 
 
+PAYLOAD_FIELD = "e"  # the stream entry's one field: the message as JSON
+APPEND_SCRIPT = f"""
+local ids = {{}}
+for i = 1, #ARGV do
+    ids[i] = redis.call('XADD', KEYS[1], '*', '{PAYLOAD_FIELD}', ARGV[i])
+end
+return ids
+"""
+
+
 class RedisStream:
     """`EventStream` on a Redis stream key (redis-py)."""
 
-    PAYLOAD = b"e"
+    PAYLOAD = PAYLOAD_FIELD.encode()
 
     def __init__(self, url: str, key: str = "segflow:events", claim_idle_ms: int = 30_000):
         import redis  # imported here: keeps redis out of CLI start-up
@@ -75,14 +85,14 @@ class RedisStream:
         self.key = key
         self.claim_idle_ms = claim_idle_ms
         self._own_pending_done: set[tuple[str, str]] = set()
+        self._append = self.client.register_script(APPEND_SCRIPT)
 
     def append(self, payloads: Sequence[bytes]) -> list[str]:
+        """One server-side script per call (atomic like MULTI/EXEC, nothing else runs in
+        between): one command of N arguments costs the collector far less than N XADDs."""
         if not payloads:
             return []
-        pipe = self.client.pipeline(transaction=True)  # MULTI/EXEC: the whole batch or nothing
-        for payload in payloads:
-            pipe.xadd(self.key, {self.PAYLOAD: payload})
-        return [i.decode() for i in pipe.execute()]
+        return [i.decode() for i in self._append(keys=[self.key], args=list(payloads))]
 
     def ensure_group(self, group: str) -> None:
         import redis

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
+
+import duckdb
 
 from contracts.raw import PLAUSIBLE_YEARS, REVENUE_STATUSES
 from orchestration.sources.globs import glob_regex
@@ -99,10 +100,9 @@ DST_RULE = (
 )
 
 
-def dst_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
-    """'gap' / 'overlap' when the zoneless text `r` names a wall time that a daylight-saving
-    change in `zone` skips or repeats (then resolved as DST_RULE says); else null. Transitions
-    happen between 00:00 and 04:00 local, so other hours cost one comparison."""
+def dst_local_sql(r: str, formats: tuple[str, ...], zone: str) -> str | None:
+    """The zoneless wall time the text `r` names (None when `zone` has no daylight saving to
+    note or no format reads a wall time); computed once per row for `dst_sql`."""
     naive = [
         f"try_strptime({r}, {sql_str(f)})"
         for f in formats
@@ -111,15 +111,22 @@ def dst_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
     if not formats or "iso" in formats:
         naive.insert(0, f"try_cast({r} as timestamp)")
     if zone == "UTC" or not naive:
-        return "null::varchar"
-    local = coalesce(naive)
+        return None
+    return coalesce(naive)
+
+
+def dst_sql(r: str, local: str, zone: str) -> str:
+    """'gap' / 'overlap' when the zoneless text `r`, read as the wall time `local`
+    (`dst_local_sql`), is one a daylight-saving change in `zone` skips or repeats (then
+    resolved as DST_RULE says); else null. Transitions happen between 00:00 and 04:00 local,
+    on a few days of the year, so other rows cost two comparisons."""
     z = sql_str(zone)
     there = f"timezone({z}, {local})"
     # cheap tests first: only wall times before 04:00 on a day of the year on which the zone
     # ever changed its offset reach the zone conversions (what costs, per row)
     doys = {d.timetuple().tm_yday for d in transition_days(zone)}
     days = "".join("1" if day in doys else "0" for day in range(1, 367))
-    return f"""case when {r} is null or hour({local}) >= 4
+    return f"""case when {local} is null or hour({local}) >= 4
             or substr('{days}', dayofyear({local}), 1) = '0' or ends_with({r}, 'Z')
             or regexp_matches({r}, '{_TZ_SUFFIX}') then null
         when timezone({z}, {there}) <> {local} then 'gap'
@@ -131,28 +138,42 @@ def dst_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
 def transition_days(zone: str) -> tuple[date, ...]:
     """Local dates (PLAUSIBLE_YEARS) on which `zone`'s UTC offset changes, and the day after
     (a change at midnight puts its gap on the next date): the only dates a wall time can fall
-    in a daylight-saving gap or overlap. One offset per day, cached per zone."""
-    tz = ZoneInfo(zone)
-    day, last = date(PLAUSIBLE_YEARS[0], 1, 1), date(PLAUSIBLE_YEARS[1], 12, 31)
-    days: set[date] = set()
-    before = datetime(day.year, day.month, day.day, tzinfo=tz).utcoffset()
-    while day <= last:
-        nxt = day + timedelta(days=1)
-        after = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).utcoffset()
-        if after != before:
-            days |= {day, nxt}
-        day, before = nxt, after
-    return tuple(sorted(days))
+    in a daylight-saving gap or overlap. Asked of DuckDB's time zone data (the one the
+    conversions use), one vectorised query per zone, cached."""
+    if zone == "UTC":
+        return ()
+    conn = duckdb.connect()
+    try:
+        changed = conn.execute(
+            """select d::date from range($lo::timestamp, $hi::timestamp, interval 1 day) t(d)
+               where epoch(timezone($z, d + interval 1 day)) - epoch(timezone($z, d)) <> 86400""",
+            {
+                "z": zone,
+                "lo": date(PLAUSIBLE_YEARS[0], 1, 1),
+                "hi": date(PLAUSIBLE_YEARS[1] + 1, 1, 1),
+            },
+        ).fetchall()
+    finally:
+        conn.close()
+    return tuple(sorted({d for (day,) in changed for d in (day, day + timedelta(days=1))}))
 
 
 class Compiler:
     """Column expressions of one source mapping over the staged payloads."""
 
     def __init__(
-        self, spec: TableSpec, source: SourceMapping, tabular: bool, direct: list[str] | None
+        self,
+        spec: TableSpec,
+        source: SourceMapping,
+        tabular: bool,
+        direct: list[str] | None,
+        padded: set[str] | None = None,
     ) -> None:
         self.spec, self.source, self.tabular = spec, source, tabular or direct is not None
         self.direct = None if direct is None else set(direct)  # columns of a direct stage
+        # direct columns with a value that starts or ends with a space (None: any may):
+        # only these pay for `trim`
+        self.padded = padded
         self.paths: list[str] = []
         self.needs_map = False
 
@@ -179,9 +200,8 @@ class Compiler:
 
     def text(self, path: tuple[str, ...]) -> str:
         if self.direct is not None and len(path) == 1:
-            col = self._col(path)
-            return f"nullif(trim({col}), '')" if col else "null::varchar"
-        nested = f"nullif(trim({self._ref(path)} ->> '$'), '')"
+            return self._direct_text(path)
+        nested = trimmed(f"{self._ref(path)} ->> '$'")
         if self.tabular and len(path) > 1:
             # a nested field flattened into a CSV / parquet header: `status_transitions.paid_at`
             # (json_normalize) or `status_transitions_paid_at` both read as the snake name
@@ -191,9 +211,16 @@ class Compiler:
 
     def json(self, path: tuple[str, ...]) -> str:
         if self.direct is not None and len(path) == 1:
-            col = self._col(path)
-            return f"nullif(trim({col}), '')" if col else "null::varchar"
+            return self._direct_text(path)
         return f"nullif({self._ref(path)}::varchar, 'null')"
+
+    def _direct_text(self, path: tuple[str, ...]) -> str:
+        col = self._col(path)
+        if col is None:
+            return "null::varchar"
+        if self.padded is None or to_snake(path[0]) in self.padded:
+            return trimmed(col)
+        return f"nullif({col}, '')"
 
     def _names(self, names) -> list[str]:
         return [to_snake(n) if self.tabular else n for n in names]
@@ -292,6 +319,16 @@ class Compiler:
                 f"'^(-?[0-9]+)\\.0*$', '\\1') else {expr} end"
             )
         return expr
+
+
+def trimmed(expr: str) -> str:
+    """`expr` without leading/trailing spaces, '' as null: `trim` allocates a new string for
+    every value, so it runs only on values that start or end with a space (same result, about
+    half the cost on clean data)."""
+    return (
+        f"case when prefix({expr}, ' ') or suffix({expr}, ' ') then nullif(trim({expr}), '') "
+        f"else nullif({expr}, '') end"
+    )
 
 
 def coalesce(exprs: list[str]) -> str:

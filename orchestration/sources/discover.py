@@ -192,24 +192,13 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
         return
     source, unread = _claim(rel, config.sources)
     table = source.table if source else None
-    day = None
-    for part in parts[:-1]:
-        if part.startswith("dt="):
-            try:
-                day = parse_dt(part)
-            except ValueError:
-                skipped.append(
-                    SkippedFile(
-                        rel,
-                        f"folder {part} is not a valid date (expected dt=YYYY-MM-DD)",
-                        table,
-                        ignored=bool(source and source.on_skip == "ignore"),
-                    )
-                )
-                return
-        elif source is not None and source.partition_folder == "epoch_ms" and _EPOCH_MS.match(part):
-            # Segment's S3 layout: segment-logs/<source-id>/<received day, epoch ms>/file.gz
-            day = datetime.fromtimestamp(int(part) / 1000, UTC).date()
+    try:
+        day = _folder_day(parts, source)
+    except ValueError as exc:
+        skipped.append(
+            SkippedFile(rel, str(exc), table, ignored=bool(source and source.on_skip == "ignore"))
+        )
+        return
     if source is None:
         skipped.append(
             SkippedFile(
@@ -239,22 +228,46 @@ def _classify(path: Path, rel: str, config, matches, files: list, skipped: list)
         skipped.append(SkippedFile(rel, broken, table, day, ignored))
         return
     if rel.lower().endswith(".zip"):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                members = [m.filename for m in archive.infolist() if not m.is_dir()]
-        except (OSError, zipfile.BadZipFile) as exc:
-            skipped.append(
-                SkippedFile(rel, f"not a readable zip archive ({exc})", table, day, ignored)
-            )
-            return
-        for member in sorted(members):
-            base = member.rsplit("/", 1)[-1]
-            if base.startswith((".", "_")):
-                continue
-            info = FileInfo(path, f"{rel}!{member}", day, source.name, member)
-            _add(info, source, files, skipped, ignored)
+        _add_zip(path, rel, day, source, files, skipped)
         return
     _add(FileInfo(path, rel, day, source.name), source, files, skipped, ignored)
+
+
+def _folder_day(parts: list[str], source) -> date | None:
+    """The partition day its folders give a file: `dt=YYYY-MM-DD`, or Segment's received-day
+    folder in epoch ms when the source says so; ValueError naming a bad dt= folder."""
+    day = None
+    for part in parts[:-1]:
+        if part.startswith("dt="):
+            try:
+                day = parse_dt(part)
+            except ValueError:
+                raise ValueError(
+                    f"folder {part} is not a valid date (expected dt=YYYY-MM-DD)"
+                ) from None
+        elif source is not None and source.partition_folder == "epoch_ms" and _EPOCH_MS.match(part):
+            # Segment's S3 layout: segment-logs/<source-id>/<received day, epoch ms>/file.gz
+            day = datetime.fromtimestamp(int(part) / 1000, UTC).date()
+    return day
+
+
+def _add_zip(path: Path, rel: str, day, source, files: list, skipped: list) -> None:
+    """Each member of a zip archive as a file of its own (`archive.zip!member`)."""
+    ignored = source.on_skip == "ignore"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m.filename for m in archive.infolist() if not m.is_dir()]
+    except (OSError, zipfile.BadZipFile) as exc:
+        skipped.append(
+            SkippedFile(rel, f"not a readable zip archive ({exc})", source.table, day, ignored)
+        )
+        return
+    for member in sorted(members):
+        base = member.rsplit("/", 1)[-1]
+        if base.startswith((".", "_")):
+            continue
+        info = FileInfo(path, f"{rel}!{member}", day, source.name, member)
+        _add(info, source, files, skipped, ignored)
 
 
 def _claim(rel: str, sources) -> tuple[object | None, tuple[str, str, bool] | None]:

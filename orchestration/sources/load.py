@@ -95,74 +95,24 @@ def load_partitions(
     source_dir = Path(source_dir)
     ensure_raw_schema(conn)
     files, skipped = list_files(source_dir, table, dates, config)
-    report = LoadReport(table, source_name, source_dir, [], pd.DataFrame(), pd.DataFrame())
-    report.skipped = skipped
-    report.warnings += [
-        f"{table}: skipped {s.relative}: {s.reason}" for s in skipped if not s.ignored
-    ]
     sources = {s.name: s for s in config.sources}
-    report.warnings += [f.note for f in files if f.note]
-    report.file_sources = {f.relative: f.source for f in files}
-    report.presets = {f.relative: sources[f.source].preset for f in files if f.source in sources}
+    report = _new_report(table, source_name, source_dir, files, skipped, sources)
     undated = [f for f in files if f.partition_date is None]
+    limits = (timestamp_floor, max_amount)
     if undated:
         _validate_files(
-            conn,
-            spec,
-            undated,
-            "_segflow_undated",
-            sources,
-            now,
-            late_arrival_days,
-            report,
-            (timestamp_floor, max_amount),
+            conn, spec, undated, "_segflow_undated", sources, now, late_arrival_days, report, limits
         )
         conn.execute("update _segflow_undated set partition_date = derived_date")
-    if dates is None:
-        found = {f.partition_date for f in files if f.partition_date is not None}
-        if undated:
-            found |= {
-                d
-                for (d,) in conn.execute(
-                    "select distinct partition_date from "
-                    "_segflow_undated where partition_date is not null"
-                ).fetchall()
-            }
-        dates = sorted(found)
-    dates = sorted(set(dates))
+    dates = sorted(set(dates if dates is not None else _found_dates(conn, files, bool(undated))))
     for batch in _batches(dates, files):
         batch_files = [f for f in files if f.partition_date in batch]
         for day in batch:
             if not undated and not any(f.partition_date == day for f in batch_files):
                 report.warnings.append(f"{table}: no files for partition {day}")
-        typed, where = _typed_batch(
-            conn,
-            spec,
-            batch,
-            batch_files,
-            bool(undated),
-            sources,
-            now,
-            late_arrival_days,
-            report,
-            (timestamp_floor, max_amount),
-        )
-        conn.execute("begin transaction")
-        try:
-            conn.execute(
-                f"delete from raw.{table} where list_contains($days, _partition_date)",
-                {"days": batch},
-            )
-            conn.execute(
-                "delete from raw.quarantine where table_name = $t and "
-                "list_contains($days, partition_date)",
-                {"t": table, "days": batch},
-            )
-            insert_good_and_bad(conn, spec, typed, where, now, source_name)
-            conn.execute("commit")
-        except Exception:
-            conn.execute("rollback")
-            raise
+        context = (sources, now, late_arrival_days, report, limits)
+        typed, where = _typed_batch(conn, spec, batch, batch_files, bool(undated), *context)
+        _replace_partitions(conn, spec, batch, typed, where, now, source_name)
         report.partitions += partition_counts(conn, spec, typed, where, batch, late_arrival_days)
         _file_counts(conn, typed, where, report)
     if undated:
@@ -173,6 +123,54 @@ def load_partitions(
         conn.execute(f"drop table if exists {name}")
     report.elapsed_seconds = time.perf_counter() - t0
     return report
+
+
+def _new_report(table, source_name, source_dir, files, skipped, sources) -> LoadReport:
+    """The report before any row is read: skipped files, file notes, sources and presets."""
+    report = LoadReport(table, source_name, source_dir, [], pd.DataFrame(), pd.DataFrame())
+    report.skipped = skipped
+    report.warnings += [
+        f"{table}: skipped {s.relative}: {s.reason}" for s in skipped if not s.ignored
+    ]
+    report.warnings += [f.note for f in files if f.note]
+    report.file_sources = {f.relative: f.source for f in files}
+    report.presets = {f.relative: sources[f.source].preset for f in files if f.source in sources}
+    return report
+
+
+def _found_dates(conn, files: list, undated: bool) -> set[date]:
+    """Every day the files hold (the dry run): dt= folders, and the dates undated rows got."""
+    found = {f.partition_date for f in files if f.partition_date is not None}
+    if undated:
+        found |= {
+            d
+            for (d,) in conn.execute(
+                "select distinct partition_date from "
+                "_segflow_undated where partition_date is not null"
+            ).fetchall()
+        }
+    return found
+
+
+def _replace_partitions(conn, spec: TableSpec, batch, typed, where, now, source_name) -> None:
+    """One transaction: delete the batch's days from raw.<table> and raw.quarantine, insert
+    the typed rows (good ones to the table, bad ones to quarantine)."""
+    conn.execute("begin transaction")
+    try:
+        conn.execute(
+            f"delete from raw.{spec.name} where list_contains($days, _partition_date)",
+            {"days": batch},
+        )
+        conn.execute(
+            "delete from raw.quarantine where table_name = $t and "
+            "list_contains($days, partition_date)",
+            {"t": spec.name, "days": batch},
+        )
+        insert_good_and_bad(conn, spec, typed, where, now, source_name)
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
 
 
 def _typed_batch(
@@ -246,29 +244,32 @@ def _validate_files(
         groups.setdefault((f.source, f.format in ("csv", "parquet")), []).append(f)
     if not groups:
         groups[(None, False)] = []
-    first = True
+    created = False
+
+    def write(sql: str) -> None:  # the first query creates `target`, the others append
+        nonlocal created
+        verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
+        conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits))
+        created = True
+
     for (name, tabular), group in groups.items():
         source = sources.get(name) if name else None
-        sql = typed_sql(spec, "_segflow_stage_rows", source, tabular)
         create_stage(conn, "_segflow_stage")
         try:
             read = stage_files(conn, "_segflow_stage", spec, group, source)
             _note(report, read)
-            verb = f"create or replace temp table {target} as" if first else f"insert into {target}"
-            conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits))
+            direct_rows = sum(t.num_rows for t in read.tables)
+            if sum(read.rows_per_file.values()) > direct_rows or not (created or direct_rows):
+                write(typed_sql(spec, "_segflow_stage_rows", source, tabular))
             if read.tables:  # CSV read by Arrow: typed straight from its columns
                 cols = direct_columns(conn, "_segflow_stage")
-                direct = typed_sql(spec, "_segflow_stage_cols", source, True, cols)
-                conn.execute(
-                    f"insert into {target} {direct}", params(direct, now, late_days, *limits)
-                )
+                write(typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded))
             names = [f.relative for f in group]
             warnings, errors = empty_columns(conn, target, spec.name, source, names)
             report.warnings += warnings
             report.mapping_errors += errors
         finally:
             drop_stage(conn, "_segflow_stage")
-        first = False
 
 
 BATCH_BYTES = 192 * 1024 * 1024

@@ -89,6 +89,8 @@ def _paths(value: Any, where: str, source: str, key: str) -> tuple[tuple[str, ..
 
 
 def parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
+    """One `columns:` entry: a name, a list of names, or a mapping (where the value comes from,
+    how it is shaped); every key checked, and a rule must say where the value comes from."""
     if isinstance(rule, (str, list)):
         return ColumnRule(paths=_paths(rule, where, source, key))
     if not isinstance(rule, dict):
@@ -103,7 +105,30 @@ def parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
             f"{key}.{sorted(unknown)[0]}",
             f"unknown key; expected one of {', '.join(sorted(_RULE_KEYS))}",
         )
-    out = ColumnRule()
+    out = _rule_shape(
+        rule, _rule_origin(rule, ColumnRule(), where, source, key), where, source, key
+    )
+    if not (
+        out.paths
+        or out.const is not None
+        or out.file_name
+        or out.rest is not None
+        or out.prefix
+        or out.default is not None
+    ):
+        raise config_error(
+            where,
+            source,
+            key,
+            "says nothing about where the value comes from (use "
+            "from, const, file_name, merge, rest, prefix or default)",
+        )
+    return out
+
+
+def _rule_origin(rule: dict, out: ColumnRule, where: str, source: str, key: str) -> ColumnRule:
+    """Where the value comes from: from, merge, fallback, default, const, file_name, rest,
+    prefix."""
     if "from" in rule:
         out = replace(out, paths=_paths(rule["from"], where, source, f"{key}.from"))
     if "merge" in rule:
@@ -112,40 +137,9 @@ def parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
         if "from" not in rule:
             raise config_error(where, source, f"{key}.fallback", "needs `from` (tried first)")
         out = replace(out, fallback=_paths(rule["fallback"], where, source, f"{key}.fallback"))
-    if "format" in rule:
-        formats = tuple(str_list(rule["format"], where, source, f"{key}.format"))
-        for fmt in formats:
-            if fmt not in TS_FORMATS and "%" not in fmt:
-                raise config_error(
-                    where,
-                    source,
-                    f"{key}.format",
-                    f"{fmt!r}; expected one of "
-                    f"{', '.join(TS_FORMATS)} or a strptime pattern such as %m/%d/%Y %H:%M",
-                )
-        out = replace(out, formats=formats)
-    if "case" in rule:
-        if rule["case"] not in ("upper", "lower"):
-            raise config_error(
-                where, source, f"{key}.case", f"{rule['case']!r}; expected upper or lower"
-            )
-        out = replace(out, case=rule["case"])
-    if "map" in rule:
-        if not isinstance(rule["map"], dict):
-            raise config_error(where, source, f"{key}.map", "expected a mapping value -> value")
-        out = replace(out, value_map=tuple((str(k), str(v)) for k, v in rule["map"].items()))
     for name in ("default", "const"):
         if name in rule:
             out = replace(out, **{name: None if rule[name] is None else str(rule[name])})
-    if "divide_by" in rule:
-        if not isinstance(rule["divide_by"], (int, float)) or not rule["divide_by"]:
-            raise config_error(where, source, f"{key}.divide_by", "expected a non-zero number")
-        out = replace(out, divide_by=float(rule["divide_by"]))
-    for name in ("minor_units", "size_bucket"):
-        if name in rule:
-            if not isinstance(rule[name], bool):
-                raise config_error(where, source, f"{key}.{name}", "expected true or false")
-            out = replace(out, **{name: rule[name]})
     if "file_name" in rule:
         if not isinstance(rule["file_name"], dict):
             raise config_error(
@@ -176,21 +170,42 @@ def parse_rule(rule: Any, where: str, source: str, key: str) -> ColumnRule:
                 where, source, f"{key}.prefix", "expected a key prefix such as context_"
             )
         out = replace(out, prefix=rule["prefix"])
-    if not (
-        out.paths
-        or out.const is not None
-        or out.file_name
-        or out.rest is not None
-        or out.prefix
-        or out.default is not None
-    ):
-        raise config_error(
-            where,
-            source,
-            key,
-            "says nothing about where the value comes from (use "
-            "from, const, file_name, merge, rest, prefix or default)",
-        )
+    return out
+
+
+def _rule_shape(rule: dict, out: ColumnRule, where: str, source: str, key: str) -> ColumnRule:
+    """How the value is shaped: format, case, map, divide_by, minor_units, size_bucket."""
+    if "format" in rule:
+        formats = tuple(str_list(rule["format"], where, source, f"{key}.format"))
+        for fmt in formats:
+            if fmt not in TS_FORMATS and "%" not in fmt:
+                raise config_error(
+                    where,
+                    source,
+                    f"{key}.format",
+                    f"{fmt!r}; expected one of "
+                    f"{', '.join(TS_FORMATS)} or a strptime pattern such as %m/%d/%Y %H:%M",
+                )
+        out = replace(out, formats=formats)
+    if "case" in rule:
+        if rule["case"] not in ("upper", "lower"):
+            raise config_error(
+                where, source, f"{key}.case", f"{rule['case']!r}; expected upper or lower"
+            )
+        out = replace(out, case=rule["case"])
+    if "map" in rule:
+        if not isinstance(rule["map"], dict):
+            raise config_error(where, source, f"{key}.map", "expected a mapping value -> value")
+        out = replace(out, value_map=tuple((str(k), str(v)) for k, v in rule["map"].items()))
+    if "divide_by" in rule:
+        if not isinstance(rule["divide_by"], (int, float)) or not rule["divide_by"]:
+            raise config_error(where, source, f"{key}.divide_by", "expected a non-zero number")
+        out = replace(out, divide_by=float(rule["divide_by"]))
+    for name in ("minor_units", "size_bucket"):
+        if name in rule:
+            if not isinstance(rule[name], bool):
+                raise config_error(where, source, f"{key}.{name}", "expected true or false")
+            out = replace(out, **{name: rule[name]})
     return out
 
 

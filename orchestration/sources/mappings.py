@@ -213,7 +213,48 @@ def _check_zone(zone: Any, where: str, source: str, key: str) -> None:
 
 
 def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
+    """One source of sources.yml: its preset merged under its own keys, every key checked."""
     name = str(name)
+    preset, merged = _merge_preset(name, body, where)
+    table = merged.get("table", name if name in TABLES else None)
+    if table not in TABLES:
+        raise config_error(
+            where,
+            name,
+            "table",
+            f"{table!r} is not a raw table; expected one of {', '.join(TABLES)}",
+        )
+    fmt = merged.get("format", "auto")
+    if fmt not in FORMATS:
+        raise config_error(where, name, "format", f"{fmt!r}; expected one of {', '.join(FORMATS)}")
+    footer, delimiter = _parse_csv(merged.get("csv", {}) or {}, where, name)
+    tz = merged.get("time_zone", zone)
+    _check_zone(tz, where, name, "time_zone")
+    records_path = merged.get("records_path")
+    if records_path is not None and not isinstance(records_path, str):
+        raise config_error(where, name, "records_path", "expected a key such as `data`")
+    return SourceMapping(
+        name=name,
+        table=table,
+        preset=preset,
+        files=tuple(str_list(merged.get("files", [f"{table}/**"]), where, name, "files")),
+        format=fmt,
+        records_path=records_path,
+        csv_footer=footer,
+        csv_delimiter=delimiter,
+        columns=_parse_columns(merged.get("columns", {}) or {}, table, where, name),
+        time_zone=tz,
+        normalize_ids=_parse_normalize_ids(merged.get("normalize_ids", True), table, where, name),
+        identity=parse_identity(merged.get("identity"), where, name, table),
+        on_skip=_choice(merged, "on_skip", ("fail", "ignore"), where, name),
+        partition_folder=_choice(merged, "partition_folder", ("dt", "epoch_ms"), where, name),
+        encoding=_parse_encoding(merged.get("encoding"), where, name),
+        unread=_parse_unread(merged.get("unread"), where, name),
+    )
+
+
+def _merge_preset(name: str, body: Any, where: str) -> tuple[str | None, dict[str, Any]]:
+    """(preset name, the preset's keys overridden by the source's own; `columns` per column)."""
     if isinstance(body, str):  # `events: segment_s3`
         body = {"preset": body}
     if not isinstance(body, dict):
@@ -236,42 +277,35 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
                 "preset",
                 f"unknown preset {preset!r}; expected one of {', '.join(sorted(PRESETS))}",
             )
-        merged = {k: v for k, v in PRESETS[preset].items()}
+        merged = dict(PRESETS[preset])
         merged["columns"] = dict(PRESETS[preset].get("columns", {}))
     for key, value in body.items():
         if key == "columns" and isinstance(value, dict):
             merged["columns"] = {**merged.get("columns", {}), **value}  # override per column
         else:
             merged[key] = value
-    table = merged.get("table", name if name in TABLES else None)
-    if table not in TABLES:
-        raise config_error(
-            where,
-            name,
-            "table",
-            f"{table!r} is not a raw table; expected one of {', '.join(TABLES)}",
-        )
-    spec = TABLES[table]
-    files = tuple(str_list(merged.get("files", [f"{table}/**"]), where, name, "files"))
-    fmt = merged.get("format", "auto")
-    if fmt not in FORMATS:
-        raise config_error(where, name, "format", f"{fmt!r}; expected one of {', '.join(FORMATS)}")
-    csv_opts = merged.get("csv", {}) or {}
-    if not isinstance(csv_opts, dict) or set(csv_opts) - {"footer", "delimiter"}:
+    return preset, merged
+
+
+def _parse_csv(opts: Any, where: str, name: str) -> tuple[str, str]:
+    """`csv: {footer: none|auto, delimiter: ','}` -> (footer, delimiter)."""
+    if not isinstance(opts, dict) or set(opts) - {"footer", "delimiter"}:
         raise config_error(where, name, "csv", "expected {footer: none|auto, delimiter: ','}")
-    footer = csv_opts.get("footer", "none")
+    footer = opts.get("footer", "none")
     if footer not in ("none", "auto"):
         raise config_error(where, name, "csv.footer", f"{footer!r}; expected none or auto")
-    delimiter = csv_opts.get("delimiter", ",")
+    delimiter = opts.get("delimiter", ",")
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise config_error(where, name, "csv.delimiter", f"{delimiter!r}; expected one character")
-    tz = merged.get("time_zone", zone)
-    _check_zone(tz, where, name, "time_zone")
-    columns_raw = merged.get("columns", {}) or {}
-    if not isinstance(columns_raw, dict):
+    return footer, delimiter
+
+
+def _parse_columns(raw: Any, table: str, where: str, name: str) -> dict[str, ColumnRule]:
+    if not isinstance(raw, dict):
         raise config_error(where, name, "columns", "expected a mapping contract column -> source")
+    spec = TABLES[table]
     columns = {}
-    for col, rule in columns_raw.items():
+    for col, rule in raw.items():
         if col not in spec.columns:
             raise config_error(
                 where,
@@ -280,59 +314,43 @@ def _parse_source(name: Any, body: Any, where: str, zone: str) -> SourceMapping:
                 f"not a column of raw.{table}; expected one of {', '.join(spec.columns)}",
             )
         columns[col] = parse_rule(rule, where, name, f"columns.{col}")
-    ids = merged.get("normalize_ids", True)
+    return columns
+
+
+def _parse_normalize_ids(ids: Any, table: str, where: str, name: str) -> tuple[str, ...]:
+    """`normalize_ids: true` (the table's id columns), false, or a list of columns."""
     if ids is True:
-        normalize = DEFAULT_ID_COLUMNS[table]
-    elif ids is False or ids is None:
-        normalize = ()
-    else:
-        normalize = tuple(str_list(ids, where, name, "normalize_ids"))
-        bad = [c for c in normalize if c not in spec.columns]
-        if bad:
-            raise config_error(
-                where, name, "normalize_ids", f"{bad} are not columns of raw.{table}"
-            )
-    identity = parse_identity(merged.get("identity"), where, name, table)
-    on_skip = merged.get("on_skip", "fail")
-    if on_skip not in ("fail", "ignore"):
-        raise config_error(where, name, "on_skip", f"{on_skip!r}; expected fail or ignore")
-    partition_folder = merged.get("partition_folder", "dt")
-    if partition_folder not in ("dt", "epoch_ms"):
+        return DEFAULT_ID_COLUMNS[table]
+    if ids is False or ids is None:
+        return ()
+    normalize = tuple(str_list(ids, where, name, "normalize_ids"))
+    bad = [c for c in normalize if c not in TABLES[table].columns]
+    if bad:
+        raise config_error(where, name, "normalize_ids", f"{bad} are not columns of raw.{table}")
+    return normalize
+
+
+def _choice(merged: dict, key: str, allowed: tuple[str, ...], where: str, name: str) -> str:
+    """A key with a fixed set of values; the first one is the default."""
+    value = merged.get(key, allowed[0])
+    if value not in allowed:
+        raise config_error(where, name, key, f"{value!r}; expected {' or '.join(allowed)}")
+    return value
+
+
+def _parse_encoding(encoding: Any, where: str, name: str) -> str | None:
+    if encoding is None:
+        return None
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
         raise config_error(
-            where, name, "partition_folder", f"{partition_folder!r}; expected dt or epoch_ms"
-        )
-    encoding = merged.get("encoding")
-    if encoding is not None:
-        try:
-            codecs.lookup(str(encoding))
-        except LookupError:
-            raise config_error(
-                where,
-                name,
-                "encoding",
-                f"{encoding!r} is not a known encoding (e.g. latin-1, cp1252, utf-16)",
-            ) from None
-    records_path = merged.get("records_path")
-    if records_path is not None and not isinstance(records_path, str):
-        raise config_error(where, name, "records_path", "expected a key such as `data`")
-    return SourceMapping(
-        name=name,
-        table=table,
-        preset=preset,
-        files=files,
-        format=fmt,
-        records_path=records_path,
-        csv_footer=footer,
-        csv_delimiter=delimiter,
-        columns=columns,
-        time_zone=tz,
-        normalize_ids=normalize,
-        identity=identity,
-        on_skip=on_skip,
-        partition_folder=partition_folder,
-        encoding=None if encoding is None else str(encoding),
-        unread=_parse_unread(merged.get("unread"), where, name),
-    )
+            where,
+            name,
+            "encoding",
+            f"{encoding!r} is not a known encoding (e.g. latin-1, cp1252, utf-16)",
+        ) from None
+    return str(encoding)
 
 
 def _parse_unread(raw: Any, where: str, source: str) -> tuple[tuple[str, str, bool], ...]:

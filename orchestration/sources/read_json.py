@@ -20,6 +20,7 @@ from orchestration.sources.stage import (
     ReadResult,
     extra_keys,
     insert_frame,
+    is_utf8,
 )
 from orchestration.sources.tables import SourceError, TableSpec
 
@@ -31,9 +32,7 @@ def stage_jsonl(
     their numbers), appended to `lines`; they are parsed once, later, by the validation query
     (which also quarantines malformed lines). Invalid UTF-8 -> Python path into the stage table.
     Lines keep their trailing newline (JSON whitespace) to avoid a copy; blank lines are skipped."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+    if not is_utf8(data):
         _stage_jsonl_python(conn, stage, info, data)
         return _json_extra_keys(conn, stage, spec, info)
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
@@ -181,6 +180,37 @@ def stage_json_array(
     source=None,
     result: ReadResult | None = None,
 ) -> list[str]:
+    """A JSON document: an array of records, or an object holding them (an API list response);
+    each element one stage row numbered from 1, a non-object element quarantined."""
+    items = _load_document(info, data, result)
+    if isinstance(items, dict):
+        items = _records_of(info, items, source, result)
+    rows = [
+        (
+            info.relative,
+            number,
+            info.partition_date,
+            json.dumps(item, ensure_ascii=False),
+            None,
+            None,
+        )
+        if isinstance(item, dict)
+        else (
+            info.relative,
+            number,
+            info.partition_date,
+            json.dumps(item),
+            "malformed_json",
+            f"element {number} is {type(item).__name__}, expected an object",
+        )
+        for number, item in enumerate(items, start=1)
+    ]
+    insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
+    return _json_extra_keys(conn, stage, spec, info)
+
+
+def _load_document(info: FileInfo, data: bytes, result: ReadResult | None):
+    """The parsed document; repeated keys in an object are reported (the last value kept)."""
     duplicated: list[str] = []
     try:
         items = json.loads(
@@ -199,56 +229,35 @@ def stage_json_array(
             f"{info.relative}: {len(duplicated)} object(s) repeat a key ({keys}); the last "
             "value was kept"
         )
-    if isinstance(items, dict) and result is not None:
-        marker = pagination_marker(items)
-        if marker:
-            result.incomplete[info.relative] = (
-                f"{marker}: the export holds one page of a paginated API response; fetch "
-                "every page (e.g. Stripe's starting_after) and land them all"
-            )
-    if isinstance(items, dict):
-        key = records_key(items, source) or (source.records_path if source else None)
-        if key and not (source is not None and source.records_path) and result is not None:
-            result.warnings.append(
-                f"{info.relative}: records read from the document's `{key}` list (set "
-                "`records_path:` in sources.yml to choose another key)"
-            )
-        document, items = items, items.get(key) if key else None
-        if not isinstance(items, list):
-            raise SourceError(
-                f"{info.relative}: records_path {key!r} is not a list of records in this JSON "
-                f"document (its keys: {', '.join(list(document)[:10])})"
-                if key
-                else f"{info.relative}: a JSON object without a list of records (expected one "
-                f"of {', '.join(RECORD_KEYS)}, or set `records_path:`)",
-                file=info.relative,
-            )
-    rows = []
-    for number, item in enumerate(items, start=1):
-        if isinstance(item, dict):
-            rows.append(
-                (
-                    info.relative,
-                    number,
-                    info.partition_date,
-                    json.dumps(item, ensure_ascii=False),
-                    None,
-                    None,
-                )
-            )
-        else:
-            rows.append(
-                (
-                    info.relative,
-                    number,
-                    info.partition_date,
-                    json.dumps(item),
-                    "malformed_json",
-                    f"element {number} is {type(item).__name__}, expected an object",
-                )
-            )
-    insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
-    return _json_extra_keys(conn, stage, spec, info)
+    return items
+
+
+def _records_of(info: FileInfo, document: dict, source, result: ReadResult | None) -> list:
+    """The list of records in an API response object (`data`, ... or `records_path:`); a
+    pagination marker (`has_more: true`) marks the export incomplete."""
+    marker = pagination_marker(document)
+    if marker and result is not None:
+        result.incomplete[info.relative] = (
+            f"{marker}: the export holds one page of a paginated API response; fetch "
+            "every page (e.g. Stripe's starting_after) and land them all"
+        )
+    key = records_key(document, source) or (source.records_path if source else None)
+    if key and not (source is not None and source.records_path) and result is not None:
+        result.warnings.append(
+            f"{info.relative}: records read from the document's `{key}` list (set "
+            "`records_path:` in sources.yml to choose another key)"
+        )
+    items = document.get(key) if key else None
+    if not isinstance(items, list):
+        raise SourceError(
+            f"{info.relative}: records_path {key!r} is not a list of records in this JSON "
+            f"document (its keys: {', '.join(list(document)[:10])})"
+            if key
+            else f"{info.relative}: a JSON object without a list of records (expected one "
+            f"of {', '.join(RECORD_KEYS)}, or set `records_path:`)",
+            file=info.relative,
+        )
+    return items
 
 
 def _no_dup(pairs: list[tuple[str, object]], duplicated: list[str]) -> dict:

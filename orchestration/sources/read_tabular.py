@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from orchestration.sources.discover import FileInfo
@@ -22,6 +23,7 @@ from orchestration.sources.stage import (
     ReadResult,
     extra_keys,
     insert_frame,
+    is_utf8,
     missing_detail,
     missing_required,
 )
@@ -61,8 +63,40 @@ def stage_csv(
     source=None,
     result: ReadResult | None = None,
 ) -> list[str]:
+    """Stage one CSV file: Arrow's reader for well-formed UTF-8 files (a direct stage table in
+    `result.tables`), else record by record with malformed records, bad bytes and report
+    footers quarantined or counted. Returns the header names outside the contract."""
     csv.field_size_limit(1 << 30)
     delimiter = source.csv_delimiter if source is not None else ","
+    header = _read_header(info, raw, delimiter)
+    if header is None:
+        return []
+    missing = missing_required(needed, header)
+    missing_note = missing_detail(info, spec, missing, header, needed) if missing else None
+    table = _read_csv_fast(info, raw, header, delimiter, missing_note)
+    if table is not None:
+        if result is not None:
+            result.tables.append(table)
+            result.padded |= _padded(table, header)
+        return extra_keys(spec, header)
+    records = _csv_records(info, raw, delimiter)
+    if source is not None and source.csv_footer == "auto":
+        footer = _footer_start(records, len(header))
+        if footer < len(records):
+            if result is not None:
+                result.footer_lines[info.relative] = len(records) - footer
+            records = records[:footer]
+    rows = [
+        row
+        for start, fields, error in records
+        if (row := _record_row(info, header, delimiter, start, fields, error, missing_note))
+    ]
+    insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
+    return extra_keys(spec, header)
+
+
+def _read_header(info: FileInfo, raw: bytes, delimiter: str) -> list[str] | None:
+    """The header's snake_case names, read from the first 64 KiB (None: an empty file)."""
     head = raw[:65536]
     if len(head) < len(raw):  # the header is on the first line(s)
         head = head[: head.rindex(b"\n") + 1] if b"\n" in head else raw
@@ -71,25 +105,26 @@ def stage_csv(
     try:
         header = next(reader)
     except StopIteration:
-        return []
+        return None
     except csv.Error as exc:
         raise SourceError(
             f"{info.relative}: line 1: cannot parse the CSV header ({exc})",
             file=info.relative,
             line=1,
         ) from exc
-    header = check_header(info, header)
-    missing = missing_required(needed, header)
-    missing_note = missing_detail(info, spec, missing, header, needed) if missing else None
-    table = _read_csv_fast(info, raw, header, delimiter, missing_note)
-    if table is not None:
-        if result is not None:
-            result.tables.append(table)
-        return extra_keys(spec, header)
+    return check_header(info, header)
+
+
+Record = tuple[int, list[str] | None, str | None]  # (start line, fields, parse error)
+
+
+def _csv_records(info: FileInfo, raw: bytes, delimiter: str) -> list[Record]:
+    """Every record after the header with the physical line it starts on; a record the csv
+    module cannot parse keeps its line and the error instead of fields."""
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    next(reader)  # the header, read above
-    records: list[tuple[int, list[str] | None, str | None]] = []
+    next(reader)  # the header, read by _read_header
+    records: list[Record] = []
     line = reader.line_num + 1
     while True:
         try:
@@ -102,65 +137,48 @@ def stage_csv(
             continue
         records.append((line, fields, None))
         line = reader.line_num + 1
-    if source is not None and source.csv_footer == "auto":
-        footer = _footer_start(records, len(header))
-        if footer < len(records):
-            if result is not None:
-                result.footer_lines[info.relative] = len(records) - footer
-            records = records[:footer]
-    rows = []
-    for start, fields, error in records:
-        if fields is None:
-            rows.append((info.relative, start, info.partition_date, None, "malformed_csv", error))
-            continue
-        if not any(f.strip() for f in fields):
-            continue
-        record_text = delimiter.join(fields)
-        if _has_bad_bytes(record_text):
-            rows.append(
-                (
-                    info.relative,
-                    start,
-                    info.partition_date,
-                    _clean(record_text),
-                    "bad_encoding",
-                    f"{info.relative}: line {start}: bytes that are not valid UTF-8 "
-                    "(expected UTF-8 text)",
-                )
-            )
-            continue
-        if len(fields) != len(header):
-            rows.append(
-                (
-                    info.relative,
-                    start,
-                    info.partition_date,
-                    record_text,
-                    "malformed_csv",
-                    f"{info.relative}: line {start}: expected {len(header)} fields "
-                    f"({', '.join(header)}), found {len(fields)}",
-                )
-            )
-            continue
-        payload = json.dumps(
-            {h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
-            ensure_ascii=False,
+    return records
+
+
+def _record_row(
+    info: FileInfo,
+    header: list[str],
+    delimiter: str,
+    start: int,
+    fields: list[str] | None,
+    error: str | None,
+    missing_note: str | None,
+) -> tuple | None:
+    """The stage row of one record (None for a blank record): quarantined as malformed, bad
+    encoding or wrong width, else its fields as a JSON object."""
+    where = (info.relative, start, info.partition_date)
+    if fields is None:
+        return (*where, None, "malformed_csv", error)
+    if not any(f.strip() for f in fields):
+        return None
+    record_text = delimiter.join(fields)
+    if _has_bad_bytes(record_text):
+        return (
+            *where,
+            _clean(record_text),
+            "bad_encoding",
+            f"{info.relative}: line {start}: bytes that are not valid UTF-8 (expected UTF-8 text)",
         )
-        if missing_note:
-            rows.append(
-                (
-                    info.relative,
-                    start,
-                    info.partition_date,
-                    payload,
-                    "missing_required_column",
-                    missing_note,
-                )
-            )
-        else:
-            rows.append((info.relative, start, info.partition_date, payload, None, None))
-    insert_frame(conn, stage, pd.DataFrame(rows, columns=list(STAGE_COLUMNS)))
-    return extra_keys(spec, header)
+    if len(fields) != len(header):
+        return (
+            *where,
+            record_text,
+            "malformed_csv",
+            f"{info.relative}: line {start}: expected {len(header)} fields "
+            f"({', '.join(header)}), found {len(fields)}",
+        )
+    payload = json.dumps(
+        {h: (v if v.strip() != "" else None) for h, v in zip(header, fields, strict=True)},
+        ensure_ascii=False,
+    )
+    if missing_note:
+        return (*where, payload, "missing_required_column", missing_note)
+    return (*where, payload, None, None)
 
 
 def _read_csv_fast(
@@ -173,9 +191,7 @@ def _read_csv_fast(
     if b"\r" in raw[:4096] and b"\r\n" not in raw[:4096]:
         return None  # old Mac line ends: the slow path counts lines right
     data = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+    if not is_utf8(data):
         return None
     names = [f"d_{h}" for h in header]
     try:
@@ -216,6 +232,17 @@ def _read_csv_fast(
     for name, column in extra.items():
         table = table.append_column(name, column)
     return table
+
+
+def _padded(table: pa.Table, header: list[str]) -> set[str]:
+    """Header names with a value that starts or ends with a space: the only columns the
+    validation query trims (a vectorised test per column, cheaper than trimming every value)."""
+    return {
+        h
+        for h in header
+        if pc.any(pc.starts_with(table[f"d_{h}"], " ")).as_py()
+        or pc.any(pc.ends_with(table[f"d_{h}"], " ")).as_py()
+    }
 
 
 def _footer_start(records: list, width: int) -> int:

@@ -13,7 +13,7 @@ from orchestration.sources.mappings import SourceMapping, SourcesConfig, default
 from orchestration.sources.raw_write import ensure_raw_schema, utcnow
 from orchestration.sources.rules import params
 from orchestration.sources.stage import create_stage, drop_stage
-from orchestration.sources.tables import table_spec
+from orchestration.sources.tables import TableSpec, table_spec
 from orchestration.sources.typed_query import typed_sql
 
 
@@ -44,6 +44,30 @@ def replay_quarantine(
     spec = table_spec(table)
     now = now or utcnow()
     ensure_raw_schema(conn)
+    _stage_quarantined(conn, table, partition_dates)
+    _type_replayed(
+        conn,
+        spec,
+        config or default_config(),
+        (now, late_arrival_days, timestamp_floor, max_amount),
+    )
+    rows = conn.execute(
+        "select reason_code, count(*) from _segflow_replay_typed group by all"
+    ).fetchall()
+    _insert_replayed(conn, spec, now, source_name)
+    drop_stage(conn, "_segflow_replay")
+    conn.execute("drop table if exists _segflow_replay_typed")
+    return ReplayReport(
+        table,
+        sum(n for _, n in rows),
+        sum(n for code, n in rows if code is None),
+        {code: n for code, n in rows if code is not None},
+    )
+
+
+def _stage_quarantined(conn, table: str, partition_dates: list[date] | None) -> None:
+    """The not-yet-replayed quarantined rows of `table` as a stage (`_segflow_replay`), each
+    with its quarantine rowid; a payload still holding U+FFFD stays bad_encoding."""
     create_stage(conn, "_segflow_replay")
     where = "table_name = $t and replayed_at is null"
     args: dict = {"t": table}
@@ -59,10 +83,14 @@ def replay_quarantine(
         from raw.quarantine where {where}""",
         args,
     )
-    config = config or default_config()
+
+
+def _type_replayed(conn, spec: TableSpec, config: SourcesConfig, limits: tuple) -> None:
+    """`_segflow_replay_typed`: the staged rows validated again, each file through the mapping
+    it was read with. `limits`: (now, late days, timestamp floor, max amount)."""
     groups: dict[tuple, list[str]] = {}
     for (file,) in conn.execute("select distinct source_file from _segflow_replay").fetchall():
-        source = _source_of(file, config, table)
+        source = _source_of(file, config, spec.name)
         name = (file.split("!", 1)[-1] if "!" in file else file).lower()
         tabular = any(s in name for s in (".csv", ".parquet"))
         groups.setdefault((source.name if source else None, tabular), []).append(file)
@@ -71,22 +99,18 @@ def replay_quarantine(
     for (name, tabular), names in groups.items() or {(None, False): []}.items():
         sql = typed_sql(spec, "_segflow_replay_rows", by_name.get(name), tabular)
         sql = f"select * from ({sql}) where list_contains($replay_files, source_file)"
-        conn.execute(
-            f"{verb} {sql}",
-            {
-                **params(sql, now, late_arrival_days, timestamp_floor, max_amount),
-                "replay_files": names,
-            },
-        )
+        conn.execute(f"{verb} {sql}", {**params(sql, *limits), "replay_files": names})
         verb = "insert into _segflow_replay_typed"
-    rows = conn.execute(
-        "select reason_code, count(*) from _segflow_replay_typed group by all"
-    ).fetchall()
+
+
+def _insert_replayed(conn, spec: TableSpec, now: datetime, source_name: str) -> None:
+    """One transaction: rows that pass now go to raw.<table>, their quarantine rows are marked
+    replayed."""
     conn.execute("begin transaction")
     try:
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
         conn.execute(
-            f"""insert into raw.{table}
+            f"""insert into raw.{spec.name}
             select {cols}, partition_date, $now, $source, source_file, source_line
             from _segflow_replay_typed where reason_code is null""",
             {"now": now, "source": source_name},
@@ -100,11 +124,3 @@ def replay_quarantine(
     except Exception:
         conn.execute("rollback")
         raise
-    drop_stage(conn, "_segflow_replay")
-    conn.execute("drop table if exists _segflow_replay_typed")
-    return ReplayReport(
-        table,
-        sum(n for _, n in rows),
-        sum(n for code, n in rows if code is None),
-        {code: n for code, n in rows if code is not None},
-    )

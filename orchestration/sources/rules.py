@@ -34,7 +34,10 @@ def _shape_checks(spec: TableSpec, direct: list[str] | None) -> list[Check]:
     checks.append(("pre_reason is not null", "pre_reason", "pre_detail"))
     checks.append(
         (
-            "false" if direct is not None else "v is null or not starts_with(ltrim(payload), '{')",
+            # ltrim copies the line: only for the rare line that does not start with `{`
+            "false"
+            if direct is not None
+            else "v is null or not (starts_with(payload, '{') or starts_with(ltrim(payload), '{'))",
             "'malformed_json'",
             "null"
             if direct is not None
@@ -269,13 +272,12 @@ def params(
     max_amount: float | None = None,
 ) -> dict:
     """The named parameters `sql` uses (DuckDB rejects unused ones)."""
-    plan = tracking_plan.load()
     values = {
-        "now": now,
-        "late_days": late_days,
-        "floor": floor,
-        "max_amount": MAX_AMOUNT if max_amount is None else max_amount,
-        "known_events": sorted(plan.known_events),
-        "event_types": list(EVENT_TYPES),
+        "now": lambda: now,
+        "late_days": lambda: late_days,
+        "floor": lambda: floor,
+        "max_amount": lambda: MAX_AMOUNT if max_amount is None else max_amount,
+        "known_events": lambda: sorted(tracking_plan.load().known_events),  # read when used
+        "event_types": lambda: list(EVENT_TYPES),
     }
-    return {k: v for k, v in values.items() if f"${k}" in sql}
+    return {k: v() for k, v in values.items() if f"${k}" in sql}

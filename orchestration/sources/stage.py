@@ -40,6 +40,7 @@ class ReadResult:
     footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
+    padded: set[str] = field(default_factory=set)  # their columns with a space-padded value
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
 
@@ -102,6 +103,18 @@ def insert_frame(conn: duckdb.DuckDBPyConnection, stage: str, frame: pd.DataFram
         )
     finally:
         conn.unregister("_stage_frame")
+
+
+def is_utf8(data: bytes) -> bool:
+    """Whether `data` is valid UTF-8; ASCII (most exports) is told by a fast scan instead of
+    decoding a copy of the whole file."""
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def missing_required(needed: dict[str, tuple[str, ...]], found: list[str]) -> list[str]:

@@ -10,10 +10,12 @@ from orchestration.sources.compiler import (
     Compiler,
     apply_fallbacks,
     coalesce,
+    dst_local_sql,
     dst_sql,
     field_ref,
     sql_str,
     transform_spec,
+    trimmed,
     ts_sql,
 )
 from orchestration.sources.mapping_rules import Identity
@@ -42,7 +44,7 @@ def _base_exprs(
         elif source.default_columns:
             refs = [field_ref(a) for a in spec.aliases(col)]
             joined = f"coalesce({', '.join(refs)})" if len(refs) > 1 else refs[0]
-            base[col] = joined if kind == "json" else f"nullif(trim({joined}), '')"
+            base[col] = joined if kind == "json" else trimmed(joined)
         elif col in source.columns:
             base[col] = comp.base(source.columns[col], kind)
         else:  # not listed under `columns:`: a header / key of the same name, never nulled
@@ -168,17 +170,22 @@ def _typed_columns(spec: TableSpec, source: SourceMapping) -> list[str]:
     return typed
 
 
-def _dst_expr(spec: TableSpec, source: SourceMapping) -> str:
-    """Which zoneless timestamps fell in a daylight-saving gap or overlap ('<col> gap', ...)."""
-    parts = []
+def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str]:
+    """Which zoneless timestamps fell in a daylight-saving gap or overlap ('<col> gap', ...):
+    (the wall-time columns `n_<col>` to select first, the note expression over them)."""
+    locals_, parts = [], []
     for col, kind in spec.columns:
         if kind != "ts":
             continue
         rule = source.columns.get(col)
-        found = dst_sql(f'"raw_{col}"', rule.formats if rule else (), source.time_zone)
-        if found != "null::varchar":
-            parts.append(f"'{col} ' || ({found})")
-    return f"nullif(concat_ws(',', {', '.join(parts)}), '')" if parts else "null::varchar"
+        text, wall = f'"raw_{col}"', f'"n_{col}"'
+        local = dst_local_sql(text, rule.formats if rule else (), source.time_zone)
+        if local is not None:
+            locals_.append(f"{local} as {wall}")
+            parts.append(f"'{col} ' || ({dst_sql(text, wall, source.time_zone)})")
+    if not parts:
+        return "", "null::varchar"
+    return ", " + ", ".join(locals_), f"nullif(concat_ws(',', {', '.join(parts)}), '')"
 
 
 def typed_sql(
@@ -187,15 +194,17 @@ def typed_sql(
     source: SourceMapping | None = None,
     tabular: bool = False,
     direct: list[str] | None = None,
+    padded: set[str] | None = None,
 ) -> str:
     """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
     derived_date/_identity/_fallback, and the payload of quarantined rows only. Each payload is
     parsed once (`json_transform`, or `json_extract` of every mapped path; a failure means a
     malformed line). Parameters: $now, $late_days, $floor, $max_amount, $known_events,
     $event_types. `direct`: the stage has these (snake_case, text) columns instead of a JSON
-    payload (CSV read by Arrow); the payload of quarantined rows is built from them."""
+    payload (CSV read by Arrow); the payload of quarantined rows is built from them; `padded`:
+    those of them with a value starting or ending with a space (None: any)."""
     source = source or default_source(spec.name)
-    comp = Compiler(spec, source, tabular, direct)
+    comp = Compiler(spec, source, tabular, direct, padded)
     base = _base_exprs(spec, source, comp, direct)
     fallbacks = {
         col: coalesce([comp.text(p) for p in rule.fallback])
@@ -214,6 +223,7 @@ def typed_sql(
     raw_select = ", ".join(f'{post[c]} as "raw_{c}"' for c, _ in spec.columns)
     typed = _typed_columns(spec, source)
     rule, code, detail = first_rule(row_checks(spec, direct))
+    wall_times, dst = _dst_exprs(spec, source)
     # an implausible year places no row in a partition (it is quarantined, unassigned)
     derived = (
         "coalesce("
@@ -227,7 +237,8 @@ with x as (
 ), r0 as (select *, {base_select}{id_select} from x),
 r as (select r0.*, {raw_select}, {status} as _identity, {fallback_used} as _fallback
       from r0 {join}),
-t as (select *, {", ".join(typed)}, {_dst_expr(spec, source)} as _dst from r),
+n as (select *{wall_times} from r),
+t as (select *, {", ".join(typed)}, {dst} as _dst from n),
 c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},

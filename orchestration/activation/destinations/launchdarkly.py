@@ -69,6 +69,9 @@ API = WindowedAPI(
 class LaunchDarklyDestination:
     name = "launchdarkly"
     max_attribute_value_bytes = None  # only segment membership is sent
+    # events are ignored here: the real-time consumer sends its membership events as person
+    # items (`segment_<name>`) instead (orchestration/realtime/outputs.py)
+    membership_as_people = True
 
     def __init__(
         self,
