@@ -36,6 +36,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from demo import truth_columns  # noqa: E402
 from ml.metrics import normalized_gini  # noqa: E402
 from orchestration.run_window import dbt_vars_arg  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
@@ -52,39 +53,58 @@ MARTS = {
 ORACLE_REPLICAS = 100  # simulated futures per user for the SaaS churn oracle (demo.saas_oracle)
 
 
-def oracle_columns(profile: str, definition: str, horizon_days: int) -> dict[str, str]:
-    """The truth column each model is scored against: the true probability of exactly the
-    label the pipeline trains on (churn: the definition and horizon in the settings)."""
+def oracle_columns(profile: str, definition: str, horizons: dict[str, int]) -> dict[str, str]:
+    """The truth column each model is scored against: the true probability (or value) of
+    exactly the label the pipeline trains on, over the horizon its settings give each kind
+    (`horizons`: kind -> days; names from demo.truth_columns)."""
+    churn_days = horizons["churn"]
     if profile == "store":  # activity = orders; the truth knows who is still a customer
-        churn = f"p_no_purchase_{horizon_days}d"
+        churn = f"p_no_purchase_{churn_days}d"
     else:
-        churn = f"p_{'cancel' if definition == 'cancellation' else 'inactive'}_{horizon_days}d"
-    return {"churn": churn, "conversion": "p_convert_28d", "ltv": "expected_revenue_90d"}
+        churn = f"p_{'cancel' if definition == 'cancellation' else 'inactive'}_{churn_days}d"
+    return {
+        "churn": churn,
+        "conversion": truth_columns.conversion_column(horizons["conversion"]),
+        "ltv": truth_columns.revenue_column(horizons["ltv"]),
+    }
 
 
-def observable_columns(profile: str, horizon_days: int) -> dict[str, str]:
+def observable_columns(profile: str, horizons: dict[str, int]) -> dict[str, str]:
     """The store's oracle knows who silently left; its observable oracle is the Bayes
     posterior from the data segflow sees (demo.store_oracle), the fair ceiling."""
     if profile != "store":
         return {}
     return {
-        "churn": f"observable_p_no_purchase_{horizon_days}d",
-        "ltv": "observable_expected_revenue_90d",
+        "churn": truth_columns.observable(f"p_no_purchase_{horizons['churn']}d"),
+        "ltv": truth_columns.observable(truth_columns.revenue_column(horizons["ltv"])),
     }
 
 
 def _generate(
-    work: Path, users: int, days: int, seed: int, start: date, profile: str, horizon: int
+    work: Path, users: int, days: int, seed: int, start: date, profile: str, horizons: dict
 ) -> dict:
     from demo.saas import generate
     from demo.store import generate_store
 
     t0 = time.perf_counter()
-    common = {"users": users, "days": days, "seed": seed, "start": start, "horizon_days": horizon}
+    common = {
+        "users": users,
+        "days": days,
+        "seed": seed,
+        "start": start,
+        "horizon_days": horizons["churn"],
+    }
     if profile == "store":
-        generate_store(work / "landing", work / "truth", **common)
+        generate_store(work / "landing", work / "truth", ltv_horizon_days=horizons["ltv"], **common)
     else:
-        generate(work / "landing", work / "truth", oracle_replicas=ORACLE_REPLICAS, **common)
+        generate(
+            work / "landing",
+            work / "truth",
+            oracle_replicas=ORACLE_REPLICAS,
+            conversion_days=horizons["conversion"],
+            ltv_days=horizons["ltv"],
+            **common,
+        )
     return {"seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -477,14 +497,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("SEGFLOW_CHURN_DEFINITION", "inactivity")
         os.environ.setdefault("SEGFLOW_CHURN_INACTIVE_DAYS", "90")
     settings = Settings.from_env()
-    horizon = settings.churn_horizon_days
-    columns = oracle_columns(args.profile, settings.churn_definition, horizon)
-    observable = observable_columns(args.profile, horizon)
+    horizons = {kind: label_definition(kind, settings).horizon_days for kind in MARTS}
+    horizon = horizons["churn"]
+    columns = oracle_columns(args.profile, settings.churn_definition, horizons)
+    observable = observable_columns(args.profile, horizons)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-model-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     report: dict = {
         "churn_definition": settings.churn_definition,
         "churn_horizon_days": horizon,
+        "label_horizon_days": horizons,
         "load": Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "",
         "users": args.users,
         "days": args.days,
@@ -499,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.reuse:
             report["steps"]["generate"] = _generate(
-                work, args.users, args.days, args.seed, args.start, args.profile, horizon
+                work, args.users, args.days, args.seed, args.start, args.profile, horizons
             )
             report["steps"]["load"] = _load(work, args.days, args.start)
             report["steps"]["dbt"] = _dbt(work)
@@ -548,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             if kind in ("churn", "ltv"):  # does the customer-base model help as a feature?
                 hybrid = _ceiling(
                     kind,
-                    _with_customer_base_features(frame, kind, horizon if kind == "churn" else 90),
+                    _with_customer_base_features(frame, kind, horizons[kind]),
                     result,
                     [*result.feature_columns, *CLV_FEATURES],
                 ).rename(columns={"ceiling": "hybrid"})

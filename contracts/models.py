@@ -8,6 +8,7 @@ nothing of the project.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 REGISTERED_NAME_PREFIX = "segflow-"
@@ -59,7 +60,7 @@ KINDS: dict[str, ModelKind] = {
     "churn": ModelKind(
         "churn",
         "ml_churn_training",
-        "churned_28d",
+        "churned_next_window",
         "classification",
         28,
         "roc_auc",
@@ -79,7 +80,7 @@ KINDS: dict[str, ModelKind] = {
     "conversion": ModelKind(
         "conversion",
         "ml_conversion_training",
-        "converted_28d",
+        "converted_next_window",
         "classification",
         28,
         "roc_auc",
@@ -146,6 +147,17 @@ class LabelDefinition:
 # Training snapshots: the newest labelled snapshot and every this many days back from it,
 # over the whole labelled range (the marts hold weekly snapshots: 7 keeps every one).
 TRAINING_SNAPSHOT_EVERY_DAYS = 7
+MART_SNAPSHOT_DAYS = 7  # the training marts hold Mondays (ml_label_windows: date_trunc week)
+MIN_TRAINING_SNAPSHOTS = 2  # ml.splits.time_split: earlier ones to train on, the newest held out
+
+
+def min_history_days(horizon_days: int, every_days: int = TRAINING_SNAPSHOT_EVERY_DAYS) -> int:
+    """Days of history that guarantee a first training set: the first Monday can fall six
+    days after the data starts, then MIN_TRAINING_SNAPSHOTS kept snapshots (spaced by the
+    training rule over the Mondays), the newest with its whole label window observed."""
+    spacing = math.lcm(MART_SNAPSHOT_DAYS, every_days)
+    first_monday = MART_SNAPSHOT_DAYS - 1
+    return first_monday + (MIN_TRAINING_SNAPSHOTS - 1) * spacing + horizon_days + 1
 
 
 def churn_label_description(

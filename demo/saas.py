@@ -63,6 +63,8 @@ def generate(
     history_days: int = DEFAULT_HISTORY_DAYS,
     horizon_days: int = 28,
     oracle_replicas: int = 0,
+    conversion_days: int = 28,
+    ltv_days: int = 90,
 ) -> DemoSummary:
     """Write `days` daily partitions starting at `start` for `users` users into `out_dir` (landing
     layout) and the ground truth into `truth_dir`. Existing table folders under `out_dir` are
@@ -75,7 +77,9 @@ def generate(
 
     With `oracle_replicas` > 0 the weekly truth also holds `p_cancel_<horizon_days>d` and
     `p_inactive_<horizon_days>d`, Monte Carlo estimates from that many simulated futures per
-    user (`demo.saas_oracle`; seconds per 1,000 users and snapshot at 200)."""
+    user (`demo.saas_oracle`; seconds per 1,000 users and snapshot at 200). The truth's
+    conversion probability and expected revenue cover `conversion_days` / `ltv_days`
+    (names from demo.truth_columns)."""
     t0 = time.perf_counter()
     out_dir, truth_dir = Path(out_dir).resolve(), Path(truth_dir).resolve()
     if truth_dir == out_dir or out_dir in truth_dir.parents:
@@ -102,6 +106,7 @@ def generate(
         late_window_days,
     )
     sim.horizon_days, sim.oracle_replicas = horizon_days, oracle_replicas
+    sim.conversion_days, sim.ltv_days = conversion_days, ltv_days
     summary = DemoSummary(
         out_dir,
         truth_dir,

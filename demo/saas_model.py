@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from demo.truth_columns import churn_column, conversion_column, revenue_column
+
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
 COMPANY_SIZE_P = (0.36, 0.30, 0.18, 0.11, 0.05)
 ROLES = ("engineer", "analyst", "product_manager", "marketer", "executive", "other")
@@ -278,8 +280,11 @@ def truth_snapshot(
     h_cancel_paid: np.ndarray,
     plan: np.ndarray,
     days_since_anchor: np.ndarray,
+    conversion_days: int = 28,
+    ltv_days: int = 90,
 ) -> dict[str, np.ndarray]:
-    """True 28-day churn / conversion probabilities and expected 90-day revenue.
+    """True 28-day churn, `conversion_days` conversion probabilities and expected revenue over
+    `ltv_days` (column names from demo.truth_columns).
 
     Computed from the hazards the simulation uses on the next day, held constant over the
     horizon (a constant-hazard projection with churn and conversion as competing risks).
@@ -289,17 +294,18 @@ def truth_snapshot(
     survive = 1.0 - h_churn
     p_churn_28 = 1.0 - survive**28
     total = np.clip(h_churn + h_upgrade, 1e-12, 1.0)
-    p_convert_28 = np.where(paid, np.nan, h_upgrade / total * (1.0 - (1.0 - total) ** 28))
+    p_convert = np.where(paid, np.nan, h_upgrade / total * (1.0 - (1.0 - total) ** conversion_days))
 
     # a charge is revenue unless it fails and no retry recovers it
     paid_share = 1.0 - pop.card_fail_p[idx] * (1.0 - RECOVER_P) ** DUNNING_DAYS
-    t = np.arange(1, 91)
+    t = np.arange(1, ltv_days + 1)
+    invoices_in_window = ltv_days // 30 + 1
     # Paid users: invoices every 30 days from their anchor, each if still a customer.
     next_inv = 30 - (days_since_anchor % 30)
     revenue_paid = np.zeros(len(idx))
-    for k in range(3):
+    for k in range(invoices_in_window):
         due = next_inv + 30 * k
-        revenue_paid += np.where(due <= 90, survive**due, 0.0)
+        revenue_paid += np.where(due <= ltv_days, survive**due, 0.0)
     revenue_paid *= (
         monthly_price(pop, idx, np.where(plan == ENTERPRISE, ENTERPRISE, PRO)) * paid_share
     )
@@ -315,13 +321,13 @@ def truth_snapshot(
         stay = (1.0 - total[f])[:, None] ** (t[None, :] - 1)
         p_conv_t = stay * h_upgrade[f][:, None]
         invoices = np.zeros((f.sum(), len(t)))
-        for k in range(3):
+        for k in range(invoices_in_window):
             lag = 30 * k
-            ok = (t + lag) <= 90
+            ok = (t + lag) <= ltv_days
             invoices += np.where(ok[None, :], paid_survive[f][:, None] ** lag, 0.0)
         revenue_free[f] = (p_conv_t * invoices).sum(axis=1) * exp_price[f] * paid_share[f]
     return {
-        "p_churn_28d": p_churn_28,
-        "p_convert_28d": p_convert_28,
-        "expected_revenue_90d": np.where(paid, revenue_paid, revenue_free),
+        churn_column(28): p_churn_28,
+        conversion_column(conversion_days): p_convert,
+        revenue_column(ltv_days): np.where(paid, revenue_paid, revenue_free),
     }

@@ -173,6 +173,8 @@ class Simulation:
         self.base_users = users  # sets the visitor traffic
         # the truth's forward outcomes (saas_oracle): horizon and Monte Carlo replicas (0 = off)
         self.horizon_days, self.oracle_replicas = 28, 0
+        # the truth's conversion and revenue horizons (saas_model.truth_snapshot)
+        self.conversion_days, self.ltv_days = 28, 90
         self.defect_rate, self.late_window_days = defect_rate, late_window_days
         self.names = Names()
         self.n_milestones = len(self.names.milestone_events)

@@ -14,6 +14,7 @@ from demo import output as out
 from demo import saas_model as m
 from demo.saas_oracle import forward_outcomes
 from demo.saas_sim import TRACK, US_PER_DAY, DemoSummary, Simulation
+from demo.truth_columns import churn_column, conversion_column, revenue_column
 
 DEFECT_KINDS = (
     "duplicate_same_day",
@@ -262,13 +263,23 @@ def truth_for_day(sim: Simulation, d: int, day: date) -> pd.DataFrame:
         sim.dunning[idx],
     )
     since_anchor = np.where(sim.anchor[idx] >= 0, d - sim.anchor[idx], 0)
-    truth = m.truth_snapshot(sim.pop, idx, h_exit, h_up, h_cancel_paid, sim.plan[idx], since_anchor)
+    truth = m.truth_snapshot(
+        sim.pop,
+        idx,
+        h_exit,
+        h_up,
+        h_cancel_paid,
+        sim.plan[idx],
+        since_anchor,
+        sim.conversion_days,
+        sim.ltv_days,
+    )
     if sim.oracle_replicas:
         h = sim.horizon_days
         outcomes = forward_outcomes(sim, d, idx, h, sim.oracle_replicas, sim.seed)
         truth[f"p_cancel_{h}d"] = outcomes["p_cancel"]
         truth[f"p_inactive_{h}d"] = outcomes["p_inactive"]
-    gone = {"p_churn_28d": 1.0, "p_convert_28d": 0.0, "expected_revenue_90d": 0.0}
+    gone = {churn_column(28): 1.0}  # gone: churned and inactive for sure, nothing else
     gone |= {c: (1.0 if c.startswith("p_inactive") else 0.0) for c in truth if c not in gone}
     columns = {}
     for name, values in {"churn_hazard_daily": h_exit, **truth}.items():
@@ -296,9 +307,9 @@ def write_truth(
         "plan",
         "latent_type",
         "churn_hazard_daily",
-        "p_churn_28d",
-        "p_convert_28d",
-        "expected_revenue_90d",
+        churn_column(28),
+        conversion_column(sim.conversion_days),
+        revenue_column(sim.ltv_days),
     ]
     weekly = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     weekly["snapshot_date"] = pd.to_datetime(weekly["snapshot_date"]).dt.date

@@ -17,9 +17,10 @@ export of all of them.
 
 Ground truth (`truth_dir`, never under `out_dir`): `truth_weekly.parquet` per Monday of the
 window and customer signed up by then: alive, purchase rate, dropout probability, mean order
-value, `p_alive`, `expected_purchases_<h>d` and `expected_revenue_<h>d` (h = 90, 365),
-`p_no_purchase_<horizon>d`, and `p_churn_28d`, the probability of the churn label under the
-inactivity definition (`inactive_days` without an order, reached within `horizon_days`);
+value, `p_alive`, `expected_purchases_<h>d` and `expected_revenue_<h>d` (h = 90, 365,
+`horizon_days` and `ltv_horizon_days`), `p_no_purchase_<horizon>d`, and `p_churn_<horizon>d`,
+the probability of the churn label under the inactivity definition (`inactive_days` without an
+order, reached within `horizon_days`); names from demo.truth_columns;
 `truth_users.parquet` per customer (rates, churn date).
 Run segflow on it with `SEGFLOW_CHURN_DEFINITION=inactivity` and
 `SEGFLOW_CHURN_INACTIVE_DAYS=<inactive_days>` (default 90).
@@ -42,6 +43,7 @@ import pyarrow.parquet as pq
 
 from contracts.raw import CRM_CONTACTS
 from demo import store_oracle as so
+from demo.truth_columns import churn_column, revenue_column
 
 TABLE_DIRS = ("events", "crm_contacts", "billing_invoices")
 DEFAULT_HISTORY_DAYS = 180
@@ -92,9 +94,11 @@ def generate_store(
     history_days: int = DEFAULT_HISTORY_DAYS,
     inactive_days: int = DEFAULT_INACTIVE_DAYS,
     horizon_days: int = 28,
+    ltv_horizon_days: int = 90,
 ) -> StoreSummary:
     """Write `days` daily partitions from `start` for `users` customers and the truth."""
     t0 = time.perf_counter()
+    horizons = tuple(sorted({90, 365, horizon_days, ltv_horizon_days}))
     out_dir, truth_dir = Path(out_dir).resolve(), Path(truth_dir).resolve()
     if truth_dir == out_dir or out_dir in truth_dir.parents:
         raise ValueError(f"truth_dir {truth_dir} must not be inside out_dir {out_dir}")
@@ -277,6 +281,7 @@ def generate_store(
                     ids,
                     inactive_days,
                     horizon_days,
+                    horizons,
                 ).assign(
                     **so.observable_truth(
                         d,
@@ -284,7 +289,7 @@ def generate_store(
                         signup_day,
                         referral,
                         *(np.array(v) for v in order_log),
-                        horizons=tuple(sorted({90, 365, horizon_days})),
+                        horizons=horizons,
                         seed=seed,
                     )
                 )
@@ -338,8 +343,10 @@ def _truth(
     ids: np.ndarray,
     inactive_days: int,
     horizon_days: int,
+    horizons: tuple[int, ...],
 ) -> pd.DataFrame:
-    """Truth at the end of `day` (rates frozen at today's value; fading makes them optimistic)."""
+    """Truth at the end of `day` (rates frozen at today's value; fading makes them optimistic);
+    expected purchases and revenue over each of `horizons`."""
     known = np.flatnonzero(signup_day <= d)
     live = alive[known].astype(float)
     recency = d - last_order[known]
@@ -352,16 +359,16 @@ def _truth(
         "mean_order_usd": mean_order[known],
         "p_alive": live,
     }
-    for h in sorted({90, 365, horizon_days}):
+    for h in horizons:
         purchases = live * _expected_purchases(lam[known], p[known], h)
         out[f"expected_purchases_{h}d"] = purchases
-        out[f"expected_revenue_{h}d"] = purchases * mean_order[known]
+        out[revenue_column(h)] = purchases * mean_order[known]
     out[f"p_no_purchase_{horizon_days}d"] = 1 - live + live * np.exp(-lam[known] * horizon_days)
     # churn label (inactivity): no order for inactive_days, reached within the horizon, for
     # customers not yet inactive; it needs no order in the next (inactive_days - recency) days
     gap = inactive_days - recency
     reachable = (gap >= 1) & (gap <= horizon_days)
     quiet = 1 - live + live * np.exp(-lam[known] * np.maximum(gap, 0))
-    out["p_churn_28d"] = np.where(reachable, quiet, 0.0)
+    out[churn_column(horizon_days)] = np.where(reachable, quiet, 0.0)
     out["already_churned"] = recency >= inactive_days
     return pd.DataFrame(out)

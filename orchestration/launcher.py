@@ -161,7 +161,9 @@ def launch(
         print(f"  {name:<32} {'-' if count is None else f'{count:,}'}")
     if settings.duckdb_path.exists():
         with warehouse.connect(settings.duckdb_path) as conn:
-            for line in warehouse_lines(conn, settings.outbox_dir, progress.sync_summaries):
+            for line in warehouse_lines(
+                conn, settings.outbox_dir, progress.sync_summaries, settings
+            ):
                 print(line)
     if report_line:
         print(report_line)

@@ -139,7 +139,7 @@ def test_activity_events_setting_moves_activity_features_and_churn_label(builds)
     assert bool(flipped.loc["signin", "is_inactive"]) and not bool(
         base.loc["signin", "is_inactive"]
     )
-    sql = "select churned_28d from main.ml_churn_training where user_id = 'signin' and "
+    sql = "select churned_next_window from main.ml_churn_training where user_id = 'signin' and "
     sql += f"snapshot_date = '{START + timedelta(days=7)}'"
     assert not _read(builds["base"], sql).iloc[0, 0]  # signs in within the next 7 days
     assert _read(builds["flipped"], sql).iloc[0, 0]  # no core feature within them

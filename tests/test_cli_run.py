@@ -55,7 +55,7 @@ def test_each_model_trained_or_skipped_with_reason(small_run, monkeypatch) -> No
             assert reason is not None and reason.value, f"{kind}: no version, no reason"
             assert re.search(rf"^  SKIP\s+{kind}_model\s.*\S", proc.stdout, re.M), kind
             assert re.search(
-                rf"^no {kind} model yet: .*needs more than \d+ days", proc.stdout, re.M
+                rf"^no {kind} model yet: .*(needs|has the) \d+ days of history", proc.stdout, re.M
             )
 
 

@@ -17,14 +17,17 @@ from dbt_fixtures import load_raw, run_dbt, simulate  # tests/ is on sys.path (r
 from threadpoolctl import threadpool_limits
 
 from contracts import tracking_plan
-from contracts.marts import USER_SCORES_DDL
+from contracts.attributes import BAD_VALUE_REASON, DIM_USERS_OWN_COLUMNS, QUARANTINE_TABLE
+from contracts.marts import USER_SCORES_DDL, feature_columns
 from contracts.models import LabelDefinition
+from contracts.raw import CRM_CONTACTS
 from ml.tracking import train_model
 from orchestration.model_inputs import model_features
 from orchestration.segments.assign import assign_segments
 from orchestration.segments.config import DEFAULT_SEGMENTS_PATH, load_config
 from orchestration.segments.schema import declared_columns, warehouse_columns
 from orchestration.settings import Settings
+from orchestration.sources.attribute_values import record_bad_attribute_values
 from orchestration.sources.mappings import declared_attributes
 
 pytestmark = pytest.mark.slow  # builds a warehouse with dbt and trains a model
@@ -59,7 +62,7 @@ def _with_attributes(data, day: date) -> tuple[dict[str, date | None], tuple[str
     """Give each CRM row an `attributes` object; returns each user's date of birth and the
     users who turn 40 on `day` and on the day after. Edge
     cases: birthdays on and the day after `day` (40 years back), a leap-day birth, a user
-    without attributes, and one whose date does not parse (its age must be null)."""
+    without attributes, and one whose date and number do not parse (null, and quarantined)."""
     rng = random.Random(11)
     signup: dict[str, object] = {}
     for row in data.tables["crm_contacts"]:
@@ -77,8 +80,9 @@ def _with_attributes(data, day: date) -> tuple[dict[str, date | None], tuple[str
         user = row["user_id"]
         if user == no_attributes:
             continue
-        dob = "not a date" if user == bad_date else born[user].isoformat()
-        attrs = {"date_of_birth": dob, "channel": channel[user], "employees": _employees(user)}
+        dob = "31/02/1990" if user == bad_date else born[user].isoformat()
+        employees = "12,5x" if user == bad_date else _employees(user)
+        attrs = {"date_of_birth": dob, "channel": channel[user], "employees": employees}
         row["attributes"] = json.dumps(attrs)
     born[no_attributes] = born[bad_date] = None
     return born, (users[0], users[1])
@@ -97,7 +101,17 @@ def warehouse(tmp_path_factory):
     born, boundary = _with_attributes(data, day)
     db = tmp / "warehouse.duckdb"
     load_raw(db, data)
-    run_dbt(["build", "--select", "+fct_user_features", "+ml_churn_training"], db, tmp / "t")
+    conn = duckdb.connect(str(db))
+    try:  # what the raw/crm_contacts asset does after loading
+        report = record_bad_attribute_values(conn, declared_attributes(Settings.from_env()))
+    finally:
+        conn.close()
+    assert report.bad_values > 0
+    run_dbt(
+        ["build", "--select", "+fct_user_features", "+ml_churn_training", "+dim_users"],
+        db,
+        tmp / "t",
+    )
     yield db, born, day, boundary
     patch.undo()
 
@@ -131,7 +145,7 @@ def test_date_of_birth_becomes_age_and_reaches_a_segment_rule(warehouse, tmp_pat
         assert rows["channel"].notna().sum() == len(rows) - 1  # only the user without any
         assert set(rows["channel"].dropna()) <= {"partner", "ads", "referral"}
         known = rows.dropna(subset=["employees"])
-        assert len(known) == len(rows) - 1
+        assert len(known) == len(rows) - 2  # no attributes; "12,5x"
         assert (known["employees"] == known["user_id"].map(_employees)).all()
 
         conn.execute(USER_SCORES_DDL)
@@ -175,3 +189,65 @@ def test_attributes_are_model_features_logged_in_mlflow(warehouse, tmp_path):
     assert "employees" in params["numeric_features"].split(",")
     assert "channel" in params["categorical_features"].split(",")
     assert pd.Series(result.feature_importance).index.notna().all()
+
+
+def test_unparseable_values_are_quarantined_per_crm_version_and_the_contact_loads(warehouse):
+    db, born, day, _ = warehouse
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        versions = conn.execute(
+            "select user_id, _source_file, _source_line from raw.crm_contacts "
+            "where json_extract_string(attributes, '$.employees') = '12,5x'"
+        ).fetchall()
+        records = conn.execute(
+            "select payload::json->>'user_id', source_file, source_line, "
+            "payload::json->>'attribute', payload::json->>'value', reason_code "
+            "from raw.quarantine where table_name = ?",
+            [QUARANTINE_TABLE],
+        ).fetchall()
+        features = conn.execute(
+            "select years_since_date_of_birth, employees, channel from main.fct_user_features "
+            "where user_id = ? and snapshot_date = ?",
+            [versions[0][0], day],
+        ).fetchall()
+    finally:
+        conn.close()
+    (bad_user,) = {u for u, _, _ in versions}
+    assert born[bad_user] is None
+    expected = {
+        (u, f, line, attribute, value, BAD_VALUE_REASON)
+        for u, f, line in versions
+        for attribute, value in (("date_of_birth", "31/02/1990"), ("employees", "12,5x"))
+    }
+    assert set(records) == expected and len(records) == 2 * len(versions)
+    # the contact itself loaded: its features row exists, the bad attributes are null
+    assert len(features) == 1 and features[0][:2] == (None, None) and features[0][2]
+
+
+def test_dim_users_carries_the_attributes_of_the_latest_crm_version(warehouse):
+    db, born, _, _ = warehouse
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        users = conn.execute(
+            "select user_id, date_of_birth, channel, employees from main.dim_users"
+        ).df()
+        latest = conn.execute(
+            "select user_id, json_extract_string(attributes, '$.channel') as channel "
+            "from raw.crm_contacts qualify row_number() over "
+            "(partition by user_id order by updated_at desc, _source_line desc) = 1"
+        ).df()
+        columns = [r[0] for r in conn.execute("describe main.dim_users").fetchall()]
+    finally:
+        conn.close()
+    assert len(users) == len(born)
+    got = dict(zip(users["user_id"], users["date_of_birth"], strict=True))
+    assert {u: (None if pd.isna(v) else pd.Timestamp(v).date()) for u, v in got.items()} == born
+    channels = dict(zip(latest["user_id"], latest["channel"], strict=True))
+    assert (users["channel"].fillna("-") == users["user_id"].map(channels).fillna("-")).all()
+    known = users.dropna(subset=["employees"])
+    assert (known["employees"] == known["user_id"].map(_employees)).all()
+    assert len(known) == len(users) - 2
+    # dim_users' own columns are the names an attribute may not take (sources.yml check)
+    attributes = {"date_of_birth", "channel", "employees"}
+    allowed = set(CRM_CONTACTS.columns) | set(feature_columns()) | set(DIM_USERS_OWN_COLUMNS)
+    assert set(columns) - attributes <= allowed

@@ -103,3 +103,35 @@ def test_subscriptions_end_in_the_sources(demo) -> None:
     resubscribed = after["user_id"].map(upgrades) > after["cancel_day"]
     assert not (renewed & ~resubscribed.fillna(False)).any()
     assert np.isfinite(invoices["amount"]).all()
+
+
+def test_truth_columns_follow_the_horizons_asked_for(tmp_path: Path) -> None:
+    """The pipeline's conversion and LTV horizons are settings: the truth covers the horizons
+    the benchmark asks for, named after them (demo.truth_columns), not a fixed 28/90."""
+    from demo.store import generate_store
+    from demo.truth_columns import conversion_column, observable, revenue_column
+
+    small = {"users": 150, "days": 21, "seed": 3, "start": START, "history_days": 30}
+    weekly = {}
+    for conversion, ltv in ((14, 30), (28, 90)):
+        root = tmp_path / f"saas_{ltv}"
+        generate(root / "l", root / "t", conversion_days=conversion, ltv_days=ltv, **small)
+        weekly[ltv] = pd.read_parquet(root / "t" / "truth_weekly.parquet")
+    short, long = weekly[30], weekly[90]
+    assert {conversion_column(14), revenue_column(30)} <= set(short.columns)
+    assert revenue_column(90) not in short.columns and conversion_column(28) not in short.columns
+    assert (short[["user_id", "snapshot_date"]] == long[["user_id", "snapshot_date"]]).all().all()
+    free = short[conversion_column(14)].notna()
+    assert (short.loc[free, conversion_column(14)] <= long.loc[free, conversion_column(28)]).all()
+    assert (short[revenue_column(30)] <= long[revenue_column(90)] + 1e-9).all()
+    assert (short[revenue_column(30)] < long[revenue_column(90)]).any()
+    generate_store(
+        tmp_path / "store" / "l",
+        tmp_path / "store" / "t",
+        horizon_days=14,
+        ltv_horizon_days=45,
+        **small,
+    )
+    store = pd.read_parquet(tmp_path / "store" / "t" / "truth_weekly.parquet")
+    assert {"p_churn_14d", revenue_column(45), observable(revenue_column(45))} <= set(store.columns)
+    assert "p_churn_28d" not in store.columns

@@ -225,15 +225,18 @@ def test_quiet_users_and_missing_crm_fields_get_defined_values(cancellation):
 def test_cancellation_label_marks_future_cancellations_not_past_ones(cancellation, product):
     _, cancels = product
     train = _read(
-        cancellation, "select user_id, snapshot_date, churned_28d from main.ml_churn_training"
+        cancellation,
+        "select user_id, snapshot_date, churned_next_window from main.ml_churn_training",
     )
-    assert len(train) > 1000 and train["churned_28d"].sum() > 50
+    assert len(train) > 1000 and train["churned_next_window"].sum() > 50
     cancel = pd.to_datetime(train["user_id"].map(cancels))
     snapshot = pd.to_datetime(train["snapshot_date"])
     # no training row belongs to a customer who had already cancelled at the snapshot
     assert not (cancel <= snapshot).any()
     within = (cancel > snapshot) & (cancel <= snapshot + pd.Timedelta(days=28))
-    assert (train["churned_28d"] == within).all(), train[train["churned_28d"] != within].head()
+    assert (train["churned_next_window"] == within).all(), train[
+        train["churned_next_window"] != within
+    ].head()
 
 
 def _quiet_through(daily: pd.DataFrame, horizon: int) -> pd.Series:
@@ -256,7 +259,7 @@ def test_inactivity_label_is_no_activity_in_the_horizon_for_every_customer_ever_
     days" for every customer ever active, quiet ones included (no population filter)."""
     train = _read(
         inactivity14,
-        "select t.user_id, t.snapshot_date, t.churned_28d, "
+        "select t.user_id, t.snapshot_date, t.churned_next_window, "
         "f.days_since_last_active, f.active_days_total from main.ml_churn_training t "
         "join main.fct_user_features f using (user_id, snapshot_date)",
     )
@@ -270,7 +273,7 @@ def test_inactivity_label_is_no_activity_in_the_horizon_for_every_customer_ever_
     keys = list(zip(train["user_id"], pd.to_datetime(train["snapshot_date"]), strict=True))
     h14 = _quiet_through(daily, 14).reindex(keys).to_numpy()
     h28 = _quiet_through(daily, 28).reindex(keys).to_numpy()
-    assert (train["churned_28d"].to_numpy() == h14).all()
+    assert (train["churned_next_window"].to_numpy() == h14).all()
     assert h14.sum() >= h28.sum() > 0  # a longer horizon leaves more time to come back
     # the 14-day horizon labels snapshots a 28-day one could not cover yet
     last = pd.to_datetime(daily["snapshot_date"]).max()
@@ -459,7 +462,8 @@ def test_changing_the_churn_definition_moves_label_flag_kpi_and_default_segment(
                 f"where snapshot_date = '{day}'",
             ).set_index("user_id")["is_churned"],
             "label": _read(
-                copy, "select user_id, snapshot_date, churned_28d from main.ml_churn_training"
+                copy,
+                "select user_id, snapshot_date, churned_next_window from main.ml_churn_training",
             ),
             "kpi": _read(
                 copy,
@@ -479,8 +483,8 @@ def test_changing_the_churn_definition_moves_label_flag_kpi_and_default_segment(
     assert bool(inactive["flag"]["quiet60"]) and not bool(cancel["flag"]["quiet60"])
     assert (cancel["flag"] != inactive["flag"].reindex(cancel["flag"].index)).any()
     # label: quiet60 is "no activity in 14 days" under inactivity, never cancels otherwise
-    q_in = inactive["label"][inactive["label"]["user_id"] == "quiet60"]["churned_28d"]
-    q_ca = cancel["label"][cancel["label"]["user_id"] == "quiet60"]["churned_28d"]
+    q_in = inactive["label"][inactive["label"]["user_id"] == "quiet60"]["churned_next_window"]
+    q_ca = cancel["label"][cancel["label"]["user_id"] == "quiet60"]["churned_next_window"]
     assert len(q_in) and q_in.all() and len(q_ca) and not q_ca.any()
     # KPI: observed churn rates are measured with each definition, and differ
     assert (cancel["kpi"]["churn_rate_source"] == "observed").all()

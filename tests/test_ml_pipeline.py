@@ -55,7 +55,7 @@ def trained(store, marts) -> dict:
     results = {
         "v1": train_model(
             "churn",
-            _shuffle_training_labels(churn, "churned_28d"),
+            _shuffle_training_labels(churn, "churned_next_window"),
             store["uri"],
             store["artifacts"],
         ),
@@ -64,7 +64,7 @@ def trained(store, marts) -> dict:
         ),
         "v3": train_model(
             "churn",
-            _shuffle_training_labels(churn, "churned_28d"),
+            _shuffle_training_labels(churn, "churned_next_window"),
             store["uri"],
             store["artifacts"],
         ),

@@ -106,10 +106,10 @@ def test_declared_feature_missing_from_the_table_fails_naming_it(store, marts):
 
 def test_single_class_and_few_positives_skip_with_reason(store, marts):
     df = marts["ml_churn_training"].copy()
-    df["churned_28d"] = False
+    df["churned_next_window"] = False
     with pytest.raises(ModelSkipped, match=r"churn: \d+ training rows .* 0 positive"):
         train_model("churn", df, store["uri"], store["artifacts"], features=_declared("churn"))
-    df.loc[df.index[:4], "churned_28d"] = True  # a handful of positives in the whole set
+    df.loc[df.index[:4], "churned_next_window"] = True  # a handful of positives in the whole set
     with pytest.raises(ModelSkipped, match="need at least 10 of each class"):
         train_model("churn", df, store["uri"], store["artifacts"], features=_declared("churn"))
 
@@ -135,19 +135,19 @@ def test_label_definition_base_rate_and_already_gone_share_are_logged(store, mar
     flagged (inactivity churn trains on quiet customers on purpose: not flagged)."""
     df = marts["ml_churn_training"].copy()
     quiet = df["days_since_last_active"] >= 28
-    df["churned_28d"] = quiet | (np.random.default_rng(0).random(len(df)) < 0.05)
+    df["churned_next_window"] = quiet | (np.random.default_rng(0).random(len(df)) < 0.05)
     label = LabelDefinition("cancellation", 28, 28, "cancelled within 28 days")
     result = train_model(
         "churn", df, store["uri"], store["artifacts"], features=_declared("churn"), label=label
     )
     share = result.label_metrics["positives_already_inactive_share"]
     holdout = df[df["snapshot_date"] == df["snapshot_date"].max()]
-    expected = (holdout.loc[holdout["churned_28d"], "days_since_last_active"] >= 28).mean()
+    expected = (holdout.loc[holdout["churned_next_window"], "days_since_last_active"] >= 28).mean()
     assert share == pytest.approx(expected)
     run = MlflowClient(store["uri"]).get_run(result.run_id)
     assert run.data.params["label_definition"] == "cancellation"
     assert run.data.metrics["label_holdout_base_rate"] == pytest.approx(
-        holdout["churned_28d"].mean()
+        holdout["churned_next_window"].mean()
     )
     assert "top_decile_lift" in run.data.metrics
     if share > 0.5:

@@ -212,7 +212,7 @@ def churn_fit(marts):
     train = marts["ml_churn_training"]
     spec = infer_feature_spec(train)
     X = prepare_features(train, spec)
-    model = calibrated_classifier(spec, len(X)).fit(X, train["churned_28d"].astype(int))
+    model = calibrated_classifier(spec, len(X)).fit(X, train["churned_next_window"].astype(int))
     return spec, X, lambda frame: model.predict_proba(frame)[:, 1]
 
 

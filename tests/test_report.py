@@ -218,7 +218,7 @@ def _segments_scores_sync(conn, tmp_path, rng):
         user_triggers=synthetic_inputs(150, END)["user_triggers"],
     )
     labels = pd.concat(score_frames)[["user_id", "score_date", "churn_probability"]]
-    labels["churned_28d"] = [rng.random() < p for p in labels["churn_probability"]]
+    labels["churned_next_window"] = [rng.random() < p for p in labels["churn_probability"]]
     conn.register(
         "_l",
         labels.rename(columns={"score_date": "snapshot_date"}).drop(columns="churn_probability"),

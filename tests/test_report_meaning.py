@@ -206,7 +206,7 @@ def test_no_model_yet_says_the_history_it_needs() -> None:
     html = page.html([page], datetime(2026, 4, 1, tzinfo=UTC), "test")
     assert (
         "conversion: no model yet" in html
-        and "needs more than 28 days of history (have 12)" in html
+        and "needs 42 days of history (have 12): 2 weekly training snapshots" in html
     )
 
 

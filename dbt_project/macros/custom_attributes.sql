@@ -8,29 +8,30 @@
   {{ return(declared) }}
 {%- endmacro %}
 
-{#- The text of key `key` of a JSON object stored as text (null when absent). -#}
+{#- The text of key `key` of a JSON object stored as text (null when absent, or when the text is
+    not JSON: the load records such a value in raw.quarantine). -#}
 {% macro json_text(expr, key) -%}
   {{ return(adapter.dispatch('json_text', 'segflow')(expr, key)) }}
 {%- endmacro %}
 {% macro default__json_text(expr, key) -%}
-  json_extract_string({{ expr }}, '$.{{ key }}')
+  json_extract_string(case when json_valid({{ expr }}) then {{ expr }} end, '$.{{ key }}')
 {%- endmacro %}
 {% macro spark__json_text(expr, key) -%}
   get_json_object({{ expr }}, '$.{{ key }}')
 {%- endmacro %}
 
-{#- An attribute's typed value from the raw JSON object: date, double or trimmed text; a value
-    that does not parse as its type is null (try_cast: DuckDB, Spark 3.2+). -#}
+{#- An attribute's typed value from the raw JSON object: cast to the type the var names
+    (`cast`, contracts/attributes.py PARSED_AS) or trimmed text for a category. A value that does
+    not parse is null here; the load counts it and records it in raw.quarantine
+    (orchestration/sources/attribute_values.py, same cast). try_cast: DuckDB, Spark 3.2+. -#}
 {% macro custom_attribute_value(json_expr, attribute) -%}
   {%- set text = "nullif(trim(" ~ json_text(json_expr, attribute.name) ~ "), '')" -%}
-  {%- if attribute.type == 'date' -%}
-    try_cast({{ text }} as date)
-  {%- elif attribute.type == 'number' -%}
-    try_cast({{ text }} as {{ segflow_double() }})
-  {%- elif attribute.type == 'category' -%}
-    {{ text }}
-  {%- else -%}
+  {%- if attribute.type not in ('date', 'number', 'category') -%}
     {{ exceptions.raise_compiler_error("vars.custom_attributes: attribute '" ~ attribute.name ~ "' has type '" ~ attribute.type ~ "': expected date, number or category") }}
+  {%- elif attribute.cast -%}
+    try_cast({{ text }} as {{ attribute.cast }})
+  {%- else -%}
+    {{ text }}
   {%- endif -%}
 {%- endmacro %}
 
@@ -51,3 +52,4 @@
     {{ value_expr }}
   {%- endif -%}
 {%- endmacro %}
+

@@ -12,6 +12,12 @@ unless its source says `on_skip: ignore`.
 
 import dagster as dg
 
+from orchestration.defs.attribute_checks import (
+    ATTRIBUTE_TABLE,
+    attribute_check,
+    attribute_check_specs,
+    attribute_metadata,
+)
 from orchestration.defs.metadata import preview, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.quality import (
@@ -22,9 +28,10 @@ from orchestration.defs.quality import (
 )
 from orchestration.defs.resources import SegflowSettingsResource, WarehouseResource
 from orchestration.settings import Settings
+from orchestration.sources.attribute_values import record_bad_attribute_values
 from orchestration.sources.compiler import DST_RULE
 from orchestration.sources.load import RAW_TABLES, load_partitions
-from orchestration.sources.mappings import SourcesConfig, load_config
+from orchestration.sources.mappings import SourcesConfig, declared_attributes, load_config
 from orchestration.sources.verdict import load_failures
 from orchestration.spark.raw_export import publish_raw
 
@@ -103,7 +110,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
         backfill_policy=single_run,
         pool=DUCKDB_POOL,
         deps=deps,
-        check_specs=check_specs_for(dg.AssetKey(["raw", table_name])),
+        check_specs=check_specs_for(dg.AssetKey(["raw", table_name]))
+        + attribute_check_specs(table_name),
         description=f"`raw.{table_name}` loaded from the configured source (demo or files); "
         "bad rows go to `raw.quarantine` with a reason code.",
     )
@@ -135,6 +143,11 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             }
             unassigned = sum(p.rows_read for p in report.partitions if p.partition_date is None)
             checks = raw_checks(conn, table_name, dates, rows_read, settings)
+            if table_name == ATTRIBUTE_TABLE:  # declared values that do not parse: counted
+                attribute_values = record_bad_attribute_values(
+                    conn, declared_attributes(settings), dates
+                )
+                checks.append(attribute_check(attribute_values))
             config = quality_config(settings)
             failures = load_failures(report, config)
             exported = publish_raw(settings, conn, table_name, dates)  # Spark engine only
@@ -167,6 +180,8 @@ def _raw_asset(table_name: str) -> dg.AssetsDefinition:
             "preview": preview(report.preview),
             "quarantine_preview": preview(report.quarantine_preview),
         }
+        if table_name == ATTRIBUTE_TABLE:
+            metadata.update(attribute_metadata(attribute_values))
         if report.warnings:  # mappings that matched nothing, format notes, extra columns...
             metadata["warnings"] = table([{"warning": w[:300]} for w in report.warnings[:50]])
         if report.dst:  # zoneless times in a daylight-saving gap / overlap, and the rule

@@ -10,14 +10,13 @@ from orchestration.defs.metadata import preview, rows_on, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
 from orchestration.defs.resources import WarehouseResource
 from orchestration.segments.assign import assign_segments, segment_size_changes
-from orchestration.segments.config import SegmentConfig, load_config
+from orchestration.segments.config import SegmentConfig, load_configured
 from orchestration.segments.experiments import experiment_results
 from orchestration.settings import Settings
 
 
 def segment_config() -> SegmentConfig:
-    settings = Settings.from_env()
-    return load_config(settings.segments_file, settings.flows_file, settings.triggers_file)
+    return load_configured(Settings.from_env())  # custom CRM attributes may appear in rules
 
 
 CONFIG = segment_config()

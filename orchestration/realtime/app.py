@@ -16,9 +16,9 @@ def state_path(settings: Settings) -> Path:
 
 
 def segment_config(settings: Settings):
-    from orchestration.segments import load_config
+    from orchestration.segments.config import load_configured
 
-    return load_config(settings.segments_file, settings.flows_file, settings.triggers_file)
+    return load_configured(settings)  # custom CRM attributes may appear in rules
 
 
 def milestone_events() -> dict[str, str]:

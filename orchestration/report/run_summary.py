@@ -108,11 +108,15 @@ def summary_lines(steps: list[StepOutcome], checks: list[CheckOutcome]) -> list[
 
 
 def warehouse_lines(
-    conn: Any, outbox_dir: Path | None = None, sync_summaries: list[dict] | None = None
+    conn: Any,
+    outbox_dir: Path | None = None,
+    sync_summaries: list[dict] | None = None,
+    settings: Any = None,
 ) -> list[str]:
     """Segment sizes on the latest day, the sync (a line per destination of this run's
     `destination_sync` when given, else the latest sync in the warehouse) and a line per
-    missing model."""
+    missing model (with the history its label horizon in `settings` needs; default: the
+    environment's settings)."""
     tables = {
         f"{s}.{t}"
         for s, t in conn.execute(
@@ -127,7 +131,7 @@ def warehouse_lines(
     elif "main.sync_runs" in tables:
         lines += _sync_lines(conn, outbox_dir)
     if "main.user_scores" in tables:
-        lines += _model_lines(conn)
+        lines += _model_lines(conn, settings or _settings())
     return lines
 
 
@@ -188,7 +192,13 @@ def sync_lines(summaries: list[dict]) -> list[str]:
     return lines
 
 
-def _model_lines(conn: Any) -> list[str]:
+def _settings() -> Any:
+    from orchestration.settings import Settings
+
+    return Settings.from_env()
+
+
+def _model_lines(conn: Any, settings: Any) -> list[str]:
     """A line per model kind whose scores are empty today (no champion yet), with the history
     it needs (its label window) against the days of features the warehouse holds."""
     from orchestration.report.model_facts import model_facts
@@ -200,7 +210,7 @@ def _model_lines(conn: Any) -> list[str]:
             "where table_schema = 'main' and table_name = 'user_scores'"
         ).fetchall()
     }
-    facts = [f for f in model_facts().values() if f.score_column in columns]
+    facts = [f for f in model_facts(settings).values() if f.score_column in columns]
     if not facts:
         return []
     counts = conn.execute(
@@ -213,7 +223,7 @@ def _model_lines(conn: Any) -> list[str]:
     have = history_days(conn)
     return [
         f"no {f.kind} model yet: {f.score_column} and the segments built on it are empty; "
-        f"{no_model_text(f.horizon_days, have)}"
+        f"{no_model_text(f, have)}"
         for f, n in zip(facts, counts[1:], strict=True)
         if not n
     ]
@@ -231,7 +241,19 @@ def history_days(conn: Any) -> int:
         return 0
 
 
-def no_model_text(horizon_days: int, have: int) -> str:
-    """What the Models page and the run summary say when a kind has no model: a training set
-    needs its label window observed after at least one snapshot."""
-    return f"needs more than {horizon_days} days of history (have {have})"
+def no_model_text(fact: Any, have: int) -> str:
+    """What the Models page and the run summary say when a kind has no model: the history the
+    training-set rule needs (contracts.models.min_history_days) against the days loaded."""
+    from contracts.models import MIN_TRAINING_SNAPSHOTS
+
+    setting = f", {fact.horizon_setting}" if fact.horizon_setting else ""
+    if have >= fact.min_history_days:  # history is not what is missing: the step says what is
+        return (
+            f"has the {fact.min_history_days} days of history it needs (have {have}); "
+            f"the {fact.kind}_model step's skip reason says what is missing"
+        )
+    return (
+        f"needs {fact.min_history_days} days of history (have {have}): "
+        f"{MIN_TRAINING_SNAPSHOTS} weekly training snapshots, the newest with its "
+        f"{fact.horizon_days}-day label window{setting} observed"
+    )

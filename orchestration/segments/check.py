@@ -205,14 +205,19 @@ def warehouse_values(conn: Any, columns: Mapping[str, str]) -> dict[str, set[str
 
 
 def check_files(
-    segments_path: Path, flows_path: Path, triggers_path: Path, conn: Any = None
+    segments_path: Path,
+    flows_path: Path,
+    triggers_path: Path,
+    conn: Any = None,
+    declared: dict[str, str] | None = None,
 ) -> tuple[Any, list[Finding]]:
-    """Load and compile the files (against the warehouse's columns when connected), then check
+    """Load and compile the files (against the warehouse's columns when connected, else the
+    `declared` ones: the contract's plus the deployment's custom attributes), then check
     literals and habits. Returns (config or None, findings); any finding fails the check."""
     from orchestration.segments.config import SegmentConfigError, load_config
     from orchestration.segments.schema import COLUMNS, kind_of, warehouse_columns
 
-    columns = warehouse_columns(conn) if conn is not None else dict(COLUMNS)
+    columns = warehouse_columns(conn) if conn is not None else dict(declared or COLUMNS)
     findings: list[Finding] = []
     texts = rule_texts(segments_path, flows_path, triggers_path)
     config = None

@@ -57,6 +57,7 @@ def _paths(args: argparse.Namespace, settings: Any) -> tuple[Path, Path, Path]:
 def check(args: argparse.Namespace, settings: Any) -> int:
     from orchestration import warehouse
     from orchestration.segments.check import check_files
+    from orchestration.segments.schema import declared_schema
 
     paths = _paths(args, settings)
     if settings.duckdb_path.exists():
@@ -64,7 +65,7 @@ def check(args: argparse.Namespace, settings: Any) -> int:
             config, findings = check_files(*paths, conn=conn)
         against = f"the warehouse {settings.duckdb_path}"
     else:
-        config, findings = check_files(*paths)
+        config, findings = check_files(*paths, declared=declared_schema(settings))
         against = "the declared columns (no warehouse yet: values not scanned)"
     for finding in findings:
         print(f"error: {finding}")

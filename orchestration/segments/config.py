@@ -131,6 +131,19 @@ def load_config(
     )
 
 
+def load_configured(settings: Any) -> SegmentConfig:
+    """The deployment's segment files (the settings' paths) against its declared columns, the
+    custom CRM attributes its sources.yml declares included (schema.declared_schema)."""
+    from orchestration.segments.schema import declared_schema
+
+    return load_config(
+        settings.segments_file,
+        settings.flows_file,
+        settings.triggers_file,
+        declared_schema(settings),
+    )
+
+
 def _load_segments(path: Path, columns: Mapping[str, str]):
     entries = read_yaml(path, "segments")["segments"]
     if not isinstance(entries, list) or not entries:

@@ -4,6 +4,8 @@ live types instead."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from contracts import marts
@@ -46,6 +48,15 @@ def declared_columns(
 
 
 COLUMNS: dict[str, str] = declared_columns()
+
+
+def declared_schema(settings: Any) -> dict[str, str]:
+    """What a rule may name in this deployment before any warehouse exists: the contract's
+    columns plus the custom CRM attributes its sources.yml declares."""
+    from orchestration.sources.mappings import declared_attributes
+
+    return declared_columns(attributes=declared_attributes(settings))
+
 
 _KINDS = {
     "BOOLEAN": "bool",

@@ -7,7 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import marts
-from contracts.attributes import ATTRIBUTE_TYPES, NAME_PATTERN, CustomAttribute
+from contracts.attributes import (
+    ATTRIBUTE_TYPES,
+    DIM_USERS_OWN_COLUMNS,
+    NAME_PATTERN,
+    CustomAttribute,
+)
+from contracts.raw import CRM_CONTACTS
 from orchestration.sources.mapping_rules import MappingError
 
 
@@ -18,6 +24,7 @@ def parse_attributes(raw: Any, where: str) -> tuple[CustomAttribute, ...]:
     if not isinstance(raw, list):
         raise MappingError(f"{where}: `attributes:` must be a list of {{name: ..., type: ...}}")
     taken = set(marts.feature_columns())
+    dim_users = set(CRM_CONTACTS.columns) | set(DIM_USERS_OWN_COLUMNS)
     out: list[CustomAttribute] = []
     for i, item in enumerate(raw):
         key = f"{where}: attributes[{i}]"
@@ -38,6 +45,10 @@ def parse_attributes(raw: Any, where: str) -> tuple[CustomAttribute, ...]:
             raise MappingError(
                 f"{key}: {name!r} would become feature column {attribute.feature_column!r}, "
                 "which already exists; rename the attribute"
+            )
+        if name in dim_users:
+            raise MappingError(
+                f"{key}: {name!r} is already a CRM / dim_users column; rename the attribute"
             )
         taken.add(attribute.feature_column)
         out.append(attribute)

@@ -41,6 +41,8 @@ FIXES = {
     "outside_late_window": "raise SEGFLOW_LATE_ARRIVAL_DAYS, or load the file into the "
     "partition of its events",
     "negative_amount": "refunds / credits belong in status refunded, not negative amounts",
+    "bad_attribute_value": "fix the value in the CRM export (dates YYYY-MM-DD, numbers with a "
+    "dot), or declare the attribute as a category under `attributes:`; the contact loads",
     "amount_out_of_range": "check the amount's unit (`minor_units: true`, `divide_by:`), or "
     "raise SEGFLOW_DQ_MAX_AMOUNT",
 }

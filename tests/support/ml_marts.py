@@ -151,8 +151,8 @@ def synthetic_marts(
                         ["organic", "paid_search", "referral"], n_users
                     ),
                     "is_active_28d": active_7 + events_prev > 0,
-                    "churned_28d": rng.random(n_users) < churn_p,
-                    "converted_28d": rng.random(n_users) < convert_p,
+                    "churned_next_window": rng.random(n_users) < churn_p,
+                    "converted_next_window": rng.random(n_users) < convert_p,
                     "ltv_future": rng.poisson(np.maximum(expected_revenue, 0) / 10.0) * 10.0,
                     "_true_churn": churn_p,
                     "_true_conversion": convert_p,
@@ -164,13 +164,13 @@ def synthetic_marts(
     full["snapshot_date"] = pd.to_datetime(full["snapshot_date"]).dt.date
     truth = full[["user_id", "snapshot_date", "_true_churn", "_true_conversion", "_true_revenue"]]
     base = full.drop(columns=list(truth.columns[2:]))
-    features = base.drop(columns=["churned_28d", "converted_28d", "ltv_future"])
+    features = base.drop(columns=["churned_next_window", "converted_next_window", "ltv_future"])
     return {
         "fct_user_features": features,
-        "ml_churn_training": base.drop(columns=["converted_28d", "ltv_future"]),
-        "ml_ltv_training": base.drop(columns=["churned_28d", "converted_28d"]),
+        "ml_churn_training": base.drop(columns=["converted_next_window", "ltv_future"]),
+        "ml_ltv_training": base.drop(columns=["churned_next_window", "converted_next_window"]),
         "ml_conversion_training": base.loc[~base["is_paid"]].drop(
-            columns=["churned_28d", "ltv_future"]
+            columns=["churned_next_window", "ltv_future"]
         ),
         "truth": truth.rename(columns=lambda c: c.lstrip("_")),
     }

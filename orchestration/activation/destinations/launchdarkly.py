@@ -125,11 +125,9 @@ class LaunchDarklyDestination:
         }
         params.update(overrides)
         if "segments" not in params:
-            from orchestration.segments.config import load_config
+            from orchestration.segments.config import load_configured
 
-            config = load_config(
-                settings.segments_file, settings.flows_file, settings.triggers_file
-            )
+            config = load_configured(settings)
             params["segments"] = config.launchdarkly_segments
             destination = cls(**params)
             destination.segments_source = str(settings.segments_file)

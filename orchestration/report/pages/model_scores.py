@@ -19,18 +19,20 @@ DIAGONAL = pd.DataFrame({"x": [0, 1], "y": [0, 1]})
 def calibration(page: Page, wh: Warehouse) -> None:
     if not wh.has("user_scores", "ml_churn_training"):
         return
+    churn = KINDS["churn"]
     cal = wh.df(
-        "with j as (select s.churn_probability as p, t.churned_28d::int as y "
-        "from main.user_scores s join main.ml_churn_training t "
+        f"with j as (select s.{churn.score_column} as p, t.{churn.label}::int as y "
+        f"from main.user_scores s join main.{churn.training_table} t "
         "on t.user_id = s.user_id and t.snapshot_date = s.score_date "
-        "where s.churn_probability is not null and t.churned_28d is not null), "
+        f"where s.{churn.score_column} is not null and t.{churn.label} is not null), "
         "d as (select *, ntile(10) over (order by p) as decile from j) "
         "select decile, count(*) as users, avg(p) as mean_predicted, avg(y) as observed_rate, "
         "sum(y) as churned from d group by decile order by decile"
     )
     if not nonempty(cal):
         page.missing.append(
-            "calibration and gains (no scored day has an observed 28-day outcome yet)"
+            "calibration and gains (no scored day has an observed churn outcome yet: its "
+            "horizon, SEGFLOW_CHURN_HORIZON_DAYS, has not passed)"
         )
         return
     line = alt.Chart(DIAGONAL).mark_line(color="#999", strokeDash=[4, 3]).encode(x="x:Q", y="y:Q")
@@ -44,7 +46,7 @@ def calibration(page: Page, wh: Warehouse) -> None:
     )
     page.add(
         Chart(
-            "Churn champion calibration by decile (scores vs observed 28-day churn)",
+            "Churn champion calibration by decile (scores vs churn observed over the horizon)",
             (line + pts).properties(width=300, height=260),
             cal,
         )

@@ -14,6 +14,7 @@ from orchestration.report.model_facts import model_facts
 from orchestration.report.pages import model_scores
 from orchestration.report.render import Page, kpis, table_block
 from orchestration.report.run_summary import history_days, no_model_text
+from orchestration.settings import Settings
 
 
 def build(wh: Warehouse, inputs: ReportInputs) -> Page:
@@ -27,12 +28,11 @@ def build(wh: Warehouse, inputs: ReportInputs) -> Page:
     table = versions_table(inputs)
     have = history_days(wh.conn) if wh.has("fct_user_features") else 0
     badges = []
-    for fact in model_facts().values():
+    # each kind's horizon as its label was built (the settings of this run)
+    for fact in model_facts(Settings.from_env()).values():
         g = table[table["model"] == fact.registered_name] if nonempty(table) else table
         if not nonempty(g):
-            badges.append(
-                (f"{fact.kind}: no model yet", no_model_text(fact.horizon_days, have), "bad")
-            )
+            badges.append((f"{fact.kind}: no model yet", no_model_text(fact, have), "bad"))
             continue
         badges.append(champion_badge(fact.kind, g))
         page.add(_versions_chart(fact.registered_name, fact.primary_metric, g))

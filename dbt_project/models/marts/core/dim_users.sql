@@ -2,12 +2,21 @@
 -- the last day with data. Lifecycle, first match wins: churned (no activity for more than
 -- churn_window_days, signed up at least that long ago), paying (paid plan), at_risk (no
 -- activity for more than 7 days), activated (reached the value milestone), new (signed up in
--- the last 7 days), onboarding (everyone else).
+-- the last 7 days), onboarding (everyone else). The custom CRM attributes sources.yml declares
+-- (var custom_attributes) follow as of the latest CRM version, typed, named after themselves.
 {%- set churn_days = var('churn_window_days') | int -%}
 {%- set milestones = var('tracking_plan')['milestones'] -%}
 {%- set value_milestone = var('value_milestone', milestones[-1]['name']) %}
 with contacts as (
     select * from {{ ref('stg_crm__contacts') }}
+),
+
+custom_attributes as (
+    select * from {{ ref('int_user_custom_attributes') }}
+),
+
+latest_attributes as (
+    select * from custom_attributes where valid_to_date is null
 ),
 
 activity as (
@@ -26,6 +35,9 @@ data_end as (
 users as (
     select
         contacts.*,
+        {%- for attribute in custom_attributes() %}
+        latest_attributes.{{ attribute.name }},
+        {%- endfor %}
         activity.last_active_date,
         coalesce(activity.reached_value, 0) = 1 as reached_value,
         {{ dbt.datediff('contacts.signup_date', 'data_end.data_end_date', 'day') }}
@@ -35,6 +47,7 @@ users as (
     from contacts
     cross join data_end
     left join activity on contacts.user_id = activity.user_id
+    left join latest_attributes on contacts.user_id = latest_attributes.user_id
 )
 
 select
@@ -63,4 +76,7 @@ select
         else 'onboarding'
     end as lifecycle_stage,
     last_active_date
+    {%- for attribute in custom_attributes() %},
+    {{ attribute.name }}
+    {%- endfor %}
 from users
