@@ -84,15 +84,6 @@
   {{ exceptions.raise_compiler_error("milestone '" ~ milestone_name ~ "' is not in vars.tracking_plan.milestones") }}
 {%- endmacro %}
 
-{# Rolling frame over a dense per-user daily grid: the last n days including the current one. #}
-{% macro last_n_days(n, partition='user_id', order='snapshot_date') -%}
-  over (partition by {{ partition }} order by {{ order }} rows between {{ n - 1 }} preceding and current row)
-{%- endmacro %}
-
-{% macro running(partition='user_id', order='snapshot_date') -%}
-  over (partition by {{ partition }} order by {{ order }} rows between unbounded preceding and current row)
-{%- endmacro %}
-
 {% macro boolean_to_int(expr) -%}
   case when {{ expr }} then 1 else 0 end
 {%- endmacro %}

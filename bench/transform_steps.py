@@ -1,0 +1,136 @@
+"""Steps of bench/transform.py (also used by bench/spark.py): data preparation, the new-day
+process the daily job's way, and the measurement of one process tree (wall, CPU, peak RSS)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from orchestration.run_window import dbt_vars_arg  # noqa: E402
+from orchestration.settings import Settings  # noqa: E402
+from orchestration.warehouse import duckdb_config  # noqa: E402
+
+DBT = Path(sys.executable).parent / "dbt"
+TABLES = ("crm_contacts", "events", "billing_invoices")
+
+# Step 2's process: load the new day the way the ingest asset does, then the daily job's dbt.
+NEW_DAY = """
+import json, os, shutil, subprocess, sys
+from datetime import date
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from orchestration.sources.load import load_partitions
+from orchestration.run_window import RunWindow, window_sql
+from orchestration.warehouse import connect
+day = date.fromisoformat({day!r})
+with connect(Path({db!r})) as conn:
+    for table in {tables!r}:
+        load_partitions(conn, table, [day], Path({landing!r}), "demo", late_arrival_days=3)
+    conn.execute(window_sql(RunWindow(day, day)))  # the window, as the Dagster step writes it
+# Like dagster-dbt: every invocation gets a fresh target dir seeded with the project's
+# partial_parse.msgpack (parsed with the same settings vars: no re-parse).
+for i, args in enumerate(json.loads({steps!r})):
+    target = Path({target!r}) / f"step{{i}}"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path({target!r}) / "partial_parse.msgpack", target / "partial_parse.msgpack")
+    common = [*{common!r}, "--target-path", str(target), "--log-path", str(target)]
+    subprocess.run([{dbt!r}, *args, *common], check=True, stdout=subprocess.DEVNULL)
+"""
+
+
+def _measure(cmd: list[str], env: dict[str, str]) -> dict:
+    """Run cmd; wall seconds, CPU seconds of the process tree, peak RSS of the tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO
+        )
+        parent = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                rss = parent.memory_info().rss + sum(
+                    c.memory_info().rss for c in parent.children(recursive=True)
+                )
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        log.seek(0)
+        out = log.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({proc.returncode}):\n{out[-4000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mb": round(peak / 2**20, 1),
+    }
+
+
+def _dbt_common(target: Path) -> list[str]:
+    return [
+        "--project-dir",
+        str(REPO / "dbt_project"),
+        "--profiles-dir",
+        str(REPO / "dbt_project"),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target),
+        *dbt_vars_arg(Settings.from_env()),
+    ]
+
+
+def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
+    return conn.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def _prepare(work: Path, users: int, days: int, seed: int, reuse: bool) -> tuple[list[date], dict]:
+    """Generate the landing data (unless reused) and load all days but the last into
+    history.duckdb (raw.* only)."""
+    from demo import saas as demo
+    from orchestration.sources.load import load_partitions
+
+    meta_file = work / "meta.json"
+    info: dict = {}
+    if reuse and meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        start = date.fromisoformat(meta["start"])
+        info = meta
+    else:
+        start = datetime.now(UTC).date() - timedelta(days=days + 1)
+        t0 = time.perf_counter()
+        demo.generate(work / "landing", work / "truth", users, days, seed, start)
+        info = {"start": start.isoformat(), "generate_seconds": round(time.perf_counter() - t0, 1)}
+        (work / "history.duckdb").unlink(missing_ok=True)
+    dates = [start + timedelta(days=i) for i in range(days)]
+    history = work / "history.duckdb"
+    if not history.exists():
+        t0 = time.perf_counter()
+        conn = duckdb.connect(str(history), config=duckdb_config())
+        try:
+            for table in TABLES:
+                load_partitions(
+                    conn, table, dates[:-1], work / "landing", "demo", late_arrival_days=3
+                )
+        finally:
+            conn.close()
+        info["load_history_seconds"] = round(time.perf_counter() - t0, 1)
+    meta_file.write_text(json.dumps(info))
+    return dates, info

@@ -1,0 +1,71 @@
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_events_stitched') }}
+-- depends_on: {{ ref('int_sessions') }}
+{{ config(materialized='ephemeral') }}
+-- Per known user, the snapshot days fct_user_features (re)builds in this run:
+--   first_date:   the user's first day (activity, signup or first CRM version);
+--   region_start: first snapshot day rebuilt. A full build: first_date. A roll-forward:
+--                 min(reprocess_from, the user's cut) (macros/session_cuts.sql: late events
+--                 and stitched anonymous history move the cut back);
+--   dense_start:  first rebuilt day that can have a row (not before first_date);
+--   grid_start:   first day the rolling windows read (feature_lookback_days before the
+--                 region); all-time totals before it come from int_user_feature_prior_totals.
+{%- set daily_rel = ref('int_user_activity_daily') -%}
+{%- set contacts_rel = ref('stg_crm__contact_snapshots') -%}
+{%- set lookback = feature_lookback_days() | int %}
+
+with
+{% if features_incremental() %}
+stitched_cuts as ({{ stitched_cuts_cte() }}),
+cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
+{% endif %}
+
+user_first as (
+    select
+        firsts.user_id,
+        min(firsts.first_date) as first_date
+    from (
+        select
+            user_id,
+            min(activity_date) as first_date
+        from {{ daily_rel }}
+        group by user_id
+        union all
+        select
+            user_id,
+            min(
+                case when signup_date < valid_from_date then signup_date else valid_from_date end
+            ) as first_date
+        from {{ contacts_rel }}
+        group by user_id
+    ) as firsts
+    group by firsts.user_id
+),
+
+user_region as (
+    select
+        user_first.user_id,
+        user_first.first_date,
+        {% if features_incremental() %}
+        case
+            when cuts.cut_date < {{ reprocess_from() }} then cuts.cut_date
+            else {{ reprocess_from() }}
+        end
+        {% else %}
+        user_first.first_date
+        {% endif %} as region_start
+    from user_first
+    {% if features_incremental() %}
+    left join cuts on cuts.user_id = user_first.user_id
+    {% endif %}
+)
+
+select
+    user_id,
+    first_date,
+    region_start,
+    greatest(first_date, region_start) as dense_start,
+    greatest(
+        first_date, {{ dbt.dateadd('day', -lookback, 'region_start') }}
+    ) as grid_start
+from user_region

@@ -1,0 +1,152 @@
+"""A new day the daily job's way equals a full rebuild, on every table the day touches.
+
+N days are built in full; then day N+1 is loaded and the daily job's dbt invocations run with
+the day's window (orchestration.dbt_selection.daily_steps: upstream + incremental build, then
+the downstream marts, with their tests). Every table those invocations write is compared with a
+full rebuild of the same N+1 days, row for row (EXCEPT ALL both ways; doubles within 1e-9).
+The simulation has late events, re-deliveries, pre-signup anonymous history identified later
+and CRM plan changes, so the roll-forward meets the cases that move a user's cut back.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from dbt_fixtures import RawData, load_raw, run_dbt, simulate
+
+from orchestration.dbt_selection import daily_steps, split_models
+
+pytestmark = pytest.mark.slow  # two warehouses end to end; `make test-fast` skips it
+
+USERS, DAYS = 150, 41  # 40 days of history + the new day
+FULL_BUILD = ["run", "--full-refresh", "--exclude", "tag:after_segments"]
+
+
+def _tables(conn: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> list[str]:
+    rows = conn.execute(
+        "select table_name from information_schema.tables "
+        "where table_schema = 'main' and table_type = 'BASE TABLE'"
+    ).fetchall()
+    return sorted(name for (name,) in rows if name in names)
+
+
+def _rounded(conn: duckdb.DuckDBPyConnection, table: str, catalog: str) -> str:
+    """The table's columns, doubles rounded to 9 decimals (the same SQL on the same rows may
+    still sum floats in another order)."""
+    columns = conn.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_catalog = ? and table_schema = 'main' and table_name = ? "
+        "order by ordinal_position",
+        [catalog, table],
+    ).fetchall()
+    exprs = [
+        f'round("{name}", 9) as "{name}"' if kind in ("DOUBLE", "FLOAT") else f'"{name}"'
+        for name, kind in columns
+    ]
+    return f"select {', '.join(exprs)} from {catalog}.main.{table}"
+
+
+def _day_window(day: date) -> dict:
+    return {"min_date": day.isoformat(), "max_date": (day + timedelta(days=1)).isoformat()}
+
+
+def _differences(conn: duckdb.DuckDBPyConnection, table: str) -> int:
+    daily, full = _rounded(conn, table, "daily_run"), _rounded(conn, table, "full_build")
+    return conn.execute(
+        f"select count(*) from (({daily} except all {full}) union all ({full} except all {daily}))"
+    ).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def raw_data() -> RawData:
+    return simulate(users=USERS, days=DAYS, seed=23, start=date(2025, 2, 3))
+
+
+@pytest.fixture(scope="module")
+def warehouses(tmp_path_factory: pytest.TempPathFactory, raw_data: RawData):
+    """(daily-run warehouse, full-rebuild warehouse, models the daily job writes)."""
+    tmp = tmp_path_factory.mktemp("new_day_vs_rebuild")
+    daily_db, full_db = tmp / "daily.duckdb", tmp / "full.duckdb"
+    history, new_day = raw_data.dates[:-1], raw_data.dates[-1]
+    load_raw(daily_db, raw_data, history)
+    run_dbt(FULL_BUILD, daily_db, tmp / "target_history")
+    selection = split_models(tmp / "target_history" / "manifest.json")
+    load_raw(daily_db, raw_data, [new_day])
+    for step, args in enumerate(daily_steps(selection)):
+        run_dbt(args, daily_db, tmp / f"target_day_{step}", _day_window(new_day))
+    load_raw(full_db, raw_data)
+    run_dbt(FULL_BUILD, full_db, tmp / "target_full")
+    touched = selection.upstream + selection.incremental + selection.downstream
+    # The daily job's way: rolled forward by pairs (macros/feature_region.sql).
+    assert "target_day_number" in _compiled_features(tmp / "target_day_0")
+    return daily_db, full_db, touched, new_day, selection
+
+
+def _compiled_features(target: Path) -> str:
+    return next((target / "compiled").rglob("fct_user_features.sql")).read_text()
+
+
+def _compare_all(daily_db: Path, full_db: Path, touched: tuple[str, ...], new_day: date) -> None:
+    conn = duckdb.connect(":memory:")
+    try:
+        conn.execute(f"attach '{daily_db}' as daily_run (read_only)")
+        conn.execute(f"attach '{full_db}' as full_build (read_only)")
+        conn.execute("use daily_run")
+        tables = _tables(conn, touched)
+        # The marts this test is about are there (a selection change must not empty it).
+        assert {"fct_user_features", "int_user_activity_daily", "dim_users"} <= set(tables)
+        differences = {t: _differences(conn, t) for t in tables}
+        features_today = conn.execute(
+            "select count(*) from daily_run.main.fct_user_features where snapshot_date = ?",
+            [new_day],
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert features_today > 0, "the new day has no feature rows"
+    assert differences == dict.fromkeys(tables, 0), differences
+
+
+def test_new_day_equals_full_rebuild_on_every_touched_table(warehouses) -> None:
+    """The new day rolled forward by pairs (the daily job's way)."""
+    daily_db, full_db, touched, new_day, _ = warehouses
+    _compare_all(daily_db, full_db, touched, new_day)
+
+
+def test_rerun_with_windows_equals_full_rebuild(warehouses, tmp_path: Path) -> None:
+    """The same day re-run with the backfill form (windows over the grid, as for a window
+    further back than vars.features_pairs_max_days) gives the same tables too."""
+    daily_db, full_db, touched, new_day, selection = warehouses
+    rerun = tmp_path / "rerun.duckdb"
+    rerun.write_bytes(daily_db.read_bytes())
+    window = {**_day_window(new_day), "features_pairs_max_days": -1}
+    for step, args in enumerate(daily_steps(selection)):
+        run_dbt(args, rerun, tmp_path / f"target_{step}", window)
+    assert "target_day_number" not in _compiled_features(tmp_path / "target_0")
+    _compare_all(rerun, full_db, touched, new_day)
+
+
+def test_a_changed_day_is_detected(warehouses, tmp_path: Path) -> None:
+    """The comparison can fail: one altered feature value is reported."""
+    _, full_db, _, new_day, _ = warehouses
+    altered = tmp_path / "altered.duckdb"
+    altered.write_bytes(full_db.read_bytes())
+    conn = duckdb.connect(str(altered))
+    try:
+        conn.execute(
+            "update main.fct_user_features set events_28d = events_28d + 1 "
+            "where rowid = (select min(rowid) from main.fct_user_features "
+            "where snapshot_date = ?)",
+            [new_day],
+        )
+    finally:
+        conn.close()
+    conn = duckdb.connect(":memory:")
+    try:
+        conn.execute(f"attach '{altered}' as daily_run (read_only)")
+        conn.execute(f"attach '{full_db}' as full_build (read_only)")
+        assert _differences(conn, "fct_user_features") == 2
+    finally:
+        conn.close()
