@@ -152,6 +152,10 @@ class Settings:
     engine: str = "duckdb"
     spark_dir: Path = PROJECT_ROOT / "data" / "spark"
     spark_master: str = "local[*]"
+    # SEGFLOW_SPARK_SMALL_DATA: pyspark local on thousands of rows (tests, demos): no whole-stage
+    # code generation, no adaptive execution, the JVM's quick JIT tier. Each query then skips
+    # compiling Java it runs once; slower on millions of rows, so off by default.
+    spark_small_data: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -171,6 +175,7 @@ class Settings:
             engine=engine,
             spark_dir=_path("SEGFLOW_SPARK_DIR", home / "spark"),
             spark_master=_env("SEGFLOW_SPARK_MASTER", cls.spark_master),
+            spark_small_data=_bool("SEGFLOW_SPARK_SMALL_DATA", cls.spark_small_data),
             duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
             source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
             landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
@@ -284,6 +289,18 @@ class Settings:
             "SEGFLOW_SPARK_SOURCES_DIR": str(self.spark_sources_dir),
             "SEGFLOW_SPARK_WAREHOUSE": str(self.spark_dir / "warehouse"),
             "SEGFLOW_SPARK_METASTORE": str(self.spark_dir / "metastore_db"),
+            **self.spark_tuning_env(),
+        }
+
+    def spark_tuning_env(self) -> dict[str, str]:
+        """The spark target's engine tuning (SEGFLOW_SPARK_SMALL_DATA), as profiles.yml reads it."""
+        small = self.spark_small_data
+        return {
+            "SEGFLOW_SPARK_CODEGEN": str(not small).lower(),
+            "SEGFLOW_SPARK_ADAPTIVE": str(not small).lower(),
+            "SEGFLOW_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+            if small
+            else "",
         }
 
     def ensure_dirs(self) -> None:

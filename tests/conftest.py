@@ -29,6 +29,7 @@ EXPENSIVE_FIRST = (
     "test_pipeline_e2e.py",
     "test_cli_run.py",
     "test_report_e2e.py",
+    "test_spark_job.py",
     "test_dbt_analytics.py",
     "test_ml_labels.py",
     "test_dbt_transform.py",

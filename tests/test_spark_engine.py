@@ -10,6 +10,7 @@ Every table of schema main must be equal, floats within 1e-9 relative.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -18,6 +19,7 @@ from dbt_fixtures import load_raw, run_dbt, simulate
 from support.engine_compare import duckdb_tables, spark_tables, table_differences
 from support.java import java_major
 
+from orchestration.settings import Settings
 from orchestration.spark.raw_export import export_raw
 
 pytestmark = pytest.mark.slow
@@ -86,6 +88,7 @@ def test_spark_build_equals_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "SEGFLOW_SPARK_WAREHOUSE": str(warehouse),
         "SEGFLOW_SPARK_METASTORE": str(tmp_path / "spark_metastore"),
         "SEGFLOW_SPARK_SHUFFLE_PARTITIONS": "1",
+        **replace(Settings.from_env(), spark_small_data=True).spark_tuning_env(),
     }.items():
         monkeypatch.setenv(name, value)
     ingest = tmp_path / "ingest.duckdb"

@@ -75,7 +75,11 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
     ):
         with warehouse.connect() as conn:
-            training = conn.execute(f'select * from main."{training_table}"').df()
+            # In a fixed row order: the split, early stopping and calibration folds follow row
+            # order, so the same rows stored in another order (Spark's Parquet) gave another model.
+            training = conn.execute(
+                f'select * from main."{training_table}" order by user_id, snapshot_date'
+            ).df()
         settings = Settings.from_env()
         label = label_definition(kind, settings)
         if training.empty:

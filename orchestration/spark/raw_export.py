@@ -13,9 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from contracts.raw import RAW_TABLES
 from orchestration.settings import Settings
-
-RAW_TABLES = ("crm_contacts", "events", "billing_invoices")
 
 
 def partition_file(raw_dir: Path, table: str, day: date) -> Path:

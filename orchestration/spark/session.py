@@ -32,8 +32,11 @@ def session_config(settings: Settings) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": (
+            f"{env['SEGFLOW_SPARK_JAVA_OPTIONS']} "
             f"-Dderby.stream.error.file={settings.spark_dir / 'derby.log'}"
-        ),
+        ).strip(),
+        "spark.sql.codegen.wholeStage": env["SEGFLOW_SPARK_CODEGEN"],
+        "spark.sql.adaptive.enabled": env["SEGFLOW_SPARK_ADAPTIVE"],
         "spark.sql.legacy.createHiveTableByDefault": "false",
     }
 

@@ -19,7 +19,7 @@ SEGFLOW = Path(sys.executable).parent / "segflow"
 SMALL_RUN_ARGS = ("run", "--users", "150", "--days", "45", "--end", "2026-09-15")
 # Session fixture -> the test modules that read it (one xdist worker runs them all).
 # A reader's test may wait for the run: its pytest timeout is the run's own plus a margin.
-READERS = {"small_cli_run": ("test_cli_run.py", "test_report_e2e.py")}
+READERS = {"small_cli_run": ("test_cli_run.py", "test_report_e2e.py", "test_spark_job.py")}
 RUN_TIMEOUT = 1500  # seconds; a loaded 2-core machine has taken over 15 minutes
 
 

@@ -117,7 +117,9 @@ features as (
         cast(
             case
                 when snapshots.events_28d > 0
-                    then snapshots.feature_{{ slug(feature) }}_28d * 1.0 / snapshots.events_28d
+                    then
+                        cast(snapshots.feature_{{ slug(feature) }}_28d as {{ segflow_double() }})
+                        / snapshots.events_28d
                 else 0.0
             end as {{ segflow_double() }}
         ) as evt_{{ slug(feature) }}_share_28d,

@@ -86,7 +86,7 @@ select
     cast(period_number as {{ dbt.type_int() }}) as period_number,
     cast(cohort_size as {{ dbt.type_int() }}) as cohort_size,
     cast(retained_users as {{ dbt.type_int() }}) as retained_users,
-    cast(retained_users * 1.0 / cohort_size as {{ segflow_double() }}) as retention_rate
+    cast(retained_users as {{ segflow_double() }}) / cohort_size as retention_rate
 from (
     select * from week_retention
     union all

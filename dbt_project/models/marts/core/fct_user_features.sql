@@ -92,8 +92,11 @@ select
         case
             when active_days_total > 1
                 then
-                    {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
-                    * 1.0 / (active_days_total - 1)
+                    cast(
+                        {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
+                        as {{ segflow_double() }}
+                    )
+                    / (active_days_total - 1)
         end as {{ segflow_double() }}
     ) as mean_active_gap_days,
     cast(
@@ -105,7 +108,7 @@ select
                 > 0
 
                 then
-                    days_since_last_active * (active_days_total - 1.0)
+                    cast(days_since_last_active as {{ segflow_double() }}) * (active_days_total - 1)
                     / {{ dbt.datediff('first_active_date', 'last_active_date', 'day') }}
         end as {{ segflow_double() }}
     ) as recency_ratio,
@@ -173,7 +176,7 @@ select
     {% endfor -%}
     events_prev_7d,
     cast(
-        (events_7d - events_prev_7d) * 1.0
+        cast(events_7d - events_prev_7d as {{ segflow_double() }})
         / case when events_prev_7d > 1 then events_prev_7d else 1 end
         as {{ segflow_double() }}
     ) as activity_trend,
