@@ -75,6 +75,9 @@ def start(args: list[str], env: dict, wait_url: str | None = None) -> subprocess
     return process
 
 
+MIN_PROBES = 30  # sent during the load, for a p95 worth the name
+
+
 def probes_of(world) -> list[str]:
     with duckdb.connect(str(world.warehouse), read_only=True) as conn:
         rows = conn.execute(
@@ -372,7 +375,9 @@ def main() -> None:
         "collector_events_per_s": round(total / seconds, 1),
         "collector_seconds": round(seconds, 2),
         "collector_plain_http_events_per_s": round(raw_rate, 1),
-        "probes": probe_count,
+        # probes go out only while the load runs: a faster collector ends the load sooner
+        "probes_planned": probe_count,
+        "probes": len(probe_ids),
         "probes_visible": len(latencies),
         "arrival_to_visible_p50_s": round(percentile(latencies, 0.50), 3),
         "arrival_to_visible_p95_s": round(percentile(latencies, 0.95), 3),
@@ -389,7 +394,7 @@ def main() -> None:
     goals = {
         "collector >= 5,000 events/s": result["collector_events_per_s"] >= 5000,
         "arrival -> visible p95 <= 2 s": result["arrival_to_visible_p95_s"] <= 2.0
-        and result["probes_visible"] == probe_count,
+        and result["probes_visible"] == result["probes"] >= MIN_PROBES,
         "serve p99 <= 10 ms at 1,000 req/s": result["serve_p99_ms"] <= 10.0
         and result["serve_achieved_rps"] >= 0.95 * args.serve_rate,
         "nothing dropped (stream length == events sent)": length == total and not errors,
@@ -413,7 +418,8 @@ def summary(r: dict) -> str:
             f"collector: {r['collector_events_per_s']:,.0f} events/s through the Segment client "
             f"(goal >= 5,000): {_word(goals['collector >= 5,000 events/s'])}",
             f"arrival -> visible: p95 {r['arrival_to_visible_p95_s']} s "
-            f"({r['probes_visible']}/{r['probes']} probes; goal <= 2 s): "
+            f"({r['probes_visible']} of {r['probes']} probes sent during the load visible, "
+            f"{r['probes_planned']} planned; goal <= 2 s): "
             f"{_word(goals['arrival -> visible p95 <= 2 s'])}",
             f"serve: p99 {r['serve_p99_ms']} ms at {r['serve_achieved_rps']:,.0f} req/s "
             f"(goal <= 10 ms at 1,000 req/s): {_word(goals['serve p99 <= 10 ms at 1,000 req/s'])}",
