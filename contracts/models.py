@@ -148,6 +148,7 @@ class LabelDefinition:
 # over the whole labelled range (the marts hold weekly snapshots: 7 keeps every one).
 TRAINING_SNAPSHOT_EVERY_DAYS = 7
 MART_SNAPSHOT_DAYS = 7  # the training marts hold Mondays (ml_label_windows: date_trunc week)
+DRIFT_PSI_THRESHOLD = 0.2  # PSI above the noise floor that flags a drifting feature or score
 MIN_TRAINING_SNAPSHOTS = 2  # ml.splits.time_split: earlier ones to train on, the newest held out
 
 

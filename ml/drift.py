@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from contracts.models import CHURN_MODEL
+from contracts.models import CHURN_MODEL, DRIFT_PSI_THRESHOLD
 from ml import registry
 from ml.features import FeatureSpec, prepare_features
 
@@ -94,7 +94,7 @@ class DriftReport:
 def feature_drift(
     reference_df: pd.DataFrame,
     current_df: pd.DataFrame,
-    threshold: float = 0.2,
+    threshold: float = DRIFT_PSI_THRESHOLD,
     columns: list[str] | None = None,
     bins: int = 10,
 ) -> DriftReport:
@@ -127,7 +127,7 @@ def champion_drift(
     scores: pd.Series | None,
     tracking_uri: str,
     model_name: str = CHURN_MODEL,
-    threshold: float = 0.2,
+    threshold: float = DRIFT_PSI_THRESHOLD,
     reference_features: pd.DataFrame | None = None,
     reference_scores: pd.Series | None = None,
 ) -> DriftReport:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from contracts.models import KINDS
+from contracts.models import DRIFT_PSI_THRESHOLD, KINDS
 from expectations.config import QualityConfig
 from orchestration.settings_values import (
     DEMO_WINDOW_DAYS,
@@ -108,7 +108,8 @@ class Settings:
     experiment_min_sample: int = 100  # users per arm before an experiment gets a verdict
     # Send `segment_reasons` ("churn_risks: churn_band == 'high'; ...") as a person attribute.
     sync_segment_reasons: bool = False
-    drift_psi_threshold: float = 0.2  # feature/score PSI (above the noise floor) that warns
+    # feature/score PSI (above the noise floor) that warns
+    drift_psi_threshold: float = DRIFT_PSI_THRESHOLD
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # base of MLflow links in Dagster metadata
     # Where `segflow report --serve` serves the report (127.0.0.1 only); Dagster's report link.
     report_url: str = "http://127.0.0.1:8765"
