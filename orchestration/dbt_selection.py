@@ -60,7 +60,15 @@ def split_models(manifest_path: Path) -> DbtSelection:
     downstream = set(models) - incremental - upstream - after - training
 
     def names(ids: set[str]) -> tuple[str, ...]:
-        return tuple(sorted(models[uid]["name"] for uid in ids))
+        """Ephemeral models are left out: they are CTEs of the models that read them, not
+        assets (Dagster) or buildable nodes of their own (dbt)."""
+        return tuple(
+            sorted(
+                models[uid]["name"]
+                for uid in ids
+                if models[uid]["config"].get("materialized") != "ephemeral"
+            )
+        )
 
     return DbtSelection(
         names(upstream), names(incremental), names(downstream), names(after), names(training)

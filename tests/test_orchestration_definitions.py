@@ -54,6 +54,7 @@ def test_split_puts_incremental_ancestors_first_and_segment_models_last(tmp_path
     nodes = {
         "model.p.stg": _model("stg"),
         "model.p.inc": _model("inc", "incremental"),
+        "model.p.eph": _model("eph", "ephemeral"),
         "model.p.mart": _model("mart", "table"),
         "model.p.kpi": _model("kpi", "table", ("after_segments",)),
         "model.p.lonely": _model("lonely", "table"),
@@ -61,13 +62,15 @@ def test_split_puts_incremental_ancestors_first_and_segment_models_last(tmp_path
     }
     parents = {
         "model.p.stg": ["source.p.raw.events"],
-        "model.p.inc": ["model.p.stg"],
+        "model.p.inc": ["model.p.eph"],
+        "model.p.eph": ["model.p.stg"],
         "model.p.mart": ["model.p.inc", "model.p.stg"],
         "model.p.kpi": ["model.p.mart"],
         "model.p.lonely": [],
         "model.p.train": ["model.p.mart"],
     }
     split = split_models(_manifest(tmp_path, nodes, parents))
+    # the ephemeral model is a CTE of `inc`: neither an asset nor a node dbt builds alone
     assert split.upstream == ("stg",)
     assert split.incremental == ("inc",)
     assert split.downstream == ("lonely", "mart")
