@@ -18,7 +18,7 @@ from support.shared_runs import READERS, RUN_TIMEOUT
 # partitions when first imported, which can be during collection.
 os.environ.setdefault("SEGFLOW_PARTITIONS_START", "2025-01-01")
 
-pytest_plugins = ("support.shared_runs", "support.cpu_time")
+pytest_plugins = ("support.shared_runs", "support.cpu_time", "support.realtime_fixtures")
 
 # The most expensive modules first (CPU seconds measured with support.cpu_time), so the two
 # workers finish together instead of one starting a five-minute module at the end. A module

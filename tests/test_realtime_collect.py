@@ -7,19 +7,11 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
 import requests
 import segment.analytics as segment_analytics
-from support.realtime import WRITE_KEY, redis_or_skip, running_collector
+from support.realtime import WRITE_KEY, running_collector
 
 from orchestration.realtime.stream import RedisStream
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
 
 
 def _auth(key: str = WRITE_KEY) -> dict:

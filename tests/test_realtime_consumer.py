@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 import requests
-from support.realtime import WRITE_KEY, redis_or_skip, running_collector
-from support.realtime_world import SNAPSHOT_DAY, TODAY, build_world, new_user_before_setup
+from support.realtime import WRITE_KEY, running_collector
+from support.realtime_world import SNAPSHOT_DAY, TODAY, new_user_before_setup
 
 from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
@@ -27,18 +27,6 @@ from orchestration.realtime.stream import RedisStream
 from orchestration.sources.load import load_partitions
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"))
 
 
 def _consumer(world, redis_url, key, tmp_path):

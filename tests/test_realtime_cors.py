@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import pytest
 import requests
-from support.realtime import WRITE_KEY, redis_or_skip
-from support.realtime_world import build_world, new_user_before_setup
+from support.realtime import WRITE_KEY
+from support.realtime_world import new_user_before_setup
 
 from orchestration.realtime import app
 from orchestration.realtime.stream import RedisStream
@@ -20,18 +20,6 @@ from orchestration.settings import SettingError, Settings
 
 APP = "https://app.example.com"
 READ_KEY = "rk_cors"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"))
 
 
 @pytest.fixture

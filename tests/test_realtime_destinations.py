@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from support.realtime import redis_or_skip
-from support.realtime_world import SNAPSHOT_DAY, build_world, new_user_before_setup
+from support.realtime_world import SNAPSHOT_DAY, new_user_before_setup
 
 from contracts import tracking_plan
 from orchestration.activation.destinations import CustomerIODestination, OutboxDestination
@@ -29,18 +28,6 @@ from orchestration.realtime.reconcile import mark_delivered_events
 from orchestration.realtime.stream import RedisStream
 
 FAST = {"retry": RetryPolicy(max_retries=1, base_delay=0.001), "timeout": (2.0, 2.0)}
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"))
 
 
 def _outbox_ids(directory) -> Counter:

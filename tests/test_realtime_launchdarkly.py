@@ -7,8 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.realtime import redis_or_skip
-from support.realtime_world import build_world, new_user_before_setup, realtime_segments_yaml
+from support.realtime_world import new_user_before_setup, realtime_segments_yaml
 
 from contracts import tracking_plan
 from orchestration.activation.destinations import LaunchDarklyDestination, OutgoingItem, RetryPolicy
@@ -28,18 +27,6 @@ STALLED = """
     launchdarkly: true
     realtime: true
 """
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"))
 
 
 def _launchdarkly(fake: FakeLaunchDarkly, config) -> LaunchDarklyDestination:

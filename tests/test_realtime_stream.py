@@ -3,17 +3,7 @@
 
 from __future__ import annotations
 
-import pytest
-from support.realtime import redis_or_skip
-
 from orchestration.realtime.stream import RedisStream
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
 
 
 def test_append_read_ack_and_redelivery(redis_url):
