@@ -135,10 +135,11 @@ def score_with(
 
 def missing_champions(tracking_uri: str) -> list[str]:
     """Registered model names that have no champion yet (their score columns stay null)."""
+    client = registry.connect(tracking_uri)
     return [
         name
         for name in (CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL)
-        if _champion(name, tracking_uri) is None
+        if registry.version_by_alias(client, name, registry.CHAMPION) is None
     ]
 
 
