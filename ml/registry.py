@@ -154,6 +154,11 @@ _LOADED: dict[tuple[str, str, str, str], LoadedModel] = {}
 _LOADED_MAX = 8
 
 
+def forget_loaded() -> None:
+    """Empty the per-process cache of loaded versions (benchmarks time a cold load)."""
+    _LOADED.clear()
+
+
 def alias_version(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> ModelVersion:
     """The version holding `alias`; ModelNotFoundError (saying what to do) when none does."""
     found = version_by_alias(connect(tracking_uri), model_name, alias)
