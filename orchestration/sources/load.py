@@ -55,6 +55,7 @@ from orchestration.sources.rules import params
 from orchestration.sources.stage import create_stage, direct_columns, drop_stage
 from orchestration.sources.tables import SourceError, TableSpec, table_spec
 from orchestration.sources.typed_query import typed_sql
+from orchestration.sources.zones import register_zone_offsets
 
 __all__ = [
     "RAW_TABLES",
@@ -249,6 +250,7 @@ def _validate_files(
     def write(sql: str) -> None:  # the first query creates `target`, the others append
         nonlocal created
         verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
+        register_zone_offsets(conn, sql)
         conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits))
         created = True
 
