@@ -372,7 +372,11 @@ def test_wall_times_convert_like_duckdbs_zone_conversion() -> None:
     changes) and at the edges (before 1900, after 2200, infinity)."""
     import duckdb
 
-    from orchestration.sources.zones import register_zone_offsets, wall_to_utc_sql
+    from orchestration.sources.zones import (
+        register_zone_offsets,
+        wall_to_utc_sql,
+        zone_offsets_join,
+    )
 
     conn = duckdb.connect()
     for zone in (
@@ -389,7 +393,7 @@ def test_wall_times_convert_like_duckdbs_zone_conversion() -> None:
                         timestamp '2026-12-31', interval 30 minute)) as w
                         union all select unnest([timestamp '1850-06-01 12:00',
                         timestamp '2250-06-01 12:00', 'infinity'::timestamp,
-                        '-infinity'::timestamp, null]))"""
+                        '-infinity'::timestamp, null])){zone_offsets_join(zone)}"""
         register_zone_offsets(conn, sql)
         ((total, differ, converted),) = conn.execute(sql).fetchall()
         assert total > 50_000 and converted > total // 2  # shifted, not passed through

@@ -13,7 +13,7 @@ from orchestration.sources.globs import glob_regex
 from orchestration.sources.mapping_rules import ColumnRule
 from orchestration.sources.mappings import DEFAULT_CASE, DEFAULT_VALUE_MAPS, SourceMapping
 from orchestration.sources.tables import TableSpec, to_snake
-from orchestration.sources.zones import transition_days, wall_to_utc_sql
+from orchestration.sources.zones import wall_to_utc_sql
 
 _TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
 
@@ -115,16 +115,11 @@ def dst_local_sql(r: str, formats: tuple[str, ...], zone: str) -> str | None:
 def dst_sql(r: str, local: str, zone: str) -> str:
     """'gap' / 'overlap' when the zoneless text `r`, read as the wall time `local`
     (`dst_local_sql`), is one a daylight-saving change in `zone` skips or repeats (then
-    resolved as DST_RULE says); else null. Transitions happen between 00:00 and 04:00 local,
-    on a few days of the year, so other rows cost two comparisons."""
+    resolved as DST_RULE says); else null. Evaluated only for wall times on a day the zone
+    changes its offset (`zones.on_change_day_sql`); changes happen between 00:00 and 04:00."""
     z = sql_str(zone)
     there = f"timezone({z}, {local})"
-    # cheap tests first: only wall times before 04:00 on a day of the year on which the zone
-    # ever changed its offset reach the zone conversions (what costs, per row)
-    doys = {d.timetuple().tm_yday for d in transition_days(zone)}
-    days = "".join("1" if day in doys else "0" for day in range(1, 367))
-    return f"""case when {local} is null or hour({local}) >= 4
-            or substr('{days}', dayofyear({local}), 1) = '0' or ends_with({r}, 'Z')
+    return f"""case when {local} is null or hour({local}) >= 4 or ends_with({r}, 'Z')
             or regexp_matches({r}, '{_TZ_SUFFIX}') then null
         when timezone({z}, {there}) <> {local} then 'gap'
         when timezone({z}, {there} + interval 1 hour) = {local}

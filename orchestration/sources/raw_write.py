@@ -63,24 +63,40 @@ def insert_good_and_bad(
     )
 
 
+def grouped_counts(conn, typed: str, where: str) -> list[tuple]:
+    """One scan of the rows of `typed` matching `where`: (partition_date, source_file,
+    reason_code, _identity, _fallback, _dst, rows) groups, for the per-day and per-file
+    counts of the report."""
+    return conn.execute(
+        f"select partition_date, source_file, reason_code, _identity, _fallback, _dst, count(*) "
+        f"from {typed} where {where} group by all"
+    ).fetchall()
+
+
 def partition_counts(
-    conn, spec: TableSpec, typed: str, where: str, days: list[date | None], late_days: int
+    conn,
+    spec: TableSpec,
+    typed: str,
+    where: str,
+    days: list[date | None],
+    late_days: int,
+    groups: list[tuple],
 ) -> list[PartitionCounts]:
-    """Per-day counts of the rows of `typed` matching `where`, from a few grouped scans."""
+    """Per-day counts of the rows of `typed` matching `where`, from their `grouped_counts`
+    and the duplicate-key scans."""
     counts = {day: PartitionCounts(day) for day in days}
-    for day, code, n in conn.execute(f"""select partition_date, reason_code, count(*)
-                                         from {typed} where {where} group by all""").fetchall():
+    files: dict = {}
+    for day, file, code, *_, n in groups:
         part = counts[day]
         part.rows_read += n
+        files.setdefault(day, set()).add(file)
         if code is None:
             part.rows_loaded += n
         else:
             part.rows_quarantined += n
-            part.quarantined_by_reason[code] = n
-    for day, files in conn.execute(f"""select partition_date, list(distinct source_file
-                                       order by source_file) from {typed} where {where}
-                                       group by all""").fetchall():
-        counts[day].files = files
+            part.quarantined_by_reason[code] = part.quarantined_by_reason.get(code, 0) + n
+    for day, names in files.items():
+        counts[day].files = sorted(names)
     key = spec.unique_key
     dated = [d for d in days if d is not None]
     if key and dated:

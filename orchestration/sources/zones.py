@@ -2,7 +2,7 @@
 
 A zone's UTC offset changes on a few days a year; on every other local day one offset holds
 from 00:00 to 24:00 (no zone changes and changes back within one day). `zone_days` asks DuckDB's own zone data (the one its conversions use)
-once per zone and process for each day of PLAUSIBLE_YEARS: the offset, or null on a day a
+once per zone and process for each day of 1970-2100: the offset, or null on a day a
 change happens (and the day after: a change at midnight puts its gap on the next date). A wall
 time is then `wall + offset[day]`, a list lookup; only the null days (and days outside the
 range) pay for DuckDB's `timezone(...)`, which is slow and serialised across threads. The same
@@ -18,10 +18,8 @@ from datetime import date, timedelta
 import duckdb
 import pyarrow as pa
 
-from contracts.raw import PLAUSIBLE_YEARS
-
-FIRST_DAY = date(PLAUSIBLE_YEARS[0], 1, 1)
-_LAST_DAY = date(PLAUSIBLE_YEARS[1], 12, 31)
+FIRST_DAY = date(1970, 1, 1)  # the table's days; other days (rare) use timezone() per row
+_LAST_DAY = date(2100, 12, 31)
 _TABLE = "_segflow_zone_offsets_"  # + a slug of the zone: one registered Arrow table per zone
 _SLUGS: dict[str, str] = {}  # slug -> zone, for `register_zone_offsets`
 
@@ -33,44 +31,67 @@ def zone_days(zone: str) -> tuple[tuple[date, ...], pa.Table]:
     those days). One vectorised DuckDB query per zone, cached."""
     conn = duckdb.connect()
     try:
-        rows = conn.execute(
+        table = conn.sql(
             """with d as (
-                 select d::date as day, epoch(timezone($z, d)) - epoch(d) as o0
-                 from range($lo::timestamp, $hi::timestamp, interval 1 day) t(d))
-               select day, o0::integer, o0 <> lead(o0) over (order by day)
-               from d order by day""",
-            {"z": zone, "lo": FIRST_DAY, "hi": _LAST_DAY + timedelta(days=2)},
-        ).fetchall()
+                 select d::date as day, (epoch(timezone($z, d)) - epoch(d))::integer as o0
+                 from range($lo::timestamp, $hi::timestamp, interval 1 day) t(d)),
+               m as (select day, o0, o0 <> lead(o0) over (order by day) as moved from d),
+               c as (select day, o0, moved or coalesce(lag(moved) over (order by day), false)
+                       as change from m)
+               select list(case when change then null else o0 end order by day) as offsets,
+                      coalesce(list(day order by day) filter (where change), []) as days
+               from c where day <= $last""",
+            params={
+                "z": zone,
+                "lo": FIRST_DAY,
+                "hi": _LAST_DAY + timedelta(days=2),
+                "last": _LAST_DAY,
+            },
+        ).to_arrow_table()
     finally:
         conn.close()
-    changed = {day for day, _, moved in rows[:-1] if moved is not False}
-    changes = {d for day in changed for d in (day, day + timedelta(days=1))}
-    offsets = [None if day in changes else off for day, off, _ in rows[:-1]]
-    table = pa.table({"offsets": pa.array([offsets], pa.list_(pa.int32()))})
-    return tuple(sorted(changes)), table
+    return tuple(table["days"][0].as_py()), table.select(["offsets"])
 
 
 def transition_days(zone: str) -> tuple[date, ...]:
-    """Local dates (PLAUSIBLE_YEARS) on which `zone`'s UTC offset changes, and the day after:
+    """Local dates (FIRST_DAY to 2100) on which `zone`'s UTC offset changes, and the day after:
     the only dates a wall time can fall in a daylight-saving gap or overlap."""
     return () if zone == "UTC" else zone_days(zone)[0]
 
 
+def _day_index(wall: str) -> str:
+    # a day before FIRST_DAY gives index <= 0, which must not wrap to the list's end
+    return f"greatest(({wall})::date - date '{FIRST_DAY.isoformat()}' + 1, 0)"
+
+
+def on_change_day_sql(wall: str) -> str:
+    """SQL: whether the wall time `wall` is on a day its zone changes offset (or outside the
+    table): the only wall times that can be in a gap or overlap (needs `_zo`)."""
+    return f'(({wall}) is not null and "_zo"[{_day_index(wall)}] is null)'
+
+
 def wall_to_utc_sql(wall: str, zone: str) -> str:
     """SQL: the naive wall time `wall` (read in `zone`) as a naive UTC timestamp, equal to
-    `timezone('UTC', timezone(zone, wall))`; the query needs `register_zone_offsets`."""
-    slug = re.sub(r"[^a-z0-9]", "_", zone.lower())
-    _SLUGS[slug] = zone
+    `timezone('UTC', timezone(zone, wall))`; reads the column `_zo` that `zone_offsets_join`
+    adds (a one-row cross join: the list is one constant per chunk, not copied per row)."""
     quoted = "'" + zone.replace("'", "''") + "'"
-    # a day before FIRST_DAY gives index <= 0, which must not wrap to the list's end
-    index = f"greatest(({wall})::date - date '{FIRST_DAY.isoformat()}' + 1, 0)"
     return (
-        f"coalesce(({wall}) + to_seconds((select offsets from {_TABLE}{slug})[{index}]), "
+        f'coalesce(({wall}) + to_seconds("_zo"[{_day_index(wall)}]), '
         f"timezone('UTC', timezone({quoted}, {wall})))"
     )
 
 
+def zone_offsets_join(zone: str) -> str:
+    """SQL appended to a FROM clause: the column `_zo` (`zone`'s offsets) for
+    `wall_to_utc_sql`; the query needs `register_zone_offsets` before it runs."""
+    if zone == "UTC":
+        return ""
+    slug = re.sub(r"[^a-z0-9]", "_", zone.lower())
+    _SLUGS[slug] = zone
+    return f" cross join (select offsets as _zo from {_TABLE}{slug})"
+
+
 def register_zone_offsets(conn: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Register the offset tables `sql` (built by `wall_to_utc_sql`) reads on `conn`."""
+    """Register on `conn` the offset tables `sql` reads (`zone_offsets_join`)."""
     for slug in set(re.findall(_TABLE + r"(\w+)", sql)):
         conn.register(_TABLE + slug, zone_days(_SLUGS[slug])[1])
