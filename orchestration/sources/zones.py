@@ -2,7 +2,7 @@
 
 A zone's UTC offset changes on a few days a year; on every other local day one offset holds
 from 00:00 to 24:00 (no zone changes and changes back within one day). `zone_days` asks DuckDB's own zone data (the one its conversions use)
-once per zone and process for each day of 1970-2100: the offset, or null on a day a
+once per zone and process for each day of 1990-2060: the offset, or null on a day a
 change happens (and the day after: a change at midnight puts its gap on the next date). A wall
 time is then `wall + offset[day]`, a list lookup; only the null days (and days outside the
 range) pay for DuckDB's `timezone(...)`, which is slow and serialised across threads. The same
@@ -11,27 +11,33 @@ days are the only ones on which a wall time can fall in a daylight-saving gap or
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import date, timedelta
 
 import duckdb
 import pyarrow as pa
 
-FIRST_DAY = date(1970, 1, 1)  # the table's days; other days (rare) use timezone() per row
-_LAST_DAY = date(2100, 12, 31)
+FIRST_DAY = date(1990, 1, 1)  # the table's days; other days (rare) use timezone() per row
+_LAST_DAY = date(2060, 12, 31)
 _TABLE = "_segflow_zone_offsets_"  # + a slug of the zone: one registered Arrow table per zone
 _SLUGS: dict[str, str] = {}  # slug -> zone, for `register_zone_offsets`
 
 
-@functools.lru_cache(maxsize=32)
-def zone_days(zone: str) -> tuple[tuple[date, ...], pa.Table]:
+_CACHE: dict[str, tuple[tuple[date, ...], pa.Table]] = {}
+
+
+def zone_days(
+    zone: str, conn: duckdb.DuckDBPyConnection | None = None
+) -> tuple[tuple[date, ...], pa.Table]:
     """(the local days on which `zone`'s offset changes, and the day after; a one-row Arrow
     table holding `offsets`: seconds from wall time to UTC per day from FIRST_DAY, null on
-    those days). One vectorised DuckDB query per zone, cached."""
-    conn = duckdb.connect()
+    those days). One vectorised DuckDB query per zone (on a cursor of `conn`, when given:
+    cheaper than a new database), cached."""
+    if zone in _CACHE:
+        return _CACHE[zone]
+    cursor = conn.cursor() if conn is not None else duckdb.connect()
     try:
-        table = conn.sql(
+        table = cursor.sql(
             """with d as (
                  select d::date as day, (epoch(timezone($z, d)) - epoch(d))::integer as o0
                  from range($lo::timestamp, $hi::timestamp, interval 1 day) t(d)),
@@ -49,12 +55,13 @@ def zone_days(zone: str) -> tuple[tuple[date, ...], pa.Table]:
             },
         ).to_arrow_table()
     finally:
-        conn.close()
-    return tuple(table["days"][0].as_py()), table.select(["offsets"])
+        cursor.close()
+    _CACHE[zone] = tuple(table["days"][0].as_py()), table.select(["offsets"])
+    return _CACHE[zone]
 
 
 def transition_days(zone: str) -> tuple[date, ...]:
-    """Local dates (FIRST_DAY to 2100) on which `zone`'s UTC offset changes, and the day after:
+    """Local dates (1990-2060) on which `zone`'s UTC offset changes, and the day after:
     the only dates a wall time can fall in a daylight-saving gap or overlap."""
     return () if zone == "UTC" else zone_days(zone)[0]
 
@@ -94,4 +101,4 @@ def zone_offsets_join(zone: str) -> str:
 def register_zone_offsets(conn: duckdb.DuckDBPyConnection, sql: str) -> None:
     """Register on `conn` the offset tables `sql` reads (`zone_offsets_join`)."""
     for slug in set(re.findall(_TABLE + r"(\w+)", sql)):
-        conn.register(_TABLE + slug, zone_days(_SLUGS[slug])[1])
+        conn.register(_TABLE + slug, zone_days(_SLUGS[slug], conn)[1])
