@@ -80,6 +80,15 @@ def test_direct_read_equals_the_python_readers_on_a_well_formed_file(tmp_path: P
     drop_stage(conn, "_s")
 
 
+def test_a_file_name_with_glob_characters_is_read_as_itself(tmp_path: Path) -> None:
+    data = (HEADER + "".join(_row(i) for i in range(5))).encode()
+    decoy = tmp_path / "a" / "crm_contacts" / "dt=2025-03-03" / "c1.csv"
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(HEADER.encode() + _row(99).encode())  # what `c[1].csv` would glob to
+    rows, bad, _ = _load(tmp_path / "a", "c[1].csv", data)
+    assert len([r for r in rows if r[0] != "u99"]) == 5 and bad == []
+
+
 def test_files_duckdb_refuses_are_read_again_in_python(tmp_path: Path, monkeypatch) -> None:
     """A record of the wrong width and a byte that is not UTF-8 make DuckDB's strict reader
     fail: the file is read again line by line, with the same quarantine."""

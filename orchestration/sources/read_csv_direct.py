@@ -29,9 +29,11 @@ def direct_csv_select(
     """(the SELECT reading `info` as a direct stage, its number of records, whether a value
     starts or ends with a space: only then does the typed query trim), or None when the
     file must go through Python (old Mac line ends, blank lines, quoted newlines, a multi-byte
-    delimiter). `raw` must be the bytes of the file on disk, as they are there."""
+    delimiter, glob characters in the path). `raw` must be the bytes of the file on disk, as they are there."""
     if len(delimiter.encode()) != 1 or not raw:
         return None
+    if any(ch in str(info.path) for ch in "*?[]{}"):
+        return None  # DuckDB would read the path as a glob pattern
     records, quotes = _one_line_records(raw)
     if records is None or records == 0:
         return None
