@@ -41,16 +41,12 @@ def parse_manifest(settings: Settings) -> None:
     orchestration/dbt_parse.py), written to a scratch folder and each file then moved into
     dbt_project/target at once (os.replace): a Dagster process (or a parallel test worker)
     reading the manifest never sees it half-written."""
-    from orchestration.dbt_parse import parsed_manifest
+    from orchestration.dbt_parse import parse_into
 
     target = DBT_PROJECT_DIR / "target"
     target.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".parse-", dir=target) as scratch:
-        if (target / "partial_parse.msgpack").exists():  # keeps partial parsing possible
-            shutil.copy(target / "partial_parse.msgpack", scratch)
-        parsed_manifest(
-            DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings), target_dir=Path(scratch)
-        )
+        parse_into(DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings), Path(scratch))
         for path in Path(scratch).iterdir():
             if path.is_file():
                 os.replace(path, target / path.name)

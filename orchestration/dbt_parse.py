@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestration.dbt_parse_cache import copy_artifacts, disk_key, load, new_entry, store
+
 PARTIAL_PARSE = "partial_parse.msgpack"
 # The environment the parsed manifest depends on: profiles.yml's target and warehouse file
 # (every node records the file's database). Connection settings (memory limit, threads) are
@@ -33,8 +35,9 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 MANIFEST_ENV = ("SEGFLOW_DBT_TARGET", "SEGFLOW_DUCKDB_PATH")
 
 _LOCK = threading.Lock()
-_PARSED: dict[tuple[str, ...], bytes] = {}
-PARSES: list[tuple[str, ...]] = []  # the keys parsed in this process, in order (tests read it)
+_PARSED: dict[tuple[str, ...], tuple[bytes, Path]] = {}
+# the keys dbt parsed in this process, in order (not those read from the disk cache; tests read it)
+PARSES: list[tuple[str, ...]] = []
 
 
 class DbtParseError(RuntimeError):
@@ -71,22 +74,60 @@ def _decode(packed: bytes) -> Any:
 def parsed_manifest(
     project_dir: Path, target: str, vars_arg: Sequence[str], target_dir: Path | None = None
 ) -> Any:
-    """A fresh dbt Manifest for (project, target, vars, warehouse): the project is parsed in
-    this process at most once per key; each call returns a new, never-run Manifest."""
-    from dbt.cli.main import dbtRunner
-    from dbt.parser.manifest import extended_mashumaro_encoder
+    """A fresh dbt Manifest for (project, target, vars, warehouse): the project is parsed at
+    most once per key in this process, and not at all when a process before parsed the same
+    project files with the same key (orchestration/dbt_parse_cache.py); each call returns a
+    new, never-run Manifest."""
+    return _decode(_packed(project_dir, target, vars_arg, target_dir)[0])
 
+
+def parse_into(project_dir: Path, target: str, vars_arg: Sequence[str], out_dir: Path) -> None:
+    """The parse's artifacts (manifest.json, partial_parse.msgpack...) copied into `out_dir`,
+    from the on-disk parse cache when the project files and key are unchanged."""
+    _, entry = _packed(project_dir, target, vars_arg, None)
+    copy_artifacts(entry, out_dir)
+
+
+def _packed(
+    project_dir: Path, target: str, vars_arg: Sequence[str], target_dir: Path | None
+) -> tuple[bytes, Path]:
+    """The parse as msgpack and its cache folder: from memory, else disk, else dbt parse."""
     key = _manifest_key(project_dir, target, vars_arg)
     with _LOCK:
         if key not in _PARSED:
-            args = ["parse", "--quiet", *dbt_args(project_dir, target, target_dir, vars_arg)]
-            result = dbtRunner().invoke(args)
-            if not result.success:
-                raise DbtParseError(f"dbt parse failed: {result.exception}")
-            _PARSED[key] = result.result.to_msgpack(extended_mashumaro_encoder)
-            PARSES.append(key)
-        packed = _PARSED[key]
-    return _decode(packed)
+            cache_key = disk_key(project_dir, key)
+            _PARSED[key] = load(project_dir, cache_key) or _parse(
+                project_dir, target, vars_arg, target_dir, cache_key
+            )
+        return _PARSED[key]
+
+
+def _parse(
+    project_dir: Path,
+    target: str,
+    vars_arg: Sequence[str],
+    target_dir: Path | None,
+    cache_key: str,
+) -> tuple[bytes, Path]:
+    """dbt parse in this process into a new cache folder (and its artifacts into `target_dir`
+    too when given)."""
+    from dbt.cli.main import dbtRunner
+    from dbt.parser.manifest import extended_mashumaro_encoder
+
+    with new_entry(project_dir) as scratch:
+        previous = Path(project_dir) / "target" / PARTIAL_PARSE
+        if previous.exists():  # dbt re-reads only the changed files
+            shutil.copy(previous, scratch / PARTIAL_PARSE)
+        args = ["parse", "--quiet", *dbt_args(project_dir, target, scratch, vars_arg)]
+        result = dbtRunner().invoke(args)
+        if not result.success:
+            raise DbtParseError(f"dbt parse failed: {result.exception}")
+        packed = result.result.to_msgpack(extended_mashumaro_encoder)
+        if target_dir is not None:
+            copy_artifacts(scratch, target_dir)
+        entry = store(project_dir, cache_key, scratch, packed)
+    PARSES.append(_manifest_key(project_dir, target, vars_arg))
+    return packed, entry
 
 
 @dataclass
