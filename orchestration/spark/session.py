@@ -28,7 +28,7 @@ def session_config(settings: Settings) -> dict[str, str]:
         ),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.decimalOperations.allowPrecisionLoss": "false",
-        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.shuffle.partitions": os.environ.get("SEGFLOW_SPARK_SHUFFLE_PARTITIONS", "4"),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": (
@@ -41,14 +41,21 @@ def session_config(settings: Settings) -> dict[str, str]:
     }
 
 
+def hold_process(settings: Settings) -> None:
+    """Make this process the Spark engine's: the metastore held for the process's lifetime,
+    and Python workers (the scoring UDF) on this interpreter, which has the model's libraries
+    (pyspark reads PYSPARK_PYTHON when its context starts, which may be dbt-spark's)."""
+    metastore.hold_for_process(settings.spark_env()["SEGFLOW_SPARK_METASTORE"])
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 def get_session(settings: Settings | None = None, app_name: str = "segflow") -> SparkSession:
+    """This process's Spark session: dbt-spark's when a dbt step ran here (getOrCreate), the
+    same catalog otherwise."""
     from pyspark.sql import SparkSession
 
     settings = settings or Settings.from_env()
-    metastore.hold_for_process(settings.spark_env()["SEGFLOW_SPARK_METASTORE"])
-    # Python workers (the scoring UDF) run this interpreter, which has the model's libraries;
-    # pyspark reads the variable when the context starts.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    hold_process(settings)
     builder = SparkSession.builder.appName(app_name).enableHiveSupport()
     for key, value in session_config(settings).items():
         builder = builder.config(key, value)
