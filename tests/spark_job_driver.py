@@ -1,6 +1,6 @@
 """The Spark half of tests/test_spark_job.py, in one process (so one JVM, one Spark session and
-one Derby boot for everything): `segflow run ARGS` exactly as a user runs it, then the
-date-partitioned models' incremental path again over the run's last days (dbt in this process
+one Derby boot for everything): `segflow run ARGS` exactly as a user runs it, then a
+date-partitioned model's incremental path again over the run's last days (dbt in this process
 on the same warm session), as a new day rewrites them. Writes <SEGFLOW_HOME>/partitions.json:
 each partitioned table's partition folders -> data file names, before and after the rerun,
 and how many trailing days the rerun rebuilds.
@@ -21,8 +21,9 @@ from orchestration.run_window import RunWindow, dbt_vars, dbt_vars_arg
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.spark.tables import warehouse_dir
 
-# The models dbt-spark stores partitioned by day (insert overwrite by date partition).
-PARTITIONED = ("stg_events__events", "int_user_activity_daily")
+# A model dbt-spark stores partitioned by day (insert overwrite by date partition; the other,
+# int_user_activity_daily, goes through the same macro and would double the rerun's time).
+PARTITIONED = ("stg_events__events",)
 RERUN_DAYS = 3
 
 

@@ -55,6 +55,7 @@ def homes(small_cli_run: CliRun, tmp_path_factory: pytest.TempPathFactory) -> di
         "SEGFLOW_SPARK_MASTER": "local[2]",
         "SEGFLOW_SPARK_SHUFFLE_PARTITIONS": "1",
         "SEGFLOW_SPARK_SMALL_DATA": "1",
+        "SEGFLOW_SPARK_CATALOG": "in-memory",  # one process, a fresh warehouse: no Derby
         "DBT_EXCLUDE_RESOURCE_TYPES": "test unit_test",
     }
     for name in ("SEGFLOW_DUCKDB_PATH", "MLFLOW_TRACKING_URI", "SEGFLOW_DBT_TARGET"):

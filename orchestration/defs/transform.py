@@ -101,6 +101,11 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
             vars_arg = dbt_vars_arg(settings, window)
             yield from dbt_warm.build(context, dbt_project, translator, vars_arg)
             return
+        if settings.dbt_target == "spark" and settings.spark_catalog == "in-memory":
+            raise dg.Failure(
+                "SEGFLOW_SPARK_CATALOG=in-memory needs SEGFLOW_DBT_IN_PROCESS=1: the catalog "
+                "lives in the run's process, and a dbt subprocess per step would not see it"
+            )
         args = ["build", *dbt_vars_arg(settings, window)]
         # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
         # settings, which then blocks every later connection of the run.

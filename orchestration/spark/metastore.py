@@ -69,6 +69,11 @@ def for_dbt(target: str, metastore: Path | str) -> contextlib.AbstractContextMan
 _HELD: list = []  # the lock of this process's long-lived Spark session
 
 
+def held() -> bool:
+    """Whether this process holds its metastore (it started its Spark engine)."""
+    return bool(_HELD)
+
+
 def hold_for_process(metastore: Path | str) -> None:
     """Take the metastore until this process exits (a Spark session's JVM keeps Derby booted
     after session.stop(), so the lock is not released earlier)."""
