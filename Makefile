@@ -93,10 +93,13 @@ chromium:
 	  echo "chromium could not be installed: the report's browser test will be skipped"
 
 ## java: Java 17+ for the Spark engine (pyspark 4.x), Debian's openjdk-17-jre-headless if missing
+## or older (no `java`: JAVA_MAJOR is empty; Java 8 reports "1.8": both install). man1 must exist:
+## slim Debian images lack it and the JRE's update-alternatives step fails without it.
 JAVA_MAJOR = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 java:
 	@if [ "$(JAVA_MAJOR)" != "" ] && [ "$(JAVA_MAJOR)" -ge 17 ] 2>/dev/null; then :; else \
 	  echo "installing openjdk-17-jre-headless for the Spark engine (apt-get)"; \
+	  $(SUDO) mkdir -p /usr/share/man/man1 && \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null || \
 	  echo "Java 17 could not be installed: the Spark engine tests will be skipped"; fi

@@ -50,8 +50,9 @@ def _load_day(db: Path, work: Path, day, sources: Path | None) -> None:
         conn.close()
 
 
-def _engine_run(engine: str, work: Path, dates: list, base_env: dict) -> dict:
-    """Full build of the history, then the new day incrementally, for one engine."""
+def _engine_run(engine: str, work: Path, dates: list, base_env: dict, record) -> None:
+    """Full build of the history, then the new day incrementally, for one engine; each
+    step's figure goes to record(step, figure) as soon as it is measured."""
     db, target = work / f"{engine}.duckdb", work / f"{engine}_target"
     shutil.copy(work / "history.duckdb", db)
     env = dict(base_env, SEGFLOW_DUCKDB_PATH=str(db), SEGFLOW_DBT_TARGET=engine)
@@ -69,8 +70,11 @@ def _engine_run(engine: str, work: Path, dates: list, base_env: dict) -> dict:
             export_raw(conn, sources)
     common = _dbt_common(target)
     subprocess.run([str(DBT), "parse", *common], env=env, check=True, stdout=subprocess.DEVNULL)
-    full = _attempt(
-        [str(DBT), "run", "--full-refresh", "--exclude", "tag:after_segments", *common], env
+    record(
+        "full_build",
+        _attempt(
+            [str(DBT), "run", "--full-refresh", "--exclude", "tag:after_segments", *common], env
+        ),
     )
     _load_day(db, work, dates[-1], sources)
     # The day's window beside the settings' vars (one --vars: dbt keeps only the last one).
@@ -81,8 +85,9 @@ def _engine_run(engine: str, work: Path, dates: list, base_env: dict) -> dict:
     }
     at = common.index("--vars")
     day_common = [*common[:at], "--vars", json.dumps(window), *common[at + 2 :]]
-    day = _attempt([str(DBT), "run", "--exclude", "tag:after_segments", *day_common], env)
-    return {"full_build": full, "one_day": day}
+    record(
+        "one_day", _attempt([str(DBT), "run", "--exclude", "tag:after_segments", *day_common], env)
+    )
 
 
 def _attempt(cmd: list[str], env: dict) -> dict:
@@ -106,13 +111,27 @@ def main() -> None:
     dates, info = _prepare(work, args.users, args.days, args.seed, args.reuse)
     base_env = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", **dbt_env())
     load_before = os.getloadavg()
-    results = {engine: _engine_run(engine, work, dates, base_env) for engine in ("duckdb", "spark")}
+    results: dict = {}
+    for engine in ("duckdb", "spark"):
+        results[engine] = {}
+
+        def record(step: str, figure: dict, engine: str = engine) -> None:
+            # Written after each step: a run stopped during Spark's half keeps what it measured.
+            results[engine][step] = figure
+            _write_report(args, info, load_before, results)
+
+        _engine_run(engine, work, dates, base_env, record)
+
+
+def _write_report(args: argparse.Namespace, info: dict, load_before, results: dict) -> None:
+    done = [e for e in ("duckdb", "spark") if e in results]
     ratios = {
         step: round(
             results["spark"][step]["wall_seconds"] / results["duckdb"][step]["wall_seconds"], 2
         )
         for step in ("full_build", "one_day")
-        if "error" not in results["spark"][step] and "error" not in results["duckdb"][step]
+        if len(done) == 2
+        and all("error" not in results[e].get(step, {"error": "not run"}) for e in done)
     }
     report = {
         "users": args.users,
@@ -136,17 +155,23 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for step in ("full_build", "one_day"):
-        d, s = results["duckdb"][step], results["spark"][step]
-        if step not in ratios:
-            failed = [e for e in ("duckdb", "spark") if "error" in results[e][step]]
-            lines.append(f"| {step} | failed on {', '.join(failed)} (see the JSON) | | | | |")
-            continue
+        cells = []
+        for engine in ("duckdb", "spark"):
+            figure = results.get(engine, {}).get(step)
+            cells.append(
+                "not run"
+                if figure is None
+                else "failed"
+                if "error" in figure
+                else (figure["wall_seconds"], figure["peak_rss_mb"])
+            )
+        walls = [c[0] if isinstance(c, tuple) else c for c in cells]
+        peaks = [c[1] if isinstance(c, tuple) else "" for c in cells]
         lines.append(
-            f"| {step} | {d['wall_seconds']} | {s['wall_seconds']} | {ratios[step]} | "
-            f"{d['peak_rss_mb']} | {s['peak_rss_mb']} |"
+            f"| {step} | {walls[0]} | {walls[1]} | {ratios.get(step, '')} | {peaks[0]} | {peaks[1]} |"
         )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

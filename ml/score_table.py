@@ -8,7 +8,7 @@ behind, and re-running the range rewrites them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -16,7 +16,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from contracts.marts import USER_SCORES_DDL
-from ml.scoring import load_champions, score_with
+from ml.scoring import Champions, load_champions, score_with
 
 # The table is declared in contracts.marts (typed, not inferred from the first frame: a
 # column all null on day one must still be typed for the segment rules that read it).
@@ -25,6 +25,10 @@ USER_SCORES_MIGRATIONS = (
 )
 FEATURES_SQL = "select * from main.fct_user_features where snapshot_date between ? and ?"
 DEFAULT_CHUNK_DAYS = 1
+# An engine's own scoring (the Spark engine: the champions as Spark UDFs where the features
+# live): given the champions and the range, it scores the range once and returns a reader of
+# one chunk's predictions (user_id, snapshot_date, the champions' score columns).
+EngineScores = Callable[[Champions, date, date], Callable[[date, date], pd.DataFrame]]
 
 
 @dataclass
@@ -70,9 +74,11 @@ def write_user_scores(
     chunk_days: int = DEFAULT_CHUNK_DAYS,
     top_reasons: int = 3,
     n_threads: int | None = 1,
+    engine_scores: EngineScores | None = None,
 ) -> ScoredRange:
     """Score every day in [first_day, last_day] with the champions (loaded once) into
-    `main.user_scores` of the DuckDB connection `conn`, `chunk_days` days at a time."""
+    `main.user_scores` of the DuckDB connection `conn`, `chunk_days` days at a time; the
+    scores themselves from `engine_scores` when given (bands and reasons computed here)."""
     conn.execute(USER_SCORES_DDL)
     for statement in USER_SCORES_MIGRATIONS:
         conn.execute(statement)
@@ -80,10 +86,12 @@ def write_user_scores(
     rows, latest_features, latest_scores = 0, pd.DataFrame(), pd.DataFrame()
     with threadpool_limits(limits=n_threads):
         champions = load_champions(tracking_uri)
+        read_chunk = engine_scores(champions, first_day, last_day) if engine_scores else None
         for first, last in chunks(days, chunk_days):
             features = conn.execute(FEATURES_SQL, [first, last]).df()
             dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-            scores = score_with(features, champions, dates, top_reasons)
+            given = read_chunk(first, last) if read_chunk else None
+            scores = score_with(features, champions, dates, top_reasons, given)
             _write(conn, scores, first, last)
             rows += len(scores)
             if last == last_day:

@@ -132,11 +132,43 @@ def score_with(
     champions: Champions,
     score_date: date | Sequence[date],
     top_reasons: int = 3,
+    predictions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """`score_users` with champions already loaded (streamed scoring loads them once)."""
+    """`score_users` with champions already loaded (streamed scoring loads them once).
+
+    `predictions`: the champions' scores computed where the data lives (the Spark engine's
+    `mlflow.pyfunc.spark_udf`; columns user_id, snapshot_date and the score columns of the
+    kinds that have a champion), used instead of predicting here; bands come from them.
+    Reason codes still re-predict here, against the local prediction as their base, so they
+    rank the same features as on DuckDB."""
     days = [score_date] if isinstance(score_date, date) else score_date
     dates = sorted({pd.Timestamp(day).date() for day in days})  # Timestamps, datetimes or dates
-    return _score(_active_rows(features_df, dates), champions, top_reasons)
+    rows = _active_rows(features_df, dates)
+    given = _aligned(rows, predictions) if predictions is not None else {}
+    return _score(rows, champions, top_reasons, given)
+
+
+def _aligned(rows: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The given scores in `rows`' order; a scored row without a prediction is an error."""
+    keys = pd.DataFrame(
+        {USER_COLUMN: rows[USER_COLUMN].astype(str), "_score_date": rows["_score_date"]}
+    )
+    given = predictions.assign(
+        **{
+            USER_COLUMN: predictions[USER_COLUMN].astype(str),
+            "_score_date": pd.to_datetime(predictions[SNAPSHOT_COLUMN]).dt.date,
+        }
+    ).drop(columns=SNAPSHOT_COLUMN)
+    merged = keys.merge(given, on=[USER_COLUMN, "_score_date"], how="left", validate="1:1")
+    columns = [c for c in given.columns if c not in (USER_COLUMN, "_score_date")]
+    missing = merged[columns].isna().all(axis=1) if columns else pd.Series(False, merged.index)
+    if len(given) and missing.any():
+        example = merged.loc[missing, [USER_COLUMN, "_score_date"]].iloc[0].tolist()
+        raise FeatureError(
+            f"{int(missing.sum())} scored row(s) have no prediction from the engine's scoring "
+            f"(e.g. user {example[0]} on {example[1]})"
+        )
+    return {c: merged[c].to_numpy(dtype=float) for c in columns}
 
 
 def missing_champions(tracking_uri: str) -> list[str]:
@@ -153,6 +185,7 @@ def _score(
     rows: pd.DataFrame,
     champions: tuple[_Champion | None, _Champion | None, _Champion | None],
     top_reasons: int,
+    given: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """All dates in one batch: every model and reason-code predict runs once over all rows."""
     churn, ltv, conversion = champions
@@ -164,16 +197,20 @@ def _score(
         }
     )
 
-    out = _score_banded(out, rows, churn, KINDS["churn"], top_reasons)
-    out = _score_banded(out, rows, ltv, KINDS["ltv"], top_reasons)
+    given = given or {}
+    out = _score_banded(out, rows, churn, KINDS["churn"], top_reasons, given)
+    out = _score_banded(out, rows, ltv, KINDS["ltv"], top_reasons, given)
 
     conversion_column = KINDS["conversion"].score_column
     out[conversion_column] = np.nan
     if conversion is not None and n:
         eligible = _not_paid(rows)
         if eligible.any():
-            X = conversion.prepare(rows.loc[eligible])
-            out.loc[eligible, conversion_column] = _probability(conversion.loaded.model)(X)
+            out.loc[eligible, conversion_column] = (
+                given[conversion_column][eligible]
+                if conversion_column in given
+                else _probability(conversion.loaded.model)(conversion.prepare(rows.loc[eligible]))
+            )
 
     for spec, champion in zip(KINDS.values(), champions, strict=True):
         out[spec.model_version_column] = champion.loaded.version if champion else None
@@ -190,6 +227,7 @@ def _score_banded(
     champion: _Champion | None,
     spec: ModelKind,
     top_reasons: int,
+    given: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """Fill one banded kind's score, band and reason columns (null without a champion)."""
     if champion is None or not len(rows):
@@ -197,10 +235,11 @@ def _score_banded(
         return out.assign(**nulls)
     X = champion.prepare(rows)
     predict = _predictor(champion, proba=spec.task == "classification")
-    out[spec.score_column] = predict(X)
-    scores = out[spec.score_column].to_numpy()
+    local = predict(X) if top_reasons > 0 or spec.score_column not in given else None
+    scores = given.get(spec.score_column, local)
+    out[spec.score_column] = scores
     out[spec.band_column] = assign_bands(scores, champion.loaded.meta["bands"])
-    out[spec.reasons_column] = _reasons(X, champion, predict, top_reasons, scores)
+    out[spec.reasons_column] = _reasons(X, champion, predict, top_reasons, local)
     return out
 
 

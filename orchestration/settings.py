@@ -19,6 +19,7 @@ from orchestration.settings_values import (
     DESTINATIONS,
     ENGINES,
     QUALITY_VARIABLES,
+    SPARK_CATALOGS,
     SettingError,
     _bool,
     _business_events,
@@ -46,6 +47,7 @@ __all__ = [
     "DEMO_WINDOW_DAYS",
     "DESTINATIONS",
     "ENGINES",
+    "SPARK_CATALOGS",
     "PROJECT_ROOT",
     "QUALITY_VARIABLES",
     "SettingError",
@@ -157,6 +159,10 @@ class Settings:
     # code generation, no adaptive execution, the JVM's quick JIT tier. Each query then skips
     # compiling Java it runs once; slower on millions of rows, so off by default.
     spark_small_data: bool = False
+    # SEGFLOW_SPARK_CATALOG: hive (an embedded Derby metastore kept between runs) or in-memory
+    # (no Derby: the catalog lives as long as the run's process; a fresh SEGFLOW_SPARK_DIR per
+    # run, e.g. tests and one-off backfills).
+    spark_catalog: str = "hive"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -177,6 +183,7 @@ class Settings:
             spark_dir=_path("SEGFLOW_SPARK_DIR", home / "spark"),
             spark_master=_env("SEGFLOW_SPARK_MASTER", cls.spark_master),
             spark_small_data=_bool("SEGFLOW_SPARK_SMALL_DATA", cls.spark_small_data),
+            spark_catalog=_choice("SEGFLOW_SPARK_CATALOG", cls.spark_catalog, SPARK_CATALOGS),
             duckdb_path=Path(_env("SEGFLOW_DUCKDB_PATH", str(home / "warehouse.duckdb"))).resolve(),
             source=_choice("SEGFLOW_SOURCE", "demo", ("demo", "files")),
             landing_dir=Path(_env("SEGFLOW_LANDING_DIR", str(home / "landing"))).resolve(),
@@ -290,6 +297,7 @@ class Settings:
             "SEGFLOW_SPARK_SOURCES_DIR": str(self.spark_sources_dir),
             "SEGFLOW_SPARK_WAREHOUSE": str(self.spark_dir / "warehouse"),
             "SEGFLOW_SPARK_METASTORE": str(self.spark_dir / "metastore_db"),
+            "SEGFLOW_SPARK_CATALOG": self.spark_catalog,
             **self.spark_tuning_env(),
         }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from expectations.config import QualityConfig, QualityConfigError  # a plain dataclass (stdlib)
 
 ENGINES = ("duckdb", "spark")
+SPARK_CATALOGS = ("hive", "in-memory")
 
 
 class SettingError(ValueError):

@@ -4,10 +4,9 @@ classifier is logged with pyfunc_predict_fn=predict_proba, so the UDF returns pr
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+from support.java import java_major
 from support.ml_marts import synthetic_marts
 from threadpoolctl import threadpool_limits
 
@@ -20,7 +19,7 @@ from orchestration.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-if shutil.which("java") is None:
+if java_major() < 17:
     pytest.skip("Java 17+ is missing (make java installs it)", allow_module_level=True)
 
 

@@ -4,8 +4,6 @@ bounded batches."""
 
 from __future__ import annotations
 
-import shutil
-
 import mlflow
 import numpy as np
 import pandas as pd
@@ -14,13 +12,14 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
+from support.java import java_major
 
 from ml.features import FeatureSpec, prepare_features
 from orchestration.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-if shutil.which("java") is None:
+if java_major() < 17:
     pytest.skip("Java 17+ is missing (make java installs it)", allow_module_level=True)
 
 SPEC = FeatureSpec(

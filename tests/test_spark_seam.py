@@ -114,3 +114,22 @@ def test_second_spark_process_on_a_metastore_fails_at_once(tmp_path: Path) -> No
         holder.wait()
     with metastore.for_dbt("spark", store):  # free again once its holder is gone
         pass
+
+
+def test_in_memory_catalog_refuses_an_earlier_runs_warehouse(tmp_path, monkeypatch) -> None:
+    """An in-memory catalog knows none of an earlier process's tables: a warehouse holding
+    some is refused with the way out; a fresh one is accepted. A bad value names the setting."""
+    from orchestration.settings import SettingError
+    from orchestration.spark.session import _require_fresh_warehouse
+
+    monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("SEGFLOW_SPARK_CATALOG", "in-memory")
+    settings = Settings.from_env()
+    assert settings.spark_env()["SEGFLOW_SPARK_CATALOG"] == "in-memory"
+    _require_fresh_warehouse(settings)  # nothing built yet
+    (warehouse_dir(settings) / "fct_user_features").mkdir(parents=True)
+    with pytest.raises(RuntimeError, match=r"in-memory keeps no catalog.*fct_user_features"):
+        _require_fresh_warehouse(settings)
+    monkeypatch.setenv("SEGFLOW_SPARK_CATALOG", "derby")
+    with pytest.raises(SettingError, match="SEGFLOW_SPARK_CATALOG"):
+        Settings.from_env()

@@ -42,11 +42,23 @@
 {% macro register_source_tables() -%}
   {%- if target.type == 'spark' and execute -%}
     {%- set root = env_var('SEGFLOW_SPARK_SOURCES_DIR', '../data/spark/sources') -%}
-    {%- set wanted = [] -%}
+    {#- The selected nodes' sources, and those of the ephemeral models they inline (never
+        selected themselves: an ephemeral model is not a step's asset). -#}
+    {%- set wanted, todo = [], [] -%}
     {%- for uid in selected_resources if uid in graph.nodes -%}
-      {%- for dep in graph.nodes[uid].depends_on.nodes if dep.startswith('source.') -%}
-        {%- if dep not in wanted -%}{%- do wanted.append(dep) -%}{%- endif -%}
-      {%- endfor -%}
+      {%- do todo.append(uid) -%}
+    {%- endfor -%}
+    {%- for i in range(10000) -%}
+      {%- if i < todo | length -%}
+        {%- for dep in graph.nodes[todo[i]].depends_on.nodes -%}
+          {%- if dep.startswith('source.') and dep not in wanted -%}
+            {%- do wanted.append(dep) -%}
+          {%- elif dep in graph.nodes and dep not in todo
+                and graph.nodes[dep].config.materialized == 'ephemeral' -%}
+            {%- do todo.append(dep) -%}
+          {%- endif -%}
+        {%- endfor -%}
+      {%- endif -%}
     {%- endfor -%}
     {%- for uid in wanted -%}
       {%- set node = graph.sources[uid] -%}

@@ -195,7 +195,9 @@ def user_scores(
         )
     # Streams: one day at a time is read, scored and written (ml.score_table).
     with warehouse.connect() as conn:
-        written = write_user_scores(conn, mlflow.tracking_uri, dates[0], dates[-1])
+        written = write_user_scores(
+            conn, mlflow.tracking_uri, dates[0], dates[-1], engine_scores=_engine_scores()
+        )
     latest_day: date = dates[-1]
     latest_features, latest_scores = written.latest_features, written.latest_scores
     # Drift on today's not-churned customers, each with their own score (scores are sorted
@@ -254,6 +256,17 @@ def user_scores(
             "psi_by_feature": preview(drift.table(), rows=40) if drift else "n/a",
         },
     )
+
+
+def _engine_scores():
+    """The Spark engine scores in Spark (the champions as `mlflow.pyfunc.spark_udf`); DuckDB
+    scores in this process."""
+    settings = Settings.from_env()
+    if settings.engine != "spark":
+        return None
+    from orchestration.spark.scoring import champion_scores
+
+    return champion_scores(settings)
 
 
 def _drift(

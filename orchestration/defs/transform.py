@@ -24,6 +24,7 @@ from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, run_win
 from orchestration.run_window import dbt_vars_arg, window_in_table, window_sql
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.spark import metastore as spark_metastore
+from orchestration.spark import session as spark_session
 from orchestration.warehouse import dbt_env
 
 dbt_project = DbtProject(
@@ -90,10 +91,21 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
                 conn.execute(window_sql(window))
             context.log.info(f"dbt incremental window {window.label} (table segflow_run_window)")
             window = None  # not in --vars: no re-parse
-        if settings.dbt_in_process and window_in_table(settings) and window is None:
-            # DuckDB only: the spark target keeps its CLI subprocess and metastore guard.
-            yield from dbt_warm.build(context, dbt_project, translator, dbt_vars_arg(settings))
+        if settings.dbt_in_process:
+            # One warm dbt per run process. On the spark target its Spark session (dbt-spark's
+            # session method: getOrCreate) is the process's one JVM for every step, holding the
+            # Derby metastore for the process; the window reaches it through --vars (one parse
+            # per distinct window, kept for the process).
+            if settings.dbt_target == "spark":
+                spark_session.hold_process(settings)
+            vars_arg = dbt_vars_arg(settings, window)
+            yield from dbt_warm.build(context, dbt_project, translator, vars_arg)
             return
+        if settings.dbt_target == "spark" and settings.spark_catalog == "in-memory":
+            raise dg.Failure(
+                "SEGFLOW_SPARK_CATALOG=in-memory needs SEGFLOW_DBT_IN_PROCESS=1: the catalog "
+                "lives in the run's process, and a dbt subprocess per step would not see it"
+            )
         args = ["build", *dbt_vars_arg(settings, window)]
         # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
         # settings, which then blocks every later connection of the run.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -21,6 +22,7 @@ from orchestration.segments.reasons import write_reasons
 from orchestration.segments.stats import assign_variants
 from orchestration.segments.tables import check_against_warehouse, ensure_tables, input_relation
 from orchestration.segments.triggers import fire_triggers
+from orchestration.settings import Settings
 
 _SCHEMA = pa.schema(
     [
@@ -211,11 +213,27 @@ def _evaluate(
         params.update(segment.rule.params)
     milestones = sorted({b.milestone for b in config.blocks.values()})
     selects += [f'coalesce("reached_{m}", false) as "reached_{m}"' for m in milestones]
+    head = f"select user_id, snapshot_date as segment_date, {', '.join(selects)} from {relation}"
+    settings = Settings.from_env()
+    if settings.engine == "spark" and _is_warehouse(conn, settings):
+        from orchestration.spark import segments as spark_segments
+
+        del params["dates"]
+        statement = f"{head} as r order by segment_date, user_id"
+        return spark_segments.evaluate(conn, settings, statement, params, dates)
     return conn.execute(
-        f"select user_id, snapshot_date as segment_date, {', '.join(selects)} from {relation} "
-        "where snapshot_date in (select unnest($dates::DATE[])) order by segment_date, user_id",
+        f"{head} where snapshot_date in (select unnest($dates::DATE[])) "
+        "order by segment_date, user_id",
         params,
     ).df()
+
+
+def _is_warehouse(conn: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
+    """Whether `conn` is segflow's warehouse file (the Spark engine's seam), not another."""
+    path = conn.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    return bool(path and path[0]) and Path(path[0]).resolve() == settings.duckdb_path
 
 
 def _resolve(config: SegmentConfig, frame: pd.DataFrame) -> pa.Table:

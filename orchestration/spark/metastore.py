@@ -59,11 +59,19 @@ def exclusive(metastore: Path | str) -> Iterator[None]:
 
 def for_dbt(target: str, metastore: Path | str) -> contextlib.AbstractContextManager[None]:
     """The lock a dbt invocation on `target` holds: the metastore's on the `spark` target
-    (dbt-spark's session runs in the dbt process), nothing on any other."""
-    return exclusive(metastore) if target == "spark" else contextlib.nullcontext()
+    (dbt-spark's session runs in the dbt process), nothing on any other or when this process
+    holds it already (hold_for_process)."""
+    if target != "spark" or _HELD:  # this process already holds it for its lifetime
+        return contextlib.nullcontext()
+    return exclusive(metastore)
 
 
 _HELD: list = []  # the lock of this process's long-lived Spark session
+
+
+def held() -> bool:
+    """Whether this process holds its metastore (it started its Spark engine)."""
+    return bool(_HELD)
 
 
 def hold_for_process(metastore: Path | str) -> None:

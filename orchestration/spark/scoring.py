@@ -8,12 +8,18 @@ the same frame. Reads leave Spark in bounded batches (`iter_batches`), never as 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
 from typing import TYPE_CHECKING
 
+import duckdb
 import pandas as pd
 
+from contracts.marts import FEATURES_TABLE
+from contracts.models import KINDS
 from ml.features import MISSING_CATEGORY, FeatureSpec
+from ml.scoring import Champions
+from orchestration.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -73,3 +79,45 @@ def iter_batches(frame: DataFrame, batch_size: int) -> Iterator[pd.DataFrame]:
             rows = []
     if rows:
         yield pd.DataFrame(rows, columns=columns)
+
+
+def champion_scores(
+    settings: Settings,
+) -> Callable[[Champions, date, date], Callable[[date, date], pd.DataFrame]]:
+    """The Spark engine's scoring for ml.score_table.write_user_scores (EngineScores): every
+    champion scores main.fct_user_features over the range in Spark, in one job, written as
+    Parquet beside the warehouse; each chunk's predictions are then read from those files."""
+
+    def score_range(champions: Champions, first: date, last: date):
+        from pyspark.sql import functions as F
+
+        from orchestration.spark.session import get_session
+        from orchestration.spark.tables import table_files
+
+        spark = get_session(settings)
+        features = spark.table(f"main.{FEATURES_TABLE}").where(
+            F.col("snapshot_date").between(F.lit(first), F.lit(last))
+        )
+        columns = [F.col("user_id").cast("string").alias("user_id"), F.col("snapshot_date")]
+        for kind, champion in zip(KINDS.values(), champions, strict=True):
+            if champion is None:
+                continue
+            uri = f"models:/{champion.loaded.model_name}/{champion.loaded.version}"
+            predicted = predict_column(spark, uri, champion.spec)
+            if kind.task != "classification":  # revenue is never negative (ml.scoring)
+                predicted = F.greatest(predicted, F.lit(0.0))
+            columns.append(predicted.alias(kind.score_column))
+        folder = settings.spark_dir / "scoring" / "champion_scores"
+        features.select(*columns).write.mode("overwrite").parquet(str(folder))
+        files = table_files(folder)
+
+        def read_chunk(chunk_first: date, chunk_last: date) -> pd.DataFrame:
+            with duckdb.connect() as conn:
+                return conn.execute(
+                    "select * from read_parquet(?) where snapshot_date between ? and ?",
+                    [files, chunk_first, chunk_last],
+                ).df()
+
+        return read_chunk
+
+    return score_range
