@@ -40,7 +40,7 @@ from orchestration.run_window import RunWindow, dbt_vars_arg, window_sql
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.sources.load import load_partitions
 from orchestration.warehouse import connect
-seconds = {{}}
+seconds, nodes_seconds = {{}}, {{}}
 t0 = time.perf_counter()
 day = date.fromisoformat({day!r})
 with connect(Path({db!r})) as conn:
@@ -65,7 +65,9 @@ for i, args in enumerate(json.loads({steps!r})):
             node["node_started_at"]
         )
         seconds[key] = seconds.get(key, 0.0) + took.total_seconds()
-Path({out!r}).write_text(json.dumps(seconds))
+        nodes_seconds[node["unique_id"]] = took.total_seconds()
+top = sorted(nodes_seconds.items(), key=lambda item: -item[1])[:12]
+Path({out!r}).write_text(json.dumps({{"seconds": seconds, "slowest_nodes": dict(top)}}))
 """
 
 
