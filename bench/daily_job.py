@@ -3,9 +3,10 @@
 1. History, once: the demo product (`--users` x `--days`) through the full job (`segflow run`),
    in a scratch SEGFLOW_HOME. Timed, but not the figure.
 2. The new day: `segflow demo-data --next-day` once (the same product, one more day of landing
-   files; on a copy of the history's demo folder), then `--repeats` times from a copy of the
-   history state with that folder (landing files hard-linked): `segflow run --days 1 --end <day>
-   --job segflow_daily_job`, launched the way the schedule's run would be for that partition.
+   files; on a copy of the history's demo folder, kept in <history>-next-day), then `--repeats`
+   times from a copy of the history state with that folder (landing files hard-linked):
+   `segflow run --days 1 --end <day> --job segflow_daily_job`, launched the way the schedule's
+   run would be for that partition.
    Measured: wall and CPU seconds of the whole launch (process tree), seconds per step (from the
    run's progress lines), peak RSS of the process tree (sampled every 100 ms), the people the
    sync sent (main.sync_runs) and the machine's load average before and after.
@@ -97,7 +98,10 @@ def copy_state(src: Path, dst: Path, landing: Path) -> None:
 def advance(base: Path, advanced: Path) -> str:
     """`segflow demo-data --next-day` once, on a copy of the history's demo folder (at 100k
     it replays the simulation: minutes); every repeat then starts from the history plus this
-    folder. Returns the new day."""
+    folder, kept and reused (its day in `advanced/day`). Returns the new day."""
+    if (advanced / "day").exists():
+        return (advanced / "day").read_text().strip()
+    shutil.rmtree(advanced, ignore_errors=True)
     copy_state(base / "demo", advanced / "demo", base / "demo" / "landing")
     env = {**os.environ, "SEGFLOW_HOME": str(advanced)}
     done = subprocess.run(
@@ -105,7 +109,9 @@ def advance(base: Path, advanced: Path) -> str:
     )
     if done.returncode != 0:
         raise SystemExit(done.stdout + done.stderr)
-    return re.search(r"--end (\S+)", done.stdout).group(1)
+    day = re.search(r"--end (\S+)", done.stdout).group(1)
+    (advanced / "day").write_text(day)
+    return day
 
 
 def new_day(base: Path, advanced: Path, day: str, work: Path, demo: list[str]) -> dict:
@@ -201,7 +207,8 @@ def main() -> None:
     parser.add_argument(
         "--history-only",
         action="store_true",
-        help="build the --history state and stop (time the new day later, in a quiet window)",
+        help="build the --history state and the next day's files (DIR-next-day) and stop "
+        "(time the new day later, in a quiet window)",
     )
     args = parser.parse_args()
     if args.history_only and args.history is None:
@@ -214,11 +221,12 @@ def main() -> None:
         history = {"wall_s": None, "cpu_s": None, "reused": str(base)}
         if not (base / "warehouse.duckdb").exists():
             history = build_history(base, args.days, demo)
-        if args.history_only:
-            print(f"history in {base}: {json.dumps(history, default=str)}")
-            return
-        advanced = Path(tmp) / "advanced"
+        # Kept beside --history (the next day is set-up too), else in the scratch folder.
+        advanced = Path(f"{args.history}-next-day") if args.history else Path(tmp) / "advanced"
         day = advance(base, advanced)
+        if args.history_only:
+            print(f"history in {base}, day {day} in {advanced}: {json.dumps(history, default=str)}")
+            return
         runs = [
             new_day(base, advanced, day, Path(tmp) / f"run{i}", demo) for i in range(args.repeats)
         ]
