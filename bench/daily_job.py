@@ -2,9 +2,11 @@
 
 1. History, once: the demo product (`--users` x `--days`) through the full job (`segflow run`),
    in a scratch SEGFLOW_HOME. Timed, but not the figure.
-2. The new day, `--repeats` times from a copy of that state: `segflow demo-data --next-day`
-   (the same product, one more day of landing files), then `segflow run --days 1 --end <day>
-   --job segflow_daily_job`, launched the way the schedule's run would be for that partition.
+2. The new day: `segflow demo-data --next-day` once (the same product, one more day of landing
+   files; on a copy of the history's demo folder, kept in <history>-next-day), then `--repeats`
+   times from a copy of the history state with that folder (landing files hard-linked):
+   `segflow run --days 1 --end <day> --job segflow_daily_job`, launched the way the schedule's
+   run would be for that partition.
    Measured: wall and CPU seconds of the whole launch (process tree), seconds per step (from the
    run's progress lines), peak RSS of the process tree (sampled every 100 ms), the people the
    sync sent (main.sync_runs) and the machine's load average before and after.
@@ -78,17 +80,47 @@ def people_sent(home: Path) -> int | None:
     return None if row is None else int(row[0])
 
 
-def new_day(base: Path, work: Path, demo: list[str]) -> dict:
-    """One repeat: a copy of the history state, advanced by one day, then the daily job."""
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(base, work, symlinks=True)
-    env = {**os.environ, "SEGFLOW_HOME": str(work), "DAGSTER_HOME": str(work / "dagster_home")}
-    advanced = subprocess.run(
+def copy_state(src: Path, dst: Path, landing: Path) -> None:
+    """Copy src into dst; files under `landing` are hard links (--next-day adds a new day's
+    folder and the loader only reads them: at 100k they are ~9 GB per copy)."""
+    landing = landing.resolve()
+
+    def copy(source: str, target: str) -> object:
+        if not Path(source).resolve().is_relative_to(landing):
+            return shutil.copy2(source, target)
+        if not Path(target).exists():
+            os.link(source, target)
+        return target
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=copy, dirs_exist_ok=True)
+
+
+def advance(base: Path, advanced: Path) -> str:
+    """`segflow demo-data --next-day` once, on a copy of the history's demo folder (at 100k
+    it replays the simulation: minutes); every repeat then starts from the history plus this
+    folder, kept and reused (its day in `advanced/day`). Returns the new day."""
+    if (advanced / "day").exists():
+        return (advanced / "day").read_text().strip()
+    shutil.rmtree(advanced, ignore_errors=True)
+    copy_state(base / "demo", advanced / "demo", base / "demo" / "landing")
+    env = {**os.environ, "SEGFLOW_HOME": str(advanced)}
+    done = subprocess.run(
         [str(SEGFLOW), "demo-data", "--next-day"], env=env, capture_output=True, text=True
     )
-    if advanced.returncode != 0:
-        raise SystemExit(advanced.stdout + advanced.stderr)
-    day = re.search(r"--end (\S+)", advanced.stdout).group(1)
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    day = re.search(r"--end (\S+)", done.stdout).group(1)
+    (advanced / "day").write_text(day)
+    return day
+
+
+def new_day(base: Path, advanced: Path, day: str, work: Path, demo: list[str]) -> dict:
+    """One repeat: a copy of the history state with the advanced demo folder, then the daily
+    job for that day (the copy is removed afterwards)."""
+    shutil.rmtree(work, ignore_errors=True)
+    copy_state(base, work, base / "demo" / "landing")
+    copy_state(advanced / "demo", work / "demo", advanced / "demo" / "landing")
+    env = {**os.environ, "SEGFLOW_HOME": str(work), "DAGSTER_HOME": str(work / "dagster_home")}
     load_before = os.getloadavg()
     run = measure(
         [str(SEGFLOW), "run", "--days", "1", "--end", day, "--job", "segflow_daily_job", *demo],
@@ -96,6 +128,7 @@ def new_day(base: Path, work: Path, demo: list[str]) -> dict:
     )
     run.update(day=day, steps=steps(run.pop("output")), people_sent=people_sent(work))
     run.update(load_before=load_before, load_after=os.getloadavg())
+    shutil.rmtree(work, ignore_errors=True)
     return run
 
 
@@ -174,23 +207,29 @@ def main() -> None:
     parser.add_argument(
         "--history-only",
         action="store_true",
-        help="build the --history state and stop (time the new day later, in a quiet window)",
+        help="build the --history state and the next day's files (DIR-next-day) and stop "
+        "(time the new day later, in a quiet window)",
     )
     args = parser.parse_args()
     if args.history_only and args.history is None:
         parser.error("--history-only needs --history DIR")
     demo = ["--users", str(args.users), "--seed", str(args.seed)]
-    with tempfile.TemporaryDirectory(prefix="segflow-daily-bench-") as tmp:
+    # Beside the history: the repeats hard-link its landing files (one file system).
+    scratch = args.history.resolve().parent if args.history else None
+    with tempfile.TemporaryDirectory(prefix="segflow-daily-bench-", dir=scratch) as tmp:
         base = args.history or Path(tmp) / "base"
         history = {"wall_s": None, "cpu_s": None, "reused": str(base)}
         if not (base / "warehouse.duckdb").exists():
             history = build_history(base, args.days, demo)
+        # Kept beside --history (the next day is set-up too), else in the scratch folder.
+        advanced = Path(f"{args.history}-next-day") if args.history else Path(tmp) / "advanced"
+        day = advance(base, advanced)
         if args.history_only:
-            print(f"history in {base}: {json.dumps(history, default=str)}")
+            print(f"history in {base}, day {day} in {advanced}: {json.dumps(history, default=str)}")
             return
-        # one SEGFLOW_HOME for every repeat, as a deployment's: the first repeat parses the dbt
-        # project (as the first day after a project change), later ones reuse the parse
-        runs = [new_day(base, Path(tmp) / "run", demo) for _ in range(args.repeats)]
+        # one SEGFLOW_HOME path for every repeat, as a deployment's: the first repeat parses the
+        # dbt project (as the first day after a project change), later ones reuse the parse
+        runs = [new_day(base, advanced, day, Path(tmp) / "run", demo) for _ in range(args.repeats)]
     med = median_report(runs)
     out = REPO / "bench" / "results" / f"daily_job-{args.users}x{args.days}"
     out.with_suffix(".json").write_text(

@@ -25,28 +25,49 @@ from orchestration.warehouse import duckdb_config  # noqa: E402
 DBT = Path(sys.executable).parent / "dbt"
 TABLES = ("crm_contacts", "events", "billing_invoices")
 
-# Step 2's process: load the new day the way the ingest asset does, then the daily job's dbt.
+# Step 2's process, the daily job's way (`segflow run`, in-process dbt, the default): load the
+# new day the way the ingest asset does, write the run window, parse the project in this process
+# (partial: the project's partial_parse.msgpack is seeded beforehand, as a daily run finds it),
+# then each dbt step in this process on a fresh copy of that parse (orchestration/dbt_parse.py).
 NEW_DAY = """
-import json, os, shutil, subprocess, sys
-from datetime import date
+import json, sys, time
+from datetime import date, datetime
 from pathlib import Path
 sys.path.insert(0, {repo!r})
+from orchestration.cli_run import parse_manifest
+from orchestration.dbt_parse import invoke
+from orchestration.run_window import RunWindow, dbt_vars_arg, window_sql
+from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.sources.load import load_partitions
-from orchestration.run_window import RunWindow, window_sql
 from orchestration.warehouse import connect
+seconds, nodes_seconds = {{}}, {{}}
+t0 = time.perf_counter()
 day = date.fromisoformat({day!r})
 with connect(Path({db!r})) as conn:
     for table in {tables!r}:
         load_partitions(conn, table, [day], Path({landing!r}), "demo", late_arrival_days=3)
     conn.execute(window_sql(RunWindow(day, day)))  # the window, as the Dagster step writes it
-# Like dagster-dbt: every invocation gets a fresh target dir seeded with the project's
-# partial_parse.msgpack (parsed with the same settings vars: no re-parse).
+seconds["load"] = time.perf_counter() - t0
+settings = Settings.from_env()
+t0 = time.perf_counter()
+parse_manifest(settings)
+seconds["parse"] = time.perf_counter() - t0
 for i, args in enumerate(json.loads({steps!r})):
-    target = Path({target!r}) / f"step{{i}}"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(Path({target!r}) / "partial_parse.msgpack", target / "partial_parse.msgpack")
-    common = [*{common!r}, "--target-path", str(target), "--log-path", str(target)]
-    subprocess.run([{dbt!r}, *args, *common], check=True, stdout=subprocess.DEVNULL)
+    t0 = time.perf_counter()
+    with invoke(args[0], DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings),
+                args[1:], keep_event=lambda name: name == "NodeFinished") as run:
+        assert run.result.success, run.result.exception
+        nodes = [e["data"]["node_info"] for e in run.events]
+    seconds[f"step{{i}}"] = time.perf_counter() - t0
+    for node in nodes:  # seconds of dbt's models and tests, from its node timings
+        key = f"step{{i}}_{{node['resource_type']}}s"
+        took = datetime.fromisoformat(node["node_finished_at"]) - datetime.fromisoformat(
+            node["node_started_at"]
+        )
+        seconds[key] = seconds.get(key, 0.0) + took.total_seconds()
+        nodes_seconds[node["unique_id"]] = took.total_seconds()
+top = sorted(nodes_seconds.items(), key=lambda item: -item[1])[:12]
+Path({out!r}).write_text(json.dumps({{"seconds": seconds, "slowest_nodes": dict(top)}}))
 """
 
 
