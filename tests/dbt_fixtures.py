@@ -9,9 +9,12 @@ any subset of partitions, so a test can load day by day like the daily ingest do
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -375,6 +378,14 @@ def _environ(**values: str):
                 os.environ[key] = value
 
 
+@functools.cache
+def _parse_dir() -> Path:
+    """This process's folder for the cached parses' artifacts (removed at exit)."""
+    path = Path(tempfile.mkdtemp(prefix="segflow-test-parse-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def _manifest(project_dir: Path, db_path: Path, all_vars: dict):
     """A fresh Manifest of the project parsed once per (project, parse-time vars, warehouse
     file name: DuckDB's database name, which every node records). The parse sees a stand-in
@@ -382,7 +393,7 @@ def _manifest(project_dir: Path, db_path: Path, all_vars: dict):
     from orchestration.dbt_parse import parsed_manifest
 
     parse_vars = {k: v for k, v in all_vars.items() if k not in RUN_TIME_VARS}
-    scratch = Path(tempfile.gettempdir()) / f"segflow-test-parse-{os.getpid()}"
+    scratch = _parse_dir()
     with _environ(
         SEGFLOW_DUCKDB_PATH=str(scratch / db_path.name), DBT_SEND_ANONYMOUS_USAGE_STATS="false"
     ):
