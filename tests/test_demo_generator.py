@@ -229,6 +229,7 @@ def test_defect_injection_rate_and_manifest(tmp_path: Path) -> None:
     assert np.isclose(sum(summary.defects.values()), len(manifest))
 
 
+@pytest.mark.slow  # 21 generations (~27 CPU s): `make test` runs it, `make test-fast` not
 @pytest.mark.parametrize("seed, first", [(1, 0), (2, 7), (3, 3)])
 def test_every_window_day_has_active_users_and_signups(
     tmp_path: Path, seed: int, first: int
