@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,7 +92,40 @@ class PipelinePredict:
         )
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.prep.transform(X), dtype=float)
+        """prep.transform(X), with each string-column transformer (the one-hot encoder: a
+        Python dict lookup per value) run once per distinct combination of its columns and
+        spread back by row: the same encoder on the same values, so the same matrix."""
+        parts = self._parts()
+        if parts is None or X.empty:
+            return np.asarray(self.prep.transform(X), dtype=float)
+        Z = np.empty((len(X), max(out.stop for _, _, out in parts)), dtype=float)
+        for transformer, columns, out in parts:
+            block = X[columns]
+            if transformer == "passthrough":
+                Z[:, out] = block.to_numpy(dtype=float)
+            elif all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes):
+                codes = block.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
+                first = np.unique(codes, return_index=True)[1]  # a row of each code, in order
+                encoded = transformer.transform(block.iloc[first])
+                Z[:, out] = np.asarray(encoded, dtype=float)[codes]
+            else:
+                Z[:, out] = np.asarray(transformer.transform(block), dtype=float)
+        return Z
+
+    def _parts(self) -> list[tuple[Any, list[str], slice]] | None:
+        """(fitted transformer or "passthrough", its columns, its output slice) of each
+        transformer that outputs columns; None when the layout is not the stock dense one."""
+        if getattr(self.prep, "sparse_output_", False):
+            return None
+        parts = []
+        for name, transformer, columns in self.prep.transformers_:
+            out = self.prep.output_indices_.get(name)
+            if transformer == "drop" or out is None or out.stop == out.start:
+                continue
+            if isinstance(columns, slice) or not all(isinstance(c, str) for c in columns):
+                return None
+            parts.append((transformer, list(columns), out))
+        return parts
 
     def numeric_position(self, name: str) -> int | None:
         """The transformed column of numeric feature `name` (each number transformed on its

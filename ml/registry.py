@@ -147,15 +147,42 @@ class LoadedModel:
     meta: dict
 
 
-def load_by_alias(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> LoadedModel:
-    """Load `models:/<name>@<alias>` with the metadata (feature spec, bands) logged with it."""
-    client = connect(tracking_uri)
-    found = version_by_alias(client, model_name, alias)
+# Loaded versions by (store, name, version, run): a registered version's artifacts never
+# change, so one process (a daily run scores, checks drift and lists missing champions) parses
+# and unpickles each version once; the alias is still looked up on every call.
+_LOADED: dict[tuple[str, str, str, str], LoadedModel] = {}
+_LOADED_MAX = 8
+
+
+def forget_loaded() -> None:
+    """Empty the per-process cache of loaded versions (benchmarks time a cold load)."""
+    _LOADED.clear()
+
+
+def alias_version(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> ModelVersion:
+    """The version holding `alias`; ModelNotFoundError (saying what to do) when none does."""
+    found = version_by_alias(connect(tracking_uri), model_name, alias)
     if found is None:
         raise ModelNotFoundError(
             f"no version of registered model {model_name!r} has alias {alias!r} in "
             f"{_safe_uri(tracking_uri)}: train it first (segflow train / the *_model asset)"
         )
+    return found
+
+
+def load_by_alias(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> LoadedModel:
+    """Load `models:/<name>@<alias>` with the metadata (feature spec, bands) logged with it.
+    The returned model is shared with later loads of the same version: do not mutate it."""
+    found = alias_version(model_name, tracking_uri, alias)
+    key = (tracking_uri, model_name, str(found.version), str(found.run_id))
+    if key not in _LOADED:
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = _load_version(model_name, found)
+    return _LOADED[key]
+
+
+def _load_version(model_name: str, found: ModelVersion) -> LoadedModel:
     uri = f"models:/{model_name}/{found.version}"
     info = mlflow.models.get_model_info(uri)
     if "sklearn" in info.flavors:

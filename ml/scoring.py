@@ -63,21 +63,27 @@ def assign_bands(values: np.ndarray, bands: dict) -> np.ndarray:
 
 
 def _active_rows(features_df: pd.DataFrame, score_dates: list[date]) -> pd.DataFrame:
-    """The rows to score: one per user per date, ordered by date then user."""
+    """The rows to score: one per user per date, ordered by date then user. The checks and
+    the order are worked out on the two key columns; the wide frame is copied once."""
     require_columns(features_df, (USER_COLUMN, SNAPSHOT_COLUMN), "fct_user_features")
-    frame = features_df.reset_index(drop=True)
-    snapshot = pd.to_datetime(frame[SNAPSHOT_COLUMN]).dt.date
-    rows = frame.assign(_score_date=snapshot).loc[snapshot.isin(score_dates)]
-    duplicated = rows.duplicated([USER_COLUMN, "_score_date"], keep=False)
+    days = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.normalize().to_numpy()
+    keep = np.isin(days, pd.to_datetime(pd.Series(score_dates)).to_numpy())
+    users = features_df[USER_COLUMN].to_numpy()[keep]
+    key = pd.DataFrame({"day": days[keep], "user": users})
+    if key["user"].isna().any():
+        raise FeatureError("fct_user_features has rows with null user_id")
+    duplicated = key.duplicated(keep=False).to_numpy()
     if duplicated.any():
-        examples = sorted(rows.loc[duplicated, USER_COLUMN].astype(str).unique())[:5]
+        examples = sorted({str(u) for u in users[duplicated]})[:5]
         raise FeatureError(
             f"fct_user_features has several rows for user(s) {examples} on one snapshot_date; "
             "expected one row per user per snapshot_date"
         )
-    if rows[USER_COLUMN].isna().any():
-        raise FeatureError("fct_user_features has rows with null user_id")
-    return rows.sort_values(["_score_date", USER_COLUMN], kind="stable").reset_index(drop=True)
+    order = key.sort_values(["day", "user"], kind="stable").index.to_numpy()
+    positions = np.flatnonzero(keep)[order]
+    rows = features_df.take(positions).reset_index(drop=True)
+    rows["_score_date"] = pd.Series(key["day"].to_numpy()[order]).dt.date
+    return rows
 
 
 def _not_paid(rows: pd.DataFrame) -> np.ndarray:
@@ -135,10 +141,11 @@ def score_with(
 
 def missing_champions(tracking_uri: str) -> list[str]:
     """Registered model names that have no champion yet (their score columns stay null)."""
+    client = registry.connect(tracking_uri)
     return [
         name
         for name in (CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL)
-        if _champion(name, tracking_uri) is None
+        if registry.version_by_alias(client, name, registry.CHAMPION) is None
     ]
 
 

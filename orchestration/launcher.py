@@ -24,6 +24,7 @@ from contracts.marts import FEATURES_TABLE, SCORES_TABLE
 from contracts.raw import RAW_TABLES
 from orchestration import warehouse
 from orchestration.defs import stale_runs
+from orchestration.instance_sqlite import fast_instance_storage
 from orchestration.launcher_progress import Progress
 from orchestration.report.run_summary import PASS, summary_lines, warehouse_lines
 from orchestration.run_window import partition_tags
@@ -139,7 +140,7 @@ def launch(
         print(f"  {line}", flush=True)
     run_id = str(uuid.uuid4())
     output = contextlib.nullcontext(sys.stdout) if debug else _output_to(log_path)
-    with output as terminal:
+    with output as terminal, fast_instance_storage(Path(instance.root_directory)):
         progress = Progress(instance, run_id, terminal)
         progress.start()
         try:

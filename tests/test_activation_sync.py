@@ -222,6 +222,55 @@ def test_circuit_breaker_trips_above_threshold_and_override_sends(conn, fake):
     assert fake.people["u00"]["segment_churned"] is True
 
 
+def test_breaker_counts_targeting_changes_not_scores_only(conn, fake):
+    """A day where only scores (and model versions) move is sent but does not trip the
+    breaker; the same share of people changing segments does."""
+    users = {f"u{i:02d}": ["trial"] for i in range(10)}
+    churn = {u: 0.10 for u in users}
+    write_inputs(
+        conn, user_segments=segments_frame(DAY1, users), user_scores=scores_frame(DAY1, churn)
+    )
+    options = SyncOptions(max_change_share=0.5)
+    assert sync(conn, destination(fake), options=options).people_succeeded == 10  # first: exempt
+    jitter = {u: (0.10 + 0.01 * (i + 1) if i < 7 else 0.10) for i, u in enumerate(users)}
+    scores = scores_frame(DAY1, jitter)
+    scores.loc[:6, "churn_model_version"] = "8"  # a new champion for the same 7 people
+    write_inputs(conn, user_scores=scores)
+    items_before = len(fake.received_items)
+    day = sync(conn, destination(fake), options=options)
+    assert day.status == "ok", day.message
+    assert (day.people_changed, day.people_changed_scores_only, day.people_sent) == (7, 7, 7)
+    assert day.breaker["would_change"] == 0 and day.breaker["scores_only_not_counted"] == 7
+    sent = fake.received_items[items_before:]
+    assert sorted(item["identifiers"]["id"] for item in sent) == sorted(users)[:7]
+    assert all(
+        set(item["attributes"]) == {"churn_probability", "churn_model_version", "segflow_synced_at"}
+        for item in sent
+    )
+    assert fake.people["u06"]["churn_probability"] == 0.17
+    row = conn.execute(
+        "select people_changed, people_changed_scores_only from sync_runs "
+        "order by started_at desc limit 1"
+    ).fetchone()
+    assert row == (7, 7)
+    assert day.to_metadata()["people_changed_scores_only"] == 7
+
+    # 6 of 10 change segment (and all 10 get new scores): the segment changes trip it
+    moved = {u: (["churned"] if i < 6 else ["trial"]) for i, u in enumerate(users)}
+    write_inputs(
+        conn,
+        user_segments=segments_frame(DAY1, moved),
+        user_scores=scores_frame(DAY1, {u: 0.5 for u in users}),
+    )
+    items_before = len(fake.received_items)
+    tripped = sync(conn, destination(fake), options=options)
+    assert tripped.status == "breaker_tripped", tripped.message
+    assert (tripped.people_changed, tripped.people_changed_scores_only) == (10, 4)
+    assert tripped.breaker["would_change"] == 6 and tripped.breaker["share"] == 0.6
+    assert "4 more changed scores only" in tripped.message
+    assert len(fake.received_items) == items_before
+
+
 def test_backfill_of_past_date_sends_nothing(conn, fake):
     frame = pd.concat(
         [segments_frame(DAY1, {"a": ["trial"]}), segments_frame(DAY2, {"a": ["paying"]})]

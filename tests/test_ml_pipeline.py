@@ -218,9 +218,13 @@ def test_scored_reasons_push_risk_up_in_the_champion(trained, store, marts):
 def test_rollback_moves_champion_and_scoring_follows(trained, store, marts):
     features = marts["fct_user_features"]
     day = features["snapshot_date"].max()
+    before = registry.load_by_alias(CHURN_MODEL, store["uri"])
+    assert registry.load_by_alias(CHURN_MODEL, store["uri"]) is before  # loaded once
     registry.set_champion(CHURN_MODEL, 1, store["uri"])
     try:
         assert _aliases(store, CHURN_MODEL)["champion"] == "1"
+        # the alias is looked up on every load: a cached version never outlives a rollback
+        assert registry.load_by_alias(CHURN_MODEL, store["uri"]).version == "1"
         assert set(score_users(features, store["uri"], day)["churn_model_version"]) == {"1"}
         with pytest.raises(registry.ModelNotFoundError, match="no version 99"):
             registry.set_champion(CHURN_MODEL, 99, store["uri"])

@@ -231,6 +231,10 @@ def test_fast_reason_path_equals_re_predicting_the_pipeline(store, marts):
     spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
     X = prepare_features(marts["fct_user_features"].head(400), spec)
     fast = PipelinePredict(champion.model, spec, proba=True)
+    # the one-hot encoder runs once per distinct combination: the same matrix as sklearn's
+    assert spec.categorical and fast._parts() is not None
+    plain = np.asarray(champion.model.named_steps["prep"].transform(X), dtype=float)
+    assert np.array_equal(fast.transform(X), plain, equal_nan=True)
     if champion.meta["candidate"] == "boosted":  # numbers pass through the tree pipeline
         assert fast.numeric_position("days_since_last_active") is not None
     slow = feature_contributions(X, spec, lambda f: champion.model.predict_proba(f)[:, 1])

@@ -297,3 +297,33 @@ def test_marts_read_back_from_duckdb_keep_their_features(marts):
         prepared["reached_first_value"].isna().sum() == (from_duckdb["user_id"] == "u00001").sum()
     )
     assert spec.reference["reached_first_value"] in (0.0, 1.0)
+
+
+def test_scoring_rows_ordered_by_date_and_user_and_bad_keys_named():
+    """score_with picks the asked days' rows, ordered by date then user; a user twice on a
+    day or a null user_id fails with the table, the users and what is expected."""
+    from ml.features import FeatureError
+    from ml.scoring import score_with
+
+    jan = [date(2026, 1, d) for d in (2, 2, 1, 1, 3)]
+
+    frame = pd.DataFrame(
+        {
+            "user_id": ["b", "a", "c", "a", "b"],
+            "snapshot_date": jan,
+            "is_paid": [False] * 5,
+        }
+    )
+    scored = score_with(frame, (None, None, None), [date(2026, 1, 1), date(2026, 1, 2)])
+    assert list(zip(scored["score_date"], scored["user_id"], strict=True)) == [
+        (date(2026, 1, 1), "a"),
+        (date(2026, 1, 1), "c"),
+        (date(2026, 1, 2), "a"),
+        (date(2026, 1, 2), "b"),
+    ]
+    twice = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)
+    with pytest.raises(FeatureError, match=r"several rows for user\(s\) \['a'\]"):
+        score_with(twice, (None, None, None), date(2026, 1, 2))
+    no_id = frame.assign(user_id=[None, "a", "c", "a", "b"])
+    with pytest.raises(FeatureError, match="null user_id"):
+        score_with(no_id, (None, None, None), date(2026, 1, 2))

@@ -162,3 +162,43 @@ def test_dry_run_names_unknown_events_with_a_fix(tmp_path: Path) -> None:
     text = render(check_sources(landing))
     assert "1 event name(s) not in the tracking plan: '[Amplitude] Page Viewed' (20 rows)" in text
     assert "BLOCKED" in text and "quarantined share above" in text
+
+
+def test_dry_run_reports_bad_custom_attribute_values_as_the_run_does(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Declared attributes whose values do not parse: the run records them in raw.quarantine
+    (`bad_attribute_value`) under a WARN check; the dry run says the same, with the same
+    counts, and (like the run) does not block on them."""
+    landing = tmp_path / "landing"
+    (landing / "crm_contacts" / "dt=2025-03-03").mkdir(parents=True)
+    (landing / "sources.yml").write_text(
+        "attributes:\n  - {name: date_of_birth, type: date}\n  - {name: employees, type: number}\n"
+        "sources:\n  crm_contacts: {files: ['crm_contacts/**']}\n"
+    )
+    rows = [
+        ("u1", '{"date_of_birth": "1990-02-03", "employees": "12"}'),
+        ("u2", '{"date_of_birth": "31/02/1990", "employees": "12,5x"}'),
+        ("u3", '{"date_of_birth": "1985-07-01"}'),
+    ]
+    (landing / "crm_contacts" / "dt=2025-03-03" / "c.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"user_id": u, "updated_at": "2025-03-03T10:00:00Z", "attributes": json.loads(a)}
+            )
+            + "\n"
+            for u, a in rows
+        )
+    )
+    result = _run(tmp_path, landing, monkeypatch)
+    check = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "custom_attribute_values"
+    )
+    dry = check_sources(landing)
+    assert not check.passed and check.metadata["bad_attribute_values"].value == 2
+    assert dry.attribute_values is not None and dry.attribute_values.bad_values == 2
+    assert dry.attribute_values.message() == check.metadata["message"].value
+    text = render(dry)
+    assert "custom attributes: WARN" in text and "date_of_birth: 1 bad of 3" in text
+    assert text.count("bad_attribute_value: contact u2:") == 2
+    assert dry.ok and all(_gates(result).values())

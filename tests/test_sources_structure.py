@@ -357,10 +357,44 @@ def test_daylight_saving_gap_and_overlap_are_counted_with_the_rule(tmp_path: Pat
 def test_daylight_saving_days_include_changes_at_midnight() -> None:
     """Only wall times on these days reach the zone conversions of the DST note: they must
     hold every change, including one at midnight (Santiago's gap is 00:00-01:00)."""
-    from orchestration.sources.compiler import transition_days
+    from orchestration.sources.zones import transition_days
 
     ny = transition_days("America/New_York")
     assert {date(2025, 3, 9), date(2025, 11, 2)} <= set(ny)
     assert date(2025, 6, 1) not in ny
     assert date(2025, 9, 7) in transition_days("America/Santiago")
     assert transition_days("UTC") == ()
+
+
+def test_wall_times_convert_like_duckdbs_zone_conversion() -> None:
+    """The per-day offset lookup gives what `timezone(zone, wall)` gives, on every half hour
+    of 2024-2026 (gaps, overlaps, Lord Howe's 30-minute change, Casablanca's Ramadan
+    changes) and at the edges (before 1900, after 2200, infinity)."""
+    import duckdb
+
+    from orchestration.sources.zones import (
+        register_zone_offsets,
+        wall_to_utc_sql,
+        zone_offsets_join,
+    )
+
+    conn = duckdb.connect()
+    for zone in (
+        "America/New_York",
+        "America/Santiago",
+        "Australia/Lord_Howe",
+        "Africa/Casablanca",
+    ):
+        fast = wall_to_utc_sql("w", zone)
+        sql = f"""select count(*), count(*) filter (where {fast} is distinct from
+                    timezone('UTC', timezone('{zone}', w))), count(*) filter (where
+                    {fast} <> w)
+                  from (select unnest(generate_series(timestamp '2024-01-01',
+                        timestamp '2026-12-31', interval 30 minute)) as w
+                        union all select unnest([timestamp '1850-06-01 12:00',
+                        timestamp '2250-06-01 12:00', 'infinity'::timestamp,
+                        '-infinity'::timestamp, null])){zone_offsets_join(zone)}"""
+        register_zone_offsets(conn, sql)
+        ((total, differ, converted),) = conn.execute(sql).fetchall()
+        assert total > 50_000 and converted > total // 2  # shifted, not passed through
+        assert differ == 0, zone

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from ..warehouse import table_exists
-from .payload import PayloadOptions, desired_people_sql
+from .payload import PayloadOptions, desired_people_sql, without_score_only_sql
 
 PEOPLE_TABLE = "_sync_people"  # temp table of this run's classification (session-local)
 CHANGED_COLUMNS = (
@@ -33,6 +33,7 @@ CHANGED_COLUMNS = (
 @dataclass
 class PeopleChanges:
     counts: dict[str, int]  # people per change type: new, changed, cleared, unchanged
+    scores_only: int  # of the changed: only SCORE_ONLY_ATTRIBUTES differ (payload.py)
     known: int  # people the destination holds segflow attributes for (non-empty sync_state)
     invalid: list[tuple[str, str]]  # (person key, why the input rows cannot be used)
     changed: list[dict[str, Any]]  # CHANGED_COLUMNS per new/changed/cleared person, by id
@@ -81,6 +82,9 @@ def classify_people(
                  when j.payload = '{{}}' then
                       (case when j.previous = '{{}}' then 'unchanged' else 'cleared' end)
                  else 'changed' end as change,
+            j.known and j.previous_hash <> j.hash and j.payload <> '{{}}'
+                and {without_score_only_sql("j.previous")} = {without_score_only_sql("j.payload")}
+                as scores_only,
             f.attempts, coalesce(f.given_up, false) as given_up,
             coalesce(f.payload_hash = j.hash, false) as same_payload_failed
         from joined j left join failures f on f.item_key = j.person_id
@@ -95,6 +99,9 @@ def classify_people(
             conn.execute(f"select change, count(*) from {PEOPLE_TABLE} group by change").fetchall()
         )
     )
+    scores_only = conn.execute(
+        f"select count(*) from {PEOPLE_TABLE} where change = 'changed' and scores_only"
+    ).fetchone()[0]
     known = conn.execute(
         f"select count(*) from {PEOPLE_TABLE} where previous is not null and previous <> '{{}}'"
     ).fetchone()[0]
@@ -114,4 +121,4 @@ def classify_people(
         "where change <> 'unchanged' order by person_id"
     )
     changed = [dict(zip(CHANGED_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
-    return PeopleChanges(counts, known, invalid, changed)
+    return PeopleChanges(counts, scores_only, known, invalid, changed)

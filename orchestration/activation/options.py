@@ -11,7 +11,8 @@ from .payload import PayloadOptions
 @dataclass(frozen=True)
 class SyncOptions:
     """Safety and retry knobs. The circuit breaker compares the people whose acknowledged
-    attributes would change or be cleared with the people the destination already knows
+    targeting would change or be cleared (a change of scores only does not count:
+    payload.SCORE_ONLY_ATTRIBUTES) with the people the destination already knows
     (non-empty sync_state); the first sync (nothing known yet) is exempt unless
     `breaker_on_first_sync`, and populations below `breaker_min_known` are never blocked."""
 

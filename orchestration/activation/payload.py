@@ -46,6 +46,16 @@ PROBABILITY_COLUMNS = tuple(
     spec.score_column for spec in KINDS.values() if spec.task == "classification"
 )
 MONEY_COLUMNS = tuple(spec.score_column for spec in KINDS.values() if spec.task == "regression")
+# Attributes that only restate a model's output: its number and its version. A person whose
+# only changes are among these is still sent, but is no targeting change for the circuit
+# breaker (daily score jitter moves a third of the probabilities by a point; a new champion
+# changes every version). Bands, reasons, segments, flows, next block and experiment arms are
+# targeting: who gets which campaign or message.
+SCORE_ONLY_ATTRIBUTES = (
+    *PROBABILITY_COLUMNS,
+    *MONEY_COLUMNS,
+    *(spec.model_version_column for spec in KINDS.values()),
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,14 @@ def diff_attributes(previous: dict[str, Any], desired: dict[str, Any]) -> dict[s
         if name not in desired:
             changes[name] = ""
     return changes
+
+
+def without_score_only_sql(payload_sql: str) -> str:
+    """SQL for the canonical payload text `payload_sql` with SCORE_ONLY_ATTRIBUTES removed
+    (a JSON merge patch setting them to null; the other members keep their order), so two
+    payloads that differ only in scores give the same text."""
+    patch = json.dumps(dict.fromkeys(SCORE_ONLY_ATTRIBUTES), separators=(",", ":"))
+    return f"json_merge_patch({payload_sql}, '{patch}')::VARCHAR"
 
 
 def _text(value: Any) -> str | None:

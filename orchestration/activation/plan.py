@@ -80,6 +80,7 @@ def build_plan(
     failures = load_failures(conn, destination.name)
     report.people_new = changes.counts["new"]
     report.people_changed = changes.counts["changed"]
+    report.people_changed_scores_only = changes.scores_only
     report.people_cleared = changes.counts["cleared"]
     report.people_unchanged = changes.counts["unchanged"]
     report.people_considered = sum(changes.counts.values()) + len(changes.invalid)
@@ -242,17 +243,23 @@ def _event_pending(event: EventSpec, attempts: int, retried: bool) -> Pending:
 
 
 def _evaluate_breaker(report: SyncReport, known: int, options: SyncOptions) -> None:
+    """The breaker guards against mass mis-targeting: it counts the known people whose
+    targeting would change (segments, flow, bands, reasons, experiment arm) or be cleared,
+    not those whose only change is a score or model version (still sent; counted apart)."""
     if known == 0:
         would_change = report.people_new
         share = 1.0 if would_change else 0.0
         applies = options.breaker_on_first_sync
     else:
-        would_change = report.people_changed + report.people_cleared
+        would_change = (
+            report.people_changed - report.people_changed_scores_only + report.people_cleared
+        )
         share = would_change / known
         applies = known >= options.breaker_min_known
     report.breaker = {
         "known": known,
         "would_change": would_change,
+        "scores_only_not_counted": report.people_changed_scores_only if known else 0,
         "share": round(share, 4),
         "max_change_share": options.max_change_share,
         "first_sync": known == 0,

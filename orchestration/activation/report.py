@@ -43,6 +43,7 @@ class SyncReport:
     people_considered: int = 0
     people_new: int = 0
     people_changed: int = 0
+    people_changed_scores_only: int = 0  # of people_changed: only scores/versions differ
     people_cleared: int = 0
     people_unchanged: int = 0
     people_sent: int = 0
@@ -117,6 +118,7 @@ class SyncReport:
             "people_sent": self.people_sent,
             "people_succeeded": self.people_succeeded,
             "people_failed": self.people_failed,
+            "people_scores_only": self.people_changed_scores_only,
             "events_sent": self.events_sent,
             "events_succeeded": self.events_succeeded,
             "events_failed": self.events_failed,
@@ -142,6 +144,7 @@ class SyncReport:
             "people_considered": self.people_considered,
             "people_new": self.people_new,
             "people_changed": self.people_changed,
+            "people_changed_scores_only": self.people_changed_scores_only,
             "people_cleared": self.people_cleared,
             "people_unchanged": self.people_unchanged,
             "people_sent": self.people_sent,

@@ -53,6 +53,7 @@ DDL = (
         items_skipped_given_up INTEGER, failures_by_reason JSON, requests INTEGER,
         request_retries INTEGER, batch_splits INTEGER, bytes_sent BIGINT, duration_s DOUBLE,
         requests_per_s DOUBLE, message VARCHAR)""",
+    "alter table main.sync_runs add column if not exists people_changed_scores_only INTEGER",
 )
 
 

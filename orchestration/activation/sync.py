@@ -140,9 +140,11 @@ def sync(
                 "breaker_tripped",
                 (
                     f"circuit breaker: {report.breaker['would_change']} of {report.breaker['known']} "
-                    f"known people would change (share {report.breaker['share']:.2f} > max "
-                    f"{options.max_change_share}); nothing sent. Check upstream tables, then re-run "
-                    "with override_breaker=True to send anyway"
+                    "known people would change segments, flow, band, reasons or arm, or be cleared "
+                    f"(share {report.breaker['share']:.2f} > max {options.max_change_share}; "
+                    f"{report.people_changed_scores_only} more changed scores only); nothing "
+                    "sent. Check upstream tables, then re-run with override_breaker=True to send "
+                    "anyway"
                 ),
             )
         delete_stale_failures(conn, destination.name, PEOPLE_TABLE)

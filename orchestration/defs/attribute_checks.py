@@ -33,26 +33,14 @@ def attribute_metadata(report: AttributeValueReport) -> dict:
 
 
 def attribute_check(report: AttributeValueReport) -> dg.AssetCheckResult:
-    bad = [c for c in report.counts if c["bad_values"]]
-    summary = "; ".join(
-        f"{c['attribute']}: {c['bad_values']} bad of {c['values']} "
-        f"({c['crm_versions_with_bad_value']} CRM versions, "
-        f"{c['contacts_with_bad_value']} contacts)"
-        for c in bad
-    )
     return dg.AssetCheckResult(
         check_name=ATTRIBUTE_VALUES_CHECK,
         asset_key=dg.AssetKey(["raw", ATTRIBUTE_TABLE]),
-        passed=not bad,
+        passed=not report.bad_values,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             **attribute_metadata(report),
             "bad_values_preview": preview(report.preview),
-            "message": (
-                f"WARN: values that do not parse as their declared type are null: {summary}; "
-                "see raw.quarantine (reason bad_attribute_value)"
-                if bad
-                else "OK"
-            ),
+            "message": report.message(),
         },
     )

@@ -180,6 +180,7 @@ def sync_lines(summaries: list[dict]) -> list[str]:
                 ("unmatched", "unmatched items (no person there)"),
                 ("failed_locally", "items failed before sending"),
                 ("suppressed", "people suppressed"),
+                ("people_scores_only", "people with new scores only (not counted by the breaker)"),
             )
             if s.get(key)
         ]

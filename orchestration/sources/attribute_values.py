@@ -41,6 +41,22 @@ class AttributeValueReport:
     def bad_values(self) -> int:
         return sum(c["bad_values"] for c in self.counts)
 
+    def message(self) -> str:
+        """What the run's WARN check and the dry run say (never blocking)."""
+        bad = [c for c in self.counts if c["bad_values"]]
+        if not bad:
+            return "OK"
+        summary = "; ".join(
+            f"{c['attribute']}: {c['bad_values']} bad of {c['values']} "
+            f"({c['crm_versions_with_bad_value']} CRM versions, "
+            f"{c['contacts_with_bad_value']} contacts)"
+            for c in bad
+        )
+        return (
+            f"WARN: values that do not parse as their declared type are null: {summary}; "
+            f"see raw.quarantine (reason {BAD_VALUE_REASON})"
+        )
+
 
 def _bad_values_sql(attributes: Sequence[CustomAttribute], where: str) -> str:
     """One row per bad value (or per unreadable attributes object) of the rows `where`."""

@@ -3,7 +3,9 @@
 Every table is loaded into an in-memory DuckDB (nothing is written anywhere): events first, so
 CRM and billing records can be matched to product users. The result lists, per file, the source
 and preset that claimed it, rows read / loaded / quarantined by reason, and the first errors
-with file and line; skipped files with their reason; and mapping errors.
+with file and line; skipped files with their reason; and mapping errors. Declared custom
+attributes whose values do not parse are recorded and reported as the run's WARN check does
+(`bad_attribute_value`; not a gate).
 
 The verdict is the run's (`orchestration/sources/verdict.py`, with the run's quality settings):
 the check fails exactly where the run's quarantine gate would block, and lists the top reasons
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import duckdb
 
+from contracts.attributes import QUARANTINE_TABLE
 from expectations.config import QualityConfig
+from orchestration.sources.attribute_values import AttributeValueReport, record_bad_attribute_values
 from orchestration.sources.compiler import DST_RULE
 from orchestration.sources.files import SourceError
 from orchestration.sources.load import RAW_TABLES, LoadReport, load_partitions
@@ -37,6 +41,8 @@ class CheckResult:
     first_errors: dict[str, list[tuple]] = field(default_factory=dict)
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     event_names: list[tuple[str, int]] = field(default_factory=list)  # unknown, most rows first
+    # declared custom attributes whose values do not parse: the run's WARN check, not a gate
+    attribute_values: AttributeValueReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,13 +89,24 @@ def check_sources(
                 continue
             result.reports[table] = report
             result.verdicts[table] = verdict(conn, report, quality)
-            result.first_errors[table] = conn.execute(
-                "select source_file, source_line, reason_code, reason_detail from raw.quarantine "
-                "where table_name = ? order by source_file, source_line limit ?",
-                [table, error_lines],
-            ).fetchall()
+            result.first_errors[table] = _first_errors(conn, table, error_lines)
+            if table == "crm_contacts" and result.config.attributes:  # as the run records them
+                result.attribute_values = record_bad_attribute_values(
+                    conn, result.config.attributes, None, now
+                )
+                result.first_errors[QUARANTINE_TABLE] = _first_errors(
+                    conn, QUARANTINE_TABLE, error_lines
+                )
         result.event_names = _unknown_event_names(conn)
     return result
+
+
+def _first_errors(conn: duckdb.DuckDBPyConnection, table: str, limit: int) -> list[tuple]:
+    return conn.execute(
+        "select source_file, source_line, reason_code, reason_detail from raw.quarantine "
+        "where table_name = ? order by source_file, source_line limit ?",
+        [table, limit],
+    ).fetchall()
 
 
 def _unknown_event_names(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
@@ -138,6 +155,10 @@ def render(result: CheckResult) -> str:
                 lines.append(f"    unmatched {f}:{line} kept user_id {uid}")
         for f, line, code, detail in result.first_errors.get(table, []):
             lines.append(f"  error {f}:{line} {code}: {detail}")
+        if table == "crm_contacts" and result.attribute_values is not None:
+            lines.append(f"  custom attributes: {result.attribute_values.message()}")
+            for f, line, code, detail in result.first_errors.get(QUARANTINE_TABLE, []):
+                lines.append(f"  error {f}:{line} {code}: {detail}")
     ignored = {
         s.relative: s.reason for r in result.reports.values() for s in r.skipped if s.ignored
     }

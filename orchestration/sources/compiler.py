@@ -6,17 +6,14 @@ fallbacks). The row rules that type and check the result are in `rules.py`.
 
 from __future__ import annotations
 
-import functools
 import json
-from datetime import date, timedelta
 
-import duckdb
-
-from contracts.raw import PLAUSIBLE_YEARS, REVENUE_STATUSES
+from contracts.raw import REVENUE_STATUSES
 from orchestration.sources.globs import glob_regex
 from orchestration.sources.mapping_rules import ColumnRule
 from orchestration.sources.mappings import DEFAULT_CASE, DEFAULT_VALUE_MAPS, SourceMapping
 from orchestration.sources.tables import TableSpec, to_snake
+from orchestration.sources.zones import wall_to_utc_sql
 
 _TZ_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
 
@@ -49,7 +46,7 @@ def ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
     epoch seconds / ms / us, or strptime patterns; formats tried in order."""
 
     def local(expr: str) -> str:
-        return expr if zone == "UTC" else f"timezone('UTC', timezone({sql_str(zone)}, {expr}))"
+        return expr if zone == "UTC" else wall_to_utc_sql(expr, zone)
 
     parts = []
     for fmt in formats or ("iso",):
@@ -118,44 +115,15 @@ def dst_local_sql(r: str, formats: tuple[str, ...], zone: str) -> str | None:
 def dst_sql(r: str, local: str, zone: str) -> str:
     """'gap' / 'overlap' when the zoneless text `r`, read as the wall time `local`
     (`dst_local_sql`), is one a daylight-saving change in `zone` skips or repeats (then
-    resolved as DST_RULE says); else null. Transitions happen between 00:00 and 04:00 local,
-    on a few days of the year, so other rows cost two comparisons."""
+    resolved as DST_RULE says); else null. Evaluated only for wall times on a day the zone
+    changes its offset (`zones.on_change_day_sql`); changes happen between 00:00 and 04:00."""
     z = sql_str(zone)
     there = f"timezone({z}, {local})"
-    # cheap tests first: only wall times before 04:00 on a day of the year on which the zone
-    # ever changed its offset reach the zone conversions (what costs, per row)
-    doys = {d.timetuple().tm_yday for d in transition_days(zone)}
-    days = "".join("1" if day in doys else "0" for day in range(1, 367))
-    return f"""case when {local} is null or hour({local}) >= 4
-            or substr('{days}', dayofyear({local}), 1) = '0' or ends_with({r}, 'Z')
+    return f"""case when {local} is null or hour({local}) >= 4 or ends_with({r}, 'Z')
             or regexp_matches({r}, '{_TZ_SUFFIX}') then null
         when timezone({z}, {there}) <> {local} then 'gap'
         when timezone({z}, {there} + interval 1 hour) = {local}
           or timezone({z}, {there} - interval 1 hour) = {local} then 'overlap' end"""
-
-
-@functools.lru_cache(maxsize=32)
-def transition_days(zone: str) -> tuple[date, ...]:
-    """Local dates (PLAUSIBLE_YEARS) on which `zone`'s UTC offset changes, and the day after
-    (a change at midnight puts its gap on the next date): the only dates a wall time can fall
-    in a daylight-saving gap or overlap. Asked of DuckDB's time zone data (the one the
-    conversions use), one vectorised query per zone, cached."""
-    if zone == "UTC":
-        return ()
-    conn = duckdb.connect()
-    try:
-        changed = conn.execute(
-            """select d::date from range($lo::timestamp, $hi::timestamp, interval 1 day) t(d)
-               where epoch(timezone($z, d + interval 1 day)) - epoch(timezone($z, d)) <> 86400""",
-            {
-                "z": zone,
-                "lo": date(PLAUSIBLE_YEARS[0], 1, 1),
-                "hi": date(PLAUSIBLE_YEARS[1] + 1, 1, 1),
-            },
-        ).fetchall()
-    finally:
-        conn.close()
-    return tuple(sorted({d for (day,) in changed for d in (day, day + timedelta(days=1))}))
 
 
 class Compiler:

@@ -46,15 +46,18 @@ from orchestration.sources.load_report import LoadReport, PartitionCounts, Repla
 from orchestration.sources.mappings import SourcesConfig, default_config
 from orchestration.sources.raw_write import (
     ensure_raw_schema,
+    grouped_counts,
     insert_good_and_bad,
     partition_counts,
     utcnow,
 )
+from orchestration.sources.read_csv_direct import DirectCsvFailed
 from orchestration.sources.replay import replay_quarantine
 from orchestration.sources.rules import params
 from orchestration.sources.stage import create_stage, direct_columns, drop_stage
 from orchestration.sources.tables import SourceError, TableSpec, table_spec
 from orchestration.sources.typed_query import typed_sql
+from orchestration.sources.zones import register_zone_offsets
 
 __all__ = [
     "RAW_TABLES",
@@ -113,11 +116,13 @@ def load_partitions(
         context = (sources, now, late_arrival_days, report, limits)
         typed, where = _typed_batch(conn, spec, batch, batch_files, bool(undated), *context)
         _replace_partitions(conn, spec, batch, typed, where, now, source_name)
-        report.partitions += partition_counts(conn, spec, typed, where, batch, late_arrival_days)
-        _file_counts(conn, typed, where, report)
+        groups = grouped_counts(conn, typed, where)
+        report.partitions += partition_counts(
+            conn, spec, typed, where, batch, late_arrival_days, groups
+        )
+        _file_counts(conn, typed, where, report, groups)
     if undated:
         _load_unassigned(conn, spec, undated, now, source_name, report)
-        _file_counts(conn, "_segflow_undated", "partition_date is null", report)
     _finish(conn, table, dates, report)
     for name in ("_segflow_typed", "_segflow_undated"):
         conn.execute(f"drop table if exists {name}")
@@ -194,12 +199,10 @@ def _typed_batch(
     return "_segflow_typed", "true"
 
 
-def _file_counts(conn, typed: str, where: str, report: LoadReport) -> None:
-    """Per file: rows loaded / quarantined by reason, and identity matches."""
-    for file, code, ident, used, dst, n in conn.execute(
-        f"select source_file, reason_code, _identity, _fallback, _dst, count(*) from {typed} "
-        f"where {where} group by all"
-    ).fetchall():
+def _file_counts(conn, typed: str, where: str, report: LoadReport, groups: list) -> None:
+    """Per file: rows loaded / quarantined by reason, and identity matches (from the batch's
+    `grouped_counts`)."""
+    for _day, file, code, ident, used, dst, n in groups:
         for hit in (dst or "").split(",") if dst else ():
             report.dst[hit] = report.dst.get(hit, 0) + n
         if used and code is None:
@@ -249,27 +252,50 @@ def _validate_files(
     def write(sql: str) -> None:  # the first query creates `target`, the others append
         nonlocal created
         verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
+        register_zone_offsets(conn, sql)
         conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits))
         created = True
 
     for (name, tabular), group in groups.items():
         source = sources.get(name) if name else None
-        create_stage(conn, "_segflow_stage")
         try:
-            read = stage_files(conn, "_segflow_stage", spec, group, source)
-            _note(report, read)
-            direct_rows = sum(t.num_rows for t in read.tables)
-            if sum(read.rows_per_file.values()) > direct_rows or not (created or direct_rows):
-                write(typed_sql(spec, "_segflow_stage_rows", source, tabular))
-            if read.tables:  # CSV read by Arrow: typed straight from its columns
-                cols = direct_columns(conn, "_segflow_stage")
-                write(typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded))
-            names = [f.relative for f in group]
-            warnings, errors = empty_columns(conn, target, spec.name, source, names)
-            report.warnings += warnings
-            report.mapping_errors += errors
-        finally:
-            drop_stage(conn, "_segflow_stage")
+            read = _stage_and_write(conn, spec, group, source, tabular, write, created, True)
+        except DirectCsvFailed:  # a CSV file DuckDB's strict reader refused: read it in Python
+            if created:
+                conn.execute(
+                    f"delete from {target} where list_contains($f, source_file)",
+                    {"f": [f.relative for f in group]},
+                )
+            read = _stage_and_write(conn, spec, group, source, tabular, write, created, False)
+        _note(report, read)
+        names = [f.relative for f in group]
+        warnings, errors = empty_columns(conn, target, spec.name, source, names)
+        report.warnings += warnings
+        report.mapping_errors += errors
+
+
+def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: bool, direct: bool):
+    """Stage one group of files and write its typed rows with `write`; raises
+    `DirectCsvFailed` when DuckDB refused a CSV file it read directly (nothing written then
+    but the group's rows of the stage table, which the caller deletes)."""
+    create_stage(conn, "_segflow_stage")
+    try:
+        read = stage_files(conn, "_segflow_stage", spec, group, source, direct)
+        direct_rows = sum(t.num_rows for t in read.tables) + sum(n for _, n in read.direct)
+        if sum(read.rows_per_file.values()) > direct_rows or not (created or direct_rows):
+            write(typed_sql(spec, "_segflow_stage_rows", source, tabular))
+        if direct_rows:  # CSV read by Arrow or DuckDB: typed straight from its columns
+            cols = direct_columns(conn, "_segflow_stage")
+            sql = typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded)
+            try:
+                write(sql)
+            except duckdb.InvalidInputException as exc:
+                if not read.direct:
+                    raise
+                raise DirectCsvFailed(str(exc)) from exc
+        return read
+    finally:
+        drop_stage(conn, "_segflow_stage")
 
 
 BATCH_BYTES = 192 * 1024 * 1024
@@ -317,13 +343,13 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -
     except Exception:
         conn.execute("rollback")
         raise
-    for file, code, n in conn.execute(
-        "select source_file, reason_code, count(*) from _segflow_undated "
-        "where partition_date is null group by all"
-    ).fetchall():
-        report.unassigned.setdefault(file, {})[code] = n
+    groups = grouped_counts(conn, "_segflow_undated", "partition_date is null")
+    for _day, file, code, *_, n in groups:
+        unassigned = report.unassigned.setdefault(file, {})
+        unassigned[code] = unassigned.get(code, 0) + n
+    _file_counts(conn, "_segflow_undated", "partition_date is null", report, groups)
     (counts,) = partition_counts(
-        conn, spec, "_segflow_undated", "partition_date is null", [None], 0
+        conn, spec, "_segflow_undated", "partition_date is null", [None], 0, groups
     )
     if counts.rows_read:
         report.partitions.append(counts)

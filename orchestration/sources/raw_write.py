@@ -20,21 +20,31 @@ _META = (
 
 
 def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create schema `raw`, the three raw tables and `raw.quarantine` when absent."""
+    """Create schema `raw`, the raw tables and `raw.quarantine` when absent, and add the
+    columns a contract gained since a table was created (one catalog query, DDL only when
+    something is missing)."""
     conn.execute("create schema if not exists raw")
+    existing: dict[str, set[str]] = {}
+    for table, column in conn.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'raw' and table_catalog = current_database()"
+    ).fetchall():
+        existing.setdefault(table, set()).add(column)
     for name in RAW_TABLES:
         spec = table_spec(name)
-        cols = ", ".join(
-            f'"{c}" {_SQL_TYPES[k] if k != "json" else "VARCHAR"}' for c, k in spec.columns
-        )
-        conn.execute(f"create table if not exists raw.{name} ({cols}, {_META})")
-        for c, k in spec.columns:  # a column the contract gained since the table was created
-            kind = _SQL_TYPES[k] if k != "json" else "VARCHAR"
-            conn.execute(f'alter table raw.{name} add column if not exists "{c}" {kind}')
-    conn.execute("""create table if not exists raw.quarantine (table_name VARCHAR,
-        partition_date DATE, source_file VARCHAR, source_line BIGINT, payload VARCHAR,
-        reason_code VARCHAR, reason_detail VARCHAR, quarantined_at TIMESTAMP,
-        replayed_at TIMESTAMP)""")
+        kinds = {c: _SQL_TYPES[k] if k != "json" else "VARCHAR" for c, k in spec.columns}
+        if name not in existing:
+            cols = ", ".join(f'"{c}" {kind}' for c, kind in kinds.items())
+            conn.execute(f"create table if not exists raw.{name} ({cols}, {_META})")
+            continue
+        for c, kind in kinds.items():  # a column the contract gained since the table was created
+            if c not in existing[name]:
+                conn.execute(f'alter table raw.{name} add column if not exists "{c}" {kind}')
+    if "quarantine" not in existing:
+        conn.execute("""create table if not exists raw.quarantine (table_name VARCHAR,
+            partition_date DATE, source_file VARCHAR, source_line BIGINT, payload VARCHAR,
+            reason_code VARCHAR, reason_detail VARCHAR, quarantined_at TIMESTAMP,
+            replayed_at TIMESTAMP)""")
 
 
 def utcnow() -> datetime:
@@ -63,24 +73,40 @@ def insert_good_and_bad(
     )
 
 
+def grouped_counts(conn, typed: str, where: str) -> list[tuple]:
+    """One scan of the rows of `typed` matching `where`: (partition_date, source_file,
+    reason_code, _identity, _fallback, _dst, rows) groups, for the per-day and per-file
+    counts of the report."""
+    return conn.execute(
+        f"select partition_date, source_file, reason_code, _identity, _fallback, _dst, count(*) "
+        f"from {typed} where {where} group by all"
+    ).fetchall()
+
+
 def partition_counts(
-    conn, spec: TableSpec, typed: str, where: str, days: list[date | None], late_days: int
+    conn,
+    spec: TableSpec,
+    typed: str,
+    where: str,
+    days: list[date | None],
+    late_days: int,
+    groups: list[tuple],
 ) -> list[PartitionCounts]:
-    """Per-day counts of the rows of `typed` matching `where`, from a few grouped scans."""
+    """Per-day counts of the rows of `typed` matching `where`, from their `grouped_counts`
+    and the duplicate-key scans."""
     counts = {day: PartitionCounts(day) for day in days}
-    for day, code, n in conn.execute(f"""select partition_date, reason_code, count(*)
-                                         from {typed} where {where} group by all""").fetchall():
+    files: dict = {}
+    for day, file, code, *_, n in groups:
         part = counts[day]
         part.rows_read += n
+        files.setdefault(day, set()).add(file)
         if code is None:
             part.rows_loaded += n
         else:
             part.rows_quarantined += n
-            part.quarantined_by_reason[code] = n
-    for day, files in conn.execute(f"""select partition_date, list(distinct source_file
-                                       order by source_file) from {typed} where {where}
-                                       group by all""").fetchall():
-        counts[day].files = files
+            part.quarantined_by_reason[code] = part.quarantined_by_reason.get(code, 0) + n
+    for day, names in files.items():
+        counts[day].files = sorted(names)
     key = spec.unique_key
     dated = [d for d in days if d is not None]
     if key and dated:

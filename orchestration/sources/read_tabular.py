@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from orchestration.sources.discover import FileInfo
+from orchestration.sources.read_csv_direct import direct_csv_select
 from orchestration.sources.stage import (
     STAGE_COLS,
     STAGE_COLUMNS,
@@ -62,9 +63,11 @@ def stage_csv(
     needed: dict[str, tuple[str, ...]],
     source=None,
     result: ReadResult | None = None,
+    on_disk: bool = False,
 ) -> list[str]:
-    """Stage one CSV file: Arrow's reader for well-formed UTF-8 files (a direct stage table in
-    `result.tables`), else record by record with malformed records, bad bytes and report
+    """Stage one CSV file: DuckDB's reader for well-formed files whose bytes are those on disk
+    (`on_disk`: a SELECT in `result.direct`), Arrow's reader for other well-formed UTF-8 files
+    (a direct stage table in `result.tables`), else record by record with malformed records, bad bytes and report
     footers quarantined or counted. Returns the header names outside the contract."""
     csv.field_size_limit(1 << 30)
     delimiter = source.csv_delimiter if source is not None else ","
@@ -73,11 +76,21 @@ def stage_csv(
         return []
     missing = missing_required(needed, header)
     missing_note = missing_detail(info, spec, missing, header, needed) if missing else None
+    footer = source is not None and source.csv_footer == "auto"
+    if on_disk and result is not None and not footer:
+        direct = direct_csv_select(info, raw, header, delimiter, missing_note)
+        if direct is not None:
+            sql, records, padded = direct
+            result.direct.append((sql, records))
+            if padded:
+                result.padded = None  # which columns not looked at: every column trims
+            return extra_keys(spec, header)
     table = _read_csv_fast(info, raw, header, delimiter, missing_note)
     if table is not None:
         if result is not None:
             result.tables.append(table)
-            result.padded |= _padded(table, header)
+            if result.padded is not None:
+                result.padded |= _padded(table, header)
         return extra_keys(spec, header)
     records = _csv_records(info, raw, delimiter)
     if source is not None and source.csv_footer == "auto":

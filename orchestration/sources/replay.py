@@ -15,6 +15,7 @@ from orchestration.sources.rules import params
 from orchestration.sources.stage import create_stage, drop_stage
 from orchestration.sources.tables import TableSpec, table_spec
 from orchestration.sources.typed_query import typed_sql
+from orchestration.sources.zones import register_zone_offsets
 
 
 def _source_of(file: str, config: SourcesConfig, table: str) -> SourceMapping | None:
@@ -99,6 +100,7 @@ def _type_replayed(conn, spec: TableSpec, config: SourcesConfig, limits: tuple) 
     for (name, tabular), names in groups.items() or {(None, False): []}.items():
         sql = typed_sql(spec, "_segflow_replay_rows", by_name.get(name), tabular)
         sql = f"select * from ({sql}) where list_contains($replay_files, source_file)"
+        register_zone_offsets(conn, sql)
         conn.execute(f"{verb} {sql}", {**params(sql, *limits), "replay_files": names})
         verb = "insert into _segflow_replay_typed"
 

@@ -232,7 +232,13 @@ YEARS = PLAUSIBLE_YEARS
 
 
 def plausible(col: str) -> str:
-    return f'year("{col}") between {YEARS[0]} and {YEARS[1]}'
+    """`year(col) between YEARS` as a range test (no calendar arithmetic per row); null for an
+    infinite timestamp, as `year()` gives."""
+    c = f'"{col}"'
+    return (
+        f"(case when isfinite({c}) then {c} >= timestamp '{YEARS[0]}-01-01' "
+        f"and {c} < timestamp '{YEARS[1] + 1}-01-01' end)"
+    )
 
 
 def _implausible_check(col: str) -> tuple[str, str, str]:

@@ -40,12 +40,15 @@ class ReadResult:
     footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
-    padded: set[str] = field(default_factory=set)  # their columns with a space-padded value
+    padded: set[str] | None = field(default_factory=set)  # their space-padded columns (None: any)
+    direct: list[tuple[str, int]] = field(
+        default_factory=list
+    )  # CSV read by DuckDB: (SELECT, rows)
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
 
 def direct_columns(conn: duckdb.DuckDBPyConnection, stage: str) -> list[str]:
-    """Snake names of the CSV columns in `<stage>_cols` (the Arrow-read CSV files)."""
+    """Snake names of the CSV columns in `<stage>_cols` (the CSV files read by Arrow or DuckDB)."""
     names = [d[0] for d in conn.execute(f"select * from {stage}_cols limit 0").description]
     return [n[2:] for n in names if n.startswith("d_")]
 
@@ -78,8 +81,9 @@ def create_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
 def drop_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
     """Drop the stage and release the file bytes its JSON lines point into."""
     conn.execute(f"drop view if exists {stage}_rows")
+    conn.execute(f"drop view if exists {stage}_cols")
     conn.unregister(f"{stage}_lines")
-    conn.unregister(f"{stage}_cols")
+    conn.unregister(f"{stage}_arrow")
     conn.execute(f"drop table if exists {stage}")
 
 

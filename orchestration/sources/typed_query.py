@@ -22,6 +22,7 @@ from orchestration.sources.mapping_rules import Identity
 from orchestration.sources.mappings import SourceMapping, default_source
 from orchestration.sources.rules import first_rule, plausible, row_checks
 from orchestration.sources.tables import TableSpec, to_snake
+from orchestration.sources.zones import on_change_day_sql, zone_offsets_join
 
 
 def _base_exprs(
@@ -173,7 +174,7 @@ def _typed_columns(spec: TableSpec, source: SourceMapping) -> list[str]:
 def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str]:
     """Which zoneless timestamps fell in a daylight-saving gap or overlap ('<col> gap', ...):
     (the wall-time columns `n_<col>` to select first, the note expression over them)."""
-    locals_, parts = [], []
+    locals_, parts, change_days = [], [], []
     for col, kind in spec.columns:
         if kind != "ts":
             continue
@@ -183,9 +184,12 @@ def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str]:
         if local is not None:
             locals_.append(f"{local} as {wall}")
             parts.append(f"'{col} ' || ({dst_sql(text, wall, source.time_zone)})")
+            change_days.append(on_change_day_sql(wall))
     if not parts:
         return "", "null::varchar"
-    return ", " + ", ".join(locals_), f"nullif(concat_ws(',', {', '.join(parts)}), '')"
+    # most rows are on a day without a change: one list lookup each, no note built
+    note = f"nullif(concat_ws(',', {', '.join(parts)}), '')"
+    return ", " + ", ".join(locals_), f"case when {' or '.join(change_days)} then {note} end"
 
 
 def typed_sql(
@@ -237,7 +241,7 @@ with x as (
 ), r0 as (select *, {base_select}{id_select} from x),
 r as (select r0.*, {raw_select}, {status} as _identity, {fallback_used} as _fallback
       from r0 {join}),
-n as (select *{wall_times} from r),
+n as (select *{wall_times} from r{zone_offsets_join(source.time_zone)}),
 t as (select *, {", ".join(typed)}, {dst} as _dst from n),
 c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
