@@ -22,7 +22,6 @@ Usage: .venv/bin/python bench/realtime.py [--events 30000] [--users 3000] [--ser
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -46,6 +45,10 @@ from support.realtime_world import SNAPSHOT_DAY, build_world  # noqa: E402
 from orchestration.realtime.broker import free_port, start_redis  # noqa: E402
 from orchestration.realtime.consumer import GROUP  # noqa: E402
 from orchestration.realtime.stream import RedisStream  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))  # the sibling modules below
+from realtime_report import history_table, render, summary  # noqa: E402
+from realtime_serve import serve_phase  # noqa: E402
 
 WRITE_KEY, READ_KEY = "bench-write", "bench-read"
 EVENTS = ["Dashboard Viewed", "Report Created", "Dashboard Viewed", "Report Shared"]
@@ -247,55 +250,6 @@ def arrival_latencies(landing: Path, probe_ids: dict[str, str], poller: Poller) 
     return [poller.visible[u] - t for u, t in received.items() if u in poller.visible]
 
 
-def serve_phase(serve_url: str, users: list[str], rate: int, seconds: float, threads: int = 8):
-    host, port = serve_url.removeprefix("http://").split(":")
-    latencies: list[float] = []
-    lock = threading.Lock()
-    per_thread = rate / threads
-    t0 = time.perf_counter() + 0.2
-    ended: list[float] = []
-
-    def worker(k: int) -> None:
-        conn = http.client.HTTPConnection(host, int(port))
-        mine, n = [], 0
-        while True:
-            due = t0 + (n + k / threads) / per_thread
-            if due - t0 > seconds:
-                break
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            user = users[(n * threads + k) % len(users)]
-            if n % 2:
-                body = json.dumps({"context": {"targetingKey": user}})
-                conn.request(
-                    "POST",
-                    "/ofrep/v1/evaluate/flags/onboarding_flow",
-                    body,
-                    {"Authorization": f"Bearer {READ_KEY}", "Content-Type": "application/json"},
-                )
-            else:
-                conn.request(
-                    "GET", f"/v1/profiles/{user}", headers={"Authorization": f"Bearer {READ_KEY}"}
-                )
-            response = conn.getresponse()
-            response.read()
-            assert response.status == 200, response.status
-            mine.append(time.perf_counter() - max(due, t0))  # from the scheduled time
-            n += 1
-        with lock:
-            latencies.extend(mine)
-            ended.append(time.perf_counter())
-
-    workers = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    achieved = len(latencies) / (max(ended) - t0)
-    return latencies, achieved
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
@@ -352,7 +306,9 @@ def main() -> None:
             time.sleep(0.1)
         drained_s = time.perf_counter()
         latencies = arrival_latencies(tmp / "landing", probe_ids, poller)
-        serve_lat, achieved = serve_phase(serve_url, users, args.serve_rate, args.serve_seconds)
+        serve_lat, achieved = serve_phase(
+            serve_url, users, args.serve_rate, args.serve_seconds, READ_KEY
+        )
     finally:
         for process in processes:
             process.terminate()
@@ -403,108 +359,10 @@ def main() -> None:
     out = REPO / "bench" / "results"
     (out / "realtime.json").write_text(json.dumps(result, indent=2) + "\n")
     md = out / "realtime.md"
-    history = _history(md.read_text() if md.exists() else "", result)
+    history = history_table(md.read_text() if md.exists() else "", result)
     md.write_text(render(result, args) + history)
     print(json.dumps(result, indent=2))
     print(summary(result))
-
-
-def summary(r: dict) -> str:
-    """The three figures against their goals, one line each (what the lead reads)."""
-    goals, load = r["goals"], " ".join(r["machine"]["loadavg_before"])
-    return "\n".join(
-        [
-            f"load average before: {load} ({r['machine']['cpus']} CPUs)",
-            f"collector: {r['collector_events_per_s']:,.0f} events/s through the Segment client "
-            f"(goal >= 5,000): {_word(goals['collector >= 5,000 events/s'])}",
-            f"arrival -> visible: p95 {r['arrival_to_visible_p95_s']} s "
-            f"({r['probes_visible']} of {r['probes']} probes sent during the load visible, "
-            f"{r['probes_planned']} planned; goal <= 2 s): "
-            f"{_word(goals['arrival -> visible p95 <= 2 s'])}",
-            f"serve: p99 {r['serve_p99_ms']} ms at {r['serve_achieved_rps']:,.0f} req/s "
-            f"(goal <= 10 ms at 1,000 req/s): {_word(goals['serve p99 <= 10 ms at 1,000 req/s'])}",
-            f"nothing dropped: {_word(goals['nothing dropped (stream length == events sent)'])}",
-        ]
-    )
-
-
-HISTORY = "## Every run so far"
-
-
-def _history(previous: str, r: dict) -> str:
-    """The run table kept from the previous realtime.md, with this run added (the figures
-    move with the machine's load as much as with the code)."""
-    kept = (
-        previous[previous.index(HISTORY) :].rstrip("\n").split("\n") if HISTORY in previous else []
-    )
-    if not kept:
-        kept = [
-            HISTORY,
-            "",
-            "| when (UTC) | load before | Segment client events/s | plain HTTP events/s "
-            "| visible p50 / p95 s | serve p50 / p99 ms |",
-            "|---|---|---|---|---|---|",
-        ]
-    kept.append(
-        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {' '.join(r['machine']['loadavg_before'])} "
-        f"| {r['collector_events_per_s']:,.0f} | {r['collector_plain_http_events_per_s']:,.0f} "
-        f"| {r['arrival_to_visible_p50_s']} / {r['arrival_to_visible_p95_s']} "
-        f"| {r['serve_p50_ms']} / {r['serve_p99_ms']} |"
-    )
-    return "\n" + "\n".join(kept) + "\n"
-
-
-def render(r: dict, args) -> str:
-    m = r["machine"]
-    lines = [
-        "# Real-time path benchmark (bench/realtime.py)",
-        "",
-        f"Loopback, {m['cpus']} CPUs, Python {m['python']}; load average before "
-        f"{' '.join(m['loadavg_before'])}, after {' '.join(m['loadavg_after'])} (other jobs "
-        "share the machine: figures are slower than on an idle one). Separate processes: "
-        "redis-server, `segflow collect`, `segflow consume`, `segflow serve`, "
-        f"{args.clients} Segment client processes; the probes, the profile poller and the "
-        f"serve load generator run in the bench process. {args.users} users in the snapshot; "
-        f"{args.events:,} events; serve measured for {args.serve_seconds:g} s.",
-        "",
-        "| measure | value | goal | holds |",
-        "|---|---|---|---|",
-        f"| collector, real Segment client ({args.clients} processes x 2 upload threads, "
-        "batches of 100) | "
-        f"{r['collector_events_per_s']:,.0f} events/s ({r['events']:,} events in "
-        f"{r['collector_seconds']} s; stream length {r['stream_length']:,}, client errors "
-        f"{r['client_errors']}) | >= 5,000 events/s | "
-        f"{_yes(r['goals']['collector >= 5,000 events/s'])} |",
-        f"| collector alone: the same Segment batches posted by a plain HTTP client (2 threads) "
-        f"| {r['collector_plain_http_events_per_s']:,.0f} events/s | (capacity, not the goal) "
-        "| |",
-        f"| collector receive -> changed flow visible in GET /v1/profiles, during that load | "
-        f"p50 {r['arrival_to_visible_p50_s']} s, p95 {r['arrival_to_visible_p95_s']} s, max "
-        f"{r['arrival_to_visible_max_s']} s ({r['probes_visible']}/{r['probes']} probes) | "
-        f"p95 <= 2 s | {_yes(r['goals']['arrival -> visible p95 <= 2 s'])} |",
-        f"| serve, open loop, half profile GET / half OFREP POST | p50 {r['serve_p50_ms']} ms, "
-        f"p95 {r['serve_p95_ms']} ms, p99 {r['serve_p99_ms']} ms at "
-        f"{r['serve_achieved_rps']:,.0f} req/s achieved ({r['serve_requests']:,} requests) | "
-        f"p99 <= 10 ms at 1,000 req/s | "
-        f"{_yes(r['goals']['serve p99 <= 10 ms at 1,000 req/s'])} |",
-        "",
-        "Latency of serve requests is measured from each request's scheduled send time "
-        "(open loop), so queueing in the load generator counts against the server. The "
-        "arrival -> visible latency holds only while the consumer applies events faster than "
-        "the burst arrives; when other jobs take the cores it falls behind, the stream "
-        "buffers the burst (nothing lost, lag visible) and the delay grows until it is "
-        "drained. Re-run on a quiet machine: `make bench-realtime`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _word(ok: bool) -> str:
-    return "yes" if ok else "NO"
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 if __name__ == "__main__":

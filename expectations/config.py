@@ -18,6 +18,7 @@ from contracts.raw import (  # contract vocabularies, overridable per deployment
     FUTURE_TOLERANCE_MINUTES,
     INVOICE_STATUSES,
     MAX_AMOUNT,
+    MAX_FIELD_BYTES,
 )
 
 PLANS = ("free", "trial", "pro", "enterprise")
@@ -60,7 +61,9 @@ class QualityConfig:
     late_arrival_days: int = 3  # event/invoice timestamps may be this many days before dt=
     future_tolerance_minutes: int = FUTURE_TOLERANCE_MINUTES  # skew before "in the future"
     max_amount: float = MAX_AMOUNT  # invoice amounts above this: the loader quarantines
-    max_property_bytes: int = 1_048_576  # properties/context JSON text above this warn
+    # properties/context JSON text above this warns; the default is the loader's quarantine
+    # limit for one value (a lower setting warns before rows are quarantined)
+    max_property_bytes: int = MAX_FIELD_BYTES
     max_session_minutes: float = 720.0  # avg_session_minutes_28d above this warns
     features_min_mean_events_28d: float = 0.1
     features_max_mean_events_28d: float = 5_000.0

@@ -23,24 +23,31 @@ pytest_plugins = ("support.shared_runs", "support.cpu_time", "support.realtime_f
 # The most expensive modules first (CPU seconds measured with support.cpu_time), so the two
 # workers finish together instead of one starting a five-minute module at the end. A module
 # not listed runs after these, slow ones (`pytestmark = pytest.mark.slow`) before fast ones.
+# xdist hands each worker two units up front (the 1st and 3rd to one, the 2nd and 4th to the
+# other), so the two largest units come first: the shared run's READERS (test_cli_run heads
+# it: the `segflow run`, the report and the Spark whole-job comparison) and test_pipeline_e2e.
 EXPENSIVE_FIRST = (
-    "test_orchestration_backfill.py",
-    "test_spark_engine.py",
-    "test_pipeline_e2e.py",
     "test_cli_run.py",
+    "test_pipeline_e2e.py",
+    "test_spark_engine.py",
+    "test_orchestration_backfill.py",
+    "test_ml_labels.py",
+    "test_demo_generator.py",
+    "test_dbt_transform.py",
+    "test_ml_units.py",
+    "test_sources_gate.py",
+    "test_incremental_equals_rebuild.py",
+    "test_dbt_run_window.py",
     "test_report_e2e.py",
     "test_spark_job.py",
     "test_dbt_analytics.py",
-    "test_ml_labels.py",
-    "test_dbt_transform.py",
+    "test_tracking_plan.py",
     "test_activation_endstate.py",
     "test_ml_pipeline.py",
     "test_spark_scoring.py",
     "test_report.py",
-    "test_tracking_plan.py",
     "test_dbt_incremental_bounded.py",
     "test_sources_vendors.py",
-    "test_sources_gate.py",
     "test_sensors_landing.py",
 )
 

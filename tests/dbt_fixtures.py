@@ -9,11 +9,16 @@ any subset of partitions, so a test can load day by day like the daily ingest do
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -227,6 +232,37 @@ def create_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
             conn.execute(f'alter table raw.{table} add column if not exists "{column}" {kind}')
 
 
+# DuckDB types of the raw contract -> Arrow types: rows go in as one Arrow table per load
+# (executemany binds row by row: ~20 CPU s for 15k events).
+_ARROW = {"VARCHAR": "string", "JSON": "string", "TIMESTAMP": "timestamp[us]", "DATE": "date32"}
+_ARROW |= {"DOUBLE": "float64", "BIGINT": "int64", "INTEGER": "int64", "BOOLEAN": "bool"}
+
+
+def _insert(conn: duckdb.DuckDBPyConnection, table: str, values: list[list]) -> None:
+    """Insert rows (contract columns, then the meta columns) into raw.`table`."""
+    import pyarrow as pa
+
+    types = {**_RAW[table], **contract.META_COLUMNS}
+    names = [*COLUMNS[table], *contract.META_COLUMNS]
+    quoted = ", ".join(f'"{c}"' for c in names)
+    try:
+        rows = pa.table(
+            {
+                name: pa.array([row[i] for row in values], type=_ARROW[types[name]])
+                for i, name in enumerate(names)
+            }
+        )
+    except (KeyError, TypeError, pa.ArrowException):  # a value Arrow will not take as is
+        marks = ", ".join("?" * len(names))
+        conn.executemany(f"insert into raw.{table} ({quoted}) values ({marks})", values)
+        return
+    conn.register("_raw_rows", rows)
+    try:
+        conn.execute(f"insert into raw.{table} ({quoted}) select {quoted} from _raw_rows")
+    finally:
+        conn.unregister("_raw_rows")
+
+
 def load_raw(db_path: Path, data: RawData, partitions: list[date] | None = None) -> int:
     """Write the rows of `partitions` (all when None) like the ingest does: delete+insert per
     partition. Returns the number of rows written."""
@@ -240,7 +276,6 @@ def load_raw(db_path: Path, data: RawData, partitions: list[date] | None = None)
             chosen = [r for r in rows if wanted is None or r["_partition_date"] in wanted]
             for day in sorted({r["_partition_date"] for r in chosen}):
                 conn.execute(f"delete from raw.{table} where _partition_date = ?", [day])
-            quoted = ", ".join(f'"{c}"' for c in cols)
             values = [
                 [r.get(c) for c in cols]  # rows may lack optional columns (attributes)
                 + [
@@ -253,16 +288,19 @@ def load_raw(db_path: Path, data: RawData, partitions: list[date] | None = None)
                 for i, r in enumerate(chosen)
             ]
             if values:
-                marks = ", ".join("?" * (len(cols) + 5))
-                conn.executemany(
-                    f"insert into raw.{table} ({quoted}, _partition_date, _loaded_at, _source, "
-                    f"_source_file, _source_line) values ({marks})",
-                    values,
-                )
+                _insert(conn, table, values)
             written += len(values)
     finally:
         conn.close()
     return written
+
+
+# Vars that only macros read when a node runs (the run window), never at parse time: a parse
+# without them serves every window.
+RUN_TIME_VARS = ("min_date", "max_date", "features_pairs_max_days")
+# Commands that can run in this process on a cached parse; their output is read from files
+# and the warehouse (a caller reading dbt's stdout, or check=False, gets the CLI).
+IN_PROCESS = ("build", "run", "test", "compile", "seed")
 
 
 def run_dbt(
@@ -272,12 +310,29 @@ def run_dbt(
     dbt_vars: dict | None = None,
     check: bool = True,
     project_dir: Path = DBT_PROJECT,
+    cli: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run the real dbt CLI on the project against `db_path`; raise with dbt's output on failure."""
-    env = dict(os.environ, SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
-    cmd = [
-        str(DBT_BIN),
-        *args,
+    """Run the real dbt on the project against `db_path`; raise with dbt's output on failure.
+    DuckDB builds run in this process on a parse cached per (project, vars, warehouse name):
+    the dbt CLI spends ~5 CPU s per call importing and parsing, which the dbt-heavy modules
+    paid dozens of times. Anything else, or `cli=True`, goes through the CLI."""
+    # Settings' vars as segflow passes them (read now: tests set SEGFLOW_* before calling).
+    all_vars = {**run_window.dbt_vars(Settings.from_env()), **(dbt_vars or {})}
+    in_process = (
+        not cli
+        and check
+        and args[0] in IN_PROCESS
+        and "--target" not in args
+        and "--inline" not in args
+        and os.environ.get("SEGFLOW_DBT_TARGET", "duckdb") == "duckdb"
+    )
+    if in_process:
+        return _run_dbt_in_process(args, db_path, target_dir, all_vars, project_dir)
+    return run_dbt_cli(args, db_path, target_dir, all_vars, check, project_dir)
+
+
+def _common_args(project_dir: Path, target_dir: Path) -> list[str]:
+    return [
         "--project-dir",
         str(project_dir),
         "--profiles-dir",
@@ -287,8 +342,19 @@ def run_dbt(
         "--log-path",
         str(target_dir / "logs"),
     ]
-    # Settings' vars as segflow passes them (read now: tests set SEGFLOW_* before calling).
-    all_vars = {**run_window.dbt_vars(Settings.from_env()), **(dbt_vars or {})}
+
+
+def run_dbt_cli(
+    args: list[str],
+    db_path: Path,
+    target_dir: Path,
+    all_vars: dict,
+    check: bool = True,
+    project_dir: Path = DBT_PROJECT,
+) -> subprocess.CompletedProcess:
+    """The dbt CLI in a subprocess (parses the project itself)."""
+    env = dict(os.environ, SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
+    cmd = [str(DBT_BIN), *args, *_common_args(project_dir, target_dir)]
     cmd += ["--vars", json.dumps(all_vars, sort_keys=True)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     if check and proc.returncode != 0:
@@ -296,3 +362,82 @@ def run_dbt(
             f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
         )
     return proc
+
+
+@contextmanager
+def _environ(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@functools.cache
+def _parse_dir() -> Path:
+    """This process's folder for the cached parses' artifacts (removed at exit)."""
+    path = Path(tempfile.mkdtemp(prefix="segflow-test-parse-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def _manifest(project_dir: Path, db_path: Path, all_vars: dict):
+    """A fresh Manifest of the project parsed once per (project, parse-time vars, warehouse
+    file name: DuckDB's database name, which every node records). The parse sees a stand-in
+    path with the same name, so warehouses in different folders share it."""
+    from orchestration.dbt_parse import parsed_manifest
+
+    parse_vars = {k: v for k, v in all_vars.items() if k not in RUN_TIME_VARS}
+    scratch = _parse_dir()
+    with _environ(
+        SEGFLOW_DUCKDB_PATH=str(scratch / db_path.name), DBT_SEND_ANONYMOUS_USAGE_STATS="false"
+    ):
+        return parsed_manifest(
+            project_dir,
+            "duckdb",
+            ["--vars", json.dumps(parse_vars, sort_keys=True)],
+            target_dir=scratch / "target",  # not the project's target, which other tests read
+        )
+
+
+def _run_dbt_in_process(
+    args: list[str], db_path: Path, target_dir: Path, all_vars: dict, project_dir: Path
+) -> subprocess.CompletedProcess:
+    from dbt.cli.main import dbtRunner
+    from dbt_common.events.functions import msg_to_dict
+
+    from orchestration.dbt_parse import release_warehouse
+
+    manifest = _manifest(project_dir, db_path, all_vars)
+    lines: list[str] = []
+
+    def collect(msg) -> None:
+        event = msg_to_dict(msg)
+        if event["info"].get("level") in ("warn", "error") or "Failure" in msg.info.name:
+            lines.append(event["info"].get("msg", ""))
+
+    cmd = [*args, *_common_args(project_dir, target_dir), "--target", "duckdb"]
+    cmd += ["--vars", json.dumps(all_vars, sort_keys=True)]
+    with _environ(SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
+        try:
+            result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(cmd)
+        finally:
+            release_warehouse()
+    if not result.success:
+        failed = [
+            f"{r.node.unique_id}: {r.status} {r.message}"
+            for r in getattr(result.result, "results", None) or []
+            if str(r.status) in ("error", "fail")
+        ]
+        raise AssertionError(
+            f"dbt {' '.join(args)} failed: {result.exception}\n"
+            + "\n".join(failed)
+            + "\n"
+            + "\n".join(lines)[-6000:]
+        )
+    return subprocess.CompletedProcess(cmd, 0, "\n".join(lines), "")

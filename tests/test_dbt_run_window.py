@@ -44,14 +44,14 @@ def test_new_day_via_window_table_needs_no_reparse_and_equals_full_build(tmp_pat
     history, new_day = data.dates[:-1], data.dates[-1]
     db, target = tmp_path / "daily.duckdb", tmp_path / "target"
     load_raw(db, data, history)
-    run_dbt(["parse"], db, target)
-    run_dbt(["run", "--full-refresh", "--select", *MODELS], db, target)
+    run_dbt(["parse"], db, target, cli=True)
+    run_dbt(["run", "--full-refresh", "--select", *MODELS], db, target, cli=True)
 
     load_raw(db, data, [new_day])
     with duckdb.connect(str(db)) as conn:
         conn.execute(window_sql(RunWindow(new_day, new_day)))
     offset = _log_size(target)
-    run_dbt(["build", "--select", *MODELS], db, target)  # models + their windowed tests
+    run_dbt(["build", "--select", *MODELS], db, target, cli=True)  # models + their windowed tests
     log = _log_after(target, offset)
     assert REPARSE not in log, log[-3000:]
     compiled = next((target / "compiled").rglob("int_sessions.sql")).read_text()
@@ -71,5 +71,5 @@ def test_new_day_via_window_table_needs_no_reparse_and_equals_full_build(tmp_pat
     # The control: the same day through --vars changes dbt's vars, so dbt re-parses.
     offset = _log_size(target)
     window = {"min_date": new_day.isoformat(), "max_date": "2999-12-31"}
-    run_dbt(["run", "--select", "int_sessions"], db, target, window)
+    run_dbt(["run", "--select", "int_sessions"], db, target, window, cli=True)
     assert REPARSE in _log_after(target, offset)

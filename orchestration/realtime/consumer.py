@@ -24,9 +24,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from orchestration.activation.destinations.base import Destination
-from orchestration.realtime import outputs, state
-from orchestration.realtime.events import QUARANTINE, parse_time
-from orchestration.realtime.intraday import SESSION_GAP_S, Baseline, Evaluator, session_values
+from orchestration.realtime import consumer_rows, outputs, state
+from orchestration.realtime.events import QUARANTINE
+from orchestration.realtime.intraday import SESSION_GAP_S, Evaluator, session_values
 from orchestration.realtime.profiles import SnapshotReader
 from orchestration.realtime.stream import EventStream, _id_key
 from orchestration.segments.config import SegmentConfig
@@ -227,7 +227,9 @@ class Consumer:
         )
         touched, day_updates, session_rows = {}, {}, []
         for user, messages in per_user.items():
-            latest, days, session = self._record(messages, sessions.get(user))
+            latest, days, session = consumer_rows.record(
+                messages, sessions.get(user), self.evaluator, self.known_events
+            )
             touched[user] = latest
             day_updates.update({(user, day): update for day, update in days.items()})
             session_rows.append((user, *session))
@@ -278,26 +280,6 @@ class Consumer:
             )
             self._deferred = True
         return {user: day for user, day in touched.items() if user in grown}
-
-    def _record(self, messages: list[dict], session: tuple | None):
-        """One user's messages of this batch -> (latest event day, {day: (counts,
-        milestones)}, session (started, last, events))."""
-        days: dict[str, tuple[dict[str, int], set[str]]] = {}
-        started, last, events = session if session else (None, None, 0)
-        moments = [parse_time(m.get("timestamp")) or datetime.now(UTC) for m in messages]
-        for moment, message in sorted(zip(moments, messages, strict=True), key=lambda x: x[0]):
-            event = message.get("event") if message.get("type") == "track" else None
-            counts, milestones = days.setdefault(moment.date().isoformat(), ({}, set()))
-            if event in self.known_events:
-                counts[event] = counts.get(event, 0) + 1
-            if event in self.evaluator.milestone_of:
-                milestones.add(self.evaluator.milestone_of[event])
-            ts = moment.timestamp()
-            if last is None or ts - last > SESSION_GAP_S:  # 30 min without events: new session
-                started, last, events = ts, ts, 1
-            else:
-                started, last, events = min(started, ts), max(last, ts), events + 1
-        return max(moments).date(), days, (started, last, events)
 
     def _write_days(self, updates: dict[tuple[str, str], tuple[dict, set]]) -> dict[str, set[str]]:
         """Add a batch's counts and milestones to the users' days (one read, one write);
@@ -369,8 +351,8 @@ class Consumer:
         profiles = self.evaluator.resolve(users, today, raws, rows)
         profile_rows, emitted_rows = [], []
         for k, (user, base, profile) in enumerate(zip(users, bases, profiles, strict=True)):
-            row, events = self._store(
-                user, days[k], base, profile, now[k], before[k], previous.get(user)
+            row, events = consumer_rows.store(
+                self.evaluator, user, days[k], base, profile, now[k], before[k], previous.get(user)
             )
             profile_rows.append(row)
             emitted_rows += events
@@ -381,44 +363,6 @@ class Consumer:
             "insert or replace into profile values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", profile_rows
         )
         self.db.executemany("delete from deferred where user_id = ?", [(u,) for u in users])
-
-    def _store(self, user: str, day: date, base: Baseline, profile, now, before, previous):
-        """(profile row, emitted event rows) of one re-evaluated user."""
-        # what destinations last saw: the latest intraday answer newer than the snapshot,
-        # even from before midnight (a session membership ending after midnight exits; one
-        # spanning it is not entered again), else the snapshot's; triggers fire once a day
-        old_segments = tuple(json.loads(previous[1])) if previous else base.segments
-        fired_before = (
-            json.loads(previous[2]) if previous and previous[0] == day.isoformat() else []
-        )
-        fired = [
-            t.name
-            for i, t in enumerate(self.evaluator.triggers)
-            if t.rule is not None
-            and bool(now[f"tr_{i}"])
-            and not bool(before[f"tr_{i}"])
-            and t.name not in fired_before
-        ]
-        day_ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-        events = self.evaluator.events(user, day_ts, old_segments, profile.segments, fired)
-        fired_all = fired_before + [e.name for e in events if e.name not in outputs.MEMBERSHIP]
-        emitted = [
-            (e.event_id, e.person_id, e.name, e.timestamp, json.dumps(e.data), time.time())
-            for e in events
-        ]
-        profile_row = (
-            user,
-            day.isoformat(),
-            json.dumps(list(profile.segments)),
-            profile.primary_segment,
-            profile.onboarding_flow,
-            profile.experiment,
-            profile.experiment_variant,
-            profile.next_block,
-            json.dumps(sorted(set(fired_all))),
-            time.time(),
-        )
-        return profile_row, emitted
 
     def finish_pending(self) -> None:
         """Write landing files of committed batches and send unsent events (idempotent)."""
