@@ -29,7 +29,6 @@ pytest_plugins = ("support.shared_runs", "support.cpu_time", "support.realtime_f
 EXPENSIVE_FIRST = (
     "test_cli_run.py",
     "test_pipeline_e2e.py",
-    "test_spark_engine.py",
     "test_orchestration_backfill.py",
     "test_ml_labels.py",
     "test_demo_generator.py",
