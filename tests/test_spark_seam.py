@@ -81,7 +81,11 @@ def test_duckdb_engine_attaches_nothing(tmp_path: Path, monkeypatch: pytest.Monk
         ).fetchone() == (0,)
 
 
-def test_second_spark_process_on_a_metastore_fails_at_once(tmp_path: Path) -> None:
+def test_second_spark_process_on_a_metastore_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # this worker may hold its own metastore for life (an earlier Spark test ran here)
+    monkeypatch.setattr(metastore, "_HELD", [])
     store = tmp_path / "metastore_db"
     holder = subprocess.Popen(
         [
@@ -122,6 +126,7 @@ def test_in_memory_catalog_refuses_an_earlier_runs_warehouse(tmp_path, monkeypat
     from orchestration.settings import SettingError
     from orchestration.spark.session import _require_fresh_warehouse
 
+    monkeypatch.setattr(metastore, "_HELD", [])  # as a process that started no Spark engine
     monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("SEGFLOW_SPARK_CATALOG", "in-memory")
     settings = Settings.from_env()
