@@ -365,7 +365,8 @@ def run_dbt_cli(
 
 
 @contextmanager
-def _environ(**values: str):
+def environ(**values: str):
+    """os.environ with `values` set for the block, restored after (dbt reads env_var())."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -394,7 +395,7 @@ def _manifest(project_dir: Path, db_path: Path, all_vars: dict):
 
     parse_vars = {k: v for k, v in all_vars.items() if k not in RUN_TIME_VARS}
     scratch = _parse_dir()
-    with _environ(
+    with environ(
         SEGFLOW_DUCKDB_PATH=str(scratch / db_path.name), DBT_SEND_ANONYMOUS_USAGE_STATS="false"
     ):
         return parsed_manifest(
@@ -423,7 +424,7 @@ def _run_dbt_in_process(
 
     cmd = [*args, *_common_args(project_dir, target_dir), "--target", "duckdb"]
     cmd += ["--vars", json.dumps(all_vars, sort_keys=True)]
-    with _environ(SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
+    with environ(SEGFLOW_DUCKDB_PATH=str(db_path), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
         try:
             result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(cmd)
         finally:

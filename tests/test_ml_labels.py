@@ -9,7 +9,6 @@ churn with a 14-day horizon (settings -> env -> dbt vars).
 from __future__ import annotations
 
 import json
-import os
 import random
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dbt_fixtures import RawData, load_raw, run_dbt  # tests/ is on sys.path (rootdir conftest)
+from dbt_fixtures import (  # tests/ is on sys.path (rootdir conftest)
+    RawData,
+    environ,
+    load_raw,
+    run_dbt,
+)
 from threadpoolctl import threadpool_limits
 
 from contracts import tracking_plan
@@ -148,16 +152,8 @@ def _build(root: Path, data: RawData, env: dict[str, str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     db = root / "warehouse.duckdb"
     load_raw(db, data)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environ(**env):
         run_dbt(["build", "--select", *MODELS, "--exclude", "test_type:unit"], db, root / "target")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return db
 
 
@@ -426,16 +422,8 @@ def _segments_and_kpis(db: Path, tmp: Path, env: dict[str, str], day: date) -> P
         assign_segments(conn, load_config(), [day])
     finally:
         conn.close()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environ(**env):
         run_dbt(["build", "--select", "fct_segment_kpis"], copy, tmp / "target")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return copy
 
 
