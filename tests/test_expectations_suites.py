@@ -255,6 +255,9 @@ def test_missing_table_is_a_blocking_outcome(conn):
     assert only.blocking and "raw.events does not exist" in only.message
 
 
+FRAMES = ("schema", "rows", "partitions")
+
+
 def test_data_docs_html_written(conn, tmp_path):
     create_raw(conn, "events")
     add_events(conn, DAY, 20, user_id="null")  # no identity -> a failure shows in the docs
@@ -270,7 +273,12 @@ def test_data_docs_html_written(conn, tmp_path):
     # a second run reuses the same file context (suites updated, not duplicated); only the
     # newest `gx_keep_results` results per suite stay listed
     keep_one = replace(CONFIG, gx_keep_results=1)
+    config_file = gx_dir / "great_expectations.yml"
+    written = config_file.stat().st_mtime_ns
     again = validate_table(conn, "events", [DAY], keep_one, gx_dir=gx_dir, now=NOW)
+    # the frames' data source and assets are stored once, not rewritten on every validation
+    assert config_file.stat().st_mtime_ns == written
+    assert all(f"raw_events__{frame}" in config_file.read_text() for frame in FRAMES)
     assert again.outcome("events.identity.not_null").unexpected_count == 20
     stored = list((gx_dir / "uncommitted" / "validations").rglob("*.json"))
     assert sorted(
