@@ -18,12 +18,13 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from contracts.raw import RAW_TABLES  # noqa: E402
 from orchestration.run_window import dbt_vars_arg  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
 from orchestration.warehouse import duckdb_config  # noqa: E402
 
 DBT = Path(sys.executable).parent / "dbt"
-TABLES = ("crm_contacts", "events", "billing_invoices")
+TABLES = RAW_TABLES
 
 # Step 2's process, the daily job's way (`segflow run`, in-process dbt, the default): load the
 # new day the way the ingest asset does, write the run window, parse the project in this process
