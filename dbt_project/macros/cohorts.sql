@@ -32,10 +32,18 @@
 {%- endmacro %}
 
 {#
-  The retention marts' frame: CTEs `data_end` (data_end_select) and `calendar`, every day from
-  the first signup (of `users_rel`) to the last day with data; periods are derived from it.
+  The retention marts' frame: CTEs `users` (user_id, signup_date of `users_rel`), `data_end`
+  (data_end_select) and `calendar`, every day from the first signup to the last day with data;
+  periods are derived from it.
 #}
 {% macro retention_frame(users_rel, activity_rel) -%}
+users as (
+    select
+        user_id,
+        signup_date
+    from {{ users_rel }}
+),
+
 data_end as (
     {{ data_end_select(activity_rel) }}
 ),

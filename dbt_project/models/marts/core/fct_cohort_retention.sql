@@ -5,14 +5,7 @@
 -- nobody returned (retained_users = 0): the counts are left-joined onto a cohort x period grid.
 {%- set users_rel = ref('dim_users') -%}
 {%- set activity_rel = ref('int_user_activity_daily') %}
-with users as (
-    select
-        user_id,
-        signup_date
-    from {{ users_rel }}
-),
-
-activity as (
+with activity as (
     select
         user_id,
         activity_date

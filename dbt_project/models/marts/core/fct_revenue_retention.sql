@@ -5,14 +5,7 @@
 -- nothing was paid): the sums are left-joined onto a cohort x period grid.
 {%- set users_rel = ref('dim_users') -%}
 {%- set activity_rel = ref('int_user_activity_daily') %}
-with users as (
-    select
-        user_id,
-        signup_date
-    from {{ users_rel }}
-),
-
-invoices as (
+with invoices as (
     select
         user_id,
         paid_date,
