@@ -110,9 +110,13 @@ def _measure(cmd: list[str], env: dict[str, str]) -> dict:
 
 
 def _rss(process: psutil.Process) -> int:
+    """Its resident memory; 0 for a JVM's child still sharing the JVM's memory (a vfork before
+    its exec: Hadoop forks `chmod` for each file Spark writes locally), counted once already."""
     try:
+        if process.name() == "java" and process.parent().name() == "java":
+            return 0
         return process.memory_info().rss
-    except psutil.Error:
+    except (psutil.Error, AttributeError):
         return 0
 
 
