@@ -105,6 +105,7 @@ class Run:
         return env
 
     def db(self, engine: str) -> Path:
+        """DuckDB's warehouse; for Spark, the scratch file the new day is loaded into."""
         return self.work / f"{engine}.duckdb"
 
     def target(self, engine: str) -> Path:
@@ -114,14 +115,15 @@ class Run:
 def _full(run: Run, engine: str) -> dict:
     """The engine's inputs rebuilt from the history (a cut-short attempt leaves none), then
     the full build."""
-    db = run.db(engine)
-    Path(f"{db}.wal").unlink(missing_ok=True)
-    shutil.copy(run.work / "history.duckdb", db)
     env = run.env(engine)
-    if engine == "spark":
+    if engine == "spark":  # Spark reads Parquet: the history exported, no DuckDB copy
         shutil.rmtree(run.work / "spark", ignore_errors=True)
-        with duckdb.connect(str(db)) as conn:
+        with duckdb.connect(str(run.work / "history.duckdb"), read_only=True) as conn:
             export_raw(conn, Path(env["SEGFLOW_SPARK_SOURCES_DIR"]))
+    else:
+        db = run.db(engine)
+        Path(f"{db}.wal").unlink(missing_ok=True)
+        shutil.copy(run.work / "history.duckdb", db)
     common = _dbt_common(run.target(engine))
     subprocess.run([str(DBT), "parse", *common], env=env, check=True, stdout=subprocess.DEVNULL)
     cmd = [str(DBT), "run", "--full-refresh", "--exclude", "tag:after_segments", *common]
@@ -133,7 +135,11 @@ def _day(run: Run, engine: str, dates: list[date]) -> dict:
     idempotent: a day step cut short is simply run again."""
     env = run.env(engine)
     day = dates[-1]
-    conn = duckdb.connect(str(run.db(engine)), config=duckdb_config())
+    db = run.db(engine)
+    if engine == "spark":  # a scratch file for the day's rows, exported as Spark's Parquet
+        db.unlink(missing_ok=True)
+        Path(f"{db}.wal").unlink(missing_ok=True)
+    conn = duckdb.connect(str(db), config=duckdb_config())
     try:
         for table in TABLES:
             load_partitions(conn, table, [day], run.work / "landing", "demo", late_arrival_days=3)
@@ -185,6 +191,13 @@ def _prepare_step(run: Run) -> list[date]:
     """Data generation and the history load (reused from the work folder once done)."""
     args = run.args
     load_before = os.getloadavg()
+    if args.landing and not (run.work / "meta.json").exists():
+        # Another run's generated files (read only): linked, with their first day.
+        if not args.start:
+            raise SystemExit("--landing needs --start (the first generated day)")
+        (run.work / "landing").symlink_to(args.landing.resolve(), target_is_directory=True)
+        meta = {"start": args.start, "landing": f"linked from {args.landing.resolve()}"}
+        (run.work / "meta.json").write_text(json.dumps(meta))
     dates, info = _prepare(run.work, args.users, args.days, args.seed, reuse=True)
     if not run.done("prepare"):
         run.record("prepare", info, load_before)
@@ -203,6 +216,14 @@ def main() -> None:
         default=None,
         help="the run's folder (data, warehouses); keep it to resume an interrupted run",
     )
+    parser.add_argument(
+        "--landing",
+        type=Path,
+        default=None,
+        help="use this landing folder (bench/transform.py's or the demo's, same users, days "
+        "and seed) instead of generating one; with --start",
+    )
+    parser.add_argument("--start", default=None, help="the first day of --landing (YYYY-MM-DD)")
     args = parser.parse_args()
     args.work = args.work or Path(tempfile.mkdtemp(prefix="segflow-bench-spark-"))
     args.work.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,11 @@ def write_report(out: Path, report: dict) -> None:
                     f"| {figure.get('models_seconds', '')} | {figure['loadavg_before'][0]} "
                     f"| {figure['loadavg_after'][0]} | {figure['finished_at']} |"
                 )
+    if "prepare" in steps:
+        lines += [
+            "",
+            f"Data (seed {report['seed']}, work folder {report['work']}): {steps['prepare']}",
+        ]
     ratios = {k: v for k, v in report["spark_vs_duckdb"].items() if v is not None}
     lines += ["", f"Spark / DuckDB: {ratios or 'not yet (a step is missing)'}"]
     for step, figure in steps.items():
