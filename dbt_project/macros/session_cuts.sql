@@ -41,3 +41,25 @@
   group by 1
   having min(event_at) < {{ reprocess_from_ts() }}
 {%- endmacro %}
+
+{#
+  A literal no later than every user's cut in this run: min(reprocess_from, the earliest cut),
+  looked up when the model runs. Models add it as an extra filter next to their per-user
+  `coalesce(cut, reprocess_from)` bound (which sits behind a join, so the engine cannot use it
+  to skip storage): a filter on a literal lets the scan of the event history skip the row
+  groups before it. A user whose stitched anonymous history is old moves it back (correct,
+  only slower). At parse time (and for sqlfluff): reprocess_from.
+#}
+{% macro reprocess_floor_ts(sessions_relation) -%}
+  {%- if not execute or var('lint_only', false) -%}{{ return(reprocess_from_ts()) }}{%- endif -%}
+  {%- set sql -%}
+    with
+    stitched_cuts as ({{ stitched_cuts_cte() }}),
+    cuts as ({{ user_reprocess_cuts(sessions_relation) }})
+    select min(cut_at) as earliest_cut_at from cuts
+  {%- endset -%}
+  {%- set earliest = run_query(sql).columns[0].values()[0] -%}
+  {%- if earliest is none -%}{{ return(reprocess_from_ts()) }}{%- endif -%}
+  {{ return('least(' ~ reprocess_from_ts() ~ ", cast('" ~ earliest ~ "' as "
+      ~ dbt.type_timestamp() ~ '))') }}
+{%- endmacro %}

@@ -36,7 +36,10 @@ events as (
     from {{ ref('int_events_stitched') }} as e
     {% if is_incremental() %}
     left join cuts on cuts.user_id = e.stitched_user_id
-    where e.event_at >= coalesce(cuts.cut_at, {{ reprocess_from_ts() }})
+    where
+        e.event_at >= coalesce(cuts.cut_at, {{ reprocess_from_ts() }})
+        -- the same bound as a literal: the scan skips the older history
+        and e.event_at >= {{ reprocess_floor_ts(this) }}
     {% endif %}
 ),
 

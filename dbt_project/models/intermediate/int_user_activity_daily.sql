@@ -23,6 +23,7 @@
 
 with
 {% if is_incremental() %}
+{%- set floor_ts = reprocess_floor_ts(ref('int_sessions')) %}
 stitched_cuts as ({{ stitched_cuts_cte() }}),
 cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
 {% endif %}
@@ -50,10 +51,14 @@ events_with_gaps as (
     from {{ ref('int_events_stitched') }} as e
     {% if is_incremental() %}
     left join cuts on cuts.user_id = e.stitched_user_id
-    where e.event_at >= {{ dbt.dateadd(
-        'minute', -1 * timeout,
-        'cast(coalesce(cuts.cut_date, ' ~ reprocess_from() ~ ') as ' ~ dbt.type_timestamp() ~ ')',
-    ) }}
+    where
+        e.event_at >= {{ dbt.dateadd(
+            'minute', -1 * timeout,
+            'cast(coalesce(cuts.cut_date, ' ~ reprocess_from() ~ ') as ' ~ dbt.type_timestamp() ~ ')',
+        ) }}
+        -- the same bound as a literal: the scan skips the older history
+        and e.event_at >= {{ dbt.dateadd('minute', -1 * timeout,
+            'cast(cast(' ~ floor_ts ~ ' as date) as ' ~ dbt.type_timestamp() ~ ')') }}
     {% endif %}
 ),
 
@@ -144,7 +149,9 @@ session_counts as (
     from {{ ref('int_sessions') }} as s
     {% if is_incremental() %}
     left join cuts on cuts.user_id = s.user_id
-    where s.session_date >= coalesce(cuts.cut_date, {{ reprocess_from() }})
+    where
+        s.session_date >= coalesce(cuts.cut_date, {{ reprocess_from() }})
+        and s.session_date >= cast({{ floor_ts }} as date)
     {% endif %}
     group by s.user_id, s.session_date
 ),

@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_events_stitched') }}
+-- depends_on: {{ ref('int_sessions') }}
 {{ config(materialized='ephemeral') }}
 -- Per user and rebuilt snapshot day (from region_start, int_user_feature_regions): rolling
 -- 7/28-day sums, the 7 days before the last 7, and running values from grid_start on
@@ -22,6 +25,11 @@ regions as (
 
 daily as (
     select * from {{ daily_rel }}
+    {% if by_pairs -%}
+    -- no grid starts before the earliest cut's look-back: the scan skips the older days
+    where activity_date >= {{ dbt.dateadd('day', -1 * (feature_lookback_days() | int),
+        'cast(' ~ reprocess_floor_ts(ref('int_sessions')) ~ ' as date)') }}
+    {%- endif %}
 ),
 
 revenue_daily as (
