@@ -72,12 +72,26 @@ def test_degenerate_columns_are_dropped_logged_and_training_succeeds(store, mart
     assert set(result.feature_columns) == set(declared) - set(result.dropped_features)
 
 
-def test_every_declared_feature_reaches_the_fitted_model(store, marts):
+@pytest.fixture(scope="module")
+def churn_declared(store, marts):
+    """A churn model trained once on the declared features (two tests read it): the result
+    and the registered champion loaded right after it."""
+    from ml import registry
+
+    result = train_model(
+        "churn",
+        marts["ml_churn_training"],
+        store["uri"],
+        store["artifacts"],
+        features=_declared("churn"),
+    )
+    return result, registry.load_by_alias(CHURN_MODEL, store["uri"])
+
+
+def test_every_declared_feature_reaches_the_fitted_model(store, churn_declared):
     """A declared feature missing from the fitted model fails this test (issue 12)."""
     declared = _declared("churn")
-    result = train_model(
-        "churn", marts["ml_churn_training"], store["uri"], store["artifacts"], features=declared
-    )
+    result, _ = churn_declared
     assert not result.dropped_features
     assert result.feature_columns == [c for c in result.feature_columns if c in declared]
     assert set(result.feature_columns) == set(declared)
@@ -213,21 +227,13 @@ def test_gamma_gamma_expected_spend_shrinks_to_population_mean():
     assert population == pytest.approx(np.mean(2.0 / nu), rel=0.3)
 
 
-def test_fast_reason_path_equals_re_predicting_the_pipeline(store, marts):
+def test_fast_reason_path_equals_re_predicting_the_pipeline(churn_declared, marts):
     """Reason codes change a numeric column in the transformed matrix instead of re-running
     the preprocessing; the contributions must equal the plain re-predict of the pipeline."""
-    from ml import registry
     from ml.features import FeatureSpec, prepare_features
     from ml.reasons import PipelinePredict, feature_contributions
 
-    train_model(
-        "churn",
-        marts["ml_churn_training"],
-        store["uri"],
-        store["artifacts"],
-        features=_declared("churn"),
-    )
-    champion = registry.load_by_alias(CHURN_MODEL, store["uri"])
+    _, champion = churn_declared
     spec = FeatureSpec.from_dict(champion.meta["feature_spec"])
     X = prepare_features(marts["fct_user_features"].head(400), spec)
     fast = PipelinePredict(champion.model, spec, proba=True)
