@@ -176,6 +176,8 @@ def _dbt_step(run: Run, engine: str, cmd: list[str], env: dict) -> dict:
         jvm_cpu = jvm.stop()
     if engine == "spark":
         figure["jvm_cpu_seconds"] = jvm_cpu
+        # The session's sizing as set for this step (profiles.yml's defaults otherwise).
+        figure["spark_env"] = {k: v for k, v in os.environ.items() if k.startswith("SEGFLOW_SPARK")}
     nodes = {
         r["unique_id"].split(".")[-1]: round(r["execution_time"], 2)
         for r in json.loads(results.read_text())["results"]
@@ -224,6 +226,9 @@ def main() -> None:
         "and seed) instead of generating one; with --start",
     )
     parser.add_argument("--start", default=None, help="the first day of --landing (YYYY-MM-DD)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep DuckDB's warehouse file after its day step"
+    )
     args = parser.parse_args()
     args.work = args.work or Path(tempfile.mkdtemp(prefix="segflow-bench-spark-"))
     args.work.mkdir(parents=True, exist_ok=True)
@@ -241,6 +246,8 @@ def main() -> None:
             continue
         load_before = os.getloadavg()
         run.record(f"{engine}_day", _day(run, engine, dates), load_before)
+        if run.done(f"{engine}_day") and not args.keep:  # disk: 100k x 180 is ~6 GB of DuckDB
+            run.db(engine).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
