@@ -13,7 +13,7 @@ import pytest
 from orchestration.sources.discover import FileInfo
 from orchestration.sources.files import create_stage, drop_stage, stage_files, table_spec
 from orchestration.sources.load import load_partitions
-from orchestration.sources.read_csv_direct import expected_records, has_padded_value
+from orchestration.sources.read_csv_direct import expected_records
 
 DAY = date(2025, 3, 3)
 NOW = datetime(2025, 3, 10, 12, 0)
@@ -162,25 +162,3 @@ def test_line_numbers_stay_right_or_the_file_is_read_in_python(
 )
 def test_expected_records(text: bytes, records: int | None) -> None:
     assert expected_records(text) == records
-
-
-@pytest.mark.parametrize(
-    ("text", "padded"),
-    [
-        (b"a,b\n1,2\n", False),
-        (b'a,b\n"x, y",2\n', False),  # a space after a delimiter inside quotes
-        (b'a,b\n"q ""x"" r",2\n', False),
-        (b'"a","b"\n"1","x ,y"\n', False),
-        (b"a,b\n1, 2\n", True),
-        (b"a,b\n1 ,2\n", True),
-        (b'a,b\n" x",2\n', True),
-        (b'a,b\n"x ",2\n', True),
-        (b'a,b\n"q"," r"\n', True),
-        (b"a,b\n1,2 \r\n", True),
-        (b" a,b\n1,2\n", True),
-        (b"a,b\n1,2 ", True),
-    ],
-)
-def test_padded_values_are_found_outside_quotes(text: bytes, padded: bool) -> None:
-    """Only a file with a value that starts or ends with a space pays for trimming."""
-    assert has_padded_value(text, ",") is padded

@@ -80,10 +80,8 @@ def stage_csv(
     if on_disk and result is not None and not footer:
         direct = direct_csv_select(info, raw, header, delimiter, missing_note)
         if direct is not None:
-            sql, records, padded = direct
-            result.direct.append((sql, records))
-            if padded:
-                result.padded = None  # which columns not looked at: every column trims
+            result.direct.append(direct)
+            result.padded = None  # not looked at (read_csv_direct): every column trims
             return extra_keys(spec, header)
     table = _read_csv_fast(info, raw, header, delimiter, missing_note)
     if table is not None:
