@@ -23,8 +23,10 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from contracts.raw import RAW_TABLES
+
 RESULTS = Path(__file__).resolve().parent / "results"
-TABLES = ("crm_contacts", "events", "billing_invoices")
+TABLES = RAW_TABLES
 
 
 def _peak_rss_mb() -> float:

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from contracts.models import KINDS  # noqa: E402
+from contracts.raw import RAW_TABLES  # noqa: E402
 from demo import truth_columns  # noqa: E402
 from orchestration.run_window import dbt_vars_arg  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
@@ -49,12 +51,8 @@ from model_quality_report import figure, markdown  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "bench" / "results"
-TABLES = ("crm_contacts", "events", "billing_invoices")
-MARTS = {
-    "churn": "ml_churn_training",
-    "ltv": "ml_ltv_training",
-    "conversion": "ml_conversion_training",
-}
+TABLES = RAW_TABLES
+MARTS = {kind: spec.training_table for kind, spec in KINDS.items()}
 ORACLE_REPLICAS = 100  # simulated futures per user for the SaaS churn oracle (demo.saas_oracle)
 
 

@@ -70,14 +70,19 @@ def start_fake(port: int, server_rate_limit: float) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    for _ in range(100):
+    return _when_ready(proc, port, "Customer.io", tries=100)
+
+
+def _when_ready(proc: subprocess.Popen, port: int, name: str, tries: int) -> subprocess.Popen:
+    """`proc` once the fake on `port` answers (every 0.1 s, `tries` times); else killed."""
+    for _ in range(tries):
         try:
             requests.get(f"http://127.0.0.1:{port}/_fake/state", timeout=0.5)
             return proc
         except requests.ConnectionError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("fake Customer.io did not start")
+    raise RuntimeError(f"fake {name} did not start")
 
 
 def _record_phases(destination: CustomerIODestination) -> dict[str, list[float]]:
@@ -131,14 +136,7 @@ def start_vendor_fake(name: str, port: int, limit_rps: float) -> subprocess.Pope
     cmd = [sys.executable, "-m", "orchestration.cli", command, "--port", str(port), *extra]
     cmd += ["--rate-limit", str(int(limit_rps * window))]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(150):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/_fake/state", timeout=0.5)
-            return proc
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"fake {name} did not start")
+    return _when_ready(proc, port, name, tries=150)
 
 
 def bench_destination(name: str, people: int, tmp: str) -> dict:

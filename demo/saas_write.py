@@ -69,15 +69,9 @@ def _inject_event_defects(
     ev["ts_us"][lat] -= rng.integers(window + 1, window + 8, len(lat)) * US_PER_DAY
     unk = chosen["unknown_event"]
     ev["name_code"][unk] = rng.choice(sim.names.unknown_codes, len(unk))
-    for kind in (
-        "late_within_window",
-        "late_beyond_window",
-        "malformed_json",
-        "null_user_id",
-        "null_user_and_anonymous_id",
-        "unknown_event",
-    ):
-        label[chosen[kind]] = kind
+    for kind in DEFECT_KINDS:
+        if not kind.startswith("duplicate_"):  # duplicates are extra rows, not labelled ones
+            label[chosen[kind]] = kind
     dup_next = chosen["duplicate_next_day"]
     dup_same = chosen["duplicate_same_day"]
     if is_last_day:

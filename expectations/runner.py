@@ -222,6 +222,20 @@ def _stored_definition(context: Any, name: str, batch: Any, rules: list[Rule]) -
     )
 
 
+def _frame_batch(context: Any, name: str) -> Any:
+    """The whole-dataframe batch definition of frame asset `name`, added only when missing:
+    each add (or add_or_update of the data source, which also drops its stored assets)
+    rewrites the project's config file, a dozen times per run before."""
+    try:
+        source = context.data_sources.get(_DATASOURCE)
+    except KeyError:
+        source = context.data_sources.add_pandas(name=_DATASOURCE)
+    asset = next((a for a in source.assets if a.name == name), None)
+    asset = asset or source.add_dataframe_asset(name=name)
+    batch = next((b for b in asset.batch_definitions if b.name == "whole"), None)
+    return batch or asset.add_batch_definition_whole_dataframe("whole")
+
+
 def _run_frame(
     context: Any,
     name: str,
@@ -233,12 +247,7 @@ def _run_frame(
     config: QualityConfig,
     run_id: RunIdentifier,
 ) -> tuple[list[CheckOutcome], ValidationResultIdentifier]:
-    source = context.data_sources.add_or_update_pandas(name=_DATASOURCE)
-    asset = next((a for a in source.assets if a.name == name), None)
-    asset = asset or source.add_dataframe_asset(name=name)
-    batch = next((b for b in asset.batch_definitions if b.name == "whole"), None)
-    batch = batch or asset.add_batch_definition_whole_dataframe("whole")
-    definition = _stored_definition(context, name, batch, rules)
+    definition = _stored_definition(context, name, _frame_batch(context, name), rules)
     result_format: dict[str, Any] = {
         "result_format": "SUMMARY",
         "partial_unexpected_count": config.sample_size,

@@ -11,10 +11,13 @@ touching the wiring.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 AFTER_SEGMENTS_TAG = "after_segments"
+UNIT_TESTS_EXCLUDED = ("--exclude-resource-type", "unit_test")
 TRAINING_TAG = "training"
 
 
@@ -78,8 +81,9 @@ def split_models(manifest_path: Path) -> DbtSelection:
 def build_args(models: tuple[str, ...]) -> list[str]:
     """The `dbt build` arguments of one step of the daily job (Dagster adds the same
     `--select` from the asset selection; tests follow DBT_INDIRECT_SELECTION=buildable). The
-    caller adds `--vars` (orchestration.run_window.dbt_vars_arg) and writes the window table."""
-    return ["build", "--select", *models]
+    caller adds `--vars` (orchestration.run_window.dbt_vars_arg) and writes the window table;
+    dbt unit tests are left out as in the pipeline (`pipeline_exclusions`)."""
+    return ["build", "--select", *models, *pipeline_exclusions()]
 
 
 def daily_steps(selection: DbtSelection) -> list[list[str]]:
@@ -88,3 +92,12 @@ def daily_steps(selection: DbtSelection) -> list[list[str]]:
     everything downstream but the training sets."""
     steps = (selection.upstream + selection.incremental, selection.downstream)
     return [build_args(models) for models in steps if models]
+
+
+def pipeline_exclusions(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """What the pipeline's `dbt build` steps leave out: dbt unit tests. They test the models'
+    SQL on fixed inputs, not the day's data, so CI runs them (`make test`: test_dbt_transform's
+    full build, test_user_tracking_plan), not every daily run (each builds its fixtures: seconds
+    of a small day's fixed cost). A DBT_EXCLUDE_RESOURCE_TYPES the caller set wins (the flag
+    would override it)."""
+    return () if environ.get("DBT_EXCLUDE_RESOURCE_TYPES") else UNIT_TESTS_EXCLUDED

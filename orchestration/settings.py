@@ -302,14 +302,20 @@ class Settings:
         }
 
     def spark_tuning_env(self) -> dict[str, str]:
-        """The spark target's engine tuning (SEGFLOW_SPARK_SMALL_DATA), as profiles.yml reads it."""
+        """The spark target's engine tuning, as profiles.yml reads it: SEGFLOW_SPARK_SMALL_DATA's,
+        and a local master's (no cluster to list files or read job markers: the driver lists
+        partition folders itself instead of one Spark task per folder, and writes no _SUCCESS
+        file, one file and one forked `chmod` less per write; a cluster keeps Spark's defaults)."""
         small = self.spark_small_data
+        local = self.spark_master.startswith("local")
         return {
             "SEGFLOW_SPARK_CODEGEN": str(not small).lower(),
             "SEGFLOW_SPARK_ADAPTIVE": str(not small).lower(),
             "SEGFLOW_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
             if small
             else "",
+            "SEGFLOW_SPARK_LISTING_THRESHOLD": "100000" if local else "32",
+            "SEGFLOW_SPARK_SUCCESS_MARKERS": str(not local).lower(),
         }
 
     def ensure_dirs(self) -> None:

@@ -50,6 +50,23 @@ EXPENSIVE_FIRST = (
     "test_sensors_landing.py",
 )
 
+# The fast tier's largest modules (`make test-fast`, CPU s at load ~10 on 2 workers): after the
+# slow ones, before the other fast modules, so neither worker ends on a long module alone.
+FAST_EXPENSIVE_FIRST = (
+    "test_expectations_features.py",
+    "test_orchestration_definitions.py",
+    "test_orchestration_ingest.py",
+    "test_ml_robustness.py",
+    "test_corpus.py",
+    "test_segments_assign.py",
+    "test_expectations_suites.py",
+    "test_sources_mappings.py",
+    "test_expectations_defects.py",
+    "test_demo_oracle.py",
+    "test_cli.py",
+    "test_stale_runs.py",
+)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_segflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -70,7 +87,11 @@ def _rank(item: pytest.Item) -> tuple[int, int]:
     name = item.path.name
     if name in EXPENSIVE_FIRST:
         return 0, EXPENSIVE_FIRST.index(name)
-    return (1 if item.get_closest_marker("slow") else 2), 0
+    if item.get_closest_marker("slow"):
+        return 1, 0
+    if name in FAST_EXPENSIVE_FIRST:
+        return 2, FAST_EXPENSIVE_FIRST.index(name)
+    return 3, 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,7 +1,7 @@
 """The Spark half of tests/test_spark_job.py, in one process (so one JVM, one Spark session and
 one Derby boot for everything): `segflow run ARGS` exactly as a user runs it, then a
-date-partitioned model's incremental path again over the run's last days (dbt in this process
-on the same warm session), as a new day rewrites them. Writes <SEGFLOW_HOME>/partitions.json:
+date-partitioned model's and an unpartitioned one's incremental path again over the run's last
+days (dbt in this process on the same warm session), as a new day rewrites them. Writes <SEGFLOW_HOME>/partitions.json:
 each partitioned table's partition folders -> data file names, before and after the rerun,
 and how many trailing days the rerun rebuilds.
 
@@ -24,6 +24,8 @@ from orchestration.spark.tables import warehouse_dir
 # A model dbt-spark stores partitioned by day (insert overwrite by date partition; the other,
 # int_user_activity_daily, goes through the same macro and would double the rerun's time).
 PARTITIONED = ("stg_events__events",)
+# Not partitioned: its incremental run swaps in a new table (the kept rows plus the fresh ones).
+SWAPPED = ("int_identity_map",)
 RERUN_DAYS = 3
 
 
@@ -42,7 +44,8 @@ def partition_files(settings: Settings) -> dict[str, dict[str, list[str]]]:
 def rerun_last_days(settings: Settings, last: date) -> None:
     window = RunWindow(last - timedelta(days=RERUN_DAYS - 1), last)
     vars_arg = dbt_vars_arg(settings, window)
-    with invoke("run", DBT_PROJECT_DIR, "spark", vars_arg, ["--select", *PARTITIONED]) as run:
+    selection = ["--select", *PARTITIONED, *SWAPPED]
+    with invoke("run", DBT_PROJECT_DIR, "spark", vars_arg, selection) as run:
         if not run.result.success:
             raise SystemExit(f"incremental rerun failed: {run.result.exception}")
 

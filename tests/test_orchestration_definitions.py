@@ -89,3 +89,15 @@ def test_daily_job_never_builds_training_sets():
     training_sets = {"ml_churn_training", "ml_ltv_training", "ml_conversion_training"}
     assert training_sets <= training and not training_sets & daily
     assert {"fct_user_features", "user_scores"} <= daily
+
+
+def test_pipeline_dbt_steps_leave_unit_tests_to_ci() -> None:
+    """The daily job's dbt builds exclude dbt unit tests (CI runs them); an exclusion the caller
+    set through DBT_EXCLUDE_RESOURCE_TYPES is kept, not overridden by the flag."""
+    from orchestration.dbt_selection import build_args, pipeline_exclusions
+
+    assert pipeline_exclusions({}) == ("--exclude-resource-type", "unit_test")
+    assert pipeline_exclusions({"DBT_EXCLUDE_RESOURCE_TYPES": "test unit_test"}) == ()
+    args = build_args(("int_sessions",))
+    assert args[:3] == ["build", "--select", "int_sessions"]
+    assert args[3:] == list(pipeline_exclusions())

@@ -138,3 +138,25 @@ def test_in_memory_catalog_refuses_an_earlier_runs_warehouse(tmp_path, monkeypat
     monkeypatch.setenv("SEGFLOW_SPARK_CATALOG", "derby")
     with pytest.raises(SettingError, match="SEGFLOW_SPARK_CATALOG"):
         Settings.from_env()
+
+
+def test_local_master_tuning_leaves_a_cluster_on_spark_defaults(monkeypatch) -> None:
+    """A local master lists partition folders in the driver and writes no _SUCCESS files; any
+    other master keeps Spark's defaults. profiles.yml's spark target sets the same keys as the
+    Python steps' session (one catalog, one behaviour), driver memory aside."""
+    import yaml
+
+    from orchestration.settings import DBT_PROJECT_DIR
+    from orchestration.spark.session import session_config
+
+    listing = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+    markers = "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs"
+    monkeypatch.setenv("SEGFLOW_SPARK_MASTER", "local[2]")
+    local = session_config(Settings.from_env())
+    assert (local[listing], local[markers]) == ("100000", "false")
+    monkeypatch.setenv("SEGFLOW_SPARK_MASTER", "spark://spark-master:7077")
+    cluster = session_config(Settings.from_env())
+    assert (cluster[listing], cluster[markers]) == ("32", "true")
+    profile = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())
+    target = profile["segflow"]["outputs"]["spark"]["server_side_parameters"]
+    assert set(target) - {"spark.driver.memory"} == set(cluster)

@@ -21,3 +21,59 @@
   cross join {{ data_end_cte }} as data_end
   where {{ dbt.dateadd(grain, 1, 'periods.period_start') }} <= {{ dbt.dateadd('day', 1, 'data_end.data_end_date') }}
 {%- endmacro %}
+
+{#
+  The last day with data: the latest activity_date of int_user_activity_daily (`activity_rel`),
+  as one row with column data_end_date. Whether a period or an outcome window has ended is
+  judged against it everywhere (retention marts, label windows, segment KPIs, tenure).
+#}
+{% macro data_end_select(activity_rel) -%}
+  select max(activity_date) as data_end_date from {{ activity_rel }}
+{%- endmacro %}
+
+{#
+  The retention marts' frame: CTEs `users` (user_id, signup_date of `users_rel`), `data_end`
+  (data_end_select) and `calendar`, every day from the first signup to the last day with data;
+  periods are derived from it.
+#}
+{% macro retention_frame(users_rel, activity_rel) -%}
+users as (
+    select
+        user_id,
+        signup_date
+    from {{ users_rel }}
+),
+
+data_end as (
+    {{ data_end_select(activity_rel) }}
+),
+
+calendar as (
+    {{ calendar_between("(select min(signup_date) from " ~ users_rel ~ ")",
+                        "(select max(activity_date) from " ~ activity_rel ~ ")") }}
+)
+{%- endmacro %}
+
+{#
+  Signup cohorts of one grain ('week' or 'month'): CTEs `<grain>_cohort_users` (cohort_grain,
+  cohort_start = the signup's calendar week / month, user_id) and `<grain>_cohorts`
+  (cohort_grain, cohort_start, cohort_size), from the CTE `users_cte` (user_id, signup_date).
+#}
+{% macro signup_cohorts(grain, users_cte) -%}
+{{ grain }}_cohort_users as (
+    select
+        '{{ grain }}' as cohort_grain,
+        cast({{ dbt.date_trunc(grain, users_cte ~ '.signup_date') }} as date) as cohort_start,
+        {{ users_cte }}.user_id
+    from {{ users_cte }}
+),
+
+{{ grain }}_cohorts as (
+    select
+        cohort_grain,
+        cohort_start,
+        count(*) as cohort_size
+    from {{ grain }}_cohort_users
+    group by cohort_grain, cohort_start
+)
+{%- endmacro %}

@@ -109,8 +109,9 @@
   of the fresh rows and those holding a target row the predicates replace. Their kept rows
   plus the fresh rows go to a staging table, which overwrites exactly those partitions
   (insert overwrite, dynamic partition mode); a touched partition left with no row is dropped.
-  Without `partition_by` the whole table is rewritten the same way. Either way the result is
-  the table DuckDB's delete + insert gives. Runs the rewrite; returns the final statement
+  Without `partition_by` the staging table (the target's kept rows plus the fresh rows) becomes
+  the table: one write of the table per run instead of two. Either way the result is the table
+  DuckDB's delete + insert gives. Runs the rewrite; returns the final statement
   (dropping the staging table) for `main`.
 #}
 {% macro spark_rewrite_incremental(source, target, predicates) -%}
@@ -140,10 +141,16 @@
     {%- do run_query("insert overwrite table " ~ target ~ " partition (" ~ keys ~ ") select "
                      ~ cols ~ " from " ~ staging) -%}
   {%- else -%}
+    {#- The staging table is the new table: swapped in by two renames (the old one kept until
+        the new one is in place), instead of being copied over the target a second time. -#}
+    {%- set retired = target.incorporate(path={"identifier": target.identifier ~ "__segflow_old"}) -%}
+    {%- do run_query("drop table if exists " ~ retired) -%}
     {%- do run_query("create table " ~ staging ~ " using parquet as select " ~ cols ~ " from "
                      ~ target ~ " where not coalesce(" ~ matched ~ ", false) union all select "
                      ~ cols ~ " from " ~ source) -%}
-    {%- do run_query("insert overwrite table " ~ target ~ " select " ~ cols ~ " from " ~ staging) -%}
+    {%- do run_query("alter table " ~ target ~ " rename to " ~ retired) -%}
+    {%- do run_query("alter table " ~ staging ~ " rename to " ~ target) -%}
+    {%- do run_query("drop table if exists " ~ retired) -%}
   {%- endif -%}
   drop table if exists {{ staging }}
 {%- endmacro %}

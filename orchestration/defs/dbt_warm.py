@@ -45,14 +45,17 @@ def build(
     project: DbtProject,
     translator: DagsterDbtTranslator,
     vars_arg: Sequence[str],
+    extra_args: Sequence[str] = (),
 ) -> Iterator[Any]:
-    """`dbt build` of this step's selected models in this process; yields Dagster events."""
+    """`dbt build` of this step's selected models in this process (plus `extra_args`, e.g.
+    exclusions); yields Dagster events."""
     params = get_updated_cli_invocation_params_for_context(
         context=context, manifest={}, dagster_dbt_translator=translator
     )
     selection = list(params.selection_args)
     if params.indirect_selection:
         selection += ["--indirect-selection", params.indirect_selection]
+    selection += list(extra_args)
     context.log.info(f"dbt (in process): build {' '.join(selection)}")
     try:
         with invoke(

@@ -19,7 +19,6 @@ from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
 from ml.score_table import write_user_scores
 from ml.scoring import missing_champions, score_users
-from ml.tracking import train_model
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
@@ -91,6 +90,10 @@ def _training_asset(kind: str, training_table: str) -> dg.AssetsDefinition:
             context.log.warning(f"{kind} model skipped: {reason}")
             yield from _skipped(kind, reason, 0)
             return
+        # Imported here: training (and its matplotlib plots) runs in the weekly job only; the
+        # daily job's definitions load does not pay for it.
+        from ml.tracking import train_model
+
         try:
             result = train_model(
                 kind,

@@ -17,7 +17,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration import warehouse
-from orchestration.dbt_selection import TRAINING_TAG, split_models
+from orchestration.dbt_selection import TRAINING_TAG, pipeline_exclusions, split_models
 from orchestration.defs import dbt_warm
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, run_window, single_run
@@ -99,14 +99,16 @@ def _dbt_assets(name: str, models: tuple[str, ...], partitioned: bool) -> dg.Ass
             if settings.dbt_target == "spark":
                 spark_session.hold_process(settings)
             vars_arg = dbt_vars_arg(settings, window)
-            yield from dbt_warm.build(context, dbt_project, translator, vars_arg)
+            yield from dbt_warm.build(
+                context, dbt_project, translator, vars_arg, pipeline_exclusions()
+            )
             return
         if settings.dbt_target == "spark" and settings.spark_catalog == "in-memory":
             raise dg.Failure(
                 "SEGFLOW_SPARK_CATALOG=in-memory needs SEGFLOW_DBT_IN_PROCESS=1: the catalog "
                 "lives in the run's process, and a dbt subprocess per step would not see it"
             )
-        args = ["build", *dbt_vars_arg(settings, window)]
+        args = ["build", *dbt_vars_arg(settings, window), *pipeline_exclusions()]
         # No fetch_row_counts(): it opens the DuckDB file in this process with dbt's connection
         # settings, which then blocks every later connection of the run.
         # The spark target's Derby metastore takes one process at a time: a clear error now

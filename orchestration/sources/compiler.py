@@ -41,13 +41,16 @@ def json_path(path: tuple[str, ...]) -> str:
     return "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in path)
 
 
-def ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
+def ts_sql(r: str, formats: tuple[str, ...], zone: str, wall: str | None = None) -> str:
     """Text -> naive UTC timestamp: ISO (with or without a zone; zoneless read in `zone`),
-    epoch seconds / ms / us, or strptime patterns; formats tried in order."""
+    epoch seconds / ms / us, or strptime patterns; formats tried in order. `wall`: a column
+    holding `dst_local_sql` of the same text, reused (one parse per row instead of two)."""
 
     def local(expr: str) -> str:
         return expr if zone == "UTC" else wall_to_utc_sql(expr, zone)
 
+    if wall is not None and zone != "UTC" and _wall_reusable(formats or ("iso",)):
+        return _ts_from_wall(r, formats or ("iso",), wall, local)
     parts = []
     for fmt in formats or ("iso",):
         if fmt == "iso":
@@ -66,6 +69,31 @@ def ts_sql(r: str, formats: tuple[str, ...], zone: str) -> str:
             parts.append(local(f"try_strptime({r}, {sql_str(fmt)})"))
     inner = parts[0] if len(parts) == 1 else "coalesce(" + ", ".join(parts) + ")"
     return f"case when {r} is null then null else {inner} end"
+
+
+def _naive_format(fmt: str) -> bool:
+    return "%" in fmt and "%z" not in fmt and "%Z" not in fmt
+
+
+def _wall_reusable(formats: tuple[str, ...]) -> bool:
+    """Whether `dst_local_sql` tries the same formats in the same order as `ts_sql` (iso, if
+    present, first; then strptime patterns without a zone), so its wall time can be reused."""
+    rest = formats[1:] if formats[0] == "iso" else formats
+    return all(_naive_format(f) for f in rest)
+
+
+def _ts_from_wall(r: str, formats: tuple[str, ...], wall: str, local) -> str:
+    """`ts_sql` over the reused wall time: a zoneless text is `local(wall)` (the formats'
+    `coalesce` of local times is the local time of their wall times' `coalesce`); a text
+    ending in Z or an offset takes the ISO branch first, then the other formats."""
+    others = [local(f"try_strptime({r}, {sql_str(f)})") for f in formats if f != "iso"]
+    if formats[0] != "iso":
+        return f"case when {r} is null then null else {local(wall)} end"
+    utc = coalesce([f"try_cast({r} as timestamp)", *others])
+    zoned = coalesce([f"timezone('UTC', try_cast({r} as timestamptz))", *others])
+    return f"""case when {r} is null then null when ends_with({r}, 'Z') then {utc}
+        when length({r}) >= 19 and regexp_matches({r}, '{_TZ_SUFFIX}') then {zoned}
+        else {local(wall)} end"""
 
 
 EPOCH_SCALE = {"epoch_s": "1e6", "epoch_ms": "1e3", "epoch_us": "1"}

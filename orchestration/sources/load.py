@@ -106,7 +106,6 @@ def load_partitions(
         _validate_files(
             conn, spec, undated, "_segflow_undated", sources, now, late_arrival_days, report, limits
         )
-        conn.execute("update _segflow_undated set partition_date = derived_date")
     dates = sorted(set(dates if dates is not None else _found_dates(conn, files, bool(undated))))
     for batch in _batches(dates, files):
         batch_files = [f for f in files if f.partition_date in batch]
@@ -249,12 +248,15 @@ def _validate_files(
         groups[(None, False)] = []
     created = False
 
-    def write(sql: str) -> None:  # the first query creates `target`, the others append
+    def write(sql: str) -> int:  # the first query creates `target`, the others append
         nonlocal created
         verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
+        if target == "_segflow_undated":  # an undated row's partition is its derived date
+            sql = f"select * replace (derived_date as partition_date) from ({sql})"
         register_zone_offsets(conn, sql)
-        conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits))
+        (written,) = conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits)).fetchone()
         created = True
+        return written
 
     for (name, tabular), group in groups.items():
         source = sources.get(name) if name else None
@@ -288,11 +290,13 @@ def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: b
             cols = direct_columns(conn, "_segflow_stage")
             sql = typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded)
             try:
-                write(sql)
+                written = write(sql)
             except duckdb.InvalidInputException as exc:
                 if not read.direct:
                     raise
                 raise DirectCsvFailed(str(exc)) from exc
+            if written != direct_rows:  # a blank line or a quoted newline: lines are off
+                raise DirectCsvFailed(f"{written} records read directly, {direct_rows} lines")
         return read
     finally:
         drop_stage(conn, "_segflow_stage")

@@ -2,11 +2,13 @@
 (no copy through Python or Arrow): a SELECT giving the direct stage's columns (`d_<snake
 name>` as text plus the stage columns) that the typed query reads.
 
-Line numbers are the row number + 1, so a file qualifies only when every record is one
-physical line: no blank lines and no newline inside quotes (told by numpy from the bytes:
-an odd number of quotes before a line end). A record of the wrong width or a byte that is not
-UTF-8 makes DuckDB's strict reader fail the query; the loader then reads the file again the
-way it reads any other CSV (`DirectCsvFailed`)."""
+Line numbers are the row number + 1, so a file counts only when every record is one
+physical line: no blank lines and no newline inside quotes. Each record takes at least one
+line and DuckDB skips blank lines, so that holds exactly when the query reads as many records
+as the file has lines after the header (`expected_records`; the loader compares the count the
+write returns). A record of the wrong width or a byte that is not UTF-8 makes DuckDB's strict
+reader fail the query. Either way the loader reads the file again the way it reads any other
+CSV (`DirectCsvFailed`)."""
 
 from __future__ import annotations
 
@@ -26,18 +28,19 @@ def direct_csv_select(
     delimiter: str,
     missing_detail: str | None,
 ) -> tuple[str, int, bool] | None:
-    """(the SELECT reading `info` as a direct stage, its number of records, whether a value
-    starts or ends with a space: only then does the typed query trim), or None when the
-    file must go through Python (old Mac line ends, blank lines, quoted newlines, a multi-byte
-    delimiter, glob characters in the path). `raw` must be the bytes of the file on disk, as they are there."""
-    if len(delimiter.encode()) != 1 or not raw:
-        return None
+    """(the SELECT reading `info` as a direct stage, the number of records it must read (one
+    per line after the header), whether a value starts or ends with a space: only then does
+    the typed query trim), or None when the file must go through Python (old Mac line ends, no
+    record, a multi-byte delimiter, glob characters in the path). `raw` must be the bytes of
+    the file on disk, as they are there."""
+    if len(delimiter.encode()) != 1 or not raw or not header:
+        return None  # (an empty header: a blank first line)
     if any(ch in str(info.path) for ch in "*?[]{}"):
         return None  # DuckDB would read the path as a glob pattern
-    records, quotes = _one_line_records(raw)
+    records = expected_records(raw)
     if records is None or records == 0:
         return None
-    padded = has_padded_value(raw, delimiter, quotes)
+    padded = has_padded_value(raw, delimiter)
     columns = ", ".join(f"{_lit('d_' + h)}: 'VARCHAR'" for h in header)
     reason = _lit("missing_required_column") if missing_detail else "null"
     detail = _lit(missing_detail) if missing_detail else "null"
@@ -52,27 +55,12 @@ def direct_csv_select(
     return sql, records, padded
 
 
-def _one_line_records(raw: bytes) -> tuple[int | None, np.ndarray | None]:
-    """(how many records follow the header when each is one physical line (None: a blank
-    line, a quoted newline or a lone carriage-return line end), the quote positions)."""
-    data = np.frombuffer(raw, np.uint8)
-    ends = np.flatnonzero(data == 10)
+def expected_records(raw: bytes) -> int | None:
+    """How many records follow the header when each is one physical line (None: lone
+    carriage-return line ends, which DuckDB reads as line ends but the count would not)."""
     if b"\r" in raw[:4096] and b"\r\n" not in raw[:4096]:
-        return None, None
-    last = len(raw) - 1
-    lines = len(ends) + (0 if raw.endswith(b"\n") else 1)
-    if len(ends):
-        gaps = np.diff(ends)
-        if (gaps == 1).any() or ((gaps == 2) & (data[ends[:-1] + 1] == 13)).any():
-            return None, None  # an empty line (or "\r\n" alone) between records
-        if ends[0] == 0 or (ends[0] == 1 and data[0] == 13):
-            return None, None  # the header line is empty
-    quotes = np.flatnonzero(data == 34)
-    if len(quotes) and (np.searchsorted(quotes, ends) & 1).any():
-        return None, None  # a line end inside quotes
-    if last >= 0 and len(ends) and ends[-1] != last and not raw[ends[-1] + 1 :].strip():
-        return None, None  # trailing blank text after the last line end
-    return lines - 1, quotes
+        return None
+    return raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1) - 1
 
 
 def has_padded_value(raw: bytes, delimiter: str, quotes: np.ndarray | None = None) -> bool:

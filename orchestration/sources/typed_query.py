@@ -147,8 +147,9 @@ def _post_exprs(
     return post, status, join
 
 
-def _typed_columns(spec: TableSpec, source: SourceMapping) -> list[str]:
-    """`raw_<col>` text -> the contract type (null when it does not convert: wrong_type)."""
+def _typed_columns(spec: TableSpec, source: SourceMapping, walls: set[str]) -> list[str]:
+    """`raw_<col>` text -> the contract type (null when it does not convert: wrong_type);
+    `walls`: the timestamp columns whose wall time `n_<col>` the query already has."""
     typed = []
     for col, kind in spec.columns:
         r = f'"raw_{col}"'
@@ -162,7 +163,9 @@ def _typed_columns(spec: TableSpec, source: SourceMapping) -> list[str]:
             )
         elif kind == "ts":
             rule = source.columns.get(col)
-            typed.append(f'{ts_sql(r, rule.formats if rule else (), source.time_zone)} as "{col}"')
+            wall = f'"n_{col}"' if col in walls else None
+            formats = rule.formats if rule else ()
+            typed.append(f'{ts_sql(r, formats, source.time_zone, wall)} as "{col}"')
         else:  # minified JSON text; a string holding an object is unwrapped
             typed.append(f"""case when starts_with({r}, '{{') then {r}::varchar
                 when starts_with({r}, '"') and json_valid({r} ->> '$')
@@ -171,10 +174,11 @@ def _typed_columns(spec: TableSpec, source: SourceMapping) -> list[str]:
     return typed
 
 
-def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str]:
+def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str, set[str]]:
     """Which zoneless timestamps fell in a daylight-saving gap or overlap ('<col> gap', ...):
-    (the wall-time columns `n_<col>` to select first, the note expression over them)."""
-    locals_, parts, change_days = [], [], []
+    (the wall-time columns `n_<col>` to select first, the note expression over them, the
+    columns that have one)."""
+    locals_, parts, change_days, walls = [], [], [], set()
     for col, kind in spec.columns:
         if kind != "ts":
             continue
@@ -183,13 +187,18 @@ def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str]:
         local = dst_local_sql(text, rule.formats if rule else (), source.time_zone)
         if local is not None:
             locals_.append(f"{local} as {wall}")
+            walls.add(col)
             parts.append(f"'{col} ' || ({dst_sql(text, wall, source.time_zone)})")
             change_days.append(on_change_day_sql(wall))
     if not parts:
-        return "", "null::varchar"
+        return "", "null::varchar", walls
     # most rows are on a day without a change: one list lookup each, no note built
     note = f"nullif(concat_ws(',', {', '.join(parts)}), '')"
-    return ", " + ", ".join(locals_), f"case when {' or '.join(change_days)} then {note} end"
+    return (
+        ", " + ", ".join(locals_),
+        f"case when {' or '.join(change_days)} then {note} end",
+        walls,
+    )
 
 
 def typed_sql(
@@ -225,9 +234,9 @@ def typed_sql(
     )
     id_select = "".join(f', {e} as "{k}"' for k, e in id_exprs.items())
     raw_select = ", ".join(f'{post[c]} as "raw_{c}"' for c, _ in spec.columns)
-    typed = _typed_columns(spec, source)
+    wall_times, dst, walls = _dst_exprs(spec, source)
+    typed = _typed_columns(spec, source, walls)
     rule, code, detail = first_rule(row_checks(spec, direct))
-    wall_times, dst = _dst_exprs(spec, source)
     # an implausible year places no row in a partition (it is quarantined, unassigned)
     derived = (
         "coalesce("

@@ -39,6 +39,13 @@ def session_config(settings: Settings) -> dict[str, str]:
         "spark.sql.codegen.wholeStage": env["SEGFLOW_SPARK_CODEGEN"],
         "spark.sql.adaptive.enabled": env["SEGFLOW_SPARK_ADAPTIVE"],
         "spark.sql.legacy.createHiveTableByDefault": "false",
+        "spark.sql.codegen.hugeMethodLimit": "8000",
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": env[
+            "SEGFLOW_SPARK_LISTING_THRESHOLD"
+        ],
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": env[
+            "SEGFLOW_SPARK_SUCCESS_MARKERS"
+        ],
         "spark.sql.catalogImplementation": settings.spark_catalog,
     }
 

@@ -39,17 +39,9 @@ last_of_day as (
 )
 
 select
-    user_id,
-    email,
-    signup_at,
-    signup_date,
-    company,
-    industry,
-    company_size,
-    country,
-    role,
-    plan,
-    acquisition_channel,
+    {%- for column in crm_contact_columns() %}
+    {{ column }},
+    {%- endfor %}
     attributes,
     updated_at,
     updated_date as valid_from_date,

@@ -209,6 +209,29 @@ class WindowedAPI:
             )
         return url.rstrip("/")
 
+    def connect(
+        self,
+        destination: Any,
+        base_url: str,
+        access_token: str | None,
+        rate_limit: float,
+        max_in_flight: int,
+        timeout: tuple[float, float],
+        retry: RetryPolicy | None,
+        sleep: Callable[[float], None],
+    ) -> None:
+        """Give `destination` what every windowed destination has: its checked `base_url`,
+        `stats`, `max_in_flight` (at least 1), `max_batch_bytes` (one request per batch, whose
+        item count binds, never its bytes) and `_transport`."""
+        token = self.token(access_token)
+        destination.base_url = self.base_url(base_url)
+        destination.max_batch_bytes = 10_000_000
+        destination.max_in_flight = max(1, max_in_flight)
+        destination.stats = DeliveryStats()
+        destination._transport = self.transport(
+            destination.base_url, token, destination.stats, rate_limit, timeout, retry, sleep
+        )
+
     def transport(
         self,
         base_url: str,

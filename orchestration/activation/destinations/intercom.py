@@ -34,7 +34,6 @@ from contracts.models import KINDS
 from ..payload import SEGMENT_ATTRIBUTE_PREFIX
 from .base import (
     UNMATCHED_REASON,
-    DeliveryStats,
     DestinationAuthError,
     ItemResult,
     OutgoingItem,
@@ -101,21 +100,14 @@ class IntercomDestination:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        token = API.token(access_token)
-        self.base_url = API.base_url(base_url)
+        API.connect(self, base_url, access_token, rate_limit, max_in_flight, timeout, retry, sleep)
         self.create_contacts = create_contacts
         self.max_items_per_batch = max_items_per_batch
-        self.max_batch_bytes = 10_000_000  # one request per call; the item count binds
-        self.max_in_flight = max(1, max_in_flight)
-        self.stats = DeliveryStats()
         self.emails: dict[str, str] = {}
         self.created = 0
         self._contacts: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._transport = API.transport(
-            self.base_url, token, self.stats, rate_limit, timeout, retry, sleep
-        )
 
     def __repr__(self) -> str:  # never show the token
         return f"IntercomDestination(base_url={self.base_url!r})"

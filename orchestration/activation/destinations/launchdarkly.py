@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import quote
 
 from .base import (
-    DeliveryStats,
     DestinationAuthError,
     DestinationRefused,
     ItemResult,
@@ -91,24 +90,17 @@ class LaunchDarklyDestination:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        token = API.token(access_token)
-        self.base_url = API.base_url(base_url)
+        API.connect(self, base_url, access_token, rate_limit, max_in_flight, timeout, retry, sleep)
         self.project, self.environment, self.context_kind = project, environment, context_kind
         # None: every segment (tests, ad-hoc use); from_settings passes segments.yml's opt-ins
         self.segments = None if segments is None else tuple(segments)
         self.segments_source = "segments"
         self.key_prefix = key_prefix
         self.max_items_per_batch = min(max_items_per_batch, MAX_TARGET_OPERATIONS)
-        self.max_batch_bytes = 10_000_000  # bodies hold keys only; the item count binds
-        self.max_in_flight = max(1, max_in_flight)
         self.list_limit = list_limit
-        self.stats = DeliveryStats()
         self.created: list[str] = []
         self.sizes: dict[str, int] = {}
         self._known: set[str] = set()
-        self._transport = API.transport(
-            self.base_url, token, self.stats, rate_limit, timeout, retry, sleep
-        )
 
     def __repr__(self) -> str:  # never show the token
         return f"LaunchDarklyDestination(base_url={self.base_url!r}, project={self.project!r})"

@@ -34,7 +34,7 @@ activity as (
 ),
 
 data_end as (
-    select max(activity_date) as data_end_date from {{ ref('int_user_activity_daily') }}
+    {{ data_end_select(ref('int_user_activity_daily')) }}
 ),
 
 users as (

@@ -5,14 +5,7 @@
 -- nobody returned (retained_users = 0): the counts are left-joined onto a cohort x period grid.
 {%- set users_rel = ref('dim_users') -%}
 {%- set activity_rel = ref('int_user_activity_daily') %}
-with users as (
-    select
-        user_id,
-        signup_date
-    from {{ users_rel }}
-),
-
-activity as (
+with activity as (
     select
         user_id,
         activity_date
@@ -20,33 +13,10 @@ activity as (
     where activity_events > 0  -- what counts as activity: a setting (business_events.sql)
 ),
 
-data_end as (
-    select max(activity_date) as data_end_date from {{ activity_rel }}
-),
-
--- Every day from the first signup to the last day with data (periods are derived from it).
-calendar as (
-    {{ calendar_between("(select min(signup_date) from " ~ users_rel ~ ")",
-                        "(select max(activity_date) from " ~ activity_rel ~ ")") }}
-),
+{{ retention_frame(users_rel, activity_rel) }},
 
 {% for grain in ['week', 'month'] %}
-{{ grain }}_cohort_users as (
-    select
-        '{{ grain }}' as cohort_grain,
-        cast({{ dbt.date_trunc(grain, 'users.signup_date') }} as date) as cohort_start,
-        users.user_id
-    from users
-),
-
-{{ grain }}_cohorts as (
-    select
-        cohort_grain,
-        cohort_start,
-        count(*) as cohort_size
-    from {{ grain }}_cohort_users
-    group by cohort_grain, cohort_start
-),
+{{ signup_cohorts(grain, 'users') }},
 
 {{ grain }}_grid as (
     {{ cohort_period_grid(grain, grain ~ '_cohorts', 'calendar', 'data_end') }}

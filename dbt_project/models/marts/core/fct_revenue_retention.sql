@@ -5,14 +5,7 @@
 -- nothing was paid): the sums are left-joined onto a cohort x period grid.
 {%- set users_rel = ref('dim_users') -%}
 {%- set activity_rel = ref('int_user_activity_daily') %}
-with users as (
-    select
-        user_id,
-        signup_date
-    from {{ users_rel }}
-),
-
-invoices as (
+with invoices as (
     select
         user_id,
         paid_date,
@@ -21,33 +14,10 @@ invoices as (
     where is_revenue
 ),
 
-data_end as (
-    select max(activity_date) as data_end_date from {{ activity_rel }}
-),
-
--- Every day from the first signup to the last day with data (periods are derived from it).
-calendar as (
-    {{ calendar_between("(select min(signup_date) from " ~ users_rel ~ ")",
-                        "(select max(activity_date) from " ~ activity_rel ~ ")") }}
-),
+{{ retention_frame(users_rel, activity_rel) }},
 
 {% for grain in ['week', 'month'] %}
-{{ grain }}_cohorts as (
-    select
-        '{{ grain }}' as cohort_grain,
-        cast({{ dbt.date_trunc(grain, 'signup_date') }} as date) as cohort_start,
-        user_id
-    from users
-),
-
-{{ grain }}_sizes as (
-    select
-        cohort_grain,
-        cohort_start,
-        count(*) as cohort_size
-    from {{ grain }}_cohorts
-    group by cohort_grain, cohort_start
-),
+{{ signup_cohorts(grain, 'users') }},
 
 {{ grain }}_revenue as (
     select
@@ -57,7 +27,7 @@ calendar as (
             as period_number,
         {{ exact_sum('i.amount_usd') }} as revenue,
         count(distinct i.user_id) as paying_users
-    from {{ grain }}_cohorts as c
+    from {{ grain }}_cohort_users as c
     inner join invoices as i on c.user_id = i.user_id and c.cohort_start <= i.paid_date
     cross join data_end
     where i.paid_date <= data_end.data_end_date
@@ -68,7 +38,7 @@ calendar as (
 ),
 
 {{ grain }}_grid as (
-    {{ cohort_period_grid(grain, grain ~ '_sizes', 'calendar', 'data_end') }}
+    {{ cohort_period_grid(grain, grain ~ '_cohorts', 'calendar', 'data_end') }}
 ),
 {% endfor %}
 

@@ -17,7 +17,7 @@ with tags as (
 ),
 
 data_end as (
-    select max(activity_date) as data_end_date from {{ ref('int_user_activity_daily') }}
+    {{ data_end_select(ref('int_user_activity_daily')) }}
 ),
 
 members as (
