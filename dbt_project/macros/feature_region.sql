@@ -125,3 +125,17 @@
 {% macro day_number(date_expr) -%}
   {{ dbt.datediff("cast('1970-01-01' as date)", date_expr, 'day') }}
 {%- endmacro %}
+
+{#
+  The first snapshot day fct_user_features does not hold yet (the day after its newest), as a
+  literal looked up when the model runs: a roll-forward rebuilds a user without data in the
+  late-arrival window from there (int_user_feature_regions). An empty table: reprocess_from.
+#}
+{% macro features_next_day() -%}
+  {%- set relation = adapter.get_relation(
+      database=target.database, schema=target.schema, identifier='fct_user_features') -%}
+  {%- set newest = run_query(
+      'select max(snapshot_date) as newest_date from ' ~ relation).columns[0].values()[0] -%}
+  {%- if newest is none -%}{{ return(reprocess_from()) }}{%- endif -%}
+  {{ return(dbt.dateadd('day', 1, "cast('" ~ newest ~ "' as date)")) }}
+{%- endmacro %}

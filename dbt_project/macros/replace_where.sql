@@ -14,9 +14,27 @@
   {%- if predicates | length == 0 -%}
     {{ exceptions.raise_compiler_error("replace_where needs incremental_predicates (model " ~ target ~ ")") }}
   {%- endif -%}
+  {%- set predicates = predicates + replace_where_floor(source) -%}
   {%- set dest_cols_csv = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
   delete from {{ target }}
   where {% for p in predicates %}({{ p | replace("DBT_INTERNAL_DEST", target | string) | replace("DBT_INTERNAL_SOURCE", source | string) }}){{ " and " if not loop.last }}{% endfor %};
   insert into {{ target }} ({{ dest_cols_csv }})
   select {{ dest_cols_csv }} from {{ source }}
+{% endmacro %}
+
+{#
+  Optional model config `replace_where_floor`: {column, type, expression}, an aggregate over
+  the fresh rows no later than any target row the predicates match (e.g. min of the rebuilt
+  column). Its value is added to the delete as `column >= <literal>`: the predicates' per-user
+  bounds sit behind a subquery, so without it the delete reads the whole table; with it the
+  scan skips the row groups before the floor. Returns the extra predicates (none if unset or
+  the aggregate is null).
+#}
+{% macro replace_where_floor(source) %}
+  {%- set floor = config.get('replace_where_floor') -%}
+  {%- if not floor -%}{{ return([]) }}{%- endif -%}
+  {%- set value = run_query('select ' ~ floor['expression'] ~ ' as floor_value from '
+      ~ source).columns[0].values()[0] -%}
+  {%- if value is none -%}{{ return([]) }}{%- endif -%}
+  {{ return([floor['column'] ~ " >= cast('" ~ value ~ "' as " ~ floor['type'] ~ ")"]) }}
 {% endmacro %}

@@ -12,6 +12,10 @@
     materialized='incremental',
     incremental_strategy='replace_where',
     unique_key='message_id',
+    replace_where_floor={
+        'column': 'event_at', 'type': dbt.type_timestamp(),
+        'expression': 'least(min(event_at), ' ~ reprocess_from_ts() ~ ')'
+    },
     incremental_predicates=[
         "event_at >= " ~ reprocess_from_ts()
         ~ " or (is_anonymous and anonymous_id in (select anonymous_id from "
@@ -22,6 +26,21 @@
 with events as (
     select *
     from {{ ref('stg_events__events') }}
+    {% if is_incremental() %}
+    -- the rows the final filter keeps, in two scans the engine can bound: the window by time,
+    -- the older anonymous events of ids first identified in it by user_id is null
+    where event_at >= {{ reprocess_from_ts() }}
+    union all
+    select *
+    from {{ ref('stg_events__events') }}
+    where
+        user_id is null
+        and event_at < {{ reprocess_from_ts() }}
+        and anonymous_id in (
+            select anonymous_id from {{ ref('int_identity_map') }}
+            where first_identified_at >= {{ reprocess_from_ts() }}
+        )
+    {% endif %}
 ),
 
 resolved as (

@@ -12,6 +12,10 @@
     materialized='incremental',
     incremental_strategy='replace_where',
     unique_key='session_id',
+    replace_where_floor={
+        'column': 'session_start', 'type': dbt.type_timestamp(),
+        'expression': 'least(min(session_start), ' ~ reprocess_from_ts() ~ ')'
+    },
     incremental_predicates=[
         "session_start >= " ~ reprocess_from_ts()
         ~ " or exists (select 1 from (select user_id as cut_user_id, min(session_start) as cut_at"

@@ -13,6 +13,10 @@
     incremental_strategy='replace_where',
     partition_by=date_partition_by('activity_date'),
     unique_key=['user_id', 'activity_date'],
+    replace_where_floor={
+        'column': 'activity_date', 'type': 'date',
+        'expression': 'least(min(activity_date), ' ~ reprocess_from() ~ ')'
+    },
     incremental_predicates=[
         "activity_date >= " ~ reprocess_from()
         ~ " or exists (select 1 from (select user_id as cut_user_id, min(activity_date) as cut_date"

@@ -1,12 +1,16 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
+-- depends_on: {{ ref('int_user_revenue_events') }}
 {{ config(materialized='ephemeral') }}
 -- Per known user, the snapshot days fct_user_features (re)builds in this run:
 --   first_date:   the user's first day (activity, signup or first CRM version);
 --   region_start: first snapshot day rebuilt. A full build: first_date. A roll-forward:
 --                 min(reprocess_from, the user's cut) (macros/session_cuts.sql: late events
---                 and stitched anonymous history move the cut back);
+--                 and stitched anonymous history move the cut back) for a user with data in
+--                 the late-arrival window (activity, revenue, a CRM version starting or
+--                 ending in it); for any other user, whose stored rows cannot have changed,
+--                 the first day after the stored ones (usually only the new day);
 --   dense_start:  first rebuilt day that can have a row (not before first_date);
 --   grid_start:   first day the rolling windows read (feature_lookback_days before the
 --                 region); all-time totals before it come from int_user_feature_prior_totals.
@@ -18,6 +22,18 @@ with
 {% if features_incremental() %}
 stitched_cuts as ({{ stitched_cuts_cte() }}),
 cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
+
+-- users with data dated in the late-arrival window: their stored days from there may change
+window_users as (
+    select user_id from {{ daily_rel }}
+    where activity_date >= {{ reprocess_from() }}
+    union
+    select user_id from {{ ref('int_user_revenue_events') }}
+    where paid_date >= {{ reprocess_from() }}
+    union
+    select user_id from {{ contacts_rel }}
+    where valid_from_date >= {{ reprocess_from() }} or valid_to_date >= {{ reprocess_from() }}
+),
 {% endif %}
 
 user_first as (
@@ -49,7 +65,8 @@ user_region as (
         {% if features_incremental() %}
         case
             when cuts.cut_date < {{ reprocess_from() }} then cuts.cut_date
-            else {{ reprocess_from() }}
+            when window_users.user_id is not null then {{ reprocess_from() }}
+            else {{ features_next_day() }}
         end
         {% else %}
         user_first.first_date
@@ -57,6 +74,7 @@ user_region as (
     from user_first
     {% if features_incremental() %}
     left join cuts on cuts.user_id = user_first.user_id
+    left join window_users on window_users.user_id = user_first.user_id
     {% endif %}
 )
 

@@ -19,9 +19,12 @@
 -- the 27-day look-back before them (int_user_feature_windows), all-time totals before the grid
 -- (int_user_feature_prior_totals), the CRM version and MRR of the day
 -- (int_user_feature_snapshots); here the custom attributes and the derived columns.
--- Incremental (roll-forward): snapshot dates from min(min_date - late_arrival_days, the user's
--- cut) on are rebuilt (late events change the windows of the days after them); a new day
--- reads the window's look-back of activity, not every day of every user.
+-- Incremental (roll-forward): per user, the snapshot dates from min(min_date -
+-- late_arrival_days, the user's cut) on are rebuilt when the user has data in that window
+-- (late events change the windows of the days after them); any other user gets only the days
+-- after the stored ones (int_user_feature_regions); each user's rows from the first rebuilt
+-- day on are replaced. A new day reads the window's look-back of activity, not every day of
+-- every user.
 {%- set plan = var('tracking_plan') -%}
 {%- set milestones = plan['milestones'] -%}
 {%- set counters = var('milestone_counters') -%}
@@ -36,9 +39,11 @@
     materialized='incremental',
     incremental_strategy='replace_where',
     unique_key=['user_id', 'snapshot_date'],
+    replace_where_floor={
+        'column': 'snapshot_date', 'type': 'date', 'expression': 'min(snapshot_date)'
+    },
     incremental_predicates=[
-        "snapshot_date >= " ~ reprocess_from()
-        ~ " or exists (select 1 from (select user_id as cut_user_id, min(snapshot_date) as cut_date"
+        "exists (select 1 from (select user_id as cut_user_id, min(snapshot_date) as cut_date"
         ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
         ~ " where cuts.cut_user_id = user_id and snapshot_date >= cuts.cut_date)"
     ],
