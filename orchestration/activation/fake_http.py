@@ -63,7 +63,10 @@ class ServedFake:
         return f"http://{host}:{port}"
 
     def start(self) -> Self:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: `stop()` waits up to one poll interval (the default 0.5 s, per test).
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
