@@ -4,6 +4,11 @@ memory depends on the chunk (customers x chunk days), not on the length of the r
 
 Each chunk replaces its own days in one transaction; an interrupted range leaves whole days
 behind, and re-running the range rewrites them.
+
+Reason codes are written for the range's last day only: the sync, the realtime profiles and
+the report read the latest day's codes, and exact codes cost ~20x the scores (a 100k x 180
+backfill spent hours on codes nobody reads). A daily run's range is its one day, so a
+deployment run daily keeps codes for every day; a backfill's earlier days keep null codes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from contracts.marts import USER_SCORES_DDL
+from contracts.models import KINDS
 from ml.scoring import Champions, load_champions, score_with
 
 # The table is declared in contracts.marts (typed, not inferred from the first frame: a
@@ -23,6 +29,7 @@ from ml.scoring import Champions, load_champions, score_with
 USER_SCORES_MIGRATIONS = (
     "alter table main.user_scores add column if not exists is_churned boolean",
 )
+REASON_COLUMNS = tuple(spec.reasons_column for spec in KINDS.values() if spec.reasons_column)
 FEATURES_SQL = "select * from main.fct_user_features where snapshot_date between ? and ?"
 DEFAULT_CHUNK_DAYS = 1
 # An engine's own scoring (the Spark engine: the champions as Spark UDFs where the features
@@ -65,6 +72,15 @@ def _write(conn, scores: pd.DataFrame, first: date, last: date) -> None:
         conn.unregister("new_scores")
 
 
+def _codes_on_last_day_only(scores: pd.DataFrame, last_day: date) -> pd.DataFrame:
+    """Null the reason codes of a multi-day chunk's earlier days (the same codes a chunk of
+    one day would leave them: none)."""
+    earlier = scores["score_date"] != last_day
+    for column in REASON_COLUMNS:
+        scores.loc[earlier, column] = None
+    return scores
+
+
 def write_user_scores(
     conn,
     tracking_uri: str,
@@ -91,7 +107,11 @@ def write_user_scores(
             features = conn.execute(FEATURES_SQL, [first, last]).df()
             dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
             given = read_chunk(first, last) if read_chunk else None
-            scores = score_with(features, champions, dates, top_reasons, given)
+            # Codes on the last chunk only, and there only for the last day (module doc).
+            codes = top_reasons if last == last_day else 0
+            scores = score_with(features, champions, dates, codes, given)
+            if codes and first < last_day:
+                scores = _codes_on_last_day_only(scores, last_day)
             _write(conn, scores, first, last)
             rows += len(scores)
             if last == last_day:

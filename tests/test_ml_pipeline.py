@@ -255,7 +255,8 @@ def test_duplicate_feature_rows_are_rejected(trained, store, marts):
 
 def test_user_scores_stream_day_by_day_into_duckdb(trained, store, marts, tmp_path):
     """Scoring a range writes the same table whether one day or several are scored per
-    chunk; each chunk replaces only its own days (a re-run rewrites, never duplicates)."""
+    chunk; each chunk replaces only its own days (a re-run rewrites, never duplicates); reason
+    codes only on the range's last day."""
     import duckdb
 
     from ml.score_table import chunks, write_user_scores
@@ -280,6 +281,10 @@ def test_user_scores_stream_day_by_day_into_duckdb(trained, store, marts, tmp_pa
     assert written.days == (days[-1] - days[0]).days + 1  # calendar days, empty ones too
     pd.testing.assert_frame_equal(tables[1], tables[3])
     assert set(written.latest_scores["score_date"]) == {days[-1]}
+    # Reason codes on the range's last day only (what the sync and the report read).
+    last = pd.to_datetime(tables[1]["score_date"]).dt.date == days[-1]
+    assert tables[1].loc[~last, "churn_reasons"].isna().all()
+    assert tables[1].loc[last, "churn_reasons"].notna().all()
     assert chunks(days, 3) == [(days[0], days[2]), (days[3], days[4])]
 
 

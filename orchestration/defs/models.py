@@ -183,8 +183,9 @@ training_assets = [_training_asset(kind, k.training_table) for kind, k in KINDS.
             "SEGFLOW_DRIFT_PSI_THRESHOLD.",
         ),
     ],
-    description="Churn, LTV and conversion scores with bands and top reason codes for every active "
-    "user on each day, from the champion models.",
+    description="Churn, LTV and conversion scores with bands for every active user on each day, "
+    "from the champion models; top reason codes for the run's last day (what the sync and the "
+    "report read; a backfill's earlier days keep none).",
 )
 def user_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
@@ -229,6 +230,7 @@ def user_scores(
         metadata={
             "dagster/row_count": written.rows,
             "days_scored": written.days,
+            "reason_codes_day": str(latest_day),
             "users_latest_day": len(latest_scores),
             "churn_bands_latest_day": table(bands),
             "mean_churn_probability": scalar(
