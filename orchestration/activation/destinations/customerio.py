@@ -25,10 +25,9 @@ from ..limits import MAX_ATTRIBUTE_VALUE_BYTES, TARGET_BATCH_BYTES
 from ..limits import encode_item as _encode
 from ..redact import basic_auth_token
 from .base import DeliveryStats, DestinationAuthError, ItemResult, OutgoingItem
-from .http import HttpTransport, RateHeaders, Reply, RetryPolicy
+from .http import RETRYABLE_STATUSES, USER_AGENT, HttpTransport, RateHeaders, Reply, RetryPolicy
 
 REGION_TRACK_URLS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Limits are per window of a second (3000 per 3 s): a 429 without a positive Retry-After
 # waits for the next window instead of spending its retries inside the same one.
 RATE_WINDOW_SECONDS = 1.0
@@ -92,7 +91,7 @@ class CustomerIODestination:
         self.region_info: dict[str, Any] = {}
         self._transport = HttpTransport(
             self.base_url,
-            headers={"Content-Type": "application/json", "User-Agent": "segflow-sync"},
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
             stats=self.stats,
             rate_limit=rate_limit,
             retryable=RETRYABLE_STATUSES,

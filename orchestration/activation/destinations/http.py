@@ -29,6 +29,10 @@ from ..ratelimit import TokenBucket
 from ..redact import redact
 from .base import DeliveryStats
 
+# Statuses worth retrying at every vendor (timeouts, rate limits, server errors); a vendor adds
+# its own (LaunchDarkly: 409, a concurrent edit).
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+USER_AGENT = "segflow-sync"
 _NETWORK_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -249,7 +253,7 @@ class WindowedAPI:
             headers={
                 **self.auth_headers(token),
                 "Content-Type": "application/json",
-                "User-Agent": "segflow-sync",
+                "User-Agent": USER_AGENT,
             },
             stats=stats,
             rate_limit=rate_limit,

@@ -38,10 +38,9 @@ from .base import (
     ItemResult,
     OutgoingItem,
 )
-from .http import Reply, RetryPolicy, WindowedAPI
+from .http import RETRYABLE_STATUSES, Reply, RetryPolicy, WindowedAPI
 
 API_VERSION = "2.14"
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_METADATA_KEYS = 10
 # String custom-attribute values: 255 characters (Intercom's attribute limit as stated in its
 # help centre; not in the OpenAPI spec, so treat as UNVERIFIED; the fake enforces it).

@@ -36,13 +36,14 @@ from .base import (
     ItemResult,
     OutgoingItem,
 )
+from .http import RETRYABLE_STATUSES as HTTP_RETRYABLE
 from .http import Reply, RetryPolicy, WindowedAPI
 
 API_VERSION = "20240415"
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
 MAX_TARGET_OPERATIONS = 1500  # per semantic-patch request
 LIST_SEGMENT_LIMIT = 15_000  # targets in a standard (list-based) segment
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})  # 409: concurrent edit
+RETRYABLE_STATUSES = HTTP_RETRYABLE | {409}  # 409: a concurrent edit
 SEGMENT_PREFIX = "segment_"
 
 
