@@ -48,7 +48,7 @@ calendar as (
         "(select min(first_date) from (select min(activity_date) as first_date from " ~ daily_rel
         ~ " union all select min(signup_date) from " ~ contacts_rel
         ~ " union all select min(valid_from_date) from " ~ contacts_rel ~ ") as firsts)",
-        "(select max(activity_date) from " ~ daily_rel ~ ")") }}
+        "(" ~ data_end_select(daily_rel) ~ ")") }}
 ),
 
 region_days as (
@@ -60,9 +60,7 @@ region_days as (
     inner join calendar
         on
             regions.dense_start <= calendar.calendar_date
-            and calendar.calendar_date <= (
-                select max(activity_date) as data_end_date from {{ daily_rel }}
-            )
+            and calendar.calendar_date <= ({{ data_end_select(daily_rel) }})
 ),
 
 -- Days with data from grid_start: before the rebuilt days (windows), or all (pairs).
