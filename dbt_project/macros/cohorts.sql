@@ -50,7 +50,7 @@ data_end as (
 
 calendar as (
     {{ calendar_between("(select min(signup_date) from " ~ users_rel ~ ")",
-                        "(select max(activity_date) from " ~ activity_rel ~ ")") }}
+                        "(" ~ data_end_select(activity_rel) ~ ")") }}
 )
 {%- endmacro %}
 

@@ -116,7 +116,7 @@
   {%- set max_days = var('features_pairs_max_days') | int -%}
   {%- if not features_incremental() -%}{{ return(false) }}{%- endif -%}
   {%- set sql = 'select ' ~ dbt.datediff(reprocess_from(),
-      '(select max(activity_date) from ' ~ ref('int_user_activity_daily') ~ ')', 'day') -%}
+      '(' ~ data_end_select(ref('int_user_activity_daily')) ~ ')', 'day') -%}
   {%- set days = run_query(sql).columns[0].values()[0] -%}
   {{ return(days is not none and days | int <= max_days) }}
 {%- endmacro %}
