@@ -89,12 +89,11 @@ def test_a_file_name_with_glob_characters_is_read_as_itself(tmp_path: Path) -> N
     assert len([r for r in rows if r[0] != "u99"]) == 5 and bad == []
 
 
-def test_files_duckdb_refuses_are_read_again_in_python(tmp_path: Path, monkeypatch) -> None:
-    """A record of the wrong width and a byte that is not UTF-8 make DuckDB's strict reader
-    fail: the file is read again line by line, with the same quarantine."""
+def _record_tries(monkeypatch) -> list:
+    """The path each staging attempt took (the last argument of `load._stage_and_write`)."""
     from orchestration.sources import load
 
-    tries = []
+    tries: list = []
     original = load._stage_and_write
 
     def record(*args):
@@ -102,6 +101,13 @@ def test_files_duckdb_refuses_are_read_again_in_python(tmp_path: Path, monkeypat
         return original(*args)
 
     monkeypatch.setattr(load, "_stage_and_write", record)
+    return tries
+
+
+def test_files_duckdb_refuses_are_read_again_in_python(tmp_path: Path, monkeypatch) -> None:
+    """A record of the wrong width and a byte that is not UTF-8 make DuckDB's strict reader
+    fail: the file is read again line by line, with the same quarantine."""
+    tries = _record_tries(monkeypatch)
     lines = [_row(i).encode() for i in range(50)]
     lines[10] = b"u10,short,row\r\n"
     lines[20] = _row(20).replace("Software", "Caf\xe9").encode("latin-1")
@@ -134,16 +140,7 @@ def test_line_numbers_stay_right_or_the_file_is_read_in_python(
 ) -> None:
     """DuckDB skips blank lines and reads a quoted newline as one record: the direct read is
     kept only when it read one record per line after the header; else Python reads it."""
-    from orchestration.sources import load
-
-    tries = []
-    original = load._stage_and_write
-
-    def record(*args):
-        tries.append(args[-1])
-        return original(*args)
-
-    monkeypatch.setattr(load, "_stage_and_write", record)
+    tries = _record_tries(monkeypatch)
     text = "".join(lines([HEADER, *(_row(i) for i in range(8))]))
     rows, bad = _same_as_python_readers(tmp_path, text.encode())
     assert len(rows) == loaded  # (the same as the Python readers: checked above)
