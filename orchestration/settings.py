@@ -55,6 +55,12 @@ __all__ = [
 ]
 
 
+# The sync's circuit breaker and retries (activation.options.SyncOptions defaults to them).
+SYNC_MAX_CHANGE_SHARE = 0.5
+SYNC_MAX_ATTEMPTS = 5
+SYNC_RATE_LIMIT = 100.0  # Customer.io requests/s
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()`; never holds secrets in repr."""
@@ -204,9 +210,9 @@ class Settings:
             outbox_dir=Path(_env("SEGFLOW_OUTBOX_DIR", str(home / "outbox"))).resolve(),
             customerio_region=region,
             customerio_track_url=_env("CUSTOMERIO_TRACK_URL", default_track).rstrip("/"),
-            sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", 100.0),
-            sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", 0.5),
-            sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", 5),
+            sync_rate_limit=_float("SEGFLOW_SYNC_RATE_LIMIT", SYNC_RATE_LIMIT),
+            sync_max_change_share=_float("SEGFLOW_SYNC_MAX_CHANGE_SHARE", SYNC_MAX_CHANGE_SHARE),
+            sync_max_attempts=_int("SEGFLOW_SYNC_MAX_ATTEMPTS", SYNC_MAX_ATTEMPTS),
             sync_segment_reasons=_bool("SEGFLOW_SYNC_SEGMENT_REASONS", cls.sync_segment_reasons),
             churn_definition=_choice(
                 "SEGFLOW_CHURN_DEFINITION", cls.churn_definition, ("inactivity", "cancellation")

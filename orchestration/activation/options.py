@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..settings import SYNC_MAX_ATTEMPTS, SYNC_MAX_CHANGE_SHARE
 from .payload import PayloadOptions
 
 
@@ -16,10 +17,10 @@ class SyncOptions:
     (non-empty sync_state); the first sync (nothing known yet) is exempt unless
     `breaker_on_first_sync`, and populations below `breaker_min_known` are never blocked."""
 
-    max_change_share: float = 0.5
+    max_change_share: float = SYNC_MAX_CHANGE_SHARE
     breaker_on_first_sync: bool = False
     breaker_min_known: int = 0
-    max_attempts: int = 5
+    max_attempts: int = SYNC_MAX_ATTEMPTS
     sample_size: int = 5
     payload: PayloadOptions = field(default_factory=PayloadOptions)
 

@@ -24,6 +24,7 @@ from orchestration.report.pages import (
     sync,
 )
 from orchestration.report.render import Page
+from orchestration.settings import Settings
 
 # --- entry point -----------------------------------------------------------------------------
 
@@ -57,7 +58,7 @@ def build_report(
     duckdb_path: Path | str | None,
     out_dir: Path | str,
     inputs: ReportInputs | None = None,
-    min_sample: int = 100,
+    min_sample: int = Settings.experiment_min_sample,
     now: datetime | None = None,
     log: Callable[[str], Any] | None = None,
     conn: duckdb.DuckDBPyConnection | None = None,

@@ -3,7 +3,7 @@
 Public API (the Dagster wiring and the CLI call these):
 - `load_config(segments_path, flows_path, triggers_path, columns=None) -> SegmentConfig`
 - `assign_segments(conn, config, dates) -> SegmentRunReport`
-- `experiment_results(conn, config, as_of, min_sample=100, alpha=0.05) -> DataFrame`
+- `experiment_results(conn, config, as_of, min_sample=Settings.experiment_min_sample, alpha=0.05) -> DataFrame`
 - `segment_size_changes(conn, day, max_change_share, min_previous_size=1) -> list[str]`
 - `warehouse_columns(conn) -> dict[str, str]` (validate the rules against the live warehouse)
 """

@@ -24,6 +24,7 @@ import pandas as pd
 from orchestration.segments.config import ALL_SEGMENTS, CONTROL, SegmentConfig
 from orchestration.segments.stats import two_proportion_z_test, wilson_interval
 from orchestration.segments.tables import ensure_tables
+from orchestration.settings import Settings
 
 _OUTCOMES = """
 with exposure as (
@@ -86,7 +87,7 @@ def experiment_results(
     conn: duckdb.DuckDBPyConnection,
     config: SegmentConfig,
     as_of: date,
-    min_sample: int = 100,
+    min_sample: int = Settings.experiment_min_sample,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Compute and replace `fct_experiment_results` as of `as_of`; returns the table."""

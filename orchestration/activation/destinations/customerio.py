@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from ...settings import SYNC_RATE_LIMIT
 from ..limits import MAX_ATTRIBUTE_VALUE_BYTES, TARGET_BATCH_BYTES
 from ..limits import encode_item as _encode
 from ..redact import basic_auth_token
@@ -54,7 +55,7 @@ class CustomerIODestination:
         region: str = "us",
         site_id: str | None = None,
         api_key: str | None = None,
-        rate_limit: float = 100.0,
+        rate_limit: float = SYNC_RATE_LIMIT,
         max_in_flight: int = 4,
         max_items_per_batch: int = 100,
         max_batch_bytes: int = TARGET_BATCH_BYTES,

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from contracts.models import KINDS
 
+from ...settings import Settings
 from ..payload import SEGMENT_ATTRIBUTE_PREFIX
 from .base import (
     UNMATCHED_REASON,
@@ -92,7 +93,7 @@ class IntercomDestination:
         base_url: str = "https://api.intercom.io",
         access_token: str | None = None,
         create_contacts: bool = False,
-        rate_limit: float = 166.0,
+        rate_limit: float = Settings.intercom_rate_limit,
         max_in_flight: int = 4,
         max_items_per_batch: int = 50,
         timeout: tuple[float, float] = (5.0, 30.0),

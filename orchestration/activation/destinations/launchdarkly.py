@@ -30,6 +30,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from ...settings import Settings
 from .base import (
     DestinationAuthError,
     DestinationRefused,
@@ -83,7 +84,7 @@ class LaunchDarklyDestination:
         context_kind: str = "user",
         segments: tuple[str, ...] | None = None,
         key_prefix: str = "segflow-",
-        rate_limit: float = 10.0,
+        rate_limit: float = Settings.launchdarkly_rate_limit,
         max_in_flight: int = 1,
         max_items_per_batch: int = MAX_TARGET_OPERATIONS,
         list_limit: int = LIST_SEGMENT_LIMIT,
