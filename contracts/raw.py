@@ -30,6 +30,7 @@ REVENUE_STATUSES = ("paid", "refunded")  # an invoice with these statuses is rev
 # Threshold defaults (settings override them: SEGFLOW_DQ_MAX_AMOUNT, ...).
 MAX_AMOUNT = 1_000_000.0  # invoice amounts above this are quarantined (amount_out_of_range)
 MAX_FIELD_BYTES = 1_048_576  # one value above this is quarantined (value_too_large)
+LATE_ARRIVAL_DAYS = 3  # event/invoice timestamps may be this many days before their dt= folder
 FUTURE_TOLERANCE_MINUTES = 15  # clock skew allowed before "in the future"
 PLAUSIBLE_YEARS = (1900, 2200)  # a timestamp outside read its epoch in a wrong unit
 

@@ -17,6 +17,7 @@ from contracts.raw import (  # contract vocabularies, overridable per deployment
     EVENT_TYPES,
     FUTURE_TOLERANCE_MINUTES,
     INVOICE_STATUSES,
+    LATE_ARRIVAL_DAYS,
     MAX_AMOUNT,
     MAX_FIELD_BYTES,
 )
@@ -58,7 +59,7 @@ class QualityConfig:
     row_count_history_days: int = 14  # trailing window for that median
     row_count_min_history: int = 3  # partitions with data needed before the volume rule applies
     row_count_min_baseline: int = 20  # ...and a trailing median of at least this many rows
-    late_arrival_days: int = 3  # event/invoice timestamps may be this many days before dt=
+    late_arrival_days: int = LATE_ARRIVAL_DAYS  # days a timestamp may precede dt=
     future_tolerance_minutes: int = FUTURE_TOLERANCE_MINUTES  # skew before "in the future"
     max_amount: float = MAX_AMOUNT  # invoice amounts above this: the loader quarantines
     # properties/context JSON text above this warns; the default is the loader's quarantine

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from contracts.models import DRIFT_PSI_THRESHOLD, KINDS
+from contracts.raw import LATE_ARRIVAL_DAYS
 from expectations.config import QualityConfig
 from orchestration.settings_values import (
     DEMO_WINDOW_DAYS,
@@ -175,7 +176,7 @@ class Settings:
         home = Path(_env("SEGFLOW_HOME", str(PROJECT_ROOT / "data"))).resolve()
         mlflow_dir = home / "mlflow"
         region = _choice("CUSTOMERIO_REGION", "us", ("us", "eu"))
-        late_arrival_days = _int("SEGFLOW_LATE_ARRIVAL_DAYS", 3)
+        late_arrival_days = _int("SEGFLOW_LATE_ARRIVAL_DAYS", LATE_ARRIVAL_DAYS)
         timestamp_floor = (
             _date("SEGFLOW_TIMESTAMP_FLOOR", "") if _env("SEGFLOW_TIMESTAMP_FLOOR", "") else None
         )

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from contracts.raw import LATE_ARRIVAL_DAYS
 from orchestration.realtime.events import QUARANTINE, encode, normalise, reject_reason
 from orchestration.realtime.httpbase import (
     BodyTooLarge,
@@ -72,7 +73,7 @@ class CollectorServer(Server):
         stream: EventStream,
         write_keys: Sequence[str],
         known_events: frozenset[str],
-        late_arrival_days: int = 3,
+        late_arrival_days: int = LATE_ARRIVAL_DAYS,
         cors_origins: Sequence[str] = (),
     ):
         if not write_keys:

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from contracts.attributes import QUARANTINE_TABLE
+from contracts.raw import LATE_ARRIVAL_DAYS
 from expectations.config import QualityConfig
 from orchestration.sources.attribute_values import AttributeValueReport, record_bad_attribute_values
 from orchestration.sources.compiler import DST_RULE
@@ -52,7 +53,7 @@ class CheckResult:
 def check_sources(
     landing: Path,
     sources_file: Path | None = None,
-    late_arrival_days: int = 3,
+    late_arrival_days: int = LATE_ARRIVAL_DAYS,
     now: datetime | None = None,
     error_lines: int = 5,
     quality: QualityConfig | None = None,
