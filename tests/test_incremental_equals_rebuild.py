@@ -18,7 +18,8 @@ import pytest
 import yaml
 from dbt_fixtures import RawData, load_raw, run_dbt, simulate
 
-from orchestration.dbt_selection import daily_steps, split_models
+from contracts.marts import USER_SCORES_DDL
+from orchestration.dbt_selection import build_args, daily_steps, split_models
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 pytestmark = pytest.mark.slow  # two warehouses end to end; `make test-fast` skips it
@@ -77,15 +78,58 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory, raw_data: RawData):
     run_dbt(FULL_BUILD, daily_db, tmp / "target_history")
     _keep_stored_rows(daily_db)
     selection = split_models(tmp / "target_history" / "manifest.json")
+    after_segments = build_args(selection.after_segments)
+    _segment_tables(daily_db)
+    run_dbt(after_segments, daily_db, tmp / "target_history_segments")
     load_raw(daily_db, raw_data, [new_day])
+    window = _day_window(new_day)
     for step, args in enumerate(daily_steps(selection)):
-        run_dbt(args, daily_db, tmp / f"target_day_{step}", _day_window(new_day))
+        run_dbt(args, daily_db, tmp / f"target_day_{step}", window)
+    _segment_tables(daily_db, new_day)
+    run_dbt(after_segments, daily_db, tmp / "target_day_segments", window)
     load_raw(full_db, raw_data)
     run_dbt(FULL_BUILD, full_db, tmp / "target_full")
-    touched = selection.upstream + selection.incremental + selection.downstream
+    _copy_segment_tables(daily_db, full_db)
+    run_dbt(after_segments, full_db, tmp / "target_full_segments")
+    touched = (
+        selection.upstream + selection.incremental + selection.downstream + selection.after_segments
+    )
     # The daily job's way: rolled forward by pairs (macros/feature_region.sql).
     assert "target_day_number" in _compiled_features(tmp / "target_day_0")
     return daily_db, full_db, touched, new_day, selection
+
+
+def _segment_tables(db: Path, day: date | None = None) -> None:
+    """user_segments and user_scores as the Python steps write them: for every feature day, or
+    only `day` (a new day's run), derived from the features."""
+    only = "" if day is None else f"where snapshot_date = '{day}'"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(
+            "create table if not exists main.user_segments "
+            "(user_id varchar, segment_date date, segments varchar[])"
+        )
+        conn.execute(USER_SCORES_DDL)
+        conn.execute(
+            "insert into main.user_segments select user_id, snapshot_date, "
+            "list_filter([case when is_paid then 'paying' end, "
+            "case when is_active_28d then 'active' else 'dormant' end, "
+            "case when onboarding_completion < 0.5 then 'onboarding' end], lambda x: x is not null) "
+            f"from main.fct_user_features {only}"
+        )
+        conn.execute(
+            "insert into main.user_scores (user_id, score_date, churn_probability, ltv_pred) "
+            "select user_id, snapshot_date, (hash(user_id, snapshot_date) % 1000) / 1000.0, "
+            f"events_28d * 1.5 from main.fct_user_features {only}"
+        )
+
+
+def _copy_segment_tables(source: Path, db: Path) -> None:
+    """The same segment and score rows in the rebuild: the marts read them as given (old days'
+    segments are not re-decided by a new day)."""
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(f"attach '{source}' as source (read_only)")
+        for table in ("user_segments", "user_scores"):
+            conn.execute(f"create table main.{table} as select * from source.main.{table}")
 
 
 def _keep_stored_rows(db: Path) -> None:
@@ -111,7 +155,13 @@ def _compare_all(daily_db: Path, full_db: Path, touched: tuple[str, ...], new_da
         conn.execute("use daily_run")
         tables = _tables(conn, touched)
         # The marts this test is about are there (a selection change must not empty it).
-        assert {"fct_user_features", "int_user_activity_daily", "dim_users"} <= set(tables)
+        assert {
+            "fct_user_features",
+            "int_user_activity_daily",
+            "dim_users",
+            "fct_segment_kpis",
+            "fct_onboarding_funnel_by_segment",
+        } <= set(tables)
         differences = {t: _differences(conn, t) for t in tables}
         features_today = conn.execute(
             "select count(*) from daily_run.main.fct_user_features where snapshot_date = ?",

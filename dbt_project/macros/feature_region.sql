@@ -1,16 +1,12 @@
 {#
   fct_user_features is built from ephemeral int_ models (models/intermediate/features/). An
   ephemeral model's own is_incremental() is always false, so they ask whether the mart they
-  feed is being built incrementally: the same test dbt's is_incremental() makes on the mart.
+  feed is being built incrementally (mart_incremental, macros/window.sql).
 #}
 {% macro features_incremental() -%}
-  {%- if not execute or var('lint_only', false) -%}{{ return(false) }}{%- endif -%}
-  {%- set relation = adapter.get_relation(
-      database=target.database, schema=target.schema, identifier='fct_user_features') -%}
-  {{ return(relation is not none and relation.type == 'table' and not flags.FULL_REFRESH) }}
+  {{ return(mart_incremental('fct_user_features')) }}
 {%- endmacro %}
 
-{# Days before a snapshot the rolling windows read: 28-day sums (and 7 days 7..13 back). #}
 {% macro feature_lookback_days() -%}27{%- endmacro %}
 
 {# Rolling frame over a user's days numbered by `day_number`: the last n days, today included.

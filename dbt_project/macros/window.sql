@@ -57,6 +57,18 @@
 {% macro min_date() %}{{ run_window_bound('min_date', '1970-01-01') }}{% endmacro %}
 {% macro max_date() %}{{ run_window_bound('max_date', '2999-12-31') }}{% endmacro %}
 
+{#
+  Whether the mart `identifier` is being built incrementally: the test dbt's is_incremental()
+  makes on the model being built, for an ephemeral model that feeds that mart (its own
+  is_incremental() is always false).
+#}
+{% macro mart_incremental(identifier) -%}
+  {%- if not execute or var('lint_only', false) -%}{{ return(false) }}{%- endif -%}
+  {%- set relation = adapter.get_relation(
+      database=target.database, schema=target.schema, identifier=identifier) -%}
+  {{ return(relation is not none and relation.type == 'table' and not flags.FULL_REFRESH) }}
+{%- endmacro %}
+
 {# Start of the re-processing window: late events up to late_arrival_days old are accepted. #}
 {% macro reprocess_from() -%}
   {{ dbt.dateadd('day', -1 * var('late_arrival_days') | int, min_date()) }}

@@ -1,9 +1,14 @@
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_events_stitched') }}
+-- depends_on: {{ ref('int_sessions') }}
 -- Onboarding funnel per segment_date x segment x milestone (order of vars.tracking_plan):
 -- members, members who had reached the milestone by segment_date (from fct_user_features),
 -- share, conversion from the previous step and drop-off. Sequential, as fct_onboarding_funnel:
 -- users_reached counts members who had reached steps 1..k; users_reached_any_order counts
 -- every member who had reached the milestone. The rates are macros/funnel.sql's.
-{%- set milestones = var('tracking_plan')['milestones'] %}
+{%- set milestones = var('tracking_plan')['milestones'] -%}
+{{ segment_mart_config(['segment_date', 'segment', 'milestone']) }}
+{%- set since = segment_dates_from(is_incremental()) %}
 with members as (
     select
         {% for m in milestones -%}
@@ -18,6 +23,9 @@ with members as (
             segment_date,
             {{ unnest_array('segments') }} as segment
         from {{ source('segflow', 'user_segments') }}
+        {%- if since %}
+        where segment_date >= {{ since }}
+        {%- endif %}
     ) as tags
     left join {{ ref('fct_user_features') }} as f
         on tags.user_id = f.user_id and tags.segment_date = f.snapshot_date

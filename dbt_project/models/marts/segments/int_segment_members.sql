@@ -1,4 +1,7 @@
 {{ config(materialized='ephemeral') }}
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_events_stitched') }}
+-- depends_on: {{ ref('int_sessions') }}
 -- One row per user per segment_date per segment tag (user_segments.segments unnested), with
 -- the user's features that day and the observed outcomes after it (from ml_label_windows for
 -- Mondays is not enough: segments are daily, so outcomes are computed here over daily data).
@@ -7,13 +10,19 @@
 -- model's, null for members outside the population or while the horizon is not observable.
 {%- set churn_days = var('churn_horizon_days') | int -%}
 {%- set conversion_days = var('conversion_window_days') | int -%}
-{%- set plan = var('tracking_plan') %}
+{%- set plan = var('tracking_plan') -%}
+-- Incremental fct_segment_kpis: only the segment dates this run can change (segment_dates_from).
+{%- set since = segment_dates_from(
+    mart_incremental('fct_segment_kpis'), [churn_days, conversion_days] | max) %}
 with tags as (
     select
         user_id,
         segment_date,
         {{ unnest_array('segments') }} as segment
     from {{ source('segflow', 'user_segments') }}
+    {%- if since %}
+    where segment_date >= {{ since }}
+    {%- endif %}
 ),
 
 data_end as (
