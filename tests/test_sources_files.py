@@ -107,6 +107,35 @@ def test_malformed_json_lines_keep_file_and_line(conn, tmp_path: Path) -> None:
     assert "expected an object" in _quarantine(conn)[1][3]
 
 
+def test_json_lines_scanned_in_chunks_keep_their_file_and_line(
+    conn, tmp_path: Path, monkeypatch
+) -> None:
+    """The batch's JSON lines are registered in slices (DuckDB scans them in parallel): lines
+    across slice and file boundaries keep their own file and line."""
+    from orchestration.sources import stage
+
+    monkeypatch.setattr(stage, "LINES_CHUNK_ROWS", 2)
+    for name, bad in (("a.jsonl", 4), ("b.jsonl", 2)):
+        lines = [json.dumps(_event(i, messageId=f"{name}-{i}")) for i in range(1, 6)]
+        lines[bad - 1] = "{not json"
+        _write(tmp_path / "events" / "dt=2025-03-03" / name, "\n".join(lines) + "\n")
+    report = load_partitions(conn, "events", [DAY], tmp_path, "files", 3, now=NOW)
+    assert (report.rows_loaded, report.rows_quarantined) == (8, 2)
+    loaded = conn.execute(
+        "select message_id, _source_file, _source_line from raw.events order by all"
+    ).fetchall()
+    assert loaded == [
+        (f"{n}-{i}", f"events/dt=2025-03-03/{n}", i)
+        for n, bad in (("a.jsonl", 4), ("b.jsonl", 2))
+        for i in range(1, 6)
+        if i != bad
+    ]
+    assert [(q[0][-7:], q[1], q[2]) for q in _quarantine(conn)] == [
+        ("a.jsonl", 4, "malformed_json"),
+        ("b.jsonl", 2, "malformed_json"),
+    ]
+
+
 def test_bad_utf8_bytes_are_quarantined_as_bad_encoding(conn, tmp_path: Path) -> None:
     good = json.dumps(_event(1)).encode()
     bad = json.dumps(_event(2, event="Signed In")).encode().replace(b"Signed", b"Sign\xff\xfed")

@@ -96,22 +96,18 @@ def stage_files(
     spec: TableSpec,
     files: list[FileInfo],
     source=None,
-    direct: bool = True,
 ) -> ReadResult:
     """Stage every row of `files` (see `create_stage`); the rows are read as `<stage>_rows`,
     well-formed CSV as `<stage>_cols`. `source` (a sources.yml mapping) sets the CSV options,
-    the JSON records path and which header names count for the required columns. `direct`:
-    CSV files on disk may be read by DuckDB inside the validation query."""
+    the JSON records path and which header names count for the required columns."""
     result = ReadResult(files=list(files))
     lines: list[pa.Table] = []
     needed = _needed_columns(spec, source)
     for info in files:
         fmt = info.format
         data = None if fmt == "parquet" and not info.compressed else info.read_bytes()
-        original = data
         if data is not None and fmt != "parquet":
             data = decode_to_utf8(data, getattr(source, "encoding", None), info.relative)
-        on_disk = direct and data is original and not info.compressed
         if data is not None and not _NON_SPACE.search(data):
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
@@ -120,16 +116,15 @@ def stage_files(
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
             continue
-        before, staged_lines, staged_tables, staged_direct = (
+        before, staged_lines, staged_tables = (
             count_rows(conn, stage),
             len(lines),
             len(result.tables),
-            len(result.direct),
         )
         if fmt == "parquet":
             extra = stage_parquet(conn, stage, spec, info, data, needed)
         elif fmt == "csv":
-            extra = stage_csv(conn, stage, spec, info, data, needed, source, result, on_disk)
+            extra = stage_csv(conn, stage, spec, info, data, needed, source, result)
         elif fmt == "json" and is_json_document(data, source):
             extra = stage_json_array(conn, stage, spec, info, data, source, result)
         else:
@@ -139,7 +134,6 @@ def stage_files(
             - before
             + sum(t.num_rows for t in lines[staged_lines:])
             + sum(t.num_rows for t in result.tables[staged_tables:])
-            + sum(n for _, n in result.direct[staged_direct:])
         )
         result.rows_per_file[info.relative] = rows
         if rows == 0:
@@ -147,14 +141,9 @@ def stage_files(
         if extra and (source is None or source.default_columns):
             result.extra_columns[info.relative] = extra
     register_lines(conn, stage, lines)
-    reads = [sql for sql, _ in result.direct]
     if result.tables:
         conn.register(f"{stage}_arrow", pa.concat_tables(result.tables, promote_options="default"))
-        reads.append(f"select * from {stage}_arrow")
-    if reads:
-        conn.execute(
-            f"create or replace temp view {stage}_cols as " + " union all by name ".join(reads)
-        )
+        conn.execute(f"create or replace temp view {stage}_cols as select * from {stage}_arrow")
     return result
 
 

@@ -51,7 +51,6 @@ from orchestration.sources.raw_write import (
     partition_counts,
     utcnow,
 )
-from orchestration.sources.read_csv_direct import DirectCsvFailed
 from orchestration.sources.replay import replay_quarantine
 from orchestration.sources.rules import params
 from orchestration.sources.stage import create_stage, direct_columns, drop_stage
@@ -260,15 +259,7 @@ def _validate_files(
 
     for (name, tabular), group in groups.items():
         source = sources.get(name) if name else None
-        try:
-            read = _stage_and_write(conn, spec, group, source, tabular, write, created, True)
-        except DirectCsvFailed:  # a CSV file DuckDB's strict reader refused: read it in Python
-            if created:
-                conn.execute(
-                    f"delete from {target} where list_contains($f, source_file)",
-                    {"f": [f.relative for f in group]},
-                )
-            read = _stage_and_write(conn, spec, group, source, tabular, write, created, False)
+        read = _stage_and_write(conn, spec, group, source, tabular, write, created)
         _note(report, read)
         names = [f.relative for f in group]
         warnings, errors = empty_columns(conn, target, spec.name, source, names)
@@ -276,27 +267,17 @@ def _validate_files(
         report.mapping_errors += errors
 
 
-def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: bool, direct: bool):
-    """Stage one group of files and write its typed rows with `write`; raises
-    `DirectCsvFailed` when DuckDB refused a CSV file it read directly (nothing written then
-    but the group's rows of the stage table, which the caller deletes)."""
+def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: bool):
+    """Stage one group of files and write its typed rows with `write`."""
     create_stage(conn, "_segflow_stage")
     try:
-        read = stage_files(conn, "_segflow_stage", spec, group, source, direct)
-        direct_rows = sum(t.num_rows for t in read.tables) + sum(n for _, n in read.direct)
+        read = stage_files(conn, "_segflow_stage", spec, group, source)
+        direct_rows = sum(t.num_rows for t in read.tables)
         if sum(read.rows_per_file.values()) > direct_rows or not (created or direct_rows):
             write(typed_sql(spec, "_segflow_stage_rows", source, tabular))
-        if direct_rows:  # CSV read by Arrow or DuckDB: typed straight from its columns
+        if direct_rows:  # CSV read by Arrow: typed straight from its columns
             cols = direct_columns(conn, "_segflow_stage")
-            sql = typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded)
-            try:
-                written = write(sql)
-            except duckdb.InvalidInputException as exc:
-                if not read.direct:
-                    raise
-                raise DirectCsvFailed(str(exc)) from exc
-            if written != direct_rows:  # a blank line or a quoted newline: lines are off
-                raise DirectCsvFailed(f"{written} records read directly, {direct_rows} lines")
+            write(typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded))
         return read
     finally:
         drop_stage(conn, "_segflow_stage")

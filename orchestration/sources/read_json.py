@@ -71,16 +71,25 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def _sample_keys(text: pa.ChunkedArray) -> list[str]:
-    """Keys of the objects among the first EXTRA_KEY_SAMPLE_LINES lines, in first-seen order."""
+    """Keys of the objects among the first EXTRA_KEY_SAMPLE_LINES lines, in first-seen order
+    (parsed as one JSON array when every line parses: one call instead of a thousand)."""
+    lines = text.slice(0, EXTRA_KEY_SAMPLE_LINES).to_pylist()
+    try:
+        records = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        records = [_parsed(line) for line in lines]
     keys: dict[str, None] = {}
-    for line in text.slice(0, EXTRA_KEY_SAMPLE_LINES).to_pylist():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
+    for record in records:
         if isinstance(record, dict):
             keys.update(dict.fromkeys(record))
     return list(keys)
+
+
+def _parsed(line: str) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def _stage_jsonl_python(conn, stage: str, info: FileInfo, data: bytes) -> None:

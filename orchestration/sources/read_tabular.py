@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from orchestration.sources.discover import FileInfo
-from orchestration.sources.read_csv_direct import direct_csv_select
 from orchestration.sources.stage import (
     STAGE_COLS,
     STAGE_COLUMNS,
@@ -63,12 +62,11 @@ def stage_csv(
     needed: dict[str, tuple[str, ...]],
     source=None,
     result: ReadResult | None = None,
-    on_disk: bool = False,
 ) -> list[str]:
-    """Stage one CSV file: DuckDB's reader for well-formed files whose bytes are those on disk
-    (`on_disk`: a SELECT in `result.direct`), Arrow's reader for other well-formed UTF-8 files
-    (a direct stage table in `result.tables`), else record by record with malformed records, bad bytes and report
-    footers quarantined or counted. Returns the header names outside the contract."""
+    """Stage one CSV file: Arrow's multi-threaded reader for well-formed UTF-8 files (a direct
+    stage table in `result.tables`, which DuckDB then scans in parallel), else record by record
+    with malformed records, bad bytes and report footers quarantined or counted. Returns the
+    header names outside the contract."""
     csv.field_size_limit(1 << 30)
     delimiter = source.csv_delimiter if source is not None else ","
     header = _read_header(info, raw, delimiter)
@@ -76,19 +74,11 @@ def stage_csv(
         return []
     missing = missing_required(needed, header)
     missing_note = missing_detail(info, spec, missing, header, needed) if missing else None
-    footer = source is not None and source.csv_footer == "auto"
-    if on_disk and result is not None and not footer:
-        direct = direct_csv_select(info, raw, header, delimiter, missing_note)
-        if direct is not None:
-            result.direct.append(direct)
-            result.padded = None  # not looked at (read_csv_direct): every column trims
-            return extra_keys(spec, header)
     table = _read_csv_fast(info, raw, header, delimiter, missing_note)
     if table is not None:
         if result is not None:
             result.tables.append(table)
-            if result.padded is not None:
-                result.padded |= _padded(table, header)
+            result.padded |= _padded(table, header)
         return extra_keys(spec, header)
     records = _csv_records(info, raw, delimiter)
     if source is not None and source.csv_footer == "auto":
@@ -210,7 +200,7 @@ def _read_csv_fast(
             io.BytesIO(data),
             read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=False
+                delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=True
             ),
             convert_options=pa_csv.ConvertOptions(
                 column_types={n: pa.string() for n in names},

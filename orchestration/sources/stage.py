@@ -40,10 +40,7 @@ class ReadResult:
     footer_lines: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
-    padded: set[str] | None = field(default_factory=set)  # their space-padded columns (None: any)
-    direct: list[tuple[str, int]] = field(
-        default_factory=list
-    )  # CSV read by DuckDB: (SELECT, rows)
+    padded: set[str] = field(default_factory=set)  # their space-padded columns
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
 
@@ -87,9 +84,16 @@ def drop_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
     conn.execute(f"drop table if exists {stage}")
 
 
+LINES_CHUNK_ROWS = 32 * 1024
+
+
 def register_lines(conn: duckdb.DuckDBPyConnection, stage: str, lines: list[pa.Table]) -> None:
+    """Register the batch's JSON lines in chunks of LINES_CHUNK_ROWS (zero-copy slices): DuckDB
+    scans an Arrow table one chunk per task, and a file is one chunk, so three files on two
+    cores would leave one core idle a third of the query."""
     table = pa.concat_tables(lines) if lines else LINES_SCHEMA.empty_table()
-    conn.register(f"{stage}_lines", table)
+    batches = table.to_batches(max_chunksize=LINES_CHUNK_ROWS)
+    conn.register(f"{stage}_lines", pa.Table.from_batches(batches, LINES_SCHEMA))
 
 
 def count_rows(conn: duckdb.DuckDBPyConnection, stage: str) -> int:

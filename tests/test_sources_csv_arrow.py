@@ -1,5 +1,6 @@
-"""CSV files on disk read by DuckDB inside the validation query give what the Python readers
-give (the same file gzipped goes through them): same rows, values, lines and quarantine."""
+"""Well-formed CSV files read by Arrow's multi-threaded reader (which DuckDB then scans in
+parallel) give what the record-by-record Python reader gives: same rows, values, lines and
+quarantine; a file Arrow cannot read with exact line numbers goes to the Python reader."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from orchestration.sources import read_tabular
 from orchestration.sources.discover import FileInfo
 from orchestration.sources.files import create_stage, drop_stage, stage_files, table_spec
 from orchestration.sources.load import load_partitions
-from orchestration.sources.read_csv_direct import expected_records
 
 DAY = date(2025, 3, 3)
 NOW = datetime(2025, 3, 10, 12, 0)
@@ -54,18 +55,38 @@ def _load(root: Path, name: str, data: bytes) -> tuple[list, list, object]:
     return rows, [(ln, code, detail.replace(".gz", ""), p) for ln, code, detail, p in bad], report
 
 
-def _same_as_python_readers(tmp_path: Path, data: bytes) -> tuple[list, list]:
-    direct = _load(tmp_path / "a", "c.csv", data)
-    python = _load(tmp_path / "b", "c.csv.gz", data)
-    assert direct[0] == python[0]
-    assert direct[1] == python[1]
-    assert direct[2].rows_read == python[2].rows_read
-    return direct[0], direct[1]
+def _record_reads(monkeypatch, arrow: bool = True) -> list:
+    """Whether each CSV file was read by Arrow (True) or record by record (False); `arrow`
+    False sends every file to the record-by-record reader."""
+    reads: list = []
+    original = read_tabular._read_csv_fast
+
+    def record(*args):
+        table = original(*args) if arrow else None
+        reads.append(table is not None)
+        return table
+
+    monkeypatch.setattr(read_tabular, "_read_csv_fast", record)
+    return reads
 
 
-def test_direct_read_equals_the_python_readers_on_a_well_formed_file(tmp_path: Path) -> None:
+def _same_as_python_readers(tmp_path: Path, data: bytes, monkeypatch) -> tuple[list, list]:
+    """Load `data` as it is, then gzipped with Arrow switched off: the same outcome."""
+    arrow = _load(tmp_path / "a", "c.csv", data)
+    with monkeypatch.context() as patch:
+        _record_reads(patch, arrow=False)
+        python = _load(tmp_path / "b", "c.csv.gz", data)
+    assert arrow[0] == python[0]
+    assert arrow[1] == python[1]
+    assert arrow[2].rows_read == python[2].rows_read
+    return arrow[0], arrow[1]
+
+
+def test_arrow_read_equals_the_python_reader_on_a_well_formed_file(
+    tmp_path: Path, monkeypatch
+) -> None:
     data = (HEADER + "".join(_row(i) for i in range(3000))).encode()
-    rows, bad = _same_as_python_readers(tmp_path, data)
+    rows, bad = _same_as_python_readers(tmp_path, data, monkeypatch)
     assert len(rows) == 3000 and bad == []
     assert [r[-1] for r in rows] == list(range(2, 3002))  # line numbers
     by_id = {r[0]: r for r in rows}
@@ -76,7 +97,7 @@ def test_direct_read_equals_the_python_readers_on_a_well_formed_file(tmp_path: P
     create_stage(conn, "_s")
     info = FileInfo(tmp_path / "a" / "crm_contacts" / "dt=2025-03-03" / "c.csv", "c.csv", DAY)
     read = stage_files(conn, "_s", table_spec("crm_contacts"), [info])
-    assert len(read.direct) == 1 and not read.tables  # DuckDB read it, not Arrow
+    assert len(read.tables) == 1 and read.padded == {"company"}  # Arrow read it
     drop_stage(conn, "_s")
 
 
@@ -89,32 +110,17 @@ def test_a_file_name_with_glob_characters_is_read_as_itself(tmp_path: Path) -> N
     assert len([r for r in rows if r[0] != "u99"]) == 5 and bad == []
 
 
-def _record_tries(monkeypatch) -> list:
-    """The path each staging attempt took (the last argument of `load._stage_and_write`)."""
-    from orchestration.sources import load
-
-    tries: list = []
-    original = load._stage_and_write
-
-    def record(*args):
-        tries.append(args[-1])
-        return original(*args)
-
-    monkeypatch.setattr(load, "_stage_and_write", record)
-    return tries
-
-
-def test_files_duckdb_refuses_are_read_again_in_python(tmp_path: Path, monkeypatch) -> None:
-    """A record of the wrong width and a byte that is not UTF-8 make DuckDB's strict reader
-    fail: the file is read again line by line, with the same quarantine."""
-    tries = _record_tries(monkeypatch)
+def test_files_arrow_refuses_are_read_record_by_record(tmp_path: Path, monkeypatch) -> None:
+    """A record of the wrong width and a byte that is not UTF-8 make Arrow's reader refuse the
+    file: it is read record by record, with the same quarantine."""
+    tries = _record_reads(monkeypatch)
     lines = [_row(i).encode() for i in range(50)]
     lines[10] = b"u10,short,row\r\n"
     lines[20] = _row(20).replace("Software", "Caf\xe9").encode("latin-1")
-    rows, bad = _same_as_python_readers(tmp_path, HEADER.encode() + b"".join(lines))
+    rows, bad = _same_as_python_readers(tmp_path, HEADER.encode() + b"".join(lines), monkeypatch)
     assert len(rows) == 48
     assert [(ln, code) for ln, code, *_ in bad] == [(12, "malformed_csv"), (22, "bad_encoding")]
-    assert tries == [True, False, True]  # direct refused, then Python; the gzipped copy
+    assert tries == [False]  # Arrow refused the file
 
 
 _BLANK = "\r\n"
@@ -126,7 +132,7 @@ _BLANK = "\r\n"
         (lambda rows: rows, False, 8),
         (lambda rows: [*rows[:3], _BLANK, *rows[3:]], True, 8),  # a blank line
         (lambda rows: [*rows, _BLANK], True, 8),  # a blank line at the end
-        (lambda rows: [_BLANK, *rows], False, 0),  # before the header: never read directly
+        (lambda rows: [_BLANK, *rows], True, 0),  # before the header: no header, no rows
         (
             lambda rows: [*rows[:2], rows[2].replace("Software", '"Soft\nware"'), *rows[3:]],
             True,
@@ -138,24 +144,10 @@ _BLANK = "\r\n"
 def test_line_numbers_stay_right_or_the_file_is_read_in_python(
     tmp_path: Path, monkeypatch, lines, refused: bool, loaded: int
 ) -> None:
-    """DuckDB skips blank lines and reads a quoted newline as one record: the direct read is
-    kept only when it read one record per line after the header; else Python reads it."""
-    tries = _record_tries(monkeypatch)
+    """A blank line or a quoted newline would put Arrow's records off their lines: Arrow's read
+    is kept only when it read one record per line after the header; else Python reads it."""
+    tries = _record_reads(monkeypatch)
     text = "".join(lines([HEADER, *(_row(i) for i in range(8))]))
-    rows, bad = _same_as_python_readers(tmp_path, text.encode())
-    assert len(rows) == loaded  # (the same as the Python readers: checked above)
-    # direct, then (when DuckDB's read was refused) Python; then the gzipped copy
-    assert tries == ([True, False, True] if refused else [True, True])
-
-
-@pytest.mark.parametrize(
-    ("text", "records"),
-    [
-        (b"a,b\n1,2\n3,4\n", 2),
-        (b"a,b\n1,2\n3,4", 2),
-        (b"a,b\r\n1,2\r\n", 1),
-        (b"a,b\r1,2\r", None),  # old Mac line ends
-    ],
-)
-def test_expected_records(text: bytes, records: int | None) -> None:
-    assert expected_records(text) == records
+    rows, bad = _same_as_python_readers(tmp_path, text.encode(), monkeypatch)
+    assert len(rows) == loaded  # (the same as the Python reader: checked above)
+    assert tries == ([False] if refused else [True])
