@@ -131,6 +131,9 @@ def launch(
         print("  the sync's circuit breaker is overridden for this run", flush=True)
     print(f"  full log: {log_path}", flush=True)
     t0 = time.monotonic()
+    from ml.registry import import_model_loader
+
+    import_model_loader()  # before the definitions' imports: see its docstring
     from orchestration.definitions import defs
 
     job = defs().resolve_job_def(job_name)
