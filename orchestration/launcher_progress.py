@@ -82,11 +82,13 @@ class Progress(threading.Thread):
         instance.add_event_listener(run_id, self._on_event)
 
     def _on_event(self, entry) -> None:
-        event = entry.dagster_event
-        if event is None or event.event_type not in STEP_CLOCK_EVENTS or not event.step_key:
-            return
-        mark = "start" if event.event_type == dg.DagsterEventType.STEP_START else "end"
-        self.clock.setdefault(event.step_key, {})[mark] = (time.monotonic(), time.process_time())
+        with contextlib.suppress(Exception):  # runs inside the run's thread: never break it
+            event = entry.dagster_event
+            if event is None or event.event_type not in STEP_CLOCK_EVENTS or not event.step_key:
+                return
+            mark = "start" if event.event_type == dg.DagsterEventType.STEP_START else "end"
+            now = (time.monotonic(), time.process_time())
+            self.clock.setdefault(event.step_key, {})[mark] = now
 
     def step_seconds(self, step: str) -> tuple[float, float] | None:
         """Wall and CPU seconds of a finished step (CPU: the whole process, every thread,
