@@ -22,6 +22,7 @@ Reported: the median of the repeats, to bench/results/daily_job-<users>x<days>.{
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -40,14 +41,29 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 SEGFLOW = Path(sys.executable).parent / "segflow"
-STEP_LINE = re.compile(r"^\s+(ok|FAILED|SKIP|skipped)\s+(\S+)\s+([\d.]+)s", re.M)
+STEP_LINE = re.compile(
+    r"^\s+(ok|FAILED|SKIP|skipped)\s+(\S+)\s+([\d.]+)s(?: \(\s*([\d.]+) CPU s\))?", re.M
+)
 GOALS = {"wall_s_100k": 60.0, "peak_rss_mb": 4096.0}
 
 
+def _sched_seconds(pids: list[int], seen: dict[int, tuple[int, int]]) -> None:
+    """Per thread of `pids`: CPU and run-queue wait nanoseconds (/proc/<pid>/task/<tid>/
+    schedstat), the latest reading kept in `seen` (a thread that ends keeps its last one)."""
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError):
+                on_cpu, waiting, _ = stat.read_text().split()
+                seen[int(stat.parent.name)] = (int(on_cpu), int(waiting))
+
+
 def measure(cmd: list[str], env: dict[str, str]) -> dict:
-    """Run cmd; wall and CPU seconds of its process tree, peak RSS, output."""
+    """Run cmd; wall and CPU seconds of its process tree, peak RSS, output, and the seconds
+    its threads waited for a CPU (run queue: what a busy machine adds; the rest of wall beyond
+    CPU + run queue is waiting on disk, locks or sleeps)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
+    sched: dict[int, tuple[int, int]] = {}
     with tempfile.TemporaryFile(mode="w+") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         parent, peak = psutil.Process(proc.pid), 0
@@ -55,6 +71,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict:
             try:
                 tree = [parent, *parent.children(recursive=True)]
                 peak = max(peak, sum(p.memory_info().rss for p in tree))
+                _sched_seconds([p.pid for p in tree], sched)
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -65,11 +82,22 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-4000:]}")
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak / 2**20, "output": output}
+    run_queue = sum(waiting for _, waiting in sched.values()) / 1e9
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "run_queue_s": run_queue,
+        "peak_rss_mb": peak / 2**20,
+        "output": output,
+    }
 
 
 def steps(output: str) -> dict[str, float]:
-    return {name: float(seconds) for _, name, seconds in STEP_LINE.findall(output)}
+    return {name: float(seconds) for _, name, seconds, _ in STEP_LINE.findall(output)}
+
+
+def step_cpu(output: str) -> dict[str, float]:
+    return {name: float(cpu) for _, name, _, cpu in STEP_LINE.findall(output) if cpu}
 
 
 def people_sent(home: Path) -> int | None:
@@ -126,7 +154,9 @@ def new_day(base: Path, advanced: Path, day: str, work: Path, demo: list[str]) -
         [str(SEGFLOW), "run", "--days", "1", "--end", day, "--job", "segflow_daily_job", *demo],
         env,
     )
-    run.update(day=day, steps=steps(run.pop("output")), people_sent=people_sent(work))
+    output = run.pop("output")
+    run.update(day=day, steps=steps(output), step_cpu_s=step_cpu(output))
+    run.update(people_sent=people_sent(work))
     run.update(load_before=load_before, load_after=os.getloadavg())
     shutil.rmtree(work, ignore_errors=True)
     return run
@@ -146,12 +176,16 @@ def median_report(runs: list[dict]) -> dict:
     return {
         "wall_s": statistics.median(r["wall_s"] for r in runs),
         "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "run_queue_s": statistics.median(r.get("run_queue_s", 0.0) for r in runs),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "steps": {
             n: statistics.median(r["steps"].get(n, 0.0) for r in runs)
             for n in sorted(
                 names, key=lambda n: -statistics.median(r["steps"].get(n, 0.0) for r in runs)
             )
+        },
+        "step_cpu_s": {
+            n: statistics.median(r.get("step_cpu_s", {}).get(n, 0.0) for r in runs) for n in names
         },
     }
 
@@ -170,24 +204,30 @@ def markdown(args: argparse.Namespace, history: dict, runs: list[dict], med: dic
             else f"History: reused from an earlier full job ({history['reused']})."
         ),
         "",
-        "| repeat | day | wall s | CPU s | peak RSS MB | people synced | load before | load after |",
-        "|---|---|---|---|---|---|---|---|",
+        "| repeat | day | wall s | CPU s | run-queue wait s | peak RSS MB | people synced "
+        "| load before | load after |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(runs, 1):
         lines.append(
-            f"| {i} | {r['day']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} "
+            f"| {i} | {r['day']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
+            f"| {r.get('run_queue_s', 0.0):.1f} | {r['peak_rss_mb']:.0f} "
             f"| {r['people_sent']} | {' '.join(f'{x:.1f}' for x in r['load_before'])} "
             f"| {' '.join(f'{x:.1f}' for x in r['load_after'])} |"
         )
     lines += [
         "",
-        f"**Median: {med['wall_s']:.1f} s wall, {med['cpu_s']:.1f} CPU s; peak RSS "
+        f"**Median: {med['wall_s']:.1f} s wall, {med['cpu_s']:.1f} CPU s, "
+        f"{med['run_queue_s']:.1f} s waiting for a CPU; peak RSS "
         f"{med['peak_rss_mb']:.0f} MB** (goal at 100k: <= {GOALS['wall_s_100k']:.0f} s wall, "
         f"<= {GOALS['peak_rss_mb']:.0f} MB).",
         "",
-        "| step (median s, from the run's progress lines) | s |",
-        "|---|---|",
-        *(f"| {name} | {sec:.1f} |" for name, sec in med["steps"].items()),
+        "| step (median, from the run's progress lines) | wall s | CPU s |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {sec:.1f} | {med['step_cpu_s'].get(name, 0.0):.1f} |"
+            for name, sec in med["steps"].items()
+        ),
         "",
     ]
     return "\n".join(lines)

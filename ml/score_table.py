@@ -100,8 +100,11 @@ def write_user_scores(
         conn.execute(statement)
     days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
     rows, latest_features, latest_scores = 0, pd.DataFrame(), pd.DataFrame()
+    # Loaded before the cap: threadpoolctl caps only the libraries already loaded, and
+    # loading the champions is what loads scikit-learn's OpenMP (capped after it, a 2-core
+    # machine ran two spinning threads per predict: ~3 CPU s of a 1,000-user day's 3.5).
+    champions = load_champions(tracking_uri)
     with threadpool_limits(limits=n_threads):
-        champions = load_champions(tracking_uri)
         read_chunk = engine_scores(champions, first_day, last_day) if engine_scores else None
         for first, last in chunks(days, chunk_days):
             features = conn.execute(FEATURES_SQL, [first, last]).df()

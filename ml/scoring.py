@@ -110,8 +110,8 @@ def score_users(
     and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
     all cores; see `ml.tracking.train_model`).
     """
+    champions = load_champions(tracking_uri, require_churn)  # first: see write_user_scores
     with threadpool_limits(limits=n_threads):
-        champions = load_champions(tracking_uri, require_churn)
         return score_with(features_df, champions, score_date, top_reasons)
 
 

@@ -131,10 +131,17 @@ def launch(
         print("  the sync's circuit breaker is overridden for this run", flush=True)
     print(f"  full log: {log_path}", flush=True)
     t0 = time.monotonic()
+    from ml.registry import import_model_loader
+
+    import_model_loader()  # before the definitions' imports: see its docstring
     from orchestration.definitions import defs
 
     job = defs().resolve_job_def(job_name)
-    print(f"  definitions loaded in {time.monotonic() - t0:.1f}s", flush=True)
+    print(
+        f"  definitions loaded in {time.monotonic() - t0:.1f}s "
+        f"({time.process_time():.1f} CPU s since the command started)",
+        flush=True,
+    )
     instance = dg.DagsterInstance.get()
     for line in stale_runs.reap_stale_runs(instance) + stale_runs.pool_blockers(instance):
         print(f"  {line}", flush=True)
@@ -154,7 +161,10 @@ def launch(
     for line in progress.blocked:
         print(f"BLOCKED {line}")
     status = "succeeded" if result.success else "FAILED"
-    print(f"\nrun {result.run_id} {status} in {time.monotonic() - t0:.0f}s")
+    print(
+        f"\nrun {result.run_id} {status} in {time.monotonic() - t0:.0f}s "
+        f"({time.process_time():.0f} CPU s since the command started)"
+    )
     for line in summary_lines(progress.steps, progress.checks):
         print(line)
     print(f"\nwarehouse {settings.duckdb_path}")

@@ -26,6 +26,11 @@ from orchestration.settings import Settings
 
 HEARTBEAT_SECONDS = 30.0
 POLL_SECONDS = 1.0
+STEP_CLOCK_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+}
 EVENT_TYPES = {
     dg.DagsterEventType.STEP_START,
     dg.DagsterEventType.STEP_SUCCESS,
@@ -71,6 +76,28 @@ class Progress(threading.Thread):
         self._last_line = time.monotonic()
         self.stale_check_seconds = Settings.from_env().stale_run_check_seconds
         self._last_stale_check = time.monotonic()
+        # (wall, process CPU) when each step started and ended, taken in the executing thread
+        # as the event is stored (exact; the poll above sees events up to a second late)
+        self.clock: dict[str, dict[str, tuple[float, float]]] = {}
+        instance.add_event_listener(run_id, self._on_event)
+
+    def _on_event(self, entry) -> None:
+        with contextlib.suppress(Exception):  # runs inside the run's thread: never break it
+            event = entry.dagster_event
+            if event is None or event.event_type not in STEP_CLOCK_EVENTS or not event.step_key:
+                return
+            mark = "start" if event.event_type == dg.DagsterEventType.STEP_START else "end"
+            now = (time.monotonic(), time.process_time())
+            self.clock.setdefault(event.step_key, {})[mark] = now
+
+    def step_seconds(self, step: str) -> tuple[float, float] | None:
+        """Wall and CPU seconds of a finished step (CPU: the whole process, every thread,
+        while the step ran: the in-process executor runs one step at a time)."""
+        marks = self.clock.get(step, {})
+        if "start" not in marks or "end" not in marks:
+            return None
+        (wall0, cpu0), (wall1, cpu1) = marks["start"], marks["end"]
+        return wall1 - wall0, cpu1 - cpu0
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -118,7 +145,11 @@ class Progress(threading.Thread):
             self.running[step] = time.monotonic()
             if self.first_step_after is None:
                 self.first_step_after = time.monotonic() - self.started_at
-                self.say(f"  first step started after {self.first_step_after:.1f}s")
+                _, cpu = self.clock.get(step, {}).get("start", (0.0, time.process_time()))
+                self.say(
+                    f"  first step started after {self.first_step_after:.1f}s "
+                    f"({cpu:.1f} CPU s since the command started)"
+                )
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
             metadata = dict(materialization.metadata)
@@ -147,7 +178,11 @@ class Progress(threading.Thread):
         """One line per finished step: `ok`, `SKIP` with why, or `FAILED` with its own cause."""
         kind = event.event_type
         since = self.running.pop(step, None)
-        elapsed = f"{time.monotonic() - since:6.1f}s" if since else "      -"
+        clocked = self.step_seconds(step)
+        if clocked is not None:
+            elapsed = f"{clocked[0]:6.1f}s ({clocked[1]:5.1f} CPU s)"
+        else:
+            elapsed = f"{time.monotonic() - since:6.1f}s" if since else "      -"
         counts = "; ".join(list(self.counts.pop(step, {}).values())[:3])
         if kind == dg.DagsterEventType.STEP_FAILURE:
             outcome = StepOutcome(step, ERROR, self.failure_cause(step, event))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 
 import dagster as dg
@@ -63,6 +64,11 @@ def test_progress_prints_steps_counts_and_blocking_findings() -> None:
     assert any(
         line.split()[:2] == ["ok", "upstream_table"] and "row count 1,234" in line for line in lines
     ), lines
+    # wall and CPU seconds of each step, clocked as its start and end events are stored
+    ok_line = next(line for line in lines if line.split()[1:2] == ["upstream_table"])
+    assert re.search(r"[\d.]+s \(\s*[\d.]+ CPU s\)", ok_line), ok_line
+    wall, cpu = progress.step_seconds("upstream_table")
+    assert 0.0 < wall < 60 and cpu >= 0.0
     failed = next(line for line in lines if line.split()[1:2] == ["checked_table"])
     assert failed.split()[0] == "FAILED", lines
     assert (

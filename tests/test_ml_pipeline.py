@@ -309,3 +309,54 @@ def test_generic_pyfunc_of_champions_returns_what_duckdb_scoring_writes(trained,
             np.testing.assert_allclose(got[:, 1], want, rtol=1e-9)
         else:
             np.testing.assert_allclose(np.clip(got, 0, None), want, rtol=1e-9)
+
+
+CAPPED_SCORING = """
+import sys
+import duckdb
+import pandas as pd
+from threadpoolctl import threadpool_info
+import ml.score_table as score_table
+
+assert "sklearn" not in sys.modules  # the cap must hold although scikit-learn loads later
+seen = []
+score_with = score_table.score_with
+
+
+def recording(*args, **kwargs):
+    seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp")
+    return score_with(*args, **kwargs)
+
+
+score_table.score_with = recording
+conn = duckdb.connect()
+conn.execute("create table main.fct_user_features as select * from read_parquet(?)", [sys.argv[2]])
+day = pd.Timestamp(sys.argv[3]).date()
+score_table.write_user_scores(conn, sys.argv[1], day, day, top_reasons=1, n_threads=1)
+print(sorted(set(seen)))
+"""
+
+
+def test_scoring_caps_openmp_even_when_scikit_learn_loads_with_the_champions(
+    trained, store, marts, tmp_path
+):
+    """A fresh process (as a run's): scikit-learn and its OpenMP load with the champions, so
+    the one-thread cap must be set after that, or every predict spins a thread per core."""
+    import os
+    import subprocess
+    import sys
+
+    features = marts["fct_user_features"]
+    day = str(pd.to_datetime(features["snapshot_date"]).max().date())
+    path = tmp_path / "features.parquet"
+    features.to_parquet(path)
+    done = subprocess.run(
+        [sys.executable, "-c", CAPPED_SCORING, store["uri"], str(path), day],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "[1]", done.stdout[-2000:]
