@@ -27,10 +27,13 @@ not {{ is_churned }}
 {#- Outcomes in a forward window: per anchor row of `anchors` (user_id + `anchor_date`), the
     `aggregates` (SQL over alias `e`) of the `events` rows of the same user with
     anchor < e.`event_date` <= anchor + `days`, and `event_filter` (SQL over `e`) when given.
+    `anchors_from`: a date no anchor is before, when the caller knows one (an incremental
+    run's first rebuilt day): the events are then read only after it (a literal the scan can
+    prune on; without it each anchor is joined with every row of its user).
     Anchors without an event in the window get no row (callers left join and coalesce). The
     one shape behind every "what happened next" column: ml_label_windows, int_segment_members. -#}
 {% macro forward_window(anchors, anchor_date, events, event_date, days, aggregates,
-                        event_filter=none) -%}
+                        event_filter=none, anchors_from=none) -%}
     select
         m.user_id,
         m.{{ anchor_date }},
@@ -44,5 +47,8 @@ not {{ is_churned }}
             {%- endif %}
             and m.{{ anchor_date }} < e.{{ event_date }}
             and e.{{ event_date }} <= {{ dbt.dateadd('day', days, 'm.' ~ anchor_date) }}
+            {%- if anchors_from %}
+            and e.{{ event_date }} > {{ anchors_from }}
+            {%- endif %}
     group by m.user_id, m.{{ anchor_date }}
 {%- endmacro %}

@@ -28,7 +28,12 @@ with members as (
         {%- endif %}
     ) as tags
     left join {{ ref('fct_user_features') }} as f
-        on tags.user_id = f.user_id and tags.segment_date = f.snapshot_date
+        on
+            tags.user_id = f.user_id
+            and tags.segment_date = f.snapshot_date
+            {%- if since %}
+            and f.snapshot_date >= {{ since }}
+            {%- endif %}
     where tags.segment is not null
 ),
 

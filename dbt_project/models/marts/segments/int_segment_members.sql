@@ -48,7 +48,12 @@ members as (
     from tags
     cross join data_end
     left join {{ ref('fct_user_features') }} as f
-        on tags.user_id = f.user_id and tags.segment_date = f.snapshot_date
+        on
+            tags.user_id = f.user_id
+            and tags.segment_date = f.snapshot_date
+            {%- if since %}
+            and f.snapshot_date >= {{ since }}
+            {%- endif %}
     where tags.segment is not null
 ),
 
@@ -62,7 +67,7 @@ member_days as (
 future as (
     {{ forward_window(
         'member_days', 'segment_date', ref('int_user_activity_daily'), 'activity_date',
-        conversion_days, ['sum(e.upgrade_events) as upgrades_next'],
+        conversion_days, ['sum(e.upgrade_events) as upgrades_next'], anchors_from=since,
     ) }}
 ),
 
@@ -73,6 +78,7 @@ future_state as (
             'max(case when e.is_churned then 1 else 0 end) as churns_within_horizon',
             'max(e.active_days_total) as active_days_total_at_horizon',
         ],
+        anchors_from=since,
     ) }}
 ),
 
@@ -80,7 +86,7 @@ future_paid as (
     {{ forward_window(
         'member_days', 'segment_date', ref('stg_crm__contact_snapshots'), 'valid_from_date',
         conversion_days, ['count(*) as paid_versions'],
-        event_filter="e.plan in " ~ sql_list(plan['paid_plans']),
+        event_filter="e.plan in " ~ sql_list(plan['paid_plans']), anchors_from=since,
     ) }}
 ),
 
@@ -91,6 +97,9 @@ scores as (
         churn_probability,
         ltv_pred
     from {{ source('segflow', 'user_scores') }}
+    {%- if since %}
+    where score_date >= {{ since }}
+    {%- endif %}
 )
 
 select
