@@ -23,17 +23,13 @@ with members as (
             segment_date,
             {{ unnest_array('segments') }} as segment
         from {{ source('segflow', 'user_segments') }}
-        {%- if since %}
         where segment_date >= {{ since }}
-        {%- endif %}
     ) as tags
     left join {{ ref('fct_user_features') }} as f
         on
             tags.user_id = f.user_id
             and tags.segment_date = f.snapshot_date
-            {%- if since %}
             and f.snapshot_date >= {{ since }}
-            {%- endif %}
     where tags.segment is not null
 ),
 

@@ -20,9 +20,7 @@ with tags as (
         segment_date,
         {{ unnest_array('segments') }} as segment
     from {{ source('segflow', 'user_segments') }}
-    {%- if since %}
     where segment_date >= {{ since }}
-    {%- endif %}
 ),
 
 data_end as (
@@ -51,9 +49,7 @@ members as (
         on
             tags.user_id = f.user_id
             and tags.segment_date = f.snapshot_date
-            {%- if since %}
             and f.snapshot_date >= {{ since }}
-            {%- endif %}
     where tags.segment is not null
 ),
 
@@ -97,9 +93,7 @@ scores as (
         churn_probability,
         ltv_pred
     from {{ source('segflow', 'user_scores') }}
-    {%- if since %}
     where score_date >= {{ since }}
-    {%- endif %}
 )
 
 select
