@@ -8,30 +8,23 @@
 -- churned_next is the churn label's outcome and population (macros churn_outcome and
 -- churn_population, vars.churn_definition over churn_horizon_days): the same churn as the
 -- model's, null for members outside the population or while the horizon is not observable.
+-- Features, outcomes and scores are joined per user-day, then the tags are unnested: a user
+-- in three segments is looked up once, not three times.
 {%- set churn_days = var('churn_horizon_days') | int -%}
 {%- set conversion_days = var('conversion_window_days') | int -%}
 {%- set plan = var('tracking_plan') -%}
 -- Incremental fct_segment_kpis: only the segment dates this run can change (segment_dates_from).
 {%- set since = segment_dates_from(
     mart_incremental('fct_segment_kpis'), [churn_days, conversion_days] | max) %}
-with tags as (
-    select
-        user_id,
-        segment_date,
-        {{ unnest_array('segments') }} as segment
-    from {{ source('segflow', 'user_segments') }}
-    where segment_date >= {{ since }}
-),
-
-data_end as (
+with data_end as (
     {{ data_end_select(ref('int_user_activity_daily')) }}
 ),
 
-members as (
+member_days as (
     select
-        tags.user_id,
-        tags.segment_date,
-        tags.segment,
+        s.user_id,
+        s.segment_date,
+        s.segments,
         f.avg_session_minutes_28d,
         f.onboarding_completion,
         f.is_paid,
@@ -39,25 +32,18 @@ members as (
         f.is_churned,
         f.active_days_total,
         f.plan,
-        {{ dbt.dateadd('day', churn_days, 'tags.segment_date') }}
+        {{ dbt.dateadd('day', churn_days, 's.segment_date') }}
         <= data_end.data_end_date as churn_window_covered,
-        {{ dbt.dateadd('day', conversion_days, 'tags.segment_date') }}
+        {{ dbt.dateadd('day', conversion_days, 's.segment_date') }}
         <= data_end.data_end_date as conversion_window_covered
-    from tags
+    from {{ source('segflow', 'user_segments') }} as s
     cross join data_end
     left join {{ ref('fct_user_features') }} as f
         on
-            tags.user_id = f.user_id
-            and tags.segment_date = f.snapshot_date
+            s.user_id = f.user_id
+            and s.segment_date = f.snapshot_date
             and f.snapshot_date >= {{ since }}
-    where tags.segment is not null
-),
-
-member_days as (
-    select distinct
-        user_id,
-        segment_date
-    from members
+    where s.segment_date >= {{ since }}
 ),
 
 future as (
@@ -94,33 +80,71 @@ scores as (
         ltv_pred
     from {{ source('segflow', 'user_scores') }}
     where score_date >= {{ since }}
+),
+
+user_days as (
+    select
+        member_days.*,
+        scores.churn_probability,
+        scores.ltv_pred,
+        case
+            when
+                member_days.churn_window_covered
+                and {{ churn_population(
+                    'member_days.is_churned', 'member_days.active_days_total',
+                ) }}
+                then
+                    {{ churn_outcome(
+                        'future_state.churns_within_horizon',
+                        'member_days.active_days_total',
+                        'future_state.active_days_total_at_horizon',
+                    ) }}
+        end as churned_next,
+        case
+            when member_days.conversion_window_covered and not member_days.is_paid
+                then
+                    coalesce(future.upgrades_next, 0) > 0
+                    or coalesce(future_paid.paid_versions, 0) > 0
+        end as converted_next
+    from member_days
+    left join
+        future
+        on member_days.user_id = future.user_id and member_days.segment_date = future.segment_date
+    left join
+        future_state
+        on
+            member_days.user_id = future_state.user_id
+            and member_days.segment_date = future_state.segment_date
+    left join
+        future_paid
+        on
+            member_days.user_id = future_paid.user_id
+            and member_days.segment_date = future_paid.segment_date
+    left join
+        scores
+        on member_days.user_id = scores.user_id and member_days.segment_date = scores.score_date
+),
+
+tagged as (
+    select
+        user_id,
+        segment_date,
+        {{ unnest_array('segments') }} as segment,
+        avg_session_minutes_28d,
+        onboarding_completion,
+        is_paid,
+        is_active_28d,
+        is_churned,
+        active_days_total,
+        plan,
+        churn_window_covered,
+        conversion_window_covered,
+        churn_probability,
+        ltv_pred,
+        churned_next,
+        converted_next
+    from user_days
 )
 
-select
-    members.*,
-    scores.churn_probability,
-    scores.ltv_pred,
-    case
-        when
-            members.churn_window_covered
-            and {{ churn_population('members.is_churned', 'members.active_days_total') }}
-            then
-                {{ churn_outcome(
-                    'future_state.churns_within_horizon',
-                    'members.active_days_total',
-                    'future_state.active_days_total_at_horizon',
-                ) }}
-    end as churned_next,
-    case
-        when members.conversion_window_covered and not members.is_paid
-            then coalesce(future.upgrades_next, 0) > 0 or coalesce(future_paid.paid_versions, 0) > 0
-    end as converted_next
-from members
-left join future on members.user_id = future.user_id and members.segment_date = future.segment_date
-left join
-    future_state
-    on members.user_id = future_state.user_id and members.segment_date = future_state.segment_date
-left join
-    future_paid
-    on members.user_id = future_paid.user_id and members.segment_date = future_paid.segment_date
-left join scores on members.user_id = scores.user_id and members.segment_date = scores.score_date
+select * from tagged
+where segment is not null
