@@ -7,6 +7,7 @@
   {{ return(mart_incremental('fct_user_features')) }}
 {%- endmacro %}
 
+{# Days before a snapshot the rolling windows read: 28-day sums (and 7 days 7..13 back). #}
 {% macro feature_lookback_days() -%}27{%- endmacro %}
 
 {# Rolling frame over a user's days numbered by `day_number`: the last n days, today included.

@@ -5,8 +5,8 @@
   features' floor (reprocess_floor_ts: the late-arrival window, or an earlier per-user cut)
   less that lookahead (an outcome window that became observable or saw late data); earlier
   dates keep their rows. Returns that first date for an incremental build, the run window's
-  default start for a full one (every date): the models filter on it unconditionally. Nothing is rebuilt only because the new day exists: a daily run reads about
-  late_arrival_days + lookahead_days of segment history, not all of it.
+  default start for a full one (every date): the models filter on it unconditionally. A daily
+  run reads about late_arrival_days + lookahead_days of segment history, not all of it.
 #}
 {% macro segment_dates_from(incremental, lookahead_days=0) -%}
   {%- if not incremental -%}{{ return("cast('1970-01-01' as date)") }}{%- endif -%}
