@@ -10,7 +10,7 @@ and CRM plan changes, so the roll-forward meets the cases that move a user's cut
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -65,7 +65,38 @@ def _differences(conn: duckdb.DuckDBPyConnection, table: str) -> int:
 
 @pytest.fixture(scope="module")
 def raw_data() -> RawData:
-    return simulate(users=USERS, days=DAYS, seed=23, start=date(2025, 2, 3))
+    data = simulate(users=USERS, days=DAYS, seed=23, start=date(2025, 2, 3))
+    _new_device_identified_on_the_new_day(data)
+    return data
+
+
+def _new_device_identified_on_the_new_day(data: RawData) -> None:
+    """A known user's new device: anonymous page views 2 and 6 days before the new day (one
+    before the late-arrival window), identified on the new day. The new day's run must stitch
+    the older anonymous history, which no earlier run could (the simulation identifies every
+    device by its signup, days before the last day)."""
+    new_day = datetime.combine(data.dates[-1], datetime.min.time())
+    for n, ts in enumerate(
+        (
+            new_day - timedelta(days=6, hours=-10),
+            new_day - timedelta(days=2, hours=-9),
+            new_day + timedelta(hours=11),
+        )
+    ):
+        data.tables["events"].append(
+            {
+                "message_id": f"new-device-{n}",
+                "type": "identify" if n == 2 else "page",
+                "event": None if n == 2 else "Pricing",
+                "user_id": "u0001" if n == 2 else None,
+                "anonymous_id": "a-new-device",
+                "timestamp": ts,
+                "received_at": ts + timedelta(seconds=5),
+                "properties": "{}",
+                "context": "{}",
+                "_partition_date": ts.date(),
+            }
+        )
 
 
 @pytest.fixture(scope="module")

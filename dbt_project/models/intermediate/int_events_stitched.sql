@@ -36,6 +36,7 @@ with events as (
     where
         user_id is null
         and event_at < {{ reprocess_from_ts() }}
+        and event_at >= {{ anonymous_history_from_ts() }}
         and anonymous_id in (
             select anonymous_id from {{ ref('int_identity_map') }}
             where first_identified_at >= {{ reprocess_from_ts() }}
