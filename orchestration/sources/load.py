@@ -237,7 +237,7 @@ def _file_counts(conn, typed: str, where: str, report: LoadReport, groups: list)
             counts["by_reason"][code] = counts["by_reason"].get(code, 0) + n
         if ident is not None:
             report.identity[ident] = report.identity.get(ident, 0) + n
-    if report.identity.get("unmatched"):
+    if any(ident == "unmatched" for *_, ident, _used, _dst, _n in groups):
         report.unmatched_sample += [
             row
             for row in conn.execute(
