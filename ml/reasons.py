@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml.features import FeatureSpec
-from ml.tree_reasons import Override, TreeScorer, tree_contributions
+from ml.tree_reasons import Override, TreeScorer, Walked, tree_contributions
 
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
@@ -109,9 +109,9 @@ class PipelinePredict:
         )
         self._trees: TreeScorer | None = None
         self._trees_checked = False
-        # The last __call__'s frame, matrix and leaves: reason codes for the same frame reuse
+        # The last __call__'s frame, matrix and tree walk: reason codes for the same frame reuse
         # them (the frame is held, so `is` cannot match another one; callers don't mutate it).
-        self._last: tuple[pd.DataFrame, np.ndarray, np.ndarray | None] | None = None
+        self._last: tuple[pd.DataFrame, np.ndarray, Walked | None] | None = None
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """prep.transform(X), with each string-column transformer (the one-hot encoder: a
@@ -186,9 +186,9 @@ class PipelinePredict:
         if trees is None:
             self._last = (X, Z, None)
             return self.predict_transformed(Z)
-        leaves = trees.leaves(Z)
-        self._last = (X, Z, leaves)
-        return trees.predict_leaves(leaves)
+        walked = trees.walked(Z)
+        self._last = (X, Z, walked)
+        return trees.predict_walked(walked)
 
     def _tree_scorer(self, Z: np.ndarray) -> TreeScorer | None:
         """The boosted model's exact tree walker (ml.tree_reasons), checked once on Z."""
@@ -227,10 +227,9 @@ class PipelinePredict:
         """Each override's contributions by the exact tree walk (ml.tree_reasons)."""
         Z = self.transform(X)
         trees = self._tree_scorer(Z)
-        leaves = self._last[2] if self._last is not None and self._last[0] is X else None
-        if leaves is None:
-            leaves = trees.leaves(Z)
-        return tree_contributions(trees, Z, leaves, base, overrides)
+        walked = self._last[2] if self._last is not None and self._last[0] is X else None
+        walked = walked if walked is not None else trees.walked(Z)
+        return tree_contributions(trees, walked, base, overrides)
 
 
 def _unchanged(transformer) -> bool:

@@ -10,10 +10,12 @@ walked again, from that node, with the reference values in the changed columns.
 
 Bit-exact with scikit-learn: each row's raw score is summed tree by tree in the estimator's
 own order (baseline + tree 1 + tree 2 ...), and the link / calibration is the estimator's own
-code, so a changed row's prediction is the float scikit-learn would return for it. Rows are
-independent (per-row sums, elementwise links), so a user's codes do not depend on the batch.
-`TreeScorer.for_model` verifies this on a sample and declines (the caller re-predicts) when
-the estimator is of another shape or the sample differs in any bit.
+code, so a changed row's prediction is the float scikit-learn would return for it. Walks read
+the booster's own bins (x <= a split's threshold exactly when bin(x) <= its bin: the same
+leaves, from a matrix 8x smaller). Rows are independent (per-row sums, elementwise links), so
+a user's codes do not depend on the batch. `TreeScorer.for_model` verifies this on a sample
+and declines (the caller re-predicts) when the estimator is of another shape or the sample
+differs in any bit.
 """
 
 from __future__ import annotations
@@ -22,19 +24,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Rows per block: the leaf walks stream the feature matrix once per tree; a block that fits
-# in the cache halves the cost of the walks over the whole day's matrix.
-BLOCK_ROWS = 8192
+# Rows per block: walks and sums over a block stay in the cache.
+BLOCK_ROWS = 2048
 CHECK_ROWS = 256
 
 
 @dataclass(frozen=True)
 class Override:
-    """Columns set to fixed values, with each node's restart (TreeScorer.restarts)."""
+    """Columns set to fixed values (as bins), with each node's restart (TreeScorer.restarts)."""
 
     columns: np.ndarray
-    values: np.ndarray
+    bins: np.ndarray
     restart: np.ndarray
+
+
+@dataclass(frozen=True)
+class Walked:
+    """A matrix as the trees see it: its bins and each row's leaf (global node id) per tree."""
+
+    bins: np.ndarray
+    leaves: np.ndarray
 
 
 class TreeScorer:
@@ -45,24 +54,25 @@ class TreeScorer:
     def __init__(self, booster, finish):
         from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
-        self._booster = booster
         self._finish = finish  # raw scores (n,) -> the model's prediction
+        self._binner = booster._bin_mapper
+        self._missing = int(self._binner.missing_values_bin_idx_)
         trees = [iteration[0] for iteration in booster._predictors]
         self._baseline = booster._baseline_prediction.ravel()[0]
         sizes = np.array([len(t.nodes) for t in trees])
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
         nodes = np.concatenate([t.nodes for t in trees])
+        owner = np.repeat(np.arange(len(trees)), sizes)
         self.feature = nodes["feature_idx"].astype(np.intp)
-        self.threshold = nodes["num_threshold"].astype(float)
+        self.bin_threshold = nodes["bin_threshold"].astype(np.int16)
         self.missing_left = nodes["missing_go_to_left"].astype(bool)
         self.is_leaf = nodes["is_leaf"].astype(bool)
-        owner = np.repeat(np.arange(len(trees)), sizes)
         self.left = nodes["left"].astype(np.intp) + self.offsets[owner]
         self.right = nodes["right"].astype(np.intp) + self.offsets[owner]
+        self.children = np.stack([self.right, self.left])  # [goes_left, node]
         self.value = nodes["value"].astype(float)
         self.depth = nodes["depth"].astype(np.intp)
-        self.owner = owner
-        # Leaf-id walkers: the same Cython walk, with each node's value set to its index.
+        # Leaf-id walkers: scikit-learn's own walk, with each node's value set to its index.
         self._walkers = []
         for tree in trees:
             indexed = tree.nodes.copy()
@@ -70,7 +80,6 @@ class TreeScorer:
             self._walkers.append(
                 TreePredictor(indexed, tree.binned_left_cat_bitsets, tree.raw_left_cat_bitsets)
             )
-        self._bitsets = booster._bin_mapper.make_known_categories_bitsets()
 
     @classmethod
     def for_model(cls, model, Z: np.ndarray) -> TreeScorer | None:
@@ -85,19 +94,19 @@ class TreeScorer:
             return None
         return made
 
-    def leaves(self, Z: np.ndarray) -> np.ndarray:
-        """Global node id of each row's leaf in each tree: (rows, trees)."""
+    def walked(self, Z: np.ndarray) -> Walked:
+        """Z's bins and each row's leaf in each tree, a block of rows at a time."""
         from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
         threads = _openmp_effective_n_threads()
-        known, index = self._bitsets
-        out = np.empty((len(Z), len(self._walkers)), dtype=np.int32, order="F")
+        bins = np.ascontiguousarray(self._binner.transform(np.asarray(Z, dtype=float)))
+        leaves = np.empty((len(Z), len(self._walkers)), dtype=np.int32)
         for start in range(0, len(Z), BLOCK_ROWS):
-            block = np.ascontiguousarray(Z[start : start + BLOCK_ROWS], dtype=float)
+            block = bins[start : start + BLOCK_ROWS]
             for t, walker in enumerate(self._walkers):
-                local = walker.predict(block, known, index, threads)
-                out[start : start + len(block), t] = local.astype(np.int32) + self.offsets[t]
-        return out
+                local = walker.predict_binned(block, self._missing, threads)
+                leaves[start : start + len(block), t] = local.astype(np.int32) + self.offsets[t]
+        return Walked(bins, leaves)
 
     def values(self, leaves: np.ndarray) -> np.ndarray:
         """(rows, 1 + trees), C order: the baseline, then each tree's leaf value."""
@@ -109,35 +118,36 @@ class TreeScorer:
     def finish(self, values: np.ndarray) -> np.ndarray:
         """The predictions of rows of `values`: baseline + tree 1 + tree 2 ..., summed in the
         estimator's order (a cumulative sum is sequential: bit-exact), then its link."""
-        return self._finish(np.cumsum(values, axis=1)[:, -1])
+        return self._finish(np.cumsum(values, axis=1, out=values)[:, -1])
 
-    def predict_leaves(self, leaves: np.ndarray) -> np.ndarray:
-        out = np.empty(len(leaves))
-        for start in range(0, len(leaves), BLOCK_ROWS):
+    def predict_walked(self, walked: Walked) -> np.ndarray:
+        out = np.empty(len(walked.leaves))
+        for start in range(0, len(out), BLOCK_ROWS):
             block = slice(start, start + BLOCK_ROWS)
-            out[block] = self.finish(self.values(leaves[block]))
+            out[block] = self.finish(self.values(walked.leaves[block]))
         return out
 
     def predict(self, Z: np.ndarray) -> np.ndarray:
-        return self.predict_leaves(self.leaves(Z))
+        return self.predict_walked(self.walked(Z))
 
     def override(self, columns, values) -> Override:
+        """`columns` of the transformed matrix set to `values` in every row."""
         columns = np.asarray(columns, dtype=np.intp)
-        values = np.asarray(values, dtype=float)
-        return Override(columns, values, self.restarts(columns, values))
+        row = np.zeros((1, self._binner.n_bins_non_missing_.shape[0]))
+        row[0, columns] = values
+        bins = self._binner.transform(row)[0, columns].astype(np.int16)
+        return Override(columns, bins, self.restarts(columns, bins))
 
-    def restarts(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def restarts(self, columns: np.ndarray, bins: np.ndarray) -> np.ndarray:
         """Per node: where a row that reached this node continues once `columns` hold
-        `values`: -1 while the path so far is unchanged, else the node of the first split
+        `bins`: -1 while the path so far is unchanged, else the node of the first split
         where the reference turns the other way (inherited down the subtree)."""
-        override = np.full(len(self.feature), np.nan)
-        changed = np.zeros(len(self.feature), dtype=bool)
+        fixed = np.full(len(self.feature), -1, dtype=np.int16)
         split = ~self.is_leaf
-        for column, value in zip(columns, values, strict=True):
-            at = split & (self.feature == column)
-            changed |= at
-            override[at] = value
-        goes_left = np.where(np.isnan(override), self.missing_left, override <= self.threshold)
+        for column, value in zip(columns, bins, strict=True):
+            fixed[split & (self.feature == column)] = value
+        changed = fixed >= 0
+        goes_left = np.where(fixed == self._missing, self.missing_left, fixed <= self.bin_threshold)
         turn = np.where(goes_left, self.right, self.left)  # the child the row took instead
         other = np.where(goes_left, self.left, self.right)  # where the reference goes
         restart = np.full(len(self.feature), -1, dtype=np.intp)
@@ -151,23 +161,22 @@ class TreeScorer:
                 )
         return restart
 
-    def walk(self, Z, rows, nodes, override: Override) -> np.ndarray:
-        """Walk each (row, node) down to its leaf, reading the override's values for its
-        columns."""
-        fixed = np.zeros(Z.shape[1], dtype=bool)
-        fixed[override.columns] = True
-        replaced = np.zeros(Z.shape[1])
-        replaced[override.columns] = override.values
+    def walk(self, bins: np.ndarray, rows: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Walk each (row of `bins`, node) down to its leaf."""
+        flat = bins.ravel()
+        width = bins.shape[1]
         result = np.empty(len(rows), dtype=np.intp)
         pending = np.arange(len(rows))
         while len(pending):
             at_leaf = self.is_leaf[nodes]
-            result[pending[at_leaf]] = nodes[at_leaf]
-            pending, rows, nodes = pending[~at_leaf], rows[~at_leaf], nodes[~at_leaf]
-            feature = self.feature[nodes]
-            x = np.where(fixed[feature], replaced[feature], Z[rows, feature])
-            left = np.where(np.isnan(x), self.missing_left[nodes], x <= self.threshold[nodes])
-            nodes = np.where(left, self.left[nodes], self.right[nodes])
+            if at_leaf.any():
+                result[pending[at_leaf]] = nodes[at_leaf]
+                pending, rows, nodes = pending[~at_leaf], rows[~at_leaf], nodes[~at_leaf]
+            x = flat[rows * width + self.feature[nodes]]
+            left = np.where(
+                x == self._missing, self.missing_left[nodes], x <= self.bin_threshold[nodes]
+            )
+            nodes = self.children[left.view(np.int8), nodes]
         return result
 
 
@@ -215,8 +224,7 @@ def _model_output(model, Z: np.ndarray) -> np.ndarray:
 
 def tree_contributions(
     scorer: TreeScorer,
-    Z: np.ndarray,
-    leaves: np.ndarray,
+    walked: Walked,
     base: np.ndarray,
     overrides: dict[str, tuple[np.ndarray, Override]],
 ) -> dict[str, np.ndarray]:
@@ -225,35 +233,42 @@ def tree_contributions(
     memory); the (row, tree) pairs that restart for any candidate are found in one pass,
     from a bit per candidate on each leaf."""
     names = list(overrides)
-    out = {name: np.zeros(len(Z)) for name in names}
+    n = len(walked.leaves)
+    out = {name: np.zeros(n) for name in names}
     for group in range(0, len(names), 64):
         chosen = names[group : group + 64]
         bits = np.zeros(len(scorer.value), dtype=np.uint64)
         for i, name in enumerate(chosen):
             bits |= (overrides[name][1].restart >= 0).astype(np.uint64) << np.uint64(i)
-        for start in range(0, len(Z), BLOCK_ROWS):
+        for start in range(0, n, BLOCK_ROWS):
             block = slice(start, start + BLOCK_ROWS)
-            block_leaves = np.ascontiguousarray(leaves[block])
-            restarting = bits[block_leaves]
+            leaves = walked.leaves[block]
+            restarting = bits[leaves]
             pair_rows, pair_trees = np.nonzero(restarting)
             pair_bits = restarting[pair_rows, pair_trees]
-            values = scorer.values(block_leaves)
+            values = scorer.values(leaves)
             for i, name in enumerate(chosen):
                 mask, override = overrides[name]
-                take = np.flatnonzero((pair_bits >> np.uint64(i)) & np.uint64(1))
-                rows, trees = pair_rows[take], pair_trees[take]
-                if not len(rows):
-                    continue
-                starts = override.restart[block_leaves[rows, trees]]
-                new_leaves = scorer.walk(Z[block], rows, starts, override)
-                # Pairs come row by row (nonzero's order): each row's first pair starts it.
-                first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-                changed = values[rows[first]]
-                changed[np.cumsum(np.r_[False, rows[1:] != rows[:-1]]), trees + 1] = scorer.value[
-                    new_leaves
-                ]
-                day_rows = rows[first] + start
-                keep = mask[day_rows]
-                predicted = scorer.finish(changed[keep])
-                out[name][day_rows[keep]] = base[day_rows[keep]] - predicted
+                hit = ((pair_bits >> np.uint64(i)) & np.uint64(1)).astype(bool)
+                take = np.flatnonzero(hit & mask[block][pair_rows])
+                if len(take):
+                    rows, changed = _changed_rows(
+                        scorer, walked.bins[block], leaves, values, override, pair_rows[take],
+                        pair_trees[take],
+                    )  # fmt: skip
+                    out[name][rows + start] = base[rows + start] - scorer.finish(changed)
     return out
+
+
+def _changed_rows(scorer, bins, leaves, values, override, rows, trees):
+    """The rows of these restarting (row, tree) pairs and their leaf values with the
+    override: each pair walked again from its restart node in a copy of the bins."""
+    changed_bins = bins.copy()
+    changed_bins[:, override.columns] = override.bins
+    starts = override.restart[leaves[rows, trees]]
+    new_leaves = scorer.walk(changed_bins, rows, starts)
+    # Pairs come row by row (nonzero's order): a new row starts where the row changes.
+    starts_row = np.r_[True, rows[1:] != rows[:-1]]
+    changed = values[rows[starts_row]]
+    changed[np.cumsum(starts_row) - 1, trees + 1] = scorer.value[new_leaves]
+    return rows[starts_row], changed

@@ -88,17 +88,18 @@ def test_restarts_follow_the_reference_direction(boosted):
     column = int(np.argmax(np.nanstd(Z, axis=0)))
     value = float(np.nanmedian(Z[:, column]))
     override = trees.override([column], [value])
-    leaves = trees.leaves(Z)
+    walked = trees.walked(Z)
     changed = Z.copy()
     changed[:, column] = value
-    expected = trees.leaves(changed)
-    starts = override.restart[leaves]
+    expected = trees.walked(changed).leaves
+    starts = override.restart[walked.leaves]
     moved = starts >= 0
     assert moved.any() and (~moved).any()
-    assert np.array_equal(leaves[~moved], expected[~moved])
+    assert np.array_equal(walked.leaves[~moved], expected[~moved])
     rows, tree_index = np.nonzero(moved)
-    walked = trees.walk(Z, rows, starts[moved], override)
-    assert np.array_equal(walked, expected[rows, tree_index])
+    bins = walked.bins.copy()
+    bins[:, column] = override.bins
+    assert np.array_equal(trees.walk(bins, rows, starts[moved]), expected[rows, tree_index])
 
 
 def test_other_estimators_decline_the_tree_walk():
