@@ -69,7 +69,14 @@ class TreeScorer:
         self.is_leaf = nodes["is_leaf"].astype(bool)
         self.left = nodes["left"].astype(np.intp) + self.offsets[owner]
         self.right = nodes["right"].astype(np.intp) + self.offsets[owner]
+        # The walk's step tables. A leaf loops to itself, so walks need no per-level exits.
+        # A node reads bins from the low copy (missing = -1: goes left) when missing values
+        # go left, else from the high copy (missing = 256: goes right), so one compare
+        # against its bin threshold decides.
+        leaf_ids = np.flatnonzero(self.is_leaf)
         self.children = np.stack([self.right, self.left])  # [goes_left, node]
+        self.children[:, leaf_ids] = leaf_ids
+        self.reads_low = self.missing_left & ~self.is_leaf
         self.value = nodes["value"].astype(float)
         self.depth = nodes["depth"].astype(np.intp)
         # Leaf-id walkers: scikit-learn's own walk, with each node's value set to its index.
@@ -163,20 +170,25 @@ class TreeScorer:
 
     def walk(self, bins: np.ndarray, rows: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """Walk each (row of `bins`, node) down to its leaf."""
-        flat = bins.ravel()
         width = bins.shape[1]
+        wide = bins.astype(np.int16)
+        high = np.where(bins == self._missing, 256, wide).ravel()
+        low = np.where(bins == self._missing, -1, wide).ravel()
+        both = np.concatenate([high, low])
+        # Per node: where its bin sits in `both` (less the row's offset), and its threshold.
+        column = self.feature + self.reads_low * high.size
+        threshold = np.where(self.is_leaf, 0, self.bin_threshold)
+        nodes = nodes.astype(np.intp)
         result = np.empty(len(rows), dtype=np.intp)
         pending = np.arange(len(rows))
+        offset = rows * width
         while len(pending):
-            at_leaf = self.is_leaf[nodes]
-            if at_leaf.any():
-                result[pending[at_leaf]] = nodes[at_leaf]
-                pending, rows, nodes = pending[~at_leaf], rows[~at_leaf], nodes[~at_leaf]
-            x = flat[rows * width + self.feature[nodes]]
-            left = np.where(
-                x == self._missing, self.missing_left[nodes], x <= self.bin_threshold[nodes]
-            )
-            nodes = self.children[left.view(np.int8), nodes]
+            for _ in range(4):
+                goes_left = both[offset + column[nodes]] <= threshold[nodes]
+                nodes = self.children[goes_left.view(np.int8), nodes]
+            done = self.is_leaf[nodes]
+            result[pending[done]] = nodes[done]
+            pending, offset, nodes = pending[~done], offset[~done], nodes[~done]
         return result
 
 
