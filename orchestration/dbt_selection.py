@@ -28,6 +28,12 @@ class DbtSelection:
     downstream: tuple[str, ...]
     after_segments: tuple[str, ...]
     training: tuple[str, ...] = ()
+    # Every incremental model, whichever step builds it: a step holding one needs the run's
+    # window (without it an incremental model rebuilds every date it covers).
+    windowed: tuple[str, ...] = ()
+
+    def needs_window(self, models: tuple[str, ...]) -> bool:
+        return bool(set(models) & set(self.windowed))
 
 
 def split_models(manifest_path: Path) -> DbtSelection:
@@ -73,8 +79,16 @@ def split_models(manifest_path: Path) -> DbtSelection:
             )
         )
 
+    every_incremental = {
+        uid for uid, n in models.items() if n["config"].get("materialized") == "incremental"
+    }
     return DbtSelection(
-        names(upstream), names(incremental), names(downstream), names(after), names(training)
+        names(upstream),
+        names(incremental),
+        names(downstream),
+        names(after),
+        names(training),
+        names(every_incremental),
     )
 
 

@@ -126,14 +126,16 @@ def defs() -> dg.Definitions:
     groups = {
         # The staging views the incremental models read run in the same dbt invocation
         # (one dbt start-up less per run); they are partitioned with them.
-        "dbt_incremental": (selection.upstream + selection.incremental, True),
-        "dbt_marts": (selection.downstream, False),
-        "dbt_segment_marts": (selection.after_segments, False),
-        "dbt_training_sets": (selection.training, False),
+        "dbt_incremental": selection.upstream + selection.incremental,
+        "dbt_marts": selection.downstream,
+        "dbt_segment_marts": selection.after_segments,
+        "dbt_training_sets": selection.training,
     }
+    # A step with an incremental model is partitioned, so the run's window reaches it; an
+    # unpartitioned one would rebuild every date of its incremental models every day.
     assets = [
-        _dbt_assets(name, models, partitioned)
-        for name, (models, partitioned) in groups.items()
+        _dbt_assets(name, models, selection.needs_window(models))
+        for name, models in groups.items()
         if models
     ]
     dbt = DbtCliResource(
