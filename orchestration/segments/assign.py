@@ -72,7 +72,7 @@ def assign_segments(
     started = time.perf_counter()
     ensure_tables(conn)
     check_against_warehouse(conn, config)
-    relation, warnings = input_relation(conn)
+    relation, warnings = input_relation(conn, (dates[0], dates[-1]))
     not_evaluated = missing_score_segments(conn, config, relation, dates)
     warnings += [f"segment {name!r} not evaluated: {why}" for name, why in not_evaluated.items()]
     frame = _evaluate(conn, config, relation, dates)

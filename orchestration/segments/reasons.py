@@ -54,7 +54,10 @@ def _reason_sql(config: SegmentConfig, index: int) -> tuple[str, dict[str, objec
 def write_reasons(
     conn: duckdb.DuckDBPyConnection, config: SegmentConfig, relation: str, dates: list[date]
 ) -> int:
-    """Replace `dates`' reasons for every member of every segment; returns rows written."""
+    """Replace `dates`' reasons for every member of every segment; returns rows written.
+
+    The members' rows are joined with the input once (only the columns the rules read), not
+    once per segment: each join reads the day's features and scores again."""
     conn.execute(DDL)
     conn.execute(
         "delete from main.segment_reasons where segment_date in (select unnest($dates::DATE[]))",
@@ -67,15 +70,21 @@ def write_reasons(
         params.update(extra)
         params[f"seg_{index}"] = segment.name
         selects.append(
-            f"select m.user_id, m.segment_date, $seg_{index} as segment, {reason} as reason "
-            f"from main.user_segments m join {relation} f "
-            "on f.user_id = m.user_id and f.snapshot_date = m.segment_date "
-            f"where m.segment_date in (select unnest($dates::DATE[])) "
-            f"and list_contains(m.segments, $seg_{index})"
+            f"select user_id, segment_date, $seg_{index} as segment, {reason} as reason "
+            f"from members where list_contains(segments, $seg_{index})"
         )
     if not selects:
         return 0
-    conn.execute(f"insert into main.segment_reasons {' union all '.join(selects)}", params)
+    own = ("user_id", "segment_date", "segments")
+    read = sorted({c for s in config.segments for c in s.rule.columns} - set(own))
+    columns = "".join(f', f."{c}"' for c in read)
+    conn.execute(
+        "insert into main.segment_reasons with members as materialized ("
+        f"select m.user_id, m.segment_date, m.segments{columns} from main.user_segments m "
+        f"join {relation} f on f.user_id = m.user_id and f.snapshot_date = m.segment_date "
+        "where m.segment_date in (select unnest($dates::DATE[]))) " + " union all ".join(selects),
+        params,
+    )
     return conn.execute(
         "select count(*) from main.segment_reasons where segment_date in "
         "(select unnest($dates::DATE[]))",
