@@ -4,10 +4,17 @@ codes are per-user stable (a user's codes are the same scored alone or in the wh
 
     .venv/bin/python bench/scoring.py                       # 100,000 users
     .venv/bin/python bench/scoring.py --users 20000
+    .venv/bin/python bench/scoring.py --home /work/bench-data/daily100k --day 2026-12-04
 
 A churn model is trained exactly as the `churn_model` asset does (declared features, MLflow
 registry) on the synthetic marts of `tests/support/ml_marts.py`, then `ml.scoring.score_users` scores one
 day of `--users` rows. Results: `bench/results/scoring_<users>.{json,md}`.
+
+`--home` measures what the daily job does instead: the champions of an existing SEGFLOW_HOME
+(its MLflow store, read only: churn, LTV and conversion, as trained on its history) scoring
+that home's `fct_user_features` rows of `--day` (the warehouse opened read only) with top-3
+reasons for churn and LTV, as `user_scores` does (`bench/scoring_champions.py`). Results:
+`bench/results/scoring_champions_<users>.{json,md}`.
 """
 
 from __future__ import annotations
@@ -55,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--train-users", type=int, default=4000)
+    parser.add_argument("--home", type=Path, help="score a SEGFLOW_HOME's own champions")
+    parser.add_argument("--day", help="with --home: the fct_user_features day to score")
     args = parser.parse_args(argv)
+    if args.home is not None:
+        from scoring_champions import bench_champions
+
+        return bench_champions(args.home, args.day, RESULTS)
 
     from contracts.models import CHURN_MODEL
     from ml import registry

@@ -49,7 +49,7 @@ def build_snapshot(conn: duckdb.DuckDBPyConnection, config: SegmentConfig, path:
     day = conn.execute("select max(segment_date) from main.user_segments").fetchone()[0]
     if day is None:
         raise ValueError("main.user_segments is empty: run the segments step before a snapshot")
-    relation, _ = input_relation(conn)
+    relation, _ = input_relation(conn, (day, day))  # prunes both tables to the day
     params: dict[str, Any] = {"d": day}
     verdicts = []
     for index, segment in enumerate(config.segments):
