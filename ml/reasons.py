@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml.features import FeatureSpec
+from ml.tree_reasons import Override, TreeScorer, Walked, tree_contributions
 
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
@@ -44,27 +45,43 @@ def feature_contributions(
         if fast is not None
         else {}
     )
+    overrides = {}
     for name in names:
         reference = spec.reference[name]
-        column = X[name]
-        if name in spec.categorical:
-            differs = column.astype(str) != str(reference)
-        else:
-            differs = ~np.isclose(column.to_numpy(dtype=float), float(reference), equal_nan=False)
+        mask = _differs(X[name], reference, name in spec.categorical)
         values = np.zeros(len(X))
-        mask = np.asarray(differs)
-        if mask.any():
-            position = fast.numeric_position(name) if fast is not None else None
+        if mask.any() and fast is None:
+            changed = X.loc[mask].copy()
+            changed[name] = reference
+            values[mask] = base[mask] - predict(changed)
+        elif mask.any():
+            position = fast.numeric_position(name)
             if position is not None:  # a number transformed on its own: change its column
-                changed_z = transformed[mask].copy()
-                changed_z[:, position] = references[name]
-                values[mask] = base[mask] - fast.predict_transformed(changed_z)
+                override = fast.override_columns(transformed, [position], [references[name]])
+                changed_z = None
             else:
                 changed = X.loc[mask].copy()
                 changed[name] = reference
-                values[mask] = base[mask] - predict(changed)
+                changed_z = fast.transform(changed)
+                override = fast.override(transformed[mask], changed_z)
+            if override is not None:  # the tree walk below, for all candidates at once
+                overrides[name] = (mask, override)
+                continue
+            if changed_z is None:
+                changed_z = transformed[mask].copy()
+                changed_z[:, position] = references[name]
+            values[mask] = base[mask] - fast.predict_transformed(changed_z)
         contributions[name] = values
-    return pd.DataFrame(contributions, index=X.index)
+    if overrides:
+        contributions.update(fast.contributions(X, base, overrides))
+    return pd.DataFrame({name: contributions[name] for name in names}, index=X.index)
+
+
+def _differs(column: pd.Series, reference, categorical: bool) -> np.ndarray:
+    """Rows whose value is not the training reference (their contribution is measured)."""
+    if categorical:
+        return np.asarray(column.astype(str) != str(reference))
+    return ~np.isclose(column.to_numpy(dtype=float), float(reference), equal_nan=False)
 
 
 class PipelinePredict:
@@ -90,11 +107,18 @@ class PipelinePredict:
         self._positions = (
             {name: start + i for i, name in enumerate(passthrough)} if numbers_kept else {}
         )
+        self._trees: TreeScorer | None = None
+        self._trees_checked = False
+        # The last __call__'s frame, matrix and tree walk: reason codes for the same frame reuse
+        # them (the frame is held, so `is` cannot match another one; callers don't mutate it).
+        self._last: tuple[pd.DataFrame, np.ndarray, Walked | None] | None = None
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """prep.transform(X), with each string-column transformer (the one-hot encoder: a
         Python dict lookup per value) run once per distinct combination of its columns and
         spread back by row: the same encoder on the same values, so the same matrix."""
+        if self._last is not None and self._last[0] is X:
+            return self._last[1]
         parts = self._parts()
         if parts is None or X.empty:
             return np.asarray(self.prep.transform(X), dtype=float)
@@ -149,12 +173,63 @@ class PipelinePredict:
         linear = _row_exact_linear(self.model, Z)
         if linear is not None:
             return linear if self.proba else np.clip(linear, 0.0, None)
+        trees = self._tree_scorer(Z)
+        if trees is not None:
+            return trees.predict(Z)
         if self.proba:
             return self.model.predict_proba(Z)[:, 1]
         return np.clip(self.model.predict(Z), 0.0, None)
 
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
-        return self.predict_transformed(self.transform(X))
+        Z = self.transform(X)
+        trees = self._tree_scorer(Z)
+        if trees is None:
+            self._last = (X, Z, None)
+            return self.predict_transformed(Z)
+        walked = trees.walked(Z)
+        self._last = (X, Z, walked)
+        return trees.predict_walked(walked)
+
+    def _tree_scorer(self, Z: np.ndarray) -> TreeScorer | None:
+        """The boosted model's exact tree walker (ml.tree_reasons), checked once on Z."""
+        if not self._trees_checked and len(Z):
+            from sklearn.base import is_classifier
+
+            self._trees_checked = True
+            if is_classifier(self.model) == self.proba:
+                self._trees = TreeScorer.for_model(self.model, Z)
+        return self._trees
+
+    def override_columns(self, Z: np.ndarray, columns: list[int], values: list) -> Override | None:
+        """Columns of Z set to one value in every row, for the tree walk (None without one)."""
+        trees = self._tree_scorer(Z)
+        return trees.override(columns, values) if trees is not None else None
+
+    def override(self, before: np.ndarray, after: np.ndarray) -> Override | None:
+        """`after` as `before` with some columns set to one value in every row (what a
+        feature at its reference is to the trees), or None (no tree walker, or the change
+        differs by row)."""
+        trees = self._tree_scorer(before)
+        if trees is None:
+            return None
+        differs = ~((before == after) | (np.isnan(before) & np.isnan(after)))
+        columns = np.flatnonzero(differs.any(axis=0))
+        values = after[0, columns]
+        if not np.all(
+            (after[:, columns] == values) | (np.isnan(after[:, columns]) & np.isnan(values))
+        ):
+            return None
+        return trees.override(columns, values)
+
+    def contributions(
+        self, X: pd.DataFrame, base: np.ndarray, overrides: dict
+    ) -> dict[str, np.ndarray]:
+        """Each override's contributions by the exact tree walk (ml.tree_reasons)."""
+        Z = self.transform(X)
+        trees = self._tree_scorer(Z)
+        walked = self._last[2] if self._last is not None and self._last[0] is X else None
+        walked = walked if walked is not None else trees.walked(Z)
+        return tree_contributions(trees, walked, base, overrides)
 
 
 def _unchanged(transformer) -> bool:
@@ -265,34 +340,60 @@ def top_reasons(
     per row, so a user's codes do not depend on who else is in the batch (scoring one day or
     a whole backfill gives the same codes). Two features mapping to one code count once.
     """
+    names, codes, effects, kept = _ranked_codes(
+        X, spec, predict, top_k, min_share_of_prediction, candidates, base
+    )
+    rows, position = np.nonzero(kept)
+    ranks = np.cumsum(kept, axis=1)[rows, position]
+    return pd.DataFrame(
+        {
+            "row": rows.astype(int),
+            "rank": ranks.astype(int),
+            "feature": names[rows, position] if len(rows) else np.array([], dtype=object),
+            "code": codes[rows, position] if len(rows) else np.array([], dtype=object),
+            "contribution": effects[rows, position].astype(float),
+        },
+        columns=["row", "rank", "feature", "code", "contribution"],
+    )
+
+
+def _ranked_codes(X, spec, predict, top_k, min_share_of_prediction, candidates, base):
+    """(feature names, codes, contributions, kept) of each row's top 2 x top_k candidates by
+    contribution, as (rows, 2 x top_k) matrices; `kept` marks the codes top_reasons keeps:
+    above the row's bar, the first feature of each code, at most top_k."""
     base = predict(X) if base is None else np.asarray(base, dtype=float)
     contributions = feature_contributions(X, spec, predict, candidates, base)
     min_contribution = np.maximum(1e-6, min_share_of_prediction * np.abs(base))
     matrix = contributions.to_numpy()
-    names = list(contributions.columns)
+    columns = np.asarray(contributions.columns, dtype=object)
     ranked = np.argsort(-matrix, axis=1, kind="stable")[:, : top_k * 2]
-    # Only the candidate columns, as objects (not the whole feature table); a code depends on
-    # (feature, value) alone, so each distinct pair is mapped once.
-    values = [X[name].to_numpy(dtype=object) for name in names]
-    codes: dict[tuple[int, object], str] = {}
-    rows: list[tuple[int, int, str, str, float]] = []
-    for row_number, candidate_columns in enumerate(ranked):
-        seen: set[str] = set()
-        for column in candidate_columns:
-            effect = matrix[row_number, column]
-            if effect <= min_contribution[row_number] or len(seen) == top_k:
-                break
-            name = names[column]
-            value = values[column][row_number]
-            code = codes.get((column, value))
-            if code is None:
-                code = reason_code(name, value, spec.reference[name], spec)
-                codes[(column, value)] = code
-            if code in seen:
-                continue
-            seen.add(code)
-            rows.append((row_number, len(seen), name, code, float(effect)))
-    return pd.DataFrame(rows, columns=["row", "rank", "feature", "code", "contribution"])
+    effects = np.take_along_axis(matrix, ranked, axis=1)
+    # Contributions fall along a row, so those above its bar are a prefix of it.
+    above = effects > min_contribution[:, None]
+    codes = np.full(ranked.shape, None, dtype=object)
+    for column, name in enumerate(columns):
+        cells = above & (ranked == column)
+        if not cells.any():
+            continue
+        values = X[name].to_numpy(dtype=object)[np.nonzero(cells)[0]]
+        # A code depends on (feature, value) alone: each distinct value is mapped once.
+        distinct, inverse = _distinct(values)
+        mapped = np.array(
+            [reason_code(name, v, spec.reference[name], spec) for v in distinct], dtype=object
+        )
+        codes[cells] = mapped[inverse]
+    kept = above.copy()
+    for position in range(1, ranked.shape[1]):  # two features mapping to one code count once
+        repeated = (codes[:, :position] == codes[:, [position]]).any(axis=1)
+        kept[:, position] &= ~repeated
+    kept &= np.cumsum(kept, axis=1) <= top_k
+    return columns[ranked], codes, effects, kept
+
+
+def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
+    """Distinct values (NaN once, in first-seen order) and each value's index among them."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    return list(uniques), codes
 
 
 def reason_strings(
@@ -304,9 +405,8 @@ def reason_strings(
     base: np.ndarray | None = None,
 ) -> pd.Series:
     """Comma-separated top codes per user (empty string when nothing pushes the score up)."""
-    reasons = top_reasons(X, spec, predict, top_k, candidates=candidates, base=base)
-    codes: list[list[str]] = [[] for _ in range(len(X))]
-    ordered = reasons.sort_values(["row", "rank"], kind="stable")
-    for row, code in zip(ordered["row"].tolist(), ordered["code"].tolist(), strict=True):
-        codes[row].append(code)
-    return pd.Series([",".join(c) for c in codes], index=X.index, dtype=object)
+    _, codes, _, kept = _ranked_codes(X, spec, predict, top_k, 0.05, candidates, base)
+    joined = [
+        ",".join(row_codes[row_kept]) for row_codes, row_kept in zip(codes, kept, strict=True)
+    ]
+    return pd.Series(joined, index=X.index, dtype=object)

@@ -115,6 +115,18 @@ def score_users(
         return score_with(features_df, champions, score_date, top_reasons)
 
 
+def churn_scores(
+    features_df: pd.DataFrame, tracking_uri: str, score_date: date, n_threads: int | None = 1
+) -> pd.Series:
+    """The churn champion's probabilities alone, rows as `score_users` orders them (the drift
+    check's reference day: the other champions' predictions would be thrown away)."""
+    churn = load_champions(tracking_uri, require_churn=True)[0]
+    with threadpool_limits(limits=n_threads):
+        return score_with(features_df, (churn, None, None), score_date, top_reasons=0)[
+            KINDS["churn"].score_column
+        ]
+
+
 Champions = tuple["_Champion | None", "_Champion | None", "_Champion | None"]
 
 
@@ -209,7 +221,7 @@ def _score(
             out.loc[eligible, conversion_column] = (
                 given[conversion_column][eligible]
                 if conversion_column in given
-                else _probability(conversion.loaded.model)(conversion.prepare(rows.loc[eligible]))
+                else _predictor(conversion, proba=True)(conversion.prepare(rows.loc[eligible]))
             )
 
     for spec, champion in zip(KINDS.values(), champions, strict=True):

@@ -17,7 +17,7 @@
   {%- set predicates = predicates + replace_where_floor(source) -%}
   {%- set dest_cols_csv = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
   delete from {{ target }}
-  where {% for p in predicates %}({{ p | replace("DBT_INTERNAL_DEST", target | string) | replace("DBT_INTERNAL_SOURCE", source | string) }}){{ " and " if not loop.last }}{% endfor %};
+  where {% for p in predicates %}({{ run_window_literals(p | replace("DBT_INTERNAL_DEST", target | string) | replace("DBT_INTERNAL_SOURCE", source | string)) }}){{ " and " if not loop.last }}{% endfor %};
   insert into {{ target }} ({{ dest_cols_csv }})
   select {{ dest_cols_csv }} from {{ source }}
 {% endmacro %}

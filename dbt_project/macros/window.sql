@@ -54,6 +54,23 @@
   {%- endif -%}
 {%- endmacro %}
 
+{#
+  `sql` with the run window's parse-time subqueries (configs: incremental_predicates, test
+  `where`) replaced by the stored dates as literals. DuckDB prunes row groups on a literal
+  bound but not on a subquery: stg_events__events' delete read all 24.5M rows at 100k x 180.
+#}
+{% macro run_window_literals(sql) -%}
+  {%- set out = namespace(sql=sql | string) -%}
+  {%- if execute and not var('lint_only', false) -%}
+    {%- for column, default in [('min_date', '1970-01-01'), ('max_date', '2999-12-31')] -%}
+      {%- set out.sql = out.sql | replace(
+          '(select ' ~ column ~ ' from ' ~ run_window_relation() ~ ')',
+          run_window_bound(column, default) | trim) -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {{- out.sql -}}
+{%- endmacro %}
+
 {% macro min_date() %}{{ run_window_bound('min_date', '1970-01-01') }}{% endmacro %}
 {% macro max_date() %}{{ run_window_bound('max_date', '2999-12-31') }}{% endmacro %}
 

@@ -18,7 +18,7 @@ from contracts.models import CHURN_MODEL, KINDS, registered_name
 from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
 from ml.score_table import write_user_scores
-from ml.scoring import missing_champions, score_users
+from ml.scoring import churn_scores, missing_champions
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
@@ -291,11 +291,7 @@ def _drift(
             [reference_day],
         ).df()
     reference_scores = (
-        score_users(reference, mlflow.tracking_uri, reference_day, top_reasons=0)[
-            "churn_probability"
-        ]
-        if len(reference)
-        else None
+        churn_scores(reference, mlflow.tracking_uri, reference_day) if len(reference) else None
     )
     return champion_drift(
         current,

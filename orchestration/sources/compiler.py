@@ -41,16 +41,19 @@ def json_path(path: tuple[str, ...]) -> str:
     return "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in path)
 
 
-def ts_sql(r: str, formats: tuple[str, ...], zone: str, wall: str | None = None) -> str:
+def ts_sql(
+    r: str, formats: tuple[str, ...], zone: str, wall: str | None = None, offset: str | None = None
+) -> str:
     """Text -> naive UTC timestamp: ISO (with or without a zone; zoneless read in `zone`),
     epoch seconds / ms / us, or strptime patterns; formats tried in order. `wall`: a column
-    holding `dst_local_sql` of the same text, reused (one parse per row instead of two)."""
+    holding `dst_local_sql` of the same text, reused (one parse per row instead of two), and
+    `offset` one holding its day's offset (`zones.offset_sql`)."""
 
-    def local(expr: str) -> str:
-        return expr if zone == "UTC" else wall_to_utc_sql(expr, zone)
+    def local(expr: str, offset: str | None = None) -> str:
+        return expr if zone == "UTC" else wall_to_utc_sql(expr, zone, offset)
 
     if wall is not None and zone != "UTC" and _wall_reusable(formats or ("iso",)):
-        return _ts_from_wall(r, formats or ("iso",), wall, local)
+        return _ts_from_wall(r, formats or ("iso",), wall, local, offset)
     parts = []
     for fmt in formats or ("iso",):
         if fmt == "iso":
@@ -82,18 +85,19 @@ def _wall_reusable(formats: tuple[str, ...]) -> bool:
     return all(_naive_format(f) for f in rest)
 
 
-def _ts_from_wall(r: str, formats: tuple[str, ...], wall: str, local) -> str:
+def _ts_from_wall(r: str, formats: tuple[str, ...], wall: str, local, offset=None) -> str:
     """`ts_sql` over the reused wall time: a zoneless text is `local(wall)` (the formats'
     `coalesce` of local times is the local time of their wall times' `coalesce`); a text
     ending in Z or an offset takes the ISO branch first, then the other formats."""
     others = [local(f"try_strptime({r}, {sql_str(f)})") for f in formats if f != "iso"]
+    at_wall = local(wall, offset)
     if formats[0] != "iso":
-        return f"case when {r} is null then null else {local(wall)} end"
+        return f"case when {r} is null then null else {at_wall} end"
     utc = coalesce([f"try_cast({r} as timestamp)", *others])
     zoned = coalesce([f"timezone('UTC', try_cast({r} as timestamptz))", *others])
     return f"""case when {r} is null then null when ends_with({r}, 'Z') then {utc}
         when length({r}) >= 19 and regexp_matches({r}, '{_TZ_SUFFIX}') then {zoned}
-        else {local(wall)} end"""
+        else {at_wall} end"""
 
 
 EPOCH_SCALE = {"epoch_s": "1e6", "epoch_ms": "1e3", "epoch_us": "1"}

@@ -9,7 +9,9 @@ bad rows. Re-running a day therefore replaces it, and a range load equals the si
 Rows are never de-duplicated here (dbt staging does that); duplicates are counted in the report.
 Speed: each payload is parsed once (`json_transform` to all contract keys; a parse failure is a
 malformed line), JSON lines are read from Arrow slices of the file bytes without a staging copy,
-all row rules are one CASE, and counts come from a few grouped queries per batch.
+all row rules are one CASE, the typed rows are written to raw once, straight from that query
+(`raw_first.py`; the failing rows are typed again on their own for quarantine), and counts
+come from a few grouped queries per batch.
 Replayed rows (see `replay_quarantine`) are replaced too when their partition is re-loaded from
 the files, which stay the source of truth.
 
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import date, datetime
 from pathlib import Path
 
@@ -44,6 +48,7 @@ from orchestration.sources.discover import list_files
 from orchestration.sources.files import stage_files
 from orchestration.sources.load_report import LoadReport, PartitionCounts, ReplayReport
 from orchestration.sources.mappings import SourcesConfig, default_config
+from orchestration.sources.raw_first import RawFirst, drop_temps, transaction
 from orchestration.sources.raw_write import (
     ensure_raw_schema,
     grouped_counts,
@@ -100,32 +105,50 @@ def load_partitions(
     sources = {s.name: s for s in config.sources}
     report = _new_report(table, source_name, source_dir, files, skipped, sources)
     undated = [f for f in files if f.partition_date is None]
-    limits = (timestamp_floor, max_amount)
-    if undated:
-        _validate_files(
-            conn, spec, undated, "_segflow_undated", sources, now, late_arrival_days, report, limits
+    rf = raw_first(spec, source_name, files, undated)
+    context = (sources, now, late_arrival_days, report, (timestamp_floor, max_amount))
+    drop_temps(conn)
+    with transaction(conn, rf is not None and bool(undated)):
+        if undated:
+            days = None if dates is None or rf is None else sorted(set(dates))
+            _validate_files(conn, spec, undated, "_segflow_undated", *context, rf=rf, days=days)
+        dates = sorted(
+            set(dates if dates is not None else _found_dates(conn, files, bool(undated)))
         )
-    dates = sorted(set(dates if dates is not None else _found_dates(conn, files, bool(undated))))
-    for batch in _batches(dates, files):
-        batch_files = [f for f in files if f.partition_date in batch]
-        for day in batch:
-            if not undated and not any(f.partition_date == day for f in batch_files):
-                report.warnings.append(f"{table}: no files for partition {day}")
-        context = (sources, now, late_arrival_days, report, limits)
-        typed, where = _typed_batch(conn, spec, batch, batch_files, bool(undated), *context)
-        _replace_partitions(conn, spec, batch, typed, where, now, source_name)
-        groups = grouped_counts(conn, typed, where)
-        report.partitions += partition_counts(
-            conn, spec, typed, where, batch, late_arrival_days, groups
-        )
-        _file_counts(conn, typed, where, report, groups)
-    if undated:
-        _load_unassigned(conn, spec, undated, now, source_name, report)
+        for batch in _batches(dates, files):
+            batch_files = [f for f in files if f.partition_date in batch]
+            for day in batch:
+                if not undated and not any(f.partition_date == day for f in batch_files):
+                    report.warnings.append(f"{table}: no files for partition {day}")
+            with transaction(conn, rf is not None and not undated):
+                _load_batch(conn, spec, batch, batch_files, bool(undated), context, rf)
+        if undated:
+            _load_unassigned(conn, spec, undated, now, source_name, report, rf)
+        if rf is not None and undated:
+            rf.untokenize(conn)
     _finish(conn, table, dates, report)
-    for name in ("_segflow_typed", "_segflow_undated"):
-        conn.execute(f"drop table if exists {name}")
+    drop_temps(conn)
     report.elapsed_seconds = time.perf_counter() - t0
     return report
+
+
+def raw_first(spec: TableSpec, source_name: str, files: list, undated: list) -> RawFirst | None:
+    """Raw-first writes (raw_first.py) unless dated and undated files share the partitions."""
+    return None if undated and len(undated) < len(files) else RawFirst(spec, source_name)
+
+
+def _load_batch(conn, spec, batch, batch_files, undated: bool, context, rf) -> None:
+    """Validate and write one batch of days, and count it into the report."""
+    _sources, now, late_days, report, _limits = context
+    if rf is not None and not undated:
+        rf.reset(conn)
+    typed, where = _typed_batch(conn, spec, batch, batch_files, undated, *context, rf=rf)
+    _replace_partitions(conn, spec, batch, typed, where, now, report.source_name, rf)
+    groups = grouped_counts(conn, typed, where, counted=rf is not None)
+    report.partitions += partition_counts(conn, spec, typed, where, batch, late_days, groups)
+    _file_counts(conn, typed, where, report, groups)
+    if rf is not None and not undated:
+        rf.untokenize(conn)
 
 
 def _new_report(table, source_name, source_dir, files, skipped, sources) -> LoadReport:
@@ -155,13 +178,14 @@ def _found_dates(conn, files: list, undated: bool) -> set[date]:
     return found
 
 
-def _replace_partitions(conn, spec: TableSpec, batch, typed, where, now, source_name) -> None:
-    """One transaction: delete the batch's days from raw.<table> and raw.quarantine, insert
-    the typed rows (good ones to the table, bad ones to quarantine)."""
-    conn.execute("begin transaction")
-    try:
+def _replace_partitions(conn, spec: TableSpec, batch, typed, where, now, source_name, rf) -> None:
+    """Delete the batch's days from raw.<table> and raw.quarantine, insert the typed rows (good
+    ones to the table, bad ones to quarantine), in one transaction. Raw-first (`rf`): the
+    caller's transaction; the good rows are in raw already and stay."""
+    with transaction(conn, rf is None):
         conn.execute(
-            f"delete from raw.{spec.name} where list_contains($days, _partition_date)",
+            f"delete from raw.{spec.name} where list_contains($days, _partition_date)"
+            + (f" and {rf.keep_old()}" if rf is not None else ""),
             {"days": batch},
         )
         conn.execute(
@@ -169,15 +193,11 @@ def _replace_partitions(conn, spec: TableSpec, batch, typed, where, now, source_
             "list_contains($days, partition_date)",
             {"t": spec.name, "days": batch},
         )
-        insert_good_and_bad(conn, spec, typed, where, now, source_name)
-        conn.execute("commit")
-    except Exception:
-        conn.execute("rollback")
-        raise
+        insert_good_and_bad(conn, spec, typed, where, now, source_name, good=rf is None)
 
 
 def _typed_batch(
-    conn, spec, batch, batch_files, undated, sources, now, late_days, report, limits
+    conn, spec, batch, batch_files, undated, sources, now, late_days, report, limits, rf=None
 ) -> tuple[str, str]:
     """The typed rows of one batch as (table, where): the batch's dated files validated into
     `_segflow_typed` plus the undated rows of its days; when it has no dated files, the undated
@@ -186,7 +206,7 @@ def _typed_batch(
         days = ", ".join(f"date '{d.isoformat()}'" for d in batch)
         return "_segflow_undated", f"list_contains([{days}], partition_date)"
     _validate_files(
-        conn, spec, batch_files, "_segflow_typed", sources, now, late_days, report, limits
+        conn, spec, batch_files, "_segflow_typed", sources, now, late_days, report, limits, rf=rf
     )
     if undated:
         conn.execute(
@@ -217,7 +237,7 @@ def _file_counts(conn, typed: str, where: str, report: LoadReport, groups: list)
             counts["by_reason"][code] = counts["by_reason"].get(code, 0) + n
         if ident is not None:
             report.identity[ident] = report.identity.get(ident, 0) + n
-    if report.identity.get("unmatched"):
+    if any(ident == "unmatched" for *_, ident, _used, _dst, _n in groups):
         report.unmatched_sample += [
             row
             for row in conn.execute(
@@ -237,9 +257,13 @@ def _validate_files(
     late_days: int,
     report: LoadReport,
     limits: tuple[date | None, float | None] = (None, None),
+    rf: RawFirst | None = None,
+    days: list[date] | None = None,
 ) -> None:
     """Stage `files`, one group per (source mapping, tabular or JSON), and write their typed,
-    rule-checked rows to the temp table `target`."""
+    rule-checked rows to the temp table `target`; raw-first (`rf`): to raw, with `target` a view
+    of them (undated rows: then only those of `days` or without a partition stay in raw, when
+    `days` is given)."""
     groups: dict[tuple, list] = {}
     for f in files:
         groups.setdefault((f.source, f.format in ("csv", "parquet")), []).append(f)
@@ -247,24 +271,40 @@ def _validate_files(
         groups[(None, False)] = []
     created = False
 
-    def write(sql: str) -> int:  # the first query creates `target`, the others append
-        nonlocal created
-        verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
+    def typed(build: Callable[[str], str], stage: str) -> str:
+        sql = build(stage)
         if target == "_segflow_undated":  # an undated row's partition is its derived date
             sql = f"select * replace (derived_date as partition_date) from ({sql})"
+        return sql
+
+    def params_of(sql: str) -> dict:
+        return params(sql, now, late_days, *limits)
+
+    def write(build: Callable[[str], str], stage: str) -> None:
+        """The first query creates `target`, the others append (raw-first: into raw)."""
+        nonlocal created
+        sql = typed(build, stage)
+        if rf is not None:
+            rf.write(conn, sql, lambda s: typed(build, s), stage, params_of)
+            created = True
+            return
+        verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
         register_zone_offsets(conn, sql)
-        (written,) = conn.execute(f"{verb} {sql}", params(sql, now, late_days, *limits)).fetchone()
+        conn.execute(f"{verb} {sql}", params_of(sql))
         created = True
-        return written
 
     for (name, tabular), group in groups.items():
         source = sources.get(name) if name else None
         read = _stage_and_write(conn, spec, group, source, tabular, write, created)
+        if rf is not None:
+            rf.create_view(conn, target)
         _note(report, read)
         names = [f.relative for f in group]
         warnings, errors = empty_columns(conn, target, spec.name, source, names)
         report.warnings += warnings
         report.mapping_errors += errors
+    if rf is not None and days is not None:  # rows of other days: read, checked, not loaded
+        rf.discard_other_days(conn, days)
 
 
 def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: bool):
@@ -274,13 +314,20 @@ def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: b
         read = stage_files(conn, "_segflow_stage", spec, group, source)
         direct_rows = sum(t.num_rows for t in read.tables)
         if sum(read.rows_per_file.values()) > direct_rows or not (created or direct_rows):
-            write(typed_sql(spec, "_segflow_stage_rows", source, tabular))
+            write(lambda stage: typed_sql(spec, stage, source, tabular), "_segflow_stage_rows")
         if direct_rows:  # CSV read by Arrow: typed straight from its columns
             cols = direct_columns(conn, "_segflow_stage")
-            write(typed_sql(spec, "_segflow_stage_cols", source, True, cols, read.padded))
-        return read
-    finally:
-        drop_stage(conn, "_segflow_stage")
+            write(
+                lambda stage: typed_sql(spec, stage, source, True, cols, read.padded),
+                "_segflow_stage_cols",
+            )
+    except BaseException:
+        # inside a failed transaction nothing runs until its rollback, which drops the stage
+        with suppress(duckdb.TransactionException):
+            drop_stage(conn, "_segflow_stage")
+        raise
+    drop_stage(conn, "_segflow_stage")
+    return read
 
 
 BATCH_BYTES = 192 * 1024 * 1024
@@ -304,31 +351,38 @@ def _batches(dates: list[date], files: list) -> list[list[date]]:
     return [b for b in batches if b]
 
 
-def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report) -> None:
+def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report, rf) -> None:
     """Undated rows whose date column is unusable cannot be placed in a partition: quarantine
-    them with a null partition (replaced on every load that reads those files)."""
+    them with a null partition (replaced on every load that reads those files). Raw-first
+    (`rf`): in the caller's transaction; such rows are all in its bad table."""
     names = [f.relative for f in undated]
-    conn.execute("begin transaction")
-    try:
+    with transaction(conn, rf is None):
         conn.execute(
             "delete from raw.quarantine where table_name = $t and partition_date is null "
             "and list_contains($files, source_file)",
             {"t": spec.name, "files": names},
         )
-        conn.execute(
-            """update _segflow_undated set
-            reason_code = coalesce(reason_code, 'wrong_type'),
-            reason_detail = coalesce(reason_detail, $d) where partition_date is null""",
-            {"d": f"undated file: no usable {' / '.join(spec.date_columns)} to assign a partition"},
-        )
+        rows = "_segflow_undated" if rf is None else rf.bad_table if rf.has_bad else None
+        if rows is not None:
+            conn.execute(
+                f"""update {rows} set
+                reason_code = coalesce(reason_code, 'wrong_type'),
+                reason_detail = coalesce(reason_detail, $d) where partition_date is null""",
+                {
+                    "d": f"undated file: no usable {' / '.join(spec.date_columns)} to assign a "
+                    "partition"
+                },
+            )
         insert_good_and_bad(
-            conn, spec, "_segflow_undated", "partition_date is null", now, source_name
+            conn,
+            spec,
+            "_segflow_undated",
+            "partition_date is null",
+            now,
+            source_name,
+            good=rf is None,
         )
-        conn.execute("commit")
-    except Exception:
-        conn.execute("rollback")
-        raise
-    groups = grouped_counts(conn, "_segflow_undated", "partition_date is null")
+    groups = grouped_counts(conn, "_segflow_undated", "partition_date is null", rf is not None)
     for _day, file, code, *_, n in groups:
         unassigned = report.unassigned.setdefault(file, {})
         unassigned[code] = unassigned.get(code, 0) + n

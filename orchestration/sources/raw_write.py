@@ -52,16 +52,24 @@ def utcnow() -> datetime:
 
 
 def insert_good_and_bad(
-    conn, spec: TableSpec, typed: str, where: str, now: datetime, source_name: str
+    conn,
+    spec: TableSpec,
+    typed: str,
+    where: str,
+    now: datetime,
+    source_name: str,
+    good: bool = True,
 ) -> None:
-    """Good rows keep the typed table's order (files sorted, lines ascending): no sort."""
+    """Good rows keep the typed table's order (files sorted, lines ascending): no sort.
+    `good=False`: only the bad rows (the good ones were written raw-first)."""
     cols = ", ".join(f'"{c}"' for c in spec.column_names)
-    conn.execute(
-        f"""insert into raw.{spec.name}
-        select {cols}, partition_date, $now, $source, source_file, source_line
-        from {typed} where reason_code is null and {where}""",
-        {"now": now, "source": source_name},
-    )
+    if good:
+        conn.execute(
+            f"""insert into raw.{spec.name}
+            select {cols}, partition_date, $now, $source, source_file, source_line
+            from {typed} where reason_code is null and {where}""",
+            {"now": now, "source": source_name},
+        )
     conn.execute(
         f"""insert into raw.quarantine
         select '{spec.name}', partition_date, source_file, source_line,
@@ -73,13 +81,15 @@ def insert_good_and_bad(
     )
 
 
-def grouped_counts(conn, typed: str, where: str) -> list[tuple]:
+def grouped_counts(conn, typed: str, where: str, counted: bool = False) -> list[tuple]:
     """One scan of the rows of `typed` matching `where`: (partition_date, source_file,
     reason_code, _identity, _fallback, _dst, rows) groups, for the per-day and per-file
-    counts of the report."""
+    counts of the report. `counted`: `typed` has those groups already, with their rows as `n`
+    (raw-first's `<target>_n`)."""
+    rows = "sum(n)::bigint" if counted else "count(*)"
     return conn.execute(
-        f"select partition_date, source_file, reason_code, _identity, _fallback, _dst, count(*) "
-        f"from {typed} where {where} group by all"
+        f"select partition_date, source_file, reason_code, _identity, _fallback, _dst, {rows} "
+        f"from {typed}{'_n' if counted else ''} where {where} group by all"
     ).fetchall()
 
 

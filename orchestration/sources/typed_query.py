@@ -22,7 +22,7 @@ from orchestration.sources.mapping_rules import Identity
 from orchestration.sources.mappings import SourceMapping, default_source
 from orchestration.sources.rules import first_rule, plausible, row_checks
 from orchestration.sources.tables import TableSpec, to_snake
-from orchestration.sources.zones import on_change_day_sql, zone_offsets_join
+from orchestration.sources.zones import offset_sql, on_change_day_sql, zone_offsets_join
 
 
 def _base_exprs(
@@ -163,9 +163,9 @@ def _typed_columns(spec: TableSpec, source: SourceMapping, walls: set[str]) -> l
             )
         elif kind == "ts":
             rule = source.columns.get(col)
-            wall = f'"n_{col}"' if col in walls else None
+            wall, offset = (f'"n_{col}"', f'"o_{col}"') if col in walls else (None, None)
             formats = rule.formats if rule else ()
-            typed.append(f'{ts_sql(r, formats, source.time_zone, wall)} as "{col}"')
+            typed.append(f'{ts_sql(r, formats, source.time_zone, wall, offset)} as "{col}"')
         else:  # minified JSON text; a string holding an object is unwrapped
             typed.append(f"""case when starts_with({r}, '{{') then {r}::varchar
                 when starts_with({r}, '"') and json_valid({r} ->> '$')
@@ -174,11 +174,12 @@ def _typed_columns(spec: TableSpec, source: SourceMapping, walls: set[str]) -> l
     return typed
 
 
-def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str, set[str]]:
+def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str, str, set[str]]:
     """Which zoneless timestamps fell in a daylight-saving gap or overlap ('<col> gap', ...):
-    (the wall-time columns `n_<col>` to select first, the note expression over them, the
-    columns that have one)."""
-    locals_, parts, change_days, walls = [], [], [], set()
+    (the wall-time columns `n_<col>` to select first, their days' offsets `o_<col>` to select
+    next (one list lookup per value, shared by the conversion and the note), the note
+    expression over them, the columns that have one)."""
+    locals_, offsets, parts, change_days, walls = [], [], [], [], set()
     for col, kind in spec.columns:
         if kind != "ts":
             continue
@@ -187,15 +188,17 @@ def _dst_exprs(spec: TableSpec, source: SourceMapping) -> tuple[str, str, set[st
         local = dst_local_sql(text, rule.formats if rule else (), source.time_zone)
         if local is not None:
             locals_.append(f"{local} as {wall}")
+            offsets.append(f'{offset_sql(wall)} as "o_{col}"')
             walls.add(col)
             parts.append(f"'{col} ' || ({dst_sql(text, wall, source.time_zone)})")
-            change_days.append(on_change_day_sql(wall))
+            change_days.append(on_change_day_sql(wall, f'"o_{col}"'))
     if not parts:
-        return "", "null::varchar", walls
+        return "", "", "null::varchar", walls
     # most rows are on a day without a change: one list lookup each, no note built
     note = f"nullif(concat_ws(',', {', '.join(parts)}), '')"
     return (
         ", " + ", ".join(locals_),
+        ", " + ", ".join(offsets),
         f"case when {' or '.join(change_days)} then {note} end",
         walls,
     )
@@ -234,7 +237,7 @@ def typed_sql(
     )
     id_select = "".join(f', {e} as "{k}"' for k, e in id_exprs.items())
     raw_select = ", ".join(f'{post[c]} as "raw_{c}"' for c, _ in spec.columns)
-    wall_times, dst, walls = _dst_exprs(spec, source)
+    wall_times, offsets, dst, walls = _dst_exprs(spec, source)
     typed = _typed_columns(spec, source, walls)
     rule, code, detail = first_rule(row_checks(spec, direct))
     # an implausible year places no row in a partition (it is quarantined, unassigned)
@@ -251,7 +254,8 @@ with x as (
 r as (select r0.*, {raw_select}, {status} as _identity, {fallback_used} as _fallback
       from r0 {join}),
 n as (select *{wall_times} from r{zone_offsets_join(source.time_zone)}),
-t as (select *, {", ".join(typed)}, {dst} as _dst from n),
+o as (select *{offsets} from n),
+t as (select *, {", ".join(typed)}, {dst} as _dst from o),
 c as (select *, {rule} as rule from t)
 select source_file, source_line, partition_date, quarantine_rowid,
        {", ".join(f'"{c}"' for c in spec.column_names)},

@@ -71,19 +71,26 @@ def _day_index(wall: str) -> str:
     return f"greatest(({wall})::date - date '{FIRST_DAY.isoformat()}' + 1, 0)"
 
 
-def on_change_day_sql(wall: str) -> str:
+def offset_sql(wall: str) -> str:
+    """SQL: the offset (seconds) of the wall time `wall`'s day, null on a change day (`_zo`)."""
+    return f'"_zo"[{_day_index(wall)}]'
+
+
+def on_change_day_sql(wall: str, offset: str | None = None) -> str:
     """SQL: whether the wall time `wall` is on a day its zone changes offset (or outside the
-    table): the only wall times that can be in a gap or overlap (needs `_zo`)."""
-    return f'(({wall}) is not null and "_zo"[{_day_index(wall)}] is null)'
+    table): the only wall times that can be in a gap or overlap (needs `_zo`). `offset`: a
+    column already holding `offset_sql(wall)`."""
+    return f"(({wall}) is not null and {offset or offset_sql(wall)} is null)"
 
 
-def wall_to_utc_sql(wall: str, zone: str) -> str:
+def wall_to_utc_sql(wall: str, zone: str, offset: str | None = None) -> str:
     """SQL: the naive wall time `wall` (read in `zone`) as a naive UTC timestamp, equal to
     `timezone('UTC', timezone(zone, wall))`; reads the column `_zo` that `zone_offsets_join`
-    adds (a one-row cross join: the list is one constant per chunk, not copied per row)."""
+    adds (a one-row cross join: the list is one constant per chunk, not copied per row);
+    `offset`: a column already holding `offset_sql(wall)` (one list lookup per row, not two)."""
     quoted = "'" + zone.replace("'", "''") + "'"
     return (
-        f'coalesce(({wall}) + to_seconds("_zo"[{_day_index(wall)}]), '
+        f"coalesce(({wall}) + to_seconds({offset or offset_sql(wall)}), "
         f"timezone('UTC', timezone({quoted}, {wall})))"
     )
 

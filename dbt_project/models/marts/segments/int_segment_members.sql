@@ -46,16 +46,34 @@ member_days as (
     where s.segment_date >= {{ since }}
 ),
 
+-- Outcome windows only for the member days whose window is observable (the others' outcomes
+-- are null): a daily run rebuilds ~32 segment dates, of which ~4 have a covered window.
+conversion_anchors as (
+    select
+        user_id,
+        segment_date
+    from member_days
+    where conversion_window_covered and not is_paid
+),
+
+churn_anchors as (
+    select
+        user_id,
+        segment_date
+    from member_days
+    where churn_window_covered
+),
+
 future as (
     {{ forward_window(
-        'member_days', 'segment_date', ref('int_user_activity_daily'), 'activity_date',
+        'conversion_anchors', 'segment_date', ref('int_user_activity_daily'), 'activity_date',
         conversion_days, ['sum(e.upgrade_events) as upgrades_next'], anchors_from=since,
     ) }}
 ),
 
 future_state as (
     {{ forward_window(
-        'member_days', 'segment_date', ref('fct_user_features'), 'snapshot_date', churn_days,
+        'churn_anchors', 'segment_date', ref('fct_user_features'), 'snapshot_date', churn_days,
         [
             'max(case when e.is_churned then 1 else 0 end) as churns_within_horizon',
             'max(e.active_days_total) as active_days_total_at_horizon',
@@ -66,7 +84,7 @@ future_state as (
 
 future_paid as (
     {{ forward_window(
-        'member_days', 'segment_date', ref('stg_crm__contact_snapshots'), 'valid_from_date',
+        'conversion_anchors', 'segment_date', ref('stg_crm__contact_snapshots'), 'valid_from_date',
         conversion_days, ['count(*) as paid_versions'],
         event_filter="e.plan in " ~ sql_list(plan['paid_plans']), anchors_from=since,
     ) }}

@@ -1,0 +1,190 @@
+"""Raw-first writes: the typed rows go straight into `raw.<table>` (one write of every row) instead
+of a typed batch table that is then copied into raw (two writes; the copy was a third of a CSV
+load). Used when a load's files are all dated or all undated (`load.load_partitions`); a mix of
+both keeps the batch table.
+
+Each row is inserted with a token in `_source` that names this load and carries what the report
+needs beyond the row: its identity match, whether it failed a rule (or has no partition), and its
+fallback / daylight-saving notes. Right after each insert the failing rows (few, as a rule) are
+typed again from the stage, with reason, detail and payload, into a small table, and deleted from
+raw. The temp view `<target>` then shows the same columns the batch table had (rows from raw with
+the token decoded, plus the failing rows), so the counts, quarantine and report read it
+unchanged. Everything happens inside one transaction that ends with `untokenize` (every row's
+`_source` set back to the source name), so no token is ever committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+import duckdb
+
+from orchestration.sources.tables import TableSpec
+from orchestration.sources.zones import register_zone_offsets
+
+# identity status <-> the one character the token keeps for it
+_IDENTITY = {"email": "e", "external_id": "x", "unmatched": "u"}
+
+
+def _decoded(token: str) -> str:
+    """SQL: `_identity`, `_fallback`, `_dst` from a token column."""
+    rest = f"{token}[11:]"
+    return f"""case {token}[9] {" ".join(f"when '{v}' then '{k}'" for k, v in _IDENTITY.items())}
+          end as _identity,
+        nullif(split_part({rest}, '|', 2), '') as _fallback,
+        nullif(split_part({rest}, '|', 3), '') as _dst"""
+
+
+class RawFirst:
+    """The raw-first writes of one load of `spec` from source `source_name`."""
+
+    def __init__(self, spec: TableSpec, source_name: str) -> None:
+        self.spec, self.source_name = spec, source_name
+        # '~' sorts after every letter and digit: row groups of earlier loads ('files', 'demo')
+        # are skipped by their min/max statistics when this load's rows are looked up
+        self.prefix = "~" + uuid.uuid4().hex[:7]
+        self.bad_table = "_segflow_bad"
+        self.has_bad = False
+
+    @property
+    def mine(self) -> str:
+        """SQL: the raw rows this load wrote (a range test, so zone maps prune old rows)."""
+        return f"(_source >= '{self.prefix}' and _source < '{self.prefix}~')"
+
+    def _token(self) -> str:
+        """SQL over the typed query's output: prefix, identity, '!' for a row that goes to
+        quarantine (a failed rule, or no partition to place it in), then '|fallback|dst' when
+        either is set. Most rows take a constant branch (no string built per row)."""
+
+        def by_identity(flag: str) -> str:
+            whens = " ".join(
+                f"when '{k}' then '{self.prefix}{v}{flag}'" for k, v in _IDENTITY.items()
+            )
+            return f"case _identity {whens} else '{self.prefix}-{flag}' end"
+
+        bad = "reason_code is not null or partition_date is null"
+        short = f"case when {bad} then {by_identity('!')} else {by_identity('.')} end"
+        return (
+            f"case when _fallback is null and _dst is null then {short} else {short} || '|' || "
+            "coalesce(_fallback, '') || '|' || coalesce(_dst, '') end"
+        )
+
+    def write(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        sql: str,
+        rebuild: Callable[[str], str],
+        stage: str,
+        params_of: Callable[[str], dict],
+    ) -> None:
+        """Insert the typed rows of `sql` (over `stage`) into raw, then move the failing ones to
+        the bad table: `rebuild(view)` is the same typed query over a view of just their stage
+        rows."""
+        cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
+        meta = "_partition_date, _loaded_at, _source, _source_file, _source_line"
+        stmt = f"""insert into raw.{self.spec.name} ({cols}, {meta})
+            select {cols}, partition_date, $now::timestamp, {self._token()}, source_file,
+                   source_line
+            from ({sql})"""
+        register_zone_offsets(conn, stmt)
+        conn.execute(stmt, params_of(stmt))
+        bad = f"{self.mine} and _source[10] = '!'"
+        (n,) = conn.execute(f"select count(*) from raw.{self.spec.name} where {bad}").fetchone()
+        if not n:
+            return
+        conn.execute(f"""create or replace temp view _segflow_bad_stage as
+            select s.* from {stage} s semi join (
+              select _source_file as f, _source_line as l from raw.{self.spec.name} where {bad}
+            ) b on s.source_file = b.f and s.source_line = b.l""")
+        again = rebuild("_segflow_bad_stage")
+        verb = (
+            f"insert into {self.bad_table}"
+            if self.has_bad
+            else f"create or replace temp table {self.bad_table} as"
+        )
+        conn.execute(f"{verb} {again}", params_of(again))
+        conn.execute("drop view _segflow_bad_stage")
+        conn.execute(f"delete from raw.{self.spec.name} where {bad}")
+        self.has_bad = True
+
+    def create_view(self, conn: duckdb.DuckDBPyConnection, target: str) -> None:
+        """`target`: the batch table's columns over this load's raw rows and the bad table;
+        `<target>_n`: its (partition_date, source_file, reason_code, _identity, _fallback,
+        _dst) groups with their row count `n` (the token decoded once per group)."""
+        cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
+        rows = f"""select _source_file as source_file, _source_line as source_line,
+              _partition_date as partition_date, null::bigint as quarantine_rowid, {cols},
+              null::varchar as reason_code, null::varchar as reason_detail,
+              _partition_date as derived_date, null::varchar as payload, {_decoded("_source")}
+            from raw.{self.spec.name} where {self.mine}"""
+        groups = f"""select partition_date, source_file, null::varchar as reason_code,
+              {_decoded("tok")}, n
+            from (select _partition_date as partition_date, _source_file as source_file,
+                    _source as tok, count(*) as n
+                  from raw.{self.spec.name} where {self.mine} group by all)"""
+        if self.has_bad:
+            rows += f" union all by name select * from {self.bad_table}"
+            groups += f""" union all by name select partition_date, source_file, reason_code,
+                _identity, _fallback, _dst, count(*) as n from {self.bad_table} group by all"""
+        conn.execute(f"create or replace temp view {target} as {rows}")
+        conn.execute(f"create or replace temp view {target}_n as {groups}")
+
+    def discard_other_days(self, conn: duckdb.DuckDBPyConnection, days: list) -> None:
+        """Drop from raw this load's rows dated outside `days` (undated files read for some
+        days: every row was typed and checked, as the file's diagnostics count them all)."""
+        conn.execute(
+            f"delete from raw.{self.spec.name} where {self.mine} and _partition_date is not null "
+            "and not list_contains($days, _partition_date)",
+            {"days": days},
+        )
+
+    def keep_old(self) -> str:
+        """SQL: a raw row not written by this load (what replacing a partition deletes)."""
+        return f"not coalesce({self.mine}, false)"
+
+    def untokenize(self, conn: duckdb.DuckDBPyConnection) -> None:
+        conn.execute(
+            f"update raw.{self.spec.name} set _source = $s where {self.mine}",
+            {"s": self.source_name},
+        )
+
+    def reset(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """A new batch: no bad rows yet."""
+        conn.execute(f"drop table if exists {self.bad_table}")
+        self.has_bad = False
+
+
+@contextmanager
+def transaction(conn, active: bool) -> Iterator[None]:
+    """One transaction around the block when `active` (rolled back on any error)."""
+    if not active:
+        yield
+        return
+    conn.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    conn.execute("commit")
+
+
+TEMPS = (
+    "_segflow_typed",
+    "_segflow_undated",
+    "_segflow_typed_n",
+    "_segflow_undated_n",
+    "_segflow_bad",
+    "_segflow_bad_stage",
+)
+
+
+def drop_temps(conn) -> None:
+    """Drop the load's temp tables and views (a failed earlier load may have left either; a
+    failed drop of the other kind is cheaper than reading the catalog)."""
+    for name in TEMPS:
+        for kind in ("view", "table"):
+            with suppress(duckdb.CatalogException):
+                conn.execute(f"drop {kind} if exists {name}")
