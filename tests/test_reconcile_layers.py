@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations.reconcile import check_layers
+from expectations.reconcile import NEAR_DAYS, check_layers
 from tests.dbt_fixtures import load_raw, run_dbt, simulate
 
 pytestmark = pytest.mark.slow
@@ -72,6 +72,37 @@ def test_events_lost_between_layers_block_naming_the_day(built) -> None:
             conn.execute("delete from main.int_events_stitched")
             conn.execute("insert into main.int_events_stitched select * from main.stitched_backup")
             conn.execute("drop table main.stitched_backup")
+
+
+def test_a_redelivery_kept_weeks_earlier_is_a_duplicate_not_lost(built) -> None:
+    """The staged row is looked up near the day first; one further away than NEAR_DAYS
+    must still be found (in all of staging), else the re-delivery would count as lost."""
+    db, _, dates = built
+    late = dates[-1]
+    assert (late - dates[0]).days > NEAR_DAYS
+    with duckdb.connect(str(db)) as conn:
+        message = conn.execute(
+            "select message_id from main.stg_events__events where event_date = ? "
+            "order by message_id limit 1",
+            [dates[0]],
+        ).fetchone()[0]
+        conn.execute(
+            "insert into raw.events select * replace "
+            '(cast(? as timestamp) + interval 1 hour as "timestamp") '
+            "from raw.events where message_id = ? limit 1",
+            [late, message],
+        )
+    try:
+        events = _result(db, [late]).outcomes[2]
+        assert events.passed, events.message
+        day = events.observed_value["per_day"][0]
+        assert day["dropped_duplicate"] >= 1 and not day["problems"]
+    finally:
+        with duckdb.connect(str(db)) as conn:
+            conn.execute(
+                'delete from raw.events where message_id = ? and cast("timestamp" as date) = ?',
+                [message, late],
+            )
 
 
 def _insert_invoice(db: Path, invoice: str, user: str, paid_at: datetime | None, day: date):

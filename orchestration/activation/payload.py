@@ -136,6 +136,19 @@ def latest_segment_date(conn: duckdb.DuckDBPyConnection) -> date | None:
     return row[0] if row else None
 
 
+# Each person of user_segments on $as_of: their latest user_scores row on or before it. The
+# day's own rows, plus earlier rows only for people with none that day, ranked: the same rows
+# as ranking every stored score (11M rows at 100k users x 180 days) for a tenth of the work.
+LATEST_SCORES_SQL = """
+    select * from (
+        select * from main.user_scores where score_date = $as_of
+        union all
+        select * from main.user_scores where score_date < $as_of and user_id in (
+            select user_id from main.user_segments where segment_date = $as_of
+            except select user_id from main.user_scores where score_date = $as_of)
+    ) qualify row_number() over (partition by user_id order by score_date desc) = 1"""
+
+
 def _json_member(name: str, value_sql: str) -> str:
     """SQL for the text `"name":<json value>`, NULL when the value is NULL (attribute omitted)."""
     return f"""'{json.dumps(name)}:' || to_json({value_sql})"""
@@ -187,11 +200,7 @@ def desired_people_sql(conn: duckdb.DuckDBPyConnection, options: PayloadOptions)
             _json_member(column, f"case when isfinite(sc.{column}::DOUBLE) then {rounded} end")
         )
     scores_join = (
-        "left join (select * from main.user_scores where score_date <= $as_of "
-        "qualify row_number() over (partition by user_id order by score_date desc) = 1) sc "
-        "on sc.user_id = us.user_id"
-        if score_cols
-        else ""
+        f"left join ({LATEST_SCORES_SQL}) sc on sc.user_id = us.user_id" if score_cols else ""
     )
     reasons_join = ""
     if options.segment_reasons and table_exists(conn, "main", "segment_reasons"):

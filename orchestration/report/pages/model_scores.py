@@ -78,7 +78,7 @@ def scores(page: Page, wh: Warehouse) -> None:
     columns = [c for spec in KINDS.values() for c in (spec.score_column, spec.band_column) if c]
     s = wh.df(
         f"select {', '.join(columns)} from main.user_scores "
-        "where score_date = (select max(score_date) from main.user_scores)"
+        f"where score_date = {wh.latest('user_scores', 'score_date')}"
     )
     if not nonempty(s):
         page.missing.append("score distribution (user_scores is empty)")
@@ -116,10 +116,11 @@ def action_reasons(page: Page, wh: Warehouse) -> None:
     kinds = banded_kinds()
     if not wh.has("user_scores"):
         return
+    latest = wh.latest("user_scores", "score_date")
     selects = " union all ".join(
         f"select '{kind}' as kind, trim(code) as code, count(*) as users from main.user_scores, "
         f"unnest(string_split({reasons}, ',')) as c(code) "
-        f"where score_date = (select max(score_date) from main.user_scores) "
+        f"where score_date = {latest} "
         f"and {band} = '{ACTION_BAND}' and trim(code) <> '' group by all"
         for kind, (band, reasons) in kinds.items()
     )

@@ -45,7 +45,7 @@ def reasons_chart(wh: Warehouse):
     """Per segment with more than one rule arm: members by the arm that put them there."""
     reasons = wh.df(
         "select segment, reason, count(*) as users from main.segment_reasons "
-        "where segment_date = (select max(segment_date) from main.segment_reasons) "
+        f"where segment_date = {wh.latest('segment_reasons', 'segment_date')} "
         "group by segment, reason qualify count(*) over (partition by segment) > 1 "
         "order by segment, users desc"
     )
@@ -143,7 +143,7 @@ def _sizes(page: Page, wh: Warehouse) -> None:
         page.add(table_block("Partly evaluated segments (members are a lower bound)", partly))
     latest = wh.df(
         "with l as (select * from main.user_segments "
-        "where segment_date = (select max(segment_date) from main.user_segments)), "
+        f"where segment_date = {wh.latest('user_segments', 'segment_date')}), "
         "m as (select user_id, s.segment from l, unnest(segments) as s(segment)) "
         "select a.segment as segment_a, b.segment as segment_b, count(*) as users "
         "from m a join m b using (user_id) group by all order by 1, 2"
@@ -213,7 +213,7 @@ def _kpis(page: Page, wh: Warehouse) -> None:
     k = wh.df(
         "select segment, users, avg_session_minutes, conversion_to_premium, churn_rate, "
         "churn_rate_source, avg_ltv_pred, onboarding_completion from main.fct_segment_kpis "
-        "where segment_date = (select max(segment_date) from main.fct_segment_kpis) "
+        f"where segment_date = {wh.latest('fct_segment_kpis', 'segment_date')} "
         "order by users desc"
     )
     if not nonempty(k):
