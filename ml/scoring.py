@@ -8,8 +8,8 @@ and the others score as usual, so one model that cannot train never stops the re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -40,9 +40,17 @@ USER_SCORES_COLUMNS = list(SCORE_COLUMNS)
 class _Champion:
     loaded: registry.LoadedModel
     spec: FeatureSpec
+    # One predictor per output kind for the champion's life: the exact tree walker is built
+    # and checked once, not once per scored day (a backfill scores each day on its own).
+    _predictors: dict[bool, Callable] = field(default_factory=dict, compare=False, repr=False)
 
     def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
         return prepare_features(features, self.spec)
+
+    def predictor(self, proba: bool) -> Callable:
+        if proba not in self._predictors:
+            self._predictors[proba] = _predictor(self, proba)
+        return self._predictors[proba]
 
 
 def _champion(name: str, tracking_uri: str, required: bool = False) -> _Champion | None:
@@ -221,7 +229,7 @@ def _score(
             out.loc[eligible, conversion_column] = (
                 given[conversion_column][eligible]
                 if conversion_column in given
-                else _predictor(conversion, proba=True)(conversion.prepare(rows.loc[eligible]))
+                else conversion.predictor(proba=True)(conversion.prepare(rows.loc[eligible]))
             )
 
     for spec, champion in zip(KINDS.values(), champions, strict=True):
@@ -246,7 +254,7 @@ def _score_banded(
         nulls = {spec.score_column: np.nan, spec.band_column: None, spec.reasons_column: None}
         return out.assign(**nulls)
     X = champion.prepare(rows)
-    predict = _predictor(champion, proba=spec.task == "classification")
+    predict = champion.predictor(proba=spec.task == "classification")
     local = predict(X) if top_reasons > 0 or spec.score_column not in given else None
     scores = given.get(spec.score_column, local)
     out[spec.score_column] = scores
