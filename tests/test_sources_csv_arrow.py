@@ -151,3 +151,29 @@ def test_line_numbers_stay_right_or_the_file_is_read_in_python(
     rows, bad = _same_as_python_readers(tmp_path, text.encode(), monkeypatch)
     assert len(rows) == loaded  # (the same as the Python reader: checked above)
     assert tries == ([False] if refused else [True])
+
+
+def test_padding_and_line_counts_from_buffers_equal_the_arrow_kernels() -> None:
+    """Which columns get trimmed and how many lines a file has come from the raw buffers (numpy
+    over Arrow offsets, chunked newline counts): they must equal Arrow's own string tests and
+    bytes.count on every shape, sliced and multi-byte values included."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def kernels(arr) -> bool:
+        return bool(
+            pc.any(pc.starts_with(arr, " ")).as_py() or pc.any(pc.ends_with(arr, " ")).as_py()
+        )
+
+    rnd = random.Random(7)
+    shapes = ["", " ", "a", " a", "a ", "ab", "a b", "é ", " é", "x y z"]
+    for _ in range(2000):
+        values = [rnd.choice(shapes) for _ in range(rnd.randrange(0, 7))]
+        for kind in (pa.string(), pa.large_string()):
+            arr = pa.array(values, kind)
+            for part in (arr, arr.slice(1), arr.slice(0, max(len(arr) - 1, 0))):
+                assert read_tabular._has_padding(part) == kernels(part), values
+    for data in (b"", b"\n", b"a\nb", b"a\r\nb\r\n", b"\n" * (1 << 22) + b"x\n" + b"y" * 9):
+        assert read_tabular.count_newlines(data) == data.count(b"\n")

@@ -210,8 +210,7 @@ def _read_csv_fast(
         )
     except (pa.ArrowInvalid, ValueError):
         return None
-    lines = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))  # 2x bytes.count
-    lines += 0 if data.endswith(b"\n") else 1
+    lines = count_newlines(data) + (0 if data.endswith(b"\n") else 1)
     n = table.num_rows
     if lines != n + 1 or n == 0:
         return None  # blank lines or quoted newlines: line numbers need the slow path
@@ -236,15 +235,45 @@ def _read_csv_fast(
     return table
 
 
+_COUNT_CHUNK = 1 << 22
+
+
+def count_newlines(data: bytes) -> int:
+    """The number of newline bytes in `data`, compared by numpy in 4 MiB chunks into one reused mask
+    (twice as fast as bytes.count; one mask the size of the file cost more in page faults)."""
+    view = np.frombuffer(data, np.uint8)
+    mask = np.empty(min(len(view), _COUNT_CHUNK), bool)
+    total = 0
+    for start in range(0, len(view), _COUNT_CHUNK):
+        chunk = view[start : start + _COUNT_CHUNK]
+        out = mask[: len(chunk)]
+        np.equal(chunk, 10, out=out)
+        total += int(np.count_nonzero(out))
+    return total
+
+
 def _padded(table: pa.Table, header: list[str]) -> set[str]:
     """Header names with a value that starts or ends with a space: the only columns the
-    validation query trims (a vectorised test per column, cheaper than trimming every value)."""
-    return {
-        h
-        for h in header
-        if pc.any(pc.starts_with(table[f"d_{h}"], " ")).as_py()
-        or pc.any(pc.ends_with(table[f"d_{h}"], " ")).as_py()
-    }
+    validation query trims (cheaper than trimming every value). Read from the Arrow buffers:
+    the first and last byte of each non-empty value, one numpy gather per chunk."""
+    return {h for h in header if any(_has_padding(c) for c in table[f"d_{h}"].chunks)}
+
+
+def _has_padding(chunk: pa.Array) -> bool:
+    """Whether a value of the string array `chunk` starts or ends with a space."""
+    if chunk.offset or chunk.null_count:  # not what the reader makes: the general test
+        return bool(
+            pc.any(pc.starts_with(chunk, " ")).as_py() or pc.any(pc.ends_with(chunk, " ")).as_py()
+        )
+    _, offsets_buf, data_buf = chunk.buffers()
+    if data_buf is None or len(chunk) == 0:
+        return False
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, width, len(chunk) + 1)
+    data = np.frombuffer(data_buf, np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    return bool((data[starts[filled]] == 32).any() or (data[ends[filled] - 1] == 32).any())
 
 
 def _footer_start(records: list, width: int) -> int:
