@@ -271,9 +271,12 @@ def _has_padding(chunk: pa.Array) -> bool:
     width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
     offsets = np.frombuffer(offsets_buf, width, len(chunk) + 1)
     data = np.frombuffer(data_buf, np.uint8)
-    starts, ends = offsets[:-1], offsets[1:]
-    filled = ends > starts
-    return bool((data[starts[filled]] == 32).any() or (data[ends[filled] - 1] == 32).any())
+    if not len(data):
+        return False
+    # every value's first and last byte (an empty value's are its neighbours': masked out)
+    first = data.take(offsets[:-1], mode="clip") == 32
+    last = data.take(offsets[1:] - 1, mode="clip") == 32
+    return bool(((first | last) & (offsets[1:] > offsets[:-1])).any())
 
 
 def _footer_start(records: list, width: int) -> int:
