@@ -27,7 +27,8 @@ in a wrong unit), `timestamp_too_old` (before SEGFLOW_TIMESTAMP_FLOOR, when set)
 `timestamp_in_future` (> now + 15 min), `outside_late_window` (event dated more than
 `late_arrival_days` before its dt= partition). The rules are in `rules.py`, compiled into one
 query per batch by `typed_query.py` (column expressions in `compiler.py`); the readers are
-behind `files.py`, the report in `load_report.py`, the replay in `replay.py`.
+behind `files.py`, the report in `load_report.py` (filled by `load_counts.py`), the replay in
+`replay.py`.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from contracts.raw import RAW_TABLES
 from orchestration.sources.diagnostics import empty_columns
 from orchestration.sources.discover import list_files
 from orchestration.sources.files import stage_files
+from orchestration.sources.load_counts import file_counts, finish_report, new_report, note_read
 from orchestration.sources.load_report import LoadReport, PartitionCounts, ReplayReport
 from orchestration.sources.mappings import SourcesConfig, default_config
 from orchestration.sources.raw_first import RawFirst, drop_temps, transaction
@@ -103,7 +104,7 @@ def load_partitions(
     ensure_raw_schema(conn)
     files, skipped = list_files(source_dir, table, dates, config)
     sources = {s.name: s for s in config.sources}
-    report = _new_report(table, source_name, source_dir, files, skipped, sources)
+    report = new_report(table, source_name, source_dir, files, skipped, sources)
     undated = [f for f in files if f.partition_date is None]
     rf = raw_first(spec, source_name, files, undated)
     context = (sources, now, late_arrival_days, report, (timestamp_floor, max_amount))
@@ -126,7 +127,7 @@ def load_partitions(
             _load_unassigned(conn, spec, undated, now, source_name, report, rf)
         if rf is not None and undated:
             rf.untokenize(conn)
-    _finish(conn, table, dates, report)
+    finish_report(conn, table, dates, report)
     drop_temps(conn)
     report.elapsed_seconds = time.perf_counter() - t0
     return report
@@ -146,22 +147,9 @@ def _load_batch(conn, spec, batch, batch_files, undated: bool, context, rf) -> N
     _replace_partitions(conn, spec, batch, typed, where, now, report.source_name, rf)
     groups = grouped_counts(conn, typed, where, counted=rf is not None)
     report.partitions += partition_counts(conn, spec, typed, where, batch, late_days, groups)
-    _file_counts(conn, typed, where, report, groups)
+    file_counts(conn, typed, where, report, groups, rf)
     if rf is not None and not undated:
         rf.untokenize(conn)
-
-
-def _new_report(table, source_name, source_dir, files, skipped, sources) -> LoadReport:
-    """The report before any row is read: skipped files, file notes, sources and presets."""
-    report = LoadReport(table, source_name, source_dir, [], pd.DataFrame(), pd.DataFrame())
-    report.skipped = skipped
-    report.warnings += [
-        f"{table}: skipped {s.relative}: {s.reason}" for s in skipped if not s.ignored
-    ]
-    report.warnings += [f.note for f in files if f.note]
-    report.file_sources = {f.relative: f.source for f in files}
-    report.presets = {f.relative: sources[f.source].preset for f in files if f.source in sources}
-    return report
 
 
 def _found_dates(conn, files: list, undated: bool) -> set[date]:
@@ -217,36 +205,6 @@ def _typed_batch(
     return "_segflow_typed", "true"
 
 
-def _file_counts(conn, typed: str, where: str, report: LoadReport, groups: list) -> None:
-    """Per file: rows loaded / quarantined by reason, and identity matches (from the batch's
-    `grouped_counts`)."""
-    for _day, file, code, ident, used, dst, n in groups:
-        for hit in (dst or "").split(",") if dst else ():
-            report.dst[hit] = report.dst.get(hit, 0) + n
-        if used and code is None:
-            for col in used.split(","):
-                key = f"{col}<-fallback"
-                report.fallbacks[key] = report.fallbacks.get(key, 0) + n
-        counts = report.file_counts.setdefault(
-            file, {"loaded": 0, "quarantined": 0, "by_reason": {}}
-        )
-        if code is None:
-            counts["loaded"] += n
-        else:
-            counts["quarantined"] += n
-            counts["by_reason"][code] = counts["by_reason"].get(code, 0) + n
-        if ident is not None:
-            report.identity[ident] = report.identity.get(ident, 0) + n
-    if any(ident == "unmatched" for *_, ident, _used, _dst, _n in groups):
-        report.unmatched_sample += [
-            row
-            for row in conn.execute(
-                f"select source_file, source_line, user_id from {typed} where {where} and "
-                "_identity = 'unmatched' order by source_file, source_line limit 20"
-            ).fetchall()
-        ]
-
-
 def _validate_files(
     conn,
     spec: TableSpec,
@@ -298,7 +256,7 @@ def _validate_files(
         read = _stage_and_write(conn, spec, group, source, tabular, write, created)
         if rf is not None:
             rf.create_view(conn, target)
-        _note(report, read)
+        note_read(report, read)
         names = [f.relative for f in group]
         warnings, errors = empty_columns(conn, target, spec.name, source, names)
         report.warnings += warnings
@@ -386,42 +344,9 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report, r
     for _day, file, code, *_, n in groups:
         unassigned = report.unassigned.setdefault(file, {})
         unassigned[code] = unassigned.get(code, 0) + n
-    _file_counts(conn, "_segflow_undated", "partition_date is null", report, groups)
+    file_counts(conn, "_segflow_undated", "partition_date is null", report, groups, rf)
     (counts,) = partition_counts(
         conn, spec, "_segflow_undated", "partition_date is null", [None], 0, groups
     )
     if counts.rows_read:
         report.partitions.append(counts)
-
-
-def _note(report: LoadReport, read) -> None:
-    report.extra_columns.update(read.extra_columns)
-    report.incomplete.update(read.incomplete)
-    report.warnings += read.warnings
-    report.warnings += [f"{rel}: incomplete export: {why}" for rel, why in read.incomplete.items()]
-    report.rows_per_file.update(read.rows_per_file)
-    report.footer_lines.update(read.footer_lines)
-    report.warnings += [
-        f"{rel}: {n} footer line(s) of a report export not loaded"
-        for rel, n in read.footer_lines.items()
-    ]
-    report.empty_files += read.empty_files
-    for rel, cols in read.extra_columns.items():
-        report.warnings.append(
-            f"{rel}: extra columns outside the contract kept only in the payload: {', '.join(cols)}"
-        )
-    report.warnings += [f"{rel}: empty file (no rows)" for rel in read.empty_files]
-
-
-def _finish(conn, table: str, dates: list[date], report: LoadReport) -> None:
-    report.preview = conn.execute(
-        f"""select * from raw.{table} where list_contains($d, _partition_date)
-            order by _partition_date, _source_file, _source_line limit 20""",
-        {"d": dates},
-    ).df()
-    report.quarantine_preview = conn.execute(
-        """select * from raw.quarantine where table_name = $t
-             and (list_contains($d, partition_date) or partition_date is null)
-           order by partition_date, source_file, source_line limit 20""",
-        {"t": table, "d": dates},
-    ).df()

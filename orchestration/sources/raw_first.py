@@ -131,6 +131,19 @@ class RawFirst:
         conn.execute(f"create or replace temp view {target} as {rows}")
         conn.execute(f"create or replace temp view {target}_n as {groups}")
 
+    def unmatched_sql(self, where: str) -> str:
+        """SQL: (source_file, source_line, user_id) of this load's rows whose identity matched
+        nothing, among those matching `where` (over the view's names): raw rows found by the
+        token's identity character, not by decoding every token."""
+        rows = f"""select _source_file as source_file, _source_line as source_line, user_id,
+              _partition_date as partition_date
+            from raw.{self.spec.name}
+            where {self.mine} and _source[9] = '{_IDENTITY["unmatched"]}'"""
+        if self.has_bad:
+            rows += f""" union all select source_file, source_line, user_id, partition_date
+                from {self.bad_table} where _identity = 'unmatched'"""
+        return f"select source_file, source_line, user_id from ({rows}) where {where}"
+
     def discard_other_days(self, conn: duckdb.DuckDBPyConnection, days: list) -> None:
         """Drop from raw this load's rows dated outside `days` (undated files read for some
         days: every row was typed and checked, as the file's diagnostics count them all)."""
