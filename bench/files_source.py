@@ -9,8 +9,10 @@ Cases (synthetic, deterministic, written to a temp folder):
 - `hubspot_csv`: HubSpot contacts CSV (preset hubspot_contacts_csv, zone America/New_York);
 - `hubspot_csv_1m`: the same export at 1M rows (`--contacts-large`), where the load's fixed
   costs (schema, counts, previews: a few hundredths of a second) weigh less.
-Each is timed once (wall clock and process CPU) on a fresh in-memory DuckDB; the ratios are
-files / plain and files / typed (a hand-written script into the same typed raw table).
+Each side is timed `--repeats` times (wall clock and process CPU, interleaved, each on a fresh
+in-memory DuckDB: the same work as a single run, repeated to see through a shared machine's
+load); the ratios are files / plain and files / typed (a hand-written script into the same
+typed raw table), of the medians and of the minimums.
 Goal: ratio <= 1.5. Results go to <out>/files_source.json and .md.
 """
 
@@ -22,6 +24,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -185,38 +188,66 @@ def _timed(sql: str) -> tuple[float, float, int]:
     return wall, cpu, rows
 
 
-def run_case(name: str, land: Path) -> dict:
-    table, reader = PLAIN[name]
-    plain_s, plain_cpu, plain_rows = _timed(f"select * from {reader.format(land=land)}")
-    typed_s, typed_cpu, typed_rows = _timed(TYPED[name].format(land=land))
-
+def _files_timed(name: str, land: Path) -> tuple[float, float, object]:
+    """(wall s, CPU s, report) of `load_partitions` of the case on a fresh in-memory DuckDB."""
+    table = PLAIN[name][0]
     conn = duckdb.connect()
     config = load_config(land)
     t0, c0 = time.perf_counter(), time.process_time()
     report = load_partitions(conn, table, None, land, "files", 3, now=NOW, config=config)
-    files_s, files_cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     conn.close()
+    return wall, cpu, report
+
+
+def run_case(name: str, land: Path, repeats: int = 1) -> dict:
+    """Plain, typed and files source `repeats` times, interleaved (so a burst of load on the
+    shared machine hits all three alike); the ratios of their minimum and of their median."""
+    table, reader = PLAIN[name]
+    runs: dict[str, list[tuple[float, float]]] = {"plain": [], "typed": [], "files": []}
+    for _ in range(repeats):
+        *plain, plain_rows = _timed(f"select * from {reader.format(land=land)}")
+        *typed, typed_rows = _timed(TYPED[name].format(land=land))
+        *files, report = _files_timed(name, land)
+        for key, value in (("plain", plain), ("typed", typed), ("files", files)):
+            runs[key].append(tuple(value))
+
+    def stat(key: str, which: int, how) -> float:
+        return how(r[which] for r in runs[key])
+
+    def med(values) -> float:
+        return statistics.median(list(values))
+
     size = sum(p.stat().st_size for p in land.rglob("*") if p.is_file())
-    return {
+    result = {
         "case": name,
         "table": table,
         "bytes_on_disk": size,
+        "repeats": repeats,
         "rows_plain": plain_rows,
         "rows_read": report.rows_read,
         "rows_loaded": report.rows_loaded,
         "rows_quarantined": report.rows_quarantined,
-        "plain_duckdb_s": round(plain_s, 3),
-        "files_source_s": round(files_s, 3),
-        "ratio": round(files_s / plain_s, 2),
-        "plain_duckdb_cpu_s": round(plain_cpu, 3),
-        "files_source_cpu_s": round(files_cpu, 3),
-        "cpu_ratio": round(files_cpu / plain_cpu, 2),
         "rows_plain_typed": typed_rows,
-        "plain_typed_s": round(typed_s, 3),
-        "plain_typed_cpu_s": round(typed_cpu, 3),
-        "ratio_typed": round(files_s / typed_s, 2),
-        "cpu_ratio_typed": round(files_cpu / typed_cpu, 2),
     }
+    # medians under the historical keys; minimums under `*_min`
+    for suffix, how in (("", med), ("_min", min)):
+        plain_s, plain_cpu = stat("plain", 0, how), stat("plain", 1, how)
+        typed_s, typed_cpu = stat("typed", 0, how), stat("typed", 1, how)
+        files_s, files_cpu = stat("files", 0, how), stat("files", 1, how)
+        result |= {
+            f"plain_duckdb_s{suffix}": round(plain_s, 3),
+            f"files_source_s{suffix}": round(files_s, 3),
+            f"ratio{suffix}": round(files_s / plain_s, 2),
+            f"plain_duckdb_cpu_s{suffix}": round(plain_cpu, 3),
+            f"files_source_cpu_s{suffix}": round(files_cpu, 3),
+            f"cpu_ratio{suffix}": round(files_cpu / plain_cpu, 2),
+            f"plain_typed_s{suffix}": round(typed_s, 3),
+            f"plain_typed_cpu_s{suffix}": round(typed_cpu, 3),
+            f"ratio_typed{suffix}": round(files_s / typed_s, 2),
+            f"cpu_ratio_typed{suffix}": round(files_cpu / typed_cpu, 2),
+        }
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,19 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--cases", nargs="*", default=list(PLAIN))
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="runs of each side per case (min and median kept)"
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="segflow-bench-files-") as tmp:
         large = args.contacts_large if "hubspot_csv_1m" in args.cases else 0
         cases = write_cases(Path(tmp), args.events, args.contacts, large)
-        results = [run_case(name, cases[name]) for name in args.cases]
+        results = [run_case(name, cases[name], args.repeats) for name in args.cases]
     load_after = os.getloadavg()
     for r in results:
         print(
-            f"{r['case']}: {r['rows_read']} rows, plain {r['plain_duckdb_s']} s, "
-            f"files source {r['files_source_s']} s, ratio {r['ratio']}x "
-            f"(CPU {r['cpu_ratio']}x); against the same typed table by hand: "
-            f"{r['ratio_typed']}x (CPU {r['cpu_ratio_typed']}x)"
+            f"{r['case']}: {r['rows_read']} rows, median of {r['repeats']}: plain "
+            f"{r['plain_duckdb_s']} s, files source {r['files_source_s']} s, ratio {r['ratio']}x "
+            f"(CPU {r['cpu_ratio']}x; min {r['ratio_min']}x, CPU {r['cpu_ratio_min']}x); against "
+            f"the same typed table by hand: {r['ratio_typed']}x (CPU {r['cpu_ratio_typed']}x)"
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "events": args.events,
         "contacts": args.contacts,
         "contacts_large": args.contacts_large,
+        "repeats": args.repeats,
         "results": results,
     }
     (out / "files_source.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -272,17 +307,25 @@ def main(argv: list[str] | None = None) -> int:
         "DuckDB detects it (nested JSON as STRUCT, CSV numbers and dates typed by sniffing), "
         "with no renames, zone conversion, line numbers, checks, quarantine or counts. Both write "
         "the rows once (the files source straight into raw since raw-first writes; its failing "
-        "rows are typed again for quarantine). hubspot_csv_1m: the same CSV at 1M rows.",
+        "rows are typed again for quarantine). hubspot_csv_1m: the same CSV at 1M rows. "
+        f"Each side run {args.repeats} times per case, interleaved; figures are medians, "
+        "[minimums] in brackets, ratios of medians and [of minimums].",
         "",
         "| case | rows | plain s (CPU s) | typed s (CPU s) | files source s (CPU s) "
-        "| ratio (CPU) vs plain | ratio (CPU) vs typed |",
+        "| ratio (CPU) vs plain [min] | ratio (CPU) vs typed [min] |",
         "|---|---|---|---|---|---|---|",
     ]
     md += [
-        f"| {r['case']} | {r['rows_read']} | {r['plain_duckdb_s']} ({r['plain_duckdb_cpu_s']}) "
+        f"| {r['case']} | {r['rows_read']} "
+        f"| {r['plain_duckdb_s']} ({r['plain_duckdb_cpu_s']}) "
+        f"[{r['plain_duckdb_s_min']} ({r['plain_duckdb_cpu_s_min']})] "
         f"| {r['plain_typed_s']} ({r['plain_typed_cpu_s']}) "
+        f"[{r['plain_typed_s_min']} ({r['plain_typed_cpu_s_min']})] "
         f"| {r['files_source_s']} ({r['files_source_cpu_s']}) "
-        f"| {r['ratio']}x ({r['cpu_ratio']}x) | {r['ratio_typed']}x ({r['cpu_ratio_typed']}x) |"
+        f"[{r['files_source_s_min']} ({r['files_source_cpu_s_min']})] "
+        f"| {r['ratio']}x ({r['cpu_ratio']}x) [{r['ratio_min']}x ({r['cpu_ratio_min']}x)] "
+        f"| {r['ratio_typed']}x ({r['cpu_ratio_typed']}x) "
+        f"[{r['ratio_typed_min']}x ({r['cpu_ratio_typed_min']}x)] |"
         for r in results
     ]
     _write_md(out / "files_source.md", md)
@@ -291,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_md(path: Path, run: list[str]) -> None:
     """This run first, the earlier runs kept below it (newest first)."""
-    title = "# files source vs plain DuckDB (one run each, newest first)"
+    title = "# files source vs plain DuckDB (newest first)"
     earlier = path.read_text().split("\n", 1)[1].strip() if path.exists() else ""
     if earlier and not earlier.startswith("## "):  # a run written before runs had headings
         earlier = "## earlier run\n\n" + earlier
