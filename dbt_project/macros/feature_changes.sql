@@ -9,6 +9,9 @@
   then change only through those partitions' rows dated before min_date, or through the
   identity map, which attributes an anonymous id's older events to a user. Any other run (a
   re-run, a backfill, a day missed): every user with data in the window is rebuilt, as before.
+  Assumed: raw partitions before min_date were last loaded by a run that also built the
+  features (a run that re-loads an old partition and then fails before dbt leaves the next
+  day's run unaware of that reload: re-run that partition's day).
 #}
 {% macro features_changed_only() -%}
   {%- if not features_incremental() -%}{{ return(false) }}{%- endif -%}
