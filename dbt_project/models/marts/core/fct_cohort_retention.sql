@@ -36,7 +36,8 @@ with activity as (
     select
         c.cohort_grain,
         c.cohort_start,
-        {{ dbt.datediff('c.cohort_start', 'a.period_start', grain) }} as period_number,
+        {{ dbt.datediff('c.cohort_start', 'a.period_start', grain) }}
+            as period_number,
         count(*) as retained_users
     from {{ grain }}_cohort_users as c
     inner join {{ grain }}_active_periods as a
