@@ -67,7 +67,41 @@ def _differences(conn: duckdb.DuckDBPyConnection, table: str) -> int:
 def raw_data() -> RawData:
     data = simulate(users=USERS, days=DAYS, seed=23, start=date(2025, 2, 3))
     _new_device_identified_on_the_new_day(data)
+    _late_crm_version_and_invoice_on_the_new_day(data)
     return data
+
+
+def _late_crm_version_and_invoice_on_the_new_day(data: RawData) -> None:
+    """Two quiet users (no events in the late-arrival window) get rows in the new day's files
+    dated two days earlier: a CRM version on a paid plan and a paid invoice. Their stored rows
+    of those days change with nothing else of theirs in the window (macros/feature_changes.sql
+    must find them from the raw partitions)."""
+    new_day = data.dates[-1]
+    window_start = new_day - timedelta(days=Settings.from_env().late_arrival_days)
+    active = {e["user_id"] for e in data.tables["events"] if e["_partition_date"] >= window_start}
+    quiet = sorted({c["user_id"] for c in data.tables["crm_contacts"]} - active - {"u0001", None})
+    late_at = datetime.combine(new_day - timedelta(days=2), datetime.min.time())
+    crm_user, invoice_user = quiet[0], quiet[1]
+    latest = max(
+        (c for c in data.tables["crm_contacts"] if c["user_id"] == crm_user),
+        key=lambda c: c["updated_at"],
+    )
+    data.tables["crm_contacts"].append(
+        dict(latest, plan="pro", updated_at=late_at + timedelta(hours=9), _partition_date=new_day)
+    )
+    data.tables["billing_invoices"].append(
+        {
+            "invoice_id": f"inv-late-{invoice_user}",
+            "user_id": invoice_user,
+            "amount": 99.0,
+            "currency": "USD",
+            "status": "paid",
+            "period_start": late_at,
+            "period_end": late_at + timedelta(days=30),
+            "paid_at": late_at + timedelta(hours=8),
+            "_partition_date": new_day,
+        }
+    )
 
 
 def _new_device_identified_on_the_new_day(data: RawData) -> None:
