@@ -1,6 +1,10 @@
 -- One row per user per day the CRM record changed (the last version of that day), typed and
 -- with its validity range [valid_from_date, valid_to_date), so point-in-time models can read
 -- the CRM attributes as they were on any date.
+-- A table, not a view like the other staging models: the feature, attribute, contact and
+-- segment models read it several times a run (three times in fct_user_features' one query),
+-- and each read of a view repeats its two window sorts over every raw CRM row.
+{{ config(materialized='table') }}
 with source as (
     select * from {{ source('raw', 'crm_contacts') }}
 ),

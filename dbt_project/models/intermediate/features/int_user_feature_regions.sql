@@ -2,15 +2,19 @@
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
 -- depends_on: {{ ref('int_user_revenue_events') }}
+-- depends_on: {{ ref('stg_events__events') }}
+-- depends_on: {{ source('raw', 'billing_invoices') }}
+-- depends_on: {{ source('raw', 'crm_contacts') }}
 {{ config(materialized='ephemeral') }}
 -- Per known user, the snapshot days fct_user_features (re)builds in this run:
 --   first_date:   the user's first day (activity, signup or first CRM version);
 --   region_start: first snapshot day rebuilt. A full build: first_date. A roll-forward:
 --                 min(reprocess_from, the user's cut) (macros/session_cuts.sql: late events
---                 and stitched anonymous history move the cut back) for a user with data in
---                 the late-arrival window (activity, revenue, a CRM version starting or
---                 ending in it); for any other user, whose stored rows cannot have changed,
---                 the first day after the stored ones (usually only the new day);
+--                 and stitched anonymous history move the cut back) for a user whose history
+--                 in the late-arrival window changed in this run (macros/feature_changes.sql;
+--                 on a re-run or backfill: every user with activity, revenue or a CRM version
+--                 starting or ending in it); for any other user, whose stored rows cannot have
+--                 changed, the first day after the stored ones (usually only the new day);
 --   dense_start:  first rebuilt day that can have a row (not before first_date);
 --   grid_start:   first day the rolling windows read (feature_lookback_days before the
 --                 region); all-time totals before it come from int_user_feature_prior_totals.
@@ -23,8 +27,13 @@ with
 stitched_cuts as ({{ stitched_cuts_cte() }}),
 cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
 
--- users with data dated in the late-arrival window: their stored days from there may change
+-- users whose stored days in the late-arrival window may change: on a run that starts the
+-- day after the newest stored one, those whose history there changed
+-- (macros/feature_changes.sql); on any other run, every user with data dated in the window
 window_users as (
+    {% if features_changed_only() -%}
+    {{ users_with_changed_history() }}
+    {%- else -%}
     select user_id from {{ daily_rel }}
     where activity_date >= {{ reprocess_from() }}
     union
@@ -33,6 +42,7 @@ window_users as (
     union
     select user_id from {{ contacts_rel }}
     where valid_from_date >= {{ reprocess_from() }} or valid_to_date >= {{ reprocess_from() }}
+    {%- endif %}
 ),
 {% endif %}
 

@@ -22,19 +22,30 @@ with activity as (
     {{ cohort_period_grid(grain, grain ~ '_cohorts', 'calendar', 'data_end') }}
 ),
 
+-- Each user's active periods once: a user counts once per period, so the counts below need
+-- no count(distinct) over every active day. A cohort starts on a period boundary, so
+-- "active on or after the cohort start" is "an active period on or after it".
+{{ grain }}_active_periods as (
+    select distinct
+        user_id,
+        {{ dbt.date_trunc(grain, 'activity_date') }} as period_start
+    from activity
+),
+
 {{ grain }}_active as (
     select
         c.cohort_grain,
         c.cohort_start,
-        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'a.activity_date'), grain) }}
+        {{ dbt.datediff('c.cohort_start', 'a.period_start', grain) }}
             as period_number,
-        count(distinct c.user_id) as retained_users
+        count(*) as retained_users
     from {{ grain }}_cohort_users as c
-    inner join activity as a on c.user_id = a.user_id and c.cohort_start <= a.activity_date
+    inner join {{ grain }}_active_periods as a
+        on c.user_id = a.user_id and c.cohort_start <= a.period_start
     group by
         c.cohort_grain,
         c.cohort_start,
-        {{ dbt.datediff('c.cohort_start', dbt.date_trunc(grain, 'a.activity_date'), grain) }}
+        {{ dbt.datediff('c.cohort_start', 'a.period_start', grain) }}
 ),
 
 {{ grain }}_retention as (
