@@ -24,7 +24,7 @@ from contracts.marts import FEATURES_TABLE, SCORES_TABLE
 from contracts.raw import RAW_TABLES
 from orchestration import warehouse
 from orchestration.defs import stale_runs
-from orchestration.instance_sqlite import fast_instance_storage
+from orchestration.instance_sqlite import fast_instance_storage, kept_event_log_connections
 from orchestration.launcher_progress import Progress
 from orchestration.report.run_summary import PASS, summary_lines, warehouse_lines
 from orchestration.run_window import partition_tags
@@ -133,7 +133,7 @@ def launch(
     t0 = time.monotonic()
     from ml.registry import import_model_loader
 
-    import_model_loader()  # before the definitions' imports: see its docstring
+    import_model_loader()  # before the definitions' imports (done by `segflow run` already)
     from orchestration.definitions import defs
 
     job = defs().resolve_job_def(job_name)
@@ -147,7 +147,11 @@ def launch(
         print(f"  {line}", flush=True)
     run_id = str(uuid.uuid4())
     output = contextlib.nullcontext(sys.stdout) if debug else _output_to(log_path)
-    with output as terminal, fast_instance_storage(Path(instance.root_directory)):
+    with (
+        output as terminal,
+        fast_instance_storage(Path(instance.root_directory)),
+        kept_event_log_connections(instance.event_log_storage),
+    ):
         progress = Progress(instance, run_id, terminal)
         progress.start()
         try:
