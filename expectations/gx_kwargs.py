@@ -1,0 +1,119 @@
+"""One configuration per kwargs lookup in GX's Expectation (same values, a fraction of the work).
+
+GX 1.x builds `Expectation.configuration` afresh on every access (a pydantic `.dict()` with
+deep copies, then an ExpectationConfiguration), and `_get_runtime_kwargs` reads it once per
+runtime, success and domain key (~20 builds per call, several calls per expectation): with
+~210 expectations per features suite that was the largest single cost of the suite (27k
+builds for one day). The replacements below build it once per call and read every key from
+that one; everything else (defaults, the missing-key warning, result-format parsing) is GX's
+code line for line. `configuration` is a pure function of the expectation's fields, and none
+of these methods changes a field, so every returned value is equal to GX's own.
+
+Applied only to the GX version whose code these were checked against, and only while the
+methods are still GX's originals (their source digest below); any other version keeps GX's
+own methods (correct, just slower). tests/test_expectations_gx_kwargs.py compares both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+from typing import Any
+
+import great_expectations as gx
+from great_expectations.exceptions import InvalidExpectationKwargsError
+from great_expectations.expectations.expectation import Expectation, parse_result_format
+
+logger = logging.getLogger("great_expectations.expectations.expectation")
+
+CHECKED_VERSION = "1.24.1"
+# sha256 of the source of GX's four methods as released in CHECKED_VERSION
+ORIGINAL_DIGEST = "9d78e87e4169fd6e1e491da226e27119e9f9bdb591d4f8169b432357b160d08c"
+NAMES = ("_get_success_kwarg", "_get_domain_kwargs", "_get_success_kwargs", "_get_runtime_kwargs")
+ORIGINALS = {name: getattr(Expectation, name) for name in NAMES}
+
+
+def _kwarg(self: Any, kwargs: dict, key: str, default: Any = None) -> Any:
+    """GX's `_get_success_kwarg` with the configuration's kwargs passed in."""
+    if key in kwargs:
+        return kwargs[key]
+    field = self.__fields__.get(key)
+    if field is not None:
+        return field.default if not field.required else default
+    logger.warning(
+        f'_get_success_kwarg called with key "{key}", '
+        f"but it is not a known field of {type(self).__name__}"
+    )
+    return default
+
+
+def _domain(self: Any, kwargs: dict) -> dict[str, Any]:
+    """GX's `_get_domain_kwargs` with the configuration's kwargs passed in."""
+    domain_kwargs = {key: kwargs.get(key, self._get_default_value(key)) for key in self.domain_keys}
+    missing_kwargs = set(self.domain_keys) - set(domain_kwargs.keys())
+    if missing_kwargs:
+        raise InvalidExpectationKwargsError(f"Missing domain kwargs: {list(missing_kwargs)}")
+    return domain_kwargs
+
+
+def _success(self: Any, kwargs: dict) -> dict[str, Any]:
+    """GX's `_get_success_kwargs` with the configuration's kwargs passed in."""
+    domain_kwargs = _domain(self, kwargs)
+    success_kwargs = {
+        key: kwargs.get(key, self._get_default_value(key)) for key in self.success_keys
+    }
+    success_kwargs.update(domain_kwargs)
+    return success_kwargs
+
+
+def get_success_kwarg(self: Any, key: str, default: Any = None) -> Any:
+    return _kwarg(self, self.configuration.kwargs, key, default)
+
+
+def get_domain_kwargs(self: Any) -> dict[str, Any]:
+    return _domain(self, self.configuration.kwargs)
+
+
+def get_success_kwargs(self: Any) -> dict[str, Any]:
+    return _success(self, self.configuration.kwargs)
+
+
+def get_runtime_kwargs(self: Any, runtime_configuration: dict | None = None) -> dict:
+    runtime_configuration = runtime_configuration or {}
+    kwargs = self.configuration.kwargs
+    success_kwargs = _success(self, kwargs)
+    runtime_kwargs = {
+        key: runtime_configuration.get(key, _kwarg(self, kwargs, key)) for key in self.runtime_keys
+    }
+    runtime_kwargs.update(success_kwargs)
+    runtime_kwargs["result_format"] = parse_result_format(runtime_kwargs["result_format"])
+    return runtime_kwargs
+
+
+REPLACEMENTS = dict(
+    zip(
+        NAMES,
+        (get_success_kwarg, get_domain_kwargs, get_success_kwargs, get_runtime_kwargs),
+        strict=True,
+    )
+)
+
+
+def original_digest() -> str:
+    source = "".join(inspect.getsource(ORIGINALS[name]) for name in NAMES)
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def applicable() -> bool:
+    """True on the checked GX version with its methods unchanged."""
+    return gx.__version__ == CHECKED_VERSION and original_digest() == ORIGINAL_DIGEST
+
+
+def install() -> bool:
+    """Use the one-build methods (idempotent); False (GX's own kept) when not applicable."""
+    if not applicable():
+        return False
+    for name, method in REPLACEMENTS.items():
+        setattr(Expectation, name, method)
+    return True

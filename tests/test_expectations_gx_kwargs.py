@@ -1,0 +1,82 @@
+"""expectations/gx_kwargs.py: GX's kwargs lookups with one configuration build per call give
+GX's own values for every rule of every suite, and a suite's outcomes are the same with GX's
+own methods and with the replacements."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import duckdb
+import pytest
+from great_expectations.expectations.expectation import Expectation
+
+from expectations import QualityConfig, gx_kwargs, validate_table
+from expectations.suites import partition_rules, row_rules, schema_rules
+from expectations.tables import TABLES
+
+NOW = datetime(2025, 3, 12, 12, 0)
+RESULT_FORMATS = (
+    None,
+    {"result_format": {"result_format": "SUMMARY", "partial_unexpected_count": 5}},
+    {
+        "result_format": {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": 5,
+            "unexpected_index_column_names": ["user_id"],
+        }
+    },
+)
+
+
+def every_rule():
+    config = QualityConfig()
+    for spec in TABLES.values():
+        yield from schema_rules(spec)
+        yield from row_rules(spec, spec.columns, config, NOW)
+        yield from partition_rules(spec, config)
+
+
+def test_installed_on_the_locked_gx_version():
+    """A GX upgrade that changes these methods fails here: re-check gx_kwargs against it."""
+    assert gx_kwargs.applicable()
+    assert Expectation._get_runtime_kwargs is gx_kwargs.get_runtime_kwargs
+
+
+@pytest.mark.parametrize("runtime", RESULT_FORMATS)
+def test_same_kwargs_as_gx_for_every_rule(runtime):
+    rules = list(every_rule())
+    assert len(rules) > 100
+    for rule in rules:
+        exp = rule.expectation
+        original, replaced = gx_kwargs.ORIGINALS, gx_kwargs.REPLACEMENTS
+        assert replaced["_get_runtime_kwargs"](exp, runtime) == original["_get_runtime_kwargs"](
+            exp, runtime
+        ), rule.name
+        assert replaced["_get_success_kwargs"](exp) == original["_get_success_kwargs"](exp)
+        assert replaced["_get_domain_kwargs"](exp) == original["_get_domain_kwargs"](exp)
+        for key in (*exp.runtime_keys, *exp.success_keys, "no_such_key"):
+            assert replaced["_get_success_kwarg"](exp, key, 7) == original["_get_success_kwarg"](
+                exp, key, 7
+            ), (rule.name, key)
+
+
+def test_suite_outcomes_equal_with_gx_own_methods(monkeypatch):
+    conn = duckdb.connect()
+    conn.execute("create schema raw")
+    conn.execute(
+        "create table raw.billing_invoices as select 'i' || i as invoice_id, "
+        "case when i % 7 = 0 then null else 'u' || (i % 5) end as user_id, "
+        "case when i % 11 = 0 then -5.0 else i * 1.5 end as amount, "
+        "case when i % 13 = 0 then 'xxx' else 'USD' end as currency, 'paid' as status, "
+        "timestamp '2025-03-01' as period_start, timestamp '2025-04-01' as period_end, "
+        "timestamp '2025-03-10 10:00' as paid_at, date '2025-03-10' as _partition_date, "
+        "timestamp '2025-03-11' as _loaded_at, 'files' as _source, 'inv.csv' as _source_file, "
+        "i::BIGINT as _source_line from range(60) t(i)"
+    )
+    day = [date(2025, 3, 10)]
+    patched = validate_table(conn, "billing_invoices", day, now=NOW).outcomes
+    for name, method in gx_kwargs.ORIGINALS.items():
+        monkeypatch.setattr(Expectation, name, method)
+    own = validate_table(conn, "billing_invoices", day, now=NOW).outcomes
+    assert not all(o.passed for o in own)  # the frame has defects: failures are compared too
+    assert [o.__dict__ for o in patched] == [o.__dict__ for o in own]
