@@ -1,16 +1,18 @@
-"""expectations/gx_kwargs.py: GX's kwargs lookups with one configuration build per call give
-GX's own values for every rule of every suite, and a suite's outcomes are the same with GX's
-own methods and with the replacements."""
+"""expectations/gx_fast.py: GX's kwargs lookups with one configuration build per call give
+GX's own values for every rule of every suite, metric ids are GX's own for plain and other
+values, and a suite's outcomes are the same with GX's own methods and with the replacements."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
 import duckdb
+import numpy as np
 import pytest
+from great_expectations.core.id_dict import IDDict
 from great_expectations.expectations.expectation import Expectation
 
-from expectations import QualityConfig, gx_kwargs, validate_table
+from expectations import QualityConfig, gx_fast, validate_table
 from expectations.suites import partition_rules, row_rules, schema_rules
 from expectations.tables import TABLES
 
@@ -37,9 +39,9 @@ def every_rule():
 
 
 def test_installed_on_the_locked_gx_version():
-    """A GX upgrade that changes these methods fails here: re-check gx_kwargs against it."""
-    assert gx_kwargs.applicable()
-    assert Expectation._get_runtime_kwargs is gx_kwargs.get_runtime_kwargs
+    """A GX upgrade that changes these methods fails here: re-check gx_fast against it."""
+    assert gx_fast.applicable()
+    assert Expectation._get_runtime_kwargs is gx_fast.get_runtime_kwargs
 
 
 @pytest.mark.parametrize("runtime", RESULT_FORMATS)
@@ -48,7 +50,7 @@ def test_same_kwargs_as_gx_for_every_rule(runtime):
     assert len(rules) > 100
     for rule in rules:
         exp = rule.expectation
-        original, replaced = gx_kwargs.ORIGINALS, gx_kwargs.REPLACEMENTS
+        original, replaced = gx_fast.ORIGINALS, gx_fast.REPLACEMENTS
         assert replaced["_get_runtime_kwargs"](exp, runtime) == original["_get_runtime_kwargs"](
             exp, runtime
         ), rule.name
@@ -58,6 +60,32 @@ def test_same_kwargs_as_gx_for_every_rule(runtime):
             assert replaced["_get_success_kwarg"](exp, key, 7) == original["_get_success_kwarg"](
                 exp, key, 7
             ), (rule.name, key)
+
+
+class Text(str):
+    pass
+
+
+ID_VALUES = (
+    None, "x", Text("y"), 0, 7, -3, True, False, 1.5, float("nan"), float("inf"), -0.0,
+    np.int64(4), np.float64(2.5), np.bool_(True), np.float32(0.1), [1, None, "a"], (1, 2),
+    {"a": None, "b": [True, 1.0]}, {1: "int key"}, {"a": float("nan")}, {"s": {1, 2}},
+    date(2025, 3, 10), [np.int64(1)],
+)  # fmt: skip
+
+
+def test_metric_ids_equal_gx_own():
+    """Every pair of values (plain or not, nested or not) gives GX's own id."""
+    assert IDDict.to_id is gx_fast.to_id
+    for first in ID_VALUES:
+        for second in ID_VALUES:
+            ids = IDDict({"batch_id": "b", "column": "c", "first": first, "second": second})
+            same = IDDict(dict(ids))  # GX's conversion may change its argument in place
+            assert gx_fast.to_id(ids) == gx_fast.ORIGINAL_TO_ID(same), (first, second)
+    for keys in ((), ("column",), ("column", "first")):
+        ids = IDDict({"column": "c", "first": None, "x": 1})
+        assert gx_fast.to_id(ids, keys) == gx_fast.ORIGINAL_TO_ID(ids, keys)
+        assert gx_fast.to_id(ids, None, {"x"}) == gx_fast.ORIGINAL_TO_ID(ids, None, {"x"})
 
 
 def test_suite_outcomes_equal_with_gx_own_methods(monkeypatch):
@@ -75,8 +103,9 @@ def test_suite_outcomes_equal_with_gx_own_methods(monkeypatch):
     )
     day = [date(2025, 3, 10)]
     patched = validate_table(conn, "billing_invoices", day, now=NOW).outcomes
-    for name, method in gx_kwargs.ORIGINALS.items():
+    for name, method in gx_fast.ORIGINALS.items():
         monkeypatch.setattr(Expectation, name, method)
+    monkeypatch.setattr(IDDict, "to_id", gx_fast.ORIGINAL_TO_ID)
     own = validate_table(conn, "billing_invoices", day, now=NOW).outcomes
     assert not all(o.passed for o in own)  # the frame has defects: failures are compared too
     assert [o.__dict__ for o in patched] == [o.__dict__ for o in own]
