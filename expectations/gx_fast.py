@@ -19,6 +19,13 @@ Plain JSON values (str, int, bool, None, finite floats; dicts with text keys and
 them) are returned unchanged by it, so they are hashed as they are; anything else still goes
 through it.
 
+3. The Data Docs index reads each stored result once per process. GX's index builder loads
+every stored validation result (up to SEGFLOW_DQ_GX_KEEP_RESULTS per suite, full JSON with
+every expectation's result) on every build, i.e. four times a daily run, to read its success
+flag and meta. A stored result never changes (each run writes a new key), so while a build
+runs, those reads return a light copy (success, suite, meta, batch id; no per-expectation
+results) remembered per store folder and key; the pages themselves still read the store.
+
 Applied only to the GX version whose code these were checked against, and only while the
 methods are still GX's originals (their source digest below); any other version keeps GX's
 own methods (correct, just slower). tests/test_expectations_gx_fast.py compares both.
@@ -31,9 +38,15 @@ import inspect
 import json
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
+from great_expectations.core.expectation_validation_result import (
+    ExpectationSuiteValidationResult,
+)
 from great_expectations.core.id_dict import IDDict, convert_to_json_serializable
 from great_expectations.exceptions import InvalidExpectationKwargsError
 from great_expectations.expectations.expectation import Expectation, parse_result_format
@@ -166,3 +179,45 @@ def install() -> bool:
         setattr(Expectation, name, method)
     IDDict.to_id = to_id
     return True
+
+
+# (store folder, suite, run id, batch id, store name) -> light copy of a stored result
+_INDEX_ENTRIES: dict[tuple, ExpectationSuiteValidationResult] = {}
+
+
+@contextmanager
+def index_reads_once(context: Any, root: Path) -> Iterator[None]:
+    """While GX builds Data Docs in `context` (rooted at `root`): its index builder's
+    `get_validation_result` calls (keyword calls, the only kind it makes) return the light
+    copy remembered for that stored result, read from the store the first time."""
+    original = context.get_validation_result
+
+    def read(*args: Any, **kwargs: Any) -> Any:
+        run_id = kwargs.get("run_id")
+        if args or run_id is None:
+            return original(*args, **kwargs)
+        key = (
+            str(Path(root).resolve()),
+            kwargs.get("expectation_suite_name"),
+            str(run_id.to_tuple()) if hasattr(run_id, "to_tuple") else str(run_id),
+            str(kwargs.get("batch_identifier")),
+            kwargs.get("validation_results_store_name"),
+        )
+        if key not in _INDEX_ENTRIES:
+            result = original(*args, **kwargs)
+            if not isinstance(result, ExpectationSuiteValidationResult):
+                return result  # not found ({}): asked again next build
+            _INDEX_ENTRIES[key] = ExpectationSuiteValidationResult(
+                success=result.success,
+                results=[],
+                suite_name=result.suite_name,
+                meta=result.meta,
+                batch_id=result.batch_id,
+            )
+        return _INDEX_ENTRIES[key]
+
+    context.get_validation_result = read
+    try:
+        yield
+    finally:
+        del context.get_validation_result

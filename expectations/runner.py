@@ -175,7 +175,8 @@ def build_data_docs(
 ) -> Path:
     """Render the HTML site with GX's own builder (only `results`' pages + the index when
     given); returns index.html, checked to exist."""
-    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=results or None)
+    with gx_fast.index_reads_once(context, gx_dir):
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=results or None)
     index = (Path(gx_dir) / "data_docs" / "index.html").resolve()
     if not index.is_file():
         raise RuntimeError(f"GX Data Docs build finished but {index} was not written")

@@ -109,3 +109,38 @@ def test_suite_outcomes_equal_with_gx_own_methods(monkeypatch):
     own = validate_table(conn, "billing_invoices", day, now=NOW).outcomes
     assert not all(o.passed for o in own)  # the frame has defects: failures are compared too
     assert [o.__dict__ for o in patched] == [o.__dict__ for o in own]
+
+
+def test_data_docs_index_equal_with_remembered_reads(tmp_path, monkeypatch):
+    """The index built from remembered light copies of stored results is GX's own index
+    (but for the build time GX puts in its logo's URL)."""
+    import contextlib
+    import re
+
+    from expectations.runner import build_data_docs, open_context
+
+    conn = duckdb.connect()
+    conn.execute("create schema raw")
+    conn.execute(
+        "create table raw.billing_invoices as select 'i' || i as invoice_id, 'u' || i as user_id, "
+        "case when i = 3 then -1.0 else 10.0 end as amount, 'USD' as currency, "
+        "'paid' as status, timestamp '2025-03-01' as period_start, "
+        "timestamp '2025-04-01' as period_end, timestamp '2025-03-10 10:00' as paid_at, "
+        "date '2025-03-10' as _partition_date, timestamp '2025-03-11' as _loaded_at, "
+        "'files' as _source, 'inv.csv' as _source_file, i::BIGINT as _source_line "
+        "from range(20) t(i)"
+    )
+    gx_dir = tmp_path / "gx"
+    for _ in range(2):  # two stored results per suite: read once, then remembered
+        validate_table(conn, "billing_invoices", [date(2025, 3, 10)], now=NOW, gx_dir=gx_dir)
+    assert gx_fast._INDEX_ENTRIES
+
+    def index() -> str:
+        text = build_data_docs(open_context(gx_dir), gx_dir).read_text()
+        return re.sub(r"\?d=[0-9T.]+Z", "", text)
+
+    remembered = index()
+    monkeypatch.setattr(gx_fast, "index_reads_once", lambda *a: contextlib.nullcontext())
+    own = index()
+    assert own.count("validations/") >= 6  # two results for each of three suites
+    assert remembered == own
