@@ -27,7 +27,8 @@ from ml.features import (
     prepare_features,
     require_columns,
 )
-from ml.reasons import PipelinePredict, reason_strings
+from ml.pipeline_predict import PipelinePredict
+from ml.reasons import reason_strings
 
 PAID_FLAG_COLUMN = "is_paid"
 

@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 from contracts.models import model_kind
 from ml.estimators import ISOTONIC_MIN_ROWS, calibrated_classifier, revenue_regressor
 from ml.features import infer_feature_spec, prepare_features
-from ml.reasons import PipelinePredict, feature_contributions, reason_strings
+from ml.pipeline_predict import PipelinePredict
+from ml.reasons import feature_contributions, reason_strings
 from ml.tree_reasons import TreeScorer
 
 
