@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from contracts.marts import USER_SCORES_DDL
 from contracts.models import KINDS
+from ml import row_blocks
 from ml.scoring import Champions, load_champions, score_with
 
 # The table is declared in contracts.marts (typed, not inferred from the first frame: a
@@ -90,11 +91,14 @@ def write_user_scores(
     chunk_days: int = DEFAULT_CHUNK_DAYS,
     top_reasons: int = 3,
     n_threads: int | None = 1,
+    workers: int | None = None,
     engine_scores: EngineScores | None = None,
 ) -> ScoredRange:
     """Score every day in [first_day, last_day] with the champions (loaded once) into
     `main.user_scores` of the DuckDB connection `conn`, `chunk_days` days at a time; the
-    scores themselves from `engine_scores` when given (bands and reasons computed here)."""
+    scores themselves from `engine_scores` when given (bands and reasons computed here).
+    `n_threads` caps OpenMP; the tree walks run blocks of rows on `workers` threads of
+    their own (None: every core; ml.row_blocks), with the same results on any number."""
     conn.execute(USER_SCORES_DDL)
     for statement in USER_SCORES_MIGRATIONS:
         conn.execute(statement)
@@ -104,7 +108,7 @@ def write_user_scores(
     # loading the champions is what loads scikit-learn's OpenMP (capped after it, a 2-core
     # machine ran two spinning threads per predict: ~3 CPU s of a 1,000-user day's 3.5).
     champions = load_champions(tracking_uri)
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=n_threads), row_blocks.limit(workers):
         read_chunk = engine_scores(champions, first_day, last_day) if engine_scores else None
         for first, last in chunks(days, chunk_days):
             features = conn.execute(FEATURES_SQL, [first, last]).df()

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from contracts.marts import SCORE_COLUMNS
 from contracts.models import CHURN_MODEL, CONVERSION_MODEL, KINDS, LTV_MODEL, ModelKind
-from ml import registry
+from ml import registry, row_blocks
 from ml.features import (
     SNAPSHOT_COLUMN,
     USER_COLUMN,
@@ -75,7 +75,8 @@ def _active_rows(features_df: pd.DataFrame, score_dates: list[date]) -> pd.DataF
     """The rows to score: one per user per date, ordered by date then user. The checks and
     the order are worked out on the two key columns; the wide frame is copied once."""
     require_columns(features_df, (USER_COLUMN, SNAPSHOT_COLUMN), "fct_user_features")
-    days = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.normalize().to_numpy()
+    # cache=False: pandas' cache check iterates the column as Timestamps (all equal on a day)
+    days = pd.to_datetime(features_df[SNAPSHOT_COLUMN], cache=False).dt.normalize().to_numpy()
     keep = np.isin(days, pd.to_datetime(pd.Series(score_dates)).to_numpy())
     users = features_df[USER_COLUMN].to_numpy()[keep]
     key = pd.DataFrame({"day": days[keep], "user": users})
@@ -111,26 +112,32 @@ def score_users(
     top_reasons: int = 3,
     n_threads: int | None = 1,
     require_churn: bool = False,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Score every active user on `score_date` (or on each of several dates, loading the
     champions once) with the champions; `user_scores` schema.
 
     Deterministic for the same models and data: rows are sorted by user_id and every model
     and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
-    all cores; see `ml.tracking.train_model`).
+    all cores; see `ml.tracking.train_model`); `workers`: threads for the tree walks' row
+    blocks (None: every core; the same results on any number, ml.row_blocks).
     """
     champions = load_champions(tracking_uri, require_churn)  # first: see write_user_scores
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=n_threads), row_blocks.limit(workers):
         return score_with(features_df, champions, score_date, top_reasons)
 
 
 def churn_scores(
-    features_df: pd.DataFrame, tracking_uri: str, score_date: date, n_threads: int | None = 1
+    features_df: pd.DataFrame,
+    tracking_uri: str,
+    score_date: date,
+    n_threads: int | None = 1,
+    workers: int | None = None,
 ) -> pd.Series:
     """The churn champion's probabilities alone, rows as `score_users` orders them (the drift
     check's reference day: the other champions' predictions would be thrown away)."""
     churn = load_champions(tracking_uri, require_churn=True)[0]
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=n_threads), row_blocks.limit(workers):
         return score_with(features_df, (churn, None, None), score_date, top_reasons=0)[
             KINDS["churn"].score_column
         ]
