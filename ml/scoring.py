@@ -146,6 +146,10 @@ def churn_scores(
 Champions = tuple["_Champion | None", "_Champion | None", "_Champion | None"]
 
 
+# The registered models of a Champions tuple, in its order.
+CHAMPION_MODELS = (CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL)
+
+
 def load_champions(tracking_uri: str, require_churn: bool = False) -> Champions:
     """The churn, LTV and conversion champions (None where a model has none)."""
     return (
@@ -153,6 +157,11 @@ def load_champions(tracking_uri: str, require_churn: bool = False) -> Champions:
         _champion(LTV_MODEL, tracking_uri),
         _champion(CONVERSION_MODEL, tracking_uri),
     )
+
+
+def absent_champions(champions: Champions) -> list[str]:
+    """Registered model names of `champions` that have none (their score columns stay null)."""
+    return [name for name, found in zip(CHAMPION_MODELS, champions, strict=True) if found is None]
 
 
 def score_with(
@@ -204,7 +213,7 @@ def missing_champions(tracking_uri: str) -> list[str]:
     client = registry.connect(tracking_uri)
     return [
         name
-        for name in (CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL)
+        for name in CHAMPION_MODELS
         if registry.version_by_alias(client, name, registry.CHAMPION) is None
     ]
 
