@@ -114,6 +114,12 @@ class PipelinePredict:
             return self.model.predict_proba(Z)[:, 1]
         return np.clip(self.model.predict(Z), 0.0, None)
 
+    def scores(self, X: pd.DataFrame) -> np.ndarray:
+        """predict(X) when no reason codes follow: nothing kept for them (a boosted model's
+        leaves are not stored), the same numbers."""
+        self._last = None
+        return self.predict_transformed(self.transform(X))
+
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
         Z = self.transform(X)
         trees = self._tree_scorer(Z)

@@ -246,7 +246,9 @@ def _score(
             out.loc[eligible, conversion_column] = (
                 given[conversion_column][eligible]
                 if conversion_column in given
-                else conversion.predictor(proba=True)(conversion.prepare(rows.loc[eligible]))
+                else _scores_only(
+                    conversion.predictor(proba=True), conversion.prepare(rows.loc[eligible])
+                )
             )
 
     for spec, champion in zip(KINDS.values(), champions, strict=True):
@@ -272,7 +274,10 @@ def _score_banded(
         return out.assign(**nulls)
     X = champion.prepare(rows)
     predict = champion.predictor(proba=spec.task == "classification")
-    local = predict(X) if top_reasons > 0 or spec.score_column not in given else None
+    if top_reasons > 0:  # the walk is kept for the reason codes
+        local = predict(X)
+    else:
+        local = _scores_only(predict, X) if spec.score_column not in given else None
     scores = given.get(spec.score_column, local)
     out[spec.score_column] = scores
     out[spec.band_column] = assign_bands(scores, champion.loaded.meta["bands"])
@@ -295,6 +300,11 @@ def _predictor(champion: _Champion, proba: bool):
     if hasattr(model, "named_steps") and "prep" in model.named_steps:
         return PipelinePredict(model, champion.spec, proba)
     return _probability(model) if proba else _revenue(model)
+
+
+def _scores_only(predict, X: pd.DataFrame) -> np.ndarray:
+    """predict(X) when no reason codes follow (PipelinePredict keeps nothing for them)."""
+    return predict.scores(X) if isinstance(predict, PipelinePredict) else predict(X)
 
 
 def _probability(model):

@@ -86,6 +86,7 @@ class TreeScorer:
         self.threshold = np.where(self.is_leaf, 0, self.bin_threshold)
         self.value = nodes["value"].astype(float)
         self.depth = nodes["depth"].astype(np.intp)
+        self._trees = trees  # scikit-learn's own walkers (leaf values)
         # Leaf-id walkers: scikit-learn's own walk, with each node's value set to its index.
         self._walkers = []
         for tree in trees:
@@ -104,8 +105,9 @@ class TreeScorer:
             return made
         sample = np.ascontiguousarray(Z[:CHECK_ROWS], dtype=float)
         expected = _model_output(model, sample)
-        if not np.array_equal(made.predict(sample), expected, equal_nan=True):
-            return None
+        for output in (made.predict(sample), made.predict_walked(made.walked(sample))):
+            if not np.array_equal(output, expected, equal_nan=True):
+                return None
         return made
 
     def walked(self, Z: np.ndarray) -> Walked:
@@ -146,7 +148,23 @@ class TreeScorer:
         return out
 
     def predict(self, Z: np.ndarray) -> np.ndarray:
-        return self.predict_walked(self.walked(Z))
+        """The predictions of Z without keeping leaves (scores alone: no reason codes):
+        scikit-learn's walks return leaf values, added in the same order."""
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        Z = np.asarray(Z, dtype=float)
+        threads = _openmp_effective_n_threads() if row_blocks.workers() == 1 else 1
+        out = np.empty(len(Z))
+
+        def block(start: int, stop: int) -> None:
+            bins = np.ascontiguousarray(self._binner.transform(Z[start:stop]))
+            raw = np.full(stop - start, self._baseline)
+            for tree in self._trees:
+                raw += tree.predict_binned(bins, self._missing, threads)
+            out[start:stop] = self._finish(raw)
+
+        row_blocks.each_block(len(Z), BLOCK_ROWS, block)
+        return out
 
     def override(self, columns, values) -> Override:
         """`columns` of the transformed matrix set to `values` in every row."""

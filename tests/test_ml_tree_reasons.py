@@ -61,6 +61,7 @@ def test_tree_walk_equals_re_predicting_every_changed_row(boosted):
     base = fast(batch)
     assert np.array_equal(base, _sklearn(kind, model)(batch))
     assert fast._trees is not None  # the walk is what runs (not the re-predict fallback)
+    assert np.array_equal(fast.scores(batch), base)  # scores alone: leaf values, no leaves
     walked = feature_contributions(batch, spec, fast, base=base)
     plain = feature_contributions(batch, spec, _sklearn(kind, model))
     assert set(spec.categorical) & set(walked.columns)  # one-hot blocks are walked too
