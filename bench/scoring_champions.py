@@ -1,7 +1,9 @@
 """`bench/scoring.py --home`: a SEGFLOW_HOME's own champions scoring one day of its features,
 as the daily `user_scores` step does (ml.score_table: all champions, top-3 reasons for the
-banded kinds, one thread). Nothing is written to the home: the warehouse is opened read only
-and the MLflow store is only read. Wall and CPU seconds, with the load beside them."""
+banded kinds, OpenMP capped to one thread), on one thread and on every core (the tree walks'
+row blocks, ml.row_blocks: what the step uses). Nothing is written to the home: the warehouse
+is opened read only and the MLflow store is only read. Wall and CPU seconds, with the load
+beside them."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def _features(warehouse: Path, day: date):
 
 def bench_champions(home: Path, day_text: str | None, results: Path) -> int:
     os.environ["SEGFLOW_HOME"] = str(home.resolve())
-    from ml import registry
+    from ml import registry, row_blocks
     from ml.score_table import DEFAULT_CHUNK_DAYS
     from ml.scoring import load_champions, score_with
     from orchestration.settings import Settings
@@ -50,17 +52,26 @@ def bench_champions(home: Path, day_text: str | None, results: Path) -> int:
     features = t_read[2]
     t_load = _timed(lambda: load_champions(uri))  # before the cap: see write_user_scores
     champions = t_load[2]
+    cores = row_blocks.default_workers()
+    timings = {}
     with threadpool_limits(limits=1):
-        t_scores = _timed(lambda: score_with(features, champions, [day], top_reasons=0))
-        t_reasons = _timed(lambda: score_with(features, champions, [day], top_reasons=3))
+        for workers in sorted({1, cores}):
+            with row_blocks.limit(workers):
+                timings[workers] = (
+                    _timed(lambda: score_with(features, champions, [day], top_reasons=0)),
+                    _timed(lambda: score_with(features, champions, [day], top_reasons=3)),
+                )
+        t_scores, t_reasons = timings[1]
         scored = t_reasons[2].set_index("user_id")
+        same = all(
+            t[1][2].equals(t_reasons[2]) and t[0][2].equals(t_scores[2]) for t in timings.values()
+        )
         sample = features.sample(n=min(100, len(features)), random_state=0)
         alone = [score_with(sample.iloc[[i]], champions, [day]) for i in range(len(sample))]
     reason_columns = [c for c in scored.columns if c.endswith("_reasons")]
+    # equals: a kind without a champion has null codes on both sides (== says False)
     stable = all(
-        (row.set_index("user_id")[reason_columns] == scored.loc[row["user_id"], reason_columns])
-        .all()
-        .all()
+        row.set_index("user_id")[reason_columns].equals(scored.loc[row["user_id"], reason_columns])
         for row in alone
     )
     n = len(features)
@@ -76,12 +87,20 @@ def bench_champions(home: Path, day_text: str | None, results: Path) -> int:
         "day": str(day),
         "home": str(home),
         "chunk_days": DEFAULT_CHUNK_DAYS,
-        "machine": f"{platform.machine()} {os.cpu_count()} cpu (1 thread used)",
+        "machine": f"{platform.machine()} {os.cpu_count()} cpu",
         "champions": shapes,
         "features_read": {"wall": round(t_read[0], 2), "cpu": round(t_read[1], 2)},
         "champions_load": {"wall": round(t_load[0], 2), "cpu": round(t_load[1], 2)},
         "scores": {"wall": round(t_scores[0], 2), "cpu": round(t_scores[1], 2)},
         "scores_top3_reasons": {"wall": round(t_reasons[0], 2), "cpu": round(t_reasons[1], 2)},
+        "threads": {
+            str(w): {
+                "scores": {"wall": round(s[0], 2), "cpu": round(s[1], 2)},
+                "scores_top3_reasons": {"wall": round(r[0], 2), "cpu": round(r[1], 2)},
+            }
+            for w, (s, r) in timings.items()
+        },
+        "same_rows_on_any_thread_count": same,
         "reasons_stable_alone_vs_batch": stable,
         "load_before": load_before,
         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -90,25 +109,28 @@ def bench_champions(home: Path, day_text: str | None, results: Path) -> int:
     stem = results / f"scoring_champions_{n}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
     lines = [
-        f"# Scoring with the daily job's champions ({n:,} users, {day}, one thread)",
+        f"# Scoring with the daily job's champions ({n:,} users, {day})",
         "",
         f"Home: `{home}` (read only). Machine: {report['machine']}.",
         "",
         *(f"- {name}: {shape}" for name, shape in shapes.items()),
         "",
-        "| step | wall s | CPU s | users / s (CPU) |",
-        "|---|---|---|---|",
-        f"| read the day's fct_user_features | {t_read[0]:.2f} | {t_read[1]:.2f} | |",
-        f"| champions loaded (MLflow + skops) | {t_load[0]:.2f} | {t_load[1]:.2f} | |",
-        f"| scores, all champions | {t_scores[0]:.2f} | {t_scores[1]:.2f} | "
-        f"{n / t_scores[1]:,.0f} |",
-        f"| scores + top-3 reasons (churn, LTV) | {t_reasons[0]:.2f} | {t_reasons[1]:.2f} | "
-        f"{n / t_reasons[1]:,.0f} |",
+        "| step | threads | wall s | CPU s | users / s (wall) | users / s (CPU) |",
+        "|---|---|---|---|---|---|",
+        f"| read the day's fct_user_features | | {t_read[0]:.2f} | {t_read[1]:.2f} | | |",
+        f"| champions loaded (MLflow + skops) | | {t_load[0]:.2f} | {t_load[1]:.2f} | | |",
+        *(
+            f"| {label} | {w} | {t[0]:.2f} | {t[1]:.2f} | {n / t[0]:,.0f} | {n / t[1]:,.0f} |"
+            for w, pair in timings.items()
+            for label, t in zip(
+                ("scores, all champions", "scores + top-3 reasons (churn, LTV)"), pair, strict=True
+            )
+        ),
         "",
         f"Load average before / after: {report['load_before']} / {report['load_after']}.",
         "",
         f"Reason codes per-user stable ({len(sample)} users scored alone == in the batch): "
-        f"{stable}.",
+        f"{stable}. The same rows on one thread and on {cores}: {same}.",
     ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,12 +1,13 @@
 """Reason codes: the features that push one user's prediction up, as readable codes.
 
-Method (fast enough for every user daily): for each feature, replace the user's value by the
-training reference (median or mode) and re-predict the whole batch once. The drop in the
-prediction is that feature's contribution for that user; the top positive contributions
-become codes. One batched predict per candidate feature (only the rows whose value differs
-from the reference), so cost grows with candidates, not users x features. Models store their
-candidates (`reason_features`: the most important features on the holdout), which keeps
-scoring fast with wide feature tables; codes depend only on the user's own row. Codes are generic (`<feature>_high`, `<feature>_low`, `no_<milestone>`,
+Method (fast enough for every user daily): for each candidate feature, replace the user's
+value by the training reference (median or mode) and re-predict. The drop in the prediction
+is that feature's contribution for that user; the top positive contributions become codes.
+Only the rows whose value differs from the reference are re-predicted, so cost grows with
+candidates, not users x features; boosted champions skip re-predicting altogether through
+the exact tree walk (ml.pipeline_predict, ml.tree_reasons). Models store their candidates
+(`reason_features`: the most important features on the holdout); codes depend only on the
+user's own row. Codes are generic (`<feature>_high`, `<feature>_low`, `no_<milestone>`,
 `<feature>_<category>`) with a small table of friendlier names for the contract's main
 features.
 """
@@ -15,13 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ml.features import FeatureSpec
-from ml.tree_reasons import Override, TreeScorer, Walked, tree_contributions
+from ml.pipeline_predict import PipelinePredict
 
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
@@ -82,192 +82,6 @@ def _differs(column: pd.Series, reference, categorical: bool) -> np.ndarray:
     if categorical:
         return np.asarray(column.astype(str) != str(reference))
     return ~np.isclose(column.to_numpy(dtype=float), float(reference), equal_nan=False)
-
-
-class PipelinePredict:
-    """predict(X) for a fitted Pipeline(prep=ColumnTransformer, model=...) that also exposes the
-    transformed matrix, so reason codes re-predict a changed numeric column without running
-    the preprocessing again (numeric and boolean columns pass through unchanged)."""
-
-    def __init__(self, pipeline, spec: FeatureSpec, proba: bool):
-        self.prep = pipeline.named_steps["prep"]
-        self.model = pipeline.named_steps["model"]
-        self.proba = proba
-        passthrough = list(spec.numeric + spec.boolean)
-        start = self.prep.output_indices_["num"].start if passthrough else 0
-        width = self.prep.output_indices_["num"].stop - start if passthrough else 0
-        num = [t for name, t, cols in self.prep.transformers_ if name == "num"]
-        numbers_kept = (
-            len(num) == 1 and _per_column(num[0]) and width == len(passthrough)
-        ) and any(
-            name == "num" and list(columns) == passthrough
-            for name, _, columns in self.prep.transformers_
-        )
-        self._raw = bool(num) and _unchanged(num[0])
-        self._positions = (
-            {name: start + i for i, name in enumerate(passthrough)} if numbers_kept else {}
-        )
-        self._trees: TreeScorer | None = None
-        self._trees_checked = False
-        # The last __call__'s frame, matrix and tree walk: reason codes for the same frame reuse
-        # them (the frame is held, so `is` cannot match another one; callers don't mutate it).
-        self._last: tuple[pd.DataFrame, np.ndarray, Walked | None] | None = None
-
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """prep.transform(X), with each string-column transformer (the one-hot encoder: a
-        Python dict lookup per value) run once per distinct combination of its columns and
-        spread back by row: the same encoder on the same values, so the same matrix."""
-        if self._last is not None and self._last[0] is X:
-            return self._last[1]
-        parts = self._parts()
-        if parts is None or X.empty:
-            return np.asarray(self.prep.transform(X), dtype=float)
-        Z = np.empty((len(X), max(out.stop for _, _, out in parts)), dtype=float)
-        for transformer, columns, out in parts:
-            block = X[columns]
-            if transformer == "passthrough":
-                Z[:, out] = block.to_numpy(dtype=float)
-            elif all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes):
-                codes = block.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
-                first = np.unique(codes, return_index=True)[1]  # a row of each code, in order
-                encoded = transformer.transform(block.iloc[first])
-                Z[:, out] = np.asarray(encoded, dtype=float)[codes]
-            else:
-                Z[:, out] = np.asarray(transformer.transform(block), dtype=float)
-        return Z
-
-    def _parts(self) -> list[tuple[Any, list[str], slice]] | None:
-        """(fitted transformer or "passthrough", its columns, its output slice) of each
-        transformer that outputs columns; None when the layout is not the stock dense one."""
-        if getattr(self.prep, "sparse_output_", False):
-            return None
-        parts = []
-        for name, transformer, columns in self.prep.transformers_:
-            out = self.prep.output_indices_.get(name)
-            if transformer == "drop" or out is None or out.stop == out.start:
-                continue
-            if isinstance(columns, slice) or not all(isinstance(c, str) for c in columns):
-                return None
-            parts.append((transformer, list(columns), out))
-        return parts
-
-    def numeric_position(self, name: str) -> int | None:
-        """The transformed column of numeric feature `name` (each number transformed on its
-        own: passthrough, imputed, scaled), None when that does not hold."""
-        return self._positions.get(name)
-
-    def transformed_references(self, X: pd.DataFrame, references: dict) -> dict[str, float]:
-        """The reference values of numeric features as the model sees them: one row of X with
-        every reference set, transformed once (each number is transformed on its own, so this
-        equals what re-transforming each changed row gives)."""
-        names = [name for name in references if name in self._positions]
-        if self._raw or not names or X.empty:
-            return {name: float(references[name]) for name in names}
-        row = X.iloc[[0]].copy()
-        for name in names:
-            row[name] = references[name]
-        transformed = self.transform(row)[0]
-        return {name: float(transformed[self._positions[name]]) for name in names}
-
-    def predict_transformed(self, Z: np.ndarray) -> np.ndarray:
-        linear = _row_exact_linear(self.model, Z)
-        if linear is not None:
-            return linear if self.proba else np.clip(linear, 0.0, None)
-        trees = self._tree_scorer(Z)
-        if trees is not None:
-            return trees.predict(Z)
-        if self.proba:
-            return self.model.predict_proba(Z)[:, 1]
-        return np.clip(self.model.predict(Z), 0.0, None)
-
-    def __call__(self, X: pd.DataFrame) -> np.ndarray:
-        Z = self.transform(X)
-        trees = self._tree_scorer(Z)
-        if trees is None:
-            self._last = (X, Z, None)
-            return self.predict_transformed(Z)
-        walked = trees.walked(Z)
-        self._last = (X, Z, walked)
-        return trees.predict_walked(walked)
-
-    def _tree_scorer(self, Z: np.ndarray) -> TreeScorer | None:
-        """The boosted model's exact tree walker (ml.tree_reasons), checked once on Z."""
-        if not self._trees_checked and len(Z):
-            from sklearn.base import is_classifier
-
-            self._trees_checked = True
-            if is_classifier(self.model) == self.proba:
-                self._trees = TreeScorer.for_model(self.model, Z)
-        return self._trees
-
-    def override_columns(self, Z: np.ndarray, columns: list[int], values: list) -> Override | None:
-        """Columns of Z set to one value in every row, for the tree walk (None without one)."""
-        trees = self._tree_scorer(Z)
-        return trees.override(columns, values) if trees is not None else None
-
-    def override(self, before: np.ndarray, after: np.ndarray) -> Override | None:
-        """`after` as `before` with some columns set to one value in every row (what a
-        feature at its reference is to the trees), or None (no tree walker, or the change
-        differs by row)."""
-        trees = self._tree_scorer(before)
-        if trees is None:
-            return None
-        differs = ~((before == after) | (np.isnan(before) & np.isnan(after)))
-        columns = np.flatnonzero(differs.any(axis=0))
-        values = after[0, columns]
-        if not np.all(
-            (after[:, columns] == values) | (np.isnan(after[:, columns]) & np.isnan(values))
-        ):
-            return None
-        return trees.override(columns, values)
-
-    def contributions(
-        self, X: pd.DataFrame, base: np.ndarray, overrides: dict
-    ) -> dict[str, np.ndarray]:
-        """Each override's contributions by the exact tree walk (ml.tree_reasons)."""
-        Z = self.transform(X)
-        trees = self._tree_scorer(Z)
-        walked = self._last[2] if self._last is not None and self._last[0] is X else None
-        walked = walked if walked is not None else trees.walked(Z)
-        return tree_contributions(trees, walked, base, overrides)
-
-
-def _unchanged(transformer) -> bool:
-    return transformer == "passthrough" or getattr(transformer, "func", "no") is None
-
-
-def _per_column(transformer) -> bool:
-    """Whether each output column depends on its own input column only (so a changed number
-    changes one transformed column): passthrough, imputers and scalers."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if isinstance(transformer, Pipeline):
-        return all(_per_column(step) for _, step in transformer.steps)
-    if isinstance(transformer, SimpleImputer):
-        return not transformer.add_indicator
-    return _unchanged(transformer) or isinstance(transformer, StandardScaler)
-
-
-def _row_exact_linear(model, Z: np.ndarray) -> np.ndarray | None:
-    """A linear model's prediction computed row by row (elementwise product, then each row's
-    own sum), None for other models. sklearn's matrix product (BLAS) gives a row a result
-    that differs in the last bits with the batch it is in, which reordered near-tied reason
-    codes between a user scored alone and in the day's batch. Trees predict row by row."""
-    from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression, PoissonRegressor
-
-    if isinstance(model, LogisticRegression) and model.coef_.shape[0] == 1:
-        inverse_link = expit
-    elif isinstance(model, PoissonRegressor):
-        inverse_link = np.exp
-    else:
-        return None
-    coef = np.ravel(model.coef_)
-    intercept = float(np.ravel(model.intercept_)[0])
-    linear = (np.ascontiguousarray(Z, dtype=float) * coef).sum(axis=1) + intercept
-    return inverse_link(linear)
 
 
 def _slug(value: object) -> str:

@@ -14,7 +14,8 @@ deployment run daily keeps codes for every day; a backfill's earlier days keep n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pandas as pd
@@ -22,7 +23,8 @@ from threadpoolctl import threadpool_limits
 
 from contracts.marts import USER_SCORES_DDL
 from contracts.models import KINDS
-from ml.scoring import Champions, load_champions, score_with
+from ml import row_blocks
+from ml.scoring import Champions, absent_champions, load_champions, score_with
 
 # The table is declared in contracts.marts (typed, not inferred from the first frame: a
 # column all null on day one must still be typed for the segment rules that read it).
@@ -47,6 +49,7 @@ class ScoredRange:
     days: int
     latest_features: pd.DataFrame
     latest_scores: pd.DataFrame
+    missing: list[str] = field(default_factory=list)  # models without a champion
 
 
 def chunks(days: Sequence[date], chunk_days: int) -> list[tuple[date, date]]:
@@ -90,24 +93,33 @@ def write_user_scores(
     chunk_days: int = DEFAULT_CHUNK_DAYS,
     top_reasons: int = 3,
     n_threads: int | None = 1,
+    workers: int | None = None,
     engine_scores: EngineScores | None = None,
 ) -> ScoredRange:
     """Score every day in [first_day, last_day] with the champions (loaded once) into
     `main.user_scores` of the DuckDB connection `conn`, `chunk_days` days at a time; the
-    scores themselves from `engine_scores` when given (bands and reasons computed here)."""
+    scores themselves from `engine_scores` when given (bands and reasons computed here).
+    `n_threads` caps OpenMP; the tree walks run blocks of rows on `workers` threads of
+    their own (None: every core; ml.row_blocks), with the same results on any number."""
     conn.execute(USER_SCORES_DDL)
     for statement in USER_SCORES_MIGRATIONS:
         conn.execute(statement)
     days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
     rows, latest_features, latest_scores = 0, pd.DataFrame(), pd.DataFrame()
-    # Loaded before the cap: threadpoolctl caps only the libraries already loaded, and
+    ranges = chunks(days, chunk_days)
+    # The champions load (MLflow and skops: Python) on a thread while DuckDB reads the first
+    # chunk. Loaded before the cap: threadpoolctl caps only the libraries already loaded, and
     # loading the champions is what loads scikit-learn's OpenMP (capped after it, a 2-core
     # machine ran two spinning threads per predict: ~3 CPU s of a 1,000-user day's 3.5).
-    champions = load_champions(tracking_uri)
-    with threadpool_limits(limits=n_threads):
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        loading = loader.submit(load_champions, tracking_uri)
+        features = conn.execute(FEATURES_SQL, list(ranges[0])).df() if ranges else None
+        champions = loading.result()
+    with threadpool_limits(limits=n_threads), row_blocks.limit(workers):
         read_chunk = engine_scores(champions, first_day, last_day) if engine_scores else None
-        for first, last in chunks(days, chunk_days):
-            features = conn.execute(FEATURES_SQL, [first, last]).df()
+        for first, last in ranges:
+            if features is None:
+                features = conn.execute(FEATURES_SQL, [first, last]).df()
             dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
             given = read_chunk(first, last) if read_chunk else None
             # Codes on the last chunk only, and there only for the last day (module doc).
@@ -121,5 +133,6 @@ def write_user_scores(
                 day = pd.Timestamp(last_day)
                 latest_features = features[pd.to_datetime(features["snapshot_date"]) == day]
                 latest_scores = scores[scores["score_date"] == last_day]
-            del features, scores
-    return ScoredRange(rows, len(days), latest_features, latest_scores)
+            features = None
+            del scores
+    return ScoredRange(rows, len(days), latest_features, latest_scores, absent_champions(champions))

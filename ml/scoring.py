@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from contracts.marts import SCORE_COLUMNS
 from contracts.models import CHURN_MODEL, CONVERSION_MODEL, KINDS, LTV_MODEL, ModelKind
-from ml import registry
+from ml import registry, row_blocks
 from ml.features import (
     SNAPSHOT_COLUMN,
     USER_COLUMN,
@@ -27,7 +27,8 @@ from ml.features import (
     prepare_features,
     require_columns,
 )
-from ml.reasons import PipelinePredict, reason_strings
+from ml.pipeline_predict import PipelinePredict
+from ml.reasons import reason_strings
 
 PAID_FLAG_COLUMN = "is_paid"
 
@@ -74,7 +75,8 @@ def _active_rows(features_df: pd.DataFrame, score_dates: list[date]) -> pd.DataF
     """The rows to score: one per user per date, ordered by date then user. The checks and
     the order are worked out on the two key columns; the wide frame is copied once."""
     require_columns(features_df, (USER_COLUMN, SNAPSHOT_COLUMN), "fct_user_features")
-    days = pd.to_datetime(features_df[SNAPSHOT_COLUMN]).dt.normalize().to_numpy()
+    # cache=False: pandas' cache check iterates the column as Timestamps (all equal on a day)
+    days = pd.to_datetime(features_df[SNAPSHOT_COLUMN], cache=False).dt.normalize().to_numpy()
     keep = np.isin(days, pd.to_datetime(pd.Series(score_dates)).to_numpy())
     users = features_df[USER_COLUMN].to_numpy()[keep]
     key = pd.DataFrame({"day": days[keep], "user": users})
@@ -110,32 +112,42 @@ def score_users(
     top_reasons: int = 3,
     n_threads: int | None = 1,
     require_churn: bool = False,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Score every active user on `score_date` (or on each of several dates, loading the
     champions once) with the champions; `user_scores` schema.
 
     Deterministic for the same models and data: rows are sorted by user_id and every model
     and reason computation is free of randomness. `n_threads` caps OpenMP threads (None =
-    all cores; see `ml.tracking.train_model`).
+    all cores; see `ml.tracking.train_model`); `workers`: threads for the tree walks' row
+    blocks (None: every core; the same results on any number, ml.row_blocks).
     """
     champions = load_champions(tracking_uri, require_churn)  # first: see write_user_scores
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=n_threads), row_blocks.limit(workers):
         return score_with(features_df, champions, score_date, top_reasons)
 
 
 def churn_scores(
-    features_df: pd.DataFrame, tracking_uri: str, score_date: date, n_threads: int | None = 1
+    features_df: pd.DataFrame,
+    tracking_uri: str,
+    score_date: date,
+    n_threads: int | None = 1,
+    workers: int | None = None,
 ) -> pd.Series:
     """The churn champion's probabilities alone, rows as `score_users` orders them (the drift
     check's reference day: the other champions' predictions would be thrown away)."""
     churn = load_champions(tracking_uri, require_churn=True)[0]
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=n_threads), row_blocks.limit(workers):
         return score_with(features_df, (churn, None, None), score_date, top_reasons=0)[
             KINDS["churn"].score_column
         ]
 
 
 Champions = tuple["_Champion | None", "_Champion | None", "_Champion | None"]
+
+
+# The registered models of a Champions tuple, in its order.
+CHAMPION_MODELS = (CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL)
 
 
 def load_champions(tracking_uri: str, require_churn: bool = False) -> Champions:
@@ -145,6 +157,11 @@ def load_champions(tracking_uri: str, require_churn: bool = False) -> Champions:
         _champion(LTV_MODEL, tracking_uri),
         _champion(CONVERSION_MODEL, tracking_uri),
     )
+
+
+def absent_champions(champions: Champions) -> list[str]:
+    """Registered model names of `champions` that have none (their score columns stay null)."""
+    return [name for name, found in zip(CHAMPION_MODELS, champions, strict=True) if found is None]
 
 
 def score_with(
@@ -196,7 +213,7 @@ def missing_champions(tracking_uri: str) -> list[str]:
     client = registry.connect(tracking_uri)
     return [
         name
-        for name in (CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL)
+        for name in CHAMPION_MODELS
         if registry.version_by_alias(client, name, registry.CHAMPION) is None
     ]
 
@@ -229,7 +246,9 @@ def _score(
             out.loc[eligible, conversion_column] = (
                 given[conversion_column][eligible]
                 if conversion_column in given
-                else conversion.predictor(proba=True)(conversion.prepare(rows.loc[eligible]))
+                else _scores_only(
+                    conversion.predictor(proba=True), conversion.prepare(rows.loc[eligible])
+                )
             )
 
     for spec, champion in zip(KINDS.values(), champions, strict=True):
@@ -255,7 +274,10 @@ def _score_banded(
         return out.assign(**nulls)
     X = champion.prepare(rows)
     predict = champion.predictor(proba=spec.task == "classification")
-    local = predict(X) if top_reasons > 0 or spec.score_column not in given else None
+    if top_reasons > 0:  # the walk is kept for the reason codes
+        local = predict(X)
+    else:
+        local = _scores_only(predict, X) if spec.score_column not in given else None
     scores = given.get(spec.score_column, local)
     out[spec.score_column] = scores
     out[spec.band_column] = assign_bands(scores, champion.loaded.meta["bands"])
@@ -278,6 +300,11 @@ def _predictor(champion: _Champion, proba: bool):
     if hasattr(model, "named_steps") and "prep" in model.named_steps:
         return PipelinePredict(model, champion.spec, proba)
     return _probability(model) if proba else _revenue(model)
+
+
+def _scores_only(predict, X: pd.DataFrame) -> np.ndarray:
+    """predict(X) when no reason codes follow (PipelinePredict keeps nothing for them)."""
+    return predict.scores(X) if isinstance(predict, PipelinePredict) else predict(X)
 
 
 def _probability(model):

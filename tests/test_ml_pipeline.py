@@ -93,6 +93,17 @@ def test_score_without_any_champion_scores_nobody_but_keeps_every_user(store, ma
     assert scores["churn_model_version"].isna().all()
     with pytest.raises(registry.ModelNotFoundError, match=CHURN_MODEL):
         score_users(features, store["uri"], day, require_churn=True)
+    # write_user_scores says which (the user_scores step warns with it, after scoring)
+    import duckdb
+
+    from ml.score_table import write_user_scores
+
+    with duckdb.connect() as conn:
+        conn.register("src", features)
+        conn.execute("create table main.fct_user_features as select * from src")
+        written = write_user_scores(conn, store["uri"], day, day)
+    assert written.missing == [CHURN_MODEL, LTV_MODEL, CONVERSION_MODEL]
+    assert written.rows == len(scores)
 
 
 def test_first_version_becomes_champion_better_promotes_worse_stays(trained, store):

@@ -231,7 +231,8 @@ def test_fast_reason_path_equals_re_predicting_the_pipeline(churn_declared, mart
     """Reason codes change a numeric column in the transformed matrix instead of re-running
     the preprocessing; the contributions must equal the plain re-predict of the pipeline."""
     from ml.features import FeatureSpec, prepare_features
-    from ml.reasons import PipelinePredict, feature_contributions
+    from ml.pipeline_predict import PipelinePredict
+    from ml.reasons import feature_contributions
 
     _, champion = churn_declared
     spec = FeatureSpec.from_dict(champion.meta["feature_spec"])

@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 from contracts.models import model_kind
 from ml.estimators import ISOTONIC_MIN_ROWS, calibrated_classifier, revenue_regressor
 from ml.features import infer_feature_spec, prepare_features
-from ml.reasons import PipelinePredict, feature_contributions, reason_strings
+from ml.pipeline_predict import PipelinePredict
+from ml.reasons import feature_contributions, reason_strings
 from ml.tree_reasons import TreeScorer
 
 
@@ -60,6 +61,7 @@ def test_tree_walk_equals_re_predicting_every_changed_row(boosted):
     base = fast(batch)
     assert np.array_equal(base, _sklearn(kind, model)(batch))
     assert fast._trees is not None  # the walk is what runs (not the re-predict fallback)
+    assert np.array_equal(fast.scores(batch), base)  # scores alone: leaf values, no leaves
     walked = feature_contributions(batch, spec, fast, base=base)
     plain = feature_contributions(batch, spec, _sklearn(kind, model))
     assert set(spec.categorical) & set(walked.columns)  # one-hot blocks are walked too
@@ -96,10 +98,9 @@ def test_restarts_follow_the_reference_direction(boosted):
     moved = starts >= 0
     assert moved.any() and (~moved).any()
     assert np.array_equal(walked.leaves[~moved], expected[~moved])
-    rows, tree_index = np.nonzero(moved)
-    bins = walked.bins.copy()
-    bins[:, column] = override.bins
-    assert np.array_equal(trees.walk(bins, rows, starts[moved]), expected[rows, tree_index])
+    tree_index, rows = np.nonzero(moved)
+    compared = trees.overridden(trees.comparable(walked.bins), override)
+    assert np.array_equal(trees.walk(compared, rows, starts[moved]), expected[tree_index, rows])
 
 
 def test_other_estimators_decline_the_tree_walk():
@@ -111,3 +112,42 @@ def test_other_estimators_decline_the_tree_walk():
     y = np.arange(200) % 3  # three classes: not the binary shape the walk reproduces
     assert TreeScorer.for_model(HistGradientBoostingClassifier(max_iter=5).fit(Z, y), Z) is None
     assert TreeScorer.for_model(LogisticRegression().fit(Z, y % 2), Z) is None
+
+
+def test_blocks_on_two_threads_equal_re_predicting(boosted, monkeypatch):
+    """Small blocks on two threads (ml.row_blocks): the same bits as scikit-learn's own
+    re-predict, whichever thread ran which block."""
+    from ml import row_blocks, tree_reasons
+
+    kind, spec, X, model = boosted
+    monkeypatch.setattr(tree_reasons, "BLOCK_ROWS", 37)  # many blocks, a short last one
+    batch = X.sample(400, random_state=3).reset_index(drop=True)
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    with row_blocks.limit(2):
+        base = fast(batch)
+        walked = feature_contributions(batch, spec, fast, base=base)
+    assert fast._trees is not None
+    assert np.array_equal(base, _sklearn(kind, model)(batch))
+    assert walked.equals(feature_contributions(batch, spec, _sklearn(kind, model)))
+
+
+def test_each_block_covers_every_row_once_and_reraises():
+    from ml import row_blocks
+
+    seen = np.zeros(1000, dtype=int)
+
+    def count(start, stop):
+        seen[start:stop] += 1
+
+    with row_blocks.limit(2):
+        assert row_blocks.workers() == 2
+        row_blocks.each_block(1000, 64, count)
+
+        def fail(start, stop):
+            if start >= 512:
+                raise ValueError(f"block {start}")
+
+        with pytest.raises(ValueError, match="block"):
+            row_blocks.each_block(1000, 64, fail)
+    assert row_blocks.workers() == 1  # outside any limit: one thread
+    assert (seen == 1).all()

@@ -23,9 +23,9 @@ from ml.features import (
     prepare_features,
 )
 from ml.metrics import classification_metrics, normalized_gini, regression_metrics
+from ml.pipeline_predict import PipelinePredict
 from ml.promotion import decide
 from ml.reasons import (
-    PipelinePredict,
     feature_contributions,
     reason_code,
     reason_strings,

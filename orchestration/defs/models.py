@@ -18,7 +18,7 @@ from contracts.models import CHURN_MODEL, KINDS, registered_name
 from ml.drift import champion_drift
 from ml.features import FeatureError, InsufficientDataError
 from ml.score_table import write_user_scores
-from ml.scoring import churn_scores, missing_champions
+from ml.scoring import churn_scores
 from orchestration.defs.jobs import TRAINING_GROUP
 from orchestration.defs.metadata import preview, scalar, table
 from orchestration.defs.partitions import DUCKDB_POOL, daily_partitions, partition_dates, single_run
@@ -191,16 +191,16 @@ def user_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ):
     dates = partition_dates(context)
-    absent = missing_champions(mlflow.tracking_uri)
-    if absent:
-        context.log.warning(
-            f"no champion for {', '.join(absent)}: their score columns stay null today; "
-            "segments whose rules need them are reported as not evaluated"
-        )
     # Streams: one day at a time is read, scored and written (ml.score_table).
     with warehouse.connect() as conn:
         written = write_user_scores(
             conn, mlflow.tracking_uri, dates[0], dates[-1], engine_scores=_engine_scores()
+        )
+    absent = written.missing
+    if absent:
+        context.log.warning(
+            f"no champion for {', '.join(absent)}: their score columns stay null today; "
+            "segments whose rules need them are reported as not evaluated"
         )
     latest_day: date = dates[-1]
     latest_features, latest_scores = written.latest_features, written.latest_scores
