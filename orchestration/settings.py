@@ -93,6 +93,8 @@ class Settings:
     # defaults keep one run under 4 GiB of memory.
     duckdb_memory_limit: str = "3GB"
     duckdb_threads: int = 2
+    # Threads for scoring's tree walks (ml.row_blocks): results do not depend on the count.
+    scoring_threads: int = 1
 
     # Model labels (dbt_project.yml reads the same variables with the same defaults).
     churn_definition: str = "inactivity"
@@ -231,6 +233,7 @@ class Settings:
             alert_webhook_url=_env("SEGFLOW_ALERT_WEBHOOK_URL", cls.alert_webhook_url),
             duckdb_memory_limit=_env("SEGFLOW_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             duckdb_threads=_int("SEGFLOW_DUCKDB_THREADS", min(os.cpu_count() or 1, 4)),
+            scoring_threads=_int("SEGFLOW_SCORING_THREADS", min(os.cpu_count() or 1, 4)),
             segments_file=_path("SEGFLOW_SEGMENTS_FILE", cls.segments_file),
             flows_file=_path("SEGFLOW_FLOWS_FILE", cls.flows_file),
             triggers_file=_path("SEGFLOW_TRIGGERS_FILE", cls.triggers_file),

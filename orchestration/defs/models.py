@@ -194,7 +194,12 @@ def user_scores(
     # Streams: one day at a time is read, scored and written (ml.score_table).
     with warehouse.connect() as conn:
         written = write_user_scores(
-            conn, mlflow.tracking_uri, dates[0], dates[-1], engine_scores=_engine_scores()
+            conn,
+            mlflow.tracking_uri,
+            dates[0],
+            dates[-1],
+            engine_scores=_engine_scores(),
+            workers=Settings.from_env().scoring_threads,
         )
     absent = written.missing
     if absent:
