@@ -191,6 +191,7 @@ TEMPS = (
     "_segflow_undated_n",
     "_segflow_bad",
     "_segflow_bad_stage",
+    "_segflow_keys",
 )
 
 
