@@ -132,10 +132,16 @@ def parse_dt(name: str) -> date | None:
     return date(year, month, day)
 
 
-def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[SkippedFile]]:
+def discover(
+    source_dir: Path, config=None, wanted: set[date] | None = None
+) -> tuple[list[FileInfo], list[SkippedFile]]:
     """Every file under the landing folder (symlinked folders followed, zip archives opened):
     claimed by a source of `config` (sources.yml, else the default `<table>/**` layout), or
-    skipped with the reason. Dates come from a `dt=` folder in the path, else rows decide."""
+    skipped with the reason. Dates come from a `dt=` folder in the path, else rows decide.
+    `wanted`: only these days matter to the caller, so a file in a valid `dt=` folder of
+    another day is left out once the checks that report it without a day (hidden, ignored)
+    pass: whatever else it would give (read, or skipped) carries that other day. Folders are
+    walked as before (a link to a folder already read is still reported)."""
     config = config or default_config()
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
@@ -167,11 +173,35 @@ def discover(source_dir: Path, config=None) -> tuple[list[FileInfo], list[Skippe
             continue
         seen.add(real)
         dirs.sort()
+        prefix = "" if rel_folder == "." else rel_folder + "/"
+        other_day = wanted is not None and _other_day(rel_folder.split("/"), wanted)
         for name in sorted(names):
-            path = Path(folder) / name
-            rel = path.relative_to(source_dir).as_posix()
-            _classify(path, rel, config, matches, files, skipped)
+            rel = prefix + name
+            if other_day and not _hidden_or_ignored(rel, config):
+                continue
+            _classify(Path(folder) / name, rel, config, matches, files, skipped)
     return files, skipped
+
+
+def _other_day(folders: list[str], wanted: set[date]) -> bool:
+    """Whether the folders name a valid `dt=` day outside `wanted` (the day `_folder_day`
+    gives every file there); False when a dt= folder is invalid (its files are skipped
+    without a day) or an epoch-ms folder may set the day instead."""
+    day = None
+    for part in folders:
+        if _EPOCH_MS.match(part):
+            return False
+        if part.startswith("dt="):
+            try:
+                day = parse_dt(part)
+            except ValueError:
+                return False
+    return day is not None and day not in wanted
+
+
+def _hidden_or_ignored(rel: str, config) -> bool:
+    """The first two checks of `_classify`: files it skips without a day."""
+    return any(p.startswith((".", "_")) for p in rel.split("/")) or matches(rel, config.ignore)
 
 
 def _classify(path: Path, rel: str, config, matches, files: list, skipped: list) -> None:
@@ -332,8 +362,8 @@ def list_files(
     that concern this load (this table's, or claimed by no source; dated ones in `dates`).
     `dates=None`: every date."""
     table_spec(table)
-    found, skipped = discover(source_dir, config)
     wanted = None if dates is None else set(dates)
+    found, skipped = discover(source_dir, config, wanted)
 
     def relevant(day: date | None) -> bool:
         return day is None or wanted is None or day in wanted
