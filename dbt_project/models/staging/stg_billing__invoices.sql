@@ -1,9 +1,6 @@
 -- Invoices, latest export per invoice_id, amounts converted to USD (vars.fx_rates_to_usd).
 -- `is_revenue`: the invoice was paid (status paid, or refunded later: no refund date exists in
 -- the contract, so revenue is recognised at paid_at and refunds are not netted).
--- A table, not a view: its window over every raw invoice would run again for each reader (three
--- tests and fct_user_features in the incremental step, dim_users and fct_revenue_retention after).
-{{ config(materialized='table') }}
 with source as (
     select * from {{ source('raw', 'billing_invoices') }}
 ),

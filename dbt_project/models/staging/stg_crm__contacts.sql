@@ -1,7 +1,4 @@
 -- The current CRM record per user (latest snapshot), typed.
--- A table, not a view: five tests and the marts read it (each read of a view re-filters every
--- CRM version).
-{{ config(materialized='table') }}
 select
     {%- for column in crm_contact_columns() %}
     {{ column }},
