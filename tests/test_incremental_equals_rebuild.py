@@ -67,6 +67,7 @@ def _differences(conn: duckdb.DuckDBPyConnection, table: str) -> int:
 def raw_data() -> RawData:
     data = simulate(users=USERS, days=DAYS, seed=23, start=date(2025, 2, 3))
     _new_device_identified_on_the_new_day(data)
+    _session_open_at_the_new_devices_first_event(data)
     _late_crm_version_and_invoice_on_the_new_day(data)
     return data
 
@@ -131,6 +132,30 @@ def _new_device_identified_on_the_new_day(data: RawData) -> None:
                 "_partition_date": ts.date(),
             }
         )
+
+
+def _session_open_at_the_new_devices_first_event(data: RawData) -> None:
+    """u0001 signed in 10 minutes before the new device's first anonymous page view (6 days
+    before the new day): once that view is stitched, it continues this stored session, so the
+    new day's run must find the session (a cut before the late-arrival window, from the
+    stitched history: macros/session_cuts.sql) and rebuild it with the view."""
+    ts = datetime.combine(data.dates[-1], datetime.min.time()) - timedelta(
+        days=6, hours=-10, minutes=10
+    )
+    data.tables["events"].append(
+        {
+            "message_id": "known-session-before-new-device",
+            "type": "track",
+            "event": "Signed In",
+            "user_id": "u0001",
+            "anonymous_id": None,
+            "timestamp": ts,
+            "received_at": ts + timedelta(seconds=5),
+            "properties": "{}",
+            "context": "{}",
+            "_partition_date": ts.date(),
+        }
+    )
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,15 @@
   The last day with data: the latest activity_date of int_user_activity_daily (`activity_rel`),
   as one row with column data_end_date. Whether a period or an outcome window has ended is
   judged against it everywhere (retention marts, label windows, segment KPIs, tenure).
+  With `prior_to` (a date expression) also prior_end_date: the latest activity_date before it.
 #}
-{% macro data_end_select(activity_rel) -%}
-  select max(activity_date) as data_end_date from {{ activity_rel }}
+{% macro data_end_select(activity_rel, prior_to=none) -%}
+  select
+    max(activity_date) as data_end_date
+    {%- if prior_to is not none %},
+    max(case when activity_date < {{ prior_to }} then activity_date end) as prior_end_date
+    {%- endif %}
+  from {{ activity_rel }}
 {%- endmacro %}
 
 {#

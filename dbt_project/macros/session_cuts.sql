@@ -25,6 +25,10 @@
     where s.session_start < coalesce(stitched_cuts.cut_at, {{ reprocess_from_ts() }})
       and s.session_end >= {{ dbt.dateadd('minute', -1 * timeout,
                               'coalesce(stitched_cuts.cut_at, ' ~ reprocess_from_ts() ~ ')') }}
+      -- the same bound as a literal no later than any user's (every stitched cut is an
+      -- anonymous event of an id identified in the window): the scan skips older sessions
+      and s.session_end >= {{ dbt.dateadd('minute', -1 * timeout,
+                              'least(' ~ reprocess_from_ts() ~ ', ' ~ anonymous_history_from_ts() ~ ')') }}
   ) as candidate_cuts
   group by user_id
 {%- endmacro %}

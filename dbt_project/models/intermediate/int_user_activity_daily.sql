@@ -190,7 +190,10 @@ milestone_firsts as (
             t.user_id
         from {{ this }} as t
         left join cuts on cuts.user_id = t.user_id
-        where t.activity_date < coalesce(cuts.cut_date, {{ reprocess_from() }})
+        where
+            t.activity_date < coalesce(cuts.cut_date, {{ reprocess_from() }})
+            -- only a stored day with a first_ flag holds a first date (a few rows per user)
+            and ({% for m in plan['milestones'] %}t.first_{{ m['name'] }}{{ ' or ' if not loop.last }}{% endfor %})
         group by t.user_id
         {% endif %}
     ) as firsts_by_source

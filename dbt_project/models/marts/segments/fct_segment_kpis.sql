@@ -7,7 +7,7 @@
 -- observable (churn_rate_source 'observed'), otherwise the mean
 -- churn_probability from user_scores ('predicted'); avg_ltv_pred from user_scores.
 -- Means are exact (decimal sums, see segflow_exact_numeric) so they do not depend on row order.
-{{ segment_mart_config(['segment_date', 'segment']) }}
+{{ segment_mart_config(['segment_date', 'segment'], sparse=true) }}
 with members as (
     select * from {{ ref('int_segment_members') }}
 ),

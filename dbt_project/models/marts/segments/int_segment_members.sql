@@ -13,11 +13,14 @@
 {%- set churn_days = var('churn_horizon_days') | int -%}
 {%- set conversion_days = var('conversion_window_days') | int -%}
 {%- set plan = var('tracking_plan') -%}
--- Incremental fct_segment_kpis: only the segment dates this run can change (segment_dates_from).
-{%- set since = segment_dates_from(
-    mart_incremental('fct_segment_kpis'), [churn_days, conversion_days] | max) %}
+-- Incremental fct_segment_kpis: only the segment dates this run can change (segment_dates_from,
+-- segment_dates_changed).
+{%- set incremental = mart_incremental('fct_segment_kpis') -%}
+{%- set floor_date = segment_dates_floor(incremental) -%}
+{%- set lookahead = [churn_days, conversion_days] -%}
+{%- set since = segment_dates_from(incremental, lookahead | max, floor_date) %}
 with data_end as (
-    {{ data_end_select(ref('int_user_activity_daily')) }}
+    {{ data_end_select(ref('int_user_activity_daily'), prior_to=floor_date) }}
 ),
 
 member_days as (
@@ -43,11 +46,13 @@ member_days as (
             s.user_id = f.user_id
             and s.segment_date = f.snapshot_date
             and f.snapshot_date >= {{ since }}
-    where s.segment_date >= {{ since }}
+    where
+        s.segment_date >= {{ since }}
+        and {{ segment_dates_changed('s.segment_date', floor_date, lookahead, 'data_end') }}
 ),
 
 -- Outcome windows only for the member days whose window is observable (the others' outcomes
--- are null): a daily run rebuilds ~32 segment dates, of which ~4 have a covered window.
+-- are null): a daily run rebuilds ~8 segment dates, of which ~4 have a covered window.
 conversion_anchors as (
     select
         user_id,
