@@ -411,6 +411,48 @@ def test_outbox_holds_exactly_the_batches_and_next_run_only_changes(conn, tmp_pa
     }
 
 
+def test_outbox_lines_are_durable_before_their_acknowledgement_is_journaled(
+    conn, tmp_path, monkeypatch
+):
+    """The outbox's crash contract: an item is journaled as acknowledged (so a re-run will not
+    send it again) only after its request line was fsynced, whatever the fsync schedule."""
+    import os
+
+    from orchestration.activation import state
+
+    users = {f"u{i:02d}": ["trial"] for i in range(40)}
+    write_inputs(conn, user_segments=segments_frame(DAY1, users))
+    order: list[tuple[str, object]] = []
+    real_fsync, real_append = os.fsync, state.append_journal
+
+    def fsync(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        real_fsync(fd)
+        order.append(("durable", size))
+
+    def append(conn, destination, run_id, rows, now):
+        order.append(("journal", [r["item_key"] for r in rows if r["ok"]]))
+        real_append(conn, destination, run_id, rows, now)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(state, "append_journal", append)
+    report = sync(conn, OutboxDestination(tmp_path / "outbox", max_items_per_batch=2))
+    (path,) = (tmp_path / "outbox").glob("*.jsonl")
+    line_end, offset = {}, 0
+    for line in path.read_bytes().splitlines(keepends=True):
+        offset += len(line)
+        line_end.update({i["identifiers"]["id"]: offset for i in json.loads(line)["batch"]})
+    durable, journaled = 0, []
+    for kind, value in order:
+        if kind == "durable":
+            durable = max(durable, value)
+        else:
+            journaled += value
+            assert all(line_end[key] <= durable for key in value), (durable, value)
+    assert sorted(journaled) == sorted(users) and report.people_succeeded == 40
+    assert durable == path.stat().st_size  # the whole file is durable when the run ends
+
+
 def test_csv_export_writes_people_and_events(conn, tmp_path):
     write_inputs(
         conn,

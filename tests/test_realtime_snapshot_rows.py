@@ -27,6 +27,7 @@ def _frame() -> pd.DataFrame:
         )
         .df()
         .assign(maybe_int=lambda f: f["maybe"].astype("Int32"), big=np.int64(2**40))
+        .assign(**{"share_%s": 0.5, "100%": "x"})  # names are format text, not format
     )
 
 

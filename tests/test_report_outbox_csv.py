@@ -111,3 +111,58 @@ def test_people_csv_says_which_rule_arm_put_a_person_in_each_segment(tmp_path):
     )
     assert rows["user_000002"]["segment_reasons"] == ""
     conn.close()
+
+
+def _expected_cell(value) -> str:
+    """people.csv's cell of one input value, written out independently of the code."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(sorted(value))
+    return str(value)
+
+
+def test_every_people_csv_cell_matches_its_input_row(tmp_path):
+    """Row for row and cell for cell (people.csv is built column by column, so a shifted row,
+    a mis-formatted number or a dropped column must show): floats to 4 significant digits,
+    NaN and null empty, a person gone from user_segments cleared with empty state cells."""
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    inputs = synthetic_inputs(40, AS_OF, seed=11)
+    inputs["user_scores"].loc[3, "ltv_pred"] = float("nan")
+    inputs["user_scores"].loc[4, "churn_probability"] = 1.23456789e-05
+    write_inputs(conn, **inputs)
+    sync(conn, OutboxDestination(tmp_path / "outbox"), as_of=AS_OF)
+    inputs["user_segments"] = inputs["user_segments"].iloc[1:]  # user_000000 leaves
+    inputs["user_segments"].loc[7, "segments"] = ["win_back", "a_first"]
+    write_inputs(conn, **inputs)
+    report = sync(conn, OutboxDestination(tmp_path / "outbox"), as_of=AS_OF)
+    rows = _rows(write_readable(conn, report.destination_facts["outbox_file"], AS_OF)["people_csv"])
+    assert [r["person_id"] for r in rows] == ["user_000000", "user_000007"]
+    cleared, changed = rows
+    assert cleared["change"] == "cleared" and "segments=(removed)" in cleared["attributes_sent"]
+    assert all(cleared[c] == "" for c in list(cleared)[3:]), cleared
+
+    conn2 = duckdb.connect(str(tmp_path / "w2.duckdb"))
+    write_inputs(conn2, **synthetic_inputs(40, AS_OF, seed=11) | {
+        "user_scores": inputs["user_scores"], "user_segments": inputs["user_segments"]})  # fmt: skip
+    first = sync(conn2, OutboxDestination(tmp_path / "outbox2"), as_of=AS_OF)
+    rows = _rows(write_readable(conn2, first.destination_facts["outbox_file"], AS_OF)["people_csv"])
+    segments = inputs["user_segments"].set_index("user_id")
+    scores = inputs["user_scores"].set_index("user_id")
+    assert [r["person_id"] for r in rows] == sorted(segments.index)
+    for row in rows:
+        seg, score = segments.loc[row["person_id"]], scores.loc[row["person_id"]]
+        expected = {c: _expected_cell(seg[c]) for c in seg.index if c in row}
+        expected |= {c: _expected_cell(score[c]) for c in score.index if c in row}
+        for kind in ("churn", "ltv"):
+            expected[f"{kind}_reasons"] = plain_reasons(
+                kind, score[f"{kind}_reasons"], score[f"{kind}_band"]
+            )
+        assert {c: row[c] for c in expected} == expected, row["person_id"]
+        assert row["change"] == "updated" and row["segment_reasons"] == ""
+    assert {r["churn_probability"] for r in rows} >= {"1.235e-05"}
+    assert "" in {r["ltv_pred"] for r in rows}
+    conn.close()
+    conn2.close()

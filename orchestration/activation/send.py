@@ -65,7 +65,9 @@ def send_plan(
             by_key[(pending.item.kind, pending.item.key)] = pending
             yield pending.item
 
-    writer = JournalWriter(conn, destination.name, run_id)
+    writer = JournalWriter(
+        conn, destination.name, run_id, before_commit=getattr(destination, "make_durable", None)
+    )
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-send") as pool:
             for group in (plan.people, plan.events):

@@ -75,7 +75,7 @@ def realtime_snapshot(
 
 def _stream_lag(settings) -> int | str:
     """Entries the consumer group has not acknowledged, or why it is unknown."""
-    from orchestration.realtime.consumer import GROUP
+    from orchestration.realtime.stream import GROUP  # not the consumer: its imports cost ~0.2 s
 
     try:
         return app.stream(settings).lag(GROUP).total

@@ -28,11 +28,10 @@ from orchestration.realtime import consumer_rows, outputs, state
 from orchestration.realtime.events import QUARANTINE
 from orchestration.realtime.intraday import SESSION_GAP_S, Evaluator, session_values
 from orchestration.realtime.profiles import SnapshotReader
-from orchestration.realtime.stream import EventStream, _id_key
+from orchestration.realtime.stream import GROUP, EventStream, _id_key
 from orchestration.segments.config import SegmentConfig
 
 log = logging.getLogger(__name__)
-GROUP = "segflow-realtime"
 TRIM_ENTRIES = 100_000  # acknowledged stream entries between trims (bounds broker memory)
 DEFERRED_CHUNK = 200  # deferred users per transaction once caught up (bounds the hold)
 

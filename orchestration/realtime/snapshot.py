@@ -123,12 +123,13 @@ def _rows(config: SegmentConfig, frame: pd.DataFrame) -> zip:
 
 
 def _json_objects(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    """json.dumps({column: value, ...}) of each row (default separators), column-wise."""
-    parts = []
-    for column in columns:
-        key = json.dumps(column) + ": "
-        parts.append([key + text for text in _json_values(_plain_column(frame[column]))])
-    return ["{" + ", ".join(row) + "}" for row in zip(*parts, strict=True)]
+    """json.dumps({column: value, ...}) of each row (default separators), column-wise: the
+    values' texts per column, then one %-format per row into the keys' template."""
+    if not columns:
+        return ["{}"] * len(frame)
+    template = "{" + ", ".join(json.dumps(c).replace("%", "%%") + ": %s" for c in columns) + "}"
+    texts = [_json_values(_plain_column(frame[column])) for column in columns]
+    return [template % row for row in zip(*texts, strict=True)]
 
 
 def _json_values(values: list) -> list[str]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 Entry = tuple[str, bytes]  # (stream id, payload)
+GROUP = "segflow-realtime"  # the consumer group (consumer.py; the daily job reads its lag)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from orchestration.report.pages import (
     sync,
 )
 from orchestration.report.render import Page
+from orchestration.report.svg_cache import SvgCache
 from orchestration.settings import Settings
 
 # --- entry point -----------------------------------------------------------------------------
@@ -92,14 +93,18 @@ def build_report(
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    cache = SvgCache.for_report(out_dir)
     for page in pages:
-        (tmp / page.filename).write_text(page.html(pages, now, label), encoding="utf-8")
+        (tmp / page.filename).write_text(page.html(pages, now, label, cache), encoding="utf-8")
         if log:
             log(
                 f"{page.filename}: {len(page.charts)} chart(s); not shown: {page.missing or 'none'}"
             )
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
+    cache.prune()
+    if log:
+        log(f"charts rendered: {cache.rendered}, unchanged and reused: {cache.hits}")
     return ReportResult(
         out_dir=out_dir,
         pages={p.filename: len(p.charts) for p in pages},

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 import altair as alt
 import pandas as pd
 
+from orchestration.report.svg_cache import SvgCache
+
 VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
 MAX_TABLE_ROWS = 500
 
@@ -84,10 +86,17 @@ def html_table(frame: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS) -> str:
     return f'<div class="tablewrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}'
 
 
-def svg_of(chart: alt.TopLevelMixin) -> str:
+def svg_of(chart: alt.TopLevelMixin, cache: SvgCache | None = None) -> str:
+    spec = chart.to_dict()
+    if cache is not None:
+        return cache.svg(spec, VL_VERSION, _render)
+    return _render(spec)
+
+
+def _render(spec: dict) -> str:
     import vl_convert as vlc
 
-    svg = vlc.vegalite_to_svg(chart.to_dict(), vl_version=VL_VERSION)
+    svg = vlc.vegalite_to_svg(spec, vl_version=VL_VERSION)
     return re.sub(r"^<\?xml[^>]*>\s*", "", svg)
 
 
@@ -98,13 +107,13 @@ class Chart:
     data: pd.DataFrame
     note: str = ""
 
-    def html(self, slug: str) -> str:
+    def html(self, slug: str, cache: SvgCache | None = None) -> str:
         rows = len(self.data)
         return (
             f'<figure class="chart" id="{slug}" data-rows="{rows}">'
             f"<figcaption>{html.escape(self.title)}</figcaption>"
             + (f'<div class="note">{html.escape(self.note)}</div>' if self.note else "")
-            + svg_of(self.chart)
+            + svg_of(self.chart, cache)
             + f"<details><summary>Numbers ({rows:,} rows)</summary>{html_table(self.data)}</details>"
             "</figure>"
         )
@@ -133,7 +142,13 @@ class Page:
     def charts(self) -> list[Chart]:
         return [b for b in self.blocks if isinstance(b, Chart)]
 
-    def html(self, pages: list[Page], generated: datetime, warehouse: str) -> str:
+    def html(
+        self,
+        pages: list[Page],
+        generated: datetime,
+        warehouse: str,
+        cache: SvgCache | None = None,
+    ) -> str:
         nav = "".join(
             f'<a href="{p.filename}" class="{"current" if p.slug == self.slug else ""}">'
             f"{html.escape(p.title)}</a>"
@@ -141,7 +156,8 @@ class Page:
         )
         parts = []
         for n, block in enumerate(self.blocks):
-            parts.append(block.html(f"{self.slug}-{n}") if isinstance(block, Chart) else block)
+            is_chart = isinstance(block, Chart)
+            parts.append(block.html(f"{self.slug}-{n}", cache) if is_chart else block)
         if self.missing:
             parts.append(
                 '<div class="empty"><b>Not shown yet</b> (no data in the warehouse):<ul>'

@@ -84,6 +84,10 @@ class Destination(Protocol):
     # `prepare(conn, as_of) -> None`: read warehouse facts the destination needs (e.g.
     #   segment sizes, e-mails) before planning; raise DestinationRefused to refuse the run.
     # `forget(person_ids, action) -> list[ItemResult]`: privacy requests (privacy.py).
+    # `make_durable() -> None`: for a destination whose `send` acknowledges items before
+    #   they are durable (a local file written without an fsync per batch): called by
+    #   the journal writer before each commit of acknowledgements, so no item is
+    #   journaled as acknowledged before what was sent for it is on disk.
 
     def open_run(self, run_id: str, as_of: date) -> None:
         """Prepare for a run (e.g. open a file, check credentials). Raise to abort."""

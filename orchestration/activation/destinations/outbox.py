@@ -1,8 +1,10 @@
 """Outbox destination (the default): one JSON-lines file per run holding exactly the
 `/api/v2/batch` request bodies that would have been sent, one request per line.
 
-Useful on a fresh machine without credentials and as an audit trail; every item is
-acknowledged once its line is flushed to disk, so the next run's outbox holds only changes.
+Useful on a fresh machine without credentials and as an audit trail; an item is journaled as
+acknowledged only once its line is durable (make_durable(), one fsync per journal commit
+instead of one per request: the sync calls it before each commit), so the next run's outbox
+holds only changes and a crashed run's re-run sends whatever was not journaled.
 """
 
 from __future__ import annotations
@@ -14,13 +16,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from contracts.models import score_fields
-
-from ...segments.reasons import REASONS_TEXT_SQL
 from ..limits import TARGET_BATCH_BYTES
-from ..payload import LATEST_SCORES_SQL
-from ..reason_text import banded_kinds, plain_reasons
 from .base import DeliveryStats, ItemResult, OutgoingItem
+from .outbox_people import write_people
 
 
 class OutboxDestination:
@@ -55,14 +53,21 @@ class OutboxDestination:
             raise RuntimeError("OutboxDestination.send called before open_run")
         body = b'{"batch":[' + b",".join(item.encoded for item in batch) + b"]}\n"
         self._file.write(body)
-        self._file.flush()
-        os.fsync(self._file.fileno())  # acknowledged only once it is durable
+        self._file.flush()  # in the OS from here; durable at the next make_durable()
         self.stats.requests += 1
         self.stats.bytes_sent += len(body) - 1
         return [ItemResult(key=item.key, ok=True) for item in batch]
 
+    def make_durable(self) -> None:
+        """fsync what send() wrote (the journal writer calls it before committing the
+        acknowledgements of those lines; a kill or power loss before it only re-sends them)."""
+        handle = self._file
+        if handle is not None:
+            os.fsync(handle.fileno())
+
     def close_run(self) -> dict[str, Any]:
         if self._file is not None:
+            self.make_durable()
             self._file.close()
             self._file = None
         return {"outbox_file": str(self.path) if self.path else None}
@@ -70,19 +75,6 @@ class OutboxDestination:
 
 # --- human-readable companions of one outbox file -------------------------------------------
 
-PEOPLE_COLUMNS = [
-    "person_id",
-    "change",
-    "attributes_sent",
-    "segments",
-    "segment_reasons",
-    "primary_segment",
-    "onboarding_flow",
-    "next_block",
-    "experiment",
-    "experiment_variant",
-    *score_fields(),
-]
 EVENT_COLUMNS = ["event_id", "person_id", "name", "timestamp_utc", "attributes"]
 
 
@@ -110,7 +102,7 @@ def write_readable(conn: Any, outbox_file: Path | str, as_of: date) -> dict[str,
     stem = outbox_file.with_suffix("")
     people_path = stem.with_name(stem.name + ".people.csv")
     events_path = stem.with_name(stem.name + ".events.csv")
-    _write_people(people_path, people, _people_state(conn, list(people), as_of))
+    write_people(people_path, people, conn, as_of)
     with events_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=EVENT_COLUMNS)
         writer.writeheader()
@@ -135,71 +127,3 @@ def write_readable(conn: Any, outbox_file: Path | str, as_of: date) -> dict[str,
         "people_rows": len(people),
         "event_rows": len(events),
     }
-
-
-def _write_people(path: Path, people: dict[str, dict], state: dict[str, dict]) -> None:
-    """people.csv rows in person order (plain csv.writer rows: ~100k people a day at scale)."""
-    kinds = list(banded_kinds().items())
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(PEOPLE_COLUMNS)
-        for pid in sorted(people):
-            sent = {k: v for k, v in people[pid].items() if k != "segflow_synced_at"}
-            row = dict.fromkeys(PEOPLE_COLUMNS, "") | state.get(pid, {})
-            for kind, (band, reasons) in kinds:
-                row[reasons] = plain_reasons(kind, row.get(reasons), row.get(band))
-            row["person_id"] = pid
-            row["change"] = "cleared" if sent and all(v == "" for v in sent.values()) else "updated"
-            row["attributes_sent"] = "; ".join(
-                f"{k}=(removed)" if v == "" else k for k, v in sorted(sent.items())
-            )
-            writer.writerow([_cell(row.get(c)) for c in PEOPLE_COLUMNS])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if type(value) is str:
-        return value
-    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy arrays and scalars
-        value = value.tolist()
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"
-    return str(value)
-
-
-def _people_state(conn: Any, person_ids: list[str], as_of: date) -> dict[str, dict]:
-    if not person_ids:
-        return {}
-    tables = {
-        r[0]
-        for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'main'"
-        ).fetchall()
-    }
-    if "user_segments" not in tables:
-        return {}
-    scores = "user_scores" in tables
-    score_columns = "".join(f", sc.{c}" for c in score_fields())
-    score_join = f"left join ({LATEST_SCORES_SQL}) sc on sc.user_id = us.user_id"
-    sql = f"""
-        select us.user_id as person_id, list_sort(us.segments) as segments, us.primary_segment,
-            us.onboarding_flow, us.next_block, us.experiment, us.experiment_variant
-            {score_columns if scores else ""}
-        from main.user_segments us {score_join if scores else ""}
-        where us.segment_date = $as_of and us.user_id in (select unnest($ids))"""
-    cursor = conn.execute(sql, {"as_of": as_of, "ids": person_ids})
-    names = [column[0] for column in cursor.description]
-    state = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
-    if "segment_reasons" in tables:  # which rule arm put each person in each segment
-        for pid, text in conn.execute(
-            f"select user_id, {REASONS_TEXT_SQL} "
-            "from main.segment_reasons where segment_date = $as_of "
-            "and user_id in (select unnest($ids)) group by user_id",
-            {"as_of": as_of, "ids": person_ids},
-        ).fetchall():
-            if pid in state:
-                state[pid]["segment_reasons"] = text
-    return state
