@@ -45,9 +45,13 @@ class Override:
 @dataclass(frozen=True)
 class Walked:
     """A matrix as the trees see it: its bins (rows, columns; C order: a block of rows is
-    one contiguous slice for the kernels)."""
+    one contiguous slice for the kernels), each row's raw score, and (when kept) each row's
+    leaf in each tree by block of `block_rows` rows: leaves[block, tree, row in block]."""
 
     bins: np.ndarray
+    raw: np.ndarray
+    leaves: np.ndarray
+    block_rows: int
 
 
 class TreeScorer:
@@ -74,10 +78,12 @@ class TreeScorer:
         self.right = nodes["right"].astype(np.intp) + self.offsets[owner]
         self.value = nodes["value"].astype(float)
         self.depth = nodes["depth"].astype(np.intp)
-        # What the kernels walk (ml.tree_kernels): node arrays, in this order.
-        self._nodes = (
-            self.feature, self.bin_threshold, self.missing_left, self.left, self.right,
-            self.is_leaf, self.value,
+        from ml.tree_kernels import pack
+
+        # What the kernels walk (ml.tree_kernels): one packed row per node.
+        self.packed = pack(
+            self.feature, self.bin_threshold, self.missing_left, self.is_leaf, self.left,
+            self.right,
         )  # fmt: skip
 
     @classmethod
@@ -93,38 +99,37 @@ class TreeScorer:
             return None
         return made
 
-    def walked(self, Z: np.ndarray) -> Walked:
-        """Z's bins as the trees see them, a block of rows at a time."""
+    def walked(self, Z: np.ndarray, keep_leaves: bool = True) -> Walked:
+        """Z's bins, raw scores and (for reason codes) leaves, a block of rows at a time:
+        baseline + tree 1 + tree 2 ..., summed in the estimator's order by the kernel."""
+        from ml.tree_kernels import raw_scores
+
         Z = np.asarray(Z, dtype=float)
+        rows, trees = len(Z), len(self.offsets)
+        width = max(1, min(BLOCK_ROWS, rows))
         bins = np.empty(Z.shape, dtype=np.uint8)
+        raw = np.empty(rows)
+        blocks = -(-rows // width) if keep_leaves else 0
+        leaves = np.empty((blocks, trees, width), dtype=np.int32)
+        none = np.empty((trees, 0), dtype=np.int32)
 
         def block(start: int, stop: int) -> None:
             bins[start:stop] = self._binner.transform(Z[start:stop])
+            raw_scores(
+                bins[start:stop], self.offsets, self.packed, self.value, self._baseline,
+                self._missing, raw[start:stop], leaves[start // width] if blocks else none,
+            )  # fmt: skip
 
-        row_blocks.each_block(len(Z), BLOCK_ROWS, block)
-        return Walked(bins)
+        row_blocks.each_block(rows, width, block)
+        return Walked(bins, raw, leaves, width)
 
     def predict_walked(self, walked: Walked) -> np.ndarray:
-        """The predictions of the rows of `walked`: baseline + tree 1 + tree 2 ..., summed in
-        the estimator's order (bit-exact with its own sum) by the kernel, then its link."""
-        from ml.tree_kernels import raw_scores
-
-        out = np.empty(len(walked.bins))
-
-        def block(start: int, stop: int) -> None:
-            raw = np.empty(stop - start)
-            raw_scores(
-                walked.bins[start:stop], self.offsets, self._nodes, self._baseline,
-                self._missing, raw,
-            )  # fmt: skip
-            out[start:stop] = self._finish(raw)
-
-        row_blocks.each_block(len(out), BLOCK_ROWS, block)
-        return out
+        """The predictions of the rows of `walked`: their raw scores through the link."""
+        return self._finish(walked.raw)
 
     def predict(self, Z: np.ndarray) -> np.ndarray:
-        """The predictions of Z (bins, then the kernel's sums and the link)."""
-        return self.predict_walked(self.walked(Z))
+        """The predictions of Z, keeping no leaves (scores alone)."""
+        return self.predict_walked(self.walked(Z, keep_leaves=False))
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
         """The model's predictions of raw scores (its own link / calibration code)."""
@@ -218,7 +223,10 @@ def tree_contributions(
 
     names = list(overrides)
     rows = len(walked.bins)
-    restart = np.stack([overrides[name][1].restart for name in names]).astype(np.intp)
+    restart = np.stack([overrides[name][1].restart for name in names]).astype(np.int32)
+    bits = np.zeros((-(-len(names) // 64), restart.shape[1]), dtype=np.uint64)
+    for c in range(len(names)):
+        bits[c // 64] |= (restart[c] >= 0).astype(np.uint64) << np.uint64(c % 64)
     over = np.full((len(names), walked.bins.shape[1]), -1, dtype=np.int16)
     for c, name in enumerate(names):
         override = overrides[name][1]
@@ -229,12 +237,13 @@ def tree_contributions(
 
     def block(start: int, stop: int) -> None:
         changed_raw_scores(
-            walked.bins[start:stop], scorer.offsets, scorer._nodes, scorer._baseline,
-            scorer._missing, restart, over, mask[start:stop], raw[start:stop],
-            changed[start:stop],
+            walked.bins[start:stop], walked.leaves[start // walked.block_rows],
+            scorer.packed, scorer.value,
+            scorer._baseline, scorer._missing, restart, bits, over, mask[start:stop],
+            raw[start:stop], changed[start:stop],
         )  # fmt: skip
 
-    row_blocks.each_block(rows, BLOCK_ROWS, block)
+    row_blocks.each_block(rows, walked.block_rows, block)
     out = {}
     for c, name in enumerate(names):
         values = np.zeros(rows)

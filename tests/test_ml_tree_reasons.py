@@ -121,7 +121,7 @@ def test_restarts_follow_the_reference_direction(boosted):
     none = np.full(bins.shape[1], -1, dtype=np.int16)
     over = none.copy()
     over[override.columns] = override.bins
-    nodes = (*trees._nodes[:-1], trees._missing)
+    nodes = (trees.packed, trees._missing)
     moved = 0
     for row in range(len(Z)):
         for root in trees.offsets:
