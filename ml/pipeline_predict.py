@@ -48,9 +48,8 @@ class PipelinePredict:
         self._last: tuple[pd.DataFrame, np.ndarray, Walked | None] | None = None
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """prep.transform(X), with each string-column transformer (the one-hot encoder: a
-        Python dict lookup per value) run once per distinct combination of its columns and
-        spread back by row: the same encoder on the same values, so the same matrix."""
+        """prep.transform(X), part by part (`_part`: a string-column transformer runs once per
+        distinct combination of its columns)."""
         if self._last is not None and self._last[0] is X:
             return self._last[1]
         parts = self._parts()
@@ -58,16 +57,7 @@ class PipelinePredict:
             return np.asarray(self.prep.transform(X), dtype=float)
         Z = np.empty((len(X), max(out.stop for _, _, out in parts)), dtype=float)
         for transformer, columns, out in parts:
-            block = X[columns]
-            if transformer == "passthrough":
-                Z[:, out] = block.to_numpy(dtype=float)
-            elif all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes):
-                codes = block.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
-                first = np.unique(codes, return_index=True)[1]  # a row of each code, in order
-                encoded = transformer.transform(block.iloc[first])
-                Z[:, out] = np.asarray(encoded, dtype=float)[codes]
-            else:
-                Z[:, out] = np.asarray(transformer.transform(block), dtype=float)
+            Z[:, out] = _part(transformer, X[columns])
         return Z
 
     def _parts(self) -> list[tuple[Any, list[str], slice]] | None:
@@ -145,13 +135,35 @@ class PipelinePredict:
         trees = self._tree_scorer(Z)
         return trees.override(columns, values) if trees is not None else None
 
-    def override(self, before: np.ndarray, after: np.ndarray) -> Override | None:
-        """`after` as `before` with some columns set to one value in every row (what a
-        feature at its reference is to the trees), or None (no tree walker, or the change
-        differs by row)."""
-        trees = self._tree_scorer(before)
-        if trees is None:
+    def override_feature(
+        self, X: pd.DataFrame, Z: np.ndarray, mask: np.ndarray, name: str, reference
+    ) -> Override | None:
+        """`override(Z[mask], transform(X[mask] with `name` at `reference`))` without
+        transforming whole rows again: only the transformers that read `name` run, on their
+        own columns of those rows (a ColumnTransformer's part sees only its columns, so the
+        others' outputs are Z's). None without a tree walker or a stock layout."""
+        trees = self._tree_scorer(Z)
+        parts = self._parts()
+        if trees is None or parts is None:
             return None
+        rows = np.flatnonzero(mask)
+        befores, afters = [], []
+        for transformer, columns, out in parts:
+            if name in columns:
+                block = X[columns].take(rows)
+                block[name] = reference
+                afters.append(_part(transformer, block))
+                befores.append(Z[rows[:, None], np.arange(out.start, out.stop)])
+        if not afters:
+            return None
+        reading = [out for _, columns, out in parts if name in columns]
+        positions = np.concatenate([np.arange(out.start, out.stop) for out in reading])
+        return self._override(trees, np.hstack(befores), np.hstack(afters), positions)
+
+    @staticmethod
+    def _override(trees, before, after, positions) -> Override | None:
+        """The override setting the columns (at `positions` of the matrix) where `after`
+        differs from `before`, when each is one value in every row; else None."""
         differs = ~((before == after) | (np.isnan(before) & np.isnan(after)))
         columns = np.flatnonzero(differs.any(axis=0))
         values = after[0, columns]
@@ -159,7 +171,7 @@ class PipelinePredict:
             (after[:, columns] == values) | (np.isnan(after[:, columns]) & np.isnan(values))
         ):
             return None
-        return trees.override(columns, values)
+        return trees.override(positions[columns], values)
 
     def contributions(
         self, X: pd.DataFrame, base: np.ndarray, overrides: dict
@@ -170,6 +182,22 @@ class PipelinePredict:
         walked = self._last[2] if self._last is not None and self._last[0] is X else None
         walked = walked if walked is not None else trees.walked(Z)
         return tree_contributions(trees, walked, base, overrides)
+
+
+def _part(transformer, block: pd.DataFrame) -> np.ndarray:
+    """One ColumnTransformer part's output on `block` (its columns), as floats; a
+    string-column transformer (the one-hot encoder: a Python dict lookup per value) runs
+    once per distinct combination of its columns, spread back by row: the same encoder on
+    the same values, so the same matrix."""
+    if transformer == "passthrough":
+        return block.to_numpy(dtype=float)
+    if all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes):
+        columns = list(block.columns)
+        codes = block.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
+        first = np.unique(codes, return_index=True)[1]  # a row of each code, in order
+        encoded = transformer.transform(block.iloc[first])
+        return np.asarray(encoded, dtype=float)[codes]
+    return np.asarray(transformer.transform(block), dtype=float)
 
 
 def _unchanged(transformer) -> bool:

@@ -56,17 +56,18 @@ def feature_contributions(
             values[mask] = base[mask] - predict(changed)
         elif mask.any():
             position = fast.numeric_position(name)
+            changed_z = None
             if position is not None:  # a number transformed on its own: change its column
                 override = fast.override_columns(transformed, [position], [references[name]])
-                changed_z = None
-            else:
-                changed = X.loc[mask].copy()
-                changed[name] = reference
-                changed_z = fast.transform(changed)
-                override = fast.override(transformed[mask], changed_z)
+            else:  # only the transformers reading this feature run again, on its rows
+                override = fast.override_feature(X, transformed, mask, name, reference)
             if override is not None:  # the tree walk below, for all candidates at once
                 overrides[name] = (mask, override)
                 continue
+            if position is None:
+                changed = X.loc[mask].copy()
+                changed[name] = reference
+                changed_z = fast.transform(changed)
             if changed_z is None:
                 changed_z = transformed[mask].copy()
                 changed_z[:, position] = references[name]

@@ -31,11 +31,15 @@ def marts():
 def boosted(request, marts):
     """A fitted boosted pipeline of each shape segflow trains: the calibrated classifier
     (sigmoid below ISOTONIC_MIN_ROWS training rows, isotonic above: the 100k champions) and
-    the Poisson regressor."""
+    the Poisson regressor. A few numeric columns are a tenth missing (NaN: the bin of
+    missing values, sent left or right per node)."""
     kind = request.param.split("-")[0]
     train = marts["ml_churn_training" if kind == "churn" else "ml_ltv_training"]
     spec = infer_feature_spec(train)
     X = prepare_features(train, spec)
+    rng = np.random.default_rng(7)
+    for name in spec.numeric[:6]:
+        X.loc[rng.random(len(X)) < 0.1, name] = np.nan
     y = train[model_kind(kind).label].astype(float)
     if request.param == "churn-isotonic":
         model = calibrated_classifier(spec, ISOTONIC_MIN_ROWS)
@@ -69,6 +73,24 @@ def test_tree_walk_equals_re_predicting_every_changed_row(boosted):
     assert walked.equals(plain)  # every bit, every feature, every row
 
 
+def test_kernel_equals_scikit_learn_bit_for_bit(boosted):
+    """The compiled walk's predictions (ml.tree_kernels) are scikit-learn's predict_proba /
+    predict, every bit, on rows with missing values, on one thread and on two."""
+    from ml import row_blocks, tree_reasons
+
+    kind, spec, X, model = boosted
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    Z = fast.transform(X)
+    assert np.isnan(Z).any()
+    trees = TreeScorer.for_model(model.named_steps["model"], Z)
+    assert trees is not None
+    expected = _sklearn(kind, model)(X)
+    assert np.array_equal(trees.predict(Z), expected)
+    with row_blocks.limit(2), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tree_reasons, "BLOCK_ROWS", 101)
+        assert np.array_equal(trees.predict(Z), expected)
+
+
 def test_tree_walk_codes_for_a_user_alone_equal_the_batch(boosted):
     kind, spec, X, model = boosted
     batch = X.sample(300, random_state=1).reset_index(drop=True)
@@ -83,24 +105,32 @@ def test_tree_walk_codes_for_a_user_alone_equal_the_batch(boosted):
 def test_restarts_follow_the_reference_direction(boosted):
     """A leaf restarts exactly when its path takes the other side of a split on the changed
     column than the reference: checked against walking the changed row from the root."""
+    from ml.tree_kernels import _leaf
+
     kind, spec, X, model = boosted
     fast = PipelinePredict(model, spec, proba=kind == "churn")
-    Z = fast.transform(X.head(300))
+    Z = fast.transform(X.head(60))
     trees = TreeScorer.for_model(model.named_steps["model"], Z)
     column = int(np.argmax(np.nanstd(Z, axis=0)))
     value = float(np.nanmedian(Z[:, column]))
     override = trees.override([column], [value])
-    walked = trees.walked(Z)
+    bins = trees.walked(Z).bins
     changed = Z.copy()
     changed[:, column] = value
-    expected = trees.walked(changed).leaves
-    starts = override.restart[walked.leaves]
-    moved = starts >= 0
-    assert moved.any() and (~moved).any()
-    assert np.array_equal(walked.leaves[~moved], expected[~moved])
-    tree_index, rows = np.nonzero(moved)
-    compared = trees.overridden(trees.comparable(walked.bins), override)
-    assert np.array_equal(trees.walk(compared, rows, starts[moved]), expected[tree_index, rows])
+    changed_bins = trees.walked(changed).bins
+    none = np.full(bins.shape[1], -1, dtype=np.int16)
+    over = none.copy()
+    over[override.columns] = override.bins
+    nodes = (trees.packed, trees._missing)
+    moved = 0
+    for row in range(len(Z)):
+        for root in trees.offsets:
+            leaf = _leaf(bins, row, root, none, *nodes)
+            expected = _leaf(changed_bins, row, root, none, *nodes)
+            start = override.restart[leaf]
+            moved += start >= 0
+            assert (_leaf(bins, row, start, over, *nodes) if start >= 0 else leaf) == expected
+    assert 0 < moved < len(Z) * len(trees.offsets)
 
 
 def test_other_estimators_decline_the_tree_walk():

@@ -7,6 +7,7 @@ an input the estimator rejects) is skipped with its reason (a WARN check on the 
 scoring carries on with whatever champions exist.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -191,8 +192,12 @@ def user_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ):
     dates = partition_dates(context)
-    # Streams: one day at a time is read, scored and written (ml.score_table).
-    with warehouse.connect() as conn:
+    latest_day: date = dates[-1]
+    # Streams: one day at a time is read, scored and written (ml.score_table). The drift
+    # check's reference day is read meanwhile on a cursor of its own (DuckDB reads outside
+    # the GIL while the champions load and score).
+    with warehouse.connect() as conn, ThreadPoolExecutor(max_workers=1) as reader:
+        reading = reader.submit(_reference_features, conn, latest_day)
         written = write_user_scores(
             conn,
             mlflow.tracking_uri,
@@ -201,13 +206,13 @@ def user_scores(
             engine_scores=_engine_scores(),
             workers=Settings.from_env().scoring_threads,
         )
+        reference = reading.result()
     absent = written.missing
     if absent:
         context.log.warning(
             f"no champion for {', '.join(absent)}: their score columns stay null today; "
             "segments whose rules need them are reported as not evaluated"
         )
-    latest_day: date = dates[-1]
     latest_features, latest_scores = written.latest_features, written.latest_scores
     # Drift on today's not-churned customers, each with their own score (scores are sorted
     # by user_id, features are not: align by user, never by position).
@@ -224,7 +229,7 @@ def user_scores(
             latest.loc[alive].drop(columns="churn_probability"),
             latest.loc[alive, "churn_probability"].to_numpy(),
             latest_day,
-            warehouse,
+            reference,
             mlflow,
         )
         if alive.any() and CHURN_MODEL not in absent
@@ -279,22 +284,30 @@ def _engine_scores():
     return champion_scores(settings)
 
 
+def _reference_features(conn, day: date) -> pd.DataFrame:
+    """The drift check's reference: the not-churned customers' features a week before `day`
+    (the same weekday), read on a cursor of `conn` (usable beside it on another thread)."""
+    cursor = conn.cursor()
+    try:
+        return cursor.execute(
+            "select * from main.fct_user_features where snapshot_date = ?"
+            " and not coalesce(is_churned, false)",
+            [day - timedelta(days=DRIFT_LOOKBACK_DAYS)],
+        ).df()
+    finally:
+        cursor.close()
+
+
 def _drift(
     current: pd.DataFrame,
     current_scores: np.ndarray,
     day: date,
-    warehouse: WarehouseResource,
+    reference: pd.DataFrame,
     mlflow: MLflowResource,
 ):
     """Today's not-churned customers against the same population a week earlier (same weekday),
     both scored by today's champion (ml.drift.champion_drift says why)."""
     reference_day = day - timedelta(days=DRIFT_LOOKBACK_DAYS)
-    with warehouse.connect() as conn:
-        reference = conn.execute(
-            "select * from main.fct_user_features where snapshot_date = ?"
-            " and not coalesce(is_churned, false)",
-            [reference_day],
-        ).df()
     reference_scores = (
         churn_scores(reference, mlflow.tracking_uri, reference_day) if len(reference) else None
     )
