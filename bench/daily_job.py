@@ -6,7 +6,9 @@
    files; on a copy of the history's demo folder, kept in <history>-next-day), then `--repeats`
    times from a copy of the history state with that folder (landing files hard-linked):
    `segflow run --days 1 --end <day> --job segflow_daily_job`, launched the way the schedule's
-   run would be for that partition.
+   run would be for that partition. A day after another day finds the model registry's cache
+   (ml/registry_cache.py) of its unchanged store; when the history predates that cache it is
+   read once before timing, untimed (`--cold-registry`: not, as on the day after a training).
    Measured: wall and CPU seconds of the whole launch (process tree), seconds per step (from the
    run's progress lines), peak RSS of the process tree (sampled every 100 ms), the people the
    sync sent (main.sync_runs) and the machine's load average before and after.
@@ -142,13 +144,16 @@ def advance(base: Path, advanced: Path) -> str:
     return day
 
 
-def new_day(base: Path, advanced: Path, day: str, work: Path, demo: list[str]) -> dict:
+def new_day(
+    base: Path, advanced: Path, day: str, work: Path, demo: list[str], cold_registry: bool = False
+) -> dict:
     """One repeat: a copy of the history state with the advanced demo folder, then the daily
     job for that day (the copy is removed afterwards)."""
     shutil.rmtree(work, ignore_errors=True)
     copy_state(base, work, base / "demo" / "landing")
     copy_state(advanced / "demo", work / "demo", advanced / "demo" / "landing")
     env = {**os.environ, "SEGFLOW_HOME": str(work), "DAGSTER_HOME": str(work / "dagster_home")}
+    registry = registry_state(work, env, fill=not cold_registry)
     load_before = os.getloadavg()
     run = measure(
         [str(SEGFLOW), "run", "--days", "1", "--end", day, "--job", "segflow_daily_job", *demo],
@@ -157,9 +162,38 @@ def new_day(base: Path, advanced: Path, day: str, work: Path, demo: list[str]) -
     output = run.pop("output")
     run.update(day=day, steps=steps(output), step_cpu_s=step_cpu(output))
     run.update(people_sent=people_sent(work))
-    run.update(load_before=load_before, load_after=os.getloadavg())
+    run.update(load_before=load_before, load_after=os.getloadavg(), registry_cache=registry)
     shutil.rmtree(work, ignore_errors=True)
     return run
+
+
+# What a daily run reads from the model registry (ml/registry_cache.py), read the way it does.
+READ_REGISTRY = (
+    "from ml.scoring import load_champions\n"
+    "from orchestration.defs.report import model_versions\n"
+    "from orchestration.settings import Settings\n"
+    "uri = Settings.from_env().mlflow_tracking_uri\n"
+    "load_champions(uri)\n"
+    "model_versions(uri)\n"
+)
+
+
+def registry_state(work: Path, env: dict[str, str], fill: bool) -> str:
+    """Whether the run finds the registry cache of its (unchanged) model store, as a day after
+    another day does: "history" when the copied history holds it, "filled" when it was read
+    here first, untimed (a history built before the cache existed), "cold" when not (the
+    first day after a training: ~2 CPU s more, MLflow is loaded)."""
+    from ml import registry_cache
+
+    db = work / "mlflow" / "mlflow.db"
+    key = registry_cache.state_key(db) if db.exists() else None
+    cache = registry_cache.cache_file(db)
+    if key is not None and cache.exists() and json.loads(cache.read_text()).get("key") == key:
+        return "history"
+    if not fill:
+        return "cold"
+    subprocess.run([sys.executable, "-c", READ_REGISTRY], env=env, cwd=REPO, check=True)
+    return "filled"
 
 
 def build_history(base: Path, days: int, demo: list[str]) -> dict:
@@ -205,15 +239,16 @@ def markdown(args: argparse.Namespace, history: dict, runs: list[dict], med: dic
         ),
         "",
         "| repeat | day | wall s | CPU s | run-queue wait s | peak RSS MB | people synced "
-        "| load before | load after |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| load before | load after | registry cache |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(runs, 1):
         lines.append(
             f"| {i} | {r['day']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
             f"| {r.get('run_queue_s', 0.0):.1f} | {r['peak_rss_mb']:.0f} "
             f"| {r['people_sent']} | {' '.join(f'{x:.1f}' for x in r['load_before'])} "
-            f"| {' '.join(f'{x:.1f}' for x in r['load_after'])} |"
+            f"| {' '.join(f'{x:.1f}' for x in r['load_after'])} "
+            f"| {r.get('registry_cache', '')} |"
         )
     lines += [
         "",
@@ -250,6 +285,12 @@ def main() -> None:
         help="build the --history state and the next day's files (DIR-next-day) and stop "
         "(time the new day later, in a quiet window)",
     )
+    parser.add_argument(
+        "--cold-registry",
+        action="store_true",
+        help="do not fill the model registry cache before timing when the history lacks it "
+        "(time the first day after a training instead of a day after another day)",
+    )
     args = parser.parse_args()
     if args.history_only and args.history is None:
         parser.error("--history-only needs --history DIR")
@@ -269,7 +310,10 @@ def main() -> None:
             return
         # one SEGFLOW_HOME path for every repeat, as a deployment's: the first repeat parses the
         # dbt project (as the first day after a project change), later ones reuse the parse
-        runs = [new_day(base, advanced, day, Path(tmp) / "run", demo) for _ in range(args.repeats)]
+        runs = [
+            new_day(base, advanced, day, Path(tmp) / "run", demo, args.cold_registry)
+            for _ in range(args.repeats)
+        ]
     med = median_report(runs)
     out = REPO / "bench" / "results" / f"daily_job-{args.users}x{args.days}"
     out.with_suffix(".json").write_text(

@@ -2,7 +2,9 @@
 champion/challenger aliases, and loading a model together with the metadata stored with it.
 
 Aliases replace the deprecated stages: `challenger` marks the newest version, `champion` the
-one scoring uses. Rolling back is `set_champion(name, version)`.
+one scoring uses. Rolling back is `set_champion(name, version)`. What a daily run reads (the
+aliased versions, the version listing) goes through ml/registry_cache.py: while the store is
+unchanged it is answered without importing mlflow.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 
 from contracts.models import kind_of
+from ml import registry_cache
+
+if TYPE_CHECKING:  # mlflow is imported where it is used: a daily run reads the cache instead
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -39,6 +42,9 @@ def connect(tracking_uri: str) -> MlflowClient:
     """Point the fluent API and a client at one store (the registry lives in the same store)."""
     if not tracking_uri:
         raise ValueError("MLflow tracking URI is empty: set MLFLOW_TRACKING_URI or pass one")
+    import mlflow
+    from mlflow import MlflowClient
+
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -65,6 +71,8 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path | Non
     """Create the experiment (artifacts under `artifact_root/<name>`, not the cwd) as a
     model-training experiment with a description, and the registered model of the same name
     with the same description; existing ones get the kind and description too."""
+    from mlflow.exceptions import MlflowException
+
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         experiment_id = existing.experiment_id
@@ -107,6 +115,8 @@ def skops_trusted_types(model: Any) -> list[str]:
 
 
 def version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
@@ -120,6 +130,8 @@ def set_champion(model_name: str, version: int | str, tracking_uri: str) -> Mode
 
     The move is recorded as a tag on the version so the registry shows who holds the alias why.
     """
+    from mlflow.exceptions import MlflowException
+
     client = connect(tracking_uri)
     try:
         target = client.get_model_version(model_name, str(version))
@@ -149,7 +161,8 @@ class LoadedModel:
 
 # Loaded versions by (store, name, version, run): a registered version's artifacts never
 # change, so one process (a daily run scores, checks drift and lists missing champions) parses
-# and unpickles each version once; the alias is still looked up on every call.
+# and unpickles each version once; the alias is still looked up on every call (in the
+# registry cache while the store is unchanged, else through MLflow).
 _LOADED: dict[tuple[str, str, str, str], LoadedModel] = {}
 _LOADED_MAX = 8
 
@@ -171,39 +184,105 @@ def alias_version(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> 
     """The version holding `alias`; ModelNotFoundError (saying what to do) when none does."""
     found = version_by_alias(connect(tracking_uri), model_name, alias)
     if found is None:
-        raise ModelNotFoundError(
-            f"no version of registered model {model_name!r} has alias {alias!r} in "
-            f"{_safe_uri(tracking_uri)}: train it first (segflow train / the *_model asset)"
-        )
+        raise ModelNotFoundError(_no_alias(model_name, tracking_uri, alias))
     return found
+
+
+def _no_alias(model_name: str, tracking_uri: str, alias: str) -> str:
+    return (
+        f"no version of registered model {model_name!r} has alias {alias!r} in "
+        f"{_safe_uri(tracking_uri)}: train it first (segflow train / the *_model asset)"
+    )
+
+
+def aliased(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> dict | None:
+    """The version holding `alias` as the registry cache keeps it (ml/registry_cache.py):
+    version, run id, the model's folder and flavors, segflow's metadata and the run's
+    artifact folder; None when no version holds it."""
+
+    def read() -> dict | None:
+        import mlflow
+
+        client = connect(tracking_uri)
+        found = version_by_alias(client, model_name, alias)
+        if found is None:
+            return None
+        info = mlflow.models.get_model_info(f"models:/{model_name}/{found.version}")
+        return {
+            "version": str(found.version),
+            "run_id": str(found.run_id),
+            "model_dir": client.get_model_version_download_uri(model_name, found.version),
+            "flavors": info.flavors,
+            "meta": (info.metadata or {}).get(META_KEY),
+            "run_artifacts": client.get_run(found.run_id).info.artifact_uri,
+        }
+
+    return registry_cache.cached(tracking_uri, "aliased", f"{model_name}@{alias}", read)
 
 
 def load_by_alias(model_name: str, tracking_uri: str, alias: str = CHAMPION) -> LoadedModel:
     """Load `models:/<name>@<alias>` with the metadata (feature spec, bands) logged with it.
     The returned model is shared with later loads of the same version: do not mutate it."""
-    found = alias_version(model_name, tracking_uri, alias)
-    key = (tracking_uri, model_name, str(found.version), str(found.run_id))
+    found = aliased(model_name, tracking_uri, alias)
+    if found is None:
+        raise ModelNotFoundError(_no_alias(model_name, tracking_uri, alias))
+    key = (tracking_uri, model_name, found["version"], found["run_id"])
     if key not in _LOADED:
         if len(_LOADED) >= _LOADED_MAX:
             _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = _load_version(model_name, found)
+        _LOADED[key] = _load_version(model_name, tracking_uri, found)
     return _LOADED[key]
 
 
-def _load_version(model_name: str, found: ModelVersion) -> LoadedModel:
-    uri = f"models:/{model_name}/{found.version}"
-    info = mlflow.models.get_model_info(uri)
-    if "sklearn" in info.flavors:
-        model = mlflow.sklearn.load_model(uri)
-    else:  # the customer-base champion: a pyfunc wrapping a predict(_proba) estimator
-        model = mlflow.pyfunc.load_model(uri).unwrap_python_model().estimator
-    meta = (info.metadata or {}).get(META_KEY)
-    if not meta:
-        raise ModelNotFoundError(f"{model_name} v{found.version}: no segflow metadata stored")
-    return LoadedModel(model_name, str(found.version), found.run_id, model, meta)
+def _load_version(model_name: str, tracking_uri: str, found: dict) -> LoadedModel:
+    if not found["meta"]:
+        raise ModelNotFoundError(f"{model_name} v{found['version']}: no segflow metadata stored")
+    model = registry_cache.load_skops(found["model_dir"], found["flavors"])
+    if model is None:
+        import mlflow
+
+        connect(tracking_uri)
+        uri = f"models:/{model_name}/{found['version']}"
+        if "sklearn" in found["flavors"]:
+            model = mlflow.sklearn.load_model(uri)
+        else:  # the customer-base champion: a pyfunc wrapping a predict(_proba) estimator
+            model = mlflow.pyfunc.load_model(uri).unwrap_python_model().estimator
+    return LoadedModel(model_name, found["version"], found["run_id"], model, found["meta"])
+
+
+def version_listing(model_name: str, tracking_uri: str) -> list[dict] | None:
+    """Every version of `model_name` (newest first, as MLflow lists them) with its creation
+    time (ms), run, aliases and the run's metrics, for the report; None for an unknown model."""
+
+    def read() -> list[dict] | None:
+        from mlflow.exceptions import MlflowException
+
+        client = connect(tracking_uri)
+        try:
+            versions = client.search_model_versions(f"name='{model_name}'")
+        except MlflowException:
+            return None
+        try:  # search_model_versions leaves aliases empty on some stores: the model's own list
+            aliases = getattr(client.get_registered_model(model_name), "aliases", None) or {}
+        except MlflowException:
+            aliases = {}
+        return [
+            {
+                "version": str(v.version),
+                "created_ms": v.creation_timestamp or 0,
+                "run_id": v.run_id,
+                "aliases": [a for a, version in aliases.items() if str(version) == str(v.version)],
+                "metrics": client.get_run(v.run_id).data.metrics if v.run_id else {},
+            }
+            for v in versions
+        ]
+
+    return registry_cache.cached(tracking_uri, "versions", model_name, read)
 
 
 def log_json_artifact(payload: dict, artifact_name: str) -> None:
+    import mlflow
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / artifact_name
         path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
@@ -211,6 +290,8 @@ def log_json_artifact(payload: dict, artifact_name: str) -> None:
 
 
 def log_reference_sample(sample: pd.DataFrame) -> None:
+    import mlflow
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / REFERENCE_FILE
         sample.to_parquet(path, index=False)
@@ -221,17 +302,24 @@ def load_reference_sample(
     model_name: str, tracking_uri: str, alias: str = CHAMPION
 ) -> pd.DataFrame:
     """The training feature sample (+ `prediction`) logged with the aliased version, for drift."""
-    client = connect(tracking_uri)
-    found = version_by_alias(client, model_name, alias)
+    found = aliased(model_name, tracking_uri, alias)
     if found is None:
         raise ModelNotFoundError(f"no version of {model_name!r} has alias {alias!r}")
-    with tempfile.TemporaryDirectory() as folder:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=found.run_id,
-            artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{REFERENCE_FILE}",
-            dst_path=folder,
-        )
+    folder = registry_cache.local_path(found["run_artifacts"])
+    local = folder / REFERENCE_ARTIFACT_DIR / REFERENCE_FILE if folder else None
+    if local is not None and local.is_file():
         return pd.read_parquet(local)
+    import mlflow
+
+    connect(tracking_uri)
+    with tempfile.TemporaryDirectory() as scratch:
+        return pd.read_parquet(
+            mlflow.artifacts.download_artifacts(
+                run_id=found["run_id"],
+                artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{REFERENCE_FILE}",
+                dst_path=scratch,
+            )
+        )
 
 
 def _safe_uri(uri: str) -> str:

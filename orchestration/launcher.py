@@ -22,6 +22,7 @@ import dagster as dg
 
 from contracts.marts import FEATURES_TABLE, SCORES_TABLE
 from contracts.raw import RAW_TABLES
+from expectations.runner import data_docs_once
 from orchestration import warehouse
 from orchestration.defs import stale_runs
 from orchestration.instance_sqlite import fast_instance_storage, kept_event_log_connections
@@ -155,9 +156,11 @@ def launch(
         progress = Progress(instance, run_id, terminal)
         progress.start()
         try:
-            result = run_job(
-                start, end, job_name, instance, run_id, override_breaker=override_breaker
-            )
+            # the GX suites' Data Docs are built once, when the run ends (expectations.runner)
+            with data_docs_once():
+                result = run_job(
+                    start, end, job_name, instance, run_id, override_breaker=override_breaker
+                )
         finally:
             progress.stop()
         progress.mark_not_run(node.name for node in job.nodes)

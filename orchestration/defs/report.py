@@ -98,28 +98,21 @@ def latest_checks(instance: dg.DagsterInstance, check_keys) -> pd.DataFrame:
 
 
 def model_versions(tracking_uri: str) -> list[ModelVersionInfo]:
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    """Every registered version of segflow's models (ml.registry.version_listing: read from
+    the registry cache while the store is unchanged, so a daily run does not load MLflow)."""
+    from ml.registry import version_listing
     from orchestration.report.model_facts import model_facts
 
     out = []
     for name in (fact.registered_name for fact in model_facts().values()):
-        try:
-            versions = client.search_model_versions(f"name='{name}'")
-        except MlflowException:
-            continue
-        aliases = _aliases(client, name)
-        for v in versions:
-            metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
-            own, baseline, candidates = run_metrics(metrics)
+        for v in version_listing(name, tracking_uri) or []:
+            own, baseline, candidates = run_metrics(v["metrics"])
             out.append(
                 ModelVersionInfo(
                     model=name,
-                    version=str(v.version),
-                    created=_ts((v.creation_timestamp or 0) / 1000),
-                    aliases=",".join(aliases.get(str(v.version), [])),
+                    version=v["version"],
+                    created=_ts(v["created_ms"] / 1000),
+                    aliases=",".join(v["aliases"]),
                     metrics=own,
                     baseline=baseline,
                     candidates=candidates,
@@ -158,21 +151,6 @@ def candidate_metrics(metrics: dict[str, float], names: set[str]) -> dict[str, d
         )
         if metric:
             out.setdefault(rest[: -len(metric) - 1], {})[metric] = value
-    return out
-
-
-def _aliases(client, name: str) -> dict[str, list[str]]:
-    """version -> aliases, read from the registered model (search_model_versions leaves a
-    version's aliases empty on some stores, which would hide the champion)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = client.get_registered_model(name)
-    except MlflowException:
-        return {}
-    out: dict[str, list[str]] = {}
-    for alias, version in (getattr(model, "aliases", None) or {}).items():
-        out.setdefault(str(version), []).append(alias)
     return out
 
 

@@ -91,9 +91,13 @@ def champion_scores(
     def score_range(champions: Champions, first: date, last: date):
         from pyspark.sql import functions as F
 
+        from ml.registry import connect
         from orchestration.spark.session import get_session
         from orchestration.spark.tables import table_files
 
+        # models:/ URIs below resolve in this store (the champions may have come from the
+        # registry cache, which does not point MLflow at it)
+        connect(settings.mlflow_tracking_uri)
         spark = get_session(settings)
         features = spark.table(f"main.{FEATURES_TABLE}").where(
             F.col("snapshot_date").between(F.lit(first), F.lit(last))
