@@ -65,6 +65,23 @@ class RawData:
         return [self.start + timedelta(days=i) for i in range(self.days)]
 
 
+def received_event(message_id: str, kind: str, name: str | None, user: str, ts: datetime) -> dict:
+    """One identified raw.events row received 5 s after it happened, in that day's partition
+    (the rows tests plant by hand)."""
+    return {
+        "message_id": message_id,
+        "type": kind,
+        "event": name,
+        "user_id": user,
+        "anonymous_id": None,
+        "timestamp": ts,
+        "received_at": ts + timedelta(seconds=5),
+        "properties": "{}",
+        "context": "{}",
+        "_partition_date": ts.date(),
+    }
+
+
 def simulate(
     users: int = 120, days: int = 35, seed: int = 7, start: date = date(2025, 3, 3)
 ) -> RawData:

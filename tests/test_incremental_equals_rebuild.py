@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from dbt_fixtures import RawData, load_raw, run_dbt, simulate
+from dbt_fixtures import RawData, load_raw, received_event, run_dbt, simulate
 
 from contracts.marts import USER_SCORES_DDL
 from orchestration.dbt_selection import build_args, daily_steps, split_models
@@ -143,18 +143,7 @@ def _session_open_at_the_new_devices_first_event(data: RawData) -> None:
         days=6, hours=-10, minutes=10
     )
     data.tables["events"].append(
-        {
-            "message_id": "known-session-before-new-device",
-            "type": "track",
-            "event": "Signed In",
-            "user_id": "u0001",
-            "anonymous_id": None,
-            "timestamp": ts,
-            "received_at": ts + timedelta(seconds=5),
-            "properties": "{}",
-            "context": "{}",
-            "_partition_date": ts.date(),
-        }
+        received_event("known-session-before-new-device", "track", "Signed In", "u0001", ts)
     )
 
 

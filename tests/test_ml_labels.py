@@ -21,6 +21,7 @@ from dbt_fixtures import (  # tests/ is on sys.path (rootdir conftest)
     RawData,
     environ,
     load_raw,
+    received_event,
     run_dbt,
 )
 from threadpoolctl import threadpool_limits
@@ -53,18 +54,7 @@ def _subscription_product(seed: int = 3) -> tuple[RawData, dict[str, date]]:
         nonlocal msg
         msg += 1
         data.tables["events"].append(
-            {
-                "message_id": f"s{msg:07d}",
-                "type": kind,
-                "event": name if kind == "track" else None,
-                "user_id": user,
-                "anonymous_id": None,
-                "timestamp": ts,
-                "received_at": ts + timedelta(seconds=5),
-                "properties": "{}",
-                "context": "{}",
-                "_partition_date": ts.date(),
-            }
+            received_event(f"s{msg:07d}", kind, name if kind == "track" else None, user, ts)
         )
 
     def contact(uid: str, at: datetime, plan_name: str | None) -> None:
