@@ -26,13 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestration.dbt_parse_cache import copy_artifacts, disk_key, load, new_entry, store
+from orchestration.dbt_parse_cache import (
+    WAREHOUSE_ENV,
+    copy_artifacts,
+    disk_key,
+    load,
+    new_entry,
+    store,
+)
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 # The environment the parsed manifest depends on: profiles.yml's target and warehouse file
-# (every node records the file's database). Connection settings (memory limit, threads) are
-# read from the profile at each invocation and do not change the manifest.
-MANIFEST_ENV = ("SEGFLOW_DBT_TARGET", "SEGFLOW_DUCKDB_PATH")
+# (every node records the file's database; on disk only its name counts, see
+# dbt_parse_cache.warehouse_part). Connection settings (memory limit, threads) are read from
+# the profile at each invocation and do not change the manifest.
+MANIFEST_ENV = ("SEGFLOW_DBT_TARGET", WAREHOUSE_ENV)
 
 _LOCK = threading.Lock()
 _PARSED: dict[tuple[str, ...], tuple[bytes, Path]] = {}

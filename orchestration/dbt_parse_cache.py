@@ -4,8 +4,8 @@ A new `segflow run` used to parse the project again: 6-7 s with dbt's partial pa
 without, while the project had not changed. A cache entry, under `target/parse-cache/<key>/`,
 holds the parse as msgpack (what dbt_parse decodes for every invocation) and the parse's
 artifacts (manifest.json, which Dagster's definitions read). The key is a hash of what the
-manifest depends on: the project folder, target, vars, the warehouse file (dbt_parse's key),
-the dbt version, every environment variable the project files read with env_var() outside
+manifest depends on: the project folder, target, vars, the warehouse file's name (dbt_parse's
+key; not its folder, see `warehouse_part`), the dbt version, every environment variable the project files read with env_var() outside
 profiles.yml, and the content of every file dbt reads (models, macros, tests, seeds, yml,
 dbt_project.yml, profiles.yml, installed packages): an edited model gives another key, so a
 stale parse is never used. Entries are written to a scratch folder and renamed into place
@@ -22,12 +22,18 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 PACKED = "manifest.msgpack"
 KEEP = 12
 # Not read by dbt's parse: its own output, logs and the anonymous user id.
 SKIPPED_TOP = {"target", "logs", ".user.yml"}
 ENV_VAR = re.compile(rb"""env_var\(\s*['"]([^'"]+)['"]""")
+# The warehouse file (profiles.yml's `path`); dbt_parse's key holds it as "NAME=value".
+WAREHOUSE_ENV = "SEGFLOW_DUCKDB_PATH"
+# A project file reading the profile's path (`target.path`, `target['path']`, `target.get(...)`)
+# may record the folder in the manifest: then the whole path stays in the key.
+TARGET_PATH = re.compile(rb"\btarget\s*(?:\.\s*(?:path|get)\b|\[)")
 
 
 def cache_dir(project_dir: Path) -> Path:
@@ -45,20 +51,34 @@ def _project_files(project_dir: Path) -> list[Path]:
     return files
 
 
+def warehouse_part(part: str, reads_target_path: bool) -> str:
+    """The warehouse file as the manifest depends on it: its file name. dbt-duckdb names the
+    database after the file name, and every node records that name; the folder is recorded
+    nowhere (a parse at /a/warehouse.duckdb equals one at /b/warehouse.duckdb but for
+    timestamps), so a copied or moved SEGFLOW_HOME reuses the parse instead of parsing again
+    (~5 s). A URL (md:, ducklake:...) or a project reading `target.path` keeps the whole value."""
+    name, sep, value = part.partition("=")
+    if name != WAREHOUSE_ENV or not sep or reads_target_path or len(urlparse(value).scheme) > 1:
+        return part
+    return f"{name}=.../{Path(value).name}"
+
+
 def disk_key(project_dir: Path, memory_key: Sequence[str]) -> str:
     """A hash of everything the parsed manifest depends on (see the module docstring)."""
     from dbt.version import __version__ as dbt_version
 
     digest = hashlib.sha256()
-    for part in (dbt_version, *memory_key):
-        digest.update(part.encode() + b"\0")
     env_names: set[bytes] = set()
+    reads_target_path = False
     for path in _project_files(project_dir):
         content = path.read_bytes()
         digest.update(str(path.relative_to(project_dir)).encode() + b"\0")
         digest.update(hashlib.sha256(content).digest())
         if path.name != "profiles.yml":  # its connection settings do not change the manifest
             env_names.update(ENV_VAR.findall(content))
+            reads_target_path = reads_target_path or bool(TARGET_PATH.search(content))
+    for part in (dbt_version, *memory_key):
+        digest.update(warehouse_part(part, reads_target_path).encode() + b"\0")
     for name in sorted(env_names):
         digest.update(name + b"=" + os.environ.get(name.decode(), "").encode() + b"\0")
     return digest.hexdigest()[:32]

@@ -83,3 +83,49 @@ def test_another_warehouse_is_another_entry(tmp_path: Path, monkeypatch) -> None
         manifest = parsed_manifest(project, "duckdb", vars_arg)
         assert {n.database for n in manifest.nodes.values() if n.resource_type == "model"} == {name}
     assert len(list((project / "target" / "parse-cache").iterdir())) == 2
+
+
+def _without_times(manifest) -> dict:
+    """A manifest's nodes, sources and macros as dicts, without what every parse stamps anew."""
+    out = {}
+    for part in ("nodes", "sources", "macros"):
+        items = getattr(manifest, part).items()
+        out[part] = {k: {**v.to_dict(), "created_at": None} for k, v in items}
+    return out
+
+
+def test_moved_warehouse_reuses_parse(tmp_path: Path, monkeypatch) -> None:
+    """A copied or moved SEGFLOW_HOME (same file name, another folder) reuses the parse: dbt
+    records the file's name (the database), never its folder, so the cached parse equals a
+    new parse at the new path but for timestamps."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    vars_arg = dbt_vars_arg(Settings.from_env())
+    parses = len(dbt_parse.PARSES)
+    manifests = []
+    for home in ("home-a", "home-b"):
+        monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(tmp_path / home / "warehouse.duckdb"))
+        monkeypatch.setattr(dbt_parse, "_PARSED", {})  # as a new process
+        manifests.append(parsed_manifest(project, "duckdb", vars_arg))
+    assert len(dbt_parse.PARSES) == parses + 1  # home-b was served from home-a's parse
+    shutil.rmtree(project / "target" / "parse-cache")
+    monkeypatch.setattr(dbt_parse, "_PARSED", {})
+    fresh = parsed_manifest(project, "duckdb", vars_arg)  # home-b parsed for itself
+    assert len(dbt_parse.PARSES) == parses + 2
+    assert _without_times(manifests[1]) == _without_times(fresh)
+
+
+def test_project_reading_target_path_is_parsed_per_folder(tmp_path: Path, monkeypatch) -> None:
+    """A project file that reads the profile's path can record the folder in the manifest:
+    then each warehouse folder gets its own parse (a reused one would carry the old path)."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "marts" / "warehouse_path.sql"
+    model.write_text("{{ config(meta={'warehouse': target.path}) }}\nselect 1 as x\n")
+    vars_arg = dbt_vars_arg(Settings.from_env())
+    for home in ("home-a", "home-b"):
+        path = str(tmp_path / home / "warehouse.duckdb")
+        monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", path)
+        monkeypatch.setattr(dbt_parse, "_PARSED", {})
+        manifest = parsed_manifest(project, "duckdb", vars_arg)
+        assert _node(manifest, "warehouse_path").config.meta["warehouse"] == path
