@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from great_expectations.data_context.types.resource_identifiers import (
 from expectations import gx_fast
 from expectations.config import QualityConfig
 from expectations.frames import declared_columns, partition_frame, row_frame, schema_frame
+from expectations.gx_loading import data_docs_once, pending_docs
 from expectations.gx_outcomes import merge_chunk_outcomes, rule_outcome
 from expectations.outcome import CheckOutcome, SuiteResult
 from expectations.rules import Rule
@@ -38,30 +38,7 @@ DOCS_SITE = "segflow"
 _DATASOURCE = "segflow_duckdb_frames"
 _DIGEST = "segflow_rules_sha256"
 gx_fast.install()  # fewer configuration builds and plain metric ids in GX (gx_fast.py)
-# Inside data_docs_once(): the results whose Data Docs pages are still to build, by GX folder.
-_PENDING_DOCS: dict[Path, list[ValidationResultIdentifier]] | None = None
-
-
-@contextmanager
-def data_docs_once() -> Iterator[None]:
-    """Inside the block, validate_table stores its results and returns the Data Docs index's
-    path, and the HTML is built once when the block ends, for every result of the block.
-
-    Each build renders its results' pages, the index and GX's static files again: a quarter
-    of a small suite's CPU, four times in a daily run (three raw tables and the features).
-    `segflow run` wraps its run in this; the pages and index are then those of building
-    after each suite (the index lists the same stored results), written when the run ends."""
-    global _PENDING_DOCS
-    if _PENDING_DOCS is not None:  # nested: the outer block builds
-        yield
-        return
-    _PENDING_DOCS = {}
-    try:
-        yield
-    finally:
-        pending, _PENDING_DOCS = _PENDING_DOCS, None
-        for gx_dir, results in pending.items():
-            build_data_docs(open_context(gx_dir), gx_dir, results)
+__all__ = ["build_data_docs", "data_docs_once", "open_context", "validate_table"]
 
 
 def open_context(gx_dir: Path | None) -> Any:
@@ -179,10 +156,11 @@ def validate_table(
     docs_index = None
     if gx_dir is not None:
         prune_validation_results(context, config.gx_keep_results)
-        if _PENDING_DOCS is None:
+        pending = pending_docs()
+        if pending is None:
             docs_index = build_data_docs(context, gx_dir, stored)
         else:
-            _PENDING_DOCS.setdefault(Path(gx_dir), []).extend(stored)
+            pending.setdefault(Path(gx_dir), []).extend(stored)
             docs_index = _docs_index(gx_dir)
     return SuiteResult(suite_name, spec.name, dates, row_count, outcomes, docs_index, now)
 

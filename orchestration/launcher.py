@@ -22,7 +22,7 @@ import dagster as dg
 
 from contracts.marts import FEATURES_TABLE, SCORES_TABLE
 from contracts.raw import RAW_TABLES
-from expectations.runner import data_docs_once
+from expectations.gx_loading import data_docs_once, warm
 from orchestration import warehouse
 from orchestration.defs import stale_runs
 from orchestration.instance_sqlite import fast_instance_storage, kept_event_log_connections
@@ -155,6 +155,7 @@ def launch(
     ):
         progress = Progress(instance, run_id, terminal)
         progress.start()
+        warm()  # GX for the first suite, imported beside the run's start (gx_loading.py)
         try:
             # the GX suites' Data Docs are built once, when the run ends (expectations.runner)
             with data_docs_once():

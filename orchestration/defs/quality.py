@@ -9,10 +9,10 @@ from datetime import date
 import dagster as dg
 
 from expectations.config import QualityConfig
+from expectations.gx_loading import runner
 from expectations.outcome import SuiteResult
 from expectations.quarantine import check_quarantine
 from expectations.reconcile import check_layers
-from expectations.runner import validate_table
 from expectations.tables import features_spec
 from orchestration.defs.metadata import table
 from orchestration.defs.partitions import DUCKDB_POOL, run_window
@@ -108,7 +108,9 @@ def raw_checks(
     """Both gates for a freshly loaded raw table (called inside the ingest asset)."""
     key = dg.AssetKey(["raw", table_name])
     config = quality_config(settings)
-    suite = validate_table(conn, f"raw.{table_name}", dates, config, gx_dir=settings.home / "gx")
+    suite = runner().validate_table(
+        conn, f"raw.{table_name}", dates, config, gx_dir=settings.home / "gx"
+    )
     gate = check_quarantine(conn, f"raw.{table_name}", dates, config, rows_read=rows_read)
     return [check_result(suite, key, SUITE_CHECK), check_result(gate, key, QUARANTINE_CHECK)]
 
@@ -139,7 +141,7 @@ def fct_user_features_suite(
     settings = segflow.settings()
     with warehouse.connect() as conn:
         dates = run_dates(context, conn, "snapshot_date", "fct_user_features")
-        result = validate_table(
+        result = runner().validate_table(
             conn,
             "fct_user_features",
             dates,
