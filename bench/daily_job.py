@@ -46,6 +46,10 @@ SEGFLOW = Path(sys.executable).parent / "segflow"
 STEP_LINE = re.compile(
     r"^\s+(ok|FAILED|SKIP|skipped)\s+(\S+)\s+([\d.]+)s(?: \(\s*([\d.]+) CPU s\))?", re.M
 )
+# The launcher's line for the first step (orchestration/launcher_progress.py): the fixed cost.
+FIRST_STEP = re.compile(
+    r"first step started ([\d.]+)s after the command started \(([\d.]+) CPU s\)"
+)
 GOALS = {"wall_s_100k": 60.0, "peak_rss_mb": 4096.0}
 
 
@@ -161,6 +165,8 @@ def new_day(
     )
     output = run.pop("output")
     run.update(day=day, steps=steps(output), step_cpu_s=step_cpu(output))
+    first = FIRST_STEP.search(output)
+    run.update(before_first_step=[float(x) for x in first.groups()] if first else None)
     run.update(people_sent=people_sent(work))
     run.update(load_before=load_before, load_after=os.getloadavg(), registry_cache=registry)
     shutil.rmtree(work, ignore_errors=True)
@@ -212,6 +218,12 @@ def median_report(runs: list[dict]) -> dict:
         "cpu_s": statistics.median(r["cpu_s"] for r in runs),
         "run_queue_s": statistics.median(r.get("run_queue_s", 0.0) for r in runs),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "before_first_step": [
+            statistics.median(r["before_first_step"][i] for r in runs if r.get("before_first_step"))
+            if any(r.get("before_first_step") for r in runs)
+            else None
+            for i in (0, 1)
+        ],
         "steps": {
             n: statistics.median(r["steps"].get(n, 0.0) for r in runs)
             for n in sorted(
@@ -222,6 +234,13 @@ def median_report(runs: list[dict]) -> dict:
             n: statistics.median(r.get("step_cpu_s", {}).get(n, 0.0) for r in runs) for n in names
         },
     }
+
+
+def _pair(pair: list[float | None] | None) -> str:
+    """'wall / CPU' before the first step, or '-' (a run whose output lacks the line)."""
+    if not pair or pair[0] is None:
+        return "-"
+    return f"{pair[0]:.1f} / {pair[1]:.1f}"
 
 
 def markdown(args: argparse.Namespace, history: dict, runs: list[dict], med: dict) -> str:
@@ -238,14 +257,15 @@ def markdown(args: argparse.Namespace, history: dict, runs: list[dict], med: dic
             else f"History: reused from an earlier full job ({history['reused']})."
         ),
         "",
-        "| repeat | day | wall s | CPU s | run-queue wait s | peak RSS MB | people synced "
-        "| load before | load after | registry cache |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| repeat | day | wall s | CPU s | before the first step: wall s / CPU s "
+        "| run-queue wait s | peak RSS MB | people synced | load before | load after "
+        "| registry cache |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(runs, 1):
         lines.append(
             f"| {i} | {r['day']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
-            f"| {r.get('run_queue_s', 0.0):.1f} | {r['peak_rss_mb']:.0f} "
+            f"| {_pair(r.get('before_first_step'))} | {r.get('run_queue_s', 0.0):.1f} | {r['peak_rss_mb']:.0f} "
             f"| {r['people_sent']} | {' '.join(f'{x:.1f}' for x in r['load_before'])} "
             f"| {' '.join(f'{x:.1f}' for x in r['load_after'])} "
             f"| {r.get('registry_cache', '')} |"
@@ -253,7 +273,8 @@ def markdown(args: argparse.Namespace, history: dict, runs: list[dict], med: dic
     lines += [
         "",
         f"**Median: {med['wall_s']:.1f} s wall, {med['cpu_s']:.1f} CPU s, "
-        f"{med['run_queue_s']:.1f} s waiting for a CPU; peak RSS "
+        f"{med['run_queue_s']:.1f} s waiting for a CPU; before the first step "
+        f"{_pair(med.get('before_first_step'))} s wall / CPU s; peak RSS "
         f"{med['peak_rss_mb']:.0f} MB** (goal at 100k: <= {GOALS['wall_s_100k']:.0f} s wall, "
         f"<= {GOALS['peak_rss_mb']:.0f} MB).",
         "",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import uuid
 
 import dagster as dg
+import psutil
 
 from orchestration.launcher import Progress
 
@@ -56,11 +58,16 @@ def test_progress_prints_steps_counts_and_blocking_findings() -> None:
     run_id = str(uuid.uuid4())
     out = io.StringIO()
     progress = Progress(instance, run_id, out)
+    age_at_start = time.time() - psutil.Process().create_time()
     progress.start()
     result = job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False)
     progress.stop()
+    age_at_end = time.time() - psutil.Process().create_time()
     lines = out.getvalue().splitlines()
     assert not result.success  # the blocking check stops downstream_table
+    # the fixed cost: wall from the process's start (interpreter, imports) to the first step
+    first = re.search(r"first step started ([\d.]+)s after the command started", out.getvalue())
+    assert first and age_at_start - 0.1 <= float(first.group(1)) <= age_at_end + 0.1, lines
     assert any(
         line.split()[:2] == ["ok", "upstream_table"] and "row count 1,234" in line for line in lines
     ), lines
