@@ -36,8 +36,8 @@ _WARMING: list[threading.Thread] = []
 @contextmanager
 def _without_spark() -> Iterator[None]:
     """Hide pyspark from the imports inside the block (see the module docstring)."""
-    spark = os.environ.get("SEGFLOW_ENGINE", "duckdb") == "spark"
-    if spark or "pyspark" in sys.modules:
+    engine = os.environ.get("SEGFLOW_ENGINE", "").strip().lower()
+    if engine not in ("", "duckdb") or "pyspark" in sys.modules:  # Spark (or unknown): as is
         yield
         return
     sys.modules["pyspark"] = None  # type: ignore[assignment] # `import pyspark` -> ImportError

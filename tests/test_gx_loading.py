@@ -60,3 +60,11 @@ def test_first_suite_imports_gx_without_spark(tmp_path, monkeypatch) -> None:
         "again": True,
         "pyspark_after": "pyspark.sql",
     }
+
+
+def test_spark_engine_imports_gx_as_is(tmp_path, monkeypatch) -> None:
+    """With the Spark engine pyspark is not hidden (GX keeps its Spark support)."""
+    monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("SEGFLOW_ENGINE", " Spark ")
+    loaded = _run(FIRST_SUITE)
+    assert loaded["gx"] and loaded["pyspark"]
