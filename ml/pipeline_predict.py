@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.features import FeatureSpec
-from ml.tree_reasons import Override, TreeScorer, Walked, tree_contributions
+from ml.fast_bins import BinPlan, FeatureColumns
+from ml.features import FeatureSpec, prepare_features
+from ml.tree_reasons import CHECK_ROWS, Override, TreeScorer, Walked, tree_contributions
 
 
 class PipelinePredict:
@@ -41,8 +42,11 @@ class PipelinePredict:
         self._positions = (
             {name: start + i for i, name in enumerate(passthrough)} if numbers_kept else {}
         )
+        self.spec = spec
         self._trees: TreeScorer | None = None
         self._trees_checked = False
+        self._plan: BinPlan | None = None
+        self._plan_checked = False
         # The last __call__'s frame, matrix and tree walk: reason codes for the same frame reuse
         # them (the frame is held, so `is` cannot match another one; callers don't mutate it).
         self._last: tuple[pd.DataFrame, np.ndarray, Walked | None] | None = None
@@ -109,6 +113,40 @@ class PipelinePredict:
         leaves are not stored), the same numbers."""
         self._last = None
         return self.predict_transformed(self.transform(X))
+
+    def scores_of(self, columns: FeatureColumns, take: np.ndarray | None = None) -> np.ndarray:
+        """`scores` of the rows of `columns` (or those at `take`) without preparing or
+        transforming them: a boosted model's bins come from the columns (ml.fast_bins),
+        checked once against scikit-learn's transform; any other model is prepared."""
+        rows = columns.rows if take is None else columns.rows.take(take)
+        plan = self._checked_plan(columns, take)
+        if plan is None:
+            return self.scores(prepare_features(rows, self.spec))
+        self._last = None
+        bins = plan.bins(columns, take).T
+        return self._trees.predict_walked(self._trees.walked(None, False, bins))
+
+    def _checked_plan(self, columns: FeatureColumns, take: np.ndarray | None) -> BinPlan | None:
+        """The bin plan, built on first use and kept when its bins of the first CHECK_ROWS
+        rows equal the booster's bins of scikit-learn's transform of them (and the tree
+        walker exists: TreeScorer.for_model checks it on the same rows)."""
+        if self._plan_checked:
+            return self._plan
+        picked = np.arange(len(columns.rows)) if take is None else np.asarray(take)
+        sample = columns.rows.take(picked[:CHECK_ROWS])
+        if not len(sample):
+            return None
+        self._plan_checked = True
+        Z = self.transform(prepare_features(sample, self.spec))
+        trees = self._tree_scorer(Z)
+        if trees is None:
+            return None
+        plan = BinPlan.build(self.prep, trees._binner, self.spec)
+        if plan is not None and np.array_equal(
+            plan.bins(FeatureColumns(sample)).T, trees._binner.transform(Z)
+        ):
+            self._plan = plan
+        return self._plan
 
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
         Z = self.transform(X)

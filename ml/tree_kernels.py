@@ -227,9 +227,10 @@ def quick_raw_scores(bins, feat, low, high, mask, count, leaf, value, baseline, 
     full = mask[0, 0] | ~mask[0, 0]
     for start in range(0, rows, width):
         n = min(width, rows - start)
-        for r in range(n):
-            for c in range(columns):
+        for c in range(columns):  # column-major bins are read in order
+            for r in range(n):
                 block[c, r] = bins[start + r, c]
+        for r in range(n):
             out[start + r] = baseline
         for t in range(feat.shape[0]):
             left[:n] = full

@@ -1,0 +1,114 @@
+"""Scores from bins computed straight from the feature rows (ml.fast_bins) equal scikit-learn's
+predict_proba / predict of the prepared rows, bit for bit: missing, infinite and nullable
+numbers, booleans as objects, missing, rare and unseen categories, a subset of rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import StandardScaler
+from support.ml_marts import synthetic_marts
+from threadpoolctl import threadpool_limits
+
+from contracts.models import model_kind
+from ml import row_blocks
+from ml.estimators import calibrated_classifier, revenue_regressor
+from ml.fast_bins import BinPlan, FeatureColumns
+from ml.features import infer_feature_spec, prepare_features
+from ml.pipeline_predict import PipelinePredict
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def marts():
+    return synthetic_marts(n_users=600, n_weeks=8, seed=11)
+
+
+def _awkward(rows: pd.DataFrame, spec, seed: int) -> pd.DataFrame:
+    """The rows with what a warehouse can hold: NaN, +-inf, nullable ints with NA, booleans
+    as objects with None, null / unseen categories."""
+    rng = np.random.default_rng(seed)
+    rows = rows.copy()
+    for i, name in enumerate(spec.numeric[:8]):
+        hit = rng.random(len(rows)) < 0.15
+        if pd.api.types.is_float_dtype(rows[name].dtype):
+            rows.loc[hit, name] = [np.nan, np.inf, -np.inf][i % 3]
+        else:
+            rows[name] = rows[name].astype("Int64").mask(hit)
+    if spec.boolean:
+        name = spec.boolean[0]
+        rows[name] = rows[name].astype(object).mask(rng.random(len(rows)) < 0.2, None)
+    for i, name in enumerate(spec.categorical[:3]):
+        hit = rng.random(len(rows)) < 0.1
+        rows[name] = rows[name].astype(object).mask(hit, None if i % 2 else f"unseen-{i}")
+    return rows
+
+
+@pytest.fixture(scope="module", params=["churn", "ltv"])
+def fitted(request, marts):
+    kind = request.param
+    train = marts["ml_churn_training" if kind == "churn" else "ml_ltv_training"]
+    spec = infer_feature_spec(train)
+    y = train[model_kind(kind).label].astype(float)
+    awkward = _awkward(train, spec, seed=3)
+    if kind == "churn":
+        model = calibrated_classifier(spec, len(train))
+    else:
+        model = revenue_regressor(spec, len(train))
+    return kind, spec, model.fit(prepare_features(awkward, spec), y), _awkward(train, spec, 4)
+
+
+def _sklearn(kind, model, frame):
+    if kind == "churn":
+        return model.predict_proba(frame)[:, 1]
+    return np.clip(model.predict(frame), 0.0, None)
+
+
+def test_scores_from_columns_equal_scikit_learn(fitted):
+    kind, spec, model, rows = fitted
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    got = fast.scores_of(FeatureColumns(rows))
+    assert fast._plan is not None  # the bins came from the columns, not the fallback
+    assert np.array_equal(got, _sklearn(kind, model, prepare_features(rows, spec)))
+    take = np.flatnonzero(np.arange(len(rows)) % 3 != 1)[::-1].copy()  # a subset, reordered
+    with row_blocks.limit(2):
+        again = fast.scores_of(FeatureColumns(rows), take)
+    expected = _sklearn(kind, model, prepare_features(rows.take(take), spec))
+    assert np.array_equal(again, expected)
+
+
+def test_plan_bins_equal_the_boosters_bins(fitted):
+    """Every bin of every column equals the booster's own binning of the transformed rows."""
+    kind, spec, model, rows = fitted
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    Z = fast.transform(prepare_features(rows, spec))
+    trees = fast._tree_scorer(Z)
+    plan = BinPlan.build(fast.prep, trees._binner, spec)
+    expected = trees._binner.transform(Z)
+    assert (expected == trees._missing).any() and len(plan._categories) == 1
+    assert np.array_equal(plan.bins(FeatureColumns(rows)).T, expected)
+
+
+def test_unknown_transformers_fall_back(fitted, marts):
+    """A part the plan does not reproduce (a scaler) gets no plan: scikit-learn's transform
+    runs, with the same scores."""
+    kind, spec, model, rows = fitted
+    prep = model.named_steps["prep"]
+    scaled = ColumnTransformer(
+        [("num", StandardScaler(), list(spec.numeric + spec.boolean)), *prep.transformers[1:]],
+        verbose_feature_names_out=False,
+    )
+    model = type(model)([("prep", scaled), ("model", model.named_steps["model"])])
+    train = marts["ml_churn_training" if kind == "churn" else "ml_ltv_training"]
+    model.fit(prepare_features(train, spec), train[model_kind(kind).label].astype(float))
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    got = fast.scores_of(FeatureColumns(rows))
+    assert fast._plan is None and fast._trees is not None
+    assert np.array_equal(got, _sklearn(kind, model, prepare_features(rows, spec)))
