@@ -46,9 +46,21 @@ class FeatureColumns:
     def codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(code of each row, the distinct prepared strings) of categorical column `name`."""
         if name not in self._codes:
-            codes, uniques = pd.factorize(category_values(self.rows[name]))
-            self._codes[name] = (codes.astype(np.int64), np.asarray(uniques, dtype=object))
+            self._codes[name] = _category_codes(self.rows[name])
         return self._codes[name]
+
+
+def _category_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, distinct prepared values) of a categorical column. Strings and nulls
+    (what the warehouse returns) are grouped first and only the distinct ones prepared;
+    other values are prepared row by row (1 and 1.0 group together but print apart)."""
+    raw_codes, raw = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    if all(isinstance(value, str) for value in raw):
+        prepared = category_values(pd.Series([*raw, None], dtype=object))
+        merged, uniques = pd.factorize(prepared)
+        return merged[raw_codes].astype(np.int64), np.asarray(uniques, dtype=object)
+    codes, uniques = pd.factorize(category_values(column))
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
 class BinPlan:
@@ -117,8 +129,12 @@ class BinPlan:
 
     def _category_bins(self, transformer, names, part, columns, take, every) -> np.ndarray:
         """A categorical part's bins: its transformer and the booster's thresholds applied
-        once per distinct combination of its columns, gathered by row."""
+        once per distinct combination of its columns, gathered by row (a one-hot encoder:
+        once per distinct value of each column, its output block being that column's own)."""
         codes = [columns.codes(name) for name in names]
+        widths = _one_hot_widths(transformer, len(names), part.stop - part.start)
+        if widths is not None:
+            return self._one_hot_bins(transformer, names, part, codes, widths, take, every)
         key = np.zeros(len(columns.rows), dtype=np.int64)
         span = 1
         for row_codes, uniques in codes:
@@ -141,6 +157,37 @@ class BinPlan:
             thresholds = self._thresholds[part.start + j]
             bin_column(values, none, True, thresholds, self._missing, table[j])
         return table[:, inverse.ravel()]
+
+    def _one_hot_bins(self, encoder, names, part, codes, widths, take, every) -> np.ndarray:
+        """One-hot bins column by column: each input's distinct values encoded (the other
+        inputs held at their first value; they do not reach this input's block)."""
+        out = np.empty((part.stop - part.start, len(codes[0][0]) if every else len(take)), "u1")
+        anchor = {name: uniques[:1] for name, (_, uniques) in zip(names, codes, strict=True)}
+        start = 0
+        none = np.empty(0, dtype=np.intp)
+        for name, (row_codes, uniques), width in zip(names, codes, widths, strict=True):
+            frame = {other: np.repeat(anchor[other], len(uniques)) for other in names}
+            frame[name] = uniques
+            encoded = _dense(encoder, pd.DataFrame(frame, columns=names))
+            table = np.empty((width, len(uniques)), dtype=np.uint8)
+            for j in range(width):
+                values = np.ascontiguousarray(encoded[:, start + j])
+                thresholds = self._thresholds[part.start + start + j]
+                bin_column(values, none, True, thresholds, self._missing, table[j])
+            out[start : start + width] = table[:, row_codes if every else row_codes[take]]
+            start += width
+        return out
+
+
+def _one_hot_widths(transformer, inputs: int, width: int) -> list[int] | None:
+    """Output columns per input of a fitted OneHotEncoder (each input owns its own block),
+    None for any other transformer or when the widths do not add up."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    widths = getattr(transformer, "_n_features_outs", None)
+    if type(transformer) is not OneHotEncoder or widths is None or len(widths) != inputs:
+        return None
+    return [int(w) for w in widths] if sum(widths) == width else None
 
 
 def _dense(transformer, frame: pd.DataFrame) -> np.ndarray:
@@ -172,8 +219,7 @@ def bin_column(values, take, every, thresholds, missing, out):
             continue
         position = 0
         step = 128
-        while step > 0:
-            if thresholds[position + step - 1] < x:
-                position += step
+        while step > 0:  # no branch on the data: the comparisons of many rows overlap
+            position += step * (thresholds[position + step - 1] < x)
             step >>= 1
         out[r] = position

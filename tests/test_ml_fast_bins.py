@@ -112,3 +112,25 @@ def test_unknown_transformers_fall_back(fitted, marts):
     got = fast.scores_of(FeatureColumns(rows))
     assert fast._plan is None and fast._trees is not None
     assert np.array_equal(got, _sklearn(kind, model, prepare_features(rows, spec)))
+
+
+def test_other_category_encoders_by_distinct_combination(fitted, marts):
+    """A categorical part that is not a one-hot encoder (ordinal codes, unseen ones -1) is
+    applied once per distinct combination of its columns: the same bins and scores."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    kind, spec, model, rows = fitted
+    prep = model.named_steps["prep"]
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    coded = ColumnTransformer(
+        [*prep.transformers[:1], ("cat", ordinal, list(spec.categorical))],
+        verbose_feature_names_out=False,
+    )
+    model = type(model)([("prep", coded), ("model", model.named_steps["model"])])
+    train = marts["ml_churn_training" if kind == "churn" else "ml_ltv_training"]
+    model.fit(prepare_features(train, spec), train[model_kind(kind).label].astype(float))
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    take = np.arange(0, len(rows), 2)
+    got = fast.scores_of(FeatureColumns(rows), take)
+    assert fast._plan is not None and fast._plan._categories[0][0] is not None
+    assert np.array_equal(got, _sklearn(kind, model, prepare_features(rows.take(take), spec)))
