@@ -159,19 +159,22 @@ class BinPlan:
         return table[:, inverse.ravel()]
 
     def _one_hot_bins(self, encoder, names, part, codes, widths, take, every) -> np.ndarray:
-        """One-hot bins column by column: each input's distinct values encoded (the other
-        inputs held at their first value; they do not reach this input's block)."""
+        """One-hot bins column by column: each input's distinct values encoded once (rows of
+        one frame; an input's output block depends on that input alone)."""
         out = np.empty((part.stop - part.start, len(codes[0][0]) if every else len(take)), "u1")
-        anchor = {name: uniques[:1] for name, (_, uniques) in zip(names, codes, strict=True)}
+        # One frame: row k holds each input's k-th distinct value (its first past its end).
+        depth = max(len(uniques) for _, uniques in codes)
+        frame = {
+            name: np.concatenate([uniques, np.repeat(uniques[:1], depth - len(uniques))])
+            for name, (_, uniques) in zip(names, codes, strict=True)
+        }
+        encoded = _dense(encoder, pd.DataFrame(frame, columns=names))
         start = 0
         none = np.empty(0, dtype=np.intp)
-        for name, (row_codes, uniques), width in zip(names, codes, widths, strict=True):
-            frame = {other: np.repeat(anchor[other], len(uniques)) for other in names}
-            frame[name] = uniques
-            encoded = _dense(encoder, pd.DataFrame(frame, columns=names))
+        for (row_codes, uniques), width in zip(codes, widths, strict=True):
             table = np.empty((width, len(uniques)), dtype=np.uint8)
             for j in range(width):
-                values = np.ascontiguousarray(encoded[:, start + j])
+                values = np.ascontiguousarray(encoded[: len(uniques), start + j])
                 thresholds = self._thresholds[part.start + start + j]
                 bin_column(values, none, True, thresholds, self._missing, table[j])
             out[start : start + width] = table[:, row_codes if every else row_codes[take]]

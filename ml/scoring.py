@@ -90,11 +90,25 @@ def _active_rows(features_df: pd.DataFrame, score_dates: list[date]) -> pd.DataF
             f"fct_user_features has several rows for user(s) {examples} on one snapshot_date; "
             "expected one row per user per snapshot_date"
         )
-    order = key.sort_values(["day", "user"], kind="stable").index.to_numpy()
+    order = _day_user_order(key)
     positions = np.flatnonzero(keep)[order]
     rows = features_df.take(positions).reset_index(drop=True)
     rows["_score_date"] = pd.Series(key["day"].to_numpy()[order]).dt.date
     return rows
+
+
+def _day_user_order(key: pd.DataFrame) -> np.ndarray:
+    """Positions of `key` sorted by day then user: string ids as one fixed-width array
+    (numpy compares code points, as Python does), others through pandas."""
+    users = key["user"].to_numpy()
+    if pd.api.types.infer_dtype(users, skipna=False) == "string":
+        fixed, days = users.astype(str), key["day"].to_numpy()
+        order = np.lexsort((fixed, days))
+        fixed, days = fixed[order], days[order]
+        # numpy drops trailing NULs: ids equal only that way are ordered by pandas instead
+        if not ((fixed[1:] == fixed[:-1]) & (days[1:] == days[:-1])).any():
+            return order
+    return key.sort_values(["day", "user"], kind="stable").index.to_numpy()
 
 
 def _not_paid(rows: pd.DataFrame) -> np.ndarray:

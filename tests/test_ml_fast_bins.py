@@ -134,3 +134,20 @@ def test_other_category_encoders_by_distinct_combination(fitted, marts):
     got = fast.scores_of(FeatureColumns(rows), take)
     assert fast._plan is not None and fast._plan._categories[0][0] is not None
     assert np.array_equal(got, _sklearn(kind, model, prepare_features(rows.take(take), spec)))
+
+
+@pytest.mark.parametrize(
+    "users",
+    [
+        ["u10", "u9", "U9", "é", "", "u1 0", "u1", "zz"],  # code point order, not natural
+        ["a\x00", "x", "a", "y", "b\x00\x00"],  # ids equal once numpy drops trailing NULs
+        [12, 3, 7, 100],  # not strings
+    ],
+)
+def test_day_user_order_equals_pandas(users):
+    from ml.scoring import _day_user_order
+
+    days = pd.to_datetime(["2026-01-02", "2026-01-01"] * len(users))[: len(users)].to_numpy()
+    key = pd.DataFrame({"day": days, "user": pd.Series(users, dtype=object)})
+    expected = key.sort_values(["day", "user"], kind="stable").index.to_numpy()
+    assert np.array_equal(_day_user_order(key), expected)
