@@ -132,7 +132,7 @@ class BinPlan:
         once per distinct combination of its columns, gathered by row (a one-hot encoder:
         once per distinct value of each column, its output block being that column's own)."""
         codes = [columns.codes(name) for name in names]
-        widths = _one_hot_widths(transformer, len(names), part.stop - part.start)
+        widths = one_hot_widths(transformer, len(names), part.stop - part.start)
         if widths is not None:
             return self._one_hot_bins(transformer, names, part, codes, widths, take, every)
         key = np.zeros(len(columns.rows), dtype=np.int64)
@@ -182,15 +182,15 @@ class BinPlan:
         return out
 
 
-def _one_hot_widths(transformer, inputs: int, width: int) -> list[int] | None:
+def one_hot_widths(transformer, inputs: int, width: int | None) -> list[int] | None:
     """Output columns per input of a fitted OneHotEncoder (each input owns its own block),
-    None for any other transformer or when the widths do not add up."""
+    None for any other transformer or when the widths do not add up (to `width`, if given)."""
     from sklearn.preprocessing import OneHotEncoder
 
     widths = getattr(transformer, "_n_features_outs", None)
     if type(transformer) is not OneHotEncoder or widths is None or len(widths) != inputs:
         return None
-    return [int(w) for w in widths] if sum(widths) == width else None
+    return [int(w) for w in widths] if width in (None, sum(widths)) else None
 
 
 def _dense(transformer, frame: pd.DataFrame) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.fast_bins import BinPlan, FeatureColumns
+from ml.fast_bins import BinPlan, FeatureColumns, one_hot_widths
 from ml.features import FeatureSpec, prepare_features
 from ml.tree_reasons import CHECK_ROWS, Override, TreeScorer, Walked, tree_contributions
 
@@ -225,17 +225,43 @@ class PipelinePredict:
 def _part(transformer, block: pd.DataFrame) -> np.ndarray:
     """One ColumnTransformer part's output on `block` (its columns), as floats; a
     string-column transformer (the one-hot encoder: a Python dict lookup per value) runs
-    once per distinct combination of its columns, spread back by row: the same encoder on
-    the same values, so the same matrix."""
+    once per distinct value of each column (a one-hot encoder: each column owns its output
+    block) or per distinct combination of its columns (any other), spread back by row: the
+    same encoder on the same values, so the same matrix."""
     if transformer == "passthrough":
         return block.to_numpy(dtype=float)
-    if all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes):
+    widths = one_hot_widths(transformer, block.shape[1], None)
+    strings = all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes)
+    if widths is not None and strings and len(block):
+        return _one_hot_part(transformer, block, widths)
+    if strings:
         columns = list(block.columns)
         codes = block.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
         first = np.unique(codes, return_index=True)[1]  # a row of each code, in order
         encoded = transformer.transform(block.iloc[first])
         return np.asarray(encoded, dtype=float)[codes]
     return np.asarray(transformer.transform(block), dtype=float)
+
+
+def _one_hot_part(encoder, block: pd.DataFrame, widths: list[int]) -> np.ndarray:
+    """A fitted one-hot encoder's output on `block`, each column's own output block from its
+    distinct values (encoded once, as rows of one frame), spread back by row."""
+    codes = [
+        pd.factorize(block[name].to_numpy(dtype=object), use_na_sentinel=False)
+        for name in block.columns
+    ]
+    depth = max(len(uniques) for _, uniques in codes)
+    frame = {
+        name: np.concatenate([uniques, np.repeat(uniques[:1], depth - len(uniques))])
+        for name, (_, uniques) in zip(block.columns, codes, strict=True)
+    }
+    encoded = np.asarray(encoder.transform(pd.DataFrame(frame, columns=block.columns)), float)
+    out = np.empty((len(block), sum(widths)))
+    start = 0
+    for (row_codes, _), width in zip(codes, widths, strict=True):
+        out[:, start : start + width] = encoded[row_codes, start : start + width]
+        start += width
+    return out
 
 
 def _unchanged(transformer) -> bool:
