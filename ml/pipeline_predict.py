@@ -114,6 +114,10 @@ class PipelinePredict:
         self._last = None
         return self.predict_transformed(self.transform(X))
 
+    def forget(self) -> None:
+        """Drop the last call's frame, matrix and walk (reason codes are done with them)."""
+        self._last = None
+
     def scores_of(self, columns: FeatureColumns, take: np.ndarray | None = None) -> np.ndarray:
         """`scores` of the rows of `columns` (or those at `take`) without preparing or
         transforming them: a boosted model's bins come from the columns (ml.fast_bins),

@@ -55,6 +55,11 @@ class _Champion:
         return self._predictors[proba]
 
 
+# One _Champion per loaded version (registry.load_by_alias returns the same object while it
+# keeps it): the drift check's churn scores reuse the step's checked predictors and bin plans.
+_CHAMPIONS: dict[int, _Champion] = {}
+
+
 def _champion(name: str, tracking_uri: str, required: bool = False) -> _Champion | None:
     try:
         loaded = registry.load_by_alias(name, tracking_uri)
@@ -62,7 +67,14 @@ def _champion(name: str, tracking_uri: str, required: bool = False) -> _Champion
         if required:
             raise
         return None
-    return _Champion(loaded, FeatureSpec.from_dict(loaded.meta["feature_spec"]))
+    known = _CHAMPIONS.get(id(loaded))
+    if known is None or known.loaded is not loaded:
+        if len(_CHAMPIONS) >= 8:
+            _CHAMPIONS.pop(next(iter(_CHAMPIONS)))
+        known = _CHAMPIONS[id(loaded)] = _Champion(
+            loaded, FeatureSpec.from_dict(loaded.meta["feature_spec"])
+        )
+    return known
 
 
 def assign_bands(values: np.ndarray, bands: dict) -> np.ndarray:
@@ -299,6 +311,8 @@ def _score_banded(
     out[spec.score_column] = scores
     out[spec.band_column] = assign_bands(scores, champion.loaded.meta["bands"])
     out[spec.reasons_column] = _reasons(X, champion, predict, top_reasons, local, len(out))
+    if isinstance(predict, PipelinePredict):
+        predict.forget()  # the champion outlives the batch (_CHAMPIONS): keep no rows
     return out
 
 
