@@ -151,3 +151,17 @@ def test_day_user_order_equals_pandas(users):
     key = pd.DataFrame({"day": days, "user": pd.Series(users, dtype=object)})
     expected = key.sort_values(["day", "user"], kind="stable").index.to_numpy()
     assert np.array_equal(_day_user_order(key), expected)
+
+
+def test_joined_codes_equal_joining_each_row():
+    """reason strings joined once per distinct row of kept codes == each row's own join."""
+    from ml.reasons import _joined
+
+    rng = np.random.default_rng(5)
+    pool = np.array(["a_high", "b_low", "no_c", "d_x", "e_high"], dtype=object)
+    codes = pool[rng.integers(0, len(pool), size=(3000, 6))]
+    codes[rng.random(codes.shape) < 0.3] = None
+    kept = (rng.random(codes.shape) < 0.5) & (codes != None)  # noqa: E711 (elementwise)
+    expected = [",".join(row[keep]) for row, keep in zip(codes, kept, strict=True)]
+    assert _joined(codes, kept).tolist() == expected
+    assert _joined(codes[:0], kept[:0]).tolist() == []
