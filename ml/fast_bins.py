@@ -22,7 +22,7 @@ import pandas as pd
 from numba import njit
 
 from ml import row_blocks
-from ml.features import category_values, number_values
+from ml.features import category_values, number_values, prepare_features
 
 # Thresholds padded with +inf to this length: a branch-free binary search of 8 steps.
 _PADDED = 255
@@ -42,6 +42,19 @@ class FeatureColumns:
         if key not in self._numbers:
             self._numbers[key] = number_values(self.rows[name], boolean)
         return self._numbers[key]
+
+    def frame(self, spec) -> pd.DataFrame:
+        """prepare_features(rows, spec) from the prepared columns (new arrays, the same
+        values); prepare_features itself names any missing column."""
+        if any(name not in self.rows.columns for name in spec.columns):
+            return prepare_features(self.rows, spec)
+        columns = {name: self.numbers(name, False) for name in spec.numeric}
+        columns.update({name: self.numbers(name, True) for name in spec.boolean})
+        for name in spec.categorical:
+            codes, uniques = self.codes(name)
+            columns[name] = uniques[codes]
+        # a frame from a dict copies its arrays: the cached columns stay untouched
+        return pd.DataFrame({name: columns[name] for name in spec.columns}, index=self.rows.index)
 
     def codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(code of each row, the distinct prepared strings) of categorical column `name`."""

@@ -303,7 +303,7 @@ def _score_banded(
     predict = champion.predictor(proba=spec.task == "classification")
     X = None
     if top_reasons > 0:  # the walk is kept for the reason codes
-        X = champion.prepare(columns.rows)
+        X = columns.frame(champion.spec)  # prepare_features, each column prepared once
         local = predict(X)
     else:
         local = _scores_only(champion, predict, columns) if spec.score_column not in given else None

@@ -165,3 +165,15 @@ def test_joined_codes_equal_joining_each_row():
     expected = [",".join(row[keep]) for row, keep in zip(codes, kept, strict=True)]
     assert _joined(codes, kept).tolist() == expected
     assert _joined(codes[:0], kept[:0]).tolist() == []
+
+
+def test_frame_equals_prepare_features(fitted):
+    """The reason codes' frame from the shared prepared columns == prepare_features."""
+    kind, spec, model, rows = fitted
+    columns = FeatureColumns(rows)
+    columns.codes(spec.categorical[0])  # built by another champion first: same values
+    expected = prepare_features(rows, spec)
+    got = columns.frame(spec)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    got.iloc[:, 0] = -1.0  # a copy: the shared columns are not changed
+    pd.testing.assert_frame_equal(columns.frame(spec), expected, check_exact=True)
