@@ -152,6 +152,18 @@ class PipelinePredict:
             self._plan = plan
         return self._plan
 
+    def with_columns(self, X: pd.DataFrame, columns: FeatureColumns) -> np.ndarray:
+        """self(X) for X = columns.frame(spec), the walk's bins from the columns (the bin
+        plan, ml.fast_bins) instead of binning the transformed matrix: the same bins."""
+        plan = self._checked_plan(columns, None)
+        if plan is None:
+            return self(X)
+        Z = self.transform(X)
+        bins = np.ascontiguousarray(plan.bins(columns).T)  # rows x features: restarts read rows
+        walked = self._trees.walked(None, True, bins)
+        self._last = (X, Z, walked)
+        return self._trees.predict_walked(walked)
+
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
         Z = self.transform(X)
         trees = self._tree_scorer(Z)

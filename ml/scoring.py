@@ -304,7 +304,8 @@ def _score_banded(
     X = None
     if top_reasons > 0:  # the walk is kept for the reason codes
         X = columns.frame(champion.spec)  # prepare_features, each column prepared once
-        local = predict(X)
+        fast = isinstance(predict, PipelinePredict)
+        local = predict.with_columns(X, columns) if fast else predict(X)
     else:
         local = _scores_only(champion, predict, columns) if spec.score_column not in given else None
     scores = given.get(spec.score_column, local)

@@ -177,3 +177,21 @@ def test_frame_equals_prepare_features(fitted):
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     got.iloc[:, 0] = -1.0  # a copy: the shared columns are not changed
     pd.testing.assert_frame_equal(columns.frame(spec), expected, check_exact=True)
+
+
+def test_reason_walk_from_column_bins_equals_scikit_learn(fitted):
+    """Reason codes walked from the plan's bins (with_columns) == re-predicting each changed
+    row through scikit-learn, every bit."""
+    from ml.reasons import feature_contributions
+
+    kind, spec, model, rows = fitted
+    rows = rows.iloc[:300]
+    columns = FeatureColumns(rows)
+    X = columns.frame(spec)
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    base = fast.with_columns(X, columns)
+    assert fast._plan is not None and fast._last[2] is not None
+    assert base.tolist() == _sklearn(kind, model, X).tolist()
+    walked = feature_contributions(X, spec, fast, base=base)
+    plain = feature_contributions(X, spec, lambda frame: _sklearn(kind, model, frame))
+    assert (walked.to_numpy() != 0).sum() > len(X) and walked.equals(plain)
