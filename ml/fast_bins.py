@@ -1,4 +1,4 @@
-"""A boosted pipeline's bins straight from the feature rows, for scores without reason codes.
+"""A boosted pipeline's bins straight from the feature rows (scores, and the reason codes' walk).
 
 The stock pipeline (ColumnTransformer: numbers and booleans passed through, categories
 one-hot encoded; then a HistGradientBoosting model) scores through three copies of the day:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import StandardScaler
 from support.ml_marts import synthetic_marts
@@ -105,7 +106,7 @@ def test_unknown_transformers_fall_back(fitted, marts):
         [("num", StandardScaler(), list(spec.numeric + spec.boolean)), *prep.transformers[1:]],
         verbose_feature_names_out=False,
     )
-    model = type(model)([("prep", scaled), ("model", model.named_steps["model"])])
+    model = type(model)([("prep", scaled), ("model", clone(model.named_steps["model"]))])
     train = marts["ml_churn_training" if kind == "churn" else "ml_ltv_training"]
     model.fit(prepare_features(train, spec), train[model_kind(kind).label].astype(float))
     fast = PipelinePredict(model, spec, proba=kind == "churn")
@@ -126,7 +127,7 @@ def test_other_category_encoders_by_distinct_combination(fitted, marts):
         [*prep.transformers[:1], ("cat", ordinal, list(spec.categorical))],
         verbose_feature_names_out=False,
     )
-    model = type(model)([("prep", coded), ("model", model.named_steps["model"])])
+    model = type(model)([("prep", coded), ("model", clone(model.named_steps["model"]))])
     train = marts["ml_churn_training" if kind == "churn" else "ml_ltv_training"]
     model.fit(prepare_features(train, spec), train[model_kind(kind).label].astype(float))
     fast = PipelinePredict(model, spec, proba=kind == "churn")
