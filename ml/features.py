@@ -229,21 +229,31 @@ def prepare_features(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     # cost more than the model's predict on a day of users).
     columns: dict[str, np.ndarray] = {}
     for name in spec.numeric + spec.boolean:
-        column = df[name]
-        if name in spec.boolean and pd.api.types.is_object_dtype(column.dtype):
-            column = column.astype("boolean")
-        try:
-            values = pd.to_numeric(column, errors="raise").astype("float64").to_numpy(copy=True)
-        except (TypeError, ValueError) as exc:
-            raise FeatureError(f"column {name!r}: expected numeric/boolean values ({exc})") from exc
-        values[np.isinf(values)] = np.nan
-        columns[name] = values
+        columns[name] = number_values(df[name], name in spec.boolean)
     for name in spec.categorical:
-        values = df[name].astype("object")
-        columns[name] = (
-            values.where(values.notna(), MISSING_CATEGORY).astype(str).to_numpy(dtype=object)
-        )
+        columns[name] = category_values(df[name])
     return pd.DataFrame({name: columns[name] for name in spec.columns}, index=df.index)
+
+
+def number_values(column: pd.Series, boolean: bool) -> np.ndarray:
+    """A numeric or boolean feature column as the model sees it: float64, infinities and
+    nulls as NaN (a new array)."""
+    if boolean and pd.api.types.is_object_dtype(column.dtype):
+        column = column.astype("boolean")
+    try:
+        values = pd.to_numeric(column, errors="raise").astype("float64").to_numpy(copy=True)
+    except (TypeError, ValueError) as exc:
+        raise FeatureError(
+            f"column {column.name!r}: expected numeric/boolean values ({exc})"
+        ) from exc
+    values[np.isinf(values)] = np.nan
+    return values
+
+
+def category_values(column: pd.Series) -> np.ndarray:
+    """A categorical feature column as the model sees it: strings, nulls as MISSING_CATEGORY."""
+    values = column.astype("object")
+    return values.where(values.notna(), MISSING_CATEGORY).astype(str).to_numpy(dtype=object)
 
 
 def require_columns(df: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.features import FeatureSpec
-from ml.tree_reasons import Override, TreeScorer, Walked, tree_contributions
+from ml.fast_bins import BinPlan, FeatureColumns, one_hot_widths
+from ml.features import FeatureSpec, prepare_features
+from ml.tree_reasons import CHECK_ROWS, Override, TreeScorer, Walked, tree_contributions
 
 
 class PipelinePredict:
@@ -41,8 +42,11 @@ class PipelinePredict:
         self._positions = (
             {name: start + i for i, name in enumerate(passthrough)} if numbers_kept else {}
         )
+        self.spec = spec
         self._trees: TreeScorer | None = None
         self._trees_checked = False
+        self._plan: BinPlan | None = None
+        self._plan_checked = False
         # The last __call__'s frame, matrix and tree walk: reason codes for the same frame reuse
         # them (the frame is held, so `is` cannot match another one; callers don't mutate it).
         self._last: tuple[pd.DataFrame, np.ndarray, Walked | None] | None = None
@@ -109,6 +113,56 @@ class PipelinePredict:
         leaves are not stored), the same numbers."""
         self._last = None
         return self.predict_transformed(self.transform(X))
+
+    def forget(self) -> None:
+        """Drop the last call's frame, matrix and walk (reason codes are done with them)."""
+        self._last = None
+
+    def scores_of(self, columns: FeatureColumns, take: np.ndarray | None = None) -> np.ndarray:
+        """`scores` of the rows of `columns` (or those at `take`) without preparing or
+        transforming them: a boosted model's bins come from the columns (ml.fast_bins),
+        checked once against scikit-learn's transform; any other model is prepared."""
+        rows = columns.rows if take is None else columns.rows.take(take)
+        plan = self._checked_plan(columns, take)
+        if plan is None:
+            return self.scores(prepare_features(rows, self.spec))
+        self._last = None
+        bins = plan.bins(columns, take).T
+        return self._trees.predict_walked(self._trees.walked(None, False, bins))
+
+    def _checked_plan(self, columns: FeatureColumns, take: np.ndarray | None) -> BinPlan | None:
+        """The bin plan, built on first use and kept when its bins of the first CHECK_ROWS
+        rows equal the booster's bins of scikit-learn's transform of them (and the tree
+        walker exists: TreeScorer.for_model checks it on the same rows)."""
+        if self._plan_checked:
+            return self._plan
+        picked = np.arange(len(columns.rows)) if take is None else np.asarray(take)
+        sample = columns.rows.take(picked[:CHECK_ROWS])
+        if not len(sample):
+            return None
+        self._plan_checked = True
+        Z = self.transform(prepare_features(sample, self.spec))
+        trees = self._tree_scorer(Z)
+        if trees is None:
+            return None
+        plan = BinPlan.build(self.prep, trees._binner, self.spec)
+        if plan is not None and np.array_equal(
+            plan.bins(FeatureColumns(sample)).T, trees._binner.transform(Z)
+        ):
+            self._plan = plan
+        return self._plan
+
+    def with_columns(self, X: pd.DataFrame, columns: FeatureColumns) -> np.ndarray:
+        """self(X) for X = columns.frame(spec), the walk's bins from the columns (the bin
+        plan, ml.fast_bins) instead of binning the transformed matrix: the same bins."""
+        plan = self._checked_plan(columns, None)
+        if plan is None:
+            return self(X)
+        Z = self.transform(X)
+        bins = np.ascontiguousarray(plan.bins(columns).T)  # rows x features: restarts read rows
+        walked = self._trees.walked(None, True, bins)
+        self._last = (X, Z, walked)
+        return self._trees.predict_walked(walked)
 
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
         Z = self.transform(X)
@@ -187,17 +241,43 @@ class PipelinePredict:
 def _part(transformer, block: pd.DataFrame) -> np.ndarray:
     """One ColumnTransformer part's output on `block` (its columns), as floats; a
     string-column transformer (the one-hot encoder: a Python dict lookup per value) runs
-    once per distinct combination of its columns, spread back by row: the same encoder on
-    the same values, so the same matrix."""
+    once per distinct value of each column (a one-hot encoder: each column owns its output
+    block) or per distinct combination of its columns (any other), spread back by row: the
+    same encoder on the same values, so the same matrix."""
     if transformer == "passthrough":
         return block.to_numpy(dtype=float)
-    if all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes):
+    widths = one_hot_widths(transformer, block.shape[1], None)
+    strings = all(pd.api.types.is_object_dtype(dtype) for dtype in block.dtypes)
+    if widths is not None and strings and len(block):
+        return _one_hot_part(transformer, block, widths)
+    if strings:
         columns = list(block.columns)
         codes = block.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
         first = np.unique(codes, return_index=True)[1]  # a row of each code, in order
         encoded = transformer.transform(block.iloc[first])
         return np.asarray(encoded, dtype=float)[codes]
     return np.asarray(transformer.transform(block), dtype=float)
+
+
+def _one_hot_part(encoder, block: pd.DataFrame, widths: list[int]) -> np.ndarray:
+    """A fitted one-hot encoder's output on `block`, each column's own output block from its
+    distinct values (encoded once, as rows of one frame), spread back by row."""
+    codes = [
+        pd.factorize(block[name].to_numpy(dtype=object), use_na_sentinel=False)
+        for name in block.columns
+    ]
+    depth = max(len(uniques) for _, uniques in codes)
+    frame = {
+        name: np.concatenate([uniques, np.repeat(uniques[:1], depth - len(uniques))])
+        for name, (_, uniques) in zip(block.columns, codes, strict=True)
+    }
+    encoded = np.asarray(encoder.transform(pd.DataFrame(frame, columns=block.columns)), float)
+    out = np.empty((len(block), sum(widths)))
+    start = 0
+    for (row_codes, _), width in zip(codes, widths, strict=True):
+        out[:, start : start + width] = encoded[row_codes, start : start + width]
+        start += width
+    return out
 
 
 def _unchanged(transformer) -> bool:

@@ -221,7 +221,19 @@ def reason_strings(
 ) -> pd.Series:
     """Comma-separated top codes per user (empty string when nothing pushes the score up)."""
     _, codes, _, kept = _ranked_codes(X, spec, predict, top_k, 0.05, candidates, base)
-    joined = [
-        ",".join(row_codes[row_kept]) for row_codes, row_kept in zip(codes, kept, strict=True)
-    ]
-    return pd.Series(joined, index=X.index, dtype=object)
+    return pd.Series(_joined(codes, kept), index=X.index, dtype=object)
+
+
+def _joined(codes: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """ ",".join(row's kept codes) per row, joined once per distinct row of kept codes (a
+    day's rows share a few thousand of them) and spread back by row."""
+    if not len(codes):
+        return np.empty(0, dtype=object)
+    key = np.zeros(len(codes), dtype=np.int64)
+    for position in range(codes.shape[1]):
+        column = np.where(kept[:, position], codes[:, position], None)
+        found, uniques = pd.factorize(column, use_na_sentinel=True)
+        key = np.unique(key * (len(uniques) + 1) + found + 1, return_inverse=True)[1].ravel()
+    first, inverse = np.unique(key, return_index=True, return_inverse=True)[1:]
+    joined = [",".join(codes[row][kept[row]]) for row in first]
+    return np.asarray(joined, dtype=object)[inverse.ravel()]

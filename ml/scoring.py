@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from contracts.marts import SCORE_COLUMNS
 from contracts.models import CHURN_MODEL, CONVERSION_MODEL, KINDS, LTV_MODEL, ModelKind
 from ml import registry, row_blocks
+from ml.fast_bins import FeatureColumns
 from ml.features import (
     SNAPSHOT_COLUMN,
     USER_COLUMN,
@@ -54,6 +55,11 @@ class _Champion:
         return self._predictors[proba]
 
 
+# One _Champion per loaded version (registry.load_by_alias returns the same object while it
+# keeps it): the drift check's churn scores reuse the step's checked predictors and bin plans.
+_CHAMPIONS: dict[int, _Champion] = {}
+
+
 def _champion(name: str, tracking_uri: str, required: bool = False) -> _Champion | None:
     try:
         loaded = registry.load_by_alias(name, tracking_uri)
@@ -61,7 +67,14 @@ def _champion(name: str, tracking_uri: str, required: bool = False) -> _Champion
         if required:
             raise
         return None
-    return _Champion(loaded, FeatureSpec.from_dict(loaded.meta["feature_spec"]))
+    known = _CHAMPIONS.get(id(loaded))
+    if known is None or known.loaded is not loaded:
+        if len(_CHAMPIONS) >= 8:
+            _CHAMPIONS.pop(next(iter(_CHAMPIONS)))
+        known = _CHAMPIONS[id(loaded)] = _Champion(
+            loaded, FeatureSpec.from_dict(loaded.meta["feature_spec"])
+        )
+    return known
 
 
 def assign_bands(values: np.ndarray, bands: dict) -> np.ndarray:
@@ -89,11 +102,25 @@ def _active_rows(features_df: pd.DataFrame, score_dates: list[date]) -> pd.DataF
             f"fct_user_features has several rows for user(s) {examples} on one snapshot_date; "
             "expected one row per user per snapshot_date"
         )
-    order = key.sort_values(["day", "user"], kind="stable").index.to_numpy()
+    order = _day_user_order(key)
     positions = np.flatnonzero(keep)[order]
     rows = features_df.take(positions).reset_index(drop=True)
     rows["_score_date"] = pd.Series(key["day"].to_numpy()[order]).dt.date
     return rows
+
+
+def _day_user_order(key: pd.DataFrame) -> np.ndarray:
+    """Positions of `key` sorted by day then user: string ids as one fixed-width array
+    (numpy compares code points, as Python does), others through pandas."""
+    users = key["user"].to_numpy()
+    if pd.api.types.infer_dtype(users, skipna=False) == "string":
+        fixed, days = users.astype(str), key["day"].to_numpy()
+        order = np.lexsort((fixed, days))
+        fixed, days = fixed[order], days[order]
+        # numpy drops trailing NULs: ids equal only that way are ordered by pandas instead
+        if not ((fixed[1:] == fixed[:-1]) & (days[1:] == days[:-1])).any():
+            return order
+    return key.sort_values(["day", "user"], kind="stable").index.to_numpy()
 
 
 def _not_paid(rows: pd.DataFrame) -> np.ndarray:
@@ -235,8 +262,9 @@ def _score(
     )
 
     given = given or {}
-    out = _score_banded(out, rows, churn, KINDS["churn"], top_reasons, given)
-    out = _score_banded(out, rows, ltv, KINDS["ltv"], top_reasons, given)
+    columns = FeatureColumns(rows)  # each feature column prepared once for every champion
+    out = _score_banded(out, columns, churn, KINDS["churn"], top_reasons, given)
+    out = _score_banded(out, columns, ltv, KINDS["ltv"], top_reasons, given)
 
     conversion_column = KINDS["conversion"].score_column
     out[conversion_column] = np.nan
@@ -247,7 +275,7 @@ def _score(
                 given[conversion_column][eligible]
                 if conversion_column in given
                 else _scores_only(
-                    conversion.predictor(proba=True), conversion.prepare(rows.loc[eligible])
+                    conversion, conversion.predictor(proba=True), columns, np.flatnonzero(eligible)
                 )
             )
 
@@ -262,34 +290,38 @@ def _score(
 
 def _score_banded(
     out: pd.DataFrame,
-    rows: pd.DataFrame,
+    columns: FeatureColumns,
     champion: _Champion | None,
     spec: ModelKind,
     top_reasons: int,
     given: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """Fill one banded kind's score, band and reason columns (null without a champion)."""
-    if champion is None or not len(rows):
+    if champion is None or not len(columns.rows):
         nulls = {spec.score_column: np.nan, spec.band_column: None, spec.reasons_column: None}
         return out.assign(**nulls)
-    X = champion.prepare(rows)
     predict = champion.predictor(proba=spec.task == "classification")
+    X = None
     if top_reasons > 0:  # the walk is kept for the reason codes
-        local = predict(X)
+        X = columns.frame(champion.spec)  # prepare_features, each column prepared once
+        fast = isinstance(predict, PipelinePredict)
+        local = predict.with_columns(X, columns) if fast else predict(X)
     else:
-        local = _scores_only(predict, X) if spec.score_column not in given else None
+        local = _scores_only(champion, predict, columns) if spec.score_column not in given else None
     scores = given.get(spec.score_column, local)
     out[spec.score_column] = scores
     out[spec.band_column] = assign_bands(scores, champion.loaded.meta["bands"])
-    out[spec.reasons_column] = _reasons(X, champion, predict, top_reasons, local)
+    out[spec.reasons_column] = _reasons(X, champion, predict, top_reasons, local, len(out))
+    if isinstance(predict, PipelinePredict):
+        predict.forget()  # the champion outlives the batch (_CHAMPIONS): keep no rows
     return out
 
 
-def _reasons(X: pd.DataFrame, champion: _Champion, predict, top_k: int, base: np.ndarray):
+def _reasons(X, champion: _Champion, predict, top_k: int, base: np.ndarray, rows: int):
     """Top codes per row, over the model's stored reason candidates (all features for models
     trained before candidates were stored); None when reasons are switched off (top_k=0)."""
     if top_k <= 0:
-        return np.full(len(X), None, dtype=object)
+        return np.full(rows, None, dtype=object)
     candidates = champion.loaded.meta.get("reason_features")
     return reason_strings(X, champion.spec, predict, top_k, candidates, base).to_numpy()
 
@@ -302,9 +334,15 @@ def _predictor(champion: _Champion, proba: bool):
     return _probability(model) if proba else _revenue(model)
 
 
-def _scores_only(predict, X: pd.DataFrame) -> np.ndarray:
-    """predict(X) when no reason codes follow (PipelinePredict keeps nothing for them)."""
-    return predict.scores(X) if isinstance(predict, PipelinePredict) else predict(X)
+def _scores_only(
+    champion: _Champion, predict, columns: FeatureColumns, take: np.ndarray | None = None
+) -> np.ndarray:
+    """The predictions of the rows (or those at `take`) when no reason codes follow:
+    PipelinePredict bins them from the columns and keeps nothing for reasons."""
+    if isinstance(predict, PipelinePredict):
+        return predict.scores_of(columns, take)
+    rows = columns.rows if take is None else columns.rows.take(take)
+    return predict(champion.prepare(rows))
 
 
 def _probability(model):

@@ -7,6 +7,9 @@ tree 1 + tree 2 ..., one float addition after another (numba keeps IEEE order un
 `fastmath`, which these kernels are not), so a row's sum is the float scikit-learn's own sum
 gives it. Rows are independent: a block of rows gives the same numbers on any thread.
 
+Scores come from `quick_raw_scores` (QuickScorer: branch-free masks over blocks of rows,
+3.4x fewer CPU s than the walk on the 100k champions); the walk (`raw_scores`) remains for
+trees over 64 leaves and restarts the reason codes' changed rows (`changed_raw_scores`).
 Nodes are packed one row of int32 each (see `pack`), so a step reads one cache line; trees
 are walked one at a time over a block of rows, so a tree's nodes stay in the L1 cache.
 Compiled once per machine and cached beside this file (`cache=True`; numba falls back to its
@@ -162,3 +165,84 @@ def changed_raw_scores(
                 if (restarted >> np.uint64(j)) & one:
                     out[row, base_c + j] = raw[j]
                     changed[row, base_c + j] = True
+
+
+def quick_tables(feature, threshold, missing_left, is_leaf, left, right, offsets, missing):
+    """The tables of `quick_raw_scores` (QuickScorer: Lucchese et al., SIGIR 2015), or None
+    when a tree has more than 64 leaves. Per tree t, its split nodes i < count[t]: the
+    feature, the bins that go right (low < bin <= high: a missing bin goes the way the node
+    sends missing values) and mask[t, i], the tree's leaves (bit k: its k-th leaf from the
+    left) minus those of the node's left subtree; leaf[t, k] is the k-th leaf's node."""
+    trees = len(offsets)
+    stops = np.append(offsets[1:], len(feature))
+    leaf_counts = [int(is_leaf[a:b].sum()) for a, b in zip(offsets, stops, strict=True)]
+    if max(leaf_counts) > 64:
+        return None
+    width = 32 if max(leaf_counts) <= 32 else 64
+    dtype = np.uint32 if width == 32 else np.uint64
+    splits = max(1, max(leaf_counts) - 1)
+    feat = np.zeros((trees, splits), dtype=np.int32)
+    low = np.zeros((trees, splits), dtype=np.uint8)
+    high = np.zeros((trees, splits), dtype=np.uint8)
+    mask = np.zeros((trees, splits), dtype=dtype)
+    count = np.zeros(trees, dtype=np.int32)
+    leaf = np.zeros((trees, max(leaf_counts)), dtype=np.int32)
+    full = (1 << width) - 1
+    for t in range(trees):
+        order: list[int] = []  # leaves left to right; each split's span of them
+        spans: dict[int, tuple[int, int]] = {}
+        stack = [(int(offsets[t]), False)]
+        while stack:
+            node, done = stack.pop()
+            if is_leaf[node]:
+                spans[node] = (len(order), len(order) + 1)
+                order.append(node)
+            elif done:
+                spans[node] = (spans[left[node]][0], spans[right[node]][1])
+            else:
+                stack += [(node, True), (int(right[node]), False), (int(left[node]), False)]
+        leaf[t, : len(order)] = order
+        for i, node in enumerate(n for n in spans if not is_leaf[n]):
+            first, stop = spans[int(left[node])]
+            feat[t, i] = feature[node]
+            low[t, i] = threshold[node]
+            high[t, i] = missing - 1 if missing_left[node] else missing
+            mask[t, i] = full & ~(((1 << (stop - first)) - 1) << first)
+            count[t] = i + 1
+    return feat, low, high, mask, count, leaf
+
+
+@njit(nogil=True, cache=True)
+def quick_raw_scores(bins, feat, low, high, mask, count, leaf, value, baseline, out, leaves):
+    """`raw_scores` by QuickScorer: per tree, every split ANDs its mask into the rows that
+    go right there, and a row's leaf is the leftmost one left (the exit leaf: a leaf left
+    of it lies in the left subtree of a split on its path that the row passed on the right).
+    No branches on the data: each split runs over a block of rows as vector instructions.
+    Sums as raw_scores: baseline + tree 1 + tree 2 ..., so the same floats."""
+    rows, columns = bins.shape
+    keep = leaves.shape[1] > 0
+    width = 256
+    block = np.empty((columns, width), dtype=np.uint8)  # the rows' bins, column by column
+    left = np.empty(width, dtype=mask.dtype)
+    full = mask[0, 0] | ~mask[0, 0]
+    for start in range(0, rows, width):
+        n = min(width, rows - start)
+        for c in range(columns):  # column-major bins are read in order
+            for r in range(n):
+                block[c, r] = bins[start + r, c]
+        for r in range(n):
+            out[start + r] = baseline
+        for t in range(feat.shape[0]):
+            left[:n] = full
+            for i in range(count[t]):
+                column = block[feat[t, i]]
+                lo, hi, drop = low[t, i], high[t, i], mask[t, i]
+                for r in range(n):
+                    b = column[r]
+                    left[r] &= drop if (b > lo) & (b <= hi) else full
+            for r in range(n):
+                lowest = left[r] & (~left[r] + np.uint64(1))
+                node = leaf[t, math.frexp(np.float64(lowest))[1] - 1]
+                out[start + r] += value[node]
+                if keep:
+                    leaves[t, start + r] = node

@@ -78,13 +78,13 @@ class TreeScorer:
         self.right = nodes["right"].astype(np.intp) + self.offsets[owner]
         self.value = nodes["value"].astype(float)
         self.depth = nodes["depth"].astype(np.intp)
-        from ml.tree_kernels import pack
+        from ml.tree_kernels import pack, quick_tables
 
-        # What the kernels walk (ml.tree_kernels): one packed row per node.
-        self.packed = pack(
-            self.feature, self.bin_threshold, self.missing_left, self.is_leaf, self.left,
-            self.right,
-        )  # fmt: skip
+        # What the kernels walk (ml.tree_kernels): one packed row per node, and the
+        # QuickScorer tables that score whole blocks (None for trees over 64 leaves).
+        nodes = (self.feature, self.bin_threshold, self.missing_left, self.is_leaf, self.left)
+        self.packed = pack(*nodes, self.right)
+        self.quick = quick_tables(*nodes, self.right, self.offsets, self._missing)
 
     @classmethod
     def for_model(cls, model, Z: np.ndarray) -> TreeScorer | None:
@@ -99,25 +99,36 @@ class TreeScorer:
             return None
         return made
 
-    def walked(self, Z: np.ndarray, keep_leaves: bool = True) -> Walked:
-        """Z's bins, raw scores and (for reason codes) leaves, a block of rows at a time:
-        baseline + tree 1 + tree 2 ..., summed in the estimator's order by the kernel."""
-        from ml.tree_kernels import raw_scores
+    def walked(self, Z: np.ndarray | None, keep_leaves: bool = True, bins=None) -> Walked:
+        """Z's bins (or the `bins` given: rows x features, any order), raw scores and (for
+        reason codes) leaves, a block of rows at a time: baseline + tree 1 + tree 2 ...,
+        summed in the estimator's order by the kernel."""
+        from ml.tree_kernels import quick_raw_scores, raw_scores
 
-        Z = np.asarray(Z, dtype=float)
-        rows, trees = len(Z), len(self.offsets)
+        binned = bins is not None
+        if not binned:
+            Z = np.asarray(Z, dtype=float)
+            bins = np.empty(Z.shape, dtype=np.uint8)
+        rows, trees = len(bins), len(self.offsets)
         width = max(1, min(BLOCK_ROWS, rows))
-        bins = np.empty(Z.shape, dtype=np.uint8)
         raw = np.empty(rows)
         blocks = -(-rows // width) if keep_leaves else 0
         leaves = np.empty((blocks, trees, width), dtype=np.int32)
         none = np.empty((trees, 0), dtype=np.int32)
 
         def block(start: int, stop: int) -> None:
-            bins[start:stop] = self._binner.transform(Z[start:stop])
+            if not binned:
+                bins[start:stop] = self._binner.transform(Z[start:stop])
+            kept = leaves[start // width] if blocks else none
+            if self.quick is not None:
+                quick_raw_scores(
+                    bins[start:stop], *self.quick, self.value, self._baseline, raw[start:stop],
+                    kept,
+                )  # fmt: skip
+                return
             raw_scores(
                 bins[start:stop], self.offsets, self.packed, self.value, self._baseline,
-                self._missing, raw[start:stop], leaves[start // width] if blocks else none,
+                self._missing, raw[start:stop], kept,
             )  # fmt: skip
 
         row_blocks.each_block(rows, width, block)

@@ -91,6 +91,52 @@ def test_kernel_equals_scikit_learn_bit_for_bit(boosted):
         assert np.array_equal(trees.predict(Z), expected)
 
 
+def _both_kernels(trees, bins):
+    """Raw scores and leaves of every row by the walk and by QuickScorer (ml.tree_kernels)."""
+    from ml.tree_kernels import quick_raw_scores, raw_scores
+
+    shape = (len(trees.offsets), len(bins))
+    walk, quick = (np.empty(len(bins)), np.empty(shape, np.int32)), None
+    raw_scores(bins, trees.offsets, trees.packed, trees.value, trees._baseline,
+               trees._missing, *walk)  # fmt: skip
+    if trees.quick is not None:
+        quick = (np.empty(len(bins)), np.empty(shape, np.int32))
+        quick_raw_scores(bins, *trees.quick, trees.value, trees._baseline, *quick)
+    return walk, quick
+
+
+def test_quick_scorer_equals_the_walk_leaf_for_leaf(boosted):
+    """QuickScorer finds each row's leaf in each tree (missing bins sent either way) and sums
+    the same floats as the walk."""
+    kind, spec, X, model = boosted
+    fast = PipelinePredict(model, spec, proba=kind == "churn")
+    Z = fast.transform(X)
+    trees = TreeScorer.for_model(model.named_steps["model"], Z)
+    assert trees.quick is not None and trees.quick[3].dtype == np.uint32
+    walk, quick = _both_kernels(trees, trees._binner.transform(Z))
+    assert np.array_equal(walk[1], quick[1]) and np.array_equal(walk[0], quick[0])
+
+
+@pytest.mark.parametrize("leaves", [50, 90])
+def test_quick_scorer_wide_trees(leaves):
+    """Trees of 33-64 leaves take 64-bit masks; wider ones are walked: the same bits."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(3000, 4))
+    Z[rng.random(Z.shape) < 0.1] = np.nan
+    y = np.nan_to_num(Z[:, 0]) * 3 + np.sin(np.nan_to_num(Z[:, 1]) * 4) + rng.normal(size=3000)
+    model = HistGradientBoostingRegressor(max_iter=8, max_leaf_nodes=leaves, min_samples_leaf=5)
+    trees = TreeScorer.for_model(model.fit(Z, y), Z)
+    walk, quick = _both_kernels(trees, trees._binner.transform(Z))
+    if leaves > 64:
+        assert trees.quick is None
+    else:
+        assert trees.quick[3].dtype == np.uint64
+        assert np.array_equal(walk[1], quick[1]) and np.array_equal(walk[0], quick[0])
+    assert np.array_equal(trees.predict(Z), np.clip(model.predict(Z), 0.0, None))
+
+
 def test_tree_walk_codes_for_a_user_alone_equal_the_batch(boosted):
     kind, spec, X, model = boosted
     batch = X.sample(300, random_state=1).reset_index(drop=True)

@@ -308,8 +308,11 @@ def _drift(
     """Today's not-churned customers against the same population a week earlier (same weekday),
     both scored by today's champion (ml.drift.champion_drift says why)."""
     reference_day = day - timedelta(days=DRIFT_LOOKBACK_DAYS)
+    workers = Settings.from_env().scoring_threads
     reference_scores = (
-        churn_scores(reference, mlflow.tracking_uri, reference_day) if len(reference) else None
+        churn_scores(reference, mlflow.tracking_uri, reference_day, workers=workers)
+        if len(reference)
+        else None
     )
     return champion_drift(
         current,
