@@ -56,3 +56,16 @@
 {% macro exact_avg(expr) -%}
   ({{ exact_sum(expr) }} / nullif(count({{ expr }}), 0))
 {%- endmacro %}
+
+{#
+  `order by <column>` closing a full build's select on DuckDB: the table is then stored in date
+  order, so an incremental run's date-bounded scans and deletes skip the row groups before
+  their bound (DuckDB keeps min/max per row group); in the grouped output's hash order every
+  such scan read the whole table (at 100k x 180 the new day's fct_user_features 3.8 -> 2.7 CPU s,
+  int_user_activity_daily 1.35 -> 1.05, int_sessions 1.16 -> 0.89; the sorts add ~1.6 CPU s to
+  a full build). Incremental runs append their few days at the end. Nothing on other engines
+  (Spark partitions by date instead).
+#}
+{% macro date_ordered(column) -%}{{ return(adapter.dispatch('date_ordered', 'segflow')(column)) }}{%- endmacro %}
+{% macro default__date_ordered(column) -%}{%- endmacro %}
+{% macro duckdb__date_ordered(column) -%}order by {{ column }}{%- endmacro %}

@@ -156,3 +156,7 @@ select
     page_views,
     core_feature_events
 from sessions
+{% if not is_incremental() %}
+-- stored in date order: a new day's scans skip the older row groups (macro date_ordered)
+{{ date_ordered('session_start') }}
+{% endif %}

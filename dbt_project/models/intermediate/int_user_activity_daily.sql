@@ -229,3 +229,7 @@ left join session_counts
     on
         event_counts.user_id = session_counts.user_id
         and event_counts.activity_date = session_counts.activity_date
+{% if not is_incremental() %}
+-- stored in date order: a new day's scans skip the older row groups (macro date_ordered)
+{{ date_ordered('event_counts.activity_date') }}
+{% endif %}
