@@ -26,6 +26,7 @@ from orchestration.sources.stage import (
     is_utf8,
     missing_detail,
     missing_required,
+    row_group_chunks,
 )
 from orchestration.sources.tables import SourceError, TableSpec, to_snake
 
@@ -206,10 +207,12 @@ def _read_csv_fast(
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
+                check_utf8=False,  # the whole file is valid UTF-8 (checked above)
             ),
         )
     except (pa.ArrowInvalid, ValueError):
         return None
+    table = row_group_chunks(table)
     lines = count_newlines(data) + (0 if data.endswith(b"\n") else 1)
     n = table.num_rows
     if lines != n + 1 or n == 0:
@@ -261,7 +264,7 @@ def _padded(table: pa.Table, header: list[str]) -> set[str]:
 
 def _has_padding(chunk: pa.Array) -> bool:
     """Whether a value of the string array `chunk` starts or ends with a space."""
-    if chunk.offset or chunk.null_count:  # not what the reader makes: the general test
+    if chunk.null_count:  # not what the reader makes: the general test
         return bool(
             pc.any(pc.starts_with(chunk, " ")).as_py() or pc.any(pc.ends_with(chunk, " ")).as_py()
         )
@@ -269,7 +272,8 @@ def _has_padding(chunk: pa.Array) -> bool:
     if data_buf is None or len(chunk) == 0:
         return False
     width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, width, len(chunk) + 1)
+    # a slice (row_group_chunks) shares its parent's buffers from `offset` on
+    offsets = np.frombuffer(offsets_buf, width, chunk.offset + len(chunk) + 1)[chunk.offset :]
     data = np.frombuffer(data_buf, np.uint8)
     if not len(data):
         return False
