@@ -135,10 +135,11 @@ class RawFirst:
         """SQL: (source_file, source_line, user_id) of this load's rows whose identity matched
         nothing, among those matching `where` (over the view's names): raw rows found by the
         token's identity character, not by decoding every token."""
+        u = self.prefix + _IDENTITY["unmatched"]  # tokens starting so: a range, no substring
         rows = f"""select _source_file as source_file, _source_line as source_line, user_id,
               _partition_date as partition_date
             from raw.{self.spec.name}
-            where {self.mine} and _source[9] = '{_IDENTITY["unmatched"]}'"""
+            where _source >= '{u}' and _source < '{u[:-1]}{chr(ord(u[-1]) + 1)}'"""
         if self.has_bad:
             rows += f""" union all select source_file, source_line, user_id, partition_date
                 from {self.bad_table} where _identity = 'unmatched'"""
