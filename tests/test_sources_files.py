@@ -136,15 +136,19 @@ def test_json_lines_scanned_in_chunks_keep_their_file_and_line(
     ]
 
 
+@pytest.mark.parametrize("block", [None, 64])
 def test_csv_read_in_row_group_chunks_keeps_rows_lines_and_trims(
-    conn, tmp_path: Path, monkeypatch
+    conn, tmp_path: Path, monkeypatch, block
 ) -> None:
-    """Arrow's CSV chunks are regrouped into DuckDB row groups (sliced batches) before the
-    insert: every row keeps its line, a padded value in a later slice is still trimmed, and a
-    bad row in the middle slice is quarantined with its own line."""
-    from orchestration.sources import stage
+    """Arrow's CSV chunks are regrouped into DuckDB row groups before the insert (one chunk
+    sliced; many small ones, from 64-byte blocks, combined and sliced): every row keeps its
+    line, a padded value in a later slice is still trimmed, and a bad row in the middle slice
+    is quarantined with its own line."""
+    from orchestration.sources import read_tabular, stage
 
     monkeypatch.setattr(stage, "ROW_GROUP_ROWS", 3)
+    if block:
+        monkeypatch.setattr(read_tabular, "_ARROW_BLOCK", block)
     rows = ["user_id,email,updated_at"]
     for i in range(1, 9):
         email = " Pad@Example.com " if i == 7 else f"u{i}@example.com"

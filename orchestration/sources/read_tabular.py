@@ -18,6 +18,7 @@ import pyarrow.csv as pa_csv
 
 from orchestration.sources.discover import FileInfo
 from orchestration.sources.stage import (
+    ROW_GROUP_ROWS,
     STAGE_COLS,
     STAGE_COLUMNS,
     ReadResult,
@@ -196,10 +197,13 @@ def _read_csv_fast(
     if not is_utf8(data):
         return None
     names = [f"d_{h}" for h in header]
+    lines = count_newlines(data) + (0 if data.endswith(b"\n") else 1)
     try:
         table = pa_csv.read_csv(
             io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=_block_size(len(data), lines)
+            ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=True
             ),
@@ -213,7 +217,6 @@ def _read_csv_fast(
     except (pa.ArrowInvalid, ValueError):
         return None
     table = row_group_chunks(table)
-    lines = count_newlines(data) + (0 if data.endswith(b"\n") else 1)
     n = table.num_rows
     if lines != n + 1 or n == 0:
         return None  # blank lines or quoted newlines: line numbers need the slow path
@@ -236,6 +239,19 @@ def _read_csv_fast(
     for name, column in extra.items():
         table = table.append_column(name, column)
     return table
+
+
+_ARROW_BLOCK = 1 << 20  # Arrow's default CSV block (it parses blocks in parallel)
+
+
+def _block_size(size: int, lines: int) -> int:
+    """Arrow's CSV block for a file of `size` bytes and `lines` lines: a large file is read in
+    blocks of a little more than one DuckDB row group each, so its chunks go to the INSERT as
+    they are (no copy to regroup them, see `row_group_chunks`); a file of fewer than four such
+    blocks keeps the default (many blocks share two cores evenly) and is regrouped once."""
+    if lines < 4 * ROW_GROUP_ROWS:
+        return _ARROW_BLOCK
+    return max(_ARROW_BLOCK, int(size / lines * ROW_GROUP_ROWS * 1.1))
 
 
 _COUNT_CHUNK = 1 << 22

@@ -93,8 +93,13 @@ ROW_GROUP_ROWS = 122_880
 
 
 def row_group_chunks(table: pa.Table) -> pa.Table:
-    """`table` in chunks of ROW_GROUP_ROWS rows (one copy of its buffers)."""
-    if table.num_rows <= ROW_GROUP_ROWS and table.column(0).num_chunks <= 1:
+    """`table` in chunks of ROW_GROUP_ROWS rows (one copy of its buffers), unless every chunk
+    but the last has that many rows already; one large chunk is sliced (no copy) so that DuckDB
+    scans it on every core."""
+    sizes = [len(c) for c in table.column(0).chunks]
+    if len(sizes) == 1 and sizes[0] > ROW_GROUP_ROWS:
+        return pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), table.schema)
+    if all(n >= ROW_GROUP_ROWS for n in sizes[:-1]):
         return table
     batches = table.combine_chunks().to_batches(max_chunksize=ROW_GROUP_ROWS)
     return pa.Table.from_batches(batches, table.schema)
