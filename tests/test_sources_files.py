@@ -136,6 +136,34 @@ def test_json_lines_scanned_in_chunks_keep_their_file_and_line(
     ]
 
 
+@pytest.mark.parametrize("block", [None, 64])
+def test_csv_read_in_row_group_chunks_keeps_rows_lines_and_trims(
+    conn, tmp_path: Path, monkeypatch, block
+) -> None:
+    """Arrow's CSV chunks are regrouped into DuckDB row groups before the insert (one chunk
+    sliced; many small ones, from 64-byte blocks, combined and sliced): every row keeps its
+    line, a padded value in a later slice is still trimmed, and a bad row in the middle slice
+    is quarantined with its own line."""
+    from orchestration.sources import read_tabular, stage
+
+    monkeypatch.setattr(stage, "ROW_GROUP_ROWS", 3)
+    if block:
+        monkeypatch.setattr(read_tabular, "_ARROW_BLOCK", block)
+    rows = ["user_id,email,updated_at"]
+    for i in range(1, 9):
+        email = " Pad@Example.com " if i == 7 else f"u{i}@example.com"
+        rows.append(f"u{i},{email},{'nope' if i == 5 else '2025-03-03T10:00:00Z'}")
+    _write(tmp_path / "crm_contacts" / "dt=2025-03-03" / "a.csv", "\n".join(rows) + "\n")
+    report = load_partitions(conn, "crm_contacts", [DAY], tmp_path, "files", 3, now=NOW)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (8, 7, 1)
+    loaded = conn.execute(
+        "select user_id, email, _source_line from raw.crm_contacts order by _source_line"
+    ).fetchall()
+    emails = {i: "Pad@Example.com" if i == 7 else f"u{i}@example.com" for i in range(1, 9)}
+    assert loaded == [(f"u{i}", emails[i], i + 1) for i in range(1, 9) if i != 5]
+    assert [(q[1], q[2]) for q in _quarantine(conn)] == [(6, "wrong_type")]
+
+
 def test_bad_utf8_bytes_are_quarantined_as_bad_encoding(conn, tmp_path: Path) -> None:
     good = json.dumps(_event(1)).encode()
     bad = json.dumps(_event(2, event="Signed In")).encode().replace(b"Signed", b"Sign\xff\xfed")

@@ -181,7 +181,8 @@ def _replace_partitions(conn, spec: TableSpec, batch, typed, where, now, source_
             "list_contains($days, partition_date)",
             {"t": spec.name, "days": batch},
         )
-        insert_good_and_bad(conn, spec, typed, where, now, source_name, good=rf is None)
+        if rf is None or rf.has_bad:  # raw-first without failing rows: nothing to insert
+            insert_good_and_bad(conn, spec, typed, where, now, source_name, good=rf is None)
 
 
 def _typed_batch(
@@ -229,8 +230,8 @@ def _validate_files(
         groups[(None, False)] = []
     created = False
 
-    def typed(build: Callable[[str], str], stage: str) -> str:
-        sql = build(stage)
+    def typed(build: Callable[..., str], stage: str, lean: bool = False) -> str:
+        sql = build(stage, lean)
         if target == "_segflow_undated":  # an undated row's partition is its derived date
             sql = f"select * replace (derived_date as partition_date) from ({sql})"
         return sql
@@ -238,14 +239,16 @@ def _validate_files(
     def params_of(sql: str) -> dict:
         return params(sql, now, late_days, *limits)
 
-    def write(build: Callable[[str], str], stage: str) -> None:
-        """The first query creates `target`, the others append (raw-first: into raw)."""
+    def write(build: Callable[..., str], stage: str) -> None:
+        """The first query creates `target`, the others append (raw-first: into raw, by a lean
+        query: without the detail and payload only failing rows carry)."""
         nonlocal created
-        sql = typed(build, stage)
         if rf is not None:
+            sql = typed(build, stage, lean=True)
             rf.write(conn, sql, lambda s: typed(build, s), stage, params_of)
             created = True
             return
+        sql = typed(build, stage)
         verb = f"insert into {target}" if created else f"create or replace temp table {target} as"
         register_zone_offsets(conn, sql)
         conn.execute(f"{verb} {sql}", params_of(sql))
@@ -272,11 +275,14 @@ def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: b
         read = stage_files(conn, "_segflow_stage", spec, group, source)
         direct_rows = sum(t.num_rows for t in read.tables)
         if sum(read.rows_per_file.values()) > direct_rows or not (created or direct_rows):
-            write(lambda stage: typed_sql(spec, stage, source, tabular), "_segflow_stage_rows")
+            write(
+                lambda stage, lean: typed_sql(spec, stage, source, tabular, lean=lean),
+                "_segflow_stage_rows",
+            )
         if direct_rows:  # CSV read by Arrow: typed straight from its columns
             cols = direct_columns(conn, "_segflow_stage")
             write(
-                lambda stage: typed_sql(spec, stage, source, True, cols, read.padded),
+                lambda stage, lean: typed_sql(spec, stage, source, True, cols, read.padded, lean),
                 "_segflow_stage_cols",
             )
     except BaseException:
@@ -331,15 +337,15 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report, r
                     "partition"
                 },
             )
-        insert_good_and_bad(
-            conn,
-            spec,
-            "_segflow_undated",
-            "partition_date is null",
-            now,
-            source_name,
-            good=rf is None,
-        )
+            insert_good_and_bad(
+                conn,
+                spec,
+                "_segflow_undated",
+                "partition_date is null",
+                now,
+                source_name,
+                good=rf is None,
+            )
     groups = grouped_counts(conn, "_segflow_undated", "partition_date is null", rf is not None)
     for _day, file, code, *_, n in groups:
         unassigned = report.unassigned.setdefault(file, {})

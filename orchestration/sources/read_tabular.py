@@ -18,6 +18,7 @@ import pyarrow.csv as pa_csv
 
 from orchestration.sources.discover import FileInfo
 from orchestration.sources.stage import (
+    ROW_GROUP_ROWS,
     STAGE_COLS,
     STAGE_COLUMNS,
     ReadResult,
@@ -26,6 +27,7 @@ from orchestration.sources.stage import (
     is_utf8,
     missing_detail,
     missing_required,
+    row_group_chunks,
 )
 from orchestration.sources.tables import SourceError, TableSpec, to_snake
 
@@ -195,10 +197,13 @@ def _read_csv_fast(
     if not is_utf8(data):
         return None
     names = [f"d_{h}" for h in header]
+    lines = count_newlines(data) + (0 if data.endswith(b"\n") else 1)
     try:
         table = pa_csv.read_csv(
             io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=_block_size(len(data), lines)
+            ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=True
             ),
@@ -206,11 +211,12 @@ def _read_csv_fast(
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
+                check_utf8=False,  # the whole file is valid UTF-8 (checked above)
             ),
         )
     except (pa.ArrowInvalid, ValueError):
         return None
-    lines = count_newlines(data) + (0 if data.endswith(b"\n") else 1)
+    table = row_group_chunks(table)
     n = table.num_rows
     if lines != n + 1 or n == 0:
         return None  # blank lines or quoted newlines: line numbers need the slow path
@@ -233,6 +239,19 @@ def _read_csv_fast(
     for name, column in extra.items():
         table = table.append_column(name, column)
     return table
+
+
+_ARROW_BLOCK = 1 << 20  # Arrow's default CSV block (it parses blocks in parallel)
+
+
+def _block_size(size: int, lines: int) -> int:
+    """Arrow's CSV block for a file of `size` bytes and `lines` lines: a large file is read in
+    blocks of a little more than one DuckDB row group each, so its chunks go to the INSERT as
+    they are (no copy to regroup them, see `row_group_chunks`); a file of fewer than four such
+    blocks keeps the default (many blocks share two cores evenly) and is regrouped once."""
+    if lines < 4 * ROW_GROUP_ROWS:
+        return _ARROW_BLOCK
+    return max(_ARROW_BLOCK, int(size / lines * ROW_GROUP_ROWS * 1.1))
 
 
 _COUNT_CHUNK = 1 << 22
@@ -261,7 +280,7 @@ def _padded(table: pa.Table, header: list[str]) -> set[str]:
 
 def _has_padding(chunk: pa.Array) -> bool:
     """Whether a value of the string array `chunk` starts or ends with a space."""
-    if chunk.offset or chunk.null_count:  # not what the reader makes: the general test
+    if chunk.null_count:  # not what the reader makes: the general test
         return bool(
             pc.any(pc.starts_with(chunk, " ")).as_py() or pc.any(pc.ends_with(chunk, " ")).as_py()
         )
@@ -269,7 +288,8 @@ def _has_padding(chunk: pa.Array) -> bool:
     if data_buf is None or len(chunk) == 0:
         return False
     width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, width, len(chunk) + 1)
+    # a slice (row_group_chunks) shares its parent's buffers from `offset` on
+    offsets = np.frombuffer(offsets_buf, width, chunk.offset + len(chunk) + 1)[chunk.offset :]
     data = np.frombuffer(data_buf, np.uint8)
     if not len(data):
         return False

@@ -211,6 +211,7 @@ def typed_sql(
     tabular: bool = False,
     direct: list[str] | None = None,
     padded: set[str] | None = None,
+    lean: bool = False,
 ) -> str:
     """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
     derived_date/_identity/_fallback, and the payload of quarantined rows only. Each payload is
@@ -218,7 +219,8 @@ def typed_sql(
     malformed line). Parameters: $now, $late_days, $floor, $max_amount, $known_events,
     $event_types. `direct`: the stage has these (snake_case, text) columns instead of a JSON
     payload (CSV read by Arrow); the payload of quarantined rows is built from them; `padded`:
-    those of them with a value starting or ending with a space (None: any)."""
+    those of them with a value starting or ending with a space (None: any). `lean`: null
+    reason_detail and payload (a query that keeps only reason_code plans faster)."""
     source = source or default_source(spec.name)
     comp = Compiler(spec, source, tabular, direct, padded)
     base = _base_exprs(spec, source, comp, direct)
@@ -240,6 +242,8 @@ def typed_sql(
     wall_times, offsets, dst, walls = _dst_exprs(spec, source)
     typed = _typed_columns(spec, source, walls)
     rule, code, detail = first_rule(row_checks(spec, direct))
+    if lean:
+        detail, payload = "null::varchar", "null::varchar"
     # an implausible year places no row in a partition (it is quarantined, unassigned)
     derived = (
         "coalesce("
