@@ -71,6 +71,19 @@ def restore(conn, pre: Path, home: Path, tables=PRE_TABLES) -> None:
     shutil.rmtree(home / ".report-svg-cache", ignore_errors=True)  # the history has none
 
 
+def restored_tables(steps: list[str]) -> list[str]:
+    """The tables the chosen steps write, put back as they were before the day's run (the
+    others keep the day's result: a sync alone reads the day's membership and triggers)."""
+    tables = []
+    if "segments" in steps:
+        tables += ["segment_membership", "user_triggers"]
+    if "snapshot" in steps:
+        tables += ["realtime_runs"]
+    if "snapshot" in steps or "sync" in steps:
+        tables += [t for t in PRE_TABLES if t.startswith("sync_")]
+    return tables
+
+
 def cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -250,7 +263,7 @@ def main() -> int:
         CHECK_KEYS = location().resolve_asset_graph().asset_check_keys
     for _ in range(args.repeats):
         with conn_factory() as conn:
-            restore(conn, args.pre, home)
+            restore(conn, args.pre, home, restored_tables(steps))
         for name in steps:
             load = os.getloadavg()[0]
             w0, c0 = time.perf_counter(), cpu()
