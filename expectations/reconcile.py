@@ -115,26 +115,37 @@ def raw_to_staging(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> Ch
     )
 
 
+# The invoices behind a customer-day are listed only where the amounts differ (a handful),
+# not for every payer (a list per customer per day cost as much as the comparison itself).
 _STAGED_VS_FEATURES = """
     with days as (select distinct snapshot_date from main.fct_user_features
                   where list_contains($days, snapshot_date)),
-    stg as (select d.snapshot_date, i.user_id, sum(i.amount_usd) as revenue,
-                   list(i.invoice_id order by i.paid_date, i.invoice_id) as invoices
+    stg as (select d.snapshot_date, i.user_id, sum(i.amount_usd) as revenue
             from days d join main.stg_billing__invoices i
               on i.is_revenue and i.paid_date <= d.snapshot_date
             group by all),
     fct as (select f.snapshot_date, f.user_id, f.revenue_to_date
             from main.fct_user_features f join days using (snapshot_date)),
     crm as (select user_id, min(valid_from_date) as crm_from
-            from main.stg_crm__contact_snapshots group by 1)
-    select coalesce(stg.snapshot_date, fct.snapshot_date) as day,
-           coalesce(stg.user_id, fct.user_id) as user_id,
-           coalesce(stg.revenue, 0) as staged, fct.revenue_to_date as features,
-           coalesce(stg.invoices, []) as invoices, crm.crm_from
-    from stg full join fct
-      on stg.snapshot_date = fct.snapshot_date and stg.user_id = fct.user_id
-    left join crm on crm.user_id = coalesce(stg.user_id, fct.user_id)
-    order by day, user_id"""
+            from main.stg_crm__contact_snapshots group by 1),
+    compared as (
+        select coalesce(stg.snapshot_date, fct.snapshot_date) as day,
+               coalesce(stg.user_id, fct.user_id) as user_id,
+               coalesce(stg.revenue, 0) as staged, fct.revenue_to_date as features
+        from stg full join fct
+          on stg.snapshot_date = fct.snapshot_date and stg.user_id = fct.user_id),
+    differing as (select day, user_id from compared
+                  where not abs(staged - coalesce(features, 0)) <= $tolerance),
+    invoices as (
+        select d.day, d.user_id, list(i.invoice_id order by i.paid_date, i.invoice_id) as ids
+        from differing d join main.stg_billing__invoices i
+          on i.is_revenue and i.paid_date <= d.day and i.user_id = d.user_id
+        group by all)
+    select c.day, c.user_id, c.staged, c.features, coalesce(v.ids, []) as invoices, crm.crm_from
+    from compared c
+    left join invoices v on v.day = c.day and v.user_id = c.user_id
+    left join crm on crm.user_id = c.user_id
+    order by c.day, c.user_id"""
 
 
 def _customer_day(day, user, staged, features, invoices, crm_from) -> tuple[dict | None, bool]:
@@ -165,7 +176,9 @@ def _customer_day(day, user, staged, features, invoices, crm_from) -> tuple[dict
 def staging_to_features(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> CheckOutcome:
     """Per snapshot day and customer: revenue_to_date = staged revenue paid up to that day
     (a payer not yet in the CRM that day is explained, see `_customer_day`)."""
-    rows = conn.execute(_STAGED_VS_FEATURES, {"days": list(dates)}).fetchall()
+    rows = conn.execute(
+        _STAGED_VS_FEATURES, {"days": list(dates), "tolerance": TOLERANCE}
+    ).fetchall()
     per_day: dict[date, list[float]] = {}
     off, explained = [], []
     for day, user, staged, features, invoices, crm_from in rows:

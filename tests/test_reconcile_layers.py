@@ -150,6 +150,9 @@ def test_revenue_that_never_reaches_the_features_blocks_naming_it(built) -> None
         assert not features.passed and features.blocking
         assert "in_orphan" in features.message and "user_not_in_crm" in features.message
         assert features.sample_unexpected[0]["why"] == "no feature row for this customer that day"
+        # the invoices behind each differing customer-day, the paid day itself included
+        assert features.sample_unexpected[0]["snapshot_date"] == str(day)
+        assert all(o["invoices"] == ["in_orphan"] for o in features.sample_unexpected)
     finally:
         with duckdb.connect(str(db)) as conn:
             conn.execute("delete from raw.billing_invoices where invoice_id = 'in_orphan'")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from threading import get_ident
 
 import duckdb
 import pandas as pd
@@ -403,6 +404,30 @@ def test_empty_warehouse_and_a_broken_page_still_give_a_report(tmp_path):
     assert any(m.startswith("page error: KeyError") for m in result.missing["models.html"])
     assert "no main.user_segments" in " ".join(result.missing["segments.html"])
     assert "page error" in (tmp_path / "report" / "models.html").read_text()
+
+
+def test_pages_built_beside_rendering_log_in_order_on_the_callers_thread(tmp_path):
+    """Pages are built on a second thread while the caller renders; every log line (a
+    page's build error included) still comes from the caller's thread, in page order, and
+    each page's menu lists every page with itself marked."""
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    lines: list[tuple[str, int]] = []
+    broken = ReportInputs(drift=pd.DataFrame({"unexpected": [1.0]}))
+    build_report(db, tmp_path / "report", broken, log=lambda m: lines.append((m, get_ident())))
+    assert {thread for _, thread in lines} == {get_ident()}
+    messages = [m for m, _ in lines]
+    error = next(i for i, m in enumerate(messages) if m.startswith("models: page not built"))
+    assert messages[error + 1].startswith("models.html: 0 chart(s)")
+    assert [m.split(":")[0] for m in messages if ".html:" in m] == [
+        "index.html" if s == "overview" else f"{s}.html" for s in PAGE_ORDER
+    ]
+    for page in (tmp_path / "report").glob("*.html"):
+        menu = re.findall(r'<a href="([^"]+)" class="(current|)"', page.read_text())
+        assert [href for href, _ in menu] == [
+            "index.html" if s == "overview" else f"{s}.html" for s in PAGE_ORDER
+        ]
+        assert [href for href, mark in menu if mark] == [page.name]
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,11 @@ def build_report(
     conn: duckdb.DuckDBPyConnection | None = None,
 ) -> ReportResult:
     """Write the report folder (replaced as a whole) and return what it holds. Reads the
-    warehouse through `conn` when given, else opens `duckdb_path` read-only."""
+    warehouse through `conn` when given, else opens `duckdb_path` read-only.
+
+    Pages are built in order on a second thread with its own cursor while this one renders
+    the page before: a page's warehouse queries run without the GIL beside the chart
+    rendering (which holds it), and the charts render in the same order as before."""
     inputs = inputs or ReportInputs()
     now = now or datetime.now(UTC)
     out_dir = Path(out_dir)
@@ -74,8 +79,10 @@ def build_report(
         conn = duckdb.connect(str(duckdb_path), read_only=True)
     # the file name only: a report (and its screenshots) never shows a machine path
     label = Path(duckdb_path).name if duckdb_path else "warehouse"
+    cursor = conn.cursor()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-pages")
     try:
-        wh = Warehouse(conn)
+        wh = Warehouse(cursor)
         builders = [
             ("overview", "Overview", lambda: overview.build(wh, inputs, now)),
             ("segments", "Segments", lambda: segments.build(wh)),
@@ -86,20 +93,18 @@ def build_report(
             ("sync", "Sync", lambda: sync.build(wh)),
             ("realtime", "Real time", lambda: realtime.build(wh)),
         ]
-        pages = [_safely(slug, title, build, log) for slug, title, build in builders]
+        built = [pool.submit(_built, slug, title, build) for slug, title, build in builders]
+        nav = [Page(slug, title, "") for slug, title, _ in builders]  # what the menu shows
+        tmp = out_dir.with_name(out_dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        cache = SvgCache.for_report(out_dir)
+        pages = [_write(future, tmp, nav, now, label, cache, log) for future in built]
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        cursor.close()
         if own:
             conn.close()
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    cache = SvgCache.for_report(out_dir)
-    for page in pages:
-        (tmp / page.filename).write_text(page.html(pages, now, label, cache), encoding="utf-8")
-        if log:
-            log(
-                f"{page.filename}: {len(page.charts)} chart(s); not shown: {page.missing or 'none'}"
-            )
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     cache.prune()
@@ -110,3 +115,22 @@ def build_report(
         pages={p.filename: len(p.charts) for p in pages},
         missing={p.filename: p.missing for p in pages if p.missing},
     )
+
+
+def _write(
+    built: Future, tmp: Path, nav: list[Page], now: datetime, label: str, cache: SvgCache, log
+) -> Page:
+    """Render one built page into `tmp` (here, on the caller's thread: its log too)."""
+    page, messages = built.result()
+    for message in messages if log else ():
+        log(message)
+    (tmp / page.filename).write_text(page.html(nav, now, label, cache), encoding="utf-8")
+    if log:
+        log(f"{page.filename}: {len(page.charts)} chart(s); not shown: {page.missing or 'none'}")
+    return page
+
+
+def _built(slug: str, title: str, build: Callable[[], Page]) -> tuple[Page, list[str]]:
+    """One page and its log lines (logged by the caller's thread)."""
+    messages: list[str] = []
+    return _safely(slug, title, build, messages.append), messages

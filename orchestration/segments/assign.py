@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from contracts.models import KINDS
+from orchestration.segments.beside import beside
 from orchestration.segments.config import SegmentConfig
 from orchestration.segments.coverage import write_coverage
 from orchestration.segments.membership import rebuild_membership
@@ -95,20 +96,23 @@ def assign_segments(
         raise
     timings["write_user_segments"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    write_reasons(conn, config, relation, dates)
-    timings["reasons"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    undecided = write_coverage(conn, config, relation, dates)
-    partly = _undecided(undecided[~undecided["segment"].isin(not_evaluated)])
-    warnings += [f"segment {name!r} partly evaluated: {why}" for name, why in partly.items()]
-    timings["coverage"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    stints = rebuild_membership(conn, dates[0])
-    timings["membership"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    firings = fire_triggers(conn, config, dates)
-    timings["triggers"] = time.perf_counter() - mark
+    # the triggers read user_segments (committed above) and write only user_triggers: they
+    # run on a second cursor while reasons, coverage and membership are written here
+    settings = Settings.from_env()
+    on_spark = settings.engine == "spark" and _is_warehouse(conn, settings)
+    with beside(conn, fire_triggers, config, dates, here=on_spark) as triggers:
+        mark = time.perf_counter()
+        write_reasons(conn, config, relation, dates)
+        timings["reasons"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        undecided = write_coverage(conn, config, relation, dates)
+        partly = _undecided(undecided[~undecided["segment"].isin(not_evaluated)])
+        warnings += [f"segment {name!r} partly evaluated: {why}" for name, why in partly.items()]
+        timings["coverage"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        stints = rebuild_membership(conn, dates[0])
+        timings["membership"] = time.perf_counter() - mark
+        firings, timings["triggers"] = triggers.result()
 
     users = dict.fromkeys(dates, 0)
     for day, count in conn.execute(
