@@ -8,6 +8,7 @@ the run is built once)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,16 @@ FAST_EXPENSIVE_FIRST = (
     "test_cli.py",
     "test_stale_runs.py",
 )
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread() -> Iterator[None]:
+    """Native thread pools (BLAS, OpenMP) held to one thread for a module whose figures or
+    equalities must not depend on how many cores the run gets."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

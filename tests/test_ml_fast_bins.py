@@ -11,7 +11,6 @@ from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import StandardScaler
 from support.ml_marts import synthetic_marts
-from threadpoolctl import threadpool_limits
 
 from contracts.models import model_kind
 from ml import row_blocks
@@ -20,11 +19,7 @@ from ml.fast_bins import BinPlan, FeatureColumns
 from ml.features import infer_feature_spec, prepare_features
 from ml.pipeline_predict import PipelinePredict
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.ml_marts import synthetic_marts
-from threadpoolctl import threadpool_limits
 
 from contracts.models import model_kind
 from ml.estimators import ISOTONIC_MIN_ROWS, calibrated_classifier, revenue_regressor
@@ -15,11 +14,7 @@ from ml.pipeline_predict import PipelinePredict
 from ml.reasons import feature_contributions, reason_strings
 from ml.tree_reasons import TreeScorer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")
