@@ -15,11 +15,12 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 .PHONY: install run test test-fast dev mlflow docs lint lint-sql bench bench-realtime clean chromium java report redis screenshots
 
-# sqlfluff's dbt templater compiles every model: an in-memory DuckDB, and vars.lint_only makes
-# the macros that query the warehouse at compile time use placeholders (see .sqlfluff).
-# The settings' vars come from `segflow dbt-vars` (dbt_project.yml holds no copy of them).
+# sqlfluff's dbt templater compiles every model; vars.lint_only (.sqlfluff) gives it an in-memory
+# DuckDB and placeholders for what the macros would read from the warehouse or from segflow's
+# settings, so a bare `sqlfluff lint dbt_project/models` works too. Here the settings' real
+# values come from `segflow dbt-vars` (dbt_project.yml holds no copy of them).
 SQLFLUFF := $(BIN)/segflow dbt-vars --sqlfluff > $(VENV)/sqlfluff-vars.cfg && \
-	SEGFLOW_DUCKDB_PATH=:memory: DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff
+	DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff
 SQLFLUFF_VARS := --config $(VENV)/sqlfluff-vars.cfg
 
 install: $(STAMP)

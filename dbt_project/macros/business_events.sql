@@ -6,7 +6,7 @@
 {#- True for an event that counts as activity: vars.activity_events empty = every event
     (track, page, screen, identify), otherwise track calls with one of those names. -#}
 {% macro is_activity_event(event_type, event_name) -%}
-{%- set names = var('activity_events') -%}
+{%- set names = setting('activity_events') -%}
 {%- if names | length == 0 -%}
 true
 {%- else -%}
@@ -16,8 +16,8 @@ true
 
 {#- True for a track call that counts as a purchase (vars.purchase_source events or both). -#}
 {% macro is_purchase_event(event_type, event_name) -%}
-{%- if var('purchase_source') | trim | lower in ['events', 'both'] -%}
-({{ event_type }} = 'track' and {{ event_name }} in {{ sql_list(var('purchase_events')) }})
+{%- if setting('purchase_source') | trim | lower in ['events', 'both'] -%}
+({{ event_type }} = 'track' and {{ event_name }} in {{ sql_list(setting('purchase_events')) }})
 {%- else -%}
 false
 {%- endif -%}
@@ -26,5 +26,5 @@ false
 {#- Whether a paid invoice counts as a purchase (vars.purchase_source invoices or both); the
     revenue columns and the LTV label always sum paid invoices. -#}
 {% macro invoices_are_purchases() -%}
-{{ var('purchase_source') | trim | lower in ['invoices', 'both'] }}
+{{ setting('purchase_source') | trim | lower in ['invoices', 'both'] }}
 {%- endmacro %}

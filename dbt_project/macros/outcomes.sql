@@ -6,7 +6,7 @@
     Arguments are SQL expressions: the 0/1 "enters the churned state within the horizon",
     the all-time active days at the start and at the end of the horizon. -#}
 {% macro churn_outcome(churns_within_horizon, active_days_now, active_days_at_horizon) -%}
-{%- if var('churn_definition') | trim | lower == 'cancellation' -%}
+{%- if setting('churn_definition') | trim | lower == 'cancellation' -%}
 coalesce({{ churns_within_horizon }}, 0) = 1
 {%- else -%}
 coalesce({{ active_days_at_horizon }}, {{ active_days_now }}) <= {{ active_days_now }}
@@ -17,7 +17,7 @@ coalesce({{ active_days_at_horizon }}, {{ active_days_now }}) <= {{ active_days_
     active (quiet ones included; quietness is a feature); cancellation: customers not yet
     cancelled at the snapshot. -#}
 {% macro churn_population(is_churned, active_days_total) -%}
-{%- if var('churn_definition') | trim | lower == 'cancellation' -%}
+{%- if setting('churn_definition') | trim | lower == 'cancellation' -%}
 not {{ is_churned }}
 {%- else -%}
 {{ active_days_total }} > 0

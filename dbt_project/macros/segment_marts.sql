@@ -54,7 +54,7 @@
     {%- do predicates.append(
         'segment_date in (select segment_date from DBT_INTERNAL_SOURCE) or segment_date >= '
         ~ '(select min_date from ' ~ run_window_relation() | trim ~ ') - '
-        ~ var('late_arrival_days') | int) -%}
+        ~ setting('late_arrival_days') | int) -%}
   {%- endif -%}
   {{ config(
       materialized='incremental',

@@ -88,7 +88,7 @@
 
 {# Start of the re-processing window: late events up to late_arrival_days old are accepted. #}
 {% macro reprocess_from() -%}
-  {{ dbt.dateadd('day', -1 * var('late_arrival_days') | int, min_date()) }}
+  {{ dbt.dateadd('day', -1 * setting('late_arrival_days') | int, min_date()) }}
 {%- endmacro %}
 
 {% macro reprocess_from_ts() -%}

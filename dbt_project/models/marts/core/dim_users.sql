@@ -5,7 +5,7 @@
 -- activity for more than 7 days), activated (reached the value milestone), new (signed up in
 -- the last 7 days), onboarding (everyone else). The custom CRM attributes sources.yml declares
 -- (var custom_attributes) follow as of the latest CRM version, typed, named after themselves.
-{%- set churn_days = var('churn_window_days') | int -%}
+{%- set churn_days = setting('churn_window_days') | int -%}
 {%- set milestones = var('tracking_plan')['milestones'] -%}
 {%- set value_milestone = var('value_milestone', milestones[-1]['name']) %}
 with contacts as (

@@ -28,9 +28,9 @@
 {%- set plan = var('tracking_plan') -%}
 {%- set milestones = plan['milestones'] -%}
 {%- set counters = var('milestone_counters') -%}
-{%- set churn_days = var('churn_window_days') | int -%}
-{%- set churn_definition = var('churn_definition') | trim | lower -%}
-{%- set grace_days = var('cancel_grace_days') | int -%}
+{%- set churn_days = setting('churn_window_days') | int -%}
+{%- set churn_definition = setting('churn_definition') | trim | lower -%}
+{%- set grace_days = setting('cancel_grace_days') | int -%}
 {%- set new_account_days = var('new_account_days') | int -%}
 {%- if churn_definition not in ['inactivity', 'cancellation'] -%}
 {{ exceptions.raise_compiler_error("vars.churn_definition (SEGFLOW_CHURN_DEFINITION) = '" ~ churn_definition ~ "': expected inactivity or cancellation") }}

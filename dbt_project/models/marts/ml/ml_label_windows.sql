@@ -10,9 +10,9 @@
 --   revenue_next_window: revenue in (S, S + ltv_horizon_days];
 -- plus whether each window is covered by the data (S + window <= last day with data).
 -- Every customer appears (churned ones too); the training marts pick their populations.
-{%- set horizon_days = var('churn_horizon_days') | int -%}
-{%- set conversion_days = var('conversion_window_days') | int -%}
-{%- set ltv_days = var('ltv_horizon_days') | int -%}
+{%- set horizon_days = setting('churn_horizon_days') | int -%}
+{%- set conversion_days = setting('conversion_window_days') | int -%}
+{%- set ltv_days = setting('ltv_horizon_days') | int -%}
 {%- set plan = var('tracking_plan') %}
 with daily_state as (
     select

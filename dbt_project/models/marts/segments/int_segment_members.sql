@@ -10,8 +10,8 @@
 -- model's, null for members outside the population or while the horizon is not observable.
 -- Features, outcomes and scores are joined per user-day, then the tags are unnested: a user
 -- in three segments is looked up once, not three times.
-{%- set churn_days = var('churn_horizon_days') | int -%}
-{%- set conversion_days = var('conversion_window_days') | int -%}
+{%- set churn_days = setting('churn_horizon_days') | int -%}
+{%- set conversion_days = setting('conversion_window_days') | int -%}
 {%- set plan = var('tracking_plan') -%}
 -- Incremental fct_segment_kpis: only the segment dates this run can change (segment_dates_from,
 -- segment_dates_changed).
