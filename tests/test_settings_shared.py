@@ -16,6 +16,10 @@ from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
 pytestmark = pytest.mark.slow  # builds a warehouse end to end; `make test-fast` skips it
 
 
+# a var read in dbt: var('x') or the settings macro setting('x')
+READ_VAR = r"(?:\bvar|\bsetting)\('(\w+)'"
+
+
 def test_dbt_project_holds_no_copy_of_a_setting() -> None:
     """dbt gets settings only from `dbt_vars(settings)`: no `env_var('SEGFLOW_...')` default in
     dbt_project.yml, and every var the models read that is a setting is one dbt_vars passes."""
@@ -25,9 +29,9 @@ def test_dbt_project_holds_no_copy_of_a_setting() -> None:
     passed = set(dbt_vars(Settings.from_env()))
     assert not passed & set(declared), "a setting's default is copied into dbt_project.yml"
     sql = "".join(p.read_text() for p in (DBT_PROJECT_DIR / "models").rglob("*.sql"))
-    read = set(re.findall(r"var\('(\w+)'", sql))
+    read = set(re.findall(READ_VAR, sql))
     macros = "".join(p.read_text() for p in (DBT_PROJECT_DIR / "macros").rglob("*.sql"))
-    assert passed <= read | set(re.findall(r"var\('(\w+)'", macros))  # some only via macros
+    assert passed <= read | set(re.findall(READ_VAR, macros))  # some only via macros
     assert read <= passed | set(declared) | {"value_milestone"}, read - passed - set(declared)
 
 
