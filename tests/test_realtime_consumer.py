@@ -15,7 +15,7 @@ import duckdb
 import pytest
 import requests
 from support.realtime import WRITE_KEY, running_collector
-from support.realtime_world import SNAPSHOT_DAY, TODAY, new_user_before_setup
+from support.realtime_world import SNAPSHOT_DAY, TODAY, moment_today, new_user_before_setup
 
 from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
@@ -51,7 +51,7 @@ def _outbox_events(directory) -> list[dict]:
 
 
 def _track(http, url, user, event):
-    body = {"userId": user, "event": event}  # timestamp: the collector's receive time
+    body = {"userId": user, "event": event, "timestamp": moment_today().isoformat()}
     response = http.post(f"{url}/v1/track", json=body, headers=AUTH)
     assert response.status_code == 200
 
@@ -333,7 +333,7 @@ def test_changes_an_event_causes_come_before_new_day_re_evaluations(world, redis
     setup_user = new_user_before_setup(world)
     others = [u for u in sorted(world.features["user_id"].unique()) if u != setup_user][:3]
     stream = RedisStream(redis_url, "t:deferred")
-    now = datetime.now(UTC)
+    now = moment_today()
     messages = [{"userId": u, "event": "Dashboard Viewed"} for u in others]
     messages.append({"userId": setup_user, "event": "Project Created"})
     messages.append({"userId": "signed-up-today", "event": "Account Created"})

@@ -12,7 +12,7 @@ import sqlite3
 import duckdb
 import pytest
 from support.realtime import redis_or_skip
-from support.realtime_world import SNAPSHOT_DAY, TODAY, build_world
+from support.realtime_world import SNAPSHOT_DAY, TODAY, build_world, moment_today
 
 from contracts import tracking_plan
 from orchestration.activation.destinations import OutboxDestination
@@ -30,15 +30,13 @@ MILESTONE_EVENTS = ["Account Created", "Project Created", "Teammate Invited", "R
 
 
 def _replay_messages(users: list[str], seed: int = 3) -> tuple[list[dict], dict[str, set]]:
-    from datetime import UTC, datetime
-
     rng = random.Random(seed)
     known = tracking_plan.load().known_events
     messages, milestones = [], {}
     for user in users:
         for event in ["Dashboard Viewed", *rng.sample(MILESTONE_EVENTS, rng.randint(0, 3))]:
             message = normalise(
-                {"type": "track", "userId": user, "event": event}, None, datetime.now(UTC)
+                {"type": "track", "userId": user, "event": event}, None, moment_today()
             )
             reason = reject_reason(message, known)
             assert reason is None, reason

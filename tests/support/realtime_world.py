@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -26,6 +26,13 @@ DAYS = 3
 TODAY = datetime.now(UTC).date()  # the collector's receive day: events are "today"
 START = TODAY - timedelta(days=DAYS)
 SNAPSHOT_DAY = START + timedelta(days=DAYS - 1)
+
+
+def moment_today() -> datetime:
+    """Now, but never past TODAY (fixed when the module was imported): a test that started
+    before UTC midnight and sends an event after it still stamps the event on TODAY."""
+    return min(datetime.now(UTC), datetime.combine(TODAY, time.max, UTC))
+
 
 TRIGGERS = """triggers:
   - name: created_first_project
