@@ -80,6 +80,14 @@ def main() -> None:
         action="store_true",
         help="reuse generated data and the loaded history in --workdir",
     )
+    parser.add_argument(
+        "--full-build-state",
+        type=Path,
+        default=None,
+        help="for iterating on the new day: the database right after the full build is kept "
+        "there; when it exists, only the new day is measured (on a copy), against the full "
+        "build's CPU s in bench/results, and nothing is written to bench/results",
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="segflow-bench-transform-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -90,8 +98,8 @@ def main() -> None:
     for f in (db, plain_db):
         f.unlink(missing_ok=True)
         Path(f"{f}.wal").unlink(missing_ok=True)
-    shutil.copy(work / "history.duckdb", db)
-    shutil.copy(work / "history.duckdb", plain_db)
+    state = args.full_build_state
+    shutil.copy(state if state and state.exists() else work / "history.duckdb", db)
     settings = Settings.from_env()
     env = dict(
         os.environ,
@@ -106,34 +114,16 @@ def main() -> None:
     subprocess.run([str(DBT), "parse", *common], env=env, check=True, stdout=subprocess.DEVNULL)
 
     # 1. Full build of the history.
+    if state and state.exists():
+        return _new_day_only(args, new_day, db, target, env)
     full = _measure(
         [str(DBT), "run", "--full-refresh", "--exclude", "tag:after_segments", *common], env
     )
-    # 2. One new day, the daily job's way. Not measured: the project's own partial parse for
-    # this warehouse, as yesterday's run leaves it.
-    selection = split_models(target / "manifest.json")
-    steps = daily_steps(selection)
-    seed_parse = (
-        "from orchestration.cli_run import parse_manifest as p; from orchestration.settings"
-    )
-    seed_parse += " import Settings as s; p(s.from_env())"
-    subprocess.run([sys.executable, "-c", seed_parse], env=env, check=True, cwd=REPO)
-    step_seconds = work / "new_day_seconds.json"
-    code = NEW_DAY.format(
-        repo=str(REPO),
-        day=new_day.isoformat(),
-        db=str(db),
-        tables=TABLES,
-        landing=str(work / "landing"),
-        steps=json.dumps(steps),
-        out=str(step_seconds),
-    )
-    day = _measure([sys.executable, "-c", code], env)
-    parts = json.loads(step_seconds.read_text())
-    day["seconds"] = {k: round(v, 2) for k, v in parts["seconds"].items()}
-    day["cpu_parts"] = {k: round(v, 2) for k, v in parts["cpu_seconds"].items()}
-    day["slowest_nodes"] = {k: round(v, 2) for k, v in parts["slowest_nodes"].items()}
-    day["slowest_nodes_wall"] = {k: round(v, 2) for k, v in parts["slowest_nodes_wall"].items()}
+    if state:
+        shutil.copy(db, state)
+    shutil.copy(work / "history.duckdb", plain_db)
+    day = _new_day(new_day, db, target, env)
+    steps = day.pop("steps")
     # 3. Plain DuckDB on the same history.
     script = work / "plain.sql"
     script.write_text(plain_script(_all_dbt_vars(settings)))
@@ -174,6 +164,53 @@ def main() -> None:
         conn.close()
 
     _report(args, new_day, info, config, full, day, plain, check, steps)
+
+
+def _new_day(new_day: date, db: Path, target: Path, env: dict) -> dict:
+    """2. One new day, the daily job's way. Not measured: the project's own partial parse for
+    this warehouse, as yesterday's run leaves it."""
+    work = db.parent
+    selection = split_models(target / "manifest.json")
+    steps = daily_steps(selection)
+    seed_parse = (
+        "from orchestration.cli_run import parse_manifest as p; from orchestration.settings"
+    )
+    seed_parse += " import Settings as s; p(s.from_env())"
+    subprocess.run([sys.executable, "-c", seed_parse], env=env, check=True, cwd=REPO)
+    step_seconds = work / "new_day_seconds.json"
+    code = NEW_DAY.format(
+        repo=str(REPO),
+        day=new_day.isoformat(),
+        db=str(db),
+        tables=TABLES,
+        landing=str(work / "landing"),
+        steps=json.dumps(steps),
+        out=str(step_seconds),
+    )
+    day = _measure([sys.executable, "-c", code], env)
+    parts = json.loads(step_seconds.read_text())
+    day["seconds"] = {k: round(v, 2) for k, v in parts["seconds"].items()}
+    day["cpu_parts"] = {k: round(v, 2) for k, v in parts["cpu_seconds"].items()}
+    day["slowest_nodes"] = {k: round(v, 2) for k, v in parts["slowest_nodes"].items()}
+    day["slowest_nodes_wall"] = {k: round(v, 2) for k, v in parts["slowest_nodes_wall"].items()}
+    day["steps"] = steps
+    return day
+
+
+def _new_day_only(
+    args: argparse.Namespace, new_day: date, db: Path, target: Path, env: dict
+) -> None:
+    """The new day on a copy of the kept full-build state, against the last reported full
+    build (same users and days): for iterating on the daily job's dbt."""
+    day = _new_day(new_day, db, target, env)
+    last = REPO / "bench" / "results" / f"transform-{args.users}x{args.days}.json"
+    full_cpu = json.loads(last.read_text())["full_build"]["cpu_seconds"]
+    print(json.dumps(day, indent=2))
+    print(
+        f"new day {day['cpu_seconds']} CPU s / full build {full_cpu} CPU s ({last.name}) = "
+        f"{day['cpu_seconds'] / full_cpu:.3f} (goal <= {GOALS['day_vs_full_cpu']}); "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
 
 
 def _report(
