@@ -205,7 +205,7 @@ def _new_day_only(
     day = _new_day(new_day, db, target, env)
     last = REPO / "bench" / "results" / f"transform-{args.users}x{args.days}.json"
     full_cpu = json.loads(last.read_text())["full_build"]["cpu_seconds"]
-    print(json.dumps(day, indent=2))
+    print(json.dumps({k: v for k, v in day.items() if k != "steps"}, indent=2))
     print(
         f"new day {day['cpu_seconds']} CPU s / full build {full_cpu} CPU s ({last.name}) = "
         f"{day['cpu_seconds'] / full_cpu:.3f} (goal <= {GOALS['day_vs_full_cpu']}); "
