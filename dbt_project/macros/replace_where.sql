@@ -5,6 +5,9 @@
   merged into an earlier one after a late event) are removed too, so an incremental run gives
   exactly the table a full refresh gives. In predicates, `DBT_INTERNAL_DEST` is the target table
   and `DBT_INTERNAL_SOURCE` the freshly built rows.
+  Optional config `narrow_predicates`: used instead when the run processes only the new raw
+  partitions (macros/consumed_loads.sql); NEW_PARTITIONS in them becomes the list of those days,
+  FIRST_NEW_PARTITION the first of them.
 #}
 {% macro get_incremental_replace_where_sql(arg_dict) %}
   {%- set target = arg_dict["target_relation"] -%}
@@ -13,6 +16,17 @@
   {%- if predicates is string -%}{%- set predicates = [predicates] -%}{%- endif -%}
   {%- if predicates | length == 0 -%}
     {{ exceptions.raise_compiler_error("replace_where needs incremental_predicates (model " ~ target ~ ")") }}
+  {%- endif -%}
+  {%- set narrow = config.get('narrow_predicates') -%}
+  {%- if narrow -%}
+    {%- set changes = raw_event_changes(target.identifier) -%}
+    {%- if changes is not none -%}
+      {%- set predicates = [] -%}
+      {%- for p in ([narrow] if narrow is string else narrow) -%}
+        {%- do predicates.append(p | replace("NEW_PARTITIONS", date_list(changes))
+            | replace("FIRST_NEW_PARTITION", "cast('" ~ (changes | min) ~ "' as date)")) -%}
+      {%- endfor -%}
+    {%- endif -%}
   {%- endif -%}
   {%- set predicates = predicates + replace_where_floor(source) -%}
   {%- set dest_cols_csv = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}

@@ -3,10 +3,15 @@
 -- anonymous_ids never identified stay out (they belong to no user).
 -- Incremental: events from reprocess_from on, plus the whole anonymous history of
 -- anonymous_ids first identified in this window.
-{#- ref() inside config() resolves to this model at parse time; the map lives next to it. -#}
+{#- ref() inside config() resolves to this model at parse time; the map and the staged events
+    live next to it. -#}
 {%- set identity_map = (
     this.incorporate(path={"identifier": "int_identity_map"})
     if this is not none else "int_identity_map"
+) -%}
+{%- set staged_events = (
+    this.incorporate(path={"identifier": "stg_events__events"})
+    if this is not none else "stg_events__events"
 ) -%}
 {{ config(
     materialized='incremental',
@@ -21,12 +26,37 @@
         ~ " or (is_anonymous and anonymous_id in (select anonymous_id from "
         ~ identity_map ~ " where first_identified_at >= " ~ reprocess_from_ts() ~ "))"
     ],
+    narrow_predicates=[
+        "message_id in (select message_id from " ~ staged_events
+        ~ " where partition_date >= FIRST_NEW_PARTITION and partition_date in NEW_PARTITIONS)"
+        ~ " or (is_anonymous and anonymous_id in (select anonymous_id from "
+        ~ identity_map ~ " where first_identified_at >= " ~ reprocess_from_ts() ~ "))"
+    ],
+    post_hook="{{ consumed_loads_hook() }}",
 ) }}
+{#- Narrow (macros/consumed_loads.sql): only the events of the new partitions are new or
+    replaced (de-duplication keeps one copy per message_id; a replaced copy has its id); the
+    stored rows of the window keep their user unless their anonymous id was first identified
+    in the window, whose events are rebuilt as in a wide run. -#}
+{%- set new_partitions = raw_event_changes(this.identifier) if is_incremental() else none %}
 
 with events as (
     select *
     from {{ ref('stg_events__events') }}
-    {% if is_incremental() %}
+    {% if new_partitions is not none %}
+    where {{ in_new_partitions('partition_date', new_partitions) }}
+    union all
+    select *
+    from {{ ref('stg_events__events') }}
+    where
+        user_id is null
+        and partition_date not in {{ date_list(new_partitions) }}
+        and event_at >= {{ anonymous_history_from_ts() }}
+        and anonymous_id in (
+            select anonymous_id from {{ ref('int_identity_map') }}
+            where first_identified_at >= {{ reprocess_from_ts() }}
+        )
+    {% elif is_incremental() %}
     -- the rows the final filter keeps, in two scans the engine can bound: the window by time,
     -- the older anonymous events of ids first identified in it by user_id is null
     where event_at >= {{ reprocess_from_ts() }}
@@ -73,7 +103,7 @@ select
     received_at
 from resolved
 where stitched_user_id is not null
-{% if is_incremental() %}
+{% if is_incremental() and new_partitions is none %}
   and (
     event_at >= {{ reprocess_from_ts() }}
     or (is_anonymous and anonymous_id in (

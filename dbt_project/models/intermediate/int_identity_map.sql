@@ -9,7 +9,11 @@
     incremental_strategy='delete+insert',
     unique_key='anonymous_id',
     on_schema_change='append_new_columns',
+    post_hook="{{ consumed_loads_hook() }}",
 ) }}
+{#- Narrow (macros/consumed_loads.sql): only ids seen in the new partitions can change (any
+    other id is rebuilt from the same pairs and events as last time). -#}
+{%- set new_partitions = raw_event_changes(this.identifier) if is_incremental() else none %}
 
 -- Incremental: an anonymous_id already identified before the window keeps its row (a later
 -- pair cannot be earlier); only the others are rebuilt from the window's pairs, so a day
@@ -28,6 +32,11 @@ with candidates as (
       and event_at >= {{ reprocess_from_ts() }}
       and anonymous_id not in (
           select anonymous_id from {{ this }} where first_identified_at < {{ reprocess_from_ts() }})
+    {% endif %}
+    {% if new_partitions is not none %}
+      and anonymous_id in (
+          select anonymous_id from {{ ref('stg_events__events') }}
+          where {{ in_new_partitions('partition_date', new_partitions) }})
     {% endif %}
 ),
 

@@ -1,5 +1,6 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
+-- depends_on: {{ ref('stg_events__events') }}
 -- Sessions: a user's events split by inactivity. A gap longer than session_timeout_minutes
 -- (30) starts a new session; a gap of exactly 30 minutes continues the session. Sessions are
 -- per user, not per day: a session running past midnight stays one session (dated by its
@@ -22,12 +23,30 @@
         ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
         ~ " where cuts.cut_user_id = user_id and session_start >= cuts.cut_at)"
     ],
+    narrow_predicates=[
+        "(session_start >= " ~ reprocess_from_ts()
+        ~ " and user_id in (" ~ window_identified_users_predicate(this) ~ "))"
+        ~ " or exists (select 1 from (select user_id as cut_user_id, min(session_start) as cut_at"
+        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
+        ~ " where cuts.cut_user_id = user_id and session_start >= cuts.cut_at)"
+    ],
+    post_hook="{{ consumed_loads_hook() }}",
 ) }}
+{#- Narrow (macros/consumed_loads.sql): only the users whose stitched events can have changed
+    are rebuilt, from their own cut (macro narrow_user_cuts); every other session would come
+    out the same from the same events. -#}
+{%- set new_partitions = raw_event_changes(this.identifier) if is_incremental() else none %}
 
 with
 {% if is_incremental() %}
 stitched_cuts as ({{ stitched_cuts_cte() }}),
+{% if new_partitions is not none %}
+cuts as ({{ narrow_user_cuts(this, new_partitions) }}),
+{% else %}
 cuts as ({{ user_reprocess_cuts(this) }}),
+{% endif %}
+{% endif %}
+{% if new_partitions is not none %}
 {% endif %}
 
 events as (
@@ -39,12 +58,13 @@ events as (
         e.event_name
     from {{ ref('int_events_stitched') }} as e
     {% if is_incremental() %}
-    left join cuts on cuts.user_id = e.stitched_user_id
+    {{ 'inner' if new_partitions is not none else 'left' }} join cuts on cuts.user_id = e.stitched_user_id
     where
         e.event_at >= coalesce(cuts.cut_at, {{ reprocess_from_ts() }})
         -- the same bound as a literal: the scan skips the older history
         and e.event_at >= {{ reprocess_floor_ts(this) }}
     {% endif %}
+
 ),
 
 -- One sort: a single window pass (one partition/order) gives each event its neighbours and

@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
+-- depends_on: {{ ref('stg_events__events') }}
 -- One row per user per active day: events, sessions started, active minutes, usage counts
 -- per core feature, support/billing events, events per onboarding milestone, and
 -- `first_<milestone>`: true on the day the user reached that milestone for the first time.
@@ -23,13 +24,30 @@
         ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
         ~ " where cuts.cut_user_id = user_id and activity_date >= cuts.cut_date)"
     ],
+    narrow_predicates=[
+        "(activity_date >= " ~ reprocess_from()
+        ~ " and user_id in (" ~ window_identified_users_predicate(this) ~ "))"
+        ~ " or exists (select 1 from (select user_id as cut_user_id, min(activity_date) as cut_date"
+        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
+        ~ " where cuts.cut_user_id = user_id and activity_date >= cuts.cut_date)"
+    ],
+    post_hook="{{ consumed_loads_hook() }}",
 ) }}
+{#- Narrow (macros/consumed_loads.sql): only the users whose stitched events can have changed
+    are rebuilt, from their own cut, as in int_sessions. -#}
+{%- set new_partitions = raw_event_changes(this.identifier) if is_incremental() else none %}
 
 with
 {% if is_incremental() %}
 {%- set floor_ts = reprocess_floor_ts(ref('int_sessions')) %}
 stitched_cuts as ({{ stitched_cuts_cte() }}),
+{% if new_partitions is not none %}
+cuts as ({{ narrow_user_cuts(ref('int_sessions'), new_partitions) }}),
+{% else %}
 cuts as ({{ user_reprocess_cuts(ref('int_sessions')) }}),
+{% endif %}
+{% endif %}
+{% if new_partitions is not none %}
 {% endif %}
 
 -- Each event with the gap to the user's previous event; gaps within the session timeout are
@@ -54,7 +72,7 @@ events_with_gaps as (
         {% endif %}
     from {{ ref('int_events_stitched') }} as e
     {% if is_incremental() %}
-    left join cuts on cuts.user_id = e.stitched_user_id
+    {{ 'inner' if new_partitions is not none else 'left' }} join cuts on cuts.user_id = e.stitched_user_id
     where
         e.event_at >= {{ dbt.dateadd(
             'minute', -1 * timeout,
@@ -64,6 +82,7 @@ events_with_gaps as (
         and e.event_at >= {{ dbt.dateadd('minute', -1 * timeout,
             'cast(cast(' ~ floor_ts ~ ' as date) as ' ~ dbt.type_timestamp() ~ ')') }}
     {% endif %}
+
 ),
 
 events as (
@@ -152,11 +171,12 @@ session_counts as (
         count(*) as sessions_started
     from {{ ref('int_sessions') }} as s
     {% if is_incremental() %}
-    left join cuts on cuts.user_id = s.user_id
+    {{ 'inner' if new_partitions is not none else 'left' }} join cuts on cuts.user_id = s.user_id
     where
         s.session_date >= coalesce(cuts.cut_date, {{ reprocess_from() }})
         and s.session_date >= cast({{ floor_ts }} as date)
     {% endif %}
+
     group by s.user_id, s.session_date
 ),
 
@@ -189,7 +209,7 @@ milestone_firsts as (
             {% endfor -%}
             t.user_id
         from {{ this }} as t
-        left join cuts on cuts.user_id = t.user_id
+        {{ 'inner' if new_partitions is not none else 'left' }} join cuts on cuts.user_id = t.user_id
         where
             t.activity_date < coalesce(cuts.cut_date, {{ reprocess_from() }})
             -- only a stored day with a first_ flag holds a first date (a few rows per user)

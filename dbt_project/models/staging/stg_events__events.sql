@@ -22,8 +22,17 @@
         ~ " and (partition_date >= " ~ reprocess_from()
         ~ " or message_id in (select message_id from DBT_INTERNAL_SOURCE))"
     ],
+    narrow_predicates=[
+        "partition_date >= " ~ dedupe_from()
+        ~ " and message_id in (select message_id from DBT_INTERNAL_SOURCE)"
+    ],
+    post_hook="{{ consumed_loads_hook() }}",
 ) }}
 {%- set order_key = "received_at, partition_date, source_file, source_line, event_at" %}
+{#- Narrow (macros/consumed_loads.sql): only the new partitions are read; the stored copies of
+    every partition from the look-back on take part in the ranking (the window's partitions
+    are not re-read, their stored rows are the winners of their raw copies). -#}
+{%- set new_partitions = raw_event_changes(this.identifier) if is_incremental() else none %}
 
 {#- The typed raw rows to de-duplicate. Inlined where used: DuckDB materialises a CTE that is
     referenced more than once, and on a full build that would be a copy of every event. -#}
@@ -42,7 +51,9 @@
         _source_line as source_line
     from {{ source('raw', 'events') }}
     where message_id is not null
-    {% if is_incremental() %}
+    {% if new_partitions is not none %}
+      and {{ in_new_partitions('_partition_date', new_partitions) }}
+    {% elif is_incremental() %}
       and _partition_date >= {{ reprocess_from() }}
 {% endif %}
 {%- endset %}
@@ -63,7 +74,7 @@ candidates as (
         cast(null as {{ dbt.type_string() }}) as source_file, cast(null as {{ dbt.type_bigint() }}) as source_line
     from {{ this }}
     where partition_date >= {{ dedupe_from() }}
-      and partition_date < {{ reprocess_from() }}
+      {% if new_partitions is none %}and partition_date < {{ reprocess_from() }}{% endif %}
       and message_id in (select message_id from arrivals)
 ),
 
