@@ -118,52 +118,48 @@ def test_one_new_day_rewrites_only_what_it_must(new_day_run) -> None:
                    or (is_anonymous and anonymous_id in (select anonymous_id from window_ids))""",
             ),
         }
-        # Users whose stitched events can have changed: those of the new day's events, and of
-        # ids identified in the window (the map's user and any user claiming the id there).
-        conn.execute(
-            """
-            create temp table changed_users as
-            select stitched_user_id as user_id from main.int_events_stitched
-            where message_id in (select message_id from new_ids)
-            union select user_id from window_ids
-            union select user_id from main.stg_events__events
-            where event_at >= ? and user_id is not null
-              and anonymous_id in (select anonymous_id from window_ids)""",
-            [reprocess_from],
-        )
-        # Sessions of those users: those the window's events can touch (ending within the
-        # timeout before the window or later) and, for users whose anonymous history got
-        # stitched in, every session from the first stitched event on.
+        # Users whose stitched events can have changed, each from a base: the earliest of their
+        # new-day events; reprocess_from for the users of ids identified in the window (the
+        # map's user and any user claiming the id there); their stitched anonymous history.
+        # Their cut: the base, or the start of a session still open at it.
         conn.execute(
             """
             create temp table cuts as
-            select user_id, min(cut_at) as cut_at from (
-                select user_id, session_start as cut_at from main.int_sessions
-                where session_end >= ?::timestamp - interval (?) minute
-                union all
-                select stitched_user_id, min(event_at) from main.int_events_stitched
-                where is_anonymous and anonymous_id in (
-                    select anonymous_id from main.int_identity_map where first_identified_at >= ?)
-                group by 1) group by 1""",
-            [reprocess_from, TIMEOUT_MINUTES, reprocess_from],
+            with bases as (
+                select user_id, min(base_at) as base_at from (
+                    select stitched_user_id as user_id, min(event_at) as base_at
+                    from main.int_events_stitched
+                    where message_id in (select message_id from new_ids) group by 1
+                    union all
+                    select user_id, $1::timestamp from window_ids
+                    union all
+                    select user_id, $1::timestamp from main.stg_events__events
+                    where event_at >= $1 and user_id is not null
+                      and anonymous_id in (select anonymous_id from window_ids)
+                    union all
+                    select stitched_user_id, min(event_at) from main.int_events_stitched
+                    where is_anonymous and anonymous_id in (select anonymous_id from window_ids)
+                    group by 1)
+                group by 1)
+            select b.user_id, min(coalesce(s.session_start, b.base_at)) as cut_at
+            from bases as b
+            left join main.int_sessions as s
+                on s.user_id = b.user_id and s.session_start < b.base_at
+                and s.session_end >= b.base_at - interval ($2) minute
+            group by 1""",
+            [reprocess_from, TIMEOUT_MINUTES],
         )
         must["int_sessions"] = _scalar(
             conn,
             """
             select count(*) from main.int_sessions s
-            where s.user_id in (select user_id from changed_users) and (
-                s.session_start >= ? or s.session_start >= (
-                    select cut_at from cuts where cuts.user_id = s.user_id))""",
-            [reprocess_from],
+            inner join cuts on cuts.user_id = s.user_id and s.session_start >= cuts.cut_at""",
         )
         must["int_user_activity_daily"] = _scalar(
             conn,
             """
             select count(*) from main.int_user_activity_daily a
-            where a.user_id in (select user_id from changed_users) and (
-                a.activity_date >= ? or a.activity_date >= (
-                    select cut_at::date from cuts where cuts.user_id = a.user_id))""",
-            [reprocess_from],
+            inner join cuts on cuts.user_id = a.user_id and a.activity_date >= cuts.cut_at::date""",
         )
         after = {t: _scalar(conn, f"select count(*) from main.{t}") for t in INCREMENTAL}
         # Rows that did not change kept their stored copy: the table minus what was written
