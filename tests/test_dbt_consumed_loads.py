@@ -69,10 +69,13 @@ def _assert_equals_full_rebuild(db: Path, data: RawData, tmp: Path) -> None:
 def _marked(db: Path, model: str, day: date) -> bool:
     conn = duckdb.connect(str(db), read_only=True)
     try:
-        return conn.execute(
-            "select count(*) from main.segflow_consumed_loads where model = ? and partition_date = ?",
-            [model, day],
-        ).fetchone()[0] == 1
+        return (
+            conn.execute(
+                "select count(*) from main.segflow_consumed_loads where model = ? and partition_date = ?",
+                [model, day],
+            ).fetchone()[0]
+            == 1
+        )
     finally:
         conn.close()
 
