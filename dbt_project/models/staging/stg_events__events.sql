@@ -7,7 +7,8 @@
 -- partitions may have been re-loaded) and compares their message ids with the stored copies of
 -- the dedupe_lookback_days partitions before that (a re-delivery within the look-back that
 -- arrives later never replaces the kept copy). Rows outside [reprocess_from - look-back, ...)
--- are not read, so a day costs its own rows plus the look-back.
+-- are not read, so a day costs its own rows plus the look-back. A forward daily run whose
+-- only changes are new partitions (macros/consumed_loads.sql) reads just those ("narrow").
 -- The JSON `properties` / `context` stay in raw.events (no model reads them; join on
 -- message_id when one does): copying them would double the table's size and build time.
 -- A full build de-duplicates everything: a hash aggregate finds the (rare) duplicated ids and
