@@ -144,13 +144,16 @@
   {%- set timeout = var('session_timeout_minutes') | int -%}
   with bases as (
     select user_id, min(base_at) as base_at from (
-      select changed.stitched_user_id as user_id, min(changed.event_at) as base_at
-      from {{ ref('int_events_stitched') }} as changed
+      -- the new partitions' events, stitched as int_events_stitched stitches them
+      select
+        coalesce(new_events.user_id, id_map.user_id) as user_id,
+        min(new_events.event_at) as base_at
+      from {{ ref('stg_events__events') }} as new_events
+      left join {{ ref('int_identity_map') }} as id_map
+        on new_events.user_id is null and new_events.anonymous_id = id_map.anonymous_id
       where
-        changed.event_at >= {{ reprocess_from_ts() }}
-        and changed.message_id in (
-          select new_events.message_id from {{ ref('stg_events__events') }} as new_events
-          where {{ in_new_partitions('new_events.partition_date', new_partitions) }})
+        {{ in_new_partitions('new_events.partition_date', new_partitions) }}
+        and coalesce(new_events.user_id, id_map.user_id) is not null
       group by 1
       union all
       select moved.user_id, {{ reprocess_from_ts() }} as base_at
