@@ -122,3 +122,22 @@ def test_reloaded_partition_runs_wide(tmp_path: Path, raw_data: RawData) -> None
     load_raw(db, raw_data, [day])
     run_dbt(["run", "--select", *MODELS], db, tmp_path / "t1", _window(day))
     _assert_equals_full_rebuild(db, raw_data, tmp_path)
+
+
+def test_missing_day_loaded_late_runs_wide(tmp_path: Path, raw_data: RawData) -> None:
+    """A day of the window was missing when the history was built and arrives with the new
+    day: it is older than the last processed partition, so the run re-reads the window (as
+    before markers, from reprocess_from: the late day's events dated before it are left out
+    here, a wide run does not reach them)."""
+    days = raw_data.dates
+    day, missing = days[-1], days[-3]
+    db = _history(tmp_path, raw_data, [d for d in days[:-1] if d != missing])
+    load_raw(db, raw_data, [missing, day])
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(
+            'delete from raw.events where _partition_date = ? and cast("timestamp" as date) < ?',
+            [missing, days[-4]],
+        )
+    run_dbt(["run", "--select", *MODELS], db, tmp_path / "t1", _window(day))
+    assert _marked(db, "int_sessions", missing)
+    _assert_equals_full_rebuild(db, raw_data, tmp_path)

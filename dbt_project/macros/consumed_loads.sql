@@ -52,9 +52,10 @@
         where model = '{{ model_name }}' and partition_date >= {{ reprocess_from() }}
     )
     select
-        -- processed partitions of the window that changed or vanished since
+        -- partitions of the window up to the last processed one that changed, vanished or
+        -- were never processed (a missing day loaded late)
         (select count(*) from done full join seen using (partition_date)
-         where done.partition_date <= {{ last_date }} and (
+         where coalesce(done.partition_date, seen.partition_date) <= {{ last_date }} and (
             done.partition_date is null or seen.partition_date is null
             or done.loaded_at <> seen.loaded_at or done.row_count <> seen.row_count))
         -- older partitions loaded since
