@@ -175,6 +175,8 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory, raw_data: RawData):
     )
     # The daily job's way: rolled forward by pairs (macros/feature_region.sql).
     assert "target_day_number" in _compiled_features(tmp / "target_day_0")
+    # fct_cohort_retention from its stored rows (macros/cohort_increments.sql)
+    assert "as stored" in next((tmp / "target_day_1").rglob("fct_cohort_retention.sql")).read_text()
     return daily_db, full_db, touched, new_day, selection
 
 

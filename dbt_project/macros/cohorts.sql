@@ -5,8 +5,9 @@
   The grid is dense, so a period in which nothing happened still gets a row (left-join the
   counts onto it). Periods come from a day calendar, so no period number needs to have been
   observed anywhere. Columns: cohort_grain, cohort_start, cohort_size, period_number.
+  With `periods_from` (a date expression): only the periods starting on or after it.
 #}
-{% macro cohort_period_grid(grain, cohorts_cte, calendar_cte, data_end_cte) -%}
+{% macro cohort_period_grid(grain, cohorts_cte, calendar_cte, data_end_cte, periods_from=none) -%}
   select
       c.cohort_grain,
       c.cohort_start,
@@ -20,6 +21,9 @@
       on periods.period_start >= c.cohort_start
   cross join {{ data_end_cte }} as data_end
   where {{ dbt.dateadd(grain, 1, 'periods.period_start') }} <= {{ dbt.dateadd('day', 1, 'data_end.data_end_date') }}
+  {%- if periods_from is not none %}
+    and periods.period_start >= {{ periods_from }}
+  {%- endif %}
 {%- endmacro %}
 
 {#

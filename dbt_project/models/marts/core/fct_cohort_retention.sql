@@ -3,14 +3,26 @@
 -- cohort_size, retained_users (users with any activity in that period), retention_rate.
 -- Every period that has ended by the last day with data has a row, including periods in which
 -- nobody returned (retained_users = 0): the counts are left-joined onto a cohort x period grid.
+-- A run copies the cells whose inputs did not change from the stored mart and computes the
+-- periods from `floor` on (macros/cohort_increments.sql; every cell on a first build).
+{{ config(post_hook="{{ cohort_inputs_store() }}") }}
 {%- set users_rel = ref('dim_users') -%}
-{%- set activity_rel = ref('int_user_activity_daily') %}
+{%- set activity_rel = ref('int_user_activity_daily') -%}
+{%- set floor = cohort_retention_floor(users_rel, activity_rel) %}
 with activity as (
     select
         user_id,
         activity_date
     from {{ activity_rel }}
-    where activity_events > 0  -- what counts as activity: a setting (business_events.sql)
+    -- what counts as activity: a setting (business_events.sql); on a run from stored rows,
+    -- only the days from the first period computed below on
+    where
+        activity_events > 0
+    {% if floor %}
+        and activity_date >= least(
+            {{ period_start_of('week', floor) }}, {{ period_start_of('month', floor) }}
+        )
+    {% endif %}
 ),
 
 {{ retention_frame(users_rel, activity_rel) }},
@@ -19,7 +31,8 @@ with activity as (
 {{ signup_cohorts(grain, 'users') }},
 
 {{ grain }}_grid as (
-    {{ cohort_period_grid(grain, grain ~ '_cohorts', 'calendar', 'data_end') }}
+    {{ cohort_period_grid(grain, grain ~ '_cohorts', 'calendar', 'data_end',
+                          period_start_of(grain, floor) if floor else none) }}
 ),
 
 -- Each user's active periods once: a user counts once per period, so the counts below need
@@ -73,3 +86,22 @@ from (
     union all
     select * from month_retention
 ) as retention
+{%- if floor %}
+union all
+select
+    stored.cohort_grain,
+    stored.cohort_start,
+    stored.period_number,
+    stored.cohort_size,
+    stored.retained_users,
+    stored.retention_rate
+from {{ this }} as stored
+where
+    {%- for grain in ['week', 'month'] %}
+    (
+        stored.cohort_grain = '{{ grain }}'
+        and {{ dbt.dateadd(grain, 'stored.period_number', 'stored.cohort_start') }}
+        < {{ period_start_of(grain, floor) }}
+    ){{ " or" if not loop.last }}
+    {%- endfor %}
+{%- endif %}

@@ -20,6 +20,13 @@ with firsts as (
         {% endfor -%}
         user_id
     from {{ ref('int_user_activity_daily') }}
+    -- only a day with a first_ flag holds a first date (a few rows per user): a user without
+    -- one gets no row here and nulls from the left join below, as from a row of nulls
+    where
+        false
+        {%- for m in milestones %}
+        or first_{{ m['name'] }}
+        {%- endfor %}
     group by user_id
 ),
 
@@ -41,19 +48,30 @@ users as (
     left join firsts as f on u.user_id = f.user_id
 ),
 
-grouped as (
-    select
-        'all' as dimension,
-        'all' as dimension_value,
-        users.*
-    from users
-    {% for d in dimensions %}
-    union all
+-- Each group's counts for every milestone in one pass over its users (one aggregate per
+-- dimension, not one per dimension and milestone), then one row per milestone (steps).
+group_counts as (
+    {% for d in ['all'] + dimensions %}
     select
         '{{ d }}' as dimension,
-        coalesce(users.{{ d }}, 'unknown') as dimension_value,
-        users.*
+        {% if d == 'all' -%}
+        'all'
+        {%- else -%}
+        coalesce(users.{{ d }}, 'unknown')
+        {%- endif %} as dimension_value,
+        {% for m in milestones -%}
+        sum(case when users.reached_through_{{ m['name'] }} then 1 else 0 end)
+            as users_reached_{{ m['name'] }},
+        count(users.first_date_{{ m['name'] }}) as users_reached_any_order_{{ m['name'] }},
+        {{ median("case when users.reached_through_" ~ m['name'] ~ " then "
+                  ~ dbt.datediff('users.signup_date', 'users.first_date_' ~ m['name'], 'day')
+                  ~ " end") }}
+            as median_days_to_reach_{{ m['name'] }},
+        {% endfor -%}
+        count(*) as users_in_group
     from users
+    group by dimension, dimension_value
+    {{ "union all" if not loop.last }}
     {% endfor %}
 ),
 
@@ -64,14 +82,11 @@ steps as (
         dimension_value,
         {{ loop.index }} as step_number,
         '{{ m['name'] }}' as milestone,
-        count(*) as users_in_group,
-        sum(case when reached_through_{{ m['name'] }} then 1 else 0 end) as users_reached,
-        count(first_date_{{ m['name'] }}) as users_reached_any_order,
-        {{ median("case when reached_through_" ~ m['name'] ~ " then "
-                  ~ dbt.datediff('signup_date', 'first_date_' ~ m['name'], 'day') ~ " end") }}
-            as median_days_to_reach
-    from grouped
-    group by dimension, dimension_value
+        users_in_group,
+        users_reached_{{ m['name'] }} as users_reached,
+        users_reached_any_order_{{ m['name'] }} as users_reached_any_order,
+        median_days_to_reach_{{ m['name'] }} as median_days_to_reach
+    from group_counts
     {{ "union all" if not loop.last }}
     {% endfor %}
 ),
