@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from contracts.raw import REVENUE_STATUSES
+from orchestration.sources.cased import CASED_PREFIX, cased_plain
 from orchestration.sources.globs import glob_regex
 from orchestration.sources.mapping_rules import ColumnRule
 from orchestration.sources.mappings import DEFAULT_CASE, DEFAULT_VALUE_MAPS, SourceMapping
@@ -168,18 +169,40 @@ class Compiler:
         tabular: bool,
         direct: list[str] | None,
         padded: set[str] | None = None,
+        cased: set[str] | None = None,
     ) -> None:
         self.spec, self.source, self.tabular = spec, source, tabular or direct is not None
         self.direct = None if direct is None else set(direct)  # columns of a direct stage
         # direct columns with a value that starts or ends with a space (None: any may):
         # only these pay for `trim`
         self.padded = padded
+        # the direct stage's cased copies (`l_<name>` / `u_<name>`, see `cased_headers`) and
+        # the contract columns whose `case:` reads them (`"c_<col>"`, set by the query)
+        self.cased = cased or set()
+        self.cased_cols: set[str] = set()
+        self._prefix = "d_"  # direct columns read: the text as is, or a cased copy
         self.paths: list[str] = []
         self.needs_map = False
 
     def _col(self, path: tuple[str, ...]) -> str | None:
         name = to_snake(path[0])
-        return '"d_' + name + '"' if name in self.direct else None
+        return '"' + self._prefix + name + '"' if name in self.direct else None
+
+    def cased_base(self, rule: ColumnRule, kind: str) -> str | None:
+        """`base` of a `case:` rule read from the reader's cased copies of its columns, which
+        equals `case(base)` (casing ASCII text moves no space and empties nothing); None when
+        a column it reads has no cased copy or the rule is not a plain `cased_plain` one."""
+        if self.direct is None or kind == "json" or not cased_plain(rule):
+            return None
+        prefix = CASED_PREFIX[rule.case]
+        names = [to_snake(p[0]) for p in rule.paths]
+        if any(n in self.direct and prefix + n not in self.cased for n in names):
+            return None
+        self._prefix = prefix
+        try:
+            return self.base(rule, kind)
+        finally:
+            self._prefix = "d_"
 
     def _ref(self, path: tuple[str, ...]) -> str:
         if self.direct is not None:
@@ -280,7 +303,7 @@ class Compiler:
             return expr
         if rule is not None:
             if rule.case:
-                expr = f"{rule.case}({expr})"
+                expr = f'"c_{col}"' if col in self.cased_cols else f"{rule.case}({expr})"
             if rule.value_map:
                 whens = " ".join(f"when {sql_str(k)} then {sql_str(v)}" for k, v in rule.value_map)
                 other = sql_str(rule.default) if rule.default is not None else expr

@@ -81,6 +81,7 @@ class FileInfo:
 
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd"}
+MAGIC = tuple(_MAGIC)  # the first bytes of a compressed file (what `decompress` undoes)
 
 
 def decompress(data: bytes, relative: str) -> bytes:

@@ -23,14 +23,18 @@ kept in the payload (so quarantine shows them) and reported as `extra_columns`.
 
 from __future__ import annotations
 
+import mmap
+import os
 import re
 
 import duckdb
 import pyarrow as pa
 
+from orchestration.sources.cased import uniform_cased
 from orchestration.sources.discover import (
     COMPRESSED_SUFFIXES,
     DATA_SUFFIXES,
+    MAGIC,
     SUPPORTED_SUFFIXES,
     FileInfo,
     SkippedFile,
@@ -75,10 +79,7 @@ def decode_to_utf8(data: bytes, encoding: str | None, relative: str) -> bytes:
     `encoding:` (latin-1, cp1252, ...) is decoded; UTF-8 (with or without BOM) passes as is."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
-    if encoding is None or encoding.replace("-", "").replace("_", "").lower() in (
-        "utf8",
-        "utf8sig",
-    ):
+    if _utf8_name(encoding):
         return data
     try:
         return data.decode(encoding).encode("utf-8")
@@ -105,9 +106,7 @@ def stage_files(
     needed = _needed_columns(spec, source)
     for info in files:
         fmt = info.format
-        data = None if fmt == "parquet" and not info.compressed else info.read_bytes()
-        if data is not None and fmt != "parquet":
-            data = decode_to_utf8(data, getattr(source, "encoding", None), info.relative)
+        data = None if fmt == "parquet" and not info.compressed else _file_data(info, source)
         if data is not None and not _NON_SPACE.search(data):
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
@@ -142,9 +141,49 @@ def stage_files(
             result.extra_columns[info.relative] = extra
     register_lines(conn, stage, lines)
     if result.tables:
+        result.tables, result.cased = uniform_cased(result.tables)
         conn.register(f"{stage}_arrow", pa.concat_tables(result.tables, promote_options="default"))
         conn.execute(f"create or replace temp view {stage}_cols as select * from {stage}_arrow")
     return result
+
+
+def _file_data(info: FileInfo, source) -> bytes | mmap.mmap:
+    """The file's UTF-8 bytes (decompressed, decoded). A plain CSV file in UTF-8 is
+    memory-mapped instead of read: its pages are parsed where they are in the page cache (a
+    read copied a 140 MB export into a fresh bytes object: 0.07 CPU s, a fifth of Arrow's
+    parse). Any other file, or a mapped one that turns out compressed or UTF-16, is read."""
+    encoding = getattr(source, "encoding", None)
+    if info.format == "csv" and not info.compressed and _utf8_name(encoding):
+        mapped = _mapped(info)
+        if mapped is not None:
+            return mapped
+    data = info.read_bytes()
+    return data if info.format == "parquet" else decode_to_utf8(data, encoding, info.relative)
+
+
+def _utf8_name(encoding: str | None) -> bool:
+    return encoding is None or encoding.replace("-", "").replace("_", "").lower() in (
+        "utf8",
+        "utf8sig",
+    )
+
+
+_NOT_PLAIN = (b"\xff\xfe", b"\xfe\xff", *MAGIC)  # UTF-16 BOMs, compression magic bytes
+
+
+def _mapped(info: FileInfo) -> mmap.mmap | None:
+    """The file memory-mapped read-only, or None (empty, unmappable, or not plain UTF-8 text:
+    `read_bytes` then reads it, or reports why it cannot)."""
+    try:
+        with info.path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return None
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+    if mapped[:4].startswith(_NOT_PLAIN):
+        return None
+    return mapped
 
 
 def _needed_columns(spec: TableSpec, source) -> dict[str, tuple[str, ...]]:

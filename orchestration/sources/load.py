@@ -282,7 +282,9 @@ def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: b
         if direct_rows:  # CSV read by Arrow: typed straight from its columns
             cols = direct_columns(conn, "_segflow_stage")
             write(
-                lambda stage, lean: typed_sql(spec, stage, source, True, cols, read.padded, lean),
+                lambda stage, lean: typed_sql(
+                    spec, stage, source, True, cols, read.padded, lean, read.cased
+                ),
                 "_segflow_stage_cols",
             )
     except BaseException:

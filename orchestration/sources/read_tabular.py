@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from orchestration.sources.cased import add_cased, cased_headers
 from orchestration.sources.discover import FileInfo
 from orchestration.sources.stage import (
     ROW_GROUP_ROWS,
@@ -24,6 +25,7 @@ from orchestration.sources.stage import (
     ReadResult,
     extra_keys,
     insert_frame,
+    is_ascii,
     is_utf8,
     missing_detail,
     missing_required,
@@ -76,13 +78,14 @@ def stage_csv(
         return []
     missing = missing_required(needed, header)
     missing_note = missing_detail(info, spec, missing, header, needed) if missing else None
-    table = _read_csv_fast(info, raw, header, delimiter, missing_note)
+    cased = cased_headers(spec, source)
+    table = _read_csv_fast(info, raw, header, delimiter, missing_note, cased)
     if table is not None:
         if result is not None:
             result.tables.append(table)
             result.padded |= _padded(table, header)
         return extra_keys(spec, header)
-    records = _csv_records(info, raw, delimiter)
+    records = _csv_records(info, bytes(raw), delimiter)  # a mapped file: copied here only
     if source is not None and source.csv_footer == "auto":
         footer = _footer_start(records, len(header))
         if footer < len(records):
@@ -102,7 +105,7 @@ def _read_header(info: FileInfo, raw: bytes, delimiter: str) -> list[str] | None
     """The header's snake_case names, read from the first 64 KiB (None: an empty file)."""
     head = raw[:65536]
     if len(head) < len(raw):  # the header is on the first line(s)
-        head = head[: head.rindex(b"\n") + 1] if b"\n" in head else raw
+        head = head[: head.rindex(b"\n") + 1] if b"\n" in head else bytes(raw)
     text = head.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
@@ -185,22 +188,29 @@ def _record_row(
 
 
 def _read_csv_fast(
-    info: FileInfo, raw: bytes, header: list[str], delimiter: str, missing_detail: str | None
+    info: FileInfo,
+    raw,
+    header: list[str],
+    delimiter: str,
+    missing_detail: str | None,
+    cased: dict[str, set[str]] | None = None,
 ) -> pa.Table | None:
     """Well-formed CSV (UTF-8, one record per line, every record as wide as the header, no
-    blank lines) parsed by Arrow's multi-threaded reader into a direct stage table (text
-    columns `d_<snake name>` plus the stage columns); None for anything else, which the
-    line-by-line reader then handles."""
+    blank lines) in `raw` (bytes, or the file memory-mapped) parsed by Arrow's multi-threaded
+    reader into a direct stage table (text columns `d_<snake name>` plus the stage columns,
+    and for an ASCII file the `cased` copies `l_<name>` / `u_<name>`); None for anything
+    else, which the line-by-line reader then handles."""
     if b"\r" in raw[:4096] and b"\r\n" not in raw[:4096]:
         return None  # old Mac line ends: the slow path counts lines right
-    data = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    if not is_utf8(data):
+    data = memoryview(raw)[3:] if raw[:3] == b"\xef\xbb\xbf" else raw
+    ascii_text = is_ascii(data)
+    if not ascii_text and not is_utf8(data):
         return None
     names = [f"d_{h}" for h in header]
-    lines = count_newlines(data) + (0 if data.endswith(b"\n") else 1)
+    lines = count_newlines(data) + (0 if data[-1:] == b"\n" else 1)
     try:
         table = pa_csv.read_csv(
-            io.BytesIO(data),
+            pa.BufferReader(pa.py_buffer(data)),  # bytes or a mapped file, read in place
             read_options=pa_csv.ReadOptions(
                 column_names=names, skip_rows=1, block_size=_block_size(len(data), lines)
             ),
@@ -238,6 +248,8 @@ def _read_csv_fast(
     }
     for name, column in extra.items():
         table = table.append_column(name, column)
+    if ascii_text:
+        table = add_cased(table, header, cased or {})
     return table
 
 

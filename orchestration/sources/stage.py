@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -41,6 +42,7 @@ class ReadResult:
     warnings: list[str] = field(default_factory=list)
     tables: list[pa.Table] = field(default_factory=list)  # CSV read by Arrow (direct stage)
     padded: set[str] = field(default_factory=set)  # their space-padded columns
+    cased: set[str] = field(default_factory=set)  # their cased copies (`l_`/`u_` columns)
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
 
 
@@ -131,16 +133,31 @@ def insert_frame(conn: duckdb.DuckDBPyConnection, stage: str, frame: pd.DataFram
         conn.unregister("_stage_frame")
 
 
-def is_utf8(data: bytes) -> bool:
-    """Whether `data` is valid UTF-8; ASCII (most exports) is told by a fast scan instead of
-    decoding a copy of the whole file."""
-    if data.isascii():
+def is_utf8(data) -> bool:
+    """Whether `data` (bytes, or a memory-mapped file) is valid UTF-8; ASCII (most exports) is
+    told by a fast scan instead of decoding a copy of the whole file."""
+    if is_ascii(data):
         return True
     try:
-        data.decode("utf-8")
+        bytes(data).decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
+
+
+_ASCII_CHUNK = 1 << 22
+
+
+def is_ascii(data) -> bool:
+    """Whether every byte of `data` (bytes or any buffer, e.g. a memory-mapped file) is ASCII:
+    `bytes.isascii`, or numpy's max over 4 MiB chunks of a buffer (no copy of the file)."""
+    if isinstance(data, bytes):
+        return data.isascii()
+    view = np.frombuffer(data, np.uint8)
+    return all(
+        view[start : start + _ASCII_CHUNK].max(initial=0) < 128
+        for start in range(0, len(view), _ASCII_CHUNK)
+    )
 
 
 def missing_required(needed: dict[str, tuple[str, ...]], found: list[str]) -> list[str]:

@@ -212,6 +212,7 @@ def typed_sql(
     direct: list[str] | None = None,
     padded: set[str] | None = None,
     lean: bool = False,
+    cased: set[str] | None = None,
 ) -> str:
     """SELECT over a stage table: contract columns typed, plus reason_code/reason_detail/
     derived_date/_identity/_fallback, and the payload of quarantined rows only. Each payload is
@@ -219,11 +220,18 @@ def typed_sql(
     malformed line). Parameters: $now, $late_days, $floor, $max_amount, $known_events,
     $event_types. `direct`: the stage has these (snake_case, text) columns instead of a JSON
     payload (CSV read by Arrow); the payload of quarantined rows is built from them; `padded`:
-    those of them with a value starting or ending with a space (None: any). `lean`: null
-    reason_detail and payload (a query that keeps only reason_code plans faster)."""
+    those of them with a value starting or ending with a space (None: any); `cased`: the
+    stage's cased copies of them (`l_<name>` / `u_<name>`). `lean`: null reason_detail and
+    payload (a query that keeps only reason_code plans faster)."""
     source = source or default_source(spec.name)
-    comp = Compiler(spec, source, tabular, direct, padded)
+    comp = Compiler(spec, source, tabular, direct, padded, cased)
     base = _base_exprs(spec, source, comp, direct)
+    cased_base = {
+        col: e
+        for col, kind in spec.columns
+        if col in source.columns and (e := comp.cased_base(source.columns[col], kind))
+    }
+    comp.cased_cols = set(cased_base)
     fallbacks = {
         col: coalesce([comp.text(p) for p in rule.fallback])
         for col, rule in source.columns.items()
@@ -235,6 +243,7 @@ def typed_sql(
     fallback_used = apply_fallbacks(spec, post, fallbacks)
     base_select = ", ".join(
         [f'{e} as "b_{c}"' for c, e in base.items()]
+        + [f'{e} as "c_{c}"' for c, e in cased_base.items()]
         + [f'{e} as "f_{c}"' for c, e in fallbacks.items()]
     )
     id_select = "".join(f', {e} as "{k}"' for k, e in id_exprs.items())
