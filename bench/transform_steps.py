@@ -29,7 +29,8 @@ TABLES = RAW_TABLES
 # Step 2's process, the daily job's way (`segflow run`, in-process dbt, the default): load the
 # new day the way the ingest asset does, write the run window, parse the project in this process
 # (partial: the project's partial_parse.msgpack is seeded beforehand, as a daily run finds it),
-# then each dbt step in this process on a fresh copy of that parse (orchestration/dbt_parse.py).
+# then each dbt step in this process on a fresh copy of that parse (orchestration/dbt_parse.py),
+# with the flags the daily job's steps add (in_process_flags: no JSON artifacts, no debug log file).
 # Per part and per dbt node: wall seconds and the process's CPU seconds (dbt runs one node at a
 # time here, DuckDB's threads are in this process, so a node's CPU is the delta across it).
 NEW_DAY = """
@@ -39,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, {repo!r})
 from orchestration.cli_run import parse_manifest
 from orchestration.dbt_parse import invoke
+from orchestration.dbt_selection import in_process_flags
 from orchestration.run_window import RunWindow, dbt_vars_arg, window_sql
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.sources.load import load_partitions
@@ -65,7 +67,7 @@ for i, args in enumerate(json.loads({steps!r})):
     t0, c0 = time.perf_counter(), time.process_time()
     marks.clear()
     with invoke(args[0], DBT_PROJECT_DIR, settings.dbt_target, dbt_vars_arg(settings),
-                args[1:], keep_event=keep) as run:
+                [*args[1:], *in_process_flags()], keep_event=keep) as run:
         assert run.result.success, run.result.exception
         events = [(e["info"]["name"], e["data"]["node_info"]) for e in run.events]
     seconds[f"step{{i}}"], cpu[f"step{{i}}"] = time.perf_counter() - t0, time.process_time() - c0

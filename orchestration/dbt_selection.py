@@ -108,6 +108,18 @@ def daily_steps(selection: DbtSelection) -> list[list[str]]:
     return [build_args(models) for models in steps if models]
 
 
+def in_process_flags(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """What the daily job's in-process dbt steps add (orchestration/defs/dbt_warm.py; the
+    transform benchmark runs the same). No JSON artifacts: each invocation's target folder is
+    removed when it ends and nothing reads its manifest.json / run_results.json (~1 MB and
+    ~0.2 CPU s a step). No debug log file (dbt_project/logs/dbt.log): dbt formats and scrubs
+    every event (~1,000 a step) once per logger, ~0.2 CPU s a daily run; the run's own log keeps
+    dbt's console lines (each node's start, result and errors). A DBT_LOG_LEVEL_FILE the caller
+    set (e.g. debug, to see every statement) wins."""
+    keep_log = bool(environ.get("DBT_LOG_LEVEL_FILE"))
+    return ("--no-write-json", *(() if keep_log else ("--log-level-file", "none")))
+
+
 def pipeline_exclusions(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     """What the pipeline's `dbt build` steps leave out: dbt unit tests. They test the models'
     SQL on fixed inputs, not the day's data, so CI runs them (`make test`: test_dbt_transform's

@@ -16,6 +16,7 @@ from dbt_fixtures import DBT_PROJECT, load_raw, simulate
 
 from orchestration import dbt_parse
 from orchestration.dbt_parse import invoke, parsed_manifest
+from orchestration.dbt_selection import in_process_flags
 from orchestration.run_window import dbt_vars_arg
 from orchestration.settings import Settings
 
@@ -89,3 +90,31 @@ def test_builds_twice_and_on_two_warehouses_in_one_process(tmp_path: Path, monke
         stitched, staged = _counts(db)  # dbt released the file
         assert 0 < stitched <= staged
     assert _counts(first) != _counts(second)  # each build wrote its own warehouse
+
+
+def _loggers() -> list[str]:
+    from dbt_common.events.functions import get_event_manager
+
+    return [logger.name for logger in get_event_manager().loggers]
+
+
+def test_daily_steps_write_no_json_artifacts_and_no_debug_log_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The daily job's flags (in_process_flags): no manifest.json / run_results.json and no
+    dbt.log (dbt formats every event once per logger); DBT_LOG_LEVEL_FILE set by the caller
+    keeps the file log. The console log (the run's log) stays."""
+    db = _warehouse(tmp_path / "warehouse.duckdb", users=15, seed=5)
+    monkeypatch.setenv("SEGFLOW_DUCKDB_PATH", str(db))
+    vars_arg = dbt_vars_arg(Settings.from_env())
+    args = ["--select", MODELS[0], *in_process_flags()]
+    with invoke("build", DBT_PROJECT, "duckdb", vars_arg, args) as run:
+        assert run.result.success, run.result.exception
+        assert not (run.target_dir / "run_results.json").exists()
+        assert not (run.target_dir / "manifest.json").exists()
+        assert "file_log" not in _loggers() and "stdout_log" in _loggers()
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    assert "--log-level-file" not in in_process_flags()
+    with invoke("build", DBT_PROJECT, "duckdb", vars_arg, ["--select", MODELS[0]]) as run:
+        assert run.result.success, run.result.exception
+        assert "file_log" in _loggers()

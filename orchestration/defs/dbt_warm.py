@@ -24,6 +24,7 @@ from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_contex
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from orchestration.dbt_parse import DbtParseError, invoke
+from orchestration.dbt_selection import in_process_flags
 
 RESULT_EVENTS = frozenset(
     ("LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult", "NodeFinished")
@@ -55,9 +56,7 @@ def build(
     selection = list(params.selection_args)
     if params.indirect_selection:
         selection += ["--indirect-selection", params.indirect_selection]
-    # The invocation's target folder is removed when it ends and nothing reads its JSON
-    # artifacts: dbt's manifest.json and run_results.json are not written (~1 MB each step)
-    selection += [*extra_args, "--no-write-json"]
+    selection += [*extra_args, *in_process_flags()]
     context.log.info(f"dbt (in process): build {' '.join(selection)}")
     try:
         with invoke(
