@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
+-- depends_on: {{ ref('int_user_feature_history') }}
 -- depends_on: {{ ref('int_user_revenue_events') }}
 -- depends_on: {{ ref('stg_events__events') }}
 -- depends_on: {{ source('raw', 'billing_invoices') }}
@@ -51,11 +52,26 @@ user_first as (
         firsts.user_id,
         min(firsts.first_date) as first_date
     from (
+        {% if features_incremental() -%}
+        -- the days before feature_history_start() summed once (int_user_feature_history)
+        select
+            user_id,
+            first_date
+        from {{ ref('int_user_feature_history') }}
+        union all
+        select
+            user_id,
+            min(activity_date) as first_date
+        from {{ daily_rel }}
+        where activity_date >= {{ feature_history_start() }}
+        group by user_id
+        {%- else -%}
         select
             user_id,
             min(activity_date) as first_date
         from {{ daily_rel }}
         group by user_id
+        {%- endif %}
         union all
         select
             user_id,
@@ -88,12 +104,13 @@ user_region as (
     {% endif %}
 )
 
+-- dates, not timestamps (dbt.dateadd's type): compared with the date columns row by row
 select
     user_id,
     first_date,
-    region_start,
-    greatest(first_date, region_start) as dense_start,
-    greatest(
+    cast(region_start as date) as region_start,
+    cast(greatest(first_date, region_start) as date) as dense_start,
+    cast(greatest(
         first_date, {{ dbt.dateadd('day', -lookback, 'region_start') }}
-    ) as grid_start
+    ) as date) as grid_start
 from user_region
