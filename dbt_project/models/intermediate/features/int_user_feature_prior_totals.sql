@@ -10,9 +10,14 @@
 {%- set lookback = feature_lookback_days() | int -%}
 {#- a full build reads no day before the grid: an empty range -#}
 {%- set history_start = feature_history_start() if incremental else "cast('1970-01-01' as date)" -%}
-{%- set latest_grid = dbt.dateadd('day', -lookback,
-    'greatest(' ~ reprocess_from() ~ ', ' ~ features_next_day() ~ ')') if incremental
-    else "cast('1970-01-01' as date)" %}
+{%- set latest_grid = "cast('1970-01-01' as date)" -%}
+{%- if incremental -%}
+    {#- looked up once: a literal bound lets the scan skip the later row groups -#}
+    {%- set latest = run_query('select cast(' ~ dbt.dateadd('day', -lookback,
+        'greatest(' ~ reprocess_from() ~ ', ' ~ features_next_day() ~ ')') ~ ' as date)'
+    ).columns[0].values()[0] -%}
+    {%- set latest_grid = "cast('" ~ latest ~ "' as date)" -%}
+{%- endif %}
 
 with
 regions as (
@@ -36,7 +41,7 @@ recent_days as (
         on daily.user_id = regions.user_id and daily.activity_date < regions.grid_start
     where
         daily.activity_date >= {{ history_start }}
-        and daily.activity_date < cast({{ latest_grid }} as date)
+        and daily.activity_date < {{ latest_grid }}
 ),
 
 recent as (
