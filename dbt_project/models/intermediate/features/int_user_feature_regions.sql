@@ -21,7 +21,9 @@
 --                 region); all-time totals before it come from int_user_feature_prior_totals.
 {%- set daily_rel = ref('int_user_activity_daily') -%}
 {%- set contacts_rel = ref('stg_crm__contact_snapshots') -%}
-{%- set lookback = feature_lookback_days() | int %}
+{%- set lookback = feature_lookback_days() | int -%}
+{#- looked up once (each reprocess_from() reads the run window) -#}
+{%- set reprocess_start = reprocess_from() if features_incremental() else none %}
 
 with
 {% if features_incremental() %}
@@ -36,13 +38,13 @@ window_users as (
     {{ users_with_changed_history() }}
     {%- else -%}
     select user_id from {{ daily_rel }}
-    where activity_date >= {{ reprocess_from() }}
+    where activity_date >= {{ reprocess_start }}
     union
     select user_id from {{ ref('int_user_revenue_events') }}
-    where paid_date >= {{ reprocess_from() }}
+    where paid_date >= {{ reprocess_start }}
     union
     select user_id from {{ contacts_rel }}
-    where valid_from_date >= {{ reprocess_from() }} or valid_to_date >= {{ reprocess_from() }}
+    where valid_from_date >= {{ reprocess_start }} or valid_to_date >= {{ reprocess_start }}
     {%- endif %}
 ),
 {% endif %}
@@ -90,8 +92,8 @@ user_region as (
         user_first.first_date,
         {% if features_incremental() %}
         case
-            when cuts.cut_date < {{ reprocess_from() }} then cuts.cut_date
-            when window_users.user_id is not null then {{ reprocess_from() }}
+            when cuts.cut_date < {{ reprocess_start }} then cuts.cut_date
+            when window_users.user_id is not null then {{ reprocess_start }}
             else {{ features_next_day() }}
         end
         {% else %}
