@@ -36,15 +36,17 @@
   them (trim).
 #}
 {% macro users_with_changed_history() -%}
-  {%- set min_ts = 'cast(' ~ min_date() ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
+  {#- the window's bounds looked up once (each min_date() is a query) -#}
+  {%- set min_d = min_date() -%}
+  {%- set min_ts = 'cast(' ~ min_d ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
   {%- set events = ref('stg_events__events') -%}
   {%- set identity_map = ref('int_identity_map') -%}
   {%- set invoices = source('raw', 'billing_invoices') -%}
   select late.user_id
   from {{ events }} as late
   where
-    late.partition_date >= {{ min_date() }}
-    and late.event_date < {{ min_date() }}
+    late.partition_date >= {{ min_d }}
+    and late.event_date < {{ min_d }}
     and late.user_id is not null
   union
   select id_map.user_id
@@ -53,7 +55,7 @@
     (id_map.first_identified_at >= {{ min_ts }} and id_map.first_anonymous_at < {{ min_ts }})
     or id_map.anonymous_id in (
       select late.anonymous_id from {{ events }} as late
-      where late.partition_date >= {{ min_date() }} and late.event_date < {{ min_date() }}
+      where late.partition_date >= {{ min_d }} and late.event_date < {{ min_d }}
     )
   union
   select claims.user_id
@@ -66,28 +68,28 @@
       where id_map.first_identified_at >= {{ min_ts }} and id_map.first_anonymous_at < {{ min_ts }}
       union
       select late.anonymous_id from {{ events }} as late
-      where late.partition_date >= {{ min_date() }} and late.event_date < {{ min_date() }}
+      where late.partition_date >= {{ min_d }} and late.event_date < {{ min_d }}
     )
   union
   select trim(new_invoices.user_id) as user_id
   from {{ invoices }} as new_invoices
   where
-    new_invoices._partition_date >= {{ min_date() }}
+    new_invoices._partition_date >= {{ min_d }}
     and (
       new_invoices.paid_at is null
-      or cast(new_invoices.paid_at as date) < {{ min_date() }}
+      or cast(new_invoices.paid_at as date) < {{ min_d }}
       or new_invoices.invoice_id in (
         select older.invoice_id from {{ invoices }} as older
-        where older._partition_date < {{ min_date() }}
+        where older._partition_date < {{ min_d }}
       )
     )
   union
   select trim(new_versions.user_id) as user_id
   from {{ source('raw', 'crm_contacts') }} as new_versions
   where
-    new_versions._partition_date >= {{ min_date() }}
+    new_versions._partition_date >= {{ min_d }}
     and (
       new_versions.updated_at is null
-      or cast(new_versions.updated_at as date) < {{ min_date() }}
+      or cast(new_versions.updated_at as date) < {{ min_d }}
     )
 {%- endmacro %}

@@ -118,6 +118,67 @@
   {{ return(days is not none and days | int <= max_days) }}
 {%- endmacro %}
 
+{#
+  A roll-forward's first day of the daily activity any rebuilt user's grid reads: the look-back
+  before the earliest cut (reprocess_floor_ts), so every user's grid_start is on or after it.
+  Activity before it is summed per user without a per-user bound (int_user_feature_history);
+  a literal, so scans on either side of it skip the other row groups.
+#}
+{% macro feature_history_start() -%}
+  cast({{ dbt.dateadd('day', -1 * (feature_lookback_days() | int),
+      'cast(' ~ reprocess_floor_ts(ref('int_sessions')) ~ ' as date)') }} as date)
+{%- endmacro %}
+
+{#
+  The all-time activity values before a user's grid (int_user_feature_prior_totals), as
+  (name, aggregate over int_user_activity_daily rows, aggregate combining partial results):
+  the history before feature_history_start() and the days from it to grid_start are summed
+  apart and combined.
+#}
+{% macro prior_activity_totals() -%}
+  {%- set specs = [
+      ('last_active_date', 'max(case when activity_events > 0 then activity_date end)', 'max'),
+      ('first_active_date', 'min(case when activity_events > 0 then activity_date end)', 'min'),
+      ('active_days', 'sum(case when activity_events > 0 then 1 else 0 end)', 'sum'),
+      ('last_cancel_date', 'max(case when cancel_events > 0 then activity_date end)', 'max'),
+  ] -%}
+  {%- for column, milestone in var('milestone_counters').items() -%}
+    {%- do specs.append((column, 'sum(milestone_' ~ milestone ~ '_events)', 'sum')) -%}
+  {%- endfor -%}
+  {%- for m in var('tracking_plan')['milestones'] -%}
+    {%- do specs.append(('first_date_' ~ m['name'],
+        'min(case when first_' ~ m['name'] ~ ' then activity_date end)', 'min')) -%}
+  {%- endfor -%}
+  {%- do specs.append(('support_tickets', 'sum(support_tickets)', 'sum')) -%}
+  {{ return(specs) }}
+{%- endmacro %}
+
+{#
+  A grid day's values in int_user_feature_windows' `dense`, from its int_user_activity_daily
+  row (`daily`) and its paid revenue (`revenue_daily`); a missing row counts as zero.
+#}
+{% macro feature_day_values() -%}
+  case when coalesce(daily.activity_events, 0) > 0 then 1 else 0 end as active,
+  coalesce(daily.events, 0) as events,
+  coalesce(daily.sessions_started, 0) as sessions,
+  coalesce(daily.active_minutes, 0.0) as active_minutes,
+  coalesce(daily.core_feature_events, 0) as core_feature_events,
+  {% for feature in var('tracking_plan')['core_features'] -%}
+  coalesce(daily.feature_{{ slug(feature) }}_events, 0) as feature_{{ slug(feature) }}_events,
+  {% endfor -%}
+  coalesce(daily.support_tickets, 0) as support_tickets,
+  coalesce(daily.cancel_events, 0) as cancel_events,
+  coalesce(revenue_daily.purchases, 0) as purchases,
+  revenue_daily.paid_through_date,
+  {% for column, milestone in var('milestone_counters').items() -%}
+  coalesce(daily.milestone_{{ milestone }}_events, 0) as {{ column }},
+  {% endfor -%}
+  {% for m in var('tracking_plan')['milestones'] -%}
+  case when daily.first_{{ m['name'] }} then 1 else 0 end as first_{{ m['name'] }},
+  {% endfor -%}
+  coalesce(revenue_daily.revenue, 0.0) as revenue
+{%- endmacro %}
+
 {# Days since 1970-01-01: the order of the RANGE frames and of the roll-forward's pairs. #}
 {% macro day_number(date_expr) -%}
   {{ dbt.datediff("cast('1970-01-01' as date)", date_expr, 'day') }}

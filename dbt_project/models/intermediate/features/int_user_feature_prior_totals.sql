@@ -1,9 +1,23 @@
+-- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_sessions') }}
 {{ config(materialized='ephemeral') }}
 -- Per user, the all-time totals of the days before the windows' grid (grid_start,
--- int_user_feature_regions): the running sums on the grid continue from them. Empty on a
--- full build (the grid starts at the user's first day).
-{%- set milestones = var('tracking_plan')['milestones'] -%}
-{%- set counters = var('milestone_counters') %}
+-- int_user_feature_regions): the running sums on the grid continue from them. The activity
+-- before feature_history_start() comes summed from int_user_feature_history; the days from it
+-- to the user's grid_start are added here (a few days of the date-ordered daily table). Empty
+-- on a full build (the grid starts at the user's first day).
+{%- set incremental = features_incremental() -%}
+{%- set lookback = feature_lookback_days() | int -%}
+{#- a full build reads no day before the grid: an empty range -#}
+{%- set history_start = feature_history_start() if incremental else "cast('1970-01-01' as date)" -%}
+{%- set latest_grid = "cast('1970-01-01' as date)" -%}
+{%- if incremental -%}
+    {#- looked up once: a literal bound lets the scan skip the later row groups -#}
+    {%- set latest = run_query('select cast(' ~ dbt.dateadd('day', -lookback,
+        'greatest(' ~ reprocess_from() ~ ', ' ~ features_next_day() ~ ')') ~ ' as date)'
+    ).columns[0].values()[0] -%}
+    {%- set latest_grid = "cast('" ~ latest ~ "' as date)" -%}
+{%- endif %}
 
 with
 regions as (
@@ -14,27 +28,49 @@ revenue_events as (
     select * from {{ ref('int_user_revenue_events') }}
 ),
 
-prior_activity as (
-    select
-        daily.user_id,
-        max(case when daily.activity_events > 0 then daily.activity_date end)
-            as last_active_date,
-        min(case when daily.activity_events > 0 then daily.activity_date end)
-            as first_active_date,
-        sum(case when daily.activity_events > 0 then 1 else 0 end) as active_days,
-        max(case when daily.cancel_events > 0 then daily.activity_date end) as last_cancel_date,
-        {% for column, milestone in counters.items() -%}
-        sum(daily.milestone_{{ milestone }}_events) as {{ column }},
-        {% endfor -%}
-        {% for m in milestones -%}
-        min(case when daily.first_{{ m['name'] }} then daily.activity_date end)
-            as first_date_{{ m['name'] }},
-        {% endfor -%}
-        sum(daily.support_tickets) as support_tickets
+history as (
+    select * from {{ ref('int_user_feature_history') }}
+),
+
+-- the days from feature_history_start() to the user's grid_start; no grid starts later than
+-- lookback days before the latest region start (reprocess_from or the day after the stored ones)
+recent_days as (
+    select daily.*
     from {{ ref('int_user_activity_daily') }} as daily
     inner join regions
         on daily.user_id = regions.user_id and daily.activity_date < regions.grid_start
-    group by daily.user_id
+    where
+        daily.activity_date >= {{ history_start }}
+        and daily.activity_date < {{ latest_grid }}
+),
+
+recent as (
+    select
+        {% for name, aggregate, _ in prior_activity_totals() -%}
+        {{ aggregate }} as {{ name }},
+        {% endfor -%}
+        user_id
+    from recent_days
+    group by user_id
+),
+
+prior_activity as (
+    select
+        {% for name, _, combine in prior_activity_totals() -%}
+        {{ combine }}({{ name }}) as {{ name }},
+        {% endfor -%}
+        user_id
+    from (
+        select
+            {% for name, _, _ in prior_activity_totals() -%}
+            {{ name }},
+            {% endfor -%}
+            user_id
+        from history
+        union all
+        select * from recent
+    ) as parts
+    group by user_id
 ),
 
 prior_revenue as (
@@ -57,17 +93,9 @@ prior_revenue as (
 
 select
     regions.user_id,
-    prior_activity.last_active_date,
-    prior_activity.first_active_date,
-    prior_activity.active_days,
-    prior_activity.last_cancel_date,
-    {% for column in counters -%}
-    prior_activity.{{ column }},
+    {% for name, _, _ in prior_activity_totals() -%}
+    prior_activity.{{ name }},
     {% endfor -%}
-    {% for m in milestones -%}
-    prior_activity.first_date_{{ m['name'] }},
-    {% endfor -%}
-    prior_activity.support_tickets,
     prior_revenue.revenue,
     prior_revenue.purchases,
     prior_revenue.first_purchase_date,

@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_events_stitched') }}
 -- depends_on: {{ ref('int_sessions') }}
+-- depends_on: {{ ref('int_user_feature_history') }}
 -- depends_on: {{ ref('int_user_revenue_events') }}
 -- depends_on: {{ ref('stg_events__events') }}
 -- depends_on: {{ source('raw', 'billing_invoices') }}
@@ -20,7 +21,9 @@
 --                 region); all-time totals before it come from int_user_feature_prior_totals.
 {%- set daily_rel = ref('int_user_activity_daily') -%}
 {%- set contacts_rel = ref('stg_crm__contact_snapshots') -%}
-{%- set lookback = feature_lookback_days() | int %}
+{%- set lookback = feature_lookback_days() | int -%}
+{#- looked up once (each reprocess_from() reads the run window) -#}
+{%- set reprocess_start = reprocess_from() if features_incremental() else none %}
 
 with
 {% if features_incremental() %}
@@ -35,13 +38,13 @@ window_users as (
     {{ users_with_changed_history() }}
     {%- else -%}
     select user_id from {{ daily_rel }}
-    where activity_date >= {{ reprocess_from() }}
+    where activity_date >= {{ reprocess_start }}
     union
     select user_id from {{ ref('int_user_revenue_events') }}
-    where paid_date >= {{ reprocess_from() }}
+    where paid_date >= {{ reprocess_start }}
     union
     select user_id from {{ contacts_rel }}
-    where valid_from_date >= {{ reprocess_from() }} or valid_to_date >= {{ reprocess_from() }}
+    where valid_from_date >= {{ reprocess_start }} or valid_to_date >= {{ reprocess_start }}
     {%- endif %}
 ),
 {% endif %}
@@ -51,11 +54,26 @@ user_first as (
         firsts.user_id,
         min(firsts.first_date) as first_date
     from (
+        {% if features_incremental() -%}
+        -- the days before feature_history_start() summed once (int_user_feature_history)
+        select
+            user_id,
+            first_date
+        from {{ ref('int_user_feature_history') }}
+        union all
+        select
+            user_id,
+            min(activity_date) as first_date
+        from {{ daily_rel }}
+        where activity_date >= {{ feature_history_start() }}
+        group by user_id
+        {%- else -%}
         select
             user_id,
             min(activity_date) as first_date
         from {{ daily_rel }}
         group by user_id
+        {%- endif %}
         union all
         select
             user_id,
@@ -74,8 +92,8 @@ user_region as (
         user_first.first_date,
         {% if features_incremental() %}
         case
-            when cuts.cut_date < {{ reprocess_from() }} then cuts.cut_date
-            when window_users.user_id is not null then {{ reprocess_from() }}
+            when cuts.cut_date < {{ reprocess_start }} then cuts.cut_date
+            when window_users.user_id is not null then {{ reprocess_start }}
             else {{ features_next_day() }}
         end
         {% else %}
@@ -88,12 +106,13 @@ user_region as (
     {% endif %}
 )
 
+-- dates, not timestamps (dbt.dateadd's type): compared with the date columns row by row
 select
     user_id,
     first_date,
-    region_start,
-    greatest(first_date, region_start) as dense_start,
-    greatest(
+    cast(region_start as date) as region_start,
+    cast(greatest(first_date, region_start) as date) as dense_start,
+    cast(greatest(
         first_date, {{ dbt.dateadd('day', -lookback, 'region_start') }}
-    ) as grid_start
+    ) as date) as grid_start
 from user_region

@@ -27,8 +27,7 @@ daily as (
     select * from {{ daily_rel }}
     {% if by_pairs -%}
     -- no grid starts before the earliest cut's look-back: the scan skips the older days
-    where activity_date >= {{ dbt.dateadd('day', -1 * (feature_lookback_days() | int),
-        'cast(' ~ reprocess_floor_ts(ref('int_sessions')) ~ ' as date)') }}
+    where activity_date >= {{ feature_history_start() }}
     {%- endif %}
 ),
 
@@ -63,7 +62,26 @@ region_days as (
             and calendar.calendar_date <= ({{ data_end_select(daily_rel) }})
 ),
 
--- Days with data from grid_start: before the rebuilt days (windows), or all (pairs).
+{% if by_pairs -%}
+-- The user's days with data from grid_start (activity, revenue or both), one pass: a day
+-- without a row counts as zero in the pairs' sums.
+dense as (
+    select
+        regions.user_id,
+        coalesce(daily.activity_date, revenue_daily.paid_date) as snapshot_date,
+        regions.region_start,
+        {{ day_number('coalesce(daily.activity_date, revenue_daily.paid_date)') }} as day_number,
+        {{ feature_day_values() }}
+    from daily
+    full outer join revenue_daily
+        on daily.user_id = revenue_daily.user_id and daily.activity_date = revenue_daily.paid_date
+    inner join regions
+        on
+            coalesce(daily.user_id, revenue_daily.user_id) = regions.user_id
+            and coalesce(daily.activity_date, revenue_daily.paid_date) >= regions.grid_start
+),
+{%- else -%}
+-- Days with data from grid_start before the rebuilt days.
 data_days as (
     select
         data_keys.user_id,
@@ -84,17 +102,13 @@ data_days as (
         on
             data_keys.user_id = regions.user_id
             and data_keys.snapshot_date >= regions.grid_start
-            {% if not by_pairs -%}
             and data_keys.snapshot_date < regions.dense_start
-            {%- endif %}
 ),
 
 grid as (
     select * from data_days
-    {% if not by_pairs -%}
     union all
     select * from region_days
-    {%- endif %}
 ),
 
 dense as (
@@ -103,31 +117,14 @@ dense as (
         grid.snapshot_date,
         grid.region_start,
         {{ day_number('grid.snapshot_date') }} as day_number,
-        case when coalesce(daily.activity_events, 0) > 0 then 1 else 0 end as active,
-        coalesce(daily.events, 0) as events,
-        coalesce(daily.sessions_started, 0) as sessions,
-        coalesce(daily.active_minutes, 0.0) as active_minutes,
-        coalesce(daily.core_feature_events, 0) as core_feature_events,
-        {% for feature in plan['core_features'] -%}
-        coalesce(daily.feature_{{ slug(feature) }}_events, 0) as feature_{{ slug(feature) }}_events,
-        {% endfor -%}
-        coalesce(daily.support_tickets, 0) as support_tickets,
-        coalesce(daily.cancel_events, 0) as cancel_events,
-        coalesce(revenue_daily.purchases, 0) as purchases,
-        revenue_daily.paid_through_date,
-        {% for column, milestone in counters.items() -%}
-        coalesce(daily.milestone_{{ milestone }}_events, 0) as {{ column }},
-        {% endfor -%}
-        {% for m in milestones -%}
-        case when daily.first_{{ m['name'] }} then 1 else 0 end as first_{{ m['name'] }},
-        {% endfor -%}
-        coalesce(revenue_daily.revenue, 0.0) as revenue
+        {{ feature_day_values() }}
     from grid
     left join daily
         on grid.user_id = daily.user_id and grid.snapshot_date = daily.activity_date
     left join revenue_daily
         on grid.user_id = revenue_daily.user_id and grid.snapshot_date = revenue_daily.paid_date
 ),
+{%- endif %}
 
 {% if by_pairs %}
 
