@@ -33,6 +33,15 @@ from orchestration.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
 DBT_BIN = Path(sys.executable).parent / "dbt"
+# The incremental event models, in build order: the run window and the consumed-load markers
+# (dbt_project/macros/consumed_loads.sql) apply to these.
+EVENT_MODELS = (
+    "stg_events__events",
+    "int_identity_map",
+    "int_events_stitched",
+    "int_sessions",
+    "int_user_activity_daily",
+)
 
 # The raw tables as the contract declares them (expectations/tables.py); JSON stored as text.
 _RAW = {

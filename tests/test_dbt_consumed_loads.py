@@ -11,18 +11,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dbt_fixtures import EVENT_MODELS as MODELS
 from dbt_fixtures import RawData, load_raw, run_dbt, simulate
 
 pytestmark = pytest.mark.slow  # builds warehouses end to end; `make test-fast` skips it
 
 USERS, DAYS = 60, 40
-MODELS = (
-    "stg_events__events",
-    "int_identity_map",
-    "int_events_stitched",
-    "int_sessions",
-    "int_user_activity_daily",
-)
 
 
 @pytest.fixture(scope="module")

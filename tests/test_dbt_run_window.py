@@ -9,19 +9,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dbt_fixtures import EVENT_MODELS as MODELS
 from dbt_fixtures import load_raw, run_dbt, simulate
 
 from orchestration.run_window import RunWindow, window_sql
 
 pytestmark = pytest.mark.slow
 
-MODELS = (
-    "stg_events__events",
-    "int_identity_map",
-    "int_events_stitched",
-    "int_sessions",
-    "int_user_activity_daily",
-)
 REPARSE = "Unable to do partial parsing"
 
 

@@ -86,3 +86,21 @@
   {%- if earliest is none -%}{{ return(reprocess_from_ts()) }}{%- endif -%}
   {{ return("cast('" ~ earliest ~ "' as " ~ dbt.type_timestamp() ~ ')') }}
 {%- endmacro %}
+
+{#
+  incremental_predicates / narrow_predicates of a model rebuilt from each user's cut
+  (int_sessions, int_user_activity_daily): the stored rows replaced are those in the window
+  (narrow: only of the users identified in it) plus, per user, every row from that user's
+  earliest rebuilt `column` on.
+#}
+{% macro user_cut_predicates(column, window_start, narrow=false) -%}
+  {%- set in_window = column ~ " >= " ~ window_start -%}
+  {%- if narrow -%}
+    {%- set in_window = "(" ~ in_window ~ " and user_id in ("
+        ~ window_identified_users_predicate(this) ~ "))" -%}
+  {%- endif -%}
+  {{ return([in_window
+      ~ " or exists (select 1 from (select user_id as cut_user_id, min(" ~ column ~ ") as cut_at"
+      ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
+      ~ " where cuts.cut_user_id = user_id and " ~ column ~ " >= cuts.cut_at)"]) }}
+{%- endmacro %}

@@ -17,19 +17,8 @@
         'column': 'session_start', 'type': dbt.type_timestamp(),
         'expression': 'least(min(session_start), ' ~ reprocess_from_ts() ~ ')'
     },
-    incremental_predicates=[
-        "session_start >= " ~ reprocess_from_ts()
-        ~ " or exists (select 1 from (select user_id as cut_user_id, min(session_start) as cut_at"
-        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
-        ~ " where cuts.cut_user_id = user_id and session_start >= cuts.cut_at)"
-    ],
-    narrow_predicates=[
-        "(session_start >= " ~ reprocess_from_ts()
-        ~ " and user_id in (" ~ window_identified_users_predicate(this) ~ "))"
-        ~ " or exists (select 1 from (select user_id as cut_user_id, min(session_start) as cut_at"
-        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
-        ~ " where cuts.cut_user_id = user_id and session_start >= cuts.cut_at)"
-    ],
+    incremental_predicates=user_cut_predicates('session_start', reprocess_from_ts()),
+    narrow_predicates=user_cut_predicates('session_start', reprocess_from_ts(), narrow=true),
     post_hook="{{ consumed_loads_hook() }}",
 ) }}
 {#- Narrow (macros/consumed_loads.sql): only the users whose stitched events can have changed

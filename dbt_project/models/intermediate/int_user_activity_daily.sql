@@ -18,19 +18,8 @@
         'column': 'activity_date', 'type': 'date',
         'expression': 'least(min(activity_date), ' ~ reprocess_from() ~ ')'
     },
-    incremental_predicates=[
-        "activity_date >= " ~ reprocess_from()
-        ~ " or exists (select 1 from (select user_id as cut_user_id, min(activity_date) as cut_date"
-        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
-        ~ " where cuts.cut_user_id = user_id and activity_date >= cuts.cut_date)"
-    ],
-    narrow_predicates=[
-        "(activity_date >= " ~ reprocess_from()
-        ~ " and user_id in (" ~ window_identified_users_predicate(this) ~ "))"
-        ~ " or exists (select 1 from (select user_id as cut_user_id, min(activity_date) as cut_date"
-        ~ " from DBT_INTERNAL_SOURCE group by 1) as cuts"
-        ~ " where cuts.cut_user_id = user_id and activity_date >= cuts.cut_date)"
-    ],
+    incremental_predicates=user_cut_predicates('activity_date', reprocess_from()),
+    narrow_predicates=user_cut_predicates('activity_date', reprocess_from(), narrow=true),
     post_hook="{{ consumed_loads_hook() }}",
 ) }}
 {#- Narrow (macros/consumed_loads.sql): only the users whose stitched events can have changed
