@@ -7,7 +7,9 @@ One raw file, three measured steps, each in its own process, back to back:
      run window, then the daily job's dbt as `segflow run` runs it by default: one partial parse
      in the process and the `dbt build` steps in process (orchestration.dbt_selection.daily_steps:
      staging views + incremental models with the day's window, then the downstream marts; models
-     and tests), with dbt's model and test seconds per step;
+     and tests), with dbt's model and test seconds per step. The goal (<= 0.05 of the full
+     build) is for its dbt: the process's CPU less the raw load's, since the full build's
+     figure has no load in it either; the ratio with the load is reported beside it;
   3. plain DuckDB: a hand-written script (bench/transform_plain.py) computing the same core
      tables on a copy of the same history: de-duplicated events, identity map, stitched events,
      sessions, daily activity and fct_user_features' 87 columns per user per day (compared with
@@ -55,7 +57,9 @@ from orchestration.run_window import dbt_vars  # noqa: E402
 from orchestration.settings import Settings  # noqa: E402
 from orchestration.warehouse import dbt_env, duckdb_config  # noqa: E402
 
-GOALS = {"full_vs_plain_cpu": 1.5, "day_vs_full_cpu": 0.05, "peak_rss_mb": 4096}
+# day_dbt_vs_full_cpu: the daily job's dbt for a new day (its process less the raw load, which
+# the full build's figure does not contain either: the history is loaded before it) / full build.
+GOALS = {"full_vs_plain_cpu": 1.5, "day_dbt_vs_full_cpu": 0.05, "peak_rss_mb": 4096}
 
 
 def _all_dbt_vars(settings: Settings) -> dict:
@@ -191,6 +195,7 @@ def _new_day(new_day: date, db: Path, target: Path, env: dict) -> dict:
     parts = json.loads(step_seconds.read_text())
     day["seconds"] = {k: round(v, 2) for k, v in parts["seconds"].items()}
     day["cpu_parts"] = {k: round(v, 2) for k, v in parts["cpu_seconds"].items()}
+    day["dbt_cpu_seconds"] = round(day["cpu_seconds"] - day["cpu_parts"]["load"], 2)
     day["slowest_nodes"] = {k: round(v, 2) for k, v in parts["slowest_nodes"].items()}
     day["slowest_nodes_wall"] = {k: round(v, 2) for k, v in parts["slowest_nodes_wall"].items()}
     day["steps"] = steps
@@ -207,8 +212,9 @@ def _new_day_only(
     full_cpu = json.loads(last.read_text())["full_build"]["cpu_seconds"]
     print(json.dumps({k: v for k, v in day.items() if k != "steps"}, indent=2))
     print(
-        f"new day {day['cpu_seconds']} CPU s / full build {full_cpu} CPU s ({last.name}) = "
-        f"{day['cpu_seconds'] / full_cpu:.3f} (goal <= {GOALS['day_vs_full_cpu']}); "
+        f"new day's dbt {day['dbt_cpu_seconds']} CPU s / full build {full_cpu} CPU s "
+        f"({last.name}) = {day['dbt_cpu_seconds'] / full_cpu:.3f} (goal <= "
+        f"{GOALS['day_dbt_vs_full_cpu']}); with the load {day['cpu_seconds'] / full_cpu:.3f}; "
         f"load {os.getloadavg()[0]:.2f}"
     )
 
@@ -228,13 +234,14 @@ def _report(
     ratios = {
         "full_vs_plain_cpu": round(full["cpu_seconds"] / max(plain["cpu_seconds"], 0.01), 2),
         "full_vs_plain_wall": round(full["wall_seconds"] / max(plain["wall_seconds"], 0.01), 2),
+        "day_dbt_vs_full_cpu": round(day["dbt_cpu_seconds"] / max(full["cpu_seconds"], 0.01), 3),
         "day_vs_full_cpu": round(day["cpu_seconds"] / max(full["cpu_seconds"], 0.01), 3),
         "day_vs_full_wall": round(day["wall_seconds"] / max(full["wall_seconds"], 0.01), 3),
     }
     peak = max(full["peak_rss_mb"], day["peak_rss_mb"])
     met = {
         "full_vs_plain_cpu": ratios["full_vs_plain_cpu"] <= GOALS["full_vs_plain_cpu"],
-        "day_vs_full_cpu": ratios["day_vs_full_cpu"] <= GOALS["day_vs_full_cpu"],
+        "day_dbt_vs_full_cpu": ratios["day_dbt_vs_full_cpu"] <= GOALS["day_dbt_vs_full_cpu"],
         "peak_rss_mb": peak <= GOALS["peak_rss_mb"],
         "plain_equal_work": not any(check["features_vs_plain"].values()),
     }
@@ -291,8 +298,9 @@ def _report(
         f"| full build / plain (CPU s) | {ratios['full_vs_plain_cpu']} | <= 1.5 | "
         f"{met['full_vs_plain_cpu']} |",
         f"| full build / plain (wall s) | {ratios['full_vs_plain_wall']} | | |",
-        f"| new day / full build (CPU s) | {ratios['day_vs_full_cpu']} | <= 0.05 | "
-        f"{met['day_vs_full_cpu']} |",
+        f"| new day's dbt (all but the load: {day['dbt_cpu_seconds']} CPU s) / full build (CPU s) "
+        f"| {ratios['day_dbt_vs_full_cpu']} | <= 0.05 | {met['day_dbt_vs_full_cpu']} |",
+        f"| new day incl. the raw load / full build (CPU s) | {ratios['day_vs_full_cpu']} | | |",
         f"| new day / full build (wall s) | {ratios['day_vs_full_wall']} | | |",
         f"| peak RSS, full build and new day (MB) | {peak} | <= 4096 | {met['peak_rss_mb']} |",
         f"| plain features = dbt features (rows differing) | {check['features_vs_plain']} | 0 | "
