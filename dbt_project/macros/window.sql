@@ -42,16 +42,31 @@
   {%- if var('lint_only', false) -%}
     cast('{{ default }}' as date)
   {%- elif execute -%}
-    {%- set relation = adapter.get_relation(
-        database=target.database, schema=target.schema, identifier='segflow_run_window') -%}
-    {%- set value = var(column, default) -%}
-    {%- if relation is not none -%}
-      {%- set value = run_query('select ' ~ column ~ ' from ' ~ relation).columns[0].values()[0] -%}
-    {%- endif -%}
-    cast('{{ value }}' as date)
+    {%- set stored = stored_run_window() -%}
+    cast('{{ stored[column] if stored is not none else var(column, default) }}' as date)
   {%- else -%}
     cast((select {{ column }} from {{ run_window_relation() }}) as date)
   {%- endif -%}
+{%- endmacro %}
+
+{#
+  The stored window as {'min_date': ..., 'max_date': ...}, or none when dbt's relation cache has
+  no segflow_run_window. Read once per dbt invocation: the table is fixed from on-run-start to
+  on-run-end, and one fct_user_features compile alone asked for a bound 52 times (~3.5 ms CPU
+  per query). The answer is kept in `graph` (the invocation's manifest, shared by every node and
+  thread; orchestration.dbt_parse gives each in-process invocation a new one), under the
+  invocation id so that no other invocation ever reads it.
+#}
+{% macro stored_run_window() -%}
+  {%- set key = 'segflow_run_window:' ~ invocation_id -%}
+  {%- if key not in graph -%}
+    {%- set relation = adapter.get_relation(
+        database=target.database, schema=target.schema, identifier='segflow_run_window') -%}
+    {%- if relation is none -%}{{ return(none) }}{%- endif -%}
+    {%- set row = run_query('select min_date, max_date from ' ~ relation).rows[0] -%}
+    {%- do graph.update({key: {'min_date': row[0], 'max_date': row[1]}}) -%}
+  {%- endif -%}
+  {{ return(graph[key]) }}
 {%- endmacro %}
 
 {#
