@@ -16,6 +16,7 @@ import pytest
 from orchestration.sources import load as load_module
 from orchestration.sources.load import load_partitions
 from orchestration.sources.mappings import load_config
+from orchestration.sources.raw_first import TEMPS
 
 NOW = datetime(2025, 3, 20, 12, 0)
 T0 = 1740992400  # 2025-03-03 09:00:00 UTC
@@ -144,3 +145,21 @@ def test_a_failed_load_leaves_raw_and_quarantine_as_they_were(tmp_path, monkeypa
     assert report.rows_loaded == sum(p.rows_loaded for p in before["reports"]["crm_contacts"][0])
     emails = "select email from raw.crm_contacts where email like 'a%' order by all"
     assert conn.execute(emails).fetchall() == [("ann@example.com",)]
+
+
+def test_leftover_temp_tables_and_views_are_dropped(tmp_path: Path) -> None:
+    """A failed load may leave its temp objects, of either kind, on the connection: the next
+    load drops them (a name this load makes a view, left as a table, would stop it) and
+    leaves none of its own."""
+    landing = _landing(tmp_path)
+    fresh = _load_all(duckdb.connect(), landing, None)
+    conn = duckdb.connect()
+    conn.execute("create temp table _segflow_undated (a int)")
+    conn.execute("create temp view _segflow_keys as select 1 as a")
+    conn.execute("create temp view _segflow_bad_stage as select 1 as a")
+    conn.execute("create temp table mine (a int)")  # not the load's: kept
+    assert _load_all(conn, landing, None) == fresh
+    temps = "select table_name from information_schema.tables where table_catalog = 'temp'"
+    left = {name for (name,) in conn.execute(temps).fetchall()}
+    assert "mine" in left
+    assert not left & set(TEMPS)

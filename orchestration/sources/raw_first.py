@@ -198,11 +198,12 @@ TEMPS = (
 
 def drop_temps(conn) -> None:
     """Drop the load's temp tables and views that exist (a failed earlier load may have left
-    either): one catalog read instead of a drop per name and kind."""
+    either): one catalog read instead of a drop per name and kind, from information_schema
+    (duckdb_views() lists the built-in views too: ~3.5 ms CPU more on a connection's first
+    read)."""
     found = conn.execute(
-        "select 'table', table_name from duckdb_tables() where temporary union all "
-        "select 'view', view_name from duckdb_views() where temporary and not internal"
+        "select table_type, table_name from information_schema.tables where table_catalog = 'temp'"
     ).fetchall()
     for kind, name in found:
         if name in TEMPS:
-            conn.execute(f"drop {kind} if exists {name}")
+            conn.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {name}")
