@@ -113,6 +113,10 @@ def load_partitions(
         if undated:
             days = None if dates is None or rf is None else sorted(set(dates))
             _validate_files(conn, spec, undated, "_segflow_undated", *context, rf=rf, days=days)
+        known = None  # undated raw-first, all days: their groups give the days (one scan)
+        if dates is None and undated and rf is not None:
+            known = grouped_counts(conn, "_segflow_undated", "partition_date is not null", True)
+            dates = sorted({day for day, *_ in known})
         dates = sorted(
             set(dates if dates is not None else _found_dates(conn, files, bool(undated)))
         )
@@ -122,7 +126,8 @@ def load_partitions(
                 if not undated and not any(f.partition_date == day for f in batch_files):
                     report.warnings.append(f"{table}: no files for partition {day}")
             with transaction(conn, rf is not None and not undated):
-                _load_batch(conn, spec, batch, batch_files, bool(undated), context, rf)
+                groups = None if known is None else [g for g in known if g[0] in batch]
+                _load_batch(conn, spec, batch, batch_files, bool(undated), context, rf, groups)
         if undated:
             _load_unassigned(conn, spec, undated, now, source_name, report, rf)
         if rf is not None and undated:
@@ -138,14 +143,18 @@ def raw_first(spec: TableSpec, source_name: str, files: list, undated: list) -> 
     return None if undated and len(undated) < len(files) else RawFirst(spec, source_name)
 
 
-def _load_batch(conn, spec, batch, batch_files, undated: bool, context, rf) -> None:
-    """Validate and write one batch of days, and count it into the report."""
+def _load_batch(
+    conn, spec, batch, batch_files, undated: bool, context, rf, groups: list | None = None
+) -> None:
+    """Validate and write one batch of days, and count it into the report (`groups`: its
+    `grouped_counts` when known already: writing the batch does not change them)."""
     _sources, now, late_days, report, _limits = context
     if rf is not None and not undated:
         rf.reset(conn)
     typed, where = _typed_batch(conn, spec, batch, batch_files, undated, *context, rf=rf)
     _replace_partitions(conn, spec, batch, typed, where, now, report.source_name, rf)
-    groups = grouped_counts(conn, typed, where, counted=rf is not None)
+    if groups is None:
+        groups = grouped_counts(conn, typed, where, counted=rf is not None)
     report.partitions += partition_counts(conn, spec, typed, where, batch, late_days, groups)
     file_counts(conn, typed, where, report, groups, rf)
     if rf is not None and not undated:
