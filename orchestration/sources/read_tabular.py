@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import mmap
 import tempfile
 
 import duckdb
@@ -189,17 +190,15 @@ def _record_row(
 
 def _read_csv_fast(
     info: FileInfo,
-    raw,
+    raw: bytes | mmap.mmap,
     header: list[str],
     delimiter: str,
     missing_detail: str | None,
     cased: dict[str, set[str]] | None = None,
 ) -> pa.Table | None:
-    """Well-formed CSV (UTF-8, one record per line, every record as wide as the header, no
-    blank lines) in `raw` (bytes, or the file memory-mapped) parsed by Arrow's multi-threaded
-    reader into a direct stage table (text columns `d_<snake name>` plus the stage columns,
-    and for an ASCII file the `cased` copies `l_<name>` / `u_<name>`); None for anything
-    else, which the line-by-line reader then handles."""
+    """Well-formed CSV (UTF-8, one record per line, each as wide as the header, no blank
+    lines) parsed by Arrow's multi-threaded reader into a stage table (`d_<snake name>` text
+    columns, and an ASCII file's `cased` copies `l_/u_<name>`); None for anything else."""
     if b"\r" in raw[:4096] and b"\r\n" not in raw[:4096]:
         return None  # old Mac line ends: the slow path counts lines right
     data = memoryview(raw)[3:] if raw[:3] == b"\xef\xbb\xbf" else raw
