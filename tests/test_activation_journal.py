@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def test_kill_after_journal_before_fold_rerun_sends_exactly_the_unjournaled(tmp_
         fake.configure(kill_after_requests=25, latency_s=0.05)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == -9, (proc.returncode, out, err[-2000:])
+        time.sleep(0.3)  # requests in flight at the kill finish their latency and are recorded
         everything = {item_key(i) for i in fake.received_items}
         with duckdb.connect(str(db)) as conn:
             journaled = set(
