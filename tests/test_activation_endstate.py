@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -199,9 +200,12 @@ def test_end_state_after_faults_kill_and_reruns(tmp_path):
             stderr=subprocess.PIPE,
         )
         fake.on_kill = proc.kill
-        fake.configure(kill_after_requests=30)
+        # 50 ms per request lets the background journal commits land before the kill even on a
+        # loaded machine (a loaded make test once got none: 0 < 0)
+        fake.configure(kill_after_requests=30, latency_s=0.05)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == -9, (proc.returncode, out, err[-2000:])
+        time.sleep(0.3)  # requests in flight at the kill finish their latency
         with duckdb.connect(str(db)) as conn:
             # acknowledged = folded state + journaled (the kill came before the end-of-run fold)
             acked_after_kill = conn.execute(
