@@ -85,6 +85,7 @@ def _load_all(conn, landing: Path, dates: list[date] | None) -> dict:
         reports[table] = (
             r.partitions, r.file_counts, r.identity, r.unmatched_sample, r.fallbacks,
             r.unassigned, r.dst, sorted(r.warnings), r.mapping_errors, r.rows_per_file,
+            r.preview.drop(columns="_source").to_csv(), r.quarantine_preview.to_csv(),
         )  # fmt: skip
     raw = {
         table: conn.execute(f"select * from raw.{table} order by all").fetchall()
@@ -163,3 +164,63 @@ def test_leftover_temp_tables_and_views_are_dropped(tmp_path: Path) -> None:
     left = {name for (name,) in conn.execute(temps).fetchall()}
     assert "mine" in left
     assert not left & set(TEMPS)
+
+
+def _many_rows(tmp_path: Path) -> Path:
+    """Enough rows that the report's samples (20 rows) are a choice: three dated event files
+    (the first lines of each quarantined or duplicated), and an undated contacts export whose
+    rows fall on several days, in an order unlike the days'."""
+    landing = tmp_path / "many"
+    for day in ("2025-03-03", "2025-03-04", "2025-03-05"):
+        for part in ("a", "b"):
+            rows = [
+                {"message_id": f"m-{day}-{part}-{i}", "type": "track", "event": "Signed In",
+                 "user_id": f"u{i}", "timestamp": f"{day}T{i % 24:02d}:00:00Z"}
+                for i in range(30)
+            ]  # fmt: skip
+            for i in range(0, 8, 3):
+                rows[i]["event"] = "Not In The Plan"  # quarantined: the preview skips them
+            folder = landing / "events" / f"dt={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{part}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    lines = ["Record ID,Email,Create Date,Last Modified Date,Lifecycle Stage"]
+    for i in range(60):
+        day = ("2025-03-05", "2025-03-03", "2025-03-04")[i % 3]
+        lines.append(f"{200 + i},p{i}@example.com,2025-01-02 10:00,{day} 09:00,lead")
+    (landing / "hubspot").mkdir()
+    (landing / "hubspot" / "contacts.csv").write_text("\n".join(lines) + "\n")
+    (landing / "sources.yml").write_text(
+        "sources:\n  events: {files: ['events/**']}\n"
+        "  crm_contacts: {preset: hubspot_contacts_csv, time_zone: America/New_York}\n"
+    )
+    return landing
+
+
+@pytest.mark.parametrize("dates", [None, [date(2025, 3, 4), date(2025, 3, 5)]])
+def test_samples_read_up_to_their_line_bound_equal_the_full_scan(tmp_path, monkeypatch, dates):
+    """The preview and the unmatched-identity sample read raw only up to the first-line bound
+    of this load's groups: the same rows as ordering all of them, over several batches."""
+    landing = _many_rows(tmp_path)
+    monkeypatch.setattr(load_module, "BATCH_BYTES", 1)  # a batch per day
+    conn = duckdb.connect()
+    config = load_config(landing)
+    for table in ("events", "crm_contacts"):
+        # an earlier load of other days: raw holds rows outside this load's groups
+        load_partitions(conn, table, [date(2025, 3, 3)], landing, "files", 3, now=NOW,
+                        config=config)  # fmt: skip
+        r = load_partitions(conn, table, dates, landing, "files", 3, now=NOW, config=config)
+        days = dates or [date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5)]
+        full = conn.execute(
+            f"select * from raw.{table} where list_contains($d, _partition_date) "
+            "order by _partition_date, _source_file, _source_line limit 20",
+            {"d": days},
+        ).df()
+        assert len(r.preview) == 20
+        assert r.preview.to_csv() == full.to_csv()
+        if table == "crm_contacts":  # no identify calls: every row is unmatched
+            lines = conn.execute(
+                "select _source_file, _source_line, user_id from raw.crm_contacts "
+                "where list_contains($d, _partition_date) order by 1, 2 limit 20",
+                {"d": days},
+            ).fetchall()
+            assert r.unmatched_sample == lines

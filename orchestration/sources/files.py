@@ -103,6 +103,7 @@ def stage_files(
     the JSON records path and which header names count for the required columns."""
     result = ReadResult(files=list(files))
     lines: list[pa.Table] = []
+    table_rows = 0  # rows in the stage table (created empty by `create_stage`)
     needed = _needed_columns(spec, source)
     for info in files:
         fmt = info.format
@@ -115,11 +116,7 @@ def stage_files(
             result.empty_files.append(info.relative)
             result.rows_per_file[info.relative] = 0
             continue
-        before, staged_lines, staged_tables = (
-            count_rows(conn, stage),
-            len(lines),
-            len(result.tables),
-        )
+        before, staged_lines, staged_tables = table_rows, len(lines), len(result.tables)
         if fmt == "parquet":
             extra = stage_parquet(conn, stage, spec, info, data, needed)
         elif fmt == "csv":
@@ -128,8 +125,10 @@ def stage_files(
             extra = stage_json_array(conn, stage, spec, info, data, source, result)
         else:
             extra = stage_jsonl(conn, stage, spec, info, lines, data)
+        if not (fmt == "csv" and len(result.tables) > staged_tables):  # Arrow CSV: no insert
+            table_rows = count_rows(conn, stage)
         rows = (
-            count_rows(conn, stage)
+            table_rows
             - before
             + sum(t.num_rows for t in lines[staged_lines:])
             + sum(t.num_rows for t in result.tables[staged_tables:])
@@ -142,7 +141,9 @@ def stage_files(
     register_lines(conn, stage, lines)
     if result.tables:
         result.tables, result.cased = uniform_cased(result.tables)
-        conn.register(f"{stage}_arrow", pa.concat_tables(result.tables, promote_options="default"))
+        direct = pa.concat_tables(result.tables, promote_options="default")
+        result.direct_names = direct.schema.names
+        conn.register(f"{stage}_arrow", direct)
         conn.execute(f"create or replace temp view {stage}_cols as select * from {stage}_arrow")
     return result
 

@@ -132,7 +132,7 @@ def load_partitions(
             _load_unassigned(conn, spec, undated, now, source_name, report, rf)
         if rf is not None and undated:
             rf.untokenize(conn)
-    finish_report(conn, table, dates, report)
+    finish_report(conn, table, dates, report, None if rf is None else rf.preview_bound())
     drop_temps(conn)
     report.elapsed_seconds = time.perf_counter() - t0
     return report
@@ -270,7 +270,7 @@ def _validate_files(
             rf.create_view(conn, target)
         note_read(report, read)
         names = [f.relative for f in group]
-        warnings, errors = empty_columns(conn, target, spec.name, source, names)
+        warnings, errors = empty_columns(conn, target, spec.name, source, names, rf is not None)
         report.warnings += warnings
         report.mapping_errors += errors
     if rf is not None and days is not None:  # rows of other days: read, checked, not loaded
@@ -289,7 +289,7 @@ def _stage_and_write(conn, spec, group, source, tabular: bool, write, created: b
                 "_segflow_stage_rows",
             )
         if direct_rows:  # CSV read by Arrow: typed straight from its columns
-            cols = direct_columns(conn, "_segflow_stage")
+            cols = direct_columns(read)
             write(
                 lambda stage, lean: typed_sql(
                     spec, stage, source, True, cols, read.padded, lean, read.cased

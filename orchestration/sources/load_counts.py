@@ -49,7 +49,7 @@ def file_counts(conn, typed: str, where: str, report: LoadReport, groups: list, 
             report.identity[ident] = report.identity.get(ident, 0) + n
     if any(ident == "unmatched" for *_, ident, _used, _dst, _n in groups):
         rows = (
-            rf.unmatched_sql(where)
+            rf.unmatched_sql(conn, where)
             if rf is not None
             else f"select source_file, source_line, user_id from {typed} where {where} and "
             "_identity = 'unmatched'"
@@ -80,10 +80,14 @@ def note_read(report: LoadReport, read) -> None:
     report.warnings += [f"{rel}: empty file (no rows)" for rel in read.empty_files]
 
 
-def finish_report(conn, table: str, dates: list[date], report: LoadReport) -> None:
-    """The first rows loaded and quarantined, for the report."""
+def finish_report(
+    conn, table: str, dates: list[date], report: LoadReport, line_bound: int | None = None
+) -> None:
+    """The first rows loaded and quarantined, for the report (`line_bound`: no row loaded
+    past that source line is among the first, see `RawFirst.preview_bound`)."""
+    bounded = "" if line_bound is None else f" and _source_line <= {int(line_bound)}"
     report.preview = conn.execute(
-        f"""select * from raw.{table} where list_contains($d, _partition_date)
+        f"""select * from raw.{table} where list_contains($d, _partition_date){bounded}
             order by _partition_date, _source_file, _source_line limit 20""",
         {"d": dates},
     ).df()

@@ -23,13 +23,14 @@ def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
     """Create schema `raw`, the raw tables and `raw.quarantine` when absent, and add the
     columns a contract gained since a table was created (one catalog query, DDL only when
     something is missing)."""
-    conn.execute("create schema if not exists raw")
     existing: dict[str, set[str]] = {}
-    for table, column in conn.execute(
-        "select table_name, column_name from information_schema.columns "
-        "where table_schema = 'raw' and table_catalog = current_database()"
+    for table, column in conn.execute(  # duckdb_columns(): a third of information_schema's cost
+        "select table_name, column_name from duckdb_columns() "
+        "where schema_name = 'raw' and database_name = current_database()"
     ).fetchall():
         existing.setdefault(table, set()).add(column)
+    if not existing:
+        conn.execute("create schema if not exists raw")
     for name in RAW_TABLES:
         spec = table_spec(name)
         kinds = {c: _SQL_TYPES[k] if k != "json" else "VARCHAR" for c, k in spec.columns}

@@ -44,12 +44,13 @@ class ReadResult:
     padded: set[str] = field(default_factory=set)  # their space-padded columns
     cased: set[str] = field(default_factory=set)  # their cased copies (`l_`/`u_` columns)
     incomplete: dict[str, str] = field(default_factory=dict)  # file -> pagination marker
+    direct_names: list[str] = field(default_factory=list)  # columns of `<stage>_cols`
 
 
-def direct_columns(conn: duckdb.DuckDBPyConnection, stage: str) -> list[str]:
-    """Snake names of the CSV columns in `<stage>_cols` (the CSV files read by Arrow or DuckDB)."""
-    names = [d[0] for d in conn.execute(f"select * from {stage}_cols limit 0").description]
-    return [n[2:] for n in names if n.startswith("d_")]
+def direct_columns(read: ReadResult) -> list[str]:
+    """Snake names of the CSV columns in `<stage>_cols` (the CSV files read by Arrow), from the
+    registered table's schema (no catalog query)."""
+    return [n[2:] for n in read.direct_names if n.startswith("d_")]
 
 
 LINES_SCHEMA = pa.schema(
