@@ -535,3 +535,50 @@ def test_segment_warehouse_parquet_tables(conn, tmp_path: Path) -> None:
             '{"library_name":"analytics.js"}',
         ),
     ]
+
+
+def test_every_timestamp_branch_of_a_zoned_format_list(conn, tmp_path: Path) -> None:
+    """ISO with Z, ISO with an offset (also with a space before it, which only the formats
+    read), zoneless ISO, and each declared format, with and without a trailing Z: read as
+    the declared zone says (a format without %z is a wall time in America/New_York)."""
+    from zoneinfo import ZoneInfo
+
+    values = {
+        "u1": "2025-03-01T09:00:00Z",  # ISO, UTC
+        "u2": "2025-03-01T09:00:00+01:00",  # ISO with an offset
+        "u3": "2025-03-01 09:00",  # zoneless ISO: a New York wall time
+        "u4": "01/03/2025 09:00",  # the second format
+        "u5": "01/03/2025 09:00Z",  # ends in Z, not ISO: the third format's wall time
+        "u6": "2025-03-01 09:00:00 +05:00",  # an offset after a space: not ISO with a zone
+        "u7": "2024-07-01 09:00",  # summer: UTC-4
+    }
+    _write(
+        tmp_path / "crm_contacts" / "dt=2025-03-03" / "c.csv",
+        "user_id,email,signup_at,updated_at\n"
+        + "".join(f"{k},{k}@x.org,{v},2025-03-03 10:00\n" for k, v in values.items()),
+    )
+    _write(
+        tmp_path / "sources.yml",
+        "sources:\n  crm_contacts:\n    time_zone: America/New_York\n    columns:\n"
+        "      user_id: {from: user_id}\n      email: {from: email}\n"
+        "      updated_at: {from: updated_at}\n"
+        "      signup_at: {from: signup_at, format: [iso, '%d/%m/%Y %H:%M', "
+        "'%d/%m/%Y %H:%MZ', '%Y-%m-%d %H:%M:%S +05:00']}\n",
+    )
+    load_partitions(conn, "crm_contacts", [DAY], tmp_path, "files", 3, now=NOW,
+                    config=load_config(tmp_path))  # fmt: skip
+    got = dict(conn.execute("select user_id, signup_at from raw.crm_contacts").fetchall())
+    ny, utc = ZoneInfo("America/New_York"), ZoneInfo("UTC")
+
+    def wall(text: str, fmt: str) -> datetime:
+        return datetime.strptime(text, fmt).replace(tzinfo=ny).astimezone(utc).replace(tzinfo=None)
+
+    assert got == {
+        "u1": datetime(2025, 3, 1, 9, 0),
+        "u2": datetime(2025, 3, 1, 8, 0),
+        "u3": wall(values["u3"], "%Y-%m-%d %H:%M"),
+        "u4": wall(values["u4"], "%d/%m/%Y %H:%M"),
+        "u5": wall(values["u5"], "%d/%m/%Y %H:%MZ"),
+        "u6": wall(values["u6"], "%Y-%m-%d %H:%M:%S +05:00"),
+        "u7": datetime(2024, 7, 1, 13, 0),
+    }

@@ -94,7 +94,13 @@ def _ts_from_wall(r: str, formats: tuple[str, ...], wall: str, local, offset=Non
     at_wall = local(wall, offset)
     if formats[0] != "iso":
         return f"case when {r} is null then null else {at_wall} end"
-    utc = coalesce([f"try_cast({r} as timestamp)", *others])
+    # ending in Z but not ISO: the wall time is the other formats' (`wall` tries the ISO cast
+    # first, and it failed), so its local time is theirs; no second parse in the query
+    utc = coalesce(
+        [f"try_cast({r} as timestamp)", at_wall] if others else [f"try_cast({r} as timestamp)"]
+    )
+    # with an offset the ISO cast without a zone may still succeed (`10:00 +05:00`): the
+    # formats are tried here on their own
     zoned = coalesce([f"timezone('UTC', try_cast({r} as timestamptz))", *others])
     return f"""case when {r} is null then null when ends_with({r}, 'Z') then {utc}
         when length({r}) >= 19 and regexp_matches({r}, '{_TZ_SUFFIX}') then {zoned}

@@ -302,8 +302,8 @@ def _has_padding(chunk: pa.Array) -> bool:
     # a slice (row_group_chunks) shares its parent's buffers from `offset` on
     offsets = np.frombuffer(offsets_buf, width, chunk.offset + len(chunk) + 1)[chunk.offset :]
     data = np.frombuffer(data_buf, np.uint8)
-    if not len(data):
-        return False
+    if not len(data) or not (data[offsets[0] : offsets[-1]] == 32).any():
+        return False  # no space at all (ids, emails, codes): one scan, no gather
     # every value's first and last byte (an empty value's are its neighbours': masked out)
     first = data.take(offsets[:-1], mode="clip") == 32
     last = data.take(offsets[1:] - 1, mode="clip") == 32

@@ -66,16 +66,13 @@ LINES_SCHEMA = pa.schema(
 def create_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
     """The staged rows of one batch, read through the view `<stage>_rows`: the temp table
     `<stage>` (CSV, parquet, JSON arrays, replayed payloads) plus the JSON lines, which stay
-    Arrow slices of the file bytes registered as `<stage>_lines` so their text is not copied
-    before it is parsed. `quarantine_rowid` is set only when re-validating quarantined rows."""
+    Arrow slices of the file bytes registered as `<stage>_lines` (by `register_lines`, when
+    there are any) so their text is not copied before it is parsed. `quarantine_rowid` is set
+    only when re-validating quarantined rows."""
     conn.execute(f"""create or replace temp table {stage} (source_file varchar, source_line bigint,
         partition_date date, payload varchar, pre_reason varchar, pre_detail varchar,
         quarantine_rowid bigint)""")
-    register_lines(conn, stage, [])
-    conn.execute(f"""create or replace temp view {stage}_rows as
-        select * from {stage} union all
-        select source_file::varchar, source_line, partition_date, payload::varchar, null, null, null
-        from {stage}_lines""")
+    conn.execute(f"create or replace temp view {stage}_rows as select * from {stage}")
 
 
 def drop_stage(conn: duckdb.DuckDBPyConnection, stage: str) -> None:
@@ -109,12 +106,19 @@ def row_group_chunks(table: pa.Table) -> pa.Table:
 
 
 def register_lines(conn: duckdb.DuckDBPyConnection, stage: str, lines: list[pa.Table]) -> None:
-    """Register the batch's JSON lines in chunks of LINES_CHUNK_ROWS (zero-copy slices): DuckDB
-    scans an Arrow table one chunk per task, and a file is one chunk, so three files on two
-    cores would leave one core idle a third of the query."""
-    table = pa.concat_tables(lines) if lines else LINES_SCHEMA.empty_table()
+    """Register the batch's JSON lines in chunks of LINES_CHUNK_ROWS (zero-copy slices) and add
+    them to `<stage>_rows`: DuckDB scans an Arrow table one chunk per task, and a file is one
+    chunk, so three files on two cores would leave one core idle a third of the query. No
+    lines: nothing registered (an empty Arrow table cost a millisecond per batch)."""
+    if not lines:
+        return
+    table = pa.concat_tables(lines)
     batches = table.to_batches(max_chunksize=LINES_CHUNK_ROWS)
     conn.register(f"{stage}_lines", pa.Table.from_batches(batches, LINES_SCHEMA))
+    conn.execute(f"""create or replace temp view {stage}_rows as
+        select * from {stage} union all
+        select source_file::varchar, source_line, partition_date, payload::varchar, null, null, null
+        from {stage}_lines""")
 
 
 def count_rows(conn: duckdb.DuckDBPyConnection, stage: str) -> int:
