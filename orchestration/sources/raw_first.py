@@ -84,9 +84,9 @@ class RawFirst:
         stage: str,
         params_of: Callable[[str], dict],
     ) -> None:
-        """Insert the typed rows of `sql` (over `stage`) into raw, then move the failing ones to
-        the bad table: `rebuild(view)` is the same typed query over a view of just their stage
-        rows."""
+        """Insert the typed rows of `sql` (over `stage`) into raw, count their groups into
+        SUMMARY, then move the failing ones to the bad table: `rebuild(view)` is the same typed
+        query over a view of just their stage rows."""
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
         meta = "_partition_date, _loaded_at, _source, _source_file, _source_line"
         stmt = f"""insert into raw.{self.spec.name} ({cols}, {meta})
@@ -96,11 +96,12 @@ class RawFirst:
         register_zone_offsets(conn, stmt)
         with unordered_insert(conn):
             conn.execute(stmt, params_of(stmt))
-        bad = f"{self.mine} and _source[10] = '!'"
+        self._summarise(conn)
         # fetchall, not fetchone: a result left unfinished blocks the next register/cursor
-        ((n,),) = conn.execute(f"select count(*) from raw.{self.spec.name} where {bad}").fetchall()
+        ((n,),) = conn.execute(f"select count(*) from {SUMMARY} where bad").fetchall()
         if not n:
             return
+        bad = f"{self.mine} and _source[10] = '!'"
         conn.execute(f"""create or replace temp view _segflow_bad_stage as
             select s.* from {stage} s semi join (
               select _source_file as f, _source_line as l from raw.{self.spec.name} where {bad}
@@ -114,38 +115,46 @@ class RawFirst:
         conn.execute(f"{verb} {again}", params_of(again))
         conn.execute("drop view _segflow_bad_stage")
         conn.execute(f"delete from raw.{self.spec.name} where {bad}")
+        conn.execute(f"delete from {SUMMARY} where bad")
         self.has_bad = True
+
+    def _filled(self) -> str:
+        return ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
+
+    def _summarise(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """SUMMARY: this load's raw rows by (day, file, token), with the token decoded once per
+        group, whether its rows fail a rule (`bad`), each column's non-null count `n_<column>`
+        and the group's first source lines `first_lines`: one scan that the counts, the
+        empty-column check and the samples read instead of raw."""
+        conn.execute(f"""create or replace temp table {SUMMARY} as
+            select partition_date, source_file, null::varchar as reason_code,
+              {_decoded("tok")}, tok[10] = '!' as bad, n,
+              * exclude (partition_date, source_file, tok, n)
+            from (select _partition_date as partition_date, _source_file as source_file,
+                    _source as tok, count(*) as n, {self._filled()},
+                    arg_min(_source_line, _source_line, {FIRST_LINES}) as first_lines
+                  from raw.{self.spec.name} where {self.mine} group by all)""")
+        self.summarised = True
 
     def create_view(self, conn: duckdb.DuckDBPyConnection, target: str) -> None:
         """`target`: the batch table's columns over this load's raw rows and the bad table;
         `<target>_n`: its (partition_date, source_file, reason_code, _identity, _fallback,
         _dst) groups with their row count `n`, each column's non-null count `n_<column>`
-        and the group's first source lines `first_lines` (raw rows only). The raw rows'
-        groups are counted once, here, into SUMMARY (the token decoded once per group); the
-        counts, the empty-column check and the samples read that small table."""
+        and the raw groups' first source lines `first_lines` (SUMMARY, made by `write`)."""
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
         rows = f"""select _source_file as source_file, _source_line as source_line,
               _partition_date as partition_date, null::bigint as quarantine_rowid, {cols},
               null::varchar as reason_code, null::varchar as reason_detail,
               _partition_date as derived_date, null::varchar as payload, {_decoded("_source")}
             from raw.{self.spec.name} where {self.mine}"""
-        filled = ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
-        conn.execute(f"""create or replace temp table {SUMMARY} as
-            select partition_date, source_file, null::varchar as reason_code,
-              {_decoded("tok")}, n, * exclude (partition_date, source_file, tok, n)
-            from (select _partition_date as partition_date, _source_file as source_file,
-                    _source as tok, count(*) as n, {filled},
-                    arg_min(_source_line, _source_line, {FIRST_LINES}) as first_lines
-                  from raw.{self.spec.name} where {self.mine} group by all)""")
-        groups = f"select * from {SUMMARY}"
+        groups = f"select * exclude (bad) from {SUMMARY}"
         if self.has_bad:
             rows += f" union all by name select * from {self.bad_table}"
             groups += f""" union all by name select partition_date, source_file, reason_code,
-                _identity, _fallback, _dst, count(*) as n, {filled}
+                _identity, _fallback, _dst, count(*) as n, {self._filled()}
                 from {self.bad_table} group by all"""
         conn.execute(f"create or replace temp view {target} as {rows}")
         conn.execute(f"create or replace temp view {target}_n as {groups}")
-        self.summarised = True
 
     def first_line_bound(self, conn, where: str, order: str) -> int | None:
         """The largest source line among the first FIRST_LINES raw rows by `order` (over
