@@ -25,31 +25,24 @@ def _quoted(name: str) -> str:
 
 
 def empty_columns(
-    conn: duckdb.DuckDBPyConnection,
-    target: str,
-    table: str,
-    source,
-    files: list[str],
-    counted: bool = False,
+    conn: duckdb.DuckDBPyConnection, target: str, table: str, source, files: list[str], rf=None
 ) -> tuple[list[str], list[str]]:
     """(warnings, errors) for the typed rows of `files` in `target`, read through `source`
-    (`counted`: from the groups `<target>_n` with their `n_<column>` counts, see
-    `RawFirst.create_view`, instead of every row)."""
+    (raw-first `rf`: from its counted groups, `RawFirst.column_counts`, instead of every row)."""
     if source is None or source.default_columns or not files:
         return [], []
     columns = list(RAW[table].columns)
-    filled = (
-        [f'sum("n_{c}")::bigint' for c in columns]
-        if counted
-        else [f"count({_quoted(c)})" for c in columns]
+    counts = (
+        rf.column_counts(conn, files)
+        if rf is not None
+        else conn.execute(
+            "select source_file, count(*), "
+            + ", ".join(f"count({_quoted(c)})" for c in columns)
+            + f" from {target} where list_contains($files, source_file) and not "
+            "list_contains($problems, coalesce(reason_code, '')) group by 1 order by 1",
+            {"files": files, "problems": list(READER_PROBLEMS)},
+        ).fetchall()
     )
-    counts = conn.execute(
-        f"select source_file, {'sum(n)::bigint' if counted else 'count(*)'}, "
-        + ", ".join(filled)
-        + f" from {target}{'_n' if counted else ''} where list_contains($files, source_file) "
-        "and not list_contains($problems, coalesce(reason_code, '')) group by 1 order by 1",
-        {"files": files, "problems": list(READER_PROBLEMS)},
-    ).fetchall()
     strict = set(RAW[table].required) | set(MONEY.get(table, ()))
     warnings, errors = [], []
     for file, rows, *filled in counts:

@@ -270,7 +270,7 @@ def _validate_files(
             rf.create_view(conn, target)
         note_read(report, read)
         names = [f.relative for f in group]
-        warnings, errors = empty_columns(conn, target, spec.name, source, names, rf is not None)
+        warnings, errors = empty_columns(conn, target, spec.name, source, names, rf)
         report.warnings += warnings
         report.mapping_errors += errors
     if rf is not None and days is not None:  # rows of other days: read, checked, not loaded

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import duckdb
 
+from orchestration.sources.diagnostics import READER_PROBLEMS
 from orchestration.sources.tables import TableSpec
 from orchestration.sources.zones import register_zone_offsets
 
@@ -52,6 +53,7 @@ class RawFirst:
         self.has_bad = False
         self.summarised = False  # SUMMARY holds this batch's raw groups
         self.first_keys: list[tuple] = []  # (day, file, first lines) of every batch's groups
+        self.groups: list[dict] = []  # SUMMARY's rows
 
     @property
     def mine(self) -> str:
@@ -97,9 +99,7 @@ class RawFirst:
         with unordered_insert(conn):
             conn.execute(stmt, params_of(stmt))
         self._summarise(conn)
-        # fetchall, not fetchone: a result left unfinished blocks the next register/cursor
-        ((n,),) = conn.execute(f"select count(*) from {SUMMARY} where bad").fetchall()
-        if not n:
+        if not any(g["bad"] for g in self.groups):
             return
         bad = f"{self.mine} and _source[10] = '!'"
         conn.execute(f"""create or replace temp view _segflow_bad_stage as
@@ -116,31 +116,56 @@ class RawFirst:
         conn.execute("drop view _segflow_bad_stage")
         conn.execute(f"delete from raw.{self.spec.name} where {bad}")
         conn.execute(f"delete from {SUMMARY} where bad")
+        self.groups = [g for g in self.groups if not g["bad"]]
         self.has_bad = True
-
-    def _filled(self) -> str:
-        return ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
 
     def _summarise(self, conn: duckdb.DuckDBPyConnection) -> None:
         """SUMMARY: this load's raw rows by (day, file, token), with the token decoded once per
         group, whether its rows fail a rule (`bad`), each column's non-null count `n_<column>`
         and the group's first source lines `first_lines`: one scan that the counts, the
         empty-column check and the samples read instead of raw."""
+        filled = ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
         conn.execute(f"""create or replace temp table {SUMMARY} as
             select partition_date, source_file, null::varchar as reason_code,
               {_decoded("tok")}, tok[10] = '!' as bad, n,
               * exclude (partition_date, source_file, tok, n)
             from (select _partition_date as partition_date, _source_file as source_file,
-                    _source as tok, count(*) as n, {self._filled()},
+                    _source as tok, count(*) as n, {filled},
                     arg_min(_source_line, _source_line, {FIRST_LINES}) as first_lines
                   from raw.{self.spec.name} where {self.mine} group by all)""")
+        result = conn.execute(f"select * from {SUMMARY}")
+        names = [d[0] for d in result.description]
+        self.groups = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         self.summarised = True
+
+    def column_counts(self, conn: duckdb.DuckDBPyConnection, files: list[str]) -> list[tuple]:
+        """(file, rows, non-null count of each contract column) of this load's rows from
+        `files` that the reader could read (SUMMARY, and the bad table's rows but for reader
+        problems), by file: what `diagnostics.empty_columns` checks."""
+        cols = self.spec.column_names
+        totals: dict[str, list[int]] = {}
+        for g in self.groups:
+            if g["source_file"] in files:
+                into = totals.setdefault(g["source_file"], [0] * (len(cols) + 1))
+                for i, n in enumerate([g["n"], *(g[f"n_{c}"] for c in cols)]):
+                    into[i] += n
+        if self.has_bad:
+            rows = conn.execute(
+                f"""select source_file, count(*), {", ".join(f'count("{c}")' for c in cols)}
+                from {self.bad_table} where list_contains($files, source_file)
+                  and not list_contains($problems, coalesce(reason_code, '')) group by 1""",
+                {"files": files, "problems": list(READER_PROBLEMS)},
+            ).fetchall()
+            for file, *counts in rows:
+                into = totals.setdefault(file, [0] * (len(cols) + 1))
+                for i, n in enumerate(counts):
+                    into[i] += n
+        return [(file, *counts) for file, counts in sorted(totals.items())]
 
     def create_view(self, conn: duckdb.DuckDBPyConnection, target: str) -> None:
         """`target`: the batch table's columns over this load's raw rows and the bad table;
         `<target>_n`: its (partition_date, source_file, reason_code, _identity, _fallback,
-        _dst) groups with their row count `n`, each column's non-null count `n_<column>`
-        and the raw groups' first source lines `first_lines` (SUMMARY, made by `write`)."""
+        _dst) groups with their row count `n` (the raw rows' from SUMMARY, made by `write`)."""
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
         rows = f"""select _source_file as source_file, _source_line as source_line,
               _partition_date as partition_date, null::bigint as quarantine_rowid, {cols},
@@ -151,8 +176,7 @@ class RawFirst:
         if self.has_bad:
             rows += f" union all by name select * from {self.bad_table}"
             groups += f""" union all by name select partition_date, source_file, reason_code,
-                _identity, _fallback, _dst, count(*) as n, {self._filled()}
-                from {self.bad_table} group by all"""
+                _identity, _fallback, _dst, count(*) as n from {self.bad_table} group by all"""
         conn.execute(f"create or replace temp view {target} as {rows}")
         conn.execute(f"create or replace temp view {target}_n as {groups}")
 
@@ -200,6 +224,9 @@ class RawFirst:
             "and not list_contains($days, partition_date)",
             {"days": days},
         )
+        self.groups = [
+            g for g in self.groups if g["partition_date"] is None or g["partition_date"] in days
+        ]
 
     def keep_old(self) -> str:
         """SQL: a raw row not written by this load (what replacing a partition deletes)."""
@@ -209,9 +236,9 @@ class RawFirst:
         """Every row of this load gets its source's name; the first lines of its groups are
         kept for the preview's bound (`preview_bound`)."""
         if self.summarised:
-            self.first_keys += conn.execute(
-                f"select partition_date, source_file, first_lines from {SUMMARY}"
-            ).fetchall()
+            self.first_keys += [
+                (g["partition_date"], g["source_file"], g["first_lines"]) for g in self.groups
+            ]
         conn.execute(
             f"update raw.{self.spec.name} set _source = $s where {self.mine}",
             {"s": self.source_name},
@@ -237,14 +264,13 @@ class RawFirst:
 def unordered_insert(conn) -> Iterator[None]:
     """The block's inserts may store rows in any order: every reader of raw orders by its
     lineage (`_source_file`, `_source_line`), and keeping the input's order costs a fifth of
-    a raw-first insert (DuckDB merges the threads' row groups in order). The connection's
-    own setting is restored."""
-    ((kept,),) = conn.execute("select current_setting('preserve_insertion_order')").fetchall()
-    conn.execute("set preserve_insertion_order = false")
+    a raw-first insert (DuckDB merges the threads' row groups in order). The session then
+    takes the database's setting again."""
+    conn.execute("set session preserve_insertion_order = false")
     try:
         yield
     finally:
-        conn.execute(f"set preserve_insertion_order = {str(bool(kept)).lower()}")
+        conn.execute("reset session preserve_insertion_order")
 
 
 @contextmanager
