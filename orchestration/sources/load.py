@@ -115,7 +115,7 @@ def load_partitions(
             _validate_files(conn, spec, undated, "_segflow_undated", *context, rf=rf, days=days)
         known = None  # undated raw-first, all days: their groups give the days (one scan)
         if dates is None and undated and rf is not None:
-            known = grouped_counts(conn, "_segflow_undated", "partition_date is not null", True)
+            known = rf.grouped(conn, lambda day: day is not None)
             dates = sorted({day for day, *_ in known})
         dates = sorted(
             set(dates if dates is not None else _found_dates(conn, files, bool(undated)))
@@ -154,7 +154,11 @@ def _load_batch(
     typed, where = _typed_batch(conn, spec, batch, batch_files, undated, *context, rf=rf)
     _replace_partitions(conn, spec, batch, typed, where, now, report.source_name, rf)
     if groups is None:
-        groups = grouped_counts(conn, typed, where, counted=rf is not None)
+        groups = (
+            grouped_counts(conn, typed, where)
+            if rf is None
+            else rf.grouped(conn, lambda day: not undated or day in batch)
+        )
     report.partitions += partition_counts(conn, spec, typed, where, batch, late_days, groups)
     file_counts(conn, typed, where, report, groups, rf)
     if rf is not None and not undated:
@@ -357,7 +361,11 @@ def _load_unassigned(conn, spec: TableSpec, undated, now, source_name, report, r
                 source_name,
                 good=rf is None,
             )
-    groups = grouped_counts(conn, "_segflow_undated", "partition_date is null", rf is not None)
+    groups = (
+        grouped_counts(conn, "_segflow_undated", "partition_date is null")
+        if rf is None
+        else rf.grouped(conn, lambda day: day is None)
+    )
     for _day, file, code, *_, n in groups:
         unassigned = report.unassigned.setdefault(file, {})
         unassigned[code] = unassigned.get(code, 0) + n

@@ -49,7 +49,7 @@ def file_counts(conn, typed: str, where: str, report: LoadReport, groups: list, 
             report.identity[ident] = report.identity.get(ident, 0) + n
     if any(ident == "unmatched" for *_, ident, _used, _dst, _n in groups):
         rows = (
-            rf.unmatched_sql(conn, where)
+            rf.unmatched_sql(where, groups)
             if rf is not None
             else f"select source_file, source_line, user_id from {typed} where {where} and "
             "_identity = 'unmatched'"

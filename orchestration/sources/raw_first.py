@@ -25,7 +25,6 @@ from orchestration.sources.diagnostics import READER_PROBLEMS
 from orchestration.sources.tables import TableSpec
 from orchestration.sources.zones import register_zone_offsets
 
-SUMMARY = "_segflow_summary"  # the raw rows' groups of the batch (see `RawFirst.create_view`)
 FIRST_LINES = 20  # rows in the report's samples (preview, unmatched identities)
 
 # identity status <-> the one character the token keeps for it
@@ -51,9 +50,9 @@ class RawFirst:
         self.prefix = "~" + uuid.uuid4().hex[:7]
         self.bad_table = "_segflow_bad"
         self.has_bad = False
-        self.summarised = False  # SUMMARY holds this batch's raw groups
+        self.summarised = False  # `groups` holds this batch's raw groups
         self.first_keys: list[tuple] = []  # (day, file, first lines) of every batch's groups
-        self.groups: list[dict] = []  # SUMMARY's rows
+        self.groups: list[dict] = []  # this batch's raw rows by group (`_summarise`)
 
     @property
     def mine(self) -> str:
@@ -86,8 +85,8 @@ class RawFirst:
         stage: str,
         params_of: Callable[[str], dict],
     ) -> None:
-        """Insert the typed rows of `sql` (over `stage`) into raw, count their groups into
-        SUMMARY, then move the failing ones to the bad table: `rebuild(view)` is the same typed
+        """Insert the typed rows of `sql` (over `stage`) into raw, count their groups
+        (`_summarise`), then move the failing ones to the bad table: `rebuild(view)` is the same typed
         query over a view of just their stage rows."""
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
         meta = "_partition_date, _loaded_at, _source, _source_file, _source_line"
@@ -115,32 +114,48 @@ class RawFirst:
         conn.execute(f"{verb} {again}", params_of(again))
         conn.execute("drop view _segflow_bad_stage")
         conn.execute(f"delete from raw.{self.spec.name} where {bad}")
-        conn.execute(f"delete from {SUMMARY} where bad")
         self.groups = [g for g in self.groups if not g["bad"]]
         self.has_bad = True
 
     def _summarise(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """SUMMARY: this load's raw rows by (day, file, token), with the token decoded once per
+        """`groups`: this load's raw rows by (day, file, token), the token decoded once per
         group, whether its rows fail a rule (`bad`), each column's non-null count `n_<column>`
-        and the group's first source lines `first_lines`: one scan that the counts, the
-        empty-column check and the samples read instead of raw."""
+        and the group's first source lines `first_lines`. One scan of raw, kept in Python:
+        the counts, the empty-column check and the samples' bounds read it, not raw."""
         filled = ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
-        conn.execute(f"""create or replace temp table {SUMMARY} as
-            select partition_date, source_file, null::varchar as reason_code,
-              {_decoded("tok")}, tok[10] = '!' as bad, n,
-              * exclude (partition_date, source_file, tok, n)
+        result = conn.execute(f"""select partition_date, source_file, {_decoded("tok")},
+              tok[10] = '!' as bad, n, * exclude (partition_date, source_file, tok, n)
             from (select _partition_date as partition_date, _source_file as source_file,
                     _source as tok, count(*) as n, {filled},
                     arg_min(_source_line, _source_line, {FIRST_LINES}) as first_lines
                   from raw.{self.spec.name} where {self.mine} group by all)""")
-        result = conn.execute(f"select * from {SUMMARY}")
         names = [d[0] for d in result.description]
         self.groups = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         self.summarised = True
 
+    def grouped(self, conn: duckdb.DuckDBPyConnection, keep: Callable[[object], bool]) -> list:
+        """`raw_write.grouped_counts` of this load's rows whose partition date `keep` accepts:
+        the raw rows' from `groups`, the bad table's counted (a small table)."""
+        out = [
+            (g["partition_date"], g["source_file"], None, g["_identity"], g["_fallback"],
+             g["_dst"], g["n"])
+            for g in self.groups
+            if keep(g["partition_date"])
+        ]  # fmt: skip
+        if self.has_bad:
+            out += [
+                g
+                for g in conn.execute(
+                    "select partition_date, source_file, reason_code, _identity, _fallback, "
+                    f"_dst, count(*) from {self.bad_table} group by all"
+                ).fetchall()
+                if keep(g[0])
+            ]
+        return out
+
     def column_counts(self, conn: duckdb.DuckDBPyConnection, files: list[str]) -> list[tuple]:
         """(file, rows, non-null count of each contract column) of this load's rows from
-        `files` that the reader could read (SUMMARY, and the bad table's rows but for reader
+        `files` that the reader could read (`groups`, and the bad table's rows but for reader
         problems), by file: what `diagnostics.empty_columns` checks."""
         cols = self.spec.column_names
         totals: dict[str, list[int]] = {}
@@ -163,49 +178,38 @@ class RawFirst:
         return [(file, *counts) for file, counts in sorted(totals.items())]
 
     def create_view(self, conn: duckdb.DuckDBPyConnection, target: str) -> None:
-        """`target`: the batch table's columns over this load's raw rows and the bad table;
-        `<target>_n`: its (partition_date, source_file, reason_code, _identity, _fallback,
-        _dst) groups with their row count `n` (the raw rows' from SUMMARY, made by `write`)."""
+        """`target`: the batch table's columns over this load's raw rows and the bad table."""
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
         rows = f"""select _source_file as source_file, _source_line as source_line,
               _partition_date as partition_date, null::bigint as quarantine_rowid, {cols},
               null::varchar as reason_code, null::varchar as reason_detail,
               _partition_date as derived_date, null::varchar as payload, {_decoded("_source")}
             from raw.{self.spec.name} where {self.mine}"""
-        groups = f"select * exclude (bad) from {SUMMARY}"
         if self.has_bad:
             rows += f" union all by name select * from {self.bad_table}"
-            groups += f""" union all by name select partition_date, source_file, reason_code,
-                _identity, _fallback, _dst, count(*) as n from {self.bad_table} group by all"""
         conn.execute(f"create or replace temp view {target} as {rows}")
-        conn.execute(f"create or replace temp view {target}_n as {groups}")
 
-    def first_line_bound(self, conn, where: str, order: str) -> int | None:
-        """The largest source line among the first FIRST_LINES raw rows by `order` (over
-        `partition_date`, `source_file`, `line`) of the SUMMARY groups matching `where`: a
-        sample of those rows ordered so needs no row past it (each group keeps its first lines,
-        and a row sampled is among its group's first), and zone maps skip the rest of raw."""
-        lines = conn.execute(
-            f"""select max(line) from (select line from (select partition_date, source_file,
-                  unnest(first_lines) as line from {SUMMARY} where {where})
-                order by {order} limit {FIRST_LINES})"""
-        ).fetchall()
-        return lines[0][0]
-
-    def unmatched_sql(self, conn: duckdb.DuckDBPyConnection, where: str) -> str:
+    def unmatched_sql(self, where: str, counted: list[tuple]) -> str:
         """SQL: (source_file, source_line, user_id) of this load's rows whose identity matched
-        nothing, among those matching `where` (over the view's names), enough for the first
-        FIRST_LINES by file and line: raw rows found by the token's identity character (a
-        range, not decoding every token) up to their first-line bound."""
+        nothing, among those matching `where` (over the view's names; `counted`: their
+        `grouped` counts), enough for the first FIRST_LINES by file and line: raw rows found by
+        the token's identity character (a range, not decoding every token) up to the line of
+        the last of those first rows (each group keeps its first lines, and a row sampled is
+        among its group's first: zone maps skip the rest of raw)."""
         u = self.prefix + _IDENTITY["unmatched"]  # tokens starting so: a range, no substring
-        bound = self.first_line_bound(
-            conn, f"_identity = 'unmatched' and {where}", "source_file, line"
-        )
+        parts = {(day, file) for day, file, *_ in counted}
+        first = sorted(
+            (g["source_file"], line)
+            for g in self.groups
+            if g["_identity"] == "unmatched" and (g["partition_date"], g["source_file"]) in parts
+            for line in g["first_lines"]
+        )[:FIRST_LINES]
+        bound = max((line for _, line in first), default=0)
         rows = f"""select _source_file as source_file, _source_line as source_line, user_id,
               _partition_date as partition_date
             from raw.{self.spec.name}
             where _source >= '{u}' and _source < '{u[:-1]}{chr(ord(u[-1]) + 1)}'
-              and _source_line <= {bound or 0}"""
+              and _source_line <= {bound}"""
         if self.has_bad:
             rows += f""" union all select source_file, source_line, user_id, partition_date
                 from {self.bad_table} where _identity = 'unmatched'"""
@@ -217,11 +221,6 @@ class RawFirst:
         conn.execute(
             f"delete from raw.{self.spec.name} where {self.mine} and _partition_date is not null "
             "and not list_contains($days, _partition_date)",
-            {"days": days},
-        )
-        conn.execute(
-            f"delete from {SUMMARY} where partition_date is not null "
-            "and not list_contains($days, partition_date)",
             {"days": days},
         )
         self.groups = [
@@ -291,12 +290,9 @@ def transaction(conn, active: bool) -> Iterator[None]:
 TEMPS = (
     "_segflow_typed",
     "_segflow_undated",
-    "_segflow_typed_n",
-    "_segflow_undated_n",
     "_segflow_bad",
     "_segflow_bad_stage",
     "_segflow_keys",
-    SUMMARY,
 )
 
 

@@ -82,15 +82,13 @@ def insert_good_and_bad(
     )
 
 
-def grouped_counts(conn, typed: str, where: str, counted: bool = False) -> list[tuple]:
+def grouped_counts(conn, typed: str, where: str) -> list[tuple]:
     """One scan of the rows of `typed` matching `where`: (partition_date, source_file,
     reason_code, _identity, _fallback, _dst, rows) groups, for the per-day and per-file
-    counts of the report. `counted`: `typed` has those groups already, with their rows as `n`
-    (raw-first's `<target>_n`)."""
-    rows = "sum(n)::bigint" if counted else "count(*)"
+    counts of the report (raw-first loads have them counted already: `RawFirst.grouped`)."""
     return conn.execute(
-        f"select partition_date, source_file, reason_code, _identity, _fallback, _dst, {rows} "
-        f"from {typed}{'_n' if counted else ''} where {where} group by all"
+        "select partition_date, source_file, reason_code, _identity, _fallback, _dst, count(*) "
+        f"from {typed} where {where} group by all"
     ).fetchall()
 
 
