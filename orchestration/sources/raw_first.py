@@ -3,14 +3,17 @@ of a typed batch table that is then copied into raw (two writes; the copy was a 
 load). Used when a load's files are all dated or all undated (`load.load_partitions`); a mix of
 both keeps the batch table.
 
-Each row is inserted with a token in `_source` that names this load and carries what the report
-needs beyond the row: its identity match, whether it failed a rule (or has no partition), and its
-fallback / daylight-saving notes. Right after each insert the failing rows (few, as a rule) are
-typed again from the stage, with reason, detail and payload, into a small table, and deleted from
-raw. The temp view `<target>` then shows the same columns the batch table had (rows from raw with
-the token decoded, plus the failing rows), so the counts, quarantine and report read it
-unchanged. Everything happens inside one transaction that ends with `untokenize` (every row's
-`_source` set back to the source name), so no token is ever committed.
+Each row is inserted with a code in the high bits of `_source_line` (line + code << 40) that
+marks it as this load's and carries what the report needs beyond the row: its identity match,
+whether it failed a rule (or has no partition), and whether it has fallback / daylight-saving
+notes, which a row that has them keeps in `_source` (a token naming this load; every other row
+gets the source's name at once). Integer codes are grouped and cleared at half the cost of
+string tokens. Right after each insert the rows are counted by group (one scan), and the
+failing rows (few, as a rule) are typed again from the stage, with reason, detail and
+payload, into a small table, and deleted from raw. The temp view `<target>` then shows the same
+columns the batch table had (rows from raw with the code decoded, plus the failing rows).
+Everything happens inside one transaction that ends with `untokenize` (lines and sources
+restored), so no code is ever committed.
 """
 
 from __future__ import annotations
@@ -27,17 +30,27 @@ from orchestration.sources.zones import register_zone_offsets
 
 FIRST_LINES = 20  # rows in the report's samples (preview, unmatched identities)
 
-# identity status <-> the one character the token keeps for it
-_IDENTITY = {"email": "e", "external_id": "x", "unmatched": "u"}
+SHIFT = 40  # a source line is below 2**40; this load's rows carry a code above it
+MINE = 1 << SHIFT
+LINE = MINE - 1  # mask: the line itself
+IDENTITIES = ("email", "external_id", "unmatched")  # code bits 0-1 (3: no identity chain)
+BAD, NOTES = 4, 8  # code bits: failed a rule or has no partition; has fallback / DST notes
 
 
-def _decoded(token: str) -> str:
-    """SQL: `_identity`, `_fallback`, `_dst` from a token column."""
-    rest = f"{token}[11:]"
-    return f"""case {token}[9] {" ".join(f"when '{v}' then '{k}'" for k, v in _IDENTITY.items())}
-          end as _identity,
-        nullif(split_part({rest}, '|', 2), '') as _fallback,
-        nullif(split_part({rest}, '|', 3), '') as _dst"""
+def _code() -> str:
+    """SQL over the typed query's output: the row's code (1 + identity + BAD + NOTES)."""
+    ids = " ".join(f"when '{k}' then {i}" for i, k in enumerate(IDENTITIES))
+    return (
+        f"(1 + case _identity {ids} else 3 end"
+        f" + case when reason_code is not null or partition_date is null then {BAD} else 0 end"
+        f" + case when _fallback is null and _dst is null then 0 else {NOTES} end)"
+    )
+
+
+def _decoded_identity(code: str) -> str:
+    """SQL: `_identity` from a code expression."""
+    whens = " ".join(f"when {i} then '{k}'" for i, k in enumerate(IDENTITIES))
+    return f"case ({code} - 1) & 3 {whens} end"
 
 
 class RawFirst:
@@ -45,8 +58,7 @@ class RawFirst:
 
     def __init__(self, spec: TableSpec, source_name: str) -> None:
         self.spec, self.source_name = spec, source_name
-        # '~' sorts after every letter and digit: row groups of earlier loads ('files', 'demo')
-        # are skipped by their min/max statistics when this load's rows are looked up
+        # '~' sorts after every letter and digit: the rows with notes are found by a range
         self.prefix = "~" + uuid.uuid4().hex[:7]
         self.bad_table = "_segflow_bad"
         self.has_bad = False
@@ -57,24 +69,21 @@ class RawFirst:
     @property
     def mine(self) -> str:
         """SQL: the raw rows this load wrote (a range test, so zone maps prune old rows)."""
-        return f"(_source >= '{self.prefix}' and _source < '{self.prefix}~')"
+        return f"(_source_line >= {MINE})"
 
-    def _token(self) -> str:
-        """SQL over the typed query's output: prefix, identity, '!' for a row that goes to
-        quarantine (a failed rule, or no partition to place it in), then '|fallback|dst' when
-        either is set. Most rows take a constant branch (no string built per row)."""
+    def _notes(self, column: str) -> str:
+        """SQL: `_fallback` (`column` 2) or `_dst` (3) of a raw row of this load."""
+        token = f"_source >= '{self.prefix}' and _source < '{self.prefix}~'"
+        part = 2 if column == "_fallback" else 3
+        return f"case when {token} then nullif(split_part(_source, '|', {part}), '') end"
 
-        def by_identity(flag: str) -> str:
-            whens = " ".join(
-                f"when '{k}' then '{self.prefix}{v}{flag}'" for k, v in _IDENTITY.items()
-            )
-            return f"case _identity {whens} else '{self.prefix}-{flag}' end"
-
-        bad = "reason_code is not null or partition_date is null"
-        short = f"case when {bad} then {by_identity('!')} else {by_identity('.')} end"
+    def _source(self) -> str:
+        """SQL over the typed query's output: the source's name, or for a row with notes a
+        token that names this load and keeps them ('<prefix>|fallback|dst')."""
+        name = "'" + self.source_name.replace("'", "''") + "'"
         return (
-            f"case when _fallback is null and _dst is null then {short} else {short} || '|' || "
-            "coalesce(_fallback, '') || '|' || coalesce(_dst, '') end"
+            f"case when _fallback is null and _dst is null then {name} else '{self.prefix}|' "
+            "|| coalesce(_fallback, '') || '|' || coalesce(_dst, '') end"
         )
 
     def write(
@@ -91,8 +100,8 @@ class RawFirst:
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
         meta = "_partition_date, _loaded_at, _source, _source_file, _source_line"
         stmt = f"""insert into raw.{self.spec.name} ({cols}, {meta})
-            select {cols}, partition_date, $now::timestamp, {self._token()}, source_file,
-                   source_line
+            select {cols}, partition_date, $now::timestamp, {self._source()}, source_file,
+                   source_line + ({_code()}::bigint << {SHIFT})
             from ({sql})"""
         register_zone_offsets(conn, stmt)
         with unordered_insert(conn):
@@ -100,10 +109,11 @@ class RawFirst:
         self._summarise(conn)
         if not any(g["bad"] for g in self.groups):
             return
-        bad = f"{self.mine} and _source[10] = '!'"
+        bad = f"{self.mine} and ((_source_line >> {SHIFT}) - 1) & {BAD} = {BAD}"
         conn.execute(f"""create or replace temp view _segflow_bad_stage as
             select s.* from {stage} s semi join (
-              select _source_file as f, _source_line as l from raw.{self.spec.name} where {bad}
+              select _source_file as f, _source_line & {LINE} as l
+              from raw.{self.spec.name} where {bad}
             ) b on s.source_file = b.f and s.source_line = b.l""")
         again = rebuild("_segflow_bad_stage")
         verb = (
@@ -118,20 +128,33 @@ class RawFirst:
         self.has_bad = True
 
     def _summarise(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """`groups`: this load's raw rows by (day, file, token), the token decoded once per
-        group, whether its rows fail a rule (`bad`), each column's non-null count `n_<column>`
-        and the group's first source lines `first_lines`. One scan of raw, kept in Python:
-        the counts, the empty-column check and the samples' bounds read it, not raw."""
-        filled = ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
-        result = conn.execute(f"""select partition_date, source_file, {_decoded("tok")},
-              tok[10] = '!' as bad, n, * exclude (partition_date, source_file, tok, n)
-            from (select _partition_date as partition_date, _source_file as source_file,
-                    _source as tok, count(*) as n, {filled},
-                    arg_min(_source_line, _source_line, {FIRST_LINES}) as first_lines
-                  from raw.{self.spec.name} where {self.mine} group by all)""")
-        names = [d[0] for d in result.description]
-        self.groups = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        """`groups`: this load's raw rows by (day, file, code), the code decoded (`_identity`,
+        `bad`, and for rows with notes `_fallback` / `_dst`, then also grouped by `_source`),
+        each column's non-null count `n_<column>` and the group's first source lines
+        `first_lines`. One scan of raw (a second, by `_source`, only when a row has notes),
+        kept in Python: the counts, the empty-column check and the samples' bounds read it."""
+        self.groups = self._groups(conn, by_source=False)
+        if any(g["notes"] for g in self.groups):
+            self.groups = self._groups(conn, by_source=True)
         self.summarised = True
+
+    def _groups(self, conn: duckdb.DuckDBPyConnection, by_source: bool) -> list[dict]:
+        filled = ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
+        result = conn.execute(f"""select _partition_date as partition_date,
+              _source_file as source_file, _source_line >> {SHIFT} as code,
+              {"_source" if by_source else "null::varchar as _source"}, count(*) as n,
+              {filled}, arg_min(_source_line & {LINE}, _source_line, {FIRST_LINES}) as first_lines
+            from raw.{self.spec.name} where {self.mine} group by all""")
+        names = [d[0] for d in result.description]
+        groups = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        for g in groups:
+            bits = g["code"] - 1
+            g["_identity"] = (*IDENTITIES, None)[bits & 3]
+            g["bad"], g["notes"] = bool(bits & BAD), bool(bits & NOTES)
+            token = g.pop("_source")
+            notes = token.split("|") if g["notes"] and token else ["", "", ""]
+            g["_fallback"], g["_dst"] = notes[1] or None, notes[2] or None
+        return groups
 
     def grouped(self, conn: duckdb.DuckDBPyConnection, keep: Callable[[object], bool]) -> list:
         """`raw_write.grouped_counts` of this load's rows whose partition date `keep` accepts:
@@ -180,10 +203,13 @@ class RawFirst:
     def create_view(self, conn: duckdb.DuckDBPyConnection, target: str) -> None:
         """`target`: the batch table's columns over this load's raw rows and the bad table."""
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
-        rows = f"""select _source_file as source_file, _source_line as source_line,
+        code = f"(_source_line >> {SHIFT})"
+        rows = f"""select _source_file as source_file, _source_line & {LINE} as source_line,
               _partition_date as partition_date, null::bigint as quarantine_rowid, {cols},
               null::varchar as reason_code, null::varchar as reason_detail,
-              _partition_date as derived_date, null::varchar as payload, {_decoded("_source")}
+              _partition_date as derived_date, null::varchar as payload,
+              {_decoded_identity(code)} as _identity, {self._notes("_fallback")} as _fallback,
+              {self._notes("_dst")} as _dst
             from raw.{self.spec.name} where {self.mine}"""
         if self.has_bad:
             rows += f" union all by name select * from {self.bad_table}"
@@ -193,10 +219,9 @@ class RawFirst:
         """SQL: (source_file, source_line, user_id) of this load's rows whose identity matched
         nothing, among those matching `where` (over the view's names; `counted`: their
         `grouped` counts), enough for the first FIRST_LINES by file and line: raw rows found by
-        the token's identity character (a range, not decoding every token) up to the line of
-        the last of those first rows (each group keeps its first lines, and a row sampled is
+        their code (a range, not decoding every row) up to the line of the last of those
+        first rows (each group keeps its first lines, and a row sampled is
         among its group's first: zone maps skip the rest of raw)."""
-        u = self.prefix + _IDENTITY["unmatched"]  # tokens starting so: a range, no substring
         parts = {(day, file) for day, file, *_ in counted}
         first = sorted(
             (g["source_file"], line)
@@ -205,11 +230,15 @@ class RawFirst:
             for line in g["first_lines"]
         )[:FIRST_LINES]
         bound = max((line for _, line in first), default=0)
-        rows = f"""select _source_file as source_file, _source_line as source_line, user_id,
-              _partition_date as partition_date
-            from raw.{self.spec.name}
-            where _source >= '{u}' and _source < '{u[:-1]}{chr(ord(u[-1]) + 1)}'
-              and _source_line <= {bound}"""
+        # the raw rows left are not bad: an unmatched row's code is one of two, each a range
+        unmatched = 1 + IDENTITIES.index("unmatched")
+        ranges = " or ".join(
+            f"_source_line between {c << SHIFT} and {(c << SHIFT) + bound}"
+            for c in (unmatched, unmatched + NOTES)
+        )
+        rows = f"""select _source_file as source_file, _source_line & {LINE} as source_line,
+              user_id, _partition_date as partition_date
+            from raw.{self.spec.name} where {ranges}"""
         if self.has_bad:
             rows += f""" union all select source_file, source_line, user_id, partition_date
                 from {self.bad_table} where _identity = 'unmatched'"""
@@ -232,16 +261,22 @@ class RawFirst:
         return f"not coalesce({self.mine}, false)"
 
     def untokenize(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """Every row of this load gets its source's name; the first lines of its groups are
-        kept for the preview's bound (`preview_bound`)."""
+        """Every row of this load gets its line (and a row with notes its source's name) back;
+        the first lines of its groups are kept for the preview's bound (`preview_bound`)."""
         if self.summarised:
             self.first_keys += [
                 (g["partition_date"], g["source_file"], g["first_lines"]) for g in self.groups
             ]
         conn.execute(
-            f"update raw.{self.spec.name} set _source = $s where {self.mine}",
-            {"s": self.source_name},
+            f"update raw.{self.spec.name} set _source_line = _source_line & {LINE} "
+            f"where {self.mine}"
         )
+        if any(g["notes"] for g in self.groups):
+            conn.execute(
+                f"update raw.{self.spec.name} set _source = $s "
+                f"where _source >= '{self.prefix}' and _source < '{self.prefix}~'",
+                {"s": self.source_name},
+            )
         self.summarised = False
 
     def preview_bound(self) -> int | None:
