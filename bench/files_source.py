@@ -10,10 +10,10 @@ Cases (synthetic, deterministic, written to a temp folder):
 - `hubspot_csv`: HubSpot contacts CSV (preset hubspot_contacts_csv, zone America/New_York);
 - `hubspot_csv_1m`: the same export at 1M rows (`--contacts-large`), where the load's fixed
   costs (schema, counts, previews: a few hundredths of a second) weigh less.
-Each side is timed `--repeats` times (wall clock and process CPU, interleaved in a rotating
-order, each on a fresh in-memory DuckDB: the same work as a single run, repeated to see
-through a shared machine's load); the ratios are files / bare read and files / equal-work plain, of the medians and of
-the minimums.
+Each side is timed `--repeats` times (wall clock and process CPU, interleaved, each round in
+the next of the six orders of the sides, each on a fresh in-memory DuckDB: the same work as a
+single run, repeated to see through a shared machine's load); the ratios are files / bare read
+and files / equal-work plain, of the medians and of the minimums.
 Goal (issue 21 item 10): files source <= 1.5x "a plain DuckDB read of the same files". Which
 denominator that means is not settled, so both are reported: the bare read (the strict reading,
 the one aimed at) and the equal-work script. Results go to <out>/files_source.json and .md.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import os
 import platform
@@ -217,10 +218,11 @@ def _files_timed(name: str, land: Path) -> tuple[float, float, object]:
 
 def run_case(name: str, land: Path, repeats: int = 1) -> dict:
     """Bare read, equal-work plain script and files source `repeats` times, interleaved (so a
-    burst of load on the shared machine hits all three alike) in a rotating order (each side
-    follows each other side equally often: a side run right after the equal-work script's
-    large query was up to 8% slower, the memory it freed being faulted in again); the ratios
-    of their minimum and of their median. `ratio` is files / equal-work plain, `ratio_bare`
+    burst of load on the shared machine hits all three alike), each round in the next of the
+    six orders (over six rounds each side runs right after each other side equally often: a
+    side run right after the equal-work script's large query was up to 8% slower, and a fixed
+    order always ran the files source there); the ratios of their minimum and of their
+    median. `ratio` is files / equal-work plain, `ratio_bare`
     files / bare read."""
     table, reader = PLAIN[name]
     runs: dict[str, list[tuple[float, float]]] = {"bare": [], "plain": [], "files": []}
@@ -229,10 +231,10 @@ def run_case(name: str, land: Path, repeats: int = 1) -> dict:
         "plain": lambda: _timed(TYPED[name].format(land=land)),
         "files": lambda: _files_timed(name, land),
     }
-    order = list(sides)
+    orders = list(itertools.permutations(sides))  # each side right after each other alike
     last: dict[str, object] = {}
     for i in range(repeats):
-        for key in order[i % 3 :] + order[: i % 3]:
+        for key in orders[i % len(orders)]:
             *timing, last[key] = sides[key]()
             runs[key].append(tuple(timing))
     bare_rows, plain_rows, report = last["bare"], last["plain"], last["files"]
@@ -288,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats",
         type=int,
         default=6,
-        help="runs of each side per case (min and median kept; a multiple of 3 rotates evenly)",
+        help="runs of each side per case (min and median kept; a multiple of 6 uses every "
+        "order of the three sides alike)",
     )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
@@ -340,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "2026-12-06 19:30 UTC): every field as DuckDB detects it (nested "
         "JSON as STRUCT, CSV numbers and dates typed by sniffing), no renames, zone conversion, "
         "lineage, checks, quarantine or counts. hubspot_csv_1m: the same CSV at 1M rows. "
-        f"Each side run {args.repeats} times per case, interleaved in a rotating order (each "
-        "side follows each other side equally often); figures are medians, "
+        f"Each side run {args.repeats} times per case, interleaved, each round in the next of "
+        "the six orders of the three sides (each side runs right after each other side alike); "
+        "figures are medians, "
         "[minimums] in brackets, ratios of medians and [of minimums].",
         "",
         "| case | rows | equal-work plain s (CPU s) | files source s (CPU s) "
