@@ -201,7 +201,11 @@ class RawFirst:
         return [(file, *counts) for file, counts in sorted(totals.items())]
 
     def create_view(self, conn: duckdb.DuckDBPyConnection, target: str) -> None:
-        """`target`: the batch table's columns over this load's raw rows and the bad table."""
+        """`target`: the batch table's columns over this load's raw rows and the bad table.
+        Only its failing rows (quarantine) and its keys (duplicate counts) are read from it,
+        the rest from `groups`: without either there is no view to plan."""
+        if not (self.has_bad or self.spec.unique_key):
+            return
         cols = ", ".join(f'"{c}"' for c in self.spec.column_names)
         code = f"(_source_line >> {SHIFT})"
         rows = f"""select _source_file as source_file, _source_line & {LINE} as source_line,
