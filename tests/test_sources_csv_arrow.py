@@ -82,13 +82,14 @@ def _same_as_python_readers(tmp_path: Path, data: bytes, monkeypatch) -> tuple[l
     return arrow[0], arrow[1]
 
 
+@pytest.mark.parametrize("n", [3000, 40_000])  # one Arrow block; four (5 MB)
 def test_arrow_read_equals_the_python_reader_on_a_well_formed_file(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, n: int
 ) -> None:
-    data = (HEADER + "".join(_row(i) for i in range(3000))).encode()
+    data = (HEADER + "".join(_row(i) for i in range(n))).encode()
     rows, bad = _same_as_python_readers(tmp_path, data, monkeypatch)
-    assert len(rows) == 3000 and bad == []
-    assert [r[-1] for r in rows] == list(range(2, 3002))  # line numbers
+    assert len(rows) == n and bad == []
+    assert [r[-1] for r in rows] == list(range(2, n + 2))  # line numbers
     by_id = {r[0]: r for r in rows}
     assert by_id["u3"][3] == 'Acme 3, "Inc"' and by_id["u1"][3] == "Beta 1"
     assert by_id["u2"][3] is None and by_id["u1"][1] == "U1@Example.com"
