@@ -258,9 +258,8 @@ _ARROW_BLOCK = 1 << 20  # Arrow's default CSV block (it parses blocks in paralle
 def _block_size(size: int, lines: int) -> int:
     """Arrow's CSV block for a file of `size` bytes and `lines` lines: a large file is read in
     blocks of a little more than one DuckDB row group each, so its chunks go to the INSERT as
-    they are (no copy to regroup them, see `row_group_chunks`); a file of fewer than four such
-    blocks is read in four (two per core: each block has a fixed cost, so 28 blocks of the
-    default 1 MiB took a fifth longer for a 29 MB file) and regrouped once."""
+    they are (no copy to regroup them, see `row_group_chunks`); a smaller one in four blocks,
+    two per core (a block has a fixed cost: 28 of 1 MiB took a fifth longer), regrouped once."""
     if lines < 4 * ROW_GROUP_ROWS:
         return max(_ARROW_BLOCK, size // 4 + 1)
     return max(_ARROW_BLOCK, int(size / lines * ROW_GROUP_ROWS * 1.1))
