@@ -62,7 +62,6 @@ class RawFirst:
         self.prefix = "~" + uuid.uuid4().hex[:7]
         self.bad_table = "_segflow_bad"
         self.has_bad = False
-        self.summarised = False  # `groups` holds this batch's raw groups
         self.first_keys: list[tuple] = []  # (day, file, first lines) of every batch's groups
         self.groups: list[dict] = []  # this batch's raw rows by group (`_summarise`)
 
@@ -136,7 +135,6 @@ class RawFirst:
         self.groups = self._groups(conn, by_source=False)
         if any(g["notes"] for g in self.groups):
             self.groups = self._groups(conn, by_source=True)
-        self.summarised = True
 
     def _groups(self, conn: duckdb.DuckDBPyConnection, by_source: bool) -> list[dict]:
         filled = ", ".join(f'count("{c}") as "n_{c}"' for c in self.spec.column_names)
@@ -267,10 +265,9 @@ class RawFirst:
     def untokenize(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Every row of this load gets its line (and a row with notes its source's name) back;
         the first lines of its groups are kept for the preview's bound (`preview_bound`)."""
-        if self.summarised:
-            self.first_keys += [
-                (g["partition_date"], g["source_file"], g["first_lines"]) for g in self.groups
-            ]
+        self.first_keys += [
+            (g["partition_date"], g["source_file"], g["first_lines"]) for g in self.groups
+        ]
         conn.execute(
             f"update raw.{self.spec.name} set _source_line = _source_line & {LINE} "
             f"where {self.mine}"
@@ -281,7 +278,7 @@ class RawFirst:
                 f"where _source >= '{self.prefix}' and _source < '{self.prefix}~'",
                 {"s": self.source_name},
             )
-        self.summarised = False
+        self.groups = []  # untokenized: the next batch counts its own
 
     def preview_bound(self) -> int | None:
         """The largest source line among the first FIRST_LINES rows this load left in raw,
